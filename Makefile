@@ -1,0 +1,27 @@
+# One command sets up and runs the main job; one sets up and runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: setup demo test lint clean
+
+$(BIN)/slimnas: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev,plots]'
+	touch $@
+
+setup: $(BIN)/slimnas
+
+demo: setup
+	$(BIN)/slimnas search
+
+test: setup
+	$(BIN)/python -m pytest tests
+
+lint: setup
+	$(BIN)/ruff check slimnas tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,24 @@
+"""User-facing errors: one line naming what is wrong and what is expected."""
+
+from __future__ import annotations
+
+
+class SlimnasError(Exception):
+    """Base class for mistakes a user can fix; the CLI prints them as one line and exits 2."""
+
+
+class ConfigError(SlimnasError, ValueError):
+    """A configuration value is wrong.
+
+    Args:
+        field: dotted path of the field, e.g. ``space.cnn.kernel``.
+        expected: what the field accepts.
+        got: the value that was given (omitted from the message when ``None``).
+    """
+
+    def __init__(self, field: str, expected: str, got: object = None) -> None:
+        self.field, self.expected, self.got = field, expected, got
+        msg = f"{field}: expected {expected}"
+        if got is not None:
+            msg += f", got {got!r}"
+        super().__init__(msg)

@@ -1,0 +1,94 @@
+"""Latency on a real runtime: ONNX Runtime or PyTorch, median of many timed repeats after warm-up."""
+
+from __future__ import annotations
+
+import abc
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from slimnas.registry import Registry
+
+RUNTIMES: Registry = Registry("measure.runtime")
+
+
+def ort_session(path: str | Path, *, threads: int = 1):
+    """An ONNX Runtime CPU session with a fixed thread count (latency is noisy otherwise)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _median_ms(fn, *, warmup: int, repeats: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+class BaseLatency(abc.ABC):
+    """Measures a model's latency in milliseconds per batch.
+
+    Call order: ``__init__`` stores the settings; :meth:`measure` times one model or file.
+    """
+
+    def __init__(self, *, batch_size: int = 1, warmup: int = 20, repeats: int = 100, threads: int = 1) -> None:
+        self.batch_size, self.warmup, self.repeats, self.threads = batch_size, warmup, repeats, threads
+
+    @abc.abstractmethod
+    def measure(self, model: nn.Module | str | Path, input_shape: tuple[int, ...]) -> float:
+        """Median latency (ms) of one batch of ``batch_size`` samples."""
+
+
+@RUNTIMES.register("onnxruntime")
+class OnnxRuntimeLatency(BaseLatency):
+    """Latency of an ONNX file (or a module, exported on the fly) in ONNX Runtime on the CPU."""
+
+    def measure(self, model, input_shape):
+        if isinstance(model, nn.Module):
+            import tempfile
+
+            from slimnas.export import export_onnx
+
+            with tempfile.TemporaryDirectory() as tmp:
+                path = export_onnx(model, Path(tmp) / "model.onnx", input_shape, verify=False)
+                return self.measure(path, input_shape)
+        sess = ort_session(model, threads=self.threads)
+        name = sess.get_inputs()[0].name
+        x = np.random.default_rng(0).standard_normal((self.batch_size, *input_shape)).astype(np.float32)
+        return _median_ms(lambda: sess.run(None, {name: x}), warmup=self.warmup, repeats=self.repeats)
+
+
+@RUNTIMES.register("torch")
+class TorchLatency(BaseLatency):
+    """Latency of an eager module in PyTorch (CPU or CUDA, synchronised)."""
+
+    def measure(self, model, input_shape):
+        model = model.eval()
+        device = next(model.parameters()).device
+        x = torch.randn(self.batch_size, *input_shape, device=device)
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+        def run():
+            with torch.inference_mode():
+                model(x)
+            sync()
+
+        prev = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return _median_ms(run, warmup=self.warmup, repeats=self.repeats)
+        finally:
+            torch.set_num_threads(prev)

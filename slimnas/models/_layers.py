@@ -1,0 +1,35 @@
+"""String-keyed layer factories: configs say ``"relu"``, builders get ``nn.ReLU``."""
+
+from __future__ import annotations
+
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "hardswish": nn.Hardswish,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
+
+
+def make_activation(name: str) -> nn.Module:
+    return ACTIVATIONS[name]()
+
+
+def conv_cls(ndim: int) -> type[nn.Module]:
+    return {1: nn.Conv1d, 2: nn.Conv2d}[ndim]
+
+
+def bn_cls(ndim: int) -> type[nn.Module]:
+    return {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}[ndim]
+
+
+def pool_cls(kind: str, ndim: int) -> type[nn.Module]:
+    return {("max", 1): nn.MaxPool1d, ("max", 2): nn.MaxPool2d, ("avg", 1): nn.AvgPool1d, ("avg", 2): nn.AvgPool2d}[
+        (kind, ndim)
+    ]
