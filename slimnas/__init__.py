@@ -1,3 +1,13 @@
-"""slimnas: neural architecture search and automated model compression under a deployment budget."""
+"""slimnas: neural architecture search and automated model compression under a deployment budget.
+
+Example:
+    >>> import slimnas
+    >>> result = slimnas.search(dataset="digits", n_trials=4, epochs=1)  # doctest: +SKIP
+"""
+
+from slimnas.errors import ConfigError, SlimnasError
+from slimnas.study import SearchResult, search
 
 __version__ = "0.1.0"
+
+__all__ = ["ConfigError", "SearchResult", "SlimnasError", "__version__", "search"]

@@ -2,7 +2,13 @@
 
 from slimnas.measure._bytes import onnx_bytes, weight_bytes
 from slimnas.measure._counts import count_macs, count_params
-from slimnas.measure._latency import RUNTIMES, BaseLatency, OnnxRuntimeLatency, TorchLatency, ort_session
+from slimnas.measure._latency import (
+    RUNTIMES,
+    BaseLatency,
+    OnnxRuntimeLatency,
+    TorchLatency,
+    ort_session,
+)
 
 __all__ = [
     "RUNTIMES",

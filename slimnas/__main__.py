@@ -1,0 +1,3 @@
+from slimnas.cli import main
+
+main()

@@ -1,0 +1,169 @@
+"""The compressor contract and a pipeline that chains compressors.
+
+Compressors follow the scikit-learn estimator contract: ``__init__`` only stores its arguments,
+:meth:`BaseCompressor.fit` does the work on a copy of the model and returns ``self``, learned
+state ends in ``_`` (``model_`` always), and ``get_params``/``set_params`` let a search set them.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+from slimnas.data import DataSplits
+from slimnas.errors import ConfigError
+
+
+class BaseCompressor(abc.ABC):
+    """One compression step.
+
+    Call order: ``__init__`` stores the parameters, unchanged; :meth:`fit` compresses a deep copy
+    of ``model`` (the caller's model is never modified) and sets ``model_``, plus any
+    step-specific learned state (``report_`` is a JSON-ready dict of what the step did). Steps
+    that produce an ONNX file (quantization) also set ``onnx_`` (the file's bytes) and
+    ``precision_``.
+
+    Subclasses implement :meth:`_fit`, which receives the copy and may change it in place.
+    """
+
+    #: set by steps whose artifact is an ONNX file rather than the eager model alone
+    onnx_: bytes | None = None
+
+    def fit(
+        self,
+        model: nn.Module,
+        data: DataSplits | None = None,
+        *,
+        teacher: nn.Module | None = None,
+        input_shape: tuple[int, ...] | None = None,
+    ):
+        """Compress a copy of ``model``.
+
+        Args:
+            model: the trained model; left untouched.
+            data: train/val/test splits; needed for calibration, retraining and data-driven
+                criteria (Taylor importance, sensitivity).
+            teacher: the model to distil from during retraining; the uncompressed input by default.
+            input_shape: shape of one sample; taken from ``data`` when omitted.
+
+        Returns:
+            self, with ``model_`` set.
+        """
+        work = copy.deepcopy(model).cpu()
+        if teacher is None:
+            teacher = model
+        shape = _input_shape(data, input_shape, type(self).__name__)
+        out = self._fit(work, data, teacher, shape)
+        self.model_ = work if out is None else out
+        return self
+
+    @abc.abstractmethod
+    def _fit(
+        self, model: nn.Module, data: DataSplits | None, teacher: nn.Module, input_shape: tuple[int, ...]
+    ) -> nn.Module | None:
+        """Compress ``model`` in place (or return a replacement)."""
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor arguments, by name (scikit-learn's contract)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any):
+        """Set constructor arguments by name; returns self."""
+        valid = set(self._param_names())
+        for key, value in params.items():
+            if key not in valid:
+                raise ConfigError(f"{type(self).__name__}.{key}", f"one of {sorted(valid)}", key)
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _input_shape(data: DataSplits | None, input_shape: tuple[int, ...] | None, who: str) -> tuple[int, ...]:
+    if input_shape is not None:
+        return tuple(input_shape)
+    if data is None:
+        raise ConfigError(f"{who}.fit", "data splits or an input_shape")
+    return data.input_shape
+
+
+def _require_data(data: DataSplits | None, who: str) -> DataSplits:
+    if data is None:
+        raise ConfigError(f"{who}.data", "dataset splits (this step calibrates or retrains on data)")
+    return data
+
+
+class Pipeline(BaseCompressor):
+    """Chains compressors: each step fits on the previous step's ``model_``.
+
+    The teacher for distillation is the pipeline's input model in every step, so later steps
+    distil from the uncompressed model rather than from an already-compressed one.
+
+    Example:
+        >>> from slimnas.compress import LowRankFactorizer, StructuredPruner
+        >>> from slimnas.models import mnist1d_paper_cnn
+        >>> pipe = Pipeline([("prune", StructuredPruner(ratio=0.25)),
+        ...                  ("lowrank", LowRankFactorizer(rank_ratio=0.5))])
+        >>> pipe.fit(mnist1d_paper_cnn(), input_shape=(1, 40)).model_ is not None
+        True
+    """
+
+    def __init__(self, steps: Sequence[tuple[str, BaseCompressor]]) -> None:
+        self.steps = steps
+
+    @property
+    def named_steps(self) -> dict[str, BaseCompressor]:
+        return dict(self.steps)
+
+    def fit(self, model, data=None, *, teacher=None, input_shape=None):
+        names = [name for name, _ in self.steps]
+        if len(set(names)) != len(names) or any("__" in n for n in names):
+            raise ConfigError("pipeline.steps", "unique step names without '__'", names)
+        teacher = model if teacher is None else teacher
+        current = model
+        self.onnx_, self.precision_ = None, None
+        self.report_ = {}
+        for name, step in self.steps:
+            step.fit(current, data, teacher=teacher, input_shape=input_shape)
+            current = step.model_
+            self.report_[name] = getattr(step, "report_", {})
+            if getattr(step, "onnx_", None) is not None:
+                self.onnx_, self.precision_ = step.onnx_, getattr(step, "precision_", None)
+        self.model_ = current
+        return self
+
+    def _fit(self, model, data, teacher, input_shape):  # pragma: no cover - fit is overridden
+        raise NotImplementedError
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {"steps": self.steps}
+        if deep:
+            for name, step in self.steps:
+                out[name] = step
+                for key, value in step.get_params().items():
+                    out[f"{name}__{key}"] = value
+        return out
+
+    def set_params(self, **params: Any):
+        steps = self.named_steps
+        for key, value in params.items():
+            if key == "steps":
+                self.steps = value
+                continue
+            name, _, sub = key.partition("__")
+            if name not in steps or not sub:
+                raise ConfigError(f"Pipeline.{key}", f"'steps' or '<step>__<param>' with a step in {list(steps)}", key)
+            steps[name].set_params(**{sub: value})
+        return self

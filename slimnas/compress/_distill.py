@@ -1,0 +1,134 @@
+"""Retraining after a compression step, optionally with knowledge distillation.
+
+Distillation follows Hinton et al. 2015 ("Distilling the Knowledge in a Neural Network"): the
+student matches the teacher's temperature-softened class probabilities, mixed with the usual
+cross-entropy on the labels; the soft term is scaled by ``T**2`` so its gradients keep their size
+as the temperature changes.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from slimnas.compress._base import BaseCompressor
+from slimnas.data import DataSplits
+from slimnas.errors import ConfigError
+from slimnas.spaces import TrainSpec
+from slimnas.training import Callback, History, cross_entropy, fit
+
+#: the fine-tuning recipe used when none is given: a gentle learning rate, cosine decay
+FINETUNE_SPEC = TrainSpec(optimizer="adam", lr=3e-3, batch_size=128, epochs=1, schedule="cosine")
+
+
+class DistillationLoss:
+    """``loss_fn(logits, y, x)`` for :func:`slimnas.training.fit` that also runs a teacher.
+
+    Args:
+        teacher: the uncompressed model; kept frozen, in eval mode.
+        temperature: softening temperature ``T`` (> 0).
+        alpha: weight of the soft (teacher) term; ``1 - alpha`` goes to the label cross-entropy.
+
+    Example:
+        >>> teacher = torch.nn.Linear(4, 3)
+        >>> loss = DistillationLoss(teacher, temperature=4.0, alpha=0.9)
+        >>> x = torch.randn(8, 4)
+        >>> float(loss(teacher(x), torch.zeros(8, dtype=torch.long), x)) >= 0
+        True
+    """
+
+    def __init__(self, teacher: nn.Module, *, temperature: float = 4.0, alpha: float = 0.9) -> None:
+        if not temperature > 0:
+            raise ConfigError("distill.temperature", "a number > 0", temperature)
+        if not 0 <= alpha <= 1:
+            raise ConfigError("distill.alpha", "a number in [0, 1]", alpha)
+        self.teacher = copy.deepcopy(teacher).eval()
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.temperature, self.alpha = temperature, alpha
+
+    def __call__(self, logits: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        t = self.temperature
+        self.teacher.to(x.device)
+        with torch.no_grad():
+            soft_targets = F.log_softmax(self.teacher(x) / t, dim=1)
+        soft = F.kl_div(F.log_softmax(logits / t, dim=1), soft_targets, reduction="batchmean", log_target=True)
+        hard = F.cross_entropy(logits, y)
+        return self.alpha * t * t * soft + (1 - self.alpha) * hard
+
+
+@dataclass(frozen=True)
+class Retrain:
+    """How a compression step retrains: epochs, recipe, and distillation from the teacher.
+
+    Every compressor that retrains takes one of these, so distillation is available in every
+    retraining step.
+
+    Example:
+        >>> Retrain(epochs=5, distill=True, temperature=4.0).epochs
+        5
+    """
+
+    epochs: int = 0
+    train: TrainSpec = field(default_factory=lambda: FINETUNE_SPEC)
+    distill: bool = False
+    temperature: float = 4.0
+    alpha: float = 0.9
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.epochs, int) or self.epochs < 0:
+            raise ConfigError("retrain.epochs", "an integer >= 0", self.epochs)
+
+    def loss_fn(self, teacher: nn.Module | None):
+        if self.distill and teacher is not None:
+            return DistillationLoss(teacher, temperature=self.temperature, alpha=self.alpha)
+        return cross_entropy
+
+    def run(
+        self,
+        model: nn.Module,
+        data: DataSplits | None,
+        teacher: nn.Module | None,
+        *,
+        epochs: int | None = None,
+        callbacks: Sequence[Callback] = (),
+    ) -> History | None:
+        """Fine-tune ``model`` in place on the training split; ``None`` when there is nothing to do."""
+        n = self.epochs if epochs is None else epochs
+        if n <= 0:
+            return None
+        if data is None:
+            raise ConfigError("retrain", "dataset splits to retrain on (or epochs=0)")
+        history = fit(model, data.x_train, data.y_train, self.train, x_val=data.x_val, y_val=data.y_val,
+                      epochs=n, device=self.device, seed=self.seed, loss_fn=self.loss_fn(teacher),
+                      callbacks=callbacks)
+        model.cpu().eval()
+        return history
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "train": asdict(self.train)}
+
+
+class FineTuner(BaseCompressor):
+    """A pipeline step that only retrains, with distillation when ``retrain.distill``.
+
+    Example:
+        >>> FineTuner(Retrain(epochs=2, distill=True)).get_params()["retrain"].epochs
+        2
+    """
+
+    def __init__(self, retrain: Retrain = Retrain(epochs=1)) -> None:
+        self.retrain = retrain
+
+    def _fit(self, model, data, teacher, input_shape):
+        history = self.retrain.run(model, data, teacher)
+        self.report_ = {"epochs": self.retrain.epochs, "distill": self.retrain.distill,
+                        "val_accuracy": history.last.get("val_accuracy") if history else None}
+        return model

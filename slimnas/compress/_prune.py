@@ -1,0 +1,265 @@
+"""Structured pruning that physically removes channels, filters, neurons and hidden units.
+
+Wraps torch-pruning's dependency graph (Fang et al. 2023, "DepGraph: Towards Any Structural
+Pruning"), which keeps coupled layers consistent: residual sums, concatenations, BatchNorm,
+grouped convolutions. Recurrent layers (GRU, LSTM) get a pruning function of our own through
+torch-pruning's custom-layer hook; the ones it cannot express are left alone and reported.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+import torch_pruning as tp
+from torch import nn
+
+from slimnas.compress._base import BaseCompressor
+from slimnas.compress._distill import Retrain
+from slimnas.data import DataSplits
+from slimnas.errors import ConfigError, SlimnasError
+from slimnas.registry import Registry
+
+#: importance criterion name -> factory of a torch-pruning importance
+IMPORTANCES: Registry = Registry("compress.importance")
+IMPORTANCES.register("l1")(lambda: tp.importance.MagnitudeImportance(p=1))
+IMPORTANCES.register("l2")(lambda: tp.importance.MagnitudeImportance(p=2))
+# Molchanov et al. 2019: first-order Taylor expansion of the loss, |gradient x weight|
+IMPORTANCES.register("taylor")(lambda: tp.importance.TaylorImportance())
+# Liu et al. 2017 (network slimming): |gamma| of the BatchNorm after each channel
+IMPORTANCES.register("bn_scale")(lambda: tp.importance.BNScaleImportance())
+IMPORTANCES.register("random")(lambda: tp.importance.RandomImportance())
+
+PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.GRU, nn.LSTM)
+N_GRADIENT_SAMPLES = 512  # training samples whose loss gradient feeds the Taylor criterion
+
+
+def list_importances() -> list[str]:
+    return IMPORTANCES.names()
+
+
+def linear_schedule(ratio: float, steps: int) -> list[float]:
+    """Cumulative ratios ``[0, r/n, 2r/n, ..., r]`` for iterative pruning."""
+    return [ratio * i / steps for i in range(steps + 1)]
+
+
+def agp_schedule(ratio: float, steps: int) -> list[float]:
+    """Automated gradual pruning (Zhu & Gupta 2017): ``r * (1 - (1 - i/n)**3)``, fast early, slow late."""
+    return [ratio * (1 - (1 - i / steps) ** 3) for i in range(steps + 1)]
+
+
+SCHEDULES = {"linear": linear_schedule, "agp": agp_schedule}
+
+
+class RNNHiddenPruner(tp.pruner.function.BasePruningFunc):
+    """Removes hidden units of a one-layer, one-direction GRU or LSTM (all its gates' rows)."""
+
+    def _gates(self, layer: nn.RNNBase) -> int:
+        return {"GRU": 3, "LSTM": 4}[layer.mode]
+
+    def prune_out_channels(self, layer: nn.RNNBase, idxs: Sequence[int]) -> nn.Module:
+        hidden = layer.hidden_size
+        keep = torch.tensor(sorted(set(range(hidden)) - {int(i) for i in idxs}), dtype=torch.long)
+        rows = torch.cat([keep + g * hidden for g in range(self._gates(layer))])
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            p = getattr(layer, name, None)
+            if p is None:
+                continue
+            data = p.data[rows]
+            if name == "weight_hh_l0":
+                data = data[:, keep]
+            setattr(layer, name, nn.Parameter(data.clone(), requires_grad=p.requires_grad))
+        layer.hidden_size = len(keep)
+        return layer
+
+    def prune_in_channels(self, layer: nn.RNNBase, idxs: Sequence[int]) -> nn.Module:
+        keep = sorted(set(range(layer.input_size)) - {int(i) for i in idxs})
+        p = layer.weight_ih_l0
+        layer.weight_ih_l0 = nn.Parameter(p.data[:, keep].clone(), requires_grad=p.requires_grad)
+        layer.input_size = len(keep)
+        return layer
+
+    def get_out_channels(self, layer: nn.RNNBase) -> int:
+        return layer.hidden_size
+
+    def get_in_channels(self, layer: nn.RNNBase) -> int:
+        return layer.input_size
+
+
+def rnn_unsupported_reason(layer: nn.Module) -> str | None:
+    """Why a recurrent layer is left alone, or ``None`` if its hidden units can be pruned."""
+    if not isinstance(layer, nn.RNNBase):
+        return None
+    if layer.mode not in ("GRU", "LSTM"):
+        return f"{layer.mode} cells are not supported"
+    if layer.num_layers != 1 or layer.bidirectional or getattr(layer, "proj_size", 0):
+        return "only one-layer, one-direction GRU/LSTM hidden units are pruned"
+    return None
+
+
+@torch.no_grad()
+def executed_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, nn.Module]]:
+    """Prunable-type layers in the order a forward pass runs them (unused ones are left out)."""
+    order: list[tuple[str, nn.Module]] = []
+    names = {m: n for n, m in model.named_modules()}
+    hooks = [m.register_forward_hook(lambda mod, a, o: order.append((names[mod], mod)))
+             for m in model.modules() if isinstance(m, PRUNABLE_TYPES)]
+    was_training = model.training
+    model.eval()
+    try:
+        model(torch.zeros(2, *input_shape))
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    return list(dict.fromkeys(order))
+
+
+def resolve_modules(model: nn.Module, names: Sequence[str], field: str) -> list[nn.Module]:
+    modules = dict(model.named_modules())
+    missing = [n for n in names if n not in modules]
+    if missing:
+        candidates = [n for n, m in modules.items() if isinstance(m, PRUNABLE_TYPES)]
+        raise ConfigError(field, f"layer names of the model ({candidates})", missing[0])
+    return [modules[n] for n in names]
+
+
+def check_ratio(ratio: float, field: str) -> float:
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
+        raise ConfigError(field, "a ratio in [0, 1)", ratio)
+    return float(ratio)
+
+
+class StructuredPruner(BaseCompressor):
+    """Remove whole channels (conv filters, Linear neurons, recurrent hidden units).
+
+    Args:
+        ratio: share of channels removed from every prunable group (``0 <= ratio < 1``).
+        importance: criterion by name: ``l1``, ``l2``, ``taylor``, ``bn_scale``, ``random``.
+        global_pruning: rank channels across layers instead of within each layer.
+        layer_ratios: per-layer ratios by module name; they override ``ratio``.
+        ignored: module names left alone (the output layer always is).
+        steps: number of pruning steps (with ``retrain`` between them).
+        schedule: how the ratio grows over the steps: ``linear`` or ``agp``.
+        retrain: retraining after each step (``Retrain(epochs=0)`` for none).
+
+    Learned state: ``model_``; ``layers_`` (name -> [channels before, after]); ``removed_``
+    (per step, name -> removed output indices); ``left_alone_`` (name -> why it was not pruned).
+
+    Example:
+        >>> from slimnas.models import mnist1d_paper_cnn
+        >>> p = StructuredPruner(ratio=0.5).fit(mnist1d_paper_cnn(), input_shape=(1, 40))
+        >>> p.layers_["0"]
+        [25, 13]
+    """
+
+    def __init__(
+        self,
+        ratio: float = 0.5,
+        importance: str = "l1",
+        *,
+        global_pruning: bool = False,
+        layer_ratios: Mapping[str, float] | None = None,
+        ignored: Sequence[str] = (),
+        steps: int = 1,
+        schedule: str = "linear",
+        retrain: Retrain | None = None,
+    ) -> None:
+        self.ratio = ratio
+        self.importance = importance
+        self.global_pruning = global_pruning
+        self.layer_ratios = layer_ratios
+        self.ignored = ignored
+        self.steps = steps
+        self.schedule = schedule
+        self.retrain = retrain
+
+    def _validate(self) -> None:
+        check_ratio(self.ratio, "prune.ratio")
+        for name, r in (self.layer_ratios or {}).items():
+            check_ratio(r, f"prune.layer_ratios.{name}")
+        IMPORTANCES.get(self.importance)  # raises ConfigError naming the choices
+        if self.schedule not in SCHEDULES:
+            raise ConfigError("prune.schedule", f"one of {sorted(SCHEDULES)}", self.schedule)
+        if not isinstance(self.steps, int) or self.steps < 1:
+            raise ConfigError("prune.steps", "an integer >= 1", self.steps)
+
+    def _fit(self, model, data, teacher, input_shape):
+        self._validate()
+        names = {m: n for n, m in model.named_modules()}
+        executed = executed_layers(model, input_shape)
+        if not executed:
+            raise SlimnasError("the model has no Linear, Conv or GRU/LSTM layer to prune")
+        ignored = resolve_modules(model, list(self.ignored), "prune.ignored")
+        ignored.append(executed[-1][1])  # the output layer: its width is the number of classes
+        self.left_alone_ = {}
+        for name, mod in executed:
+            reason = rnn_unsupported_reason(mod)
+            if reason:
+                ignored.append(mod)
+                self.left_alone_[name] = reason
+        ratio_dict = {m: r for m, r in zip(resolve_modules(model, list(self.layer_ratios or {}),
+                                                           "prune.layer_ratios"),
+                                           (self.layer_ratios or {}).values(), strict=True)}
+        before = {n: _width(m) for n, m in executed}
+        importance = IMPORTANCES.get(self.importance)()
+        example = torch.randn(2, *input_shape)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch-pruning warns about unwrapped parameters it skips
+            pruner = tp.pruner.BasePruner(
+                model, example, importance=importance, global_pruning=self.global_pruning,
+                pruning_ratio=float(self.ratio), pruning_ratio_dict=ratio_dict or None,
+                iterative_steps=self.steps, iterative_pruning_ratio_scheduler=SCHEDULES[self.schedule],
+                ignored_layers=ignored, customized_pruners={nn.GRU: RNNHiddenPruner(), nn.LSTM: RNNHiddenPruner()},
+                root_module_types=[tp.ops.TORCH_CONV, tp.ops.TORCH_LINEAR, nn.GRU, nn.LSTM],
+            )
+        retrain = self.retrain or Retrain()
+        self.removed_ = []
+        self.history_ = []
+        for step in range(self.steps):
+            if self.importance == "taylor":
+                _accumulate_gradients(model, data, example)
+            torch.manual_seed(retrain.seed + step)  # the random criterion draws from torch's RNG
+            removed: dict[str, list[int]] = {}
+            for group in pruner.step(interactive=True):
+                for dep, idxs in group:
+                    if dep.handler.__name__ == "prune_out_channels" and dep.target.module in names:
+                        removed[names[dep.target.module]] = sorted(int(i) for i in idxs)
+                group.prune()
+            model.zero_grad(set_to_none=True)
+            self.removed_.append(removed)
+            history = retrain.run(model, data, teacher)
+            if history is not None:
+                self.history_.append(history.last)
+        self.layers_ = {n: [before[n], _width(m)] for n, m in executed}
+        self.report_ = {"importance": self.importance, "ratio": self.ratio, "layers": self.layers_,
+                        "left_alone": self.left_alone_, "steps": self.steps}
+        return model.eval()
+
+
+def _width(module: nn.Module) -> int:
+    if isinstance(module, nn.Linear):
+        return module.out_features
+    if isinstance(module, nn.RNNBase):
+        return module.hidden_size
+    return module.out_channels
+
+
+def _accumulate_gradients(model: nn.Module, data: DataSplits | None, example: torch.Tensor) -> None:
+    """Loss gradients on training samples, for the Taylor criterion."""
+    if data is None:
+        raise ConfigError("prune.importance", "dataset splits for 'taylor' (it needs loss gradients)", "taylor")
+    model.zero_grad(set_to_none=True)
+    was_training = model.training
+    model.eval()
+    n = min(len(data.y_train), N_GRADIENT_SAMPLES)
+    for i in range(0, n, 128):
+        xb, yb = data.x_train[i : min(i + 128, n)], data.y_train[i : min(i + 128, n)]
+        loss = F.cross_entropy(model(xb), yb, reduction="sum") / n
+        loss.backward()
+    model.train(was_training)
+    if not math.isfinite(float(loss)):
+        raise SlimnasError("the loss is not finite; Taylor importance cannot be computed")

@@ -1,0 +1,58 @@
+"""The front as a table in the terminal."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from slimnas.study._progress import fmt_count
+
+
+def arch_summary(candidate: dict) -> str:
+    """A short human description of an architecture, e.g. ``cnn 8k5s2-16k3s2 gap bn res``."""
+    a = candidate["arch"]
+    if a["family"] == "cnn":
+        layers = "-".join(
+            f"{lay['channels']}k{lay['kernel']}" + (f"s{lay['stride']}" if lay["stride"] > 1 else "")
+            + (f"d{lay['dilation']}" if lay["dilation"] > 1 else "") + ({"max": "M", "avg": "A"}.get(lay["pool"], ""))
+            for lay in a["layers"]
+        )
+        flags = [a["head"], a["activation"]] + (["bn"] if a["batch_norm"] else []) + (["res"] if a["residual"] else [])
+        return f"cnn {layers} {' '.join(flags)}"
+    if a["family"] == "mlp":
+        return f"mlp {'-'.join(map(str, a['widths']))} {a['activation']}"
+    return f"{a['cell']} {a['hidden']}x{a['n_layers']}" + (" bi" if a["bidirectional"] else "")
+
+
+def front_table(members, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("trial", "architecture", "val acc", "test acc", "params", "MACs", "bytes", "latency ms"):
+        table.add_column(col, justify="left" if col == "architecture" else "right")
+    for m in members:
+        x = m.metrics
+        table.add_row(
+            str(m.trial),
+            arch_summary(m.candidate),
+            f"{x['val_accuracy']:.3f}",
+            f"{x['test_accuracy']:.3f}",
+            fmt_count(x["params"]),
+            fmt_count(x["macs"]),
+            fmt_count(x["bytes"]),
+            f"{x['latency_ms']:.3f}" if "latency_ms" in x else "-",
+        )
+    return table
+
+
+def print_front(result, console: Console) -> None:
+    """Print the front, or (when nothing meets the budget) say so and show the closest models."""
+    cfg = result.config
+    if result.front:
+        console.print(front_table(result.front, f"Pareto front ({', '.join(cfg.objectives)}), "
+                                                f"{len(result.front)} models, test set evaluated once"))
+    else:
+        n = len([t for t in result.study.trials if t.state.name == "COMPLETE"])
+        console.print(f"[yellow]No model meets the budget {', '.join(map(str, cfg.budget))} "
+                      f"({n} complete trials).[/] The closest ones:")
+        if result.closest:
+            console.print(front_table(result.closest, "Closest to the budget"))
+    console.print(f"run folder: {result.run_dir}  (pareto.json, config.yaml, trials/)")

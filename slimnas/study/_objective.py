@@ -1,0 +1,134 @@
+"""One trial: sample a candidate, build, train with early stopping, measure, record."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import optuna
+import torch
+
+from slimnas.config import OBJECTIVES, RunConfig
+from slimnas.data import DataSplits
+from slimnas.export import export_onnx
+from slimnas.measure import RUNTIMES, count_macs, count_params
+from slimnas.models import build_model
+from slimnas.spaces import Candidate
+from slimnas.strategies import OptunaReporter, ParetoHalvingStopper
+from slimnas.study._artifacts import RunFolder
+from slimnas.study._progress import SearchProgress
+from slimnas.training import evaluate, fit
+
+STATIC_METRICS = ("params", "macs")  # known before training
+
+
+def constraint_values(config: RunConfig, metrics: dict) -> list[float]:
+    """Optuna's constraint convention: one value per budget, <= 0 when met (0 when unknown)."""
+    return [b.violation(metrics) if b.key in metrics else 0.0 for b in config.budget]
+
+
+def constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:
+    return trial.user_attrs.get("constraints", [])
+
+
+def objective_values(config: RunConfig, metrics: dict) -> list[float]:
+    values = []
+    for name in config.objectives:
+        if name == "fitness":
+            v = metrics["val_loss"] + config.fitness.weight * metrics[config.fitness.cost]
+        else:
+            v = metrics[OBJECTIVES[name].key]
+        values.append(v if math.isfinite(v) else math.inf)
+    return values
+
+
+class TrialObjective:
+    """The callable handed to ``study.optimize``: evaluates one candidate honestly."""
+
+    def __init__(self, config: RunConfig, splits: DataSplits, run: RunFolder, progress: SearchProgress,
+                 device: torch.device) -> None:
+        self.config, self.splits, self.run, self.progress, self.device = config, splits, run, progress, device
+        cost_keys = {OBJECTIVES[o].key for o in config.objectives} | {b.key for b in config.budget}
+        if "fitness" in config.objectives:
+            cost_keys.add(config.fitness.cost)
+        self.need_latency = "latency_ms" in cost_keys
+
+    def sample(self, trial: optuna.Trial) -> Candidate:
+        cand = self.config.space.sample(trial, tie_layers=self.config.strategy.name == "grid")
+        if self.config.epochs is not None:
+            cand = dataclasses.replace(cand, train=dataclasses.replace(cand.train, epochs=self.config.epochs))
+        return cand
+
+    def __call__(self, trial: optuna.Trial) -> list[float]:
+        t0 = time.perf_counter()
+        cand = self.sample(trial)
+        self.run.write_candidate(trial.number, cand)
+        trial.set_user_attr("candidate", cand.to_dict())
+        shape, n_classes = self.splits.input_shape, self.splits.n_classes
+        torch.manual_seed(self.config.seed * 100_003 + trial.number)
+        model = build_model(cand.arch, shape, n_classes)
+        metrics: dict = {"params": count_params(model), "macs": count_macs(model, shape)}
+        trial.set_user_attr("costs", dict(metrics))
+        trial.set_user_attr("constraints", constraint_values(self.config, metrics))
+        static_ok = all(b.is_met(metrics) for b in self.config.budget if b.key in STATIC_METRICS)
+        state = "complete"
+        try:
+            if static_ok or not self.config.skip_infeasible:
+                self._train(trial, model, cand)
+                metrics["trained"] = True
+            else:  # over a params/MACs budget: measured honestly, but not worth training
+                metrics["trained"] = False
+                state = "skipped"
+        except optuna.TrialPruned:
+            metrics["trained"] = True
+            self._record(trial, model, metrics, "pruned", t0)
+            raise
+        self._record(trial, model, metrics, state, t0)
+        return objective_values(self.config, metrics)
+
+    def _record(self, trial: optuna.Trial, model: torch.nn.Module, metrics: dict, state: str, t0: float) -> None:
+        """Measure the final model and write its metrics, weights and ONNX file."""
+        model.cpu().eval()
+        val = evaluate(model, self.splits.x_val, self.splits.y_val)
+        metrics.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
+        metrics.update(self._measure_artifact(trial.number, model))
+        metrics["seconds"] = round(time.perf_counter() - t0, 3)
+        trial.set_user_attr("metrics", metrics)
+        trial.set_user_attr("constraints", constraint_values(self.config, metrics))
+        self.run.write_metrics(trial.number, {**metrics, "state": state})
+        self.run.write_weights(trial.number, model)
+        self.progress.end_trial(trial.number, state, metrics, metrics["seconds"])
+
+    def _train(self, trial: optuna.Trial, model: torch.nn.Module, cand: Candidate) -> None:
+        callbacks = [self.progress.epoch_callback()]
+        cfg = self.config
+        if len(cfg.objectives) > 1:
+            rule = "hyperband" if cfg.strategy.name == "bohb" else cfg.strategy.pruner
+            if rule != "none":
+                costs = {k: trial.user_attrs["costs"][k] for k in STATIC_METRICS}
+                callbacks.append(ParetoHalvingStopper(trial, costs, rule=rule, max_epochs=cand.train.epochs))
+        elif cfg.objectives[0] in ("accuracy", "loss", "fitness"):
+            key = cfg.objectives[0]
+            cost = trial.user_attrs["costs"].get(cfg.fitness.cost, 0.0)
+            value_fn = {
+                "accuracy": lambda m: m["val_accuracy"],
+                "loss": lambda m: m["val_loss"],
+                "fitness": lambda m: m["val_loss"] + cfg.fitness.weight * cost,
+            }[key]
+            callbacks.append(OptunaReporter(trial, value_fn))
+        self.progress.start_trial(trial.number, cand.train.epochs)
+        fit(model, self.splits.x_train, self.splits.y_train, cand.train, x_val=self.splits.x_val,
+            y_val=self.splits.y_val, device=self.device, seed=cfg.seed * 100_003 + trial.number,
+            callbacks=callbacks)
+
+    def _measure_artifact(self, number: int, model: torch.nn.Module) -> dict:
+        """Bytes of the exported ONNX file (verified against eager) and, if asked, its latency."""
+        shape = self.splits.input_shape
+        path = export_onnx(model, self.run.onnx_path(number), shape, verify=True, atol=1e-3)
+        out = {"bytes": path.stat().st_size}
+        if self.need_latency:
+            m = self.config.measure
+            runtime = RUNTIMES.get(m.runtime)(batch_size=m.latency_batch, repeats=m.latency_repeats, threads=m.threads)
+            out["latency_ms"] = runtime.measure(path if m.runtime == "onnxruntime" else model, shape)
+        return out

@@ -1,0 +1,195 @@
+"""``slimnas.search``: from a dataset to a tested Pareto front, resumable."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import TrialState
+from rich.console import Console
+
+from slimnas.config import OBJECTIVES, RunConfig, load_config, save_config
+from slimnas.data import DataSplits, load_dataset
+from slimnas.errors import ConfigError
+from slimnas.strategies import StrategyContext, make_pruner, make_sampler
+from slimnas.study._artifacts import RunFolder, write_json
+from slimnas.study._objective import TrialObjective, constraints_func
+from slimnas.study._pareto import pareto_front
+from slimnas.study._progress import SearchProgress
+from slimnas.training import evaluate
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass
+class FrontMember:
+    """One model of the final front (or, when nothing meets the budget, one of the closest)."""
+
+    trial: int
+    candidate: dict
+    metrics: dict
+    path: Path
+
+    def to_dict(self) -> dict:
+        return {"trial": self.trial, **self.candidate, "metrics": self.metrics, "path": str(self.path)}
+
+
+@dataclass
+class SearchResult:
+    """What a search returns: the study, the tested front, and where everything was written."""
+
+    config: RunConfig
+    study: optuna.Study
+    front: list[FrontMember]
+    closest: list[FrontMember] = field(default_factory=list)
+    run_dir: Path = Path(".")
+    interrupted: bool = False
+
+    @property
+    def pareto_path(self) -> Path:
+        return self.run_dir / "pareto.json"
+
+    @property
+    def feasible(self) -> bool:
+        return bool(self.front)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", "'cpu' or 'auto' (no CUDA device is visible)", name)
+    return torch.device(name)
+
+
+def open_study(config: RunConfig, splits_max_epochs: int) -> optuna.Study:
+    """Create or load the study; a loaded one must have the same objectives."""
+    directions = [OBJECTIVES[o].direction for o in config.objectives]
+    ctx = StrategyContext(
+        space=config.space,
+        seed=config.seed,
+        n_objectives=len(directions),
+        n_startup_trials=config.strategy.n_startup_trials,
+        population_size=config.strategy.population_size,
+        constraints_func=constraints_func if config.budget else None,
+    )
+    sampler = make_sampler(config.strategy.name, ctx)
+    pruner = make_pruner(config.strategy.pruner, n_objectives=len(directions), max_epochs=splits_max_epochs,
+                         strategy=config.strategy.name)
+    try:
+        study = optuna.create_study(storage=config.storage_url, study_name=config.study_name, sampler=sampler,
+                                    pruner=pruner, directions=directions, load_if_exists=True)
+    except (ValueError, ImportError, RuntimeError) as e:
+        if "storage" in str(e).lower() or "url" in str(e).lower() or isinstance(e, ImportError):
+            raise ConfigError("storage", "a reachable Optuna storage URL", f"{config.storage_url}: {e}") from None
+        raise
+    stored = study.user_attrs.get("objectives")
+    if stored is None:
+        study.set_user_attr("objectives", list(config.objectives))
+        study.set_metric_names(list(config.objectives))
+    elif list(stored) != list(config.objectives):
+        raise ConfigError("objectives", f"{stored} to resume study {config.study_name!r} (or a new --name/--out)",
+                          list(config.objectives))
+    return study
+
+
+def search(config: str | Path | RunConfig | None = None, /, *, console: Console | None = None,
+           progress: bool = True, **overrides: Any) -> SearchResult:
+    """Run (or resume) a search and return its tested Pareto front.
+
+    Args:
+        config: a YAML path, a :class:`RunConfig`, or ``None`` for the built-in default
+            (MNIST-1D, a small CNN/MLP space, TPE, accuracy and MACs, SQLite study).
+        console: where the progress and tables go (a quiet one for library use).
+        progress: show the live progress display.
+        **overrides: the CLI's options: ``dataset``, ``strategy``, ``n_trials``, ``epochs``,
+            ``seed``, ``storage``, ``out``, ``name``, ``objectives``, ``budget``, ``pruner``,
+            ``timeout``, ``device``.
+
+    Example:
+        >>> result = slimnas.search(dataset="digits", n_trials=4, epochs=1)  # doctest: +SKIP
+        >>> [m.metrics["test_accuracy"] for m in result.front]  # doctest: +SKIP
+    """
+    if isinstance(config, RunConfig):
+        if overrides:
+            raise TypeError("pass overrides with a YAML path or None, not with a RunConfig")
+        cfg = config
+    else:
+        cfg = load_config(config, **overrides)
+    console = console or Console(width=None if sys.stdout.isatty() else 120)
+    optuna.logging.set_verbosity(logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    device = resolve_device(cfg.device)
+    run = RunFolder(cfg.run_dir)
+    run.root.mkdir(parents=True, exist_ok=True)
+    d = cfg.data
+    splits = load_dataset(d.dataset, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.seed,
+                          label_column=d.label_column)
+    study = open_study(cfg, cfg.epochs or cfg.space.max_epochs)
+    save_config(cfg, run.config_path)
+
+    n_done = len(study.get_trials(deepcopy=False, states=FINISHED))
+    n_todo = max(0, cfg.n_trials - n_done)
+    console.print(f"[bold]slimnas search[/] {cfg.study_name}: {splits.summary()}; {n_done} trials done, "
+                  f"{n_todo} to run ({cfg.strategy.name}, objectives {', '.join(cfg.objectives)}"
+                  + (f", budget {', '.join(map(str, cfg.budget))}" if cfg.budget else "") + f") -> {run.root}")
+    interrupted = False
+    with SearchProgress(console, n_total=cfg.n_trials, n_done=n_done, enabled=progress) as bar:
+        objective = TrialObjective(cfg, splits, run, bar, device)
+        if n_todo:
+            try:
+                study.optimize(
+                    objective,
+                    n_trials=n_todo,
+                    timeout=cfg.timeout,
+                    callbacks=[optuna.study.MaxTrialsCallback(cfg.n_trials, states=FINISHED)],
+                    gc_after_trial=False,
+                )
+            except KeyboardInterrupt:
+                interrupted = True
+                console.print("[yellow]interrupted: completed trials are kept; run the same command to resume[/]")
+    result = finish(cfg, study, run, splits, interrupted=interrupted)
+    from slimnas.report import print_front
+
+    print_front(result, console)
+    return result
+
+
+def finish(cfg: RunConfig, study: optuna.Study, run: RunFolder, splits: DataSplits, *,
+           interrupted: bool = False) -> SearchResult:
+    """Evaluate the front on the test set (once per model; cached in its metrics.json) and write
+    ``pareto.json``."""
+    front_trials, closest_trials = pareto_front(study.get_trials(deepcopy=False), cfg.objectives, cfg.budget)
+
+    def member(t) -> FrontMember:
+        metrics = dict(t.user_attrs["metrics"])
+        stored = run.read_metrics(t.number)
+        if "test_accuracy" not in stored:  # the test set is touched once, for the reported models
+            model = run.load_model(t.number, splits.input_shape, splits.n_classes)
+            test = evaluate(model, splits.x_test, splits.y_test)
+            stored.update(test_accuracy=test["accuracy"], test_loss=test["loss"])
+            run.write_metrics(t.number, stored)
+        metrics.update(test_accuracy=stored["test_accuracy"], test_loss=stored["test_loss"])
+        return FrontMember(t.number, t.user_attrs["candidate"], metrics, run.trial_dir(t.number))
+
+    front = [member(t) for t in front_trials]
+    closest = [member(t) for t in closest_trials]
+    doc = {
+        "study": cfg.study_name,
+        "objectives": list(cfg.objectives),
+        "budget": [str(b) for b in cfg.budget],
+        "feasible": bool(front),
+        "n_trials": len(study.get_trials(deepcopy=False, states=FINISHED)),
+        "front": [m.to_dict() for m in front],
+    }
+    if not front:
+        doc["closest"] = [m.to_dict() for m in closest]
+    write_json(run.pareto_path, doc)
+    return SearchResult(config=cfg, study=study, front=front, closest=closest, run_dir=run.root,
+                        interrupted=interrupted)
