@@ -89,6 +89,19 @@ class RNNHiddenPruner(tp.pruner.function.BasePruningFunc):
         return layer.input_size
 
 
+class FixedRNNPruner(RNNHiddenPruner):
+    """Lets the dependency graph trace a recurrent layer it must leave alone (multi-layer or
+    bidirectional): reports its true widths and refuses to change it."""
+
+    def prune_out_channels(self, layer, idxs):
+        raise SlimnasError(f"cannot prune the hidden units of {layer}")
+
+    prune_in_channels = prune_out_channels
+
+    def get_out_channels(self, layer):
+        return layer.hidden_size * (2 if layer.bidirectional else 1)
+
+
 def rnn_unsupported_reason(layer: nn.Module) -> str | None:
     """Why a recurrent layer is left alone, or ``None`` if its hidden units can be pruned."""
     if not isinstance(layer, nn.RNNBase):
@@ -196,11 +209,18 @@ class StructuredPruner(BaseCompressor):
         ignored = resolve_modules(model, list(self.ignored), "prune.ignored")
         ignored.append(executed[-1][1])  # the output layer: its width is the number of classes
         self.left_alone_ = {}
-        for name, mod in executed:
-            reason = rnn_unsupported_reason(mod)
-            if reason:
+        # torch-pruning takes custom pruners per layer type: one unsupported GRU (or LSTM) means
+        # every GRU (or LSTM) of the model is left alone
+        custom: dict = {nn.GRU: RNNHiddenPruner(), nn.LSTM: RNNHiddenPruner()}
+        rnns = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.GRU, nn.LSTM))]
+        for name, mod in rnns:
+            if rnn_unsupported_reason(mod):
+                custom[type(mod)] = FixedRNNPruner()
+        for name, mod in rnns:
+            if isinstance(custom[type(mod)], FixedRNNPruner):
                 ignored.append(mod)
-                self.left_alone_[name] = reason
+                self.left_alone_[name] = rnn_unsupported_reason(mod) or (
+                    f"left alone with the model's other {mod.mode} layers (one of them is unsupported)")
         ratio_dict = {m: r for m, r in zip(resolve_modules(model, list(self.layer_ratios or {}),
                                                            "prune.layer_ratios"),
                                            (self.layer_ratios or {}).values(), strict=True)}
@@ -209,11 +229,11 @@ class StructuredPruner(BaseCompressor):
         example = torch.randn(2, *input_shape)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch-pruning warns about unwrapped parameters it skips
-            pruner = tp.pruner.BasePruner(
+            pruner = _build_pruner(
                 model, example, importance=importance, global_pruning=self.global_pruning,
                 pruning_ratio=float(self.ratio), pruning_ratio_dict=ratio_dict or None,
                 iterative_steps=self.steps, iterative_pruning_ratio_scheduler=SCHEDULES[self.schedule],
-                ignored_layers=ignored, customized_pruners={nn.GRU: RNNHiddenPruner(), nn.LSTM: RNNHiddenPruner()},
+                ignored_layers=ignored, customized_pruners=custom,
                 root_module_types=[tp.ops.TORCH_CONV, tp.ops.TORCH_LINEAR, nn.GRU, nn.LSTM],
             )
         retrain = self.retrain or Retrain()
@@ -235,9 +255,23 @@ class StructuredPruner(BaseCompressor):
             if history is not None:
                 self.history_.append(history.last)
         self.layers_ = {n: [before[n], _width(m)] for n, m in executed}
+        for name, (b, a) in self.layers_.items():
+            target = (self.layer_ratios or {}).get(name, self.ratio)
+            if a == b and target > 0 and name not in self.left_alone_ and name != executed[-1][0]:
+                self.left_alone_[name] = f"no channel removed ({self.importance!r} scores none, or a coupled layer is ignored)"
         self.report_ = {"importance": self.importance, "ratio": self.ratio, "layers": self.layers_,
                         "left_alone": self.left_alone_, "steps": self.steps}
         return model.eval()
+
+
+def _build_pruner(model: nn.Module, example: torch.Tensor, **kwargs) -> tp.pruner.BasePruner:
+    try:
+        return tp.pruner.BasePruner(model, example, **kwargs)
+    except (TypeError, ValueError, RuntimeError, AssertionError, KeyError, IndexError) as e:
+        raise SlimnasError(
+            f"torch-pruning cannot trace this model for structured pruning ({type(e).__name__}: {e}); "
+            "list the layers it trips on in prune.ignored, or use unstructured pruning"
+        ) from None
 
 
 def _width(module: nn.Module) -> int:

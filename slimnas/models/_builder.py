@@ -57,7 +57,7 @@ class ConvNet(nn.Module):
         gap = [nn.AdaptiveAvgPool1d(1) if ndim == 1 else nn.AdaptiveAvgPool2d(1)] if spec.head == "gap" else []
         self.pool = nn.Sequential(*gap, nn.Flatten())
         with torch.no_grad():
-            n_features = self.pool(self.features(torch.zeros(1, *input_shape))).shape[1]
+            n_features = self.pool(self.features(torch.zeros(2, *input_shape))).shape[1]
         self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 else nn.Identity()
         self.classifier = nn.Linear(n_features, n_classes)
 

@@ -13,14 +13,14 @@ from slimnas.spaces import SearchSpace
 
 @dataclass(frozen=True)
 class StrategyContext:
-    """What a strategy factory may use to build its sampler."""
+    """What a strategy factory may use to build its sampler. Budgets reach constrained samplers
+    through ``Trial.set_constraint``, recorded by the trial objective."""
 
     space: SearchSpace
     seed: int
     n_objectives: int
     n_startup_trials: int
     population_size: int
-    constraints_func: Callable | None
 
 
 STRATEGIES: Registry[Callable[[StrategyContext], optuna.samplers.BaseSampler]] = Registry("strategy.name")
@@ -57,7 +57,6 @@ def _tpe(ctx: StrategyContext):
         n_startup_trials=ctx.n_startup_trials,
         multivariate=True,
         group=True,  # define-by-run spaces: model each conditional group jointly
-        constraints_func=ctx.constraints_func,
     )
 
 
@@ -71,14 +70,14 @@ def _bohb(ctx: StrategyContext):
 @register_strategy("gp")
 def _gp(ctx: StrategyContext):
     return optuna.samplers.GPSampler(
-        seed=ctx.seed, n_startup_trials=ctx.n_startup_trials, constraints_func=ctx.constraints_func
+        seed=ctx.seed, n_startup_trials=ctx.n_startup_trials
     )
 
 
 @register_strategy("nsga2")
 def _nsga2(ctx: StrategyContext):
     return optuna.samplers.NSGAIISampler(
-        seed=ctx.seed, population_size=ctx.population_size, constraints_func=ctx.constraints_func
+        seed=ctx.seed, population_size=ctx.population_size
     )
 
 

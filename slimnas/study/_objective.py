@@ -23,22 +23,19 @@ from slimnas.training import evaluate, fit
 STATIC_METRICS = ("params", "macs")  # known before training
 
 
-def constraint_values(config: RunConfig, metrics: dict) -> list[float]:
-    """Optuna's constraint convention: one value per budget, <= 0 when met (0 when unknown)."""
-    return [b.violation(metrics) if b.key in metrics else 0.0 for b in config.budget]
-
-
-def constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:
-    return trial.user_attrs.get("constraints", [])
+def record_constraints(trial: optuna.Trial, config: RunConfig, metrics: dict) -> None:
+    """One Optuna constraint per budget, <= 0 when met; constrained samplers (TPE, NSGA-II, GP)
+    read them from the trial. Optuna takes each once, so this runs when all metrics are in."""
+    values = [b.violation(metrics) if b.key in metrics else 0.0 for b in config.budget]
+    for b, v in zip(config.budget, values, strict=True):
+        trial.set_constraint(str(b), float(v))
+    trial.set_user_attr("constraints", values)
 
 
 def objective_values(config: RunConfig, metrics: dict) -> list[float]:
     values = []
     for name in config.objectives:
-        if name == "fitness":
-            v = metrics["val_loss"] + config.fitness.weight * metrics[config.fitness.cost]
-        else:
-            v = metrics[OBJECTIVES[name].key]
+        v = metrics[OBJECTIVES[name].key]
         values.append(v if math.isfinite(v) else math.inf)
     return values
 
@@ -70,7 +67,6 @@ class TrialObjective:
         model = build_model(cand.arch, shape, n_classes)
         metrics: dict = {"params": count_params(model), "macs": count_macs(model, shape)}
         trial.set_user_attr("costs", dict(metrics))
-        trial.set_user_attr("constraints", constraint_values(self.config, metrics))
         static_ok = all(b.is_met(metrics) for b in self.config.budget if b.key in STATIC_METRICS)
         state = "complete"
         try:
@@ -93,9 +89,12 @@ class TrialObjective:
         val = evaluate(model, self.splits.x_val, self.splits.y_val)
         metrics.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
         metrics.update(self._measure_artifact(trial.number, model))
+        if "fitness" in self.config.objectives:  # f = loss + lambda * cost
+            fit_cfg = self.config.fitness
+            metrics["fitness"] = metrics["val_loss"] + fit_cfg.weight * metrics[fit_cfg.cost]
         metrics["seconds"] = round(time.perf_counter() - t0, 3)
         trial.set_user_attr("metrics", metrics)
-        trial.set_user_attr("constraints", constraint_values(self.config, metrics))
+        record_constraints(trial, self.config, metrics)
         self.run.write_metrics(trial.number, {**metrics, "state": state})
         self.run.write_weights(trial.number, model)
         self.progress.end_trial(trial.number, state, metrics, metrics["seconds"])

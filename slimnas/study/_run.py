@@ -19,7 +19,7 @@ from slimnas.data import DataSplits, load_dataset
 from slimnas.errors import ConfigError
 from slimnas.strategies import StrategyContext, make_pruner, make_sampler
 from slimnas.study._artifacts import RunFolder, write_json
-from slimnas.study._objective import TrialObjective, constraints_func
+from slimnas.study._objective import TrialObjective
 from slimnas.study._pareto import pareto_front
 from slimnas.study._progress import SearchProgress
 from slimnas.training import evaluate
@@ -77,7 +77,6 @@ def open_study(config: RunConfig, splits_max_epochs: int) -> optuna.Study:
         n_objectives=len(directions),
         n_startup_trials=config.strategy.n_startup_trials,
         population_size=config.strategy.population_size,
-        constraints_func=constraints_func if config.budget else None,
     )
     sampler = make_sampler(config.strategy.name, ctx)
     pruner = make_pruner(config.strategy.pruner, n_objectives=len(directions), max_epochs=splits_max_epochs,

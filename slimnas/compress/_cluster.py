@@ -1,0 +1,138 @@
+"""Weight sharing by k-means clustering, per layer (Han et al. 2016, "Deep Compression").
+
+Each layer's weights are replaced by the nearest of ``k`` shared values: the layer is stored as
+a codebook of ``k`` floats plus one ``ceil(log2 k)``-bit index per weight. Retraining updates
+the shared values (each gets the summed gradient of its weights) and keeps the assignment.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from slimnas.compress._base import BaseCompressor
+from slimnas.compress._distill import Retrain
+from slimnas.errors import ConfigError
+
+WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def kmeans_1d(values: np.ndarray, k: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(codebook, indices)`` of 1-D k-means; at most as many clusters as distinct values.
+
+    Initialised at the quantiles of the values (density-based), so that with ``k`` equal to the
+    number of distinct values every value is its own centroid and nothing changes.
+    """
+    from sklearn.cluster import KMeans
+
+    flat = values.reshape(-1).astype(np.float64)
+    distinct = np.unique(flat)
+    k = min(k, len(distinct))
+    init = np.quantile(distinct, np.linspace(0, 1, k), method="nearest").reshape(-1, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning when clusters coincide
+        km = KMeans(n_clusters=k, init=init, n_init=1, max_iter=100, random_state=seed).fit(flat.reshape(-1, 1))
+    codebook = km.cluster_centers_.reshape(-1)
+    order = np.argsort(codebook)
+    remap = np.empty_like(order)
+    remap[order] = np.arange(k)
+    return codebook[order].astype(np.float32), remap[km.labels_].astype(np.int64).reshape(values.shape)
+
+
+def pack_indices(indices: np.ndarray, n_clusters: int) -> bytes:
+    """Indices at ``ceil(log2 k)`` bits each, bit-packed: the clustered encoding's payload."""
+    bits = max(1, math.ceil(math.log2(max(n_clusters, 2))))
+    flat = indices.reshape(-1).astype(np.uint32)
+    planes = ((flat[:, None] >> np.arange(bits, dtype=np.uint32)) & 1).astype(np.uint8)
+    return np.packbits(planes.reshape(-1)).tobytes()
+
+
+def unpack_indices(payload: bytes, n_clusters: int, n: int) -> np.ndarray:
+    bits = max(1, math.ceil(math.log2(max(n_clusters, 2))))
+    planes = np.unpackbits(np.frombuffer(payload, dtype=np.uint8))[: n * bits].reshape(n, bits)
+    return (planes.astype(np.int64) << np.arange(bits)).sum(1)
+
+
+class _Shared(nn.Module):
+    """Parametrization: weight = codebook[indices], with the codebook trainable."""
+
+    def __init__(self, codebook: np.ndarray, indices: np.ndarray) -> None:
+        super().__init__()
+        self.codebook = nn.Parameter(torch.from_numpy(codebook))
+        self.register_buffer("indices", torch.from_numpy(indices))
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return self.codebook[self.indices].to(weight.dtype)
+
+
+class WeightClusterer(BaseCompressor):
+    """Cluster each layer's weights into ``n_clusters`` shared values.
+
+    Args:
+        n_clusters: shared values per layer (``k >= 2``).
+        layers: module names (every Linear and conv layer by default).
+        retrain: fine-tuning of the shared values, assignments fixed.
+
+    Learned state: ``model_``, ``codebooks_`` (name -> values), ``indices_`` (name -> int array),
+    ``encoded_bytes_`` (codebooks + packed indices + the other tensors at fp32),
+    ``dense_bytes_`` (fp32 payload before).
+
+    Example:
+        >>> c = WeightClusterer(n_clusters=4).fit(torch.nn.Linear(16, 8), input_shape=(16,))
+        >>> len(torch.unique(c.model_.weight))
+        4
+    """
+
+    def __init__(self, n_clusters: int = 16, *, layers: Sequence[str] | None = None,
+                 retrain: Retrain | None = None) -> None:
+        self.n_clusters = n_clusters
+        self.layers = layers
+        self.retrain = retrain
+
+    def _fit(self, model, data, teacher, input_shape):
+        if isinstance(self.n_clusters, bool) or not isinstance(self.n_clusters, int) or self.n_clusters < 2:
+            raise ConfigError("cluster.n_clusters", "an integer >= 2", self.n_clusters)
+        modules = dict(model.named_modules())
+        names = list(self.layers) if self.layers is not None else [n for n, m in modules.items() if isinstance(m, WEIGHTED)]
+        bad = [n for n in names if not isinstance(modules.get(n), WEIGHTED)]
+        if bad:
+            raise ConfigError("cluster.layers", "names of Linear or conv layers", bad[0])
+        self.dense_bytes_ = _float_bytes(model)
+        self.codebooks_, self.indices_ = {}, {}
+        seed = (self.retrain or Retrain()).seed
+        for name in names:
+            codebook, idx = kmeans_1d(modules[name].weight.detach().cpu().numpy(), self.n_clusters, seed=seed)
+            parametrize.register_parametrization(modules[name], "weight", _Shared(codebook, idx))
+            self.indices_[name] = idx
+        try:
+            (self.retrain or Retrain()).run(model, data, teacher)
+        finally:
+            for name in names:
+                self.codebooks_[name] = modules[name].parametrizations.weight[0].codebook.detach().numpy().copy()
+                parametrize.remove_parametrizations(modules[name], "weight", leave_parametrized=True)
+        self.encoded_bytes_ = clustered_bytes(model, self.codebooks_, self.indices_)
+        self.report_ = {"n_clusters": self.n_clusters, "encoded_bytes": self.encoded_bytes_,
+                        "dense_bytes": self.dense_bytes_, "layers": names}
+        return model.eval()
+
+
+def _float_bytes(model: nn.Module) -> int:
+    return int(sum(t.numel() * t.element_size() for t in model.state_dict().values() if t.is_floating_point()))
+
+
+def clustered_bytes(model: nn.Module, codebooks: dict[str, np.ndarray], indices: dict[str, np.ndarray]) -> int:
+    """Bytes of the clustered encoding: fp32 codebooks, packed indices, other tensors dense fp32."""
+    total = 0
+    clustered = {f"{name}.weight" if name else "weight" for name in codebooks}
+    for key, t in model.state_dict().items():
+        if t.is_floating_point() and key not in clustered:
+            total += t.numel() * t.element_size()
+    for name, codebook in codebooks.items():
+        total += codebook.nbytes + len(pack_indices(indices[name], len(codebook)))
+    return int(total)

@@ -1,0 +1,159 @@
+"""ONNX helpers for compressed artifacts: lean files, payload accounting, fp16 weights, inference.
+
+For models of a few kilobytes the ONNX format's fixed overhead (node and tensor names, doc
+strings, shape annotations) is a sizeable share of the file, so artifacts are written lean:
+no doc strings, no node names, short tensor names. Every file is reported as its weight payload
+(initializer bytes) plus that overhead.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
+
+KEEP_NAMES = ("input", "logits")
+
+
+def export_fp32(model: nn.Module, input_shape: tuple[int, ...], *, verify: bool = True) -> onnx.ModelProto:
+    """The model as an ONNX graph (TorchScript exporter), checked against eager outputs."""
+    from slimnas.export import export_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(model.cpu().eval(), Path(tmp) / "model.onnx", input_shape, verify=verify)
+        return onnx.load(str(path))
+
+
+def layer_nodes(proto: onnx.ModelProto) -> dict[str, str]:
+    """Module name -> name of its Conv/Gemm/MatMul node, from the exporter's scope names.
+
+    The TorchScript exporter names nodes by module scope, ``/features/features.0/conv/Conv``
+    for ``features.0.conv``: children of containers repeat their parent's name as a prefix.
+    """
+    out: dict[str, str] = {}
+    for node in proto.graph.node:
+        if node.op_type not in ("Conv", "Gemm", "MatMul") or "/" not in node.name:
+            continue
+        parts, names, prev = node.name.strip("/").split("/")[:-1], [], None
+        for part in parts:
+            names.append(part[len(prev) + 1 :] if prev and part.startswith(prev + ".") else part)
+            prev = part
+        out.setdefault(".".join(names), node.name)
+    return out
+
+
+def lean(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Strip what the runtime does not need: doc strings, node names, long tensor names, value info."""
+    proto = onnx.ModelProto.FromString(proto.SerializeToString())
+    g = proto.graph
+    proto.doc_string = proto.producer_name = proto.producer_version = proto.domain = ""
+    del proto.metadata_props[:]
+    g.doc_string = ""
+    del g.value_info[:]
+    names: dict[str, str] = {}
+
+    def short(name: str) -> str:
+        if not name or name in KEEP_NAMES:
+            return name
+        if name not in names:
+            names[name] = _base36(len(names))
+        return names[name]
+
+    for init in g.initializer:
+        init.name = short(init.name)
+        init.doc_string = ""
+    for node in g.node:
+        node.name = ""
+        node.doc_string = ""
+        node.input[:] = [short(n) for n in node.input]
+        node.output[:] = [short(n) for n in node.output]
+    for v in list(g.input) + list(g.output):
+        v.name = short(v.name)
+        v.doc_string = ""
+    return proto
+
+
+def _base36(i: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    s = ""
+    while True:
+        s = digits[i % 36] + s
+        i //= 36
+        if i == 0:
+            return "w" + s
+
+
+def payload_bytes(proto: onnx.ModelProto) -> int:
+    """Bytes of the tensors stored in the file (initializers and constants): the weight payload."""
+    total = sum(numpy_helper.to_array(t).nbytes for t in proto.graph.initializer)
+    for node in proto.graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.TENSOR:
+                    total += numpy_helper.to_array(attr.t).nbytes
+    return int(total)
+
+
+def size_report(data: bytes) -> dict[str, int]:
+    """``bytes`` (whole file), ``weight_bytes`` (payload) and ``overhead_bytes`` (the rest)."""
+    proto = onnx.ModelProto.FromString(data)
+    weights = payload_bytes(proto)
+    return {"bytes": len(data), "weight_bytes": weights, "overhead_bytes": len(data) - weights}
+
+
+def fp16_weights(proto: onnx.ModelProto, names: set[str] | None = None) -> onnx.ModelProto:
+    """Store float initializers (all, or those in ``names``) as fp16, each followed by a Cast
+    back to fp32: the file halves, the arithmetic stays fp32 (ONNX Runtime folds the casts
+    when it loads the file, and has few fp16 kernels on CPUs)."""
+    proto = onnx.ModelProto.FromString(proto.SerializeToString())
+    g = proto.graph
+    casts, keep = [], []
+    for init in g.initializer:
+        if init.data_type != TensorProto.FLOAT or (names is not None and init.name not in names):
+            keep.append(init)
+            continue
+        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + "_h")
+        keep.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT))
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    nodes = casts + list(g.node)
+    del g.node[:]
+    g.node.extend(nodes)
+    return proto
+
+
+def session(data: bytes, *, threads: int = 1):
+    """An ONNX Runtime CPU session on a serialized model."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+
+
+def predict(data: bytes, x: torch.Tensor, *, batch_size: int = 1024) -> np.ndarray:
+    """Logits of the ONNX model on ``x``, run in ONNX Runtime."""
+    sess = session(data)
+    name = sess.get_inputs()[0].name
+    arr = x.detach().cpu().numpy().astype(np.float32)
+    return np.concatenate([sess.run(None, {name: arr[i : i + batch_size]})[0] for i in range(0, len(arr), batch_size)])
+
+
+def accuracy(data: bytes, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy of the ONNX model, run in ONNX Runtime."""
+    return float((predict(data, x).argmax(1) == y.cpu().numpy()).mean())
+
+
+def max_abs_diff(data: bytes, model: nn.Module, x: torch.Tensor) -> float:
+    """Largest absolute difference between ONNX Runtime's and eager outputs on ``x``."""
+    with torch.no_grad():
+        expected = model.cpu().eval()(x).numpy()
+    return float(np.max(np.abs(predict(data, x) - expected)))

@@ -1,0 +1,24 @@
+import pytest
+import torch
+import yaml
+
+torch.set_num_threads(1)
+
+TINY_SPACE = {
+    "family": ["cnn", "mlp"],
+    "cnn": {"n_layers": {"low": 1, "high": 2}, "channels": [4, 8], "kernel": [3, 5], "stride": [2],
+            "residual": [False, True], "head": ["gap", "flatten"]},
+    "mlp": {"n_layers": 1, "width": [8, 16]},
+}
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    """A YAML config for a seconds-long search on digits."""
+    def make(**extra):
+        cfg = {"data": {"dataset": "digits"}, "space": TINY_SPACE,
+               "training": {"epochs": 1, "lr": 0.01, "optimizer": "adam"}, **extra}
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        return path
+    return make

@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+import torch
+
+from slimnas.export import export_onnx
+from slimnas.measure import OnnxRuntimeLatency, TorchLatency, count_macs, count_params, ort_session
+from slimnas.models import build_model, mnist1d_paper_cnn
+from slimnas.spaces import CNNSpec, ConvLayer, MLPSpec, RNNSpec
+
+
+def test_paper_cnn_counts_match_the_paper():
+    model = mnist1d_paper_cnn()
+    assert count_params(model) == 5210
+    # conv: out_len * out_ch * in_ch * k per layer, plus the linear layer
+    expected = 19 * 25 * 1 * 5 + 10 * 25 * 25 * 3 + 5 * 25 * 25 * 3 + 125 * 10
+    assert count_macs(model, (1, 40)) == expected
+
+
+def test_macs_of_mlp_and_recurrent_layers_are_exact():
+    assert count_macs(build_model(MLPSpec(widths=(32,)), (1, 40), 10), (1, 40)) == 40 * 32 + 32 * 10
+    for cell, gates in (("gru", 3), ("lstm", 4)):
+        model = build_model(RNNSpec(cell=cell, hidden=16, n_layers=1), (1, 40), 10)
+        assert count_macs(model, (1, 40)) == 40 * gates * (1 * 16 + 16 * 16) + 16 * 10
+
+
+@pytest.mark.parametrize("spec", [
+    CNNSpec(layers=(ConvLayer(8, 5, 2), ConvLayer(8, 3, 1)), residual=True),
+    MLPSpec(widths=(16,), batch_norm=True),
+    RNNSpec(cell="gru", hidden=8, bidirectional=True),
+])
+def test_onnx_export_matches_eager(tmp_path, spec):
+    model = build_model(spec, (1, 40), 10).eval()
+    path = export_onnx(model, tmp_path / "m.onnx", (1, 40))
+    x = torch.randn(5, 1, 40)
+    got = ort_session(path).run(None, {"input": x.numpy()})[0]
+    np.testing.assert_allclose(got, model(x).detach().numpy(), atol=1e-4)
+
+
+def test_latency_runtimes_return_positive_medians(tmp_path):
+    model = mnist1d_paper_cnn().eval()
+    path = export_onnx(model, tmp_path / "m.onnx", (1, 40))
+    assert OnnxRuntimeLatency(repeats=5, warmup=1).measure(path, (1, 40)) > 0
+    assert TorchLatency(repeats=5, warmup=1).measure(model, (1, 40)) > 0

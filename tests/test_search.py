@@ -1,0 +1,148 @@
+"""End-to-end tiny searches through the CLI and the API, on real data and a real SQLite study."""
+
+import json
+import subprocess
+import sys
+
+import optuna
+import pytest
+import yaml
+
+import slimnas
+from slimnas.study import RunFolder
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "slimnas", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
+
+
+def test_cli_search_writes_the_run_folder(tmp_path, tiny_config):
+    out = tmp_path / "run"
+    r = run_cli("search", str(tiny_config()), "--n-trials", "3", "--seed", "0", "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "Pareto front" in r.stdout
+    assert (out / "config.yaml").is_file() and (out / "study.db").is_file()
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["n_trials"] == 3 and saved["data"]["dataset"] == "digits"
+    pareto = json.loads((out / "pareto.json").read_text())
+    assert pareto["objectives"] == ["accuracy", "macs"] and pareto["front"]
+    for member in pareto["front"]:
+        assert {"val_accuracy", "test_accuracy", "params", "macs", "bytes"} <= set(member["metrics"])
+        d = out / "trials" / f"{member['trial']:05d}"
+        assert {"arch.json", "metrics.json", "weights.pt", "model.onnx"} <= {p.name for p in d.iterdir()}
+        assert member["metrics"]["bytes"] == (d / "model.onnx").stat().st_size
+    # the front is non-dominated: no member is better-or-equal on both objectives than another
+    pts = [(m["metrics"]["val_accuracy"], m["metrics"]["macs"]) for m in pareto["front"]]
+    for a in pts:
+        assert not any(b != a and b[0] >= a[0] and b[1] <= a[1] for b in pts)
+
+
+def test_resume_runs_only_missing_trials(tmp_path, tiny_config):
+    cfg = tiny_config()
+    first = slimnas.search(cfg, n_trials=2, out=str(tmp_path / "r"), progress=False)
+    metrics_before = {t.number: t.user_attrs["metrics"]["seconds"] for t in first.study.trials}
+    mtimes = {n: (RunFolder(first.run_dir).trial_dir(n) / "weights.pt").stat().st_mtime_ns for n in metrics_before}
+    second = slimnas.search(cfg, n_trials=4, out=str(tmp_path / "r"), progress=False)
+    trials = second.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    for n, secs in metrics_before.items():  # finished trials were not retrained
+        assert trials[n].user_attrs["metrics"]["seconds"] == secs
+        assert (RunFolder(second.run_dir).trial_dir(n) / "weights.pt").stat().st_mtime_ns == mtimes[n]
+    third = slimnas.search(cfg, n_trials=4, out=str(tmp_path / "r"), progress=False)
+    assert len(third.study.trials) == 4
+
+
+def test_same_seed_same_trials_and_front(tmp_path, tiny_config):
+    cfg = tiny_config()
+    a = slimnas.search(cfg, n_trials=3, seed=5, out=str(tmp_path / "a"), progress=False)
+    b = slimnas.search(cfg, n_trials=3, seed=5, out=str(tmp_path / "b"), progress=False)
+    assert [t.params for t in a.study.trials] == [t.params for t in b.study.trials]
+    key = lambda r: [(m.trial, m.metrics["val_accuracy"], m.metrics["test_accuracy"]) for m in r.front]  # noqa: E731
+    assert key(a) == key(b)
+
+
+def test_budget_filters_the_front(tmp_path, tiny_config):
+    r = slimnas.search(tiny_config(), n_trials=6, seed=1, budget=["macs<=600"], out=str(tmp_path / "b"),
+                       progress=False)
+    macs = [t.user_attrs["metrics"]["macs"] for t in r.study.trials]
+    assert any(m > 600 for m in macs), "the tiny space should propose some over-budget models"
+    assert all(m.metrics["macs"] <= 600 for m in r.front)
+    over = [t for t in r.study.trials if t.user_attrs["metrics"]["macs"] > 600]
+    assert all(t.user_attrs["metrics"]["trained"] is False for t in over)  # measured, not trained
+    assert all(t.user_attrs["constraints"][0] > 0 for t in over)
+
+
+def test_no_model_fits_reports_the_closest(tmp_path, tiny_config):
+    r = run_cli("search", str(tiny_config()), "--n-trials", "2", "--budget", "params<=5", "--out",
+                str(tmp_path / "n"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "No model meets the budget" in r.stdout
+    pareto = json.loads((tmp_path / "n" / "pareto.json").read_text())
+    assert pareto["feasible"] is False and pareto["front"] == [] and len(pareto["closest"]) == 2
+
+
+@pytest.mark.parametrize("strategy", ["random", "grid", "tpe", "nsga2", "gp", "bohb"])
+def test_every_strategy_completes(tmp_path, tiny_config, strategy):
+    extra = {}
+    if strategy == "grid":  # grid needs a small, discrete space
+        extra = {"space": {"family": "mlp", "mlp": {"n_layers": 1, "width": [8, 16]}},
+                 "training": {"epochs": 1, "lr": [0.01], "optimizer": "adam"}}
+    r = slimnas.search(tiny_config(**extra), n_trials=3, strategy=strategy, out=str(tmp_path / strategy),
+                       progress=False)
+    done = r.study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
+    assert len(done) == (2 if strategy == "grid" else 3) and r.front
+
+
+def test_single_objective_cmaes_and_fitness(tmp_path, tiny_config):
+    r = slimnas.search(tiny_config(fitness={"cost": "macs", "weight": 1e-4}), objectives="fitness",
+                       strategy="cmaes", n_trials=3, out=str(tmp_path / "f"), progress=False)
+    best = r.study.best_trial
+    m = best.user_attrs["metrics"]
+    assert best.value == pytest.approx(m["val_loss"] + 1e-4 * m["macs"])
+    assert [x.trial for x in r.front] == [best.number]
+
+
+def test_multi_objective_early_stopping_prunes(tmp_path, tiny_config):
+    cfg = tiny_config(strategy={"name": "random", "pruner": "median", "n_startup_trials": 2})
+    r = slimnas.search(cfg, n_trials=12, epochs=4, seed=0, out=str(tmp_path / "p"), progress=False)
+    states = [t.state for t in r.study.trials]
+    assert optuna.trial.TrialState.PRUNED in states
+    pruned = [t for t in r.study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert all(len(t.user_attrs["curve"]) < 4 for t in pruned)
+    assert all(m.trial not in {t.number for t in pruned} for m in r.front)
+
+
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (["--dataset", "imagenet"], "data.dataset"),
+        (["--strategy", "annealing"], "strategy.name"),
+        (["--objectives", "accuracy,speed"], "objectives"),
+        (["--budget", "macs<<3"], "budget"),
+        (["--n-trials", "0"], "n_trials"),
+    ],
+)
+def test_bad_input_exits_2_with_the_field(tmp_path, args, field):
+    r = run_cli("search", "--out", str(tmp_path / "x"), *args)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {field}:"), r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_bad_yaml_exits_2(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("space:\n  family: [cnn\n")
+    r = run_cli("search", str(p), "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and r.stderr.startswith("error: config: expected valid YAML")
+    r = run_cli("search", str(tmp_path / "missing.yaml"))
+    assert r.returncode == 2 and "existing YAML file" in r.stderr
+
+
+def test_changed_objectives_on_resume_is_an_error_and_keeps_trials(tmp_path, tiny_config):
+    cfg = tiny_config()
+    slimnas.search(cfg, n_trials=1, out=str(tmp_path / "r"), progress=False)
+    r = run_cli("search", str(cfg), "--n-trials", "2", "--out", str(tmp_path / "r"), "--objectives", "accuracy,params")
+    assert r.returncode == 2 and r.stderr.startswith("error: objectives:")
+    assert (tmp_path / "r" / "trials" / "00000" / "weights.pt").is_file()
