@@ -128,6 +128,32 @@ def fp16_weights(proto: onnx.ModelProto, names: set[str] | None = None) -> onnx.
     return proto
 
 
+def gemm_to_matmul(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Rewrite ``Gemm`` with a constant weight as ``MatMul`` (+ ``Add``), which ONNX Runtime's
+    dynamic quantization handles (it has no integer Gemm). The MatMul keeps the Gemm's name."""
+    proto = onnx.ModelProto.FromString(proto.SerializeToString())
+    g = proto.graph
+    inits = {i.name: i for i in g.initializer}
+    nodes = []
+    for node in g.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if (node.op_type != "Gemm" or node.input[1] not in inits or attrs.get("transA", 0)
+                or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0):
+            nodes.append(node)
+            continue
+        w = numpy_helper.to_array(inits[node.input[1]])
+        if attrs.get("transB", 0):
+            inits[node.input[1]].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(w.T), node.input[1]))
+        has_bias = len(node.input) > 2 and node.input[2]
+        mm_out = node.output[0] + "_mm" if has_bias else node.output[0]
+        nodes.append(helper.make_node("MatMul", [node.input[0], node.input[1]], [mm_out], name=node.name))
+        if has_bias:
+            nodes.append(helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]], name=node.name + "_bias"))
+    del g.node[:]
+    g.node.extend(nodes)
+    return proto
+
+
 def session(data: bytes, *, threads: int = 1):
     """An ONNX Runtime CPU session on a serialized model."""
     import onnxruntime as ort

@@ -166,7 +166,7 @@ class StructuredPruner(BaseCompressor):
         >>> from slimnas.models import mnist1d_paper_cnn
         >>> p = StructuredPruner(ratio=0.5).fit(mnist1d_paper_cnn(), input_shape=(1, 40))
         >>> p.layers_["0"]
-        [25, 13]
+        [25, 12]
     """
 
     def __init__(
@@ -213,7 +213,7 @@ class StructuredPruner(BaseCompressor):
         # every GRU (or LSTM) of the model is left alone
         custom: dict = {nn.GRU: RNNHiddenPruner(), nn.LSTM: RNNHiddenPruner()}
         rnns = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.GRU, nn.LSTM))]
-        for name, mod in rnns:
+        for _, mod in rnns:
             if rnn_unsupported_reason(mod):
                 custom[type(mod)] = FixedRNNPruner()
         for name, mod in rnns:
@@ -295,5 +295,5 @@ def _accumulate_gradients(model: nn.Module, data: DataSplits | None, example: to
         loss = F.cross_entropy(model(xb), yb, reduction="sum") / n
         loss.backward()
     model.train(was_training)
-    if not math.isfinite(float(loss)):
+    if not math.isfinite(float(loss.detach())):
         raise SlimnasError("the loss is not finite; Taylor importance cannot be computed")

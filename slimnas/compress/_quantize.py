@@ -68,7 +68,13 @@ def quantize_model(
         calibration: samples for static int8 activation ranges.
         layer_precision: per-module precision (``fp32``, ``fp16``, ``int8``) overriding ``mode``.
     """
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
 
     _check_mode(mode, "quantize.mode")
     layer_precision = dict(layer_precision or {})
@@ -87,10 +93,13 @@ def quantize_model(
     int8_nodes = [n for m, n in nodes.items() if precision(m) == "int8"]
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "q.onnx"
+        if mode == "int8-dynamic":
+            proto = _onnx.gemm_to_matmul(proto)
         onnx.save(proto, str(src))
         if mode == "int8-dynamic":
             quantize_dynamic(str(src), str(dst), per_channel=per_channel, weight_type=QuantType.QInt8,
-                             nodes_to_quantize=int8_nodes, op_types_to_quantize=["MatMul", "Gemm", "LSTM"])
+                             nodes_to_quantize=int8_nodes if layer_precision else None,
+                             op_types_to_quantize=["MatMul", "LSTM"])
             proto = onnx.load(str(dst))
         elif int8_nodes:
             if calibration is None:
@@ -110,9 +119,12 @@ def quantize_model(
     return data
 
 
+ZERO_POINT_TYPES = (onnx.TensorProto.INT8, onnx.TensorProto.INT32)
+
+
 def _drop_zero_points(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """Remove all-zero int8 weight zero points: optional in ``DequantizeLinear`` (zero is the
-    default), and per-channel they cost a byte per channel."""
+    """Remove the all-zero zero points of int8 weights and int32 biases: optional in
+    ``DequantizeLinear`` (zero is the default), they cost 1 or 4 bytes per channel."""
     from onnx import numpy_helper
 
     inits = {i.name: i for i in proto.graph.initializer}
@@ -121,7 +133,7 @@ def _drop_zero_points(proto: onnx.ModelProto) -> onnx.ModelProto:
         if node.op_type != "DequantizeLinear" or len(node.input) < 3 or node.input[0] not in inits:
             continue
         zp = inits.get(node.input[2])
-        if zp is not None and zp.data_type == onnx.TensorProto.INT8 and not numpy_helper.to_array(zp).any():
+        if zp is not None and zp.data_type in ZERO_POINT_TYPES and not numpy_helper.to_array(zp).any():
             dropped.add(node.input[2])
             del node.input[2]
     still_used = {i for node in proto.graph.node for i in node.input}
