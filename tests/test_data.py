@@ -27,7 +27,7 @@ def test_npz_and_csv_files(tmp_path):
     np.savez(tmp_path / "d.npz", x=x, y=y, x_test=x[:30], y_test=y[:30])
     s = load_dataset(str(tmp_path / "d.npz"))
     assert s.input_shape == (1, 12) and len(s.y_test) == 30 and s.n_classes == 3
-    lines = ["a,b,label"] + [f"{r[0]},{r[1]},{'cat' if t else 'dog'}" for r, t in zip(x, y > 0)]
+    lines = ["a,b,label"] + [f"{r[0]},{r[1]},{'cat' if t else 'dog'}" for r, t in zip(x, y > 0, strict=True)]
     (tmp_path / "d.csv").write_text("\n".join(lines))
     s = load_dataset(str(tmp_path / "d.csv"))
     assert s.input_shape == (1, 2) and s.n_classes == 2

@@ -146,3 +146,28 @@ def test_changed_objectives_on_resume_is_an_error_and_keeps_trials(tmp_path, tin
     r = run_cli("search", str(cfg), "--n-trials", "2", "--out", str(tmp_path / "r"), "--objectives", "accuracy,params")
     assert r.returncode == 2 and r.stderr.startswith("error: objectives:")
     assert (tmp_path / "r" / "trials" / "00000" / "weights.pt").is_file()
+
+
+def test_ctrl_c_keeps_completed_trials_and_resumes(tmp_path, tiny_config):
+    import signal
+    import time
+
+    out = tmp_path / "c"
+    cmd = [sys.executable, "-m", "slimnas", "search", str(tiny_config()), "--n-trials", "200", "--epochs", "3",
+           "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (out / "trials" / "00002" / "metrics.json").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stdout and "Traceback" not in stderr
+    pareto = json.loads((out / "pareto.json").read_text())
+    study = optuna.load_study(study_name="digits-tpe", storage=f"sqlite:///{out / 'study.db'}")
+    complete = [t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) >= 3 and pareto["n_trials"] == len(complete)
+    assert {m["trial"] for m in pareto["front"]} <= set(complete)
+    resumed = slimnas.search(tiny_config(), n_trials=len(complete) + 1, out=str(out), progress=False)
+    now = [t.number for t in resumed.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert now[: len(complete)] == complete and len(now) == len(complete) + 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class RNNSpec:
     bidirectional: bool = False
 
 
-ArchSpec = Union[MLPSpec, CNNSpec, RNNSpec]
+ArchSpec = MLPSpec | CNNSpec | RNNSpec
 _FAMILIES: dict[str, type] = {c.family: c for c in (MLPSpec, CNNSpec, RNNSpec)}
 
 

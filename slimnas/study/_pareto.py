@@ -45,7 +45,7 @@ def pareto_front(
         return [], closest[:n_closest]
     points = np.array([_signed(t.user_attrs["metrics"], objectives) for t in ok])
     rank = nondominated_rank(points)
-    front = [t for t, r in zip(ok, rank) if r == 0]
+    front = [t for t, r in zip(ok, rank, strict=True) if r == 0]
     # one member per distinct objective vector (ties keep the earliest trial)
     seen, unique = set(), []
     for t in sorted(front, key=lambda t: (_signed(t.user_attrs["metrics"], objectives), t.number)):

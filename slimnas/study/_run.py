@@ -122,7 +122,7 @@ def search(config: str | Path | RunConfig | None = None, /, *, console: Console 
     else:
         cfg = load_config(config, **overrides)
     console = console or Console(width=None if sys.stdout.isatty() else 120)
-    optuna.logging.set_verbosity(logging.WARNING)
+    optuna.logging.set_verbosity(logging.ERROR)  # a Ctrl-C is not a failure to report with a traceback
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     device = resolve_device(cfg.device)
     run = RunFolder(cfg.run_dir)
