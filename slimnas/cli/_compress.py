@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -42,15 +42,15 @@ def render_table(before: dict, after: dict, title: str = "slimnas compress"):
 
 def compress_command(
     model: Annotated[str, typer.Option(help="path/to/file.py:callable or package.module:callable returning an nn.Module")],
-    weights: Annotated[Optional[Path], typer.Option(help="state dict (torch.save) of the trained model")] = None,  # noqa: UP007 - typer needs Optional
+    weights: Annotated[Path | None, typer.Option(help="state dict (torch.save) of the trained model")] = None,
     dataset: Annotated[str, typer.Option(help="registered dataset name or a .npz/.csv file")] = "mnist1d",
     prune: Annotated[float, typer.Option(help="share of channels removed by structured pruning, in [0, 1)")] = 0.0,
     importance: Annotated[str, typer.Option(help="pruning criterion: l1, l2, taylor, bn_scale, random")] = "l1",
     distill: Annotated[bool, typer.Option("--distill/--no-distill", help="distil from the original model while retraining")] = False,
     temperature: Annotated[float, typer.Option(help="distillation temperature")] = 4.0,
     quantize: Annotated[str, typer.Option(help=QUANTIZE_HELP)] = "none",
-    lowrank: Annotated[Optional[float], typer.Option(help="kept-rank ratio of low-rank factorisation, in (0, 1]")] = None,  # noqa: UP007
-    cluster: Annotated[Optional[int], typer.Option(help="k-means clusters per layer (weight sharing)")] = None,  # noqa: UP007
+    lowrank: Annotated[float | None, typer.Option(help="kept-rank ratio of low-rank factorisation, in (0, 1]")] = None,
+    cluster: Annotated[int | None, typer.Option(help="k-means clusters per layer (weight sharing)")] = None,
     epochs: Annotated[int, typer.Option(help="retraining epochs after each step")] = 2,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     out: Annotated[Path, typer.Option(help="output folder for report.json, model.onnx and compressed/")] = Path("runs/compress"),

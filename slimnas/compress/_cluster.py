@@ -38,11 +38,15 @@ def kmeans_1d(values: np.ndarray, k: int, *, seed: int = 0) -> tuple[np.ndarray,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning when clusters coincide
         km = KMeans(n_clusters=k, init=init, n_init=1, max_iter=100, random_state=seed).fit(flat.reshape(-1, 1))
-    codebook = km.cluster_centers_.reshape(-1)
+    labels = km.labels_
+    # centroids as plain member means: scikit-learn centres the data first, which leaves
+    # rounding noise (a cluster of zeros gets a centroid of 1e-18)
+    codebook = np.array([flat[labels == j].mean() if (labels == j).any() else c
+                         for j, c in enumerate(km.cluster_centers_.reshape(-1))])
     order = np.argsort(codebook)
     remap = np.empty_like(order)
     remap[order] = np.arange(k)
-    return codebook[order].astype(np.float32), remap[km.labels_].astype(np.int64).reshape(values.shape)
+    return codebook[order].astype(np.float32), remap[labels].astype(np.int64).reshape(values.shape)
 
 
 def pack_indices(indices: np.ndarray, n_clusters: int) -> bytes:

@@ -110,7 +110,9 @@ def quantize_model(
                             nodes_to_quantize=int8_nodes, extra_options={"WeightSymmetric": True})
             proto = _drop_zero_points(onnx.load(str(dst)))
     fp16_nodes = {n for m, n in nodes.items() if precision(m) == "fp16"}
-    if fp16_nodes:
+    if mode == "fp16" and all(p == "fp16" for p in layer_precision.values()):
+        proto = _onnx.fp16_weights(proto)  # every float tensor: BatchNorm, recurrent weights too
+    elif fp16_nodes:
         inits = {i.name for i in proto.graph.initializer}
         names = {i for node in proto.graph.node if node.name in fp16_nodes for i in node.input if i in inits}
         proto = _onnx.fp16_weights(proto, names)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from compress_models import SHAPE
 
 from slimnas.data import DataSplits, load_dataset

@@ -1,0 +1,89 @@
+"""Quantization through ONNX Runtime; every figure comes from running the file."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+import torch
+from compress_models import MODELS, SHAPE
+
+from slimnas.compress import OnnxQuantizer, Retrain, quantize_model
+from slimnas.compress import _onnx
+from slimnas.errors import ConfigError
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_fp32_onnx_matches_eager(name):
+    model = MODELS[name]()
+    data = quantize_model(model, SHAPE, mode="fp32")
+    assert _onnx.max_abs_diff(data, model, torch.randn(16, *SHAPE)) < 1e-4
+
+
+@pytest.mark.parametrize("name", ["residual_cnn", "mlp", "gru"])
+def test_fp16_halves_the_payload_and_stays_close(name):
+    model = MODELS[name]()
+
+    def float_bytes(data: bytes, dtype: int) -> int:
+        proto = onnx.ModelProto.FromString(data)
+        return sum(len(i.raw_data) for i in proto.graph.initializer if i.data_type == dtype)
+
+    fp32 = quantize_model(model, SHAPE, mode="fp32")
+    data = quantize_model(model, SHAPE, mode="fp16")
+    assert float_bytes(data, onnx.TensorProto.FLOAT) == 0
+    assert float_bytes(data, onnx.TensorProto.FLOAT16) * 2 == float_bytes(fp32, onnx.TensorProto.FLOAT)
+    assert len(data) < len(fp32)
+    assert _onnx.max_abs_diff(data, model, torch.randn(16, *SHAPE)) < 2e-2
+
+
+def test_lean_files_carry_no_names_or_doc_strings():
+    proto = onnx.ModelProto.FromString(quantize_model(MODELS["residual_cnn"](), SHAPE, mode="fp32"))
+    assert all(n.name == "" and n.doc_string == "" for n in proto.graph.node)
+    assert all(len(i.name) <= 4 for i in proto.graph.initializer)
+    assert [i.name for i in proto.graph.input] == ["input"]
+
+
+def test_static_int8_is_small_and_accurate(trained_cnn, data):
+    q = OnnxQuantizer(mode="int8").fit(trained_cnn, data)
+    fp32 = _onnx.size_report(quantize_model(trained_cnn, SHAPE, mode="fp32"))
+    assert q.report_["weight_bytes"] <= 0.31 * fp32["weight_bytes"]
+    ops = {n.op_type for n in onnx.ModelProto.FromString(q.onnx_).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    # the accuracy is ONNX Runtime's, on the file itself
+    assert q.val_accuracy_ == _onnx.accuracy(q.onnx_, data.x_val, data.y_val)
+    assert q.float_val_accuracy_ - q.val_accuracy_ < 0.03
+    agree = (_onnx.predict(q.onnx_, data.x_val).argmax(1) == trained_cnn(data.x_val).argmax(1).numpy()).mean()
+    assert agree > 0.9
+
+
+def test_dynamic_int8_quantizes_linear_layers(trained_mlp, data):
+    q = OnnxQuantizer(mode="int8-dynamic").fit(trained_mlp, data)
+    ops = {n.op_type for n in onnx.ModelProto.FromString(q.onnx_).graph.node}
+    assert "MatMulInteger" in ops
+    assert q.report_["weight_bytes"] < 0.35 * 4 * sum(p.numel() for p in trained_mlp.parameters())
+    assert abs(q.float_val_accuracy_ - q.val_accuracy_) < 0.03
+
+
+def test_per_layer_precision(trained_cnn, data):
+    data_ = quantize_model(trained_cnn, SHAPE, mode="fp32", calibration=data.x_train[:128],
+                           layer_precision={"2": "int8", "4": "fp16"})
+    proto = onnx.ModelProto.FromString(data_)
+    int8 = [i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.INT8]
+    fp16 = [i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16]
+    assert [tuple(i.dims) for i in int8] == [(25, 25, 3)]
+    assert sorted(tuple(i.dims) for i in fp16) == [(25,), (25, 25, 3)]
+    with pytest.raises(ConfigError, match="layer_precision"):
+        quantize_model(trained_cnn, SHAPE, mode="fp32", layer_precision={"nope": "int8"})
+
+
+def test_qat_runs_when_static_int8_loses_too_much(trained_cnn, data):
+    q = OnnxQuantizer(mode="int8", max_drop=-1.0, qat=Retrain(epochs=1)).fit(trained_cnn, data)
+    ptq = OnnxQuantizer(mode="int8").fit(trained_cnn, data)
+    assert q.val_accuracy_ >= ptq.val_accuracy_
+    assert isinstance(q.qat_ran_, bool) and q.report_["qat"] == q.qat_ran_
+
+
+def test_bad_mode():
+    with pytest.raises(ConfigError, match="quantize.mode"):
+        OnnxQuantizer(mode="int4").fit(MODELS["mlp"](), input_shape=SHAPE)
+    with pytest.raises(ConfigError, match="quantize.data"):
+        OnnxQuantizer(mode="int8").fit(MODELS["mlp"](), input_shape=SHAPE)
