@@ -141,8 +141,14 @@ def list_prunable_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list
     widths and MACs per sample (the output layer is left out: its width is the class count)."""
     shapes: dict[str, tuple] = {}
     layers = executed_layers(model, input_shape)[:-1]
-    hooks = [m.register_forward_hook(lambda mod, a, o, n=n: shapes.setdefault(n, tuple(a[0].shape[1:])))
-             for n, m in layers]
+
+    def record(name: str):
+        def hook(mod, args, out) -> None:  # returns None: a value would replace the output
+            shapes.setdefault(name, tuple(args[0].shape[1:]))
+
+        return hook
+
+    hooks = [m.register_forward_hook(record(n)) for n, m in layers]
     try:
         with torch.no_grad():
             model.eval()(torch.zeros(1, *input_shape))
@@ -174,7 +180,7 @@ def scale_to_macs(
     on channel counts only, so magnitude importance stands in for any criterion).
 
     Returns:
-        ``(ratios, macs)``: the scaled ratios (each below 0.95) and the MACs they give, the
+        ``(ratios, macs)``: the scaled ratios (each below 0.95, and keeping a channel) and the MACs they give, the
         closest at or below the target when it can be reached, else the smallest reachable.
     """
     ratios = {k: float(v) for k, v in ratios.items() if v > 0}
@@ -184,8 +190,13 @@ def scale_to_macs(
     if target_macs >= base:
         return {k: 0.0 for k in ratios}, base
 
+    # torch-pruning skips a layer whose ratio would leave no channel, which would make MACs
+    # jump back up: cap every ratio so that at least one channel stays
+    widths = {layer.name: layer.out_channels for layer in list_prunable_layers(model, input_shape)}
+    caps = {k: min(MAX_RATIO, 1 - 1.5 / widths[k]) if k in widths else MAX_RATIO for k in ratios}
+
     def scaled(mult: float) -> dict[str, float]:
-        return {k: min(MAX_RATIO, v * mult) for k, v in ratios.items()}
+        return {k: max(0.0, min(caps[k], v * mult)) for k, v in ratios.items()}
 
     lo, hi = 0.0, MAX_RATIO / min(ratios.values())
     best = (scaled(hi), count_macs(_prune_copy(model, scaled(hi), input_shape), input_shape))

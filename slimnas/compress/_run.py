@@ -73,7 +73,11 @@ def load_model(spec: str, weights: str | Path | None = None) -> tuple[nn.Module,
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise ConfigError("--model", f"a callable named {attr!r} in {target}", spec)
-    model = factory()
+    try:
+        model = factory()
+    except Exception as e:  # noqa: BLE001 - the user's callable failed
+        raise ConfigError("--model", "a callable that builds the model without arguments",
+                          f"{spec} ({type(e).__name__}: {e})") from None
     if not isinstance(model, nn.Module):
         raise ConfigError("--model", "a callable returning a torch.nn.Module", type(model).__name__)
     if weights is not None:

@@ -7,8 +7,7 @@ import pytest
 import torch
 from compress_models import MODELS, SHAPE
 
-from slimnas.compress import OnnxQuantizer, Retrain, quantize_model
-from slimnas.compress import _onnx
+from slimnas.compress import OnnxQuantizer, Retrain, _onnx, quantize_model
 from slimnas.errors import ConfigError
 
 
