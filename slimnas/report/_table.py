@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from slimnas.report._explain import explanation_table, policy_summary, read_policy
 from slimnas.study._progress import fmt_count
 
 
@@ -26,13 +27,17 @@ def arch_summary(candidate: dict) -> str:
 
 def front_table(members, title: str) -> Table:
     table = Table(title=title, title_justify="left")
-    for col in ("trial", "architecture", "val acc", "test acc", "params", "MACs", "bytes", "latency ms"):
-        table.add_column(col, justify="left" if col == "architecture" else "right")
+    policies = {m.trial: read_policy(m.path) for m in members}
+    compressed = any(policies.values())
+    cols = ["trial", "architecture"] + (["compression"] if compressed else [])
+    for col in cols + ["val acc", "test acc", "params", "MACs", "bytes", "latency ms"]:
+        table.add_column(col, justify="left" if col in ("architecture", "compression") else "right")
     for m in members:
         x = m.metrics
         table.add_row(
             str(m.trial),
             arch_summary(m.candidate),
+            *([policy_summary(policies[m.trial])] if compressed else []),
             f"{x['val_accuracy']:.3f}",
             f"{x['test_accuracy']:.3f}",
             fmt_count(x["params"]),
@@ -49,6 +54,10 @@ def print_front(result, console: Console) -> None:
     if result.front:
         console.print(front_table(result.front, f"Pareto front ({', '.join(cfg.objectives)}), "
                                                 f"{len(result.front)} models, test set evaluated once"))
+        for m in result.front:
+            doc = read_policy(m.path)
+            if doc:
+                console.print(explanation_table(doc, f"trial {m.trial}: per-layer decisions ({m.path / 'policy.json'})"))
     else:
         n = len([t for t in result.study.trials if t.state.name == "COMPLETE"])
         console.print(f"[yellow]No model meets the budget {', '.join(map(str, cfg.budget))} "

@@ -1,5 +1,6 @@
 """Search spaces: config choices -> frozen architecture specs (define-by-run with Optuna)."""
 
+from slimnas.spaces._compression import CompressionSpace
 from slimnas.spaces._params import Param, parse_param
 from slimnas.spaces._space import FAMILIES, SearchSpace
 from slimnas.spaces._spec import (
@@ -18,6 +19,7 @@ __all__ = [
     "FAMILIES",
     "ArchSpec",
     "CNNSpec",
+    "CompressionSpace",
     "Candidate",
     "ConvLayer",
     "MLPSpec",

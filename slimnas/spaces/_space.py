@@ -46,7 +46,7 @@ class SearchSpace:
         params = {f: parse_family(f, raw.get(f), f"{field_prefix}.{f}") for f in fam}
         compression = None
         if raw.get("compression") is not None:
-            from slimnas.compress import CompressionSpace
+            from slimnas.spaces._compression import CompressionSpace
 
             compression = CompressionSpace.from_config(raw["compression"], f"{field_prefix}.compression")
         return cls(
@@ -65,13 +65,15 @@ class SearchSpace:
             space["compression"] = self.compression.to_config()
         return space, {k: p.to_config() for k, p in self.training.items()}
 
-    def sample(self, trial: optuna.Trial, *, tie_layers: bool = False) -> Candidate:
-        """Ask ``trial`` for one candidate (define-by-run)."""
+    def sample(self, trial: optuna.Trial, *, tie_layers: bool = False, input_shape: tuple[int, ...] | None = None,
+               n_classes: int | None = None) -> Candidate:
+        """Ask ``trial`` for one candidate (define-by-run); compression genes need the data's
+        ``input_shape`` and ``n_classes`` to place per-layer genes."""
         family = self.families[0] if len(self.families) == 1 else trial.suggest_categorical("arch.family", list(self.families))
         arch = sample_arch(family, self.params[family], trial, tie_layers=tie_layers)
         compression = None
         if self.compression is not None:
-            compression = self.compression.sample(trial, arch)
+            compression = self.compression.sample(trial, arch, input_shape, n_classes)
         return Candidate(arch=arch, train=sample_training(self.training, trial), compression=compression)
 
     def grid(self) -> dict[str, list]:

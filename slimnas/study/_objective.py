@@ -17,6 +17,7 @@ from slimnas.models import build_model
 from slimnas.spaces import Candidate
 from slimnas.strategies import OptunaReporter, ParetoHalvingStopper
 from slimnas.study._artifacts import RunFolder
+from slimnas.study._compressed import cached_parent, compress_parent, write_artifact
 from slimnas.study._progress import SearchProgress
 from slimnas.training import evaluate, fit
 
@@ -52,7 +53,8 @@ class TrialObjective:
         self.need_latency = "latency_ms" in cost_keys
 
     def sample(self, trial: optuna.Trial) -> Candidate:
-        cand = self.config.space.sample(trial, tie_layers=self.config.strategy.name == "grid")
+        cand = self.config.space.sample(trial, tie_layers=self.config.strategy.name == "grid",
+                                        input_shape=self.splits.input_shape, n_classes=self.splits.n_classes)
         if self.config.epochs is not None:
             cand = dataclasses.replace(cand, train=dataclasses.replace(cand.train, epochs=self.config.epochs))
         return cand
@@ -67,6 +69,8 @@ class TrialObjective:
         model = build_model(cand.arch, shape, n_classes)
         metrics: dict = {"params": count_params(model), "macs": count_macs(model, shape)}
         trial.set_user_attr("costs", dict(metrics))
+        if cand.compression is not None:
+            return self._compressed_trial(trial, cand, model, t0)
         static_ok = all(b.is_met(metrics) for b in self.config.budget if b.key in STATIC_METRICS)
         state = "complete"
         try:
@@ -83,12 +87,37 @@ class TrialObjective:
         self._record(trial, model, metrics, state, t0)
         return objective_values(self.config, metrics)
 
+    def _compressed_trial(self, trial: optuna.Trial, cand: Candidate, model: torch.nn.Module, t0: float) -> list[float]:
+        """Train (or reuse) the parent, compress it as the candidate's policy says, measure the
+        artifact. The parent is trained in full (no early stopping: siblings reuse it)."""
+        cfg, splits = self.config, self.splits
+        parent, reused = cached_parent(self.run.root / "parents", cand, model,
+                                       lambda m: self._train(trial, m, cand, early_stopping=False))
+        parent_metrics = {"parent_val_accuracy": evaluate(parent, splits.x_val, splits.y_val)["accuracy"],
+                          "parent_params": count_params(parent), "parent_macs": count_macs(parent, splits.input_shape),
+                          "parent_reused": reused}
+        artifact, metrics, decisions = compress_parent(
+            parent, cand.compression, splits, budget=cfg.budget,
+            epochs=cfg.space.compression.value("finetune_epochs"), seed=cfg.seed * 100_003 + trial.number,
+            device=str(self.device), latency_batch=cfg.measure.latency_batch,
+            latency_repeats=cfg.measure.latency_repeats,
+        )
+        metrics.update(parent_metrics, trained=True)
+        write_artifact(self.run.trial_dir(trial.number), artifact, decisions)
+        trial.set_user_attr("policy", artifact.policy.to_dict())
+        self._finish_metrics(trial, metrics, "complete", t0)
+        return objective_values(self.config, metrics)
+
     def _record(self, trial: optuna.Trial, model: torch.nn.Module, metrics: dict, state: str, t0: float) -> None:
         """Measure the final model and write its metrics, weights and ONNX file."""
         model.cpu().eval()
         val = evaluate(model, self.splits.x_val, self.splits.y_val)
         metrics.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
         metrics.update(self._measure_artifact(trial.number, model))
+        self.run.write_weights(trial.number, model)
+        self._finish_metrics(trial, metrics, state, t0)
+
+    def _finish_metrics(self, trial: optuna.Trial, metrics: dict, state: str, t0: float) -> None:
         if "fitness" in self.config.objectives:  # f = loss + lambda * cost
             fit_cfg = self.config.fitness
             metrics["fitness"] = metrics["val_loss"] + fit_cfg.weight * metrics[fit_cfg.cost]
@@ -96,13 +125,14 @@ class TrialObjective:
         trial.set_user_attr("metrics", metrics)
         record_constraints(trial, self.config, metrics)
         self.run.write_metrics(trial.number, {**metrics, "state": state})
-        self.run.write_weights(trial.number, model)
         self.progress.end_trial(trial.number, state, metrics, metrics["seconds"])
 
-    def _train(self, trial: optuna.Trial, model: torch.nn.Module, cand: Candidate) -> None:
+    def _train(self, trial: optuna.Trial, model: torch.nn.Module, cand: Candidate, *, early_stopping: bool = True) -> None:
         callbacks = [self.progress.epoch_callback()]
         cfg = self.config
-        if len(cfg.objectives) > 1:
+        if not early_stopping:
+            pass
+        elif len(cfg.objectives) > 1:
             rule = "hyperband" if cfg.strategy.name == "bohb" else cfg.strategy.pruner
             if rule != "none":
                 costs = {k: trial.user_attrs["costs"][k] for k in STATIC_METRICS}

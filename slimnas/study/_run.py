@@ -14,15 +14,16 @@ import torch
 from optuna.trial import TrialState
 from rich.console import Console
 
+from slimnas.compress._onnx import accuracy as onnx_accuracy
 from slimnas.config import OBJECTIVES, RunConfig, load_config, save_config
 from slimnas.data import DataSplits, load_dataset
 from slimnas.errors import ConfigError
 from slimnas.strategies import StrategyContext, make_pruner, make_sampler
 from slimnas.study._artifacts import RunFolder, write_json
+from slimnas.study._compressed import final_finetune
 from slimnas.study._objective import TrialObjective
 from slimnas.study._pareto import pareto_front
 from slimnas.study._progress import SearchProgress
-from slimnas.training import evaluate
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -169,12 +170,12 @@ def finish(cfg: RunConfig, study: optuna.Study, run: RunFolder, splits: DataSpli
     def member(t) -> FrontMember:
         metrics = dict(t.user_attrs["metrics"])
         stored = run.read_metrics(t.number)
-        if "test_accuracy" not in stored:  # the test set is touched once, for the reported models
-            model = run.load_model(t.number, splits.input_shape, splits.n_classes)
-            test = evaluate(model, splits.x_test, splits.y_test)
-            stored.update(test_accuracy=test["accuracy"], test_loss=test["loss"])
+        if "policy" in t.user_attrs and "final" not in stored:
+            stored = final_finetune(cfg, run, t, splits)
+        if "test_accuracy" not in stored:  # the test set is touched once, on the deployable file
+            stored["test_accuracy"] = onnx_accuracy(run.onnx_path(t.number).read_bytes(), splits.x_test, splits.y_test)
             run.write_metrics(t.number, stored)
-        metrics.update(test_accuracy=stored["test_accuracy"], test_loss=stored["test_loss"])
+        metrics.update({k: v for k, v in stored.items() if k != "state"})
         return FrontMember(t.number, t.user_attrs["candidate"], metrics, run.trial_dir(t.number))
 
     front = [member(t) for t in front_trials]
