@@ -55,15 +55,27 @@ def compress_command(
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     out: Annotated[Path, typer.Option(help="output folder for report.json, model.onnx and compressed/")] = Path("runs/compress"),
     device: Annotated[str, typer.Option(help="training device: cpu or cuda")] = "cpu",
+    auto: Annotated[bool, typer.Option("--auto", help="search per-layer pruning ratios and precisions under --budget")] = False,
+    budget: Annotated[list[str] | None, typer.Option(help="with --auto, repeatable: 'macs<=50%' (of the input model), 'bytes<=8KB'")] = None,
+    n_trials: Annotated[int, typer.Option("--n-trials", help="with --auto: policies to try")] = 60,
+    strategy: Annotated[str, typer.Option(help="with --auto: tpe, random, nsga2, gp, cmaes")] = "tpe",
+    final_epochs: Annotated[int, typer.Option(help="with --auto: distillation fine-tune of the chosen policy")] = 10,
 ) -> None:
     """Prune, factorise, cluster, quantize and distil a trained model; measure it before and after."""
-    from rich.console import Console
-
     from slimnas.compress import compress, load_model
     from slimnas.compress._run import train_from_scratch
     from slimnas.data import load_dataset
+    from slimnas.report import make_console
 
-    console = Console()
+    console = make_console()
+    if auto:  # validate at the edge, before any model is loaded or trained
+        from slimnas.config import Budget
+        from slimnas.errors import ConfigError
+
+        if not budget:
+            raise ConfigError("--budget", "at least one budget with --auto, such as 'macs<=50%'", None)
+        for b in budget:
+            Budget.parse(b, "--budget")
     net, _ = load_model(model, weights)
     data = load_dataset(dataset)
     try:
@@ -76,8 +88,31 @@ def compress_command(
     if weights is None:
         console.print(f"no --weights: training the model from scratch on {dataset} first")
         train_from_scratch(net, data, epochs=20, seed=seed, device=device)
+    if auto:
+        _auto(net, data, budget=budget or [], n_trials=n_trials, strategy=strategy, epochs=epochs,
+              final_epochs=final_epochs, seed=seed, out=out, device=device, console=console)
+        return
     result = compress(net, data, prune=prune, importance=importance, distill=distill, temperature=temperature,
                       quantize=quantize, lowrank=lowrank, cluster=cluster, epochs=epochs, seed=seed, out=out,
                       device=device)
     console.print(render_table(result.before, result.after))
     console.print(f"wrote {out / 'report.json'}, {out / 'model.onnx'} and {out / 'compressed'}/")
+
+
+def _auto(net, data, *, budget, n_trials, strategy, epochs, final_epochs, seed, out, device, console) -> None:
+    from slimnas.report import explanation_table
+    from slimnas.strategies import list_strategies
+    from slimnas.study import auto_compress
+
+    if strategy not in list_strategies() or strategy == "grid":
+        from slimnas.errors import ConfigError
+
+        raise ConfigError("--strategy", f"one of {[s for s in list_strategies() if s != 'grid']}", strategy)
+    result = auto_compress(net, data, budget=budget, n_trials=n_trials, strategy=strategy,
+                           finetune_epochs=min(epochs, 2), final_epochs=final_epochs, seed=seed, out=out,
+                           device=device, console=console)
+    console.print(render_table(result.before, result.after, title="slimnas compress --auto"))
+    console.print(explanation_table({"layers": result.decisions}, "per-layer decisions and their sensitivity"))
+    verdict = "meets" if result.feasible else "[yellow]misses[/]"
+    console.print(f"the chosen policy {verdict} the budget {', '.join(map(str, result.budget))}; "
+                  f"wrote {out / 'report.json'}, {out / 'policy.json'}, {out / 'model.onnx'}")

@@ -1,6 +1,6 @@
 """Reports: pure summaries of a run folder first, rendering second."""
 
 from slimnas.report._explain import explanation_table, policy_summary, read_policy
-from slimnas.report._table import arch_summary, front_table, print_front
+from slimnas.report._table import arch_summary, front_table, make_console, print_front
 
-__all__ = ["arch_summary", "explanation_table", "front_table", "policy_summary", "print_front", "read_policy"]
+__all__ = ["arch_summary", "explanation_table", "front_table", "make_console", "policy_summary", "print_front", "read_policy"]

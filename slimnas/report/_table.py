@@ -9,6 +9,13 @@ from slimnas.report._explain import explanation_table, policy_summary, read_poli
 from slimnas.study._progress import fmt_count
 
 
+def make_console() -> Console:
+    """A console for the terminal, or 120 columns wide when output goes to a file or pipe."""
+    import sys
+
+    return Console(width=None if sys.stdout.isatty() else 120)
+
+
 def arch_summary(candidate: dict) -> str:
     """A short human description of an architecture, e.g. ``cnn 8k5s2-16k3s2 gap bn res``."""
     a = candidate["arch"]

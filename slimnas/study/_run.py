@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,7 +121,11 @@ def search(config: str | Path | RunConfig | None = None, /, *, console: Console 
         cfg = config
     else:
         cfg = load_config(config, **overrides)
-    console = console or Console(width=None if sys.stdout.isatty() else 120)
+    from slimnas.report import make_console, print_front
+
+    console = console or make_console()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     optuna.logging.set_verbosity(logging.ERROR)  # a Ctrl-C is not a failure to report with a traceback
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     device = resolve_device(cfg.device)
@@ -155,8 +158,6 @@ def search(config: str | Path | RunConfig | None = None, /, *, console: Console 
                 interrupted = True
                 console.print("[yellow]interrupted: completed trials are kept; run the same command to resume[/]")
     result = finish(cfg, study, run, splits, interrupted=interrupted)
-    from slimnas.report import print_front
-
     print_front(result, console)
     return result
 

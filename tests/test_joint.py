@@ -1,0 +1,125 @@
+"""Joint architecture x compression search and --auto compression of an existing model."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import slimnas
+from slimnas.compress import CompressionPolicy, apply_policy, load_compressed
+from slimnas.compress._export import structure
+from slimnas.data import load_dataset
+from slimnas.measure import count_macs, ort_session
+from slimnas.models import build_model
+from slimnas.spaces import Candidate, CNNSpec, ConvLayer, TrainSpec
+from slimnas.study import auto_compress
+from slimnas.training import fit
+
+JOINT = {
+    "data": {"dataset": "digits"},
+    "objectives": ["accuracy", "macs"],
+    "budget": ["macs<=1500", "bytes<=4KB"],
+    "space": {
+        "family": "cnn",
+        "cnn": {"n_layers": 2, "channels": [12], "kernel": [3], "stride": [2], "head": ["gap"], "residual": [False, True]},
+        "compression": {"prune": {"low": 0.0, "high": 0.6}, "precision": ["fp32", "int8"], "finetune_epochs": 1,
+                        "final_epochs": 2},
+    },
+    "training": {"epochs": 2, "lr": 0.01, "optimizer": "adam"},
+}
+
+
+@pytest.fixture(scope="module")
+def joint_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("joint")
+    (d / "c.yaml").write_text(yaml.safe_dump(JOINT))
+    return slimnas.search(d / "c.yaml", n_trials=4, seed=0, out=str(d / "run"), progress=False)
+
+
+def test_joint_front_meets_the_budget_when_remeasured_from_files(joint_run):
+    data = load_dataset("digits")
+    assert joint_run.front, "the MAC budget is met by construction, so the front cannot be empty"
+    for m in joint_run.front:
+        onnx = m.path / "model.onnx"
+        assert onnx.stat().st_size <= 4000 == 4000 and onnx.stat().st_size == m.metrics["bytes"]
+        cand = Candidate.from_dict(json.loads((m.path / "arch.json").read_text()))
+        model = load_compressed(build_model(cand.arch, data.input_shape, data.n_classes), m.path)
+        macs = count_macs(model, data.input_shape)
+        assert macs <= 1500 and macs == m.metrics["macs"]
+        # the reported test accuracy is that of the exported (quantized) file in ONNX Runtime
+        logits = ort_session(onnx).run(None, {"input": data.x_test.numpy()})[0]
+        acc = float((logits.argmax(1) == data.y_test.numpy()).mean())
+        assert acc == pytest.approx(m.metrics["test_accuracy"])
+        doc = json.loads((m.path / "policy.json").read_text())
+        assert {row["layer"] for row in doc["layers"]} >= set(doc["policy"]["prune"])
+        assert all("sensitivity" in row for row in doc["layers"][:-1])
+
+
+def test_joint_trials_reuse_trained_parents(joint_run):
+    parents = list((joint_run.run_dir / "parents").glob("*.pt"))
+    trials = joint_run.study.trials
+    reused = [t.user_attrs["metrics"]["parent_reused"] for t in trials]
+    # two architectures (residual or not) share the 4 trials: at most 2 parents are trained
+    assert len(parents) <= 2 and sum(reused) == len(trials) - len(parents)
+
+
+@pytest.fixture(scope="module")
+def trained_cnn():
+    data = load_dataset("mnist1d")
+    torch.manual_seed(0)
+    spec = CNNSpec(layers=(ConvLayer(16, 5, 2), ConvLayer(16, 3, 2), ConvLayer(16, 3, 2)), head="flatten")
+    model = build_model(spec, data.input_shape, data.n_classes)
+    fit(model, data.x_train, data.y_train, TrainSpec(epochs=4, lr=0.01))
+    return spec, model.eval(), data
+
+
+def test_auto_meets_a_mac_budget_and_the_policy_reproduces_the_structure(tmp_path, trained_cnn):
+    spec, model, data = trained_cnn
+    res = auto_compress(model, data, budget=["macs<=40%"], n_trials=3, finetune_epochs=1, final_epochs=1,
+                        out=tmp_path / "auto", latency_repeats=5)
+    base = count_macs(model, data.input_shape)
+    assert res.before["macs"] == base and res.after["macs"] <= 0.4 * base
+    assert res.feasible
+    doc = json.loads((tmp_path / "auto" / "policy.json").read_text())
+    report = json.loads((tmp_path / "auto" / "report.json").read_text())
+    assert report["after"]["macs"] == res.after["macs"]
+    policy = CompressionPolicy.from_dict(doc["policy"])
+    again = apply_policy(model, policy, data, epochs=0).model
+    saved = load_compressed(build_model(spec, data.input_shape, data.n_classes), tmp_path / "auto")
+    assert structure(again) == structure(saved)
+    # the saved weights are those of the measured ONNX file
+    x = data.x_val[:16]
+    onnx_out = ort_session(tmp_path / "auto" / "model.onnx").run(None, {"input": x.numpy()})[0]
+    if policy.default_precision == "fp32" and all(p == "fp32" for _, p in policy.precision):
+        np.testing.assert_allclose(onnx_out, saved(x).detach().numpy(), atol=1e-4)
+    assert (onnx_out.argmax(1) == saved(x).detach().numpy().argmax(1)).mean() >= 0.8
+
+
+def test_auto_refuses_a_missing_budget(trained_cnn):
+    _, model, data = trained_cnn
+    with pytest.raises(slimnas.ConfigError, match="--budget"):
+        auto_compress(model, data, budget=[], n_trials=1)
+
+
+def test_cli_auto_writes_report_and_policy(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "mynet.py").write_text(
+        "import torch\n"
+        "def build():\n"
+        "    return torch.nn.Sequential(torch.nn.Conv1d(1, 8, 5, 2, 2), torch.nn.ReLU(), torch.nn.Conv1d(8, 8, 3, 2, 1),\n"
+        "                               torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(80, 10))\n")
+    r = subprocess.run([sys.executable, "-m", "slimnas", "compress", "--model", "mynet.py:build", "--auto",
+                        "--budget", "macs<=50%", "--n-trials", "2", "--epochs", "1", "--final-epochs", "1",
+                        "--out", str(tmp_path / "o")], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["after"]["macs"] <= 0.5 * report["before"]["macs"] and report["feasible"]
+    assert "per-layer decisions" in r.stdout
+    bad = subprocess.run([sys.executable, "-m", "slimnas", "compress", "--model", "mynet.py:build", "--auto",
+                          "--budget", "macs<=half", "--out", str(tmp_path / "b")], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=600)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --budget:")
