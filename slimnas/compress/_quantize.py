@@ -14,7 +14,9 @@ Efficient Integer-Arithmetic-Only Inference") and quantized again.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,6 +52,18 @@ class _Calibration:
 
     def rewind(self) -> None:
         self.i = 0
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """ONNX Runtime's quantizer logs pre-processing advice on the root logger at every call."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def quantize_model(
@@ -91,7 +105,7 @@ def quantize_model(
         return layer_precision.get(module, "int8" if mode == "int8-dynamic" else mode)
 
     int8_nodes = [n for m, n in nodes.items() if precision(m) == "int8"]
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _quiet_root_logger():
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "q.onnx"
         if mode == "int8-dynamic":
             proto = _onnx.gemm_to_matmul(proto)

@@ -121,7 +121,6 @@ def auto_compress(
             raise ConfigError("--precision", "fp32, fp16 or int8", p)
     optuna.logging.set_verbosity(logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    logging.getLogger().setLevel(logging.ERROR)  # ONNX Runtime's quantizer logs advice on the root logger
     model = model.cpu().eval()
     shape = data.input_shape
     out = Path(out) if out is not None else None
