@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import optuna
 
 from slimnas.errors import ConfigError
-from slimnas.spaces._families import Key
-from slimnas.spaces._params import Param, parse_param
+from slimnas.spaces._families import Key, parse_keys
+from slimnas.spaces._params import Param
 
 COMPRESSION_KEYS: dict[str, Key] = {
     "prune": Key(float, "ratios in [0, 0.95]", {"low": 0.0, "high": 0.8}, lambda v: 0 <= v <= 0.95),
@@ -45,19 +45,11 @@ class CompressionSpace:
 
     @classmethod
     def from_config(cls, raw: dict | None, field_prefix: str = "space.compression") -> CompressionSpace:
-        raw = {} if raw is None else raw
-        if not isinstance(raw, dict):
-            raise ConfigError(field_prefix, "a mapping of compression genes", raw)
-        unknown = set(raw) - set(COMPRESSION_KEYS)
-        if unknown:
-            raise ConfigError(f"{field_prefix}.{sorted(unknown)[0]}", f"one of the keys {sorted(COMPRESSION_KEYS)}")
-        params = {}
-        for name, key in COMPRESSION_KEYS.items():
-            p = parse_param(raw.get(name, key.default), f"{field_prefix}.{name}", kind=key.kind,
-                            expected=key.expected, check=key.check or (lambda v: True))
-            if name in _SCALARS and not p.is_fixed:
-                raise ConfigError(f"{field_prefix}.{name}", f"a single value ({key.expected})", raw.get(name))
-            params[name] = p
+        params = parse_keys(COMPRESSION_KEYS, raw, field_prefix)
+        for name in _SCALARS:
+            if not params[name].is_fixed:
+                key = COMPRESSION_KEYS[name]
+                raise ConfigError(f"{field_prefix}.{name}", f"a single value ({key.expected})", raw[name])
         return cls(params=params)
 
     def value(self, name: str):

@@ -27,7 +27,6 @@ class Key:
     check: Any = None
 
 
-_pos = Key(int, "integers >= 1", None, lambda v: v >= 1)
 _act = Key(str, f"activations from {sorted(ACTIVATIONS)}", ["relu"], lambda v: v in ACTIVATIONS)
 _frac = Key(float, "numbers in [0, 1)", 0.0, lambda v: 0 <= v < 1)
 _bool = Key(bool, "true/false", [False])
@@ -68,12 +67,15 @@ SPACE_KEYS: dict[str, dict[str, Key]] = {
         "schedule": Key(str, "'cosine' or 'constant'", "cosine", lambda v: v in ("cosine", "constant")),
     },
 }
-PER_LAYER = {"mlp": ("width",), "cnn": ("channels", "kernel", "stride", "dilation", "pool")}
 
 
 def parse_family(family: str, raw: dict | None, field: str) -> dict[str, Param]:
     """Validate one family's config mapping into ``{key: Param}``, defaults filled in."""
-    keys = SPACE_KEYS[family]
+    return parse_keys(SPACE_KEYS[family], raw, field)
+
+
+def parse_keys(keys: dict[str, Key], raw: dict | None, field: str) -> dict[str, Param]:
+    """Validate a config mapping against ``keys`` into ``{key: Param}``, defaults filled in."""
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ConfigError(field, "a mapping of parameters", raw)
