@@ -171,3 +171,23 @@ def test_ctrl_c_keeps_completed_trials_and_resumes(tmp_path, tiny_config):
     resumed = slimnas.search(tiny_config(), n_trials=len(complete) + 1, out=str(out), progress=False)
     now = [t.number for t in resumed.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert now[: len(complete)] == complete and len(now) == len(complete) + 1
+
+
+def test_recurrent_family_with_latency_objective_on_a_csv_file(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 12))
+    y = (x[:, :6].sum(1) > 0).astype(int)
+    lines = [",".join([f"f{i}" for i in range(12)] + ["label"])]
+    lines += [",".join([f"{v:.4f}" for v in row] + [str(t)]) for row, t in zip(x, y, strict=True)]
+    (tmp_path / "d.csv").write_text("\n".join(lines))
+    cfg = {"data": {"dataset": str(tmp_path / "d.csv")}, "objectives": ["accuracy", "latency"],
+           "budget": ["latency_ms<=1000"], "measure": {"latency_repeats": 5},
+           "space": {"family": "rnn", "rnn": {"hidden": [4, 8], "n_layers": 1}},
+           "training": {"epochs": 1}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    r = slimnas.search(tmp_path / "c.yaml", n_trials=2, out=str(tmp_path / "r"), progress=False)
+    assert r.front
+    for m in r.front:
+        assert m.candidate["arch"]["family"] == "rnn" and m.metrics["latency_ms"] > 0
