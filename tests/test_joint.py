@@ -123,3 +123,21 @@ def test_cli_auto_writes_report_and_policy(tmp_path):
                           "--budget", "macs<=half", "--out", str(tmp_path / "b")], capture_output=True, text=True,
                          cwd=tmp_path, timeout=600)
     assert bad.returncode == 2 and bad.stderr.startswith("error: --budget:")
+
+
+def test_sensitivity_allocation_and_fill_use_the_mac_budget(trained_cnn):
+    from slimnas.compress import analyze_sensitivity, scale_to_macs
+    from slimnas.study._compressed import allocate_by_sensitivity, fill_to_macs, pruned_macs
+
+    _, model, data = trained_cnn
+    shape = data.input_shape
+    target = int(0.5 * count_macs(model, shape))
+    sens = analyze_sensitivity(model, data, ratios=(0.3, 0.6, 0.9))
+    ratios = allocate_by_sensitivity(model, sens, shape, target)
+    assert pruned_macs(model, ratios, shape) <= target
+    # not uniform, and the most sensitive layer (largest drop at 60%) is not the most pruned
+    drops = {k: sens.baseline - v[1][1] for k, v in sens.curves.items()}
+    assert len(set(ratios.values())) > 1 and ratios[max(drops, key=drops.get)] < max(ratios.values())
+    scaled, macs = scale_to_macs(model, {k: 0.3 for k in sens.curves}, shape, target)
+    filled = fill_to_macs(model, scaled, shape, target)
+    assert macs <= pruned_macs(model, filled, shape) <= target

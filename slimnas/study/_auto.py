@@ -30,7 +30,12 @@ from slimnas.data import DataSplits
 from slimnas.errors import ConfigError
 from slimnas.strategies import StrategyContext, make_sampler
 from slimnas.study._artifacts import write_json
-from slimnas.study._compressed import attach_sensitivity, compress_parent, write_artifact
+from slimnas.study._compressed import (
+    allocate_by_sensitivity,
+    attach_sensitivity,
+    compress_parent,
+    write_artifact,
+)
 from slimnas.study._pareto import feasible, total_violation
 
 MAX_RATIO = 0.9
@@ -66,11 +71,14 @@ def _policy_from_params(params: dict, layers: list[str], prunable: list[str]) ->
 
 
 def warm_starts(sens: SensitivityResult, prunable: list[str], layers: list[str], precisions: list[str],
-                importances: list[str]) -> list[dict]:
-    """Starting points: for each tolerated accuracy drop, every layer pruned as far as it stays
-    within that drop alone (ratio shape from the sensitivity curves), plus a uniform policy."""
+                importances: list[str], allocated: dict[str, float] | None = None) -> list[dict]:
+    """Starting points: the sensitivity-guided allocation to the MAC target (when there is
+    one); for each tolerated accuracy drop, every layer pruned as far as it stays within that
+    drop alone (the ratio shape; the MAC budget sets the level); and a uniform policy."""
     cheapest = "int8" if "int8" in precisions else precisions[0]
     points = []
+    if allocated:
+        points.append({f"prune:{n}": min(MAX_RATIO, allocated.get(n, 0.0)) for n in prunable})
     for drop in WARM_DROPS:
         ratios = {n: min(MAX_RATIO, sens.max_ratio(n, drop)) for n in prunable}
         points.append({**{f"prune:{n}": r for n, r in ratios.items()}})
@@ -146,7 +154,10 @@ def auto_compress(
     study = optuna.create_study(study_name="auto", storage=storage, sampler=sampler, direction="maximize",
                                 load_if_exists=True)
     if not study.trials:
-        for params in warm_starts(sens, prunable, layers, list(precisions), list(importances)):
+        mac_limits = [b.limit for b in budgets if b.metric == "macs" and b.op in ("<=", "<")]
+        allocated = (allocate_by_sensitivity(model, sens, shape, int(min(mac_limits)), max_ratio=MAX_RATIO)
+                     if mac_limits else None)
+        for params in warm_starts(sens, prunable, layers, list(precisions), list(importances), allocated):
             study.enqueue_trial(params, skip_if_exists=True)
 
     def objective(trial: optuna.Trial) -> float:
@@ -156,7 +167,7 @@ def auto_compress(
         policy = _policy_from_params(params, layers, prunable)
         artifact, metrics, decisions = compress_parent(
             model, policy, data, budget=budgets, epochs=finetune_epochs, seed=seed * 100_003 + trial.number,
-            device=device, latency_repeats=latency_repeats,
+            device=device, latency_repeats=latency_repeats, use_full_budget=True,
         )
         for b in budgets:
             trial.set_constraint(str(b), float(b.violation(metrics)))

@@ -8,6 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -55,20 +56,98 @@ def cached_parent(folder: Path, cand: Candidate, model: nn.Module, train_fn) -> 
 
 
 def fit_to_macs(parent: nn.Module, policy: CompressionPolicy, input_shape: tuple[int, ...],
-                budget: tuple[Budget, ...]) -> CompressionPolicy:
+                budget: tuple[Budget, ...], *, use_full_budget: bool = False) -> CompressionPolicy:
     """Meet a MAC budget by construction: scale the policy's per-layer ratios (keeping their
-    shape) until the pruned parent fits, where pruning alone can reach it."""
+    shape) until the pruned parent fits, where pruning alone can reach it. With
+    ``use_full_budget`` (when MACs are a constraint but not an objective), ratios that prune
+    more than the budget needs are scaled back too, so the sampled ratios set the shape and the
+    budget sets the level."""
     limits = [b.limit for b in budget if b.metric == "macs" and b.op in ("<=", "<") and not b.relative]
     if not limits:
         return policy
     target = int(min(limits))
     ratios = dict(policy.prune)
-    if count_macs(_pruned(parent, ratios, input_shape), input_shape) <= target:
-        return policy
     if not any(r > 0 for r in ratios.values()):
+        if count_macs(parent, input_shape) <= target:
+            return policy
         ratios = {lay.name: UNIFORM_SHAPE for lay in list_prunable_layers(parent, input_shape)}
-    scaled, _ = scale_to_macs(parent, ratios, input_shape, target)
+    elif pruned_macs(parent, ratios, input_shape) <= target and not use_full_budget:
+        return policy
+    scaled, macs = scale_to_macs(parent, ratios, input_shape, target)
+    if macs <= target:
+        scaled = fill_to_macs(parent, scaled, input_shape, target)
     return dataclasses.replace(policy, prune={k: v for k, v in scaled.items() if v > 0})
+
+
+def channel_ratio(n_removed: int, width: int) -> float:
+    """The ratio that removes exactly ``n_removed`` of ``width`` channels (torch-pruning keeps
+    ``int(width * (1 - ratio))``; the 0.1 keeps float error from costing a channel)."""
+    return 0.0 if n_removed <= 0 else (n_removed - 0.1) / width
+
+
+def removed(ratio: float, width: int) -> int:
+    return width - int(width * (1 - ratio)) if ratio > 0 else 0
+
+
+def pruned_macs(parent: nn.Module, ratios: dict, input_shape) -> int:
+    return count_macs(_pruned(parent, {k: v for k, v in ratios.items() if v > 0}, input_shape), input_shape)
+
+
+def fill_to_macs(parent: nn.Module, ratios: dict[str, float], input_shape, target: int, *,
+                 max_steps: int = 64) -> dict[str, float]:
+    """Give channels back, one at a time, while the pruned model stays within ``target`` MACs:
+    the scaled ratios move in coarse steps and usually leave part of the budget unused. The most
+    pruned layer gets its channel back first."""
+    widths = {lay.name: lay.out_channels for lay in list_prunable_layers(parent, input_shape)}
+    ratios = {k: v for k, v in ratios.items() if k in widths}
+    for _ in range(max_steps):
+        grown = False
+        for name in sorted((k for k, v in ratios.items() if v > 0), key=lambda k: -ratios[k]):
+            trial = dict(ratios)
+            trial[name] = channel_ratio(removed(ratios[name], widths[name]) - 1, widths[name])
+            if pruned_macs(parent, trial, input_shape) <= target:
+                ratios, grown = trial, True
+                break
+        if not grown:
+            break
+    return ratios
+
+
+def allocate_by_sensitivity(parent: nn.Module, sens, input_shape, target: int, *, step: float = 0.05,
+                            max_ratio: float = 0.9) -> dict[str, float]:
+    """Per-layer ratios that reach ``target`` MACs where pruning hurts least: repeatedly prune
+    a little more from the layer whose sensitivity curve (validation accuracy when pruned
+    alone) shows the smallest drop per MAC saved (in the spirit of Li et al. 2017)."""
+    widths = {lay.name: lay.out_channels for lay in list_prunable_layers(parent, input_shape)}
+    curves = {k: v for k, v in sens.curves.items() if k in widths}
+
+    def drop(name: str, r: float) -> float:
+        xs = [0.0] + [p[0] for p in curves[name]]
+        ys = [0.0] + [max(0.0, sens.baseline - p[1]) for p in curves[name]]
+        return float(np.interp(r, xs, ys))
+
+    ratios = dict.fromkeys(curves, 0.0)
+    macs = pruned_macs(parent, ratios, input_shape)
+    while macs > target:
+        best = None
+        for name, r in ratios.items():
+            k = removed(r, widths[name]) + max(1, round(step * widths[name]))
+            new_r = channel_ratio(k, widths[name])
+            if new_r > max_ratio or k >= widths[name]:
+                continue
+            trial = {**ratios, name: new_r}
+            new_macs = pruned_macs(parent, trial, input_shape)
+            if new_macs >= macs:
+                continue  # coupled to another layer's group, or no change
+            # the drop at the new ratio (not the step's increment: past a layer's collapse the
+            # curve flattens and increments would look free)
+            cost = (drop(name, new_r) + 1e-3) / (macs - new_macs)
+            if best is None or cost < best[0]:
+                best = (cost, trial, new_macs)
+        if best is None:
+            break
+        _, ratios, macs = best
+    return fill_to_macs(parent, ratios, input_shape, target) if macs <= target else ratios
 
 
 def _pruned(parent: nn.Module, ratios: dict, input_shape) -> nn.Module:
@@ -132,9 +211,10 @@ def compress_parent(
     latency_repeats: int = 50,
     eval_splits: tuple[str, ...] = ("val",),
     train: TrainSpec | None = None,
+    use_full_budget: bool = False,
 ) -> tuple[CompressedModel, dict, list[dict]]:
     """Apply ``policy`` (its MAC ratios fitted to the budget) and measure the artifact."""
-    policy = fit_to_macs(parent, policy, splits.input_shape, budget)
+    policy = fit_to_macs(parent, policy, splits.input_shape, budget, use_full_budget=use_full_budget)
     artifact = apply_policy(parent, policy, splits, teacher=parent, epochs=epochs, seed=seed, device=device,
                             train=train)
     metrics = measure_artifact(artifact, splits, splits=eval_splits, latency_batches=(latency_batch,),

@@ -100,7 +100,7 @@ class TrialObjective:
             parent, cand.compression, splits, budget=cfg.budget,
             epochs=cfg.space.compression.value("finetune_epochs"), seed=cfg.seed * 100_003 + trial.number,
             device=str(self.device), latency_batch=cfg.measure.latency_batch,
-            latency_repeats=cfg.measure.latency_repeats,
+            latency_repeats=cfg.measure.latency_repeats, use_full_budget="macs" not in cfg.objectives,
         )
         metrics.update(parent_metrics, trained=True)
         write_artifact(self.run.trial_dir(trial.number), artifact, decisions)
