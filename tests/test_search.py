@@ -191,3 +191,12 @@ def test_recurrent_family_with_latency_objective_on_a_csv_file(tmp_path):
     assert r.front
     for m in r.front:
         assert m.candidate["arch"]["family"] == "rnn" and m.metrics["latency_ms"] > 0
+
+
+def test_two_workers_share_one_study(tmp_path, tiny_config):
+    r = slimnas.search(tiny_config(), n_trials=6, workers=2, out=str(tmp_path / "w"), progress=False)
+    done = r.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert 6 <= len(done) <= 7  # the cap is checked after each trial, so a worker may finish one more
+    assert len({t.number for t in done}) == len(done)
+    assert all((tmp_path / "w" / "trials" / f"{t.number:05d}" / "metrics.json").is_file() for t in done)
+    assert json.loads((tmp_path / "w" / "pareto.json").read_text())["n_trials"] == len(done)

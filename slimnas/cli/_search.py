@@ -23,6 +23,7 @@ def search_command(
     pruner: Annotated[str | None, typer.Option(help="Early stopping: none, median, hyperband.")] = None,
     timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda or auto.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes on the same study.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No live progress display.")] = False,
 ) -> None:
     """Search architectures and training recipes for the most accurate models within a budget."""
@@ -31,7 +32,7 @@ def search_command(
     result = search(
         config, progress=not quiet, dataset=dataset, strategy=strategy, n_trials=n_trials, epochs=epochs,
         seed=seed, storage=storage, out=out, name=name, objectives=objectives, budget=budget, pruner=pruner,
-        timeout=timeout, device=device,
+        timeout=timeout, device=device, workers=workers,
     )
     if result.interrupted:
         raise typer.Exit(130)

@@ -25,6 +25,7 @@ OVERRIDES = {
     "budget": "budget",
     "timeout": "timeout",
     "device": "device",
+    "workers": "n_workers",
 }
 
 

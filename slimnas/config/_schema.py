@@ -58,6 +58,7 @@ class RunConfig:
     timeout: float | None = None  # seconds of search; the front so far is kept
     epochs: int | None = None  # overrides the training recipe's epochs
     device: str = "cpu"
+    n_workers: int = 1  # processes on the same study (each with seed + k); scale out further with a shared storage
     threads: int = 1  # PyTorch CPU threads for training; 0 keeps PyTorch's default (tiny models run best on 1)
     out: str | None = None
     storage: str | None = None
@@ -147,6 +148,7 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
         "epochs": ("an integer >= 1", lambda v: v is None or (_is_int(v) and v >= 1)),
         "device": (f"one of {list(DEVICES)}", lambda v: v in DEVICES),
         "threads": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
+        "n_workers": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
         "out": ("a folder path", lambda v: v is None or isinstance(v, str)),
         "storage": ("an Optuna storage URL such as sqlite:///runs/x.db", lambda v: v is None or (isinstance(v, str) and "://" in v)),
         "skip_infeasible": ("true/false", lambda v: isinstance(v, bool)),

@@ -143,23 +143,67 @@ def search(config: str | Path | RunConfig | None = None, /, *, console: Console 
                   f"{n_todo} to run ({cfg.strategy.name}, objectives {', '.join(cfg.objectives)}"
                   + (f", budget {', '.join(map(str, cfg.budget))}" if cfg.budget else "") + f") -> {run.root}")
     interrupted = False
+    workers = start_workers(cfg, min(cfg.n_workers, n_todo))
     with SearchProgress(console, n_total=cfg.n_trials, n_done=n_done, enabled=progress) as bar:
-        objective = TrialObjective(cfg, splits, run, bar, device)
-        if n_todo:
-            try:
-                study.optimize(
-                    objective,
-                    n_trials=n_todo,
-                    timeout=cfg.timeout,
-                    callbacks=[optuna.study.MaxTrialsCallback(cfg.n_trials, states=FINISHED)],
-                    gc_after_trial=False,
-                )
-            except KeyboardInterrupt:
-                interrupted = True
-                console.print("[yellow]interrupted: completed trials are kept; run the same command to resume[/]")
+        try:
+            optimize(cfg, study, TrialObjective(cfg, splits, run, bar, device), n_todo)
+            for p in workers:
+                p.join()
+            failed = [p.exitcode for p in workers if p.exitcode]
+            if failed:
+                console.print(f"[red]{len(failed)} worker process(es) failed (exit codes {failed})[/]")
+        except KeyboardInterrupt:
+            interrupted = True
+            for p in workers:
+                p.join(timeout=30)
+            console.print("[yellow]interrupted: completed trials are kept; run the same command to resume[/]")
+    study = open_study(cfg, cfg.epochs or cfg.space.max_epochs)  # re-read: workers added trials
     result = finish(cfg, study, run, splits, interrupted=interrupted)
     print_front(result, console)
     return result
+
+
+def optimize(cfg: RunConfig, study: optuna.Study, objective: TrialObjective, n_todo: int) -> None:
+    if n_todo:
+        study.optimize(objective, n_trials=n_todo, timeout=cfg.timeout, gc_after_trial=False,
+                       callbacks=[optuna.study.MaxTrialsCallback(cfg.n_trials, states=FINISHED)])
+
+
+def start_workers(cfg: RunConfig, n_workers: int) -> list:
+    """``n_workers - 1`` extra processes on the same study (this process is worker 0). Each has
+    its own sampler seed, so they don't propose the same candidates; the study's storage is
+    their only shared state, and ``n_trials`` caps their total."""
+    import multiprocessing as mp
+
+    if n_workers <= 1:
+        return []
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(cfg.to_dict(), k), daemon=False) for k in range(1, n_workers)]
+    for p in procs:
+        p.start()
+    return procs
+
+
+def _worker(raw: dict, k: int) -> None:
+    from slimnas.config import parse_config
+
+    cfg = parse_config({**raw, "seed": raw["seed"] + k, "n_workers": 1})
+    optuna.logging.set_verbosity(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    d = cfg.data
+    splits = load_dataset(d.dataset, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.seed,
+                          label_column=d.label_column)
+    study = open_study(cfg, cfg.epochs or cfg.space.max_epochs)
+    quiet = Console(quiet=True)
+    n_todo = max(0, cfg.n_trials - len(study.get_trials(deepcopy=False, states=FINISHED)))
+    try:
+        with SearchProgress(quiet, n_total=cfg.n_trials, n_done=0, enabled=False) as bar:
+            optimize(cfg, study, TrialObjective(cfg, splits, RunFolder(cfg.run_dir), bar,
+                                                resolve_device(cfg.device)), n_todo)
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the main process reports it
+        pass
 
 
 def finish(cfg: RunConfig, study: optuna.Study, run: RunFolder, splits: DataSplits, *,
