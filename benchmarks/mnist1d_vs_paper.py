@@ -95,55 +95,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _worker(k: int, config: str, run_dir: str, seed: int, timeout: float, n_trials: int | None,
-            epochs: int | None) -> None:
-    """One search process; its own sampler seed (``seed + k``) keeps workers from proposing the
-    same candidates. Its log goes to ``worker-<k>.log`` in the run folder."""
+def run_search(args, run_dir: Path, timeout: float, quick: bool):
+    """Run the search with ``args.workers`` processes on one study (``slimnas.search``'s
+    ``workers``); the front covers every worker's trials and is tested once."""
     from rich.console import Console
 
     torch.set_num_threads(THREADS)
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
-    with open(Path(run_dir) / f"worker-{k}.log", "w") as log:
-        slimnas.search(config, out=run_dir, seed=seed + k, timeout=timeout, n_trials=n_trials, epochs=epochs,
-                       progress=False, console=Console(file=log, width=120))
-
-
-def run_search(args, run_dir: Path, timeout: float, quick: bool):
-    """Run ``args.workers`` search processes on one study, then read the front of all their trials."""
-    n_trials = 6 if quick else args.n_trials
-    epochs = 3 if quick else None
-    job = (str(args.config), str(run_dir), args.seed, timeout, n_trials, epochs)
-    if args.workers == 1:
-        _worker(0, *job)
-    else:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        # the first worker creates the study; the others join it once it exists
-        procs = [ctx.Process(target=_worker, args=(0, *job))]
-        procs[0].start()
-        db = run_dir / "study.db"
-        for _ in range(600):
-            if db.exists() or not procs[0].is_alive():
-                break
-            time.sleep(0.1)
-        time.sleep(2.0)
-        for k in range(1, args.workers):
-            procs.append(ctx.Process(target=_worker, args=(k, *job)))
-            procs[-1].start()
-        for p in procs:
-            p.join()
-        bad = [p.exitcode for p in procs if p.exitcode != 0]
-        if bad:
-            raise SystemExit(f"a search worker failed (exit codes {bad}); see {run_dir}/worker-*.log")
-    # Resume the study with nothing left to run: the front over every worker's trials, tested once.
-    import optuna
-
-    study = optuna.load_study(study_name=load_config(args.config).study_name,
-                              storage=f"sqlite:///{run_dir / 'study.db'}")
-    n_done = len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.state.name != "FAIL"])
-    return slimnas.search(str(args.config), out=str(run_dir), seed=args.seed, n_trials=max(1, n_done),
-                          epochs=epochs, progress=False)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "search.log", "w") as log:
+        return slimnas.search(str(args.config), out=str(run_dir), seed=args.seed, timeout=timeout,
+                              n_trials=6 if quick else args.n_trials, epochs=3 if quick else None,
+                              workers=args.workers, progress=False, console=Console(file=log, width=120))
 
 
 def train_reference(splits, spec: TrainSpec, seed: int) -> dict:
