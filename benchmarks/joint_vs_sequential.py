@@ -1,0 +1,288 @@
+"""Joint architecture x compression search against searching the architecture first and
+compressing after, under one MAC and one bytes budget and the same wall-clock.
+
+- joint: ``slimnas.search`` on ``benchmarks/configs/joint_mnist1d.yaml`` (a CNN space with a
+  ``space.compression`` section: per-layer pruning ratios, criterion, per-layer fp32/int8,
+  distillation), stopped by a timeout; its front members are compressed ONNX files, fine-tuned
+  for ``final_epochs`` and measured in ONNX Runtime. Its whole wall-clock (search + final
+  fine-tunes + test evaluation) is the budget the baseline gets.
+- sequential: the same file without ``space.compression`` (architecture only, objectives
+  accuracy and MACs, no budget: the usual "find good networks, then shrink them to fit"), run
+  for ``--nas-share`` of that wall-clock; then, in the time left, each front member (most
+  accurate on validation data first) is compressed to the budget by
+  :func:`slimnas.study.auto_compress` (per-layer ratios and fp32/int8 precisions, distillation,
+  the same short and final fine-tune epochs as the joint search).
+
+Both fronts are scored on test accuracy (ONNX Runtime) of the feasible compressed files: the 2-D
+hypervolume of ``(1 - test_accuracy, macs / mac_limit)`` (and of ``bytes / bytes_limit``) with
+reference point ``(1, 1)``, both minimised. Target: the joint front dominates or matches the
+sequential one (its hypervolume is at least as large). Writes
+``benchmarks/results/joint_vs_sequential.{json,md}``.
+
+Usage: ``python benchmarks/joint_vs_sequential.py [--quick] [--search-seconds 300]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from rich.console import Console
+
+import slimnas
+from slimnas.config import Budget
+from slimnas.data import load_dataset
+from slimnas.study import RunFolder, auto_compress, feasible, hypervolume_2d
+
+HERE = Path(__file__).parent
+HERE_REPO = Path(__file__).resolve().parent.parent
+RESULTS = HERE / "results"
+CONFIG = HERE / "configs" / "joint_mnist1d.yaml"
+KEEP = ("test_accuracy", "val_accuracy", "params", "macs", "bytes")
+
+
+def nondominated(points: list[dict], cost: str) -> list[dict]:
+    """Members not beaten on both test accuracy and ``cost`` (ties keep one)."""
+    out = []
+    for p in sorted(points, key=lambda p: (p[cost], -p["test_accuracy"])):
+        if not out or p["test_accuracy"] > out[-1]["test_accuracy"]:
+            out.append(p)
+    return out
+
+
+USEFUL = 0.8  # a second reading counts only models with at least this test accuracy
+
+
+def score(points: list[dict], limits: dict[str, float]) -> dict:
+    """Hypervolumes of ``(1 - test_accuracy, cost / limit)``: up to ``(1, 1)``, and up to
+    ``(1 - USEFUL, 1)`` (only the region of models accurate enough to deploy)."""
+    out = {}
+    for cost in ("macs", "bytes"):
+        pts = [(1 - p["test_accuracy"], p[cost] / limits[cost]) for p in points]
+        out[f"hypervolume_{cost}"] = hypervolume_2d(pts, (1.0, 1.0))
+        out[f"hypervolume_{cost}_acc{USEFUL * 100:.0f}"] = hypervolume_2d(pts, (1 - USEFUL, 1.0))
+    return out
+
+
+def coverage(a: list[dict], b: list[dict]) -> float:
+    """Share of ``b``'s points weakly dominated by a point of ``a`` (accuracy up, MACs and bytes down)."""
+    if not b:
+        return 1.0
+    hit = sum(any(p["test_accuracy"] >= q["test_accuracy"] and p["macs"] <= q["macs"] and p["bytes"] <= q["bytes"]
+                  for p in a) for q in b)
+    return hit / len(b)
+
+
+def package_state() -> dict:
+    """The commit the figures come from, and whether the package had uncommitted changes."""
+
+    def git(*cmd: str) -> str:
+        try:
+            out = subprocess.run(["git", *cmd], cwd=HERE_REPO, capture_output=True, text=True, timeout=10)
+        except OSError:
+            return ""
+        return out.stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD"), "slimnas_dirty": bool(git("status", "--porcelain", "slimnas"))}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run: tiny training, ~30 s per side")
+    ap.add_argument("--config", type=Path, default=CONFIG)
+    ap.add_argument("--search-seconds", type=float, default=300.0, help="timeout of the joint search")
+    ap.add_argument("--nas-share", type=float, default=0.5,
+                    help="share of the joint wall-clock the sequential baseline spends on its architecture search")
+    ap.add_argument("--auto-trials", type=int, default=8, help="auto_compress trials per compressed front member")
+    ap.add_argument("--max-shrink", type=float, default=4.0,
+                    help="NAS front members over this multiple of the MAC limit are compressed last")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work", type=Path, default=None, help="run folders (default: a temporary folder, removed)")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)  # tiny models: one thread is fastest and the machine is shared
+
+    raw = yaml.safe_load(args.config.read_text())
+    raw["seed"] = args.seed
+    if args.quick:
+        args.search_seconds, args.auto_trials = 25.0, 2
+        raw["training"]["epochs"] = 3
+        raw["space"]["compression"].update(finetune_epochs=1, final_epochs=2)
+    comp = raw["space"]["compression"]
+    budgets = [Budget.parse(b) for b in raw["budget"]]
+    limits = {b.metric: b.limit for b in budgets}
+    work = args.work or Path(tempfile.mkdtemp(prefix="slimnas-jvs-"))
+    work.mkdir(parents=True, exist_ok=True)
+    joint_cfg, nas_cfg = work / "joint.yaml", work / "sequential_nas.yaml"
+    joint_cfg.write_text(yaml.safe_dump(raw))
+    nas_raw = copy.deepcopy(raw)
+    del nas_raw["space"]["compression"]
+    nas_raw["budget"] = []
+    nas_cfg.write_text(yaml.safe_dump(nas_raw))
+    quiet = Console(file=io.StringIO(), width=150)
+    data = load_dataset(raw["data"]["dataset"])
+
+    # --- joint: architecture and compression searched together -------------------------------
+    t0 = time.time()
+    joint = slimnas.search(joint_cfg, timeout=args.search_seconds, out=str(work / "joint"), progress=False,
+                           console=quiet)
+    joint_seconds = time.time() - t0
+    joint_points = [{"trial": m.trial, **{k: m.metrics[k] for k in KEEP}, "policy": m.metrics.get("policy"),
+                     "arch": m.candidate["arch"], "compression": m.candidate.get("compression")}
+                    for m in joint.front if feasible(m.metrics, joint.config.budget)]
+    n_joint = len(joint.study.trials)
+    print(f"joint: {n_joint} trials, {len(joint.front)} front members in {joint_seconds:.0f}s", file=sys.stderr)
+
+    # --- sequential: architecture first, then compress each front member to the budget ------
+    t1 = time.time()
+    nas = slimnas.search(nas_cfg, timeout=args.nas_share * joint_seconds, out=str(work / "nas"), progress=False,
+                         console=quiet)
+    nas_seconds = time.time() - t1
+    print(f"sequential NAS: {len(nas.study.trials)} trials, {len(nas.front)} front members in {nas_seconds:.0f}s",
+          file=sys.stderr)
+    run = RunFolder(nas.run_dir)
+    # most accurate first among members a compression to the budget can plausibly reach (at most
+    # --max-shrink x the MAC limit); the larger ones only after those
+    mac_limit = limits.get("macs", float("inf"))
+    order = sorted(nas.front, key=lambda m: (m.metrics["macs"] > args.max_shrink * mac_limit,
+                                             -m.metrics["val_accuracy"]))
+    seq_points, attempts, spent = [], [], []
+    budget_text = [str(b) for b in budgets]
+    for m in order:
+        elapsed = time.time() - t1
+        expected = sum(spent) / len(spent) if spent else 0.0
+        if elapsed + expected > joint_seconds:
+            break
+        ts = time.time()
+        model = run.load_model(m.trial, data.input_shape, data.n_classes)
+        res = auto_compress(model, data, budget=budget_text, n_trials=args.auto_trials, precisions=("fp32", "int8"),
+                            importances=("l1", "taylor"), finetune_epochs=comp["finetune_epochs"],
+                            final_epochs=comp["final_epochs"], seed=args.seed, console=quiet, latency_repeats=5)
+        spent.append(time.time() - ts)
+        row = {"trial": m.trial, "nas_val_accuracy": m.metrics["val_accuracy"], "nas_macs": m.metrics["macs"],
+               "nas_bytes": m.metrics["bytes"], **{k: res.after[k] for k in KEEP}, "feasible": res.feasible,
+               "policy": res.policy.to_dict(), "arch": m.candidate["arch"], "seconds": round(spent[-1], 1)}
+        attempts.append(row)
+        if res.feasible:
+            seq_points.append(row)
+        print(f"  compressed NAS trial {m.trial} ({m.metrics['macs']:,} MACs): test {res.after['test_accuracy']:.3f}, "
+              f"{res.after['macs']:,} MACs, {res.after['bytes']:,} B, {'ok' if res.feasible else 'over budget'}",
+              file=sys.stderr)
+    seq_seconds = time.time() - t1
+
+    fronts = {"joint": nondominated(joint_points, "macs"), "sequential": nondominated(seq_points, "macs")}
+    result = {
+        "package": package_state(),
+        "settings": {**vars(args), "config": str(args.config), "work": str(work), "out": str(args.out),
+                     "budget": budget_text, "training_epochs": raw["training"]["epochs"],
+                     "finetune_epochs": comp["finetune_epochs"], "final_epochs": comp["final_epochs"]},
+        "joint": {"seconds": round(joint_seconds, 1), "n_trials": n_joint, "front": joint_points,
+                  **score(joint_points, limits)},
+        "sequential": {"seconds": round(seq_seconds, 1), "nas_seconds": round(nas_seconds, 1),
+                       "nas_trials": len(nas.study.trials), "nas_front_size": len(nas.front),
+                       "compressed": attempts, "front": seq_points, **score(seq_points, limits)},
+        "nondominated_by_macs": fronts,
+        "coverage": {"joint_covers_sequential": coverage(joint_points, seq_points),
+                     "sequential_covers_joint": coverage(seq_points, joint_points)},
+    }
+    j, s = result["joint"], result["sequential"]
+    result["checks"] = {
+        "joint hypervolume (test accuracy x MACs) >= sequential": {
+            "joint": j["hypervolume_macs"], "sequential": s["hypervolume_macs"],
+            "met": j["hypervolume_macs"] >= s["hypervolume_macs"]},
+        "joint hypervolume (test accuracy x bytes) >= sequential": {
+            "joint": j["hypervolume_bytes"], "sequential": s["hypervolume_bytes"],
+            "met": j["hypervolume_bytes"] >= s["hypervolume_bytes"]},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = "joint_vs_sequential_quick" if args.quick else "joint_vs_sequential"
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
+    (args.out / f"{name}.md").write_text(markdown(result))
+    print(markdown(result))
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def _arch(arch: dict) -> str:
+    layers = "-".join(f"{c['channels']}k{c['kernel']}s{c['stride']}" for c in arch.get("layers", []))
+    return f"{layers}{' res' if arch.get('residual') else ''} {arch.get('head', '')}".strip()
+
+
+def _policy(policy: dict | None) -> str:
+    if not policy:
+        return ""
+    prune = ", ".join(f"{v:.2f}" for v in policy.get("prune", {}).values()) or "none"
+    prec = policy.get("precision", {})
+    n8 = sum(1 for p in prec.values() if p == "int8")
+    return f"prune [{prune}] ({policy.get('importance')}); int8 {n8}/{len(prec)} layers"
+
+
+def markdown(result: dict) -> str:
+    s, j, q = result["settings"], result["joint"], result["sequential"]
+    u = f"{USEFUL * 100:.0f}"
+    lines = [
+        "# Joint architecture x compression search vs architecture search then compression (MNIST-1D)", "",
+        f"Budget: {', '.join(s['budget'])}. Parents trained {s['training_epochs']} epochs; compression fine-tunes "
+        f"{s['finetune_epochs']} epochs to rank, {s['final_epochs']} epochs for the reported models, distilled, "
+        "in both arms. Accuracy is test accuracy of the compressed ONNX file in ONNX Runtime.", "",
+        f"- joint: `slimnas.search` with `space.compression`, timeout {s['search_seconds']:.0f} s: "
+        f"{j['n_trials']} trials, **{j['seconds']:.0f} s** in all (with final fine-tunes).",
+        f"- sequential: architecture-only search for {q['nas_seconds']:.0f} s ({q['nas_trials']} trials, "
+        f"{q['nas_front_size']} front members), then `auto_compress` ({s['auto_trials']} trials each) of "
+        f"{len(q['compressed'])} front members in the time left: **{q['seconds']:.0f} s** in all.", "",
+        "| arm | hypervolume (1-acc, MACs/limit) | hypervolume (1-acc, bytes/limit) | feasible models |",
+        "|---|---|---|---|",
+        f"| joint | **{j['hypervolume_macs']:.4f}** | **{j['hypervolume_bytes']:.4f}** | {len(j['front'])} |",
+        f"| sequential | **{q['hypervolume_macs']:.4f}** | **{q['hypervolume_bytes']:.4f}** | {len(q['front'])} |",
+        "", f"The same, counting only models with test accuracy >= {USEFUL:.0%} (reference point "
+        f"({1 - USEFUL:.1f}, 1)): joint {j[f'hypervolume_macs_acc{u}']:.4f} (MACs), {j[f'hypervolume_bytes_acc{u}']:.4f} "
+        f"(bytes); sequential {q[f'hypervolume_macs_acc{u}']:.4f} (MACs), {q[f'hypervolume_bytes_acc{u}']:.4f} (bytes).",
+        "", "Most accurate feasible model: " + "; ".join(
+            f"{arm} {b['test_accuracy']:.3f} at {b['macs']:,} MACs, {b['bytes']:,} B (trial {b['trial']})"
+            for arm, b in ((arm, max(result[arm]["front"], key=lambda p: p["test_accuracy"]))
+                           for arm in ("joint", "sequential") if result[arm]["front"])) + ".",
+        "", f"Coverage: {result['coverage']['joint_covers_sequential']:.0%} of the sequential models are weakly "
+        f"dominated (test accuracy, MACs and bytes) by a joint one; {result['coverage']['sequential_covers_joint']:.0%} "
+        "the other way.", "",
+        "## Joint front", "", "| trial | test acc | val acc | params | MACs | bytes | architecture | compression |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for p in sorted(j["front"], key=lambda p: p["macs"]):
+        lines.append(f"| {p['trial']} | {p['test_accuracy']:.3f} | {p['val_accuracy']:.3f} | {p['params']:,} | "
+                     f"{p['macs']:,} | {p['bytes']:,} | {_arch(p['arch'])} | {_policy(p['compression'])} |")
+    lines += ["", "## Sequential: architecture-search front members, compressed", "",
+              "| NAS trial | NAS val acc | NAS MACs | test acc | val acc | params | MACs | bytes | fits | "
+              "architecture | compression |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for p in q["compressed"]:
+        lines.append(f"| {p['trial']} | {p['nas_val_accuracy']:.3f} | {p['nas_macs']:,} | {p['test_accuracy']:.3f} | "
+                     f"{p['val_accuracy']:.3f} | {p['params']:,} | {p['macs']:,} | {p['bytes']:,} | "
+                     f"{'yes' if p['feasible'] else 'no'} | {_arch(p['arch'])} | {_policy(p['policy'])} |")
+    lines += ["", "## Target", ""]
+    for name, c in result["checks"].items():
+        lines.append(f"- [{'x' if c['met'] else ' '}] {name}: joint {c['joint']:.4f}, sequential {c['sequential']:.4f}")
+    lines += ["", f"Settings: { {k: v for k, v in s.items() if k not in ('work', 'out')} }", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--render"]:  # rewrite the .md from a results .json (presentation only)
+        path = Path(sys.argv[2])
+        doc = json.loads(path.read_text())
+        lims = {b.metric: b.limit for b in map(Budget.parse, doc["settings"]["budget"])}
+        for arm in ("joint", "sequential"):  # derived from the stored fronts, so older files gain new readings
+            doc[arm].update(score(doc[arm]["front"], lims))
+        path.write_text(json.dumps(doc, indent=2, default=str))
+        path.with_suffix(".md").write_text(markdown(doc))
+    else:
+        main()
