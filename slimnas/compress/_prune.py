@@ -225,6 +225,14 @@ class StructuredPruner(BaseCompressor):
                                                            "prune.layer_ratios"),
                                            (self.layer_ratios or {}).values(), strict=True)}
         before = {n: _width(m) for n, m in executed}
+        if not self.global_pruning:
+            # torch-pruning leaves a layer whole when its ratio would remove every channel: cap
+            # each ratio so that one channel stays, rather than silently not pruning
+            for name, mod in executed[:-1]:
+                target = ratio_dict.get(mod, self.ratio)
+                cap = max(0.0, 1 - 1.5 / max(before[name], 1))
+                if target > cap and mod not in ignored:
+                    ratio_dict[mod] = cap
         importance = IMPORTANCES.get(self.importance)()
         example = torch.randn(2, *input_shape)
         with warnings.catch_warnings():

@@ -28,6 +28,7 @@ from slimnas.compress._prune import executed_layers
 from slimnas.config import Budget
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError
+from slimnas.spaces import TrainSpec
 from slimnas.strategies import StrategyContext, make_sampler
 from slimnas.study._artifacts import write_json
 from slimnas.study._compressed import (
@@ -107,6 +108,7 @@ def auto_compress(
     device: str = "cpu",
     console: Console | None = None,
     latency_repeats: int = 50,
+    train: TrainSpec | None = None,
 ) -> AutoResult:
     """Search a per-layer policy for ``model`` that meets ``budget`` with the best validation
     accuracy (measured in ONNX Runtime after quantization), then fine-tune it longer.
@@ -115,6 +117,8 @@ def auto_compress(
         budget: constraints such as ``"macs<=50%"`` (relative to ``model``) or ``"bytes<=8KB"``.
         finetune_epochs: the short distilled fine-tune that ranks candidates.
         final_epochs: the fine-tune the chosen policy gets.
+        train: the fine-tune recipe (optimizer, learning rate, batch size); the compression
+            toolkit's default when ``None``.
 
     Example:
         >>> res = auto_compress(net, load_dataset("mnist1d"), budget=["macs<=50%"], n_trials=20)  # doctest: +SKIP
@@ -167,7 +171,7 @@ def auto_compress(
         policy = _policy_from_params(params, layers, prunable)
         artifact, metrics, decisions = compress_parent(
             model, policy, data, budget=budgets, epochs=finetune_epochs, seed=seed * 100_003 + trial.number,
-            device=device, latency_repeats=latency_repeats, use_full_budget=True,
+            device=device, latency_repeats=latency_repeats, use_full_budget=True, train=train,
         )
         for b in budgets:
             trial.set_constraint(str(b), float(b.violation(metrics)))
@@ -196,7 +200,7 @@ def auto_compress(
     torch.manual_seed(seed)
     artifact, after, decisions = compress_parent(
         model, policy, data, budget=(), epochs=final_epochs, seed=seed, device=device,
-        eval_splits=("val", "test"), latency_repeats=latency_repeats,
+        eval_splits=("val", "test"), latency_repeats=latency_repeats, train=train,
     )
     decisions = attach_sensitivity(decisions, sens)
     result = AutoResult(policy, before, after, artifact, study, sens, decisions, budgets, out)

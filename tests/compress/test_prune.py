@@ -147,3 +147,14 @@ def test_sklearn_contract():
     assert p.fit(MODELS["paper_cnn"](), input_shape=SHAPE) is p
     with pytest.raises(ConfigError):
         p.set_params(nonsense=1)
+
+
+@pytest.mark.parametrize("ratio", [0.85, 0.9, 0.99])
+def test_ratios_past_the_last_channel_keep_one_channel(ratio):
+    # torch-pruning would leave these layers whole; a high ratio must still prune them
+    m = torch.nn.Sequential(torch.nn.Conv1d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv1d(8, 8, 3, padding=1),
+                            torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8 * 40, 10))
+    by_layer = StructuredPruner(ratio=0.0, layer_ratios={"0": ratio, "2": ratio}).fit(m, input_shape=(1, 40)).model_
+    uniform = StructuredPruner(ratio=ratio).fit(m, input_shape=(1, 40)).model_
+    for pruned in (by_layer, uniform):
+        assert (pruned[0].out_channels, pruned[2].out_channels) == (1, 1)
