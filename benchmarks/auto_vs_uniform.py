@@ -29,12 +29,12 @@ import argparse
 import io
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
+from _common import package_state  # benchmarks/ is on sys.path when run as a script
 from rich.console import Console
 
 from slimnas.compress import (
@@ -52,7 +52,6 @@ from slimnas.spaces import CNNSpec, ConvLayer, TrainSpec
 from slimnas.study import auto_compress
 from slimnas.training import fit
 
-HERE_REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
 KEEP = ("test_accuracy", "val_accuracy", "params", "macs", "bytes")
 
@@ -112,19 +111,6 @@ def finetuned(model, policy: CompressionPolicy, data, *, epochs: int, seeds: lis
         art = apply_policy(model, policy, data, teacher=model, epochs=epochs, seed=s)
         runs.append(measure_artifact(art, data, splits=("val", "test"), latency_batches=(1,), repeats=5))
     return summarize(runs)
-
-
-def package_state() -> dict:
-    """The commit the figures come from, and whether the package had uncommitted changes."""
-
-    def git(*cmd: str) -> str:
-        try:
-            out = subprocess.run(["git", *cmd], cwd=HERE_REPO, capture_output=True, text=True, timeout=10)
-        except OSError:
-            return ""
-        return out.stdout.strip()
-
-    return {"commit": git("rev-parse", "HEAD"), "slimnas_dirty": bool(git("status", "--porcelain", "slimnas"))}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -29,7 +29,6 @@ import copy
 import io
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from _common import package_state  # benchmarks/ is on sys.path when run as a script
 from rich.console import Console
 
 import slimnas
@@ -45,7 +45,6 @@ from slimnas.data import load_dataset
 from slimnas.study import RunFolder, auto_compress, feasible, hypervolume_2d
 
 HERE = Path(__file__).parent
-HERE_REPO = Path(__file__).resolve().parent.parent
 RESULTS = HERE / "results"
 CONFIG = HERE / "configs" / "joint_mnist1d.yaml"
 KEEP = ("test_accuracy", "val_accuracy", "params", "macs", "bytes")
@@ -81,19 +80,6 @@ def coverage(a: list[dict], b: list[dict]) -> float:
     hit = sum(any(p["test_accuracy"] >= q["test_accuracy"] and p["macs"] <= q["macs"] and p["bytes"] <= q["bytes"]
                   for p in a) for q in b)
     return hit / len(b)
-
-
-def package_state() -> dict:
-    """The commit the figures come from, and whether the package had uncommitted changes."""
-
-    def git(*cmd: str) -> str:
-        try:
-            out = subprocess.run(["git", *cmd], cwd=HERE_REPO, capture_output=True, text=True, timeout=10)
-        except OSError:
-            return ""
-        return out.stdout.strip()
-
-    return {"commit": git("rev-parse", "HEAD"), "slimnas_dirty": bool(git("status", "--porcelain", "slimnas"))}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -1,0 +1,21 @@
+"""Shared helpers of the benchmark scripts (run as ``python benchmarks/<name>.py``)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def package_state() -> dict:
+    """The commit the figures come from, and whether the package had uncommitted changes."""
+
+    def git(*cmd: str) -> str:
+        try:
+            out = subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True, timeout=10)
+        except OSError:
+            return ""
+        return out.stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD"), "slimnas_dirty": bool(git("status", "--porcelain", "slimnas"))}
