@@ -129,27 +129,32 @@ class TrialObjective:
 
     def _train(self, trial: optuna.Trial, model: torch.nn.Module, cand: Candidate, *, early_stopping: bool = True) -> None:
         callbacks = [self.progress.epoch_callback()]
-        cfg = self.config
-        if not early_stopping:
-            pass
-        elif len(cfg.objectives) > 1:
-            rule = "hyperband" if cfg.strategy.name == "bohb" else cfg.strategy.pruner
-            if rule != "none":
-                costs = {k: trial.user_attrs["costs"][k] for k in STATIC_METRICS}
-                callbacks.append(ParetoHalvingStopper(trial, costs, rule=rule, max_epochs=cand.train.epochs))
-        elif cfg.objectives[0] in ("accuracy", "loss", "fitness"):
-            key = cfg.objectives[0]
-            cost = trial.user_attrs["costs"].get(cfg.fitness.cost, 0.0)
-            value_fn = {
-                "accuracy": lambda m: m["val_accuracy"],
-                "loss": lambda m: m["val_loss"],
-                "fitness": lambda m: m["val_loss"] + cfg.fitness.weight * cost,
-            }[key]
-            callbacks.append(OptunaReporter(trial, value_fn))
+        if early_stopping:
+            callbacks += self._stoppers(trial, cand)
         self.progress.start_trial(trial.number, cand.train.epochs)
         fit(model, self.splits.x_train, self.splits.y_train, cand.train, x_val=self.splits.x_val,
-            y_val=self.splits.y_val, device=self.device, seed=cfg.seed * 100_003 + trial.number,
+            y_val=self.splits.y_val, device=self.device, seed=self.config.seed * 100_003 + trial.number,
             callbacks=callbacks)
+
+    def _stoppers(self, trial: optuna.Trial, cand: Candidate) -> list:
+        """Early stopping: Pareto-rank halving for several objectives, Optuna's pruner for one."""
+        cfg = self.config
+        if len(cfg.objectives) > 1:
+            rule = "hyperband" if cfg.strategy.name == "bohb" else cfg.strategy.pruner
+            if rule == "none":
+                return []
+            costs = {k: trial.user_attrs["costs"][k] for k in STATIC_METRICS}
+            return [ParetoHalvingStopper(trial, costs, rule=rule, max_epochs=cand.train.epochs)]
+        key = cfg.objectives[0]
+        if key not in ("accuracy", "loss", "fitness"):
+            return []
+        cost = trial.user_attrs["costs"].get(cfg.fitness.cost, 0.0)
+        value_fn = {
+            "accuracy": lambda m: m["val_accuracy"],
+            "loss": lambda m: m["val_loss"],
+            "fitness": lambda m: m["val_loss"] + cfg.fitness.weight * cost,
+        }[key]
+        return [OptunaReporter(trial, value_fn)]
 
     def _measure_artifact(self, number: int, model: torch.nn.Module) -> dict:
         """Bytes of the exported ONNX file (verified against eager) and, if asked, its latency."""
