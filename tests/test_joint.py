@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import optuna
 import pytest
 import torch
 import yaml
@@ -141,3 +142,96 @@ def test_sensitivity_allocation_and_fill_use_the_mac_budget(trained_cnn):
     scaled, macs = scale_to_macs(model, {k: 0.3 for k in sens.curves}, shape, target)
     filled = fill_to_macs(model, scaled, shape, target)
     assert macs <= pruned_macs(model, filled, shape) <= target
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.7])
+def test_keep_macs_sets_the_level_and_the_ratios_only_the_shape(trained_cnn, keep):
+    from slimnas.compress import list_prunable_layers
+    from slimnas.config import Budget
+    from slimnas.study._compressed import fit_to_macs, pruned_macs
+
+    _, model, data = trained_cnn
+    shape = data.input_shape
+    base = count_macs(model, shape)
+    names = [lay.name for lay in list_prunable_layers(model, shape)]
+    light = CompressionPolicy(prune={names[0]: 0.05, names[1]: 0.1})  # prunes far less than `keep` asks
+    heavy = CompressionPolicy(prune={names[0]: 0.8, names[1]: 0.8})  # far more
+    for policy in (light, heavy):
+        fitted = fit_to_macs(model, policy, shape, (), keep=keep)
+        macs = pruned_macs(model, dict(fitted.prune), shape)
+        assert macs <= keep * base and macs >= 0.9 * keep * base
+    # a tighter MAC budget wins over `keep`
+    fitted = fit_to_macs(model, light, shape, (Budget.parse(f"macs<={int(0.2 * base)}"),), keep=keep)
+    assert pruned_macs(model, dict(fitted.prune), shape) <= 0.2 * base
+    # keep = 1 with a roomy budget prunes nothing
+    assert not fit_to_macs(model, heavy, shape, (), keep=1.0).prune
+
+
+def test_keep_macs_gene_is_sampled_and_stored_with_the_candidate():
+    from slimnas.spaces import SearchSpace
+
+    space = SearchSpace.from_config({"family": "cnn", "cnn": {"n_layers": 2, "channels": [8], "kernel": [3],
+                                                              "stride": [2], "residual": [False], "head": ["gap"]},
+                                     "compression": {"keep_macs": {"low": 0.3, "high": 1.0}}}, {})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    cand = space.sample(trial, input_shape=(1, 40), n_classes=10)
+    assert 0.3 <= cand.keep_macs <= 1.0 and trial.params["comp.keep_macs"] == cand.keep_macs
+    assert Candidate.from_dict(json.loads(json.dumps(cand.to_dict()))) == cand
+    with pytest.raises(slimnas.ConfigError, match="space.compression.keep_macs"):
+        SearchSpace.from_config({"family": "cnn", "compression": {"keep_macs": [1.5]}}, {})
+
+
+def test_fine_tune_epochs_count_on_across_retraining_steps(trained_cnn):
+    from slimnas.compress import list_prunable_layers
+    from slimnas.study._compressed import compress_parent
+    from slimnas.training import Callback
+
+    _, model, data = trained_cnn
+    first = list_prunable_layers(model, data.input_shape)[0].name
+    seen: list[int] = []
+
+    class Record(Callback):
+        def on_epoch_end(self, epoch, metrics):
+            seen.append(epoch)
+
+    policy = CompressionPolicy(prune={first: 0.5}, lowrank={first: 0.5})  # two retraining steps
+    compress_parent(model, policy, data, budget=(), epochs=2, seed=0, device="cpu", latency_repeats=2,
+                    stoppers=lambda fitted: [Record()])
+    assert seen == [1, 2, 3, 4]
+
+
+def test_auto_stops_ranking_fine_tunes_that_fall_behind(trained_cnn):
+    _, model, data = trained_cnn
+    res = auto_compress(model, data, budget=["macs<=50%"], n_trials=12, strategy="random", finetune_epochs=3,
+                        final_epochs=1, early_stopping="median", latency_repeats=2)
+    states = [t.state for t in res.study.trials]
+    pruned = [t for t in res.study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned, states
+    # a stopped trial's curve ends before the full fine-tune; completed ones ran all 3 epochs
+    assert all(len(t.user_attrs["curve"]) < 3 for t in pruned)
+    assert all(len(t.user_attrs["curve"]) == 3 for t in res.study.trials if t.state.name == "COMPLETE")
+    assert res.feasible
+    with pytest.raises(slimnas.ConfigError, match="--early-stopping"):
+        auto_compress(model, data, budget=["macs<=50%"], n_trials=1, early_stopping="sometimes")
+
+
+def test_joint_search_with_keep_macs_and_early_stopped_fine_tunes(tmp_path):
+    raw = json.loads(json.dumps(JOINT))
+    raw["space"]["compression"].update(keep_macs={"low": 0.3, "high": 1.0}, finetune_epochs=3, final_epochs=1)
+    raw["strategy"] = {"name": "random", "pruner": "median"}
+    raw["budget"] = ["macs<=1500"]
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    res = slimnas.search(tmp_path / "c.yaml", n_trials=12, seed=0, out=str(tmp_path / "run"), progress=False)
+    trials = res.study.trials
+    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned and all(len(t.user_attrs["curve"]) < 3 for t in pruned)
+    for t in pruned:  # recorded with the pruned structure's costs, not lost
+        stored = res.run_dir / "trials" / f"{t.number:05d}" / "metrics.json"
+        doc = json.loads(stored.read_text())
+        assert doc["state"] == "pruned" and doc["macs"] == t.user_attrs["costs"]["macs"]
+    assert res.front and {m.trial for m in res.front} <= {t.number for t in trials if t.state.name == "COMPLETE"}
+    for t in trials:
+        if t.state.name == "COMPLETE":
+            m, keep = t.user_attrs["metrics"], t.params["comp.keep_macs"]
+            assert m["macs"] <= min(1500, keep * m["parent_macs"])

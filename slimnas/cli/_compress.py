@@ -60,6 +60,7 @@ def compress_command(
     n_trials: Annotated[int, typer.Option("--n-trials", help="with --auto: policies to try")] = 60,
     strategy: Annotated[str, typer.Option(help="with --auto: tpe, random, nsga2, gp, cmaes")] = "tpe",
     final_epochs: Annotated[int, typer.Option(help="with --auto: distillation fine-tune of the chosen policy")] = 10,
+    early_stopping: Annotated[str, typer.Option(help="with --auto: median, hyperband or none; stops ranking fine-tunes that fall behind")] = "median",
 ) -> None:
     """Prune, factorise, cluster, quantize and distil a trained model; measure it before and after."""
     from slimnas.compress import compress, load_model
@@ -74,6 +75,8 @@ def compress_command(
 
         if not budget:
             raise ConfigError("--budget", "at least one budget with --auto, such as 'macs<=50%'", None)
+        if early_stopping not in ("median", "hyperband", "none"):
+            raise ConfigError("--early-stopping", "median, hyperband or none", early_stopping)
         for b in budget:
             Budget.parse(b, "--budget")
     net, _ = load_model(model, weights)
@@ -90,7 +93,8 @@ def compress_command(
         train_from_scratch(net, data, epochs=20, seed=seed, device=device)
     if auto:
         _auto(net, data, budget=budget or [], n_trials=n_trials, strategy=strategy, epochs=epochs,
-              final_epochs=final_epochs, seed=seed, out=out, device=device, console=console)
+              final_epochs=final_epochs, seed=seed, out=out, device=device, console=console,
+              early_stopping=early_stopping)
         return
     result = compress(net, data, prune=prune, importance=importance, distill=distill, temperature=temperature,
                       quantize=quantize, lowrank=lowrank, cluster=cluster, epochs=epochs, seed=seed, out=out,
@@ -99,7 +103,8 @@ def compress_command(
     console.print(f"wrote {out / 'report.json'}, {out / 'model.onnx'} and {out / 'compressed'}/")
 
 
-def _auto(net, data, *, budget, n_trials, strategy, epochs, final_epochs, seed, out, device, console) -> None:
+def _auto(net, data, *, budget, n_trials, strategy, epochs, final_epochs, seed, out, device, console,
+          early_stopping) -> None:
     from slimnas.report import explanation_table
     from slimnas.strategies import list_strategies
     from slimnas.study import auto_compress
@@ -110,7 +115,7 @@ def _auto(net, data, *, budget, n_trials, strategy, epochs, final_epochs, seed, 
         raise ConfigError("--strategy", f"one of {[s for s in list_strategies() if s != 'grid']}", strategy)
     result = auto_compress(net, data, budget=budget, n_trials=n_trials, strategy=strategy,
                            finetune_epochs=min(epochs, 2), final_epochs=final_epochs, seed=seed, out=out,
-                           device=device, console=console)
+                           device=device, console=console, early_stopping=early_stopping)
     console.print(render_table(result.before, result.after, title="slimnas compress --auto"))
     console.print(explanation_table({"layers": result.decisions}, "per-layer decisions and their sensitivity"))
     verdict = "meets" if result.feasible else "[yellow]misses[/]"

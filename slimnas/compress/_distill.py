@@ -81,6 +81,8 @@ class Retrain:
     alpha: float = 0.9
     seed: int = 0
     device: str = "cpu"
+    #: called after every retraining epoch, in every step (a search's early stopping)
+    callbacks: tuple[Callback, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 0:
@@ -108,12 +110,13 @@ class Retrain:
             raise ConfigError("retrain", "dataset splits to retrain on (or epochs=0)")
         history = fit(model, data.x_train, data.y_train, self.train, x_val=data.x_val, y_val=data.y_val,
                       epochs=n, device=self.device, seed=self.seed, loss_fn=self.loss_fn(teacher),
-                      callbacks=callbacks)
+                      callbacks=(*self.callbacks, *callbacks))
         model.cpu().eval()
         return history
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "train": asdict(self.train)}
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("train", "callbacks")}
+        return {**out, "train": asdict(self.train)}
 
 
 class FineTuner(BaseCompressor):

@@ -27,6 +27,7 @@ from slimnas.data import DataSplits
 from slimnas.errors import ConfigError
 from slimnas.measure import OnnxRuntimeLatency, count_macs, count_params
 from slimnas.spaces import TrainSpec
+from slimnas.training import Callback
 
 PRECISIONS = ("fp32", "fp16", "int8")
 MAX_RATIO = 0.95  # scale_to_macs never removes more than this share of a layer's channels
@@ -222,10 +223,12 @@ def apply_policy(
     train: TrainSpec | None = None,
     seed: int = 0,
     device: str = "cpu",
+    callbacks: Sequence[Callback] = (),
 ) -> CompressedModel:
     """Compress a copy of ``model`` as ``policy`` says: prune -> retrain -> low-rank -> retrain ->
     cluster -> quantize to ONNX. ``epochs`` is the retraining length after each step that changes
-    weights (0 for none); ``teacher`` defaults to ``model``.
+    weights (0 for none); ``teacher`` defaults to ``model``; ``callbacks`` run after every
+    retraining epoch (a callback that raises, such as a search's early stopping, ends it).
 
     Example:
         >>> from slimnas.data import load_dataset
@@ -237,7 +240,8 @@ def apply_policy(
     """
     teacher = model if teacher is None else teacher
     retrain = Retrain(epochs=epochs, train=train or FINETUNE_SPEC, distill=policy.distill,
-                      temperature=policy.temperature, alpha=policy.alpha, seed=seed, device=device)
+                      temperature=policy.temperature, alpha=policy.alpha, seed=seed, device=device,
+                      callbacks=tuple(callbacks))
     shape = data.input_shape
     current, report = copy.deepcopy(model).cpu().eval(), {}
     if any(r > 0 for _, r in policy.prune):

@@ -19,6 +19,8 @@ from slimnas.spaces._params import Param
 COMPRESSION_KEYS: dict[str, Key] = {
     "prune": Key(float, "ratios in [0, 0.95]", {"low": 0.0, "high": 0.8}, lambda v: 0 <= v <= 0.95),
     "per_layer": Key(bool, "true/false", True),
+    "keep_macs": Key(float, "0 (the ratios set how much is pruned) or shares of the parent's MACs in (0, 1]", [0.0],
+                     lambda v: 0 <= v <= 1),
     "importance": Key(str, "'l1', 'l2', 'taylor', 'bn_scale' or 'random'", ["l1"],
                       lambda v: v in ("l1", "l2", "taylor", "bn_scale", "random")),
     "precision": Key(str, "'fp32', 'fp16' or 'int8'", ["fp32", "int8"], lambda v: v in ("fp32", "fp16", "int8")),
@@ -61,6 +63,10 @@ class CompressionSpace:
     def grid(self) -> dict[str, list]:
         raise ConfigError("strategy.name", "a strategy other than 'grid' for a space with per-layer compression genes",
                           "grid")
+
+    def sample_keep(self, trial: optuna.Trial) -> float:
+        """The share of the parent's MACs to keep (0: the sampled ratios set the level)."""
+        return float(self.params["keep_macs"].suggest(trial, "comp.keep_macs"))
 
     def sample(self, trial: optuna.Trial, arch, input_shape: tuple[int, ...], n_classes: int):
         """A :class:`~slimnas.compress.CompressionPolicy` for ``arch`` built on these shapes."""

@@ -71,10 +71,12 @@ class SearchSpace:
         ``input_shape`` and ``n_classes`` to place per-layer genes."""
         family = self.families[0] if len(self.families) == 1 else trial.suggest_categorical("arch.family", list(self.families))
         arch = sample_arch(family, self.params[family], trial, tie_layers=tie_layers)
-        compression = None
+        compression, keep = None, 0.0
         if self.compression is not None:
             compression = self.compression.sample(trial, arch, input_shape, n_classes)
-        return Candidate(arch=arch, train=sample_training(self.training, trial), compression=compression)
+            keep = self.compression.sample_keep(trial)
+        return Candidate(arch=arch, train=sample_training(self.training, trial), compression=compression,
+                         keep_macs=keep)
 
     def grid(self) -> dict[str, list]:
         """Grid for Optuna's ``GridSampler`` (per-layer choices tied); errors past 100k points."""

@@ -73,16 +73,23 @@ class TrainSpec:
 @dataclass(frozen=True)
 class Candidate:
     """One point of the search: an architecture, its training recipe and (optionally) a
-    compression policy, all plain frozen values."""
+    compression policy, all plain frozen values.
+
+    ``keep_macs`` (0 = off) is the share of the trained parent's MACs the compressed candidate
+    keeps: the policy's pruning ratios then give only the shape, and are scaled to that level.
+    """
 
     arch: ArchSpec
     train: TrainSpec = field(default_factory=TrainSpec)
     compression: Any = None
+    keep_macs: float = 0.0
 
     def to_dict(self) -> dict:
         out = {"arch": arch_to_dict(self.arch), "train": dataclasses.asdict(self.train)}
         if self.compression is not None:
             out["compression"] = self.compression.to_dict()
+        if self.keep_macs:
+            out["keep_macs"] = self.keep_macs
         return out
 
     @classmethod
@@ -92,7 +99,8 @@ class Candidate:
             from slimnas.compress import CompressionPolicy
 
             compression = CompressionPolicy.from_dict(d["compression"])
-        return cls(arch=arch_from_dict(d["arch"]), train=TrainSpec(**d.get("train", {})), compression=compression)
+        return cls(arch=arch_from_dict(d["arch"]), train=TrainSpec(**d.get("train", {})), compression=compression,
+                   keep_macs=float(d.get("keep_macs", 0.0)))
 
 
 def arch_to_dict(spec: ArchSpec) -> dict:

@@ -5,6 +5,7 @@ budgets met by construction. The chosen policy gets a final, longer distillation
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -24,12 +25,13 @@ from slimnas.compress import (
     list_prunable_layers,
     measure_artifact,
 )
+from slimnas.compress._distill import FINETUNE_SPEC
 from slimnas.compress._prune import executed_layers
 from slimnas.config import Budget
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError
 from slimnas.spaces import TrainSpec
-from slimnas.strategies import StrategyContext, make_sampler
+from slimnas.strategies import OptunaReporter, StrategyContext, make_pruner, make_sampler
 from slimnas.study._artifacts import write_json
 from slimnas.study._compressed import (
     allocate_by_sensitivity,
@@ -41,6 +43,7 @@ from slimnas.study._pareto import feasible, total_violation
 
 MAX_RATIO = 0.9
 WARM_DROPS = (0.01, 0.03, 0.1)  # accuracy drops that seed the sensitivity-guided starting policies
+REFINE_LR_FACTORS = (1.0, 3.0)  # fine-tune learning rates tried on the chosen ratios, times the recipe's
 
 
 @dataclass
@@ -56,6 +59,8 @@ class AutoResult:
     decisions: list[dict] = field(default_factory=list)
     budget: tuple[Budget, ...] = ()
     out: Path | None = None
+    train: TrainSpec = FINETUNE_SPEC
+    refine: list[dict] = field(default_factory=list)
 
     @property
     def feasible(self) -> bool:
@@ -91,6 +96,26 @@ def warm_starts(sens: SensitivityResult, prunable: list[str], layers: list[str],
     return out
 
 
+def refine_finetune(model: nn.Module, policy: CompressionPolicy, data: DataSplits, *, importances: tuple[str, ...],
+                    recipe: TrainSpec, epochs: int, seed: int, device: str,
+                    lr_factors: tuple[float, ...] = REFINE_LR_FACTORS) -> tuple[CompressionPolicy, TrainSpec, list[dict]]:
+    """Choose the criterion and the fine-tune learning rate for the chosen ratios with a
+    medium-length fine-tune, on validation data: which channels to keep and how hard to retrain
+    them rank differently after a few epochs than after many (a criterion that keeps what helps
+    at once, like Taylor, wins short fine-tunes more often than long ones)."""
+    rows, best = [], None
+    for importance in importances:
+        for factor in lr_factors:
+            cand = dataclasses.replace(policy, importance=importance)
+            spec = dataclasses.replace(recipe, lr=recipe.lr * factor)
+            art = apply_policy(model, cand, data, teacher=model, epochs=epochs, seed=seed, device=device, train=spec)
+            acc = measure_artifact(art, data, splits=("val",), latency_batches=())["val_accuracy"]
+            rows.append({"importance": importance, "lr": spec.lr, "epochs": epochs, "val_accuracy": acc})
+            if best is None or acc > best[0]:
+                best = (acc, cand, spec)
+    return best[1], best[2], rows
+
+
 def auto_compress(
     model: nn.Module,
     data: DataSplits,
@@ -109,6 +134,8 @@ def auto_compress(
     console: Console | None = None,
     latency_repeats: int = 50,
     train: TrainSpec | None = None,
+    early_stopping: str = "median",
+    refine_epochs: int | None = None,
 ) -> AutoResult:
     """Search a per-layer policy for ``model`` that meets ``budget`` with the best validation
     accuracy (measured in ONNX Runtime after quantization), then fine-tune it longer.
@@ -119,6 +146,11 @@ def auto_compress(
         final_epochs: the fine-tune the chosen policy gets.
         train: the fine-tune recipe (optimizer, learning rate, batch size); the compression
             toolkit's default when ``None``.
+        early_stopping: ``median``, ``hyperband`` or ``none``: stops a ranking fine-tune whose
+            validation accuracy falls behind the other trials' at the same epoch.
+        refine_epochs: before the final fine-tune, the chosen ratios are fine-tuned this long
+            with each criterion in ``importances`` and each of two learning rates, and the best
+            on validation data is kept (``None``: a third of ``final_epochs``; 0: off).
 
     Example:
         >>> res = auto_compress(net, load_dataset("mnist1d"), budget=["macs<=50%"], n_trials=20)  # doctest: +SKIP
@@ -155,8 +187,11 @@ def auto_compress(
                           population_size=max(4, min(20, n_trials // 3)))
     sampler = make_sampler(strategy, ctx)
     storage = storage or (f"sqlite:///{out / 'study.db'}" if out is not None else None)
-    study = optuna.create_study(study_name="auto", storage=storage, sampler=sampler, direction="maximize",
-                                load_if_exists=True)
+    if early_stopping not in ("median", "hyperband", "none"):
+        raise ConfigError("--early-stopping", "median, hyperband or none", early_stopping)
+    pruner = make_pruner(early_stopping, n_objectives=1, max_epochs=max(1, finetune_epochs), strategy=strategy)
+    study = optuna.create_study(study_name="auto", storage=storage, sampler=sampler, pruner=pruner,
+                                direction="maximize", load_if_exists=True)
     if not study.trials:
         mac_limits = [b.limit for b in budgets if b.metric == "macs" and b.op in ("<=", "<")]
         allocated = (allocate_by_sensitivity(model, sens, shape, int(min(mac_limits)), max_ratio=MAX_RATIO)
@@ -172,6 +207,7 @@ def auto_compress(
         artifact, metrics, decisions = compress_parent(
             model, policy, data, budget=budgets, epochs=finetune_epochs, seed=seed * 100_003 + trial.number,
             device=device, latency_repeats=latency_repeats, use_full_budget=True, train=train,
+            stoppers=lambda _: [OptunaReporter(trial, lambda m: m["val_accuracy"])],
         )
         for b in budgets:
             trial.set_constraint(str(b), float(b.violation(metrics)))
@@ -197,17 +233,28 @@ def auto_compress(
         console.print(f"[yellow]No policy meets the budget; the closest one (trial {best.number}) follows.[/]")
 
     policy = CompressionPolicy.from_dict(best.user_attrs["policy"])
+    recipe = train or FINETUNE_SPEC
+    refine_epochs = final_epochs // 3 if refine_epochs is None else refine_epochs
+    rows: list[dict] = []
+    if refine_epochs > 0 and ok:
+        policy, recipe, rows = refine_finetune(model, policy, data, importances=tuple(importances), recipe=recipe,
+                                               epochs=refine_epochs, seed=seed, device=device)
+        console.print("criterion and fine-tune learning rate for the chosen ratios ("
+                      f"{refine_epochs}-epoch fine-tunes, validation accuracy): "
+                      + ", ".join(f"{r['importance']} lr {r['lr']:g}: {r['val_accuracy']:.3f}" for r in rows)
+                      + f" -> {policy.importance}, lr {recipe.lr:g}", highlight=False)
     torch.manual_seed(seed)
     artifact, after, decisions = compress_parent(
         model, policy, data, budget=(), epochs=final_epochs, seed=seed, device=device,
-        eval_splits=("val", "test"), latency_repeats=latency_repeats, train=train,
+        eval_splits=("val", "test"), latency_repeats=latency_repeats, train=recipe,
     )
     decisions = attach_sensitivity(decisions, sens)
-    result = AutoResult(policy, before, after, artifact, study, sens, decisions, budgets, out)
+    result = AutoResult(policy, before, after, artifact, study, sens, decisions, budgets, out, recipe, rows)
     if out is not None:
         write_artifact(out, artifact, decisions, {"trial": best.number, "budget": [str(b) for b in budgets]})
         write_json(out / "sensitivity.json", sens.to_dict())
         write_json(out / "report.json", {"before": before, "after": after, "budget": [str(b) for b in budgets],
                                          "feasible": result.feasible, "trial": best.number,
-                                         "n_trials": len(done)})
+                                         "n_trials": len(done), "finetune": dataclasses.asdict(recipe),
+                                         "refine": rows})
     return result

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +26,10 @@ from slimnas.compress import (
 from slimnas.compress._prune import executed_layers
 from slimnas.config import Budget
 from slimnas.data import DataSplits
-from slimnas.measure import count_macs
+from slimnas.measure import count_macs, count_params
 from slimnas.spaces import Candidate, TrainSpec
 from slimnas.study._artifacts import write_json
-from slimnas.training import evaluate
+from slimnas.training import Callback, evaluate
 
 SENSITIVITY_RATIOS = (0.25, 0.5, 0.75)
 UNIFORM_SHAPE = 0.3  # ratio shape used when a policy prunes nothing but the MAC budget needs it
@@ -36,7 +37,8 @@ UNIFORM_SHAPE = 0.3  # ratio shape used when a policy prunes nothing but the MAC
 
 def parent_key(cand: Candidate) -> str:
     """Trials with the same architecture and recipe share one trained parent."""
-    blob = json.dumps({k: v for k, v in cand.to_dict().items() if k != "compression"}, sort_keys=True)
+    d = cand.to_dict()
+    blob = json.dumps({"arch": d["arch"], "train": d["train"]}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
@@ -56,13 +58,17 @@ def cached_parent(folder: Path, cand: Candidate, model: nn.Module, train_fn) -> 
 
 
 def fit_to_macs(parent: nn.Module, policy: CompressionPolicy, input_shape: tuple[int, ...],
-                budget: tuple[Budget, ...], *, use_full_budget: bool = False) -> CompressionPolicy:
+                budget: tuple[Budget, ...], *, use_full_budget: bool = False, keep: float = 0.0) -> CompressionPolicy:
     """Meet a MAC budget by construction: scale the policy's per-layer ratios (keeping their
     shape) until the pruned parent fits, where pruning alone can reach it. With
     ``use_full_budget`` (when MACs are a constraint but not an objective), ratios that prune
     more than the budget needs are scaled back too, so the sampled ratios set the shape and the
-    budget sets the level."""
+    budget sets the level. ``keep`` (0 = off) adds a target of that share of the parent's MACs,
+    met the same way (both ways), so a search samples the level as a gene of its own."""
     limits = [b.limit for b in budget if b.metric == "macs" and b.op in ("<=", "<") and not b.relative]
+    if keep > 0:
+        limits.append(keep * count_macs(parent, input_shape))
+        use_full_budget = True
     if not limits:
         return policy
     target = int(min(limits))
@@ -212,15 +218,44 @@ def compress_parent(
     eval_splits: tuple[str, ...] = ("val",),
     train: TrainSpec | None = None,
     use_full_budget: bool = False,
+    keep: float = 0.0,
+    stoppers: Callable[[CompressionPolicy], Sequence[Callback]] | None = None,
 ) -> tuple[CompressedModel, dict, list[dict]]:
-    """Apply ``policy`` (its MAC ratios fitted to the budget) and measure the artifact."""
-    policy = fit_to_macs(parent, policy, splits.input_shape, budget, use_full_budget=use_full_budget)
+    """Apply ``policy`` (its MAC ratios fitted to the budget and to ``keep``, see
+    :func:`fit_to_macs`) and measure the artifact. ``stoppers(fitted_policy)`` gives the
+    early-stopping callbacks of the fine-tune (their epochs count on across retraining steps)."""
+    policy = fit_to_macs(parent, policy, splits.input_shape, budget, use_full_budget=use_full_budget, keep=keep)
+    callbacks = [RunningEpochs(list(stoppers(policy)))] if stoppers is not None else []
     artifact = apply_policy(parent, policy, splits, teacher=parent, epochs=epochs, seed=seed, device=device,
-                            train=train)
+                            train=train, callbacks=callbacks)
     metrics = measure_artifact(artifact, splits, splits=eval_splits, latency_batches=(latency_batch,),
                                repeats=latency_repeats)
     metrics["val_loss"] = evaluate(artifact.model.cpu(), splits.x_val, splits.y_val)["loss"]
     return artifact, metrics, layer_decisions(parent, artifact)
+
+
+class RunningEpochs(Callback):
+    """Numbers fine-tune epochs on across a policy's retraining steps (prune, low rank,
+    cluster each restart at epoch 1), so an early-stopping rule sees one curve."""
+
+    def __init__(self, callbacks: list[Callback]) -> None:
+        self.callbacks, self.epoch = callbacks, 0
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.epoch += 1
+        for cb in self.callbacks:
+            cb.on_epoch_end(self.epoch, metrics)
+
+
+def retrain_steps(policy: CompressionPolicy) -> int:
+    """How many retraining steps ``apply_policy`` runs for ``policy``."""
+    return sum((any(r > 0 for _, r in policy.prune), bool(policy.lowrank), bool(policy.cluster)))
+
+
+def pruned_costs(parent: nn.Module, policy: CompressionPolicy, input_shape) -> dict[str, int]:
+    """Parameters and MACs of ``parent`` pruned as ``policy`` says (before low rank)."""
+    model = _pruned(parent, {k: v for k, v in policy.prune if v > 0}, input_shape)
+    return {"params": count_params(model), "macs": count_macs(model, input_shape)}
 
 
 def write_artifact(folder: Path, artifact: CompressedModel, decisions: list[dict], extra: dict | None = None) -> None:

@@ -17,7 +17,13 @@ from slimnas.models import build_model
 from slimnas.spaces import Candidate
 from slimnas.strategies import OptunaReporter, ParetoHalvingStopper
 from slimnas.study._artifacts import RunFolder
-from slimnas.study._compressed import cached_parent, compress_parent, write_artifact
+from slimnas.study._compressed import (
+    cached_parent,
+    compress_parent,
+    pruned_costs,
+    retrain_steps,
+    write_artifact,
+)
 from slimnas.study._progress import SearchProgress
 from slimnas.training import evaluate, fit
 
@@ -89,19 +95,34 @@ class TrialObjective:
 
     def _compressed_trial(self, trial: optuna.Trial, cand: Candidate, model: torch.nn.Module, t0: float) -> list[float]:
         """Train (or reuse) the parent, compress it as the candidate's policy says, measure the
-        artifact. The parent is trained in full (no early stopping: siblings reuse it)."""
+        artifact. The parent is trained in full (no early stopping: siblings reuse it); the
+        short ranking fine-tune stops early by the study's rule (``strategy.pruner``)."""
         cfg, splits = self.config, self.splits
         parent, reused = cached_parent(self.run.root / "parents", cand, model,
                                        lambda m: self._train(trial, m, cand, early_stopping=False))
         parent_metrics = {"parent_val_accuracy": evaluate(parent, splits.x_val, splits.y_val)["accuracy"],
                           "parent_params": count_params(parent), "parent_macs": count_macs(parent, splits.input_shape),
                           "parent_reused": reused}
-        artifact, metrics, decisions = compress_parent(
-            parent, cand.compression, splits, budget=cfg.budget,
-            epochs=cfg.space.compression.value("finetune_epochs"), seed=cfg.seed * 100_003 + trial.number,
-            device=str(self.device), latency_batch=cfg.measure.latency_batch,
-            latency_repeats=cfg.measure.latency_repeats, use_full_budget="macs" not in cfg.objectives,
-        )
+        epochs = cfg.space.compression.value("finetune_epochs")
+        costs: dict = {}
+
+        def stoppers(policy):  # the compressed structure's costs rank it among its peers
+            costs.update(pruned_costs(parent, policy, splits.input_shape))
+            trial.set_user_attr("costs", dict(costs))
+            return self._stoppers(trial, epochs * max(1, retrain_steps(policy)))
+
+        try:
+            artifact, metrics, decisions = compress_parent(
+                parent, cand.compression, splits, budget=cfg.budget, epochs=epochs,
+                seed=cfg.seed * 100_003 + trial.number, device=str(self.device),
+                latency_batch=cfg.measure.latency_batch, latency_repeats=cfg.measure.latency_repeats,
+                use_full_budget="macs" not in cfg.objectives, keep=cand.keep_macs, stoppers=stoppers,
+            )
+        except optuna.TrialPruned:
+            metrics = {**parent_metrics, **costs, "trained": True, "curve": trial.user_attrs.get("curve", [])}
+            self.run.write_metrics(trial.number, {**metrics, "state": "pruned"})
+            self.progress.end_trial(trial.number, "pruned", metrics, round(time.perf_counter() - t0, 3))
+            raise
         metrics.update(parent_metrics, trained=True)
         write_artifact(self.run.trial_dir(trial.number), artifact, decisions)
         trial.set_user_attr("policy", artifact.policy.to_dict())
@@ -130,13 +151,13 @@ class TrialObjective:
     def _train(self, trial: optuna.Trial, model: torch.nn.Module, cand: Candidate, *, early_stopping: bool = True) -> None:
         callbacks = [self.progress.epoch_callback()]
         if early_stopping:
-            callbacks += self._stoppers(trial, cand)
+            callbacks += self._stoppers(trial, cand.train.epochs)
         self.progress.start_trial(trial.number, cand.train.epochs)
         fit(model, self.splits.x_train, self.splits.y_train, cand.train, x_val=self.splits.x_val,
             y_val=self.splits.y_val, device=self.device, seed=self.config.seed * 100_003 + trial.number,
             callbacks=callbacks)
 
-    def _stoppers(self, trial: optuna.Trial, cand: Candidate) -> list:
+    def _stoppers(self, trial: optuna.Trial, max_epochs: int) -> list:
         """Early stopping: Pareto-rank halving for several objectives, Optuna's pruner for one."""
         cfg = self.config
         if len(cfg.objectives) > 1:
@@ -144,7 +165,7 @@ class TrialObjective:
             if rule == "none":
                 return []
             costs = {k: trial.user_attrs["costs"][k] for k in STATIC_METRICS}
-            return [ParetoHalvingStopper(trial, costs, rule=rule, max_epochs=cand.train.epochs)]
+            return [ParetoHalvingStopper(trial, costs, rule=rule, max_epochs=max_epochs)]
         key = cfg.objectives[0]
         if key not in ("accuracy", "loss", "fitness"):
             return []

@@ -68,6 +68,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def stopped_epochs(config: RunConfig) -> int:
+    """Length of the training that early stopping watches: the candidate's training, or with
+    compression genes the short ranking fine-tune (parents always train in full)."""
+    if config.space.compression is not None:
+        return max(1, config.space.compression.value("finetune_epochs"))
+    return config.epochs or config.space.max_epochs
+
+
 def open_study(config: RunConfig, splits_max_epochs: int) -> optuna.Study:
     """Create or load the study; a loaded one must have the same objectives."""
     directions = [OBJECTIVES[o].direction for o in config.objectives]
@@ -134,7 +142,7 @@ def search(config: str | Path | RunConfig | None = None, /, *, console: Console 
     d = cfg.data
     splits = load_dataset(d.dataset, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.seed,
                           label_column=d.label_column)
-    study = open_study(cfg, cfg.epochs or cfg.space.max_epochs)
+    study = open_study(cfg, stopped_epochs(cfg))
     save_config(cfg, run.config_path)
 
     n_done = len(study.get_trials(deepcopy=False, states=FINISHED))
@@ -157,7 +165,7 @@ def search(config: str | Path | RunConfig | None = None, /, *, console: Console 
             for p in workers:
                 p.join(timeout=30)
             console.print("[yellow]interrupted: completed trials are kept; run the same command to resume[/]")
-    study = open_study(cfg, cfg.epochs or cfg.space.max_epochs)  # re-read: workers added trials
+    study = open_study(cfg, stopped_epochs(cfg))  # re-read: workers added trials
     result = finish(cfg, study, run, splits, interrupted=interrupted)
     print_front(result, console)
     return result
@@ -195,7 +203,7 @@ def _worker(raw: dict, k: int) -> None:
     d = cfg.data
     splits = load_dataset(d.dataset, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.seed,
                           label_column=d.label_column)
-    study = open_study(cfg, cfg.epochs or cfg.space.max_epochs)
+    study = open_study(cfg, stopped_epochs(cfg))
     quiet = Console(quiet=True)
     n_todo = max(0, cfg.n_trials - len(study.get_trials(deepcopy=False, states=FINISHED)))
     try:
