@@ -235,3 +235,17 @@ def test_joint_search_with_keep_macs_and_early_stopped_fine_tunes(tmp_path):
         if t.state.name == "COMPLETE":
             m, keep = t.user_attrs["metrics"], t.params["comp.keep_macs"]
             assert m["macs"] <= min(1500, keep * m["parent_macs"])
+
+
+def test_auto_refines_criterion_and_learning_rate_on_validation_data(tmp_path, trained_cnn):
+    _, model, data = trained_cnn
+    res = auto_compress(model, data, budget=["macs<=50%"], n_trials=2, finetune_epochs=1, final_epochs=3,
+                        importances=("l1", "taylor"), out=tmp_path / "auto", latency_repeats=2)
+    rows = res.refine
+    assert {(r["importance"], r["epochs"]) for r in rows} == {("l1", 1), ("taylor", 1)} and len(rows) == 4
+    assert len({r["lr"] for r in rows}) == 2
+    best = max(rows, key=lambda r: r["val_accuracy"])
+    assert (res.policy.importance, res.train.lr) == (best["importance"], best["lr"])
+    report = json.loads((tmp_path / "auto" / "report.json").read_text())
+    assert report["finetune"]["lr"] == res.train.lr and report["refine"] == rows
+    assert res.feasible
