@@ -249,3 +249,30 @@ def test_auto_refines_criterion_and_learning_rate_on_validation_data(tmp_path, t
     report = json.loads((tmp_path / "auto" / "report.json").read_text())
     assert report["finetune"]["lr"] == res.train.lr and report["refine"] == rows
     assert res.feasible
+
+
+def test_policy_finetune_lr_overrides_the_recipe_and_is_a_gene(trained_cnn):
+    import dataclasses
+
+    from slimnas.compress import list_prunable_layers
+    from slimnas.compress._distill import FINETUNE_SPEC
+    from slimnas.spaces import SearchSpace
+
+    _, model, data = trained_cnn
+    first = list_prunable_layers(model, data.input_shape)[0].name
+    base = CompressionPolicy(prune={first: 0.5})
+    via_policy = apply_policy(model, dataclasses.replace(base, finetune_lr=0.02), data, epochs=1, seed=3).model
+    via_recipe = apply_policy(model, base, data, epochs=1, seed=3,
+                              train=dataclasses.replace(FINETUNE_SPEC, lr=0.02)).model
+    default = apply_policy(model, base, data, epochs=1, seed=3).model
+    x = data.x_val[:32]
+    torch.testing.assert_close(via_policy(x), via_recipe(x))
+    assert not torch.allclose(via_policy(x), default(x))
+    space = SearchSpace.from_config({"family": "cnn", "cnn": {"n_layers": 2, "channels": [8], "kernel": [3],
+                                                              "stride": [2], "residual": [False], "head": ["gap"]},
+                                     "compression": {"finetune_lr": [0.003, 0.01]}}, {})
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1)).ask()
+    cand = space.sample(trial, input_shape=(1, 40), n_classes=10)
+    assert cand.compression.finetune_lr == trial.params["comp.finetune_lr"] in (0.003, 0.01)
+    with pytest.raises(slimnas.ConfigError, match="compression.finetune_lr"):
+        CompressionPolicy(finetune_lr=-1.0)

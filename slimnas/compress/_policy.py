@@ -11,6 +11,7 @@ He et al. 2018, searches exactly this per-layer ratio space).
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
@@ -70,6 +71,7 @@ class CompressionPolicy:
         cluster: k-means clusters per layer; 0 leaves weights unclustered.
         distill: distil from the uncompressed model in every retraining step.
         temperature, alpha: distillation temperature and soft-loss weight.
+        finetune_lr: learning rate of every retraining step; 0 keeps the fine-tune recipe's.
 
     Example:
         >>> p = CompressionPolicy(prune={"0": 0.5}, default_precision="int8", distill=True)
@@ -86,6 +88,7 @@ class CompressionPolicy:
     distill: bool = False
     temperature: float = 4.0
     alpha: float = 0.9
+    finetune_lr: float = 0.0
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -100,6 +103,9 @@ class CompressionPolicy:
         if not self.temperature > 0 or not 0 <= self.alpha <= 1:
             raise ConfigError("compression.temperature/alpha", "temperature > 0 and alpha in [0, 1]",
                               (self.temperature, self.alpha))
+        if not 0 <= self.finetune_lr <= 10:
+            raise ConfigError("compression.finetune_lr", "0 (the recipe's) or a learning rate in (0, 10]",
+                              self.finetune_lr)
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -239,7 +245,10 @@ def apply_policy(
         12
     """
     teacher = model if teacher is None else teacher
-    retrain = Retrain(epochs=epochs, train=train or FINETUNE_SPEC, distill=policy.distill,
+    train = train or FINETUNE_SPEC
+    if policy.finetune_lr > 0:
+        train = dataclasses.replace(train, lr=policy.finetune_lr)
+    retrain = Retrain(epochs=epochs, train=train, distill=policy.distill,
                       temperature=policy.temperature, alpha=policy.alpha, seed=seed, device=device,
                       callbacks=tuple(callbacks))
     shape = data.input_shape

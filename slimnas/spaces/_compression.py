@@ -29,6 +29,8 @@ COMPRESSION_KEYS: dict[str, Key] = {
     "cluster": Key(int, "0 (off) or a cluster count >= 2", [0], lambda v: v == 0 or v >= 2),
     "distill": Key(bool, "true/false", [True]),
     "temperature": Key(float, "numbers > 0", [4.0], lambda v: v > 0),
+    "finetune_lr": Key(float, "0 (the fine-tune recipe's, Adam 3e-3) or learning rates in (0, 10]", [0.0],
+                       lambda v: 0 <= v <= 10),
     "finetune_epochs": Key(int, "integers >= 0", 2, lambda v: v >= 0),
     "final_epochs": Key(int, "integers >= 0", 10, lambda v: v >= 0),
 }
@@ -97,4 +99,5 @@ class CompressionSpace:
             cluster=int(gene("cluster", None)),
             distill=bool(gene("distill", None)),
             temperature=float(gene("temperature", None)),
+            finetune_lr=float(gene("finetune_lr", None)),
         )

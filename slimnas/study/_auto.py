@@ -98,22 +98,22 @@ def warm_starts(sens: SensitivityResult, prunable: list[str], layers: list[str],
 
 def refine_finetune(model: nn.Module, policy: CompressionPolicy, data: DataSplits, *, importances: tuple[str, ...],
                     recipe: TrainSpec, epochs: int, seed: int, device: str,
-                    lr_factors: tuple[float, ...] = REFINE_LR_FACTORS) -> tuple[CompressionPolicy, TrainSpec, list[dict]]:
+                    lr_factors: tuple[float, ...] = REFINE_LR_FACTORS) -> tuple[CompressionPolicy, list[dict]]:
     """Choose the criterion and the fine-tune learning rate for the chosen ratios with a
     medium-length fine-tune, on validation data: which channels to keep and how hard to retrain
     them rank differently after a few epochs than after many (a criterion that keeps what helps
     at once, like Taylor, wins short fine-tunes more often than long ones)."""
     rows, best = [], None
+    base_lr = policy.finetune_lr or recipe.lr
     for importance in importances:
         for factor in lr_factors:
-            cand = dataclasses.replace(policy, importance=importance)
-            spec = dataclasses.replace(recipe, lr=recipe.lr * factor)
-            art = apply_policy(model, cand, data, teacher=model, epochs=epochs, seed=seed, device=device, train=spec)
+            cand = dataclasses.replace(policy, importance=importance, finetune_lr=base_lr * factor)
+            art = apply_policy(model, cand, data, teacher=model, epochs=epochs, seed=seed, device=device, train=recipe)
             acc = measure_artifact(art, data, splits=("val",), latency_batches=())["val_accuracy"]
-            rows.append({"importance": importance, "lr": spec.lr, "epochs": epochs, "val_accuracy": acc})
+            rows.append({"importance": importance, "lr": cand.finetune_lr, "epochs": epochs, "val_accuracy": acc})
             if best is None or acc > best[0]:
-                best = (acc, cand, spec)
-    return best[1], best[2], rows
+                best = (acc, cand)
+    return best[1], rows
 
 
 def auto_compress(
@@ -237,12 +237,14 @@ def auto_compress(
     refine_epochs = final_epochs // 3 if refine_epochs is None else refine_epochs
     rows: list[dict] = []
     if refine_epochs > 0 and ok:
-        policy, recipe, rows = refine_finetune(model, policy, data, importances=tuple(importances), recipe=recipe,
-                                               epochs=refine_epochs, seed=seed, device=device)
+        policy, rows = refine_finetune(model, policy, data, importances=tuple(importances), recipe=recipe,
+                                       epochs=refine_epochs, seed=seed, device=device)
         console.print("criterion and fine-tune learning rate for the chosen ratios ("
                       f"{refine_epochs}-epoch fine-tunes, validation accuracy): "
                       + ", ".join(f"{r['importance']} lr {r['lr']:g}: {r['val_accuracy']:.3f}" for r in rows)
-                      + f" -> {policy.importance}, lr {recipe.lr:g}", highlight=False)
+                      + f" -> {policy.importance}, lr {policy.finetune_lr:g}", highlight=False)
+    if policy.finetune_lr > 0:
+        recipe = dataclasses.replace(recipe, lr=policy.finetune_lr)
     torch.manual_seed(seed)
     artifact, after, decisions = compress_parent(
         model, policy, data, budget=(), epochs=final_epochs, seed=seed, device=device,
