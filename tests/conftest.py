@@ -12,6 +12,13 @@ TINY_SPACE = {
 }
 
 
+@pytest.fixture(scope="session")
+def tiny_space():
+    """The seconds-long search space, for fixtures of any scope (``conftest`` is not importable by
+    name: tests/compress has one too)."""
+    return TINY_SPACE
+
+
 @pytest.fixture
 def tiny_config(tmp_path):
     """A YAML config for a seconds-long search on digits."""

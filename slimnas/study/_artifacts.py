@@ -15,7 +15,7 @@ from slimnas.spaces import Candidate
 
 def write_json(path: Path, data) -> None:
     """Write JSON atomically, so an interrupted run never leaves a half-written file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")  # workers on a shared folder never share one
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=float))
     os.replace(tmp, path)
 

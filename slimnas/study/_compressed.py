@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def cached_parent(folder: Path, cand: Candidate, model: nn.Module, train_fn) -> 
         return model.eval(), True
     train_fn(model)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # workers may train the same parent at once
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
     tmp.replace(path)
     return model.cpu().eval(), False

@@ -89,9 +89,24 @@ def open_study(config: RunConfig, splits_max_epochs: int) -> optuna.Study:
     sampler = make_sampler(config.strategy.name, ctx)
     pruner = make_pruner(config.strategy.pruner, n_objectives=len(directions), max_epochs=splits_max_epochs,
                          strategy=config.strategy.name)
+    from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
+
     try:
-        study = optuna.create_study(storage=config.storage_url, study_name=config.study_name, sampler=sampler,
-                                    pruner=pruner, directions=directions, load_if_exists=True)
+        for attempt in range(3):
+            try:
+                study = optuna.create_study(storage=config.storage_url, study_name=config.study_name,
+                                            sampler=sampler, pruner=pruner, directions=directions,
+                                            load_if_exists=True)
+                break
+            except SQLAlchemyError as e:
+                # Processes started together on an empty database all create Optuna's tables; all
+                # but one fail (optuna#1092). The tables exist now: open the study again.
+                if attempt == 2 or not (isinstance(e, IntegrityError | ProgrammingError)
+                                        or "already exists" in str(e)):
+                    raise
+    except SQLAlchemyError as e:  # unreachable server, unknown database or dialect, unwritable SQLite file
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        raise ConfigError("storage", "a reachable Optuna storage URL", f"{config.storage_url}: {reason}") from None
     except (ValueError, ImportError, RuntimeError) as e:
         if "storage" in str(e).lower() or "url" in str(e).lower() or isinstance(e, ImportError):
             raise ConfigError("storage", "a reachable Optuna storage URL", f"{config.storage_url}: {e}") from None

@@ -1,0 +1,190 @@
+"""Scaling out through a real PostgreSQL server: independent ``slimnas search`` processes (as on
+several machines) share one study through Optuna's RDB storage.
+
+The module starts a throwaway PostgreSQL cluster (``initdb`` + ``pg_ctl``, as the ``postgres``
+user when run as root) on 127.0.0.1 and a free port, and stops and deletes it afterwards. Without
+the server binaries or the ``psycopg`` driver the tests skip, unless ``SLIMNAS_REQUIRE_POSTGRES``
+is set (CI sets it), in which case they fail.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+N_TRIALS = 6
+STUDY = "pg-shared"
+
+
+def _unavailable(reason: str):
+    if os.environ.get("SLIMNAS_REQUIRE_POSTGRES"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _server_bin() -> Path | None:
+    """The newest ``/usr/lib/postgresql/<version>/bin`` (Debian/Ubuntu), else the one on PATH."""
+    def version(p: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in re.findall(r"\d+", p.split("/")[-3]))
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=version)
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb and shutil.which("pg_ctl") else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "slimnas", *args]
+
+
+def _words(text: str) -> str:
+    """The console wraps long lines when it isn't a terminal."""
+    return " ".join(text.split())
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A fresh PostgreSQL database on a throwaway local server; yields its SQLAlchemy URL."""
+    try:
+        import psycopg
+    except ImportError:
+        _unavailable("the psycopg driver is not installed (pip install -e '.[dev]' installs psycopg[binary])")
+    bindir = _server_bin()
+    if bindir is None:
+        _unavailable("PostgreSQL server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql/*/bin "
+                     "or on PATH; install them with `apt-get install postgresql`")
+    as_postgres: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="slimnas-pg-"))  # not under pytest's root-only tmp dirs
+    if os.geteuid() == 0:  # the server refuses to run as root
+        import pwd
+
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            shutil.rmtree(root)
+            _unavailable("running as root and there is no 'postgres' system user to run the server as")
+        os.chown(root, user.pw_uid, user.pw_gid)
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+
+    def pg(tool: str, *args: str) -> None:
+        subprocess.run([*as_postgres, str(bindir / tool), *args], cwd=root, check=True, capture_output=True,
+                       text=True, timeout=120)
+
+    data, log, port = root / "data", root / "server.log", _free_port()
+    started = False
+    try:
+        try:
+            pg("initdb", "-D", str(data), "-U", "slimnas", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
+            pg("pg_ctl", "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o",
+               f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off", "start")
+            started = True
+        except subprocess.CalledProcessError as e:
+            server_log = log.read_text() if log.is_file() else ""
+            pytest.fail(f"could not start PostgreSQL from {bindir}: {e.stderr}\n{server_log}")
+        with psycopg.connect(host="127.0.0.1", port=port, user="slimnas", dbname="postgres", autocommit=True) as c:
+            c.execute("CREATE DATABASE slimnas")
+        yield f"postgresql+psycopg://slimnas@127.0.0.1:{port}/slimnas"
+    finally:
+        if started:
+            pg("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def shared_run(postgres_url, tmp_path_factory, tiny_space):
+    """Two ``slimnas search`` commands started at once on the same config, storage and study name
+    (each with its own seed, as two machines would be given), on a database with no tables yet."""
+    root = tmp_path_factory.mktemp("pg")
+    cfg = root / "config.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "data": {"dataset": "digits"}, "space": tiny_space, "training": {"epochs": 1, "lr": 0.01, "optimizer": "adam"},
+        "storage": postgres_url, "name": STUDY, "n_trials": N_TRIALS,
+    }))
+    out = root / "run"
+    cmd = _cli("search", str(cfg), "--out", str(out), "--quiet")
+    procs = [subprocess.Popen([*cmd, "--seed", str(k)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for k in (0, 1)]
+    try:
+        outputs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    trials = optuna.load_study(study_name=STUDY, storage=postgres_url).get_trials()
+    return {"cfg": cfg, "out": out, "cmd": cmd, "procs": procs, "outputs": outputs, "trials": trials}
+
+
+def test_two_processes_complete_one_postgres_study(shared_run):
+    for p, (stdout, stderr) in zip(shared_run["procs"], shared_run["outputs"], strict=True):
+        assert p.returncode == 0, stderr
+        assert "Pareto front" in stdout and "Traceback" not in stderr
+    trials = shared_run["trials"]  # as loaded from PostgreSQL with plain optuna
+    done = [t for t in trials if t.state in FINISHED]
+    assert len(done) == len(trials), [t.state for t in trials]  # nothing failed or left running
+    # the total is the study's n_trials, not n_trials per process (each process checks the cap after
+    # each of its trials, so the other one may finish the trial it is running: at most one more)
+    assert N_TRIALS <= len(done) <= N_TRIALS + 1
+    assert sorted(t.number for t in trials) == list(range(len(trials)))  # unique trial numbers
+    # the two processes really ran at the same time: some trials' run times overlap
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in done)
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False)), spans
+    out = shared_run["out"]
+    assert not (out / "study.db").exists()  # the storage key was used, not the SQLite default
+    for t in done:
+        assert (out / "trials" / f"{t.number:05d}" / "model.onnx").is_file()
+        assert {"val_accuracy", "macs", "params"} <= set(t.user_attrs["metrics"])
+    pareto = json.loads((out / "pareto.json").read_text())
+    assert pareto["study"] == STUDY and pareto["n_trials"] == len(done)
+    assert {m["trial"] for m in pareto["front"]} <= {t.number for t in done}
+
+
+def test_resume_on_postgres_runs_only_missing_trials(shared_run, postgres_url):
+    before = {t.number: t.datetime_complete for t in shared_run["trials"]}
+    n = len(before)
+    again = subprocess.run([*shared_run["cmd"], "--n-trials", str(n)], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"{n} trials done, 0 to run" in _words(again.stdout)
+    study = optuna.load_study(study_name=STUDY, storage=postgres_url)
+    assert {t.number: t.datetime_complete for t in study.trials} == before
+    more = subprocess.run([*shared_run["cmd"], "--n-trials", str(n + 1)], capture_output=True, text=True, timeout=300)
+    assert more.returncode == 0, more.stderr
+    assert f"{n} trials done, 1 to run" in _words(more.stdout)
+    trials = optuna.load_study(study_name=STUDY, storage=postgres_url).trials
+    assert [t.number for t in trials] == list(range(n + 1)) and trials[n].state in FINISHED
+    assert {t.number: t.datetime_complete for t in trials[:n]} == before  # finished trials were not rerun
+
+
+@pytest.mark.parametrize("where", ["closed port", "missing database"])
+def test_bad_postgres_url_exits_2_with_one_line(request, tmp_path, tiny_config, where):
+    if where == "closed port":  # nothing listens there; needs no server
+        url = f"postgresql+psycopg://slimnas@127.0.0.1:{_free_port()}/slimnas"
+    else:  # the server answers, the database isn't there
+        url = request.getfixturevalue("postgres_url").rsplit("/", 1)[0] + "/no_such_db"
+    r = subprocess.run(_cli("search", str(tiny_config()), "--storage", url, "--out", str(tmp_path / "x"), "--quiet"),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: storage: expected a reachable Optuna storage URL, got '{url}: "), r.stderr
+    assert ("Connection refused" if where == "closed port" else '"no_such_db" does not exist') in lines[0]
+    assert "Traceback" not in r.stderr
