@@ -75,8 +75,9 @@ def compress_command(
 
         if not budget:
             raise ConfigError("--budget", "at least one budget with --auto, such as 'macs<=50%'", None)
-        if early_stopping not in ("median", "hyperband", "none"):
-            raise ConfigError("--early-stopping", "median, hyperband or none", early_stopping)
+        from slimnas.study._auto import check_early_stopping
+
+        check_early_stopping(early_stopping)
         for b in budget:
             Budget.parse(b, "--budget")
     net, _ = load_model(model, weights)

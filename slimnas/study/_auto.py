@@ -27,7 +27,7 @@ from slimnas.compress import (
 )
 from slimnas.compress._distill import FINETUNE_SPEC
 from slimnas.compress._prune import executed_layers
-from slimnas.config import Budget
+from slimnas.config import PRUNERS, Budget
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError
 from slimnas.spaces import TrainSpec
@@ -94,6 +94,12 @@ def warm_starts(sens: SensitivityResult, prunable: list[str], layers: list[str],
         p.update({f"precision:{n}": cheapest for n in layers}, importance=importances[0])
         out.append(p)
     return out
+
+
+def check_early_stopping(name: str) -> None:
+    """``--early-stopping`` must name one of the study's pruner rules."""
+    if name not in PRUNERS:
+        raise ConfigError("--early-stopping", f"one of {list(PRUNERS)}", name)
 
 
 def refine_finetune(model: nn.Module, policy: CompressionPolicy, data: DataSplits, *, importances: tuple[str, ...],
@@ -187,8 +193,7 @@ def auto_compress(
                           population_size=max(4, min(20, n_trials // 3)))
     sampler = make_sampler(strategy, ctx)
     storage = storage or (f"sqlite:///{out / 'study.db'}" if out is not None else None)
-    if early_stopping not in ("median", "hyperband", "none"):
-        raise ConfigError("--early-stopping", "median, hyperband or none", early_stopping)
+    check_early_stopping(early_stopping)
     pruner = make_pruner(early_stopping, n_objectives=1, max_epochs=max(1, finetune_epochs), strategy=strategy)
     study = optuna.create_study(study_name="auto", storage=storage, sampler=sampler, pruner=pruner,
                                 direction="maximize", load_if_exists=True)

@@ -107,6 +107,8 @@ class TrialObjective:
         costs: dict = {}
 
         def stoppers(policy):  # the compressed structure's costs rank it among its peers
+            if not self._stops_early():
+                return []
             costs.update(pruned_costs(parent, policy, splits.input_shape))
             trial.set_user_attr("costs", dict(costs))
             return self._stoppers(trial, epochs * max(1, retrain_steps(policy)))
@@ -157,11 +159,21 @@ class TrialObjective:
             y_val=self.splits.y_val, device=self.device, seed=self.config.seed * 100_003 + trial.number,
             callbacks=callbacks)
 
+    def _rule(self) -> str:
+        """The early-stopping rule: ``strategy.pruner``, Hyperband for BOHB."""
+        cfg = self.config
+        return "hyperband" if cfg.strategy.name == "bohb" else cfg.strategy.pruner
+
+    def _stops_early(self) -> bool:
+        """Whether a rule is set that can stop this study's trials."""
+        objectives = self.config.objectives
+        return self._rule() != "none" and (len(objectives) > 1 or objectives[0] in ("accuracy", "loss", "fitness"))
+
     def _stoppers(self, trial: optuna.Trial, max_epochs: int) -> list:
         """Early stopping: Pareto-rank halving for several objectives, Optuna's pruner for one."""
         cfg = self.config
         if len(cfg.objectives) > 1:
-            rule = "hyperband" if cfg.strategy.name == "bohb" else cfg.strategy.pruner
+            rule = self._rule()
             if rule == "none":
                 return []
             costs = {k: trial.user_attrs["costs"][k] for k in STATIC_METRICS}

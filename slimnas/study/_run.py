@@ -76,7 +76,7 @@ def stopped_epochs(config: RunConfig) -> int:
     return config.epochs or config.space.max_epochs
 
 
-def open_study(config: RunConfig, splits_max_epochs: int) -> optuna.Study:
+def open_study(config: RunConfig) -> optuna.Study:
     """Create or load the study; a loaded one must have the same objectives."""
     directions = [OBJECTIVES[o].direction for o in config.objectives]
     ctx = StrategyContext(
@@ -87,7 +87,7 @@ def open_study(config: RunConfig, splits_max_epochs: int) -> optuna.Study:
         population_size=config.strategy.population_size,
     )
     sampler = make_sampler(config.strategy.name, ctx)
-    pruner = make_pruner(config.strategy.pruner, n_objectives=len(directions), max_epochs=splits_max_epochs,
+    pruner = make_pruner(config.strategy.pruner, n_objectives=len(directions), max_epochs=stopped_epochs(config),
                          strategy=config.strategy.name)
     from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 
@@ -157,7 +157,7 @@ def search(config: str | Path | RunConfig | None = None, /, *, console: Console 
     d = cfg.data
     splits = load_dataset(d.dataset, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.seed,
                           label_column=d.label_column)
-    study = open_study(cfg, stopped_epochs(cfg))
+    study = open_study(cfg)
     save_config(cfg, run.config_path)
 
     n_done = len(study.get_trials(deepcopy=False, states=FINISHED))
@@ -180,7 +180,7 @@ def search(config: str | Path | RunConfig | None = None, /, *, console: Console 
             for p in workers:
                 p.join(timeout=30)
             console.print("[yellow]interrupted: completed trials are kept; run the same command to resume[/]")
-    study = open_study(cfg, stopped_epochs(cfg))  # re-read: workers added trials
+    study = open_study(cfg)  # re-read: workers added trials
     result = finish(cfg, study, run, splits, interrupted=interrupted)
     print_front(result, console)
     return result
@@ -218,7 +218,7 @@ def _worker(raw: dict, k: int) -> None:
     d = cfg.data
     splits = load_dataset(d.dataset, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.seed,
                           label_column=d.label_column)
-    study = open_study(cfg, stopped_epochs(cfg))
+    study = open_study(cfg)
     quiet = Console(quiet=True)
     n_todo = max(0, cfg.n_trials - len(study.get_trials(deepcopy=False, states=FINISHED)))
     try:
