@@ -57,6 +57,8 @@ class TrialObjective:
         if "fitness" in config.objectives:
             cost_keys.add(config.fitness.cost)
         self.need_latency = "latency_ms" in cost_keys
+        #: the running trial's result is computed and being recorded (a Ctrl-C now waits for it)
+        self.recording = False
 
     def sample(self, trial: optuna.Trial) -> Candidate:
         cand = self.config.space.sample(trial, tie_layers=self.config.strategy.name == "grid",
@@ -66,6 +68,7 @@ class TrialObjective:
         return cand
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
+        self.recording = False
         t0 = time.perf_counter()
         cand = self.sample(trial)
         self.run.write_candidate(trial.number, cand)
@@ -141,6 +144,7 @@ class TrialObjective:
         self._finish_metrics(trial, metrics, state, t0)
 
     def _finish_metrics(self, trial: optuna.Trial, metrics: dict, state: str, t0: float) -> None:
+        self.recording = True
         if "fitness" in self.config.objectives:  # f = loss + lambda * cost
             fit_cfg = self.config.fitness
             metrics["fitness"] = metrics["val_loss"] + fit_cfg.weight * metrics[fit_cfg.cost]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,9 +190,38 @@ def search(config: str | Path | RunConfig | None = None, /, *, console: Console 
 
 
 def optimize(cfg: RunConfig, study: optuna.Study, objective: TrialObjective, n_todo: int) -> None:
-    if n_todo:
-        study.optimize(objective, n_trials=n_todo, timeout=cfg.timeout, gc_after_trial=False,
+    """Run ``n_todo`` trials. Ctrl-C interrupts a trial's training at once; once the trial's result
+    is computed it waits while the result is recorded and Optuna writes it to storage (Optuna
+    cannot unwind an interrupt there: the write is lost and an unrelated error escapes), then
+    stops the study. Either way the caller sees ``KeyboardInterrupt``."""
+    if not n_todo:
+        return
+    state = {"in_trial": False, "pending": False}
+
+    def guarded(trial: optuna.Trial):
+        state["in_trial"] = True
+        try:
+            return objective(trial)
+        finally:
+            state["in_trial"] = False
+
+    def on_sigint(signum, frame) -> None:
+        if state["in_trial"] and not objective.recording:
+            raise KeyboardInterrupt
+        state["pending"] = True
+        with contextlib.suppress(RuntimeError):  # outside optimize(): nothing left to stop
+            study.stop()
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if main else None
+    try:
+        study.optimize(guarded, n_trials=n_todo, timeout=cfg.timeout, gc_after_trial=False,
                        callbacks=[optuna.study.MaxTrialsCallback(cfg.n_trials, states=FINISHED)])
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+    if state["pending"]:
+        raise KeyboardInterrupt
 
 
 def start_workers(cfg: RunConfig, n_workers: int) -> list:
