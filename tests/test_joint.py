@@ -220,7 +220,7 @@ def test_joint_search_with_keep_macs_and_early_stopped_fine_tunes(tmp_path):
     raw = json.loads(json.dumps(JOINT))
     raw["space"]["compression"].update(keep_macs={"low": 0.3, "high": 1.0}, finetune_epochs=3, final_epochs=1)
     raw["strategy"] = {"name": "random", "pruner": "median"}
-    raw["budget"] = ["macs<=1500"]
+    raw["budget"] = ["macs<=2500"]  # the 7k-MAC parents are within keep_macs reach
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
     res = slimnas.search(tmp_path / "c.yaml", n_trials=12, seed=0, out=str(tmp_path / "run"), progress=False)
     trials = res.study.trials
@@ -234,7 +234,7 @@ def test_joint_search_with_keep_macs_and_early_stopped_fine_tunes(tmp_path):
     for t in trials:
         if t.state.name == "COMPLETE":
             m, keep = t.user_attrs["metrics"], t.params["comp.keep_macs"]
-            assert m["macs"] <= min(1500, keep * m["parent_macs"])
+            assert m["macs"] <= min(2500, keep * m["parent_macs"])
 
 
 def test_auto_refines_criterion_and_learning_rate_on_validation_data(tmp_path, trained_cnn):
@@ -276,3 +276,25 @@ def test_policy_finetune_lr_overrides_the_recipe_and_is_a_gene(trained_cnn):
     assert cand.compression.finetune_lr == trial.params["comp.finetune_lr"] in (0.003, 0.01)
     with pytest.raises(slimnas.ConfigError, match="compression.finetune_lr"):
         CompressionPolicy(finetune_lr=-1.0)
+
+
+def test_joint_search_skips_architectures_the_keep_range_cannot_bring_under_budget(tmp_path):
+    raw = json.loads(json.dumps(JOINT))
+    raw["space"]["cnn"].update(channels=[4, 24], stride=[1, 2])
+    raw["space"]["compression"].update(keep_macs={"low": 0.5, "high": 1.0}, final_epochs=1)
+    raw["strategy"] = {"name": "random"}
+    raw["budget"] = ["macs<=1500"]
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    res = slimnas.search(tmp_path / "c.yaml", n_trials=10, seed=0, out=str(tmp_path / "run"), progress=False)
+    parents = sorted(p.name for p in (res.run_dir / "parents").glob("*.pt"))
+    skipped, compressed = [], []
+    for t in res.study.trials:
+        doc = json.loads((res.run_dir / "trials" / f"{t.number:05d}" / "metrics.json").read_text())
+        (skipped if doc["state"] == "skipped" else compressed).append((t, doc))
+    assert skipped and compressed
+    for t, doc in skipped:  # over 2x the budget: neither trained nor compressed, recorded as infeasible
+        assert doc["macs"] > 3000 and not doc["trained"] and "parent_macs" not in doc
+        assert max(t.user_attrs["constraints"]) > 0
+    for _, doc in compressed:
+        assert doc["parent_macs"] <= 3000 and doc["macs"] <= 1500
+    assert 0 < len(parents) <= len(compressed)  # only reachable architectures train a parent

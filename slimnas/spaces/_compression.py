@@ -66,6 +66,12 @@ class CompressionSpace:
         raise ConfigError("strategy.name", "a strategy other than 'grid' for a space with per-layer compression genes",
                           "grid")
 
+    def max_shrink(self) -> float:
+        """The most a candidate may be shrunk in MACs: ``1 / min(keep_macs)`` (inf when a
+        choice is 0, where the sampled ratios set the level)."""
+        low = min(self.params["keep_macs"].choices())
+        return 1 / low if low > 0 else float("inf")
+
     def sample_keep(self, trial: optuna.Trial) -> float:
         """The share of the parent's MACs to keep (0: the sampled ratios set the level)."""
         return float(self.params["keep_macs"].suggest(trial, "comp.keep_macs"))

@@ -78,9 +78,10 @@ class TrialObjective:
         model = build_model(cand.arch, shape, n_classes)
         metrics: dict = {"params": count_params(model), "macs": count_macs(model, shape)}
         trial.set_user_attr("costs", dict(metrics))
-        if cand.compression is not None:
+        if cand.compression is not None and self._reachable(metrics):
             return self._compressed_trial(trial, cand, model, t0)
-        static_ok = all(b.is_met(metrics) for b in self.config.budget if b.key in STATIC_METRICS)
+        static_ok = cand.compression is None and all(
+            b.is_met(metrics) for b in self.config.budget if b.key in STATIC_METRICS)
         state = "complete"
         try:
             if static_ok or not self.config.skip_infeasible:
@@ -95,6 +96,14 @@ class TrialObjective:
             raise
         self._record(trial, model, metrics, state, t0)
         return objective_values(self.config, metrics)
+
+    def _reachable(self, costs: dict) -> bool:
+        """Whether compression within ``space.compression.keep_macs`` can bring an architecture
+        of these costs under the MAC budget (a parent 10x over a budget with ``keep_macs`` from
+        0.3 is not trained: the space says the search may shrink it 3.3x at most)."""
+        shrink = self.config.space.compression.max_shrink()
+        limits = [b.limit for b in self.config.budget if b.metric == "macs" and b.op in ("<=", "<") and not b.relative]
+        return not self.config.skip_infeasible or not limits or costs["macs"] <= min(limits) * shrink
 
     def _compressed_trial(self, trial: optuna.Trial, cand: Candidate, model: torch.nn.Module, t0: float) -> list[float]:
         """Train (or reuse) the parent, compress it as the candidate's policy says, measure the
