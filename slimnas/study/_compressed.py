@@ -58,6 +58,11 @@ def cached_parent(folder: Path, cand: Candidate, model: nn.Module, train_fn) -> 
     return model.cpu().eval(), False
 
 
+def mac_limits(budget: Sequence[Budget]) -> list[float]:
+    """The absolute upper limits on MACs among ``budget``."""
+    return [b.limit for b in budget if b.metric == "macs" and b.op in ("<=", "<") and not b.relative]
+
+
 def fit_to_macs(parent: nn.Module, policy: CompressionPolicy, input_shape: tuple[int, ...],
                 budget: tuple[Budget, ...], *, use_full_budget: bool = False, keep: float = 0.0) -> CompressionPolicy:
     """Meet a MAC budget by construction: scale the policy's per-layer ratios (keeping their
@@ -66,7 +71,7 @@ def fit_to_macs(parent: nn.Module, policy: CompressionPolicy, input_shape: tuple
     more than the budget needs are scaled back too, so the sampled ratios set the shape and the
     budget sets the level. ``keep`` (0 = off) adds a target of that share of the parent's MACs,
     met the same way (both ways), so a search samples the level as a gene of its own."""
-    limits = [b.limit for b in budget if b.metric == "macs" and b.op in ("<=", "<") and not b.relative]
+    limits = mac_limits(budget)
     if keep > 0:
         limits.append(keep * count_macs(parent, input_shape))
         use_full_budget = True

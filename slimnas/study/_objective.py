@@ -20,6 +20,7 @@ from slimnas.study._artifacts import RunFolder
 from slimnas.study._compressed import (
     cached_parent,
     compress_parent,
+    mac_limits,
     pruned_costs,
     retrain_steps,
     write_artifact,
@@ -102,7 +103,7 @@ class TrialObjective:
         of these costs under the MAC budget (a parent 10x over a budget with ``keep_macs`` from
         0.3 is not trained: the space says the search may shrink it 3.3x at most)."""
         shrink = self.config.space.compression.max_shrink()
-        limits = [b.limit for b in self.config.budget if b.metric == "macs" and b.op in ("<=", "<") and not b.relative]
+        limits = mac_limits(self.config.budget)
         return not self.config.skip_infeasible or not limits or costs["macs"] <= min(limits) * shrink
 
     def _compressed_trial(self, trial: optuna.Trial, cand: Candidate, model: torch.nn.Module, t0: float) -> list[float]:
