@@ -298,3 +298,12 @@ def test_joint_search_skips_architectures_the_keep_range_cannot_bring_under_budg
     for _, doc in compressed:
         assert doc["parent_macs"] <= 3000 and doc["macs"] <= 1500
     assert 0 < len(parents) <= len(compressed)  # only reachable architectures train a parent
+    # skip_infeasible: false compresses them anyway (squeezed to the budget by construction)
+    raw["skip_infeasible"] = False
+    (tmp_path / "all.yaml").write_text(yaml.safe_dump(raw))
+    res = slimnas.search(tmp_path / "all.yaml", n_trials=len(res.study.trials), seed=0, out=str(tmp_path / "all"),
+                         progress=False)
+    docs = [json.loads((res.run_dir / "trials" / f"{t.number:05d}" / "metrics.json").read_text())
+            for t in res.study.trials]
+    assert all(d["state"] == "complete" and d["macs"] <= 1500 for d in docs)
+    assert max(d["parent_macs"] for d in docs) > 3000

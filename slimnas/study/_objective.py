@@ -79,16 +79,19 @@ class TrialObjective:
         model = build_model(cand.arch, shape, n_classes)
         metrics: dict = {"params": count_params(model), "macs": count_macs(model, shape)}
         trial.set_user_attr("costs", dict(metrics))
-        if cand.compression is not None and self._reachable(metrics):
+        if cand.compression is not None:
+            fits = self._reachable(metrics)
+        else:
+            fits = all(b.is_met(metrics) for b in self.config.budget if b.key in STATIC_METRICS)
+        worth_training = fits or not self.config.skip_infeasible
+        if cand.compression is not None and worth_training:
             return self._compressed_trial(trial, cand, model, t0)
-        static_ok = cand.compression is None and all(
-            b.is_met(metrics) for b in self.config.budget if b.key in STATIC_METRICS)
         state = "complete"
         try:
-            if static_ok or not self.config.skip_infeasible:
+            if worth_training:
                 self._train(trial, model, cand)
                 metrics["trained"] = True
-            else:  # over a params/MACs budget: measured honestly, but not worth training
+            else:  # over a params/MACs budget (or beyond keep_macs' reach): measured honestly, not trained
                 metrics["trained"] = False
                 state = "skipped"
         except optuna.TrialPruned:
@@ -102,9 +105,8 @@ class TrialObjective:
         """Whether compression within ``space.compression.keep_macs`` can bring an architecture
         of these costs under the MAC budget (a parent 10x over a budget with ``keep_macs`` from
         0.3 is not trained: the space says the search may shrink it 3.3x at most)."""
-        shrink = self.config.space.compression.max_shrink()
         limits = mac_limits(self.config.budget)
-        return not self.config.skip_infeasible or not limits or costs["macs"] <= min(limits) * shrink
+        return not limits or costs["macs"] <= min(limits) * self.config.space.compression.max_shrink()
 
     def _compressed_trial(self, trial: optuna.Trial, cand: Candidate, model: torch.nn.Module, t0: float) -> list[float]:
         """Train (or reuse) the parent, compress it as the candidate's policy says, measure the
