@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
 import statistics
 import sys
@@ -36,23 +35,22 @@ from pathlib import Path
 
 import torch
 from _common import package_state  # benchmarks/ is on sys.path when run as a script
-from rich.console import Console
 
 from slimnas.compress import (
+    FINETUNE_SPEC,
     CompressionPolicy,
     StructuredPruner,
     apply_policy,
     list_prunable_layers,
     measure_artifact,
+    prune_ratios,
     scale_to_macs,
 )
-from slimnas.compress._distill import FINETUNE_SPEC
 from slimnas.data import load_dataset
 from slimnas.measure import count_macs
-from slimnas.models import build_model, mnist1d_paper_cnn
-from slimnas.spaces import CNNSpec, ConvLayer, TrainSpec
-from slimnas.study import auto_compress
-from slimnas.study._auto import REFINE_LR_FACTORS
+from slimnas.models import CNNSpec, ConvLayer, build_model, mnist1d_paper_cnn
+from slimnas.spaces import TrainSpec
+from slimnas.study import REFINE_LR_FACTORS, auto_compress
 from slimnas.training import fit
 
 RESULTS = Path(__file__).parent / "results"
@@ -90,6 +88,11 @@ def kept_widths(model, ratios: dict, shape) -> list[int]:
     layers, so this, not the ratio list, is what a policy really keeps)."""
     pruned = StructuredPruner(ratio=0.0, layer_ratios=ratios).fit(model, input_shape=shape).model_ if ratios else model
     return [lay.out_channels for lay in list_prunable_layers(pruned, shape)]
+
+
+def uniform_policy(ratios: dict, *, distill: bool = False) -> CompressionPolicy:
+    """The per-layer ratios with L1 importance: what a torch-pruning user writes by hand."""
+    return CompressionPolicy.of(prune={"ratio": 0.0, "importance": "l1", "layer_ratios": ratios}, distill=distill)
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -139,7 +142,6 @@ def main(argv: list[str] | None = None) -> dict:
     data = load_dataset("mnist1d")
     shape = data.input_shape
     seeds = [args.seed + i for i in range(args.seeds)]
-    quiet = Console(file=io.StringIO())
     result: dict = {"settings": {**vars(args), "out": str(args.out)}, "package": package_state(), "models": {}}
 
     for key in args.models:
@@ -160,18 +162,18 @@ def main(argv: list[str] | None = None) -> dict:
             label = f"{frac:.0%}"
             target = int(frac * base_macs)
             ratios, _ = scale_to_macs(model, dict.fromkeys(prunable, 0.5), shape, target)
-            uniform = CompressionPolicy(prune=ratios, importance="l1")
+            uniform = uniform_policy(ratios)
             a = finetuned(model, uniform, data, epochs=args.final_epochs, seeds=seeds)
-            a_kd = finetuned(model, CompressionPolicy(prune=ratios, importance="l1", distill=True), data,
+            a_kd = finetuned(model, uniform_policy(ratios, distill=True), data,
                              epochs=args.final_epochs, seeds=seeds)
             # (a'') as (a'), at the higher of the two fine-tune learning rates auto chooses from
             hot = dataclasses.replace(FINETUNE_SPEC, lr=FINETUNE_SPEC.lr * max(REFINE_LR_FACTORS))
-            a_kd_hot = finetuned(model, CompressionPolicy(prune=ratios, importance="l1", distill=True), data,
+            a_kd_hot = finetuned(model, uniform_policy(ratios, distill=True), data,
                                  epochs=args.final_epochs, seeds=seeds, train=hot)
             ts = time.time()
             auto = auto_compress(model, data, budget=[f"macs<={frac * 100:g}%"], n_trials=args.n_trials,
                                  precisions=("fp32",), finetune_epochs=args.search_epochs,
-                                 final_epochs=args.final_epochs, seed=args.seed, console=quiet, latency_repeats=5)
+                                 final_epochs=args.final_epochs, seed=args.seed, latency_repeats=5)
             search_s = time.time() - ts
             b = finetuned(model, auto.policy, data, epochs=args.final_epochs, seeds=seeds, first=auto.after,
                           train=auto.train)
@@ -183,9 +185,10 @@ def main(argv: list[str] | None = None) -> dict:
                 "uniform_l1_distill": {**a_kd, "ratios": ratios, "widths": kept_widths(model, ratios, shape)},
                 "uniform_l1_distill_hot": {**a_kd_hot, "ratios": ratios, "widths": kept_widths(model, ratios, shape),
                                            "finetune_lr": hot.lr},
-                "auto": {**b, "ratios": dict(auto.policy.prune), "importance": auto.policy.importance,
+                "auto": {**b, "ratios": prune_ratios(auto.policy),
+                         "importance": auto.policy.options("prune")["importance"],
                          "finetune_lr": auto.train.lr, "refine": auto.refine,
-                         "widths": kept_widths(model, dict(auto.policy.prune), shape),
+                         "widths": kept_widths(model, prune_ratios(auto.policy), shape),
                          "search_seconds": round(search_s, 1), "n_trials": args.n_trials,
                          "feasible": auto.feasible},
             }

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import io
 import json
 import shutil
 import sys
@@ -37,11 +36,11 @@ from pathlib import Path
 import torch
 import yaml
 from _common import package_state  # benchmarks/ is on sys.path when run as a script
-from rich.console import Console
 
 import slimnas
-from slimnas.config import Budget
+from slimnas.compress import CompressionPolicy, prune_ratios
 from slimnas.data import load_dataset
+from slimnas.measure import Budget
 from slimnas.study import RunFolder, auto_compress, feasible, hypervolume_2d
 
 HERE = Path(__file__).parent
@@ -115,24 +114,21 @@ def main(argv: list[str] | None = None) -> dict:
     del nas_raw["space"]["compression"]
     nas_raw["budget"] = []
     nas_cfg.write_text(yaml.safe_dump(nas_raw))
-    quiet = Console(file=io.StringIO(), width=150)
     data = load_dataset(raw["data"]["dataset"])
 
     # --- joint: architecture and compression searched together -------------------------------
     t0 = time.time()
-    joint = slimnas.search(joint_cfg, timeout=args.search_seconds, out=str(work / "joint"), progress=False,
-                           console=quiet)
+    joint = slimnas.search(joint_cfg, timeout=args.search_seconds, out=str(work / "joint"))
     joint_seconds = time.time() - t0
     joint_points = [{"trial": m.trial, **{k: m.metrics[k] for k in KEEP}, "policy": m.metrics.get("policy"),
                      "arch": m.candidate["arch"], "compression": m.candidate.get("compression")}
-                    for m in joint.front if feasible(m.metrics, joint.config.budget)]
+                    for m in joint.front if feasible(m.metrics, joint.plan.budget)]
     n_joint = len(joint.study.trials)
     print(f"joint: {n_joint} trials, {len(joint.front)} front members in {joint_seconds:.0f}s", file=sys.stderr)
 
     # --- sequential: architecture first, then compress each front member to the budget ------
     t1 = time.time()
-    nas = slimnas.search(nas_cfg, timeout=args.nas_share * joint_seconds, out=str(work / "nas"), progress=False,
-                         console=quiet)
+    nas = slimnas.search(nas_cfg, timeout=args.nas_share * joint_seconds, out=str(work / "nas"))
     nas_seconds = time.time() - t1
     print(f"sequential NAS: {len(nas.study.trials)} trials, {len(nas.front)} front members in {nas_seconds:.0f}s",
           file=sys.stderr)
@@ -153,7 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
         model = run.load_model(m.trial, data.input_shape, data.n_classes)
         res = auto_compress(model, data, budget=budget_text, n_trials=args.auto_trials, precisions=("fp32", "int8"),
                             importances=("l1", "taylor"), finetune_epochs=comp["finetune_epochs"],
-                            final_epochs=comp["final_epochs"], seed=args.seed, console=quiet, latency_repeats=5)
+                            final_epochs=comp["final_epochs"], seed=args.seed, latency_repeats=5)
         spent.append(time.time() - ts)
         row = {"trial": m.trial, "nas_val_accuracy": m.metrics["val_accuracy"], "nas_macs": m.metrics["macs"],
                "nas_bytes": m.metrics["bytes"], **{k: res.after[k] for k in KEEP}, "feasible": res.feasible,
@@ -205,13 +201,14 @@ def _arch(arch: dict) -> str:
     return f"{layers}{' res' if arch.get('residual') else ''} {arch.get('head', '')}".strip()
 
 
-def _policy(policy: dict | None) -> str:
-    if not policy:
+def _policy(doc: dict | None) -> str:
+    if not doc:
         return ""
-    prune = ", ".join(f"{v:.2f}" for v in policy.get("prune", {}).values()) or "none"
-    prec = policy.get("precision", {})
+    policy = CompressionPolicy.from_dict(doc)  # results written before policies were lists of steps read too
+    prune = ", ".join(f"{v:.2f}" for v in prune_ratios(policy).values()) or "none"
+    prec = policy.options("quantize").get("layer_precision", {})
     n8 = sum(1 for p in prec.values() if p == "int8")
-    return f"prune [{prune}] ({policy.get('importance')}); int8 {n8}/{len(prec)} layers"
+    return f"prune [{prune}] ({policy.options('prune').get('importance')}); int8 {n8}/{len(prec)} layers"
 
 
 def markdown(result: dict) -> str:

@@ -100,12 +100,15 @@ def run_search(args, run_dir: Path, timeout: float, quick: bool):
     ``workers``); the front covers every worker's trials and is tested once."""
     from rich.console import Console
 
+    from slimnas.cli import ConsoleListener
+
     torch.set_num_threads(THREADS)
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "search.log", "w") as log:
         return slimnas.search(str(args.config), out=str(run_dir), seed=args.seed, timeout=timeout,
                               n_trials=6 if quick else args.n_trials, epochs=3 if quick else None,
-                              workers=args.workers, progress=False, console=Console(file=log, width=120))
+                              workers=args.workers,
+                              listener=ConsoleListener(Console(file=log, width=120), live=False))
 
 
 def train_reference(splits, spec: TrainSpec, seed: int) -> dict:
@@ -272,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             "run_dir": str(result.run_dir),
             "strategy": cfg.strategy.name,
             "objectives": list(cfg.objectives),
-            "budget": [str(b) for b in cfg.budget],
+            "budget": [str(b) for b in result.plan.budget],
             "seed": args.seed,
             "workers": args.workers,
             "torch_threads_per_worker": THREADS,

@@ -6,8 +6,8 @@ Example:
 """
 
 from slimnas.errors import ConfigError, SlimnasError
-from slimnas.study import SearchResult, search
+from slimnas.study import AutoResult, SearchResult, auto_compress, search
 
 __version__ = "0.1.0"
 
-__all__ = ["ConfigError", "SearchResult", "SlimnasError", "__version__", "search"]
+__all__ = ["AutoResult", "ConfigError", "SearchResult", "SlimnasError", "__version__", "auto_compress", "search"]

@@ -1,12 +1,24 @@
-"""Name -> factory registries, filled by a decorator (in the spirit of timm's ``register_model``).
+"""Name -> factory registries, filled by a decorator (in the spirit of timm's ``register_model``),
+and the plug-ins that fill them from outside the package.
 
 Configs and the CLI refer to datasets, strategies, importance criteria and runtimes by these names.
+Plug-ins register more: an installed package that declares an entry point in the
+``slimnas.plugins`` group, or the ``SLIMNAS_PLUGINS`` environment variable, a comma-separated
+list of module names or ``.py`` files (``SLIMNAS_PLUGINS=my_strategies,./toy_metric.py``). The
+command line loads them before it is built (their names show in its help); so do the worker
+processes of a search.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from slimnas.errors import ConfigError
@@ -43,8 +55,52 @@ class Registry(Generic[F]):
             raise ConfigError(self.kind, f"one of {self.names()}", name)
         return self._factories[name]
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (tests that register entries for a while)."""
+        self._factories.pop(name, None)
+
     def names(self) -> list[str]:
         return sorted(self._factories)
 
     def __contains__(self, name: object) -> bool:
         return name in self._factories
+
+
+ENTRY_POINTS = "slimnas.plugins"
+ENV = "SLIMNAS_PLUGINS"
+_LOADED: set[str] = set()
+
+
+def load_plugins() -> list[str]:
+    """Import every plug-in (once each); returns their names. One that fails to import is one line."""
+    loaded = []
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINTS):
+        if ep.name not in _LOADED:
+            _guarded(ep.name, ep.load)
+        loaded.append(ep.name)
+    for item in filter(None, (s.strip() for s in os.environ.get(ENV, "").split(","))):
+        if item not in _LOADED:
+            _guarded(item, lambda item=item: _import(item))
+        loaded.append(item)
+    _LOADED.update(loaded)
+    return loaded
+
+
+def _import(item: str) -> None:
+    if item.endswith(".py"):
+        path = Path(item)
+        if not path.is_file():
+            raise FileNotFoundError(item)
+        spec = importlib.util.spec_from_file_location(f"slimnas_plugin_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    else:
+        importlib.import_module(item)
+
+
+def _guarded(name: str, load) -> None:
+    try:
+        load()
+    except Exception as e:  # noqa: BLE001 - a broken plug-in is the user's to fix, reported in one line
+        raise ConfigError(ENV, "plug-ins that import", f"{name} ({type(e).__name__}: {e})") from None

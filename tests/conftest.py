@@ -1,8 +1,20 @@
+import os
+from pathlib import Path
+
 import pytest
 import torch
 import yaml
 
+from slimnas.registry import load_plugins
+
 torch.set_num_threads(1)
+
+# Every file in tests/plugins/ registers a toy strategy, compressor or metric. They are loaded as a
+# user's plug-ins are (SLIMNAS_PLUGINS, so command-line subprocesses see them too), and the
+# conformance suite runs over them with the built-ins.
+PLUGINS = sorted(str(p) for p in (Path(__file__).parent / "plugins").glob("*.py"))
+os.environ["SLIMNAS_PLUGINS"] = ",".join(PLUGINS)
+load_plugins()
 
 TINY_SPACE = {
     "family": ["cnn", "mlp"],

@@ -1,16 +1,20 @@
 import pytest
 import yaml
 
-from slimnas.config import Budget, load_config, parse_config
+from slimnas.config import load_config, parse_config
 from slimnas.errors import ConfigError
+from slimnas.measure import Budget
+from slimnas.study import SearchPlan
 
 
 def test_defaults_round_trip_through_yaml():
-    cfg = load_config(dataset="digits", n_trials=7, budget=["macs<=20k", "bytes<=8KB"])
-    assert cfg.study_name == "digits-tpe"
-    again = parse_config(yaml.safe_load(yaml.safe_dump(cfg.to_dict())))
-    assert again.to_dict() == cfg.to_dict()
+    plan = SearchPlan.load(dataset="digits", n_trials=7, budget=["macs<=20k", "bytes<=8KB"])
+    assert plan.config.study_name == "digits-tpe"
+    again = SearchPlan.from_config(parse_config(yaml.safe_load(yaml.safe_dump(plan.to_dict()))))
+    assert again.to_dict() == plan.to_dict()
     assert [b.limit for b in again.budget] == [20000, 8000]
+    # the saved config spells the defaults out: the space and recipe a run actually searched
+    assert again.to_dict()["space"]["cnn"]["kernel"] == [3, 5, 7] and "lr" in again.to_dict()["training"]
 
 
 @pytest.mark.parametrize(
@@ -48,14 +52,20 @@ def test_budget_violation_sign():
         ({"budget": ["flops<=3"]}, "budget"),
         ({"strategy": {"name": "cmaes"}, "objectives": ["accuracy", "macs"]}, "strategy.name"),
         ({"colour": "red"}, "colour"),
+        ({"strategy": {"early_stopping": "sometimes"}}, "strategy.early_stopping"),
+        ({"fitness": {"cost": "accuracy"}}, "fitness.cost"),
+        ({"measure": {"runtime": "tvm"}}, "measure.runtime"),
+        ({"space": {"family": "mlp", "compression": {"prune": [1.5]}}}, "space.compression.prune"),
+        ({"space": {"family": "mlp", "compression": {"finetune_epochs": [1, 2]}}}, "space.compression.finetune_epochs"),
+        ({"strategy": {"name": "grid"}, "space": {"family": "mlp", "compression": {}}}, "strategy.name"),
     ],
 )
 def test_bad_config_names_the_field(raw, field):
     if field is None:
-        parse_config(raw)  # unknown datasets are found by the data registry
+        SearchPlan.from_config(parse_config(raw))  # unknown datasets are found by the data registry
         return
     with pytest.raises(ConfigError) as e:
-        parse_config(raw)
+        SearchPlan.from_config(parse_config(raw))
     assert str(e.value).startswith(field + ":")
 
 

@@ -9,12 +9,12 @@ import torch
 import yaml
 
 import slimnas
-from slimnas.compress import CompressionPolicy, apply_policy, load_compressed
-from slimnas.compress._export import structure
+from slimnas.compress import CompressionPolicy, CompressionSpace, apply_policy
 from slimnas.data import load_dataset
-from slimnas.measure import count_macs, ort_session
-from slimnas.models import build_model
-from slimnas.spaces import Candidate, CNNSpec, ConvLayer, TrainSpec
+from slimnas.export import load_compressed, ort_session, structure
+from slimnas.measure import count_macs
+from slimnas.models import CNNSpec, ConvLayer, build_model
+from slimnas.spaces import Candidate, TrainSpec
 from slimnas.study import auto_compress
 from slimnas.training import fit
 
@@ -36,7 +36,7 @@ JOINT = {
 def joint_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("joint")
     (d / "c.yaml").write_text(yaml.safe_dump(JOINT))
-    return slimnas.search(d / "c.yaml", n_trials=4, seed=0, out=str(d / "run"), progress=False)
+    return slimnas.search(d / "c.yaml", n_trials=4, seed=0, out=str(d / "run"))
 
 
 def test_joint_front_meets_the_budget_when_remeasured_from_files(joint_run):
@@ -44,7 +44,7 @@ def test_joint_front_meets_the_budget_when_remeasured_from_files(joint_run):
     assert joint_run.front, "the MAC budget is met by construction, so the front cannot be empty"
     for m in joint_run.front:
         onnx = m.path / "model.onnx"
-        assert onnx.stat().st_size <= 4000 == 4000 and onnx.stat().st_size == m.metrics["bytes"]
+        assert onnx.stat().st_size <= 4000 and onnx.stat().st_size == m.metrics["bytes"]
         cand = Candidate.from_dict(json.loads((m.path / "arch.json").read_text()))
         model = load_compressed(build_model(cand.arch, data.input_shape, data.n_classes), m.path)
         macs = count_macs(model, data.input_shape)
@@ -54,7 +54,9 @@ def test_joint_front_meets_the_budget_when_remeasured_from_files(joint_run):
         acc = float((logits.argmax(1) == data.y_test.numpy()).mean())
         assert acc == pytest.approx(m.metrics["test_accuracy"])
         doc = json.loads((m.path / "policy.json").read_text())
-        assert {row["layer"] for row in doc["layers"]} >= set(doc["policy"]["prune"])
+        pruned = CompressionPolicy.from_dict(doc["policy"]).options("prune")["layer_ratios"]
+        assert {row["layer"] for row in doc["layers"]} >= set(pruned)
+        assert all(row["ratio"] == pruned.get(row["layer"], 0.0) for row in doc["layers"])
         assert all("sensitivity" in row for row in doc["layers"][:-1])
 
 
@@ -93,7 +95,7 @@ def test_auto_meets_a_mac_budget_and_the_policy_reproduces_the_structure(tmp_pat
     # the saved weights are those of the measured ONNX file
     x = data.x_val[:16]
     onnx_out = ort_session(tmp_path / "auto" / "model.onnx").run(None, {"input": x.numpy()})[0]
-    if policy.default_precision == "fp32" and all(p == "fp32" for _, p in policy.precision):
+    if set(policy.options("quantize")["layer_precision"].values()) == {"fp32"}:
         np.testing.assert_allclose(onnx_out, saved(x).detach().numpy(), atol=1e-4)
     assert (onnx_out.argmax(1) == saved(x).detach().numpy().argmax(1)).mean() >= 0.8
 
@@ -127,8 +129,13 @@ def test_cli_auto_writes_report_and_policy(tmp_path):
 
 
 def test_sensitivity_allocation_and_fill_use_the_mac_budget(trained_cnn):
-    from slimnas.compress import analyze_sensitivity, scale_to_macs
-    from slimnas.study._compressed import allocate_by_sensitivity, fill_to_macs, pruned_macs
+    from slimnas.compress import (
+        allocate_by_sensitivity,
+        analyze_sensitivity,
+        fill_to_macs,
+        pruned_macs,
+        scale_to_macs,
+    )
 
     _, model, data = trained_cnn
     shape = data.input_shape
@@ -146,25 +153,24 @@ def test_sensitivity_allocation_and_fill_use_the_mac_budget(trained_cnn):
 
 @pytest.mark.parametrize("keep", [0.3, 0.7])
 def test_keep_macs_sets_the_level_and_the_ratios_only_the_shape(trained_cnn, keep):
-    from slimnas.compress import list_prunable_layers
-    from slimnas.config import Budget
-    from slimnas.study._compressed import fit_to_macs, pruned_macs
+    from slimnas.compress import fit_to_macs, list_prunable_layers, prune_ratios, pruned_macs
+    from slimnas.measure import Budget
 
     _, model, data = trained_cnn
     shape = data.input_shape
     base = count_macs(model, shape)
     names = [lay.name for lay in list_prunable_layers(model, shape)]
-    light = CompressionPolicy(prune={names[0]: 0.05, names[1]: 0.1})  # prunes far less than `keep` asks
-    heavy = CompressionPolicy(prune={names[0]: 0.8, names[1]: 0.8})  # far more
+    light = CompressionPolicy.of(prune={"layer_ratios": {names[0]: 0.05, names[1]: 0.1}})  # far less than `keep`
+    heavy = CompressionPolicy.of(prune={"layer_ratios": {names[0]: 0.8, names[1]: 0.8}})  # far more
     for policy in (light, heavy):
         fitted = fit_to_macs(model, policy, shape, (), keep=keep)
-        macs = pruned_macs(model, dict(fitted.prune), shape)
+        macs = pruned_macs(model, prune_ratios(fitted), shape)
         assert macs <= keep * base and macs >= 0.9 * keep * base
     # a tighter MAC budget wins over `keep`
     fitted = fit_to_macs(model, light, shape, (Budget.parse(f"macs<={int(0.2 * base)}"),), keep=keep)
-    assert pruned_macs(model, dict(fitted.prune), shape) <= 0.2 * base
+    assert pruned_macs(model, prune_ratios(fitted), shape) <= 0.2 * base
     # keep = 1 with a roomy budget prunes nothing
-    assert not fit_to_macs(model, heavy, shape, (), keep=1.0).prune
+    assert not prune_ratios(fit_to_macs(model, heavy, shape, (), keep=1.0))
 
 
 def test_keep_macs_gene_is_sampled_and_stored_with_the_candidate():
@@ -172,19 +178,20 @@ def test_keep_macs_gene_is_sampled_and_stored_with_the_candidate():
 
     space = SearchSpace.from_config({"family": "cnn", "cnn": {"n_layers": 2, "channels": [8], "kernel": [3],
                                                               "stride": [2], "residual": [False], "head": ["gap"]},
-                                     "compression": {"keep_macs": {"low": 0.3, "high": 1.0}}}, {})
+                                     "compression": {"keep_macs": {"low": 0.3, "high": 1.0}}}, {},
+                                    compression=CompressionSpace.from_config)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     trial = study.ask()
     cand = space.sample(trial, input_shape=(1, 40), n_classes=10)
     assert 0.3 <= cand.keep_macs <= 1.0 and trial.params["comp.keep_macs"] == cand.keep_macs
     assert Candidate.from_dict(json.loads(json.dumps(cand.to_dict()))) == cand
     with pytest.raises(slimnas.ConfigError, match="space.compression.keep_macs"):
-        SearchSpace.from_config({"family": "cnn", "compression": {"keep_macs": [1.5]}}, {})
+        SearchSpace.from_config({"family": "cnn", "compression": {"keep_macs": [1.5]}}, {},
+                                compression=CompressionSpace.from_config)
 
 
 def test_fine_tune_epochs_count_on_across_retraining_steps(trained_cnn):
-    from slimnas.compress import list_prunable_layers
-    from slimnas.study._compressed import compress_parent
+    from slimnas.compress import compress_and_measure, list_prunable_layers
     from slimnas.training import Callback
 
     _, model, data = trained_cnn
@@ -195,8 +202,9 @@ def test_fine_tune_epochs_count_on_across_retraining_steps(trained_cnn):
         def on_epoch_end(self, epoch, metrics):
             seen.append(epoch)
 
-    policy = CompressionPolicy(prune={first: 0.5}, lowrank={first: 0.5})  # two retraining steps
-    compress_parent(model, policy, data, budget=(), epochs=2, seed=0, device="cpu", latency_repeats=2,
+    policy = CompressionPolicy.of(prune={"ratio": 0.0, "layer_ratios": {first: 0.5}},
+                                  lowrank={"layer_ratios": {first: 0.5}})  # two retraining steps
+    compress_and_measure(model, policy, data, budget=(), epochs=2, seed=0, device="cpu", latency_repeats=2,
                     stoppers=lambda fitted: [Record()])
     assert seen == [1, 2, 3, 4]
 
@@ -219,10 +227,10 @@ def test_auto_stops_ranking_fine_tunes_that_fall_behind(trained_cnn):
 def test_joint_search_with_keep_macs_and_early_stopped_fine_tunes(tmp_path):
     raw = json.loads(json.dumps(JOINT))
     raw["space"]["compression"].update(keep_macs={"low": 0.3, "high": 1.0}, finetune_epochs=3, final_epochs=1)
-    raw["strategy"] = {"name": "random", "pruner": "median"}
+    raw["strategy"] = {"name": "random", "early_stopping": "median"}
     raw["budget"] = ["macs<=2500"]  # the 7k-MAC parents are within keep_macs reach
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
-    res = slimnas.search(tmp_path / "c.yaml", n_trials=12, seed=0, out=str(tmp_path / "run"), progress=False)
+    res = slimnas.search(tmp_path / "c.yaml", n_trials=12, seed=0, out=str(tmp_path / "run"))
     trials = res.study.trials
     pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
     assert pruned and all(len(t.user_attrs["curve"]) < 3 for t in pruned)
@@ -245,7 +253,7 @@ def test_auto_refines_criterion_and_learning_rate_on_validation_data(tmp_path, t
     assert {(r["importance"], r["epochs"]) for r in rows} == {("l1", 1), ("taylor", 1)} and len(rows) == 4
     assert len({r["lr"] for r in rows}) == 2
     best = max(rows, key=lambda r: r["val_accuracy"])
-    assert (res.policy.importance, res.train.lr) == (best["importance"], best["lr"])
+    assert (res.policy.options("prune")["importance"], res.train.lr) == (best["importance"], best["lr"])
     report = json.loads((tmp_path / "auto" / "report.json").read_text())
     assert report["finetune"]["lr"] == res.train.lr and report["refine"] == rows
     assert res.feasible
@@ -254,13 +262,12 @@ def test_auto_refines_criterion_and_learning_rate_on_validation_data(tmp_path, t
 def test_policy_finetune_lr_overrides_the_recipe_and_is_a_gene(trained_cnn):
     import dataclasses
 
-    from slimnas.compress import list_prunable_layers
-    from slimnas.compress._distill import FINETUNE_SPEC
+    from slimnas.compress import FINETUNE_SPEC, list_prunable_layers
     from slimnas.spaces import SearchSpace
 
     _, model, data = trained_cnn
     first = list_prunable_layers(model, data.input_shape)[0].name
-    base = CompressionPolicy(prune={first: 0.5})
+    base = CompressionPolicy.of(prune={"ratio": 0.0, "layer_ratios": {first: 0.5}})
     via_policy = apply_policy(model, dataclasses.replace(base, finetune_lr=0.02), data, epochs=1, seed=3).model
     via_recipe = apply_policy(model, base, data, epochs=1, seed=3,
                               train=dataclasses.replace(FINETUNE_SPEC, lr=0.02)).model
@@ -270,10 +277,11 @@ def test_policy_finetune_lr_overrides_the_recipe_and_is_a_gene(trained_cnn):
     assert not torch.allclose(via_policy(x), default(x))
     space = SearchSpace.from_config({"family": "cnn", "cnn": {"n_layers": 2, "channels": [8], "kernel": [3],
                                                               "stride": [2], "residual": [False], "head": ["gap"]},
-                                     "compression": {"finetune_lr": [0.003, 0.01]}}, {})
+                                     "compression": {"finetune_lr": [0.003, 0.01]}}, {},
+                                    compression=CompressionSpace.from_config)
     trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1)).ask()
     cand = space.sample(trial, input_shape=(1, 40), n_classes=10)
-    assert cand.compression.finetune_lr == trial.params["comp.finetune_lr"] in (0.003, 0.01)
+    assert cand.compression["finetune_lr"] == trial.params["comp.finetune_lr"] in (0.003, 0.01)
     with pytest.raises(slimnas.ConfigError, match="compression.finetune_lr"):
         CompressionPolicy(finetune_lr=-1.0)
 
@@ -285,7 +293,7 @@ def test_joint_search_skips_architectures_the_keep_range_cannot_bring_under_budg
     raw["strategy"] = {"name": "random"}
     raw["budget"] = ["macs<=1500"]
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
-    res = slimnas.search(tmp_path / "c.yaml", n_trials=10, seed=0, out=str(tmp_path / "run"), progress=False)
+    res = slimnas.search(tmp_path / "c.yaml", n_trials=10, seed=0, out=str(tmp_path / "run"))
     parents = sorted(p.name for p in (res.run_dir / "parents").glob("*.pt"))
     skipped, compressed = [], []
     for t in res.study.trials:
@@ -301,8 +309,7 @@ def test_joint_search_skips_architectures_the_keep_range_cannot_bring_under_budg
     # skip_infeasible: false compresses them anyway (squeezed to the budget by construction)
     raw["skip_infeasible"] = False
     (tmp_path / "all.yaml").write_text(yaml.safe_dump(raw))
-    res = slimnas.search(tmp_path / "all.yaml", n_trials=len(res.study.trials), seed=0, out=str(tmp_path / "all"),
-                         progress=False)
+    res = slimnas.search(tmp_path / "all.yaml", n_trials=len(res.study.trials), seed=0, out=str(tmp_path / "all"))
     docs = [json.loads((res.run_dir / "trials" / f"{t.number:05d}" / "metrics.json").read_text())
             for t in res.study.trials]
     assert all(d["state"] == "complete" and d["macs"] <= 1500 for d in docs)

@@ -2,10 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from slimnas.export import export_onnx
-from slimnas.measure import OnnxRuntimeLatency, TorchLatency, count_macs, count_params, ort_session
-from slimnas.models import build_model, mnist1d_paper_cnn
-from slimnas.spaces import CNNSpec, ConvLayer, MLPSpec, RNNSpec
+from slimnas.export import export_onnx, ort_session
+from slimnas.measure import OnnxRuntimeLatency, TorchLatency, count_macs, count_params
+from slimnas.models import CNNSpec, ConvLayer, MLPSpec, RNNSpec, build_model, mnist1d_paper_cnn
 
 
 def test_paper_cnn_counts_match_the_paper():

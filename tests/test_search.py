@@ -40,31 +40,30 @@ def test_cli_search_writes_the_run_folder(tmp_path, tiny_config):
 
 def test_resume_runs_only_missing_trials(tmp_path, tiny_config):
     cfg = tiny_config()
-    first = slimnas.search(cfg, n_trials=2, out=str(tmp_path / "r"), progress=False)
+    first = slimnas.search(cfg, n_trials=2, out=str(tmp_path / "r"))
     metrics_before = {t.number: t.user_attrs["metrics"]["seconds"] for t in first.study.trials}
     mtimes = {n: (RunFolder(first.run_dir).trial_dir(n) / "weights.pt").stat().st_mtime_ns for n in metrics_before}
-    second = slimnas.search(cfg, n_trials=4, out=str(tmp_path / "r"), progress=False)
+    second = slimnas.search(cfg, n_trials=4, out=str(tmp_path / "r"))
     trials = second.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert [t.number for t in trials] == [0, 1, 2, 3]
     for n, secs in metrics_before.items():  # finished trials were not retrained
         assert trials[n].user_attrs["metrics"]["seconds"] == secs
         assert (RunFolder(second.run_dir).trial_dir(n) / "weights.pt").stat().st_mtime_ns == mtimes[n]
-    third = slimnas.search(cfg, n_trials=4, out=str(tmp_path / "r"), progress=False)
+    third = slimnas.search(cfg, n_trials=4, out=str(tmp_path / "r"))
     assert len(third.study.trials) == 4
 
 
 def test_same_seed_same_trials_and_front(tmp_path, tiny_config):
     cfg = tiny_config()
-    a = slimnas.search(cfg, n_trials=3, seed=5, out=str(tmp_path / "a"), progress=False)
-    b = slimnas.search(cfg, n_trials=3, seed=5, out=str(tmp_path / "b"), progress=False)
+    a = slimnas.search(cfg, n_trials=3, seed=5, out=str(tmp_path / "a"))
+    b = slimnas.search(cfg, n_trials=3, seed=5, out=str(tmp_path / "b"))
     assert [t.params for t in a.study.trials] == [t.params for t in b.study.trials]
     key = lambda r: [(m.trial, m.metrics["val_accuracy"], m.metrics["test_accuracy"]) for m in r.front]  # noqa: E731
     assert key(a) == key(b)
 
 
 def test_budget_filters_the_front(tmp_path, tiny_config):
-    r = slimnas.search(tiny_config(), n_trials=6, seed=1, budget=["macs<=600"], out=str(tmp_path / "b"),
-                       progress=False)
+    r = slimnas.search(tiny_config(), n_trials=6, seed=1, budget=["macs<=600"], out=str(tmp_path / "b"))
     macs = [t.user_attrs["metrics"]["macs"] for t in r.study.trials]
     assert any(m > 600 for m in macs), "the tiny space should propose some over-budget models"
     assert all(m.metrics["macs"] <= 600 for m in r.front)
@@ -82,21 +81,31 @@ def test_no_model_fits_reports_the_closest(tmp_path, tiny_config):
     assert pareto["feasible"] is False and pareto["front"] == [] and len(pareto["closest"]) == 2
 
 
-@pytest.mark.parametrize("strategy", ["random", "grid", "tpe", "nsga2", "gp", "bohb"])
-def test_every_strategy_completes(tmp_path, tiny_config, strategy):
+SAMPLERS = {"random": optuna.samplers.RandomSampler, "grid": optuna.samplers.GridSampler,
+            "tpe": optuna.samplers.TPESampler, "bohb": optuna.samplers.TPESampler,
+            "gp": optuna.samplers.GPSampler, "nsga2": optuna.samplers.NSGAIISampler}
+
+
+@pytest.mark.parametrize("strategy", list(SAMPLERS))
+def test_every_strategy_runs_its_own_algorithm(tmp_path, tiny_config, strategy):
     extra = {}
     if strategy == "grid":  # grid needs a small, discrete space
         extra = {"space": {"family": "mlp", "mlp": {"n_layers": 1, "width": [8, 16]}},
                  "training": {"epochs": 1, "lr": [0.01], "optimizer": "adam"}}
-    r = slimnas.search(tiny_config(**extra), n_trials=3, strategy=strategy, out=str(tmp_path / strategy),
-                       progress=False)
+    r = slimnas.search(tiny_config(**extra), n_trials=3, strategy=strategy, out=str(tmp_path / strategy))
+    assert type(r.study.sampler) is SAMPLERS[strategy]  # not random sampling under another name
+    pruner = optuna.pruners.HyperbandPruner if strategy == "bohb" else optuna.pruners.NopPruner
+    assert type(r.study.pruner) is pruner or len(r.plan.objectives) > 1
+    assert r.plan.early_stopping == ("hyperband" if strategy == "bohb" else "none")
     done = r.study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
     assert len(done) == (2 if strategy == "grid" else 3) and r.front
+    if strategy == "grid":  # the grid is enumerated: both widths, each once
+        assert sorted(t.params["mlp.width"] for t in done) == [8, 16]
 
 
 def test_single_objective_cmaes_and_fitness(tmp_path, tiny_config):
     r = slimnas.search(tiny_config(fitness={"cost": "macs", "weight": 1e-4}), objectives="fitness",
-                       strategy="cmaes", n_trials=3, out=str(tmp_path / "f"), progress=False)
+                       strategy="cmaes", n_trials=3, out=str(tmp_path / "f"))
     best = r.study.best_trial
     m = best.user_attrs["metrics"]
     assert best.value == pytest.approx(m["val_loss"] + 1e-4 * m["macs"])
@@ -104,8 +113,8 @@ def test_single_objective_cmaes_and_fitness(tmp_path, tiny_config):
 
 
 def test_multi_objective_early_stopping_prunes(tmp_path, tiny_config):
-    cfg = tiny_config(strategy={"name": "random", "pruner": "median", "n_startup_trials": 2})
-    r = slimnas.search(cfg, n_trials=12, epochs=4, seed=0, out=str(tmp_path / "p"), progress=False)
+    cfg = tiny_config(strategy={"name": "random", "early_stopping": "median", "n_startup_trials": 2})
+    r = slimnas.search(cfg, n_trials=12, epochs=4, seed=0, out=str(tmp_path / "p"))
     states = [t.state for t in r.study.trials]
     assert optuna.trial.TrialState.PRUNED in states
     pruned = [t for t in r.study.trials if t.state == optuna.trial.TrialState.PRUNED]
@@ -142,7 +151,7 @@ def test_bad_yaml_exits_2(tmp_path):
 
 def test_changed_objectives_on_resume_is_an_error_and_keeps_trials(tmp_path, tiny_config):
     cfg = tiny_config()
-    slimnas.search(cfg, n_trials=1, out=str(tmp_path / "r"), progress=False)
+    slimnas.search(cfg, n_trials=1, out=str(tmp_path / "r"))
     r = run_cli("search", str(cfg), "--n-trials", "2", "--out", str(tmp_path / "r"), "--objectives", "accuracy,params")
     assert r.returncode == 2 and r.stderr.startswith("error: objectives:")
     assert (tmp_path / "r" / "trials" / "00000" / "weights.pt").is_file()
@@ -168,7 +177,7 @@ def test_ctrl_c_keeps_completed_trials_and_resumes(tmp_path, tiny_config):
     complete = [t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) >= 3 and pareto["n_trials"] == len(complete)
     assert {m["trial"] for m in pareto["front"]} <= set(complete)
-    resumed = slimnas.search(tiny_config(), n_trials=len(complete) + 1, out=str(out), progress=False)
+    resumed = slimnas.search(tiny_config(), n_trials=len(complete) + 1, out=str(out))
     now = [t.number for t in resumed.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert now[: len(complete)] == complete and len(now) == len(complete) + 1
 
@@ -187,14 +196,14 @@ def test_recurrent_family_with_latency_objective_on_a_csv_file(tmp_path):
            "space": {"family": "rnn", "rnn": {"hidden": [4, 8], "n_layers": 1}},
            "training": {"epochs": 1}}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    r = slimnas.search(tmp_path / "c.yaml", n_trials=2, out=str(tmp_path / "r"), progress=False)
+    r = slimnas.search(tmp_path / "c.yaml", n_trials=2, out=str(tmp_path / "r"))
     assert r.front
     for m in r.front:
         assert m.candidate["arch"]["family"] == "rnn" and m.metrics["latency_ms"] > 0
 
 
 def test_two_workers_share_one_study(tmp_path, tiny_config):
-    r = slimnas.search(tiny_config(), n_trials=6, workers=2, out=str(tmp_path / "w"), progress=False)
+    r = slimnas.search(tiny_config(), n_trials=6, workers=2, out=str(tmp_path / "w"))
     done = r.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert 6 <= len(done) <= 7  # the cap is checked after each trial, so a worker may finish one more
     assert len({t.number for t in done}) == len(done)

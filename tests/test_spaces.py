@@ -4,17 +4,8 @@ import optuna
 import pytest
 import torch
 
-from slimnas.models import build_model
-from slimnas.spaces import (
-    Candidate,
-    CNNSpec,
-    ConvLayer,
-    MLPSpec,
-    RNNSpec,
-    SearchSpace,
-    arch_from_dict,
-    arch_to_dict,
-)
+from slimnas.models import CNNSpec, ConvLayer, MLPSpec, RNNSpec, build_model
+from slimnas.spaces import Candidate, SearchSpace, arch_from_dict, arch_to_dict
 
 SPECS = [
     MLPSpec(widths=(32, 16), activation="gelu", dropout=0.1, batch_norm=True),

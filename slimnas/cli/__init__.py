@@ -1,6 +1,9 @@
-"""Command line: thin commands, each calling one library function.
+"""Command line: thin commands, each calling one library function and rendering its result.
 
 User mistakes (:class:`slimnas.errors.SlimnasError`) print one line and exit 2, no traceback.
+The help of options that name registry entries (strategies, metrics, compressors) lists what
+is registered when the command line is built, plug-ins included (see
+:func:`slimnas.registry.load_plugins`).
 """
 
 from __future__ import annotations
@@ -9,31 +12,48 @@ import sys
 
 import typer
 
-from slimnas.cli._search import search_command
+from slimnas.cli._compress import compress_command
+from slimnas.cli._progress import ConsoleListener
+from slimnas.cli._search import registry_help, search_command
+from slimnas.compress import list_compressors
 from slimnas.errors import SlimnasError
+from slimnas.registry import load_plugins
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="slimnas: architecture search and model compression under a deployment budget.")
-
-
-@app.callback()
-def _root() -> None:
-    """slimnas: architecture search and model compression under a deployment budget."""
+__all__ = ["ConsoleListener", "build_app", "build_cli", "load_plugins", "main"]
 
 
-app.command("search")(search_command)
+def build_app() -> typer.Typer:
+    app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                      help="slimnas: architecture search and model compression under a deployment budget.")
 
-try:  # the compress command lives with the compression toolkit
-    from slimnas.cli._compress import compress_command
+    @app.callback()
+    def _root() -> None:
+        """slimnas: architecture search and model compression under a deployment budget."""
 
+    app.command("search")(search_command)
     app.command("compress")(compress_command)
-except ImportError:  # pragma: no cover - only while the toolkit is absent
-    pass
+    return app
+
+
+def build_cli():
+    """The click command of :func:`build_app`, its help filled from the registries."""
+    cli = typer.main.get_command(build_app())
+    helps = {
+        "search": registry_help(),
+        "compress": {"step": f"any registered compressor ({', '.join(list_compressors())}) as "
+                             "NAME[:key=value,...], repeatable"},
+    }
+    for name, command in cli.commands.items():
+        for param in command.params:
+            if param.name in helps.get(name, {}):
+                param.help = helps[name][param.name]
+    return cli
 
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        app(args=argv, standalone_mode=True)
+        load_plugins()
+        build_cli().main(args=argv, prog_name="slimnas", standalone_mode=True)
     except SlimnasError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

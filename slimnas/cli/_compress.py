@@ -1,13 +1,37 @@
-"""``slimnas compress``: a thin command over :func:`slimnas.compress.compress`."""
+"""``slimnas compress``: one command for a given policy and for ``--auto``, over
+:func:`slimnas.compress.compress` and :func:`slimnas.study.auto_compress`.
+
+Every option either applies to the mode it is used in or is refused with one line naming the
+conflict: nothing is ignored, capped or hard-coded behind the user's back.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
 
+import torch
 import typer
+import yaml
 
-QUANTIZE_HELP = "none | int8 (static, QDQ) | int8-dynamic | fp16"
+from slimnas.cli._progress import ConsoleListener
+from slimnas.compress import (
+    CompressionPolicy,
+    PolicyStep,
+    compress,
+    list_compressors,
+    train_from_scratch,
+)
+from slimnas.data import load_dataset
+from slimnas.errors import ConfigError
+from slimnas.models import import_model
+from slimnas.report import explanation_table, make_console
+from slimnas.study import auto_compress, resolve_device
+
+QUANTIZE_MODES = ("none", "int8", "int8-dynamic", "fp16")
+TRAIN_EPOCHS = 20  # training from scratch when no --weights are given (--train-epochs)
+AUTO_ONLY = ("budget", "n_trials", "strategy", "final_epochs", "early_stopping", "precision")
+ONE_SHOT_ONLY = ("prune", "lowrank", "cluster", "quantize", "step")
 
 #: rows of the before/after table: (metric, label, format)
 ROWS = [
@@ -40,85 +64,146 @@ def render_table(before: dict, after: dict, title: str = "slimnas compress"):
     return table
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_options(auto: bool, given: dict, *, weights: Path | None) -> None:
+    """Refuse every option the chosen mode would not use."""
+    if auto:
+        for name in ONE_SHOT_ONLY:
+            if given.get(name) is not None:
+                raise ConfigError(_flag(name), "no per-step option with --auto (the search chooses per-layer "
+                                  "ratios and precisions; use --precision and --importance to choose among)", given[name])
+        if not given.get("budget"):
+            raise ConfigError("--budget", "at least one budget with --auto, such as 'macs<=50%'", None)
+    else:
+        for name in AUTO_ONLY:
+            if given.get(name):
+                raise ConfigError(_flag(name), "--auto (it only applies to the search)", given[name])
+        if given.get("importance") is not None and "," in given["importance"]:
+            raise ConfigError("--importance", "one criterion without --auto", given["importance"])
+    if weights is not None and given.get("train_epochs") is not None:
+        raise ConfigError("--train-epochs", "no --weights (it sets how long an untrained model trains first)",
+                          given["train_epochs"])
+
+
+def parse_step(text: str) -> PolicyStep:
+    """``name`` or ``name:key=value,key=value`` (values read as YAML scalars) as a policy step."""
+    name, _, rest = text.partition(":")
+    options = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError("--step", "NAME[:key=value,...]", text)
+        options[key.strip()] = yaml.safe_load(value)
+    return PolicyStep(name.strip(), options)
+
+
+def policy_from_options(*, prune, importance, lowrank, cluster, quantize, steps, distill, temperature) -> CompressionPolicy:
+    """The policy the one-shot options describe, its steps in the registry's order; a bad value
+    is reported under the option that gave it."""
+    flagged: dict[str, tuple[str, dict]] = {}
+    if prune:
+        flagged["--prune"] = ("prune", {"ratio": prune, "importance": importance or "l1"})
+    if lowrank is not None:
+        flagged["--lowrank"] = ("lowrank", {"rank_ratio": lowrank})
+    if cluster is not None:
+        flagged["--cluster"] = ("cluster", {"n_clusters": cluster})
+    if quantize not in (None, "none"):
+        if quantize not in QUANTIZE_MODES:
+            raise ConfigError("--quantize", f"one of {list(QUANTIZE_MODES)}", quantize)
+        flagged["--quantize"] = ("quantize", {"mode": quantize, "qat": quantize == "int8"})
+    for text in steps or []:
+        step = parse_step(text)
+        flagged[f"--step {step.compressor}"] = (step.compressor, step.options)
+    by_name: dict[str, dict] = {}
+    for flag, (name, options) in flagged.items():
+        if name not in list_compressors():
+            raise ConfigError("--step", f"a compressor from {list_compressors()}", name)
+        if name in by_name:
+            raise ConfigError(flag.split()[0], f"one step per compressor ({name!r} is given twice)", options)
+        try:
+            PolicyStep(name, options).build()
+        except ConfigError as e:
+            raise ConfigError(flag.split()[0], e.expected, e.got if e.got is not None else options) from None
+        by_name[name] = options
+    if not by_name:
+        raise ConfigError("compress", "at least one step: --prune, --lowrank, --cluster, --quantize or --step "
+                          "(or --auto with a --budget)")
+    return CompressionPolicy.of(**by_name, distill=bool(distill), temperature=temperature)
+
+
 def compress_command(
     model: Annotated[str, typer.Option(help="path/to/file.py:callable or package.module:callable returning an nn.Module")],
     weights: Annotated[Path | None, typer.Option(help="state dict (torch.save) of the trained model")] = None,
-    dataset: Annotated[str, typer.Option(help="registered dataset name or a .npz/.csv file")] = "mnist1d",
-    prune: Annotated[float, typer.Option(help="share of channels removed by structured pruning, in [0, 1)")] = 0.0,
-    importance: Annotated[str, typer.Option(help="pruning criterion: l1, l2, taylor, bn_scale, random")] = "l1",
-    distill: Annotated[bool, typer.Option("--distill/--no-distill", help="distil from the original model while retraining")] = False,
-    temperature: Annotated[float, typer.Option(help="distillation temperature")] = 4.0,
-    quantize: Annotated[str, typer.Option(help=QUANTIZE_HELP)] = "none",
+    dataset: Annotated[str, typer.Option(help="registered dataset name or a data file")] = "mnist1d",
+    prune: Annotated[float | None, typer.Option(help="share of channels structured pruning removes from every layer, in [0, 1)")] = None,
+    importance: Annotated[str | None, typer.Option(help="pruning criterion (l1, l2, taylor, bn_scale, random); with --auto, comma-separated candidates [default: l1 (--auto: l1,taylor)]")] = None,
     lowrank: Annotated[float | None, typer.Option(help="kept-rank ratio of low-rank factorisation, in (0, 1]")] = None,
     cluster: Annotated[int | None, typer.Option(help="k-means clusters per layer (weight sharing)")] = None,
-    epochs: Annotated[int, typer.Option(help="retraining epochs after each step")] = 2,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    quantize: Annotated[str | None, typer.Option(help="none | int8 (static QDQ, with quantization-aware fine-tuning when it loses accuracy) | int8-dynamic | fp16")] = None,
+    step: Annotated[list[str] | None, typer.Option(help="any registered compressor as NAME[:key=value,...], repeatable")] = None,
+    distill: Annotated[bool | None, typer.Option("--distill/--no-distill", help="distil from the original model while retraining [default: off; --auto: on]")] = None,
+    temperature: Annotated[float, typer.Option(help="distillation temperature")] = 4.0,
+    epochs: Annotated[int, typer.Option(help="retraining epochs after each step (--auto: of the short fine-tune that ranks policies)")] = 2,
+    train_epochs: Annotated[int | None, typer.Option(help=f"without --weights: epochs to train the model first [default: {TRAIN_EPOCHS}]")] = None,
+    seed: Annotated[int, typer.Option(help="seeds the model's initialisation, training and the search")] = 0,
     out: Annotated[Path, typer.Option(help="output folder for report.json, model.onnx and compressed/")] = Path("runs/compress"),
-    device: Annotated[str, typer.Option(help="training device: cpu or cuda")] = "cpu",
+    device: Annotated[str, typer.Option(help="training device: cpu, cuda or auto")] = "cpu",
     auto: Annotated[bool, typer.Option("--auto", help="search per-layer pruning ratios and precisions under --budget")] = False,
-    budget: Annotated[list[str] | None, typer.Option(help="with --auto, repeatable: 'macs<=50%' (of the input model), 'bytes<=8KB'")] = None,
-    n_trials: Annotated[int, typer.Option("--n-trials", help="with --auto: policies to try")] = 60,
-    strategy: Annotated[str, typer.Option(help="with --auto: tpe, random, nsga2, gp, cmaes")] = "tpe",
-    final_epochs: Annotated[int, typer.Option(help="with --auto: distillation fine-tune of the chosen policy")] = 10,
-    early_stopping: Annotated[str, typer.Option(help="with --auto: median, hyperband or none; stops ranking fine-tunes that fall behind")] = "median",
+    budget: Annotated[list[str] | None, typer.Option(help="--auto, repeatable: 'macs<=50%' (of the input model), 'bytes<=8KB'")] = None,
+    n_trials: Annotated[int | None, typer.Option("--n-trials", help="--auto: policies to try [default: 60]")] = None,
+    strategy: Annotated[str | None, typer.Option(help="--auto: search strategy [default: tpe]")] = None,
+    final_epochs: Annotated[int | None, typer.Option(help="--auto: fine-tune of the chosen policy [default: 10]")] = None,
+    early_stopping: Annotated[str | None, typer.Option(help="--auto: stop ranking fine-tunes that fall behind: median, hyperband, none [default: median]")] = None,
+    precision: Annotated[str | None, typer.Option(help="--auto: comma-separated per-layer precisions to choose from [default: fp32,int8]")] = None,
 ) -> None:
     """Prune, factorise, cluster, quantize and distil a trained model; measure it before and after."""
-    from slimnas.compress import compress, load_model
-    from slimnas.compress._run import train_from_scratch
-    from slimnas.data import load_dataset
-    from slimnas.report import make_console
+    given = {"prune": prune, "lowrank": lowrank, "cluster": cluster, "quantize": quantize, "step": step,
+             "budget": budget, "n_trials": n_trials, "strategy": strategy, "final_epochs": final_epochs,
+             "early_stopping": early_stopping, "precision": precision, "importance": importance,
+             "train_epochs": train_epochs}
+    check_options(auto, given, weights=weights)  # at the edge, before any model is loaded or trained
+    resolve_device(device)
+    if auto:
+        from slimnas.study import AutoSettings
 
+        settings = dict(budget=tuple(budget or ()), seed=seed, device=device, finetune_epochs=epochs,
+                        distill=True if distill is None else distill, temperature=temperature,
+                        **{k: v for k, v in dict(n_trials=n_trials, strategy=strategy, final_epochs=final_epochs,
+                                                 early_stopping=early_stopping).items() if v is not None})
+        if precision is not None:
+            settings["precisions"] = tuple(p.strip() for p in precision.split(","))
+        if importance is not None:
+            settings["importances"] = tuple(i.strip() for i in importance.split(","))
+        AutoSettings(**settings)
+        policy = None
+    else:
+        policy = policy_from_options(prune=prune, importance=importance, lowrank=lowrank, cluster=cluster,
+                                     quantize=quantize, steps=step, distill=distill, temperature=temperature)
     console = make_console()
-    if auto:  # validate at the edge, before any model is loaded or trained
-        from slimnas.config import Budget
-        from slimnas.errors import ConfigError
-
-        if not budget:
-            raise ConfigError("--budget", "at least one budget with --auto, such as 'macs<=50%'", None)
-        from slimnas.study._auto import check_early_stopping
-
-        check_early_stopping(early_stopping)
-        for b in budget:
-            Budget.parse(b, "--budget")
-    net, _ = load_model(model, weights)
+    torch.manual_seed(seed)
+    net, _ = import_model(model, weights)
     data = load_dataset(dataset)
     try:
-        with __import__("torch").no_grad():
+        with torch.no_grad():
             net(data.x_val[:2])
     except Exception as e:  # noqa: BLE001 - the user's model does not take this data
-        from slimnas.errors import ConfigError
-
         raise ConfigError("--model", f"a model taking inputs shaped {data.input_shape}", f"{type(e).__name__}: {e}") from None
     if weights is None:
-        console.print(f"no --weights: training the model from scratch on {dataset} first")
-        train_from_scratch(net, data, epochs=20, seed=seed, device=device)
+        n = TRAIN_EPOCHS if train_epochs is None else train_epochs
+        console.print(f"no --weights: training the model from scratch on {dataset} for {n} epochs first")
+        train_from_scratch(net, data, epochs=n, seed=seed, device=device)
     if auto:
-        _auto(net, data, budget=budget or [], n_trials=n_trials, strategy=strategy, epochs=epochs,
-              final_epochs=final_epochs, seed=seed, out=out, device=device, console=console,
-              early_stopping=early_stopping)
+        with ConsoleListener(console) as listener:
+            result = auto_compress(net, data, out=out, listener=listener, **settings)
+        console.print(render_table(result.before, result.after, title="slimnas compress --auto"))
+        console.print(explanation_table({"layers": result.decisions}, "per-layer decisions and their sensitivity"))
+        verdict = "meets" if result.feasible else "[yellow]misses[/]"
+        console.print(f"the chosen policy {verdict} the budget {', '.join(map(str, result.budget))}; "
+                      f"wrote {out / 'report.json'}, {out / 'policy.json'}, {out / 'model.onnx'}")
         return
-    result = compress(net, data, prune=prune, importance=importance, distill=distill, temperature=temperature,
-                      quantize=quantize, lowrank=lowrank, cluster=cluster, epochs=epochs, seed=seed, out=out,
-                      device=device)
+    result = compress(net, data, policy, epochs=epochs, seed=seed, out=out, device=device)
     console.print(render_table(result.before, result.after))
     console.print(f"wrote {out / 'report.json'}, {out / 'model.onnx'} and {out / 'compressed'}/")
-
-
-def _auto(net, data, *, budget, n_trials, strategy, epochs, final_epochs, seed, out, device, console,
-          early_stopping) -> None:
-    from slimnas.report import explanation_table
-    from slimnas.strategies import list_strategies
-    from slimnas.study import auto_compress
-
-    if strategy not in list_strategies() or strategy == "grid":
-        from slimnas.errors import ConfigError
-
-        raise ConfigError("--strategy", f"one of {[s for s in list_strategies() if s != 'grid']}", strategy)
-    result = auto_compress(net, data, budget=budget, n_trials=n_trials, strategy=strategy,
-                           finetune_epochs=min(epochs, 2), final_epochs=final_epochs, seed=seed, out=out,
-                           device=device, console=console, early_stopping=early_stopping)
-    console.print(render_table(result.before, result.after, title="slimnas compress --auto"))
-    console.print(explanation_table({"layers": result.decisions}, "per-layer decisions and their sensitivity"))
-    verdict = "meets" if result.feasible else "[yellow]misses[/]"
-    console.print(f"the chosen policy {verdict} the budget {', '.join(map(str, result.budget))}; "
-                  f"wrote {out / 'report.json'}, {out / 'policy.json'}, {out / 'model.onnx'}")

@@ -1,44 +1,76 @@
 """Model compression: structured and unstructured pruning, quantization, low-rank, clustering,
-distillation; per-layer policies for the automated search; the ``compress`` command's function.
+distillation; policies (ordered lists of registered compressors) and the one function that
+applies them; MAC allocation; the ``compress`` command's function.
 
-Users import from here (``slimnas.compress.StructuredPruner``), never from a private module.
+Compressors plug in with :func:`register_compressor`; users import from here
+(``slimnas.compress.StructuredPruner``), never from a private module.
 """
 
-from slimnas.compress._base import BaseCompressor, Pipeline
-from slimnas.compress._cluster import WeightClusterer, clustered_bytes, kmeans_1d
-from slimnas.compress._distill import DistillationLoss, FineTuner, Retrain
-from slimnas.compress._export import load_compressed, save_compressed
+from slimnas.compress._allocate import (
+    PrunableLayer,
+    allocate_by_sensitivity,
+    fill_to_macs,
+    fit_to_macs,
+    list_prunable_layers,
+    mac_limits,
+    prune_ratios,
+    pruned_macs,
+    pruned_model,
+    scale_to_macs,
+    with_prune_ratios,
+)
+from slimnas.compress._apply import (
+    CompressedModel,
+    RunningEpochs,
+    apply_policy,
+    attach_sensitivity,
+    compress_and_measure,
+    layer_decisions,
+    make_retrain,
+    measure_artifact,
+    pruned_costs,
+    retrain_steps,
+)
+from slimnas.compress._base import (
+    COMPRESSORS,
+    BaseCompressor,
+    Gene,
+    Pipeline,
+    list_compressors,
+    register_compressor,
+)
+from slimnas.compress._cluster import (
+    WeightClusterer,
+    clustered_bytes,
+    kmeans_1d,
+    pack_indices,
+    unpack_indices,
+)
+from slimnas.compress._compress import CompressResult, compress, train_from_scratch
+from slimnas.compress._distill import FINETUNE_SPEC, DistillationLoss, FineTuner, Retrain
 from slimnas.compress._lowrank import (
-    LowRank,
     LowRankFactorizer,
     factorize_conv,
     factorize_linear,
     factorize_tucker2,
 )
-from slimnas.compress._policy import (
-    CompressedModel,
-    CompressionPolicy,
-    PrunableLayer,
-    apply_policy,
-    list_prunable_layers,
-    measure_artifact,
-    scale_to_macs,
-)
+from slimnas.compress._policy import CompressionPolicy, PolicyStep
 from slimnas.compress._prune import (
     IMPORTANCES,
-    RNNHiddenPruner,
+    RNNHiddenPruningFunc,
     StructuredPruner,
     agp_schedule,
+    executed_layers,
     linear_schedule,
     list_importances,
 )
 from slimnas.compress._quantize import OnnxQuantizer, quantize_model
-from slimnas.compress._run import CompressResult, compress, load_model, load_weights
 from slimnas.compress._sensitivity import (
     SensitivityAnalyzer,
     SensitivityResult,
     analyze_sensitivity,
 )
+from slimnas.compress._space import CompressionSpace
 from slimnas.compress._unstructured import (
     MagnitudePruner,
     load_sparse,
@@ -48,46 +80,67 @@ from slimnas.compress._unstructured import (
 )
 
 __all__ = [
+    "COMPRESSORS",
+    "FINETUNE_SPEC",
     "IMPORTANCES",
     "BaseCompressor",
     "CompressResult",
     "CompressedModel",
     "CompressionPolicy",
+    "CompressionSpace",
     "DistillationLoss",
     "FineTuner",
-    "LowRank",
+    "Gene",
     "LowRankFactorizer",
     "MagnitudePruner",
     "OnnxQuantizer",
     "Pipeline",
+    "PolicyStep",
     "PrunableLayer",
-    "RNNHiddenPruner",
+    "RNNHiddenPruningFunc",
     "Retrain",
+    "RunningEpochs",
     "SensitivityAnalyzer",
     "SensitivityResult",
     "StructuredPruner",
     "WeightClusterer",
     "agp_schedule",
+    "allocate_by_sensitivity",
     "analyze_sensitivity",
     "apply_policy",
+    "attach_sensitivity",
     "clustered_bytes",
     "compress",
+    "compress_and_measure",
+    "executed_layers",
     "factorize_conv",
     "factorize_linear",
     "factorize_tucker2",
+    "fill_to_macs",
+    "fit_to_macs",
     "kmeans_1d",
+    "layer_decisions",
     "linear_schedule",
+    "list_compressors",
     "list_importances",
     "list_prunable_layers",
-    "load_compressed",
-    "load_model",
     "load_sparse",
-    "load_weights",
+    "mac_limits",
+    "make_retrain",
+    "pack_indices",
     "measure_artifact",
+    "prune_ratios",
+    "pruned_costs",
+    "pruned_macs",
+    "pruned_model",
     "quantize_model",
-    "save_compressed",
+    "register_compressor",
+    "retrain_steps",
     "save_sparse",
     "scale_to_macs",
     "sparse_bytes",
     "sparsity",
+    "train_from_scratch",
+    "unpack_indices",
+    "with_prune_ratios",
 ]

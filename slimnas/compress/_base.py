@@ -1,8 +1,14 @@
-"""The compressor contract and a pipeline that chains compressors.
+"""The compressor contract, the registry compressors plug into, and a pipeline that chains them.
 
 Compressors follow the scikit-learn estimator contract: ``__init__`` only stores its arguments,
 :meth:`BaseCompressor.fit` does the work on a copy of the model and returns ``self``, learned
 state ends in ``_`` (``model_`` always), and ``get_params``/``set_params`` let a search set them.
+
+A registered compressor (:func:`register_compressor`) is a step of a
+:class:`~slimnas.compress.CompressionPolicy`: the policy names it and gives its constructor
+arguments; the policy's retraining recipe reaches it as ``retrain``. The class attributes say
+where it runs in a policy built by a search or the command line (``order``), whether retraining
+follows it, which per-layer setting reports show, and which genes it adds to a joint search.
 """
 
 from __future__ import annotations
@@ -10,13 +16,34 @@ from __future__ import annotations
 import abc
 import copy
 import inspect
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from torch import nn
 
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError
+from slimnas.registry import Registry
+from slimnas.spaces import Key
+
+
+@dataclass(frozen=True)
+class Gene:
+    """A gene a compressor adds to ``space.compression``.
+
+    Args:
+        key: the config key: its type, what it accepts and its default.
+        layers: ``"prunable"`` (every layer but the output layer) or ``"all"`` for a per-layer gene
+            (named ``comp.<name>_<i>`` by layer position), ``None`` for one value.
+        tied_by: a boolean config key; when it is false, one value serves every layer.
+    """
+
+    key: Key
+    layers: str | None = None
+    tied_by: str | None = None
+    #: a setting rather than a choice: the config must give one value
+    fixed: bool = False
 
 
 class BaseCompressor(abc.ABC):
@@ -31,8 +58,28 @@ class BaseCompressor(abc.ABC):
     Subclasses implement :meth:`_fit`, which receives the copy and may change it in place.
     """
 
+    #: registry name, set by :func:`register_compressor`
+    name: ClassVar[str] = ""
+    #: position in a policy built by a search or the command line (smaller runs first)
+    order: ClassVar[int] = 50
+    #: a retraining step (the policy's ``retrain``) follows this step
+    retrains: ClassVar[bool] = True
+    #: this step writes the artifact's file (quantization): it runs last
+    writes_file: ClassVar[bool] = False
+    #: per-layer setting shown in reports (``ratio``, ``rank``, ``precision``), if any
+    layer_column: ClassVar[str | None] = None
+    #: that setting's value when a policy has no step of this compressor
+    layer_off: ClassVar[Any] = None
+    #: genes this compressor adds to a joint search (``space.compression``)
+    genes: ClassVar[dict[str, Gene]] = {}
+    #: constructor arguments the conformance suite (:mod:`slimnas.testing`) fits with: ones for
+    #: which :meth:`reference_model` builds a reference
+    conformance_options: ClassVar[dict[str, Any]] = {}
+
     #: set by steps whose artifact is an ONNX file rather than the eager model alone
     onnx_: bytes | None = None
+    #: bytes of a compressed encoding the ONNX file does not show (weight clustering)
+    storage_bytes_: int | None = None
 
     def fit(
         self,
@@ -54,6 +101,8 @@ class BaseCompressor(abc.ABC):
         Returns:
             self, with ``model_`` set.
         """
+        if not isinstance(model, nn.Module):
+            raise ConfigError("model", "a torch.nn.Module", type(model).__name__)
         work = copy.deepcopy(model).cpu()
         if teacher is None:
             teacher = model
@@ -89,6 +138,72 @@ class BaseCompressor(abc.ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+    # --- as a policy step (optional hooks, defaults suit most compressors) -------------------
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], *, retrain=None, field: str | None = None) -> BaseCompressor:
+        """The compressor a policy step describes: ``options`` are constructor arguments, and
+        the policy's ``retrain`` goes to compressors that retrain."""
+        field = field or f"compression.{cls.name}"
+        valid = set(cls._param_names()) - {"retrain"}
+        unknown = set(options) - valid
+        if unknown:
+            raise ConfigError(f"{field}.{sorted(unknown)[0]}", f"one of the options {sorted(valid)}")
+        extra = {"retrain": retrain} if retrain is not None and "retrain" in cls._param_names() else {}
+        return cls(**options, **extra)
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` on a bad parameter, before any work (no-op by default)."""
+        return None
+
+    def is_noop(self) -> bool:
+        """Whether this step would leave the model as it is (a policy skips it)."""
+        return False
+
+    def layer_values(self, layers: Sequence[str]) -> dict[str, Any]:
+        """This step's :attr:`layer_column` value for each of ``layers`` (for reports)."""
+        return {}
+
+    def reference_model(self, original: nn.Module) -> nn.Module | None:
+        """After :meth:`fit`: a model built another way that must compute what ``model_`` does
+        (the original with the removed channels masked, the layers a full-rank factorisation
+        replaced, ...), or ``None`` when there is none. Conformance checks compare the two."""
+        return None
+
+    @classmethod
+    def options_from_genes(cls, values: dict[str, Any]) -> dict[str, Any] | None:
+        """Step options from the sampled genes (per-layer genes as ``{layer: value}``); ``None``
+        when the sampled values ask for nothing."""
+        return None
+
+
+#: compressor name -> class (a :class:`BaseCompressor` subclass)
+COMPRESSORS: Registry[type[BaseCompressor]] = Registry("compression.step")
+
+
+def register_compressor(name: str) -> Callable[[type[BaseCompressor]], type[BaseCompressor]]:
+    """Class decorator: register a :class:`BaseCompressor` as the policy step ``name``.
+
+    Example:
+        >>> @register_compressor("toy")  # doctest: +SKIP
+        ... class ToyCompressor(BaseCompressor):
+        ...     order = 40
+        ...     def __init__(self, scale: float = 1.0, *, retrain=None): ...
+        ...     def _fit(self, model, data, teacher, input_shape): ...
+    """
+
+    def decorator(cls: type[BaseCompressor]) -> type[BaseCompressor]:
+        cls.name = name
+        COMPRESSORS.register(name)(cls)
+        return cls
+
+    return decorator
+
+
+def list_compressors() -> list[str]:
+    """Registered compressors in the order a policy runs them."""
+    return sorted(COMPRESSORS.names(), key=lambda n: (COMPRESSORS.get(n).order, n))
 
 
 def _input_shape(data: DataSplits | None, input_shape: tuple[int, ...] | None, who: str) -> tuple[int, ...]:

@@ -7,6 +7,7 @@ the shared values (each gets the summed gradient of its weights) and keeps the a
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from collections.abc import Sequence
@@ -16,9 +17,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from slimnas.compress._base import BaseCompressor
+from slimnas.compress._base import BaseCompressor, Gene, register_compressor
 from slimnas.compress._distill import Retrain
 from slimnas.errors import ConfigError
+from slimnas.spaces import Key
 
 WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -75,6 +77,7 @@ class _Shared(nn.Module):
         return self.codebook[self.indices].to(weight.dtype)
 
 
+@register_compressor("cluster")
 class WeightClusterer(BaseCompressor):
     """Cluster each layer's weights into ``n_clusters`` shared values.
 
@@ -99,6 +102,30 @@ class WeightClusterer(BaseCompressor):
         self.layers = layers
         self.retrain = retrain
 
+    order = 30
+    genes = {"cluster": Gene(Key(int, "0 (off) or a cluster count >= 2", [0], lambda v: v == 0 or v >= 2))}
+
+    @classmethod
+    def options_from_genes(cls, values):
+        return {"n_clusters": int(values["cluster"])} if values["cluster"] else None
+
+    conformance_options = {"n_clusters": 4}
+
+    def reference_model(self, original):
+        """The original with every clustered weight replaced by its cluster's shared value."""
+        if self.retrain and self.retrain.epochs:
+            return None
+        model = copy.deepcopy(original)
+        modules = dict(model.named_modules())
+        with torch.no_grad():
+            for name, codebook in self.codebooks_.items():
+                modules[name].weight.copy_(torch.from_numpy(codebook[self.indices_[name]]))
+        return model.eval()
+
+    def validate(self) -> None:
+        if isinstance(self.n_clusters, bool) or not isinstance(self.n_clusters, int) or self.n_clusters < 2:
+            raise ConfigError("cluster.n_clusters", "an integer >= 2", self.n_clusters)
+
     def _fit(self, model, data, teacher, input_shape):
         if isinstance(self.n_clusters, bool) or not isinstance(self.n_clusters, int) or self.n_clusters < 2:
             raise ConfigError("cluster.n_clusters", "an integer >= 2", self.n_clusters)
@@ -120,7 +147,7 @@ class WeightClusterer(BaseCompressor):
             for name in names:
                 self.codebooks_[name] = modules[name].parametrizations.weight[0].codebook.detach().numpy().copy()
                 parametrize.remove_parametrizations(modules[name], "weight", leave_parametrized=True)
-        self.encoded_bytes_ = clustered_bytes(model, self.codebooks_, self.indices_)
+        self.encoded_bytes_ = self.storage_bytes_ = clustered_bytes(model, self.codebooks_, self.indices_)
         self.report_ = {"n_clusters": self.n_clusters, "encoded_bytes": self.encoded_bytes_,
                         "dense_bytes": self.dense_bytes_, "layers": names}
         return model.eval()

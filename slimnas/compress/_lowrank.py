@@ -16,15 +16,13 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from slimnas.compress._base import BaseCompressor
+from slimnas.compress._base import BaseCompressor, Gene, register_compressor
 from slimnas.compress._distill import Retrain
 from slimnas.errors import ConfigError
+from slimnas.models import LowRank
+from slimnas.spaces import Key
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
-
-class LowRank(nn.Sequential):
-    """The factors that replace one layer (a marker type, so exports can rebuild the structure)."""
 
 
 def choose_rank(s: torch.Tensor, *, ratio: float | None, energy: float | None) -> int:
@@ -102,6 +100,7 @@ def n_weights(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+@register_compressor("lowrank")
 class LowRankFactorizer(BaseCompressor):
     """Replace Linear and conv layers by low-rank factors.
 
@@ -110,7 +109,8 @@ class LowRankFactorizer(BaseCompressor):
         energy: keep the least rank retaining this share of the squared singular values
             (overrides ``rank_ratio``).
         layer_ratios: per-layer rank ratios by module name (override ``rank_ratio``); only
-            these layers are factorised when ``layers`` is not given either.
+            these layers are factorised when ``layers`` is not given either (an empty mapping:
+            none).
         layers: module names to factorise (every Linear and ungrouped conv by default).
         conv_method: ``svd`` (reshaped) or ``tucker2``.
         only_if_smaller: skip layers whose factors would hold at least as many weights.
@@ -145,13 +145,44 @@ class LowRankFactorizer(BaseCompressor):
         self.only_if_smaller = only_if_smaller
         self.retrain = retrain
 
+    order = 20
+    layer_column = "rank"
+    layer_off = 1.0
+    genes = {"lowrank": Gene(Key(float, "kept-rank ratios in (0, 1] (1 = not factorised)", [1.0],
+                                 lambda v: 0 < v <= 1), layers="all")}
+
+    @classmethod
+    def options_from_genes(cls, values):
+        ratios = {k: float(v) for k, v in values["lowrank"].items() if v < 1}
+        return {"layer_ratios": ratios} if ratios else None
+
+    conformance_options = {"rank_ratio": 1.0, "only_if_smaller": False}
+
+    def validate(self) -> None:
+        self._validate()
+
+    def reference_model(self, original):
+        """At full rank the factors multiply back to each layer: the original is the reference."""
+        full = self.energy is None and self.rank_ratio == 1 and all(v == 1 for v in (self.layer_ratios or {}).values())
+        return original if full and not (self.retrain and self.retrain.epochs) else None
+
+    def is_noop(self) -> bool:
+        return self.layers is not None and not self.layers or (
+            self.layers is None and self.layer_ratios is not None and not self.layer_ratios)
+
+    def layer_values(self, layers):
+        if self.layer_ratios is not None:
+            return {n: float(self.layer_ratios.get(n, 1.0)) for n in layers}
+        chosen = set(layers if self.layers is None else self.layers)
+        return {n: float(self.rank_ratio) if n in chosen else 1.0 for n in layers}
+
     def _fit(self, model, data, teacher, input_shape):
         self._validate()
         modules = dict(model.named_modules())
         ratios = dict(self.layer_ratios or {})
         if self.layers is not None:
             names = list(self.layers)
-        elif ratios:
+        elif self.layer_ratios is not None:
             names = list(ratios)
         else:
             names = [n for n, m in modules.items() if isinstance(m, (nn.Linear, *CONVS))

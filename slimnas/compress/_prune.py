@@ -8,6 +8,7 @@ torch-pruning's custom-layer hook; the ones it cannot express are left alone and
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -17,14 +18,15 @@ import torch.nn.functional as F
 import torch_pruning as tp
 from torch import nn
 
-from slimnas.compress._base import BaseCompressor
+from slimnas.compress._base import BaseCompressor, Gene, register_compressor
 from slimnas.compress._distill import Retrain
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.registry import Registry
+from slimnas.spaces import Key
 
 #: importance criterion name -> factory of a torch-pruning importance
-IMPORTANCES: Registry = Registry("compress.importance")
+IMPORTANCES: Registry = Registry("prune.importance")
 IMPORTANCES.register("l1")(lambda: tp.importance.MagnitudeImportance(p=1))
 IMPORTANCES.register("l2")(lambda: tp.importance.MagnitudeImportance(p=2))
 # Molchanov et al. 2019: first-order Taylor expansion of the loss, |gradient x weight|
@@ -54,7 +56,7 @@ def agp_schedule(ratio: float, steps: int) -> list[float]:
 SCHEDULES = {"linear": linear_schedule, "agp": agp_schedule}
 
 
-class RNNHiddenPruner(tp.pruner.function.BasePruningFunc):
+class RNNHiddenPruningFunc(tp.pruner.function.BasePruningFunc):
     """Removes hidden units of a one-layer, one-direction GRU or LSTM (all its gates' rows)."""
 
     def _gates(self, layer: nn.RNNBase) -> int:
@@ -89,7 +91,7 @@ class RNNHiddenPruner(tp.pruner.function.BasePruningFunc):
         return layer.input_size
 
 
-class FixedRNNPruner(RNNHiddenPruner):
+class FixedRNNPruningFunc(RNNHiddenPruningFunc):
     """Lets the dependency graph trace a recurrent layer it must leave alone (multi-layer or
     bidirectional): reports its true widths and refuses to change it."""
 
@@ -146,6 +148,7 @@ def check_ratio(ratio: float, field: str) -> float:
     return float(ratio)
 
 
+@register_compressor("prune")
 class StructuredPruner(BaseCompressor):
     """Remove whole channels (conv filters, Linear neurons, recurrent hidden units).
 
@@ -190,6 +193,40 @@ class StructuredPruner(BaseCompressor):
         self.schedule = schedule
         self.retrain = retrain
 
+    order = 10
+    layer_column = "ratio"
+    layer_off = 0.0
+    genes = {
+        "prune": Gene(Key(float, "ratios in [0, 0.95]", {"low": 0.0, "high": 0.8}, lambda v: 0 <= v <= 0.95),
+                      layers="prunable", tied_by="per_layer"),
+        "per_layer": Gene(Key(bool, "true/false", True), fixed=True),
+        "importance": Gene(Key(str, "criteria from " + ", ".join(repr(n) for n in IMPORTANCES.names()), ["l1"],
+                               lambda v: v in IMPORTANCES)),
+    }
+
+    @classmethod
+    def options_from_genes(cls, values):
+        ratios = {k: float(v) for k, v in values["prune"].items() if v > 0}
+        return {"ratio": 0.0, "importance": values["importance"], "layer_ratios": ratios}
+
+    conformance_options = {"ratio": 0.5}
+
+    def validate(self) -> None:
+        self._validate()
+
+    def reference_model(self, original: nn.Module) -> nn.Module | None:
+        """The original with the removed channels zeroed (one step without retraining)."""
+        if len(self.removed_) != 1 or self.history_:
+            return None
+        return masked_copy(original, self.removed_[0])
+
+    def is_noop(self) -> bool:
+        return self.ratio == 0 and not any(r > 0 for r in (self.layer_ratios or {}).values())
+
+    def layer_values(self, layers):
+        ratios = self.layer_ratios or {}
+        return {n: float(ratios.get(n, self.ratio)) for n in layers}
+
     def _validate(self) -> None:
         check_ratio(self.ratio, "prune.ratio")
         for name, r in (self.layer_ratios or {}).items():
@@ -211,13 +248,13 @@ class StructuredPruner(BaseCompressor):
         self.left_alone_ = {}
         # torch-pruning takes custom pruners per layer type: one unsupported GRU (or LSTM) means
         # every GRU (or LSTM) of the model is left alone
-        custom: dict = {nn.GRU: RNNHiddenPruner(), nn.LSTM: RNNHiddenPruner()}
+        custom: dict = {nn.GRU: RNNHiddenPruningFunc(), nn.LSTM: RNNHiddenPruningFunc()}
         rnns = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.GRU, nn.LSTM))]
         for _, mod in rnns:
             if rnn_unsupported_reason(mod):
-                custom[type(mod)] = FixedRNNPruner()
+                custom[type(mod)] = FixedRNNPruningFunc()
         for name, mod in rnns:
-            if isinstance(custom[type(mod)], FixedRNNPruner):
+            if isinstance(custom[type(mod)], FixedRNNPruningFunc):
                 ignored.append(mod)
                 self.left_alone_[name] = rnn_unsupported_reason(mod) or (
                     f"left alone with the model's other {mod.mode} layers (one of them is unsupported)")
@@ -270,6 +307,27 @@ class StructuredPruner(BaseCompressor):
         self.report_ = {"importance": self.importance, "ratio": self.ratio, "layers": self.layers_,
                         "left_alone": self.left_alone_, "steps": self.steps}
         return model.eval()
+
+
+@torch.no_grad()
+def masked_copy(original: nn.Module, removed: Mapping[str, Sequence[int]]) -> nn.Module:
+    """The original with the given output channels zeroed (weights, biases; every gate's rows of
+    a recurrent layer): what structured pruning of those channels must compute."""
+    model = copy.deepcopy(original)
+    modules = dict(model.named_modules())
+    for name, idxs in removed.items():
+        m, idx = modules[name], torch.tensor(list(idxs), dtype=torch.long)
+        if isinstance(m, nn.RNNBase):
+            rows = torch.cat([idx + g * m.hidden_size for g in range({"GRU": 3, "LSTM": 4}[m.mode])])
+            for pname in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+                if getattr(m, pname, None) is not None:
+                    getattr(m, pname)[rows] = 0
+            # a GRU unit whose gates are all zero keeps h = z * h_prev = 0 from h0 = 0
+        else:
+            m.weight[idx] = 0
+            if m.bias is not None:
+                m.bias[idx] = 0
+    return model.eval()
 
 
 def _build_pruner(model: nn.Module, example: torch.Tensor, **kwargs) -> tp.pruner.BasePruner:

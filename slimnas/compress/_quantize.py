@@ -27,12 +27,25 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from slimnas.compress import _onnx
-from slimnas.compress._base import BaseCompressor, _require_data
+from slimnas.compress._base import BaseCompressor, Gene, _require_data, register_compressor
 from slimnas.compress._distill import Retrain
 from slimnas.errors import ConfigError
+from slimnas.export import (
+    export_proto,
+    fp16_weights,
+    gemm_to_matmul,
+    layer_nodes,
+    lean,
+    onnx_accuracy,
+    ort_session,
+    size_report,
+)
+from slimnas.models import LowRank
+from slimnas.spaces import Key
 
 MODES = ("int8", "int8-dynamic", "fp16", "fp32")
+FP32_TOLERANCE = 1e-3  # largest output difference an fp32 file may show against the eager model
+FP16_TOLERANCE = 5e-2
 N_CALIBRATION = 512
 
 
@@ -54,16 +67,22 @@ class _Calibration:
         self.i = 0
 
 
+class _QuantizerAdvice(logging.Filter):
+    """Drops what ONNX Runtime's quantizer logs on the root logger (pre-processing advice at every
+    call), and nothing else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "/onnxruntime/quantization/" not in record.pathname.replace("\\", "/")
+
+
 @contextlib.contextmanager
-def _quiet_root_logger():
-    """ONNX Runtime's quantizer logs pre-processing advice on the root logger at every call."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+def _quiet_quantizer():
+    root, advice = logging.getLogger(), _QuantizerAdvice()
+    root.addFilter(advice)
     try:
         yield
     finally:
-        root.setLevel(level)
+        root.removeFilter(advice)
 
 
 def quantize_model(
@@ -95,8 +114,8 @@ def quantize_model(
     for name, p in layer_precision.items():
         if p not in ("fp32", "fp16", "int8"):
             raise ConfigError(f"quantize.layer_precision.{name}", "'fp32', 'fp16' or 'int8'", p)
-    proto = _onnx.export_fp32(model, input_shape)
-    nodes = _onnx.layer_nodes(proto)
+    proto = export_proto(model, input_shape)
+    nodes = layer_nodes(proto)
     unknown = set(layer_precision) - set(nodes)
     if unknown:
         raise ConfigError("quantize.layer_precision", f"names of Linear/conv layers ({sorted(nodes)})", sorted(unknown)[0])
@@ -105,10 +124,10 @@ def quantize_model(
         return layer_precision.get(module, "int8" if mode == "int8-dynamic" else mode)
 
     int8_nodes = [n for m, n in nodes.items() if precision(m) == "int8"]
-    with tempfile.TemporaryDirectory() as tmp, _quiet_root_logger():
+    with tempfile.TemporaryDirectory() as tmp, _quiet_quantizer():
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "q.onnx"
         if mode == "int8-dynamic":
-            proto = _onnx.gemm_to_matmul(proto)
+            proto = gemm_to_matmul(proto)
         onnx.save(proto, str(src))
         if mode == "int8-dynamic":
             quantize_dynamic(str(src), str(dst), per_channel=per_channel, weight_type=QuantType.QInt8,
@@ -125,13 +144,13 @@ def quantize_model(
             proto = _drop_zero_points(onnx.load(str(dst)))
     fp16_nodes = {n for m, n in nodes.items() if precision(m) == "fp16"}
     if mode == "fp16" and all(p == "fp16" for p in layer_precision.values()):
-        proto = _onnx.fp16_weights(proto)  # every float tensor: BatchNorm, recurrent weights too
+        proto = fp16_weights(proto)  # every float tensor: BatchNorm, recurrent weights too
     elif fp16_nodes:
         inits = {i.name for i in proto.graph.initializer}
         names = {i for node in proto.graph.node if node.name in fp16_nodes for i in node.input if i in inits}
-        proto = _onnx.fp16_weights(proto, names)
-    data = _onnx.lean(proto).SerializeToString()
-    _onnx.session(data)  # raises if ONNX Runtime cannot load the result
+        proto = fp16_weights(proto, names)
+    data = lean(proto).SerializeToString()
+    ort_session(data)  # raises if ONNX Runtime cannot load the result
     return data
 
 
@@ -181,6 +200,19 @@ def fake_quantize_weights(model: nn.Module) -> list[nn.Module]:
     return layers
 
 
+def expand_precision(model: nn.Module, precision: Mapping[str, str]) -> dict[str, str]:
+    """Precision of a factorised layer applies to each of its factors."""
+    modules = dict(model.named_modules())
+    out = {}
+    for name, p in precision.items():
+        if isinstance(modules.get(name), LowRank):
+            out.update({f"{name}.{i}": p for i in range(len(modules[name]))})
+        else:
+            out[name] = p
+    return out
+
+
+@register_compressor("quantize")
 class OnnxQuantizer(BaseCompressor):
     """Quantize the model into an ONNX file and measure it in ONNX Runtime.
 
@@ -192,8 +224,12 @@ class OnnxQuantizer(BaseCompressor):
         max_drop: validation accuracy static int8 may lose before ``qat`` fine-tuning runs.
         qat: quantization-aware fine-tuning (``None`` to never run it).
 
+    In a policy step, ``qat: true`` fine-tunes with the policy's retraining recipe. A layer
+    replaced by low-rank factors takes its precision to every factor.
+
     Learned state: ``model_`` (the float model, fine-tuned if QAT ran), ``onnx_`` (file bytes),
-    ``precision_``, ``val_accuracy_`` (ONNX Runtime), ``float_val_accuracy_``, ``qat_ran_``.
+    ``precision_``, ``val_accuracy_`` (ONNX Runtime), ``float_val_accuracy_``, ``qat_ran_`` (the
+    fine-tuned file was kept), ``qat_val_accuracy_`` (its accuracy; ``None`` when QAT did not run).
 
     Example:
         >>> q = OnnxQuantizer(mode="fp16").fit(torch.nn.Linear(8, 4), input_shape=(8,))
@@ -218,10 +254,60 @@ class OnnxQuantizer(BaseCompressor):
         self.max_drop = max_drop
         self.qat = qat
 
+    order = 90
+    retrains = False  # quantization-aware fine-tuning, when asked, runs inside the step
+    writes_file = True
+    layer_column = "precision"
+    layer_off = "fp32"
+    genes = {
+        "precision": Gene(Key(str, "'fp32', 'fp16' or 'int8'", ["fp32", "int8"], lambda v: v in ("fp32", "fp16", "int8")),
+                          layers="all", tied_by="mixed_precision"),
+        "mixed_precision": Gene(Key(bool, "true/false", True), fixed=True),
+    }
+
+    @classmethod
+    def from_options(cls, options, *, retrain=None, field=None):
+        options = dict(options)
+        qat = options.pop("qat", None)
+        if qat not in (None, True, False):
+            raise ConfigError(f"{field or 'compression.quantize'}.qat", "true/false", qat)
+        step = super().from_options(options, field=field)
+        step.qat = retrain if qat else None
+        return step
+
+    conformance_options = {"mode": "fp32"}
+
+    @classmethod
+    def options_from_genes(cls, values):
+        return {"mode": "fp32", "layer_precision": dict(values["precision"])}
+
+    def reference_model(self, original):
+        """Quantization writes a file and leaves the float model as it was (unless QAT ran)."""
+        return None if self.qat_ran_ else original
+
+    def validate(self) -> None:
+        _check_mode(self.mode, "quantize.mode")
+        for name, p in (self.layer_precision or {}).items():
+            if p not in ("fp32", "fp16", "int8"):
+                raise ConfigError(f"quantize.layer_precision.{name}", "'fp32', 'fp16' or 'int8'", p)
+
+    def export_tolerance(self) -> float | None:
+        """The largest output difference the file may show against the eager model (``None``:
+        int8 changes outputs by design; only top-1 agreement is reported)."""
+        precisions = {self.mode, *(self.layer_precision or {}).values()}
+        if precisions <= {"fp32"}:
+            return FP32_TOLERANCE
+        return FP16_TOLERANCE if precisions <= {"fp32", "fp16"} else None
+
+    def layer_values(self, layers):
+        default = "int8" if self.mode == "int8-dynamic" else self.mode
+        return {n: (self.layer_precision or {}).get(n, default) for n in layers}
+
     def _quantize(self, model, data, input_shape) -> bytes:
         calib = None if data is None else data.x_train[: self.n_calibration]
         return quantize_model(model, input_shape, mode=self.mode, calibration=calib,
-                              layer_precision=self.layer_precision, per_channel=self.per_channel)
+                              layer_precision=expand_precision(model, self.layer_precision or {}),
+                              per_channel=self.per_channel)
 
     def _fit(self, model, data, teacher, input_shape):
         _check_mode(self.mode, "quantize.mode")
@@ -230,10 +316,10 @@ class OnnxQuantizer(BaseCompressor):
             _require_data(data, "quantize")
         self.onnx_ = self._quantize(model, data, input_shape)
         self.precision_ = self.mode
-        self.qat_ran_ = False
+        self.qat_ran_, self.qat_val_accuracy_ = False, None
         self.val_accuracy_ = self.float_val_accuracy_ = None
         if data is not None:
-            self.val_accuracy_ = _onnx.accuracy(self.onnx_, data.x_val, data.y_val)
+            self.val_accuracy_ = onnx_accuracy(self.onnx_, data.x_val, data.y_val)
             with torch.no_grad():
                 self.float_val_accuracy_ = float((model.eval()(data.x_val).argmax(1) == data.y_val).float().mean())
             drop = self.float_val_accuracy_ - self.val_accuracy_
@@ -241,7 +327,8 @@ class OnnxQuantizer(BaseCompressor):
                 model = self._qat(model, data, teacher, input_shape)
         self.report_ = {"mode": self.mode, "val_accuracy": self.val_accuracy_,
                         "float_val_accuracy": self.float_val_accuracy_, "qat": self.qat_ran_,
-                        **_onnx.size_report(self.onnx_)}
+                        "qat_val_accuracy": self.qat_val_accuracy_,
+                        **size_report(self.onnx_)}
         return model
 
     def _qat(self, model, data, teacher, input_shape):
@@ -253,7 +340,7 @@ class OnnxQuantizer(BaseCompressor):
             for m in layers:
                 parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
         candidate = self._quantize(tuned, data, input_shape)
-        acc = _onnx.accuracy(candidate, data.x_val, data.y_val)
+        acc = self.qat_val_accuracy_ = onnx_accuracy(candidate, data.x_val, data.y_val)
         if acc <= self.val_accuracy_:
             return model  # QAT did not help: keep the post-training result
         self.onnx_, self.val_accuracy_, self.qat_ran_ = candidate, acc, True

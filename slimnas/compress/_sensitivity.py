@@ -3,7 +3,7 @@
 Each prunable layer is pruned alone (no retraining) at each ratio and the validation accuracy
 read off, as in Li et al. 2017 ("Pruning Filters for Efficient ConvNets"); layers whose accuracy
 falls off early deserve small ratios. The result is plain data, for reports and for the
-automated search, with a table view.
+automated search (``slimnas.report.sensitivity_table`` renders it).
 """
 
 from __future__ import annotations
@@ -44,19 +44,6 @@ class SensitivityResult:
         """The largest ratio whose accuracy drop stays within ``max_drop`` (0 if none does)."""
         ok = [r for r, acc, _ in self.curves[layer] if self.baseline - acc <= max_drop]
         return max(ok, default=0.0)
-
-    def table(self, title: str = "Sensitivity: validation accuracy when one layer is pruned"):
-        """A rich table: one row per layer, one column per ratio."""
-        from rich.table import Table
-
-        t = Table(title=title)
-        t.add_column("layer")
-        for r in self.ratios:
-            t.add_column(f"{r:.0%}", justify="right")
-        for layer, points in self.curves.items():
-            t.add_row(layer, *(f"{acc:.3f}" for _, acc, _ in points))
-        t.caption = f"unpruned: {self.baseline:.3f}"
-        return t
 
 
 def analyze_sensitivity(

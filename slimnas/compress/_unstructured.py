@@ -8,6 +8,7 @@ zip-compressed. Use structured pruning for speed.
 
 from __future__ import annotations
 
+import copy
 import io
 import tempfile
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimnas.compress._base import BaseCompressor
+from slimnas.compress._base import BaseCompressor, register_compressor
 from slimnas.compress._distill import Retrain
 from slimnas.compress._prune import check_ratio
 from slimnas.errors import ConfigError
@@ -83,6 +84,7 @@ def sparse_bytes(model: nn.Module) -> int:
         return save_sparse(model, Path(tmp) / "sparse.npz")
 
 
+@register_compressor("unstructured")
 class MagnitudePruner(BaseCompressor):
     """Zero the smallest-magnitude weights of Linear and conv layers.
 
@@ -107,6 +109,26 @@ class MagnitudePruner(BaseCompressor):
         self.scope = scope
         self.layers = layers
         self.retrain = retrain
+
+    order = 15  # zeros survive low rank poorly: sparsify before factorising, clustering, quantizing
+
+    def validate(self) -> None:
+        check_ratio(self.sparsity, "unstructured.sparsity")
+        if self.scope not in ("global", "layer"):
+            raise ConfigError("unstructured.scope", "'global' or 'layer'", self.scope)
+
+    conformance_options = {"sparsity": 0.5}
+
+    def is_noop(self) -> bool:
+        return self.sparsity == 0
+
+    def reference_model(self, original):
+        """The original with the pruned weights zeroed (without retraining)."""
+        if self.retrain and self.retrain.epochs:
+            return None
+        model = copy.deepcopy(original)
+        apply_masks(model, self.masks_)
+        return model.eval()
 
     def _fit(self, model, data, teacher, input_shape):
         check_ratio(self.sparsity, "unstructured.sparsity")

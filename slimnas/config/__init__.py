@@ -1,10 +1,8 @@
-"""Configuration: typed dataclasses in the core, YAML only at the edge."""
+"""Configuration: plain, typed dataclasses; YAML only at the edge (here)."""
 
-from slimnas.config._budget import Budget
 from slimnas.config._load import OVERRIDES, load_config, read_yaml, save_config
-from slimnas.config._objectives import OBJECTIVES, Objective, parse_objectives
 from slimnas.config._schema import (
-    PRUNERS,
+    DEVICES,
     DataConfig,
     FitnessConfig,
     MeasureConfig,
@@ -14,19 +12,15 @@ from slimnas.config._schema import (
 )
 
 __all__ = [
-    "OBJECTIVES",
+    "DEVICES",
     "OVERRIDES",
-    "PRUNERS",
-    "Budget",
     "DataConfig",
     "FitnessConfig",
     "MeasureConfig",
-    "Objective",
     "RunConfig",
     "StrategyConfig",
     "load_config",
     "parse_config",
-    "parse_objectives",
     "read_yaml",
     "save_config",
 ]

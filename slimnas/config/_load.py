@@ -14,7 +14,7 @@ from slimnas.errors import ConfigError
 OVERRIDES = {
     "dataset": "data.dataset",
     "strategy": "strategy.name",
-    "pruner": "strategy.pruner",
+    "early_stopping": "strategy.early_stopping",
     "n_trials": "n_trials",
     "epochs": "epochs",
     "seed": "seed",
@@ -69,5 +69,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
     return parse_config(raw)
 
 
-def save_config(config: RunConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+def save_config(config: RunConfig | dict, path: str | Path) -> None:
+    """Write a config (or its resolved mapping) as YAML."""
+    data = config.to_dict() if isinstance(config, RunConfig) else config
+    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))

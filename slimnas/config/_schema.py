@@ -1,4 +1,9 @@
-"""The run configuration: typed, validated once, saved with the run so it can be reproduced."""
+"""The run configuration: plain, typed values checked once, saved with the run.
+
+Names that plug-ins extend (strategies, metrics, families, compressors, datasets) are plain
+strings here; the layer that owns each registry resolves them (``slimnas.study`` does it for a
+search, before anything is written or trained).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slimnas.config._budget import Budget
-from slimnas.config._objectives import COST_METRICS, parse_objectives
 from slimnas.errors import ConfigError
-from slimnas.spaces import SearchSpace
-from slimnas.strategies import list_strategies
 
-PRUNERS = ("none", "median", "hyperband")
 DEVICES = ("cpu", "cuda", "auto")
 
 
@@ -29,7 +29,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class StrategyConfig:
     name: str = "tpe"
-    pruner: str = "none"  # early stopping of weak trials from per-epoch validation reports
+    early_stopping: str = "none"  # stops weak trials from per-epoch validation reports
     n_startup_trials: int = 5  # random trials before a model-based strategy takes over
     population_size: int = 20  # nsga2
 
@@ -50,7 +50,11 @@ class MeasureConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything a search needs; ``slimnas search config.yaml`` reads one from YAML."""
+    """Everything a search needs; ``slimnas search config.yaml`` reads one from YAML.
+
+    ``space`` and ``training`` are the raw sections (the search space checks them); objectives
+    and budgets are metric names and constraint strings (the metric registry checks them).
+    """
 
     name: str | None = None
     seed: int = 0
@@ -63,13 +67,14 @@ class RunConfig:
     out: str | None = None
     storage: str | None = None
     objectives: tuple[str, ...] = ("accuracy", "macs")
-    budget: tuple[Budget, ...] = ()
+    budget: tuple[str, ...] = ()
     skip_infeasible: bool = True  # don't train candidates whose params/MACs already break the budget
     data: DataConfig = field(default_factory=DataConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     fitness: FitnessConfig = field(default_factory=FitnessConfig)
     measure: MeasureConfig = field(default_factory=MeasureConfig)
-    space: SearchSpace = field(default_factory=lambda: SearchSpace.from_config(None))
+    space: dict = field(default_factory=dict, hash=False)
+    training: dict = field(default_factory=dict, hash=False)
 
     @property
     def study_name(self) -> str:
@@ -85,28 +90,21 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """A plain mapping that :func:`parse_config` reads back into an equal config."""
-        space, training = self.space.to_config()
-        out = {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if f.name not in ("data", "strategy", "fitness", "measure", "space", "budget", "objectives")
-        }
-        out["name"] = self.study_name
-        out["out"] = str(self.run_dir)
-        out["storage"] = self.storage_url
-        out["objectives"] = list(self.objectives)
-        out["budget"] = [str(b) for b in self.budget]
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out.update(name=self.study_name, out=str(self.run_dir), storage=self.storage_url,
+                   objectives=list(self.objectives), budget=list(self.budget))
         for sub in ("data", "strategy", "fitness", "measure"):
             out[sub] = dataclasses.asdict(getattr(self, sub))
-        out["space"], out["training"] = space, training
+        out["space"], out["training"] = dict(self.space), dict(self.training)
         return out
 
 
-def _section(cls, raw: Any, field_name: str, checks: dict[str, tuple[str, Any]]):
+def _section(cls, raw: Any, field_name: str, checks: dict[str, tuple[str, Any]], aliases: dict | None = None):
     """Build a small frozen dataclass from a mapping, checking types and values per field."""
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ConfigError(field_name, "a mapping", raw)
+    raw = {(aliases or {}).get(k, k): v for k, v in raw.items()}
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(raw) - set(names)
     if unknown:
@@ -128,20 +126,24 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _is_name(v: Any) -> bool:
+    return isinstance(v, str) and bool(v)
+
+
 def parse_config(raw: dict[str, Any]) -> RunConfig:
-    """Validate a raw mapping (from YAML plus CLI overrides) into a :class:`RunConfig`.
+    """Check a raw mapping (from YAML plus CLI overrides) into a :class:`RunConfig`.
 
     Raises:
         ConfigError: naming the first field that is wrong and what it expects.
     """
     if not isinstance(raw, dict):
         raise ConfigError("config", "a mapping of settings", type(raw).__name__)
-    top = {f.name for f in dataclasses.fields(RunConfig)} | {"training"}
+    top = {f.name for f in dataclasses.fields(RunConfig)}
     unknown = set(raw) - top
     if unknown:
         raise ConfigError(sorted(unknown)[0], f"one of the keys {sorted(top)}")
     scalar_checks: dict[str, tuple[str, Any]] = {
-        "name": ("a string", lambda v: v is None or (isinstance(v, str) and v and "/" not in v)),
+        "name": ("a name without '/'", lambda v: v is None or (_is_name(v) and "/" not in v)),
         "seed": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
         "n_trials": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
         "timeout": ("a number of seconds > 0", lambda v: v is None or (_is_num(v) and v > 0)),
@@ -160,40 +162,42 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
                 raise ConfigError(key, expected, raw[key])
             values[key] = raw[key]
     if "objectives" in raw:
-        values["objectives"] = parse_objectives(raw["objectives"])
+        objectives = raw["objectives"]
+        objectives = [s.strip() for s in objectives.split(",")] if isinstance(objectives, str) else objectives
+        if not isinstance(objectives, list) or not objectives or not all(_is_name(o) for o in objectives):
+            raise ConfigError("objectives", "a list of metric names such as [accuracy, macs]", raw["objectives"])
+        values["objectives"] = tuple(objectives)
     budget = raw.get("budget") or []
     budget = [budget] if isinstance(budget, str) else budget
-    if not isinstance(budget, list):
+    if not isinstance(budget, (list, tuple)) or not all(isinstance(b, str) for b in budget):
         raise ConfigError("budget", "a list of constraints like 'macs<=20000'", budget)
-    values["budget"] = tuple(Budget.parse(b, "budget") for b in budget)
-    if any(b.relative for b in values["budget"]):
-        raise ConfigError("budget", "absolute limits for a search (relative '%' budgets need an input model)", [str(b) for b in values["budget"]])
+    values["budget"] = tuple(budget)
     values["data"] = _section(DataConfig, raw.get("data"), "data", {
-        "dataset": ("a dataset name or a .npz/.csv path", lambda v: isinstance(v, str) and v),
+        "dataset": ("a dataset name or a .npz/.csv path", _is_name),
         "val_fraction": ("a number in (0, 0.9]", lambda v: _is_num(v) and 0 < v <= 0.9),
         "test_fraction": ("a number in (0, 0.9]", lambda v: _is_num(v) and 0 < v <= 0.9),
         "seed": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
         "label_column": ("a column name", lambda v: isinstance(v, str)),
     })
     values["strategy"] = _section(StrategyConfig, raw.get("strategy"), "strategy", {
-        "name": (f"one of {list_strategies()}", lambda v: v in list_strategies()),
-        "pruner": (f"one of {list(PRUNERS)}", lambda v: v in PRUNERS),
+        "name": ("a strategy name", _is_name),
+        "early_stopping": ("an early-stopping rule name", _is_name),
         "n_startup_trials": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
         "population_size": ("an integer >= 2", lambda v: _is_int(v) and v >= 2),
-    })
+    }, aliases={"pruner": "early_stopping"})  # "pruner": Optuna's word, accepted from older configs
     values["fitness"] = _section(FitnessConfig, raw.get("fitness"), "fitness", {
-        "cost": (f"one of {list(COST_METRICS)}", lambda v: v in COST_METRICS),
+        "cost": ("a metric name", _is_name),
         "weight": ("a number >= 0", lambda v: _is_num(v) and v >= 0),
     })
     values["measure"] = _section(MeasureConfig, raw.get("measure"), "measure", {
-        "runtime": ("'onnxruntime' or 'torch'", lambda v: v in ("onnxruntime", "torch")),
+        "runtime": ("a latency runtime name such as 'onnxruntime' or 'torch'", _is_name),
         "latency_batch": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
         "latency_repeats": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
         "threads": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
     })
-    values["space"] = SearchSpace.from_config(raw.get("space"), raw.get("training"))
-    config = RunConfig(**values)
-    objectives = config.objectives
-    if config.strategy.name == "cmaes" and len(objectives) > 1:
-        raise ConfigError("strategy.name", "a single objective for 'cmaes' (use 'nsga2', 'tpe' or 'gp' for several)", "cmaes")
-    return config
+    for section in ("space", "training"):
+        value = raw.get(section)
+        if value is not None and not isinstance(value, dict):
+            raise ConfigError(section, "a mapping", value)
+        values[section] = dict(value or {})
+    return RunConfig(**values)

@@ -57,6 +57,17 @@ def channel_first(x: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected x with 2 to 4 dimensions (N, ...), got shape {x.shape}")
 
 
+def _numeric(x, name: str) -> np.ndarray:
+    """``x`` as finite float32 (ValueError naming the array otherwise)."""
+    try:
+        out = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} holds values that are not numbers") from None
+    if not np.isfinite(out).all():
+        raise ValueError(f"{name} holds {int((~np.isfinite(out)).sum())} NaN or infinite values")
+    return out
+
+
 def make_splits(
     name: str,
     x: np.ndarray,
@@ -70,12 +81,12 @@ def make_splits(
     standardize: bool,
 ) -> DataSplits:
     """Carve validation (and, when the source has none, test) data from the training data."""
-    x = channel_first(np.asarray(x, dtype=np.float32))
+    x = channel_first(_numeric(x, "x"))
     y = np.asarray(y)
     if x_test is None or y_test is None:
         train_idx, test_idx = stratified_split(y, test_fraction, seed + 1)
         x, y, x_test, y_test = x[train_idx], y[train_idx], x[test_idx], y[test_idx]
-    x_test = channel_first(np.asarray(x_test, dtype=np.float32))
+    x_test = channel_first(_numeric(x_test, "x_test"))
     classes = np.unique(y)
     lookup = {c: i for i, c in enumerate(classes.tolist())}
     y = np.array([lookup[c] for c in y.tolist()], dtype=np.int64)

@@ -1,18 +1,17 @@
-"""Dataset registry: built-in datasets by name, user files by path."""
+"""Dataset registry: built-in datasets by name, user files by path (read by their format)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-from slimnas.data._base import DataSplits
+from slimnas.data._base import DataSplits, make_splits
+from slimnas.data._formats import file_suffixes, format_for
 from slimnas.errors import ConfigError
 from slimnas.registry import Registry
 
 #: name -> loader(**options) returning raw arrays ``(x, y, x_test, y_test)``.
 DATASETS: Registry[Callable] = Registry("data.dataset")
-
-FILE_SUFFIXES = (".npz", ".csv")
 
 
 def register_dataset(name: str):
@@ -36,7 +35,8 @@ def load_dataset(
     """Load a dataset by registered name or file path and split it.
 
     Args:
-        name: a registered name (``mnist1d``, ``digits``) or a path to a ``.npz``/``.csv`` file.
+        name: a registered name (``mnist1d``, ``digits``) or a path to a file of a registered
+            format (``.npz``, ``.csv``).
         val_fraction: share of the training data held out for validation (search decisions).
         test_fraction: share held out for test when the source has no test split.
         seed: seed of the splits (kept apart from the search seed so splits stay fixed).
@@ -49,17 +49,15 @@ def load_dataset(
         >>> splits.input_shape
         (1, 8, 8)
     """
-    from slimnas.data import _files  # noqa: F401  (registers nothing; imported for loaders)
-    from slimnas.data._base import make_splits
-
-    if Path(name).suffix in FILE_SUFFIXES:
-        x, y, x_test, y_test = _files.load_file(Path(name), label_column=label_column)
-        standardize = True if standardize is None else standardize
+    fmt = format_for(Path(name))
+    if fmt is not None:
+        if not Path(name).is_file():
+            raise ConfigError("data.dataset", f"an existing {'/'.join(file_suffixes())} file", name)
+        x, y, x_test, y_test = fmt.read(Path(name), label_column=label_column)
+        standardize = fmt.standardize if standardize is None else standardize
     else:
         if name not in DATASETS:
-            raise ConfigError(
-                "data.dataset", f"one of {list_datasets()} or a .npz/.csv file", name
-            )
+            raise ConfigError("data.dataset", f"one of {list_datasets()} or a {'/'.join(file_suffixes())} file", name)
         x, y, x_test, y_test = DATASETS.get(name)()
         standardize = False if standardize is None else standardize
     try:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from torch import nn
 
+from slimnas.export import export_onnx
+
 
 def onnx_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Bytes of the model's fp32 ONNX file (weights plus the format's fixed overhead)."""
-    from slimnas.export import export_onnx
-
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(model, Path(tmp) / "model.onnx", input_shape, verify=False)
         return path.stat().st_size

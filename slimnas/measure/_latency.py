@@ -11,20 +11,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from slimnas.errors import ConfigError
+from slimnas.export import export_onnx, ort_session
+from slimnas.measure._metric import MS_UNITS, BaseMetric, register_metric
 from slimnas.registry import Registry
 
 RUNTIMES: Registry = Registry("measure.runtime")
-
-
-def ort_session(path: str | Path, *, threads: int = 1):
-    """An ONNX Runtime CPU session with a fixed thread count (latency is noisy otherwise)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def _median_ms(fn, *, warmup: int, repeats: int) -> float:
@@ -60,12 +52,10 @@ class OnnxRuntimeLatency(BaseLatency):
         if isinstance(model, nn.Module):
             import tempfile
 
-            from slimnas.export import export_onnx
-
             with tempfile.TemporaryDirectory() as tmp:
                 path = export_onnx(model, Path(tmp) / "model.onnx", input_shape, verify=False)
                 return self.measure(path, input_shape)
-        sess = ort_session(model, threads=self.threads)
+        sess = ort_session(model, threads=self.threads)  # a file or its bytes
         name = sess.get_inputs()[0].name
         x = np.random.default_rng(0).standard_normal((self.batch_size, *input_shape)).astype(np.float32)
         return _median_ms(lambda: sess.run(None, {name: x}), warmup=self.warmup, repeats=self.repeats)
@@ -76,7 +66,6 @@ class TorchLatency(BaseLatency):
     """Latency of an eager module in PyTorch (CPU or CUDA, synchronised)."""
 
     def measure(self, model, input_shape):
-        model = model.eval()
         device = next(model.parameters()).device
         x = torch.randn(self.batch_size, *input_shape, device=device)
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -86,9 +75,29 @@ class TorchLatency(BaseLatency):
                 model(x)
             sync()
 
-        prev = torch.get_num_threads()
+        prev, was_training = torch.get_num_threads(), model.training
         torch.set_num_threads(self.threads)
+        model.eval()
         try:
             return _median_ms(run, warmup=self.warmup, repeats=self.repeats)
         finally:
             torch.set_num_threads(prev)
+            model.train(was_training)
+
+
+@register_metric("latency_ms", aliases=("latency",))
+class Latency(BaseMetric):
+    """Median latency of one batch on the run's runtime (``measure.runtime``: the exported file
+    in ONNX Runtime, or the eager model in PyTorch)."""
+
+    unit, units = "ms", MS_UNITS
+    description = "median latency of a batch (measure.runtime, measure.latency_batch)"
+
+    def measure(self, ctx):
+        s = ctx.settings
+        runtime = RUNTIMES.get(s.get("runtime", "onnxruntime"))(
+            batch_size=s.get("latency_batch", 1), repeats=s.get("latency_repeats", 50), threads=s.get("threads", 1))
+        target = ctx.onnx if s.get("runtime", "onnxruntime") == "onnxruntime" and ctx.onnx is not None else ctx.model
+        if target is None:
+            raise ConfigError("metric.latency_ms", "a candidate with its model or exported file to time")
+        return runtime.measure(target, ctx.input_shape)

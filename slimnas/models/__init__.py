@@ -1,16 +1,31 @@
-"""Model builders: architecture specs -> ``nn.Module``; string-keyed layer factories."""
+"""Model families (each one registered file: spec, config keys, sampling, builder), layer
+factories, reference models, and users' own models."""
 
-from slimnas.models._builder import MLP, ConvBlock, ConvNet, RecurrentNet, build_model
-from slimnas.models._layers import ACTIVATIONS, make_activation
+from slimnas.models._builder import build_model
+from slimnas.models._cnn import CNNFamily, CNNSpec, ConvBlock, ConvLayer, ConvNet
+from slimnas.models._layers import ACTIVATIONS, LowRank, make_activation
+from slimnas.models._mlp import MLP, MLPFamily, MLPSpec
 from slimnas.models._reference import mnist1d_paper_cnn
+from slimnas.models._rnn import RecurrentNet, RNNFamily, RNNSpec
+from slimnas.models._user import import_model, load_weights
 
 __all__ = [
     "ACTIVATIONS",
     "MLP",
+    "CNNFamily",
+    "CNNSpec",
     "ConvBlock",
+    "ConvLayer",
     "ConvNet",
+    "LowRank",
+    "MLPFamily",
+    "MLPSpec",
+    "RNNFamily",
+    "RNNSpec",
     "RecurrentNet",
     "build_model",
+    "import_model",
+    "load_weights",
     "make_activation",
     "mnist1d_paper_cnn",
 ]

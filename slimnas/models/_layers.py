@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from slimnas.spaces import Key
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "relu6": nn.ReLU6,
@@ -15,6 +17,10 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid,
 }
+
+
+#: the ``activation`` config key every family that takes one uses
+ACTIVATION_KEY = Key(str, f"activations from {sorted(ACTIVATIONS)}", ["relu"], lambda v: v in ACTIVATIONS)
 
 
 def make_activation(name: str) -> nn.Module:
@@ -33,3 +39,8 @@ def pool_cls(kind: str, ndim: int) -> type[nn.Module]:
     return {("max", 1): nn.MaxPool1d, ("max", 2): nn.MaxPool2d, ("avg", 1): nn.AvgPool1d, ("avg", 2): nn.AvgPool2d}[
         (kind, ndim)
     ]
+
+
+class LowRank(nn.Sequential):
+    """The factors that replace one layer after low-rank factorisation (a marker type, so saved
+    structures can be rebuilt and per-layer settings reach every factor)."""

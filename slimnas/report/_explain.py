@@ -1,4 +1,8 @@
-"""Why each layer was compressed as it was: per-layer decisions next to their sensitivity."""
+"""Why each layer was compressed as it was: per-layer decisions next to their sensitivity.
+
+The per-layer columns are those the registered compressors declare (``ratio``, ``rank``,
+``precision``, ...), so a new compressor's setting shows up without changes here.
+"""
 
 from __future__ import annotations
 
@@ -7,47 +11,83 @@ from pathlib import Path
 
 from rich.table import Table
 
+from slimnas.compress import COMPRESSORS, list_compressors
+
+BASE_COLUMNS = ("layer", "width", "kept")
+
 
 def read_policy(trial_dir: str | Path) -> dict | None:
     path = Path(trial_dir) / "policy.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def layer_columns(rows: list[dict]) -> list[tuple[str, str, object]]:
+    """``(compressor, column, off value)`` of every registered compressor's per-layer setting
+    found in ``rows``."""
+    out = []
+    for name in list_compressors():
+        cls = COMPRESSORS.get(name)
+        if cls.layer_column and any(cls.layer_column in row for row in rows):
+            out.append((name, cls.layer_column, cls.layer_off))
+    return out
+
+
 def policy_summary(doc: dict | None) -> str:
-    """One line: mean pruning ratio, how many layers are int8/fp16, ranks, clustering, distillation."""
+    """One line: each per-layer setting (a share removed as its mean, e.g. ``prune 40%``; a
+    precision as layers per value, ``int8 3/5``; else the layers it changes, ``lowrank 2``),
+    the steps without a per-layer setting with their options, and distillation."""
     if not doc:
         return "-"
-    layers = doc["layers"]
-    ratios = [row["ratio"] for row in layers]
-    parts = [f"prune {100 * sum(ratios) / max(len(ratios), 1):.0f}%"]
-    for p in ("int8", "fp16"):
-        n = sum(row["precision"] == p for row in layers)
-        if n:
-            parts.append(f"{p} {n}/{len(layers)}")
-    n_rank = sum(row["rank"] < 1 for row in layers)
-    if n_rank:
-        parts.append(f"low-rank {n_rank}")
-    pol = doc["policy"]
-    if pol.get("cluster"):
-        parts.append(f"k-means {pol['cluster']}")
-    if pol.get("distill"):
+    rows = doc["layers"]
+    parts = []
+    for compressor, column, off in layer_columns(rows):
+        values = [row.get(column, off) for row in rows]
+        if isinstance(off, str):
+            parts += [f"{v} {values.count(v)}/{len(values)}" for v in sorted(set(values) - {off})]
+        elif off == 0:
+            parts.append(f"{compressor} {100 * sum(values) / max(len(values), 1):.0f}%")
+        elif any(v != off for v in values):
+            parts.append(f"{compressor} {sum(v != off for v in values)}")
+    shown = {c for c, _, _ in layer_columns(rows)}
+    for step in doc["policy"].get("steps", []):
+        if step["compressor"] not in shown:
+            opts = ", ".join(f"{k} {v}" for k, v in step["options"].items() if not isinstance(v, dict))
+            parts.append(f"{step['compressor']} {opts}".strip())
+    if doc["policy"].get("distill"):
         parts.append("KD")
     return ", ".join(parts)
 
 
+def _fmt(value) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
 def explanation_table(doc: dict, title: str) -> Table:
-    """Per layer: width before/after, ratio, precision, rank, and accuracy when pruned alone."""
-    layers = doc["layers"]
-    ratios = sorted({r for row in layers for r in row.get("sensitivity", {})}, key=float)
+    """Per layer: width before/after, each compressor's setting, and accuracy when pruned alone."""
+    rows = doc["layers"]
+    columns = [(c, off) for _, c, off in layer_columns(rows)]
+    ratios = sorted({r for row in rows for r in row.get("sensitivity", {})}, key=float)
     t = Table(title=title, title_justify="left")
-    for col in ("layer", "width", "kept", "ratio", "precision", "rank"):
+    for col in (*BASE_COLUMNS, *(c for c, _ in columns)):
         t.add_column(col, justify="left" if col == "layer" else "right")
     for r in ratios:
         t.add_column(f"acc@{float(r):.0%}", justify="right")
-    for row in layers:
+    for row in rows:
         sens = row.get("sensitivity", {})
-        t.add_row(row["layer"], str(row["width"]), str(row["kept"]), f"{row['ratio']:.2f}", row["precision"],
-                  f"{row['rank']:.2f}", *(f"{sens[r]:.3f}" if r in sens else "-" for r in ratios))
+        t.add_row(row["layer"], str(row["width"]), str(row["kept"]), *(_fmt(row.get(c, off)) for c, off in columns),
+                  *(f"{sens[r]:.3f}" if r in sens else "-" for r in ratios))
     if ratios:
         t.caption = "acc@r: validation accuracy of the parent with only this layer pruned by r, before fine-tuning"
+    return t
+
+
+def sensitivity_table(result, title: str = "Sensitivity: validation accuracy when one layer is pruned") -> Table:
+    """A :class:`slimnas.compress.SensitivityResult` as a table: one row per layer, one column per ratio."""
+    t = Table(title=title)
+    t.add_column("layer")
+    for r in result.ratios:
+        t.add_column(f"{r:.0%}", justify="right")
+    for layer, points in result.curves.items():
+        t.add_row(layer, *(f"{acc:.3f}" for _, acc, _ in points))
+    t.caption = f"unpruned: {result.baseline:.3f}"
     return t

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from slimnas.measure import fmt_count, get_metric
 from slimnas.report._explain import explanation_table, policy_summary, read_policy
-from slimnas.study._progress import fmt_count
 
 
 def make_console() -> Console:
@@ -32,12 +32,37 @@ def arch_summary(candidate: dict) -> str:
     return f"{a['cell']} {a['hidden']}x{a['n_layers']}" + (" bi" if a["bidirectional"] else "")
 
 
-def front_table(members, title: str) -> Table:
+#: columns every front table shows: (metric key, header, format)
+STANDARD_COLUMNS = [("val_accuracy", "val acc", "{:.3f}"), ("test_accuracy", "test acc", "{:.3f}"),
+                    ("params", "params", None), ("macs", "MACs", None), ("bytes", "bytes", None),
+                    ("latency_ms", "latency ms", "{:.3f}")]
+
+
+def front_columns(metric_names=()) -> list[tuple[str, str, object]]:
+    """The standard columns plus one per objective or budget metric they lack (registered
+    metrics format their own values)."""
+    cols = list(STANDARD_COLUMNS)
+    keys = {c[0] for c in cols}
+    for name in metric_names:
+        metric = get_metric(name)
+        if metric.key not in keys:
+            cols.append((metric.key, f"{metric.name}" + (f" {metric.unit}" if metric.unit else ""), metric))
+            keys.add(metric.key)
+    return cols
+
+
+def _cell(value, fmt) -> str:
+    if value is None:
+        return "-"
+    return fmt_count(value) if fmt is None else fmt.format(value)  # a format string or a metric
+
+
+def front_table(members, title: str, metric_names=()) -> Table:
     table = Table(title=title, title_justify="left")
     policies = {m.trial: read_policy(m.path) for m in members}
     compressed = any(policies.values())
-    cols = ["trial", "architecture"] + (["compression"] if compressed else [])
-    for col in cols + ["val acc", "test acc", "params", "MACs", "bytes", "latency ms"]:
+    columns = front_columns(metric_names)
+    for col in ["trial", "architecture"] + (["compression"] if compressed else []) + [c[1] for c in columns]:
         table.add_column(col, justify="left" if col in ("architecture", "compression") else "right")
     for m in members:
         x = m.metrics
@@ -45,30 +70,26 @@ def front_table(members, title: str) -> Table:
             str(m.trial),
             arch_summary(m.candidate),
             *([policy_summary(policies[m.trial])] if compressed else []),
-            f"{x['val_accuracy']:.3f}",
-            f"{x['test_accuracy']:.3f}",
-            fmt_count(x["params"]),
-            fmt_count(x["macs"]),
-            fmt_count(x["bytes"]),
-            f"{x['latency_ms']:.3f}" if "latency_ms" in x else "-",
+            *(_cell(x.get(key), fmt) for key, _, fmt in columns),
         )
     return table
 
 
 def print_front(result, console: Console) -> None:
     """Print the front, or (when nothing meets the budget) say so and show the closest models."""
-    cfg = result.config
+    plan = result.plan
+    names = [*plan.objectives, *(b.metric for b in plan.budget)]
     if result.front:
-        console.print(front_table(result.front, f"Pareto front ({', '.join(cfg.objectives)}), "
-                                                f"{len(result.front)} models, test set evaluated once"))
+        console.print(front_table(result.front, f"Pareto front ({', '.join(plan.objectives)}), "
+                                                f"{len(result.front)} models, test set evaluated once", names))
         for m in result.front:
             doc = read_policy(m.path)
             if doc:
                 console.print(explanation_table(doc, f"trial {m.trial}: per-layer decisions ({m.path / 'policy.json'})"))
     else:
         n = len([t for t in result.study.trials if t.state.name == "COMPLETE"])
-        console.print(f"[yellow]No model meets the budget {', '.join(map(str, cfg.budget))} "
+        console.print(f"[yellow]No model meets the budget {', '.join(map(str, plan.budget))} "
                       f"({n} complete trials).[/] The closest ones:")
         if result.closest:
-            console.print(front_table(result.closest, "Closest to the budget"))
+            console.print(front_table(result.closest, "Closest to the budget", names))
     console.print(f"run folder: {result.run_dir}  (pareto.json, config.yaml, trials/)")

@@ -1,33 +1,43 @@
-"""Search spaces: config choices -> frozen architecture specs (define-by-run with Optuna)."""
+"""Search spaces: config choices -> frozen candidates (define-by-run with Optuna).
 
-from slimnas.spaces._compression import CompressionSpace
-from slimnas.spaces._params import Param, parse_param
-from slimnas.spaces._space import FAMILIES, SearchSpace
-from slimnas.spaces._spec import (
-    ArchSpec,
-    Candidate,
-    CNNSpec,
-    ConvLayer,
-    MLPSpec,
-    RNNSpec,
-    TrainSpec,
+Architecture families register here (:func:`register_family`); the built-in ones are
+:mod:`slimnas.models` files. Compression genes are declared by :mod:`slimnas.compress`.
+"""
+
+from slimnas.spaces._family import (
+    FAMILIES,
+    BaseFamily,
+    Draw,
     arch_from_dict,
     arch_to_dict,
+    get_family,
+    list_families,
+    register_family,
+    sample_arch,
 )
+from slimnas.spaces._params import Key, Param, grid_of, parse_keys, parse_param
+from slimnas.spaces._space import TRAINING_KEYS, CompressionGenes, SearchSpace, sample_training
+from slimnas.spaces._spec import Candidate, TrainSpec
 
 __all__ = [
     "FAMILIES",
-    "ArchSpec",
-    "CNNSpec",
-    "CompressionSpace",
+    "TRAINING_KEYS",
+    "BaseFamily",
     "Candidate",
-    "ConvLayer",
-    "MLPSpec",
+    "CompressionGenes",
+    "Draw",
+    "Key",
     "Param",
-    "RNNSpec",
     "SearchSpace",
     "TrainSpec",
     "arch_from_dict",
     "arch_to_dict",
+    "get_family",
+    "grid_of",
+    "list_families",
+    "parse_keys",
     "parse_param",
+    "register_family",
+    "sample_arch",
+    "sample_training",
 ]

@@ -19,6 +19,16 @@ Check = Callable[[Any], bool]
 
 
 @dataclass(frozen=True)
+class Key:
+    """One config key of a space: its type, what it accepts, and its default."""
+
+    kind: type
+    expected: str
+    default: Any
+    check: Check | None = None
+
+
+@dataclass(frozen=True)
 class Param:
     """A parameter: ``values`` for a fixed value or a choice, ``low``/``high`` for a range."""
 
@@ -127,3 +137,24 @@ def parse_param(
     if not all(check(v) for v in values):
         raise ConfigError(field, expected, raw)
     return Param(values=tuple(dict.fromkeys(values)))
+
+
+def parse_keys(keys: dict[str, Key], raw: dict | None, field: str) -> dict[str, Param]:
+    """Validate a config mapping against ``keys`` into ``{key: Param}``, defaults filled in."""
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(field, "a mapping of parameters", raw)
+    unknown = set(raw) - set(keys)
+    if unknown:
+        raise ConfigError(f"{field}.{sorted(unknown)[0]}", f"one of the keys {sorted(keys)}")
+    out = {}
+    for name, key in keys.items():
+        value = raw.get(name, key.default)
+        check = key.check or (lambda v: True)
+        out[name] = parse_param(value, f"{field}.{name}", kind=key.kind, expected=key.expected, check=check)
+    return out
+
+
+def grid_of(prefix: str, params: dict[str, Param]) -> dict[str, list]:
+    """Grid points of every non-fixed parameter, named ``<prefix>.<key>`` (per-layer ones tied)."""
+    return {f"{prefix}.{k}": p.grid_values() for k, p in params.items() if not p.is_fixed}

@@ -1,27 +1,39 @@
-"""Search strategies: Optuna samplers by name, and early stopping of weak trials."""
+"""Search strategies by name (each an Optuna sampler whose state lives in the study) and the
+early stopping of weak trials. Strategies plug in with :func:`register_strategy`."""
 
-from slimnas.strategies._early_stopping import (
-    OptunaReporter,
-    ParetoHalvingStopper,
-    make_pruner,
-    nondominated_rank,
-)
-from slimnas.strategies._samplers import (
+from slimnas.strategies import _samplers  # noqa: F401  (registers the built-in strategies)
+from slimnas.strategies._base import (
     STRATEGIES,
+    BaseStrategy,
     StrategyContext,
+    get_strategy,
     list_strategies,
     make_sampler,
     register_strategy,
 )
+from slimnas.strategies._early_stopping import (
+    EARLY_STOPPING,
+    OptunaReporter,
+    ParetoHalvingStopper,
+    check_early_stopping,
+    early_stopping_rule,
+    nondominated_rank,
+    optuna_pruner,
+)
 
 __all__ = [
+    "EARLY_STOPPING",
     "STRATEGIES",
+    "BaseStrategy",
     "OptunaReporter",
     "ParetoHalvingStopper",
     "StrategyContext",
+    "check_early_stopping",
+    "early_stopping_rule",
+    "get_strategy",
     "list_strategies",
-    "make_pruner",
     "make_sampler",
     "nondominated_rank",
+    "optuna_pruner",
     "register_strategy",
 ]

@@ -16,16 +16,32 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from slimnas.errors import ConfigError
+from slimnas.strategies._base import get_strategy
 from slimnas.training import Callback
 
+#: early-stopping rules: keep the better half of the trials at each epoch, or Hyperband's rungs
+EARLY_STOPPING = ("none", "median", "hyperband")
 
-def make_pruner(name: str, *, n_objectives: int, max_epochs: int, strategy: str) -> optuna.pruners.BasePruner:
-    """Optuna pruner for single-objective studies (``NopPruner`` where it cannot apply)."""
-    if strategy == "bohb" and name == "none":
-        name = "hyperband"
-    if n_objectives > 1 or name == "none":
+
+def check_early_stopping(name: str, field: str = "strategy.early_stopping") -> str:
+    if name not in EARLY_STOPPING:
+        raise ConfigError(field, f"one of {list(EARLY_STOPPING)}", name)
+    return name
+
+
+def early_stopping_rule(name: str, strategy: str) -> str:
+    """The rule a study runs: ``name``, or the strategy's own when ``name`` is ``none`` (BOHB)."""
+    check_early_stopping(name)
+    return get_strategy(strategy).default_early_stopping if name == "none" else name
+
+
+def optuna_pruner(rule: str, *, n_objectives: int, max_epochs: int) -> optuna.pruners.BasePruner:
+    """Optuna's implementation of ``rule`` for single-objective studies (``NopPruner`` where it
+    cannot apply: several objectives use :class:`ParetoHalvingStopper`)."""
+    if n_objectives > 1 or rule == "none":
         return optuna.pruners.NopPruner()
-    if name == "median":
+    if rule == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, max_epochs // 4))
     return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=3)
 

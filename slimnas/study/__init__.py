@@ -1,19 +1,62 @@
-"""Glue to Optuna: the trial objective, budgets as constraints, run folders, resume, the front."""
+"""Studies: one driver for every search (plain, joint architecture x compression, and
+``compress --auto``), their trial objectives, run folders, resume, and the Pareto front."""
 
-from slimnas.study._artifacts import RunFolder
-from slimnas.study._auto import AutoResult, auto_compress
+from slimnas.study._artifacts import RunFolder, write_json
+from slimnas.study._auto import (
+    REFINE_LR_FACTORS,
+    AutoObjective,
+    AutoResult,
+    AutoSettings,
+    auto_compress,
+    refine_finetune,
+    warm_starts,
+)
+from slimnas.study._driver import (
+    StudySpec,
+    n_finished,
+    open_study,
+    quiet_optuna,
+    run_study,
+    torch_threads,
+)
+from slimnas.study._events import EpochReporter, Listener
+from slimnas.study._joint import cached_parent, final_finetune, parent_key, write_artifact
+from slimnas.study._objective import BaseTrialObjective, SearchObjective
 from slimnas.study._pareto import feasible, hypervolume_2d, pareto_front, total_violation
-from slimnas.study._run import FrontMember, SearchResult, search
+from slimnas.study._plan import SearchPlan
+from slimnas.study._search import FrontMember, SearchResult, resolve_device, search
 
 __all__ = [
+    "REFINE_LR_FACTORS",
+    "AutoObjective",
     "AutoResult",
+    "AutoSettings",
+    "BaseTrialObjective",
+    "EpochReporter",
     "FrontMember",
+    "Listener",
     "RunFolder",
-    "auto_compress",
+    "SearchObjective",
+    "SearchPlan",
     "SearchResult",
+    "StudySpec",
+    "auto_compress",
+    "cached_parent",
     "feasible",
+    "final_finetune",
     "hypervolume_2d",
+    "n_finished",
+    "open_study",
     "pareto_front",
+    "parent_key",
+    "quiet_optuna",
+    "refine_finetune",
+    "resolve_device",
+    "run_study",
     "search",
+    "torch_threads",
     "total_violation",
+    "warm_starts",
+    "write_artifact",
+    "write_json",
 ]

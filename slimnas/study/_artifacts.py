@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from slimnas.config import save_config
 from slimnas.models import build_model
 from slimnas.spaces import Candidate
 
@@ -39,6 +40,10 @@ class RunFolder:
     @property
     def pareto_path(self) -> Path:
         return self.root / "pareto.json"
+
+    def write_config(self, resolved: dict) -> None:
+        """``config.yaml``: the resolved configuration, from which the run can be reproduced."""
+        save_config(resolved, self.config_path)
 
     def trial_dir(self, number: int) -> Path:
         return self.root / "trials" / f"{number:05d}"

@@ -1,49 +1,122 @@
 """``slimnas compress --auto``: search per-layer pruning ratios and precisions of an existing
 model under a budget (AMC, He et al. 2018, and HAQ, Wang et al. 2019, search these spaces with
 RL; here any strategy by name does), warm-started from the sensitivity analysis, with MAC
-budgets met by construction. The chosen policy gets a final, longer distillation fine-tune."""
+budgets met by construction. The chosen policy gets a final, longer distillation fine-tune.
+
+The study runs through the same driver as a search; only its trial objective differs."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-import logging
-import warnings
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
 import torch
-from rich.console import Console
 from torch import nn
 
 from slimnas.compress import (
+    FINETUNE_SPEC,
     CompressedModel,
     CompressionPolicy,
     SensitivityResult,
+    allocate_by_sensitivity,
     analyze_sensitivity,
     apply_policy,
+    attach_sensitivity,
+    compress_and_measure,
+    executed_layers,
     list_prunable_layers,
+    mac_limits,
     measure_artifact,
 )
-from slimnas.compress._distill import FINETUNE_SPEC
-from slimnas.compress._prune import executed_layers
-from slimnas.config import PRUNERS, Budget
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError
+from slimnas.measure import Budget
 from slimnas.spaces import TrainSpec
-from slimnas.strategies import OptunaReporter, StrategyContext, make_pruner, make_sampler
-from slimnas.study._artifacts import write_json
-from slimnas.study._compressed import (
-    allocate_by_sensitivity,
-    attach_sensitivity,
-    compress_parent,
-    write_artifact,
+from slimnas.strategies import (
+    StrategyContext,
+    check_early_stopping,
+    early_stopping_rule,
+    get_strategy,
 )
-from slimnas.study._pareto import feasible, total_violation
+from slimnas.study._artifacts import write_json
+from slimnas.study._driver import StudySpec, open_study, quiet_optuna, run_study
+from slimnas.study._events import Listener
+from slimnas.study._joint import write_artifact
+from slimnas.study._objective import BaseTrialObjective
+from slimnas.study._pareto import feasible, pareto_front
 
 MAX_RATIO = 0.9
 WARM_DROPS = (0.01, 0.03, 0.1)  # accuracy drops that seed the sensitivity-guided starting policies
 REFINE_LR_FACTORS = (1.0, 3.0)  # fine-tune learning rates tried on the chosen ratios, times the recipe's
+SENSITIVITY_RATIOS = (0.1, 0.3, 0.5, 0.7, 0.9)
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class AutoSettings:
+    """How ``compress --auto`` searches; every field is checked when it is made.
+
+    Attributes:
+        budget: constraints such as ``"macs<=50%"`` (relative to the input model) or ``"bytes<=8KB"``.
+        n_trials: policies to try (the study's total: a resumed study runs the missing ones).
+        strategy: any registered strategy that works without a finite grid.
+        precisions, importances: per-layer precisions and pruning criteria to choose from.
+        finetune_epochs: the short distilled fine-tune that ranks candidates.
+        final_epochs: the fine-tune the chosen policy gets.
+        refine_epochs: before the final fine-tune, the chosen ratios are fine-tuned this long
+            with each criterion in ``importances`` and each of two learning rates, and the best
+            on validation data is kept (``None``: a third of ``final_epochs``; 0: off).
+        early_stopping: ``median``, ``hyperband`` or ``none``: stops a ranking fine-tune whose
+            validation accuracy falls behind the other trials' at the same epoch.
+        train: the fine-tune recipe (optimizer, learning rate, batch size); the compression
+            toolkit's default when ``None``.
+        distill, temperature: distil from the input model in every fine-tune, at this temperature.
+    """
+
+    budget: tuple[str, ...]
+    n_trials: int = 60
+    strategy: str = "tpe"
+    precisions: tuple[str, ...] = ("fp32", "int8")
+    importances: tuple[str, ...] = ("l1", "taylor")
+    finetune_epochs: int = 2
+    final_epochs: int = 10
+    refine_epochs: int | None = None
+    early_stopping: str = "median"
+    seed: int = 0
+    device: str = "cpu"
+    latency_repeats: int = 50
+    train: TrainSpec | None = None
+    distill: bool = True
+    temperature: float = 4.0
+
+    def __post_init__(self) -> None:
+        from slimnas.compress import IMPORTANCES
+
+        if not self.budget:
+            raise ConfigError("--budget", "at least one budget such as 'macs<=50%'", list(self.budget))
+        for b in self.budget:
+            Budget.parse(b, "--budget")
+        for p in self.precisions:
+            if p not in PRECISIONS:
+                raise ConfigError("--precision", f"one of {list(PRECISIONS)}", p)
+        for name in self.importances:
+            if name not in IMPORTANCES:
+                raise ConfigError("--importance", f"one of {IMPORTANCES.names()}", name)
+        for key in ("n_trials", "finetune_epochs", "final_epochs", "refine_epochs"):
+            value, low = getattr(self, key), 1 if key == "n_trials" else 0
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise ConfigError(f"--{key.replace('_', '-')}", f"an integer >= {low}", value)
+        check_early_stopping(self.early_stopping, "--early-stopping")
+        get_strategy(self.strategy, "--strategy").check(StrategyContext(space=None, seed=self.seed, n_objectives=1),
+                                                        "--strategy")
+
+    @property
+    def recipe(self) -> TrainSpec:
+        return self.train or FINETUNE_SPEC
 
 
 @dataclass
@@ -61,19 +134,12 @@ class AutoResult:
     out: Path | None = None
     train: TrainSpec = FINETUNE_SPEC
     refine: list[dict] = field(default_factory=list)
+    trial: int | None = None
+    interrupted: bool = False
 
     @property
     def feasible(self) -> bool:
         return feasible(self.after, self.budget)
-
-
-def _policy_from_params(params: dict, layers: list[str], prunable: list[str]) -> CompressionPolicy:
-    return CompressionPolicy(
-        prune={n: params[f"prune:{n}"] for n in prunable if params.get(f"prune:{n}", 0) > 0},
-        importance=params.get("importance", "l1"),
-        precision={n: params[f"precision:{n}"] for n in layers if f"precision:{n}" in params},
-        distill=True,
-    )
 
 
 def warm_starts(sens: SensitivityResult, prunable: list[str], layers: list[str], precisions: list[str],
@@ -96,10 +162,10 @@ def warm_starts(sens: SensitivityResult, prunable: list[str], layers: list[str],
     return out
 
 
-def check_early_stopping(name: str) -> None:
-    """``--early-stopping`` must name one of the study's pruner rules."""
-    if name not in PRUNERS:
-        raise ConfigError("--early-stopping", f"one of {list(PRUNERS)}", name)
+def with_finetune(policy: CompressionPolicy, *, importance: str, lr: float) -> CompressionPolicy:
+    """``policy`` with its pruning criterion and fine-tune learning rate replaced."""
+    prune = {"ratio": 0.0, **policy.options("prune"), "importance": importance}
+    return dataclasses.replace(policy.with_step("prune", prune), finetune_lr=lr)
 
 
 def refine_finetune(model: nn.Module, policy: CompressionPolicy, data: DataSplits, *, importances: tuple[str, ...],
@@ -113,7 +179,7 @@ def refine_finetune(model: nn.Module, policy: CompressionPolicy, data: DataSplit
     base_lr = policy.finetune_lr or recipe.lr
     for importance in importances:
         for factor in lr_factors:
-            cand = dataclasses.replace(policy, importance=importance, finetune_lr=base_lr * factor)
+            cand = with_finetune(policy, importance=importance, lr=base_lr * factor)
             art = apply_policy(model, cand, data, teacher=model, epochs=epochs, seed=seed, device=device, train=recipe)
             acc = measure_artifact(art, data, splits=("val",), latency_batches=())["val_accuracy"]
             rows.append({"importance": importance, "lr": cand.finetune_lr, "epochs": epochs, "val_accuracy": acc})
@@ -122,146 +188,136 @@ def refine_finetune(model: nn.Module, policy: CompressionPolicy, data: DataSplit
     return best[1], rows
 
 
-def auto_compress(
-    model: nn.Module,
-    data: DataSplits,
-    *,
-    budget: list[str] | tuple[str, ...],
-    n_trials: int = 60,
-    strategy: str = "tpe",
-    precisions: tuple[str, ...] = ("fp32", "int8"),
-    importances: tuple[str, ...] = ("l1", "taylor"),
-    finetune_epochs: int = 2,
-    final_epochs: int = 10,
-    seed: int = 0,
-    out: str | Path | None = None,
-    storage: str | None = None,
-    device: str = "cpu",
-    console: Console | None = None,
-    latency_repeats: int = 50,
-    train: TrainSpec | None = None,
-    early_stopping: str = "median",
-    refine_epochs: int | None = None,
-) -> AutoResult:
+class AutoObjective(BaseTrialObjective):
+    """One ``--auto`` trial: per-layer ratios, precisions and the criterion from the strategy;
+    the MAC budget met by scaling the ratios; a short distilled fine-tune stopped early when it
+    falls behind; validation accuracy of the quantized file in ONNX Runtime."""
+
+    def __init__(self, model: nn.Module, data: DataSplits, settings: AutoSettings, budget: tuple[Budget, ...],
+                 rule: str, listener: Listener | None = None) -> None:
+        super().__init__(objectives=("accuracy",), budget=budget, early_stopping=rule, listener=listener)
+        self.model, self.data, self.auto = model, data, settings
+        self.prunable = [lay.name for lay in list_prunable_layers(model, data.input_shape)]
+        self.layers = [n for n, _ in executed_layers(model, data.input_shape)]
+
+    def policy(self, trial: optuna.Trial) -> CompressionPolicy:
+        s = self.auto
+        ratios = {n: trial.suggest_float(f"prune:{n}", 0.0, MAX_RATIO) for n in self.prunable}
+        precision = {n: trial.suggest_categorical(f"precision:{n}", list(s.precisions)) for n in self.layers}
+        importance = trial.suggest_categorical("importance", list(s.importances))
+        return CompressionPolicy.of(
+            prune={"ratio": 0.0, "importance": importance, "layer_ratios": {n: r for n, r in ratios.items() if r > 0}},
+            quantize={"mode": "fp32", "layer_precision": precision}, distill=s.distill, temperature=s.temperature)
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        self.recording = False
+        t0, s = time.perf_counter(), self.auto
+        self.listener.trial_started(trial.number, s.finetune_epochs)
+        try:
+            artifact, metrics, _ = compress_and_measure(
+                self.model, self.policy(trial), self.data, budget=self.budget, epochs=s.finetune_epochs,
+                seed=s.seed * 100_003 + trial.number, device=s.device, latency_repeats=s.latency_repeats,
+                use_full_budget=True, train=s.train, stoppers=lambda _: self.stoppers(trial, s.finetune_epochs))
+        except optuna.TrialPruned:
+            curve = trial.user_attrs.get("curve", [])
+            self.listener.trial_finished(trial.number, "pruned", {"val_accuracy": curve[-1]} if curve else {},
+                                         round(time.perf_counter() - t0, 3))
+            raise
+        self.recording = True
+        metrics["seconds"] = round(time.perf_counter() - t0, 3)
+        self.record_constraints(trial, metrics)
+        trial.set_user_attr("metrics", metrics)
+        trial.set_user_attr("policy", artifact.policy.to_dict())
+        state = "complete" if feasible(metrics, self.budget) else "over budget"
+        self.listener.trial_finished(trial.number, state, metrics, metrics["seconds"])
+        return metrics["val_accuracy"]
+
+
+def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tuple[str, ...],
+                  out: str | Path | None = None, storage: str | None = None, listener: Listener | None = None,
+                  **options) -> AutoResult:
     """Search a per-layer policy for ``model`` that meets ``budget`` with the best validation
     accuracy (measured in ONNX Runtime after quantization), then fine-tune it longer.
 
     Args:
         budget: constraints such as ``"macs<=50%"`` (relative to ``model``) or ``"bytes<=8KB"``.
-        finetune_epochs: the short distilled fine-tune that ranks candidates.
-        final_epochs: the fine-tune the chosen policy gets.
-        train: the fine-tune recipe (optimizer, learning rate, batch size); the compression
-            toolkit's default when ``None``.
-        early_stopping: ``median``, ``hyperband`` or ``none``: stops a ranking fine-tune whose
-            validation accuracy falls behind the other trials' at the same epoch.
-        refine_epochs: before the final fine-tune, the chosen ratios are fine-tuned this long
-            with each criterion in ``importances`` and each of two learning rates, and the best
-            on validation data is kept (``None``: a third of ``final_epochs``; 0: off).
+        out: folder for ``report.json``, ``policy.json``, ``sensitivity.json``, ``model.onnx``,
+            the compressed weights and the study (resumed when it exists).
+        storage: an Optuna storage URL for the study (default: SQLite in ``out``, else in memory).
+        listener: told about the run's progress; nothing is printed otherwise.
+        **options: the fields of :class:`AutoSettings` (``n_trials``, ``strategy``,
+            ``finetune_epochs``, ``final_epochs``, ...). The caller's model is left as it was.
 
     Example:
         >>> res = auto_compress(net, load_dataset("mnist1d"), budget=["macs<=50%"], n_trials=20)  # doctest: +SKIP
         >>> res.after["macs"] <= 0.5 * res.before["macs"]  # doctest: +SKIP
         True
     """
-    console = console or Console()
-    if not budget:
-        raise ConfigError("--budget", "at least one budget such as 'macs<=50%'", budget)
-    for p in precisions:
-        if p not in ("fp32", "fp16", "int8"):
-            raise ConfigError("--precision", "fp32, fp16 or int8", p)
-    optuna.logging.set_verbosity(logging.ERROR)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    model = model.cpu().eval()
-    shape = data.input_shape
+    s = AutoSettings(budget=tuple(budget), **options)
+    listener = listener or Listener()
+    rule = early_stopping_rule(s.early_stopping, s.strategy)
+    model = copy.deepcopy(model).cpu().eval()
     out = Path(out) if out is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
 
-    empty = apply_policy(model, CompressionPolicy(), data, epochs=0)
-    before = measure_artifact(empty, data, splits=("val", "test"), latency_batches=(1,), repeats=latency_repeats)
-    budgets = tuple(Budget.parse(b, "--budget").resolve(before) for b in budget)
-    console.print(f"[bold]slimnas compress --auto[/]: {data.summary()}; budget "
-                  + ", ".join(f"{b}" for b in budgets) + f"; input model: val {before['val_accuracy']:.3f}, "
-                  f"{before['macs']:,} MACs, {before['bytes']:,} bytes")
+    before = measure_artifact(apply_policy(model, CompressionPolicy(), data, epochs=0), data, splits=("val", "test"),
+                              latency_batches=(1,), repeats=s.latency_repeats)
+    budgets = tuple(Budget.parse(b, "--budget").resolve(before) for b in s.budget)
+    listener.started({"kind": "auto", "data": data.summary(), "budget": [str(b) for b in budgets], "before": before,
+                      "n_total": s.n_trials})
+    sens = analyze_sensitivity(model, data, ratios=SENSITIVITY_RATIOS)
+    listener.sensitivity(sens)
 
-    sens = analyze_sensitivity(model, data, ratios=(0.1, 0.3, 0.5, 0.7, 0.9))
-    console.print(sens.table())
-    prunable = [lay.name for lay in list_prunable_layers(model, shape)]
-    layers = [n for n, _ in executed_layers(model, shape)]
-
-    ctx = StrategyContext(space=None, seed=seed, n_objectives=1, n_startup_trials=len(WARM_DROPS) + 2,
-                          population_size=max(4, min(20, n_trials // 3)))
-    sampler = make_sampler(strategy, ctx)
-    storage = storage or (f"sqlite:///{out / 'study.db'}" if out is not None else None)
-    check_early_stopping(early_stopping)
-    pruner = make_pruner(early_stopping, n_objectives=1, max_epochs=max(1, finetune_epochs), strategy=strategy)
-    study = optuna.create_study(study_name="auto", storage=storage, sampler=sampler, pruner=pruner,
-                                direction="maximize", load_if_exists=True)
+    spec = StudySpec(name="auto", storage=storage or (f"sqlite:///{out / 'study.db'}" if out is not None else None),
+                     objectives=("accuracy",), strategy=s.strategy, early_stopping=rule, seed=s.seed,
+                     max_epochs=max(1, s.finetune_epochs), space=None, n_startup_trials=len(WARM_DROPS) + 2,
+                     population_size=max(4, min(20, s.n_trials // 3)), field="--strategy")
+    study = open_study(spec)
+    objective = AutoObjective(model, data, s, budgets, rule, listener)
     if not study.trials:
-        mac_limits = [b.limit for b in budgets if b.metric == "macs" and b.op in ("<=", "<")]
-        allocated = (allocate_by_sensitivity(model, sens, shape, int(min(mac_limits)), max_ratio=MAX_RATIO)
-                     if mac_limits else None)
-        for params in warm_starts(sens, prunable, layers, list(precisions), list(importances), allocated):
-            study.enqueue_trial(params, skip_if_exists=True)
-
-    def objective(trial: optuna.Trial) -> float:
-        params = {f"prune:{n}": trial.suggest_float(f"prune:{n}", 0.0, MAX_RATIO) for n in prunable}
-        params.update({f"precision:{n}": trial.suggest_categorical(f"precision:{n}", list(precisions)) for n in layers})
-        params["importance"] = trial.suggest_categorical("importance", list(importances))
-        policy = _policy_from_params(params, layers, prunable)
-        artifact, metrics, decisions = compress_parent(
-            model, policy, data, budget=budgets, epochs=finetune_epochs, seed=seed * 100_003 + trial.number,
-            device=device, latency_repeats=latency_repeats, use_full_budget=True, train=train,
-            stoppers=lambda _: [OptunaReporter(trial, lambda m: m["val_accuracy"])],
-        )
-        for b in budgets:
-            trial.set_constraint(str(b), float(b.violation(metrics)))
-        trial.set_user_attr("metrics", metrics)
-        trial.set_user_attr("policy", artifact.policy.to_dict())
-        ok = "ok" if feasible(metrics, budgets) else "over budget"
-        console.print(f"trial {trial.number:>3}  val_acc {metrics['val_accuracy']:.3f}  macs {metrics['macs']:,}  "
-                      f"bytes {metrics['bytes']:,}  {ok}", highlight=False)
-        return metrics["val_accuracy"]
-
-    n_todo = max(0, n_trials - len([t for t in study.trials if t.state.is_finished()]))
-    try:
-        study.optimize(objective, n_trials=n_todo, gc_after_trial=False)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted: completed trials are kept; run the same command to resume[/]")
-    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if not done:
+        limits = mac_limits(budgets)
+        allocated = (allocate_by_sensitivity(model, sens, data.input_shape, int(min(limits)), max_ratio=MAX_RATIO)
+                     if limits else None)
+        with quiet_optuna():
+            for params in warm_starts(sens, objective.prunable, objective.layers, list(s.precisions),
+                                      list(s.importances), allocated):
+                study.enqueue_trial(params, skip_if_exists=True)
+    interrupted = run_study(study, objective, n_trials=s.n_trials)
+    if interrupted:
+        listener.note("interrupted: completed trials are kept; the chosen policy so far is fine-tuned now",
+                      level="warning")
+    front, closest = pareto_front(study.get_trials(deepcopy=False), ("accuracy",), budgets, n_closest=1)
+    if not front and not closest:
         raise ConfigError("--n-trials", "at least one completed trial", 0)
-    ok = [t for t in done if feasible(t.user_attrs["metrics"], budgets)]
-    best = (max(ok, key=lambda t: t.value) if ok
-            else min(done, key=lambda t: total_violation(t.user_attrs["metrics"], budgets)))
-    if not ok:
-        console.print(f"[yellow]No policy meets the budget; the closest one (trial {best.number}) follows.[/]")
+    best = (front or closest)[0]
+    if not front:
+        listener.note(f"No policy meets the budget; the closest one (trial {best.number}) follows.", level="warning")
 
-    policy = CompressionPolicy.from_dict(best.user_attrs["policy"])
-    recipe = train or FINETUNE_SPEC
-    refine_epochs = final_epochs // 3 if refine_epochs is None else refine_epochs
-    rows: list[dict] = []
-    if refine_epochs > 0 and ok:
-        policy, rows = refine_finetune(model, policy, data, importances=tuple(importances), recipe=recipe,
-                                       epochs=refine_epochs, seed=seed, device=device)
-        console.print("criterion and fine-tune learning rate for the chosen ratios ("
-                      f"{refine_epochs}-epoch fine-tunes, validation accuracy): "
+    policy, recipe, rows = CompressionPolicy.from_dict(best.user_attrs["policy"]), s.recipe, []
+    refine_epochs = s.final_epochs // 3 if s.refine_epochs is None else s.refine_epochs
+    if refine_epochs > 0 and front:
+        policy, rows = refine_finetune(model, policy, data, importances=s.importances, recipe=recipe,
+                                       epochs=refine_epochs, seed=s.seed, device=s.device)
+        listener.note("criterion and fine-tune learning rate for the chosen ratios (" f"{refine_epochs}-epoch "
+                      "fine-tunes, validation accuracy): "
                       + ", ".join(f"{r['importance']} lr {r['lr']:g}: {r['val_accuracy']:.3f}" for r in rows)
-                      + f" -> {policy.importance}, lr {policy.finetune_lr:g}", highlight=False)
+                      + f" -> {policy.options('prune').get('importance')}, lr {policy.finetune_lr:g}")
     if policy.finetune_lr > 0:
         recipe = dataclasses.replace(recipe, lr=policy.finetune_lr)
-    torch.manual_seed(seed)
-    artifact, after, decisions = compress_parent(
-        model, policy, data, budget=(), epochs=final_epochs, seed=seed, device=device,
-        eval_splits=("val", "test"), latency_repeats=latency_repeats, train=recipe,
-    )
+    torch.manual_seed(s.seed)
+    artifact, after, decisions = compress_and_measure(
+        model, policy, data, budget=(), epochs=s.final_epochs, seed=s.seed, device=s.device,
+        eval_splits=("val", "test"), latency_repeats=s.latency_repeats, train=recipe)
     decisions = attach_sensitivity(decisions, sens)
-    result = AutoResult(policy, before, after, artifact, study, sens, decisions, budgets, out, recipe, rows)
+    result = AutoResult(policy, before, after, artifact, study, sens, decisions, budgets, out, recipe, rows,
+                        trial=best.number, interrupted=interrupted)
     if out is not None:
         write_artifact(out, artifact, decisions, {"trial": best.number, "budget": [str(b) for b in budgets]})
         write_json(out / "sensitivity.json", sens.to_dict())
+        n_done = len([t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE])
         write_json(out / "report.json", {"before": before, "after": after, "budget": [str(b) for b in budgets],
                                          "feasible": result.feasible, "trial": best.number,
-                                         "n_trials": len(done), "finetune": dataclasses.asdict(recipe),
-                                         "refine": rows})
+                                         "n_trials": n_done, "finetune": dataclasses.asdict(recipe),
+                                         "refine": rows, "policy": policy.to_dict()})
     return result

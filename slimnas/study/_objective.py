@@ -1,69 +1,130 @@
-"""One trial: sample a candidate, build, train with early stopping, measure, record."""
+"""Trial objectives: what one trial of a study does. Every study runs through the same driver;
+they differ by their objective.
+
+:class:`BaseTrialObjective` holds what every objective shares (budgets as Optuna constraints,
+early stopping of weak trials, the listener); :class:`SearchObjective` samples a candidate,
+trains it (or, with compression genes, trains or reuses its parent and compresses it) and
+measures it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import time
+from collections.abc import Sequence
 
 import optuna
 import torch
 
-from slimnas.config import OBJECTIVES, RunConfig
+from slimnas.compress import (
+    CompressionPolicy,
+    compress_and_measure,
+    mac_limits,
+    pruned_costs,
+    retrain_steps,
+)
 from slimnas.data import DataSplits
 from slimnas.export import export_onnx
-from slimnas.measure import RUNTIMES, count_macs, count_params
+from slimnas.measure import Budget, MeasureContext, get_metric, measure_metrics
 from slimnas.models import build_model
 from slimnas.spaces import Candidate
 from slimnas.strategies import OptunaReporter, ParetoHalvingStopper
 from slimnas.study._artifacts import RunFolder
-from slimnas.study._compressed import (
-    cached_parent,
-    compress_parent,
-    mac_limits,
-    pruned_costs,
-    retrain_steps,
-    write_artifact,
-)
-from slimnas.study._progress import SearchProgress
-from slimnas.training import evaluate, fit
+from slimnas.study._events import EpochReporter, Listener
+from slimnas.study._joint import cached_parent, write_artifact
+from slimnas.training import Callback, evaluate, fit
 
-STATIC_METRICS = ("params", "macs")  # known before training
+#: objectives whose value is known after every epoch, so a rule can stop a trial that falls behind
+WATCHABLE = ("accuracy", "loss", "fitness")
 
 
-def record_constraints(trial: optuna.Trial, config: RunConfig, metrics: dict) -> None:
-    """One Optuna constraint per budget, <= 0 when met; constrained samplers (TPE, NSGA-II, GP)
-    read them from the trial. Optuna takes each once, so this runs when all metrics are in."""
-    values = [b.violation(metrics) if b.key in metrics else 0.0 for b in config.budget]
-    for b, v in zip(config.budget, values, strict=True):
-        trial.set_constraint(str(b), float(v))
-    trial.set_user_attr("constraints", values)
+def model_metrics(names: Sequence[str]) -> list[str]:
+    """Parameters, MACs and every other metric of ``names`` known before training."""
+    return list(dict.fromkeys(["params", "macs", *(n for n in names if get_metric(n).when == "model")]))
 
 
-def objective_values(config: RunConfig, metrics: dict) -> list[float]:
-    values = []
-    for name in config.objectives:
-        v = metrics[OBJECTIVES[name].key]
-        values.append(v if math.isfinite(v) else math.inf)
-    return values
+class BaseTrialObjective:
+    """A callable handed to the study driver: evaluates one trial and returns its objective values.
+
+    Args:
+        objectives: metric names, the study's objectives.
+        budget: hard constraints; each becomes an Optuna constraint, ``<= 0`` when met.
+        early_stopping: the rule that stops weak trials (``none``, ``median``, ``hyperband``).
+        settings: what metrics read (runtime, fitness weights; see ``MeasureContext``).
+        listener: told about every trial.
+    """
+
+    #: the running trial's result is computed and being recorded (a Ctrl-C now waits for it)
+    recording = False
+
+    def __init__(self, *, objectives: Sequence[str], budget: Sequence[Budget], early_stopping: str,
+                 settings: dict | None = None, listener: Listener | None = None) -> None:
+        self.objectives, self.budget = tuple(objectives), tuple(budget)
+        self.early_stopping, self.settings = early_stopping, dict(settings or {})
+        self.listener = listener or Listener()
+        tracked = [*self.objectives, *(b.metric for b in self.budget)]
+        if "fitness" in self.objectives:
+            tracked.append(self.settings.get("fitness_cost", "macs"))
+        #: every metric the objectives and budgets read
+        self.tracked = list(dict.fromkeys(tracked))
+
+    def values(self, metrics: dict) -> list[float]:
+        """The objective values of ``metrics`` (non-finite ones as +inf)."""
+        out = []
+        for name in self.objectives:
+            v = metrics[get_metric(name).key]
+            out.append(v if math.isfinite(v) else math.inf)
+        return out
+
+    def record_constraints(self, trial: optuna.Trial, metrics: dict) -> None:
+        """One Optuna constraint per budget, <= 0 when met; constrained samplers (TPE, NSGA-II,
+        GP) read them from the trial. Optuna takes each once, so this runs when all metrics are in."""
+        values = [b.violation(metrics) if b.key in metrics else 0.0 for b in self.budget]
+        for b, v in zip(self.budget, values, strict=True):
+            trial.set_constraint(str(b), float(v))
+        trial.set_user_attr("constraints", values)
+
+    def stops_early(self) -> bool:
+        """Whether a rule is set that can stop this study's trials."""
+        return self.early_stopping != "none" and (len(self.objectives) > 1 or self.objectives[0] in WATCHABLE)
+
+    def stoppers(self, trial: optuna.Trial, max_epochs: int) -> list[Callback]:
+        """Early stopping: Pareto-rank halving for several objectives (its peers ranked with the
+        trial's ``costs`` attribute), Optuna's pruner for one."""
+        if len(self.objectives) > 1:
+            if self.early_stopping == "none":
+                return []
+            costs = {k: trial.user_attrs["costs"][k] for k in ("params", "macs")}
+            return [ParetoHalvingStopper(trial, costs, rule=self.early_stopping, max_epochs=max_epochs)]
+        key = self.objectives[0]
+        if key not in WATCHABLE:
+            return []
+        cost = get_metric(self.settings.get("fitness_cost", "macs")).key
+        weight = self.settings.get("fitness_weight", 1e-5)
+        costs = trial.user_attrs.get("costs", {})
+        value_fn = {
+            "accuracy": lambda m: m["val_accuracy"],
+            "loss": lambda m: m["val_loss"],
+            "fitness": lambda m: m["val_loss"] + weight * costs.get(cost, 0.0),
+        }[key]
+        return [OptunaReporter(trial, value_fn)]
 
 
-class TrialObjective:
-    """The callable handed to ``study.optimize``: evaluates one candidate honestly."""
+class SearchObjective(BaseTrialObjective):
+    """One trial of a search: sample a candidate, build, train with early stopping, measure,
+    record. With compression genes the trained parent is compressed as the candidate's policy
+    says and the compressed artifact is what is measured."""
 
-    def __init__(self, config: RunConfig, splits: DataSplits, run: RunFolder, progress: SearchProgress,
-                 device: torch.device) -> None:
-        self.config, self.splits, self.run, self.progress, self.device = config, splits, run, progress, device
-        cost_keys = {OBJECTIVES[o].key for o in config.objectives} | {b.key for b in config.budget}
-        if "fitness" in config.objectives:
-            cost_keys.add(config.fitness.cost)
-        self.need_latency = "latency_ms" in cost_keys
-        #: the running trial's result is computed and being recorded (a Ctrl-C now waits for it)
-        self.recording = False
+    def __init__(self, plan, splits: DataSplits, run: RunFolder, device: torch.device,
+                 listener: Listener | None = None) -> None:
+        super().__init__(objectives=plan.objectives, budget=plan.budget, early_stopping=plan.early_stopping,
+                         settings=plan.measure_settings, listener=listener)
+        self.plan, self.config, self.splits, self.run, self.device = plan, plan.config, splits, run, device
 
     def sample(self, trial: optuna.Trial) -> Candidate:
-        cand = self.config.space.sample(trial, tie_layers=self.config.strategy.name == "grid",
-                                        input_shape=self.splits.input_shape, n_classes=self.splits.n_classes)
+        cand = self.plan.space.sample(trial, tie_layers=self.config.strategy.name == "grid",
+                                      input_shape=self.splits.input_shape, n_classes=self.splits.n_classes)
         if self.config.epochs is not None:
             cand = dataclasses.replace(cand, train=dataclasses.replace(cand.train, epochs=self.config.epochs))
         return cand
@@ -77,12 +138,13 @@ class TrialObjective:
         shape, n_classes = self.splits.input_shape, self.splits.n_classes
         torch.manual_seed(self.config.seed * 100_003 + trial.number)
         model = build_model(cand.arch, shape, n_classes)
-        metrics: dict = {"params": count_params(model), "macs": count_macs(model, shape)}
+        static = model_metrics(self.tracked)
+        metrics = measure_metrics(static, MeasureContext(model=model, input_shape=shape, settings=self.settings))
         trial.set_user_attr("costs", dict(metrics))
         if cand.compression is not None:
             fits = self._reachable(metrics)
         else:
-            fits = all(b.is_met(metrics) for b in self.config.budget if b.key in STATIC_METRICS)
+            fits = all(b.is_met(metrics) for b in self.budget if b.metric in static)
         worth_training = fits or not self.config.skip_infeasible
         if cand.compression is not None and worth_training:
             return self._compressed_trial(trial, cand, model, t0)
@@ -99,119 +161,83 @@ class TrialObjective:
             self._record(trial, model, metrics, "pruned", t0)
             raise
         self._record(trial, model, metrics, state, t0)
-        return objective_values(self.config, metrics)
+        return self.values(metrics)
 
     def _reachable(self, costs: dict) -> bool:
         """Whether compression within ``space.compression.keep_macs`` can bring an architecture
         of these costs under the MAC budget (a parent 10x over a budget with ``keep_macs`` from
         0.3 is not trained: the space says the search may shrink it 3.3x at most)."""
-        limits = mac_limits(self.config.budget)
-        return not limits or costs["macs"] <= min(limits) * self.config.space.compression.max_shrink()
+        limits = mac_limits(self.budget)
+        return not limits or costs["macs"] <= min(limits) * self.plan.space.compression.max_shrink()
 
     def _compressed_trial(self, trial: optuna.Trial, cand: Candidate, model: torch.nn.Module, t0: float) -> list[float]:
         """Train (or reuse) the parent, compress it as the candidate's policy says, measure the
         artifact. The parent is trained in full (no early stopping: siblings reuse it); the
-        short ranking fine-tune stops early by the study's rule (``strategy.pruner``)."""
+        short ranking fine-tune stops early by the study's rule."""
         cfg, splits = self.config, self.splits
         parent, reused = cached_parent(self.run.root / "parents", cand, model,
                                        lambda m: self._train(trial, m, cand, early_stopping=False))
         parent_metrics = {"parent_val_accuracy": evaluate(parent, splits.x_val, splits.y_val)["accuracy"],
-                          "parent_params": count_params(parent), "parent_macs": count_macs(parent, splits.input_shape),
-                          "parent_reused": reused}
-        epochs = cfg.space.compression.value("finetune_epochs")
+                          "parent_params": trial.user_attrs["costs"]["params"],
+                          "parent_macs": trial.user_attrs["costs"]["macs"], "parent_reused": reused}
+        epochs = self.plan.space.compression.value("finetune_epochs")
         costs: dict = {}
 
         def stoppers(policy):  # the compressed structure's costs rank it among its peers
-            if not self._stops_early():
+            if not self.stops_early():
                 return []
             costs.update(pruned_costs(parent, policy, splits.input_shape))
             trial.set_user_attr("costs", dict(costs))
-            return self._stoppers(trial, epochs * max(1, retrain_steps(policy)))
+            return self.stoppers(trial, epochs * max(1, retrain_steps(policy)))
 
         try:
-            artifact, metrics, decisions = compress_parent(
-                parent, cand.compression, splits, budget=cfg.budget, epochs=epochs,
+            artifact, metrics, decisions = compress_and_measure(
+                parent, CompressionPolicy.from_dict(cand.compression), splits, budget=self.budget, epochs=epochs,
                 seed=cfg.seed * 100_003 + trial.number, device=str(self.device),
                 latency_batch=cfg.measure.latency_batch, latency_repeats=cfg.measure.latency_repeats,
-                use_full_budget="macs" not in cfg.objectives, keep=cand.keep_macs, stoppers=stoppers,
+                use_full_budget="macs" not in self.objectives, keep=cand.keep_macs, stoppers=stoppers,
             )
         except optuna.TrialPruned:
             metrics = {**parent_metrics, **costs, "trained": True, "curve": trial.user_attrs.get("curve", [])}
             self.run.write_metrics(trial.number, {**metrics, "state": "pruned"})
-            self.progress.end_trial(trial.number, "pruned", metrics, round(time.perf_counter() - t0, 3))
+            self.listener.trial_finished(trial.number, "pruned", metrics, round(time.perf_counter() - t0, 3))
             raise
         metrics.update(parent_metrics, trained=True)
+        measure_metrics(self.tracked, MeasureContext(model=artifact.model, input_shape=splits.input_shape,
+                                                     onnx=artifact.onnx, data=splits, settings=self.settings,
+                                                     metrics=metrics))
         write_artifact(self.run.trial_dir(trial.number), artifact, decisions)
         trial.set_user_attr("policy", artifact.policy.to_dict())
-        self._finish_metrics(trial, metrics, "complete", t0)
-        return objective_values(self.config, metrics)
+        self._finish(trial, metrics, "complete", t0)
+        return self.values(metrics)
 
     def _record(self, trial: optuna.Trial, model: torch.nn.Module, metrics: dict, state: str, t0: float) -> None:
-        """Measure the final model and write its metrics, weights and ONNX file."""
+        """Measure the final model and its exported file (verified against eager); write its
+        metrics, weights and ONNX file."""
         model.cpu().eval()
         val = evaluate(model, self.splits.x_val, self.splits.y_val)
         metrics.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
-        metrics.update(self._measure_artifact(trial.number, model))
+        shape = self.splits.input_shape
+        path = export_onnx(model, self.run.onnx_path(trial.number), shape, verify=True, atol=1e-3)
+        ctx = MeasureContext(model=model, input_shape=shape, onnx=path, data=self.splits, settings=self.settings,
+                             metrics=metrics)
+        measure_metrics(["bytes", *self.tracked], ctx)
         self.run.write_weights(trial.number, model)
-        self._finish_metrics(trial, metrics, state, t0)
+        self._finish(trial, metrics, state, t0)
 
-    def _finish_metrics(self, trial: optuna.Trial, metrics: dict, state: str, t0: float) -> None:
+    def _finish(self, trial: optuna.Trial, metrics: dict, state: str, t0: float) -> None:
         self.recording = True
-        if "fitness" in self.config.objectives:  # f = loss + lambda * cost
-            fit_cfg = self.config.fitness
-            metrics["fitness"] = metrics["val_loss"] + fit_cfg.weight * metrics[fit_cfg.cost]
         metrics["seconds"] = round(time.perf_counter() - t0, 3)
         trial.set_user_attr("metrics", metrics)
-        record_constraints(trial, self.config, metrics)
+        self.record_constraints(trial, metrics)
         self.run.write_metrics(trial.number, {**metrics, "state": state})
-        self.progress.end_trial(trial.number, state, metrics, metrics["seconds"])
+        self.listener.trial_finished(trial.number, state, metrics, metrics["seconds"])
 
     def _train(self, trial: optuna.Trial, model: torch.nn.Module, cand: Candidate, *, early_stopping: bool = True) -> None:
-        callbacks = [self.progress.epoch_callback()]
+        callbacks: list[Callback] = [EpochReporter(self.listener, trial.number)]
         if early_stopping:
-            callbacks += self._stoppers(trial, cand.train.epochs)
-        self.progress.start_trial(trial.number, cand.train.epochs)
+            callbacks += self.stoppers(trial, cand.train.epochs)
+        self.listener.trial_started(trial.number, cand.train.epochs)
         fit(model, self.splits.x_train, self.splits.y_train, cand.train, x_val=self.splits.x_val,
             y_val=self.splits.y_val, device=self.device, seed=self.config.seed * 100_003 + trial.number,
             callbacks=callbacks)
-
-    def _rule(self) -> str:
-        """The early-stopping rule: ``strategy.pruner``, Hyperband for BOHB."""
-        cfg = self.config
-        return "hyperband" if cfg.strategy.name == "bohb" else cfg.strategy.pruner
-
-    def _stops_early(self) -> bool:
-        """Whether a rule is set that can stop this study's trials."""
-        objectives = self.config.objectives
-        return self._rule() != "none" and (len(objectives) > 1 or objectives[0] in ("accuracy", "loss", "fitness"))
-
-    def _stoppers(self, trial: optuna.Trial, max_epochs: int) -> list:
-        """Early stopping: Pareto-rank halving for several objectives, Optuna's pruner for one."""
-        cfg = self.config
-        if len(cfg.objectives) > 1:
-            rule = self._rule()
-            if rule == "none":
-                return []
-            costs = {k: trial.user_attrs["costs"][k] for k in STATIC_METRICS}
-            return [ParetoHalvingStopper(trial, costs, rule=rule, max_epochs=max_epochs)]
-        key = cfg.objectives[0]
-        if key not in ("accuracy", "loss", "fitness"):
-            return []
-        cost = trial.user_attrs["costs"].get(cfg.fitness.cost, 0.0)
-        value_fn = {
-            "accuracy": lambda m: m["val_accuracy"],
-            "loss": lambda m: m["val_loss"],
-            "fitness": lambda m: m["val_loss"] + cfg.fitness.weight * cost,
-        }[key]
-        return [OptunaReporter(trial, value_fn)]
-
-    def _measure_artifact(self, number: int, model: torch.nn.Module) -> dict:
-        """Bytes of the exported ONNX file (verified against eager) and, if asked, its latency."""
-        shape = self.splits.input_shape
-        path = export_onnx(model, self.run.onnx_path(number), shape, verify=True, atol=1e-3)
-        out = {"bytes": path.stat().st_size}
-        if self.need_latency:
-            m = self.config.measure
-            runtime = RUNTIMES.get(m.runtime)(batch_size=m.latency_batch, repeats=m.latency_repeats, threads=m.threads)
-            out["latency_ms"] = runtime.measure(path if m.runtime == "onnxruntime" else model, shape)
-        return out

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
-from slimnas.config import OBJECTIVES, Budget
+from slimnas.measure import Budget, signed
 from slimnas.strategies import nondominated_rank
-
-
-def _signed(metrics: dict, objectives: Sequence[str]) -> list[float]:
-    """Objective values turned into 'smaller is better'."""
-    out = []
-    for name in objectives:
-        obj = OBJECTIVES[name]
-        v = float(metrics.get(obj.key, math.nan))
-        v = math.inf if math.isnan(v) else v
-        out.append(-v if obj.direction == "maximize" else v)
-    return out
 
 
 def feasible(metrics: dict, budget: Sequence[Budget]) -> bool:
@@ -36,20 +24,21 @@ def pareto_front(
     trials: Sequence[FrozenTrial], objectives: Sequence[str], budget: Sequence[Budget], *, n_closest: int = 5
 ) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
     """``(front, closest)``: the non-dominated complete trials that meet the budget, ordered by the
-    first objective; and, only when none meets it, the ``n_closest`` trials that miss it least."""
+    first objective; and, only when none meets it, the ``n_closest`` trials that miss it least.
+    With one objective the front is the best trial (the earliest of equals)."""
     done = [t for t in trials if t.state == TrialState.COMPLETE and "metrics" in t.user_attrs]
     ok = [t for t in done if feasible(t.user_attrs["metrics"], budget)]
     if not ok:
         closest = sorted(done, key=lambda t: (total_violation(t.user_attrs["metrics"], budget),
-                                             _signed(t.user_attrs["metrics"], objectives)))
+                                             signed(t.user_attrs["metrics"], objectives)))
         return [], closest[:n_closest]
-    points = np.array([_signed(t.user_attrs["metrics"], objectives) for t in ok])
+    points = np.array([signed(t.user_attrs["metrics"], objectives) for t in ok])
     rank = nondominated_rank(points)
     front = [t for t, r in zip(ok, rank, strict=True) if r == 0]
     # one member per distinct objective vector (ties keep the earliest trial)
     seen, unique = set(), []
-    for t in sorted(front, key=lambda t: (_signed(t.user_attrs["metrics"], objectives), t.number)):
-        key = tuple(_signed(t.user_attrs["metrics"], objectives))
+    for t in sorted(front, key=lambda t: (signed(t.user_attrs["metrics"], objectives), t.number)):
+        key = tuple(signed(t.user_attrs["metrics"], objectives))
         if key not in seen:
             seen.add(key)
             unique.append(t)

@@ -7,8 +7,8 @@ import torch
 from compress_models import SHAPE
 
 from slimnas.data import DataSplits, load_dataset
-from slimnas.models import build_model, mnist1d_paper_cnn
-from slimnas.spaces import MLPSpec, TrainSpec
+from slimnas.models import MLPSpec, build_model, mnist1d_paper_cnn
+from slimnas.spaces import TrainSpec
 from slimnas.training import fit
 
 # Tiny models: one thread avoids oversubscription on shared CPUs (and is faster at this size).

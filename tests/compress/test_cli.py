@@ -10,9 +10,10 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from slimnas.cli._compress import compress_command
-from slimnas.compress import compress, load_model
+from slimnas.cli import build_app
+from slimnas.compress import CompressionPolicy, compress
 from slimnas.errors import ConfigError
+from slimnas.models import import_model
 
 MODEL_FILE = textwrap.dedent("""
     import torch
@@ -29,22 +30,20 @@ MODEL_FILE = textwrap.dedent("""
 def model_files(tmp_path, trained_mlp):
     (tmp_path / "net.py").write_text(MODEL_FILE)
     torch.manual_seed(0)
-    model, _ = load_model(f"{tmp_path / 'net.py'}:build")
+    model, _ = import_model(f"{tmp_path / 'net.py'}:build")
     torch.save(model.state_dict(), tmp_path / "net.pt")
     torch.save(trained_mlp.state_dict(), tmp_path / "other.pt")
     return tmp_path
 
 
 def app() -> typer.Typer:
-    a = typer.Typer()
-    a.command()(compress_command)
-    return a
+    return build_app()
 
 
 def test_compress_function_writes_measured_report(model_files, data):
-    model, _ = load_model(f"{model_files / 'net.py'}:build", model_files / "net.pt")
-    res = compress(model, data, prune=0.5, distill=True, quantize="int8", epochs=1, out=model_files / "out",
-                   latency_repeats=5)
+    model, _ = import_model(f"{model_files / 'net.py'}:build", model_files / "net.pt")
+    policy = CompressionPolicy.of(prune={"ratio": 0.5}, quantize={"mode": "int8", "qat": True}, distill=True)
+    res = compress(model, data, policy, epochs=1, out=model_files / "out", latency_repeats=5)
     report = json.loads((model_files / "out" / "report.json").read_text())
     for side in ("before", "after"):
         assert {"test_accuracy", "params", "macs", "bytes", "latency_ms_b1", "latency_ms_b64"} <= set(report[side])
@@ -58,7 +57,7 @@ def test_compress_function_writes_measured_report(model_files, data):
 def test_cli_runs_end_to_end(model_files):
     out = model_files / "cli-out"
     result = CliRunner().invoke(app(), [
-        "--model", f"{model_files / 'net.py'}:build", "--weights", str(model_files / "net.pt"),
+        "compress", "--model", f"{model_files / 'net.py'}:build", "--weights", str(model_files / "net.pt"),
         "--prune", "0.25", "--lowrank", "0.5", "--quantize", "fp16", "--epochs", "1", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "after/before" in result.output and "MACs" in result.output
@@ -78,7 +77,54 @@ def test_cli_runs_end_to_end(model_files):
 def test_user_mistakes_raise_config_errors(model_files, args, field):
     paths = {"net": model_files / "net.py", "other": model_files / "other.pt", "pt": model_files / "net.pt"}
     args = [a.format(**paths) for a in args]
-    result = CliRunner().invoke(app(), [*args, "--out", str(model_files / "bad")])
+    result = CliRunner().invoke(app(), ["compress", *args, "--prune", "0.5", "--out", str(model_files / "bad")]
+                               if "--prune" not in args and "--quantize" not in args else
+                               ["compress", *args, "--out", str(model_files / "bad")])
     assert isinstance(result.exception, ConfigError), result.output
     assert str(result.exception).startswith(field)
     assert "\n" not in str(result.exception)
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--auto", "--budget", "macs<=50%", "--prune", "0.5"], "--prune"),
+    (["--auto", "--budget", "macs<=50%", "--quantize", "int8"], "--quantize"),
+    (["--auto", "--budget", "macs<=50%", "--step", "cluster:n_clusters=4"], "--step"),
+    (["--auto"], "--budget"),
+    (["--prune", "0.5", "--budget", "macs<=50%"], "--budget"),
+    (["--prune", "0.5", "--n-trials", "5"], "--n-trials"),
+    (["--prune", "0.5", "--strategy", "tpe"], "--strategy"),
+    (["--prune", "0.5", "--final-epochs", "5"], "--final-epochs"),
+    (["--prune", "0.5", "--importance", "l1,taylor"], "--importance"),
+    (["--prune", "0.5", "--train-epochs", "5"], "--train-epochs"),
+    ([], "compress"),
+    (["--step", "sharpen:amount=2"], "--step"),
+    (["--step", "prune:ratio=2"], "--step"),
+    (["--prune", "0.5", "--step", "prune:ratio=0.3"], "--step"),
+    (["--auto", "--budget", "macs<=50%", "--strategy", "grid"], "--strategy"),
+    (["--auto", "--budget", "macs<=50%", "--precision", "int4"], "--precision"),
+    (["--auto", "--budget", "macs<=50%", "--early-stopping", "sometimes"], "--early-stopping"),
+    (["--prune", "0.5", "--device", "gpu"], "device"),
+])
+def test_every_option_applies_or_is_refused_before_any_work(model_files, args, field):
+    """Options the chosen mode would not use are refused with one line, before the model is
+    loaded or trained (a model file that fails to import proves nothing was loaded)."""
+    (model_files / "boom.py").write_text("raise RuntimeError('loaded')\ndef build(): pass\n")
+    result = CliRunner().invoke(app(), ["compress", "--model", f"{model_files / 'boom.py'}:build", "--weights",
+                                        str(model_files / "net.pt"), *args,
+                                        "--out", str(model_files / "bad")])
+    assert isinstance(result.exception, ConfigError), result.output
+    assert str(result.exception).startswith(field + ":"), str(result.exception)
+    assert not (model_files / "bad").exists()
+
+
+def test_auto_uses_the_epochs_it_is_given(model_files, data):
+    """--epochs sets the ranking fine-tune of --auto (no hidden cap), --final-epochs the last one."""
+    from slimnas.study import auto_compress
+
+    model, _ = import_model(f"{model_files / 'net.py'}:build", model_files / "net.pt")
+    res = auto_compress(model, data, budget=["macs<=60%"], n_trials=2, finetune_epochs=3, final_epochs=1,
+                        early_stopping="none", refine_epochs=0, latency_repeats=2)
+    curves = [t.user_attrs["curve"] for t in res.study.trials if t.state.is_finished()]
+    assert [len(c) for c in curves] == [3, 3]
+    with pytest.raises(ConfigError, match="^--strategy"):
+        auto_compress(model, data, budget=["macs<=60%"], strategy="grid")

@@ -9,17 +9,18 @@ from compress_models import MODELS, SHAPE
 from torch import nn
 
 from slimnas.compress import (
-    LowRank,
     LowRankFactorizer,
     WeightClusterer,
     factorize_conv,
     factorize_linear,
     factorize_tucker2,
     kmeans_1d,
+    pack_indices,
+    unpack_indices,
 )
-from slimnas.compress._cluster import pack_indices, unpack_indices
 from slimnas.errors import ConfigError
 from slimnas.measure import count_params
+from slimnas.models import LowRank
 
 
 @pytest.mark.parametrize("layer, x", [

@@ -15,10 +15,9 @@ from slimnas.compress import (
     Pipeline,
     Retrain,
     StructuredPruner,
-    load_compressed,
-    save_compressed,
 )
 from slimnas.errors import ConfigError, SlimnasError
+from slimnas.export import load_compressed, save_compressed
 from slimnas.spaces import TrainSpec
 
 

@@ -12,8 +12,7 @@ from torch import nn
 from slimnas.compress import Retrain, StructuredPruner, agp_schedule, linear_schedule
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.measure import count_macs
-from slimnas.models import build_model
-from slimnas.spaces import RNNSpec
+from slimnas.models import RNNSpec, build_model
 
 
 def masked(original: nn.Module, removed: dict[str, list[int]]) -> nn.Module:
@@ -129,7 +128,7 @@ def test_taylor_needs_data_and_uses_gradients(data):
 @pytest.mark.parametrize("kwargs, field", [
     ({"ratio": 1.0}, "prune.ratio"),
     ({"ratio": -0.1}, "prune.ratio"),
-    ({"importance": "nope"}, "compress.importance"),
+    ({"importance": "nope"}, "prune.importance"),
     ({"layer_ratios": {"missing": 0.5}}, "prune.layer_ratios"),
     ({"ignored": ["missing"]}, "prune.ignored"),
     ({"schedule": "cubic"}, "prune.schedule"),

@@ -7,15 +7,16 @@ import pytest
 import torch
 from compress_models import MODELS, SHAPE
 
-from slimnas.compress import OnnxQuantizer, Retrain, _onnx, quantize_model
+from slimnas.compress import OnnxQuantizer, Retrain, quantize_model
 from slimnas.errors import ConfigError
+from slimnas.export import max_abs_diff, onnx_accuracy, predict, size_report
 
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_fp32_onnx_matches_eager(name):
     model = MODELS[name]()
     data = quantize_model(model, SHAPE, mode="fp32")
-    assert _onnx.max_abs_diff(data, model, torch.randn(16, *SHAPE)) < 1e-4
+    assert max_abs_diff(data, model, torch.randn(16, *SHAPE)) < 1e-4
 
 
 @pytest.mark.parametrize("name", ["residual_cnn", "mlp", "gru"])
@@ -31,7 +32,7 @@ def test_fp16_halves_the_payload_and_stays_close(name):
     assert float_bytes(data, onnx.TensorProto.FLOAT) == 0
     assert float_bytes(data, onnx.TensorProto.FLOAT16) * 2 == float_bytes(fp32, onnx.TensorProto.FLOAT)
     assert len(data) < len(fp32)
-    assert _onnx.max_abs_diff(data, model, torch.randn(16, *SHAPE)) < 2e-2
+    assert max_abs_diff(data, model, torch.randn(16, *SHAPE)) < 2e-2
 
 
 def test_lean_files_carry_no_names_or_doc_strings():
@@ -43,14 +44,14 @@ def test_lean_files_carry_no_names_or_doc_strings():
 
 def test_static_int8_is_small_and_accurate(trained_cnn, data):
     q = OnnxQuantizer(mode="int8").fit(trained_cnn, data)
-    fp32 = _onnx.size_report(quantize_model(trained_cnn, SHAPE, mode="fp32"))
+    fp32 = size_report(quantize_model(trained_cnn, SHAPE, mode="fp32"))
     assert q.report_["weight_bytes"] <= 0.31 * fp32["weight_bytes"]
     ops = {n.op_type for n in onnx.ModelProto.FromString(q.onnx_).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     # the accuracy is ONNX Runtime's, on the file itself
-    assert q.val_accuracy_ == _onnx.accuracy(q.onnx_, data.x_val, data.y_val)
+    assert q.val_accuracy_ == onnx_accuracy(q.onnx_, data.x_val, data.y_val)
     assert q.float_val_accuracy_ - q.val_accuracy_ < 0.03
-    agree = (_onnx.predict(q.onnx_, data.x_val).argmax(1) == trained_cnn(data.x_val).argmax(1).numpy()).mean()
+    agree = (predict(q.onnx_, data.x_val).argmax(1) == trained_cnn(data.x_val).argmax(1).numpy()).mean()
     assert agree > 0.9
 
 
@@ -75,10 +76,18 @@ def test_per_layer_precision(trained_cnn, data):
 
 
 def test_qat_runs_when_static_int8_loses_too_much(trained_cnn, data):
-    q = OnnxQuantizer(mode="int8", max_drop=-1.0, qat=Retrain(epochs=1)).fit(trained_cnn, data)
     ptq = OnnxQuantizer(mode="int8").fit(trained_cnn, data)
-    assert q.val_accuracy_ >= ptq.val_accuracy_
-    assert isinstance(q.qat_ran_, bool) and q.report_["qat"] == q.qat_ran_
+    never = OnnxQuantizer(mode="int8", max_drop=1.0, qat=Retrain(epochs=1)).fit(trained_cnn, data)
+    assert never.qat_val_accuracy_ is None and not never.qat_ran_ and never.onnx_ == ptq.onnx_
+    q = OnnxQuantizer(mode="int8", max_drop=-1.0, qat=Retrain(epochs=1)).fit(trained_cnn, data)
+    # QAT ran: its file was measured, and the better of the two files is kept
+    assert q.qat_val_accuracy_ is not None
+    assert q.val_accuracy_ == max(ptq.val_accuracy_, q.qat_val_accuracy_)
+    assert q.val_accuracy_ == onnx_accuracy(q.onnx_, data.x_val, data.y_val)
+    tuned = any(not torch.equal(a, b) for a, b in zip(q.model_.state_dict().values(),
+                                                       trained_cnn.state_dict().values(), strict=True))
+    assert q.qat_ran_ == (q.qat_val_accuracy_ > ptq.val_accuracy_) == tuned == (q.onnx_ != ptq.onnx_)
+    assert q.report_["qat"] == q.qat_ran_ and q.report_["qat_val_accuracy"] == q.qat_val_accuracy_
 
 
 def test_bad_mode():

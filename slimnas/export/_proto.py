@@ -1,4 +1,4 @@
-"""ONNX helpers for compressed artifacts: lean files, payload accounting, fp16 weights, inference.
+"""ONNX graph rewrites for deployable files: lean files, payload accounting, fp16 weights.
 
 For models of a few kilobytes the ONNX format's fixed overhead (node and tensor names, doc
 strings, shape annotations) is a sizeable share of the file, so artifacts are written lean:
@@ -8,25 +8,11 @@ no doc strings, no node names, short tensor names. Every file is reported as its
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import onnx
-import torch
 from onnx import TensorProto, helper, numpy_helper
-from torch import nn
 
 KEEP_NAMES = ("input", "logits")
-
-
-def export_fp32(model: nn.Module, input_shape: tuple[int, ...], *, verify: bool = True) -> onnx.ModelProto:
-    """The model as an ONNX graph (TorchScript exporter), checked against eager outputs."""
-    from slimnas.export import export_onnx
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = export_onnx(model.cpu().eval(), Path(tmp) / "model.onnx", input_shape, verify=verify)
-        return onnx.load(str(path))
 
 
 def layer_nodes(proto: onnx.ModelProto) -> dict[str, str]:
@@ -152,34 +138,3 @@ def gemm_to_matmul(proto: onnx.ModelProto) -> onnx.ModelProto:
     del g.node[:]
     g.node.extend(nodes)
     return proto
-
-
-def session(data: bytes, *, threads: int = 1):
-    """An ONNX Runtime CPU session on a serialized model."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-
-
-def predict(data: bytes, x: torch.Tensor, *, batch_size: int = 1024) -> np.ndarray:
-    """Logits of the ONNX model on ``x``, run in ONNX Runtime."""
-    sess = session(data)
-    name = sess.get_inputs()[0].name
-    arr = x.detach().cpu().numpy().astype(np.float32)
-    return np.concatenate([sess.run(None, {name: arr[i : i + batch_size]})[0] for i in range(0, len(arr), batch_size)])
-
-
-def accuracy(data: bytes, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Top-1 accuracy of the ONNX model, run in ONNX Runtime."""
-    return float((predict(data, x).argmax(1) == y.cpu().numpy()).mean())
-
-
-def max_abs_diff(data: bytes, model: nn.Module, x: torch.Tensor) -> float:
-    """Largest absolute difference between ONNX Runtime's and eager outputs on ``x``."""
-    with torch.no_grad():
-        expected = model.cpu().eval()(x).numpy()
-    return float(np.max(np.abs(predict(data, x) - expected)))

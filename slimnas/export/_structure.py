@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from slimnas.compress._lowrank import LowRank
 from slimnas.errors import SlimnasError
+from slimnas.models import LowRank
 
 _CONVS = {"Conv1d": nn.Conv1d, "Conv2d": nn.Conv2d, "Conv3d": nn.Conv3d}
 _BNS = {"BatchNorm1d": nn.BatchNorm1d, "BatchNorm2d": nn.BatchNorm2d, "BatchNorm3d": nn.BatchNorm3d}

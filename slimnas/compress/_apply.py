@@ -1,0 +1,225 @@
+"""The one place a policy is applied: each step's compressor, in the policy's order, with the
+policy's retraining after every step that changes weights; the artifact it leaves (an eager
+model and the ONNX file that is deployed), and that artifact's measurements."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from slimnas.compress._allocate import fit_to_macs, prune_ratios, pruned_model
+from slimnas.compress._base import COMPRESSORS, list_compressors
+from slimnas.compress._distill import FINETUNE_SPEC, Retrain
+from slimnas.compress._policy import CompressionPolicy
+from slimnas.compress._prune import executed_layers
+from slimnas.compress._quantize import quantize_model
+from slimnas.data import DataSplits
+from slimnas.export import onnx_accuracy, size_report
+from slimnas.measure import OnnxRuntimeLatency, count_macs, count_params
+from slimnas.spaces import TrainSpec
+from slimnas.training import Callback, evaluate
+
+N_CALIBRATION = 512  # training samples that calibrate static int8 when no step quantizes
+
+
+@dataclass
+class CompressedModel:
+    """The artifact a policy produces: the eager model, its ONNX file (at the policy's
+    precision), and what each step did."""
+
+    model: nn.Module
+    onnx: bytes
+    input_shape: tuple[int, ...]
+    policy: CompressionPolicy
+    report: dict = field(default_factory=dict)
+    storage_bytes: int | None = None  # bytes of a compressed encoding (clustering), when one ran
+
+
+def make_retrain(policy: CompressionPolicy, *, epochs: int, train: TrainSpec | None = None, seed: int = 0,
+                 device: str = "cpu", callbacks: Sequence[Callback] = ()) -> Retrain:
+    """The retraining every weight-changing step of ``policy`` gets."""
+    train = train or FINETUNE_SPEC
+    if policy.finetune_lr > 0:
+        train = dataclasses.replace(train, lr=policy.finetune_lr)
+    return Retrain(epochs=epochs, train=train, distill=policy.distill, temperature=policy.temperature,
+                   alpha=policy.alpha, seed=seed, device=device, callbacks=tuple(callbacks))
+
+
+def apply_policy(
+    model: nn.Module,
+    policy: CompressionPolicy,
+    data: DataSplits,
+    *,
+    teacher: nn.Module | None = None,
+    epochs: int = 1,
+    train: TrainSpec | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    callbacks: Sequence[Callback] = (),
+) -> CompressedModel:
+    """Compress a copy of ``model`` as ``policy`` says, step by step, and write its ONNX file.
+
+    ``epochs`` is the retraining length after each step that changes weights (0 for none);
+    ``teacher`` (for distillation) defaults to ``model``; ``callbacks`` run after every
+    retraining epoch (a callback that raises, such as a search's early stopping, ends it). A
+    policy without a file-writing step (quantization) is exported at fp32.
+
+    Example:
+        >>> from slimnas.data import load_dataset
+        >>> from slimnas.models import mnist1d_paper_cnn
+        >>> policy = CompressionPolicy.of(prune={"ratio": 0.0, "layer_ratios": {"0": 0.5}})
+        >>> art = apply_policy(mnist1d_paper_cnn(), policy, load_dataset("mnist1d"), epochs=0)
+        >>> art.model[0].out_channels
+        12
+    """
+    teacher = model if teacher is None else teacher
+    retrain = make_retrain(policy, epochs=epochs, train=train, seed=seed, device=device, callbacks=callbacks)
+    current, report, storage, onnx = copy.deepcopy(model).cpu().eval(), {}, None, None
+    for step in policy.steps:
+        compressor = step.build(retrain)
+        if compressor.is_noop():
+            continue
+        compressor.fit(current, data, teacher=teacher)
+        current, report[step.compressor] = compressor.model_, getattr(compressor, "report_", {})
+        storage = compressor.storage_bytes_ if compressor.storage_bytes_ is not None else storage
+        if compressor.writes_file:
+            onnx = compressor.onnx_
+    if onnx is None:
+        onnx = quantize_model(current, data.input_shape, mode="fp32", calibration=data.x_train[:N_CALIBRATION])
+    return CompressedModel(current, onnx, data.input_shape, policy, report, storage)
+
+
+def retrain_steps(policy: CompressionPolicy) -> int:
+    """How many retraining steps :func:`apply_policy` runs for ``policy``."""
+    return sum(1 for s in policy.steps if COMPRESSORS.get(s.compressor).retrains and not s.build().is_noop())
+
+
+def measure_artifact(
+    artifact: CompressedModel,
+    data: DataSplits,
+    *,
+    splits: Sequence[str] = ("val", "test"),
+    latency_batches: Sequence[int] = (1, 64),
+    repeats: int = 200,
+) -> dict[str, float]:
+    """Metrics of the artifact itself: accuracy from running its ONNX file in ONNX Runtime,
+    ``params``, ``macs``, ``bytes`` (the file; also split into ``weight_bytes`` and
+    ``overhead_bytes``), ``storage_bytes`` (clustered encoding, else the file), and ONNX Runtime
+    latency ``latency_ms_b<batch>`` (``latency_ms`` is the first batch size)."""
+    metrics: dict[str, float] = {}
+    for split in splits:
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        metrics[f"{split}_accuracy"] = onnx_accuracy(artifact.onnx, x, y)
+    metrics["params"] = count_params(artifact.model)
+    metrics["macs"] = count_macs(artifact.model, artifact.input_shape)
+    metrics.update(size_report(artifact.onnx))
+    metrics["storage_bytes"] = artifact.storage_bytes if artifact.storage_bytes is not None else metrics["bytes"]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        path.write_bytes(artifact.onnx)
+        for i, b in enumerate(latency_batches):
+            ms = OnnxRuntimeLatency(batch_size=b, repeats=repeats).measure(path, artifact.input_shape)
+            metrics[f"latency_ms_b{b}"] = ms
+            if i == 0:
+                metrics["latency_ms"] = ms
+    return metrics
+
+
+def _width(m: nn.Module) -> int:
+    if isinstance(m, nn.RNNBase):
+        return m.hidden_size
+    return int(getattr(m, "out_channels", getattr(m, "out_features", 0)))
+
+
+def layer_decisions(parent: nn.Module, artifact: CompressedModel) -> list[dict]:
+    """Per layer of the parent: width before and after, and each registered compressor's
+    per-layer setting (``ratio``, ``rank``, ``precision``; the off value where a step is absent)."""
+    shape = artifact.input_shape
+    after = dict(artifact.model.named_modules())
+    layers = executed_layers(parent, shape)
+    names = [n for n, _ in layers]
+    columns = {}
+    for name in list_compressors():
+        cls = COMPRESSORS.get(name)
+        if cls.layer_column is None:
+            continue
+        step = artifact.policy.step(name)
+        columns[cls.layer_column] = (step.build().layer_values(names) if step is not None
+                                     else dict.fromkeys(names, cls.layer_off))
+    rows = []
+    for name, module in layers:
+        new = after.get(name)
+        if isinstance(new, nn.Sequential) and len(new):  # factorised: the last factor carries the output
+            new = new[-1]
+        row = {"layer": name, "type": type(module).__name__, "width": _width(module),
+               "kept": _width(new) if new is not None else None}
+        row.update({col: values[name] for col, values in columns.items()})
+        rows.append(row)
+    return rows
+
+
+def attach_sensitivity(decisions: list[dict], sens) -> list[dict]:
+    """Add each layer's validation accuracy when pruned alone (no retraining) at a few ratios:
+    the evidence for why a layer was pruned hard or left alone."""
+    out = []
+    for row in decisions:
+        curve = sens.curves.get(row["layer"])
+        extra = {"sensitivity": {f"{r:g}": round(acc, 4) for r, acc, _ in curve}} if curve else {}
+        out.append({**row, **extra})
+    return out
+
+
+class RunningEpochs(Callback):
+    """Numbers fine-tune epochs on across a policy's retraining steps (prune, low rank,
+    cluster each restart at epoch 1), so an early-stopping rule sees one curve."""
+
+    def __init__(self, callbacks: list[Callback]) -> None:
+        self.callbacks, self.epoch = callbacks, 0
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.epoch += 1
+        for cb in self.callbacks:
+            cb.on_epoch_end(self.epoch, metrics)
+
+
+def compress_and_measure(
+    parent: nn.Module,
+    policy: CompressionPolicy,
+    splits: DataSplits,
+    *,
+    budget: Sequence = (),
+    epochs: int,
+    seed: int,
+    device: str,
+    latency_batch: int = 1,
+    latency_repeats: int = 50,
+    eval_splits: tuple[str, ...] = ("val",),
+    train: TrainSpec | None = None,
+    use_full_budget: bool = False,
+    keep: float = 0.0,
+    stoppers: Callable[[CompressionPolicy], Sequence[Callback]] | None = None,
+) -> tuple[CompressedModel, dict, list[dict]]:
+    """Apply ``policy`` (its MAC ratios fitted to the budget and to ``keep``, see
+    :func:`~slimnas.compress.fit_to_macs`) and measure the artifact. ``stoppers(fitted_policy)``
+    gives the early-stopping callbacks of the fine-tune (their epochs count on across retraining
+    steps). Returns ``(artifact, metrics, per-layer decisions)``."""
+    policy = fit_to_macs(parent, policy, splits.input_shape, budget, use_full_budget=use_full_budget, keep=keep)
+    callbacks = [RunningEpochs(list(stoppers(policy)))] if stoppers is not None else []
+    artifact = apply_policy(parent, policy, splits, teacher=parent, epochs=epochs, seed=seed, device=device,
+                            train=train, callbacks=callbacks)
+    metrics = measure_artifact(artifact, splits, splits=eval_splits, latency_batches=(latency_batch,),
+                               repeats=latency_repeats)
+    metrics["val_loss"] = evaluate(artifact.model.cpu(), splits.x_val, splits.y_val)["loss"]
+    return artifact, metrics, layer_decisions(parent, artifact)
+
+
+def pruned_costs(parent: nn.Module, policy: CompressionPolicy, input_shape) -> dict[str, int]:
+    """Parameters and MACs of ``parent`` pruned as ``policy`` says (before low rank)."""
+    model = pruned_model(parent, prune_ratios(policy), input_shape)
+    return {"params": count_params(model), "macs": count_macs(model, input_shape)}

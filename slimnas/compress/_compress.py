@@ -1,0 +1,133 @@
+"""``slimnas compress`` as a library function: compress by a policy, measure before/after, export."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from slimnas.compress._apply import CompressedModel, apply_policy, measure_artifact
+from slimnas.compress._base import COMPRESSORS
+from slimnas.compress._policy import CompressionPolicy
+from slimnas.compress._quantize import FP32_TOLERANCE, quantize_model
+from slimnas.data import DataSplits
+from slimnas.errors import ConfigError, SlimnasError
+from slimnas.export import load_compressed, max_abs_diff, predict, save_compressed
+from slimnas.spaces import TrainSpec
+from slimnas.training import fit
+
+
+@dataclass
+class CompressResult:
+    """What :func:`compress` returns: before/after metrics, the compressed model and its files."""
+
+    before: dict
+    after: dict
+    model: nn.Module
+    onnx: bytes
+    input_shape: tuple[int, ...]
+    steps: dict = field(default_factory=dict)
+    checks: dict = field(default_factory=dict)
+    out: Path | None = None
+
+    def to_dict(self) -> dict:
+        return {"before": self.before, "after": self.after, "steps": self.steps, "checks": self.checks}
+
+
+def compress(
+    model: nn.Module,
+    data: DataSplits,
+    policy: CompressionPolicy,
+    *,
+    epochs: int = 2,
+    seed: int = 0,
+    out: str | Path | None = None,
+    device: str = "cpu",
+    train: TrainSpec | None = None,
+    latency_repeats: int = 200,
+) -> CompressResult:
+    """Compress ``model`` (trained) as ``policy`` says and measure the artifact before and after.
+
+    Each step that changes weights retrains ``epochs`` epochs (distilling from ``model`` when the
+    policy says so). With ``out``, writes ``report.json`` (``{"before", "after", ...}``),
+    ``model.onnx`` and ``compressed/`` (state dict + structure), each checked against the eager
+    model. The caller's model is left as it was.
+
+    Example:
+        >>> from slimnas.data import load_dataset
+        >>> from slimnas.models import mnist1d_paper_cnn
+        >>> res = compress(mnist1d_paper_cnn(), load_dataset("mnist1d"),
+        ...                CompressionPolicy.of(prune={"ratio": 0.5}), epochs=0, latency_repeats=5)
+        >>> res.after["macs"] < res.before["macs"]
+        True
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ConfigError("--epochs", "an integer >= 0", epochs)
+    torch.manual_seed(seed)
+    model = copy.deepcopy(model).cpu().eval()
+    shape = data.input_shape
+    art = apply_policy(model, policy, data, teacher=model, epochs=epochs, seed=seed, device=device, train=train)
+    compressed = art.model.cpu().eval()
+    before_art = CompressedModel(model, quantize_model(model, shape, mode="fp32"), shape, CompressionPolicy())
+    before = measure_artifact(before_art, data, repeats=latency_repeats)
+    after = measure_artifact(art, data, repeats=latency_repeats)
+    writer = next((s.build() for s in policy.steps if COMPRESSORS.get(s.compressor).writes_file), None)
+    tolerance = writer.export_tolerance() if writer is not None else FP32_TOLERANCE
+    result = CompressResult(before, after, compressed, art.onnx, shape, steps=art.report,
+                            checks=_check_exports(compressed, art.onnx, data, tolerance))
+    if out is not None:
+        result.out = write_outputs(result, model, Path(out))
+    return result
+
+
+def _check_exports(model: nn.Module, onnx: bytes, data: DataSplits, tolerance: float | None) -> dict:
+    """How far the ONNX file is from eager: within ``tolerance`` (fp32, fp16), or only top-1
+    agreement reported (int8 changes outputs by design)."""
+    x = data.x_val[:256]
+    diff = max_abs_diff(onnx, model, x)
+    with torch.no_grad():
+        agree = float(np.mean(predict(onnx, x).argmax(1) == model(x).argmax(1).numpy()))
+    if tolerance is not None and diff > tolerance:
+        raise SlimnasError(f"the exported ONNX file differs from the eager model by {diff:.3g} (> {tolerance})")
+    return {"onnx_max_abs_diff": diff, "onnx_top1_agreement": agree}
+
+
+def write_outputs(result: CompressResult, original: nn.Module, out: Path) -> Path:
+    """``report.json``, ``model.onnx`` and ``compressed/``; the state dict is reloaded into a
+    fresh copy of the original architecture and checked against the compressed model."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "model.onnx").write_bytes(result.onnx)
+    folder = save_compressed(result.model, out / "compressed")
+    rebuilt = load_compressed(copy.deepcopy(original), folder)
+    result.checks["state_dict_reload_max_abs_diff"] = _reload_diff(result.model, rebuilt, result.input_shape)
+    (out / "report.json").write_text(json.dumps(result.to_dict(), indent=2, default=_json_default))
+    return out
+
+
+def _reload_diff(model: nn.Module, rebuilt: nn.Module, shape: tuple[int, ...]) -> float:
+    x = torch.randn(8, *shape)
+    with torch.no_grad():
+        diff = float((model.eval()(x) - rebuilt(x)).abs().max())
+    if diff > 1e-5:
+        raise SlimnasError(f"the saved state dict does not reproduce the compressed model (max diff {diff:.3g})")
+    return diff
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer, np.floating)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def train_from_scratch(model: nn.Module, data: DataSplits, *, epochs: int, seed: int, device: str) -> None:
+    """Train an untrained model before compressing it (when no ``--weights`` are given)."""
+    fit(model, data.x_train, data.y_train, TrainSpec(epochs=epochs), x_val=data.x_val, y_val=data.y_val,
+        seed=seed, device=device)
+    model.cpu().eval()

@@ -1,0 +1,42 @@
+"""ONNX Runtime sessions (set up in one place) and inference on an ONNX model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def ort_session(model: str | Path | bytes, *, threads: int = 1):
+    """An ONNX Runtime CPU session on a file or serialized model, with a fixed thread count
+    (latency is noisy otherwise) and warnings off."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
+
+
+def predict(model: str | Path | bytes, x: torch.Tensor, *, batch_size: int = 1024) -> np.ndarray:
+    """Logits of the ONNX model on ``x``, run in ONNX Runtime."""
+    sess = ort_session(model)
+    name = sess.get_inputs()[0].name
+    arr = x.detach().cpu().numpy().astype(np.float32)
+    return np.concatenate([sess.run(None, {name: arr[i : i + batch_size]})[0] for i in range(0, len(arr), batch_size)])
+
+
+def onnx_accuracy(model: str | Path | bytes, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy of the ONNX model, run in ONNX Runtime."""
+    return float((predict(model, x).argmax(1) == y.cpu().numpy()).mean())
+
+
+def max_abs_diff(model: str | Path | bytes, eager: nn.Module, x: torch.Tensor) -> float:
+    """Largest absolute difference between ONNX Runtime's and eager outputs on ``x``."""
+    with torch.no_grad():
+        expected = eager.cpu().eval()(x).numpy()
+    return float(np.max(np.abs(predict(model, x) - expected)))

@@ -1,0 +1,126 @@
+"""The CNN family: 1-D or 2-D convolutions with optional batch norm, residual skips and pooling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from slimnas.errors import ConfigError
+from slimnas.models._layers import ACTIVATION_KEY, bn_cls, conv_cls, make_activation, pool_cls
+from slimnas.spaces import BaseFamily, Key, register_family
+
+
+@dataclass(frozen=True)
+class ConvLayer:
+    """One convolution: ``channels`` out, square ``kernel``, 'same'-style padding."""
+
+    channels: int
+    kernel: int = 3
+    stride: int = 1
+    dilation: int = 1
+    pool: str = "none"  # "none" | "max" | "avg": a 2-wide pooling after the layer
+
+
+@dataclass(frozen=True)
+class CNNSpec:
+    """Convolutional network for 1-D (``(C, L)``) or 2-D (``(C, H, W)``) inputs."""
+
+    family: ClassVar[str] = "cnn"
+    layers: tuple[ConvLayer, ...]
+    activation: str = "relu"
+    batch_norm: bool = True
+    residual: bool = False  # skip around each layer; a 1x1 projection where the shape changes
+    head: str = "gap"  # "gap": global average pooling; "flatten": flatten all positions
+    dropout: float = 0.0
+
+
+class ConvBlock(nn.Module):
+    """conv -> (BN) -> (+ skip) -> activation -> (pool)."""
+
+    def __init__(self, in_ch: int, layer: ConvLayer, ndim: int, *, activation: str, batch_norm: bool,
+                 residual: bool, pool: bool) -> None:
+        super().__init__()
+        pad = layer.dilation * (layer.kernel - 1) // 2
+        self.conv = conv_cls(ndim)(in_ch, layer.channels, layer.kernel, stride=layer.stride, padding=pad,
+                                   dilation=layer.dilation, bias=not batch_norm)
+        self.bn = bn_cls(ndim)(layer.channels) if batch_norm else nn.Identity()
+        self.shortcut: nn.Module | None = None
+        if residual:
+            if in_ch == layer.channels and layer.stride == 1:
+                self.shortcut = nn.Identity()
+            else:  # projection shortcut (He et al. 2016, option B)
+                proj = [conv_cls(ndim)(in_ch, layer.channels, 1, stride=layer.stride, bias=not batch_norm)]
+                if batch_norm:
+                    proj.append(bn_cls(ndim)(layer.channels))
+                self.shortcut = nn.Sequential(*proj)
+        self.act = make_activation(activation)
+        self.pool = pool_cls(layer.pool, ndim)(2) if pool else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn(self.conv(x))
+        if self.shortcut is not None:
+            y = y + self.shortcut(x)
+        return self.pool(self.act(y))
+
+
+class ConvNet(nn.Module):
+    def __init__(self, spec: CNNSpec, input_shape: tuple[int, ...], n_classes: int) -> None:
+        super().__init__()
+        ndim = len(input_shape) - 1
+        if ndim not in (1, 2):
+            raise ConfigError("space.family", "inputs shaped (C, L) or (C, H, W) for 'cnn'", f"input {input_shape}")
+        blocks, in_ch, size = [], input_shape[0], min(input_shape[1:])
+        for layer in spec.layers:
+            size = (size - 1) // layer.stride + 1
+            pool = layer.pool != "none" and size >= 2
+            size = size // 2 if pool else size
+            blocks.append(ConvBlock(in_ch, layer, ndim, activation=spec.activation, batch_norm=spec.batch_norm,
+                                    residual=spec.residual, pool=pool))
+            in_ch = layer.channels
+        self.features = nn.Sequential(*blocks)
+        gap = [nn.AdaptiveAvgPool1d(1) if ndim == 1 else nn.AdaptiveAvgPool2d(1)] if spec.head == "gap" else []
+        self.pool = nn.Sequential(*gap, nn.Flatten())
+        with torch.no_grad():
+            n_features = self.pool(self.features(torch.zeros(2, *input_shape))).shape[1]
+        self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 else nn.Identity()
+        self.classifier = nn.Linear(n_features, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.pool(self.features(x))))
+
+
+@register_family("cnn")
+class CNNFamily(BaseFamily):
+    spec = CNNSpec
+    keys = {
+        "n_layers": Key(int, "integers >= 1", {"low": 2, "high": 5}, lambda v: v >= 1),
+        "channels": Key(int, "integers >= 1", [4, 8, 16, 24, 32], lambda v: v >= 1),
+        "kernel": Key(int, "odd integers >= 1", [3, 5, 7], lambda v: v >= 1 and v % 2 == 1),
+        "stride": Key(int, "integers >= 1", [1, 2], lambda v: v >= 1),
+        "dilation": Key(int, "integers >= 1", [1], lambda v: v >= 1),
+        "pool": Key(str, "'none', 'max' or 'avg'", ["none"], lambda v: v in ("none", "max", "avg")),
+        "activation": ACTIVATION_KEY,
+        "batch_norm": Key(bool, "true/false", [True]),
+        "residual": Key(bool, "true/false", [False, True]),
+        "head": Key(str, "'gap' or 'flatten'", ["gap", "flatten"], lambda v: v in ("gap", "flatten")),
+        "dropout": Key(float, "numbers in [0, 1)", 0.0, lambda v: 0 <= v < 1),
+    }
+
+    def sample(self, draw) -> CNNSpec:
+        n = draw("n_layers")
+        layers = tuple(
+            ConvLayer(channels=draw("channels", i), kernel=draw("kernel", i), stride=draw("stride", i),
+                      dilation=draw("dilation", i), pool=draw("pool", i))
+            for i in range(n)
+        )
+        return CNNSpec(layers=layers, activation=draw("activation"), batch_norm=draw("batch_norm"),
+                       residual=draw("residual"), head=draw("head"), dropout=draw("dropout"))
+
+    def build(self, spec: CNNSpec, input_shape, n_classes) -> nn.Module:
+        return ConvNet(spec, tuple(input_shape), n_classes)
+
+    def from_dict(self, d: dict) -> CNNSpec:
+        return CNNSpec(**{**d, "layers": tuple(ConvLayer(**layer) for layer in d["layers"])})

@@ -1,0 +1,108 @@
+"""Architecture families: the contract a family fulfils, and the registry the space reads.
+
+A family is one file (the built-in ones live in :mod:`slimnas.models`): its spec (a frozen,
+hashable dataclass), its config keys with defaults, how a trial samples a spec, and how a spec
+is built into an ``nn.Module``. The space knows families only through :data:`FAMILIES`.
+
+Every parameter is named ``<family>.<key>`` in the Optuna trial, per-layer ones
+``<family>.<key>_<i>``. With ``tie_layers`` (used by grid search) one value serves all layers.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import optuna
+
+from slimnas.registry import Registry
+from slimnas.spaces._params import Key, Param
+
+#: ``draw(key, i=None)``: the sampled value of a config key (per-layer keys take the layer index)
+Draw = Callable[..., Any]
+
+
+class BaseFamily(abc.ABC):
+    """One architecture family.
+
+    Call order: the space validates a config section against :attr:`keys`; for each trial it
+    calls :meth:`sample` with a ``draw`` function; the model builder calls :meth:`build`;
+    run folders store specs with :meth:`to_dict` and read them back with :meth:`from_dict`.
+
+    Example:
+        >>> @register_family("toy")  # doctest: +SKIP
+        ... class ToyFamily(BaseFamily):
+        ...     spec = ToySpec
+        ...     keys = {"width": Key(int, "integers >= 1", [8, 16], lambda v: v >= 1)}
+        ...     def sample(self, draw): return ToySpec(width=draw("width"))
+        ...     def build(self, spec, input_shape, n_classes): return make_toy(spec, input_shape, n_classes)
+    """
+
+    #: the family's name, set by :func:`register_family`
+    name: ClassVar[str] = ""
+    #: the frozen dataclass this family's candidates are
+    spec: ClassVar[type]
+    #: config keys of ``space.<family>``, with their defaults
+    keys: ClassVar[dict[str, Key]]
+
+    @abc.abstractmethod
+    def sample(self, draw: Draw) -> Any:
+        """A spec from drawn values, define-by-run (``draw("channels", i)`` per layer)."""
+
+    @abc.abstractmethod
+    def build(self, spec: Any, input_shape: tuple[int, ...], n_classes: int):
+        """The ``nn.Module`` a spec describes, for inputs of ``input_shape`` (no batch axis)."""
+
+    def to_dict(self, spec: Any) -> dict:
+        """``{"family": ..., **fields}``, JSON-ready (tuples as lists)."""
+        return {"family": self.name, **json.loads(json.dumps(dataclasses.asdict(spec)))}
+
+    def from_dict(self, d: dict) -> Any:
+        """Inverse of :meth:`to_dict` (without the ``family`` key); override for nested specs."""
+        return self.spec(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+FAMILIES: Registry[type[BaseFamily]] = Registry("space.family")
+
+
+def register_family(name: str):
+    """Class decorator: register a :class:`BaseFamily` subclass under ``name``."""
+
+    def decorator(cls: type[BaseFamily]) -> type[BaseFamily]:
+        cls.name = name
+        FAMILIES.register(name)(cls)
+        return cls
+
+    return decorator
+
+
+def get_family(name: str) -> BaseFamily:
+    return FAMILIES.get(name)()
+
+
+def list_families() -> list[str]:
+    return FAMILIES.names()
+
+
+def sample_arch(family: str, params: dict[str, Param], trial: optuna.Trial, *, tie_layers: bool = False):
+    """Ask ``trial`` for one architecture of ``family``, define-by-run."""
+
+    def draw(key: str, i: int | None = None):
+        name = f"{family}.{key}" if i is None or tie_layers else f"{family}.{key}_{i}"
+        return params[key].suggest(trial, name)
+
+    return get_family(family).sample(draw)
+
+
+def arch_to_dict(spec) -> dict:
+    """``{"family": ..., **fields}``, with tuples as lists (JSON-ready)."""
+    return get_family(spec.family).to_dict(spec)
+
+
+def arch_from_dict(d: dict):
+    """Inverse of :func:`arch_to_dict`."""
+    d = dict(d)
+    return get_family(d.pop("family")).from_dict(d)

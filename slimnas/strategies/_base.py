@@ -1,0 +1,107 @@
+"""The strategy contract and registry.
+
+Black-box strategies are Optuna samplers, with their state kept in the study's storage so a
+study resumes and runs with several workers. A strategy is a registered class
+(:func:`register_strategy`) that builds its sampler from a :class:`StrategyContext` and says
+what it can do: several objectives, spaces with per-layer genes (grid search cannot enumerate
+them), and the early stopping it implies (BOHB is TPE with Hyperband).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import optuna
+
+from slimnas.errors import ConfigError
+from slimnas.registry import Registry
+
+
+@dataclass(frozen=True)
+class StrategyContext:
+    """What a strategy may use to build its sampler. Budgets reach constrained samplers
+    through ``Trial.set_constraint``, recorded by the trial objective.
+
+    Attributes:
+        space: the search space (``None`` for a search over a fixed set of named parameters,
+            such as ``compress --auto``'s per-layer ratios).
+        seed: seeds the sampler; several workers on one study get different seeds.
+        n_objectives: 1 for a single objective.
+    """
+
+    space: Any
+    seed: int
+    n_objectives: int
+    n_startup_trials: int = 5
+    population_size: int = 20
+
+
+class BaseStrategy(abc.ABC):
+    """A search strategy.
+
+    Call order: the run checks the strategy's capabilities against the study
+    (:meth:`check`), then asks for the sampler once per process (:meth:`sampler`).
+
+    Example:
+        >>> @register_strategy("toy")  # doctest: +SKIP
+        ... class ToyStrategy(BaseStrategy):
+        ...     description = "random search with a fixed seed offset"
+        ...     def sampler(self, ctx): return optuna.samplers.RandomSampler(seed=ctx.seed + 7)
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    #: works with several objectives
+    multi_objective: ClassVar[bool] = True
+    #: needs a finite, enumerable space (no continuous or per-layer genes)
+    needs_grid: ClassVar[bool] = False
+    #: the early-stopping rule used when the config asks for none
+    default_early_stopping: ClassVar[str] = "none"
+
+    @abc.abstractmethod
+    def sampler(self, ctx: StrategyContext) -> optuna.samplers.BaseSampler:
+        """The Optuna sampler that proposes candidates."""
+
+    def check(self, ctx: StrategyContext, field: str = "strategy.name") -> None:
+        """Raise :class:`ConfigError` when the strategy cannot run this study."""
+        if ctx.n_objectives > 1 and not self.multi_objective:
+            others = [n for n in list_strategies() if STRATEGIES.get(n).multi_objective]
+            raise ConfigError(field, f"a single objective for {self.name!r} (use one of {others} for several)",
+                              self.name)
+        if self.needs_grid and ctx.space is None:
+            raise ConfigError(field, f"a strategy other than {self.name!r} here (it needs a finite space of choices)",
+                              self.name)
+
+
+STRATEGIES: Registry[type[BaseStrategy]] = Registry("strategy.name")
+
+
+def register_strategy(name: str) -> Callable[[type[BaseStrategy]], type[BaseStrategy]]:
+    """Class decorator: register a :class:`BaseStrategy` under ``name`` (``--strategy name``)."""
+
+    def decorator(cls: type[BaseStrategy]) -> type[BaseStrategy]:
+        cls.name = name
+        STRATEGIES.register(name)(cls)
+        return cls
+
+    return decorator
+
+
+def list_strategies() -> list[str]:
+    return STRATEGIES.names()
+
+
+def get_strategy(name: str, field: str = "strategy.name") -> BaseStrategy:
+    if name not in STRATEGIES:
+        raise ConfigError(field, f"one of {list_strategies()}", name)
+    return STRATEGIES.get(name)()
+
+
+def make_sampler(name: str, ctx: StrategyContext, field: str = "strategy.name") -> optuna.samplers.BaseSampler:
+    """The checked sampler of strategy ``name`` for ``ctx``."""
+    strategy = get_strategy(name, field)
+    strategy.check(ctx, field)
+    return strategy.sampler(ctx)

@@ -1,0 +1,97 @@
+"""A search's plan: its configuration resolved against every registry and checked, before
+anything is written, loaded or trained."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from slimnas.compress import CompressionSpace
+from slimnas.config import RunConfig, load_config
+from slimnas.errors import ConfigError
+from slimnas.measure import RUNTIMES, Budget, get_metric, parse_objectives
+from slimnas.spaces import SearchSpace
+from slimnas.strategies import StrategyContext, early_stopping_rule, get_strategy
+from slimnas.study._driver import StudySpec
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """Everything a search needs: the configuration, the search space, the objectives (metric
+    names), the budget and the early-stopping rule, all checked.
+
+    Example:
+        >>> plan = SearchPlan.from_config(load_config(dataset="digits", budget=["macs<=20k"]))
+        >>> plan.objectives, [str(b) for b in plan.budget]
+        (('accuracy', 'macs'), ['macs<=20000'])
+    """
+
+    config: RunConfig
+    space: SearchSpace
+    objectives: tuple[str, ...]
+    budget: tuple[Budget, ...]
+    early_stopping: str
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> SearchPlan:
+        """Resolve names (metrics, strategy, early stopping, runtime, families, compressors)
+        and check the space; raises :class:`ConfigError` naming the first wrong field."""
+        objectives = parse_objectives(list(config.objectives))
+        budget = tuple(Budget.parse(b, "budget") for b in config.budget)
+        if any(b.relative for b in budget):
+            raise ConfigError("budget", "absolute limits for a search (relative '%' budgets need an input model)",
+                              [str(b) for b in budget])
+        cost = get_metric(config.fitness.cost, "fitness.cost")
+        if cost.direction != "minimize" or cost.name == "fitness":
+            raise ConfigError("fitness.cost", "a cost metric such as macs, params, bytes or latency_ms", cost.name)
+        if config.measure.runtime not in RUNTIMES:
+            raise ConfigError("measure.runtime", f"one of {RUNTIMES.names()}", config.measure.runtime)
+        strategy = get_strategy(config.strategy.name)
+        rule = early_stopping_rule(config.strategy.early_stopping, config.strategy.name)
+        space = SearchSpace.from_config(config.space, config.training, compression=CompressionSpace.from_config)
+        strategy.check(StrategyContext(space=space, seed=config.seed, n_objectives=len(objectives)))
+        if strategy.needs_grid:
+            space.grid()  # a space grid search cannot enumerate is refused now, not after set-up
+        return cls(config=config, space=space, objectives=objectives, budget=budget, early_stopping=rule)
+
+    @classmethod
+    def load(cls, config: str | Path | RunConfig | None = None, /, **overrides: Any) -> SearchPlan:
+        """A plan from a YAML path (or ``None`` for the built-in default) and the CLI's overrides."""
+        if isinstance(config, RunConfig):
+            if overrides:
+                raise TypeError("pass overrides with a YAML path or None, not with a RunConfig")
+            return cls.from_config(config)
+        return cls.from_config(load_config(config, **overrides))
+
+    @property
+    def study_spec(self) -> StudySpec:
+        cfg = self.config
+        return StudySpec(name=cfg.study_name, storage=cfg.storage_url, objectives=self.objectives,
+                         strategy=cfg.strategy.name, early_stopping=self.early_stopping, seed=cfg.seed,
+                         max_epochs=self.watched_epochs, space=self.space,
+                         n_startup_trials=cfg.strategy.n_startup_trials, population_size=cfg.strategy.population_size)
+
+    @property
+    def watched_epochs(self) -> int:
+        """Length of the training that early stopping watches: the candidate's training, or with
+        compression genes the short ranking fine-tune (parents always train in full)."""
+        if self.space.compression is not None:
+            return max(1, self.space.compression.value("finetune_epochs"))
+        return self.config.epochs or self.space.max_epochs
+
+    @property
+    def measure_settings(self) -> dict[str, Any]:
+        """What metrics read from the run's settings (see :class:`slimnas.measure.MeasureContext`)."""
+        m, f = self.config.measure, self.config.fitness
+        return {"runtime": m.runtime, "latency_batch": m.latency_batch, "latency_repeats": m.latency_repeats,
+                "threads": m.threads, "fitness_cost": f.cost, "fitness_weight": f.weight}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved configuration (defaults filled in), as ``config.yaml`` stores it;
+        :meth:`load` reads it back into an equal plan."""
+        out = self.config.to_dict()
+        out["objectives"] = list(self.objectives)
+        out["budget"] = [str(b) for b in self.budget]
+        out["space"], out["training"] = self.space.to_config()
+        return out

@@ -1,0 +1,197 @@
+"""``slimnas.search``: from a dataset to a tested Pareto front, resumable."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from slimnas.config import RunConfig
+from slimnas.data import DataSplits, load_dataset
+from slimnas.errors import ConfigError
+from slimnas.export import onnx_accuracy
+from slimnas.study._artifacts import RunFolder, write_json
+from slimnas.study._driver import n_finished, open_study, run_study, torch_threads
+from slimnas.study._events import Listener
+from slimnas.study._joint import final_finetune
+from slimnas.study._objective import SearchObjective
+from slimnas.study._pareto import pareto_front
+from slimnas.study._plan import SearchPlan
+
+
+@dataclass
+class FrontMember:
+    """One model of the final front (or, when nothing meets the budget, one of the closest)."""
+
+    trial: int
+    candidate: dict
+    metrics: dict
+    path: Path
+
+    def to_dict(self) -> dict:
+        return {"trial": self.trial, **self.candidate, "metrics": self.metrics, "path": str(self.path)}
+
+
+@dataclass
+class SearchResult:
+    """What a search returns: the plan, the study, the tested front, and where it was written."""
+
+    plan: SearchPlan
+    study: optuna.Study
+    front: list[FrontMember]
+    closest: list[FrontMember] = field(default_factory=list)
+    run_dir: Path = Path(".")
+    interrupted: bool = False
+    failed_workers: list[int] = field(default_factory=list)
+
+    @property
+    def config(self) -> RunConfig:
+        return self.plan.config
+
+    @property
+    def pareto_path(self) -> Path:
+        return self.run_dir / "pareto.json"
+
+    @property
+    def feasible(self) -> bool:
+        return bool(self.front)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` (or ``cuda:<n>``) where a CUDA device is visible, or ``auto``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(name, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", name):
+        raise ConfigError("device", "'cpu', 'cuda', 'cuda:<n>' or 'auto'", name)
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError("device", "'cpu' or 'auto' (no CUDA device is visible)", name)
+        if ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
+            raise ConfigError("device", f"a CUDA device below {torch.cuda.device_count()}", name)
+    return torch.device(name)
+
+
+def load_splits(plan: SearchPlan) -> DataSplits:
+    d = plan.config.data
+    return load_dataset(d.dataset, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.seed,
+                        label_column=d.label_column)
+
+
+def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, listener: Listener | None = None,
+           **overrides: Any) -> SearchResult:
+    """Run (or resume) a search and return its tested Pareto front.
+
+    Args:
+        config: a YAML path, a :class:`RunConfig` or :class:`SearchPlan`, or ``None`` for the
+            built-in default (MNIST-1D, a small CNN/MLP space, TPE, accuracy and MACs, SQLite study).
+        listener: told about the run's progress (the command line renders it); nothing is printed
+            otherwise.
+        **overrides: the CLI's options: ``dataset``, ``strategy``, ``n_trials``, ``epochs``,
+            ``seed``, ``storage``, ``out``, ``name``, ``objectives``, ``budget``,
+            ``early_stopping``, ``timeout``, ``device``, ``workers``.
+
+    Example:
+        >>> result = slimnas.search(dataset="digits", n_trials=4, epochs=1)  # doctest: +SKIP
+        >>> [m.metrics["test_accuracy"] for m in result.front]  # doctest: +SKIP
+    """
+    plan = config if isinstance(config, SearchPlan) else SearchPlan.load(config, **overrides)
+    if isinstance(config, SearchPlan) and overrides:
+        raise TypeError("pass overrides with a YAML path or None, not with a SearchPlan")
+    cfg, listener = plan.config, listener or Listener()
+    device = resolve_device(cfg.device)
+    splits = load_splits(plan)
+    run = RunFolder(cfg.run_dir)
+    run.root.mkdir(parents=True, exist_ok=True)
+    with torch_threads(cfg.threads):
+        study = open_study(plan.study_spec)
+        run.write_config(plan.to_dict())
+        n_done = n_finished(study)
+        n_todo = max(0, cfg.n_trials - n_done)
+        listener.started({"kind": "search", "study": cfg.study_name, "data": splits.summary(), "n_done": n_done,
+                          "n_todo": n_todo, "n_total": cfg.n_trials, "strategy": cfg.strategy.name,
+                          "objectives": list(plan.objectives), "budget": [str(b) for b in plan.budget],
+                          "run_dir": str(run.root)})
+        workers = start_workers(plan, min(cfg.n_workers, n_todo))
+        interrupted = False
+        try:
+            interrupted = run_study(study, SearchObjective(plan, splits, run, device, listener), n_trials=cfg.n_trials,
+                                    timeout=cfg.timeout)
+        finally:
+            for p in workers:
+                p.join(timeout=30 if interrupted else None)
+        failed = [p.exitcode for p in workers if p.exitcode]
+        if failed:
+            listener.note(f"{len(failed)} worker process(es) failed (exit codes {failed})", level="warning")
+        if interrupted:
+            listener.note("interrupted: completed trials are kept; run the same command to resume", level="warning")
+        study = open_study(plan.study_spec)  # re-read: workers added trials
+        return finish(plan, study, run, splits, interrupted=interrupted, failed_workers=failed)
+
+
+def start_workers(plan: SearchPlan, n_workers: int) -> list:
+    """``n_workers - 1`` extra processes on the same study (this process is worker 0). Each has
+    its own sampler seed, so they don't propose the same candidates; the study's storage is
+    their only shared state, and ``n_trials`` caps their total."""
+    import multiprocessing as mp
+
+    if n_workers <= 1:
+        return []
+    ctx = mp.get_context("spawn")
+    raw = plan.to_dict()
+    procs = [ctx.Process(target=_worker, args=(raw, k), daemon=False) for k in range(1, n_workers)]
+    for p in procs:
+        p.start()
+    return procs
+
+
+def _worker(raw: dict, k: int) -> None:
+    from slimnas.config import parse_config
+    from slimnas.registry import load_plugins
+
+    load_plugins()  # a spawned process starts with the built-ins only
+    plan = SearchPlan.from_config(parse_config({**raw, "seed": raw["seed"] + k, "n_workers": 1}))
+    cfg = plan.config
+    with torch_threads(cfg.threads):
+        splits = load_splits(plan)
+        study = open_study(plan.study_spec)
+        objective = SearchObjective(plan, splits, RunFolder(cfg.run_dir), resolve_device(cfg.device))
+        run_study(study, objective, n_trials=cfg.n_trials, timeout=cfg.timeout)  # Ctrl-C: the main process reports it
+
+
+def finish(plan: SearchPlan, study: optuna.Study, run: RunFolder, splits: DataSplits, *,
+           interrupted: bool = False, failed_workers: list[int] | None = None) -> SearchResult:
+    """Evaluate the front on the test set (once per model; cached in its metrics.json) and write
+    ``pareto.json``."""
+    cfg = plan.config
+    front_trials, closest_trials = pareto_front(study.get_trials(deepcopy=False), plan.objectives, plan.budget)
+
+    def member(t) -> FrontMember:
+        metrics = dict(t.user_attrs["metrics"])
+        stored = run.read_metrics(t.number)
+        if "policy" in t.user_attrs and "final" not in stored:
+            stored = final_finetune(plan, run, t, splits)
+        if "test_accuracy" not in stored:  # the test set is touched once, on the deployable file
+            stored["test_accuracy"] = onnx_accuracy(run.onnx_path(t.number), splits.x_test, splits.y_test)
+            run.write_metrics(t.number, stored)
+        metrics.update({k: v for k, v in stored.items() if k != "state"})
+        return FrontMember(t.number, t.user_attrs["candidate"], metrics, run.trial_dir(t.number))
+
+    front = [member(t) for t in front_trials]
+    closest = [member(t) for t in closest_trials]
+    doc = {
+        "study": cfg.study_name,
+        "objectives": list(plan.objectives),
+        "budget": [str(b) for b in plan.budget],
+        "feasible": bool(front),
+        "n_trials": n_finished(study),
+        "front": [m.to_dict() for m in front],
+    }
+    if not front:
+        doc["closest"] = [m.to_dict() for m in closest]
+    write_json(run.pareto_path, doc)
+    return SearchResult(plan=plan, study=study, front=front, closest=closest, run_dir=run.root,
+                        interrupted=interrupted, failed_workers=list(failed_workers or []))

@@ -1,0 +1,26 @@
+"""Conformance checks every registry entry passes, run from the registries themselves (as
+``optuna.testing`` and scikit-learn's ``check_estimator``): a new strategy, compressor, metric or
+data format is tested by this code, without tests of its own.
+
+Example:
+    >>> from slimnas.testing import check_compressor
+    >>> check_compressor("prune")  # doctest: +SKIP
+    {'residual_cnn': 'reference', 'mlp': 'reference', 'gru': 'reference', 'paper_cnn': 'reference'}
+"""
+
+from slimnas.testing._compressors import check_compressor
+from slimnas.testing._fixtures import SHAPE, TINY_MODELS, tiny_data
+from slimnas.testing._formats import check_data_format
+from slimnas.testing._metrics import check_metric
+from slimnas.testing._strategies import SyntheticObjective, check_strategy
+
+__all__ = [
+    "SHAPE",
+    "TINY_MODELS",
+    "SyntheticObjective",
+    "check_compressor",
+    "check_data_format",
+    "check_metric",
+    "check_strategy",
+    "tiny_data",
+]

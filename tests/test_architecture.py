@@ -1,0 +1,76 @@
+"""The layout's import rule: subpackages import only the layers below them, and only through
+their ``__init__`` (as Optuna's are used). Every import statement counts, lazy ones too."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent / "slimnas"
+#: lowest first; a subpackage may import the ones listed before it (and errors/registry)
+LAYERS = ["config", "spaces", "models", "data", "training", "export", "measure", "compress", "strategies",
+          "study", "report", "cli", "testing"]
+SHARED = {"errors", "registry"}  # used by every layer
+
+
+def imports(path: Path) -> list[tuple[int, str]]:
+    """``(line, module)`` of every absolute import of ``slimnas`` in a file, however deep."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "slimnas":  # from slimnas import compress
+                out += [(node.lineno, f"slimnas.{a.name}") for a in node.names]
+            elif node.module.startswith("slimnas."):
+                out.append((node.lineno, node.module))
+        elif isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names if a.name.startswith("slimnas")]
+    return out
+
+
+def violations(root: Path = ROOT) -> list[str]:
+    problems = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        if len(parts) < 2 or parts[0] not in LAYERS:
+            continue  # the package root (slimnas/__init__.py, __main__.py) sits above every layer
+        here = parts[0]
+        for line, module in imports(path):
+            target = module.split(".")
+            if len(target) < 2 or target[1] in SHARED or target[1] == here:
+                continue
+            other = target[1]
+            if other not in LAYERS:
+                continue  # a name of the package root (from slimnas import search)
+            where = f"{path.relative_to(root.parent)}:{line}"
+            if LAYERS.index(other) > LAYERS.index(here):
+                problems.append(f"{where}: {here} imports {module} (a layer above it)")
+            elif len(target) > 2 and target[2].startswith("_"):
+                problems.append(f"{where}: {here} imports {module} (private; use slimnas.{other})")
+    return problems
+
+
+def test_layers_are_the_subpackages():
+    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
+    assert packages == set(LAYERS), "every subpackage has a place in LAYERS"
+
+
+def test_imports_run_one_way_through_each_subpackages_init():
+    assert violations() == []
+
+
+def test_a_reversed_or_private_import_is_caught(tmp_path):
+    for layer in ("spaces", "compress"):
+        (tmp_path / layer).mkdir()
+        (tmp_path / layer / "__init__.py").write_text("")
+    (tmp_path / "spaces" / "_bad.py").write_text("def f():\n    from slimnas.compress import CompressionPolicy\n")
+    (tmp_path / "compress" / "_worse.py").write_text("from slimnas.spaces._space import SearchSpace\n")
+    found = violations(tmp_path)
+    assert len(found) == 2
+    assert "spaces imports slimnas.compress (a layer above it)" in found[1]
+    assert "private; use slimnas.spaces" in found[0]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    pytest.main([__file__])

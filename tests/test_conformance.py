@@ -1,0 +1,128 @@
+"""Every registered strategy, compressor, metric and data format (built-in or plug-in) passes
+the conformance suite of :mod:`slimnas.testing`; entries that break the contract fail it."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+import torch
+
+from slimnas.compress import COMPRESSORS, BaseCompressor, list_compressors
+from slimnas.data import FORMATS
+from slimnas.measure import METRICS, BaseMetric, list_metrics
+from slimnas.strategies import STRATEGIES, BaseStrategy, list_strategies
+from slimnas.testing import check_compressor, check_data_format, check_metric, check_strategy
+
+
+@pytest.mark.parametrize("name", list_strategies())
+def test_strategy_conformance(name, tmp_path):
+    report = check_strategy(name, tmp_path)
+    expected = "works" if STRATEGIES.get(name).multi_objective else "refused"
+    assert report["multi_objective"] == expected
+
+
+@pytest.mark.parametrize("name", list_compressors())
+def test_compressor_conformance(name):
+    checked = check_compressor(name)
+    assert set(checked) == {"residual_cnn", "mlp", "gru", "paper_cnn"}
+
+
+@pytest.mark.parametrize("name", list_metrics())
+def test_metric_conformance(name):
+    assert math.isfinite(check_metric(name)["value"])
+
+
+@pytest.mark.parametrize("name", FORMATS.names())
+def test_data_format_conformance(name):
+    assert {"empty", "not of the format", "truncated"} <= set(check_data_format(name)["refused"])
+
+
+@pytest.fixture
+def registered():
+    """Register entries for one test and remove them after (the registries stay as they were)."""
+    added = []
+
+    def add(registry, name, cls):
+        registry.register(name)(cls)
+        cls.name = name
+        added.append((registry, name))
+        return cls
+
+    yield add
+    for registry, name in added:
+        registry.unregister(name)
+
+
+def test_a_strategy_that_ignores_its_seed_fails(registered, tmp_path):
+    class Unseeded(BaseStrategy):
+        def sampler(self, ctx):
+            return optuna.samplers.RandomSampler()  # a fresh random seed every time
+
+    registered(STRATEGIES, "unseeded", Unseeded)
+    with pytest.raises(AssertionError, match="same seed proposed different candidates"):
+        check_strategy("unseeded", tmp_path)
+
+
+def test_a_compressor_that_breaks_its_reference_fails(registered):
+    class OffByOne(BaseCompressor):
+        conformance_options = {}
+
+        def __init__(self) -> None:
+            pass
+
+        def _fit(self, model, data, teacher, input_shape):
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.add_(1e-2)
+            return model
+
+        def reference_model(self, original):
+            return original  # claims to leave the model as it was
+
+    registered(COMPRESSORS, "off-by-one", OffByOne)
+    with pytest.raises(AssertionError, match="differs from its reference"):
+        check_compressor("off-by-one")
+
+
+def test_a_compressor_that_changes_the_callers_model_fails(registered):
+    class InPlace(BaseCompressor):
+        def __init__(self) -> None:
+            pass
+
+        def fit(self, model, data=None, *, teacher=None, input_shape=None):
+            if not isinstance(model, torch.nn.Module):
+                return super().fit(model, data, teacher=teacher, input_shape=input_shape)
+            with torch.no_grad():
+                next(model.parameters()).zero_()
+            self.model_ = model
+            return self
+
+        def _fit(self, model, data, teacher, input_shape):  # pragma: no cover - fit is overridden
+            return model
+
+    registered(COMPRESSORS, "in-place", InPlace)
+    with pytest.raises(AssertionError, match="changed the caller's"):
+        check_compressor("in-place")
+
+
+def test_a_metric_that_measures_nan_or_crashes_on_an_empty_context_fails(registered):
+    class NotANumber(BaseMetric):
+        def measure(self, ctx):
+            return float("nan")
+
+    class Fragile(BaseMetric):
+        def measure(self, ctx):
+            if ctx.model is None:
+                raise RuntimeError("no model")
+            return 1.0
+
+    registered(METRICS, "nan_metric", NotANumber)
+    NotANumber.key = "nan_metric"
+    with pytest.raises(AssertionError, match="measured nan"):
+        check_metric("nan_metric")
+    registered(METRICS, "fragile_metric", Fragile)
+    Fragile.key = "fragile_metric"
+    with pytest.raises(RuntimeError):  # not the one clear ConfigError the contract asks for
+        check_metric("fragile_metric")
