@@ -22,3 +22,12 @@ class ConfigError(SlimnasError, ValueError):
         if got is not None:
             msg += f", got {got!r}"
         super().__init__(msg)
+
+
+class TrainingDiverged(SlimnasError):
+    """The training loss became NaN or infinite (a learning rate too high, or bad data)."""
+
+    def __init__(self, epoch: int, loss: float) -> None:
+        self.epoch, self.loss = epoch, loss
+        super().__init__(f"training diverged: the loss became {loss} at epoch {epoch} "
+                         "(a lower learning rate usually helps)")

@@ -24,6 +24,7 @@ __all__ = ["ConsoleListener", "build_app", "build_cli", "load_plugins", "main"]
 
 def build_app() -> typer.Typer:
     app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                      rich_markup_mode=None,  # plain help: defaults shown, flags without a <bool> metavar
                       help="slimnas: architecture search and model compression under a deployment budget.")
 
     @app.callback()

@@ -16,6 +16,8 @@ import yaml
 
 from slimnas.cli._progress import ConsoleListener
 from slimnas.compress import (
+    MAX_EPOCHS,
+    PATIENCE,
     CompressionPolicy,
     PolicyStep,
     compress,
@@ -24,7 +26,7 @@ from slimnas.compress import (
 )
 from slimnas.data import load_dataset
 from slimnas.errors import ConfigError
-from slimnas.models import import_model
+from slimnas.models import check_outputs, import_model
 from slimnas.report import explanation_table, make_console
 from slimnas.study import auto_compress, resolve_device
 
@@ -138,21 +140,22 @@ def compress_command(
     model: Annotated[str, typer.Option(help="path/to/file.py:callable or package.module:callable returning an nn.Module")],
     weights: Annotated[Path | None, typer.Option(help="state dict (torch.save) of the trained model")] = None,
     dataset: Annotated[str, typer.Option(help="registered dataset name or a data file")] = "mnist1d",
+    label_column: Annotated[str, typer.Option("--label-column", help="label column of a .csv data file")] = "label",
     prune: Annotated[float | None, typer.Option(help="share of channels structured pruning removes from every layer, in [0, 1)")] = None,
     importance: Annotated[str | None, typer.Option(help="pruning criterion (l1, l2, taylor, bn_scale, random); with --auto, comma-separated candidates [default: l1 (--auto: l1,taylor)]")] = None,
     lowrank: Annotated[float | None, typer.Option(help="kept-rank ratio of low-rank factorisation, in (0, 1]")] = None,
     cluster: Annotated[int | None, typer.Option(help="k-means clusters per layer (weight sharing)")] = None,
     quantize: Annotated[str | None, typer.Option(help="none | int8 (static QDQ, with quantization-aware fine-tuning when it loses accuracy) | int8-dynamic | fp16")] = None,
-    step: Annotated[list[str] | None, typer.Option(help="any registered compressor as NAME[:key=value,...], repeatable")] = None,
+    step: Annotated[list[str] | None, typer.Option(metavar="NAME[:K=V,...]", help="any registered compressor as NAME[:key=value,...], repeatable")] = None,
     distill: Annotated[bool | None, typer.Option("--distill/--no-distill", help="distil from the original model while retraining [default: off; --auto: on]")] = None,
     temperature: Annotated[float, typer.Option(help="distillation temperature")] = 4.0,
-    epochs: Annotated[int, typer.Option(help="retraining epochs after each step (--auto: of the short fine-tune that ranks policies)")] = 2,
+    epochs: Annotated[int | None, typer.Option(help=f"retraining epochs after each step [default: until validation accuracy stops improving for {PATIENCE} epochs, at most {MAX_EPOCHS}]; with --auto, of the short fine-tune that ranks policies [default: 2]")] = None,
     train_epochs: Annotated[int | None, typer.Option(help=f"without --weights: epochs to train the model first [default: {TRAIN_EPOCHS}]")] = None,
     seed: Annotated[int, typer.Option(help="seeds the model's initialisation, training and the search")] = 0,
     out: Annotated[Path, typer.Option(help="output folder for report.json, model.onnx and compressed/")] = Path("runs/compress"),
     device: Annotated[str, typer.Option(help="training device: cpu, cuda or auto")] = "cpu",
     auto: Annotated[bool, typer.Option("--auto", help="search per-layer pruning ratios and precisions under --budget")] = False,
-    budget: Annotated[list[str] | None, typer.Option(help="--auto, repeatable: 'macs<=50%' (of the input model), 'bytes<=8KB'")] = None,
+    budget: Annotated[list[str] | None, typer.Option(metavar="BUDGET", help="--auto, repeatable: 'macs<=50%' (of the input model), 'bytes<=8KB'")] = None,
     n_trials: Annotated[int | None, typer.Option("--n-trials", help="--auto: policies to try [default: 60]")] = None,
     strategy: Annotated[str | None, typer.Option(help="--auto: search strategy [default: tpe]")] = None,
     final_epochs: Annotated[int | None, typer.Option(help="--auto: fine-tune of the chosen policy [default: 10]")] = None,
@@ -169,10 +172,11 @@ def compress_command(
     if auto:
         from slimnas.study import AutoSettings
 
-        settings = dict(budget=tuple(budget or ()), seed=seed, device=device, finetune_epochs=epochs,
+        settings = dict(budget=tuple(budget or ()), seed=seed, device=device,
                         distill=True if distill is None else distill, temperature=temperature,
                         **{k: v for k, v in dict(n_trials=n_trials, strategy=strategy, final_epochs=final_epochs,
-                                                 early_stopping=early_stopping).items() if v is not None})
+                                                 early_stopping=early_stopping, finetune_epochs=epochs).items()
+                           if v is not None})
         if precision is not None:
             settings["precisions"] = tuple(p.strip() for p in precision.split(","))
         if importance is not None:
@@ -183,14 +187,10 @@ def compress_command(
         policy = policy_from_options(prune=prune, importance=importance, lowrank=lowrank, cluster=cluster,
                                      quantize=quantize, steps=step, distill=distill, temperature=temperature)
     console = make_console()
+    data = load_dataset(dataset, label_column=label_column)
     torch.manual_seed(seed)
     net, _ = import_model(model, weights)
-    data = load_dataset(dataset)
-    try:
-        with torch.no_grad():
-            net(data.x_val[:2])
-    except Exception as e:  # noqa: BLE001 - the user's model does not take this data
-        raise ConfigError("--model", f"a model taking inputs shaped {data.input_shape}", f"{type(e).__name__}: {e}") from None
+    check_outputs(net, data.input_shape, data.n_classes)
     if weights is None:
         n = TRAIN_EPOCHS if train_epochs is None else train_epochs
         console.print(f"no --weights: training the model from scratch on {dataset} for {n} epochs first")
@@ -206,4 +206,6 @@ def compress_command(
         return
     result = compress(net, data, policy, epochs=epochs, seed=seed, out=out, device=device)
     console.print(render_table(result.before, result.after))
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     console.print(f"wrote {out / 'report.json'}, {out / 'model.onnx'} and {out / 'compressed'}/")

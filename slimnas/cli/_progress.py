@@ -51,8 +51,12 @@ class ConsoleListener(Listener):
 
     def trial_finished(self, number, state, metrics, seconds):
         self.progress.advance(self.trials)
-        parts = [f"trial {number:>3} {state:<8}"]
-        if metrics.get("val_accuracy") is not None:
+        parts = [f"trial {number:>3} {state:<11}"]
+        if state == "failed":
+            self.console.print(f"trial {number:>3} [red]failed[/]     {metrics.get('reason', '')}  {seconds:.1f}s",
+                               highlight=False)
+            return
+        if metrics.get("val_accuracy") is not None and state != "skipped":  # a skipped model was not trained
             parts.append(f"val_acc {metrics['val_accuracy']:.3f}")
         for key in ("params", "macs", "bytes"):
             if key in metrics:

@@ -25,9 +25,11 @@ def search_command(
     out: Annotated[str | None, typer.Option(help="Run folder (default runs/<study-name>).")] = None,
     name: Annotated[str | None, typer.Option(help="Study name.")] = None,
     objectives: Annotated[str | None, typer.Option(help="Comma-separated metrics.")] = None,
-    budget: Annotated[list[str] | None, typer.Option(help="Hard constraint, repeatable: 'macs<=20000', 'bytes<=8KB'.")] = None,
+    budget: Annotated[list[str] | None, typer.Option(metavar="BUDGET", help="Hard constraint, repeatable: 'macs<=20000', 'bytes<=8KB'.")] = None,
     early_stopping: Annotated[str | None, typer.Option("--early-stopping", help="Stop weak trials early.")] = None,
     timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
+    trial_timeout: Annotated[float | None, typer.Option("--trial-timeout", help="Fail a trial that takes longer than this many seconds (the search goes on).")] = None,
+    label_column: Annotated[str | None, typer.Option("--label-column", help="Label column of a .csv data file [default: label].")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda or auto.")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes on the same study.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No live progress display.")] = False,
@@ -39,10 +41,13 @@ def search_command(
             config, listener=listener, dataset=dataset, strategy=strategy, n_trials=n_trials, epochs=epochs,
             seed=seed, storage=storage, out=out, name=name, objectives=objectives, budget=budget,
             early_stopping=early_stopping, timeout=timeout, device=device, workers=workers,
+            trial_timeout=trial_timeout, label_column=label_column,
         )
     print_front(result, console)
     if result.interrupted:
         raise typer.Exit(130)
+    if not result.front and not result.closest and result.failed:
+        raise typer.Exit(1)  # every trial failed: nothing to show
 
 
 def registry_help() -> dict[str, str]:

@@ -33,6 +33,7 @@ from slimnas.compress._apply import (
 )
 from slimnas.compress._base import (
     COMPRESSORS,
+    WEIGHTED,
     BaseCompressor,
     Gene,
     Pipeline,
@@ -46,7 +47,14 @@ from slimnas.compress._cluster import (
     pack_indices,
     unpack_indices,
 )
-from slimnas.compress._compress import CompressResult, compress, train_from_scratch
+from slimnas.compress._compress import (
+    MAX_DROP,
+    MAX_EPOCHS,
+    PATIENCE,
+    CompressResult,
+    compress,
+    train_from_scratch,
+)
 from slimnas.compress._distill import FINETUNE_SPEC, DistillationLoss, FineTuner, Retrain
 from slimnas.compress._lowrank import (
     LowRankFactorizer,
@@ -82,7 +90,11 @@ from slimnas.compress._unstructured import (
 __all__ = [
     "COMPRESSORS",
     "FINETUNE_SPEC",
+    "WEIGHTED",
     "IMPORTANCES",
+    "MAX_DROP",
+    "MAX_EPOCHS",
+    "PATIENCE",
     "BaseCompressor",
     "CompressResult",
     "CompressedModel",

@@ -39,16 +39,21 @@ class CompressedModel:
     policy: CompressionPolicy
     report: dict = field(default_factory=dict)
     storage_bytes: int | None = None  # bytes of a compressed encoding (clustering), when one ran
+    #: step -> {layer: why} for what a step was asked to change and left alone
+    not_done: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: steps that changed nothing at all
+    did_nothing: list[str] = field(default_factory=list)
 
 
 def make_retrain(policy: CompressionPolicy, *, epochs: int, train: TrainSpec | None = None, seed: int = 0,
-                 device: str = "cpu", callbacks: Sequence[Callback] = ()) -> Retrain:
-    """The retraining every weight-changing step of ``policy`` gets."""
+                 device: str = "cpu", callbacks: Sequence[Callback] = (), patience: int | None = None) -> Retrain:
+    """The retraining every weight-changing step of ``policy`` gets (with ``patience``,
+    ``epochs`` is a cap: see :class:`Retrain`)."""
     train = train or FINETUNE_SPEC
     if policy.finetune_lr > 0:
         train = dataclasses.replace(train, lr=policy.finetune_lr)
     return Retrain(epochs=epochs, train=train, distill=policy.distill, temperature=policy.temperature,
-                   alpha=policy.alpha, seed=seed, device=device, callbacks=tuple(callbacks))
+                   alpha=policy.alpha, seed=seed, device=device, callbacks=tuple(callbacks), patience=patience)
 
 
 def apply_policy(
@@ -62,10 +67,12 @@ def apply_policy(
     seed: int = 0,
     device: str = "cpu",
     callbacks: Sequence[Callback] = (),
+    patience: int | None = None,
 ) -> CompressedModel:
     """Compress a copy of ``model`` as ``policy`` says, step by step, and write its ONNX file.
 
-    ``epochs`` is the retraining length after each step that changes weights (0 for none);
+    ``epochs`` is the retraining length after each step that changes weights (0 for none; with
+    ``patience``, a cap: each step retrains until validation accuracy stops improving);
     ``teacher`` (for distillation) defaults to ``model``; ``callbacks`` run after every
     retraining epoch (a callback that raises, such as a search's early stopping, ends it). A
     policy without a file-writing step (quantization) is exported at fp32.
@@ -79,8 +86,10 @@ def apply_policy(
         12
     """
     teacher = model if teacher is None else teacher
-    retrain = make_retrain(policy, epochs=epochs, train=train, seed=seed, device=device, callbacks=callbacks)
+    retrain = make_retrain(policy, epochs=epochs, train=train, seed=seed, device=device, callbacks=callbacks,
+                           patience=patience)
     current, report, storage, onnx = copy.deepcopy(model).cpu().eval(), {}, None, None
+    not_done, did_nothing = {}, []
     for step in policy.steps:
         compressor = step.build(retrain)
         if compressor.is_noop():
@@ -90,9 +99,13 @@ def apply_policy(
         storage = compressor.storage_bytes_ if compressor.storage_bytes_ is not None else storage
         if compressor.writes_file:
             onnx = compressor.onnx_
+        if compressor.not_done():
+            not_done[step.compressor] = compressor.not_done()
+        if compressor.did_nothing():
+            did_nothing.append(step.compressor)
     if onnx is None:
         onnx = quantize_model(current, data.input_shape, mode="fp32", calibration=data.x_train[:N_CALIBRATION])
-    return CompressedModel(current, onnx, data.input_shape, policy, report, storage)
+    return CompressedModel(current, onnx, data.input_shape, policy, report, storage, not_done, did_nothing)
 
 
 def retrain_steps(policy: CompressionPolicy) -> int:

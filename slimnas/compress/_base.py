@@ -27,6 +27,9 @@ from slimnas.errors import ConfigError
 from slimnas.registry import Registry
 from slimnas.spaces import Key
 
+#: layers quantization, low rank and clustering act on (recurrent layers are pruned, not these)
+WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
 
 @dataclass(frozen=True)
 class Gene:
@@ -34,8 +37,10 @@ class Gene:
 
     Args:
         key: the config key: its type, what it accepts and its default.
-        layers: ``"prunable"`` (every layer but the output layer) or ``"all"`` for a per-layer gene
-            (named ``comp.<name>_<i>`` by layer position), ``None`` for one value.
+        layers: for a per-layer gene (named ``comp.<name>_<i>`` by layer position):
+            ``"prunable"`` (every layer but the output layer), ``"weighted"`` (the Linear and
+            convolution layers: what quantization and low rank act on) or ``"all"``; ``None``
+            for one value.
         tied_by: a boolean config key; when it is false, one value serves every layer.
     """
 
@@ -159,6 +164,16 @@ class BaseCompressor(abc.ABC):
 
     def is_noop(self) -> bool:
         """Whether this step would leave the model as it is (a policy skips it)."""
+        return False
+
+    def not_done(self) -> dict[str, str]:
+        """After :meth:`fit`: the layers this step was asked to change and left as they were,
+        each with why (reports and the command line say so)."""
+        return {}
+
+    def did_nothing(self) -> bool:
+        """After :meth:`fit`: whether the step changed nothing at all (a request that does
+        nothing fails instead of passing in silence)."""
         return False
 
     def layer_values(self, layers: Sequence[str]) -> dict[str, Any]:

@@ -17,12 +17,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from slimnas.compress._base import BaseCompressor, Gene, register_compressor
+from slimnas.compress._base import WEIGHTED, BaseCompressor, Gene, register_compressor
 from slimnas.compress._distill import Retrain
 from slimnas.errors import ConfigError
 from slimnas.spaces import Key
-
-WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def kmeans_1d(values: np.ndarray, k: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -141,15 +139,17 @@ class WeightClusterer(BaseCompressor):
             codebook, idx = kmeans_1d(modules[name].weight.detach().cpu().numpy(), self.n_clusters, seed=seed)
             parametrize.register_parametrization(modules[name], "weight", _Shared(codebook, idx))
             self.indices_[name] = idx
+        history = None
         try:
-            (self.retrain or Retrain()).run(model, data, teacher)
+            history = (self.retrain or Retrain()).run(model, data, teacher)
         finally:
             for name in names:
                 self.codebooks_[name] = modules[name].parametrizations.weight[0].codebook.detach().numpy().copy()
                 parametrize.remove_parametrizations(modules[name], "weight", leave_parametrized=True)
         self.encoded_bytes_ = self.storage_bytes_ = clustered_bytes(model, self.codebooks_, self.indices_)
         self.report_ = {"n_clusters": self.n_clusters, "encoded_bytes": self.encoded_bytes_,
-                        "dense_bytes": self.dense_bytes_, "layers": names}
+                        "dense_bytes": self.dense_bytes_, "layers": names,
+                        "epochs_run": len(history.epochs) if history else 0}
         return model.eval()
 
 

@@ -18,13 +18,19 @@ from slimnas.compress._quantize import FP32_TOLERANCE, quantize_model
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.export import load_compressed, max_abs_diff, predict, save_compressed
+from slimnas.models import check_outputs
 from slimnas.spaces import TrainSpec
 from slimnas.training import fit
+
+MAX_EPOCHS = 30  # cap of a fine-tune that runs until validation accuracy stops improving
+PATIENCE = 3  # epochs without a better validation accuracy that end such a fine-tune
+MAX_DROP = 0.02  # validation accuracy a compression may lose before the result says so
 
 
 @dataclass
 class CompressResult:
-    """What :func:`compress` returns: before/after metrics, the compressed model and its files."""
+    """What :func:`compress` returns: before/after metrics, the compressed model and its files,
+    and what the user should know (``warnings``: steps that left layers alone, accuracy lost)."""
 
     before: dict
     after: dict
@@ -34,9 +40,12 @@ class CompressResult:
     steps: dict = field(default_factory=dict)
     checks: dict = field(default_factory=dict)
     out: Path | None = None
+    policy: CompressionPolicy = field(default_factory=CompressionPolicy)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"before": self.before, "after": self.after, "steps": self.steps, "checks": self.checks}
+        return {"before": self.before, "after": self.after, "policy": self.policy.to_dict(), "steps": self.steps,
+                "checks": self.checks, "warnings": self.warnings}
 
 
 def compress(
@@ -44,7 +53,10 @@ def compress(
     data: DataSplits,
     policy: CompressionPolicy,
     *,
-    epochs: int = 2,
+    epochs: int | None = None,
+    max_epochs: int = MAX_EPOCHS,
+    patience: int = PATIENCE,
+    max_drop: float = MAX_DROP,
     seed: int = 0,
     out: str | Path | None = None,
     device: str = "cpu",
@@ -53,10 +65,16 @@ def compress(
 ) -> CompressResult:
     """Compress ``model`` (trained) as ``policy`` says and measure the artifact before and after.
 
-    Each step that changes weights retrains ``epochs`` epochs (distilling from ``model`` when the
-    policy says so). With ``out``, writes ``report.json`` (``{"before", "after", ...}``),
-    ``model.onnx`` and ``compressed/`` (state dict + structure), each checked against the eager
-    model. The caller's model is left as it was.
+    Each step that changes weights retrains (distilling from ``model`` when the policy says so):
+    ``epochs`` epochs, or by default until validation accuracy has not improved for ``patience``
+    epochs (at most ``max_epochs``), keeping the best epoch. With ``out``, writes
+    ``report.json`` (``{"before", "after", "policy", ...}``), ``model.onnx`` and ``compressed/``
+    (state dict + structure), each checked against the eager model. The caller's model is left
+    as it was.
+
+    Raises:
+        SlimnasError: a step changed nothing at all (nothing in the model it can act on), or
+            the model does not output one row of class scores per sample.
 
     Example:
         >>> from slimnas.data import load_dataset
@@ -66,20 +84,32 @@ def compress(
         >>> res.after["macs"] < res.before["macs"]
         True
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0):
         raise ConfigError("--epochs", "an integer >= 0", epochs)
+    check_outputs(model, data.input_shape, data.n_classes)
     torch.manual_seed(seed)
     model = copy.deepcopy(model).cpu().eval()
     shape = data.input_shape
-    art = apply_policy(model, policy, data, teacher=model, epochs=epochs, seed=seed, device=device, train=train)
+    art = apply_policy(model, policy, data, teacher=model, epochs=max_epochs if epochs is None else epochs,
+                       patience=patience if epochs is None else None, seed=seed, device=device, train=train)
+    if art.did_nothing:
+        why = "; ".join(f"{layer}: {reason}" for step in art.did_nothing for layer, reason in art.not_done.get(step, {}).items())
+        raise SlimnasError(f"{', '.join(art.did_nothing)}: changed nothing in this model" + (f" ({why})" if why else ""))
     compressed = art.model.cpu().eval()
     before_art = CompressedModel(model, quantize_model(model, shape, mode="fp32"), shape, CompressionPolicy())
     before = measure_artifact(before_art, data, repeats=latency_repeats)
     after = measure_artifact(art, data, repeats=latency_repeats)
     writer = next((s.build() for s in policy.steps if COMPRESSORS.get(s.compressor).writes_file), None)
     tolerance = writer.export_tolerance() if writer is not None else FP32_TOLERANCE
+    warnings = [f"{step} left {layer} as it was: {reason}" for step, layers in art.not_done.items()
+                for layer, reason in layers.items()]
+    drop = before["val_accuracy"] - after["val_accuracy"]
+    if drop > max_drop:
+        warnings.append(f"the compressed model lost {100 * drop:.1f} points of validation accuracy (more than "
+                        f"{100 * max_drop:g}); fine-tune longer (--epochs), distil (--distill) or compress less")
     result = CompressResult(before, after, compressed, art.onnx, shape, steps=art.report,
-                            checks=_check_exports(compressed, art.onnx, data, tolerance))
+                            checks=_check_exports(compressed, art.onnx, data, tolerance), policy=policy,
+                            warnings=warnings)
     if out is not None:
         result.out = write_outputs(result, model, Path(out))
     return result

@@ -20,7 +20,7 @@ from slimnas.compress._base import BaseCompressor
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError
 from slimnas.spaces import TrainSpec
-from slimnas.training import Callback, History, cross_entropy, fit
+from slimnas.training import Callback, History, PlateauStop, cross_entropy, fit
 
 #: the fine-tuning recipe used when none is given: a gentle learning rate, cosine decay
 FINETUNE_SPEC = TrainSpec(optimizer="adam", lr=3e-3, batch_size=128, epochs=1, schedule="cosine")
@@ -83,10 +83,15 @@ class Retrain:
     device: str = "cpu"
     #: called after every retraining epoch, in every step (a search's early stopping)
     callbacks: tuple[Callback, ...] = field(default=(), compare=False, repr=False)
+    #: with a number, ``epochs`` is a cap: each step retrains until validation accuracy has not
+    #: improved for this many epochs, and keeps its best epoch's weights
+    patience: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 0:
             raise ConfigError("retrain.epochs", "an integer >= 0", self.epochs)
+        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
+            raise ConfigError("retrain.patience", "an integer >= 1 (or none)", self.patience)
 
     def loss_fn(self, teacher: nn.Module | None):
         if self.distill and teacher is not None:
@@ -108,9 +113,12 @@ class Retrain:
             return None
         if data is None:
             raise ConfigError("retrain", "dataset splits to retrain on (or epochs=0)")
+        plateau = [PlateauStop(model, self.patience)] if self.patience else []
         history = fit(model, data.x_train, data.y_train, self.train, x_val=data.x_val, y_val=data.y_val,
                       epochs=n, device=self.device, seed=self.seed, loss_fn=self.loss_fn(teacher),
-                      callbacks=(*self.callbacks, *callbacks))
+                      callbacks=(*self.callbacks, *callbacks, *plateau))
+        for p in plateau:
+            p.restore()
         model.cpu().eval()
         return history
 

@@ -149,7 +149,7 @@ class LowRankFactorizer(BaseCompressor):
     layer_column = "rank"
     layer_off = 1.0
     genes = {"lowrank": Gene(Key(float, "kept-rank ratios in (0, 1] (1 = not factorised)", [1.0],
-                                 lambda v: 0 < v <= 1), layers="all")}
+                                 lambda v: 0 < v <= 1), layers="weighted")}
 
     @classmethod
     def options_from_genes(cls, values):
@@ -169,6 +169,12 @@ class LowRankFactorizer(BaseCompressor):
     def is_noop(self) -> bool:
         return self.layers is not None and not self.layers or (
             self.layers is None and self.layer_ratios is not None and not self.layer_ratios)
+
+    def not_done(self) -> dict[str, str]:
+        return dict(self.skipped_)
+
+    def did_nothing(self) -> bool:
+        return not self.ranks_
 
     def layer_values(self, layers):
         if self.layer_ratios is not None:
@@ -209,8 +215,9 @@ class LowRankFactorizer(BaseCompressor):
             model.set_submodule(name, new)
             ranks = [_width(m) for m in list(new)[:-1]]
             self.ranks_[name] = ranks[0] if len(ranks) == 1 else ranks
-        (self.retrain or Retrain()).run(model, data, teacher)
-        self.report_ = {"ranks": self.ranks_, "skipped": self.skipped_, "conv_method": self.conv_method}
+        history = (self.retrain or Retrain()).run(model, data, teacher)
+        self.report_ = {"ranks": self.ranks_, "skipped": self.skipped_, "conv_method": self.conv_method,
+                        "epochs_run": len(history.epochs) if history else 0}
         return model.eval()
 
     def _validate(self) -> None:

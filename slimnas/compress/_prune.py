@@ -223,6 +223,12 @@ class StructuredPruner(BaseCompressor):
     def is_noop(self) -> bool:
         return self.ratio == 0 and not any(r > 0 for r in (self.layer_ratios or {}).values())
 
+    def not_done(self) -> dict[str, str]:
+        return dict(self.left_alone_)
+
+    def did_nothing(self) -> bool:
+        return all(before == after for before, after in self.layers_.values())
+
     def layer_values(self, layers):
         ratios = self.layer_ratios or {}
         return {n: float(ratios.get(n, self.ratio)) for n in layers}
@@ -284,6 +290,7 @@ class StructuredPruner(BaseCompressor):
         retrain = self.retrain or Retrain()
         self.removed_ = []
         self.history_ = []
+        epochs_run = 0
         for step in range(self.steps):
             if self.importance == "taylor":
                 _accumulate_gradients(model, data, example)
@@ -299,13 +306,14 @@ class StructuredPruner(BaseCompressor):
             history = retrain.run(model, data, teacher)
             if history is not None:
                 self.history_.append(history.last)
+                epochs_run += len(history.epochs)
         self.layers_ = {n: [before[n], _width(m)] for n, m in executed}
         for name, (b, a) in self.layers_.items():
             target = (self.layer_ratios or {}).get(name, self.ratio)
             if a == b and target > 0 and name not in self.left_alone_ and name != executed[-1][0]:
                 self.left_alone_[name] = f"no channel removed ({self.importance!r} scores none, or a coupled layer is ignored)"
         self.report_ = {"importance": self.importance, "ratio": self.ratio, "layers": self.layers_,
-                        "left_alone": self.left_alone_, "steps": self.steps}
+                        "left_alone": self.left_alone_, "steps": self.steps, "epochs_run": epochs_run}
         return model.eval()
 
 

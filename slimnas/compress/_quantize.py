@@ -261,7 +261,7 @@ class OnnxQuantizer(BaseCompressor):
     layer_off = "fp32"
     genes = {
         "precision": Gene(Key(str, "'fp32', 'fp16' or 'int8'", ["fp32", "int8"], lambda v: v in ("fp32", "fp16", "int8")),
-                          layers="all", tied_by="mixed_precision"),
+                          layers="weighted", tied_by="mixed_precision"),
         "mixed_precision": Gene(Key(bool, "true/false", True), fixed=True),
     }
 

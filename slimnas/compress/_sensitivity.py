@@ -24,7 +24,9 @@ DEFAULT_RATIOS = (0.1, 0.3, 0.5, 0.7, 0.9)
 @dataclass
 class SensitivityResult:
     """``curves[layer] = [(ratio, val_accuracy, macs), ...]``; ``baseline`` is the unpruned
-    model's validation accuracy and ``baseline_macs`` its MACs."""
+    model's validation accuracy and ``baseline_macs`` its MACs. A ratio at which a layer could
+    not be pruned (a recurrent layer left alone, a channel group tied to an unpruned layer) has
+    no point: the curves hold what was measured."""
 
     baseline: float
     baseline_macs: int
@@ -71,6 +73,9 @@ def analyze_sensitivity(
         points = []
         for r in ratios:
             pruner = StructuredPruner(ratio=0.0, importance=importance, layer_ratios={name: r}).fit(model, data)
+            before, after = pruner.layers_.get(name, (0, 0))
+            if after == before:  # nothing could be pruned at this ratio: there is no point to report
+                continue
             pruned = pruner.model_
             points.append((float(r), evaluate(pruned, data.x_val, data.y_val)["accuracy"], count_macs(pruned, shape)))
         result.curves[name] = points

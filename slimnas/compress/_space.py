@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import optuna
 
-from slimnas.compress._base import COMPRESSORS, Gene, list_compressors
+from slimnas.compress._base import COMPRESSORS, WEIGHTED, Gene, list_compressors
 from slimnas.compress._policy import CompressionPolicy
 from slimnas.compress._prune import executed_layers
 from slimnas.errors import ConfigError
@@ -87,8 +87,9 @@ class CompressionSpace:
         then each compressor's single genes, then the shared retraining genes, then
         ``keep_macs``: the share of the parent's MACs to keep (0: the sampled ratios set the level).
         """
-        layers = [n for n, _ in executed_layers(build_model(arch, input_shape, n_classes), input_shape)]
-        scopes = {"all": layers, "prunable": layers[:-1]}
+        executed = executed_layers(build_model(arch, input_shape, n_classes), input_shape)
+        layers = [n for n, _ in executed]
+        scopes = {"all": layers, "prunable": layers[:-1], "weighted": [n for n, m in executed if isinstance(m, WEIGHTED)]}
         genes, p = all_genes(), self.params
         values: dict[str, object] = {}
 

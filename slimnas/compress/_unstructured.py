@@ -18,12 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimnas.compress._base import BaseCompressor, register_compressor
+from slimnas.compress._base import WEIGHTED, BaseCompressor, register_compressor
 from slimnas.compress._distill import Retrain
 from slimnas.compress._prune import check_ratio
 from slimnas.errors import ConfigError
-
-WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def sparsity(model: nn.Module) -> float:

@@ -24,6 +24,8 @@ OVERRIDES = {
     "objectives": "objectives",
     "budget": "budget",
     "timeout": "timeout",
+    "trial_timeout": "trial_timeout",
+    "label_column": "data.label_column",
     "device": "device",
     "workers": "n_workers",
 }

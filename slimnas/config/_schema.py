@@ -8,6 +8,7 @@ search, before anything is written or trained).
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ class RunConfig:
     seed: int = 0
     n_trials: int = 20
     timeout: float | None = None  # seconds of search; the front so far is kept
+    trial_timeout: float | None = None  # seconds one trial may take; a slower one fails, the search goes on
     epochs: int | None = None  # overrides the training recipe's epochs
     device: str = "cpu"
     n_workers: int = 1  # processes on the same study (each with seed + k); scale out further with a shared storage
@@ -78,7 +80,7 @@ class RunConfig:
 
     @property
     def study_name(self) -> str:
-        return self.name or f"{Path(self.data.dataset).stem}-{self.strategy.name}"
+        return self.name or re.sub(r"[^A-Za-z0-9._-]", "_", f"{Path(self.data.dataset).stem}-{self.strategy.name}")
 
     @property
     def run_dir(self) -> Path:
@@ -130,6 +132,11 @@ def _is_name(v: Any) -> bool:
     return isinstance(v, str) and bool(v)
 
 
+def _is_study_name(v: Any) -> bool:
+    """A study name is also a folder name under runs/: no separators, no '.' or '..'."""
+    return isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", v) is not None
+
+
 def parse_config(raw: dict[str, Any]) -> RunConfig:
     """Check a raw mapping (from YAML plus CLI overrides) into a :class:`RunConfig`.
 
@@ -143,10 +150,11 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
     if unknown:
         raise ConfigError(sorted(unknown)[0], f"one of the keys {sorted(top)}")
     scalar_checks: dict[str, tuple[str, Any]] = {
-        "name": ("a name without '/'", lambda v: v is None or (_is_name(v) and "/" not in v)),
+        "name": ("a name of letters, digits, '.', '_' or '-' (no path)", lambda v: v is None or _is_study_name(v)),
         "seed": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
         "n_trials": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
         "timeout": ("a number of seconds > 0", lambda v: v is None or (_is_num(v) and v > 0)),
+        "trial_timeout": ("a number of seconds > 0", lambda v: v is None or (_is_num(v) and v > 0)),
         "epochs": ("an integer >= 1", lambda v: v is None or (_is_int(v) and v >= 1)),
         "device": (f"one of {list(DEVICES)}", lambda v: v in DEVICES),
         "threads": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),

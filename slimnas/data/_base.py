@@ -68,6 +68,25 @@ def _numeric(x, name: str) -> np.ndarray:
     return out
 
 
+MIN_SAMPLES = 10  # fewer cannot give every split a sample to train, choose or test on
+
+
+def _labels(y, n: int, name: str) -> np.ndarray:
+    """``y`` as a 1-D array of ``n`` labels (``(N, 1)`` is read as ``(N,)``)."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"{name} must hold one label per sample, shape (N,); got shape {y.shape}")
+    if len(y) != n:
+        raise ValueError(f"{name} has {len(y)} labels for {n} samples")
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise ValueError(f"{name} holds NaN or infinite labels")
+    if y.dtype.kind not in "iubfUS":
+        raise ValueError(f"{name} holds labels of type {y.dtype} (expected numbers or strings)")
+    return y
+
+
 def make_splits(
     name: str,
     x: np.ndarray,
@@ -80,14 +99,31 @@ def make_splits(
     seed: int,
     standardize: bool,
 ) -> DataSplits:
-    """Carve validation (and, when the source has none, test) data from the training data."""
+    """Carve validation (and, when the source has none, test) data from the training data.
+
+    Raises:
+        ValueError: naming what is wrong: too few samples or classes, labels that do not match
+            the samples, NaN or infinite values, test data of another shape or with classes the
+            training data lacks.
+    """
     x = channel_first(_numeric(x, "x"))
-    y = np.asarray(y)
+    y = _labels(y, len(x), "y")
+    if len(x) < MIN_SAMPLES:
+        raise ValueError(f"{len(x)} samples; at least {MIN_SAMPLES} are needed")
+    if (x_test is None) != (y_test is None):
+        raise ValueError("x_test and y_test come together (or neither: a test split is then carved out)")
     if x_test is None or y_test is None:
         train_idx, test_idx = stratified_split(y, test_fraction, seed + 1)
         x, y, x_test, y_test = x[train_idx], y[train_idx], x[test_idx], y[test_idx]
     x_test = channel_first(_numeric(x_test, "x_test"))
+    y_test = _labels(y_test, len(x_test), "y_test")
+    if x_test.shape[1:] != x.shape[1:]:
+        raise ValueError(f"x_test samples are shaped {x_test.shape[1:]}, the training samples {x.shape[1:]}")
+    if len(x_test) == 0:
+        raise ValueError("no test samples")
     classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError(f"one class ({classes.tolist()[:1]}); a classifier needs at least two")
     lookup = {c: i for i, c in enumerate(classes.tolist())}
     y = np.array([lookup[c] for c in y.tolist()], dtype=np.int64)
     unknown = set(np.unique(y_test).tolist()) - set(lookup)
@@ -96,6 +132,9 @@ def make_splits(
     y_test = np.array([lookup[c] for c in np.asarray(y_test).tolist()], dtype=np.int64)
     train_idx, val_idx = stratified_split(y, val_fraction, seed)
     x_train, y_train, x_val, y_val = x[train_idx], y[train_idx], x[val_idx], y[val_idx]
+    if len(y_val) == 0 or len(y_train) == 0:
+        raise ValueError(f"{len(y)} training samples leave {len(y_train)} to train on and {len(y_val)} to validate "
+                         "on; more samples (or another val_fraction) are needed")
     if standardize:  # statistics from the training part only
         mean, std = float(x_train.mean()), float(x_train.std()) or 1.0
         x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))

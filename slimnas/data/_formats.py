@@ -123,7 +123,9 @@ class CsvFormat(BaseFormat):
         bad = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
         if bad:
             raise ConfigError("data.dataset", f"numeric feature columns (not {bad[:5]})", str(path))
-        return features.to_numpy(dtype=np.float32), frame[label_column].to_numpy(), None, None
+        labels = frame[label_column]
+        y = labels.to_numpy() if pd.api.types.is_numeric_dtype(labels) else labels.astype(str).to_numpy(dtype=str)
+        return features.to_numpy(dtype=np.float32), y, None, None
 
     def write(self, path, x, y, *, label_column="label"):
         import pandas as pd

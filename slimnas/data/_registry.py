@@ -73,4 +73,4 @@ def load_dataset(
             standardize=standardize,
         )
     except ValueError as e:
-        raise ConfigError("data.dataset", "arrays x (N, ...) and labels y (N,)", f"{name}: {e}") from None
+        raise ConfigError("data.dataset", "data to train, validate and test on", f"{name}: {e}") from None

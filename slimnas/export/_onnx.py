@@ -85,13 +85,17 @@ def export_proto(model: nn.Module, input_shape: tuple[int, ...], *, verify: bool
 
 
 def verify_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...], *, atol: float = 1e-4,
-                batch: int = 4) -> float:
-    """Max absolute difference between ONNX Runtime and eager outputs; raises past ``atol``."""
+                rtol: float = 1e-4, batch: int = 4) -> float:
+    """Max absolute difference between ONNX Runtime and eager outputs; raises where it passes
+    ``atol + rtol * |eager|`` (float rounding grows with the outputs) or an output is not finite."""
     x = torch.randn(batch, *input_shape)
     with inference_copy(model) as work, torch.no_grad():
         expected = work(x).numpy()
     got = ort_session(path).run(None, {"input": x.numpy()})[0]
+    if not (np.isfinite(expected).all() and np.isfinite(got).all()):
+        raise ExportMismatchError(f"{path}: the model's outputs are not finite (NaN or infinite)")
     diff = float(np.max(np.abs(got - expected)))
-    if not diff <= atol:
-        raise ExportMismatchError(f"{path}: ONNX Runtime output differs from eager by {diff:.3g} (> {atol})")
+    if not np.all(np.abs(got - expected) <= atol + rtol * np.abs(expected)):
+        raise ExportMismatchError(f"{path}: ONNX Runtime output differs from eager by {diff:.3g} "
+                                  f"(> {atol} + {rtol} x |output|)")
     return diff

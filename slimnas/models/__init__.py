@@ -7,7 +7,7 @@ from slimnas.models._layers import ACTIVATIONS, LowRank, make_activation
 from slimnas.models._mlp import MLP, MLPFamily, MLPSpec
 from slimnas.models._reference import mnist1d_paper_cnn
 from slimnas.models._rnn import RecurrentNet, RNNFamily, RNNSpec
-from slimnas.models._user import import_model, load_weights
+from slimnas.models._user import check_outputs, import_model, load_weights
 
 __all__ = [
     "ACTIVATIONS",
@@ -24,6 +24,7 @@ __all__ = [
     "RNNSpec",
     "RecurrentNet",
     "build_model",
+    "check_outputs",
     "import_model",
     "load_weights",
     "make_activation",

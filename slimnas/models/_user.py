@@ -67,3 +67,22 @@ def load_weights(model: nn.Module, weights: str | Path) -> None:
         first = str(e).strip().splitlines()
         detail = " ".join(line.strip() for line in first[:2])
         raise ConfigError("--weights", "weights that match the model", f"{path}: {detail}") from None
+
+
+def check_outputs(model: nn.Module, input_shape: tuple[int, ...], n_classes: int, field: str = "--model") -> None:
+    """Raise :class:`ConfigError` unless ``model`` takes a batch of ``input_shape`` samples and
+    returns one row of ``n_classes`` scores per sample (its training mode is left as it was)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(2, *input_shape))
+    except Exception as e:  # noqa: BLE001 - the user's model does not take this data
+        raise ConfigError(field, f"a model taking inputs shaped {tuple(input_shape)}",
+                          f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, n_classes):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(field, f"a model returning (batch, {n_classes}) class scores for data of {n_classes} "
+                          "classes", f"outputs shaped {got} for a batch of 2")

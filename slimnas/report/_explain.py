@@ -13,7 +13,7 @@ from rich.table import Table
 
 from slimnas.compress import COMPRESSORS, list_compressors
 
-BASE_COLUMNS = ("layer", "width", "kept")
+BASE_COLUMNS = ("layer", "width", "kept", "removed")
 
 
 def read_policy(trial_dir: str | Path) -> dict | None:
@@ -74,10 +74,16 @@ def explanation_table(doc: dict, title: str) -> Table:
         t.add_column(f"acc@{float(r):.0%}", justify="right")
     for row in rows:
         sens = row.get("sensitivity", {})
-        t.add_row(row["layer"], str(row["width"]), str(row["kept"]), *(_fmt(row.get(c, off)) for c, off in columns),
+        kept, width = row["kept"], row["width"]
+        removed = f"{1 - kept / width:.2f}" if kept is not None and width else "-"
+        t.add_row(row["layer"], str(width), str(kept), removed, *(_fmt(row.get(c, off)) for c, off in columns),
                   *(f"{sens[r]:.3f}" if r in sens else "-" for r in ratios))
+    notes = ["removed: share of the layer's channels removed (a layer tied to another one by a residual "
+             "sum shares its cuts, whatever ratio it was given)"]
     if ratios:
-        t.caption = "acc@r: validation accuracy of the parent with only this layer pruned by r, before fine-tuning"
+        notes.append("acc@r: validation accuracy of the parent with only this layer pruned by r, before fine-tuning "
+                     "(- where it could not be pruned that far)")
+    t.caption = "\n".join(notes)
     return t
 
 

@@ -80,16 +80,18 @@ def print_front(result, console: Console) -> None:
     plan = result.plan
     names = [*plan.objectives, *(b.metric for b in plan.budget)]
     if result.front:
+        n = len(result.front)
         console.print(front_table(result.front, f"Pareto front ({', '.join(plan.objectives)}), "
-                                                f"{len(result.front)} models, test set evaluated once", names))
+                                                f"{n} model{'s' if n != 1 else ''}, test set evaluated once", names))
         for m in result.front:
             doc = read_policy(m.path)
             if doc:
                 console.print(explanation_table(doc, f"trial {m.trial}: per-layer decisions ({m.path / 'policy.json'})"))
+    elif not result.closest:
+        console.print("[yellow]No trial completed.[/]")
     else:
         n = len([t for t in result.study.trials if t.state.name == "COMPLETE"])
         console.print(f"[yellow]No model meets the budget {', '.join(map(str, plan.budget))} "
-                      f"({n} complete trials).[/] The closest ones:")
-        if result.closest:
-            console.print(front_table(result.closest, "Closest to the budget", names))
+                      f"({n} complete trial{'s' if n != 1 else ''}).[/] The closest ones:")
+        console.print(front_table(result.closest, "Closest to the budget", names))
     console.print(f"run folder: {result.run_dir}  (pareto.json, config.yaml, trials/)")

@@ -20,6 +20,7 @@ from slimnas.strategies._early_stopping import (
     nondominated_rank,
     optuna_pruner,
 )
+from slimnas.strategies._sequenced import SequencedSampler, position, trial_seed
 
 __all__ = [
     "EARLY_STOPPING",
@@ -27,6 +28,7 @@ __all__ = [
     "BaseStrategy",
     "OptunaReporter",
     "ParetoHalvingStopper",
+    "SequencedSampler",
     "StrategyContext",
     "check_early_stopping",
     "early_stopping_rule",
@@ -35,5 +37,7 @@ __all__ = [
     "make_sampler",
     "nondominated_rank",
     "optuna_pruner",
+    "position",
     "register_strategy",
+    "trial_seed",
 ]

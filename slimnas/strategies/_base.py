@@ -10,6 +10,7 @@ them), and the early stopping it implies (BOHB is TPE with Hyperband).
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -18,6 +19,7 @@ import optuna
 
 from slimnas.errors import ConfigError
 from slimnas.registry import Registry
+from slimnas.strategies._sequenced import SequencedSampler
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,13 @@ class BaseStrategy(abc.ABC):
     needs_grid: ClassVar[bool] = False
     #: the early-stopping rule used when the config asks for none
     default_early_stopping: ClassVar[str] = "none"
+    #: each trial gets a sampler seeded from its place in the study (see SequencedSampler);
+    #: False for a strategy whose one seed fixes an order kept in the storage (grid search)
+    sequenced: ClassVar[bool] = True
+    #: a study stopped by Ctrl-C and resumed proposes exactly what an uninterrupted one does;
+    #: False where state in the storage counts the interrupted trial (CMA-ES's generations,
+    #: the grid's order)
+    exact_resume: ClassVar[bool] = True
 
     @abc.abstractmethod
     def sampler(self, ctx: StrategyContext) -> optuna.samplers.BaseSampler:
@@ -101,7 +110,11 @@ def get_strategy(name: str, field: str = "strategy.name") -> BaseStrategy:
 
 
 def make_sampler(name: str, ctx: StrategyContext, field: str = "strategy.name") -> optuna.samplers.BaseSampler:
-    """The checked sampler of strategy ``name`` for ``ctx``."""
+    """The checked sampler of strategy ``name`` for ``ctx``, seeded trial by trial from
+    ``ctx.seed`` and each trial's place in the study (see :class:`SequencedSampler`): a resumed
+    study continues its sequence."""
     strategy = get_strategy(name, field)
     strategy.check(ctx, field)
-    return strategy.sampler(ctx)
+    if not strategy.sequenced:
+        return strategy.sampler(ctx)
+    return SequencedSampler(lambda seed: strategy.sampler(dataclasses.replace(ctx, seed=seed)), ctx.seed)

@@ -19,6 +19,8 @@ class RandomStrategy(BaseStrategy):
 class GridStrategy(BaseStrategy):
     description = "every combination (per-layer choices tied)"
     needs_grid = True
+    sequenced = False  # the seed shuffles the grid once; which points are done lives in the storage
+    exact_resume = False  # an interrupted point is re-run, and the points after it come in another order
 
     def sampler(self, ctx: StrategyContext):
         # per-layer choices are tied (see SearchSpace.grid) so the grid stays enumerable
@@ -65,6 +67,7 @@ class NSGA2Strategy(BaseStrategy):
 class CMAESStrategy(BaseStrategy):
     description = "CMA evolution strategy on the numeric genes (one objective)"
     multi_objective = False
+    exact_resume = False  # its generations, kept in the storage, count the interrupted trial's sample
 
     def sampler(self, ctx: StrategyContext):
         # CMA-ES covers the numeric parameters; categorical ones fall back to independent sampling

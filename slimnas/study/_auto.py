@@ -19,9 +19,11 @@ from torch import nn
 
 from slimnas.compress import (
     FINETUNE_SPEC,
+    WEIGHTED,
     CompressedModel,
     CompressionPolicy,
     SensitivityResult,
+    StructuredPruner,
     allocate_by_sensitivity,
     analyze_sensitivity,
     apply_policy,
@@ -35,6 +37,7 @@ from slimnas.compress import (
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError
 from slimnas.measure import Budget
+from slimnas.models import check_outputs
 from slimnas.spaces import TrainSpec
 from slimnas.strategies import (
     StrategyContext,
@@ -46,7 +49,7 @@ from slimnas.study._artifacts import write_json
 from slimnas.study._driver import StudySpec, open_study, quiet_optuna, run_study
 from slimnas.study._events import Listener
 from slimnas.study._joint import write_artifact
-from slimnas.study._objective import BaseTrialObjective
+from slimnas.study._objective import BaseTrialObjective, trial_place
 from slimnas.study._pareto import feasible, pareto_front
 
 MAX_RATIO = 0.9
@@ -198,7 +201,8 @@ class AutoObjective(BaseTrialObjective):
         super().__init__(objectives=("accuracy",), budget=budget, early_stopping=rule, listener=listener)
         self.model, self.data, self.auto = model, data, settings
         self.prunable = [lay.name for lay in list_prunable_layers(model, data.input_shape)]
-        self.layers = [n for n, _ in executed_layers(model, data.input_shape)]
+        # precision genes for the layers quantization acts on (not GRU/LSTM: those stay fp32)
+        self.layers = [n for n, m in executed_layers(model, data.input_shape) if isinstance(m, WEIGHTED)]
 
     def policy(self, trial: optuna.Trial) -> CompressionPolicy:
         s = self.auto
@@ -211,12 +215,15 @@ class AutoObjective(BaseTrialObjective):
 
     def __call__(self, trial: optuna.Trial) -> float:
         self.recording = False
+        return self.guard(trial, lambda: self._evaluate(trial))
+
+    def _evaluate(self, trial: optuna.Trial) -> float:
         t0, s = time.perf_counter(), self.auto
         self.listener.trial_started(trial.number, s.finetune_epochs)
         try:
             artifact, metrics, _ = compress_and_measure(
                 self.model, self.policy(trial), self.data, budget=self.budget, epochs=s.finetune_epochs,
-                seed=s.seed * 100_003 + trial.number, device=s.device, latency_repeats=s.latency_repeats,
+                seed=s.seed * 100_003 + trial_place(trial), device=s.device, latency_repeats=s.latency_repeats,
                 use_full_budget=True, train=s.train, stoppers=lambda _: self.stoppers(trial, s.finetune_epochs))
         except optuna.TrialPruned:
             curve = trial.user_attrs.get("curve", [])
@@ -254,6 +261,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
         True
     """
     s = AutoSettings(budget=tuple(budget), **options)
+    check_outputs(model, data.input_shape, data.n_classes)
     listener = listener or Listener()
     rule = early_stopping_rule(s.early_stopping, s.strategy)
     model = copy.deepcopy(model).cpu().eval()
@@ -268,6 +276,12 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
                       "n_total": s.n_trials})
     sens = analyze_sensitivity(model, data, ratios=SENSITIVITY_RATIOS)
     listener.sensitivity(sens)
+    limits = mac_limits(budgets)
+    if limits and min(limits) < before["macs"] and not any(sens.curves.values()):
+        probe = StructuredPruner(ratio=0.5).fit(model, input_shape=data.input_shape)
+        why = "; ".join(f"{layer}: {reason}" for layer, reason in probe.not_done().items()) or "no prunable layer"
+        raise ConfigError("--budget", "a MAC budget structured pruning can reach (it can remove nothing from this "
+                          f"model: {why})", [str(b) for b in budgets])
 
     spec = StudySpec(name="auto", storage=storage or (f"sqlite:///{out / 'study.db'}" if out is not None else None),
                      objectives=("accuracy",), strategy=s.strategy, early_stopping=rule, seed=s.seed,
@@ -276,7 +290,6 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     study = open_study(spec)
     objective = AutoObjective(model, data, s, budgets, rule, listener)
     if not study.trials:
-        limits = mac_limits(budgets)
         allocated = (allocate_by_sensitivity(model, sens, data.input_shape, int(min(limits)), max_ratio=MAX_RATIO)
                      if limits else None)
         with quiet_optuna():

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
+import socket
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -15,13 +17,40 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.trial import TrialState
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
 
 from slimnas.errors import ConfigError
 from slimnas.measure import get_metric
 from slimnas.strategies import StrategyContext, make_sampler, optuna_pruner
+from slimnas.study._definition import check_definition
+from slimnas.training import training_now
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+#: a running trial writes a heartbeat this often; one silent for GRACE_S is failed and re-run
+HEARTBEAT_S, GRACE_S = 10, 60
+
+
+class TrialFailed(Exception):
+    """One trial failed (training diverged, ran out of memory or time, the model raised); the
+    study records it with its reason and goes on."""
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def this_worker() -> dict:
+    """Where the running process is: a trial records it, so a restart can tell a trial whose
+    process was killed from one that another process still runs."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
 @dataclass(frozen=True)
@@ -49,6 +78,8 @@ class StudySpec:
     n_startup_trials: int = 5
     population_size: int = 20
     field: str = "strategy.name"
+    #: what makes the study this search (see ``SearchPlan.definition``); checked on resume
+    definition: dict | None = None
 
 
 @contextlib.contextmanager
@@ -93,7 +124,20 @@ def open_study(spec: StudySpec) -> optuna.Study:
     if stored is not None and [_canonical(o) for o in stored] != list(spec.objectives):
         raise ConfigError("objectives", f"{stored} to resume study {spec.name!r} (or a new --name/--out)",
                           list(spec.objectives))
+    if spec.definition is not None:
+        check_definition(study.user_attrs.get("definition"), spec.definition, spec.name)
+        if "definition" not in study.user_attrs:
+            study.set_user_attr("definition", spec.definition)
     return study
+
+
+def make_storage(url: str | None):
+    """An RDB storage with heartbeats: a trial whose process dies is failed after ``GRACE_S``
+    and queued again with the same candidate (``None``: in memory)."""
+    if url is None:
+        return None
+    return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
 
 
 def _create(spec: StudySpec, sampler, pruner, directions: list[str]) -> optuna.Study:
@@ -102,8 +146,9 @@ def _create(spec: StudySpec, sampler, pruner, directions: list[str]) -> optuna.S
     try:
         for attempt in range(3):
             try:
-                study = optuna.create_study(storage=spec.storage, study_name=spec.name, sampler=sampler,
-                                            pruner=pruner, directions=directions, load_if_exists=True)
+                study = optuna.create_study(storage=make_storage(spec.storage), study_name=spec.name,
+                                            sampler=sampler, pruner=pruner, directions=directions,
+                                            load_if_exists=True)
                 break
             except SQLAlchemyError as e:
                 # Processes started together on an empty database all create Optuna's tables; all
@@ -135,30 +180,61 @@ def n_finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
+def retry(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue a failed trial's candidate again (it keeps its place in the sequence: the run
+    continues as if it had not been interrupted)."""
+    if trial.params:
+        with quiet_optuna():
+            RetryHeartbeatStaleTrialCallback()(study, trial)
+
+
+def recover_dead_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Fail the running trials whose process on this machine is gone (killed) and queue them
+    again; the heartbeat does the same for other machines after ``GRACE_S``."""
+    host, out = socket.gethostname(), []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = t.user_attrs.get("worker") or {}
+        if worker.get("host") != host or pid_alive(int(worker.get("pid", -1))):
+            continue
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            study._storage.set_trial_user_attr(t._trial_id, "failure", "its process stopped (killed?); re-run")
+            if study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+                frozen = study._storage.get_trial(t._trial_id)
+                retry(study, frozen)
+                out.append(frozen)
+    return out
+
+
 def run_study(study: optuna.Study, objective: Callable[[optuna.Trial], Any], *, n_trials: int,
               timeout: float | None = None) -> bool:
     """Run trials until the study holds ``n_trials`` finished ones (or ``timeout`` seconds pass).
 
-    Ctrl-C interrupts a trial's training at once; once the trial's result is computed
-    (``objective.recording`` is true) it waits while the result is recorded and Optuna writes
-    it to storage (Optuna cannot unwind an interrupt there: the write is lost and an unrelated
-    error escapes), then stops the study. Returns whether it was interrupted; completed trials
-    are kept either way and the same call resumes.
+    Ctrl-C interrupts a trial's training at once (the trial is failed and queued again, so the
+    study continues its sequence when resumed); anywhere else, such as a write to the storage
+    (Optuna cannot unwind an interrupt there: the write is lost and an unrelated error escapes),
+    the trial finishes and is recorded, then the study stops. Returns whether it was
+    interrupted; completed trials are kept either way and the same call resumes.
     """
     n_todo = max(0, n_trials - n_finished(study))
     if not n_todo:
         return False
-    state = {"in_trial": False, "pending": False}
+    state: dict[str, Any] = {"in_trial": False, "pending": False, "trial": None}
 
     def guarded(trial: optuna.Trial):
-        state["in_trial"] = True
+        state["in_trial"], state["trial"] = True, trial
+        trial.set_user_attr("worker", this_worker())
         try:
             return objective(trial)
+        except KeyboardInterrupt:
+            trial.set_user_attr("failure", "interrupted (Ctrl-C); re-run first when the study resumes")
+            raise
         finally:
             state["in_trial"] = False
 
     def on_sigint(signum, frame) -> None:
-        if state["in_trial"] and not getattr(objective, "recording", False):
+        # inside training, stop at once; anywhere else (a write to the storage or the run
+        # folder, a measurement) let the trial finish and be recorded, then stop
+        if state["in_trial"] and training_now() and not getattr(objective, "recording", False):
             raise KeyboardInterrupt
         state["pending"] = True
         with contextlib.suppress(RuntimeError):  # outside optimize(): nothing left to stop
@@ -166,12 +242,21 @@ def run_study(study: optuna.Study, objective: Callable[[optuna.Trial], Any], *, 
 
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_sigint) if main else None
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         with quiet_optuna():
-            study.optimize(guarded, n_trials=n_todo, timeout=timeout, gc_after_trial=False,
+            study.optimize(guarded, n_trials=n_todo, timeout=timeout, gc_after_trial=False, catch=(TrialFailed,),
                            callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)])
     except KeyboardInterrupt:
+        if state["trial"] is not None:
+            frozen = study._storage.get_trial(state["trial"]._trial_id)
+            if frozen.state == TrialState.FAIL:
+                retry(study, frozen)
         return True
+    except (optuna.exceptions.StorageInternalError, SQLAlchemyError) as e:
+        reason = str(getattr(e, "orig", None) or e.__cause__ or e).strip().splitlines()[0]
+        raise ConfigError("storage", "a storage slimnas can write to", reason) from None
     finally:
         if main:
             signal.signal(signal.SIGINT, previous)

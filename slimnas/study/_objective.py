@@ -25,18 +25,50 @@ from slimnas.compress import (
     retrain_steps,
 )
 from slimnas.data import DataSplits
-from slimnas.export import export_onnx
+from slimnas.errors import SlimnasError, TrainingDiverged
+from slimnas.export import ExportMismatchError, export_onnx
 from slimnas.measure import Budget, MeasureContext, get_metric, measure_metrics
 from slimnas.models import build_model
 from slimnas.spaces import Candidate
-from slimnas.strategies import OptunaReporter, ParetoHalvingStopper
+from slimnas.strategies import OptunaReporter, ParetoHalvingStopper, position
 from slimnas.study._artifacts import RunFolder
+from slimnas.study._driver import TrialFailed
 from slimnas.study._events import EpochReporter, Listener
 from slimnas.study._joint import cached_parent, write_artifact
 from slimnas.training import Callback, evaluate, fit
 
 #: objectives whose value is known after every epoch, so a rule can stop a trial that falls behind
 WATCHABLE = ("accuracy", "loss", "fitness")
+
+
+def failure_reason(error: BaseException) -> str:
+    """What made a trial fail, in one line."""
+    if isinstance(error, (TrainingDiverged, TrialFailed)):
+        return str(error)
+    if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
+        return f"out of memory ({type(error).__name__})"
+    if isinstance(error, ExportMismatchError):
+        return f"the exported file does not compute what the model does ({error})"
+    first = (str(error).strip().splitlines() or [""])[0][:300]
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
+def trial_place(trial: optuna.Trial) -> int:
+    """The trial's place in the study's sequence (its number, less the failed trials before
+    it): training is seeded by it, so a trial re-run after a crash or a Ctrl-C, and every trial
+    after it, trains as it would have without the interruption."""
+    return position(trial.study, trial.number)
+
+
+class TimeLimit(Callback):
+    """Fails a trial whose training passes ``seconds`` since ``start`` (checked every epoch)."""
+
+    def __init__(self, seconds: float, start: float) -> None:
+        self.seconds, self.start = seconds, start
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        if time.perf_counter() - self.start > self.seconds:
+            raise TrialFailed(f"exceeded the per-trial time limit of {self.seconds:g} s (at epoch {epoch})")
 
 
 def model_metrics(names: Sequence[str]) -> list[str]:
@@ -68,6 +100,30 @@ class BaseTrialObjective:
             tracked.append(self.settings.get("fitness_cost", "macs"))
         #: every metric the objectives and budgets read
         self.tracked = list(dict.fromkeys(tracked))
+
+    def guard(self, trial: optuna.Trial, evaluate_trial):
+        """Run ``evaluate_trial()``; a failure of this trial alone (diverged, out of memory or
+        time, an error inside the model) is recorded with its reason and raised as
+        :class:`TrialFailed`, so the study goes on. Mistakes in the configuration still stop it."""
+        t0 = time.perf_counter()
+        try:
+            return evaluate_trial()
+        except (optuna.TrialPruned, KeyboardInterrupt):
+            raise
+        except SlimnasError as e:
+            if not isinstance(e, TrainingDiverged):
+                raise
+            error: BaseException = e
+        except Exception as e:  # noqa: BLE001 - one trial's failure is recorded, not the search's end
+            error = e
+        reason = failure_reason(error)
+        trial.set_user_attr("failure", reason)
+        self.failed(trial, reason, round(time.perf_counter() - t0, 3))
+        raise TrialFailed(reason) from error
+
+    def failed(self, trial: optuna.Trial, reason: str, seconds: float) -> None:
+        """Hook: record a failed trial (the listener hears of it)."""
+        self.listener.trial_finished(trial.number, "failed", {"reason": reason}, seconds)
 
     def values(self, metrics: dict) -> list[float]:
         """The objective values of ``metrics`` (non-finite ones as +inf)."""
@@ -131,12 +187,23 @@ class SearchObjective(BaseTrialObjective):
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         self.recording = False
+        return self.guard(trial, lambda: self._evaluate(trial))
+
+    def seed(self, trial: optuna.Trial) -> int:
+        return self.config.seed * 100_003 + trial_place(trial)
+
+    def failed(self, trial: optuna.Trial, reason: str, seconds: float) -> None:
+        self.run.write_metrics(trial.number, {"state": "failed", "reason": reason, "seconds": seconds})
+        super().failed(trial, reason, seconds)
+
+    def _evaluate(self, trial: optuna.Trial) -> list[float]:
         t0 = time.perf_counter()
+        self.t0 = t0
         cand = self.sample(trial)
         self.run.write_candidate(trial.number, cand)
         trial.set_user_attr("candidate", cand.to_dict())
         shape, n_classes = self.splits.input_shape, self.splits.n_classes
-        torch.manual_seed(self.config.seed * 100_003 + trial.number)
+        torch.manual_seed(self.seed(trial))
         model = build_model(cand.arch, shape, n_classes)
         static = model_metrics(self.tracked)
         metrics = measure_metrics(static, MeasureContext(model=model, input_shape=shape, settings=self.settings))
@@ -185,15 +252,15 @@ class SearchObjective(BaseTrialObjective):
 
         def stoppers(policy):  # the compressed structure's costs rank it among its peers
             if not self.stops_early():
-                return []
+                return self.limits()
             costs.update(pruned_costs(parent, policy, splits.input_shape))
             trial.set_user_attr("costs", dict(costs))
-            return self.stoppers(trial, epochs * max(1, retrain_steps(policy)))
+            return [*self.stoppers(trial, epochs * max(1, retrain_steps(policy))), *self.limits()]
 
         try:
             artifact, metrics, decisions = compress_and_measure(
                 parent, CompressionPolicy.from_dict(cand.compression), splits, budget=self.budget, epochs=epochs,
-                seed=cfg.seed * 100_003 + trial.number, device=str(self.device),
+                seed=self.seed(trial), device=str(self.device),
                 latency_batch=cfg.measure.latency_batch, latency_repeats=cfg.measure.latency_repeats,
                 use_full_budget="macs" not in self.objectives, keep=cand.keep_macs, stoppers=stoppers,
             )
@@ -230,14 +297,20 @@ class SearchObjective(BaseTrialObjective):
         metrics["seconds"] = round(time.perf_counter() - t0, 3)
         trial.set_user_attr("metrics", metrics)
         self.record_constraints(trial, metrics)
-        self.run.write_metrics(trial.number, {**metrics, "state": state})
-        self.listener.trial_finished(trial.number, state, metrics, metrics["seconds"])
+        fits = all(b.is_met(metrics) for b in self.budget)
+        self.run.write_metrics(trial.number, {**metrics, "state": state, "feasible": fits})
+        shown = "over budget" if state == "complete" and not fits else state
+        self.listener.trial_finished(trial.number, shown, metrics, metrics["seconds"])
+
+    def limits(self) -> list[Callback]:
+        """The per-trial time limit, when the config sets one."""
+        seconds = self.config.trial_timeout
+        return [TimeLimit(seconds, self.t0)] if seconds else []
 
     def _train(self, trial: optuna.Trial, model: torch.nn.Module, cand: Candidate, *, early_stopping: bool = True) -> None:
-        callbacks: list[Callback] = [EpochReporter(self.listener, trial.number)]
+        callbacks: list[Callback] = [EpochReporter(self.listener, trial.number), *self.limits()]
         if early_stopping:
             callbacks += self.stoppers(trial, cand.train.epochs)
         self.listener.trial_started(trial.number, cand.train.epochs)
         fit(model, self.splits.x_train, self.splits.y_train, cand.train, x_val=self.splits.x_val,
-            y_val=self.splits.y_val, device=self.device, seed=self.config.seed * 100_003 + trial.number,
-            callbacks=callbacks)
+            y_val=self.splits.y_val, device=self.device, seed=self.seed(trial), callbacks=callbacks)

@@ -13,6 +13,7 @@ from slimnas.errors import ConfigError
 from slimnas.measure import RUNTIMES, Budget, get_metric, parse_objectives
 from slimnas.spaces import SearchSpace
 from slimnas.strategies import StrategyContext, early_stopping_rule, get_strategy
+from slimnas.study._definition import definition_of
 from slimnas.study._driver import StudySpec
 
 
@@ -70,7 +71,8 @@ class SearchPlan:
         return StudySpec(name=cfg.study_name, storage=cfg.storage_url, objectives=self.objectives,
                          strategy=cfg.strategy.name, early_stopping=self.early_stopping, seed=cfg.seed,
                          max_epochs=self.watched_epochs, space=self.space,
-                         n_startup_trials=cfg.strategy.n_startup_trials, population_size=cfg.strategy.population_size)
+                         n_startup_trials=cfg.strategy.n_startup_trials, population_size=cfg.strategy.population_size,
+                         definition=self.definition)
 
     @property
     def watched_epochs(self) -> int:
@@ -87,6 +89,13 @@ class SearchPlan:
         return {"runtime": m.runtime, "latency_batch": m.latency_batch, "latency_repeats": m.latency_repeats,
                 "threads": m.threads, "fitness_cost": f.cost, "fitness_weight": f.weight}
 
+    @property
+    def definition(self) -> dict[str, Any]:
+        """What makes a study this search: the data, the space, the recipe, the strategy and the
+        objectives. A study resumes only under the same definition (the budget, the seed, the
+        trial count and the timeout may change)."""
+        return definition_of(self.to_dict())
+
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration (defaults filled in), as ``config.yaml`` stores it;
         :meth:`load` reads it back into an equal plan."""
@@ -95,3 +104,4 @@ class SearchPlan:
         out["budget"] = [str(b) for b in self.budget]
         out["space"], out["training"] = self.space.to_config()
         return out
+

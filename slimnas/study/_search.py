@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import _thread
+import os
 import re
+import threading
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,12 +15,19 @@ from typing import Any
 import optuna
 import torch
 
-from slimnas.config import RunConfig
+from slimnas.config import RunConfig, read_yaml
 from slimnas.data import DataSplits, load_dataset
 from slimnas.errors import ConfigError
 from slimnas.export import onnx_accuracy
 from slimnas.study._artifacts import RunFolder, write_json
-from slimnas.study._driver import n_finished, open_study, run_study, torch_threads
+from slimnas.study._definition import check_definition, definition_of
+from slimnas.study._driver import (
+    n_finished,
+    open_study,
+    recover_dead_trials,
+    run_study,
+    torch_threads,
+)
 from slimnas.study._events import Listener
 from slimnas.study._joint import final_finetune
 from slimnas.study._objective import SearchObjective
@@ -47,6 +59,8 @@ class SearchResult:
     run_dir: Path = Path(".")
     interrupted: bool = False
     failed_workers: list[int] = field(default_factory=list)
+    #: ``(trial, reason)`` of the trials that failed and were not re-run
+    failed: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def config(self) -> RunConfig:
@@ -103,62 +117,140 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
         raise TypeError("pass overrides with a YAML path or None, not with a SearchPlan")
     cfg, listener = plan.config, listener or Listener()
     device = resolve_device(cfg.device)
-    splits = load_splits(plan)
+    splits = load_splits(plan)  # the data is checked before anything is written
     run = RunFolder(cfg.run_dir)
-    run.root.mkdir(parents=True, exist_ok=True)
     with torch_threads(cfg.threads):
-        study = open_study(plan.study_spec)
-        run.write_config(plan.to_dict())
+        study = claim_run(plan, run)
+        for trial in recover_dead_trials(study):
+            run.mark_failed(trial.number, trial.user_attrs.get("failure", "its process stopped"))
         n_done = n_finished(study)
         n_todo = max(0, cfg.n_trials - n_done)
         listener.started({"kind": "search", "study": cfg.study_name, "data": splits.summary(), "n_done": n_done,
                           "n_todo": n_todo, "n_total": cfg.n_trials, "strategy": cfg.strategy.name,
                           "objectives": list(plan.objectives), "budget": [str(b) for b in plan.budget],
                           "run_dir": str(run.root)})
-        workers = start_workers(plan, min(cfg.n_workers, n_todo))
-        interrupted = False
-        try:
-            interrupted = run_study(study, SearchObjective(plan, splits, run, device, listener), n_trials=cfg.n_trials,
-                                    timeout=cfg.timeout)
-        finally:
-            for p in workers:
-                p.join(timeout=30 if interrupted else None)
-        failed = [p.exitcode for p in workers if p.exitcode]
-        if failed:
-            listener.note(f"{len(failed)} worker process(es) failed (exit codes {failed})", level="warning")
+        with Workers(plan, min(cfg.n_workers, n_todo), listener) as workers:
+            interrupted = run_study(study, SearchObjective(plan, splits, run, device, listener),
+                                    n_trials=cfg.n_trials, timeout=cfg.timeout)
+            workers.wait(interrupted)
+        if workers.failed:
+            listener.note(f"{len(workers.failed)} worker process(es) failed (exit codes {workers.failed})",
+                          level="warning")
         if interrupted:
             listener.note("interrupted: completed trials are kept; run the same command to resume", level="warning")
         study = open_study(plan.study_spec)  # re-read: workers added trials
-        return finish(plan, study, run, splits, interrupted=interrupted, failed_workers=failed)
+        result = finish(plan, study, run, splits, interrupted=interrupted, failed_workers=workers.failed)
+        if result.failed:
+            reasons = Counter(reason for _, reason in result.failed)
+            listener.note(f"{len(result.failed)} trial(s) failed and were left out: "
+                          + "; ".join(f"{n} x {r}" for r, n in reasons.most_common(3)), level="warning")
+        return result
 
 
-def start_workers(plan: SearchPlan, n_workers: int) -> list:
-    """``n_workers - 1`` extra processes on the same study (this process is worker 0). Each has
-    its own sampler seed, so they don't propose the same candidates; the study's storage is
-    their only shared state, and ``n_trials`` caps their total."""
-    import multiprocessing as mp
+def claim_run(plan: SearchPlan, run: RunFolder) -> optuna.Study:
+    """Open the study in its run folder, checking first that neither the folder nor the study
+    belongs to another search; a folder created here is removed again if the study cannot be
+    opened. Returns the study, the folder marked as its own, ``config.yaml`` written."""
+    cfg = plan.config
+    run.check_claim(cfg.study_name)
+    if run.config_path.is_file():  # a run written before studies kept their definition
+        check_definition(definition_of(read_yaml(run.config_path)), plan.definition, cfg.study_name)
+    if cfg.storage is not None:  # a storage of its own: opened before anything is created
+        study = open_study(plan.study_spec)
+        run.create()
+    else:
+        created = run.create()
+        try:
+            study = open_study(plan.study_spec)
+        except BaseException:
+            if created:
+                run.remove_if_created()
+            raise
+    run.write_marker(cfg.study_name, cfg.storage_url)
+    run.remove_stale_temp_files()
+    run.write_config(plan.to_dict())
+    return study
 
-    if n_workers <= 1:
-        return []
-    ctx = mp.get_context("spawn")
-    raw = plan.to_dict()
-    procs = [ctx.Process(target=_worker, args=(raw, k), daemon=False) for k in range(1, n_workers)]
-    for p in procs:
-        p.start()
-    return procs
+
+class Workers:
+    """``n - 1`` extra processes on the same study (this process is worker 0). Each has its own
+    sampler seed, so they don't propose the same candidates; the study's storage is their only
+    shared state, and ``n_trials`` caps their total. They report their trials to this process's
+    listener, and stop when this process dies."""
+
+    def __init__(self, plan: SearchPlan, n: int, listener: Listener) -> None:
+        import multiprocessing as mp
+
+        self.plan, self.n, self.listener, self.failed = plan, n, listener, []
+        self.ctx = mp.get_context("spawn")
+        self.procs: list = []
+        self.events = self.ctx.Queue() if n > 1 else None
+        self.relay: threading.Thread | None = None
+
+    def __enter__(self) -> Workers:
+        if self.n <= 1:
+            return self
+        raw = self.plan.to_dict()
+        self.procs = [self.ctx.Process(target=_worker, args=(raw, k, os.getpid(), self.events), daemon=False)
+                      for k in range(1, self.n)]
+        for p in self.procs:
+            p.start()
+        self.relay = threading.Thread(target=self._relay, daemon=True)
+        self.relay.start()
+        return self
+
+    def _relay(self) -> None:
+        while (event := self.events.get()) is not None:
+            method, args = event
+            getattr(self.listener, method)(*args)
+
+    def wait(self, interrupted: bool) -> None:
+        for p in self.procs:
+            p.join(timeout=30 if interrupted else None)
+        self.failed = [p.exitcode for p in self.procs if p.exitcode]
+
+    def __exit__(self, *exc) -> None:
+        for p in self.procs:
+            if p.is_alive():  # this process is leaving on an error: its workers stop with it
+                p.terminate()
+                p.join(timeout=10)
+        if self.events is not None:
+            self.events.put(None)
+            if self.relay is not None:
+                self.relay.join(timeout=10)
 
 
-def _worker(raw: dict, k: int) -> None:
+class QueueListener(Listener):
+    """A worker's listener: sends its finished trials to the main process's listener."""
+
+    def __init__(self, events) -> None:
+        self.events = events
+
+    def trial_finished(self, number, state, metrics, seconds):
+        shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
+        self.events.put(("trial_finished", (number, state, shown, seconds)))
+
+
+def _watch_parent(parent: int) -> None:
+    """Interrupt this worker (as Ctrl-C does) once the process that started it is gone."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    _thread.interrupt_main()
+
+
+def _worker(raw: dict, k: int, parent: int, events) -> None:
     from slimnas.config import parse_config
     from slimnas.registry import load_plugins
 
     load_plugins()  # a spawned process starts with the built-ins only
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     plan = SearchPlan.from_config(parse_config({**raw, "seed": raw["seed"] + k, "n_workers": 1}))
     cfg = plan.config
     with torch_threads(cfg.threads):
         splits = load_splits(plan)
         study = open_study(plan.study_spec)
-        objective = SearchObjective(plan, splits, RunFolder(cfg.run_dir), resolve_device(cfg.device))
+        objective = SearchObjective(plan, splits, RunFolder(cfg.run_dir), resolve_device(cfg.device),
+                                    QueueListener(events))
         run_study(study, objective, n_trials=cfg.n_trials, timeout=cfg.timeout)  # Ctrl-C: the main process reports it
 
 
@@ -192,6 +284,17 @@ def finish(plan: SearchPlan, study: optuna.Study, run: RunFolder, splits: DataSp
     }
     if not front:
         doc["closest"] = [m.to_dict() for m in closest]
+    failed = failed_trials(study)
+    if failed:
+        doc["failed"] = [{"trial": n, "reason": r} for n, r in failed]
     write_json(run.pareto_path, doc)
     return SearchResult(plan=plan, study=study, front=front, closest=closest, run_dir=run.root,
-                        interrupted=interrupted, failed_workers=list(failed_workers or []))
+                        interrupted=interrupted, failed_workers=list(failed_workers or []), failed=failed)
+
+
+def failed_trials(study: optuna.Study) -> list[tuple[int, str]]:
+    """``(trial, reason)`` of every failed trial that was not queued again."""
+    trials = study.get_trials(deepcopy=False)
+    rerun = {n for t in trials for n in [t.system_attrs.get("failed_trial"), *t.system_attrs.get("retry_history", [])]}
+    return [(t.number, t.user_attrs.get("failure", "failed")) for t in trials
+            if t.state == optuna.trial.TrialState.FAIL and t.number not in rerun]

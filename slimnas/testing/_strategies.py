@@ -44,9 +44,9 @@ class SyntheticObjective(BaseTrialObjective):
 
     def __call__(self, trial: optuna.Trial):
         self.calls += 1
-        if self.interrupt_at is not None and self.calls == self.interrupt_at:
-            raise KeyboardInterrupt  # what a Ctrl-C does in the middle of a trial
         cand = self.space.sample(trial, tie_layers=self.tie_layers)
+        if self.interrupt_at is not None and self.calls == self.interrupt_at:
+            raise KeyboardInterrupt  # what a Ctrl-C does in the middle of a trial's training
         macs = count_macs(build_model(cand.arch, (1, 16), 4), (1, 16))
         accuracy = 1 - 1 / (1 + math.log1p(macs)) - 0.05 * abs(math.log10(cand.train.lr) + 2)
         metrics = {"val_accuracy": accuracy, "macs": macs, "params": macs}
@@ -92,7 +92,9 @@ def check_strategy(name: str, folder: str | Path) -> dict:
     1. Seeded determinism: two studies with the same seed propose the same candidates; another
        seed proposes others.
     2. Every proposed value lies inside the space.
-    3. Interrupted by a Ctrl-C in a trial, the study resumes to its total, without duplicates.
+    3. Interrupted by a Ctrl-C in a trial, the study resumes to its total, without duplicate
+       trials or candidates, and (``exact_resume`` strategies) ends with the candidates of an
+       uninterrupted study.
     4. Several objectives work, or are refused with one clear :class:`ConfigError` up front.
     5. Two worker processes on one study complete it together, without duplicate trials.
     """
@@ -115,11 +117,17 @@ def check_strategy(name: str, folder: str | Path) -> dict:
             for key, value in t.params.items():
                 assert in_space(space, key, value), f"{name}: trial {t.number} proposed {key}={value!r} outside the space"
 
-    study, interrupted = _run(name, storage, "resume", single, seed=5, n_trials=N_TRIALS, interrupt_at=3)
+    study, interrupted = _run(name, storage, "resume", single, seed=3, n_trials=N_TRIALS, interrupt_at=3)
     assert interrupted and n_finished(study) == 2, f"{name}: a Ctrl-C did not stop the study after two trials"
-    study, interrupted = _run(name, storage, "resume", single, seed=5, n_trials=N_TRIALS)
-    numbers = [t.number for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))]
+    study, interrupted = _run(name, storage, "resume", single, seed=3, n_trials=N_TRIALS)
+    done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    numbers = [t.number for t in done]
     assert not interrupted and len(numbers) == N_TRIALS == len(set(numbers)), f"{name}: did not resume to its total"
+    # the resumed study continues its sequence (it does not replay it from the start): no
+    # candidate twice, and, where the strategy promises it, the candidates of the uninterrupted "a"
+    assert len({str(sorted(t.params.items())) for t in done}) == len(done), f"{name}: resuming replayed candidates"
+    if get_strategy(name).exact_resume:
+        assert [t.params for t in done] == params[0], f"{name}: resuming changed the sequence"
 
     multi = ("accuracy", "macs")
     if get_strategy(name).multi_objective:

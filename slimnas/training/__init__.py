@@ -3,10 +3,13 @@
 from slimnas.training._trainer import (
     Callback,
     History,
+    PlateauStop,
+    StopTraining,
     cross_entropy,
     evaluate,
     fit,
     make_optimizer,
+    training_now,
 )
 
-__all__ = ["Callback", "History", "cross_entropy", "evaluate", "fit", "make_optimizer"]
+__all__ = ["Callback", "History", "PlateauStop", "StopTraining", "cross_entropy", "evaluate", "fit", "make_optimizer", "training_now"]

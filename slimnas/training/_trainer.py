@@ -7,6 +7,7 @@ shuffled index slices; no DataLoader workers to start.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -14,18 +15,56 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slimnas.errors import TrainingDiverged
 from slimnas.spaces import TrainSpec
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+_training = threading.local()
+
+
+def training_now() -> bool:
+    """Whether this thread is inside :func:`fit`'s batches or validation (not in a callback):
+    where an interrupt can stop training without cutting a write to storage or disk short."""
+    return getattr(_training, "active", False)
+
+
+class StopTraining(Exception):
+    """Raised by a callback to end training after this epoch, as planned (not a failure)."""
+
+
 class Callback:
     """Hook into training. ``on_epoch_end`` gets the epoch (1-based) and that epoch's metrics
     (``train_loss`` and, with validation data, ``val_loss`` and ``val_accuracy``); it may raise
-    to stop training (``optuna.TrialPruned`` for early stopping)."""
+    :class:`StopTraining` to end training there, or another exception to abort it
+    (``optuna.TrialPruned`` for early stopping)."""
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:  # pragma: no cover - no-op
         pass
+
+
+class PlateauStop(Callback):
+    """Ends training once validation accuracy has not improved for ``patience`` epochs, keeping
+    the best epoch's weights (:meth:`restore` puts them back): fine-tune until it stops helping."""
+
+    def __init__(self, model: nn.Module, patience: int = 3) -> None:
+        self.model, self.patience = model, patience
+        self.best, self.best_epoch, self.best_state = -math.inf, 0, None
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        acc = metrics.get("val_accuracy")
+        if acc is None:
+            return
+        if acc > self.best:
+            self.best, self.best_epoch = acc, epoch
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        elif epoch - self.best_epoch >= self.patience:
+            raise StopTraining
+
+    def restore(self) -> None:
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
 
 
 @dataclass
@@ -84,6 +123,9 @@ def fit(
 ) -> History:
     """Train ``model`` in place with the recipe ``spec`` and return the per-epoch history.
 
+    Raises:
+        TrainingDiverged: the training loss became NaN or infinite.
+
     Args:
         epochs: overrides ``spec.epochs``.
         loss_fn: ``loss_fn(logits, y, x)``; distillation passes one that also runs a teacher.
@@ -110,29 +152,41 @@ def fit(
     )
     history = History()
     for epoch in range(1, n_epochs + 1):
-        model.train()
-        perm = torch.randperm(n, generator=gen).to(device)
-        total = 0.0
-        for i in range(0, n, spec.batch_size):
-            idx = perm[i : i + spec.batch_size]
-            if len(idx) < 2 and n >= 2:  # BatchNorm cannot train on a batch of one
-                continue
-            xb, yb = x_train[idx], y_train[idx]
-            loss = loss_fn(model(xb), yb, xb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            total += float(loss.detach()) * len(idx)
-        metrics = {"epoch": epoch, "train_loss": total / n}
-        if x_val is not None and y_val is not None:
-            val = evaluate(model, x_val, y_val)
-            metrics.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
-        if not math.isfinite(metrics["train_loss"]):
-            history.epochs.append(metrics)
-            break  # diverged: further epochs cannot help
+        try:
+            _training.active = True
+            metrics = _epoch(model, x_train, y_train, spec, opt, sched, gen, loss_fn, epoch)
+            if x_val is not None and y_val is not None:
+                val = evaluate(model, x_val, y_val)
+                metrics.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
+        finally:
+            _training.active = False
         history.epochs.append(metrics)
-        for cb in callbacks:
-            cb.on_epoch_end(epoch, metrics)
+        if not math.isfinite(metrics["train_loss"]):
+            raise TrainingDiverged(epoch, metrics["train_loss"])
+        try:
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, metrics)
+        except StopTraining:
+            break
     return history
+
+
+def _epoch(model, x_train, y_train, spec: TrainSpec, opt, sched, gen, loss_fn: LossFn, epoch: int) -> dict[str, float]:
+    """One pass over the shuffled training data; the epoch's mean training loss."""
+    model.train()
+    n = len(y_train)
+    perm = torch.randperm(n, generator=gen).to(x_train.device)
+    total = 0.0
+    for i in range(0, n, spec.batch_size):
+        idx = perm[i : i + spec.batch_size]
+        if len(idx) < 2 and n >= 2:  # BatchNorm cannot train on a batch of one
+            continue
+        xb, yb = x_train[idx], y_train[idx]
+        loss = loss_fn(model(xb), yb, xb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        total += float(loss.detach()) * len(idx)
+    return {"epoch": epoch, "train_loss": total / n}

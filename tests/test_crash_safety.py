@@ -1,0 +1,171 @@
+"""Crash safety: kill -9 and restart, Ctrl-C, failing trials, workers whose parent dies. Real
+processes, a real SQLite study, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+import torch
+import yaml
+
+import slimnas
+
+TINY = {
+    "data": {"dataset": "digits"},
+    "space": {"family": ["cnn", "mlp"],
+              "cnn": {"n_layers": {"low": 1, "high": 2}, "channels": [4, 8], "kernel": [3, 5], "stride": [2],
+                      "residual": [False, True], "head": ["gap", "flatten"]},
+              "mlp": {"n_layers": 1, "width": [8, 16]}},
+    "training": {"epochs": 3, "lr": {"low": 0.003, "high": 0.03, "log": True}, "optimizer": "adam"},
+    "strategy": {"name": "tpe", "n_startup_trials": 3},
+    "seed": 4,
+}
+
+
+def cli(*args, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "slimnas", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def wait_for(predicate, timeout: float = 300.0) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def front_key(result) -> list:
+    return sorted((json.dumps(m.candidate, sort_keys=True), round(m.metrics["val_accuracy"], 6),
+                   m.metrics["macs"]) for m in result.front)
+
+
+def test_kill_9_mid_trial_then_resume_loses_nothing_and_ends_as_an_uninterrupted_run(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({**TINY, "training": {**TINY["training"], "epochs": 6}}))
+    out, n = tmp_path / "killed", 8
+    proc = cli("search", str(cfg), "--n-trials", str(n), "--out", str(out), "--quiet")
+    trial3 = out / "trials" / "00003"
+    wait_for(lambda: (trial3 / "arch.json").exists())
+    proc.send_signal(signal.SIGKILL)  # as trial 3 starts training: no handler runs
+    proc.communicate(timeout=60)
+    study = optuna.load_study(study_name="digits-tpe", storage=f"sqlite:///{out / 'study.db'}")
+    running = [t.number for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert running == [3], [t.state for t in study.trials]
+    completed = {t.number: t.user_attrs["metrics"]["seconds"] for t in study.trials if t.state.name == "COMPLETE"}
+
+    resumed = slimnas.search(cfg, n_trials=n, out=str(out))  # the same command again
+    trials = resumed.study.trials
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    killed = trials[3]
+    assert killed.state == optuna.trial.TrialState.FAIL and "stopped" in killed.user_attrs["failure"]
+    assert json.loads((trial3 / "metrics.json").read_text())["state"] == "failed"
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == 3]
+    assert len(retried) == 1 and retried[0].params == killed.params and retried[0].state.name == "COMPLETE"
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(done) == n and len({t.number for t in done}) == n
+    for number, seconds in completed.items():  # completed trials were kept, not re-run
+        assert trials[number].user_attrs["metrics"]["seconds"] == seconds
+    assert not list(out.rglob("*.tmp"))
+    assert resumed.failed == []  # the killed trial was re-run, so nothing is missing
+
+    uninterrupted = slimnas.search(cfg, n_trials=n, out=str(tmp_path / "straight"))
+    assert front_key(resumed) == front_key(uninterrupted)
+
+
+def test_resumed_search_continues_its_sequence(tmp_path, tiny_config):
+    cfg = tiny_config(strategy={"name": "tpe", "n_startup_trials": 2})
+    slimnas.search(cfg, n_trials=3, seed=2, out=str(tmp_path / "a"))
+    resumed = slimnas.search(cfg, n_trials=6, seed=2, out=str(tmp_path / "a"))
+    straight = slimnas.search(cfg, n_trials=6, seed=2, out=str(tmp_path / "b"))
+    params = [t.params for t in resumed.study.trials]
+    assert params == [t.params for t in straight.study.trials]
+    assert params[3:] != params[:3]  # not the first three again
+
+
+def test_ctrl_c_re_runs_the_interrupted_candidate_first(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({**TINY, "training": {**TINY["training"], "epochs": 30}}))
+    out = tmp_path / "c"
+    proc = cli("search", str(cfg), "--n-trials", "4", "--out", str(out), "--quiet")
+    wait_for(lambda: (out / "trials" / "00001" / "arch.json").exists())
+    time.sleep(0.5)  # inside trial 1's training
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    study = optuna.load_study(study_name="digits-tpe", storage=f"sqlite:///{out / 'study.db'}")
+    interrupted = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert interrupted and "Ctrl-C" in interrupted[0].user_attrs["failure"]
+    waiting = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
+    assert [t.params for t in waiting] == [interrupted[0].params]  # queued to run first on resume
+
+
+def test_a_diverging_trial_fails_alone_and_the_search_goes_on(tmp_path):
+    """The reproduction: SGD at lr 10 on MNIST-1D made one trial's loss NaN and the whole search
+    end in an ExportMismatchError traceback, without pareto.json."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"epochs": 2, "strategy": {"name": "random"}, "space": {"family": ["mlp", "cnn"]},
+                                   "training": {"optimizer": "sgd", "lr": 10}}))
+    r = slimnas.search(cfg, n_trials=3, seed=2, out=str(tmp_path / "d"))
+    states = [t.state.name for t in r.study.trials]
+    assert "FAIL" in states and "COMPLETE" in states, states
+    for number, reason in r.failed:
+        assert "training diverged: the loss became nan" in reason, reason
+        doc = json.loads((r.run_dir / "trials" / f"{number:05d}" / "metrics.json").read_text())
+        assert doc["state"] == "failed" and doc["reason"] == reason
+    pareto = json.loads(r.pareto_path.read_text())
+    assert pareto["front"] and [f["trial"] for f in pareto["failed"]] == [n for n, _ in r.failed]
+
+
+def test_training_that_turns_nan_says_so():
+    from slimnas.errors import TrainingDiverged
+    from slimnas.spaces import TrainSpec
+    from slimnas.training import fit
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 3))
+    with pytest.raises(TrainingDiverged, match="the loss became (nan|inf) at epoch 2"):
+        fit(model, torch.randn(64, 1, 8), torch.randint(0, 3, (64,)), TrainSpec(optimizer="sgd", lr=float("inf"), epochs=3))
+
+
+def test_every_trial_failing_exits_1_with_the_reason(tmp_path, tiny_config):
+    p = cli("search", str(tiny_config()), "--n-trials", "2", "--trial-timeout", "0.000001",
+            "--out", str(tmp_path / "e"), "--quiet")
+    stdout, stderr = p.communicate(timeout=300)
+    assert p.returncode == 1 and "Traceback" not in stderr, stderr
+    flat = " ".join(stdout.split())
+    assert "2 trial(s) failed" in flat and "time limit" in flat and "No trial completed" in flat
+    assert (tmp_path / "e" / "pareto.json").is_file()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc for the worker processes")
+def test_workers_report_their_trials_and_stop_when_the_main_process_dies(tmp_path, tiny_config):
+    cfg = tiny_config(training={"epochs": 2, "lr": 0.01, "optimizer": "adam"})
+    r = subprocess.run([sys.executable, "-m", "slimnas", "search", str(cfg), "--n-trials", "6", "--workers", "2",
+                        "--out", str(tmp_path / "w"), "--quiet"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("trial ")]
+    pareto = json.loads((tmp_path / "w" / "pareto.json").read_text())
+    assert len(lines) == pareto["n_trials"] >= 6  # every worker's trial is printed by the main process
+
+    cfg = tiny_config(training={"epochs": 200, "lr": 0.01, "optimizer": "adam"})
+    proc = cli("search", str(cfg), "--n-trials", "50", "--workers", "2", "--out", str(tmp_path / "k"), "--quiet")
+    wait_for(lambda: len(list((tmp_path / "k" / "trials").glob("*"))) >= 2 if (tmp_path / "k" / "trials").is_dir()
+             else False)
+    children = [int(p) for p in (f"/proc/{proc.pid}/task/{proc.pid}/children",) for p in open(p).read().split()]
+    workers = [c for c in children if "slimnas" in open(f"/proc/{c}/cmdline").read()
+               or "multiprocessing" in open(f"/proc/{c}/cmdline").read()]
+    assert workers, children
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    deadline = time.time() + 60
+    while any(os.path.exists(f"/proc/{w}") and "zombie" not in open(f"/proc/{w}/status").read().lower()
+              for w in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    alive = [w for w in workers if os.path.exists(f"/proc/{w}") and "zombie" not in open(f"/proc/{w}/status").read().lower()]
+    assert not alive, f"workers {alive} ran on after the main process was killed"
