@@ -20,20 +20,25 @@ from slimnas.strategies._early_stopping import (
     nondominated_rank,
     optuna_pruner,
 )
+from slimnas.strategies._history import BaseHistorySampler, best_front, fitness_keys, violation
 
 __all__ = [
     "EARLY_STOPPING",
     "STRATEGIES",
+    "BaseHistorySampler",
     "BaseStrategy",
     "OptunaReporter",
     "ParetoHalvingStopper",
     "StrategyContext",
+    "best_front",
     "check_early_stopping",
     "early_stopping_rule",
+    "fitness_keys",
     "get_strategy",
     "list_strategies",
     "make_sampler",
     "nondominated_rank",
     "optuna_pruner",
     "register_strategy",
+    "violation",
 ]
