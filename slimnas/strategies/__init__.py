@@ -20,6 +20,7 @@ from slimnas.strategies._early_stopping import (
     nondominated_rank,
     optuna_pruner,
 )
+from slimnas.strategies._evolution import EvolutionStrategy, RegularizedEvolutionSampler
 from slimnas.strategies._history import BaseHistorySampler, best_front, fitness_keys, violation
 
 __all__ = [
@@ -27,8 +28,10 @@ __all__ = [
     "STRATEGIES",
     "BaseHistorySampler",
     "BaseStrategy",
+    "EvolutionStrategy",
     "OptunaReporter",
     "ParetoHalvingStopper",
+    "RegularizedEvolutionSampler",
     "StrategyContext",
     "best_front",
     "check_early_stopping",
