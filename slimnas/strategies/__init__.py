@@ -22,6 +22,7 @@ from slimnas.strategies._early_stopping import (
 )
 from slimnas.strategies._evolution import EvolutionStrategy, RegularizedEvolutionSampler
 from slimnas.strategies._history import BaseHistorySampler, best_front, fitness_keys, violation
+from slimnas.strategies._local import LocalSearchSampler, LocalSearchStrategy
 
 __all__ = [
     "EARLY_STOPPING",
@@ -29,6 +30,8 @@ __all__ = [
     "BaseHistorySampler",
     "BaseStrategy",
     "EvolutionStrategy",
+    "LocalSearchSampler",
+    "LocalSearchStrategy",
     "OptunaReporter",
     "ParetoHalvingStopper",
     "RegularizedEvolutionSampler",
