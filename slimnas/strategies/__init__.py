@@ -23,8 +23,10 @@ from slimnas.strategies._early_stopping import (
 from slimnas.strategies._evolution import EvolutionStrategy, RegularizedEvolutionSampler
 from slimnas.strategies._history import BaseHistorySampler, best_front, fitness_keys, violation
 from slimnas.strategies._local import LocalSearchSampler, LocalSearchStrategy
+from slimnas.strategies._reinforce import CONTROLLER_KEY, ReinforceSampler, ReinforceStrategy
 
 __all__ = [
+    "CONTROLLER_KEY",
     "EARLY_STOPPING",
     "STRATEGIES",
     "BaseHistorySampler",
@@ -34,6 +36,8 @@ __all__ = [
     "LocalSearchStrategy",
     "OptunaReporter",
     "ParetoHalvingStopper",
+    "ReinforceSampler",
+    "ReinforceStrategy",
     "RegularizedEvolutionSampler",
     "StrategyContext",
     "best_front",
