@@ -23,7 +23,12 @@ from slimnas.strategies._early_stopping import (
 from slimnas.strategies._evolution import EvolutionStrategy, RegularizedEvolutionSampler
 from slimnas.strategies._history import BaseHistorySampler, best_front, fitness_keys, violation
 from slimnas.strategies._local import LocalSearchSampler, LocalSearchStrategy
-from slimnas.strategies._reinforce import CONTROLLER_KEY, ReinforceSampler, ReinforceStrategy
+from slimnas.strategies._reinforce import (
+    CONTROLLER_KEY,
+    ReinforceSampler,
+    ReinforceStrategy,
+    stored_controller,
+)
 
 __all__ = [
     "CONTROLLER_KEY",
@@ -50,5 +55,6 @@ __all__ = [
     "nondominated_rank",
     "optuna_pruner",
     "register_strategy",
+    "stored_controller",
     "violation",
 ]

@@ -155,6 +155,11 @@ def fold(ctrl: dict, outcome: _Outcome, signs: list[float]) -> None:
     ctrl["last"] = outcome.number
 
 
+def stored_controller(study: optuna.Study) -> dict | None:
+    """The controller persisted with ``study`` (as of its last complete trial), or ``None``."""
+    return study._storage.get_study_system_attrs(study._study_id).get(CONTROLLER_KEY)
+
+
 class ReinforceSampler(BaseHistorySampler):
     """A REINFORCE controller as an Optuna sampler.
 
@@ -194,7 +199,7 @@ class ReinforceSampler(BaseHistorySampler):
         """The controller after ``outcomes`` (by number), continuing the stored snapshot when it
         folded exactly a prefix of them with the same settings."""
         config = self._config(study)
-        snapshot = study._storage.get_study_system_attrs(study._study_id).get(CONTROLLER_KEY)
+        snapshot = stored_controller(study)
         ctrl = new_controller(config)
         if (snapshot and snapshot.get("config") == config and 0 < snapshot["n"] <= len(outcomes)
                 and outcomes[snapshot["n"] - 1].number == snapshot["last"]):
