@@ -45,7 +45,9 @@ CONTROLLER_KEY = "slimnas:rl:controller"
 #: standardised rewards are clipped to [-Z_CLIP, Z_CLIP]; budget misses fall below -Z_CLIP
 Z_CLIP = 3.0
 #: a Gaussian gene's width on [0, 1]: at the start, and its bounds
-SIGMA_INIT, SIGMA_MIN, SIGMA_MAX = 0.25, 0.03, 0.5
+SIGMA_INIT, SIGMA_MIN, SIGMA_MAX = 0.25, 0.05, 0.5
+#: the most a Gaussian's log-width moves in one step ((u - mu)^2 / sigma^2 is unbounded)
+MAX_LOG_SIGMA_STEP = 0.25
 
 
 @dataclass(frozen=True)
@@ -146,9 +148,10 @@ def fold(ctrl: dict, outcome: _Outcome, signs: list[float]) -> None:
                 g = _gaussian(ctrl, name)
                 u, mu, sigma = to_unit(dist, value), g["mu"], math.exp(g["log_sigma"])
                 # natural gradient of log N(u; mu, sigma): (u - mu) for mu, ((u-mu)^2/sigma^2 - 1)/2 for log sigma
+                step = lr * advantage * ((u - mu) ** 2 / sigma**2 - 1) / 2
+                step = max(-MAX_LOG_SIGMA_STEP, min(MAX_LOG_SIGMA_STEP, step))
                 g = {"mu": min(1.0, max(0.0, mu + lr * advantage * (u - mu))),
-                     "log_sigma": min(math.log(SIGMA_MAX), max(math.log(SIGMA_MIN), g["log_sigma"] + lr * advantage
-                                                               * ((u - mu) ** 2 / sigma**2 - 1) / 2))}
+                     "log_sigma": min(math.log(SIGMA_MAX), max(math.log(SIGMA_MIN), g["log_sigma"] + step))}
                 ctrl["gaussians"][name] = g
     ctrl["baseline"] = decay * baseline + (1 - decay) * r
     ctrl["n"] += 1
