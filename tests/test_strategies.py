@@ -24,11 +24,16 @@ from slimnas.strategies import (
     StrategyContext,
     best_front,
     fitness_keys,
+    from_unit,
     get_strategy,
+    in_distribution,
     list_strategies,
+    mutate,
+    neighbours,
+    random_value,
     stored_controller,
+    to_unit,
 )
-from slimnas.strategies._genes import contains, from_unit, mutate, neighbours, random_value, to_unit
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -76,11 +81,11 @@ def test_draws_mutations_and_neighbours_stay_in_the_distribution(dist):
     rng = np.random.default_rng(0)
     for _ in range(50):
         value = random_value(dist, rng)
-        assert contains(dist, value)
+        assert in_distribution(dist, value)
         child = mutate(dist, value, rng)
-        assert contains(dist, child) and repr(child) != repr(value)
+        assert in_distribution(dist, child) and repr(child) != repr(value)
         near = neighbours(dist, value)
-        assert near and all(contains(dist, v) and repr(v) != repr(value) for v in near)
+        assert near and all(in_distribution(dist, v) and repr(v) != repr(value) for v in near)
         if not isinstance(dist, CategoricalDistribution):
             assert from_unit(dist, to_unit(dist, value)) == pytest.approx(value)
             assert len(near) <= 2  # one step down, one up

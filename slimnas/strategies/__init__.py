@@ -21,6 +21,14 @@ from slimnas.strategies._early_stopping import (
     optuna_pruner,
 )
 from slimnas.strategies._evolution import EvolutionStrategy, RegularizedEvolutionSampler
+from slimnas.strategies._genes import (
+    from_unit,
+    in_distribution,
+    mutate,
+    neighbours,
+    random_value,
+    to_unit,
+)
 from slimnas.strategies._history import BaseHistorySampler, best_front, fitness_keys, violation
 from slimnas.strategies._local import LocalSearchSampler, LocalSearchStrategy
 from slimnas.strategies._reinforce import (
@@ -41,20 +49,26 @@ __all__ = [
     "LocalSearchStrategy",
     "OptunaReporter",
     "ParetoHalvingStopper",
+    "RegularizedEvolutionSampler",
     "ReinforceSampler",
     "ReinforceStrategy",
-    "RegularizedEvolutionSampler",
     "StrategyContext",
     "best_front",
     "check_early_stopping",
+    "in_distribution",
     "early_stopping_rule",
     "fitness_keys",
+    "from_unit",
     "get_strategy",
     "list_strategies",
     "make_sampler",
+    "mutate",
+    "neighbours",
     "nondominated_rank",
     "optuna_pruner",
+    "random_value",
     "register_strategy",
     "stored_controller",
+    "to_unit",
     "violation",
 ]

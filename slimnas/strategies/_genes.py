@@ -30,7 +30,7 @@ NEIGHBOUR_STEP = 0.1
 FEW_VALUES = 16
 
 
-def contains(dist: BaseDistribution, value: Any) -> bool:
+def in_distribution(dist: BaseDistribution, value: Any) -> bool:
     """Whether ``value`` is one of ``dist``'s values."""
     try:
         return bool(dist._contains(dist.to_internal_repr(value)))
@@ -108,7 +108,7 @@ def mutate(dist: BaseDistribution, value: Any, rng: np.random.Generator) -> Any:
     at random (Real et al. 2019's mutation); a continuous or many-valued one moves by a Gaussian
     step of :data:`MUTATION_SIGMA` on its (log-)range. ``value`` itself when it has no other."""
     if isinstance(dist, CategoricalDistribution):
-        index = dist.to_internal_repr(value) if contains(dist, value) else -1
+        index = dist.to_internal_repr(value) if in_distribution(dist, value) else -1
         others = [c for i, c in enumerate(dist.choices) if i != index]
         return others[int(rng.integers(len(others)))] if others else value
     assert isinstance(dist, FloatDistribution | IntDistribution)
@@ -132,7 +132,7 @@ def neighbours(dist: BaseDistribution, value: Any) -> list:
     """The values one move away: every other choice of a categorical gene; the values
     :data:`NEIGHBOUR_STEP` below and above a numeric one (at least one grid step), inside the range."""
     if isinstance(dist, CategoricalDistribution):
-        index = dist.to_internal_repr(value) if contains(dist, value) else -1
+        index = dist.to_internal_repr(value) if in_distribution(dist, value) else -1
         return [c for i, c in enumerate(dist.choices) if i != index]
     assert isinstance(dist, FloatDistribution | IntDistribution)
     u, step, out = to_unit(dist, value), _step(dist), []
@@ -140,6 +140,6 @@ def neighbours(dist: BaseDistribution, value: Any) -> list:
         new = from_unit(dist, u + sign * NEIGHBOUR_STEP)
         if new == value and step is not None:  # a coarse grid: the next value on it
             new = _snap(dist, value + sign * step)
-        if new != value and new not in out and contains(dist, new):
+        if new != value and new not in out and in_distribution(dist, new):
             out.append(new)
     return out

@@ -25,7 +25,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from slimnas.strategies._early_stopping import nondominated_rank
-from slimnas.strategies._genes import contains, random_value
+from slimnas.strategies._genes import in_distribution, random_value
 
 #: trials a plan looks at: finished ones, and running ones (another worker's, whose plans count)
 SEEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
@@ -185,6 +185,6 @@ class BaseHistorySampler(optuna.samplers.BaseSampler):
         """The value of parameter ``name``: the plan's when it has one that fits ``dist``,
         else a uniform draw (a parameter the parent or centre lacked)."""
         params = plan.get("params") or {}
-        if name in params and contains(dist, params[name]):
+        if name in params and in_distribution(dist, params[name]):
             return params[name]
         return random_value(dist, self.rng(trial, "draw", name))

@@ -37,7 +37,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from slimnas.strategies._base import BaseStrategy, StrategyContext, register_strategy
-from slimnas.strategies._genes import contains, from_unit, random_value, to_unit
+from slimnas.strategies._genes import from_unit, in_distribution, random_value, to_unit
 from slimnas.strategies._history import BaseHistorySampler, completed
 
 #: the study system attribute that holds the controller's snapshot
@@ -135,7 +135,7 @@ def fold(ctrl: dict, outcome: _Outcome, signs: list[float]) -> None:
     if not outcome.random and advantage != 0:
         for name, value in sorted(outcome.params.items()):
             dist = outcome.distributions[name]
-            if dist.single() or not contains(dist, value):
+            if dist.single() or not in_distribution(dist, value):
                 continue
             if isinstance(dist, CategoricalDistribution):
                 entry = _categorical(ctrl, name, dist)
