@@ -43,22 +43,17 @@ def value_key(value: Any) -> str:
     return json.dumps(value)
 
 
-def _step(dist: FloatDistribution | IntDistribution) -> float | None:
-    """The grid step of a discrete numeric gene (``None`` for a continuous one)."""
-    return dist.step
-
-
 def _n_values(dist: BaseDistribution) -> float:
     if isinstance(dist, CategoricalDistribution):
         return len(dist.choices)
-    step = _step(dist)
+    step = dist.step
     return math.inf if step is None else math.floor((dist.high - dist.low) / step + 1e-9) + 1
 
 
 def _snap(dist: FloatDistribution | IntDistribution, x: float) -> int | float:
     """``x`` clipped to the range and rounded to the gene's grid."""
     x = min(max(x, dist.low), dist.high)
-    step = _step(dist)
+    step = dist.step
     if step is not None:
         x = dist.low + round((x - dist.low) / step) * step
         x = min(max(x, dist.low), dist.high)
@@ -87,7 +82,7 @@ def random_value(dist: BaseDistribution, rng: np.random.Generator) -> Any:
     if isinstance(dist, CategoricalDistribution):
         return dist.choices[int(rng.integers(len(dist.choices)))]
     assert isinstance(dist, FloatDistribution | IntDistribution)
-    step = _step(dist)
+    step = dist.step
     if dist.log:
         # integers: every value gets the log-width of [v - 0.5, v + 0.5]
         pad = 0.5 if isinstance(dist, IntDistribution) else 0.0
@@ -99,7 +94,7 @@ def random_value(dist: BaseDistribution, rng: np.random.Generator) -> Any:
 
 
 def _discrete_values(dist: FloatDistribution | IntDistribution) -> list:
-    step = _step(dist)
+    step = dist.step
     return [_snap(dist, dist.low + k * step) for k in range(int(_n_values(dist)))]
 
 
@@ -135,7 +130,7 @@ def neighbours(dist: BaseDistribution, value: Any) -> list:
         index = dist.to_internal_repr(value) if in_distribution(dist, value) else -1
         return [c for i, c in enumerate(dist.choices) if i != index]
     assert isinstance(dist, FloatDistribution | IntDistribution)
-    u, step, out = to_unit(dist, value), _step(dist), []
+    u, step, out = to_unit(dist, value), dist.step, []
     for sign in (-1, 1):
         new = from_unit(dist, u + sign * NEIGHBOUR_STEP)
         if new == value and step is not None:  # a coarse grid: the next value on it
