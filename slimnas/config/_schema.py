@@ -32,7 +32,7 @@ class StrategyConfig:
     name: str = "tpe"
     early_stopping: str = "none"  # stops weak trials from per-epoch validation reports
     n_startup_trials: int = 5  # random trials before a model-based strategy takes over
-    population_size: int = 20  # nsga2
+    population_size: int = 20  # nsga2, evolution
 
 
 @dataclass(frozen=True)

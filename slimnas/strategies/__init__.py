@@ -20,24 +20,60 @@ from slimnas.strategies._early_stopping import (
     nondominated_rank,
     optuna_pruner,
 )
+from slimnas.strategies._evolution import EvolutionStrategy, RegularizedEvolutionSampler
+from slimnas.strategies._genes import (
+    from_unit,
+    in_distribution,
+    mutate,
+    neighbours,
+    random_value,
+    to_unit,
+)
+from slimnas.strategies._history import BaseHistorySampler, best_front, fitness_keys, violation
+from slimnas.strategies._local import LocalSearchSampler, LocalSearchStrategy
+from slimnas.strategies._reinforce import (
+    CONTROLLER_KEY,
+    ReinforceSampler,
+    ReinforceStrategy,
+    stored_controller,
+)
 from slimnas.strategies._sequenced import SequencedSampler, position, trial_seed
 
 __all__ = [
+    "CONTROLLER_KEY",
     "EARLY_STOPPING",
     "STRATEGIES",
+    "BaseHistorySampler",
     "BaseStrategy",
+    "EvolutionStrategy",
+    "LocalSearchSampler",
+    "LocalSearchStrategy",
     "OptunaReporter",
     "ParetoHalvingStopper",
     "SequencedSampler",
+    "RegularizedEvolutionSampler",
+    "ReinforceSampler",
+    "ReinforceStrategy",
     "StrategyContext",
+    "best_front",
     "check_early_stopping",
+    "in_distribution",
     "early_stopping_rule",
+    "fitness_keys",
+    "from_unit",
     "get_strategy",
     "list_strategies",
     "make_sampler",
+    "mutate",
+    "neighbours",
     "nondominated_rank",
     "optuna_pruner",
     "position",
     "register_strategy",
     "trial_seed",
+    "random_value",
+    "register_strategy",
+    "stored_controller",
+    "to_unit",
+    "violation",
 ]
