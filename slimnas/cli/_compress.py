@@ -24,6 +24,7 @@ from slimnas.compress import (
 )
 from slimnas.data import load_dataset
 from slimnas.errors import ConfigError
+from slimnas.export import write_run_info
 from slimnas.models import import_model
 from slimnas.report import explanation_table, make_console
 from slimnas.study import auto_compress, resolve_device
@@ -134,6 +135,12 @@ def policy_from_options(*, prune, importance, lowrank, cluster, quantize, steps,
     return CompressionPolicy.of(**by_name, distill=bool(distill), temperature=temperature)
 
 
+def absolute_model_spec(spec: str) -> str:
+    """``file.py:callable`` with the file's absolute path, so the model is found from any folder."""
+    target, _, attr = spec.rpartition(":")
+    return f"{Path(target).resolve()}:{attr}" if target.endswith(".py") else spec
+
+
 def compress_command(
     model: Annotated[str, typer.Option(help="path/to/file.py:callable or package.module:callable returning an nn.Module")],
     weights: Annotated[Path | None, typer.Option(help="state dict (torch.save) of the trained model")] = None,
@@ -191,6 +198,10 @@ def compress_command(
             net(data.x_val[:2])
     except Exception as e:  # noqa: BLE001 - the user's model does not take this data
         raise ConfigError("--model", f"a model taking inputs shaped {data.input_shape}", f"{type(e).__name__}: {e}") from None
+    # run.json: what rebuilds the compressed model later (slimnas.load, slimnas export)
+    out.mkdir(parents=True, exist_ok=True)
+    source = str(Path(dataset).resolve()) if Path(dataset).is_file() else dataset
+    write_run_info(out, data.input_shape, data.n_classes, model=absolute_model_spec(model), data={"name": source})
     if weights is None:
         n = TRAIN_EPOCHS if train_epochs is None else train_epochs
         console.print(f"no --weights: training the model from scratch on {dataset} for {n} epochs first")

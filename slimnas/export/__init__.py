@@ -14,6 +14,7 @@ from slimnas.export._format import (
     list_export_formats,
     register_export_format,
 )
+from slimnas.export._info import INFO, read_run_info, write_run_info
 from slimnas.export._onnx import (
     ExportMismatchError,
     export_onnx,
@@ -36,6 +37,7 @@ from slimnas.export._torch_formats import StateDictFormat, TorchExportFormat, To
 
 __all__ = [
     "EXPORT_FORMATS",
+    "INFO",
     "BaseExportFormat",
     "ExportContext",
     "ExportMismatchError",
@@ -61,9 +63,11 @@ __all__ = [
     "ort_session",
     "payload_bytes",
     "predict",
+    "read_run_info",
     "register_export_format",
     "save_compressed",
     "size_report",
     "structure",
     "verify_onnx",
+    "write_run_info",
 ]

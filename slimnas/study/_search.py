@@ -13,7 +13,7 @@ import torch
 from slimnas.config import RunConfig
 from slimnas.data import DataSplits, load_dataset
 from slimnas.errors import ConfigError
-from slimnas.export import onnx_accuracy
+from slimnas.export import onnx_accuracy, write_run_info
 from slimnas.study._artifacts import RunFolder, write_json
 from slimnas.study._driver import n_finished, open_study, run_study, torch_threads
 from slimnas.study._events import Listener
@@ -109,6 +109,7 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
     with torch_threads(cfg.threads):
         study = open_study(plan.study_spec)
         run.write_config(plan.to_dict())
+        write_run_info(run.root, splits.input_shape, splits.n_classes)
         n_done = n_finished(study)
         n_todo = max(0, cfg.n_trials - n_done)
         listener.started({"kind": "search", "study": cfg.study_name, "data": splits.summary(), "n_done": n_done,
