@@ -1,6 +1,6 @@
 """Studies: one driver for every search (plain, joint architecture x compression, and
 ``compress --auto``), their trial objectives, run folders, resume, and the Pareto front; run
-folders read back (``slimnas.load``, exports)."""
+folders read back (``slimnas.load``, exports, the list of runs)."""
 
 from slimnas.study._artifacts import RunFolder, write_json
 from slimnas.study._auto import (
@@ -28,6 +28,7 @@ from slimnas.study._objective import BaseTrialObjective, SearchObjective
 from slimnas.study._pareto import feasible, hypervolume_2d, pareto_front, total_violation
 from slimnas.study._plan import SearchPlan
 from slimnas.study._record import RunRecord, load_study, open_run, parse_best, select_member
+from slimnas.study._runs import RunSummary, list_runs, run_status, summarize_run
 from slimnas.study._search import FrontMember, SearchResult, resolve_device, search
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "LoadedModel",
     "RunFolder",
     "RunRecord",
+    "RunSummary",
     "SearchObjective",
     "SearchPlan",
     "SearchResult",
@@ -52,6 +54,7 @@ __all__ = [
     "feasible",
     "final_finetune",
     "hypervolume_2d",
+    "list_runs",
     "load",
     "load_study",
     "n_finished",
@@ -64,9 +67,11 @@ __all__ = [
     "quiet_optuna",
     "refine_finetune",
     "resolve_device",
+    "run_status",
     "run_study",
     "search",
     "select_member",
+    "summarize_run",
     "torch_threads",
     "total_violation",
     "warm_starts",
