@@ -22,4 +22,5 @@ def runs_command(
     if not summaries:
         console.print(f"no runs in {root}")
         return
-    console.print(runs_table(summaries, f"{len(summaries)} runs in {root}"))
+    n = len(summaries)
+    console.print(runs_table(summaries, f"{n} run{'s' if n != 1 else ''} in {root}"))

@@ -24,7 +24,8 @@ def hover(row: dict) -> str:
     """What hovering a point shows: trial, architecture, compression, figures."""
     m = row["metrics"]
     keys = [k for k in ("val_accuracy", "test_accuracy", "params", "macs", "bytes", "latency_ms") if k in m]
-    lines = [f"<b>trial {row['trial']}</b>", row.get("architecture") or ""]
+    title = f"trial {row['trial']}" if isinstance(row["trial"], int) else row["trial"]
+    lines = [f"<b>{title}</b>", row.get("architecture") or ""]
     if row.get("compression"):
         lines.append(row["compression"])
     lines.append(" · ".join(f"{metric_label(k)} {format_value(k, m[k])}" for k in keys))
@@ -44,7 +45,7 @@ def front_figure(data: dict, cost: str) -> dict:
     trained = [r for r in data["trials"] if r["state"] in ("complete", "pruned") and not r["front"]]
     traces = [_scatter(trained, cost, "trials", GREY, size=6),
               _scatter(data["front"], cost, f"front ({len(data['front'])})", FRONT, size=10)]
-    base = [{**b, "trial": "parent of " + ", ".join(map(str, b["trials"])), "compression": "uncompressed"}
+    base = [{**b, "trial": "uncompressed parent of trials " + ", ".join(map(str, b["trials"]))}
             for b in data["baselines"]]
     if any(cost in b["metrics"] for b in base):
         traces.append(_scatter(base, cost, "uncompressed parents", BASE, symbol="diamond", size=9))

@@ -70,7 +70,8 @@ def _front_section(data: dict) -> str:
         out.append(_models_table(data, data["closest"]))
         return "".join(out)
     tested = "tested once on the test set" if run["tested"] else "the search has not ended: validation figures only"
-    out.append(f'<p class="note">{len(data["front"])} models on the front of ({html.escape(", ".join(run["objectives"]))}), '
+    n = len(data["front"])
+    out.append(f'<p class="note">{n} model{"s" if n != 1 else ""} on the front of ({html.escape(", ".join(run["objectives"]))}), '
                f"{tested}. Grey: every other trained trial; dashed: the budget's limits; hover a point for details.</p>")
     figures = front_figures(data)
     # a fixed column count: each plot measures its cell as its script runs, before later cells exist

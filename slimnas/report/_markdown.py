@@ -30,7 +30,8 @@ def render_markdown(data: dict) -> str:
            f"run folder `{run['folder']}`.", "", "## Pareto front", ""]
     if data["front"]:
         tested = "tested once on the test set" if run["tested"] else "validation figures (the search has not ended)"
-        out += [f"{len(data['front'])} models, {tested}.", "", *_models(data, data["front"])]
+        n = len(data["front"])
+        out += [f"{n} model{'s' if n != 1 else ''}, {tested}.", "", *_models(data, data["front"])]
     else:
         out += ["No model meets the budget. The closest:", "", *_models(data, data["closest"])]
     out += ["## Search progress", ""]

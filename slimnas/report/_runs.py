@@ -18,7 +18,8 @@ def best_summary(summary) -> str:
     m = summary.best["metrics"]
     acc = next((f"{label} {m[k]:.3f}" for k, label in (("test_accuracy", "test acc"), ("val_accuracy", "val acc"))
                 if k in m), None)
-    costs = [o for o in summary.objectives if get_metric(o).direction == "minimize"] or ["macs"]
+    costs = [o for o in summary.objectives  # a cost, not a loss (fitness folds a cost into one)
+             if get_metric(o).direction == "minimize" and get_metric(o).unit != "loss"] or ["macs"]
     cost = get_metric(costs[0])
     parts = [p for p in (acc, f"{cost.format(m[cost.key])} {cost.name}" if cost.key in m else None) if p]
     trial = f"trial {summary.best['trial']}: " if summary.best.get("trial") is not None else ""

@@ -34,16 +34,17 @@ def test_version(capsys):
     assert code == 0 and out.strip() == f"slimnas {slimnas.__version__}"
 
 
-def test_runs_lists_each_run_with_its_best_model(capsys, plain_run, joint_run, tmp_path):
+def test_runs_lists_each_run_with_its_best_model(capsys, plain_run, joint_run, tmp_path, monkeypatch):
     for run in (plain_run, joint_run):
-        shutil.copytree(run.run_dir, tmp_path / run.run_dir.name)
-    code, out, _ = cli(capsys, "runs", "--root", str(tmp_path))
+        shutil.copytree(run.run_dir, tmp_path / "runs" / run.run_dir.name)
+    monkeypatch.chdir(tmp_path)  # short folder names: no column of the table wraps
+    code, out, _ = cli(capsys, "runs")
     assert code == 0
     lines = {line.split()[1]: line for line in out.splitlines() if line.startswith("│")}
     best = plain_run.front[0]
     assert "complete" in lines["plain"] and "5/5" in lines["plain"]
     assert f"trial {best.trial}: test acc {best.metrics['test_accuracy']:.3f}" in lines["plain"]
-    assert "3/3" in lines["joint"]
+    assert "3/3" in lines["joint"] and "runs/joint" in lines["joint"]
 
 
 def test_report_prints_the_path_of_the_page(capsys, plain_run, tmp_path):
