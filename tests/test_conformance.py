@@ -11,9 +11,16 @@ import torch
 
 from slimnas.compress import COMPRESSORS, BaseCompressor, list_compressors
 from slimnas.data import FORMATS
+from slimnas.export import EXPORT_FORMATS, OnnxFp32, list_export_formats
 from slimnas.measure import METRICS, BaseMetric, list_metrics
 from slimnas.strategies import STRATEGIES, BaseStrategy, list_strategies
-from slimnas.testing import check_compressor, check_data_format, check_metric, check_strategy
+from slimnas.testing import (
+    check_compressor,
+    check_data_format,
+    check_export_format,
+    check_metric,
+    check_strategy,
+)
 
 
 @pytest.mark.parametrize("name", list_strategies())
@@ -37,6 +44,12 @@ def test_metric_conformance(name):
 @pytest.mark.parametrize("name", FORMATS.names())
 def test_data_format_conformance(name):
     assert {"empty", "not of the format", "truncated"} <= set(check_data_format(name)["refused"])
+
+
+@pytest.mark.parametrize("name", list_export_formats())
+def test_export_format_conformance(name):
+    diffs = check_export_format(name)["max_abs_diff"]
+    assert set(diffs) == {"residual_cnn", "mlp", "gru", "paper_cnn"}
 
 
 @pytest.fixture
@@ -126,3 +139,18 @@ def test_a_metric_that_measures_nan_or_crashes_on_an_empty_context_fails(registe
     Fragile.key = "fragile_metric"
     with pytest.raises(RuntimeError):  # not the one clear ConfigError the contract asks for
         check_metric("fragile_metric")
+
+
+def test_an_export_format_that_does_not_read_its_file_fails(registered):
+    class Echo(OnnxFp32):
+        """Writes a file, then runs a fresh build of the architecture instead of reading it."""
+
+        description = "echo"
+
+        def run(self, path, x, ctx):
+            with torch.no_grad():
+                return ctx.rebuild().eval()(x).numpy()
+
+    registered(EXPORT_FORMATS, "echo", Echo)
+    with pytest.raises(Exception, match="differ from the eager model's|does not compute what write"):
+        check_export_format("echo")

@@ -9,11 +9,16 @@ is registered when the command line is built, plug-ins included (see
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
 from slimnas.cli._compress import compress_command
+from slimnas.cli._dashboard import dashboard_command
+from slimnas.cli._export import export_command, format_help
 from slimnas.cli._progress import ConsoleListener
+from slimnas.cli._report import report_command
+from slimnas.cli._runs import runs_command
 from slimnas.cli._search import registry_help, search_command
 from slimnas.compress import list_compressors
 from slimnas.errors import SlimnasError
@@ -28,12 +33,27 @@ def build_app() -> typer.Typer:
                       help="slimnas: architecture search and model compression under a deployment budget.")
 
     @app.callback()
-    def _root() -> None:
+    def _root(
+        version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                              help="Print slimnas's version and exit.")] = False,
+    ) -> None:
         """slimnas: architecture search and model compression under a deployment budget."""
 
     app.command("search")(search_command)
     app.command("compress")(compress_command)
+    app.command("runs")(runs_command)
+    app.command("report")(report_command)
+    app.command("export")(export_command)
+    app.command("dashboard")(dashboard_command)
     return app
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from slimnas import __version__
+
+        print(f"slimnas {__version__}")
+        raise typer.Exit()
 
 
 def build_cli():
@@ -43,6 +63,7 @@ def build_cli():
         "search": registry_help(),
         "compress": {"step": f"any registered compressor ({', '.join(list_compressors())}) as "
                              "NAME[:key=value,...], repeatable"},
+        "export": {"format": format_help()},
     }
     for name, command in cli.commands.items():
         for param in command.params:

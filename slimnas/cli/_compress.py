@@ -26,6 +26,7 @@ from slimnas.compress import (
 )
 from slimnas.data import load_dataset
 from slimnas.errors import ConfigError
+from slimnas.export import write_run_info
 from slimnas.models import check_outputs, import_model
 from slimnas.report import explanation_table, make_console
 from slimnas.study import auto_compress, resolve_device
@@ -136,6 +137,12 @@ def policy_from_options(*, prune, importance, lowrank, cluster, quantize, steps,
     return CompressionPolicy.of(**by_name, distill=bool(distill), temperature=temperature)
 
 
+def absolute_model_spec(spec: str) -> str:
+    """``file.py:callable`` with the file's absolute path, so the model is found from any folder."""
+    target, _, attr = spec.rpartition(":")
+    return f"{Path(target).resolve()}:{attr}" if target.endswith(".py") else spec
+
+
 def compress_command(
     model: Annotated[str, typer.Option(help="path/to/file.py:callable or package.module:callable returning an nn.Module")],
     weights: Annotated[Path | None, typer.Option(help="state dict (torch.save) of the trained model")] = None,
@@ -195,9 +202,13 @@ def compress_command(
         n = TRAIN_EPOCHS if train_epochs is None else train_epochs
         console.print(f"no --weights: training the model from scratch on {dataset} for {n} epochs first")
         train_from_scratch(net, data, epochs=n, seed=seed, device=device)
+    source = str(Path(dataset).resolve()) if Path(dataset).is_file() else dataset
+    info = {"model": absolute_model_spec(model), "data": {"name": source, "label_column": label_column}}
     if auto:
         with ConsoleListener(console) as listener:
             result = auto_compress(net, data, out=out, listener=listener, **settings)
+        # run.json: what rebuilds the compressed model later (slimnas.load, slimnas export)
+        write_run_info(out, data.input_shape, data.n_classes, **info)
         console.print(render_table(result.before, result.after, title="slimnas compress --auto"))
         console.print(explanation_table({"layers": result.decisions}, "per-layer decisions and their sensitivity"))
         verdict = "meets" if result.feasible else "[yellow]misses[/]"
@@ -205,6 +216,7 @@ def compress_command(
                       f"wrote {out / 'report.json'}, {out / 'policy.json'}, {out / 'model.onnx'}")
         return
     result = compress(net, data, policy, epochs=epochs, seed=seed, out=out, device=device)
+    write_run_info(out, data.input_shape, data.n_classes, **info)
     console.print(render_table(result.before, result.after))
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)

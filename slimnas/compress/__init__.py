@@ -1,6 +1,7 @@
 """Model compression: structured and unstructured pruning, quantization, low-rank, clustering,
 distillation; policies (ordered lists of registered compressors) and the one function that
-applies them; MAC allocation; the ``compress`` command's function.
+applies them; MAC allocation; the ``compress`` command's function; the ``onnx-int8`` export
+format.
 
 Compressors plug in with :func:`register_compressor`; users import from here
 (``slimnas.compress.StructuredPruner``), never from a private module.
@@ -56,6 +57,7 @@ from slimnas.compress._compress import (
     train_from_scratch,
 )
 from slimnas.compress._distill import FINETUNE_SPEC, DistillationLoss, FineTuner, Retrain
+from slimnas.compress._int8_format import OnnxInt8
 from slimnas.compress._lowrank import (
     LowRankFactorizer,
     factorize_conv,
@@ -105,6 +107,7 @@ __all__ = [
     "Gene",
     "LowRankFactorizer",
     "MagnitudePruner",
+    "OnnxInt8",
     "OnnxQuantizer",
     "Pipeline",
     "PolicyStep",

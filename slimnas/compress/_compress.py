@@ -17,7 +17,14 @@ from slimnas.compress._policy import CompressionPolicy
 from slimnas.compress._quantize import FP32_TOLERANCE, quantize_model
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
-from slimnas.export import load_compressed, max_abs_diff, predict, save_compressed
+from slimnas.export import (
+    load_compressed,
+    max_abs_diff,
+    predict,
+    read_run_info,
+    save_compressed,
+    write_run_info,
+)
 from slimnas.models import check_outputs
 from slimnas.spaces import TrainSpec
 from slimnas.training import fit
@@ -111,7 +118,7 @@ def compress(
                             checks=_check_exports(compressed, art.onnx, data, tolerance), policy=policy,
                             warnings=warnings)
     if out is not None:
-        result.out = write_outputs(result, model, Path(out))
+        result.out = write_outputs(result, model, Path(out), n_classes=data.n_classes)
     return result
 
 
@@ -127,12 +134,14 @@ def _check_exports(model: nn.Module, onnx: bytes, data: DataSplits, tolerance: f
     return {"onnx_max_abs_diff": diff, "onnx_top1_agreement": agree}
 
 
-def write_outputs(result: CompressResult, original: nn.Module, out: Path) -> Path:
-    """``report.json``, ``model.onnx`` and ``compressed/``; the state dict is reloaded into a
-    fresh copy of the original architecture and checked against the compressed model."""
+def write_outputs(result: CompressResult, original: nn.Module, out: Path, *, n_classes: int) -> Path:
+    """``report.json``, ``model.onnx``, ``compressed/`` and ``run.json`` (shapes); the state dict is
+    reloaded into a fresh copy of the original architecture and checked against the compressed model."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "model.onnx").write_bytes(result.onnx)
     folder = save_compressed(result.model, out / "compressed")
+    if not read_run_info(out):  # the command line writes a fuller one (the model, the data) first
+        write_run_info(out, result.input_shape, n_classes)
     rebuilt = load_compressed(copy.deepcopy(original), folder)
     result.checks["state_dict_reload_max_abs_diff"] = _reload_diff(result.model, rebuilt, result.input_shape)
     (out / "report.json").write_text(json.dumps(result.to_dict(), indent=2, default=_json_default))

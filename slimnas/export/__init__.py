@@ -1,6 +1,20 @@
 """Exports of a finished model, every one checked against eager outputs; ONNX Runtime sessions
-and the graph rewrites deployable files get (lean, fp16 weights, payload accounting)."""
+and the graph rewrites deployable files get (lean, fp16 weights, payload accounting).
 
+Export formats plug in with :func:`register_export_format`; :func:`export_model` writes any of
+them and verifies the file."""
+
+from slimnas.export._format import (
+    EXPORT_FORMATS,
+    BaseExportFormat,
+    ExportContext,
+    ExportResult,
+    export_model,
+    get_export_format,
+    list_export_formats,
+    register_export_format,
+)
+from slimnas.export._info import INFO, read_run_info, write_run_info
 from slimnas.export._onnx import (
     ExportMismatchError,
     export_onnx,
@@ -8,6 +22,7 @@ from slimnas.export._onnx import (
     inference_copy,
     verify_onnx,
 )
+from slimnas.export._onnx_formats import OnnxFp16, OnnxFp32
 from slimnas.export._proto import (
     fp16_weights,
     gemm_to_matmul,
@@ -18,24 +33,41 @@ from slimnas.export._proto import (
 )
 from slimnas.export._session import max_abs_diff, onnx_accuracy, ort_session, predict
 from slimnas.export._structure import load_compressed, save_compressed, structure
+from slimnas.export._torch_formats import StateDictFormat, TorchExportFormat, TorchScriptFormat
 
 __all__ = [
+    "EXPORT_FORMATS",
+    "INFO",
+    "BaseExportFormat",
+    "ExportContext",
     "ExportMismatchError",
+    "ExportResult",
+    "OnnxFp16",
+    "OnnxFp32",
+    "StateDictFormat",
+    "TorchExportFormat",
+    "TorchScriptFormat",
+    "export_model",
     "export_onnx",
     "export_proto",
     "fp16_weights",
     "gemm_to_matmul",
+    "get_export_format",
     "inference_copy",
     "layer_nodes",
     "lean",
+    "list_export_formats",
     "load_compressed",
     "max_abs_diff",
     "onnx_accuracy",
     "ort_session",
     "payload_bytes",
     "predict",
+    "read_run_info",
+    "register_export_format",
     "save_compressed",
     "size_report",
     "structure",
     "verify_onnx",
+    "write_run_info",
 ]

@@ -1,5 +1,6 @@
 """Studies: one driver for every search (plain, joint architecture x compression, and
-``compress --auto``), their trial objectives, run folders, resume, and the Pareto front."""
+``compress --auto``), their trial objectives, run folders, resume, and the Pareto front; run
+folders read back (``slimnas.load``, exports, the list of runs)."""
 
 from slimnas.study._artifacts import RunFolder, write_json
 from slimnas.study._auto import (
@@ -20,10 +21,14 @@ from slimnas.study._driver import (
     torch_threads,
 )
 from slimnas.study._events import EpochReporter, Listener
+from slimnas.study._export import export_run
 from slimnas.study._joint import cached_parent, final_finetune, parent_key, write_artifact
+from slimnas.study._load import LoadedModel, load, open_model
 from slimnas.study._objective import BaseTrialObjective, SearchObjective
 from slimnas.study._pareto import feasible, hypervolume_2d, pareto_front, total_violation
 from slimnas.study._plan import SearchPlan
+from slimnas.study._record import RunRecord, load_study, open_run, parse_best, select_member
+from slimnas.study._runs import RunSummary, list_runs, run_status, summarize_run
 from slimnas.study._search import FrontMember, SearchResult, resolve_device, search
 
 __all__ = [
@@ -35,25 +40,38 @@ __all__ = [
     "EpochReporter",
     "FrontMember",
     "Listener",
+    "LoadedModel",
     "RunFolder",
+    "RunRecord",
+    "RunSummary",
     "SearchObjective",
     "SearchPlan",
     "SearchResult",
     "StudySpec",
     "auto_compress",
     "cached_parent",
+    "export_run",
     "feasible",
     "final_finetune",
     "hypervolume_2d",
+    "list_runs",
+    "load",
+    "load_study",
     "n_finished",
+    "open_model",
+    "open_run",
     "open_study",
     "pareto_front",
     "parent_key",
+    "parse_best",
     "quiet_optuna",
     "refine_finetune",
     "resolve_device",
+    "run_status",
     "run_study",
     "search",
+    "select_member",
+    "summarize_run",
     "torch_threads",
     "total_violation",
     "warm_starts",

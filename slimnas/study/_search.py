@@ -18,7 +18,7 @@ import torch
 from slimnas.config import RunConfig, read_yaml
 from slimnas.data import DataSplits, load_dataset
 from slimnas.errors import ConfigError
-from slimnas.export import onnx_accuracy
+from slimnas.export import onnx_accuracy, write_run_info
 from slimnas.study._artifacts import RunFolder, write_json
 from slimnas.study._definition import check_definition, definition_of
 from slimnas.study._driver import (
@@ -123,6 +123,7 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
         study = claim_run(plan, run)
         for trial in recover_dead_trials(study):
             run.mark_failed(trial.number, trial.user_attrs.get("failure", "its process stopped"))
+        write_run_info(run.root, splits.input_shape, splits.n_classes)
         n_done = n_finished(study)
         n_todo = max(0, cfg.n_trials - n_done)
         listener.started({"kind": "search", "study": cfg.study_name, "data": splits.summary(), "n_done": n_done,

@@ -1,6 +1,6 @@
 """Conformance checks every registry entry passes, run from the registries themselves (as
-``optuna.testing`` and scikit-learn's ``check_estimator``): a new strategy, compressor, metric or
-data format is tested by this code, without tests of its own.
+``optuna.testing`` and scikit-learn's ``check_estimator``): a new strategy, compressor, metric,
+data format or export format is tested by this code, without tests of its own.
 
 Example:
     >>> from slimnas.testing import check_compressor
@@ -9,6 +9,7 @@ Example:
 """
 
 from slimnas.testing._compressors import check_compressor
+from slimnas.testing._export_formats import check_export_format
 from slimnas.testing._fixtures import SHAPE, TINY_MODELS, tiny_data
 from slimnas.testing._formats import check_data_format
 from slimnas.testing._metrics import check_metric
@@ -20,6 +21,7 @@ __all__ = [
     "SyntheticObjective",
     "check_compressor",
     "check_data_format",
+    "check_export_format",
     "check_metric",
     "check_strategy",
     "tiny_data",

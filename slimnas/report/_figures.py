@@ -1,0 +1,132 @@
+"""Plotly figures of a report, as plain figure dicts built from the report data alone.
+
+Front plots: validation accuracy against each cost the run measured (MACs, bytes, latency),
+every trained trial in grey, the front members in colour (trace :data:`FRONT_TRACE`, one point
+per member), the parents of a joint search as baselines, the budget's limits as dashed lines;
+hovering a point shows the trial's architecture, compression and figures. Progress: the best
+first objective and the hypervolume after each finished trial. Per front member: per-layer
+decisions as bars and sensitivity curves.
+"""
+
+from __future__ import annotations
+
+from slimnas.measure import fmt_count
+from slimnas.report._data import format_value, metric_label
+
+COSTS = ("macs", "bytes", "latency_ms")
+FRONT_TRACE = 1  # index of the front members' trace in every front plot
+GREY, FRONT, BASE, LIMIT = "#b0b0b0", "#d62728", "#1f77b4", "#7f7f7f"
+LAYOUT = {"template": "plotly_white", "height": 420, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+          "hovermode": "closest", "legend": {"orientation": "h", "y": -0.2}}
+
+
+def hover(row: dict) -> str:
+    """What hovering a point shows: trial, architecture, compression, figures."""
+    m = row["metrics"]
+    keys = [k for k in ("val_accuracy", "test_accuracy", "params", "macs", "bytes", "latency_ms") if k in m]
+    title = f"trial {row['trial']}" if isinstance(row["trial"], int) else row["trial"]
+    lines = [f"<b>{title}</b>", row.get("architecture") or ""]
+    if row.get("compression"):
+        lines.append(row["compression"])
+    lines.append(" · ".join(f"{metric_label(k)} {format_value(k, m[k])}" for k in keys))
+    return "<br>".join(line for line in lines if line)
+
+
+def _scatter(rows: list[dict], cost: str, name: str, color: str, symbol: str = "circle", size: int = 8) -> dict:
+    rows = [r for r in rows if cost in r["metrics"] and "val_accuracy" in r["metrics"]]
+    return {"type": "scatter", "mode": "markers", "name": name,
+            "x": [r["metrics"][cost] for r in rows], "y": [r["metrics"]["val_accuracy"] for r in rows],
+            "text": [hover(r) for r in rows], "hovertemplate": "%{text}<extra></extra>",
+            "marker": {"color": color, "symbol": symbol, "size": size, "line": {"width": 1, "color": "white"}}}
+
+
+def front_figure(data: dict, cost: str) -> dict:
+    """Validation accuracy against ``cost``: trials, front members, baselines, budget lines."""
+    trained = [r for r in data["trials"] if r["state"] in ("complete", "pruned") and not r["front"]]
+    traces = [_scatter(trained, cost, "trials", GREY, size=6),
+              _scatter(data["front"], cost, f"front ({len(data['front'])})", FRONT, size=10)]
+    base = [{**b, "trial": "uncompressed parent of trials " + ", ".join(map(str, b["trials"]))}
+            for b in data["baselines"]]
+    if any(cost in b["metrics"] for b in base):
+        traces.append(_scatter(base, cost, "uncompressed parents", BASE, symbol="diamond", size=9))
+    shapes, annotations = [], []
+    for b in data["run"]["budget"]:
+        if b["key"] == cost:  # a vertical line at the limit
+            shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": b["limit"], "x1": b["limit"],
+                           "y0": 0, "y1": 1, "line": {"color": LIMIT, "dash": "dash"}})
+            annotations.append({"xref": "x", "yref": "paper", "x": b["limit"], "y": 1, "text": b["text"],
+                                "showarrow": False, "yanchor": "bottom"})
+        elif b["key"] == "val_accuracy":  # a horizontal one
+            shapes.append({"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": b["limit"],
+                           "y1": b["limit"], "line": {"color": LIMIT, "dash": "dash"}})
+    xs = [x for t in traces for x in t["x"] if x and x > 0]
+    log = bool(xs) and max(xs) / min(xs) > 30
+    return {"data": traces, "layout": {**LAYOUT, "title": {"text": f"accuracy vs {metric_label(cost)}"},
+                                       "xaxis": {"title": {"text": metric_label(cost)}, "type": "log" if log else "linear"},
+                                       "yaxis": {"title": {"text": "validation accuracy"}},
+                                       "shapes": shapes, "annotations": annotations}}
+
+
+def front_figures(data: dict) -> dict[str, dict]:
+    """One front plot per cost some trial was measured on."""
+    measured = {k for r in data["trials"] for k in r["metrics"]}
+    return {cost: front_figure(data, cost) for cost in COSTS if cost in measured}
+
+
+def progress_figure(data: dict) -> dict:
+    """Best first objective so far and hypervolume so far, after each finished trial."""
+    p = data["progress"]
+    points = p["points"]
+    x = list(range(1, len(points) + 1))
+    text = [f"trial {q['trial']}, finished {q['completed'][:19].replace('T', ' ')}" for q in points]
+    traces = [{"type": "scatter", "mode": "lines+markers", "name": f"best {metric_label(p['key'])} so far",
+               "x": x, "y": [q["best"] for q in points], "text": text, "line": {"shape": "hv", "color": FRONT}},
+              {"type": "scatter", "mode": "markers", "name": f"each trial's {metric_label(p['key'])}",
+               "x": x, "y": [q["value"] for q in points], "text": text, "marker": {"color": GREY, "size": 5}}]
+    layout = {**LAYOUT, "title": {"text": "Search progress"},
+              "xaxis": {"title": {"text": "finished trials (in completion order)"}, "dtick": max(1, len(x) // 10)},
+              "yaxis": {"title": {"text": metric_label(p["key"])}}}
+    if p["scales"]:
+        axes = ", ".join(f"{'1 - ' if s['direction'] == 'maximize' else ''}{metric_label(s['key'])}"
+                         f"{' / ' + fmt_count(s['reference']) if s['direction'] == 'minimize' else ''}"
+                         for s in p["scales"].values())
+        traces.append({"type": "scatter", "mode": "lines", "name": f"hypervolume ({axes}; reference 1, 1)",
+                       "x": x, "y": [q["hypervolume"] for q in points], "yaxis": "y2", "text": text,
+                       "line": {"shape": "hv", "color": BASE}})
+        layout["yaxis2"] = {"title": {"text": "hypervolume"}, "overlaying": "y", "side": "right", "rangemode": "tozero"}
+    return {"data": traces, "layout": layout}
+
+
+def layers_figure(card: dict) -> dict | None:
+    """A front member's per-layer decisions: the share of each layer's width kept, with its
+    precision and kept rank as text (``None`` for an uncompressed member)."""
+    if not card["layers"]:
+        return None
+    names = [r["layer"] for r in card["layers"]]
+    kept = [r["kept"] / r["width"] if r.get("width") else None for r in card["layers"]]
+    text = [" ".join(f"{c} {r[c]:.2f}" if isinstance(r[c], float) else str(r[c]) for c in card["columns"]
+                     if c in r and c != "ratio") for r in card["layers"]]
+    traces = [{"type": "bar", "name": "width kept", "x": names, "y": kept, "text": text, "textposition": "auto",
+               "hovertemplate": "%{x}: %{y:.0%} of the width kept<br>%{text}<extra></extra>",
+               "marker": {"color": [_precision_color(r.get("precision")) for r in card["layers"]]}}]
+    return {"data": traces, "layout": {**LAYOUT, "height": 320, "showlegend": False,
+                                       "title": {"text": f"trial {card['trial']}: per-layer decisions"},
+                                       "yaxis": {"title": {"text": "share of width kept"}, "range": [0, 1.05],
+                                                 "tickformat": ".0%"}}}
+
+
+def _precision_color(precision: str | None) -> str:
+    return {"int8": "#ff7f0e", "fp16": "#2ca02c"}.get(precision or "", BASE)
+
+
+def sensitivity_figure(card: dict) -> dict | None:
+    """Validation accuracy with one layer pruned by each ratio, one curve per layer."""
+    if not card["sensitivity"]:
+        return None
+    traces = [{"type": "scatter", "mode": "lines+markers", "name": layer,
+               "x": [float(r) for r in curve], "y": list(curve.values())}
+              for layer, curve in card["sensitivity"].items()]
+    return {"data": traces, "layout": {**LAYOUT, "height": 320,
+                                       "title": {"text": f"trial {card['trial']}: sensitivity"},
+                                       "xaxis": {"title": {"text": "share of the layer pruned"}, "tickformat": ".0%"},
+                                       "yaxis": {"title": {"text": "validation accuracy"}}}}

@@ -1,0 +1,40 @@
+"""``slimnas report``: a run's report data written as ``report.json``, ``report.md`` and one
+self-contained ``report.html``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from slimnas.report._data import report_data
+from slimnas.report._html import render_html
+from slimnas.report._markdown import render_markdown
+from slimnas.study import write_json
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """Where a report was written, and the data it shows."""
+
+    html: Path
+    json: Path
+    markdown: Path
+    data: dict
+
+
+def write_report(folder: str | Path, out: str | Path | None = None) -> ReportFiles:
+    """Write the report of the search run in ``folder`` into ``out`` (default: the run folder).
+
+    Example:
+        >>> write_report("runs/my-study").html  # doctest: +SKIP
+        PosixPath('runs/my-study/report.html')
+    """
+    data = report_data(folder)
+    out = Path(out) if out is not None else Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    files = ReportFiles(out / "report.html", out / "report.json", out / "report.md", data)
+    write_json(files.json, json.loads(json.dumps(data)))
+    files.markdown.write_text(render_markdown(data) + "\n")
+    files.html.write_text(render_html(data), encoding="utf-8")
+    return files

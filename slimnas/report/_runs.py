@@ -1,0 +1,42 @@
+"""The list of runs as a table in the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.table import Table
+
+from slimnas.measure import get_metric
+
+STATUS_STYLE = {"complete": "green", "running": "cyan", "interrupted": "yellow", "empty": "dim", "unreadable": "red"}
+
+
+def best_summary(summary) -> str:
+    """The best model in a few words: ``trial 4: test acc 0.680, 4.5k macs``."""
+    if summary.best is None:
+        return "none meets the budget" if summary.n_done else "-"
+    m = summary.best["metrics"]
+    acc = next((f"{label} {m[k]:.3f}" for k, label in (("test_accuracy", "test acc"), ("val_accuracy", "val acc"))
+                if k in m), None)
+    costs = [o for o in summary.objectives  # a cost, not a loss (fitness folds a cost into one)
+             if get_metric(o).direction == "minimize" and get_metric(o).unit != "loss"] or ["macs"]
+    cost = get_metric(costs[0])
+    parts = [p for p in (acc, f"{cost.format(m[cost.key])} {cost.name}" if cost.key in m else None) if p]
+    trial = f"trial {summary.best['trial']}: " if summary.best.get("trial") is not None else ""
+    return trial + ", ".join(parts)
+
+
+def runs_table(summaries: Sequence, title: str) -> Table:
+    """One row per run: name, kind, status, trials done/asked, best model, folder."""
+    t = Table(title=title, title_justify="left")
+    for col, justify in [("name", "left"), ("kind", "left"), ("status", "left"), ("trials", "right"),
+                         ("best model", "left"), ("folder", "left")]:
+        t.add_column(col, justify=justify)
+    for s in summaries:
+        trials = "-" if s.n_done is None else f"{s.n_done}/{s.n_total}" if s.n_total is not None else str(s.n_done)
+        status = f"[{STATUS_STYLE.get(s.status, '')}]{s.status}[/]"
+        best = best_summary(s) if s.status != "unreadable" else s.note
+        t.add_row(s.name, s.kind, status, trials, best, str(s.folder))
+    return t
+
+

@@ -1,0 +1,167 @@
+"""Report data against the study and the run's files: the numbers a report shows, tested
+without a browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+import yaml
+from conftest import PLAIN_BUDGET
+from optuna.trial import TrialState
+
+from slimnas.report import FRONT_TRACE, front_figures, progress_figure, report_data, write_report
+from slimnas.study import feasible, hypervolume_2d, load_study, open_run, summarize_run
+from slimnas.study import list_runs as list_all_runs
+
+
+@pytest.fixture(scope="module")
+def plain_data(plain_run):
+    return report_data(plain_run.run_dir)
+
+
+@pytest.fixture(scope="module")
+def joint_data(joint_run):
+    return report_data(joint_run.run_dir)
+
+
+def test_the_front_is_pareto_json(plain_run, plain_data):
+    pareto = json.loads(plain_run.pareto_path.read_text())
+    assert [m["trial"] for m in plain_data["front"]] == [m["trial"] for m in pareto["front"]]
+    for shown, stored in zip(plain_data["front"], pareto["front"], strict=True):
+        assert shown["metrics"]["test_accuracy"] == stored["metrics"]["test_accuracy"]
+        assert shown["metrics"]["macs"] == stored["metrics"]["macs"]
+    assert plain_data["run"]["status"] == "complete" and plain_data["run"]["tested"]
+
+
+def test_every_trial_of_the_study_is_a_row(plain_run, plain_data):
+    trials = plain_run.study.trials
+    rows = {r["trial"]: r for r in plain_data["trials"]}
+    assert sorted(rows) == [t.number for t in trials]
+    budget = open_run(plain_run.run_dir).budget
+    for t in trials:
+        r, metrics = rows[t.number], t.user_attrs["metrics"]
+        assert r["metrics"]["macs"] == metrics["macs"]
+        assert r["feasible"] == feasible(metrics, budget)
+        assert r["front"] == (t.number in {m.trial for m in plain_run.front})
+        assert r["state"] == ("skipped" if metrics["trained"] is False else "complete")
+    assert any(r["state"] == "skipped" for r in rows.values()), "the budget skips a candidate of this run"
+
+
+def test_progress_best_so_far_and_hypervolume(plain_run, plain_data):
+    points = plain_data["progress"]["points"]
+    done = sorted((t for t in plain_run.study.trials if t.state == TrialState.COMPLETE),
+                  key=lambda t: t.datetime_complete)
+    assert [p["trial"] for p in points] == [t.number for t in done]  # completion order
+    bests = [p["best"] for p in points if p["best"] is not None]
+    hvs = [p["hypervolume"] for p in points]
+    assert bests == sorted(bests) and hvs == sorted(hvs)  # never falls
+    budget = open_run(plain_run.run_dir).budget
+    ok = [t.user_attrs["metrics"] for t in done if feasible(t.user_attrs["metrics"], budget)]
+    assert bests[-1] == max(m["val_accuracy"] for m in ok)
+    limit = float(PLAIN_BUDGET.split("<=")[1])
+    expected = hypervolume_2d([(1 - m["metrics"]["val_accuracy"], m["metrics"]["macs"] / limit) for m in plain_data["front"]],
+                              (1.0, 1.0))
+    assert hvs[-1] == pytest.approx(expected) and hvs[-1] > 0
+    assert plain_data["progress"]["scales"]["macs"]["reference"] == limit
+
+
+def test_cards_show_the_policy_and_sensitivity_of_each_member(joint_run, joint_data):
+    assert [c["trial"] for c in joint_data["cards"]] == [m.trial for m in joint_run.front]
+    for c in joint_data["cards"]:
+        doc = json.loads((joint_run.run_dir / "trials" / f"{c['trial']:05d}" / "policy.json").read_text())
+        assert [r["layer"] for r in c["layers"]] == [r["layer"] for r in doc["layers"]]
+        assert [r["ratio"] for r in c["layers"]] == [r["ratio"] for r in doc["layers"]]
+        assert {"ratio", "rank", "precision"} <= set(c["columns"])
+        assert c["sensitivity"], "front members of a joint search get a sensitivity analysis"
+        for layer, curve in c["sensitivity"].items():
+            row = next(r for r in doc["layers"] if r["layer"] == layer)
+            assert curve == {str(k): v for k, v in row["sensitivity"].items()}
+        assert "prune" in c["compression"] and "cluster" in c["compression"]
+
+
+def test_baselines_are_the_uncompressed_parents(joint_run, joint_data):
+    parents = {t.user_attrs["metrics"]["parent_val_accuracy"] for t in joint_run.study.trials}
+    assert [b["metrics"]["val_accuracy"] for b in joint_data["baselines"]] == sorted(parents)
+    assert joint_data["baselines"][0]["metrics"]["macs"] > max(m.metrics["macs"] for m in joint_run.front)
+    assert joint_data["baselines"][0]["trials"] == [t.number for t in joint_run.study.trials]
+
+
+def test_figures_plot_one_point_per_member_and_the_budget(plain_data, joint_data):
+    figs = front_figures(joint_data)
+    assert set(figs) == {"macs", "bytes", "latency_ms"}  # a joint search measures latency
+    for cost, fig in figs.items():
+        front = fig["data"][FRONT_TRACE]
+        assert len(front["x"]) == len(joint_data["front"])
+        assert front["x"] == [m["metrics"][cost] for m in joint_data["front"]]
+        assert all(f"trial {m['trial']}" in t and m["architecture"] in t for m, t in zip(joint_data["front"], front["text"],
+                                                                                       strict=True))
+    macs = figs["macs"]["layout"]["shapes"]
+    assert [s["x0"] for s in macs] == [1500.0]
+    assert "parents" in figs["macs"]["data"][-1]["name"] and "shapes" in figs["bytes"]["layout"]
+    assert set(front_figures(plain_data)) == {"macs", "bytes"}  # no latency measured
+    prog = progress_figure(plain_data)
+    assert prog["data"][-1]["y"] == [p["hypervolume"] for p in plain_data["progress"]["points"]]
+
+
+def test_write_report_writes_the_same_figures_three_ways(plain_run, tmp_path):
+    files = write_report(plain_run.run_dir, tmp_path)
+    stored = json.loads(files.json.read_text())
+    assert stored["front"] == json.loads(json.dumps(files.data["front"]))
+    md = files.markdown.read_text()
+    for m in files.data["front"]:
+        assert f"| {m['trial']} | {m['architecture']} |" in md
+        assert f"{m['metrics']['test_accuracy']:.3f}" in md
+    html = files.html.read_text()
+    assert html.count('class="plotly-graph-div"') == 3  # MACs, bytes, progress
+    assert linked_resources(html) == []  # nothing to fetch: it opens offline
+
+
+def linked_resources(html: str) -> list[str]:
+    """Every ``src`` and ``href`` of the page's elements (script bodies are not elements)."""
+    from html.parser import HTMLParser
+
+    found = []
+
+    class Links(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.extend(v for k, v in attrs if k in ("src", "href") and v)
+
+    Links().feed(html)
+    return found
+
+
+@pytest.fixture
+def run_copy(plain_run, tmp_path):
+    """A copy of the finished plain run whose study the test may change."""
+    dest = tmp_path / "copy"
+    shutil.copytree(plain_run.run_dir, dest)
+    return dest
+
+
+def test_a_run_shows_running_interrupted_or_complete(run_copy):
+    assert summarize_run(run_copy).status == "complete"
+    run = open_run(run_copy)
+    study = load_study(run.storage_url, run.name)
+    study.ask()  # a trial starts after the run last wrote pareto.json
+    assert summarize_run(run_copy).status == "running"
+    later = (run_copy / "pareto.json").stat().st_mtime + 3600
+    os.utime(run_copy / "pareto.json", (later, later))  # the run ended since: that trial was abandoned
+    assert summarize_run(run_copy).status == "complete"
+    cfg = yaml.safe_load((run_copy / "config.yaml").read_text())
+    (run_copy / "config.yaml").write_text(yaml.safe_dump({**cfg, "n_trials": 50}))
+    summary = summarize_run(run_copy)
+    assert summary.status == "interrupted" and (summary.n_done, summary.n_total) == (5, 50)
+
+
+def test_list_runs_finds_search_and_compress_runs(plain_run, joint_run, tmp_path):
+    for run in (plain_run, joint_run):
+        shutil.copytree(run.run_dir, tmp_path / run.run_dir.name)
+    (tmp_path / "notes").mkdir()
+    summaries = {s.name: s for s in list_all_runs(tmp_path)}
+    assert set(summaries) == {"plain", "joint"}
+    assert summaries["plain"].best["trial"] == plain_run.front[0].trial
+    assert summaries["plain"].best["metrics"]["test_accuracy"] == plain_run.front[0].metrics["test_accuracy"]
+    assert summaries["joint"].n_done == 3 and summaries["joint"].status == "complete"
