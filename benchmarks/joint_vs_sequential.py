@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     name = "joint_vs_sequential_quick" if args.quick else "joint_vs_sequential"
+    name += f"_seed{args.seed}" if args.seed else ""
     (args.out / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
     (args.out / f"{name}.md").write_text(markdown(result))
     print(markdown(result))
