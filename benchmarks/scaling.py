@@ -79,10 +79,12 @@ def kill_and_restart(cfg: Path, work: Path, n_trials: int, kill_after: int) -> d
     proc = search(cfg, out, "--workers", "2", "--n-trials", str(n_trials))
     deadline = time.time() + 1800
     while time.time() < deadline:
-        if (out / "study.db").is_file():
+        try:
             done = [t for t in load(out).trials if t.state.name == "COMPLETE"]
-            if len(done) >= kill_after:
-                break
+        except KeyError:  # the database file exists before the study is written into it
+            done = []
+        if len(done) >= kill_after:
+            break
         time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
