@@ -79,10 +79,12 @@ def kill_and_restart(cfg: Path, work: Path, n_trials: int, kill_after: int) -> d
     proc = search(cfg, out, "--workers", "2", "--n-trials", str(n_trials))
     deadline = time.time() + 1800
     while time.time() < deadline:
-        try:
-            done = [t for t in load(out).trials if t.state.name == "COMPLETE"]
-        except KeyError:  # the database file exists before the study is written into it
-            done = []
+        done = []
+        if (out / "study.db").is_file():  # opening a missing database would create it
+            try:
+                done = [t for t in load(out).trials if t.state.name == "COMPLETE"]
+            except KeyError:  # the database file exists before the study is written into it
+                pass
         if len(done) >= kill_after:
             break
         time.sleep(0.5)
