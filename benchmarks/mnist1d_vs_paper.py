@@ -103,8 +103,9 @@ def run_search(args, run_dir: Path, timeout: float, quick: bool):
     from slimnas.cli import ConsoleListener
 
     torch.set_num_threads(THREADS)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "search.log", "w") as log:
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    # The log sits beside the run folder: slimnas claims only an empty folder or one of its own runs.
+    with open(run_dir.parent / f"{run_dir.name}-search.log", "w") as log:
         return slimnas.search(str(args.config), out=str(run_dir), seed=args.seed, timeout=timeout,
                               n_trials=6 if quick else args.n_trials, epochs=3 if quick else None,
                               workers=args.workers,
