@@ -122,6 +122,14 @@ def test_cli_auto_writes_report_and_policy(tmp_path):
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["after"]["macs"] <= 0.5 * report["before"]["macs"] and report["feasible"]
     assert "per-layer decisions" in r.stdout
+    # the phases, one line as each starts and ends (the output is not a terminal)
+    phases = ["loading mnist1d and the model mynet.py:build ...", "training the input model (20 epochs) ...",
+              "measuring the input model in ONNX Runtime: done in", "sensitivity analysis, each layer pruned alone (2 layers)",
+              "searching per-layer policies (2 trials) ...", "trial   1 ", "searching per-layer policies: done in",
+              "final fine-tune: prune (1 epoch) ...", "writing the compressed model and reports: done in"]
+    lines = r.stdout.splitlines()
+    at = [next((i for i, ln in enumerate(lines) if ln.startswith(p)), None) for p in phases]
+    assert None not in at and at == sorted(at) and at[0] == 0, (at, r.stdout)
     bad = subprocess.run([sys.executable, "-m", "slimnas", "compress", "--model", "mynet.py:build", "--auto",
                           "--budget", "macs<=half", "--out", str(tmp_path / "b")], capture_output=True, text=True,
                          cwd=tmp_path, timeout=600)

@@ -29,11 +29,12 @@ from slimnas.errors import ConfigError
 from slimnas.export import write_run_info
 from slimnas.models import check_outputs, import_model
 from slimnas.report import explanation_table, make_console
-from slimnas.study import auto_compress, resolve_device
+from slimnas.study import ListenerGroup, TensorBoardListener, auto_compress, resolve_device
+from slimnas.training import report_phase
 
 QUANTIZE_MODES = ("none", "int8", "int8-dynamic", "fp16")
 TRAIN_EPOCHS = 20  # training from scratch when no --weights are given (--train-epochs)
-AUTO_ONLY = ("budget", "n_trials", "strategy", "final_epochs", "early_stopping", "precision")
+AUTO_ONLY = ("budget", "n_trials", "strategy", "final_epochs", "early_stopping", "precision", "tensorboard")
 ONE_SHOT_ONLY = ("prune", "lowrank", "cluster", "quantize", "step")
 
 #: rows of the before/after table: (metric, label, format)
@@ -168,12 +169,14 @@ def compress_command(
     final_epochs: Annotated[int | None, typer.Option(help="--auto: fine-tune of the chosen policy [default: 10]")] = None,
     early_stopping: Annotated[str | None, typer.Option(help="--auto: stop ranking fine-tunes that fall behind: median, hyperband, none [default: median]")] = None,
     precision: Annotated[str | None, typer.Option(help="--auto: comma-separated per-layer precisions to choose from [default: fp32,int8]")] = None,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="--auto: also write TensorBoard event files under OUT/tensorboard")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display: only warnings and the result.")] = False,
 ) -> None:
     """Prune, factorise, cluster, quantize and distil a trained model; measure it before and after."""
     given = {"prune": prune, "lowrank": lowrank, "cluster": cluster, "quantize": quantize, "step": step,
              "budget": budget, "n_trials": n_trials, "strategy": strategy, "final_epochs": final_epochs,
              "early_stopping": early_stopping, "precision": precision, "importance": importance,
-             "train_epochs": train_epochs}
+             "train_epochs": train_epochs, "tensorboard": tensorboard}
     check_options(auto, given, weights=weights)  # at the edge, before any model is loaded or trained
     resolve_device(device)
     if auto:
@@ -194,29 +197,37 @@ def compress_command(
         policy = policy_from_options(prune=prune, importance=importance, lowrank=lowrank, cluster=cluster,
                                      quantize=quantize, steps=step, distill=distill, temperature=temperature)
     console = make_console()
-    data = load_dataset(dataset, label_column=label_column)
-    torch.manual_seed(seed)
-    net, _ = import_model(model, weights)
-    check_outputs(net, data.input_shape, data.n_classes)
-    if weights is None:
-        n = TRAIN_EPOCHS if train_epochs is None else train_epochs
-        console.print(f"no --weights: training the model from scratch on {dataset} for {n} epochs first")
-        train_from_scratch(net, data, epochs=n, seed=seed, device=device)
+    board = TensorBoardListener(out / "tensorboard") if tensorboard else None  # a missing package: one line now
+    with ConsoleListener(console, verbose=not quiet) as listener:
+        with report_phase(listener, "load", label=f"loading {dataset} and the model {model}") as found:
+            data = load_dataset(dataset, label_column=label_column)
+            torch.manual_seed(seed)
+            net, _ = import_model(model, weights)
+            check_outputs(net, data.input_shape, data.n_classes)
+            found["weights"] = str(weights) if weights is not None else None
+        if weights is None:
+            n = TRAIN_EPOCHS if train_epochs is None else train_epochs
+            listener.note(f"no --weights: training the model from scratch on {dataset} for {n} epochs first")
+            train_from_scratch(net, data, epochs=n, seed=seed, device=device, listener=listener)
+        if auto:
+            try:
+                result = auto_compress(net, data, out=out, listener=ListenerGroup(listener, board), **settings)
+            finally:
+                if board is not None:
+                    board.close()
+        else:
+            result = compress(net, data, policy, epochs=epochs, seed=seed, out=out, device=device, listener=listener)
     source = str(Path(dataset).resolve()) if Path(dataset).is_file() else dataset
     info = {"model": absolute_model_spec(model), "data": {"name": source, "label_column": label_column}}
+    # run.json: what rebuilds the compressed model later (slimnas.load, slimnas export)
+    write_run_info(out, data.input_shape, data.n_classes, **info)
     if auto:
-        with ConsoleListener(console) as listener:
-            result = auto_compress(net, data, out=out, listener=listener, **settings)
-        # run.json: what rebuilds the compressed model later (slimnas.load, slimnas export)
-        write_run_info(out, data.input_shape, data.n_classes, **info)
         console.print(render_table(result.before, result.after, title="slimnas compress --auto"))
         console.print(explanation_table({"layers": result.decisions}, "per-layer decisions and their sensitivity"))
         verdict = "meets" if result.feasible else "[yellow]misses[/]"
         console.print(f"the chosen policy {verdict} the budget {', '.join(map(str, result.budget))}; "
                       f"wrote {out / 'report.json'}, {out / 'policy.json'}, {out / 'model.onnx'}")
         return
-    result = compress(net, data, policy, epochs=epochs, seed=seed, out=out, device=device)
-    write_run_info(out, data.input_shape, data.n_classes, **info)
     console.print(render_table(result.before, result.after))
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)

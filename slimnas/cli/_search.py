@@ -33,6 +33,7 @@ def search_command(
     device: Annotated[str | None, typer.Option(help="cpu, cuda or auto.")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes on the same study.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No live progress display.")] = False,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also write TensorBoard event files under the run folder's tensorboard/ (config: tensorboard: true).")] = False,
 ) -> None:
     """Search architectures and training recipes for the most accurate models within a budget."""
     console = make_console()
@@ -41,7 +42,7 @@ def search_command(
             config, listener=listener, dataset=dataset, strategy=strategy, n_trials=n_trials, epochs=epochs,
             seed=seed, storage=storage, out=out, name=name, objectives=objectives, budget=budget,
             early_stopping=early_stopping, timeout=timeout, device=device, workers=workers,
-            trial_timeout=trial_timeout, label_column=label_column,
+            trial_timeout=trial_timeout, label_column=label_column, tensorboard=True if tensorboard else None,
         )
     print_front(result, console)
     if result.interrupted:

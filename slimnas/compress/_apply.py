@@ -23,7 +23,7 @@ from slimnas.data import DataSplits
 from slimnas.export import onnx_accuracy, size_report
 from slimnas.measure import OnnxRuntimeLatency, count_macs, count_params
 from slimnas.spaces import TrainSpec
-from slimnas.training import Callback, evaluate
+from slimnas.training import Callback, Listener, PhaseEpochs, evaluate, report_phase
 
 N_CALIBRATION = 512  # training samples that calibrate static int8 when no step quantizes
 
@@ -68,6 +68,9 @@ def apply_policy(
     device: str = "cpu",
     callbacks: Sequence[Callback] = (),
     patience: int | None = None,
+    listener: Listener | None = None,
+    phase: str = "compress",
+    label: str = "compress",
 ) -> CompressedModel:
     """Compress a copy of ``model`` as ``policy`` says, step by step, and write its ONNX file.
 
@@ -75,7 +78,9 @@ def apply_policy(
     ``patience``, a cap: each step retrains until validation accuracy stops improving);
     ``teacher`` (for distillation) defaults to ``model``; ``callbacks`` run after every
     retraining epoch (a callback that raises, such as a search's early stopping, ends it). A
-    policy without a file-writing step (quantization) is exported at fp32.
+    policy without a file-writing step (quantization) is exported at fp32. With a
+    ``listener``, each step that runs is a ``phase`` (labelled ``"<label>: <step>"``) with its
+    retraining epochs.
 
     Example:
         >>> from slimnas.data import load_dataset
@@ -86,15 +91,19 @@ def apply_policy(
         12
     """
     teacher = model if teacher is None else teacher
-    retrain = make_retrain(policy, epochs=epochs, train=train, seed=seed, device=device, callbacks=callbacks,
-                           patience=patience)
+    reporter = [PhaseEpochs(listener, phase, epochs)] if listener is not None else []
+    retrain = make_retrain(policy, epochs=epochs, train=train, seed=seed, device=device,
+                           callbacks=(*reporter, *callbacks), patience=patience)
     current, report, storage, onnx = copy.deepcopy(model).cpu().eval(), {}, None, None
     not_done, did_nothing = {}, []
     for step in policy.steps:
         compressor = step.build(retrain)
         if compressor.is_noop():
             continue
-        compressor.fit(current, data, teacher=teacher)
+        trains = compressor.retrains and epochs > 0
+        with report_phase(listener, phase, label=f"{label}: {step.compressor}", step=step.compressor,
+                          epochs=epochs if trains else None, until_plateau=trains and patience is not None):
+            compressor.fit(current, data, teacher=teacher)
         current, report[step.compressor] = compressor.model_, getattr(compressor, "report_", {})
         storage = compressor.storage_bytes_ if compressor.storage_bytes_ is not None else storage
         if compressor.writes_file:
@@ -217,18 +226,24 @@ def compress_and_measure(
     use_full_budget: bool = False,
     keep: float = 0.0,
     stoppers: Callable[[CompressionPolicy], Sequence[Callback]] | None = None,
+    listener: Listener | None = None,
+    phase: str = "compress",
+    label: str = "compress",
 ) -> tuple[CompressedModel, dict, list[dict]]:
     """Apply ``policy`` (its MAC ratios fitted to the budget and to ``keep``, see
     :func:`~slimnas.compress.fit_to_macs`) and measure the artifact. ``stoppers(fitted_policy)``
     gives the early-stopping callbacks of the fine-tune (their epochs count on across retraining
-    steps). Returns ``(artifact, metrics, per-layer decisions)``."""
+    steps). With a ``listener``, the steps are reported as :func:`apply_policy` says, the
+    measurement as a ``measure`` phase. Returns ``(artifact, metrics, per-layer decisions)``."""
     policy = fit_to_macs(parent, policy, splits.input_shape, budget, use_full_budget=use_full_budget, keep=keep)
     callbacks = [RunningEpochs(list(stoppers(policy)))] if stoppers is not None else []
     artifact = apply_policy(parent, policy, splits, teacher=parent, epochs=epochs, seed=seed, device=device,
-                            train=train, callbacks=callbacks)
-    metrics = measure_artifact(artifact, splits, splits=eval_splits, latency_batches=(latency_batch,),
-                               repeats=latency_repeats)
-    metrics["val_loss"] = evaluate(artifact.model.cpu(), splits.x_val, splits.y_val)["loss"]
+                            train=train, callbacks=callbacks, listener=listener, phase=phase, label=label)
+    with report_phase(listener, "measure", label="measuring the compressed model in ONNX Runtime") as found:
+        metrics = measure_artifact(artifact, splits, splits=eval_splits, latency_batches=(latency_batch,),
+                                   repeats=latency_repeats)
+        metrics["val_loss"] = evaluate(artifact.model.cpu(), splits.x_val, splits.y_val)["loss"]
+        found.update(val_accuracy=metrics["val_accuracy"], macs=metrics["macs"], bytes=metrics["bytes"])
     return artifact, metrics, layer_decisions(parent, artifact)
 
 

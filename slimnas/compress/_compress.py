@@ -27,7 +27,7 @@ from slimnas.export import (
 )
 from slimnas.models import check_outputs
 from slimnas.spaces import TrainSpec
-from slimnas.training import fit
+from slimnas.training import Listener, PhaseEpochs, fit, report_phase
 
 MAX_EPOCHS = 30  # cap of a fine-tune that runs until validation accuracy stops improving
 PATIENCE = 3  # epochs without a better validation accuracy that end such a fine-tune
@@ -69,6 +69,7 @@ def compress(
     device: str = "cpu",
     train: TrainSpec | None = None,
     latency_repeats: int = 200,
+    listener: Listener | None = None,
 ) -> CompressResult:
     """Compress ``model`` (trained) as ``policy`` says and measure the artifact before and after.
 
@@ -77,7 +78,8 @@ def compress(
     epochs (at most ``max_epochs``), keeping the best epoch. With ``out``, writes
     ``report.json`` (``{"before", "after", "policy", ...}``), ``model.onnx`` and ``compressed/``
     (state dict + structure), each checked against the eager model. The caller's model is left
-    as it was.
+    as it was. ``listener`` hears of each phase: every step (``compress``, with its retraining
+    epochs), the measurement (``measure``) and the checked files (``export``).
 
     Raises:
         SlimnasError: a step changed nothing at all (nothing in the model it can act on), or
@@ -98,14 +100,17 @@ def compress(
     model = copy.deepcopy(model).cpu().eval()
     shape = data.input_shape
     art = apply_policy(model, policy, data, teacher=model, epochs=max_epochs if epochs is None else epochs,
-                       patience=patience if epochs is None else None, seed=seed, device=device, train=train)
+                       patience=patience if epochs is None else None, seed=seed, device=device, train=train,
+                       listener=listener)
     if art.did_nothing:
         why = "; ".join(f"{layer}: {reason}" for step in art.did_nothing for layer, reason in art.not_done.get(step, {}).items())
         raise SlimnasError(f"{', '.join(art.did_nothing)}: changed nothing in this model" + (f" ({why})" if why else ""))
     compressed = art.model.cpu().eval()
-    before_art = CompressedModel(model, quantize_model(model, shape, mode="fp32"), shape, CompressionPolicy())
-    before = measure_artifact(before_art, data, repeats=latency_repeats)
-    after = measure_artifact(art, data, repeats=latency_repeats)
+    with report_phase(listener, "measure", label="measuring the model before and after in ONNX Runtime") as found:
+        before_art = CompressedModel(model, quantize_model(model, shape, mode="fp32"), shape, CompressionPolicy())
+        before = measure_artifact(before_art, data, repeats=latency_repeats)
+        after = measure_artifact(art, data, repeats=latency_repeats)
+        found.update(val_accuracy=after["val_accuracy"], macs=after["macs"], bytes=after["bytes"])
     writer = next((s.build() for s in policy.steps if COMPRESSORS.get(s.compressor).writes_file), None)
     tolerance = writer.export_tolerance() if writer is not None else FP32_TOLERANCE
     warnings = [f"{step} left {layer} as it was: {reason}" for step, layers in art.not_done.items()
@@ -114,11 +119,13 @@ def compress(
     if drop > max_drop:
         warnings.append(f"the compressed model lost {100 * drop:.1f} points of validation accuracy (more than "
                         f"{100 * max_drop:g}); fine-tune longer (--epochs), distil (--distill) or compress less")
-    result = CompressResult(before, after, compressed, art.onnx, shape, steps=art.report,
-                            checks=_check_exports(compressed, art.onnx, data, tolerance), policy=policy,
-                            warnings=warnings)
-    if out is not None:
-        result.out = write_outputs(result, model, Path(out), n_classes=data.n_classes)
+    with report_phase(listener, "export", label="checking the exported files against the model") as found:
+        result = CompressResult(before, after, compressed, art.onnx, shape, steps=art.report,
+                                checks=_check_exports(compressed, art.onnx, data, tolerance), policy=policy,
+                                warnings=warnings)
+        if out is not None:
+            result.out = write_outputs(result, model, Path(out), n_classes=data.n_classes)
+            found["out"] = str(result.out)
     return result
 
 
@@ -165,8 +172,14 @@ def _json_default(o):
     return str(o)
 
 
-def train_from_scratch(model: nn.Module, data: DataSplits, *, epochs: int, seed: int, device: str) -> None:
-    """Train an untrained model before compressing it (when no ``--weights`` are given)."""
-    fit(model, data.x_train, data.y_train, TrainSpec(epochs=epochs), x_val=data.x_val, y_val=data.y_val,
-        seed=seed, device=device)
+def train_from_scratch(model: nn.Module, data: DataSplits, *, epochs: int, seed: int, device: str,
+                       listener: Listener | None = None) -> None:
+    """Train an untrained model before compressing it (when no ``--weights`` are given); the
+    ``listener`` hears of it as the ``train`` phase, epoch by epoch."""
+    callbacks = [PhaseEpochs(listener, "train", epochs)] if listener is not None else []
+    with report_phase(listener, "train", label="training the input model", epochs=epochs) as found:
+        history = fit(model, data.x_train, data.y_train, TrainSpec(epochs=epochs), x_val=data.x_val,
+                      y_val=data.y_val, seed=seed, device=device, callbacks=callbacks)
+        if history.epochs:
+            found["val_accuracy"] = history.epochs[-1].get("val_accuracy")
     model.cpu().eval()

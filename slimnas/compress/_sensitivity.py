@@ -16,7 +16,7 @@ from torch import nn
 from slimnas.compress._base import BaseCompressor, _require_data
 from slimnas.compress._prune import StructuredPruner, executed_layers
 from slimnas.measure import count_macs
-from slimnas.training import evaluate
+from slimnas.training import Listener, evaluate, report_phase
 
 DEFAULT_RATIOS = (0.1, 0.3, 0.5, 0.7, 0.9)
 
@@ -55,8 +55,10 @@ def analyze_sensitivity(
     ratios: Sequence[float] = DEFAULT_RATIOS,
     importance: str = "l1",
     layers: Sequence[str] | None = None,
+    listener: Listener | None = None,
 ) -> SensitivityResult:
     """Prune each layer alone at each ratio and measure validation accuracy (no retraining).
+    ``listener`` hears of it as the ``sensitivity`` phase, one step per layer.
 
     Example:
         >>> from slimnas.data import load_dataset
@@ -69,17 +71,27 @@ def analyze_sensitivity(
     names = list(layers) if layers is not None else [n for n, _ in executed_layers(model, shape)[:-1]]
     result = SensitivityResult(baseline=evaluate(model, data.x_val, data.y_val)["accuracy"],
                                baseline_macs=count_macs(model, shape), ratios=tuple(ratios))
-    for name in names:
-        points = []
-        for r in ratios:
-            pruner = StructuredPruner(ratio=0.0, importance=importance, layer_ratios={name: r}).fit(model, data)
-            before, after = pruner.layers_.get(name, (0, 0))
-            if after == before:  # nothing could be pruned at this ratio: there is no point to report
-                continue
-            pruned = pruner.model_
-            points.append((float(r), evaluate(pruned, data.x_val, data.y_val)["accuracy"], count_macs(pruned, shape)))
-        result.curves[name] = points
+    with report_phase(listener, "sensitivity", label="sensitivity analysis, each layer pruned alone",
+                      total=len(names), unit="layers") as found:
+        for i, name in enumerate(names, 1):
+            result.curves[name] = _layer_curve(model, data, name, ratios, importance)
+            if listener is not None:
+                listener.phase_progress("sensitivity", i, {"layer": name})
+        found["baseline"] = result.baseline
     return result
+
+
+def _layer_curve(model: nn.Module, data, name: str, ratios: Sequence[float], importance: str) -> list[tuple]:
+    shape = data.input_shape
+    points = []
+    for r in ratios:
+        pruner = StructuredPruner(ratio=0.0, importance=importance, layer_ratios={name: r}).fit(model, data)
+        before, after = pruner.layers_.get(name, (0, 0))
+        if after == before:  # nothing could be pruned at this ratio: there is no point to report
+            continue
+        pruned = pruner.model_
+        points.append((float(r), evaluate(pruned, data.x_val, data.y_val)["accuracy"], count_macs(pruned, shape)))
+    return points
 
 
 class SensitivityAnalyzer(BaseCompressor):

@@ -71,6 +71,7 @@ class RunConfig:
     objectives: tuple[str, ...] = ("accuracy", "macs")
     budget: tuple[str, ...] = ()
     skip_infeasible: bool = True  # don't train candidates whose params/MACs already break the budget
+    tensorboard: bool = False  # also write TensorBoard event files under <run folder>/tensorboard
     data: DataConfig = field(default_factory=DataConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     fitness: FitnessConfig = field(default_factory=FitnessConfig)
@@ -162,6 +163,7 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
         "out": ("a folder path", lambda v: v is None or isinstance(v, str)),
         "storage": ("an Optuna storage URL such as sqlite:///runs/x.db", lambda v: v is None or (isinstance(v, str) and "://" in v)),
         "skip_infeasible": ("true/false", lambda v: isinstance(v, bool)),
+        "tensorboard": ("true/false", lambda v: isinstance(v, bool)),
     }
     values: dict[str, Any] = {}
     for key, (expected, check) in scalar_checks.items():

@@ -1,78 +1,8 @@
-"""Search progress, trial by trial in completion order: the best first objective so far and
-the hypervolume of the first two objectives so far, among the models that meet the budget.
-
-The hypervolume is the area the feasible models dominate after each objective is scaled to
-"0 is ideal, 1 is the reference": a cost ``v`` becomes ``v / limit`` where the budget caps it
-(else ``v / the largest value any trial had``), an accuracy-like fraction becomes ``1 - v``
-(another maximised metric ``1 - v / the largest value``). That is the convention of
-``benchmarks/joint_vs_sequential.py`` (``(1 - accuracy, macs / mac_limit)``, reference
-``(1, 1)``), so the figures compare. The scales are fixed from all trials before the first
-point, so the curve never falls.
-"""
+"""Search progress (best so far, hypervolume so far): computed by :mod:`slimnas.study`, where a
+running study's listeners use it too, and shown by the report."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from slimnas.study import hypervolume_scales, progress, scaled_point
 
-from slimnas.measure import Budget, get_metric
-from slimnas.study import hypervolume_2d
-
-
-def hypervolume_scales(rows: Sequence[dict], objectives: Sequence[str], budget: Sequence[Budget]) -> dict[str, dict]:
-    """``objective -> {"key", "direction", "reference"}`` for the first two objectives: the value
-    that maps to 1 (or, for a fraction to maximise, 0 maps to 1)."""
-    out = {}
-    for name in objectives[:2]:
-        metric = get_metric(name)
-        values = [r["metrics"][metric.key] for r in rows if _finite(r["metrics"].get(metric.key))]
-        limits = [b.limit for b in budget if b.key == metric.key and b.op in ("<=", "<") and not b.relative]
-        if metric.direction == "minimize":
-            reference = min(limits) if limits else max(values, default=1.0)
-        else:
-            reference = 1.0 if metric.unit == "fraction" else max(values, default=1.0)
-        out[name] = {"key": metric.key, "direction": metric.direction, "reference": float(reference) or 1.0}
-    return out
-
-
-def scaled_point(metrics: dict, scales: dict[str, dict]) -> tuple[float, ...] | None:
-    """A model's first two objectives on the scaled axes (``None`` when one is missing)."""
-    point = []
-    for s in scales.values():
-        v = metrics.get(s["key"])
-        if not _finite(v):
-            return None
-        point.append(v / s["reference"] if s["direction"] == "minimize" else 1 - v / s["reference"])
-    return tuple(point)
-
-
-def progress(rows: Sequence[dict], objectives: Sequence[str], budget: Sequence[Budget]) -> dict:
-    """Per finished trial, in completion order: its first objective, whether it meets the
-    budget, the best feasible first objective so far and (with two or more objectives) the
-    hypervolume so far.
-
-    Args:
-        rows: trials as the report holds them (``trial``, ``state``, ``completed``, ``metrics``,
-            ``feasible``); those without a completion time or metrics are left out.
-    """
-    first = get_metric(objectives[0])
-    sign = -1.0 if first.direction == "maximize" else 1.0
-    done = sorted((r for r in rows if r.get("completed") and r["state"] in ("complete", "pruned", "skipped")
-                   and _finite(r["metrics"].get(first.key))), key=lambda r: (r["completed"], r["trial"]))
-    scales = hypervolume_scales(done, objectives, budget) if len(objectives) >= 2 else {}
-    points: list[tuple[float, ...]] = []
-    best, out = None, []
-    for r in done:
-        value = r["metrics"][first.key]
-        if r["feasible"] and r["state"] == "complete":
-            best = value if best is None or sign * value < sign * best else best
-            p = scaled_point(r["metrics"], scales) if scales else None
-            if p is not None:
-                points.append(p)
-        out.append({"trial": r["trial"], "completed": r["completed"], "value": value, "feasible": r["feasible"],
-                    "best": best, "hypervolume": hypervolume_2d(points, (1.0, 1.0)) if scales else None})
-    return {"objective": first.name, "key": first.key, "scales": scales, "points": out}
-
-
-def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+__all__ = ["hypervolume_scales", "progress", "scaled_point"]

@@ -20,16 +20,24 @@ from slimnas.study._driver import (
     run_study,
     torch_threads,
 )
-from slimnas.study._events import EpochReporter, Listener
+from slimnas.study._events import EpochReporter, Listener, ListenerGroup
 from slimnas.study._export import export_run
 from slimnas.study._joint import cached_parent, final_finetune, parent_key, write_artifact
 from slimnas.study._load import LoadedModel, load, open_model
 from slimnas.study._objective import BaseTrialObjective, SearchObjective
 from slimnas.study._pareto import feasible, hypervolume_2d, pareto_front, total_violation
 from slimnas.study._plan import SearchPlan
+from slimnas.study._progress import (
+    estimate_eta,
+    hypervolume_scales,
+    progress,
+    progress_rows,
+    scaled_point,
+)
 from slimnas.study._record import RunRecord, load_study, open_run, parse_best, select_member
 from slimnas.study._runs import RunSummary, list_runs, run_status, summarize_run
 from slimnas.study._search import FrontMember, SearchResult, resolve_device, search
+from slimnas.study._tensorboard import TensorBoardListener
 
 __all__ = [
     "REFINE_LR_FACTORS",
@@ -40,6 +48,7 @@ __all__ = [
     "EpochReporter",
     "FrontMember",
     "Listener",
+    "ListenerGroup",
     "LoadedModel",
     "RunFolder",
     "RunRecord",
@@ -48,12 +57,15 @@ __all__ = [
     "SearchPlan",
     "SearchResult",
     "StudySpec",
+    "TensorBoardListener",
     "auto_compress",
     "cached_parent",
+    "estimate_eta",
     "export_run",
     "feasible",
     "final_finetune",
     "hypervolume_2d",
+    "hypervolume_scales",
     "list_runs",
     "load",
     "load_study",
@@ -64,11 +76,14 @@ __all__ = [
     "pareto_front",
     "parent_key",
     "parse_best",
+    "progress",
+    "progress_rows",
     "quiet_optuna",
     "refine_finetune",
     "resolve_device",
     "run_status",
     "run_study",
+    "scaled_point",
     "search",
     "select_member",
     "summarize_run",

@@ -46,11 +46,13 @@ from slimnas.strategies import (
     get_strategy,
 )
 from slimnas.study._artifacts import write_json
-from slimnas.study._driver import StudySpec, open_study, quiet_optuna, run_study
-from slimnas.study._events import Listener
+from slimnas.study._driver import StudySpec, n_finished, open_study, quiet_optuna, run_study
+from slimnas.study._events import EpochReporter, Listener
 from slimnas.study._joint import write_artifact
 from slimnas.study._objective import BaseTrialObjective, trial_place
 from slimnas.study._pareto import feasible, pareto_front
+from slimnas.study._progress import progress_rows
+from slimnas.training import PhaseEpochs, report_phase
 
 MAX_RATIO = 0.9
 WARM_DROPS = (0.01, 0.03, 0.1)  # accuracy drops that seed the sensitivity-guided starting policies
@@ -173,21 +175,31 @@ def with_finetune(policy: CompressionPolicy, *, importance: str, lr: float) -> C
 
 def refine_finetune(model: nn.Module, policy: CompressionPolicy, data: DataSplits, *, importances: tuple[str, ...],
                     recipe: TrainSpec, epochs: int, seed: int, device: str,
-                    lr_factors: tuple[float, ...] = REFINE_LR_FACTORS) -> tuple[CompressionPolicy, list[dict]]:
+                    lr_factors: tuple[float, ...] = REFINE_LR_FACTORS,
+                    listener: Listener | None = None) -> tuple[CompressionPolicy, list[dict]]:
     """Choose the criterion and the fine-tune learning rate for the chosen ratios with a
     medium-length fine-tune, on validation data: which channels to keep and how hard to retrain
     them rank differently after a few epochs than after many (a criterion that keeps what helps
-    at once, like Taylor, wins short fine-tunes more often than long ones)."""
+    at once, like Taylor, wins short fine-tunes more often than long ones). ``listener`` hears
+    of it as the ``refine`` phase, one step per fine-tune."""
     rows, best = [], None
     base_lr = policy.finetune_lr or recipe.lr
-    for importance in importances:
-        for factor in lr_factors:
-            cand = with_finetune(policy, importance=importance, lr=base_lr * factor)
-            art = apply_policy(model, cand, data, teacher=model, epochs=epochs, seed=seed, device=device, train=recipe)
-            acc = measure_artifact(art, data, splits=("val",), latency_batches=())["val_accuracy"]
-            rows.append({"importance": importance, "lr": cand.finetune_lr, "epochs": epochs, "val_accuracy": acc})
-            if best is None or acc > best[0]:
-                best = (acc, cand)
+    reporter = [PhaseEpochs(listener, "refine", epochs)] if listener is not None else []
+    with report_phase(listener, "refine", label="choosing the criterion and fine-tune learning rate",
+                      total=len(importances) * len(lr_factors), unit="fine-tunes", epochs=epochs) as found:
+        for importance in importances:
+            for factor in lr_factors:
+                cand = with_finetune(policy, importance=importance, lr=base_lr * factor)
+                art = apply_policy(model, cand, data, teacher=model, epochs=epochs, seed=seed, device=device,
+                                   train=recipe, callbacks=reporter)
+                acc = measure_artifact(art, data, splits=("val",), latency_batches=())["val_accuracy"]
+                rows.append({"importance": importance, "lr": cand.finetune_lr, "epochs": epochs, "val_accuracy": acc})
+                if best is None or acc > best[0]:
+                    best = (acc, cand)
+                if listener is not None:
+                    listener.phase_progress("refine", len(rows), rows[-1])
+        found.update(importance=best[1].options("prune").get("importance"), lr=best[1].finetune_lr,
+                     val_accuracy=best[0])
     return best[1], rows
 
 
@@ -224,7 +236,8 @@ class AutoObjective(BaseTrialObjective):
             artifact, metrics, _ = compress_and_measure(
                 self.model, self.policy(trial), self.data, budget=self.budget, epochs=s.finetune_epochs,
                 seed=s.seed * 100_003 + trial_place(trial), device=s.device, latency_repeats=s.latency_repeats,
-                use_full_budget=True, train=s.train, stoppers=lambda _: self.stoppers(trial, s.finetune_epochs))
+                use_full_budget=True, train=s.train,
+                stoppers=lambda _: [EpochReporter(self.listener, trial.number), *self.stoppers(trial, s.finetune_epochs)])
         except optuna.TrialPruned:
             curve = trial.user_attrs.get("curve", [])
             self.listener.trial_finished(trial.number, "pruned", {"val_accuracy": curve[-1]} if curve else {},
@@ -269,12 +282,14 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
 
-    before = measure_artifact(apply_policy(model, CompressionPolicy(), data, epochs=0), data, splits=("val", "test"),
-                              latency_batches=(1,), repeats=s.latency_repeats)
+    with report_phase(listener, "measure", label="measuring the input model in ONNX Runtime") as found:
+        before = measure_artifact(apply_policy(model, CompressionPolicy(), data, epochs=0), data,
+                                  splits=("val", "test"), latency_batches=(1,), repeats=s.latency_repeats)
+        found.update(val_accuracy=before["val_accuracy"], macs=before["macs"], bytes=before["bytes"])
     budgets = tuple(Budget.parse(b, "--budget").resolve(before) for b in s.budget)
     listener.started({"kind": "auto", "data": data.summary(), "budget": [str(b) for b in budgets], "before": before,
-                      "n_total": s.n_trials})
-    sens = analyze_sensitivity(model, data, ratios=SENSITIVITY_RATIOS)
+                      "n_total": s.n_trials, "objectives": ["accuracy"]})
+    sens = analyze_sensitivity(model, data, ratios=SENSITIVITY_RATIOS, listener=listener)
     listener.sensitivity(sens)
     limits = mac_limits(budgets)
     if limits and min(limits) < before["macs"] and not any(sens.curves.values()):
@@ -296,7 +311,10 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
             for params in warm_starts(sens, objective.prunable, objective.layers, list(s.precisions),
                                       list(s.importances), allocated):
                 study.enqueue_trial(params, skip_if_exists=True)
-    interrupted = run_study(study, objective, n_trials=s.n_trials)
+    with report_phase(listener, "search", label="searching per-layer policies", total=s.n_trials, unit="trials",
+                      done=n_finished(study), trials=progress_rows(study, budgets)) as found:
+        interrupted = run_study(study, objective, n_trials=s.n_trials)
+        found["interrupted"] = interrupted
     if interrupted:
         listener.note("interrupted: completed trials are kept; the chosen policy so far is fine-tuned now",
                       level="warning")
@@ -311,7 +329,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     refine_epochs = s.final_epochs // 3 if s.refine_epochs is None else s.refine_epochs
     if refine_epochs > 0 and front:
         policy, rows = refine_finetune(model, policy, data, importances=s.importances, recipe=recipe,
-                                       epochs=refine_epochs, seed=s.seed, device=s.device)
+                                       epochs=refine_epochs, seed=s.seed, device=s.device, listener=listener)
         listener.note("criterion and fine-tune learning rate for the chosen ratios (" f"{refine_epochs}-epoch "
                       "fine-tunes, validation accuracy): "
                       + ", ".join(f"{r['importance']} lr {r['lr']:g}: {r['val_accuracy']:.3f}" for r in rows)
@@ -321,16 +339,19 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     torch.manual_seed(s.seed)
     artifact, after, decisions = compress_and_measure(
         model, policy, data, budget=(), epochs=s.final_epochs, seed=s.seed, device=s.device,
-        eval_splits=("val", "test"), latency_repeats=s.latency_repeats, train=recipe)
+        eval_splits=("val", "test"), latency_repeats=s.latency_repeats, train=recipe, listener=listener,
+        phase="finetune", label="final fine-tune")
     decisions = attach_sensitivity(decisions, sens)
     result = AutoResult(policy, before, after, artifact, study, sens, decisions, budgets, out, recipe, rows,
                         trial=best.number, interrupted=interrupted)
     if out is not None:
-        write_artifact(out, artifact, decisions, {"trial": best.number, "budget": [str(b) for b in budgets]})
-        write_json(out / "sensitivity.json", sens.to_dict())
-        n_done = len([t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE])
-        write_json(out / "report.json", {"before": before, "after": after, "budget": [str(b) for b in budgets],
-                                         "feasible": result.feasible, "trial": best.number,
-                                         "n_trials": n_done, "finetune": dataclasses.asdict(recipe),
-                                         "refine": rows, "policy": policy.to_dict()})
+        with report_phase(listener, "export", label="writing the compressed model and reports", out=str(out)):
+            write_artifact(out, artifact, decisions, {"trial": best.number, "budget": [str(b) for b in budgets]})
+            write_json(out / "sensitivity.json", sens.to_dict())
+            n_done = len([t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE])
+            write_json(out / "report.json", {"before": before, "after": after, "budget": [str(b) for b in budgets],
+                                             "feasible": result.feasible, "trial": best.number,
+                                             "n_trials": n_done, "finetune": dataclasses.asdict(recipe),
+                                             "refine": rows, "policy": policy.to_dict()})
+    listener.finished({"kind": "auto", "interrupted": interrupted})
     return result

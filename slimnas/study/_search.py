@@ -28,11 +28,13 @@ from slimnas.study._driver import (
     run_study,
     torch_threads,
 )
-from slimnas.study._events import Listener
+from slimnas.study._events import Listener, ListenerGroup
 from slimnas.study._joint import final_finetune
 from slimnas.study._objective import SearchObjective
 from slimnas.study._pareto import pareto_front
 from slimnas.study._plan import SearchPlan
+from slimnas.study._progress import progress_rows
+from slimnas.study._tensorboard import TensorBoardListener
 
 
 @dataclass
@@ -103,10 +105,11 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
         config: a YAML path, a :class:`RunConfig` or :class:`SearchPlan`, or ``None`` for the
             built-in default (MNIST-1D, a small CNN/MLP space, TPE, accuracy and MACs, SQLite study).
         listener: told about the run's progress (the command line renders it); nothing is printed
-            otherwise.
+            otherwise. With ``tensorboard: true`` in the config, a :class:`TensorBoardListener`
+            writing to ``<run folder>/tensorboard`` hears it too.
         **overrides: the CLI's options: ``dataset``, ``strategy``, ``n_trials``, ``epochs``,
             ``seed``, ``storage``, ``out``, ``name``, ``objectives``, ``budget``,
-            ``early_stopping``, ``timeout``, ``device``, ``workers``.
+            ``early_stopping``, ``timeout``, ``device``, ``workers``, ``tensorboard``.
 
     Example:
         >>> result = slimnas.search(dataset="digits", n_trials=4, epochs=1)  # doctest: +SKIP
@@ -119,6 +122,19 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
     device = resolve_device(cfg.device)
     splits = load_splits(plan)  # the data is checked before anything is written
     run = RunFolder(cfg.run_dir)
+    board = TensorBoardListener(run.root / "tensorboard") if cfg.tensorboard else None
+    if board is not None:
+        listener = ListenerGroup(listener, board)
+    try:
+        return _search(plan, run, splits, device, listener)
+    finally:
+        if board is not None:
+            board.close()
+
+
+def _search(plan: SearchPlan, run: RunFolder, splits: DataSplits, device: torch.device,
+            listener: Listener) -> SearchResult:
+    cfg = plan.config
     with torch_threads(cfg.threads):
         study = claim_run(plan, run)
         for trial in recover_dead_trials(study):
@@ -129,7 +145,8 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
         listener.started({"kind": "search", "study": cfg.study_name, "data": splits.summary(), "n_done": n_done,
                           "n_todo": n_todo, "n_total": cfg.n_trials, "strategy": cfg.strategy.name,
                           "objectives": list(plan.objectives), "budget": [str(b) for b in plan.budget],
-                          "run_dir": str(run.root)})
+                          "run_dir": str(run.root), "n_workers": max(1, min(cfg.n_workers, n_todo)),
+                          "timeout": cfg.timeout, "trials": progress_rows(study, plan.budget)})
         with Workers(plan, min(cfg.n_workers, n_todo), listener) as workers:
             interrupted = run_study(study, SearchObjective(plan, splits, run, device, listener),
                                     n_trials=cfg.n_trials, timeout=cfg.timeout)
@@ -145,6 +162,7 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
             reasons = Counter(reason for _, reason in result.failed)
             listener.note(f"{len(result.failed)} trial(s) failed and were left out: "
                           + "; ".join(f"{n} x {r}" for r, n in reasons.most_common(3)), level="warning")
+        listener.finished({"kind": "search", "interrupted": interrupted})
         return result
 
 
@@ -222,10 +240,18 @@ class Workers:
 
 
 class QueueListener(Listener):
-    """A worker's listener: sends its finished trials to the main process's listener."""
+    """A worker's listener: sends its trials' progress (start, epochs, end) to the main
+    process's listener."""
 
     def __init__(self, events) -> None:
         self.events = events
+
+    def trial_started(self, number, n_epochs):
+        self.events.put(("trial_started", (number, n_epochs)))
+
+    def epoch_ended(self, number, epoch, metrics):
+        self.events.put(("epoch_ended", (number, epoch, {k: float(v) for k, v in metrics.items()
+                                                           if isinstance(v, (int, float))})))
 
     def trial_finished(self, number, state, metrics, seconds):
         shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
