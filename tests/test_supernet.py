@@ -20,6 +20,7 @@ from slimnas.config import parse_config
 from slimnas.data import load_dataset
 from slimnas.errors import ConfigError
 from slimnas.export import onnx_accuracy, predict
+from slimnas.measure import count_macs
 from slimnas.models import ConvLayer, ConvNet, build_model
 from slimnas.spaces import SearchSpace, TrainSpec, get_family
 from slimnas.strategies import (
@@ -88,6 +89,7 @@ def test_an_extracted_subnetwork_computes_what_the_supernet_computes(case):
             net.train(), rebuilt.train()
             assert torch.allclose(net(x), rebuilt(x), atol=1e-5)  # batch statistics too
             net.eval()
+        assert net.macs(spec) == count_macs(rebuilt, shape)  # its shape-only count is the exact one
         genes = net.genes(spec)
         assert genes["n_layers"] == (len(spec.layers) if family == "cnn" else len(spec.widths))
         assert net.contains(spec) and net.compose(*_dims(spec)) == spec

@@ -5,6 +5,7 @@ models."""
 from slimnas.models._builder import build_model
 from slimnas.models._cnn import CNNFamily, CNNSpec, ConvBlock, ConvLayer, ConvNet
 from slimnas.models._elastic import (
+    ELASTIC,
     BaseSupernet,
     ElasticBatchNorm,
     ElasticConv,
@@ -19,6 +20,7 @@ from slimnas.models._user import check_outputs, import_model, load_weights
 
 __all__ = [
     "ACTIVATIONS",
+    "ELASTIC",
     "MLP",
     "BaseSupernet",
     "ElasticBatchNorm",

@@ -196,6 +196,11 @@ class BaseSupernet(nn.Module, abc.ABC):
         """Whether ``spec`` is a sub-network of this supernet."""
 
     @abc.abstractmethod
+    def macs(self, spec: Any) -> int:
+        """Multiply-accumulates per sample of ``spec``, from its shapes alone (fast enough to
+        draw sub-networks under a MAC budget at every training step)."""
+
+    @abc.abstractmethod
     def extract(self, spec: Any) -> nn.Module:
         """``spec`` as the family's plain model, with the weights (and batch-norm statistics)
         it inherits; in eval mode it computes what the supernet computes at ``spec``."""

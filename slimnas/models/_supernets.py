@@ -144,15 +144,31 @@ class ElasticCNN(BaseSupernet):
 
     @torch.no_grad()
     def _positions(self) -> dict[int, int]:
-        """Features per channel after ``d`` layers (1 with a GAP head)."""
+        """Features per channel after ``d`` layers (1 with a GAP head); and, in
+        ``conv_positions``, the output positions of each layer's convolution."""
         out, x = {}, torch.zeros(2, *self.input_shape)
+        self.conv_positions: list[int] = []
         was = self.training
         self.eval()
         for i, block in enumerate(self.blocks, start=1):
+            y = block.conv(x, max(self.widths), max(self.kernels))
+            self.conv_positions.append(int(np.prod(y.shape[2:])))
             x = block(x, max(self.widths), max(self.kernels))
             out[i] = int(self.pool(x).shape[1]) // x.shape[1]
         self.train(was)
         return out
+
+    def macs(self, spec: CNNSpec) -> int:
+        """Multiply-accumulates per sample of sub-network ``spec``, counted from its shapes (what
+        :func:`slimnas.measure.count_macs` finds on its plain model, without building it)."""
+        total, in_c, ndim = 0, self.input_shape[0], len(self.input_shape) - 1
+        for i, layer in enumerate(spec.layers):
+            c = layer.channels
+            total += self.conv_positions[i] * c * in_c * layer.kernel**ndim
+            if spec.residual and not (in_c == c and layer.stride == 1):
+                total += self.conv_positions[i] * c * in_c  # the 1x1 projection
+            in_c = c
+        return total + in_c * self.positions[len(spec.layers)] * self.n_classes
 
     @property
     def choices(self) -> dict[str, list]:
@@ -355,6 +371,12 @@ class ElasticMLP(BaseSupernet):
                 x = self.bns[i](x)
             x = self.dropout(self.act(x))
         return self.heads[str(len(spec.widths))](x, self.n_classes)
+
+    def macs(self, spec: MLPSpec) -> int:
+        n_in, total = int(np.prod(self.input_shape)), 0
+        for w in spec.widths:
+            total, n_in = total + n_in * w, w
+        return total + n_in * self.n_classes
 
     @torch.no_grad()
     def extract(self, spec: MLPSpec) -> MLP:

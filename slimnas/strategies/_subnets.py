@@ -82,12 +82,14 @@ class Encoder:
         return out
 
 
-def random_point(nets: dict, precisions: Sequence[str], rng: np.random.Generator) -> Point:
-    """A sub-network drawn uniformly along every elastic dimension, its family uniformly; half of
-    the points keep every slot at the first precision (fp32), the others draw each slot's."""
+def random_point(nets: dict, precisions: Sequence[str], rng: np.random.Generator,
+                 draws: dict | None = None) -> Point:
+    """A sub-network drawn uniformly along every elastic dimension (by ``draws[family](rng)``
+    where given: inside a budget), its family uniformly; half of the points keep every slot at
+    the first precision (fp32), the others draw each slot's."""
     families = sorted(nets)
     family = families[int(rng.integers(len(families)))]
-    spec = nets[family].sample(rng)
+    spec = draws[family](rng) if draws else nets[family].sample(rng)
     n_slots = len(nets[family].layer_groups(spec))
     if len(precisions) == 1 or rng.random() < 0.5:
         return Point(family, spec, (precisions[0],) * n_slots)
@@ -113,14 +115,15 @@ def measure_point(net, point: Point, data, n_recal: int) -> float:
 
 
 def measure_pairs(nets: dict, precisions: Sequence[str], data, *, n_pairs: int, n_recal: int, seed: int,
-                  on_pair: Callable[[int], None] | None = None) -> list[dict]:
-    """``n_pairs`` measured (point -> validation accuracy) pairs of distinct points drawn from ``seed``."""
+                  draws: dict | None = None, on_pair: Callable[[int], None] | None = None) -> list[dict]:
+    """``n_pairs`` measured (point -> validation accuracy) pairs of distinct points drawn from
+    ``seed`` (see :func:`random_point`)."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7919]))
     pairs, seen = [], set()
     tries = 0
     while len(pairs) < n_pairs and tries < 50 * n_pairs:
         tries += 1
-        point = random_point(nets, precisions, rng)
+        point = random_point(nets, precisions, rng, draws)
         if point.key() in seen:
             continue
         seen.add(point.key())

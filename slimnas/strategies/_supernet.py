@@ -42,6 +42,7 @@ from optuna.trial import FrozenTrial
 from slimnas.compress import CompressionPolicy
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.measure import get_metric, list_metrics
+from slimnas.models import ELASTIC
 from slimnas.spaces import TRAINING_KEYS, TrainSpec, arch_from_dict, get_family
 from slimnas.strategies._base import (
     BaseStrategy,
@@ -85,6 +86,9 @@ class SupernetOptions:
         epochs, warmup_epochs, n_random, schedule, distill, kernel_transform: the supernet's
             training (see :class:`slimnas.training.SupernetTraining`; ``warmup_epochs``
             defaults to a sixth of ``epochs``).
+        sample_in_budget: the random sub-networks of each training step are drawn inside the
+            study's MAC budget (where it has one), where the search will look; the largest and
+            smallest train as always.
         fixed: per family, the values of the genes the supernet does not make elastic
             (``{cnn: {stride: [1, 2, 2, 2, 1], dropout: 0.1}}``); see
             :mod:`slimnas.models` for the defaults.
@@ -109,6 +113,7 @@ class SupernetOptions:
     schedule: str = "sandwich"
     distill: bool = True
     kernel_transform: bool = False
+    sample_in_budget: bool = True
     fixed: dict = field(default_factory=dict, hash=False)
     n_pairs: int = 400
     predictor: str = "mlp"
@@ -139,6 +144,7 @@ class SupernetOptions:
             "schedule": (f"one of {list(SCHEDULES)}", lambda v: v in SCHEDULES),
             "distill": ("true/false", lambda v: isinstance(v, bool)),
             "kernel_transform": ("true/false", lambda v: isinstance(v, bool)),
+            "sample_in_budget": ("true/false", lambda v: isinstance(v, bool)),
             "fixed": ("a mapping of family -> {gene: value}", lambda v: isinstance(v, dict)
                       and all(isinstance(x, dict) for x in v.values())),
             "n_pairs": ("an integer >= 10", lambda v: _is_int(v, 10)),
@@ -332,9 +338,10 @@ class SupernetStrategy(BaseStrategy):
         space, training = ctx.space.to_config()
         data = [ctx.data.summary(), float(ctx.data.x_train.double().sum()), int(ctx.data.y_train.sum())]
         o = opts.to_dict()
-        net = _digest(space, training, data, ctx.seed, {k: o[k] for k in ("epochs", "warmup_epochs", "n_random",
-                      "schedule", "distill", "kernel_transform", "fixed")})
-        pairs = _digest(net, {k: o[k] for k in ("n_pairs", "precision", "recal_samples")})
+        limits = mac_range(ctx.budget) if opts.sample_in_budget else None
+        net = _digest(space, training, data, ctx.seed, limits, {k: o[k] for k in (
+            "epochs", "warmup_epochs", "n_random", "schedule", "distill", "kernel_transform", "fixed")})
+        pairs = _digest(net, {k: o[k] for k in ("n_pairs", "precision", "recal_samples")})  # net: budget too
         return {"supernet": net, "pairs": pairs, "candidates": _digest(pairs, o, list(ctx.objectives),
                                                                         [str(b) for b in ctx.budget])}
 
@@ -360,9 +367,11 @@ class SupernetStrategy(BaseStrategy):
             net = self._nets(ctx, opts)[family]  # initialised under the seed
             nets[family] = net
             partial = path.with_suffix(".partial.pt")
+            limits = mac_range(ctx.budget) if opts.sample_in_budget else None
             history = train_supernet(net, ctx.data.x_train, ctx.data.y_train, recipe, opts.training,
                                      seed=ctx.seed * 1_000_003 + i, device=ctx.device, state_path=partial,
-                                     callbacks=[_Progress(ctx.note, family, opts.epochs)])
+                                     callbacks=[_Progress(ctx.note, family, opts.epochs)],
+                                     sample=None if limits is None else within(net, *limits))
             net.cpu()
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             torch.save({"model": net.state_dict(), "family": family, "key": key, "options": opts.to_dict()}, tmp)
@@ -396,8 +405,10 @@ class SupernetStrategy(BaseStrategy):
             pairs = json.loads(pairs_path.read_text())
         else:
             ctx.note(f"supernet: measuring {opts.n_pairs} sub-networks with inherited weights (validation data)")
+            limits = mac_range(ctx.budget) if opts.sample_in_budget else None
+            draws = None if limits is None else {f: _draw(within(net, *limits)) for f, net in nets.items()}
             pairs = measure_pairs(nets, precisions, data, n_pairs=opts.n_pairs, n_recal=opts.recal_samples,
-                                  seed=ctx.seed)
+                                  seed=ctx.seed, draws=draws)
             _write_json(pairs_path, pairs)
         timings["pairs_s"] = round(time.perf_counter() - t1, 2)
 
@@ -488,8 +499,37 @@ class SupernetStrategy(BaseStrategy):
             policy = CompressionPolicy.of(quantize={"mode": "fp32", "layer_precision": record["precision"]}).to_dict()
         info = {"supernet_candidate": plan["candidate"], "inherited_val_accuracy": inherited,
                 "predicted_val_accuracy": record["predicted"].get("val_accuracy"),
-                "finetune_epochs": opts.finetune_epochs, "precision": record["slots"]}
+                "finetune_epochs": opts.finetune_epochs, "precision": "/".join(record["slots"])}
         return WarmStart(model=model, train=train, policy=policy, info=info)
+
+
+def mac_range(budget) -> tuple[float, float] | None:
+    """``(low, high)`` MACs the budget allows (``None`` when it does not limit MACs)."""
+    low, high = 0.0, math.inf
+    for b in budget:
+        if b.metric == "macs" and b.op in ("<=", "<"):
+            high = min(high, b.limit)
+        elif b.metric == "macs" and b.op in (">=", ">"):
+            low = max(low, b.limit)
+    return None if (low, high) == (0.0, math.inf) else (low, high)
+
+
+def within(net, low: float, high: float, tries: int = 100):
+    """``sample(rng, dims)`` drawing sub-networks of ``net`` with ``low <= MACs <= high`` (the
+    last draw when ``tries`` draws found none)."""
+
+    def sample(rng, dims):
+        for _ in range(tries):
+            spec = net.sample(rng, dims)
+            if low <= net.macs(spec) <= high:
+                break
+        return spec
+
+    return sample
+
+
+def _draw(sample):
+    return lambda rng: sample(rng, ELASTIC)
 
 
 def _skeleton(net) -> dict:

@@ -153,16 +153,14 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
 
 def prepare_strategy(plan: SearchPlan, study: optuna.Study, splits: DataSplits, run: RunFolder,
                      device: torch.device, listener: Listener) -> bool:
-    """Let the strategy work before the trials (a one-shot method trains its supernet here),
-    with the threads of every worker (the workers start after it). Returns ``False`` when a
-    Ctrl-C stopped it: the search then stops, and the same command resumes it."""
-    cfg = plan.config
-    strategy = get_strategy(cfg.strategy.name)
+    """Let the strategy work before the trials (a one-shot method trains its supernet here), in
+    this process, before the workers start. Returns ``False`` when a Ctrl-C stopped it: the
+    search then stops, and the same command resumes it."""
+    strategy = get_strategy(plan.config.strategy.name)
     if type(strategy).prepare is BaseStrategy.prepare:
         return True
     try:
-        with torch_threads(cfg.threads * max(1, cfg.n_workers) if cfg.threads else 0):
-            strategy.prepare(study, prepare_context(plan, splits, run, device, listener))
+        strategy.prepare(study, prepare_context(plan, splits, run, device, listener))
     except KeyboardInterrupt:
         return False
     return True

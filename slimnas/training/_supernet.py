@@ -129,6 +129,7 @@ def train_supernet(
     callbacks: Sequence[Callback] = (),
     state_path: str | Path | None = None,
     on_phase: Callable[[str, int], None] | None = None,
+    sample: Callable[[np.random.Generator, tuple[str, ...]], object] | None = None,
 ) -> History:
     """Train ``supernet`` (a :class:`slimnas.models.BaseSupernet`) in place.
 
@@ -139,6 +140,8 @@ def train_supernet(
         state_path: where the training's state is saved after every epoch (weights, optimizer,
             schedule); training resumes from it when it exists.
         on_phase: told when a phase starts (its name and first epoch).
+        sample: draws the random sub-networks of a step, ``sample(rng, dims)`` (default the
+            supernet's uniform ``sample``; a search under a MAC budget draws inside it).
 
     Raises:
         TrainingDiverged: the loss became NaN or infinite.
@@ -171,7 +174,8 @@ def train_supernet(
         if on_phase is not None and (phase != before or epoch == start):
             on_phase(phase, epoch)
         gen, rng = epoch_rng(seed, epoch)
-        loss = _epoch(supernet, x_train, y_train, recipe.batch_size, opt, sched, gen, rng, dims, config)
+        loss = _epoch(supernet, x_train, y_train, recipe.batch_size, opt, sched, gen, rng, dims, config,
+                      sample or supernet.sample)
         if not math.isfinite(loss):
             raise TrainingDiverged(epoch, loss)
         metrics = {"epoch": epoch, "train_loss": loss, "phase": phase, "seconds": round(time.perf_counter() - t0, 3)}
@@ -190,7 +194,7 @@ def train_supernet(
 
 
 def _epoch(supernet, x, y, batch_size: int, opt, sched, gen: torch.Generator, rng: np.random.Generator,
-           dims: tuple[str, ...], cfg: SupernetTraining) -> float:
+           dims: tuple[str, ...], cfg: SupernetTraining, sample) -> float:
     supernet.train()
     n = len(y)
     perm = torch.randperm(n, generator=gen).to(x.device)
@@ -208,7 +212,7 @@ def _epoch(supernet, x, y, batch_size: int, opt, sched, gen: torch.Generator, rn
         total += float(loss.detach()) * len(idx)
         if dims:
             teacher = logits.detach()
-            subnets = [supernet.smallest(dims), *(supernet.sample(rng, dims) for _ in range(cfg.n_random))]
+            subnets = [supernet.smallest(dims), *(sample(rng, dims) for _ in range(cfg.n_random))]
             for spec in subnets:
                 supernet.set_active(spec)
                 out = supernet(xb)
