@@ -1,5 +1,5 @@
-"""Model compression: structured and unstructured pruning, quantization, low-rank, clustering,
-distillation; policies (ordered lists of registered compressors) and the one function that
+"""Model compression: structured and unstructured pruning, quantization (and its simulation in
+PyTorch), low-rank, clustering, distillation; policies (ordered lists of registered compressors) and the one function that
 applies them; MAC allocation; the ``compress`` command's function; the ``onnx-int8`` export
 format.
 
@@ -57,6 +57,7 @@ from slimnas.compress._compress import (
     train_from_scratch,
 )
 from slimnas.compress._distill import FINETUNE_SPEC, DistillationLoss, FineTuner, Retrain
+from slimnas.compress._fakequant import fold_batchnorm, int8_weights, simulate_quantized
 from slimnas.compress._int8_format import OnnxInt8
 from slimnas.compress._lowrank import (
     LowRankFactorizer,
@@ -132,7 +133,9 @@ __all__ = [
     "factorize_linear",
     "factorize_tucker2",
     "fill_to_macs",
+    "fold_batchnorm",
     "fit_to_macs",
+    "int8_weights",
     "kmeans_1d",
     "layer_decisions",
     "linear_schedule",
@@ -153,6 +156,7 @@ __all__ = [
     "retrain_steps",
     "save_sparse",
     "scale_to_macs",
+    "simulate_quantized",
     "sparse_bytes",
     "sparsity",
     "train_from_scratch",

@@ -1,17 +1,33 @@
 """Model families (each one registered file: spec, config keys, sampling, builder), layer
-factories, reference models, and users' own models."""
+factories, once-for-all supernets of the CNN and MLP families, reference models, and users' own
+models."""
 
 from slimnas.models._builder import build_model
 from slimnas.models._cnn import CNNFamily, CNNSpec, ConvBlock, ConvLayer, ConvNet
+from slimnas.models._elastic import (
+    ELASTIC,
+    BaseSupernet,
+    ElasticBatchNorm,
+    ElasticConv,
+    ElasticLinear,
+)
 from slimnas.models._layers import ACTIVATIONS, LowRank, make_activation
 from slimnas.models._mlp import MLP, MLPFamily, MLPSpec
 from slimnas.models._reference import mnist1d_paper_cnn
 from slimnas.models._rnn import RecurrentNet, RNNFamily, RNNSpec
+from slimnas.models._supernets import ElasticCNN, ElasticMLP, cnn_supernet, mlp_supernet
 from slimnas.models._user import check_outputs, import_model, load_weights
 
 __all__ = [
     "ACTIVATIONS",
+    "ELASTIC",
     "MLP",
+    "BaseSupernet",
+    "ElasticBatchNorm",
+    "ElasticCNN",
+    "ElasticConv",
+    "ElasticLinear",
+    "ElasticMLP",
     "CNNFamily",
     "CNNSpec",
     "ConvBlock",
@@ -25,8 +41,10 @@ __all__ = [
     "RecurrentNet",
     "build_model",
     "check_outputs",
+    "cnn_supernet",
     "import_model",
     "load_weights",
     "make_activation",
+    "mlp_supernet",
     "mnist1d_paper_cnn",
 ]

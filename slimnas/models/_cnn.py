@@ -122,5 +122,12 @@ class CNNFamily(BaseFamily):
     def build(self, spec: CNNSpec, input_shape, n_classes) -> nn.Module:
         return ConvNet(spec, tuple(input_shape), n_classes)
 
+    def supernet(self, params, input_shape, n_classes, *, fixed=None, kernel_transform=False,
+                 field="strategy.options.fixed"):
+        from slimnas.models._supernets import cnn_supernet  # the supernet module builds on this one
+
+        return cnn_supernet(params, tuple(input_shape), n_classes, fixed=fixed, kernel_transform=kernel_transform,
+                            field=field)
+
     def from_dict(self, d: dict) -> CNNSpec:
         return CNNSpec(**{**d, "layers": tuple(ConvLayer(**layer) for layer in d["layers"])})

@@ -63,3 +63,9 @@ class MLPFamily(BaseFamily):
 
     def build(self, spec: MLPSpec, input_shape, n_classes) -> nn.Module:
         return MLP(spec, tuple(input_shape), n_classes)
+
+    def supernet(self, params, input_shape, n_classes, *, fixed=None, kernel_transform=False,
+                 field="strategy.options.fixed"):
+        from slimnas.models._supernets import mlp_supernet  # the supernet module builds on this one
+
+        return mlp_supernet(params, tuple(input_shape), n_classes, fixed=fixed, field=field)

@@ -56,6 +56,14 @@ class BaseFamily(abc.ABC):
     def build(self, spec: Any, input_shape: tuple[int, ...], n_classes: int):
         """The ``nn.Module`` a spec describes, for inputs of ``input_shape`` (no batch axis)."""
 
+    def supernet(self, params: dict[str, Param], input_shape: tuple[int, ...], n_classes: int, *,
+                 fixed: dict | None = None, kernel_transform: bool = False,
+                 field: str = "strategy.options.fixed"):
+        """A once-for-all supernet holding every sub-network of this family's space (``params``:
+        the space's parameters; ``fixed``: values of the genes it does not make elastic), or
+        ``None`` when the family has none (the ``supernet`` strategy then refuses the space)."""
+        return None
+
     def to_dict(self, spec: Any) -> dict:
         """``{"family": ..., **fields}``, JSON-ready (tuples as lists)."""
         return {"family": self.name, **json.loads(json.dumps(dataclasses.asdict(spec)))}

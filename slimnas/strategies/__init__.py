@@ -1,11 +1,14 @@
-"""Search strategies by name (each an Optuna sampler whose state lives in the study) and the
-early stopping of weak trials. Strategies plug in with :func:`register_strategy`."""
+"""Search strategies by name (each an Optuna sampler whose state lives in the study; one-shot ones,
+such as the once-for-all ``supernet``, also work before the trials) and the early stopping of
+weak trials. Strategies plug in with :func:`register_strategy`."""
 
 from slimnas.strategies import _samplers  # noqa: F401  (registers the built-in strategies)
 from slimnas.strategies._base import (
     STRATEGIES,
     BaseStrategy,
+    PrepareContext,
     StrategyContext,
+    WarmStart,
     get_strategy,
     list_strategies,
     make_sampler,
@@ -31,6 +34,13 @@ from slimnas.strategies._genes import (
 )
 from slimnas.strategies._history import BaseHistorySampler, best_front, fitness_keys, violation
 from slimnas.strategies._local import LocalSearchSampler, LocalSearchStrategy
+from slimnas.strategies._predictor import (
+    PREDICTORS,
+    AccuracyPredictor,
+    held_out_scores,
+    kendall,
+    spearman,
+)
 from slimnas.strategies._reinforce import (
     CONTROLLER_KEY,
     ReinforceSampler,
@@ -38,9 +48,28 @@ from slimnas.strategies._reinforce import (
     stored_controller,
 )
 from slimnas.strategies._sequenced import SequencedSampler, position, trial_seed
+from slimnas.strategies._supernet import (
+    SupernetOptions,
+    SupernetSampler,
+    SupernetStrategy,
+    centre_recipe,
+    stored_candidates,
+)
 
 __all__ = [
     "CONTROLLER_KEY",
+    "PREDICTORS",
+    "AccuracyPredictor",
+    "PrepareContext",
+    "SupernetOptions",
+    "SupernetSampler",
+    "SupernetStrategy",
+    "WarmStart",
+    "centre_recipe",
+    "held_out_scores",
+    "kendall",
+    "spearman",
+    "stored_candidates",
     "EARLY_STOPPING",
     "STRATEGIES",
     "BaseHistorySampler",

@@ -12,7 +12,8 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import optuna
@@ -39,6 +40,48 @@ class StrategyContext:
     n_objectives: int
     n_startup_trials: int = 5
     population_size: int = 20
+    #: the strategy's own settings (config ``strategy.options``), checked by :meth:`BaseStrategy.check`
+    options: dict = field(default_factory=dict, hash=False)
+    #: the objectives' metric names (empty where the caller does not say)
+    objectives: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PrepareContext:
+    """What a strategy that works before the trials (a one-shot method, such as a weight-sharing
+    supernet) may use; the search builds it once, in its main process.
+
+    Attributes:
+        space: the search space.
+        data: the run's :class:`~slimnas.data.DataSplits` (decisions read training and
+            validation data only; the test set is for the final front).
+        folder: a folder of the run for the strategy's files (checkpoints), kept across resumes.
+        objectives, budget: the study's metric names and :class:`~slimnas.measure.Budget` s.
+        note: tells the user something (the search's listener renders it).
+    """
+
+    space: Any
+    data: Any
+    folder: Path
+    objectives: tuple[str, ...]
+    budget: tuple = ()
+    seed: int = 0
+    device: str = "cpu"
+    options: dict = field(default_factory=dict, hash=False)
+    note: Callable[[str], None] = field(default=lambda text: None, compare=False)
+
+
+@dataclass
+class WarmStart:
+    """How a strategy wants one of its trials trained instead of from scratch: ``model`` (built
+    from the trial's candidate, with initial weights) fine-tuned with ``train``, then compressed
+    by ``policy`` (a :class:`~slimnas.compress.CompressionPolicy` as its mapping; ``None``: none);
+    ``info`` joins the trial's metrics."""
+
+    model: Any
+    train: Any
+    policy: dict | None = None
+    info: dict = field(default_factory=dict)
 
 
 class BaseStrategy(abc.ABC):
@@ -73,6 +116,19 @@ class BaseStrategy(abc.ABC):
     @abc.abstractmethod
     def sampler(self, ctx: StrategyContext) -> optuna.samplers.BaseSampler:
         """The Optuna sampler that proposes candidates."""
+
+    def prepare(self, study: optuna.Study, ctx: PrepareContext) -> dict | None:
+        """Hook: runs once in the search's main process before its trials (and again when the
+        search resumes: keep what it computes in ``ctx.folder`` and the study, and reuse it).
+        One-shot strategies train their weight-sharing network here and store the candidates
+        their sampler proposes in the study. Returns a report (JSON), or ``None``."""
+        return None
+
+    def warm_start(self, study: optuna.Study, trial: optuna.Trial, candidate: Any,
+                   ctx: PrepareContext) -> WarmStart | None:
+        """Hook: how trial ``trial`` (its ``candidate`` sampled) is trained, when the strategy
+        has weights for it (a supernet's sub-network); ``None``: from scratch, as usual."""
+        return None
 
     def check(self, ctx: StrategyContext, field: str = "strategy.name") -> None:
         """Raise :class:`ConfigError` when the strategy cannot run this study."""

@@ -16,7 +16,10 @@ def definition_of(resolved: dict[str, Any]) -> dict[str, Any]:
     """The definition (see :attr:`SearchPlan.definition`) of a resolved configuration mapping,
     JSON-normalised (as a study's storage keeps it)."""
     out = {k: resolved.get(k) for k in DEFINITION}
-    out["strategy"] = (resolved.get("strategy") or {}).get("name")
+    strategy = resolved.get("strategy") or {}
+    out["strategy"] = strategy.get("name")
+    if strategy.get("options"):  # a strategy's own settings make another search (absent: as before)
+        out["strategy"] = {"name": strategy.get("name"), "options": strategy["options"]}
     out["objectives"] = [get_metric(o).name for o in resolved.get("objectives") or []]
     return json.loads(json.dumps(out))
 

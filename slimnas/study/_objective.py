@@ -18,9 +18,14 @@ import optuna
 import torch
 
 from slimnas.compress import (
+    COMPRESSORS,
     CompressionPolicy,
+    apply_policy,
     compress_and_measure,
+    layer_decisions,
+    list_compressors,
     mac_limits,
+    measure_artifact,
     pruned_costs,
     retrain_steps,
 )
@@ -30,7 +35,14 @@ from slimnas.export import ExportMismatchError, export_onnx
 from slimnas.measure import Budget, MeasureContext, get_metric, measure_metrics
 from slimnas.models import build_model
 from slimnas.spaces import Candidate
-from slimnas.strategies import OptunaReporter, ParetoHalvingStopper, position
+from slimnas.strategies import (
+    OptunaReporter,
+    ParetoHalvingStopper,
+    PrepareContext,
+    WarmStart,
+    get_strategy,
+    position,
+)
 from slimnas.study._artifacts import RunFolder
 from slimnas.study._driver import TrialFailed
 from slimnas.study._events import EpochReporter, Listener
@@ -69,6 +81,17 @@ class TimeLimit(Callback):
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
         if time.perf_counter() - self.start > self.seconds:
             raise TrialFailed(f"exceeded the per-trial time limit of {self.seconds:g} s (at epoch {epoch})")
+
+
+def prepare_context(plan, splits: DataSplits, run: RunFolder, device: torch.device,
+                    listener: Listener | None = None) -> PrepareContext:
+    """What the search's strategy may use before and during its trials (see
+    :meth:`slimnas.strategies.BaseStrategy.prepare`): its files go to ``<run>/<strategy>/``."""
+    cfg = plan.config
+    note = (listener or Listener()).note
+    return PrepareContext(space=plan.space, data=splits, folder=run.root / cfg.strategy.name,
+                          objectives=tuple(plan.objectives), budget=tuple(plan.budget), seed=cfg.seed,
+                          device=str(device), options=dict(cfg.strategy.options), note=lambda text: note(text))
 
 
 def model_metrics(names: Sequence[str]) -> list[str]:
@@ -177,6 +200,8 @@ class SearchObjective(BaseTrialObjective):
         super().__init__(objectives=plan.objectives, budget=plan.budget, early_stopping=plan.early_stopping,
                          settings=plan.measure_settings, listener=listener)
         self.plan, self.config, self.splits, self.run, self.device = plan, plan.config, splits, run, device
+        self.strategy = get_strategy(self.config.strategy.name)
+        self.prepared = prepare_context(plan, splits, run, device, self.listener)
 
     def sample(self, trial: optuna.Trial) -> Candidate:
         cand = self.plan.space.sample(trial, tie_layers=self.config.strategy.name == "grid",
@@ -204,10 +229,13 @@ class SearchObjective(BaseTrialObjective):
         trial.set_user_attr("candidate", cand.to_dict())
         shape, n_classes = self.splits.input_shape, self.splits.n_classes
         torch.manual_seed(self.seed(trial))
-        model = build_model(cand.arch, shape, n_classes)
+        warm = self.strategy.warm_start(trial.study, trial, cand, self.prepared)
+        model = build_model(cand.arch, shape, n_classes) if warm is None else warm.model
         static = model_metrics(self.tracked)
         metrics = measure_metrics(static, MeasureContext(model=model, input_shape=shape, settings=self.settings))
         trial.set_user_attr("costs", dict(metrics))
+        if warm is not None:
+            return self._warm_trial(trial, cand, warm, metrics, t0)
         if cand.compression is not None:
             fits = self._reachable(metrics)
         else:
@@ -273,6 +301,38 @@ class SearchObjective(BaseTrialObjective):
         measure_metrics(self.tracked, MeasureContext(model=artifact.model, input_shape=splits.input_shape,
                                                      onnx=artifact.onnx, data=splits, settings=self.settings,
                                                      metrics=metrics))
+        write_artifact(self.run.trial_dir(trial.number), artifact, decisions)
+        trial.set_user_attr("policy", artifact.policy.to_dict())
+        self._finish(trial, metrics, "complete", t0)
+        return self.values(metrics)
+
+    def _warm_trial(self, trial: optuna.Trial, cand: Candidate, warm: WarmStart, metrics: dict, t0: float) -> list[float]:
+        """A candidate the strategy has weights for (a supernet's sub-network): fine-tuned from
+        them as ``warm.train`` says, then compressed by ``warm.policy`` (per-layer precision)
+        when it has one; the artifact is exported and measured like any other trial's."""
+        model, splits = warm.model, self.splits
+        metrics.update(warm.info)
+        if warm.train.epochs > 0:
+            callbacks: list[Callback] = [EpochReporter(self.listener, trial.number), *self.limits()]
+            self.listener.trial_started(trial.number, warm.train.epochs)
+            fit(model, splits.x_train, splits.y_train, warm.train, x_val=splits.x_val, y_val=splits.y_val,
+                device=self.device, seed=self.seed(trial), callbacks=callbacks)
+        metrics["trained"] = True
+        if warm.policy is None:
+            self._record(trial, model, metrics, "complete", t0)
+            return self.values(metrics)
+        model.cpu().eval()
+        artifact = apply_policy(model, CompressionPolicy.from_dict(warm.policy), splits, epochs=0,
+                                seed=self.seed(trial))
+        metrics.update(measure_artifact(artifact, splits, splits=("val",), latency_batches=(self.config.measure.latency_batch,),
+                                        repeats=self.config.measure.latency_repeats))
+        metrics["val_loss"] = evaluate(artifact.model, splits.x_val, splits.y_val)["loss"]
+        measure_metrics(self.tracked, MeasureContext(model=artifact.model, input_shape=splits.input_shape,
+                                                     onnx=artifact.onnx, data=splits, settings=self.settings,
+                                                     metrics=metrics))
+        steps = {step.compressor for step in artifact.policy.steps}
+        absent = {COMPRESSORS.get(c).layer_column for c in list_compressors() if c not in steps}
+        decisions = [{k: v for k, v in row.items() if k not in absent} for row in layer_decisions(model, artifact)]
         write_artifact(self.run.trial_dir(trial.number), artifact, decisions)
         trial.set_user_attr("policy", artifact.policy.to_dict())
         self._finish(trial, metrics, "complete", t0)

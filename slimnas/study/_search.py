@@ -19,6 +19,7 @@ from slimnas.config import RunConfig, read_yaml
 from slimnas.data import DataSplits, load_dataset
 from slimnas.errors import ConfigError
 from slimnas.export import onnx_accuracy, write_run_info
+from slimnas.strategies import BaseStrategy, get_strategy
 from slimnas.study._artifacts import RunFolder, write_json
 from slimnas.study._definition import check_definition, definition_of
 from slimnas.study._driver import (
@@ -30,7 +31,7 @@ from slimnas.study._driver import (
 )
 from slimnas.study._events import Listener, ListenerGroup
 from slimnas.study._joint import final_finetune
-from slimnas.study._objective import SearchObjective
+from slimnas.study._objective import SearchObjective, prepare_context
 from slimnas.study._pareto import pareto_front
 from slimnas.study._plan import SearchPlan
 from slimnas.study._progress import progress_rows
@@ -147,9 +148,11 @@ def _search(plan: SearchPlan, run: RunFolder, splits: DataSplits, device: torch.
                           "objectives": list(plan.objectives), "budget": [str(b) for b in plan.budget],
                           "run_dir": str(run.root), "n_workers": max(1, min(cfg.n_workers, n_todo)),
                           "timeout": cfg.timeout, "trials": progress_rows(study, plan.budget)})
-        with Workers(plan, min(cfg.n_workers, n_todo), listener) as workers:
-            interrupted = run_study(study, SearchObjective(plan, splits, run, device, listener),
-                                    n_trials=cfg.n_trials, timeout=cfg.timeout)
+        interrupted = n_todo > 0 and not prepare_strategy(plan, study, splits, run, device, listener)
+        with Workers(plan, 0 if interrupted else min(cfg.n_workers, n_todo), listener) as workers:
+            if not interrupted:
+                interrupted = run_study(study, SearchObjective(plan, splits, run, device, listener),
+                                        n_trials=cfg.n_trials, timeout=cfg.timeout)
             workers.wait(interrupted)
         if workers.failed:
             listener.note(f"{len(workers.failed)} worker process(es) failed (exit codes {workers.failed})",
@@ -164,6 +167,21 @@ def _search(plan: SearchPlan, run: RunFolder, splits: DataSplits, device: torch.
                           + "; ".join(f"{n} x {r}" for r, n in reasons.most_common(3)), level="warning")
         listener.finished({"kind": "search", "interrupted": interrupted})
         return result
+
+
+def prepare_strategy(plan: SearchPlan, study: optuna.Study, splits: DataSplits, run: RunFolder,
+                     device: torch.device, listener: Listener) -> bool:
+    """Let the strategy work before the trials (a one-shot method trains its supernet here), in
+    this process, before the workers start. Returns ``False`` when a Ctrl-C stopped it: the
+    search then stops, and the same command resumes it."""
+    strategy = get_strategy(plan.config.strategy.name)
+    if type(strategy).prepare is BaseStrategy.prepare:
+        return True
+    try:
+        strategy.prepare(study, prepare_context(plan, splits, run, device, listener))
+    except KeyboardInterrupt:
+        return False
+    return True
 
 
 def claim_run(plan: SearchPlan, run: RunFolder) -> optuna.Study:

@@ -1,7 +1,14 @@
-"""Training: a readable loop with callbacks that report to early-stopping rules; the listener
+"""Training: a readable loop with callbacks that report to early-stopping rules; a supernet's
+one-off training (sandwich rule, in-place distillation) and batch-norm recalibration; the listener
 that every layer above reports a run's progress to."""
 
 from slimnas.training._events import PHASES, Listener, ListenerGroup, PhaseEpochs, report_phase
+from slimnas.training._supernet import (
+    SCHEDULES,
+    SupernetTraining,
+    recalibrate_bn,
+    train_supernet,
+)
 from slimnas.training._trainer import (
     Callback,
     History,
@@ -14,5 +21,6 @@ from slimnas.training._trainer import (
     training_now,
 )
 
-__all__ = ["PHASES", "Callback", "History", "Listener", "ListenerGroup", "PhaseEpochs", "PlateauStop", "StopTraining",
-           "cross_entropy", "evaluate", "fit", "make_optimizer", "report_phase", "training_now"]
+__all__ = ["PHASES", "SCHEDULES", "Callback", "History", "Listener", "ListenerGroup", "PhaseEpochs", "PlateauStop",
+           "StopTraining", "SupernetTraining", "cross_entropy", "evaluate", "fit", "make_optimizer", "recalibrate_bn",
+           "report_phase", "train_supernet", "training_now"]

@@ -1,0 +1,542 @@
+"""``supernet``: a once-for-all supernet and an accuracy predictor make the search cheap (OFA: Cai
+et al. 2020; APQ: Wang et al. 2020).
+
+Before the trials (:meth:`SupernetStrategy.prepare`, once per run):
+
+1. one supernet per family of the space (CNN, MLP) is trained once, with the sandwich rule and
+   in-place distillation (:func:`slimnas.training.train_supernet`); its checkpoint lives in the
+   run folder, and a resumed run loads it instead of training again;
+2. sub-networks with random per-layer precision are measured with their inherited weights
+   after batch-norm recalibration, on validation data (int8 simulated as ONNX Runtime computes
+   it, checked against the real files on a few of them);
+3. an accuracy predictor is fitted on those pairs (its rank correlation on pairs held out is
+   reported);
+4. a registered strategy (``evolution`` by default) searches sub-networks and per-layer
+   precision, ranked by the predictor, the budget as constraints and costs measured exactly;
+5. the candidates, spread across the predicted front, are stored in the study.
+
+Then each trial takes the next candidate (:class:`SupernetSampler`): the plain model of the
+family with its inherited weights is fine-tuned briefly, quantized as its precision says, and
+exported and measured like any other trial, in the same study and front. Trials past the
+candidates continue with the search strategy itself, which trains its candidates from scratch.
+Without a prepared supernet (a study driven by other code) the sampler is that strategy alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+from optuna.trial import FrozenTrial
+
+from slimnas.compress import CompressionPolicy
+from slimnas.errors import ConfigError, SlimnasError
+from slimnas.measure import get_metric, list_metrics
+from slimnas.models import ELASTIC
+from slimnas.spaces import TRAINING_KEYS, TrainSpec, arch_from_dict, get_family
+from slimnas.strategies._base import (
+    BaseStrategy,
+    PrepareContext,
+    StrategyContext,
+    WarmStart,
+    get_strategy,
+    register_strategy,
+)
+from slimnas.strategies._genes import in_distribution
+from slimnas.strategies._predictor import PREDICTORS, AccuracyPredictor, held_out_scores
+from slimnas.strategies._sequenced import position
+from slimnas.strategies._subnets import (
+    Encoder,
+    Point,
+    PointCosts,
+    choose,
+    inherited_model,
+    int8_check,
+    measure_pairs,
+    search_points,
+)
+from slimnas.training import SCHEDULES, Callback, SupernetTraining, evaluate, train_supernet
+
+#: the study system attribute that holds the chosen candidates; the trial attribute of each plan
+STUDY_KEY, PLAN_KEY = "slimnas:supernet", "slimnas:supernet-plan"
+PRECISIONS = ("fp32", "int8")
+#: objectives the predictor cannot stand in for
+DATA_METRICS = ("loss", "fitness")
+
+
+def _is_int(v: Any, low: int = 0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+@dataclass(frozen=True)
+class SupernetOptions:
+    """``strategy.options`` of the ``supernet`` strategy (every key optional).
+
+    Attributes:
+        epochs, warmup_epochs, n_random, schedule, distill, kernel_transform: the supernet's
+            training (see :class:`slimnas.training.SupernetTraining`; ``warmup_epochs``
+            defaults to a sixth of ``epochs``).
+        sample_in_budget: the random sub-networks of each training step are drawn inside the
+            study's MAC budget (where it has one), where the search will look; the largest and
+            smallest train as always.
+        fixed: per family, the values of the genes the supernet does not make elastic
+            (``{cnn: {stride: [1, 2, 2, 2, 1], dropout: 0.1}}``); see
+            :mod:`slimnas.models` for the defaults.
+        n_pairs: measured (sub-network, precision) -> accuracy pairs the predictor learns from.
+        predictor: ``mlp`` (APQ's) or ``ridge``; ``holdout``: share of pairs that score it.
+        precision: per-layer precisions searched (``[fp32]``: none).
+        search: the registered strategy that searches the predictor-ranked space;
+            ``search_trials`` its evaluations, ``population_size`` its population.
+        n_candidates: the candidates spread across the predicted front that the first trials take.
+        max_candidates: candidates stored in all: after the first ``n_candidates``, the rest of
+            the predicted front (and the next layers), farthest from those taken first; trials
+            past them go to the search strategy.
+        finetune_epochs: each candidate's fine-tune; ``finetune_lr`` its learning rate as a
+            share of the recipe's.
+        recal_samples: training samples that recalibrate batch norm.
+        int8_checks: candidates whose simulated int8 accuracy is checked against ONNX Runtime.
+    """
+
+    epochs: int = 60
+    warmup_epochs: int | None = None
+    n_random: int = 2
+    schedule: str = "sandwich"
+    distill: bool = True
+    kernel_transform: bool = False
+    sample_in_budget: bool = True
+    fixed: dict = field(default_factory=dict, hash=False)
+    n_pairs: int = 400
+    predictor: str = "mlp"
+    holdout: float = 0.2
+    precision: tuple[str, ...] = PRECISIONS
+    search: str = "evolution"
+    search_trials: int = 1500
+    population_size: int = 64
+    n_candidates: int = 8
+    max_candidates: int = 32
+    finetune_epochs: int = 20
+    finetune_lr: float = 0.3
+    recal_samples: int = 1024
+    int8_checks: int = 2
+
+    @classmethod
+    def parse(cls, raw: dict | None, field_name: str = "strategy.options") -> SupernetOptions:
+        """Check ``raw``; raises :class:`ConfigError` naming the first wrong key."""
+        raw = dict(raw or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(raw) - names
+        if unknown:
+            raise ConfigError(f"{field_name}.{sorted(unknown)[0]}", f"one of the supernet's options {sorted(names)}")
+        checks = {
+            "epochs": ("an integer >= 1", lambda v: _is_int(v, 1)),
+            "warmup_epochs": ("an integer >= 0", lambda v: v is None or _is_int(v)),
+            "n_random": ("an integer >= 0", lambda v: _is_int(v)),
+            "schedule": (f"one of {list(SCHEDULES)}", lambda v: v in SCHEDULES),
+            "distill": ("true/false", lambda v: isinstance(v, bool)),
+            "kernel_transform": ("true/false", lambda v: isinstance(v, bool)),
+            "sample_in_budget": ("true/false", lambda v: isinstance(v, bool)),
+            "fixed": ("a mapping of family -> {gene: value}", lambda v: isinstance(v, dict)
+                      and all(isinstance(x, dict) for x in v.values())),
+            "n_pairs": ("an integer >= 10", lambda v: _is_int(v, 10)),
+            "predictor": (f"one of {list(PREDICTORS)}", lambda v: v in PREDICTORS),
+            "holdout": ("a number in (0, 0.5]", lambda v: isinstance(v, (int, float)) and 0 < v <= 0.5),
+            "precision": (f"a list of {list(PRECISIONS)}", lambda v: isinstance(v, list) and v
+                          and all(p in PRECISIONS for p in v)),
+            "search": ("a strategy name", lambda v: isinstance(v, str) and v != "supernet"),
+            "search_trials": ("an integer >= 1", lambda v: _is_int(v, 1)),
+            "population_size": ("an integer >= 2", lambda v: _is_int(v, 2)),
+            "n_candidates": ("an integer >= 1", lambda v: _is_int(v, 1)),
+            "max_candidates": ("an integer >= 0", lambda v: _is_int(v)),
+            "finetune_epochs": ("an integer >= 0", lambda v: _is_int(v)),
+            "finetune_lr": ("a number > 0", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0),
+            "recal_samples": ("an integer >= 2", lambda v: _is_int(v, 2)),
+            "int8_checks": ("an integer >= 0", lambda v: _is_int(v)),
+        }
+        for key, value in raw.items():
+            expected, check = checks[key]
+            if not check(value):
+                raise ConfigError(f"{field_name}.{key}", expected, value)
+        if "precision" in raw:
+            raw["precision"] = tuple(dict.fromkeys(raw["precision"]))
+        out = cls(**raw)
+        if out.warmup_epochs is not None and out.warmup_epochs >= out.epochs:
+            raise ConfigError(f"{field_name}.warmup_epochs", f"fewer than epochs ({out.epochs})", out.warmup_epochs)
+        return out
+
+    @property
+    def training(self) -> SupernetTraining:
+        warmup = self.warmup_epochs if self.warmup_epochs is not None else max(1, self.epochs // 6)
+        return SupernetTraining(epochs=self.epochs, warmup_epochs=min(warmup, self.epochs - 1), n_random=self.n_random,
+                                schedule=self.schedule, distill=self.distill)
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["precision"] = list(self.precision)
+        return out
+
+
+def centre_recipe(training: dict) -> TrainSpec:
+    """The recipe at the centre of the space's training genes: a choice's first value, a
+    range's (geometric, for ``log``) middle. The supernet trains with it and its candidates'
+    recipes are it."""
+    values = {}
+    for key in TRAINING_KEYS:
+        p = training[key]
+        if p.values is not None:
+            values[key] = p.values[0]
+            continue
+        v = math.sqrt(p.low * p.high) if p.log else (p.low + p.high) / 2
+        if p.step:
+            v = p.low + round((v - p.low) / p.step) * p.step
+        values[key] = int(round(v)) if p.integer else float(v)
+    return TrainSpec(**values)
+
+
+def stored_candidates(study: optuna.Study) -> dict | None:
+    """What :meth:`SupernetStrategy.prepare` stored in the study (``None`` before it ran)."""
+    return study._storage.get_study_system_attrs(study._study_id).get(STUDY_KEY)
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+class SupernetSampler(optuna.samplers.BaseSampler):
+    """Proposes the supernet's stored candidates, one per trial in the study's order (a trial's
+    place in the study picks its candidate, so a re-run trial takes the same one), then defers
+    to ``inner``, the search strategy's own sampler. Each trial's plan (its candidate or none)
+    is a trial system attribute."""
+
+    def __init__(self, inner: optuna.samplers.BaseSampler) -> None:
+        self.inner = inner
+
+    def _plan(self, study: optuna.Study, trial: FrozenTrial) -> dict:
+        plan = trial.system_attrs.get(PLAN_KEY)
+        if plan is None:
+            plan = study._storage.get_trial_system_attrs(trial._trial_id).get(PLAN_KEY)
+        if plan is None:
+            self.before_trial(study, trial)
+            plan = study._storage.get_trial_system_attrs(trial._trial_id)[PLAN_KEY]
+        return plan
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if PLAN_KEY in trial.system_attrs:
+            return
+        candidates = (stored_candidates(study) or {}).get("candidates", [])
+        place = position(study, trial.number)
+        plan = {"candidate": place if place < len(candidates) else None}
+        if plan["candidate"] is not None:
+            plan["params"] = candidates[place]["params"]
+        study._storage.set_trial_system_attr(trial._trial_id, PLAN_KEY, plan)
+        if plan["candidate"] is None:
+            self.inner.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study, trial):
+        if self._plan(study, trial)["candidate"] is not None:
+            return {}
+        return self.inner.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        if self._plan(study, trial)["candidate"] is not None:
+            return {}
+        return self.inner.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        plan = self._plan(study, trial)
+        if plan["candidate"] is not None:
+            value = plan["params"].get(param_name)
+            if in_distribution(param_distribution, value):
+                return value
+        return self.inner.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        if self._plan(study, trial)["candidate"] is None:
+            self.inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.inner.reseed_rng()
+
+
+class _Progress(Callback):
+    def __init__(self, note, family: str, epochs: int) -> None:
+        self.note, self.family, self.epochs = note, family, epochs
+        self.every = max(1, epochs // 5)
+
+    def on_epoch_end(self, epoch: int, metrics: dict) -> None:
+        if epoch % self.every == 0 or epoch == self.epochs:
+            self.note(f"supernet ({self.family}): epoch {epoch}/{self.epochs}, {metrics['phase']}, "
+                      f"train loss {metrics['train_loss']:.3f}")
+
+
+@register_strategy("supernet")
+class SupernetStrategy(BaseStrategy):
+    description = "once-for-all supernet + accuracy predictor: search sub-networks and per-layer precision (OFA, APQ)"
+
+    #: supernets loaded by this process, by checkpoint path
+    _loaded: dict[str, Any] = {}
+
+    def options(self, ctx: StrategyContext | PrepareContext) -> SupernetOptions:
+        return SupernetOptions.parse(ctx.options)
+
+    def sampler(self, ctx: StrategyContext) -> SupernetSampler:
+        opts = self.options(ctx)
+        inner = get_strategy(opts.search, "strategy.options.search")
+        return SupernetSampler(inner.sampler(ctx))
+
+    def check(self, ctx: StrategyContext, field: str = "strategy.name") -> None:
+        super().check(ctx, field)
+        opts = self.options(ctx)
+        inner = get_strategy(opts.search, "strategy.options.search")
+        if inner.needs_grid or not inner.sequenced:
+            raise ConfigError("strategy.options.search", "a strategy that samples a space of per-layer genes "
+                              "(evolution, local, rl, random, tpe, ...)", opts.search)
+        inner.check(ctx, "strategy.options.search")
+        if ctx.space is None:
+            raise ConfigError(field, f"a strategy other than {self.name!r} here (it searches architectures of a space)",
+                              self.name)
+        if ctx.space.compression is not None:
+            raise ConfigError("space.compression", "no compression section with the supernet strategy (it searches "
+                              "per-layer precision itself: strategy.options.precision)")
+        for family in ctx.space.families:
+            # built once on a stand-in input, so a wrong skeleton is refused before anything runs
+            net = get_family(family).supernet(ctx.space.params[family], (1, 64), 2, fixed=opts.fixed.get(family),
+                                              field=f"strategy.options.fixed.{family}")
+            if net is None:
+                raise ConfigError("space.family", f"families with a supernet for {self.name!r} (cnn, mlp)", family)
+        unknown = set(opts.fixed) - set(ctx.space.families)
+        if unknown:
+            raise ConfigError(f"strategy.options.fixed.{sorted(unknown)[0]}", f"a family of the space {list(ctx.space.families)}")
+        for name in ctx.objectives:
+            if get_metric(name).name in DATA_METRICS:
+                raise ConfigError("objectives", f"accuracy and cost metrics for {self.name!r} (its predictor "
+                                  f"estimates accuracy only; {[m for m in list_metrics() if m not in DATA_METRICS]})", name)
+        if ctx.objectives and "accuracy" not in [get_metric(o).name for o in ctx.objectives]:
+            raise ConfigError("objectives", f"accuracy among the objectives for {self.name!r}", list(ctx.objectives))
+
+    # -- before the trials ------------------------------------------------------------------
+
+    def _nets(self, ctx: PrepareContext, opts: SupernetOptions) -> dict:
+        data = ctx.data
+        return {f: get_family(f).supernet(ctx.space.params[f], data.input_shape, data.n_classes,
+                                          fixed=opts.fixed.get(f), kernel_transform=opts.kernel_transform,
+                                          field=f"strategy.options.fixed.{f}")
+                for f in ctx.space.families}
+
+    def keys(self, ctx: PrepareContext, opts: SupernetOptions) -> dict[str, str]:
+        """Digests naming the supernet (its space, data, recipe, training and seed), the pairs
+        (also their count, precisions, recalibration) and the candidates (everything)."""
+        space, training = ctx.space.to_config()
+        data = [ctx.data.summary(), float(ctx.data.x_train.double().sum()), int(ctx.data.y_train.sum())]
+        o = opts.to_dict()
+        limits = mac_range(ctx.budget) if opts.sample_in_budget else None
+        net = _digest(space, training, data, ctx.seed, limits, {k: o[k] for k in (
+            "epochs", "warmup_epochs", "n_random", "schedule", "distill", "kernel_transform", "fixed")})
+        pairs = _digest(net, {k: o[k] for k in ("n_pairs", "precision", "recal_samples")})  # net: budget too
+        return {"supernet": net, "pairs": pairs, "candidates": _digest(pairs, o, list(ctx.objectives),
+                                                                        [str(b) for b in ctx.budget])}
+
+    def load_nets(self, ctx: PrepareContext, opts: SupernetOptions, train: bool = True) -> tuple[dict, dict]:
+        """The trained supernets (from the run folder's checkpoints, else trained now and saved)
+        and what was done: ``{family: {"reused": bool, "seconds": float}}``."""
+        key = self.keys(ctx, opts)["supernet"]
+        nets, report = self._nets(ctx, opts), {}
+        ctx.folder.mkdir(parents=True, exist_ok=True)
+        recipe = centre_recipe(ctx.space.training)
+        for i, (family, net) in enumerate(sorted(nets.items())):
+            path = ctx.folder / f"{family}-{key}.pt"
+            t0 = time.perf_counter()
+            if path.is_file():
+                net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+                report[family] = {"reused": True, "seconds": 0.0, "checkpoint": path.name}
+                continue
+            if not train:
+                raise SlimnasError(f"the supernet checkpoint {path} is missing (the run folder changed?)")
+            ctx.note(f"supernet ({family}): training {opts.epochs} epochs ({opts.schedule} rule, "
+                     f"{'in-place distillation' if opts.distill else 'labels'}) -> {path}")
+            torch.manual_seed(ctx.seed * 1_000_003 + i)
+            net = self._nets(ctx, opts)[family]  # initialised under the seed
+            nets[family] = net
+            partial = path.with_suffix(".partial.pt")
+            limits = mac_range(ctx.budget) if opts.sample_in_budget else None
+            history = train_supernet(net, ctx.data.x_train, ctx.data.y_train, recipe, opts.training,
+                                     seed=ctx.seed * 1_000_003 + i, device=ctx.device, state_path=partial,
+                                     callbacks=[_Progress(ctx.note, family, opts.epochs)],
+                                     sample=None if limits is None else within(net, *limits))
+            net.cpu()
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            torch.save({"model": net.state_dict(), "family": family, "key": key, "options": opts.to_dict()}, tmp)
+            tmp.replace(path)
+            partial.unlink(missing_ok=True)
+            report[family] = {"reused": False, "seconds": round(time.perf_counter() - t0, 2),
+                              "epochs": len(history.epochs), "checkpoint": path.name}
+        for net in nets.values():
+            net.cpu().eval()
+        return nets, report
+
+    def prepare(self, study: optuna.Study, ctx: PrepareContext) -> dict:
+        opts = self.options(ctx)
+        keys = self.keys(ctx, opts)
+        done = stored_candidates(study)
+        if done is not None and done.get("key") == keys["candidates"]:
+            ctx.note(f"supernet: {len(done['candidates'])} candidates chosen before; reusing them")
+            return done["report"]
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        nets, trained = self.load_nets(ctx, opts)
+        timings["supernet_s"] = round(time.perf_counter() - t0, 2)
+        for family, r in trained.items():
+            if r["reused"]:
+                ctx.note(f"supernet ({family}): reusing the trained checkpoint {r['checkpoint']}")
+
+        data, precisions = ctx.data, list(opts.precision)
+        t1 = time.perf_counter()
+        pairs_path = ctx.folder / f"pairs-{keys['pairs']}.json"
+        if pairs_path.is_file():
+            pairs = json.loads(pairs_path.read_text())
+        else:
+            ctx.note(f"supernet: measuring {opts.n_pairs} sub-networks with inherited weights (validation data)")
+            limits = mac_range(ctx.budget) if opts.sample_in_budget else None
+            draws = None if limits is None else {f: _draw(within(net, *limits)) for f, net in nets.items()}
+            pairs = measure_pairs(nets, precisions, data, n_pairs=opts.n_pairs, n_recal=opts.recal_samples,
+                                  seed=ctx.seed, draws=draws)
+            _write_json(pairs_path, pairs)
+        timings["pairs_s"] = round(time.perf_counter() - t1, 2)
+
+        t2 = time.perf_counter()
+        encode = Encoder(nets, precisions)
+        points = [Point(p["family"], arch_from_dict(p["arch"]), tuple(p["precision"])) for p in pairs]
+        x = np.array([encode(p) for p in points])
+        y = np.array([p["val_accuracy"] for p in pairs])
+        scores = {kind: held_out_scores(x, y, kind=kind, holdout=opts.holdout, seed=ctx.seed) for kind in PREDICTORS}
+        predictor = AccuracyPredictor(kind=opts.predictor, seed=ctx.seed).fit(x, y)
+        timings["predictor_s"] = round(time.perf_counter() - t2, 2)
+        held = scores[opts.predictor]
+        ctx.note(f"supernet: {opts.predictor} predictor on {len(y)} pairs, held-out rank correlation "
+                 f"{held['spearman']:.3f} (Spearman), {held['kendall']:.3f} (Kendall)")
+
+        t3 = time.perf_counter()
+        cost_names = [m for m in dict.fromkeys([*ctx.objectives, *(b.metric for b in ctx.budget)])
+                      if get_metric(m).key != "val_accuracy"]
+        costs = PointCosts(nets, cost_names, data)
+        found = search_points(nets, precisions, lambda pts: predictor.predict(np.array([encode(p) for p in pts])),
+                              costs, objectives=ctx.objectives, budget=ctx.budget, strategy=opts.search,
+                              n_trials=opts.search_trials, seed=ctx.seed, population_size=opts.population_size)
+        chosen = choose(found, ctx.objectives, opts.n_candidates, limit=max(opts.max_candidates, opts.n_candidates))
+        timings["search_s"] = round(time.perf_counter() - t3, 2)
+        if not chosen:
+            ctx.note("supernet: no sub-network meets the budget; the trials go to the search strategy alone")
+
+        recipe = centre_recipe(ctx.space.training)
+        candidates = [self._record(ctx, nets, point, metrics, recipe) for point, metrics in chosen]
+        t4 = time.perf_counter()
+        quantized = [p for p, _ in chosen if "int8" in p.precision][: opts.int8_checks]
+        if not quantized and "int8" in precisions:  # none chosen: check the simulation on measured pairs
+            quantized = [p for p in points if "int8" in p.precision][: opts.int8_checks]
+        checks = int8_check(nets, quantized, data, n_recal=opts.recal_samples)
+        timings["int8_check_s"] = round(time.perf_counter() - t4, 2)
+        report = {"options": opts.to_dict(), "recipe": dataclasses.asdict(recipe), "supernets": trained,
+                  "skeletons": {f: _skeleton(net) for f, net in nets.items()}, "n_pairs": len(pairs),
+                  "predictor": {"kind": opts.predictor, "held_out": scores},
+                  "search": {"strategy": opts.search, "trials": opts.search_trials, "feasible": len(found),
+                             "candidates": len(candidates)},
+                  "int8_check": checks, "timings": timings}
+        _write_json(ctx.folder / "report.json", {**report, "candidates": candidates})
+        study._storage.set_study_system_attr(study._study_id, STUDY_KEY,
+                                             {"key": keys["candidates"], "candidates": candidates, "report": report})
+        ctx.note(f"supernet: {len(candidates)} candidates across the predicted front ({len(found)} feasible "
+                 f"sub-networks scored); the first {min(opts.n_candidates, len(candidates))} trials fine-tune them")
+        return report
+
+    def _record(self, ctx: PrepareContext, nets: dict, point: Point, metrics: dict, recipe: TrainSpec) -> dict:
+        """A candidate as stored: its spec, per-layer precision, predicted figures and the trial
+        parameters that sample it from the space."""
+        net = nets[point.family]
+        params = {f"{point.family}.{k}": v for k, v in net.genes(point.spec).items()}
+        params.update({f"train.{k}": getattr(recipe, k) for k in TRAINING_KEYS})
+        if len(ctx.space.families) > 1:
+            params["arch.family"] = point.family
+        groups = net.layer_groups(point.spec)
+        precision = {name: p for group, p in zip(groups, point.precision, strict=True) for name in group}
+        return {"family": point.family, "spec": get_family(point.family).to_dict(point.spec), "precision": precision,
+                "slots": list(point.precision), "predicted": {k: v for k, v in metrics.items()}, "params": params}
+
+    # -- each trial ------------------------------------------------------------------------------
+
+    def warm_start(self, study: optuna.Study, trial: optuna.Trial, candidate: Any,
+                   ctx: PrepareContext) -> WarmStart | None:
+        plan = study._storage.get_trial_system_attrs(trial._trial_id).get(PLAN_KEY)
+        if not plan or plan.get("candidate") is None:
+            return None
+        opts = self.options(ctx)
+        record = stored_candidates(study)["candidates"][plan["candidate"]]
+        spec = arch_from_dict(record["spec"])
+        if candidate.arch != spec:
+            raise SlimnasError(f"the trial's architecture is not its supernet candidate {plan['candidate']} "
+                               "(the space changed since the candidates were chosen?)")
+        key = self.keys(ctx, opts)["supernet"]
+        cache_key = str(ctx.folder / f"{record['family']}-{key}.pt")
+        if cache_key not in self._loaded:
+            nets, _ = self.load_nets(ctx, opts, train=False)
+            self._loaded.update({str(ctx.folder / f"{f}-{key}.pt"): n for f, n in nets.items()})
+        net = self._loaded[cache_key]
+        point = Point(record["family"], spec, tuple(record["slots"]))
+        model = inherited_model(net, point, ctx.data, opts.recal_samples)
+        inherited = float(evaluate(model, ctx.data.x_val, ctx.data.y_val)["accuracy"])
+        train = dataclasses.replace(candidate.train, lr=candidate.train.lr * opts.finetune_lr,
+                                    epochs=opts.finetune_epochs)
+        policy = None
+        if any(p != "fp32" for p in record["precision"].values()):
+            policy = CompressionPolicy.of(quantize={"mode": "fp32", "layer_precision": record["precision"]}).to_dict()
+        info = {"supernet_candidate": plan["candidate"], "inherited_val_accuracy": inherited,
+                "predicted_val_accuracy": record["predicted"].get("val_accuracy"),
+                "finetune_epochs": opts.finetune_epochs, "precision": "/".join(record["slots"])}
+        return WarmStart(model=model, train=train, policy=policy, info=info)
+
+
+def mac_range(budget) -> tuple[float, float] | None:
+    """``(low, high)`` MACs the budget allows (``None`` when it does not limit MACs)."""
+    low, high = 0.0, math.inf
+    for b in budget:
+        if b.metric == "macs" and b.op in ("<=", "<"):
+            high = min(high, b.limit)
+        elif b.metric == "macs" and b.op in (">=", ">"):
+            low = max(low, b.limit)
+    return None if (low, high) == (0.0, math.inf) else (low, high)
+
+
+def within(net, low: float, high: float, tries: int = 100):
+    """``sample(rng, dims)`` drawing sub-networks of ``net`` with ``low <= MACs <= high`` (the
+    last draw when ``tries`` draws found none)."""
+
+    def sample(rng, dims):
+        for _ in range(tries):
+            spec = net.sample(rng, dims)
+            if low <= net.macs(spec) <= high:
+                break
+        return spec
+
+    return sample
+
+
+def _draw(sample):
+    return lambda rng: sample(rng, ELASTIC)
+
+
+def _skeleton(net) -> dict:
+    return {"choices": net.choices, "skeleton": json.loads(json.dumps(dataclasses.asdict(net.skeleton)))}
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=float))
+    tmp.replace(path)

@@ -1,0 +1,347 @@
+"""The once-for-all supernet route: weight sharing against plain models, batch-norm
+recalibration, sandwich training and its resume, the accuracy predictor, simulated int8 against
+ONNX Runtime, and a tiny ``slimnas search --strategy supernet`` end to end (and resumed)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import optuna
+import pytest
+import scipy.stats
+import torch
+import yaml
+
+import slimnas
+from slimnas.compress import quantize_model, simulate_quantized
+from slimnas.config import parse_config
+from slimnas.data import load_dataset
+from slimnas.errors import ConfigError
+from slimnas.export import onnx_accuracy, predict
+from slimnas.measure import count_macs
+from slimnas.models import ConvLayer, ConvNet, build_model
+from slimnas.spaces import SearchSpace, TrainSpec, get_family
+from slimnas.strategies import (
+    AccuracyPredictor,
+    held_out_scores,
+    kendall,
+    spearman,
+    stored_candidates,
+)
+from slimnas.study import Listener, SearchPlan
+from slimnas.training import (
+    Callback,
+    SupernetTraining,
+    evaluate,
+    fit,
+    recalibrate_bn,
+    train_supernet,
+)
+
+CNN_SPACES = {
+    "gap": {"n_layers": {"low": 2, "high": 4}, "channels": [4, 8, 16], "kernel": [3, 5, 7], "stride": [1, 2]},
+    "flatten, residual": {"n_layers": {"low": 2, "high": 4}, "channels": [4, 8, 16], "kernel": [3, 5], "stride": [1, 2],
+                          "residual": [True], "head": ["flatten"]},
+}
+
+
+def supernet(family: str, params: dict, shape=(1, 40), **kwargs):
+    space = SearchSpace.from_config({"family": family, family: params})
+    torch.manual_seed(0)
+    return get_family(family).supernet(space.params[family], shape, 10, **kwargs)
+
+
+def shake(net, x, seed=0) -> None:
+    """Weights and batch-norm statistics away from their initial values, so copies are tested."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    net.train()
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        net.set_active(net.sample(rng))(x)
+    net.eval()
+
+
+@pytest.mark.parametrize("case", [
+    ("cnn", CNN_SPACES["gap"], (1, 40), {}),
+    ("cnn", CNN_SPACES["gap"], (1, 40), {"kernel_transform": True}),
+    ("cnn", CNN_SPACES["flatten, residual"], (1, 40), {"fixed": {"stride": [1, 1, 2, 1]}}),
+    ("cnn", CNN_SPACES["gap"], (1, 8, 8), {}),
+    ("mlp", {"n_layers": {"low": 1, "high": 3}, "width": [8, 16, 32], "batch_norm": [True]}, (1, 40), {}),
+], ids=["cnn-gap", "cnn-kernel-transform", "cnn-flatten-residual", "cnn-2d", "mlp-bn"])
+def test_an_extracted_subnetwork_computes_what_the_supernet_computes(case):
+    family, params, shape, kwargs = case
+    net = supernet(family, params, shape, **kwargs)
+    x = torch.randn(32, *shape)
+    shake(net, x)
+    rng = np.random.default_rng(1)
+    for spec in [net.largest(), net.smallest(), *(net.sample(rng) for _ in range(6))]:
+        plain = net.extract(spec)
+        rebuilt = build_model(spec, shape, 10)  # the family's own builder takes the inherited weights
+        rebuilt.load_state_dict(plain.state_dict())
+        rebuilt.eval()
+        with torch.no_grad():
+            assert torch.allclose(net.set_active(spec)(x), rebuilt(x), atol=1e-5)
+            net.train(), rebuilt.train()
+            assert torch.allclose(net(x), rebuilt(x), atol=1e-5)  # batch statistics too
+            net.eval()
+        assert net.macs(spec) == count_macs(rebuilt, shape)  # its shape-only count is the exact one
+        genes = net.genes(spec)
+        assert genes["n_layers"] == (len(spec.layers) if family == "cnn" else len(spec.widths))
+        assert net.contains(spec) and net.compose(*_dims(spec)) == spec
+    with pytest.raises(ValueError, match="not a sub-network"):
+        net.extract(dataclasses.replace(net.largest(), activation="tanh"))
+
+
+def _dims(spec):
+    if hasattr(spec, "layers"):
+        return [c.channels for c in spec.layers], [c.kernel for c in spec.layers]
+    return list(spec.widths), None
+
+
+@pytest.mark.parametrize("params, kwargs", [(CNN_SPACES["gap"], {}),
+                                            (CNN_SPACES["flatten, residual"], {"fixed": {"stride": [1, 1, 1, 2]}})],
+                         ids=["plain", "residual"])
+def test_sorting_channels_keeps_the_largest_network_and_puts_important_channels_first(params, kwargs):
+    net = supernet("cnn", params, **kwargs)
+    x = torch.randn(16, 1, 40)
+    shake(net, x, seed=3)
+    with torch.no_grad():
+        before = net.set_active(net.largest())(x)
+        net.sort_channels()
+        after = net(x)
+    assert torch.allclose(before, after, atol=1e-5)
+    # the second layer reads the first layer's channels: their L1 norm now falls channel by channel
+    # (for the unshared layer; residual layers share one order by their summed importance)
+    reads = net.blocks[1].conv.weight.abs().sum((0, 2))
+    if not net.skeleton.residual:
+        assert torch.all(reads[:-1] >= reads[1:] - 1e-6)
+
+
+def test_batch_norm_recalibration_replaces_the_statistics_with_the_samples_own():
+    net = supernet("cnn", CNN_SPACES["gap"])
+    x = torch.randn(512, 1, 40) * 2 + 1
+    shake(net, torch.randn(32, 1, 40))
+    spec = net.sample(np.random.default_rng(0))
+    plain = net.extract(spec)
+    before = plain.features[0].bn.running_mean.clone()
+    plain.eval()
+    assert recalibrate_bn(plain, x, batch_size=256)
+    assert not plain.training  # its mode is restored
+    with torch.no_grad():  # two equal batches: the cumulative average is the mean over all samples
+        expected = plain.features[0].conv(x).mean((0, 2))
+    got = plain.features[0].bn.running_mean
+    assert not torch.allclose(before, got) and torch.allclose(got, expected, atol=1e-4)
+    assert plain.features[0].bn.momentum == 0.1
+    # the same on the supernet at that configuration changes only that sub-network's slices
+    net.set_active(spec)
+    recalibrate_bn(net, x, batch_size=256)
+    c = spec.layers[0].channels
+    assert torch.allclose(net.blocks[0].bn.running_mean[:c], got, atol=1e-5)
+    assert not recalibrate_bn(build_model(get_family("mlp").spec(widths=(8,)), (1, 40), 10), x)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def test_sandwich_training_teaches_every_subnetwork_and_resumes_where_it_stopped(digits, tmp_path):
+    params = {"n_layers": {"low": 1, "high": 2}, "channels": [8, 16], "kernel": [3, 5], "stride": [1, 2]}
+    recipe = TrainSpec(optimizer="adam", lr=0.02, batch_size=64, schedule="cosine")
+    config = SupernetTraining(epochs=6, warmup_epochs=1, n_random=1)
+    net = supernet("cnn", params, digits.input_shape)
+    history = train_supernet(net, digits.x_train, digits.y_train, recipe, config, seed=1)
+    assert [e["phase"] for e in history.epochs] == ["largest", *["sandwich"] * 5]
+    accuracy = {}
+    for name, spec in (("largest", net.largest()), ("smallest", net.smallest()),
+                       ("random", net.sample(np.random.default_rng(0)))):
+        plain = net.extract(spec)
+        recalibrate_bn(plain, digits.x_train[:512])
+        accuracy[name] = evaluate(plain, digits.x_val, digits.y_val)["accuracy"]
+    assert accuracy["largest"] > 0.8 and accuracy["random"] > 0.5 and accuracy["smallest"] > 0.2, accuracy  # chance 0.1
+
+    # stopped after two epochs (as by a Ctrl-C) and resumed from its state file: the weights of
+    # the uninterrupted run
+    short, recipe = SupernetTraining(epochs=3, warmup_epochs=1, n_random=1), dataclasses.replace(recipe, batch_size=256)
+    whole = supernet("cnn", params, digits.input_shape)
+    history = train_supernet(whole, digits.x_train, digits.y_train, recipe, short, seed=1)
+    state = tmp_path / "state.pt"
+    stopped = supernet("cnn", params, digits.input_shape)
+    with pytest.raises(KeyboardInterrupt):
+        train_supernet(stopped, digits.x_train, digits.y_train, recipe, short, seed=1, state_path=state,
+                       callbacks=[StopAt(2)])
+    resumed = supernet("cnn", params, digits.input_shape)
+    again = train_supernet(resumed, digits.x_train, digits.y_train, recipe, short, seed=1, state_path=state)
+    assert [e["train_loss"] for e in again.epochs] == [e["train_loss"] for e in history.epochs]
+    for a, b in zip(resumed.state_dict().values(), whole.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+class StopAt(Callback):
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, metrics):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_predictor_fits_and_ranks_held_out_pairs():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, size=(300, 12)).astype(float)
+    y = 0.6 + 0.3 * np.tanh(x @ rng.normal(size=12) / 3) + rng.normal(0, 0.01, 300)
+    for kind in ("mlp", "ridge"):
+        scores = held_out_scores(x, y, kind=kind, holdout=0.2, seed=0)
+        assert scores["n_test"] == 60 and scores["spearman"] > 0.9 and scores["kendall"] > 0.7
+        pred = AccuracyPredictor(kind=kind).fit(x[:200], y[:200]).predict(x[200:])
+        assert pred.shape == (100,) and spearman(pred, y[200:]) > 0.9
+    a, b = rng.normal(size=40), rng.normal(size=40)
+    assert spearman(a, b) == pytest.approx(scipy.stats.spearmanr(a, b).statistic)
+    assert kendall(a, b) == pytest.approx(scipy.stats.kendalltau(a, b).statistic)
+    noise = held_out_scores(x, rng.random(300), kind="ridge")
+    assert abs(noise["spearman"]) < 0.4  # it does not invent a ranking from noise
+
+
+@pytest.mark.parametrize("family", ["cnn", "mlp"])
+def test_simulated_int8_tracks_onnxruntime(digits, family):
+    torch.manual_seed(0)
+    spec = (get_family("cnn").spec(layers=(_layer(8), _layer(8, stride=2)), head="gap") if family == "cnn"
+            else get_family("mlp").spec(widths=(32, 16), batch_norm=True))
+    model = build_model(spec, digits.input_shape, 10)
+    fit(model, digits.x_train, digits.y_train, TrainSpec(epochs=3, lr=0.01), seed=0)
+    model.eval()
+    layers = [n for n, m in model.named_modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    calibration = digits.x_train[:512]
+    for precision in ({n: "int8" for n in layers}, {layers[0]: "int8"}, {layers[-1]: "int8"}):
+        sim = simulate_quantized(model, precision, calibration)
+        onnx = quantize_model(model, digits.input_shape, mode="fp32", calibration=calibration, layer_precision=precision)
+        with torch.no_grad():
+            agree = np.mean(sim(digits.x_val).argmax(1).numpy() == predict(onnx, digits.x_val).argmax(1))
+        assert agree >= 0.97, precision
+        assert abs(evaluate(sim, digits.x_val, digits.y_val)["accuracy"]
+                   - onnx_accuracy(onnx, digits.x_val, digits.y_val)) <= 0.02
+    with torch.no_grad():  # all fp32: the model itself (batch norm folded)
+        assert torch.allclose(simulate_quantized(model, {}, calibration)(digits.x_val), model(digits.x_val), atol=1e-4)
+
+
+def _layer(channels, stride=1):
+    return ConvLayer(channels, kernel=3, stride=stride)
+
+
+SPACE = {"family": ["cnn", "mlp"],
+         "cnn": {"n_layers": {"low": 1, "high": 2}, "channels": [4, 8], "kernel": [3, 5], "stride": [1, 2],
+                 "dropout": [0.0, 0.1]},
+         "mlp": {"n_layers": [1, 2], "width": [8, 16]}}
+OPTIONS = {"epochs": 3, "n_pairs": 24, "search_trials": 80, "population_size": 8, "n_candidates": 2,
+           "max_candidates": 3, "finetune_epochs": 1, "int8_checks": 1}
+
+
+def supernet_config(tmp_path, **options):
+    cfg = {"data": {"dataset": "digits"}, "objectives": ["accuracy", "bytes"], "budget": ["macs<=20000"],
+           "space": SPACE, "training": {"epochs": 1, "lr": 0.01, "optimizer": "adam"},
+           "strategy": {"name": "supernet", "options": {**OPTIONS, **options}}}
+    path = tmp_path / "supernet.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+class Notes(Listener):
+    def __init__(self, stop_on: str | None = None) -> None:
+        self.lines, self.stop_on = [], stop_on
+
+    def note(self, text, *, level="info"):
+        self.lines.append(text)
+        if self.stop_on and self.stop_on in text:
+            raise KeyboardInterrupt  # what a Ctrl-C does there
+
+
+def test_supernet_search_fine_tunes_its_candidates_into_the_study_and_front(tmp_path):
+    cfg = supernet_config(tmp_path)
+    notes = Notes()
+    result = slimnas.search(cfg, n_trials=4, seed=0, out=str(tmp_path / "run"), listener=notes)
+    run, study = result.run_dir, result.study
+    done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(done) == 4 and result.front
+    chosen = stored_candidates(study)
+    assert len(chosen["candidates"]) == 3
+    report = json.loads((run / "supernet" / "report.json").read_text())
+    assert report["n_pairs"] == 24 and set(report["predictor"]["held_out"]) == {"mlp", "ridge"}
+    assert report["int8_check"] and {"simulated", "onnxruntime"} <= set(report["int8_check"][0])
+    assert any("held-out rank correlation" in line for line in notes.lines)
+    for t in done[:3]:  # the first trials fine-tune the candidates, in order
+        m = t.user_attrs["metrics"]
+        assert m["supernet_candidate"] == t.number and "inherited_val_accuracy" in m
+        record = chosen["candidates"][t.number]
+        assert t.user_attrs["candidate"]["arch"] == record["spec"]  # the plain spec of the family
+        files = {p.name for p in (run / "trials" / f"{t.number:05d}").iterdir()}
+        assert {"arch.json", "metrics.json", "weights.pt", "model.onnx"} <= files
+        assert m["bytes"] == (run / "trials" / f"{t.number:05d}" / "model.onnx").stat().st_size
+        if "int8" in record["slots"]:  # per-layer precision: the measured file is quantized
+            assert "policy" in t.user_attrs and "policy.json" in files
+    assert "supernet_candidate" not in done[3].user_attrs["metrics"]  # past the candidates: the search strategy
+    pareto = json.loads((run / "pareto.json").read_text())
+    for member in pareto["front"]:
+        assert "test_accuracy" in member["metrics"]
+        model = slimnas.load(run, trial=member["trial"])  # the normal builder rebuilds it
+        if "policy" not in study.trials[member["trial"]].user_attrs:
+            x = load_dataset("digits").x_val[:64]
+            with torch.no_grad():
+                assert np.allclose(model(x).numpy(), predict(run / "trials" / f"{member['trial']:05d}" / "model.onnx", x),
+                                   atol=1e-3)
+    # resumed with more trials: the checkpoint and the candidates are reused, nothing retrains
+    ckpt = next((run / "supernet").glob("cnn-*.pt"))
+    mtime = ckpt.stat().st_mtime_ns
+    notes = Notes()
+    again = slimnas.search(cfg, n_trials=6, seed=0, out=str(run), listener=notes)
+    assert len(again.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 6
+    assert ckpt.stat().st_mtime_ns == mtime and not any("training" in line for line in notes.lines)
+    assert any("reusing them" in line for line in notes.lines)
+
+
+def test_a_search_stopped_after_the_supernet_trained_reuses_its_checkpoint(tmp_path):
+    cfg = supernet_config(tmp_path)
+    out = str(tmp_path / "run")
+    notes = Notes(stop_on="measuring")
+    first = slimnas.search(cfg, n_trials=2, seed=0, out=out, listener=notes)
+    assert first.interrupted and not first.study.trials and stored_candidates(first.study) is None
+    assert any("training" in line for line in notes.lines)
+    ckpts = sorted((tmp_path / "run" / "supernet").glob("*-*.pt"))
+    assert [p.name.split("-")[0] for p in ckpts] == ["cnn", "mlp"]
+    mtimes = [p.stat().st_mtime_ns for p in ckpts]
+    notes = Notes()
+    second = slimnas.search(cfg, n_trials=2, seed=0, out=out, listener=notes)
+    assert not second.interrupted and len(second.study.trials) == 2
+    assert [p.stat().st_mtime_ns for p in ckpts] == mtimes
+    assert sum("reusing the trained checkpoint" in line for line in notes.lines) == 2
+    assert not any("training" in line for line in notes.lines)
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"strategy": {"name": "supernet", "options": {"epochs": 0}}}, "strategy.options.epochs"),
+    ({"strategy": {"name": "supernet", "options": {"bogus": 1}}}, "strategy.options.bogus"),
+    ({"strategy": {"name": "supernet", "options": {"search": "grid"}}}, "strategy.options.search"),
+    ({"strategy": {"name": "supernet", "options": {"fixed": {"cnn": {"stride": [3]}}}}}, "strategy.options.fixed.cnn.stride"),
+    ({"strategy": {"name": "supernet", "options": {"fixed": {"cnn": {"channels": 8}}}}}, "strategy.options.fixed.cnn.channels"),
+    ({"strategy": {"name": "supernet"}, "space": {"family": "rnn"}}, "space.family"),
+    ({"strategy": {"name": "supernet"}, "objectives": ["loss"]}, "objectives"),
+    ({"strategy": {"name": "supernet"}, "space": {**SPACE, "compression": {"prune": {"low": 0.0, "high": 0.5}}}},
+     "space.compression"),
+])
+def test_bad_supernet_settings_are_refused_in_one_line(change, field):
+    raw = {"data": {"dataset": "digits"}, "space": SPACE, **change}
+    with pytest.raises(ConfigError) as e:
+        SearchPlan.from_config(parse_config(raw))
+    assert str(e.value).startswith(field) and "\n" not in str(e.value)
+
+
+def test_default_cnn_skeleton_downsamples_while_the_sequence_is_long():
+    net = supernet("cnn", {"n_layers": {"low": 3, "high": 5}, "channels": [4, 32], "kernel": [3, 5],
+                           "stride": [1, 2], "head": ["flatten", "gap"], "residual": [False, True]})
+    assert [c.stride for c in net.skeleton.layers] == [1, 2, 2, 2, 1]  # 40 -> 40, 20, 10, 5, 5
+    assert net.skeleton.head == "gap" and net.skeleton.residual is False and net.skeleton.batch_norm
+    assert isinstance(net.extract(net.smallest()), ConvNet)
