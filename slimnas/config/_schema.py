@@ -33,6 +33,7 @@ class StrategyConfig:
     early_stopping: str = "none"  # stops weak trials from per-epoch validation reports
     n_startup_trials: int = 5  # random trials before a model-based strategy takes over
     population_size: int = 20  # nsga2, evolution
+    options: dict = field(default_factory=dict, hash=False)  # the strategy's own settings (it checks them)
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
         "early_stopping": ("an early-stopping rule name", _is_name),
         "n_startup_trials": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
         "population_size": ("an integer >= 2", lambda v: _is_int(v) and v >= 2),
+        "options": ("a mapping of the strategy's own settings", lambda v: isinstance(v, dict)),
     }, aliases={"pruner": "early_stopping"})  # "pruner": Optuna's word, accepted from older configs
     values["fitness"] = _section(FitnessConfig, raw.get("fitness"), "fitness", {
         "cost": ("a metric name", _is_name),

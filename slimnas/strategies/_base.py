@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import optuna
@@ -32,6 +33,8 @@ class StrategyContext:
             such as ``compress --auto``'s per-layer ratios).
         seed: seeds the sampler; several workers on one study get different seeds.
         n_objectives: 1 for a single objective.
+        options: ``strategy.options``: settings of the strategy's own (see
+            :attr:`BaseStrategy.option_keys`).
     """
 
     space: Any
@@ -39,6 +42,16 @@ class StrategyContext:
     n_objectives: int
     n_startup_trials: int = 5
     population_size: int = 20
+    options: dict = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class StrategyOption:
+    """One key of ``strategy.options``: what it accepts (words for errors), a check, a default."""
+
+    expected: str
+    check: Callable[[Any], bool]
+    default: Any
 
 
 class BaseStrategy(abc.ABC):
@@ -69,6 +82,8 @@ class BaseStrategy(abc.ABC):
     #: False where state in the storage counts the interrupted trial (CMA-ES's generations,
     #: the grid's order)
     exact_resume: ClassVar[bool] = True
+    #: the keys of ``strategy.options`` the strategy reads (none by default)
+    option_keys: ClassVar[dict[str, StrategyOption]] = {}
 
     @abc.abstractmethod
     def sampler(self, ctx: StrategyContext) -> optuna.samplers.BaseSampler:
@@ -83,6 +98,20 @@ class BaseStrategy(abc.ABC):
         if self.needs_grid and ctx.space is None:
             raise ConfigError(field, f"a strategy other than {self.name!r} here (it needs a finite space of choices)",
                               self.name)
+        self.resolved_options(ctx.options)
+
+    def resolved_options(self, options: dict | None) -> dict:
+        """``options`` checked against :attr:`option_keys`, defaults filled in, as JSON values;
+        raises :class:`ConfigError` naming the first wrong key."""
+        options = dict(options or {})
+        for key, value in options.items():
+            if key not in self.option_keys:
+                known = f"one of {sorted(self.option_keys)}" if self.option_keys else "no options"
+                raise ConfigError(f"strategy.options.{key}", f"{known} (strategy {self.name!r})", value)
+            if not self.option_keys[key].check(value):
+                raise ConfigError(f"strategy.options.{key}", self.option_keys[key].expected, value)
+        out = {k: options.get(k, o.default) for k, o in self.option_keys.items()}
+        return json.loads(json.dumps(out))
 
 
 STRATEGIES: Registry[type[BaseStrategy]] = Registry("strategy.name")

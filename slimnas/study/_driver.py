@@ -80,6 +80,8 @@ class StudySpec:
     field: str = "strategy.name"
     #: what makes the study this search (see ``SearchPlan.definition``); checked on resume
     definition: dict | None = None
+    #: ``strategy.options``, the strategy's own settings
+    strategy_options: dict | None = None
 
 
 @contextlib.contextmanager
@@ -112,7 +114,8 @@ def open_study(spec: StudySpec) -> optuna.Study:
     """Create or load the study; a loaded one must have the same objectives."""
     directions = [get_metric(o).direction for o in spec.objectives]
     ctx = StrategyContext(space=spec.space, seed=spec.seed, n_objectives=len(directions),
-                          n_startup_trials=spec.n_startup_trials, population_size=spec.population_size)
+                          n_startup_trials=spec.n_startup_trials, population_size=spec.population_size,
+                          options=dict(spec.strategy_options or {}))
     with quiet_optuna():
         sampler = make_sampler(spec.strategy, ctx, spec.field)
         pruner = optuna_pruner(spec.early_stopping, n_objectives=len(directions), max_epochs=spec.max_epochs)

@@ -51,7 +51,8 @@ class SearchPlan:
         strategy = get_strategy(config.strategy.name)
         rule = early_stopping_rule(config.strategy.early_stopping, config.strategy.name)
         space = SearchSpace.from_config(config.space, config.training, compression=CompressionSpace.from_config)
-        strategy.check(StrategyContext(space=space, seed=config.seed, n_objectives=len(objectives)))
+        strategy.check(StrategyContext(space=space, seed=config.seed, n_objectives=len(objectives),
+                                       options=config.strategy.options))
         if strategy.needs_grid:
             space.grid()  # a space grid search cannot enumerate is refused now, not after set-up
         return cls(config=config, space=space, objectives=objectives, budget=budget, early_stopping=rule)
@@ -72,7 +73,7 @@ class SearchPlan:
                          strategy=cfg.strategy.name, early_stopping=self.early_stopping, seed=cfg.seed,
                          max_epochs=self.watched_epochs, space=self.space,
                          n_startup_trials=cfg.strategy.n_startup_trials, population_size=cfg.strategy.population_size,
-                         definition=self.definition)
+                         definition=self.definition, strategy_options=dict(cfg.strategy.options))
 
     @property
     def watched_epochs(self) -> int:

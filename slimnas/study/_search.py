@@ -19,6 +19,7 @@ from slimnas.config import RunConfig, read_yaml
 from slimnas.data import DataSplits, load_dataset
 from slimnas.errors import ConfigError
 from slimnas.export import onnx_accuracy, write_run_info
+from slimnas.strategies import BaseOneShotStrategy, OneShotContext, get_strategy
 from slimnas.study._artifacts import RunFolder, write_json
 from slimnas.study._definition import check_definition, definition_of
 from slimnas.study._driver import (
@@ -126,13 +127,22 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
         write_run_info(run.root, splits.input_shape, splits.n_classes)
         n_done = n_finished(study)
         n_todo = max(0, cfg.n_trials - n_done)
+        timeout = cfg.timeout
         listener.started({"kind": "search", "study": cfg.study_name, "data": splits.summary(), "n_done": n_done,
                           "n_todo": n_todo, "n_total": cfg.n_trials, "strategy": cfg.strategy.name,
                           "objectives": list(plan.objectives), "budget": [str(b) for b in plan.budget],
                           "run_dir": str(run.root)})
-        with Workers(plan, min(cfg.n_workers, n_todo), listener) as workers:
+        if n_todo:
+            try:
+                seconds = prepare_strategy(plan, study, splits, run, device, listener)
+            except KeyboardInterrupt:  # nothing of the one-shot search is kept: it runs again on resume
+                listener.note("interrupted before the first trial; run the same command to resume", level="warning")
+                return finish(plan, study, run, splits, interrupted=True)
+            if timeout is not None:  # the timeout covers a one-shot strategy's search too
+                timeout = max(1.0, timeout - seconds)
+        with Workers(plan, min(cfg.n_workers, n_todo), listener, timeout=timeout) as workers:
             interrupted = run_study(study, SearchObjective(plan, splits, run, device, listener),
-                                    n_trials=cfg.n_trials, timeout=cfg.timeout)
+                                    n_trials=cfg.n_trials, timeout=timeout)
             workers.wait(interrupted)
         if workers.failed:
             listener.note(f"{len(workers.failed)} worker process(es) failed (exit codes {workers.failed})",
@@ -146,6 +156,24 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
             listener.note(f"{len(result.failed)} trial(s) failed and were left out: "
                           + "; ".join(f"{n} x {r}" for r, n in reasons.most_common(3)), level="warning")
         return result
+
+
+def prepare_strategy(plan: SearchPlan, study: optuna.Study, splits: DataSplits, run: RunFolder,
+                     device: torch.device, listener: Listener) -> float:
+    """Run a one-shot strategy's search (DARTS) before the first trial, on the training and
+    validation splits, once per study: its result is kept in the study, so a resumed run reads
+    it back. Returns the seconds spent (0 for other strategies)."""
+    strategy = get_strategy(plan.config.strategy.name)
+    if not isinstance(strategy, BaseOneShotStrategy):
+        return 0.0
+    cfg, t0 = plan.config, time.perf_counter()
+    ctx = OneShotContext(space=plan.space, seed=cfg.seed, objectives=plan.objectives, budget=plan.budget,
+                         data=splits, device=str(device), options=dict(cfg.strategy.options), run_dir=run.root,
+                         measure_settings=plan.measure_settings, note=lambda text: listener.note(text))
+    # the workers start after it: the search may use their cores
+    with torch_threads(max(cfg.threads, cfg.n_workers) if cfg.threads else 0):
+        strategy.prepare(study, ctx)
+    return time.perf_counter() - t0
 
 
 def claim_run(plan: SearchPlan, run: RunFolder) -> optuna.Study:
@@ -179,10 +207,11 @@ class Workers:
     shared state, and ``n_trials`` caps their total. They report their trials to this process's
     listener, and stop when this process dies."""
 
-    def __init__(self, plan: SearchPlan, n: int, listener: Listener) -> None:
+    def __init__(self, plan: SearchPlan, n: int, listener: Listener, *, timeout: float | None = None) -> None:
         import multiprocessing as mp
 
         self.plan, self.n, self.listener, self.failed = plan, n, listener, []
+        self.timeout = timeout
         self.ctx = mp.get_context("spawn")
         self.procs: list = []
         self.events = self.ctx.Queue() if n > 1 else None
@@ -192,6 +221,8 @@ class Workers:
         if self.n <= 1:
             return self
         raw = self.plan.to_dict()
+        if self.timeout is not None:  # what is left of it after a one-shot strategy's search
+            raw["timeout"] = self.timeout
         self.procs = [self.ctx.Process(target=_worker, args=(raw, k, os.getpid(), self.events), daemon=False)
                       for k in range(1, self.n)]
         for p in self.procs:
