@@ -30,7 +30,7 @@ from slimnas.study._driver import (
     torch_threads,
 )
 from slimnas.study._events import Listener
-from slimnas.study._joint import final_finetune
+from slimnas.study._joint import final_finetune, rerank_front
 from slimnas.study._objective import SearchObjective
 from slimnas.study._pareto import pareto_front
 from slimnas.study._plan import SearchPlan
@@ -150,7 +150,8 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
         if interrupted:
             listener.note("interrupted: completed trials are kept; run the same command to resume", level="warning")
         study = open_study(plan.study_spec)  # re-read: workers added trials
-        result = finish(plan, study, run, splits, interrupted=interrupted, failed_workers=workers.failed)
+        result = finish(plan, study, run, splits, interrupted=interrupted, failed_workers=workers.failed,
+                        listener=listener)
         if result.failed:
             reasons = Counter(reason for _, reason in result.failed)
             listener.note(f"{len(result.failed)} trial(s) failed and were left out: "
@@ -287,11 +288,17 @@ def _worker(raw: dict, k: int, parent: int, events) -> None:
 
 
 def finish(plan: SearchPlan, study: optuna.Study, run: RunFolder, splits: DataSplits, *,
-           interrupted: bool = False, failed_workers: list[int] | None = None) -> SearchResult:
+           interrupted: bool = False, failed_workers: list[int] | None = None,
+           listener: Listener | None = None) -> SearchResult:
     """Evaluate the front on the test set (once per model; cached in its metrics.json) and write
-    ``pareto.json``."""
+    ``pareto.json``. A joint search's front is chosen after the full fine-tune of its leading
+    candidates (:func:`rerank_front`)."""
     cfg = plan.config
-    front_trials, closest_trials = pareto_front(study.get_trials(deepcopy=False), plan.objectives, plan.budget)
+    trials = study.get_trials(deepcopy=False)
+    front_trials, closest_trials = pareto_front(trials, plan.objectives, plan.budget)
+    if front_trials:
+        reranked = rerank_front(plan, run, trials, splits, note=(listener or Listener()).note)
+        front_trials = reranked or front_trials
 
     def member(t) -> FrontMember:
         metrics = dict(t.user_attrs["metrics"])
