@@ -72,7 +72,7 @@ FINISH_MARGIN_S = 20.0  # the trial running when the timeout fires, and the fron
 BEAT_RANDOM = ("evolution", "local", "tpe")
 SUPERNET_TARGETS = ((31_750, 0.965), (7_938, 0.94))  # (MACs at most, test accuracy at least): the paper targets
 QUICK_OPTIONS = {"darts": {"warmup_epochs": 1, "search_epochs": 1, "penalty_weights": [0.0, 1.0]}}
-QUICK_SECONDS = 20.0  # per strategy in a --quick run (one seed, one worker, 2-epoch training)
+QUICK_SECONDS = 15.0  # per strategy in a --quick run (one seed, one worker, 2-epoch training)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
