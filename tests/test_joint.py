@@ -323,3 +323,48 @@ def test_joint_search_skips_architectures_the_keep_range_cannot_bring_under_budg
             for t in res.study.trials]
     assert all(d["state"] == "complete" and d["macs"] <= 1500 for d in docs)
     assert max(d["parent_macs"] for d in docs) > 3000
+
+
+def _stored(run_dir, number: int) -> dict:
+    return json.loads((run_dir / "trials" / f"{number:05d}" / "metrics.json").read_text())
+
+
+def test_joint_front_is_chosen_after_the_full_fine_tune_of_the_leading_pareto_layers(joint_run):
+    from slimnas.measure import signed
+    from slimnas.strategies import nondominated_rank
+    from slimnas.study import pareto_front
+
+    trials = [t for t in joint_run.study.trials if t.state.name == "COMPLETE"]
+    objectives, budget = joint_run.plan.objectives, joint_run.plan.budget
+    ok = [t for t in trials if all(b.is_met(t.user_attrs["metrics"]) for b in budget)]
+    rank = nondominated_rank(np.array([signed(t.user_attrs["metrics"], objectives) for t in ok]))
+    leading = [t for t, r in zip(ok, rank, strict=True) if r < 2]  # rerank_layers: 2 by default
+    numbers = {t.number for t in leading}
+    assert numbers
+    for t in trials:
+        doc = _stored(joint_run.run_dir, t.number)
+        assert ("final" in doc) == (t.number in numbers), t.number
+        if t.number in numbers:  # the full fine-tune's figures, the short one's kept beside them
+            assert doc["final_epochs"] == 2
+            assert doc["search_val_accuracy"] == pytest.approx(t.user_attrs["metrics"]["val_accuracy"])
+    # the front: the Pareto front of those candidates by their validation figures after it
+    refined = {t.number: {**t.user_attrs["metrics"], **{k: v for k, v in _stored(joint_run.run_dir, t.number).items()
+                                                        if k in t.user_attrs["metrics"]}} for t in leading}
+    expected, _ = pareto_front(leading, objectives, budget, metrics=lambda t: refined[t.number])
+    assert [m.trial for m in joint_run.front] == [t.number for t in expected]
+    for m in joint_run.front:
+        assert m.metrics["val_accuracy"] == pytest.approx(refined[m.trial]["val_accuracy"])
+
+
+def test_joint_front_by_the_short_fine_tune_with_rerank_layers_zero(tmp_path):
+    from slimnas.study import pareto_front
+
+    raw = json.loads(json.dumps(JOINT))
+    raw["space"]["compression"]["rerank_layers"] = 0
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    res = slimnas.search(tmp_path / "c.yaml", n_trials=4, seed=0, out=str(tmp_path / "run"))
+    expected, _ = pareto_front(res.study.trials, res.plan.objectives, res.plan.budget)
+    assert [m.trial for m in res.front] == [t.number for t in expected]
+    members = {m.trial for m in res.front}
+    for t in res.study.trials:  # only the front's members get the full fine-tune
+        assert ("final" in _stored(res.run_dir, t.number)) == (t.number in members)

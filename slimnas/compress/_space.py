@@ -30,6 +30,7 @@ RETRAIN_GENES: dict[str, Gene] = {
                             lambda v: 0 <= v <= 10)),
     "finetune_epochs": Gene(Key(int, "integers >= 0", 2, lambda v: v >= 0), fixed=True),
     "final_epochs": Gene(Key(int, "integers >= 0", 10, lambda v: v >= 0), fixed=True),
+    "rerank_layers": Gene(Key(int, "integers >= 0", 2, lambda v: v >= 0), fixed=True),
 }
 
 
@@ -50,7 +51,9 @@ class CompressionSpace:
     """What compression a search may apply to each candidate, and how long it fine-tunes.
 
     ``finetune_epochs`` is the short distilled fine-tune used to rank candidates; front members
-    get ``final_epochs`` at the end.
+    get ``final_epochs`` at the end. Before the front is chosen, the candidates in the first
+    ``rerank_layers`` Pareto layers by the short fine-tune get the full one, and the front is
+    chosen among them by their validation figures after it (0: the front by the short fine-tune).
     """
 
     params: dict[str, Param] = field(hash=False)

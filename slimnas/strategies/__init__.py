@@ -2,18 +2,24 @@
 such as the once-for-all ``supernet``, also work before the trials) and the early stopping of
 weak trials. Strategies plug in with :func:`register_strategy`."""
 
-from slimnas.strategies import _samplers  # noqa: F401  (registers the built-in strategies)
+from slimnas.strategies import (
+    _darts,  # noqa: F401  (registers darts)
+    _samplers,  # noqa: F401  (registers the built-in strategies)
+)
 from slimnas.strategies._base import (
     STRATEGIES,
     BaseStrategy,
     PrepareContext,
     StrategyContext,
+    StrategyOption,
     WarmStart,
     get_strategy,
     list_strategies,
     make_sampler,
     register_strategy,
 )
+from slimnas.strategies._darts import DartsSampler, DartsStrategy
+from slimnas.strategies._darts_net import CnnChoices, DartsSupernet
 from slimnas.strategies._early_stopping import (
     EARLY_STOPPING,
     OptunaReporter,
@@ -34,6 +40,7 @@ from slimnas.strategies._genes import (
 )
 from slimnas.strategies._history import BaseHistorySampler, best_front, fitness_keys, violation
 from slimnas.strategies._local import LocalSearchSampler, LocalSearchStrategy
+from slimnas.strategies._oneshot import BaseOneShotStrategy, OneShotContext, stored_result
 from slimnas.strategies._predictor import (
     PREDICTORS,
     AccuracyPredictor,
@@ -73,10 +80,16 @@ __all__ = [
     "EARLY_STOPPING",
     "STRATEGIES",
     "BaseHistorySampler",
+    "BaseOneShotStrategy",
+    "CnnChoices",
+    "DartsSampler",
+    "DartsStrategy",
+    "DartsSupernet",
     "BaseStrategy",
     "EvolutionStrategy",
     "LocalSearchSampler",
     "LocalSearchStrategy",
+    "OneShotContext",
     "OptunaReporter",
     "ParetoHalvingStopper",
     "SequencedSampler",
@@ -84,6 +97,7 @@ __all__ = [
     "ReinforceSampler",
     "ReinforceStrategy",
     "StrategyContext",
+    "StrategyOption",
     "best_front",
     "check_early_stopping",
     "in_distribution",
@@ -103,6 +117,7 @@ __all__ = [
     "random_value",
     "register_strategy",
     "stored_controller",
+    "stored_result",
     "to_unit",
     "violation",
 ]

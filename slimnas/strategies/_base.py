@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ class StrategyContext:
             such as ``compress --auto``'s per-layer ratios).
         seed: seeds the sampler; several workers on one study get different seeds.
         n_objectives: 1 for a single objective.
+        options: ``strategy.options``: settings of the strategy's own (see
+            :attr:`BaseStrategy.option_keys`).
     """
 
     space: Any
@@ -68,7 +71,14 @@ class PrepareContext:
     seed: int = 0
     device: str = "cpu"
     options: dict = field(default_factory=dict, hash=False)
+    #: what metrics read (latency runtime, repeats; see ``SearchPlan.measure_settings``)
+    measure_settings: dict = field(default_factory=dict, hash=False)
     note: Callable[[str], None] = field(default=lambda text: None, compare=False)
+
+    @property
+    def run_dir(self) -> Path:
+        """The run folder (the strategy's own files go to :attr:`folder`, inside it)."""
+        return self.folder.parent
 
 
 @dataclass
@@ -82,6 +92,15 @@ class WarmStart:
     train: Any
     policy: dict | None = None
     info: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StrategyOption:
+    """One key of ``strategy.options``: what it accepts (words for errors), a check, a default."""
+
+    expected: str
+    check: Callable[[Any], bool]
+    default: Any
 
 
 class BaseStrategy(abc.ABC):
@@ -112,6 +131,8 @@ class BaseStrategy(abc.ABC):
     #: False where state in the storage counts the interrupted trial (CMA-ES's generations,
     #: the grid's order)
     exact_resume: ClassVar[bool] = True
+    #: the keys of ``strategy.options`` the strategy reads (none by default)
+    option_keys: ClassVar[dict[str, StrategyOption]] = {}
 
     @abc.abstractmethod
     def sampler(self, ctx: StrategyContext) -> optuna.samplers.BaseSampler:
@@ -139,6 +160,20 @@ class BaseStrategy(abc.ABC):
         if self.needs_grid and ctx.space is None:
             raise ConfigError(field, f"a strategy other than {self.name!r} here (it needs a finite space of choices)",
                               self.name)
+        self.resolved_options(ctx.options)
+
+    def resolved_options(self, options: dict | None) -> dict:
+        """``options`` checked against :attr:`option_keys`, defaults filled in, as JSON values;
+        raises :class:`ConfigError` naming the first wrong key."""
+        options = dict(options or {})
+        for key, value in options.items():
+            if key not in self.option_keys:
+                known = f"one of {sorted(self.option_keys)}" if self.option_keys else "no options"
+                raise ConfigError(f"strategy.options.{key}", f"{known} (strategy {self.name!r})", value)
+            if not self.option_keys[key].check(value):
+                raise ConfigError(f"strategy.options.{key}", self.option_keys[key].expected, value)
+        out = {k: options.get(k, o.default) for k, o in self.option_keys.items()}
+        return json.loads(json.dumps(out))
 
 
 STRATEGIES: Registry[type[BaseStrategy]] = Registry("strategy.name")

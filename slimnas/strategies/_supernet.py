@@ -288,10 +288,13 @@ class SupernetStrategy(BaseStrategy):
     def options(self, ctx: StrategyContext | PrepareContext) -> SupernetOptions:
         return SupernetOptions.parse(ctx.options)
 
+    def resolved_options(self, options: dict | None) -> dict:
+        return SupernetOptions.parse(options).to_dict()
+
     def sampler(self, ctx: StrategyContext) -> SupernetSampler:
         opts = self.options(ctx)
         inner = get_strategy(opts.search, "strategy.options.search")
-        return SupernetSampler(inner.sampler(ctx))
+        return SupernetSampler(inner.sampler(dataclasses.replace(ctx, options={})))  # the options are the supernet's
 
     def check(self, ctx: StrategyContext, field: str = "strategy.name") -> None:
         super().check(ctx, field)
@@ -300,7 +303,7 @@ class SupernetStrategy(BaseStrategy):
         if inner.needs_grid or not inner.sequenced:
             raise ConfigError("strategy.options.search", "a strategy that samples a space of per-layer genes "
                               "(evolution, local, rl, random, tpe, ...)", opts.search)
-        inner.check(ctx, "strategy.options.search")
+        inner.check(dataclasses.replace(ctx, options={}), "strategy.options.search")
         if ctx.space is None:
             raise ConfigError(field, f"a strategy other than {self.name!r} here (it searches architectures of a space)",
                               self.name)

@@ -1,5 +1,5 @@
 """Joint architecture x compression search: trained parents shared by the trials that compress
-them, and the full fine-tune a front member gets."""
+them, the full fine-tune a front member gets, and the front chosen after it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
+from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
 from slimnas.compress import (
@@ -21,9 +23,12 @@ from slimnas.compress import (
 )
 from slimnas.data import DataSplits
 from slimnas.export import save_compressed
+from slimnas.measure import signed
 from slimnas.models import build_model
 from slimnas.spaces import Candidate
+from slimnas.strategies import nondominated_rank
 from slimnas.study._artifacts import RunFolder, write_json
+from slimnas.study._pareto import feasible, pareto_front
 
 SENSITIVITY_RATIOS = (0.25, 0.5, 0.75)
 
@@ -84,3 +89,42 @@ def final_finetune(plan, run: RunFolder, trial, splits: DataSplits) -> dict:
            "search_val_accuracy": stored.get("val_accuracy")}
     run.write_metrics(trial.number, out)
     return out
+
+
+def rerank_front(plan, run: RunFolder, trials: list[FrozenTrial], splits: DataSplits,
+                 note: Callable[[str], None] = lambda text: None) -> list[FrozenTrial] | None:
+    """The front of a joint search chosen after the full fine-tune: the feasible candidates in
+    the first ``rerank_layers`` Pareto layers by the short ranking fine-tune are fine-tuned for
+    ``final_epochs`` (:func:`final_finetune`, kept in their metrics, so a resumed run does not
+    repeat it), and the front is chosen among them by their figures after it, on validation
+    data. The short fine-tune under-rates heavily compressed large parents, which recover the
+    most in a longer one, so the most accurate models of the search would be lost without it.
+    ``None`` when it does not apply (no compression, ``rerank_layers: 0``, a final fine-tune no
+    longer than the short one, or nothing feasible)."""
+    comp = plan.space.compression
+    if comp is None:
+        return None
+    layers = comp.value("rerank_layers")
+    if layers <= 0 or comp.value("final_epochs") <= comp.value("finetune_epochs"):
+        return None
+    ok = [t for t in trials if t.state == TrialState.COMPLETE and "metrics" in t.user_attrs
+          and "policy" in t.user_attrs and feasible(t.user_attrs["metrics"], plan.budget)]
+    if not ok:
+        return None
+    points = np.array([signed(t.user_attrs["metrics"], plan.objectives) for t in ok])
+    rank = nondominated_rank(points)
+    order = sorted((int(r), tuple(p), i) for i, (r, p) in enumerate(zip(rank, points, strict=True)) if r < layers)
+    chosen = [ok[i] for _, _, i in order]  # layer by layer, by the first objective
+    todo = sum("final" not in run.read_metrics(t.number) for t in chosen)
+    if todo:
+        note(f"full {comp.value('final_epochs')}-epoch fine-tune of {todo} candidate(s) of the first {layers} Pareto "
+             "layer(s), to choose the front on validation data after it")
+    refined: dict[int, dict] = {}
+    for t in chosen:
+        stored = run.read_metrics(t.number)
+        if "final" not in stored:
+            stored = final_finetune(plan, run, t, splits)
+        recorded = t.user_attrs["metrics"]
+        refined[t.number] = {**recorded, **{k: v for k, v in stored.items() if k in recorded}}
+    front, _ = pareto_front(chosen, plan.objectives, plan.budget, metrics=lambda t: refined[t.number])
+    return front or None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from optuna.trial import FrozenTrial, TrialState
@@ -20,25 +20,30 @@ def total_violation(metrics: dict, budget: Sequence[Budget]) -> float:
     return sum(max(0.0, b.violation(metrics)) / max(abs(b.limit), 1e-12) for b in budget if b.key in metrics)
 
 
+def _recorded(trial: FrozenTrial) -> dict:
+    return trial.user_attrs["metrics"]
+
+
 def pareto_front(
-    trials: Sequence[FrozenTrial], objectives: Sequence[str], budget: Sequence[Budget], *, n_closest: int = 5
+    trials: Sequence[FrozenTrial], objectives: Sequence[str], budget: Sequence[Budget], *, n_closest: int = 5,
+    metrics: Callable[[FrozenTrial], dict] = _recorded,
 ) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
     """``(front, closest)``: the non-dominated complete trials that meet the budget, ordered by the
     first objective; and, only when none meets it, the ``n_closest`` trials that miss it least.
-    With one objective the front is the best trial (the earliest of equals)."""
+    With one objective the front is the best trial (the earliest of equals). ``metrics`` reads a
+    trial's figures (default: those the trial recorded)."""
     done = [t for t in trials if t.state == TrialState.COMPLETE and "metrics" in t.user_attrs]
-    ok = [t for t in done if feasible(t.user_attrs["metrics"], budget)]
+    ok = [t for t in done if feasible(metrics(t), budget)]
     if not ok:
-        closest = sorted(done, key=lambda t: (total_violation(t.user_attrs["metrics"], budget),
-                                             signed(t.user_attrs["metrics"], objectives)))
+        closest = sorted(done, key=lambda t: (total_violation(metrics(t), budget), signed(metrics(t), objectives)))
         return [], closest[:n_closest]
-    points = np.array([signed(t.user_attrs["metrics"], objectives) for t in ok])
+    points = np.array([signed(metrics(t), objectives) for t in ok])
     rank = nondominated_rank(points)
     front = [t for t, r in zip(ok, rank, strict=True) if r == 0]
     # one member per distinct objective vector (ties keep the earliest trial)
     seen, unique = set(), []
-    for t in sorted(front, key=lambda t: (signed(t.user_attrs["metrics"], objectives), t.number)):
-        key = tuple(signed(t.user_attrs["metrics"], objectives))
+    for t in sorted(front, key=lambda t: (signed(metrics(t), objectives), t.number)):
+        key = tuple(signed(metrics(t), objectives))
         if key not in seen:
             seen.add(key)
             unique.append(t)

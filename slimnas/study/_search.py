@@ -30,7 +30,7 @@ from slimnas.study._driver import (
     torch_threads,
 )
 from slimnas.study._events import Listener, ListenerGroup
-from slimnas.study._joint import final_finetune
+from slimnas.study._joint import final_finetune, rerank_front
 from slimnas.study._objective import SearchObjective, prepare_context
 from slimnas.study._pareto import pareto_front
 from slimnas.study._plan import SearchPlan
@@ -143,16 +143,20 @@ def _search(plan: SearchPlan, run: RunFolder, splits: DataSplits, device: torch.
         write_run_info(run.root, splits.input_shape, splits.n_classes)
         n_done = n_finished(study)
         n_todo = max(0, cfg.n_trials - n_done)
+        timeout = cfg.timeout
         listener.started({"kind": "search", "study": cfg.study_name, "data": splits.summary(), "n_done": n_done,
                           "n_todo": n_todo, "n_total": cfg.n_trials, "strategy": cfg.strategy.name,
                           "objectives": list(plan.objectives), "budget": [str(b) for b in plan.budget],
                           "run_dir": str(run.root), "n_workers": max(1, min(cfg.n_workers, n_todo)),
                           "timeout": cfg.timeout, "trials": progress_rows(study, plan.budget)})
-        interrupted = n_todo > 0 and not prepare_strategy(plan, study, splits, run, device, listener)
-        with Workers(plan, 0 if interrupted else min(cfg.n_workers, n_todo), listener) as workers:
+        seconds = prepare_strategy(plan, study, splits, run, device, listener) if n_todo else 0.0
+        interrupted = seconds is None  # a Ctrl-C in it: nothing of it is kept, the same command resumes
+        if timeout is not None and not interrupted:  # the timeout covers a one-shot strategy's search too
+            timeout = max(1.0, timeout - seconds)
+        with Workers(plan, 0 if interrupted else min(cfg.n_workers, n_todo), listener, timeout=timeout) as workers:
             if not interrupted:
                 interrupted = run_study(study, SearchObjective(plan, splits, run, device, listener),
-                                        n_trials=cfg.n_trials, timeout=cfg.timeout)
+                                        n_trials=cfg.n_trials, timeout=timeout)
             workers.wait(interrupted)
         if workers.failed:
             listener.note(f"{len(workers.failed)} worker process(es) failed (exit codes {workers.failed})",
@@ -160,7 +164,8 @@ def _search(plan: SearchPlan, run: RunFolder, splits: DataSplits, device: torch.
         if interrupted:
             listener.note("interrupted: completed trials are kept; run the same command to resume", level="warning")
         study = open_study(plan.study_spec)  # re-read: workers added trials
-        result = finish(plan, study, run, splits, interrupted=interrupted, failed_workers=workers.failed)
+        result = finish(plan, study, run, splits, interrupted=interrupted, failed_workers=workers.failed,
+                        listener=listener)
         if result.failed:
             reasons = Counter(reason for _, reason in result.failed)
             listener.note(f"{len(result.failed)} trial(s) failed and were left out: "
@@ -170,18 +175,22 @@ def _search(plan: SearchPlan, run: RunFolder, splits: DataSplits, device: torch.
 
 
 def prepare_strategy(plan: SearchPlan, study: optuna.Study, splits: DataSplits, run: RunFolder,
-                     device: torch.device, listener: Listener) -> bool:
-    """Let the strategy work before the trials (a one-shot method trains its supernet here), in
-    this process, before the workers start. Returns ``False`` when a Ctrl-C stopped it: the
-    search then stops, and the same command resumes it."""
+                     device: torch.device, listener: Listener) -> float | None:
+    """Let the strategy work before the trials, once per study (a one-shot method trains its
+    supernet or runs its differentiable search here, on the training and validation splits,
+    and keeps the result in the run folder and the study, so a resumed run reads it back), in
+    this process, before the workers start: it may use their cores. Returns the seconds spent
+    (0 for strategies without the hook), or ``None`` when a Ctrl-C stopped it."""
     strategy = get_strategy(plan.config.strategy.name)
     if type(strategy).prepare is BaseStrategy.prepare:
-        return True
+        return 0.0
+    cfg, t0 = plan.config, time.perf_counter()
     try:
-        strategy.prepare(study, prepare_context(plan, splits, run, device, listener))
+        with torch_threads(max(cfg.threads, cfg.n_workers) if cfg.threads else 0):
+            strategy.prepare(study, prepare_context(plan, splits, run, device, listener))
     except KeyboardInterrupt:
-        return False
-    return True
+        return None
+    return time.perf_counter() - t0
 
 
 def claim_run(plan: SearchPlan, run: RunFolder) -> optuna.Study:
@@ -215,10 +224,11 @@ class Workers:
     shared state, and ``n_trials`` caps their total. They report their trials to this process's
     listener, and stop when this process dies."""
 
-    def __init__(self, plan: SearchPlan, n: int, listener: Listener) -> None:
+    def __init__(self, plan: SearchPlan, n: int, listener: Listener, *, timeout: float | None = None) -> None:
         import multiprocessing as mp
 
         self.plan, self.n, self.listener, self.failed = plan, n, listener, []
+        self.timeout = timeout
         self.ctx = mp.get_context("spawn")
         self.procs: list = []
         self.events = self.ctx.Queue() if n > 1 else None
@@ -228,6 +238,8 @@ class Workers:
         if self.n <= 1:
             return self
         raw = self.plan.to_dict()
+        if self.timeout is not None:  # what is left of it after a one-shot strategy's search
+            raw["timeout"] = self.timeout
         self.procs = [self.ctx.Process(target=_worker, args=(raw, k, os.getpid(), self.events), daemon=False)
                       for k in range(1, self.n)]
         for p in self.procs:
@@ -300,11 +312,17 @@ def _worker(raw: dict, k: int, parent: int, events) -> None:
 
 
 def finish(plan: SearchPlan, study: optuna.Study, run: RunFolder, splits: DataSplits, *,
-           interrupted: bool = False, failed_workers: list[int] | None = None) -> SearchResult:
+           interrupted: bool = False, failed_workers: list[int] | None = None,
+           listener: Listener | None = None) -> SearchResult:
     """Evaluate the front on the test set (once per model; cached in its metrics.json) and write
-    ``pareto.json``."""
+    ``pareto.json``. A joint search's front is chosen after the full fine-tune of its leading
+    candidates (:func:`rerank_front`)."""
     cfg = plan.config
-    front_trials, closest_trials = pareto_front(study.get_trials(deepcopy=False), plan.objectives, plan.budget)
+    trials = study.get_trials(deepcopy=False)
+    front_trials, closest_trials = pareto_front(trials, plan.objectives, plan.budget)
+    if front_trials:
+        reranked = rerank_front(plan, run, trials, splits, note=(listener or Listener()).note)
+        front_trials = reranked or front_trials
 
     def member(t) -> FrontMember:
         metrics = dict(t.user_attrs["metrics"])

@@ -13,7 +13,7 @@ from slimnas.testing._export_formats import check_export_format
 from slimnas.testing._fixtures import SHAPE, TINY_MODELS, tiny_data
 from slimnas.testing._formats import check_data_format
 from slimnas.testing._metrics import check_metric
-from slimnas.testing._strategies import SyntheticObjective, check_strategy
+from slimnas.testing._strategies import SyntheticObjective, check_strategy, synthetic_splits
 
 __all__ = [
     "SHAPE",
@@ -24,5 +24,6 @@ __all__ = [
     "check_export_format",
     "check_metric",
     "check_strategy",
+    "synthetic_splits",
     "tiny_data",
 ]

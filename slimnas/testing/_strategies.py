@@ -5,17 +5,27 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
+import tempfile
 from pathlib import Path
 
 import optuna
+import torch
 
+from slimnas.data import DataSplits
 from slimnas.errors import ConfigError
 from slimnas.measure import count_macs
 from slimnas.models import build_model
 from slimnas.registry import load_plugins
 from slimnas.spaces import SearchSpace
-from slimnas.strategies import get_strategy
-from slimnas.study import BaseTrialObjective, StudySpec, n_finished, open_study, run_study
+from slimnas.strategies import BaseOneShotStrategy, OneShotContext, get_strategy
+from slimnas.study import (
+    BaseTrialObjective,
+    StudySpec,
+    n_finished,
+    open_study,
+    run_study,
+    torch_threads,
+)
 
 SPACE = {"family": ["cnn", "mlp"],
          "cnn": {"n_layers": {"low": 1, "high": 3}, "channels": [4, 8, 16], "kernel": [3, 5], "stride": [1, 2],
@@ -25,6 +35,23 @@ TRAINING = {"lr": {"low": 1e-3, "high": 1e-1, "log": True}, "optimizer": ["adam"
 GRID_SPACE = {"family": "mlp", "mlp": {"n_layers": [1, 2], "width": [8, 16, 32]}}
 GRID_TRAINING = {"lr": [0.01, 0.1], "optimizer": "adam"}
 N_TRIALS = 8
+#: options that keep a one-shot strategy's search short on the synthetic data (darts')
+ONE_SHOT_OPTIONS = {"darts": {"warmup_epochs": 1, "search_epochs": 1}}
+
+
+def synthetic_splits(seed: int = 0) -> DataSplits:
+    """Tiny data shaped like the synthetic objective's candidates, (1, 16) in and 4 classes,
+    whose class is where the signal peaks (a one-shot strategy searches on it)."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def make(n: int):
+        y = torch.randint(0, 4, (n,), generator=gen)
+        x = 0.3 * torch.randn(n, 1, 16, generator=gen)
+        x[torch.arange(n), 0, 4 * y + 1] += 2.0
+        return x, y
+
+    (xt, yt), (xv, yv), (xs, ys) = make(64), make(32), make(32)
+    return DataSplits("synthetic", xt, yt, xv, yv, xs, ys, 4)
 
 
 def space_for(strategy: str) -> SearchSpace:
@@ -57,13 +84,20 @@ class SyntheticObjective(BaseTrialObjective):
 
 def _spec(strategy: str, storage: str, name: str, objectives: tuple[str, ...], seed: int) -> StudySpec:
     return StudySpec(name=name, storage=storage, objectives=objectives, strategy=strategy, early_stopping="none",
-                     seed=seed, max_epochs=1, space=space_for(strategy), n_startup_trials=3, population_size=4)
+                     seed=seed, max_epochs=1, space=space_for(strategy), n_startup_trials=3, population_size=4,
+                     options=ONE_SHOT_OPTIONS.get(strategy))
 
 
 def _run(strategy: str, storage: str, name: str, objectives: tuple[str, ...], seed: int, n_trials: int,
          interrupt_at: int | None = None) -> tuple[optuna.Study, bool]:
     spec = _spec(strategy, storage, name, objectives, seed)
     study = open_study(spec)
+    one_shot = get_strategy(strategy)
+    if isinstance(one_shot, BaseOneShotStrategy):  # its search runs before the first trial, as a search does
+        with torch_threads(1):
+            one_shot.prepare(study, OneShotContext(space=spec.space, data=synthetic_splits(seed),
+                                                   folder=Path(tempfile.mkdtemp(prefix="slimnas-oneshot-")),
+                                                   objectives=objectives, seed=seed, options=spec.options or {}))
     objective = SyntheticObjective(spec.space, objectives, interrupt_at=interrupt_at,
                                    tie_layers=get_strategy(strategy).needs_grid)
     return study, run_study(study, objective, n_trials=n_trials)
