@@ -28,6 +28,7 @@ OVERRIDES = {
     "label_column": "data.label_column",
     "device": "device",
     "workers": "n_workers",
+    "device_profile": "device_profile",
 }
 
 
