@@ -57,6 +57,15 @@ from slimnas.compress._compress import (
     train_from_scratch,
 )
 from slimnas.compress._distill import FINETUNE_SPEC, DistillationLoss, FineTuner, Retrain
+from slimnas.compress._hardware import (
+    ROUNDINGS,
+    LatencyAllocation,
+    allocate_by_latency,
+    channel_importance,
+    fit_to_latency,
+    latency_policy,
+    widths_to_ratios,
+)
 from slimnas.compress._int8_format import OnnxInt8
 from slimnas.compress._lowrank import (
     LowRankFactorizer,
@@ -65,6 +74,7 @@ from slimnas.compress._lowrank import (
     factorize_tucker2,
 )
 from slimnas.compress._policy import CompressionPolicy, PolicyStep
+from slimnas.compress._precision import PrecisionChoice, choose_precision, compare_int8_formats
 from slimnas.compress._prune import (
     IMPORTANCES,
     RNNHiddenPruningFunc,
@@ -97,6 +107,7 @@ __all__ = [
     "MAX_DROP",
     "MAX_EPOCHS",
     "PATIENCE",
+    "ROUNDINGS",
     "BaseCompressor",
     "CompressResult",
     "CompressedModel",
@@ -105,12 +116,14 @@ __all__ = [
     "DistillationLoss",
     "FineTuner",
     "Gene",
+    "LatencyAllocation",
     "LowRankFactorizer",
     "MagnitudePruner",
     "OnnxInt8",
     "OnnxQuantizer",
     "Pipeline",
     "PolicyStep",
+    "PrecisionChoice",
     "PrunableLayer",
     "RNNHiddenPruningFunc",
     "Retrain",
@@ -120,11 +133,15 @@ __all__ = [
     "StructuredPruner",
     "WeightClusterer",
     "agp_schedule",
+    "allocate_by_latency",
     "allocate_by_sensitivity",
     "analyze_sensitivity",
     "apply_policy",
     "attach_sensitivity",
+    "channel_importance",
+    "choose_precision",
     "clustered_bytes",
+    "compare_int8_formats",
     "compress",
     "compress_and_measure",
     "executed_layers",
@@ -132,8 +149,10 @@ __all__ = [
     "factorize_linear",
     "factorize_tucker2",
     "fill_to_macs",
+    "fit_to_latency",
     "fit_to_macs",
     "kmeans_1d",
+    "latency_policy",
     "layer_decisions",
     "linear_schedule",
     "list_compressors",
@@ -157,5 +176,6 @@ __all__ = [
     "sparsity",
     "train_from_scratch",
     "unpack_indices",
+    "widths_to_ratios",
     "with_prune_ratios",
 ]
