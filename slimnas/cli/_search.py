@@ -32,6 +32,7 @@ def search_command(
     label_column: Annotated[str | None, typer.Option("--label-column", help="Label column of a .csv data file [default: label].")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda or auto.")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes on the same study.")] = None,
+    device_profile: Annotated[str | None, typer.Option("--device-profile", help="Target a device: a profile YAML (slimnas device profile) or a built-in name (mcu, server-cpu); its runtime, threads and batch time latency, its table predicts it, its limits join the budget.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No live progress display.")] = False,
 ) -> None:
     """Search architectures and training recipes for the most accurate models within a budget."""
@@ -41,7 +42,7 @@ def search_command(
             config, listener=listener, dataset=dataset, strategy=strategy, n_trials=n_trials, epochs=epochs,
             seed=seed, storage=storage, out=out, name=name, objectives=objectives, budget=budget,
             early_stopping=early_stopping, timeout=timeout, device=device, workers=workers,
-            trial_timeout=trial_timeout, label_column=label_column,
+            trial_timeout=trial_timeout, label_column=label_column, device_profile=device_profile,
         )
     print_front(result, console)
     if result.interrupted:

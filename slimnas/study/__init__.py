@@ -29,7 +29,7 @@ from slimnas.study._pareto import feasible, hypervolume_2d, pareto_front, total_
 from slimnas.study._plan import SearchPlan
 from slimnas.study._record import RunRecord, load_study, open_run, parse_best, select_member
 from slimnas.study._runs import RunSummary, list_runs, run_status, summarize_run
-from slimnas.study._search import FrontMember, SearchResult, resolve_device, search
+from slimnas.study._search import FrontMember, SearchResult, load_splits, resolve_device, search
 
 __all__ = [
     "REFINE_LR_FACTORS",
@@ -56,6 +56,7 @@ __all__ = [
     "hypervolume_2d",
     "list_runs",
     "load",
+    "load_splits",
     "load_study",
     "n_finished",
     "open_model",

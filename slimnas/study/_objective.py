@@ -71,9 +71,12 @@ class TimeLimit(Callback):
             raise TrialFailed(f"exceeded the per-trial time limit of {self.seconds:g} s (at epoch {epoch})")
 
 
-def model_metrics(names: Sequence[str]) -> list[str]:
-    """Parameters, MACs and every other metric of ``names`` known before training."""
-    return list(dict.fromkeys(["params", "macs", *(n for n in names if get_metric(n).when == "model")]))
+def model_metrics(names: Sequence[str], settings: dict | None = None) -> list[str]:
+    """Parameters, MACs and every other metric of ``names`` known before training (under the
+    run's ``settings``: a latency predicted from a device profile's table is)."""
+    settings = settings or {}
+    return list(dict.fromkeys(["params", "macs", *(n for n in names
+                                                   if get_metric(n).known_before_training(settings))]))
 
 
 class BaseTrialObjective:
@@ -205,7 +208,7 @@ class SearchObjective(BaseTrialObjective):
         shape, n_classes = self.splits.input_shape, self.splits.n_classes
         torch.manual_seed(self.seed(trial))
         model = build_model(cand.arch, shape, n_classes)
-        static = model_metrics(self.tracked)
+        static = model_metrics(self.tracked, self.settings)
         metrics = measure_metrics(static, MeasureContext(model=model, input_shape=shape, settings=self.settings))
         trial.set_user_attr("costs", dict(metrics))
         if cand.compression is not None:
