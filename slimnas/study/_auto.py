@@ -323,7 +323,9 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
             listener.note(f"latency allocation on the target (batch {batch}): predicted {a.base_ms:.4f} -> "
                           f"{a.predicted_ms:.4f} ms (target {a.target_ms:.4f}), channels "
                           + ", ".join(f"{k} {a.original[k]}->{v}" for k, v in a.widths.items())
-                          + f", rounding to multiples of {a.rounding}")
+                          + f", rounding to multiples of {a.rounding}"
+                          + ("" if a.met else "; the target is predicted out of reach by pruning alone: candidates "
+                             "are pruned as far as allowed"))
 
     spec = StudySpec(name="auto", storage=storage or (f"sqlite:///{out / 'study.db'}" if out is not None else None),
                      objectives=("accuracy",), strategy=s.strategy, early_stopping=rule, seed=s.seed,
