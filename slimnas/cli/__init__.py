@@ -15,6 +15,7 @@ import typer
 
 from slimnas.cli._compress import compress_command
 from slimnas.cli._dashboard import dashboard_command
+from slimnas.cli._device import device_app
 from slimnas.cli._export import export_command, format_help
 from slimnas.cli._progress import ConsoleListener
 from slimnas.cli._report import report_command
@@ -45,6 +46,7 @@ def build_app() -> typer.Typer:
     app.command("report")(report_command)
     app.command("export")(export_command)
     app.command("dashboard")(dashboard_command)
+    app.add_typer(device_app, name="device")
     return app
 
 

@@ -34,7 +34,8 @@ from slimnas.training import report_phase
 
 QUANTIZE_MODES = ("none", "int8", "int8-dynamic", "fp16")
 TRAIN_EPOCHS = 20  # training from scratch when no --weights are given (--train-epochs)
-AUTO_ONLY = ("budget", "n_trials", "strategy", "final_epochs", "early_stopping", "precision", "tensorboard")
+AUTO_ONLY = ("budget", "n_trials", "strategy", "final_epochs", "early_stopping", "precision", "tensorboard",
+             "device_profile")
 ONE_SHOT_ONLY = ("prune", "lowrank", "cluster", "quantize", "step")
 
 #: rows of the before/after table: (metric, label, format)
@@ -169,6 +170,7 @@ def compress_command(
     final_epochs: Annotated[int | None, typer.Option(help="--auto: fine-tune of the chosen policy [default: 10]")] = None,
     early_stopping: Annotated[str | None, typer.Option(help="--auto: stop ranking fine-tunes that fall behind: median, hyperband, none [default: median]")] = None,
     precision: Annotated[str | None, typer.Option(help="--auto: comma-separated per-layer precisions to choose from [default: fp32,int8]")] = None,
+    device_profile: Annotated[str | None, typer.Option("--device-profile", help="--auto: the device the result must run well on, a profile YAML or a built-in name (mcu, server-cpu): its runtime, batch and latency table, its limits join the budget; channel counts are chosen by latency there")] = None,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="--auto: also write TensorBoard event files under OUT/tensorboard")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display: only warnings and the result.")] = False,
 ) -> None:
@@ -176,7 +178,7 @@ def compress_command(
     given = {"prune": prune, "lowrank": lowrank, "cluster": cluster, "quantize": quantize, "step": step,
              "budget": budget, "n_trials": n_trials, "strategy": strategy, "final_epochs": final_epochs,
              "early_stopping": early_stopping, "precision": precision, "importance": importance,
-             "train_epochs": train_epochs, "tensorboard": tensorboard}
+             "train_epochs": train_epochs, "tensorboard": tensorboard, "device_profile": device_profile}
     check_options(auto, given, weights=weights)  # at the edge, before any model is loaded or trained
     resolve_device(device)
     if auto:
@@ -185,7 +187,8 @@ def compress_command(
         settings = dict(budget=tuple(budget or ()), seed=seed, device=device,
                         distill=True if distill is None else distill, temperature=temperature,
                         **{k: v for k, v in dict(n_trials=n_trials, strategy=strategy, final_epochs=final_epochs,
-                                                 early_stopping=early_stopping, finetune_epochs=epochs).items()
+                                                 early_stopping=early_stopping, finetune_epochs=epochs,
+                                                 device_profile=device_profile).items()
                            if v is not None})
         if precision is not None:
             settings["precisions"] = tuple(p.strip() for p in precision.split(","))
@@ -224,6 +227,11 @@ def compress_command(
     if auto:
         console.print(render_table(result.before, result.after, title="slimnas compress --auto"))
         console.print(explanation_table({"layers": result.decisions}, "per-layer decisions and their sensitivity"))
+        if result.hardware is not None:
+            h = result.hardware
+            console.print(f"on the target (batch {h['batch']}): latency predicted {h['predicted_latency_ms']:.4f} ms, "
+                          f"measured here {h['measured_latency_ms']:.4f} ms; precision: {h['precision']['reason']}",
+                          highlight=False)
         verdict = "meets" if result.feasible else "[yellow]misses[/]"
         console.print(f"the chosen policy {verdict} the budget {', '.join(map(str, result.budget))}; "
                       f"wrote {out / 'report.json'}, {out / 'policy.json'}, {out / 'model.onnx'}")

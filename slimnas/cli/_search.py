@@ -32,6 +32,7 @@ def search_command(
     label_column: Annotated[str | None, typer.Option("--label-column", help="Label column of a .csv data file [default: label].")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda or auto.")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes on the same study.")] = None,
+    device_profile: Annotated[str | None, typer.Option("--device-profile", help="Target a device: a profile YAML (slimnas device profile) or a built-in name (mcu, server-cpu); its runtime, threads and batch time latency, its table predicts it, its limits join the budget.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No live progress display.")] = False,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also write TensorBoard event files under the run folder's tensorboard/ (config: tensorboard: true).")] = False,
 ) -> None:
@@ -43,6 +44,7 @@ def search_command(
             seed=seed, storage=storage, out=out, name=name, objectives=objectives, budget=budget,
             early_stopping=early_stopping, timeout=timeout, device=device, workers=workers,
             trial_timeout=trial_timeout, label_column=label_column, tensorboard=True if tensorboard else None,
+            device_profile=device_profile,
         )
     print_front(result, console)
     if result.interrupted:

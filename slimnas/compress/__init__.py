@@ -58,6 +58,15 @@ from slimnas.compress._compress import (
 )
 from slimnas.compress._distill import FINETUNE_SPEC, DistillationLoss, FineTuner, Retrain
 from slimnas.compress._fakequant import fold_batchnorm, int8_weights, simulate_quantized
+from slimnas.compress._hardware import (
+    ROUNDINGS,
+    LatencyAllocation,
+    allocate_by_latency,
+    channel_importance,
+    fit_to_latency,
+    latency_policy,
+    widths_to_ratios,
+)
 from slimnas.compress._int8_format import OnnxInt8
 from slimnas.compress._lowrank import (
     LowRankFactorizer,
@@ -66,6 +75,7 @@ from slimnas.compress._lowrank import (
     factorize_tucker2,
 )
 from slimnas.compress._policy import CompressionPolicy, PolicyStep
+from slimnas.compress._precision import PrecisionChoice, choose_precision, compare_int8_formats
 from slimnas.compress._prune import (
     IMPORTANCES,
     RNNHiddenPruningFunc,
@@ -98,6 +108,7 @@ __all__ = [
     "MAX_DROP",
     "MAX_EPOCHS",
     "PATIENCE",
+    "ROUNDINGS",
     "BaseCompressor",
     "CompressResult",
     "CompressedModel",
@@ -106,12 +117,14 @@ __all__ = [
     "DistillationLoss",
     "FineTuner",
     "Gene",
+    "LatencyAllocation",
     "LowRankFactorizer",
     "MagnitudePruner",
     "OnnxInt8",
     "OnnxQuantizer",
     "Pipeline",
     "PolicyStep",
+    "PrecisionChoice",
     "PrunableLayer",
     "RNNHiddenPruningFunc",
     "Retrain",
@@ -121,11 +134,15 @@ __all__ = [
     "StructuredPruner",
     "WeightClusterer",
     "agp_schedule",
+    "allocate_by_latency",
     "allocate_by_sensitivity",
     "analyze_sensitivity",
     "apply_policy",
     "attach_sensitivity",
+    "channel_importance",
+    "choose_precision",
     "clustered_bytes",
+    "compare_int8_formats",
     "compress",
     "compress_and_measure",
     "executed_layers",
@@ -134,9 +151,11 @@ __all__ = [
     "factorize_tucker2",
     "fill_to_macs",
     "fold_batchnorm",
+    "fit_to_latency",
     "fit_to_macs",
     "int8_weights",
     "kmeans_1d",
+    "latency_policy",
     "layer_decisions",
     "linear_schedule",
     "list_compressors",
@@ -161,5 +180,6 @@ __all__ = [
     "sparsity",
     "train_from_scratch",
     "unpack_indices",
+    "widths_to_ratios",
     "with_prune_ratios",
 ]

@@ -44,6 +44,7 @@ from slimnas.models import LowRank
 from slimnas.spaces import Key
 
 MODES = ("int8", "int8-dynamic", "fp16", "fp32")
+STATIC_FORMATS = ("qdq", "qoperator")  # how static int8 is written (int8-dynamic is the third format)
 FP32_TOLERANCE = 1e-3  # largest output difference an fp32 file may show against the eager model
 FP16_TOLERANCE = 5e-2
 N_CALIBRATION = 512
@@ -93,6 +94,7 @@ def quantize_model(
     calibration: torch.Tensor | None = None,
     layer_precision: Mapping[str, str] | None = None,
     per_channel: bool = True,
+    int8_format: str = "qdq",
 ) -> bytes:
     """The model as a lean ONNX file at the given precision (bytes, verified loadable).
 
@@ -100,6 +102,8 @@ def quantize_model(
         mode: default precision, one of ``int8``, ``int8-dynamic``, ``fp16``, ``fp32``.
         calibration: samples for static int8 activation ranges.
         layer_precision: per-module precision (``fp32``, ``fp16``, ``int8``) overriding ``mode``.
+        int8_format: how static int8 is written: ``qdq`` (quantize/dequantize pairs the runtime
+            fuses) or ``qoperator`` (integer operators such as ``QLinearConv``).
     """
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -110,6 +114,8 @@ def quantize_model(
     )
 
     _check_mode(mode, "quantize.mode")
+    if int8_format not in STATIC_FORMATS:
+        raise ConfigError("quantize.int8_format", f"one of {list(STATIC_FORMATS)}", int8_format)
     layer_precision = dict(layer_precision or {})
     for name, p in layer_precision.items():
         if p not in ("fp32", "fp16", "int8"):
@@ -138,7 +144,8 @@ def quantize_model(
             if calibration is None:
                 raise ConfigError("quantize.calibration", "training samples for static int8 calibration")
             reader = type("Reader", (_Calibration, CalibrationDataReader), {})(calibration)
-            quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
+            fmt = QuantFormat.QDQ if int8_format == "qdq" else QuantFormat.QOperator
+            quantize_static(str(src), str(dst), reader, quant_format=fmt, per_channel=per_channel,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             nodes_to_quantize=int8_nodes, extra_options={"WeightSymmetric": True})
             proto = _drop_zero_points(onnx.load(str(dst)))
@@ -223,6 +230,8 @@ class OnnxQuantizer(BaseCompressor):
         n_calibration: training samples used to calibrate static int8.
         max_drop: validation accuracy static int8 may lose before ``qat`` fine-tuning runs.
         qat: quantization-aware fine-tuning (``None`` to never run it).
+        int8_format: static int8 as ``qdq`` (default) or ``qoperator`` integer operators
+            (:func:`slimnas.compress.compare_int8_formats` measures which runs faster).
 
     In a policy step, ``qat: true`` fine-tunes with the policy's retraining recipe. A layer
     replaced by low-rank factors takes its precision to every factor.
@@ -246,8 +255,10 @@ class OnnxQuantizer(BaseCompressor):
         n_calibration: int = N_CALIBRATION,
         max_drop: float = 0.01,
         qat: Retrain | None = None,
+        int8_format: str = "qdq",
     ) -> None:
         self.mode = mode
+        self.int8_format = int8_format
         self.layer_precision = layer_precision
         self.per_channel = per_channel
         self.n_calibration = n_calibration
@@ -287,6 +298,8 @@ class OnnxQuantizer(BaseCompressor):
 
     def validate(self) -> None:
         _check_mode(self.mode, "quantize.mode")
+        if self.int8_format not in STATIC_FORMATS:
+            raise ConfigError("quantize.int8_format", f"one of {list(STATIC_FORMATS)}", self.int8_format)
         for name, p in (self.layer_precision or {}).items():
             if p not in ("fp32", "fp16", "int8"):
                 raise ConfigError(f"quantize.layer_precision.{name}", "'fp32', 'fp16' or 'int8'", p)
@@ -307,7 +320,7 @@ class OnnxQuantizer(BaseCompressor):
         calib = None if data is None else data.x_train[: self.n_calibration]
         return quantize_model(model, input_shape, mode=self.mode, calibration=calib,
                               layer_precision=expand_precision(model, self.layer_precision or {}),
-                              per_channel=self.per_channel)
+                              per_channel=self.per_channel, int8_format=self.int8_format)
 
     def _fit(self, model, data, teacher, input_shape):
         _check_mode(self.mode, "quantize.mode")

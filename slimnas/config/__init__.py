@@ -1,6 +1,15 @@
 """Configuration: plain, typed dataclasses; YAML only at the edge (here)."""
 
 from slimnas.config._load import OVERRIDES, load_config, read_yaml, save_config
+from slimnas.config._profile import (
+    BUILTIN_PROFILES,
+    PRECISIONS,
+    DeviceProfile,
+    list_builtin_profiles,
+    parse_profile,
+    read_profile,
+    write_profile,
+)
 from slimnas.config._schema import (
     DEVICES,
     DataConfig,
@@ -12,6 +21,13 @@ from slimnas.config._schema import (
 )
 
 __all__ = [
+    "BUILTIN_PROFILES",
+    "PRECISIONS",
+    "DeviceProfile",
+    "list_builtin_profiles",
+    "parse_profile",
+    "read_profile",
+    "write_profile",
     "DEVICES",
     "OVERRIDES",
     "DataConfig",

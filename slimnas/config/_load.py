@@ -29,6 +29,7 @@ OVERRIDES = {
     "device": "device",
     "workers": "n_workers",
     "tensorboard": "tensorboard",
+    "device_profile": "device_profile",
 }
 
 

@@ -73,6 +73,7 @@ class RunConfig:
     budget: tuple[str, ...] = ()
     skip_infeasible: bool = True  # don't train candidates whose params/MACs already break the budget
     tensorboard: bool = False  # also write TensorBoard event files under <run folder>/tensorboard
+    device_profile: str | None = None  # a device profile (YAML path or built-in name) the run targets
     data: DataConfig = field(default_factory=DataConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     fitness: FitnessConfig = field(default_factory=FitnessConfig)
@@ -102,6 +103,8 @@ class RunConfig:
         if not out["strategy"]["options"]:
             del out["strategy"]["options"]  # written only where a strategy is given settings
         out["space"], out["training"] = dict(self.space), dict(self.training)
+        if self.device_profile is None:
+            del out["device_profile"]  # written only when a run targets a device
         return out
 
 
@@ -167,6 +170,8 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
         "storage": ("an Optuna storage URL such as sqlite:///runs/x.db", lambda v: v is None or (isinstance(v, str) and "://" in v)),
         "skip_infeasible": ("true/false", lambda v: isinstance(v, bool)),
         "tensorboard": ("true/false", lambda v: isinstance(v, bool)),
+        "device_profile": ("a device profile: a YAML path or a built-in name such as 'mcu'",
+                           lambda v: v is None or _is_name(v)),
     }
     values: dict[str, Any] = {}
     for key, (expected, check) in scalar_checks.items():

@@ -15,6 +15,7 @@ from slimnas.export._format import (
     register_export_format,
 )
 from slimnas.export._info import INFO, read_run_info, write_run_info
+from slimnas.export._int8 import INT8_FORMATS, file_precision, quantize_onnx
 from slimnas.export._onnx import (
     ExportMismatchError,
     export_onnx,
@@ -38,6 +39,7 @@ from slimnas.export._torch_formats import StateDictFormat, TorchExportFormat, To
 __all__ = [
     "EXPORT_FORMATS",
     "INFO",
+    "INT8_FORMATS",
     "BaseExportFormat",
     "ExportContext",
     "ExportMismatchError",
@@ -50,6 +52,7 @@ __all__ = [
     "export_model",
     "export_onnx",
     "export_proto",
+    "file_precision",
     "fp16_weights",
     "gemm_to_matmul",
     "get_export_format",
@@ -63,6 +66,7 @@ __all__ = [
     "ort_session",
     "payload_bytes",
     "predict",
+    "quantize_onnx",
     "read_run_info",
     "register_export_format",
     "save_compressed",

@@ -1,103 +1,334 @@
-"""Latency on a real runtime: ONNX Runtime or PyTorch, median of many timed repeats after warm-up."""
+"""Latency on a real runtime: ONNX Runtime (CPU fp32 and int8, CUDA), PyTorch eager (CPU, CUDA).
+
+Every runtime warms up, times many repeats of one batch of random (never all-zero) inputs with
+its thread count fixed, and reports the median with its spread (10th and 90th percentiles), the
+runtime, threads, batch, precision and the machine (:class:`LatencyStats`). Runtimes are a
+registry (``RUNTIMES``); the ``latency_ms`` metric times candidates with the run's runtime
+(``measure.runtime``), or predicts them from a device profile's table when the run targets one.
+"""
 
 from __future__ import annotations
 
 import abc
+import copy
 import statistics
+import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from slimnas.errors import ConfigError
-from slimnas.export import export_onnx, ort_session
+from slimnas.export import export_onnx, file_precision, ort_session, quantize_onnx
+from slimnas.measure._machine import machine_info
 from slimnas.measure._metric import MS_UNITS, BaseMetric, register_metric
 from slimnas.registry import Registry
 
 RUNTIMES: Registry = Registry("measure.runtime")
 
 
-def _median_ms(fn, *, warmup: int, repeats: int) -> float:
+def register_runtime(name: str):
+    """Class decorator: register a :class:`BaseLatency` under ``name`` (``measure.runtime``)."""
+
+    def decorator(cls):
+        cls.name = name
+        RUNTIMES.register(name)(cls)
+        return cls
+
+    return decorator
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """One latency measurement: the median of ``repeats`` timed batches after ``warmup`` untimed
+    ones, its spread, and where and how it was measured."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    min_ms: float
+    repeats: int
+    warmup: int
+    runtime: str
+    threads: int
+    batch: int
+    precision: str
+    machine: dict = field(default_factory=dict)
+
+    @property
+    def spread(self) -> float:
+        """``(p90 - p10) / median``: how noisy the measurement was."""
+        return (self.p90_ms - self.p10_ms) / self.median_ms if self.median_ms > 0 else float("inf")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for k in ("median_ms", "p10_ms", "p90_ms", "min_ms"):
+            out[k] = round(out[k], 6)
+        out["spread"] = round(self.spread, 4)
+        return out
+
+
+def time_calls(fn: Callable[[], Any], *, warmup: int, repeats: int) -> list[float]:
+    """Milliseconds of each of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+        times.append(1e3 * (time.perf_counter() - t0))
+    return times
 
 
-class BaseLatency(abc.ABC):
-    """Measures a model's latency in milliseconds per batch.
+def _percentile(sorted_times: list[float], q: float) -> float:
+    return float(np.percentile(sorted_times, q))
 
-    Call order: ``__init__`` stores the settings; :meth:`measure` times one model or file.
+
+def random_inputs(batch: int, input_shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """Standard-normal inputs (never all zeros: some kernels take shortcuts on zeros)."""
+    return np.random.default_rng(seed).standard_normal((batch, *input_shape)).astype(np.float32)
+
+
+class BaseLatency(abc.ABC):  # noqa: B024 - a runtime implements prepare() or, in older plug-ins, measure()
+    """Measures a model's latency in milliseconds per batch on one runtime.
+
+    Call order: ``__init__`` stores the settings; :meth:`unavailable` says why this machine
+    cannot run it (``None`` when it can); :meth:`measure_stats` (or :meth:`measure`, its median)
+    times one model or file: :meth:`prepare` returns the function that runs one batch, which is
+    warmed up and timed. A runtime overrides :meth:`prepare` (older plug-ins that override
+    :meth:`measure` alone still work: their figure is reported without a spread).
+
+    Args:
+        batch_size: samples per timed call.
+        warmup, repeats: untimed and timed calls.
+        threads: intra-op threads, fixed (latency is noisy otherwise).
+        precision: what to time, among the runtime's ``precisions`` (its first by default).
     """
 
-    def __init__(self, *, batch_size: int = 1, warmup: int = 20, repeats: int = 100, threads: int = 1) -> None:
+    name: ClassVar[str] = ""
+    device: ClassVar[str] = "cpu"
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+
+    def __init__(self, *, batch_size: int = 1, warmup: int = 20, repeats: int = 100, threads: int = 1,
+                 precision: str | None = None) -> None:
         self.batch_size, self.warmup, self.repeats, self.threads = batch_size, warmup, repeats, threads
+        self.precision = precision or self.precisions[0]
 
-    @abc.abstractmethod
-    def measure(self, model: nn.Module | str | Path, input_shape: tuple[int, ...]) -> float:
+    def unavailable(self) -> str | None:
+        """Why this machine cannot run the runtime (no CUDA device, a missing package), or ``None``."""
+        return None
+
+    def check(self, field: str = "measure.runtime") -> None:
+        """Raise :class:`ConfigError` when the runtime cannot run here or the precision is not one of its own."""
+        why = self.unavailable()
+        if why is not None:
+            raise ConfigError(field, f"a runtime this machine can run ({self.name}: {why})", self.name)
+        if self.precision not in self.precisions:
+            raise ConfigError(f"{field}.precision", f"one of {list(self.precisions)} for {self.name}", self.precision)
+
+    def prepare(self, model: nn.Module | str | Path | bytes, input_shape: tuple[int, ...]) -> Callable[[], Any]:
+        """The function that runs one batch of ``batch_size`` random samples (set up, not timed)."""
+        raise NotImplementedError
+
+    def measured_precision(self, model) -> str:
+        """The precision the last :meth:`prepare` ran at (the label of its figures)."""
+        return self.precision
+
+    def measure_stats(self, model: nn.Module | str | Path | bytes, input_shape: tuple[int, ...]) -> LatencyStats:
+        """Warm up, time ``repeats`` batches, and summarize them with their metadata."""
+        self.check()
+        meta = dict(runtime=self.name, threads=self.threads, batch=self.batch_size,
+                    machine=machine_info(cuda=self.device == "cuda"), warmup=self.warmup)
+        if type(self).prepare is BaseLatency.prepare:
+            if type(self).measure is BaseLatency.measure:
+                raise NotImplementedError(f"runtime {self.name!r} implements neither prepare() nor measure()")
+            ms = float(self.measure(model, input_shape))  # a plug-in written before prepare() existed
+            return LatencyStats(ms, ms, ms, ms, repeats=1, precision=self.precision, **meta)
+        run = self.prepare(model, input_shape)
+        try:
+            times = sorted(time_calls(run, warmup=self.warmup, repeats=self.repeats))
+        finally:
+            self.release()
+        return LatencyStats(statistics.median(times), _percentile(times, 10), _percentile(times, 90), times[0],
+                            repeats=self.repeats, precision=self.measured_precision(model), **meta)
+
+    def release(self) -> None:  # noqa: B027 - an optional hook
+        """Hook: free what :meth:`prepare` set up (thread counts, device memory)."""
+
+    def measure(self, model: nn.Module | str | Path | bytes, input_shape: tuple[int, ...]) -> float:
         """Median latency (ms) of one batch of ``batch_size`` samples."""
+        return self.measure_stats(model, input_shape).median_ms
 
 
-@RUNTIMES.register("onnxruntime")
+def _as_file(model, input_shape, tmp: str) -> Path | bytes | str:
+    if isinstance(model, nn.Module):
+        return export_onnx(model, Path(tmp) / "model.onnx", input_shape, verify=False)
+    return model
+
+
+@register_runtime("onnxruntime")
 class OnnxRuntimeLatency(BaseLatency):
-    """Latency of an ONNX file (or a module, exported on the fly) in ONNX Runtime on the CPU."""
+    """Latency of an ONNX file (or a module, exported on the fly) in ONNX Runtime on the CPU. A
+    file is timed as it is (an int8 file as int8); with ``precision="int8"`` an fp32 model is
+    first converted to int8 in ``int8_format`` (``qdq``, ``qoperator`` or ``dynamic``)."""
 
-    def measure(self, model, input_shape):
-        if isinstance(model, nn.Module):
-            import tempfile
+    precisions = ("fp32", "int8")
 
-            with tempfile.TemporaryDirectory() as tmp:
-                path = export_onnx(model, Path(tmp) / "model.onnx", input_shape, verify=False)
-                return self.measure(path, input_shape)
-        sess = ort_session(model, threads=self.threads)  # a file or its bytes
+    def __init__(self, *, int8_format: str = "qdq", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.int8_format = int8_format
+
+    def source(self, model, input_shape, tmp: str) -> Path | bytes | str:
+        """The file to time: ``model`` exported (modules), converted to int8 where asked."""
+        src = _as_file(model, input_shape, tmp)
+        if self.precision == "int8" and file_precision(src) == "fp32":
+            src = quantize_onnx(src, fmt=self.int8_format)
+        return src
+
+    def session(self, src):
+        return ort_session(src, threads=self.threads)
+
+    def measure_stats(self, model, input_shape):
+        with tempfile.TemporaryDirectory() as tmp:
+            self._src = self.source(model, input_shape, tmp)
+            return super().measure_stats(self._src, input_shape)
+
+    def prepare(self, model, input_shape):
+        sess = self.session(model)
         name = sess.get_inputs()[0].name
-        x = np.random.default_rng(0).standard_normal((self.batch_size, *input_shape)).astype(np.float32)
-        return _median_ms(lambda: sess.run(None, {name: x}), warmup=self.warmup, repeats=self.repeats)
+        x = random_inputs(self.batch_size, input_shape)
+        return lambda: sess.run(None, {name: x})
+
+    def measured_precision(self, model) -> str:
+        return file_precision(model)
 
 
-@RUNTIMES.register("torch")
+@register_runtime("onnxruntime-int8")
+class OnnxRuntimeInt8Latency(OnnxRuntimeLatency):
+    """ONNX Runtime on the CPU at int8: fp32 models are converted (static, QDQ by default) first."""
+
+    precisions = ("int8",)
+
+
+@register_runtime("onnxruntime-cuda")
+class OnnxRuntimeCudaLatency(OnnxRuntimeLatency):
+    """ONNX Runtime's CUDA provider (needs ``onnxruntime-gpu`` and a CUDA device); inputs are
+    copied to the device and outputs back in every timed call, as an application's would be."""
+
+    device = "cuda"
+    precisions = ("fp32",)
+
+    def unavailable(self) -> str | None:
+        import onnxruntime as ort
+
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            return "ONNX Runtime has no CUDA provider here (install onnxruntime-gpu on a CUDA machine)"
+        if not torch.cuda.is_available():
+            return "no CUDA device is visible"
+        return None
+
+    def session(self, src):
+        return ort_session(src, threads=self.threads, provider="cuda")
+
+
+TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@register_runtime("torch")
 class TorchLatency(BaseLatency):
-    """Latency of an eager module in PyTorch (CPU or CUDA, synchronised)."""
+    """Latency of an eager module in PyTorch on the CPU (a copy is moved there if it lives
+    elsewhere), under ``torch.inference_mode`` with the thread count fixed."""
 
-    def measure(self, model, input_shape):
-        device = next(model.parameters()).device
-        x = torch.randn(self.batch_size, *input_shape, device=device)
+    precisions = ("fp32",)
+
+    def _module(self, model) -> nn.Module:
+        if not isinstance(model, nn.Module):
+            raise ConfigError("measure.runtime", f"a model (not a file) for the eager runtime {self.name!r}",
+                              type(model).__name__)
+        target = torch.device(self.device if self.device != "cuda" else "cuda")
+        param = next(model.parameters(), None)
+        dtype = TORCH_DTYPES[self.precision]
+        if param is None or param.device.type != target.type or param.dtype != dtype:
+            model = copy.deepcopy(model).to(target, dtype)
+        return model
+
+    def prepare(self, model, input_shape):
+        module = self._module(model)
+        device = next(module.parameters()).device
+        dtype = TORCH_DTYPES[self.precision]
+        x = torch.from_numpy(random_inputs(self.batch_size, input_shape)).to(device, dtype)
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        self._restore = (torch.get_num_threads(), module, module.training)
+        torch.set_num_threads(self.threads)
+        module.eval()
 
         def run():
             with torch.inference_mode():
-                model(x)
+                module(x)
             sync()
 
-        prev, was_training = torch.get_num_threads(), model.training
-        torch.set_num_threads(self.threads)
-        model.eval()
-        try:
-            return _median_ms(run, warmup=self.warmup, repeats=self.repeats)
-        finally:
-            torch.set_num_threads(prev)
-            model.train(was_training)
+        return run
+
+    def release(self) -> None:
+        threads, module, was_training = self._restore
+        torch.set_num_threads(threads)
+        module.train(was_training)
+
+
+@register_runtime("torch-cuda")
+class TorchCudaLatency(TorchLatency):
+    """Latency of an eager module in PyTorch on a CUDA device (synchronised after every batch),
+    at ``fp32``, ``fp16`` or ``bf16``; inputs are created on the device."""
+
+    device = "cuda"
+    precisions = ("fp32", "fp16", "bf16")
+
+    def unavailable(self) -> str | None:
+        return None if torch.cuda.is_available() else "no CUDA device is visible"
+
+
+def runtime_for(settings: dict, *, batch: int | None = None, field: str = "measure.runtime") -> BaseLatency:
+    """The runtime a run's measurement settings name, built with its batch, repeats, threads
+    and precision (checked: it runs on this machine)."""
+    runtime = RUNTIMES.get(settings.get("runtime", "onnxruntime"))(
+        batch_size=batch or settings.get("latency_batch", 1), repeats=settings.get("latency_repeats", 50),
+        threads=settings.get("threads", 1), precision=settings.get("precision"))
+    runtime.check(field)
+    return runtime
 
 
 @register_metric("latency_ms", aliases=("latency",))
 class Latency(BaseMetric):
     """Median latency of one batch on the run's runtime (``measure.runtime``: the exported file
-    in ONNX Runtime, or the eager model in PyTorch)."""
+    in ONNX Runtime, or the eager model in PyTorch). When the run targets a device profile with a
+    latency table, the profile's predictor gives the figure instead (the front is re-measured).
+    How it was obtained is kept beside it, as ``latency_ms_info``."""
 
     unit, units = "ms", MS_UNITS
     description = "median latency of a batch (measure.runtime, measure.latency_batch)"
 
+    def known_before_training(self, settings: dict) -> bool:
+        return settings.get("latency_predictor") is not None  # predicted from the model's structure
+
     def measure(self, ctx):
         s = ctx.settings
-        runtime = RUNTIMES.get(s.get("runtime", "onnxruntime"))(
-            batch_size=s.get("latency_batch", 1), repeats=s.get("latency_repeats", 50), threads=s.get("threads", 1))
-        target = ctx.onnx if s.get("runtime", "onnxruntime") == "onnxruntime" and ctx.onnx is not None else ctx.model
+        predictor = s.get("latency_predictor")
+        if predictor is not None and ctx.model is not None:
+            pred = predictor.predict(ctx.model, ctx.input_shape, batch=s.get("latency_batch", 1),
+                                     precision=s.get("precision") or "fp32")
+            ctx.metrics["latency_ms_info"] = {"source": "predicted", **predictor.describe(), "batch": pred.batch,
+                                              "precision": pred.precision}
+            return pred.ms
+        runtime = runtime_for(s)
+        on_file = isinstance(runtime, OnnxRuntimeLatency) and ctx.onnx is not None
+        target = ctx.onnx if on_file else ctx.model
         if target is None:
             raise ConfigError("metric.latency_ms", "a candidate with its model or exported file to time")
-        return runtime.measure(target, ctx.input_shape)
+        stats = runtime.measure_stats(target, ctx.input_shape)
+        ctx.metrics["latency_ms_info"] = {"source": "measured", **stats.to_dict()}
+        return stats.median_ms

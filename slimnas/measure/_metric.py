@@ -75,6 +75,11 @@ class BaseMetric(abc.ABC):
     def measure(self, ctx: MeasureContext) -> float:
         """The metric's value for the candidate ``ctx`` describes."""
 
+    def known_before_training(self, settings: dict) -> bool:
+        """Whether the metric can be measured on the built, untrained model under these
+        settings (``when == "model"``; a latency predicted from a table is too)."""
+        return self.when == "model"
+
     def format(self, value: float) -> str:
         """The value as a table shows it."""
         if self.unit in ("count", "bytes"):

@@ -36,7 +36,7 @@ from slimnas.study._progress import (
 )
 from slimnas.study._record import RunRecord, load_study, open_run, parse_best, select_member
 from slimnas.study._runs import RunSummary, list_runs, run_status, summarize_run
-from slimnas.study._search import FrontMember, SearchResult, resolve_device, search
+from slimnas.study._search import FrontMember, SearchResult, load_splits, resolve_device, search
 from slimnas.study._tensorboard import TensorBoardListener
 
 __all__ = [
@@ -68,6 +68,7 @@ __all__ = [
     "hypervolume_scales",
     "list_runs",
     "load",
+    "load_splits",
     "load_study",
     "n_finished",
     "open_model",

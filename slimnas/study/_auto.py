@@ -36,7 +36,7 @@ from slimnas.compress import (
 )
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError
-from slimnas.measure import Budget
+from slimnas.measure import Budget, load_profile, one_thread
 from slimnas.models import check_outputs
 from slimnas.spaces import TrainSpec
 from slimnas.strategies import (
@@ -48,6 +48,11 @@ from slimnas.strategies import (
 from slimnas.study._artifacts import write_json
 from slimnas.study._driver import StudySpec, n_finished, open_study, quiet_optuna, run_study
 from slimnas.study._events import EpochReporter, Listener
+from slimnas.study._hardware import (
+    HardwareTarget,
+    choose_final_precision,
+    prepare_target,
+)
 from slimnas.study._joint import write_artifact
 from slimnas.study._objective import BaseTrialObjective, trial_place
 from slimnas.study._pareto import feasible, pareto_front
@@ -80,6 +85,15 @@ class AutoSettings:
         train: the fine-tune recipe (optimizer, learning rate, batch size); the compression
             toolkit's default when ``None``.
         distill, temperature: distil from the input model in every fine-tune, at this temperature.
+        device_profile: a device profile (path or built-in name) the result must run well on:
+            its runtime, threads and batch time latency, its table predicts it, its limits join
+            the budget.
+        hardware_aware: choose channel counts by predicted latency on the target (HALP-style:
+            warm start from a latency allocation, every candidate's ratios scaled to the latency
+            budget, channels rounded to multiples that help on the runtime) and int8 only where
+            it is faster or the byte budget needs it (without a profile, latency is predicted from
+            a table measured here). ``None``: on with a device profile, off otherwise (the
+            default search is unchanged).
     """
 
     budget: tuple[str, ...]
@@ -97,6 +111,8 @@ class AutoSettings:
     train: TrainSpec | None = None
     distill: bool = True
     temperature: float = 4.0
+    device_profile: str | None = None
+    hardware_aware: bool | None = None
 
     def __post_init__(self) -> None:
         from slimnas.compress import IMPORTANCES
@@ -116,6 +132,8 @@ class AutoSettings:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
                 raise ConfigError(f"--{key.replace('_', '-')}", f"an integer >= {low}", value)
         check_early_stopping(self.early_stopping, "--early-stopping")
+        if self.device_profile is not None:
+            load_profile(self.device_profile, "--device-profile")
         get_strategy(self.strategy, "--strategy").check(StrategyContext(space=None, seed=self.seed, n_objectives=1),
                                                         "--strategy")
 
@@ -141,6 +159,8 @@ class AutoResult:
     refine: list[dict] = field(default_factory=list)
     trial: int | None = None
     interrupted: bool = False
+    #: aimed at a device: the predictor, latency allocation, precision choice, predicted vs measured
+    hardware: dict | None = None
 
     @property
     def feasible(self) -> bool:
@@ -209,17 +229,19 @@ class AutoObjective(BaseTrialObjective):
     falls behind; validation accuracy of the quantized file in ONNX Runtime."""
 
     def __init__(self, model: nn.Module, data: DataSplits, settings: AutoSettings, budget: tuple[Budget, ...],
-                 rule: str, listener: Listener | None = None) -> None:
+                 rule: str, listener: Listener | None = None, hardware: HardwareTarget | None = None) -> None:
         super().__init__(objectives=("accuracy",), budget=budget, early_stopping=rule, listener=listener)
-        self.model, self.data, self.auto = model, data, settings
+        self.model, self.data, self.auto, self.hardware = model, data, settings, hardware
         self.prunable = [lay.name for lay in list_prunable_layers(model, data.input_shape)]
         # precision genes for the layers quantization acts on (not GRU/LSTM: those stay fp32)
         self.layers = [n for n, m in executed_layers(model, data.input_shape) if isinstance(m, WEIGHTED)]
+        # aimed at a device, int8 is decided for the chosen policy by what runs faster there
+        self.precisions = list(settings.precisions) if hardware is None else ["fp32"]
 
     def policy(self, trial: optuna.Trial) -> CompressionPolicy:
         s = self.auto
         ratios = {n: trial.suggest_float(f"prune:{n}", 0.0, MAX_RATIO) for n in self.prunable}
-        precision = {n: trial.suggest_categorical(f"precision:{n}", list(s.precisions)) for n in self.layers}
+        precision = {n: trial.suggest_categorical(f"precision:{n}", self.precisions) for n in self.layers}
         importance = trial.suggest_categorical("importance", list(s.importances))
         return CompressionPolicy.of(
             prune={"ratio": 0.0, "importance": importance, "layer_ratios": {n: r for n, r in ratios.items() if r > 0}},
@@ -232,11 +254,15 @@ class AutoObjective(BaseTrialObjective):
     def _evaluate(self, trial: optuna.Trial) -> float:
         t0, s = time.perf_counter(), self.auto
         self.listener.trial_started(trial.number, s.finetune_epochs)
+        policy, predicted, batch = self.policy(trial), {}, 1
+        if self.hardware is not None:  # the latency budget met by construction, on predicted latency
+            policy, ms = self.hardware.fit(self.model, policy, self.data.input_shape)
+            predicted, batch = {"predicted_latency_ms": ms}, self.hardware.batch
         try:
             artifact, metrics, _ = compress_and_measure(
-                self.model, self.policy(trial), self.data, budget=self.budget, epochs=s.finetune_epochs,
+                self.model, policy, self.data, budget=self.budget, epochs=s.finetune_epochs,
                 seed=s.seed * 100_003 + trial_place(trial), device=s.device, latency_repeats=s.latency_repeats,
-                use_full_budget=True, train=s.train,
+                latency_batch=batch, use_full_budget=True, train=s.train,
                 stoppers=lambda _: [EpochReporter(self.listener, trial.number), *self.stoppers(trial, s.finetune_epochs)])
         except optuna.TrialPruned:
             curve = trial.user_attrs.get("curve", [])
@@ -244,6 +270,7 @@ class AutoObjective(BaseTrialObjective):
                                          round(time.perf_counter() - t0, 3))
             raise
         self.recording = True
+        metrics.update(predicted)
         metrics["seconds"] = round(time.perf_counter() - t0, 3)
         self.record_constraints(trial, metrics)
         trial.set_user_attr("metrics", metrics)
@@ -282,11 +309,14 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
 
+    profile = load_profile(s.device_profile, "--device-profile") if s.device_profile is not None else None
+    batch = profile.batch[0] if profile is not None else 1
     with report_phase(listener, "measure", label="measuring the input model in ONNX Runtime") as found:
         before = measure_artifact(apply_policy(model, CompressionPolicy(), data, epochs=0), data,
-                                  splits=("val", "test"), latency_batches=(1,), repeats=s.latency_repeats)
+                                  splits=("val", "test"), latency_batches=(batch,), repeats=s.latency_repeats)
         found.update(val_accuracy=before["val_accuracy"], macs=before["macs"], bytes=before["bytes"])
-    budgets = tuple(Budget.parse(b, "--budget").resolve(before) for b in s.budget)
+    texts = list(s.budget) + [b for b in (profile.limits if profile is not None else ()) if b not in s.budget]
+    budgets = tuple(Budget.parse(b, "--budget").resolve(before) for b in texts)
     listener.started({"kind": "auto", "data": data.summary(), "budget": [str(b) for b in budgets], "before": before,
                       "n_total": s.n_trials, "objectives": ["accuracy"]})
     sens = analyze_sensitivity(model, data, ratios=SENSITIVITY_RATIOS, listener=listener)
@@ -298,17 +328,32 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
         raise ConfigError("--budget", "a MAC budget structured pruning can reach (it can remove nothing from this "
                           f"model: {why})", [str(b) for b in budgets])
 
+    hardware = None
+    if s.hardware_aware or (s.hardware_aware is None and profile is not None):
+        hardware = prepare_target(model, data, profile=profile, budgets=budgets, before=before, sens=sens,
+                                  batch=batch, threads=profile.threads if profile is not None else 1)
+        if hardware.allocation is not None:
+            a = hardware.allocation
+            listener.note(f"latency allocation on the target (batch {batch}): predicted {a.base_ms:.4f} -> "
+                          f"{a.predicted_ms:.4f} ms (target {a.target_ms:.4f}), channels "
+                          + ", ".join(f"{k} {a.original[k]}->{v}" for k, v in a.widths.items())
+                          + f", rounding to multiples of {a.rounding}"
+                          + ("" if a.met else "; the target is predicted out of reach by pruning alone: candidates "
+                             "are pruned as far as allowed"))
+
     spec = StudySpec(name="auto", storage=storage or (f"sqlite:///{out / 'study.db'}" if out is not None else None),
                      objectives=("accuracy",), strategy=s.strategy, early_stopping=rule, seed=s.seed,
                      max_epochs=max(1, s.finetune_epochs), space=None, n_startup_trials=len(WARM_DROPS) + 2,
                      population_size=max(4, min(20, s.n_trials // 3)), field="--strategy")
     study = open_study(spec)
-    objective = AutoObjective(model, data, s, budgets, rule, listener)
+    objective = AutoObjective(model, data, s, budgets, rule, listener, hardware=hardware)
     if not study.trials:
         allocated = (allocate_by_sensitivity(model, sens, data.input_shape, int(min(limits)), max_ratio=MAX_RATIO)
                      if limits else None)
+        if hardware is not None and hardware.allocation is not None:
+            allocated = hardware.allocation.ratios
         with quiet_optuna():
-            for params in warm_starts(sens, objective.prunable, objective.layers, list(s.precisions),
+            for params in warm_starts(sens, objective.prunable, objective.layers, objective.precisions,
                                       list(s.importances), allocated):
                 study.enqueue_trial(params, skip_if_exists=True)
     with report_phase(listener, "search", label="searching per-layer policies", total=s.n_trials, unit="trials",
@@ -336,14 +381,25 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
                       + f" -> {policy.options('prune').get('importance')}, lr {policy.finetune_lr:g}")
     if policy.finetune_lr > 0:
         recipe = dataclasses.replace(recipe, lr=policy.finetune_lr)
+    hw_report = None
+    if hardware is not None:
+        policy, choice = choose_final_precision(hardware, model, policy, data, budgets)
+        hw_report = {**hardware.to_dict(), "precision": choice}
+        listener.note(f"precision on the target: {choice['reason']} (int8 format {choice['int8_format']})")
     torch.manual_seed(s.seed)
     artifact, after, decisions = compress_and_measure(
         model, policy, data, budget=(), epochs=s.final_epochs, seed=s.seed, device=s.device,
         eval_splits=("val", "test"), latency_repeats=s.latency_repeats, train=recipe, listener=listener,
-        phase="finetune", label="final fine-tune")
+        phase="finetune", label="final fine-tune", latency_batch=batch)
+    if hardware is not None:
+        with one_thread():
+            after["predicted_latency_ms"] = hardware.predictor.predict(artifact.model, data.input_shape,
+                                                                       batch=batch).ms
+        hw_report["measured_latency_ms"] = after.get("latency_ms")
+        hw_report["predicted_latency_ms"] = after["predicted_latency_ms"]
     decisions = attach_sensitivity(decisions, sens)
     result = AutoResult(policy, before, after, artifact, study, sens, decisions, budgets, out, recipe, rows,
-                        trial=best.number, interrupted=interrupted)
+                        trial=best.number, interrupted=interrupted, hardware=hw_report)
     if out is not None:
         with report_phase(listener, "export", label="writing the compressed model and reports", out=str(out)):
             write_artifact(out, artifact, decisions, {"trial": best.number, "budget": [str(b) for b in budgets]})
@@ -352,6 +408,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
             write_json(out / "report.json", {"before": before, "after": after, "budget": [str(b) for b in budgets],
                                              "feasible": result.feasible, "trial": best.number,
                                              "n_trials": n_done, "finetune": dataclasses.asdict(recipe),
-                                             "refine": rows, "policy": policy.to_dict()})
+                                             "refine": rows, "policy": policy.to_dict(),
+                                             **({"hardware": hw_report} if hw_report is not None else {})})
     listener.finished({"kind": "auto", "interrupted": interrupted})
     return result

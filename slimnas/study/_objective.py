@@ -91,12 +91,16 @@ def prepare_context(plan, splits: DataSplits, run: RunFolder, device: torch.devi
     note = (listener or Listener()).note
     return PrepareContext(space=plan.space, data=splits, folder=run.root / cfg.strategy.name,
                           objectives=tuple(plan.objectives), budget=tuple(plan.budget), seed=cfg.seed,
-                          device=str(device), options=dict(cfg.strategy.options), note=lambda text: note(text))
+                          device=str(device), options=dict(cfg.strategy.options), measure_settings=plan.measure_settings,
+                          note=lambda text: note(text))
 
 
-def model_metrics(names: Sequence[str]) -> list[str]:
-    """Parameters, MACs and every other metric of ``names`` known before training."""
-    return list(dict.fromkeys(["params", "macs", *(n for n in names if get_metric(n).when == "model")]))
+def model_metrics(names: Sequence[str], settings: dict | None = None) -> list[str]:
+    """Parameters, MACs and every other metric of ``names`` known before training (under the
+    run's ``settings``: a latency predicted from a device profile's table is)."""
+    settings = settings or {}
+    return list(dict.fromkeys(["params", "macs", *(n for n in names
+                                                   if get_metric(n).known_before_training(settings))]))
 
 
 class BaseTrialObjective:
@@ -231,7 +235,7 @@ class SearchObjective(BaseTrialObjective):
         torch.manual_seed(self.seed(trial))
         warm = self.strategy.warm_start(trial.study, trial, cand, self.prepared)
         model = build_model(cand.arch, shape, n_classes) if warm is None else warm.model
-        static = model_metrics(self.tracked)
+        static = model_metrics(self.tracked, self.settings)
         metrics = measure_metrics(static, MeasureContext(model=model, input_shape=shape, settings=self.settings))
         trial.set_user_attr("costs", dict(metrics))
         if warm is not None:

@@ -3,14 +3,25 @@ anything is written, loaded or trained."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from slimnas.compress import CompressionSpace
-from slimnas.config import RunConfig, load_config
+from slimnas.config import DeviceProfile, RunConfig, load_config
 from slimnas.errors import ConfigError
-from slimnas.measure import RUNTIMES, Budget, get_metric, parse_objectives
+from slimnas.measure import (
+    RUNTIMES,
+    Budget,
+    LatencyPredictor,
+    check_profile,
+    get_metric,
+    load_profile,
+    parse_objectives,
+    profile_precision,
+    profile_predictor,
+)
 from slimnas.spaces import SearchSpace
 from slimnas.strategies import StrategyContext, early_stopping_rule, get_strategy
 from slimnas.study._definition import definition_of
@@ -33,21 +44,39 @@ class SearchPlan:
     objectives: tuple[str, ...]
     budget: tuple[Budget, ...]
     early_stopping: str
+    #: the device the run targets (``device_profile``), and its table's latency predictor
+    profile: DeviceProfile | None = field(default=None, compare=False)
+    predictor: LatencyPredictor | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_config(cls, config: RunConfig) -> SearchPlan:
-        """Resolve names (metrics, strategy, early stopping, runtime, families, compressors)
-        and check the space; raises :class:`ConfigError` naming the first wrong field."""
+        """Resolve names (metrics, strategy, early stopping, runtime, families, compressors,
+        the device profile) and check the space; raises :class:`ConfigError` naming the first
+        wrong field."""
         objectives = parse_objectives(list(config.objectives))
         budget = tuple(Budget.parse(b, "budget") for b in config.budget)
         if any(b.relative for b in budget):
             raise ConfigError("budget", "absolute limits for a search (relative '%' budgets need an input model)",
                               [str(b) for b in budget])
+        profile = predictor = None
+        if config.device_profile is not None:
+            profile = load_profile(config.device_profile, "device_profile")
+            if profile.source not in ("built-in", ""):
+                config = dataclasses.replace(config, device_profile=profile.source)  # found from any folder
+            shown = {str(b) for b in budget}
+            budget += tuple(b for b in check_profile(profile) if str(b) not in shown)
+            predictor = profile_predictor(profile)
+            if predictor is not None and not predictor.supports(profile.batch[0], profile_precision(profile)):
+                predictor = None
         cost = get_metric(config.fitness.cost, "fitness.cost")
         if cost.direction != "minimize" or cost.name == "fitness":
             raise ConfigError("fitness.cost", "a cost metric such as macs, params, bytes or latency_ms", cost.name)
         if config.measure.runtime not in RUNTIMES:
             raise ConfigError("measure.runtime", f"one of {RUNTIMES.names()}", config.measure.runtime)
+        timed = {"latency_ms"} & {*objectives, *(b.metric for b in budget), cost.name}
+        if timed and predictor is None:  # latency is measured here: the runtime must run on this machine
+            RUNTIMES.get(profile.runtime if profile else config.measure.runtime)().check(
+                "device_profile.runtime" if profile else "measure.runtime")
         strategy = get_strategy(config.strategy.name)
         rule = early_stopping_rule(config.strategy.early_stopping, config.strategy.name)
         space = SearchSpace.from_config(config.space, config.training, compression=CompressionSpace.from_config)
@@ -55,7 +84,8 @@ class SearchPlan:
                                        options=dict(config.strategy.options), objectives=objectives))
         if strategy.needs_grid:
             space.grid()  # a space grid search cannot enumerate is refused now, not after set-up
-        return cls(config=config, space=space, objectives=objectives, budget=budget, early_stopping=rule)
+        return cls(config=config, space=space, objectives=objectives, budget=budget, early_stopping=rule,
+                   profile=profile, predictor=predictor)
 
     @classmethod
     def load(cls, config: str | Path | RunConfig | None = None, /, **overrides: Any) -> SearchPlan:
@@ -84,11 +114,25 @@ class SearchPlan:
         return self.config.epochs or self.space.max_epochs
 
     @property
+    def tracked(self) -> list[str]:
+        """Every metric the objectives and budgets read."""
+        names = [*self.objectives, *(b.metric for b in self.budget)]
+        if "fitness" in self.objectives:
+            names.append(get_metric(self.config.fitness.cost).name)
+        return list(dict.fromkeys(names))
+
+    @property
     def measure_settings(self) -> dict[str, Any]:
         """What metrics read from the run's settings (see :class:`slimnas.measure.MeasureContext`)."""
         m, f = self.config.measure, self.config.fitness
-        return {"runtime": m.runtime, "latency_batch": m.latency_batch, "latency_repeats": m.latency_repeats,
-                "threads": m.threads, "fitness_cost": f.cost, "fitness_weight": f.weight}
+        settings = {"runtime": m.runtime, "latency_batch": m.latency_batch, "latency_repeats": m.latency_repeats,
+                    "threads": m.threads, "fitness_cost": f.cost, "fitness_weight": f.weight}
+        p = self.profile
+        if p is not None:  # the device's runtime, threads, batch and precision; its table predicts latency
+            settings.update(runtime=p.runtime, threads=p.threads, latency_batch=p.batch[0],
+                            precision=profile_precision(p), activation_bytes=p.activation_bytes,
+                            latency_predictor=self.predictor)
+        return settings
 
     @property
     def definition(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from slimnas.config import RunConfig, read_yaml
 from slimnas.data import DataSplits, load_dataset
 from slimnas.errors import ConfigError
 from slimnas.export import onnx_accuracy, write_run_info
+from slimnas.measure import OnnxRuntimeLatency, runtime_for
 from slimnas.strategies import BaseStrategy, get_strategy
 from slimnas.study._artifacts import RunFolder, write_json
 from slimnas.study._definition import check_definition, definition_of
@@ -31,6 +32,7 @@ from slimnas.study._driver import (
 )
 from slimnas.study._events import Listener, ListenerGroup
 from slimnas.study._joint import final_finetune, rerank_front
+from slimnas.study._load import open_model
 from slimnas.study._objective import SearchObjective, prepare_context
 from slimnas.study._pareto import pareto_front
 from slimnas.study._plan import SearchPlan
@@ -323,6 +325,7 @@ def finish(plan: SearchPlan, study: optuna.Study, run: RunFolder, splits: DataSp
     if front_trials:
         reranked = rerank_front(plan, run, trials, splits, note=(listener or Listener()).note)
         front_trials = reranked or front_trials
+    remeasure = plan.predictor is not None and "latency_ms" in plan.tracked
 
     def member(t) -> FrontMember:
         metrics = dict(t.user_attrs["metrics"])
@@ -331,6 +334,9 @@ def finish(plan: SearchPlan, study: optuna.Study, run: RunFolder, splits: DataSp
             stored = final_finetune(plan, run, t, splits)
         if "test_accuracy" not in stored:  # the test set is touched once, on the deployable file
             stored["test_accuracy"] = onnx_accuracy(run.onnx_path(t.number), splits.x_test, splits.y_test)
+            run.write_metrics(t.number, stored)
+        if remeasure and "measured_latency_ms" not in stored:  # predicted during the search: timed now
+            stored.update(remeasure_latency(plan, run.onnx_path(t.number), splits.input_shape))
             run.write_metrics(t.number, stored)
         metrics.update({k: v for k, v in stored.items() if k != "state"})
         return FrontMember(t.number, t.user_attrs["candidate"], metrics, run.trial_dir(t.number))
@@ -353,6 +359,23 @@ def finish(plan: SearchPlan, study: optuna.Study, run: RunFolder, splits: DataSp
     write_json(run.pareto_path, doc)
     return SearchResult(plan=plan, study=study, front=front, closest=closest, run_dir=run.root,
                         interrupted=interrupted, failed_workers=list(failed_workers or []), failed=failed)
+
+
+def remeasure_latency(plan: SearchPlan, onnx_path: Path, input_shape: tuple[int, ...]) -> dict:
+    """A front member's latency measured on this machine with the device profile's runtime,
+    threads, batch and precision, beside the predicted one the search used: the figures the
+    report compares (``measured_latency_ms``, ``predicted_latency_ms`` and how each was got)."""
+    settings = plan.measure_settings
+    runtime = runtime_for({**settings, "latency_repeats": max(100, settings.get("latency_repeats", 50))},
+                          field="device_profile.runtime")
+    stats = runtime.measure_stats(onnx_path if isinstance(runtime, OnnxRuntimeLatency) else load_model_of(onnx_path),
+                                  input_shape)
+    return {"measured_latency_ms": stats.median_ms, "measured_latency_ms_info": stats.to_dict()}
+
+
+def load_model_of(onnx_path: Path):
+    """The eager model of a trial folder (for eager runtimes re-measuring the front)."""
+    return open_model(onnx_path.parent).model
 
 
 def failed_trials(study: optuna.Study) -> list[tuple[int, str]]:

@@ -1,0 +1,217 @@
+"""Hardware-aware pruning against plain MAC-uniform pruning, on ONNX Runtime CPU (1 thread).
+
+Two models, trained here: the MNIST-1D paper CNN (Greydanus 2020) and a 2-D CNN on the digits
+images with at least 10x its MACs. For each batch size (64 and 1) and latency share (50% and 30%
+of the original's predicted latency):
+
+- hardware-aware: a latency table measured here on demand (each operator the first time it is
+  needed; the per-model terms calibrated on the model and uniformly pruned copies of it), then
+  :func:`slimnas.compress.allocate_by_latency` chooses per-layer channel counts meeting the target
+  (channel rounding kept only where it helps);
+- uniform: every prunable layer gets the same ratio, scaled to the *same MACs* as the
+  hardware-aware model (what a torch-pruning user writes by hand).
+
+Both get the same fine-tune. Latency of the original and of both pruned files is measured in
+interleaved rounds (the machine's load hits all alike). Then the hardware-aware model's
+precision is chosen per layer (:func:`slimnas.compress.choose_precision`: int8 only where the
+runtime makes it faster; QDQ and QOperator compared) and, where int8 was chosen, its file is
+timed against fp32.
+
+Targets: measured latency drop >= 0.9x the MAC drop at batch 64 and >= 0.6x at batch 1 (the
+hardware-aware models); int8 never slower than fp32 when chosen; accuracy of the hardware-aware
+model the same or better (within 0.5 points) than uniform at the same MACs, with no more latency.
+
+Writes ``benchmarks/results/hardware_aware.{json,md}``.
+
+Usage: ``python benchmarks/hardware_aware.py [--quick] [--train-epochs 60] [--finetune-epochs 10]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from _common import package_state  # benchmarks/ is on sys.path when run as a script
+
+from slimnas.compress import (
+    CompressionPolicy,
+    allocate_by_latency,
+    apply_policy,
+    choose_precision,
+    latency_policy,
+    list_prunable_layers,
+    measure_artifact,
+    pruned_model,
+    scale_to_macs,
+)
+from slimnas.data import load_dataset
+from slimnas.measure import OnnxRuntimeLatency, count_macs, one_thread, onthefly_predictor
+from slimnas.models import CNNSpec, ConvLayer, build_model, mnist1d_paper_cnn
+from slimnas.spaces import TrainSpec
+from slimnas.training import fit
+
+RESULTS = Path(__file__).parent / "results"
+CALIBRATION_RATIOS = (0.25, 0.5, 0.7)
+TARGET_RATIO = {64: 0.9, 1: 0.6}
+ACC_TOLERANCE = 0.005
+
+
+def conv2d_model(shape, n_classes) -> torch.nn.Module:
+    spec = CNNSpec(layers=(ConvLayer(64, 3, 1), ConvLayer(96, 3, 1, pool="max"), ConvLayer(128, 3, 1)),
+                   batch_norm=True, head="gap")
+    return build_model(spec, shape, n_classes)
+
+
+MODELS = {
+    "paper_cnn": {"title": "MNIST-1D paper CNN", "dataset": "mnist1d",
+                  "build": lambda shape, n: mnist1d_paper_cnn(), "train": TrainSpec(lr=2e-2, batch_size=64)},
+    "cnn2d": {"title": "2-D CNN on digits (64-96-128 channels, BatchNorm, GAP)", "dataset": "digits",
+              "build": conv2d_model, "train": TrainSpec(lr=1e-2, batch_size=64)},
+}
+
+
+def interleaved_latency(files: dict[str, bytes], shape, batch: int, *, rounds: int, repeats: int) -> dict[str, float]:
+    """Median over ``rounds`` interleaved rounds of each file's median latency (ms per batch)."""
+    times: dict[str, list[float]] = {k: [] for k in files}
+    for _ in range(rounds):
+        for k, data in files.items():
+            rt = OnnxRuntimeLatency(batch_size=batch, repeats=repeats, warmup=max(10, repeats // 5))
+            times[k].append(rt.measure_stats(data, shape).median_ms)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def run_model(key: str, args) -> dict:
+    m = MODELS[key]
+    data = load_dataset(m["dataset"])
+    shape, n = data.input_shape, data.n_classes
+    torch.manual_seed(0)
+    model = m["build"](shape, n)
+    fit(model, data.x_train, data.y_train, dataclasses.replace(m["train"], epochs=args.train_epochs),
+        x_val=data.x_val, y_val=data.y_val, seed=0, device="cpu")
+    model = model.cpu().eval()
+    macs0 = count_macs(model, shape)
+    names = [lay.name for lay in list_prunable_layers(model, shape)]
+    original = apply_policy(model, CompressionPolicy(), data, epochs=0)
+    acc0 = measure_artifact(original, data, splits=("test",), latency_batches=(), repeats=1)["test_accuracy"]
+    out = {"model": key, "title": m["title"], "dataset": m["dataset"], "input_shape": list(shape), "macs": macs0,
+           "test_accuracy": acc0, "runs": []}
+    for batch in args.batches:
+        with one_thread():
+            copies = [model] + [pruned_model(model, dict.fromkeys(names, r), shape) for r in CALIBRATION_RATIOS]
+            predictor = onthefly_predictor([(c, shape) for c in copies], batches=(batch,), repeats=args.op_repeats)
+            base = predictor.predict(model, shape, batch=batch).ms
+        for share in args.shares:
+            t0 = time.perf_counter()
+            with one_thread():
+                alloc = allocate_by_latency(model, shape, predictor, share * base, batch=batch)
+            hw_policy = latency_policy(alloc)
+            macs_hw = count_macs(pruned_model(model, alloc.ratios, shape), shape)
+            uni_ratios, _ = scale_to_macs(model, dict.fromkeys(names, 0.5), shape, macs_hw)
+            uni_policy = CompressionPolicy.of(prune={"ratio": 0.0, "importance": "l1", "layer_ratios": uni_ratios})
+            arts, accs = {}, {}
+            for name, policy in (("hardware_aware", hw_policy), ("uniform", uni_policy)):
+                torch.manual_seed(0)
+                arts[name] = apply_policy(model, policy, data, epochs=args.finetune_epochs, seed=0)
+                accs[name] = measure_artifact(arts[name], data, splits=("test",), latency_batches=(),
+                                              repeats=1)["test_accuracy"]
+            with one_thread():
+                lat = interleaved_latency({"original": original.onnx, **{k: a.onnx for k, a in arts.items()}}, shape,
+                                          batch, rounds=args.rounds, repeats=args.repeats)
+            macs = {k: count_macs(a.model, shape) for k, a in arts.items()}
+            row = {"batch": batch, "latency_share": share, "rounding": alloc.rounding,
+                   "widths": alloc.widths, "original_widths": alloc.original, "uniform_ratios": uni_ratios,
+                   "predicted_ms": {"original": base, "hardware_aware": alloc.predicted_ms},
+                   "latency_ms": lat, "macs": {"original": macs0, **macs}, "test_accuracy": {"original": acc0, **accs}}
+            for k in arts:
+                mac_drop = 1 - macs[k] / macs0
+                lat_drop = 1 - lat[k] / lat["original"]
+                row[f"{k}_latency_drop"] = lat_drop
+                row[f"{k}_mac_drop"] = mac_drop
+                row[f"{k}_drop_ratio"] = lat_drop / mac_drop if mac_drop > 0 else float("nan")
+            with one_thread():
+                choice = choose_precision(arts["hardware_aware"].model, shape, predictor=predictor, batch=batch,
+                                          calibration=data.x_train, repeats=args.repeats)
+            row["precision"] = {"any_int8": choice.any_int8, "int8_format": choice.int8_format,
+                                "reason": choice.reason, "measured": choice.measured}
+            if choice.any_int8:
+                row["precision"]["int8_not_slower"] = bool(choice.measured["chosen_ms"]
+                                                           <= choice.measured["fp32_file_ms"])
+            row["seconds"] = round(time.perf_counter() - t0, 1)
+            out["runs"].append(row)
+            print(f"{key} b{batch} {share:.0%}: latency drop/MAC drop hw {row['hardware_aware_drop_ratio']:.2f} "
+                  f"uniform {row['uniform_drop_ratio']:.2f}; acc hw {accs['hardware_aware']:.3f} "
+                  f"uniform {accs['uniform']:.3f}; precision: {choice.reason}", flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run: 1 training epoch, few repeats")
+    ap.add_argument("--train-epochs", type=int, default=60)
+    ap.add_argument("--finetune-epochs", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=200, help="timed batches per latency figure")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved latency rounds")
+    ap.add_argument("--op-repeats", type=int, default=50, help="timed repeats per operator of the table")
+    ap.add_argument("--batches", type=int, nargs="+", default=[64, 1])
+    ap.add_argument("--shares", type=float, nargs="+", default=[0.5, 0.3], help="latency shares of the original")
+    ap.add_argument("--models", default=",".join(MODELS))
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.train_epochs, args.finetune_epochs, args.repeats, args.rounds, args.op_repeats = 1, 1, 10, 1, 5
+        args.shares = [0.5]
+    out_name = "hardware_aware_quick" if args.quick else "hardware_aware"
+    t0 = time.perf_counter()
+    models = [run_model(k, args) for k in args.models.split(",")]
+    targets = {}
+    if len(models) == 2:
+        ratio = models[1]["macs"] / models[0]["macs"]
+        targets["cnn2d_macs_x_paper_cnn"] = {"value": round(ratio, 1), "target": ">= 10", "met": ratio >= 10}
+    for m in models:
+        for r in m["runs"]:
+            tag = f"{m['model']}_b{r['batch']}_{int(round(100 * r['latency_share']))}pct"
+            want = TARGET_RATIO.get(r["batch"], 0.6)
+            v = r["hardware_aware_drop_ratio"]
+            targets[f"{tag}_drop_ratio"] = {"value": round(v, 3), "uniform": round(r["uniform_drop_ratio"], 3),
+                                            "target": f">= {want}", "met": bool(v >= want)}
+            if r["precision"]["any_int8"]:
+                targets[f"{tag}_int8_not_slower"] = {"value": r["precision"]["int8_not_slower"], "target": "true",
+                                                     "met": r["precision"]["int8_not_slower"]}
+            acc, lat = r["test_accuracy"], r["latency_ms"]
+            ok = acc["hardware_aware"] >= acc["uniform"] - ACC_TOLERANCE and lat["hardware_aware"] <= lat["uniform"] * 1.02
+            targets[f"{tag}_accuracy_vs_uniform"] = {
+                "value": round(acc["hardware_aware"] - acc["uniform"], 4),
+                "target": f">= -{ACC_TOLERANCE} at no more latency", "met": bool(ok)}
+    result = {"benchmark": "hardware_aware", "quick": args.quick, "args": vars(args),
+              "seconds": round(time.perf_counter() - t0, 1), "package": package_state(), "models": models,
+              "targets": targets}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{out_name}.json").write_text(json.dumps(result, indent=2))
+    md = ["# Hardware-aware pruning against MAC-uniform pruning (ONNX Runtime CPU, 1 thread)", "",
+          f"`python benchmarks/hardware_aware.py{' --quick' if args.quick else ''}` — {result['seconds']:.0f} s", "",
+          "| model | batch | latency target | rounding | MAC drop hw / uniform | latency drop hw / uniform | "
+          "drop ratio hw / uniform | test acc hw / uniform / original | int8 chosen |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for m in models:
+        for r in m["runs"]:
+            a = r["test_accuracy"]
+            md.append(f"| {m['model']} | {r['batch']} | {r['latency_share']:.0%} | {r['rounding']} | "
+                      f"{r['hardware_aware_mac_drop']:.2f} / {r['uniform_mac_drop']:.2f} | "
+                      f"{r['hardware_aware_latency_drop']:.2f} / {r['uniform_latency_drop']:.2f} | "
+                      f"{r['hardware_aware_drop_ratio']:.2f} / {r['uniform_drop_ratio']:.2f} | "
+                      f"{a['hardware_aware']:.3f} / {a['uniform']:.3f} / {a['original']:.3f} | "
+                      f"{'yes (' + r['precision']['int8_format'] + ')' if r['precision']['any_int8'] else 'no'} |")
+    md += ["", "| target | value | wanted | met |", "|---|---|---|---|"]
+    md += [f"| {k} | {v['value']} | {v['target']} | {v['met']} |" for k, v in targets.items()]
+    (RESULTS / f"{out_name}.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

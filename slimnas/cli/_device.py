@@ -1,0 +1,130 @@
+"""``slimnas device``: build a device profile on the target (``profile``), check and summarize one
+(``show``), list the built-in ones (``list``)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from slimnas.cli._options import as_options
+from slimnas.config import BUILTIN_PROFILES, list_builtin_profiles, write_profile
+from slimnas.errors import ConfigError
+from slimnas.measure import RUNTIMES, Budget, build_profile, load_profile
+from slimnas.report import make_console
+from slimnas.study import SearchPlan, load_splits
+
+device_app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                         help="Device profiles: build one on the target, show one, list the built-in ones.")
+
+
+def _precisions(text: str) -> tuple[str, ...]:
+    out = tuple(p.strip() for p in text.split(",") if p.strip())
+    if not out:
+        raise ConfigError("--precision", "comma-separated precisions such as fp32,int8", text)
+    return out
+
+
+@device_app.command("profile")
+def profile_command(
+    out: Annotated[Path, typer.Option(help="YAML file to write the profile to.")],
+    runtime: Annotated[str, typer.Option(help="Latency runtime the device runs.")] = "onnxruntime",
+    threads: Annotated[int, typer.Option(min=1, help="Intra-op threads.")] = 1,
+    batch: Annotated[list[int] | None, typer.Option(min=1, help="Batch size the table holds, repeatable; the first is the one runs target [default: 1].")] = None,
+    precision: Annotated[str, typer.Option(help="Comma-separated precisions to time (fp32, int8).")] = "fp32",
+    config: Annotated[Path | None, typer.Option(help="A search config: its space and data set what the table covers [default: the built-in space].")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Data whose input shape the table covers (overrides the config's).")] = None,
+    name: Annotated[str | None, typer.Option(help="The device's name [default: the file's stem].")] = None,
+    limit: Annotated[list[str] | None, typer.Option(metavar="BUDGET", help="A limit every run targeting the device adds, repeatable: 'ram_bytes<=64KB', 'int8_bytes<=256KB'.")] = None,
+    repeats: Annotated[int, typer.Option(min=5, help="Timed repeats per operator.")] = 50,
+    n_calibration: Annotated[int, typer.Option("--n-calibration", min=3, help="Whole models that calibrate the predictor.")] = 24,
+    n_check: Annotated[int, typer.Option("--n-check", min=0, help="Held-out models that measure the predictor's accuracy.")] = 24,
+    seed: Annotated[int, typer.Option(help="Seed of the architectures drawn.")] = 0,
+) -> None:
+    """Measure a device profile on this machine (run it ON the target): the latency of every
+    operator configuration the search space can produce, and a predictor calibrated on whole models."""
+    console = make_console()
+    if runtime not in RUNTIMES:
+        raise ConfigError("--runtime", f"one of {RUNTIMES.names()}", runtime)
+    precisions = _precisions(precision)
+    batches = tuple(batch or (1,))
+    with as_options("dataset"):
+        plan = SearchPlan.load(config, dataset=dataset)
+    for b in limit or ():
+        Budget.parse(b, "--limit")
+    splits = load_splits(plan)
+    t0 = time.perf_counter()
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    labels = {"ops": "enumerating operators", "timing": "timing operators", "models": "calibrating on models"}
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(labels.get(stage, stage), total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        profile = build_profile(name=name or out.stem, space=plan.space, input_shape=splits.input_shape,
+                                n_classes=splits.n_classes, runtime=runtime, threads=threads, batches=batches,
+                                precisions=precisions, limits=tuple(limit or ()), n_calibration=n_calibration,
+                                n_check=n_check, repeats=repeats, seed=seed, progress=progress,
+                                space_info={"dataset": plan.config.data.dataset})
+    write_profile(profile, out)
+    console.print(f"profiled {profile.space['n_ops']} operator configurations ({profile.space['n_architectures']} "
+                  f"architectures drawn) x {len(batches) * len(precisions)} columns and {n_calibration + n_check} "
+                  f"whole models in {time.perf_counter() - t0:.0f} s")
+    _print_accuracy(console, profile)
+    console.print(f"wrote {out}")
+
+
+def _print_accuracy(console, profile) -> None:
+    from rich.table import Table
+
+    if not profile.accuracy:
+        console.print("predictor accuracy: not measured (no held-out models)")
+        return
+    table = Table(title=f"predictor accuracy on held-out models ({profile.name})")
+    for col in ("batch/precision", "models", "Spearman", "within ±10%", "within ±15%", "mean abs error"):
+        table.add_column(col, justify="right")
+    for key, a in profile.accuracy.items():
+        table.add_row(key, str(a.get("n_models", "-")), f"{a['spearman']:.3f}", f"{a['within_10pct']:.0%}",
+                      f"{a['within_15pct']:.0%}", f"{a['mape']:.1%}")
+    console.print(table)
+
+
+@device_app.command("show")
+def show_command(
+    profile: Annotated[str, typer.Argument(help="A profile: a YAML path or a built-in name.")],
+) -> None:
+    """Check a device profile and summarize it (one line and exit 2 when it is not valid)."""
+    p = load_profile(profile, "profile")
+    console = make_console()
+    console.print(f"[bold]{p.name}[/] ({p.source or 'built-in'})", highlight=False)
+    if p.description:
+        console.print(p.description, highlight=False)
+    console.print(f"runtime {p.runtime}, {p.threads} thread(s), batch {', '.join(map(str, p.batch))}, "
+                  f"precisions {', '.join(p.precisions)}; limits: {', '.join(p.limits) or 'none'}", highlight=False)
+    if p.machine:
+        console.print(f"measured on {p.machine.get('host', '?')}: {p.machine.get('cpu', '?')}, "
+                      f"{p.machine.get('cores', '?')} cores, onnxruntime {p.machine.get('onnxruntime', '?')}",
+                      highlight=False)
+    if p.has_table:
+        console.print(f"latency table: {len(p.table)} operator configurations, columns "
+                      f"{', '.join(sorted({k for e in p.table for k in e['ms']}))}", highlight=False)
+        _print_accuracy(console, p)
+    else:
+        console.print("no latency table: runs measure latency on the machine they run on "
+                      "(build one on the device with `slimnas device profile`)")
+
+
+@device_app.command("list")
+def list_command() -> None:
+    """The built-in example profiles."""
+    console = make_console()
+    for name in list_builtin_profiles():
+        raw = BUILTIN_PROFILES[name]
+        console.print(f"[bold]{name}[/]: {raw['description']}", highlight=False)

@@ -1,0 +1,279 @@
+"""Hardware-aware pruning: per-layer channel counts chosen by latency on the target, not by MACs.
+
+MACs are a poor stand-in for latency: a runtime runs some channel counts much faster than their
+neighbours (multiples of its vector width), per-operator overheads do not shrink with channels,
+and layers differ in how much of the latency they hold. HALP (Shen et al. 2022, "Structural
+Pruning via Latency-Saliency Knapsack") prunes to a latency budget with a lookup table of the
+target's latency instead. Here, greedily: each step removes the group of channels (down to the
+next allowed count) that saves the most predicted latency per unit of importance lost, until the
+predicted latency meets the target; then channels are given back where the budget still allows.
+
+Allowed counts are multiples of a rounding (1, 2, 4, 8, 16): the rounding is chosen per model
+by trying each on the target's table and keeping it only where it reaches the target with less
+importance removed (where rounding measurably helps on this runtime).
+
+Latency comes from a :class:`slimnas.measure.LatencyPredictor`: a device profile's table, or a
+table measured on this machine on demand (:func:`slimnas.measure.onthefly_predictor`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from torch import nn
+
+from slimnas.compress._allocate import channel_ratio, list_prunable_layers, pruned_model
+from slimnas.compress._policy import CompressionPolicy
+from slimnas.measure import LatencyPredictor, model_ops
+
+ROUNDINGS = (1, 2, 4, 8, 16)
+#: a rounding > 1 is kept only when it removes this much less importance than no rounding
+ROUNDING_MARGIN = 0.02
+
+
+@dataclass
+class LatencyAllocation:
+    """Per-layer channel counts that meet a latency target, and how they were found.
+
+    Attributes:
+        ratios: layer -> pruning ratio removing exactly the channels ``widths`` drops.
+        widths: layer -> channels kept; ``original``: layer -> channels before.
+        predicted_ms: predicted latency of the pruned model; ``base_ms``: of the original.
+        target_ms: the latency budget; ``met``: whether ``predicted_ms <= target_ms``.
+        rounding: channel counts are multiples of it (except layers left whole).
+        cost: importance removed (per layer, the share of its channel importance; summed).
+        tried: per rounding tried, its predicted latency, cost and whether it met the target.
+    """
+
+    ratios: dict[str, float]
+    widths: dict[str, int]
+    original: dict[str, int]
+    predicted_ms: float
+    base_ms: float
+    target_ms: float
+    rounding: int = 1
+    cost: float = 0.0
+    tried: list[dict] = field(default_factory=list)
+
+    @property
+    def met(self) -> bool:
+        return self.predicted_ms <= self.target_ms
+
+    def to_dict(self) -> dict:
+        return {"widths": self.widths, "original": self.original, "ratios": {k: round(v, 6) for k, v in self.ratios.items()},
+                "predicted_ms": round(self.predicted_ms, 6), "base_ms": round(self.base_ms, 6),
+                "target_ms": round(self.target_ms, 6), "met": self.met, "rounding": self.rounding,
+                "cost": round(self.cost, 5), "tried": self.tried}
+
+
+def channel_importance(model: nn.Module, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Each prunable layer's output channels' L1 weight norms, as shares of the layer's total
+    (sorted ascending: the order structured L1 pruning removes them)."""
+    modules = dict(model.named_modules())
+    out = {}
+    for n in names:
+        m = modules[n]
+        if isinstance(m, nn.RNNBase):
+            w = m.weight_ih_l0.detach().abs().reshape(-1, m.hidden_size, m.weight_ih_l0.shape[1]).sum(dim=(0, 2))
+        else:
+            w = m.weight.detach().abs().reshape(m.weight.shape[0], -1).sum(dim=1)
+        v = w.double().numpy()
+        out[n] = np.sort(v / max(v.sum(), 1e-12))
+    return out
+
+
+def widths_to_ratios(widths: Mapping[str, int], original: Mapping[str, int]) -> dict[str, float]:
+    """Per-layer ratios that keep exactly ``widths`` channels."""
+    return {n: channel_ratio(original[n] - k, original[n]) for n, k in widths.items() if k < original[n]}
+
+
+def allowed_counts(width: int, rounding: int, min_keep: int) -> list[int]:
+    """Channel counts a layer may keep, descending: the full width, then multiples of
+    ``rounding`` down to ``min_keep``."""
+    counts = {width}
+    counts.update(c for c in range(rounding, width, rounding) if c >= min_keep)
+    if rounding == 1:
+        counts.update(range(min_keep, width))
+    return sorted(counts, reverse=True)
+
+
+class _Evaluator:
+    """Predicted latency of ``model`` pruned to given widths, cached."""
+
+    def __init__(self, model, input_shape, predictor: LatencyPredictor, batch: int, precision: str) -> None:
+        self.model, self.shape, self.predictor = model, input_shape, predictor
+        self.batch, self.precision = batch, precision
+        self.original = {lay.name: lay.out_channels for lay in list_prunable_layers(model, input_shape)}
+        self.cache: dict[tuple, float] = {}
+
+    def __call__(self, widths: Mapping[str, int]) -> float:
+        key = tuple(sorted(widths.items()))
+        if key not in self.cache:
+            ratios = widths_to_ratios(widths, self.original)
+            pruned = pruned_model(self.model, ratios, self.shape) if ratios else self.model
+            ops = model_ops(pruned, self.shape)
+            self.cache[key] = self.predictor.predict_ops(ops, batch=self.batch, precision=self.precision).ms
+        return self.cache[key]
+
+
+def _allocate(ev: _Evaluator, importance: dict[str, np.ndarray], target_ms: float, rounding: int,
+              max_ratio: float, cost_fn: Callable[[str, int, int], float] | None) -> tuple[dict[str, int], float, float]:
+    original = ev.original
+    counts = {n: allowed_counts(w, rounding, max(1, int(np.ceil(w * (1 - max_ratio))))) for n, w in original.items()}
+    widths = dict(original)
+
+    def cost(name: str, kept: int) -> float:
+        if cost_fn is not None:
+            return cost_fn(name, original[name], kept)
+        return float(importance[name][: original[name] - kept].sum())
+
+    def next_down(name: str) -> int | None:
+        lower = [c for c in counts[name] if c < widths[name]]
+        return lower[0] if lower else None
+
+    latency = ev(widths)
+    while latency > target_ms:
+        best = None
+        for name in original:
+            k = next_down(name)
+            if k is None:
+                continue
+            trial = {**widths, name: k}
+            saved = latency - ev(trial)
+            if saved <= 0:
+                continue  # slower or no faster on this runtime (a worse channel count, or a coupled layer)
+            lost = cost(name, k) - cost(name, widths[name]) + 1e-9
+            score = saved / lost
+            if best is None or score > best[0]:
+                best = (score, name, k)
+        if best is None:
+            # no single step saves latency: take the cheapest two-step move (past an unfriendly count)
+            for name in original:
+                lower = [c for c in counts[name] if c < widths[name]][:2]
+                if len(lower) < 2:
+                    continue
+                trial = {**widths, name: lower[1]}
+                saved = latency - ev(trial)
+                if saved > 0:
+                    lost = cost(name, lower[1]) - cost(name, widths[name]) + 1e-9
+                    if best is None or saved / lost > best[0]:
+                        best = (saved / lost, name, lower[1])
+            if best is None:
+                break
+        _, name, k = best
+        widths[name] = k
+        latency = ev(widths)
+    # give channels back where the budget still allows: the most importance regained per ms first
+    while latency <= target_ms:
+        best = None
+        for name in original:
+            higher = [c for c in counts[name] if c > widths[name]]
+            if not higher:
+                continue
+            k = higher[-1]
+            trial = {**widths, name: k}
+            lat = ev(trial)
+            if lat > target_ms:
+                continue
+            gained = cost(name, widths[name]) - cost(name, k)
+            score = gained / max(lat - latency, 1e-9)
+            if best is None or score > best[0]:
+                best = (score, name, k, lat)
+        if best is None:
+            break
+        _, name, k, latency = best
+        widths[name] = k
+    total = sum(cost(n, widths[n]) for n in original)
+    return widths, latency, total
+
+
+def allocate_by_latency(model: nn.Module, input_shape: tuple[int, ...], predictor: LatencyPredictor, target_ms: float,
+                        *, batch: int = 1, precision: str = "fp32", roundings: Sequence[int] = ROUNDINGS,
+                        max_ratio: float = 0.9, cost_fn: Callable[[str, int, int], float] | None = None
+                        ) -> LatencyAllocation:
+    """Channel counts per prunable layer that meet ``target_ms`` (predicted, at ``batch`` and
+    ``precision``) losing the least importance, with the rounding that helps most.
+
+    Args:
+        predictor: the target's latency predictor (a profile's, or measured here on demand).
+        roundings: the channel multiples to try; one of them (1: none) is kept.
+        cost_fn: ``(layer, width, kept) -> cost`` of keeping ``kept`` of ``width`` channels
+            (default: the share of the layer's L1 importance removed; ``compress --auto`` passes
+            the sensitivity analysis's accuracy drop).
+
+    Example:
+        >>> from slimnas.measure import onthefly_predictor  # doctest: +SKIP
+        >>> net = mnist1d_paper_cnn()  # doctest: +SKIP
+        >>> pred = onthefly_predictor([(net, (1, 40))], batches=(64,))  # doctest: +SKIP
+        >>> alloc = allocate_by_latency(net, (1, 40), pred, 0.5 * pred.predict(net, (1, 40), batch=64).ms, batch=64)  # doctest: +SKIP
+    """
+    model = model.eval()
+    ev = _Evaluator(model, input_shape, predictor, batch, precision)
+    importance = channel_importance(model, list(ev.original))
+    base = ev(dict(ev.original))
+    widest = max(ev.original.values())
+    results = []
+    for r in roundings:
+        if r > 1 and r > widest // 2:
+            continue
+        widths, lat, cost = _allocate(ev, importance, target_ms, r, max_ratio, cost_fn)
+        results.append({"rounding": r, "widths": widths, "predicted_ms": lat, "cost": cost, "met": lat <= target_ms})
+    met = [x for x in results if x["met"]] or sorted(results, key=lambda x: x["predicted_ms"])[:1]
+    plain = next((x for x in met if x["rounding"] == 1), None)
+    chosen = min(met, key=lambda x: (x["cost"], x["rounding"]))
+    if plain is not None and chosen is not plain and chosen["cost"] > plain["cost"] * (1 - ROUNDING_MARGIN):
+        chosen = plain  # rounding does not measurably help here
+    tried = [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in x.items() if k != "widths"} for x in results]
+    return LatencyAllocation(ratios=widths_to_ratios(chosen["widths"], ev.original), widths=chosen["widths"],
+                             original=dict(ev.original), predicted_ms=chosen["predicted_ms"], base_ms=base,
+                             target_ms=target_ms, rounding=chosen["rounding"], cost=chosen["cost"], tried=tried)
+
+
+def fit_to_latency(parent: nn.Module, policy: CompressionPolicy, input_shape: tuple[int, ...],
+                   predictor: LatencyPredictor, target_ms: float, *, batch: int = 1, precision: str = "fp32",
+                   rounding: int = 1, n_iter: int = 12) -> tuple[CompressionPolicy, float]:
+    """Meet a latency budget by construction (as :func:`fit_to_macs` meets a MAC budget): scale
+    the policy's per-layer ratios by one multiplier, found by bisection on the predicted latency,
+    with channel counts rounded down to multiples of ``rounding``. Returns the policy and its
+    predicted latency (the most pruned one it reached when the target cannot be met)."""
+    from slimnas.compress._allocate import prune_ratios, with_prune_ratios
+
+    ev = _Evaluator(parent.eval(), input_shape, predictor, batch, precision)
+    original = ev.original
+    ratios = {k: v for k, v in prune_ratios(policy).items() if k in original and v > 0}
+    if not ratios:
+        ratios = dict.fromkeys(original, 0.3)
+
+    def widths_at(mult: float) -> dict[str, int]:
+        out = {}
+        for n, w in original.items():
+            r = min(0.9, ratios.get(n, 0.0) * mult)
+            kept = max(1, int(round(w * (1 - r))))
+            if kept < w and rounding > 1:
+                kept = max(rounding, kept // rounding * rounding) if w > rounding else kept
+            out[n] = min(w, kept)
+        return out
+
+    if ev(dict(original)) <= target_ms:
+        return policy, ev(dict(original))
+    lo, hi = 0.0, 0.9 / min(ratios.values())
+    best = (widths_at(hi), ev(widths_at(hi)))
+    if best[1] > target_ms:
+        return with_prune_ratios(policy, widths_to_ratios(best[0], original)), best[1]
+    for _ in range(n_iter):
+        mid = (lo + hi) / 2
+        w = widths_at(mid)
+        lat = ev(w)
+        if lat <= target_ms:
+            hi, best = mid, (w, lat)
+        else:
+            lo = mid
+    return with_prune_ratios(policy, widths_to_ratios(best[0], original)), best[1]
+
+
+def latency_policy(allocation: LatencyAllocation, *, importance: str = "l1", distill: bool = False) -> CompressionPolicy:
+    """A policy pruning to ``allocation``'s channel counts."""
+    return CompressionPolicy.of(prune={"ratio": 0.0, "importance": importance, "layer_ratios": allocation.ratios},
+                                distill=distill)

@@ -1,0 +1,121 @@
+"""Whole-file int8 conversion in ONNX Runtime's three formats, for timing and comparing them.
+
+- ``qdq``: static int8, ``QuantizeLinear``/``DequantizeLinear`` pairs around float ops, which
+  ONNX Runtime fuses into integer kernels at load time (the format ``slimnas.compress`` writes);
+- ``qoperator``: static int8 written as integer operators (``QLinearConv``, ``QLinearMatMul``)
+  directly;
+- ``dynamic``: int8 weights of MatMul/Gemm (and LSTM) layers, activations quantized per batch at
+  run time; convolutions stay fp32.
+
+Which one is fastest depends on the runtime build, the processor and the batch size, so a
+choice between them is measured, not assumed (:func:`slimnas.compress.compare_int8_formats`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from slimnas.errors import ConfigError
+from slimnas.export._proto import gemm_to_matmul
+
+INT8_FORMATS = ("qdq", "qoperator", "dynamic")
+
+
+class _Advice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "/onnxruntime/quantization/" not in record.pathname.replace("\\", "/")
+
+
+@contextlib.contextmanager
+def _quiet():
+    root, advice = logging.getLogger(), _Advice()
+    root.addFilter(advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
+
+
+def _input_shape(proto: onnx.ModelProto) -> tuple[int, ...]:
+    dims = proto.graph.input[0].type.tensor_type.shape.dim[1:]
+    return tuple(int(d.dim_value) for d in dims)
+
+
+def quantize_onnx(model: bytes | str | Path | onnx.ModelProto, *, fmt: str = "qdq",
+                  calibration: np.ndarray | None = None, per_channel: bool = True, seed: int = 0) -> bytes:
+    """An fp32 ONNX model converted to int8 in format ``fmt`` (``qdq``, ``qoperator`` or ``dynamic``).
+
+    Args:
+        calibration: samples (``(n, *input_shape)``) for the activation ranges of static formats;
+            without them, standard-normal samples stand in, which gives the right kernels and
+            file size (what timing needs) but not a calibrated model (what accuracy needs).
+
+    Example:
+        >>> import torch
+        >>> from slimnas.export import export_proto
+        >>> len(quantize_onnx(export_proto(torch.nn.Linear(8, 4), (8,)), fmt="dynamic")) > 0
+        True
+    """
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+
+    if fmt not in INT8_FORMATS:
+        raise ConfigError("int8_format", f"one of {list(INT8_FORMATS)}", fmt)
+    if isinstance(model, onnx.ModelProto):
+        proto = model
+    elif isinstance(model, bytes):
+        proto = onnx.load_from_string(model)
+    else:
+        proto = onnx.load(str(model))
+    with tempfile.TemporaryDirectory() as tmp, _quiet():
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        if fmt == "dynamic":
+            onnx.save(gemm_to_matmul(proto), str(src))
+            quantize_dynamic(str(src), str(dst), per_channel=per_channel, weight_type=QuantType.QInt8,
+                             op_types_to_quantize=["MatMul", "LSTM"])
+            return dst.read_bytes()
+        onnx.save(proto, str(src))
+        if calibration is None:
+            calibration = np.random.default_rng(seed).standard_normal((64, *_input_shape(proto))).astype(np.float32)
+        name = proto.graph.input[0].name
+        batches = [np.asarray(calibration[i : i + 64], dtype=np.float32) for i in range(0, len(calibration), 64)]
+
+        class Reader(CalibrationDataReader):
+            def __init__(self) -> None:
+                self.it = iter(batches)
+
+            def get_next(self):
+                batch = next(self.it, None)
+                return None if batch is None else {name: batch}
+
+        quantize_static(str(src), str(dst), Reader(),
+                        quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
+                        per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        extra_options={"WeightSymmetric": True})
+        return dst.read_bytes()
+
+
+INT8_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger",
+            "ConvInteger", "DynamicQuantizeLinear", "QGemm", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM"}
+
+
+def file_precision(model: bytes | str | Path) -> str:
+    """``int8`` when the file holds integer or quantize operators, ``fp16`` when its weights are
+    half precision, else ``fp32``: what a latency measured on it is labelled with."""
+    proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(str(model), load_external_data=False)
+    if any(n.op_type in INT8_OPS for n in proto.graph.node):
+        return "int8"
+    if any(i.data_type == onnx.TensorProto.FLOAT16 for i in proto.graph.initializer):
+        return "fp16"
+    return "fp32"

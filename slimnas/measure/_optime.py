@@ -1,0 +1,115 @@
+"""Timing one operator alone, as a latency table's entry: the operator as a one-node ONNX model
+(built directly for the common operators, exported from its module for the rest), run in ONNX
+Runtime with its input and output bound once (so the time is the operator's and the session
+call's, not an output copy's), the median of many repeats."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from slimnas.export import export_onnx, ort_session, quantize_onnx
+from slimnas.measure._latency import random_inputs, time_calls
+from slimnas.measure._ops import OpConfig
+
+OPSET = 17
+ACT_NODES = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
+
+
+def _tensor(name: str, shape: tuple[int, ...], rng) -> onnx.TensorProto:
+    return numpy_helper.from_array((rng.standard_normal(shape) * 0.1).astype(np.float32), name)
+
+
+def _direct(op: OpConfig) -> onnx.ModelProto | None:
+    """The op as a one-node ONNX graph the way the exporter writes it, or ``None`` when the
+    exporter must write it (recurrent layers, rarer activations)."""
+    rng = np.random.default_rng(0)
+    nd = len(op.size)
+    in_shape = ["batch", *op.input_shape()]
+    nodes, inits, out = [], [], "y"
+    if op.act and op.act not in ACT_NODES:
+        return None
+    act = ACT_NODES.get(op.act)
+    core_out = "z" if act else out
+    if op.op in ("conv1d", "conv2d"):
+        w = (op.cout, op.cin // op.groups, *([op.kernel] * nd))
+        inits += [_tensor("w", w, rng), _tensor("b", (op.cout,), rng)]
+        nodes.append(helper.make_node("Conv", ["x", "w", "b"], [core_out], kernel_shape=[op.kernel] * nd,
+                                      strides=[op.stride] * nd, pads=[op.padding] * (2 * nd),
+                                      dilations=[op.dilation] * nd, group=op.groups))
+    elif op.op == "linear":
+        inits += [_tensor("w", (op.cout, op.cin), rng), _tensor("b", (op.cout,), rng)]
+        nodes.append(helper.make_node("Gemm", ["x", "w", "b"], [core_out], transB=1))
+    elif op.op in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"):
+        kind = "MaxPool" if op.op.startswith("max") else "AveragePool"
+        nodes.append(helper.make_node(kind, ["x"], [core_out], kernel_shape=[op.kernel] * nd,
+                                      strides=[op.stride] * nd, pads=[op.padding] * (2 * nd)))
+    elif op.op in ("gap1d", "gap2d"):
+        nodes.append(helper.make_node("GlobalAveragePool", ["x"], [core_out]))
+    elif op.op in ("bn1d", "bn2d"):
+        inits += [_tensor("s", (op.cin,), rng), _tensor("b", (op.cin,), rng), _tensor("m", (op.cin,), rng),
+                  numpy_helper.from_array(rng.uniform(0.5, 1.5, op.cin).astype(np.float32), "v")]
+        nodes.append(helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], [core_out]))
+    elif op.op == "add":
+        nodes.append(helper.make_node("Add", ["x", "x"], [core_out]))
+    elif op.op in ACT_NODES:
+        nodes.append(helper.make_node(ACT_NODES[op.op], ["x"], [core_out]))
+    else:
+        return None
+    if act:
+        nodes.append(helper.make_node(act, [core_out], [out]))
+    graph = helper.make_graph(nodes, "op", [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+                              [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    return model
+
+
+def op_model(op: OpConfig) -> bytes:
+    """The op alone as a serialized fp32 ONNX model with a dynamic batch axis."""
+    proto = _direct(op)
+    if proto is not None:
+        return proto.SerializeToString()
+    with tempfile.TemporaryDirectory() as tmp:
+        return export_onnx(op.build(), Path(tmp) / "op.onnx", op.input_shape(), verify=False).read_bytes()
+
+
+def time_onnx_bound(model: bytes, input_shape: tuple[int, ...], *, batch: int, threads: int = 1, warmup: int = 10,
+                    repeats: int = 50, provider: str = "cpu") -> float:
+    """Median ms of one call of ``model`` on a batch, input and output bound once (IO binding)."""
+    import onnxruntime as ort
+
+    sess = ort_session(model, threads=threads, provider=provider)
+    x = random_inputs(batch, input_shape)
+    name, out_name = sess.get_inputs()[0].name, sess.get_outputs()[0].name
+    y = sess.run(None, {name: x})[0]
+    io = sess.io_binding()
+    io.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(x))
+    io.bind_ortvalue_output(out_name, ort.OrtValue.ortvalue_from_numpy(np.empty_like(y)))
+    return statistics.median(time_calls(lambda: sess.run_with_iobinding(io), warmup=warmup, repeats=repeats))
+
+
+def time_op(op: OpConfig, *, batch: int, precision: str = "fp32", threads: int = 1, repeats: int = 50,
+            model: bytes | None = None) -> float:
+    """Median ms of ``op`` alone in ONNX Runtime at ``batch`` and ``precision`` (``fp32`` or
+    ``int8``: static QDQ, which the runtime fuses into integer kernels)."""
+    model = model if model is not None else op_model(op)
+    if precision == "int8":
+        model = quantize_onnx(model, fmt="qdq")
+    elif precision != "fp32":
+        raise ValueError(f"ONNX Runtime op timing supports fp32 and int8, not {precision}")
+    return time_onnx_bound(model, op.input_shape(), batch=batch, threads=threads, repeats=repeats)
+
+
+NULL_OP = OpConfig("relu", 1, 1, (1,))
+
+
+def time_null(*, batch: int, threads: int = 1, repeats: int = 200) -> float:
+    """The cost of a session call around an op that does (almost) nothing: what every entry
+    of a table includes besides its op."""
+    return time_op(NULL_OP, batch=batch, precision="fp32", threads=threads, repeats=repeats)

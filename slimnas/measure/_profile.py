@@ -1,0 +1,303 @@
+"""Building a device profile on the device (``slimnas device profile``), checking one, and the
+predictor a profile gives.
+
+The table holds the operator configurations the search space can produce: architectures are
+sampled from the space until new ones stop adding operators, and every distinct operator is
+timed alone at each batch size and precision (as Once-for-All and nn-Meter build theirs). Then
+whole models of the space are measured: some calibrate the per-model terms of the predictor,
+the others, held out, measure how good its predictions are (the profile keeps that accuracy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import statistics
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import optuna
+import torch
+from torch import nn
+
+from slimnas.config import PRECISIONS, DeviceProfile, read_profile
+from slimnas.errors import ConfigError
+from slimnas.export import export_onnx, quantize_onnx
+from slimnas.measure._latency import RUNTIMES, BaseLatency, TorchLatency
+from slimnas.measure._machine import machine_info
+from slimnas.measure._metric import Budget
+from slimnas.measure._ops import OpConfig, model_ops, one_thread
+from slimnas.measure._optime import NULL_OP, op_model, time_onnx_bound, time_op
+from slimnas.measure._predictor import (
+    LatencyPredictor,
+    LatencyTable,
+    Overhead,
+    accuracy,
+    calibrate,
+    cond_key,
+)
+from slimnas.models import build_model
+from slimnas.spaces import SearchSpace
+
+#: runtimes whose operators are timed in ONNX Runtime (the others: eager PyTorch modules)
+ORT_RUNTIMES = ("onnxruntime", "onnxruntime-int8")
+
+Progress = Callable[[str, int, int], None]
+
+
+def _quiet(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def check_profile(profile: DeviceProfile, field: str = "device_profile") -> tuple[Budget, ...]:
+    """Resolve a profile's names: its runtime must be registered and run each of its
+    precisions, its limits must be budgets on registered metrics. Returns the limits."""
+    if profile.runtime not in RUNTIMES:
+        raise ConfigError(f"{field}.runtime", f"one of {RUNTIMES.names()}", profile.runtime)
+    supported = RUNTIMES.get(profile.runtime).precisions
+    for p in profile.precisions:
+        if p not in supported and not (p == "int8" and profile.runtime == "onnxruntime-int8"):
+            raise ConfigError(f"{field}.precisions", f"precisions {profile.runtime} runs ({list(supported)})", p)
+    table_of(profile, field)
+    return tuple(Budget.parse(b, f"{field}.limits") for b in profile.limits)
+
+
+def load_profile(name_or_path: str | Path, field: str = "device_profile") -> DeviceProfile:
+    """A checked profile by built-in name or path (see :func:`slimnas.config.read_profile`)."""
+    profile = read_profile(name_or_path, field)
+    check_profile(profile, field)
+    return profile
+
+
+def profile_precision(profile: DeviceProfile) -> str:
+    """The precision a run targeting ``profile`` measures at (int8 for int8-only devices)."""
+    return "int8" if profile.runtime == "onnxruntime-int8" or set(profile.precisions) == {"int8"} else "fp32"
+
+
+def table_of(profile: DeviceProfile, field: str = "device_profile") -> LatencyTable:
+    """The profile's table; an entry whose operator group slimnas cannot read is one line."""
+    for i, e in enumerate(profile.table):
+        try:
+            OpConfig.from_dict(e)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"{field}.table[{i}].op", "an operator group slimnas writes", str(err)) from None
+    return LatencyTable.from_entries(profile.table)
+
+
+def profile_predictor(profile: DeviceProfile) -> LatencyPredictor | None:
+    """The predictor of a profile's table, or ``None`` for a profile without one."""
+    if not profile.has_table or not profile.overhead:
+        return None
+    table = table_of(profile)
+    overhead = {k: Overhead.from_dict(v) for k, v in profile.overhead.items()}
+    info = {"profile": profile.name, "runtime": profile.runtime, "threads": profile.threads,
+            "machine": profile.machine.get("cpu", ""), "host": profile.machine.get("host", ""),
+            "accuracy": profile.accuracy}
+    return LatencyPredictor(table, overhead, info=info)
+
+
+def sample_architectures(space: SearchSpace, input_shape: tuple[int, ...], n_classes: int, n: int, *,
+                         seed: int = 0) -> list:
+    """``n`` architectures drawn at random from ``space`` (compression genes left out)."""
+    return list(_arch_stream(space, input_shape, n_classes, n, seed))
+
+
+class _optuna_quiet:
+    def __enter__(self):
+        self.level = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def __exit__(self, *exc):
+        optuna.logging.set_verbosity(self.level)
+
+
+def space_ops(space: SearchSpace, input_shape: tuple[int, ...], n_classes: int, *, max_archs: int = 2000,
+              patience: int = 300, seed: int = 0) -> tuple[list[OpConfig], int]:
+    """The distinct operators the space's architectures run: architectures are drawn until
+    ``patience`` draws in a row add none (or ``max_archs``). Returns ``(ops, architectures drawn)``."""
+    seen: dict[OpConfig, None] = {}
+    quiet, n = 0, 0
+    with one_thread(), fork_rng():
+        for arch in _arch_stream(space, input_shape, n_classes, max_archs, seed):
+            n += 1
+            before = len(seen)
+            for op in model_ops(build_model(arch, input_shape, n_classes), input_shape):
+                seen.setdefault(op)
+            quiet = 0 if len(seen) > before else quiet + 1
+            if quiet >= patience:
+                break
+    return list(seen), n
+
+
+@contextlib.contextmanager
+def fork_rng():
+    """PyTorch's global random state as it was, after models built only to be timed."""
+    with torch.random.fork_rng(devices=[]):
+        yield
+
+
+def _arch_stream(space, input_shape, n_classes, n, seed):
+    space = dataclasses.replace(space, compression=None)
+    with _optuna_quiet():
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+        for _ in range(n):
+            trial = study.ask()
+            arch = space.sample(trial, input_shape=input_shape, n_classes=n_classes).arch
+            study.tell(trial, 0.0)
+            yield arch
+
+
+class OpTimer:
+    """Times operators alone on this machine with a profile's runtime settings."""
+
+    def __init__(self, runtime: str = "onnxruntime", *, threads: int = 1, repeats: int = 50) -> None:
+        self.runtime, self.threads, self.repeats = runtime, threads, repeats
+        self._models: dict[OpConfig, bytes] = {}
+
+    def __call__(self, op: OpConfig, batch: int, precision: str = "fp32") -> float:
+        if self.runtime in ORT_RUNTIMES:
+            if op not in self._models:
+                self._models[op] = op_model(op)
+            return time_op(op, batch=batch, precision=precision, threads=self.threads, repeats=self.repeats,
+                           model=self._models[op])
+        runtime = RUNTIMES.get(self.runtime)(batch_size=batch, repeats=self.repeats, warmup=10,
+                                             threads=self.threads, precision=precision)
+        with fork_rng():
+            module = op.build()
+        return runtime.measure_stats(module, op.input_shape()).median_ms
+
+    def null(self, batch: int) -> float:
+        if self.runtime in ORT_RUNTIMES:
+            model = op_model(NULL_OP)
+            return time_onnx_bound(model, NULL_OP.input_shape(), batch=batch, threads=self.threads,
+                                   repeats=max(200, self.repeats))
+        return self(NULL_OP, batch, "fp32")
+
+
+def model_timer(runtime: str, *, threads: int, repeats: int = 100) -> Callable[[nn.Module, tuple, int, str], float]:
+    """``(model, input_shape, batch, precision) -> median ms`` of a whole model on ``runtime``."""
+
+    def measure(model: nn.Module, input_shape, batch: int, precision: str) -> float:
+        rt: BaseLatency = RUNTIMES.get(runtime)(batch_size=batch, repeats=repeats, warmup=max(10, repeats // 5),
+                                                threads=threads,
+                                                precision=precision if precision in RUNTIMES.get(runtime).precisions
+                                                else None)
+        if isinstance(rt, TorchLatency):
+            return rt.measure_stats(model, input_shape).median_ms
+        with tempfile.TemporaryDirectory() as tmp:
+            path = export_onnx(model, Path(tmp) / "m.onnx", input_shape, verify=False)
+            src = quantize_onnx(path, fmt="qdq") if precision == "int8" else path
+            return rt.measure_stats(src, input_shape).median_ms
+
+    return measure
+
+
+def raw_terms(predictor_table: LatencyTable, ops: Sequence[OpConfig], batch: int, precision: str,
+              null_ms: float) -> tuple[float, int]:
+    """``(sum of max(0, entry - null), n_ops)`` of a model's ops: what calibration fits on."""
+    total = sum(max(0.0, predictor_table.lookup(op, batch, precision)[0] - null_ms) for op in ops)
+    return total, len(ops)
+
+
+def build_profile(*, name: str, space: SearchSpace, input_shape: tuple[int, ...], n_classes: int,
+                  runtime: str = "onnxruntime", threads: int = 1, batches: Sequence[int] = (1,),
+                  precisions: Sequence[str] = ("fp32",), limits: Sequence[str] = (), description: str = "",
+                  n_calibration: int = 24, n_check: int = 24, repeats: int = 50, max_archs: int = 2000,
+                  patience: int = 300, seed: int = 0, progress: Progress = _quiet,
+                  space_info: dict | None = None) -> DeviceProfile:
+    """Measure a device profile on this machine: time every operator ``space`` can produce at
+    each batch and precision, calibrate the predictor on ``n_calibration`` whole models and
+    measure its accuracy on ``n_check`` others.
+
+    ``progress(stage, done, total)`` is told how far it is (``ops``, ``timing``, ``models``).
+    PyTorch's thread count and random state are left as they were.
+    """
+    with one_thread(), fork_rng():
+        return _build_profile(name=name, space=space, input_shape=input_shape, n_classes=n_classes, runtime=runtime,
+                              threads=threads, batches=batches, precisions=precisions, limits=limits,
+                              description=description, n_calibration=n_calibration, n_check=n_check,
+                              repeats=repeats, max_archs=max_archs, patience=patience, seed=seed,
+                              progress=progress, space_info=space_info)
+
+
+def _build_profile(*, name, space, input_shape, n_classes, runtime, threads, batches, precisions, limits, description,
+                   n_calibration, n_check, repeats, max_archs, patience, seed, progress, space_info) -> DeviceProfile:
+    if runtime not in RUNTIMES:
+        raise ConfigError("--runtime", f"one of {RUNTIMES.names()}", runtime)
+    rt = RUNTIMES.get(runtime)
+    for p in precisions:
+        if p not in PRECISIONS or (p not in rt.precisions and not (p == "int8" and runtime in ORT_RUNTIMES)):
+            raise ConfigError("--precision", f"precisions {runtime} runs ({list(rt.precisions)})", p)
+    why = rt().unavailable()
+    if why is not None:
+        raise ConfigError("--runtime", f"a runtime this machine can run ({runtime}: {why})", runtime)
+    progress("ops", 0, 1)
+    ops, n_archs = space_ops(space, input_shape, n_classes, max_archs=max_archs, patience=patience, seed=seed)
+    progress("ops", 1, 1)
+    timer = OpTimer(runtime, threads=threads, repeats=repeats)
+    table = LatencyTable()
+    conds = [(b, p) for b in batches for p in precisions]
+    total = len(ops) * len(conds)
+    done = 0
+    for op in ops:
+        for b, p in conds:
+            table.add(op, cond_key(b, p), timer(op, b, p))
+            done += 1
+        progress("timing", done, total)
+    nulls = {b: statistics.median(timer.null(b) for _ in range(3)) for b in batches}
+
+    archs = sample_architectures(space, input_shape, n_classes, n_calibration + n_check, seed=seed + 1)
+    measure = model_timer(runtime, threads=threads, repeats=max(50, repeats))
+    rows: dict[str, list[tuple[float, float, int]]] = {cond_key(b, p): [] for b, p in conds}
+    for i, arch in enumerate(archs):
+        torch.manual_seed(i)
+        model = build_model(arch, input_shape, n_classes).eval()
+        ops_i = model_ops(model, input_shape)
+        for b, p in conds:
+            s, n = raw_terms(table, ops_i, b, p, nulls[b])
+            rows[cond_key(b, p)].append((measure(model, input_shape, b, p), s, n))
+        progress("models", i + 1, len(archs))
+    overhead, acc = {}, {}
+    for (b, p) in conds:
+        key = cond_key(b, p)
+        fit_rows, check_rows = rows[key][:n_calibration], rows[key][n_calibration:]
+        terms = calibrate(fit_rows, nulls[b])
+        overhead[key] = terms.to_dict()
+        if len(check_rows) >= 3:
+            pred = [terms.model_ms + terms.scale * s + terms.per_op_ms * n for _, s, n in check_rows]
+            acc[key] = accuracy(pred, [m for m, _, _ in check_rows])
+    info = {"input_shape": list(input_shape), "n_classes": n_classes, "families": list(space.families),
+            "n_ops": len(ops), "n_architectures": n_archs, **(space_info or {})}
+    return DeviceProfile(name=name, runtime=runtime, threads=threads, batch=tuple(batches),
+                         precisions=tuple(precisions), limits=tuple(limits), description=description,
+                         table=tuple(table.to_entries()), overhead=overhead, accuracy=acc,
+                         machine=machine_info(cuda=rt.device == "cuda"), space=info)
+
+
+def measured_table(runtime: str = "onnxruntime", *, threads: int = 1, repeats: int = 50) -> LatencyTable:
+    """An empty table that times each operator on this machine the first time it is looked up."""
+    return LatencyTable(measure=OpTimer(runtime, threads=threads, repeats=repeats))
+
+
+def onthefly_predictor(models: Sequence[tuple[nn.Module, tuple[int, ...]]], *, runtime: str = "onnxruntime",
+                       threads: int = 1, batches: Sequence[int] = (1,), precision: str = "fp32",
+                       repeats: int = 50) -> LatencyPredictor:
+    """A predictor for the models at hand, measured on this machine now: a table filled on demand
+    and its per-model terms calibrated on ``models`` (a model and some pruned copies of it)."""
+    table = measured_table(runtime, threads=threads, repeats=repeats)
+    timer: OpTimer = table.measure
+    measure = model_timer(runtime, threads=threads, repeats=max(50, repeats))
+    overhead = {}
+    for b in batches:
+        null = statistics.median(timer.null(b) for _ in range(3))
+        rows = []
+        for model, shape in models:
+            ops = model_ops(model, shape)
+            s, n = raw_terms(table, ops, b, precision, null)
+            rows.append((measure(model, shape, b, precision), s, n))
+        overhead[cond_key(b, precision)] = calibrate(rows, null) if len(rows) >= 3 else \
+            Overhead(null_ms=null, model_ms=float(np.median([r[0] - r[1] for r in rows])), n_models=len(rows))
+    return LatencyPredictor(table, overhead, info={"profile": "measured here", "runtime": runtime, "threads": threads,
+                                                   "machine": machine_info().get("cpu", "")})

@@ -1,0 +1,142 @@
+"""``compress --auto`` aimed at a device: latency budgets met by construction on the target's
+predicted latency (HALP-style), channel counts rounded where the runtime rewards it, int8 only
+where it is faster or the byte budget needs it.
+
+Without a device profile with a table, the target is this machine: a latency table is measured
+on demand (each operator the first time a candidate needs it) and calibrated on the input model
+and a few pruned copies of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from torch import nn
+
+from slimnas.compress import (
+    CompressionPolicy,
+    LatencyAllocation,
+    SensitivityResult,
+    allocate_by_latency,
+    choose_precision,
+    fit_to_latency,
+    list_prunable_layers,
+    prune_ratios,
+    pruned_model,
+)
+from slimnas.config import DeviceProfile
+from slimnas.data import DataSplits
+from slimnas.measure import (
+    Budget,
+    LatencyPredictor,
+    one_thread,
+    onthefly_predictor,
+    profile_predictor,
+)
+
+#: uniform ratios of the pruned copies that calibrate a table measured here
+CALIBRATION_RATIOS = (0.0, 0.25, 0.5, 0.7)
+
+
+@dataclass
+class HardwareTarget:
+    """Where the compressed model must run fast: the predictor, the batch and threads latency
+    is measured at, the latency target in the predictor's terms, the chosen channel rounding."""
+
+    predictor: LatencyPredictor
+    batch: int = 1
+    threads: int = 1
+    base_ms: float = 0.0  # predicted latency of the input model
+    target_ms: float | None = None  # predicted-latency target (None: no latency budget)
+    allocation: LatencyAllocation | None = None
+    profile: str | None = None
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def rounding(self) -> int:
+        return self.allocation.rounding if self.allocation is not None else 1
+
+    def fit(self, model: nn.Module, policy: CompressionPolicy, input_shape) -> tuple[CompressionPolicy, float]:
+        """``policy`` with its ratios scaled to the latency target (rounded channel counts), and
+        its predicted latency."""
+        with one_thread():
+            if self.target_ms is None:
+                pruned = pruned_model(model, prune_ratios(policy), input_shape)
+                return policy, self.predictor.predict(pruned, input_shape, batch=self.batch).ms
+            return fit_to_latency(model, policy, input_shape, self.predictor, self.target_ms, batch=self.batch,
+                                  rounding=self.rounding)
+
+    def to_dict(self) -> dict:
+        return {"profile": self.profile, "batch": self.batch, "threads": self.threads,
+                "predictor": self.predictor.describe(), "base_predicted_ms": round(self.base_ms, 6),
+                "target_predicted_ms": None if self.target_ms is None else round(self.target_ms, 6),
+                "allocation": self.allocation.to_dict() if self.allocation else None, **self.notes}
+
+
+def latency_limits(budgets) -> list[float]:
+    return [b.limit for b in budgets if b.metric == "latency_ms" and b.op in ("<=", "<")]
+
+
+def sensitivity_cost(sens: SensitivityResult | None, model: nn.Module, input_shape):
+    """``(layer, width, kept) -> accuracy drop`` from the sensitivity curves (a small importance
+    term breaks ties between layers the curves do not tell apart)."""
+    if sens is None or not any(sens.curves.values()):
+        return None
+
+    def cost(name: str, width: int, kept: int) -> float:
+        r = 1 - kept / width
+        curve = sens.curves.get(name) or []
+        xs = [0.0] + [p[0] for p in curve]
+        ys = [0.0] + [max(0.0, sens.baseline - p[1]) for p in curve]
+        return float(np.interp(r, xs, ys)) + 1e-3 * r
+
+    return cost
+
+
+def prepare_target(model: nn.Module, data: DataSplits, *, profile: DeviceProfile | None, budgets: tuple[Budget, ...],
+                   before: dict, sens: SensitivityResult | None, batch: int, threads: int) -> HardwareTarget:
+    """The target for ``model``: the profile's predictor (if it has a calibrated table at
+    ``batch``), else one measured here; and, under a latency budget, the latency allocation that
+    warm-starts the search (its rounding is the one candidates are scaled with)."""
+    shape = data.input_shape
+    predictor = profile_predictor(profile) if profile is not None else None
+    if predictor is not None and not predictor.supports(batch, "fp32"):
+        predictor = None
+    with one_thread():
+        if predictor is None:
+            widths = [lay.name for lay in list_prunable_layers(model, shape)]
+            copies = [pruned_model(model, dict.fromkeys(widths, r), shape) if r > 0 else model
+                      for r in CALIBRATION_RATIOS]
+            predictor = onthefly_predictor([(m, shape) for m in copies], batches=(batch,), threads=threads)
+        base = predictor.predict(model, shape, batch=batch).ms
+        target = HardwareTarget(predictor, batch=batch, threads=threads, base_ms=base,
+                                profile=profile.name if profile is not None else None)
+        limits = latency_limits(budgets)
+        if limits:
+            # the budget is on measured latency; the predictor may be off by a constant factor here,
+            # so the target is the same share of the input model's predicted latency
+            target.target_ms = base * min(limits) / before["latency_ms"]
+            target.allocation = allocate_by_latency(model, shape, predictor, target.target_ms, batch=batch,
+                                                    cost_fn=sensitivity_cost(sens, model, shape))
+    return target
+
+
+def bytes_limit(budgets) -> float | None:
+    limits = [b.limit for b in budgets if b.metric in ("bytes", "int8_bytes") and b.op in ("<=", "<")]
+    return min(limits) if limits else None
+
+
+def choose_final_precision(target: HardwareTarget, model: nn.Module, policy: CompressionPolicy, data: DataSplits,
+                           budgets) -> tuple[CompressionPolicy, dict]:
+    """The chosen ratios' model gets int8 only on layers whose int8 kernel is faster on the
+    target (measured as a whole file against fp32), or where the byte budget needs it."""
+    shape = data.input_shape
+    with one_thread():
+        pruned = pruned_model(model, prune_ratios(policy), shape)
+        choice = choose_precision(pruned, shape, predictor=target.predictor, batch=target.batch, threads=target.threads,
+                                  calibration=data.x_train, bytes_limit=bytes_limit(budgets))
+    options = dict(policy.options("quantize") or {"mode": "fp32"})
+    options.update(mode="fp32", layer_precision=choice.layer_precision)
+    if choice.any_int8:
+        options["int8_format"] = choice.int8_format
+    return policy.with_step("quantize", options), choice.to_dict()

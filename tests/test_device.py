@@ -1,0 +1,226 @@
+"""Device targeting: latency runtimes and their metadata, device profiles, the operator latency
+table and its predictor, latency-driven channel allocation and the per-layer precision choice.
+
+Timings on a loaded machine are noisy: no test asserts a wall-clock figure; the channel
+allocation is checked with a deterministic table (its latency is a function of the operator)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from slimnas.compress import (
+    allocate_by_latency,
+    fit_to_latency,
+    latency_policy,
+    list_prunable_layers,
+    prune_ratios,
+    pruned_model,
+)
+from slimnas.config import (
+    DeviceProfile,
+    list_builtin_profiles,
+    parse_profile,
+    read_profile,
+    write_profile,
+)
+from slimnas.errors import ConfigError
+from slimnas.measure import (
+    LatencyPredictor,
+    LatencyTable,
+    OnnxRuntimeInt8Latency,
+    OnnxRuntimeLatency,
+    Overhead,
+    TorchCudaLatency,
+    TorchLatency,
+    check_profile,
+    load_profile,
+    model_ops,
+    onthefly_predictor,
+    runtime_for,
+    spearman,
+)
+from slimnas.models import mnist1d_paper_cnn
+
+SHAPE = (1, 40)
+
+
+def tiny() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv1d(1, 8, 5, padding=2), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 40, 10))
+
+
+def macs_table(per_mac_ms: float = 1e-6) -> LatencyPredictor:
+    """A deterministic predictor: each operator costs a fixed time per MAC (plus a floor)."""
+    table = LatencyTable(measure=lambda op, b, p: 1e-4 + per_mac_ms * op.macs * b)
+    return LatencyPredictor(table, {"1/fp32": Overhead(null_ms=1e-4, model_ms=0.0),
+                                    "64/fp32": Overhead(null_ms=1e-4, model_ms=0.0)})
+
+
+# -- runtimes ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls,precision", [(OnnxRuntimeLatency, "fp32"), (OnnxRuntimeInt8Latency, "int8"),
+                                           (TorchLatency, "fp32")])
+def test_every_latency_carries_runtime_threads_batch_and_machine(cls, precision):
+    rt = cls(batch_size=3, warmup=2, repeats=7, threads=1)
+    stats = rt.measure_stats(tiny(), SHAPE)
+    assert stats.runtime == rt.name and stats.threads == 1 and stats.batch == 3 and stats.repeats == 7
+    assert stats.precision == precision
+    assert stats.min_ms <= stats.p10_ms <= stats.median_ms <= stats.p90_ms
+    assert {"cpu", "cores", "onnxruntime", "torch"} <= set(stats.machine)
+    d = stats.to_dict()
+    assert d["spread"] >= 0 and d["machine"] == stats.machine
+
+
+def test_torch_runtime_restores_threads_and_training_mode():
+    model, threads = tiny().train(), torch.get_num_threads()
+    TorchLatency(batch_size=2, warmup=1, repeats=3, threads=1).measure_stats(model, SHAPE)
+    assert model.training and torch.get_num_threads() == threads
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the skip path of machines without CUDA")
+@pytest.mark.parametrize("name", ["torch-cuda", "onnxruntime-cuda"])
+def test_cuda_runtimes_are_refused_cleanly_without_cuda(name):
+    with pytest.raises(ConfigError, match="a runtime this machine can run"):
+        runtime_for({"runtime": name})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_torch_cuda_runtime_times_half_precision():
+    stats = TorchCudaLatency(batch_size=8, warmup=2, repeats=5, precision="fp16").measure_stats(tiny(), SHAPE)
+    assert stats.precision == "fp16" and stats.machine.get("gpu")
+
+
+# -- profiles ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list_builtin_profiles())
+def test_builtin_profiles_check_and_round_trip(name, tmp_path):
+    p = load_profile(name)
+    budgets = check_profile(p)
+    assert [str(b) for b in budgets] == [str(b) for b in check_profile(read_profile(name))]
+    back = read_profile(write_profile(p, tmp_path / "p.yaml"))
+    assert back.to_dict() == p.to_dict() and back.source.endswith("p.yaml")
+
+
+def test_mcu_profile_limits_bytes_and_ram():
+    limits = {b.metric for b in check_profile(load_profile("mcu"))}
+    assert limits == {"int8_bytes", "ram_bytes"}
+    assert load_profile("mcu").activation_bytes == 1
+
+
+@pytest.mark.parametrize("raw,field", [
+    ({"name": "x", "threads": 0}, "profile.threads"),
+    ({"name": "x", "batch": [1, 1]}, "profile.batch"),
+    ({"name": "x", "precisions": ["int4"]}, "profile.precisions"),
+    ({"name": "x", "colour": "red"}, "profile.colour"),
+    ({"runtime": "onnxruntime"}, "profile.name"),
+])
+def test_bad_profile_names_the_field(raw, field):
+    with pytest.raises(ConfigError) as e:
+        parse_profile(raw)
+    assert e.value.field == field
+
+
+def test_profile_with_unknown_runtime_or_limit_is_refused():
+    with pytest.raises(ConfigError, match="runtime"):
+        check_profile(DeviceProfile(name="x", runtime="tflite"))
+    with pytest.raises(ConfigError):
+        check_profile(DeviceProfile(name="x", limits=("banana<=3",)))
+
+
+def test_device_show_of_a_bad_profile_is_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nthreads: -1\n")
+    r = subprocess.run([sys.executable, "-m", "slimnas", "device", "show", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "profile.threads" in r.stderr + r.stdout and "Traceback" not in r.stderr
+
+
+# -- operators, table and predictor ------------------------------------------------------------
+
+
+def test_model_ops_lists_the_paper_cnn_operators():
+    ops = model_ops(mnist1d_paper_cnn(), SHAPE)
+    convs = [op for op in ops if op.op == "conv1d"]
+    assert len(convs) == 3 and any(op.op == "linear" for op in ops)
+    assert sum(op.macs for op in ops if op.op in ("conv1d", "linear")) > 0
+
+
+def test_predictor_sums_the_table():
+    pred = macs_table()
+    model = mnist1d_paper_cnn()
+    p = pred.predict(model, SHAPE)
+    expected = sum(1e-6 * op.macs for op in model_ops(model, SHAPE))
+    assert p.ms == pytest.approx(expected, rel=1e-6)
+    assert p.coverage == 1.0
+    with pytest.raises(KeyError):
+        pred.predict(model, SHAPE, batch=7)
+
+
+def test_table_written_to_a_profile_predicts_the_same(tmp_path):
+    pred = macs_table()
+    model = mnist1d_paper_cnn()
+    want = pred.predict(model, SHAPE).ms
+    from slimnas.measure import profile_predictor
+
+    prof = DeviceProfile(name="t", table=tuple(pred.table.to_entries()),
+                         overhead={k: v.to_dict() for k, v in pred.overhead.items()})
+    back = profile_predictor(read_profile(write_profile(prof, tmp_path / "t.yaml")))
+    assert back.predict(model, SHAPE).ms == pytest.approx(want, rel=1e-3)
+
+
+def test_measured_predictor_ranks_a_wide_model_above_a_narrow_one():
+    narrow = tiny()
+    torch.manual_seed(0)
+    wide = nn.Sequential(nn.Conv1d(1, 128, 5, padding=2), nn.ReLU(), nn.Conv1d(128, 128, 5, padding=2), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(128 * 40, 10))
+    pred = onthefly_predictor([(narrow, SHAPE), (wide, SHAPE)], batches=(1,), repeats=10)
+    a, b = pred.predict(narrow, SHAPE).ms, pred.predict(wide, SHAPE).ms
+    assert 0 < a < b
+
+
+def test_spearman_of_orders():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+
+
+# -- latency-driven channel counts ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("share", [0.5, 0.3])
+def test_allocation_meets_the_predicted_latency_target(share):
+    model, pred = mnist1d_paper_cnn().eval(), macs_table()
+    base = pred.predict(model, SHAPE, batch=64).ms
+    alloc = allocate_by_latency(model, SHAPE, pred, share * base, batch=64)
+    assert alloc.met and alloc.predicted_ms <= share * base
+    assert all(alloc.widths[n] <= alloc.original[n] for n in alloc.widths)
+    assert any(alloc.widths[n] < alloc.original[n] for n in alloc.widths)
+    # the allocation's figure is the pruned model's own prediction (its ratios remove exactly those channels)
+    pruned = pruned_model(model, alloc.ratios, SHAPE)
+    assert pred.predict(pruned, SHAPE, batch=64).ms == pytest.approx(alloc.predicted_ms, rel=1e-6)
+    kept = {lay.name: lay.out_channels for lay in list_prunable_layers(pruned, SHAPE)}
+    assert kept == {n: w for n, w in alloc.widths.items() if n in kept}
+    if alloc.rounding > 1:
+        assert all(w % alloc.rounding == 0 or w == alloc.original[n] for n, w in alloc.widths.items())
+    assert prune_ratios(latency_policy(alloc)) == alloc.ratios
+
+
+def test_fit_to_latency_scales_a_policy_to_the_target():
+    from slimnas.compress import CompressionPolicy
+
+    model, pred = mnist1d_paper_cnn().eval(), macs_table()
+    base = pred.predict(model, SHAPE).ms
+    names = [lay.name for lay in list_prunable_layers(model, SHAPE)]
+    policy = CompressionPolicy.of(prune={"ratio": 0.0, "layer_ratios": dict.fromkeys(names, 0.1)})
+    fitted, ms = fit_to_latency(model, policy, SHAPE, pred, 0.5 * base)
+    assert ms <= 0.5 * base
+    pruned = pruned_model(model, prune_ratios(fitted), SHAPE)
+    assert pred.predict(pruned, SHAPE).ms == pytest.approx(ms, rel=1e-6)
+    same, ms0 = fit_to_latency(model, policy, SHAPE, pred, 2 * base)  # already within: left as it is
+    assert same is policy and ms0 == pytest.approx(base)
