@@ -168,5 +168,5 @@ def _json_default(o):
 def train_from_scratch(model: nn.Module, data: DataSplits, *, epochs: int, seed: int, device: str) -> None:
     """Train an untrained model before compressing it (when no ``--weights`` are given)."""
     fit(model, data.x_train, data.y_train, TrainSpec(epochs=epochs), x_val=data.x_val, y_val=data.y_val,
-        seed=seed, device=device)
+        seed=seed, device=device, augment=data.augment)
     model.cpu().eval()

@@ -23,6 +23,7 @@ from slimnas.data._preprocess import channel_first_batch, input_shape_of, to_inp
 from slimnas.errors import ConfigError
 
 CHUNK_BYTES = 8 << 20  # rows read at once when a whole file is scanned (checks, statistics)
+BATCH_BYTES = 16 << 20  # most an evaluation batch read from disk holds
 LOCAL_HEADER = 30  # bytes of a zip archive's local file header before the member's name
 
 
@@ -185,11 +186,16 @@ class DiskArray:
         return out[0] if single else out
 
     def transform(self, raw: np.ndarray) -> np.ndarray:
-        """Raw rows as the model's inputs."""
+        """Raw rows (a fresh array, changed in place where it can be) as the model's inputs."""
         x = channel_first_batch(raw.astype(np.float32, copy=False), self.layout)
         if self.mean is not None and self.std is not None:
-            x = (x - self.mean) / self.std
+            x -= self.mean
+            x /= self.std
         return np.ascontiguousarray(to_input_layout(x, self.input_layout), dtype=np.float32)
+
+    def rows_per(self, max_bytes: int = BATCH_BYTES) -> int:
+        """How many samples fit in ``max_bytes`` (batches of evaluation and export)."""
+        return max(1, max_bytes // max(1, int(np.prod(self.sample_shape)) * 4))
 
     def subset(self, index: np.ndarray) -> DiskArray:
         """The samples at ``index`` of this array, still on disk."""

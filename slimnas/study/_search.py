@@ -19,6 +19,7 @@ from slimnas.config import RunConfig, read_yaml
 from slimnas.data import DataSplits, load_dataset
 from slimnas.errors import ConfigError
 from slimnas.export import onnx_accuracy, write_run_info
+from slimnas.spaces import get_family, list_families
 from slimnas.study._artifacts import RunFolder, write_json
 from slimnas.study._definition import check_definition, definition_of
 from slimnas.study._driver import (
@@ -90,9 +91,22 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_splits(plan: SearchPlan) -> DataSplits:
-    d = plan.config.data
-    return load_dataset(d.dataset, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.seed,
-                        label_column=d.label_column)
+    """The plan's data, checked against its families (what kinds of data they take) and layout."""
+    splits = load_dataset(plan.config.data)
+    for family in plan.space.families:
+        kinds = get_family(family).data_kinds
+        if splits.kind and splits.kind not in kinds:
+            raise ConfigError("space.family", f"families that take {splits.kind} data ({family!r} takes "
+                              f"{', '.join(kinds)}; {', '.join(families_for(splits.kind)) or 'none is registered'} "
+                              f"take {splits.kind})", family)
+    if splits.preprocessing is not None and splits.preprocessing.input_layout != "channels_first":
+        raise ConfigError("data.input_layout", "channels_first in a search (slimnas's families take channels "
+                          "first; the option is for compress's own models)", plan.config.data.input_layout)
+    return splits
+
+
+def families_for(kind: str) -> list[str]:
+    return [f for f in list_families() if kind in get_family(f).data_kinds]
 
 
 def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, listener: Listener | None = None,
@@ -123,7 +137,7 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
         study = claim_run(plan, run)
         for trial in recover_dead_trials(study):
             run.mark_failed(trial.number, trial.user_attrs.get("failure", "its process stopped"))
-        write_run_info(run.root, splits.input_shape, splits.n_classes)
+        write_run_info(run.root, splits.input_shape, splits.n_classes, **splits.info())
         n_done = n_finished(study)
         n_todo = max(0, cfg.n_trials - n_done)
         listener.started({"kind": "search", "study": cfg.study_name, "data": splits.summary(), "n_done": n_done,
