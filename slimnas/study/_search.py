@@ -96,9 +96,11 @@ def load_splits(plan: SearchPlan) -> DataSplits:
     for family in plan.space.families:
         kinds = get_family(family).data_kinds
         if splits.kind and splits.kind not in kinds:
+            able = families_for(splits.kind)
+            which = (f"{', '.join(able)} {'takes' if len(able) == 1 else 'take'} it" if able
+                     else "no registered family takes it")
             raise ConfigError("space.family", f"families that take {splits.kind} data ({family!r} takes "
-                              f"{', '.join(kinds)}; {', '.join(families_for(splits.kind)) or 'none is registered'} "
-                              f"take {splits.kind})", family)
+                              f"{', '.join(kinds)}; {which})", family)
     if splits.preprocessing is not None and splits.preprocessing.input_layout != "channels_first":
         raise ConfigError("data.input_layout", "channels_first in a search (slimnas's families take channels "
                           "first; the option is for compress's own models)", plan.config.data.input_layout)
