@@ -22,6 +22,7 @@ from slimnas.cli._report import report_command
 from slimnas.cli._runs import runs_command
 from slimnas.cli._search import registry_help, search_command
 from slimnas.compress import list_compressors
+from slimnas.data import dataset_help
 from slimnas.errors import SlimnasError
 from slimnas.registry import load_plugins
 
@@ -64,7 +65,8 @@ def build_cli():
     helps = {
         "search": registry_help(),
         "compress": {"step": f"any registered compressor ({', '.join(list_compressors())}) as "
-                             "NAME[:key=value,...], repeatable"},
+                             "NAME[:key=value,...], repeatable",
+                     "dataset": f"{dataset_help()} [default: mnist1d, or --data-config's]"},
         "export": {"format": format_help()},
     }
     for name, command in cli.commands.items():

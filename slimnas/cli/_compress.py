@@ -24,7 +24,8 @@ from slimnas.compress import (
     list_compressors,
     train_from_scratch,
 )
-from slimnas.data import load_dataset
+from slimnas.config import DataConfig, data_to_dict, parse_config, read_yaml
+from slimnas.data import list_datasets, load_dataset
 from slimnas.errors import ConfigError
 from slimnas.export import write_run_info
 from slimnas.models import check_outputs, import_model
@@ -139,6 +140,23 @@ def policy_from_options(*, prune, importance, lowrank, cluster, quantize, steps,
     return CompressionPolicy.of(**by_name, distill=bool(distill), temperature=temperature)
 
 
+def compress_data_config(dataset: str | None, label_column: str | None, input_layout: str | None,
+                         path: Path | None) -> DataConfig:
+    """The data section compress reads: ``--data-config``'s ``data:`` (or defaults), with
+    ``--dataset``, ``--label-column`` and ``--input-layout`` over it."""
+    raw: dict = {}
+    if path is not None:
+        doc = read_yaml(path)
+        raw = doc.get("data") if "data" in doc else None
+        if not isinstance(raw, dict):
+            raise ConfigError("--data-config", "a YAML file with a data: section (as in a search config)", str(path))
+        raw = dict(raw)
+    for key, value in (("dataset", dataset), ("label_column", label_column), ("input_layout", input_layout)):
+        if value is not None:
+            raw[key] = value
+    return parse_config({"data": raw}).data
+
+
 def absolute_model_spec(spec: str) -> str:
     """``file.py:callable`` with the file's absolute path, so the model is found from any folder."""
     target, _, attr = spec.rpartition(":")
@@ -148,8 +166,10 @@ def absolute_model_spec(spec: str) -> str:
 def compress_command(
     model: Annotated[str, typer.Option(help="path/to/file.py:callable or package.module:callable returning an nn.Module")],
     weights: Annotated[Path | None, typer.Option(help="state dict (torch.save) of the trained model")] = None,
-    dataset: Annotated[str, typer.Option(help="registered dataset name or a data file")] = "mnist1d",
-    label_column: Annotated[str, typer.Option("--label-column", help="label column of a .csv data file")] = "label",
+    dataset: Annotated[str | None, typer.Option(help="registered dataset name, a data file or folder [default: mnist1d, or --data-config's]")] = None,
+    label_column: Annotated[str | None, typer.Option("--label-column", help="label column of a .csv data file [default: label]")] = None,
+    input_layout: Annotated[str | None, typer.Option("--input-layout", help="the layout the model takes: channels_first ((N, C, L), (N, C, H, W)), channels_last ((N, L, C), (N, H, W, C)) or no_channel ((N, L), (N, F)) [default: channels_first]")] = None,
+    data_config: Annotated[Path | None, typer.Option("--data-config", help="a YAML file whose data: section (as in a search config) says how to read the data: layout, normalize, augment, tokenizer, stream, ...")] = None,
     prune: Annotated[float | None, typer.Option(help="share of channels structured pruning removes from every layer, in [0, 1)")] = None,
     importance: Annotated[str | None, typer.Option(help="pruning criterion (l1, l2, taylor, bn_scale, random); with --auto, comma-separated candidates [default: l1 (--auto: l1,taylor)]")] = None,
     lowrank: Annotated[float | None, typer.Option(help="kept-rank ratio of low-rank factorisation, in (0, 1]")] = None,
@@ -203,10 +223,18 @@ def compress_command(
     board = TensorBoardListener(out / "tensorboard") if tensorboard else None  # a missing package: one line now
     with ConsoleListener(console, verbose=not quiet) as listener:
         with report_phase(listener, "load", label=f"loading {dataset} and the model {model}") as found:
-            data = load_dataset(dataset, label_column=label_column)
+            data_cfg = compress_data_config(dataset, label_column, input_layout, data_config)
+            data = load_dataset(data_cfg)
+            dataset = data_cfg.dataset
             torch.manual_seed(seed)
             net, _ = import_model(model, weights)
-            check_outputs(net, data.input_shape, data.n_classes)
+            try:
+                check_outputs(net, data.input_shape, data.n_classes)
+            except ConfigError as e:
+                if input_layout is not None or data.kind == "text":
+                    raise
+                raise ConfigError(e.field, f"{e.expected}; if it takes another layout, say so with --input-layout "
+                                  "channels_last or no_channel", e.got) from None
             found["weights"] = str(weights) if weights is not None else None
         if weights is None:
             n = TRAIN_EPOCHS if train_epochs is None else train_epochs
@@ -220,8 +248,10 @@ def compress_command(
                     board.close()
         else:
             result = compress(net, data, policy, epochs=epochs, seed=seed, out=out, device=device, listener=listener)
-    source = str(Path(dataset).resolve()) if Path(dataset).is_file() else dataset
-    info = {"model": absolute_model_spec(model), "data": {"name": source, "label_column": label_column}}
+    source = dataset if dataset in list_datasets() else str(Path(dataset).resolve())
+    saved = data_to_dict(data_cfg)
+    saved.pop("dataset")
+    info = {"model": absolute_model_spec(model), "data": {"name": source, **saved}, **data.info()}
     # run.json: what rebuilds the compressed model later (slimnas.load, slimnas export)
     write_run_info(out, data.input_shape, data.n_classes, **info)
     if auto:

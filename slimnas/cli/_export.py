@@ -12,7 +12,7 @@ from slimnas.errors import ConfigError
 from slimnas.export import ExportMismatchError, get_export_format, list_export_formats
 from slimnas.measure import fmt_count
 from slimnas.report import make_console
-from slimnas.study import export_run
+from slimnas.study import export_run, preprocessing_sidecar
 
 
 def export_command(
@@ -39,6 +39,11 @@ def export_command(
              else f"top-1 agreement {result.top1_agreement:.1%}")
     make_console().print(f"wrote {result.path} ({format}, {fmt_count(size)} bytes); checked against the eager model "
                          f"on {result.n_inputs} inputs: {check}", soft_wrap=True, highlight=False)
+    sidecar = preprocessing_sidecar(result.path)
+    if result.path.is_file() and sidecar.is_file():
+        make_console().print(f"its inputs are prepared as {sidecar} says (standardisation from the training split, "
+                             "layout, tokenizer): slimnas.data.Preprocessing.from_dict(...).transform(raw)",
+                             soft_wrap=True, highlight=False)
 
 
 def format_help() -> str:

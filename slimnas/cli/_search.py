@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from slimnas.cli._progress import ConsoleListener
+from slimnas.data import dataset_help
 from slimnas.measure import list_metrics
 from slimnas.report import make_console, print_front
 from slimnas.strategies import EARLY_STOPPING, list_strategies
@@ -59,4 +60,5 @@ def registry_help() -> dict[str, str]:
         "strategy": f"Search strategy: {', '.join(list_strategies())}.",
         "objectives": f"Comma-separated metrics: {', '.join(list_metrics())}.",
         "early_stopping": f"Stop weak trials early: {', '.join(EARLY_STOPPING)}.",
+        "dataset": f"The data: {dataset_help()}.",
     }

@@ -179,7 +179,8 @@ def train_from_scratch(model: nn.Module, data: DataSplits, *, epochs: int, seed:
     callbacks = [PhaseEpochs(listener, "train", epochs)] if listener is not None else []
     with report_phase(listener, "train", label="training the input model", epochs=epochs) as found:
         history = fit(model, data.x_train, data.y_train, TrainSpec(epochs=epochs), x_val=data.x_val,
-                      y_val=data.y_val, seed=seed, device=device, callbacks=callbacks)
+                      y_val=data.y_val, seed=seed, device=device, callbacks=callbacks,
+                      augment=data.augment)
         if history.epochs:
             found["val_accuracy"] = history.epochs[-1].get("val_accuracy")
     model.cpu().eval()

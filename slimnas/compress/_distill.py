@@ -116,7 +116,7 @@ class Retrain:
         plateau = [PlateauStop(model, self.patience)] if self.patience else []
         history = fit(model, data.x_train, data.y_train, self.train, x_val=data.x_val, y_val=data.y_val,
                       epochs=n, device=self.device, seed=self.seed, loss_fn=self.loss_fn(teacher),
-                      callbacks=(*self.callbacks, *callbacks, *plateau))
+                      callbacks=(*self.callbacks, *callbacks, *plateau), augment=getattr(data, "augment", None))
         for p in plateau:
             p.restore()
         model.cpu().eval()

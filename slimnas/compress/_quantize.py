@@ -42,6 +42,7 @@ from slimnas.export import (
 )
 from slimnas.models import LowRank
 from slimnas.spaces import Key
+from slimnas.training import evaluate
 
 MODES = ("int8", "int8-dynamic", "fp16", "fp32")
 STATIC_FORMATS = ("qdq", "qoperator")  # how static int8 is written (int8-dynamic is the third format)
@@ -333,8 +334,11 @@ class OnnxQuantizer(BaseCompressor):
         self.val_accuracy_ = self.float_val_accuracy_ = None
         if data is not None:
             self.val_accuracy_ = onnx_accuracy(self.onnx_, data.x_val, data.y_val)
-            with torch.no_grad():
-                self.float_val_accuracy_ = float((model.eval()(data.x_val).argmax(1) == data.y_val).float().mean())
+            if isinstance(data.x_val, torch.Tensor):
+                with torch.no_grad():
+                    self.float_val_accuracy_ = float((model.eval()(data.x_val).argmax(1) == data.y_val).float().mean())
+            else:  # read from disk in batches
+                self.float_val_accuracy_ = evaluate(model.eval(), data.x_val, data.y_val)["accuracy"]
             drop = self.float_val_accuracy_ - self.val_accuracy_
             if static and self.qat is not None and self.qat.epochs > 0 and drop > self.max_drop:
                 model = self._qat(model, data, teacher, input_shape)

@@ -11,16 +11,20 @@ from slimnas.config._profile import (
     write_profile,
 )
 from slimnas.config._schema import (
+    DATA_EXTRAS,
     DEVICES,
+    NORMALIZE,
     DataConfig,
     FitnessConfig,
     MeasureConfig,
     RunConfig,
     StrategyConfig,
+    data_to_dict,
     parse_config,
 )
 
 __all__ = [
+    "DATA_EXTRAS",
     "BUILTIN_PROFILES",
     "PRECISIONS",
     "DeviceProfile",
@@ -29,12 +33,14 @@ __all__ = [
     "read_profile",
     "write_profile",
     "DEVICES",
+    "NORMALIZE",
     "OVERRIDES",
     "DataConfig",
     "FitnessConfig",
     "MeasureConfig",
     "RunConfig",
     "StrategyConfig",
+    "data_to_dict",
     "load_config",
     "parse_config",
     "read_yaml",

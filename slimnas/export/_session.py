@@ -25,11 +25,19 @@ def ort_session(model: str | Path | bytes, *, threads: int = 1, provider: str = 
 
 
 def predict(model: str | Path | bytes, x: torch.Tensor, *, batch_size: int = 1024) -> np.ndarray:
-    """Logits of the ONNX model on ``x``, run in ONNX Runtime."""
+    """Logits of the ONNX model on ``x`` (a tensor, or samples read from disk per batch), run in
+    ONNX Runtime; inputs go in as the model's input type (float32, or int64 token ids)."""
     sess = ort_session(model)
-    name = sess.get_inputs()[0].name
-    arr = x.detach().cpu().numpy().astype(np.float32)
-    return np.concatenate([sess.run(None, {name: arr[i : i + batch_size]})[0] for i in range(0, len(arr), batch_size)])
+    first = sess.get_inputs()[0]
+    dtype = np.int64 if first.type == "tensor(int64)" else np.float32
+    if isinstance(x, torch.Tensor):
+        arr = x.detach().cpu().numpy().astype(dtype)
+        return np.concatenate([sess.run(None, {first.name: arr[i : i + batch_size]})[0]
+                               for i in range(0, len(arr), batch_size)])
+    if hasattr(x, "rows_per"):  # read from disk: batches bounded in bytes
+        batch_size = min(batch_size, x.rows_per())
+    return np.concatenate([sess.run(None, {first.name: np.asarray(x[i : i + batch_size], dtype=dtype)})[0]
+                           for i in range(0, len(x), batch_size)])
 
 
 def onnx_accuracy(model: str | Path | bytes, x: torch.Tensor, y: torch.Tensor) -> float:

@@ -21,7 +21,7 @@ from slimnas.study._driver import (
     torch_threads,
 )
 from slimnas.study._events import EpochReporter, Listener, ListenerGroup
-from slimnas.study._export import export_run
+from slimnas.study._export import export_run, preprocessing_sidecar
 from slimnas.study._joint import cached_parent, final_finetune, parent_key, write_artifact
 from slimnas.study._load import LoadedModel, load, open_model
 from slimnas.study._objective import BaseTrialObjective, SearchObjective
@@ -62,6 +62,7 @@ __all__ = [
     "cached_parent",
     "estimate_eta",
     "export_run",
+    "preprocessing_sidecar",
     "feasible",
     "final_finetune",
     "hypervolume_2d",

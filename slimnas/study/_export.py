@@ -10,6 +10,7 @@ from torch import nn
 
 from slimnas.errors import ConfigError
 from slimnas.export import ExportResult, export_model, get_export_format
+from slimnas.study._artifacts import write_json
 from slimnas.study._load import open_model
 
 N_VERIFY = 256  # validation samples every export is checked on
@@ -35,7 +36,17 @@ def export_run(path: str | Path, out: str | Path, *, format: str, trial: int | N
     splits = loaded.load_data()
     if splits is None and fmt.calibrated:
         raise ConfigError("format", f"a run that names its data ({format} calibrates on its training samples)", format)
-    return export_model(loaded.model, out, loaded.input_shape, format=format,
-                        calibration=None if splits is None else splits.x_train,
-                        inputs=None if splits is None else splits.x_val[:N_VERIFY],
-                        rebuild=loaded.rebuild, files=loaded.files)
+    result = export_model(loaded.model, out, loaded.input_shape, format=format,
+                          calibration=None if splits is None else splits.x_train,
+                          inputs=None if splits is None else splits.x_val[:N_VERIFY],
+                          rebuild=loaded.rebuild, files=loaded.files)
+    if loaded.preprocessing is not None and result.path.is_file():  # a folder export has it in run.json
+        write_json(preprocessing_sidecar(result.path), loaded.preprocessing)
+    return result
+
+
+def preprocessing_sidecar(path: str | Path) -> Path:
+    """Where an exported file's input preparation is written beside it: ``model.onnx`` ->
+    ``model.preprocessing.json`` (:class:`slimnas.data.Preprocessing` reads it back)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.preprocessing.json")

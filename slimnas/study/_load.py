@@ -28,6 +28,9 @@ from slimnas.spaces import Candidate
 from slimnas.study._artifacts import RunFolder
 from slimnas.study._record import is_search_run, open_run, select_member
 
+#: what ``run.json`` says of the data besides shapes (:meth:`slimnas.data.DataSplits.info`)
+DATA_INFO = ("kind", "vocab_size", "pad_id", "preprocessing")
+
 
 @dataclass(frozen=True)
 class LoadedModel:
@@ -42,6 +45,10 @@ class LoadedModel:
         files: the JSON documents that rebuild it (``arch.json``, ``run.json``), written next to
             a ``state-dict`` export.
         data: :func:`slimnas.data.load_dataset`'s arguments for the data it was trained on.
+        preprocessing: how raw samples become its inputs (standardisation statistics from the
+            training split, layouts, tokenizer), as ``run.json`` saves it; ``None`` where the
+            inputs are the source's samples as they are (MNIST-1D, digits).
+            ``slimnas.data.Preprocessing.from_dict(...).transform(raw)`` applies it.
     """
 
     model: nn.Module
@@ -52,6 +59,7 @@ class LoadedModel:
     rebuild: Callable[[], nn.Module] | None = None
     files: dict = field(default_factory=dict)
     data: dict | None = None
+    preprocessing: dict | None = None
 
     def load_data(self) -> DataSplits | None:
         return None if self.data is None else load_dataset(**self.data)
@@ -110,10 +118,12 @@ def _from_search(root: Path, trial: int | None, best, model) -> LoadedModel:
         saved = sorted(int(p.parent.name) for p in (root / "trials").glob("*/weights.pt"))
         raise ConfigError("trial", f"a trial of {root} with saved weights ({_ranges(saved)}; front: {front})", trial)
     shape, n_classes = run.shapes()
-    info = {"input_shape": list(shape), "n_classes": n_classes, "data": run.data_args}
+    info = {"input_shape": list(shape), "n_classes": n_classes, "data": run.data_args,
+            **{k: v for k, v in run.info.items() if k in DATA_INFO}}
     loaded = _from_folder(folder, model, info=info)
     files = {**loaded.files, INFO: {**loaded.files[INFO], "run": str(root), "trial": trial}}
-    return LoadedModel(loaded.model, shape, n_classes, folder, trial, loaded.rebuild, files, run.data_args)
+    return LoadedModel(loaded.model, shape, n_classes, folder, trial, loaded.rebuild, files, run.data_args,
+                       loaded.preprocessing)
 
 
 def _from_folder(root: Path, model, info: dict | None = None) -> LoadedModel:
@@ -138,7 +148,8 @@ def _from_folder(root: Path, model, info: dict | None = None) -> LoadedModel:
             raise ConfigError("run", f"{root / INFO} with the input shape and class count", str(root))
         arch = Candidate.from_dict(cand).arch
         rebuild = lambda: build_model(arch, shape, n_classes)  # noqa: E731
-        files = {"arch.json": cand, INFO: {k: v for k, v in info.items() if k in ("input_shape", "n_classes", "data")}}
+        files = {"arch.json": cand, INFO: {k: v for k, v in info.items() if k in ("input_shape", "n_classes", "data",
+                                                                                  *DATA_INFO)}}
     elif "model" in info:
         rebuild = _given(info["model"])
         files[INFO] = dict(info)
@@ -146,7 +157,7 @@ def _from_folder(root: Path, model, info: dict | None = None) -> LoadedModel:
         raise ConfigError("model", f"the original architecture of {root} (no arch.json or {INFO} says it): pass "
                           "model= (a fresh nn.Module or 'file.py:callable')")
     return LoadedModel(_load_weights(rebuild(), weights), shape, n_classes, weights, None, rebuild, files,
-                       info.get("data"))
+                       info.get("data"), info.get("preprocessing"))
 
 
 def _given(model: nn.Module | str) -> Callable[[], nn.Module]:

@@ -377,4 +377,5 @@ class SearchObjective(BaseTrialObjective):
             callbacks += self.stoppers(trial, cand.train.epochs)
         self.listener.trial_started(trial.number, cand.train.epochs)
         fit(model, self.splits.x_train, self.splits.y_train, cand.train, x_val=self.splits.x_val,
-            y_val=self.splits.y_val, device=self.device, seed=self.seed(trial), callbacks=callbacks)
+            y_val=self.splits.y_val, device=self.device, seed=self.seed(trial), callbacks=callbacks,
+            augment=self.splits.augment)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import optuna
 
-from slimnas.config import read_yaml
+from slimnas.config import DATA_EXTRAS, read_yaml
 from slimnas.data import DataSplits, load_dataset
 from slimnas.errors import ConfigError
 from slimnas.export import read_run_info
@@ -72,7 +72,7 @@ class RunRecord:
         d = self.config.get("data", {})
         return {"name": d.get("dataset", "mnist1d"), "val_fraction": d.get("val_fraction", 0.2),
                 "test_fraction": d.get("test_fraction", 0.2), "seed": d.get("seed", 0),
-                "label_column": d.get("label_column", "label")}
+                "label_column": d.get("label_column", "label"), **{k: d[k] for k in DATA_EXTRAS if k in d}}
 
     def data(self) -> DataSplits:
         return load_dataset(**self.data_args)

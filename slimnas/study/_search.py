@@ -20,6 +20,7 @@ from slimnas.data import DataSplits, load_dataset
 from slimnas.errors import ConfigError
 from slimnas.export import onnx_accuracy, write_run_info
 from slimnas.measure import OnnxRuntimeLatency, runtime_for
+from slimnas.spaces import get_family, list_families
 from slimnas.strategies import BaseStrategy, get_strategy
 from slimnas.study._artifacts import RunFolder, write_json
 from slimnas.study._definition import check_definition, definition_of
@@ -95,9 +96,24 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_splits(plan: SearchPlan) -> DataSplits:
-    d = plan.config.data
-    return load_dataset(d.dataset, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.seed,
-                        label_column=d.label_column)
+    """The plan's data, checked against its families (what kinds of data they take) and layout."""
+    splits = load_dataset(plan.config.data)
+    for family in plan.space.families:
+        kinds = get_family(family).data_kinds
+        if splits.kind and splits.kind not in kinds:
+            able = families_for(splits.kind)
+            which = (f"{', '.join(able)} {'takes' if len(able) == 1 else 'take'} it" if able
+                     else "no registered family takes it")
+            raise ConfigError("space.family", f"families that take {splits.kind} data ({family!r} takes "
+                              f"{', '.join(kinds)}; {which})", family)
+    if splits.preprocessing is not None and splits.preprocessing.input_layout != "channels_first":
+        raise ConfigError("data.input_layout", "channels_first in a search (slimnas's families take channels "
+                          "first; the option is for compress's own models)", plan.config.data.input_layout)
+    return splits
+
+
+def families_for(kind: str) -> list[str]:
+    return [f for f in list_families() if kind in get_family(f).data_kinds]
 
 
 def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, listener: Listener | None = None,
@@ -142,7 +158,7 @@ def _search(plan: SearchPlan, run: RunFolder, splits: DataSplits, device: torch.
         study = claim_run(plan, run)
         for trial in recover_dead_trials(study):
             run.mark_failed(trial.number, trial.user_attrs.get("failure", "its process stopped"))
-        write_run_info(run.root, splits.input_shape, splits.n_classes)
+        write_run_info(run.root, splits.input_shape, splits.n_classes, **splits.info())
         n_done = n_finished(study)
         n_todo = max(0, cfg.n_trials - n_done)
         timeout = cfg.timeout

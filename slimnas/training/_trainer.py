@@ -1,7 +1,8 @@
 """A short, readable training loop with per-epoch callbacks.
 
-Data stay as tensors on the device (the datasets here are small), so an epoch is a loop over
-shuffled index slices; no DataLoader workers to start.
+Data held as tensors stay on the device, so an epoch is a loop over shuffled index slices, no
+DataLoader workers to start; data streamed from disk (a :class:`slimnas.data.DiskArray`) is read
+for the same index slices by DataLoader workers, so both give the same batches.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slimnas.data import Augment, DiskArray
 from slimnas.errors import TrainingDiverged
 from slimnas.spaces import TrainSpec
 
@@ -96,6 +98,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    if isinstance(x, DiskArray):  # batches read from disk: bounded in bytes, not samples
+        batch_size = min(batch_size, x.rows_per())
     correct, loss = 0, 0.0
     for i in range(0, len(y), batch_size):
         xb, yb = x[i : i + batch_size].to(device), y[i : i + batch_size].to(device)
@@ -120,6 +124,7 @@ def fit(
     seed: int = 0,
     loss_fn: LossFn = cross_entropy,
     callbacks: Sequence[Callback] = (),
+    augment: Augment | None = None,
 ) -> History:
     """Train ``model`` in place with the recipe ``spec`` and return the per-epoch history.
 
@@ -130,6 +135,7 @@ def fit(
         epochs: overrides ``spec.epochs``.
         loss_fn: ``loss_fn(logits, y, x)``; distillation passes one that also runs a teacher.
         callbacks: called after every epoch, in order.
+        augment: applied to every training batch (``DataSplits.augment``); never to validation.
 
     Example:
         >>> m = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
@@ -140,7 +146,9 @@ def fit(
     n_epochs = spec.epochs if epochs is None else epochs
     device = torch.device(device)
     model.to(device)
-    x_train, y_train = x_train.to(device), y_train.to(device)
+    if isinstance(x_train, torch.Tensor):
+        x_train = x_train.to(device)
+    y_train = y_train.to(device)
     gen = torch.Generator().manual_seed(seed)
     opt = make_optimizer(model, spec)
     n = len(y_train)
@@ -154,7 +162,7 @@ def fit(
     for epoch in range(1, n_epochs + 1):
         try:
             _training.active = True
-            metrics = _epoch(model, x_train, y_train, spec, opt, sched, gen, loss_fn, epoch)
+            metrics = _epoch(model, x_train, y_train, spec, opt, sched, gen, loss_fn, epoch, augment)
             if x_val is not None and y_val is not None:
                 val = evaluate(model, x_val, y_val)
                 metrics.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
@@ -171,17 +179,16 @@ def fit(
     return history
 
 
-def _epoch(model, x_train, y_train, spec: TrainSpec, opt, sched, gen, loss_fn: LossFn, epoch: int) -> dict[str, float]:
+def _epoch(model, x_train, y_train, spec: TrainSpec, opt, sched, gen, loss_fn: LossFn, epoch: int,
+           augment: Augment | None = None) -> dict[str, float]:
     """One pass over the shuffled training data; the epoch's mean training loss."""
     model.train()
     n = len(y_train)
-    perm = torch.randperm(n, generator=gen).to(x_train.device)
+    perm = torch.randperm(n, generator=gen).to(y_train.device)
     total = 0.0
-    for i in range(0, n, spec.batch_size):
-        idx = perm[i : i + spec.batch_size]
-        if len(idx) < 2 and n >= 2:  # BatchNorm cannot train on a batch of one
-            continue
-        xb, yb = x_train[idx], y_train[idx]
+    for idx, xb, yb in _batches(x_train, y_train, perm, spec.batch_size):
+        if augment is not None:
+            xb = augment(xb, gen)
         loss = loss_fn(model(xb), yb, xb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -190,3 +197,17 @@ def _epoch(model, x_train, y_train, spec: TrainSpec, opt, sched, gen, loss_fn: L
             sched.step()
         total += float(loss.detach()) * len(idx)
     return {"epoch": epoch, "train_loss": total / n}
+
+
+def _batches(x_train, y_train: torch.Tensor, perm: torch.Tensor, batch_size: int):
+    """``(index, x, y)`` per batch of ``perm``: slices of tensors, or the same slices read from
+    disk by a :class:`DiskArray`'s DataLoader workers."""
+    n = len(y_train)
+    slices = [perm[i : i + batch_size] for i in range(0, n, batch_size)]
+    slices = [idx for idx in slices if not (len(idx) < 2 and n >= 2)]  # BatchNorm cannot train on a batch of one
+    if not isinstance(x_train, DiskArray):
+        for idx in slices:
+            yield idx, x_train[idx], y_train[idx]
+        return
+    for idx, (xb, yb) in zip(slices, x_train.loader(slices, y_train), strict=True):
+        yield idx, xb.to(y_train.device, non_blocking=True), yb.to(y_train.device)
