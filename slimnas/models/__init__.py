@@ -1,12 +1,16 @@
 """Model families (each one registered file: spec, config keys, sampling, builder), layer
 factories, reference models, and users' own models."""
 
+from slimnas.models._attention import SelfAttention, SplitMultiheadAttention
 from slimnas.models._builder import build_model
 from slimnas.models._cnn import CNNFamily, CNNSpec, ConvBlock, ConvLayer, ConvNet
 from slimnas.models._layers import ACTIVATIONS, LowRank, make_activation
 from slimnas.models._mlp import MLP, MLPFamily, MLPSpec
-from slimnas.models._reference import mnist1d_paper_cnn
+from slimnas.models._mobilenet import InvertedBlock, MobileNet, MobileNetFamily, MobileNetSpec
+from slimnas.models._reference import cifar_resnet18, mnist1d_paper_cnn
+from slimnas.models._resnet import ResNet, ResNetFamily, ResNetSpec, ResStage
 from slimnas.models._rnn import RecurrentNet, RNNFamily, RNNSpec
+from slimnas.models._transformer import TransformerFamily, TransformerNet, TransformerSpec
 from slimnas.models._user import check_outputs, import_model, load_weights
 
 __all__ = [
@@ -17,14 +21,28 @@ __all__ = [
     "ConvBlock",
     "ConvLayer",
     "ConvNet",
+    "InvertedBlock",
     "LowRank",
     "MLPFamily",
     "MLPSpec",
+    "MobileNet",
+    "MobileNetFamily",
+    "MobileNetSpec",
     "RNNFamily",
     "RNNSpec",
     "RecurrentNet",
+    "ResNet",
+    "ResNetFamily",
+    "ResNetSpec",
+    "ResStage",
+    "SelfAttention",
+    "SplitMultiheadAttention",
+    "TransformerFamily",
+    "TransformerNet",
+    "TransformerSpec",
     "build_model",
     "check_outputs",
+    "cifar_resnet18",
     "import_model",
     "load_weights",
     "make_activation",
