@@ -165,8 +165,9 @@ def _json_default(o):
     return str(o)
 
 
-def train_from_scratch(model: nn.Module, data: DataSplits, *, epochs: int, seed: int, device: str) -> None:
+def train_from_scratch(model: nn.Module, data: DataSplits, *, epochs: int, seed: int, device: str,
+                       amp: bool = False, accumulate: int = 1) -> None:
     """Train an untrained model before compressing it (when no ``--weights`` are given)."""
-    fit(model, data.x_train, data.y_train, TrainSpec(epochs=epochs), x_val=data.x_val, y_val=data.y_val,
-        seed=seed, device=device)
+    fit(model, data.x_train, data.y_train, TrainSpec(epochs=epochs, amp=amp, accumulate=accumulate),
+        x_val=data.x_val, y_val=data.y_val, seed=seed, device=device)
     model.cpu().eval()

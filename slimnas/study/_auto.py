@@ -51,6 +51,7 @@ from slimnas.study._events import Listener
 from slimnas.study._joint import write_artifact
 from slimnas.study._objective import BaseTrialObjective, trial_place
 from slimnas.study._pareto import feasible, pareto_front
+from slimnas.study._search import resolve_device
 
 MAX_RATIO = 0.9
 WARM_DROPS = (0.01, 0.03, 0.1)  # accuracy drops that seed the sensitivity-guided starting policies
@@ -261,6 +262,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
         True
     """
     s = AutoSettings(budget=tuple(budget), **options)
+    s = dataclasses.replace(s, device=str(resolve_device(s.device)))  # 'auto' becomes what it picks
     check_outputs(model, data.input_shape, data.n_classes)
     listener = listener or Listener()
     rule = early_stopping_rule(s.early_stopping, s.strategy)
@@ -331,6 +333,6 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
         n_done = len([t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE])
         write_json(out / "report.json", {"before": before, "after": after, "budget": [str(b) for b in budgets],
                                          "feasible": result.feasible, "trial": best.number,
-                                         "n_trials": n_done, "finetune": dataclasses.asdict(recipe),
+                                         "n_trials": n_done, "finetune": recipe.to_dict(),
                                          "refine": rows, "policy": policy.to_dict()})
     return result
