@@ -20,11 +20,39 @@ DEVICES = ("cpu", "cuda", "auto")
 
 @dataclass(frozen=True)
 class DataConfig:
+    """The ``data:`` section. The fields after ``label_column`` came later: a saved config lists
+    them only where they differ from their defaults, so older runs resume as they were."""
+
     dataset: str = "mnist1d"
     val_fraction: float = 0.2
     test_fraction: float = 0.2
     seed: int = 0
     label_column: str = "label"
+    layout: str | None = None  # 4-D arrays in a file: nchw | nhwc (None: nchw, a clearly NHWC array refused)
+    normalize: str = "auto"  # auto | feature | channel | global | none (statistics from the training split)
+    augment: dict = field(default_factory=dict, hash=False)  # training batches only: crop, flip, shift, noise
+    text_column: str | None = None  # text CSV: the column of texts (None: the one non-numeric column)
+    tokenizer: Any = "word"  # a registered tokenizer name, or {name: word, max_length: 64, ...}
+    stream: Any = "auto"  # true: read samples from disk per batch; auto: for files over 1 GiB
+    num_workers: int = 2  # DataLoader worker processes when streaming
+    input_layout: str = "channels_first"  # what the model takes: channels_first | channels_last | no_channel
+    options: dict = field(default_factory=dict, hash=False)  # a built-in dataset's or format's own options
+
+
+#: DataConfig fields a saved config leaves out while they hold their defaults
+DATA_EXTRAS = ("layout", "normalize", "augment", "text_column", "tokenizer", "stream", "num_workers",
+               "input_layout", "options")
+NORMALIZE = ("auto", "feature", "channel", "global", "none")
+
+
+def data_to_dict(data: DataConfig) -> dict[str, Any]:
+    """The ``data:`` section as a saved config holds it (new fields only when set)."""
+    out = dataclasses.asdict(data)
+    default = DataConfig()
+    for key in DATA_EXTRAS:
+        if out[key] == getattr(default, key):
+            del out[key]
+    return out
 
 
 @dataclass(frozen=True)
@@ -95,8 +123,9 @@ class RunConfig:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out.update(name=self.study_name, out=str(self.run_dir), storage=self.storage_url,
                    objectives=list(self.objectives), budget=list(self.budget))
-        for sub in ("data", "strategy", "fitness", "measure"):
+        for sub in ("strategy", "fitness", "measure"):
             out[sub] = dataclasses.asdict(getattr(self, sub))
+        out["data"] = data_to_dict(self.data)
         out["space"], out["training"] = dict(self.space), dict(self.training)
         return out
 
@@ -186,6 +215,18 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
         "test_fraction": ("a number in (0, 0.9]", lambda v: _is_num(v) and 0 < v <= 0.9),
         "seed": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
         "label_column": ("a column name", lambda v: isinstance(v, str)),
+        "layout": ("nchw or nhwc (how a file's 4-D image array is laid out)",
+                   lambda v: v is None or v in ("nchw", "nhwc")),
+        "normalize": (f"one of {list(NORMALIZE)}", lambda v: v in NORMALIZE),
+        "augment": ("a mapping such as {crop: 4, flip: true} or {shift: 2, noise: 0.05}",
+                    lambda v: isinstance(v, dict)),
+        "text_column": ("a column name", lambda v: v is None or _is_name(v)),
+        "tokenizer": ("a tokenizer name, or a mapping {name: word, max_length: 64, ...}",
+                      lambda v: _is_name(v) or (isinstance(v, dict) and _is_name(v.get("name", "word")))),
+        "stream": ("true, false or auto", lambda v: isinstance(v, bool) or v == "auto"),
+        "num_workers": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
+        "input_layout": ("channels_first, channels_last or no_channel", _is_name),
+        "options": ("a mapping of the dataset's options, such as {n: 2000}", lambda v: isinstance(v, dict)),
     })
     values["strategy"] = _section(StrategyConfig, raw.get("strategy"), "strategy", {
         "name": ("a strategy name", _is_name),

@@ -3,16 +3,43 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from slimnas.config import DataConfig
+from slimnas.data._augment import Augment
+from slimnas.data._preprocess import (
+    Preprocessing,
+    RunningStats,
+    array_stats,
+    channel_first_batch,
+    check_layout,
+    check_no_channel,
+    infer_kind,
+    resolve_input_layout,
+    to_input_layout,
+)
+from slimnas.data._stream import DiskArray, RowFile
+from slimnas.data._tokenizers import build_tokenizer
+
 
 @dataclass
 class DataSplits:
-    """Train / validation / test tensors, channel-first (``(N, C, L)`` or ``(N, C, H, W)``).
+    """Train / validation / test samples and labels, in the layout the model takes
+    (channel-first by default: ``(N, C, L)`` or ``(N, C, H, W)``; text: ``(N, L)`` token ids).
 
     The search reads ``train`` and ``val`` only; ``test`` is read once, to report the final front.
+    Samples are tensors, or :class:`DiskArray` s read from disk per batch for data streamed
+    from a file (``data.stream``); both take ``len``, ``.shape`` and indexing.
+
+    Attributes:
+        kind: ``tabular``, ``sequence``, ``image`` or ``text`` (``""``: not said).
+        preprocessing: what made the samples from the source (standardisation statistics from
+            the training split, layouts, the fitted tokenizer); saved with every run.
+        augment: applied to training batches only (``fit(..., augment=splits.augment)``).
+        vocab_size, pad_id: text: the token ids' range and the padding id.
     """
 
     name: str
@@ -23,17 +50,39 @@ class DataSplits:
     x_test: torch.Tensor
     y_test: torch.Tensor
     n_classes: int
+    kind: str = ""
+    preprocessing: Preprocessing | None = None
+    augment: Augment | None = None
+    vocab_size: int | None = None
+    pad_id: int = 0
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one sample, without the batch dimension."""
         return tuple(self.x_train.shape[1:])
 
+    @property
+    def streamed(self) -> bool:
+        """Whether samples are read from disk per batch (not held as tensors)."""
+        return not isinstance(self.x_train, torch.Tensor)
+
     def summary(self) -> str:
+        text = f", vocabulary {self.vocab_size}" if self.vocab_size else ""
         return (
             f"{self.name}: {len(self.y_train)} train / {len(self.y_val)} val / "
-            f"{len(self.y_test)} test, input {self.input_shape}, {self.n_classes} classes"
+            f"{len(self.y_test)} test, input {self.input_shape}, {self.n_classes} classes{text}"
         )
+
+    def info(self) -> dict[str, Any]:
+        """What a saved model needs to know of its data besides shapes (``run.json``): the kind,
+        the vocabulary size of text, the preprocessing; empty for data used as the source holds
+        it (MNIST-1D, digits), so their run folders stay as they were."""
+        out: dict[str, Any] = {}
+        if self.vocab_size is not None:
+            out.update(kind=self.kind, vocab_size=self.vocab_size, pad_id=self.pad_id)
+        if self.preprocessing is not None and not self.preprocessing.is_identity:
+            out.update(kind=self.kind, preprocessing=self.preprocessing.to_dict())
+        return out
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,26 +136,74 @@ def _labels(y, n: int, name: str) -> np.ndarray:
     return y
 
 
+
+
+def _prepare(x, name: str, kind: str, layout: str | None) -> tuple[Any, str]:
+    """A source array checked and put channel-first (numbers), as 1-D strings (text), or as
+    row numbers of a file (:class:`_Rows`); and the 4-D layout it came in."""
+    if isinstance(x, RowFile):
+        layout = check_layout(x.shape, layout)
+        return _Rows(x, np.arange(len(x)), layout), layout
+    if kind == "text":
+        x = np.asarray(x)
+        if x.ndim != 1 or x.dtype.kind not in "USO":
+            raise ValueError(f"{name} must hold one text per sample, shape (N,); got shape {x.shape}")
+        return x.astype(str), ""
+    layout = check_layout(np.shape(x), layout)
+    x = _numeric(x, name)
+    if layout == "nhwc":
+        x = x.transpose(0, 3, 1, 2)
+    return channel_first(x), layout
+
+
+class _Rows:
+    """Row numbers into a :class:`RowFile`: a split of streamed data before it is read."""
+
+    def __init__(self, source: RowFile, rows: np.ndarray, layout: str) -> None:
+        self.source, self.rows, self.layout = source, rows, layout
+        self.shape = (len(rows), *channel_first_batch(np.zeros((1, *source.shape[1:]), np.float32), layout).shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, idx) -> _Rows:
+        return _Rows(self.source, self.rows[idx], self.layout)
+
+
 def make_splits(
     name: str,
-    x: np.ndarray,
-    y: np.ndarray,
-    x_test: np.ndarray | None,
-    y_test: np.ndarray | None,
+    x,
+    y,
+    x_test,
+    y_test,
     *,
     val_fraction: float,
     test_fraction: float,
     seed: int,
-    standardize: bool,
+    standardize: bool | str,
+    kind: str | None = None,
+    options: DataConfig | None = None,
 ) -> DataSplits:
-    """Carve validation (and, when the source has none, test) data from the training data.
+    """Carve validation (and, when the source has none, test) data from the training data, and
+    prepare every split the same way, with statistics from the training split only.
+
+    Args:
+        x, x_test: numeric arrays, 1-D arrays of texts, or :class:`RowFile` s (streamed).
+        standardize: ``True``/``"global"`` one mean and std for all inputs, ``"feature"`` per
+            feature, ``"channel"`` per channel, ``False``/``"none"`` as they are.
+        kind: ``tabular``, ``sequence``, ``image`` or ``text`` (default: from ``x``).
+        options: the ``data:`` section's layouts, augmentation, tokenizer and workers.
 
     Raises:
         ValueError: naming what is wrong: too few samples or classes, labels that do not match
             the samples, NaN or infinite values, test data of another shape or with classes the
             training data lacks.
+        ConfigError: a layout, augmentation or tokenizer option that does not fit the data.
     """
-    x = channel_first(_numeric(x, "x"))
+    options = options or DataConfig()
+    mode = {True: "global", False: "none"}[standardize] if isinstance(standardize, bool) else standardize
+    kind = kind or infer_kind(x)
+    x, layout = _prepare(x, "x", kind, options.layout)
     y = _labels(y, len(x), "y")
     if len(x) < MIN_SAMPLES:
         raise ValueError(f"{len(x)} samples; at least {MIN_SAMPLES} are needed")
@@ -115,7 +212,8 @@ def make_splits(
     if x_test is None or y_test is None:
         train_idx, test_idx = stratified_split(y, test_fraction, seed + 1)
         x, y, x_test, y_test = x[train_idx], y[train_idx], x[test_idx], y[test_idx]
-    x_test = channel_first(_numeric(x_test, "x_test"))
+    else:
+        x_test, _ = _prepare(x_test, "x_test", kind, options.layout)
     y_test = _labels(y_test, len(x_test), "y_test")
     if x_test.shape[1:] != x.shape[1:]:
         raise ValueError(f"x_test samples are shaped {x_test.shape[1:]}, the training samples {x.shape[1:]}")
@@ -135,17 +233,67 @@ def make_splits(
     if len(y_val) == 0 or len(y_train) == 0:
         raise ValueError(f"{len(y)} training samples leave {len(y_train)} to train on and {len(y_val)} to validate "
                          "on; more samples (or another val_fraction) are needed")
-    if standardize:  # statistics from the training part only
+    t = torch.from_numpy
+    labels = dict(y_train=t(y_train), y_val=t(y_val), y_test=t(y_test), n_classes=len(classes))
+    if kind == "text":
+        return _text_splits(name, x_train, x_val, x_test, labels, options)
+    input_layout = resolve_input_layout(options.input_layout, kind)
+    check_no_channel(tuple(x_train.shape[1:]), input_layout)
+    augment = Augment.from_config(options.augment, kind, input_layout)
+    if isinstance(x_train, _Rows):
+        return _disk_splits(name, x_train, x_val, x_test, labels, kind, layout, mode, input_layout, augment,
+                            options.num_workers)
+    mean = std = None
+    if mode == "global":  # statistics from the training part only
         mean, std = float(x_train.mean()), float(x_train.std()) or 1.0
         x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))
-    t = torch.from_numpy
+        mean, std = (np.full((1,) * (x_train.ndim - 1), v, np.float32) for v in (mean, std))
+    elif mode in ("feature", "channel"):
+        mean, std = array_stats(x_train, mode)
+        x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))
+    x_train, x_val, x_test = (to_input_layout(a, input_layout) for a in (x_train, x_val, x_test))
+    prep = Preprocessing(kind, layout, mode, mean, std, input_layout)
     return DataSplits(
         name=name,
         x_train=t(np.ascontiguousarray(x_train)),
-        y_train=t(y_train),
         x_val=t(np.ascontiguousarray(x_val)),
-        y_val=t(y_val),
         x_test=t(np.ascontiguousarray(x_test)),
-        y_test=t(y_test),
-        n_classes=len(classes),
+        kind=kind,
+        preprocessing=prep,
+        augment=augment,
+        **labels,
     )
+
+
+def _text_splits(name: str, x_train, x_val, x_test, labels: dict, options: DataConfig) -> DataSplits:
+    """Token ids of every split, by a tokenizer fitted on the training texts only."""
+    tok = build_tokenizer(options.tokenizer).fit(list(x_train))
+    if options.augment:
+        Augment.from_config(options.augment, "text")  # refused in one line
+    resolve_input_layout(options.input_layout, "text")
+    t = torch.from_numpy
+    prep = Preprocessing("text", input_layout="channels_first", tokenizer=tok.state())
+    return DataSplits(name=name, x_train=t(tok.encode(list(x_train))), x_val=t(tok.encode(list(x_val))),
+                      x_test=t(tok.encode(list(x_test))), kind="text", preprocessing=prep,
+                      vocab_size=tok.vocab_size, pad_id=tok.pad_id, **labels)
+
+
+def _disk_splits(name: str, x_train: _Rows, x_val: _Rows, x_test: _Rows, labels: dict, kind: str, layout: str,
+                 mode: str, input_layout: str, augment: Augment | None, num_workers: int) -> DataSplits:
+    """Splits read from disk per batch: one pass over the file checks every value and takes the
+    training split's statistics; nothing is kept in memory but row numbers and labels."""
+    stats = RunningStats(mode if mode != "none" else "global")
+    for part, split in (("x", x_train), ("x", x_val), ("x_test", x_test)):
+        for rows, raw in split.source.chunks(split.rows):
+            chunk = channel_first_batch(raw.astype(np.float32, copy=False), layout)
+            bad = ~np.isfinite(chunk)
+            if bad.any():
+                raise ValueError(f"{part} holds NaN or infinite values (row {int(rows[np.flatnonzero(bad.any(axis=tuple(range(1, bad.ndim))))[0]])})")
+            if split is x_train and mode != "none":
+                stats.add(chunk)
+    mean, std = stats.result() if mode != "none" else (None, None)
+    arrays = [DiskArray(s.source, s.rows, layout=layout, mean=mean, std=std, input_layout=input_layout,
+                        num_workers=num_workers) for s in (x_train, x_val, x_test)]
+    prep = Preprocessing(kind, layout, mode, mean, std, input_layout)
+    return DataSplits(name=name, x_train=arrays[0], x_val=arrays[1], x_test=arrays[2], kind=kind,
+                      preprocessing=prep, augment=augment, **labels)

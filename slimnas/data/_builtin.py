@@ -1,4 +1,14 @@
-"""Built-in datasets, generated or shipped: nothing is downloaded."""
+"""Built-in datasets, generated or shipped: nothing is downloaded.
+
+Names are stable (configs and saved runs refer to them):
+
+- ``mnist1d``: MNIST-1D sequences ``(1, 40)``, as the source scales them;
+- ``digits``: scikit-learn's 8x8 digits ``(1, 8, 8)``, scaled to [0, 1] and nothing more;
+- ``digits-images``: the same images standardised per channel, augmentable as images;
+- ``shapes32``: procedurally generated 32x32 colour shapes ``(3, 32, 32)``, 10 classes;
+- ``text``: procedurally generated review sentences, 8 classes, tokenised (``(L,)`` token ids);
+- ``wine``, ``breast-cancer``: scikit-learn's tabular sets, standardised per feature.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +17,11 @@ import functools
 import numpy as np
 
 from slimnas.data._registry import register_dataset
+from slimnas.data._shapes import make_shapes
+from slimnas.data._textgen import make_text
 
 
-@register_dataset("mnist1d")
+@register_dataset("mnist1d", kind="sequence")
 @functools.cache
 def mnist1d() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """MNIST-1D (Greydanus 2020), generated offline: 4000 train and 1000 test sequences of 40."""
@@ -19,11 +31,84 @@ def mnist1d() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return d["x"], d["y"], d["x_test"], d["y_test"]
 
 
-@register_dataset("digits")
 @functools.cache
-def digits() -> tuple[np.ndarray, np.ndarray, None, None]:
-    """scikit-learn's bundled 8x8 digits (1797 images), scaled to [0, 1], as ``(N, 1, 8, 8)``."""
+def _digit_images() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    return (d.images / 16.0)[:, None].astype(np.float32), d.target, None, None
+    return (d.images / 16.0)[:, None].astype(np.float32), d.target
+
+
+@register_dataset("digits", kind="image")
+def digits() -> tuple[np.ndarray, np.ndarray, None, None]:
+    """scikit-learn's bundled 8x8 digits (1797 images), scaled to [0, 1], as ``(N, 1, 8, 8)``."""
+    x, y = _digit_images()
+    return x, y, None, None
+
+
+@register_dataset("digits-images", kind="image", normalize="channel")
+def digits_images() -> tuple[np.ndarray, np.ndarray, None, None]:
+    """scikit-learn's 8x8 digits as ``(N, 1, 8, 8)`` images, standardised per channel with the
+    training split's statistics (``data.augment`` crops and flips apply)."""
+    x, y = _digit_images()
+    return x, y, None, None
+
+
+@register_dataset("shapes32", kind="image", normalize="channel")
+def shapes32(n: int = 6000, seed: int = 0, noise: float = 0.12, distractors: int = 3):
+    """Procedurally generated 32x32 colour images of 10 shape classes with random placement,
+    size, rotation and colours, distractor shapes, lighting and noise (``slimnas.data._shapes``).
+
+    Options (``data.options``): ``n`` images, ``seed``, ``noise``, ``distractors``.
+    """
+    _check_options(n=n, seed=seed, noise=noise, distractors=distractors)
+    x, y = _cached(make_shapes, n, seed=seed, noise=noise, distractors=distractors)
+    return x, y, None, None
+
+
+@register_dataset("text", kind="text")
+def text(n: int = 6000, seed: int = 0, label_noise: float = 0.02):
+    """Procedurally generated review sentences, 4 topics x positive/negative, with negation and
+    contrast clauses that word counts alone cannot resolve (``slimnas.data._textgen``).
+
+    Options (``data.options``): ``n`` sentences, ``seed``, ``label_noise``.
+    """
+    _check_options(n=n, seed=seed, label_noise=label_noise)
+    x, y = _cached(make_text, n, seed=seed, label_noise=label_noise)
+    return x, y, None, None
+
+
+@register_dataset("wine", kind="tabular", normalize="feature")
+def wine():
+    """scikit-learn's wine data: 178 samples, 13 features of very different scales, 3 classes."""
+    from sklearn.datasets import load_wine
+
+    d = load_wine()
+    return d.data.astype(np.float32), d.target, None, None
+
+
+@register_dataset("breast-cancer", kind="tabular", normalize="feature")
+def breast_cancer():
+    """scikit-learn's breast cancer data: 569 samples, 30 features, 2 classes."""
+    from sklearn.datasets import load_breast_cancer
+
+    d = load_breast_cancer()
+    return d.data.astype(np.float32), d.target, None, None
+
+
+@functools.lru_cache(maxsize=4)
+def _cached(make, *args, **kwargs):
+    """A generator's output, made once per process and options (searches load data often)."""
+    return make(*args, **kwargs)
+
+
+def _check_options(**values) -> None:
+    from slimnas.errors import ConfigError
+
+    for key, value in values.items():
+        integer = key in ("n", "seed", "distractors")
+        ok = (isinstance(value, int) if integer else isinstance(value, (int, float))) and not isinstance(value, bool)
+        low = {"n": 10, "seed": 0, "distractors": 0}.get(key, 0)
+        if not ok or value < low or (key == "label_noise" and value > 1):
+            what = f"an integer >= {low}" if integer else ("a share in [0, 1]" if key == "label_noise" else "a number >= 0")
+            raise ConfigError(f"data.options.{key}", what, value)

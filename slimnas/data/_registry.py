@@ -1,76 +1,176 @@
-"""Dataset registry: built-in datasets by name, user files by path (read by their format)."""
+"""Dataset registry: built-in datasets by name, user files and folders by path (read by their
+format)."""
 
 from __future__ import annotations
 
+import inspect
+import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from slimnas.config import DataConfig, parse_config
 from slimnas.data._base import DataSplits, make_splits
-from slimnas.data._formats import file_suffixes, format_for
+from slimnas.data._formats import BaseFormat, file_suffixes, folder_formats, format_for
+from slimnas.data._preprocess import KINDS, infer_kind
 from slimnas.errors import ConfigError
 from slimnas.registry import Registry
 
 #: name -> loader(**options) returning raw arrays ``(x, y, x_test, y_test)``.
 DATASETS: Registry[Callable] = Registry("data.dataset")
+#: files larger than this are read from disk per batch under ``data.stream: auto``
+STREAM_AUTO_BYTES = 1 << 30
+#: what ``data.normalize: auto`` means for files, by the kind of data
+FILE_NORMALIZE = {"tabular": "feature", "sequence": "channel", "image": "channel", "text": "none"}
 
 
-def register_dataset(name: str):
-    """Register a loader returning ``(x, y, x_test, y_test)`` numpy arrays (test may be ``None``)."""
-    return DATASETS.register(name)
+def register_dataset(name: str, *, kind: str | None = None, normalize: str = "none"):
+    """Register a loader returning ``(x, y, x_test, y_test)`` numpy arrays (test may be ``None``;
+    ``x`` may be a 1-D array of texts). Its keyword arguments are the dataset's options
+    (``data.options``).
+
+    Args:
+        kind: ``tabular``, ``sequence``, ``image`` or ``text`` (default: from the arrays).
+        normalize: what ``data.normalize: auto`` does to it: ``none`` (the loader scales its
+            data), ``global``, ``feature`` or ``channel``.
+
+    Example:
+        >>> @register_dataset("noise", kind="tabular", normalize="feature")  # doctest: +SKIP
+        ... def noise(n: int = 100):
+        ...     x = np.random.default_rng(0).normal(size=(n, 4))
+        ...     return x, (x[:, 0] > 0).astype(int), None, None
+    """
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+
+    def decorator(loader: Callable) -> Callable:
+        loader.data_kind, loader.normalize = kind, normalize
+        return DATASETS.register(name)(loader)
+
+    return decorator
 
 
 def list_datasets() -> list[str]:
     return DATASETS.names()
 
 
+def dataset_help() -> str:
+    """What ``--dataset`` takes, from the registries (plug-ins included)."""
+    return (f"a dataset name ({', '.join(list_datasets())}), a {'/'.join(file_suffixes())} file, or a folder "
+            "(of images per class, or of x.npy and y.npy)")
+
+
 def load_dataset(
-    name: str,
+    name: str | DataConfig,
     *,
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
     seed: int = 0,
     label_column: str = "label",
     standardize: bool | None = None,
+    **options: Any,
 ) -> DataSplits:
-    """Load a dataset by registered name or file path and split it.
+    """Load a dataset by registered name, file or folder path, and split it.
 
     Args:
-        name: a registered name (``mnist1d``, ``digits``) or a path to a file of a registered
-            format (``.npz``, ``.csv``).
+        name: a registered name (``mnist1d``, ``digits``, ``digits-images``, ``shapes32``,
+            ``text``, ``wine``, ...), a path to a file of a registered format (``.npz``,
+            ``.csv``) or a folder (images per class; ``x.npy`` and ``y.npy``); or a whole
+            :class:`slimnas.config.DataConfig` (the ``data:`` section).
         val_fraction: share of the training data held out for validation (search decisions).
         test_fraction: share held out for test when the source has no test split.
         seed: seed of the splits (kept apart from the search seed so splits stay fixed).
         label_column: label column of a CSV file.
-        standardize: scale inputs by the training mean/std; default on for files, off for
-            built-ins (they come scaled).
+        standardize: legacy switch: ``True`` one mean and std for all inputs, ``False`` none;
+            ``None`` lets ``normalize`` decide.
+        **options: the other ``data:`` keys: ``normalize`` (``auto``: per feature for tabular
+            files, per channel for images and sequences, as declared for built-ins), ``layout``,
+            ``augment``, ``text_column``, ``tokenizer``, ``stream``, ``num_workers``,
+            ``input_layout`` and ``options`` (the dataset's or format's own).
 
     Example:
         >>> splits = load_dataset("digits")
         >>> splits.input_shape
         (1, 8, 8)
     """
-    fmt = format_for(Path(name))
-    if fmt is not None:
-        if not Path(name).is_file():
-            raise ConfigError("data.dataset", f"an existing {'/'.join(file_suffixes())} file", name)
-        x, y, x_test, y_test = fmt.read(Path(name), label_column=label_column)
-        standardize = fmt.standardize if standardize is None else standardize
+    if isinstance(name, DataConfig):
+        if options:
+            raise TypeError("pass options in the DataConfig, or a name with options, not both")
+        config = name
     else:
-        if name not in DATASETS:
-            raise ConfigError("data.dataset", f"one of {list_datasets()} or a {'/'.join(file_suffixes())} file", name)
-        x, y, x_test, y_test = DATASETS.get(name)()
-        standardize = False if standardize is None else standardize
+        raw = {"dataset": name, "val_fraction": val_fraction, "test_fraction": test_fraction, "seed": seed,
+               "label_column": label_column, **options}
+        config = parse_config({"data": raw}).data
+    name = config.dataset
+    path = Path(name)
+    builtin = name in DATASETS and os.sep not in name
+    fmt = None if builtin else format_for(path)
+    if fmt is not None:
+        if not path.exists():
+            what = f"an existing {'/'.join(file_suffixes())} file" if fmt.suffixes else "an existing folder"
+            raise ConfigError("data.dataset", what, name)
+        x, y, x_test, y_test = _read(fmt, path, config)
+        kind = infer_kind(x)
+        default = FILE_NORMALIZE[kind] if fmt.standardize else "none"
+    else:
+        if not builtin:
+            folders = " or a folder of images per class or of x.npy and y.npy" if folder_formats() else ""
+            raise ConfigError("data.dataset", f"one of {list_datasets()}, a {'/'.join(file_suffixes())} file{folders}",
+                              name)
+        if config.stream is True:
+            raise ConfigError("data.stream", "a file or folder to read from disk (built-in datasets load into memory)",
+                              True)
+        loader = DATASETS.get(name)
+        x, y, x_test, y_test = loader(**_options(loader, config.options, f"the {name!r} dataset"))
+        kind = getattr(loader, "data_kind", None) or infer_kind(x)
+        default = getattr(loader, "normalize", "none")
+    mode = config.normalize if config.normalize != "auto" else default
+    if standardize is not None:
+        mode = "global" if standardize else "none"
+    if kind == "text":
+        if config.normalize not in ("auto", "none"):
+            raise ConfigError("data.normalize", "none or auto for text (token ids are not scaled)", config.normalize)
+        mode = "none"
     try:
-        return make_splits(
-            name,
-            x,
-            y,
-            x_test,
-            y_test,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            seed=seed,
-            standardize=standardize,
-        )
+        return make_splits(name, x, y, x_test, y_test, val_fraction=config.val_fraction,
+                           test_fraction=config.test_fraction, seed=config.seed, standardize=mode, kind=kind,
+                           options=config)
+    except ConfigError:
+        raise
     except ValueError as e:
         raise ConfigError("data.dataset", "data to train, validate and test on", f"{name}: {e}") from None
+
+
+def _options(target: Callable, options: dict, what: str, fixed: tuple[str, ...] = ()) -> dict:
+    """``data.options`` checked against ``target``'s keyword arguments."""
+    params = inspect.signature(target).parameters
+    accepted = [p for p in params if p not in ("self", "path", *fixed) and params[p].kind is not inspect.Parameter.VAR_POSITIONAL]
+    for key in options:
+        if key not in accepted:
+            raise ConfigError(f"data.options.{key}", f"an option of {what} ({accepted or 'it takes none'})")
+    return dict(options)
+
+
+def _read(fmt: BaseFormat, path: Path, config: DataConfig):
+    """Arrays from a file or folder: in memory, or left on disk when streaming."""
+    stream = config.stream
+    if stream == "auto":
+        stream = fmt.streams and _size(path) > STREAM_AUTO_BYTES
+    if stream and not fmt.streams:
+        raise ConfigError("data.stream", "a .npz written by np.savez or a folder of .npy files to read from disk "
+                          f"(a {fmt.name} source loads into memory)", True)
+    reader = fmt.read_rows if stream else fmt.read
+    kwargs = {"label_column": config.label_column}
+    params = inspect.signature(reader).parameters
+    if config.text_column is not None:
+        if "text_column" not in params:
+            raise ConfigError("data.text_column", "a .csv source (texts come from CSV files)", config.text_column)
+        kwargs["text_column"] = config.text_column
+    kwargs.update(_options(reader, config.options, f"the {fmt.name} format", fixed=("label_column", "text_column")))
+    return reader(path, **kwargs)
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.glob("x*.npy"))
+    return path.stat().st_size

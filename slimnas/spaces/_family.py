@@ -47,6 +47,9 @@ class BaseFamily(abc.ABC):
     spec: ClassVar[type]
     #: config keys of ``space.<family>``, with their defaults
     keys: ClassVar[dict[str, Key]]
+    #: kinds of data (:attr:`slimnas.data.DataSplits.kind`) its models take; a search on other
+    #: data is refused before anything is trained (text needs token-id models: an embedding)
+    data_kinds: ClassVar[tuple[str, ...]] = ("tabular", "sequence", "image")
 
     @abc.abstractmethod
     def sample(self, draw: Draw) -> Any:
