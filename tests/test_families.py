@@ -10,6 +10,7 @@ import torch
 import yaml
 
 import slimnas
+from slimnas.data import load_dataset
 from slimnas.errors import ConfigError
 from slimnas.export import export_onnx, verify_onnx
 from slimnas.measure import count_macs, count_params
@@ -154,3 +155,14 @@ def test_transformer_family_search_end_to_end(tmp_path):
     assert member.candidate["train"]["accumulate"] == 2
     assert 0 <= member.metrics["test_accuracy"] <= 1 and member.metrics["macs"] > 0
     assert (member.path / "model.onnx").is_file()
+
+
+def test_transformer_search_on_text_takes_the_data_vocabulary(tmp_path):
+    cfg = {"data": {"dataset": "text"}, "objectives": ["accuracy", "macs"],
+           "space": {"family": "transformer", "transformer": {"depth": 1, "heads": [2], "dim": [16]}},
+           "training": {"epochs": 1, "lr": 0.01, "batch_size": 64}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    res = slimnas.search(tmp_path / "c.yaml", n_trials=1, seed=0, out=str(tmp_path / "run"))
+    arch = res.front[0].candidate["arch"]
+    assert arch["family"] == "transformer" and arch["vocab_size"] == load_dataset("text").vocab_size > 0
+    assert (res.front[0].path / "model.onnx").is_file()

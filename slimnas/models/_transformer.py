@@ -1,8 +1,10 @@
 """The Transformer family: a pre-norm encoder (Vaswani et al. 2017; pre-norm as in ViT,
 Dosovitskiy et al. 2021) with a mean-pooled classification head.
 
-Inputs become tokens one of two ways: token ids (text: ``vocab_size > 0``, samples shaped
-``(L,)`` or ``(1, L)`` holding ids as numbers, looked up in an embedding table), or values
+Inputs become tokens one of two ways: token ids (text: ``vocab_size > 0``, which a search on
+text data sets to the data's vocabulary; samples shaped ``(L,)`` or ``(1, L)`` holding ids,
+integers or floats, so exported files take the float input every slimnas file takes, looked up
+in an embedding table), or values
 (sequences ``(C, L)``, images ``(C, H, W)``): each step, or each ``patch``-wide group of steps
 or ``patch x patch`` image patch, is projected linearly to ``dim`` (a convolution whose kernel
 is its stride). A learned position embedding is added. Each block is
@@ -33,7 +35,7 @@ class TransformerSpec:
     heads: int = 4
     dim: int = 64
     mlp_ratio: float = 2.0
-    vocab_size: int = 0  # > 0: inputs are token ids below it (text); 0: inputs are values
+    vocab_size: int = 0  # > 0: inputs are token ids below it (a search on text sets it); 0: values
     patch: int = 1  # steps (or image pixels per side) per token, for value inputs
     dropout: float = 0.0
 
@@ -99,12 +101,14 @@ class TransformerNet(nn.Module):
 @register_family("transformer")
 class TransformerFamily(BaseFamily):
     spec = TransformerSpec
+    data_kinds = ("tabular", "sequence", "image", "text")
     keys = {
         "depth": Key(int, "integers >= 1", [1, 2], lambda v: v >= 1),
         "heads": Key(int, "integers >= 1", [2, 4], lambda v: v >= 1),
         "dim": Key(int, "integers >= 1", [32, 64], lambda v: v >= 1),
         "mlp_ratio": Key(float, "numbers > 0", [2.0, 4.0], lambda v: v > 0),
-        "vocab_size": Key(int, "integers >= 0 (0: inputs are values, not token ids)", 0, lambda v: v >= 0),
+        "vocab_size": Key(int, "integers >= 0 (0: the vocabulary of text data; values otherwise)", 0,
+                          lambda v: v >= 0),
         "patch": Key(int, "integers >= 1", 1, lambda v: v >= 1),
         "dropout": Key(float, "numbers in [0, 1)", 0.0, lambda v: 0 <= v < 1),
     }
