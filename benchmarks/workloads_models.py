@@ -142,7 +142,7 @@ def image_section(args, t0: float) -> dict:
         name = f"auto, macs<={keep}%"
         settings = dict(n_trials=3 if q else args.auto_trials, finetune_epochs=1 if q else args.finetune_epochs,
                         final_epochs=1 if q else args.final_epochs, precisions=("fp32",), seed=args.seed,
-                        refine_epochs=0 if q else None)
+                        refine_epochs=0 if q else args.refine_epochs)
         auto_settings[name] = settings
         res = auto_compress(net, data, budget=[f"macs<={keep}%"], out=out_dir / f"resnet18_auto{keep}", **settings)
         files[name] = res.artifact.onnx
@@ -286,12 +286,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--runs", default=None, help="keep the search and --auto run folders here (default: a temporary folder)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--width", type=int, default=8, help="ResNet-18 base width (64 is the paper's)")
-    ap.add_argument("--epochs", type=int, default=12, help="ResNet-18 training epochs")
+    ap.add_argument("--epochs", type=int, default=10, help="ResNet-18 training epochs")
     ap.add_argument("--search-trials", type=int, default=6)
-    ap.add_argument("--search-epochs", type=int, default=4)
-    ap.add_argument("--auto-trials", type=int, default=8)
+    ap.add_argument("--search-epochs", type=int, default=3)
+    ap.add_argument("--auto-trials", type=int, default=6)
     ap.add_argument("--finetune-epochs", type=int, default=1, help="--auto: the ranking fine-tune")
-    ap.add_argument("--final-epochs", type=int, default=6, help="--auto: the chosen policy's fine-tune")
+    ap.add_argument("--refine-epochs", type=int, default=1, help="--auto: each criterion x learning-rate fine-tune")
+    ap.add_argument("--final-epochs", type=int, default=4, help="--auto: the chosen policy's fine-tune")
     ap.add_argument("--text-epochs", type=int, default=20)
     ap.add_argument("--text-finetune", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=7, help="latency rounds (medians over rounds)")
