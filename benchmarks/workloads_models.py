@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--runs", default=None, help="keep the search and --auto run folders here (default: a temporary folder)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--width", type=int, default=8, help="ResNet-18 base width (64 is the paper's)")
-    ap.add_argument("--epochs", type=int, default=10, help="ResNet-18 training epochs")
+    ap.add_argument("--epochs", type=int, default=8, help="ResNet-18 training epochs")
     ap.add_argument("--search-trials", type=int, default=6)
     ap.add_argument("--search-epochs", type=int, default=3)
     ap.add_argument("--auto-trials", type=int, default=6)
