@@ -1,5 +1,5 @@
 """Workloads beyond MNIST-1D, model side: the procedural 32x32 image task and the procedural
-text task (``benchmarks/workloads.py`` runs these sections beside its tabular one).
+text task (the tabular section is ``benchmarks/workloads.py``).
 
 - ``image`` (``shapes32``, 3x32x32, 10 classes):
   (a) ``slimnas search`` over the ``resnet`` and ``mobilenet`` (inverted residual) families;
