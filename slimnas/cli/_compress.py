@@ -7,6 +7,7 @@ conflict: nothing is ignored, capped or hard-coded behind the user's back.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,7 @@ import yaml
 
 from slimnas.cli._progress import ConsoleListener
 from slimnas.compress import (
+    FINETUNE_SPEC,
     MAX_EPOCHS,
     PATIENCE,
     CompressionPolicy,
@@ -33,7 +35,7 @@ from slimnas.report import explanation_table, make_console
 from slimnas.study import ListenerGroup, TensorBoardListener, auto_compress, resolve_device
 from slimnas.training import report_phase
 
-QUANTIZE_MODES = ("none", "int8", "int8-dynamic", "fp16")
+QUANTIZE_MODES = ("none", "int8", "int8-dynamic", "int8-auto", "fp16")
 TRAIN_EPOCHS = 20  # training from scratch when no --weights are given (--train-epochs)
 AUTO_ONLY = ("budget", "n_trials", "strategy", "final_epochs", "early_stopping", "precision", "tensorboard",
              "device_profile")
@@ -174,7 +176,7 @@ def compress_command(
     importance: Annotated[str | None, typer.Option(help="pruning criterion (l1, l2, taylor, bn_scale, random); with --auto, comma-separated candidates [default: l1 (--auto: l1,taylor)]")] = None,
     lowrank: Annotated[float | None, typer.Option(help="kept-rank ratio of low-rank factorisation, in (0, 1]")] = None,
     cluster: Annotated[int | None, typer.Option(help="k-means clusters per layer (weight sharing)")] = None,
-    quantize: Annotated[str | None, typer.Option(help="none | int8 (static QDQ, with quantization-aware fine-tuning when it loses accuracy) | int8-dynamic | fp16")] = None,
+    quantize: Annotated[str | None, typer.Option(help="none | int8 (static QDQ, with quantization-aware fine-tuning when it loses accuracy) | int8-dynamic | int8-auto (both, the faster one within the accuracy tolerance kept) | fp16")] = None,
     step: Annotated[list[str] | None, typer.Option(metavar="NAME[:K=V,...]", help="any registered compressor as NAME[:key=value,...], repeatable")] = None,
     distill: Annotated[bool | None, typer.Option("--distill/--no-distill", help="distil from the original model while retraining [default: off; --auto: on]")] = None,
     temperature: Annotated[float, typer.Option(help="distillation temperature")] = 4.0,
@@ -183,6 +185,8 @@ def compress_command(
     seed: Annotated[int, typer.Option(help="seeds the model's initialisation, training and the search")] = 0,
     out: Annotated[Path, typer.Option(help="output folder for report.json, model.onnx and compressed/")] = Path("runs/compress"),
     device: Annotated[str, typer.Option(help="training device: cpu, cuda or auto")] = "cpu",
+    amp: Annotated[bool, typer.Option("--amp", help="mixed-precision training on CUDA (no effect on the CPU)")] = False,
+    accumulate: Annotated[int, typer.Option(help="micro-batches whose gradients make one optimizer step")] = 1,
     auto: Annotated[bool, typer.Option("--auto", help="search per-layer pruning ratios and precisions under --budget")] = False,
     budget: Annotated[list[str] | None, typer.Option(metavar="BUDGET", help="--auto, repeatable: 'macs<=50%' (of the input model), 'bytes<=8KB'")] = None,
     n_trials: Annotated[int | None, typer.Option("--n-trials", help="--auto: policies to try [default: 60]")] = None,
@@ -200,11 +204,14 @@ def compress_command(
              "early_stopping": early_stopping, "precision": precision, "importance": importance,
              "train_epochs": train_epochs, "tensorboard": tensorboard, "device_profile": device_profile}
     check_options(auto, given, weights=weights)  # at the edge, before any model is loaded or trained
-    resolve_device(device)
+    device = str(resolve_device(device))  # 'auto' becomes the device it picks
+    if isinstance(accumulate, bool) or accumulate < 1:
+        raise ConfigError("--accumulate", "an integer >= 1", accumulate)
+    recipe = dataclasses.replace(FINETUNE_SPEC, amp=amp, accumulate=accumulate) if amp or accumulate > 1 else None
     if auto:
         from slimnas.study import AutoSettings
 
-        settings = dict(budget=tuple(budget or ()), seed=seed, device=device,
+        settings = dict(budget=tuple(budget or ()), seed=seed, device=device, train=recipe,
                         distill=True if distill is None else distill, temperature=temperature,
                         **{k: v for k, v in dict(n_trials=n_trials, strategy=strategy, final_epochs=final_epochs,
                                                  early_stopping=early_stopping, finetune_epochs=epochs,
@@ -239,7 +246,8 @@ def compress_command(
         if weights is None:
             n = TRAIN_EPOCHS if train_epochs is None else train_epochs
             listener.note(f"no --weights: training the model from scratch on {dataset} for {n} epochs first")
-            train_from_scratch(net, data, epochs=n, seed=seed, device=device, listener=listener)
+            train_from_scratch(net, data, epochs=n, seed=seed, device=device, listener=listener,
+                               amp=amp, accumulate=accumulate)
         if auto:
             try:
                 result = auto_compress(net, data, out=out, listener=ListenerGroup(listener, board), **settings)
@@ -247,7 +255,8 @@ def compress_command(
                 if board is not None:
                     board.close()
         else:
-            result = compress(net, data, policy, epochs=epochs, seed=seed, out=out, device=device, listener=listener)
+            result = compress(net, data, policy, epochs=epochs, seed=seed, out=out, device=device, train=recipe,
+                              listener=listener)
     source = dataset if dataset in list_datasets() else str(Path(dataset).resolve())
     saved = data_to_dict(data_cfg)
     saved.pop("dataset")

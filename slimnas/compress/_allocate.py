@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from slimnas.compress._policy import CompressionPolicy
-from slimnas.compress._prune import StructuredPruner, executed_layers
+from slimnas.compress._prune import StructuredPruner, prunable_layers
+from slimnas.compress._prune_layers import split_view
 from slimnas.errors import ConfigError
 from slimnas.measure import count_macs
 
@@ -36,7 +37,8 @@ def list_prunable_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list
     """Layers whose output channels structured pruning can remove, in forward order, with their
     widths and MACs per sample (the output layer is left out: its width is the class count)."""
     shapes: dict[str, tuple] = {}
-    layers = executed_layers(model, input_shape)[:-1]
+    model = split_view(model)  # nn.MultiheadAttention split, as pruning sees it
+    layers = prunable_layers(model, input_shape)
 
     def record(name: str):
         def hook(mod, args, out) -> None:  # returns None: a value would replace the output

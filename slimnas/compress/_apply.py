@@ -18,6 +18,7 @@ from slimnas.compress._base import COMPRESSORS, list_compressors
 from slimnas.compress._distill import FINETUNE_SPEC, Retrain
 from slimnas.compress._policy import CompressionPolicy
 from slimnas.compress._prune import executed_layers
+from slimnas.compress._prune_layers import split_view
 from slimnas.compress._quantize import quantize_model
 from slimnas.data import DataSplits
 from slimnas.export import onnx_accuracy, size_report
@@ -164,7 +165,7 @@ def layer_decisions(parent: nn.Module, artifact: CompressedModel) -> list[dict]:
     per-layer setting (``ratio``, ``rank``, ``precision``; the off value where a step is absent)."""
     shape = artifact.input_shape
     after = dict(artifact.model.named_modules())
-    layers = executed_layers(parent, shape)
+    layers = executed_layers(split_view(parent), shape)  # names as pruning reports them
     names = [n for n, _ in layers]
     columns = {}
     for name in list_compressors():

@@ -173,13 +173,13 @@ def _json_default(o):
 
 
 def train_from_scratch(model: nn.Module, data: DataSplits, *, epochs: int, seed: int, device: str,
-                       listener: Listener | None = None) -> None:
+                       listener: Listener | None = None, amp: bool = False, accumulate: int = 1) -> None:
     """Train an untrained model before compressing it (when no ``--weights`` are given); the
     ``listener`` hears of it as the ``train`` phase, epoch by epoch."""
     callbacks = [PhaseEpochs(listener, "train", epochs)] if listener is not None else []
     with report_phase(listener, "train", label="training the input model", epochs=epochs) as found:
-        history = fit(model, data.x_train, data.y_train, TrainSpec(epochs=epochs), x_val=data.x_val,
-                      y_val=data.y_val, seed=seed, device=device, callbacks=callbacks,
+        history = fit(model, data.x_train, data.y_train, TrainSpec(epochs=epochs, amp=amp, accumulate=accumulate),
+                      x_val=data.x_val, y_val=data.y_val, seed=seed, device=device, callbacks=callbacks,
                       augment=data.augment)
         if history.epochs:
             found["val_accuracy"] = history.epochs[-1].get("val_accuracy")

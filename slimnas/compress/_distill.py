@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -124,7 +124,7 @@ class Retrain:
 
     def to_dict(self) -> dict:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("train", "callbacks")}
-        return {**out, "train": asdict(self.train)}
+        return {**out, "train": self.train.to_dict()}
 
 
 class FineTuner(BaseCompressor):

@@ -2,8 +2,9 @@
 
 Wraps torch-pruning's dependency graph (Fang et al. 2023, "DepGraph: Towards Any Structural
 Pruning"), which keeps coupled layers consistent: residual sums, concatenations, BatchNorm,
-grouped convolutions. Recurrent layers (GRU, LSTM) get a pruning function of our own through
-torch-pruning's custom-layer hook; the ones it cannot express are left alone and reported.
+grouped and depthwise convolutions. Recurrent layers (GRU, LSTM, any depth and direction) get a
+pruning function of our own through torch-pruning's custom-layer hook, and attention modules
+lose whole heads (see ``_prune_layers``); what cannot be expressed is left alone and reported.
 """
 
 from __future__ import annotations
@@ -20,6 +21,18 @@ from torch import nn
 
 from slimnas.compress._base import BaseCompressor, Gene, register_compressor
 from slimnas.compress._distill import Retrain
+from slimnas.compress._prune_layers import (
+    FixedRNNPruningFunc,
+    RNNHiddenPruningFunc,
+    attention_blocks,
+    head_ratio,
+    mask_rnn_units,
+    residual_modules,
+    rnn_unsupported_reason,
+    split_attention,
+    split_view,
+    tracing_stand_ins,
+)
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.registry import Registry
@@ -56,65 +69,6 @@ def agp_schedule(ratio: float, steps: int) -> list[float]:
 SCHEDULES = {"linear": linear_schedule, "agp": agp_schedule}
 
 
-class RNNHiddenPruningFunc(tp.pruner.function.BasePruningFunc):
-    """Removes hidden units of a one-layer, one-direction GRU or LSTM (all its gates' rows)."""
-
-    def _gates(self, layer: nn.RNNBase) -> int:
-        return {"GRU": 3, "LSTM": 4}[layer.mode]
-
-    def prune_out_channels(self, layer: nn.RNNBase, idxs: Sequence[int]) -> nn.Module:
-        hidden = layer.hidden_size
-        keep = torch.tensor(sorted(set(range(hidden)) - {int(i) for i in idxs}), dtype=torch.long)
-        rows = torch.cat([keep + g * hidden for g in range(self._gates(layer))])
-        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
-            p = getattr(layer, name, None)
-            if p is None:
-                continue
-            data = p.data[rows]
-            if name == "weight_hh_l0":
-                data = data[:, keep]
-            setattr(layer, name, nn.Parameter(data.clone(), requires_grad=p.requires_grad))
-        layer.hidden_size = len(keep)
-        return layer
-
-    def prune_in_channels(self, layer: nn.RNNBase, idxs: Sequence[int]) -> nn.Module:
-        keep = sorted(set(range(layer.input_size)) - {int(i) for i in idxs})
-        p = layer.weight_ih_l0
-        layer.weight_ih_l0 = nn.Parameter(p.data[:, keep].clone(), requires_grad=p.requires_grad)
-        layer.input_size = len(keep)
-        return layer
-
-    def get_out_channels(self, layer: nn.RNNBase) -> int:
-        return layer.hidden_size
-
-    def get_in_channels(self, layer: nn.RNNBase) -> int:
-        return layer.input_size
-
-
-class FixedRNNPruningFunc(RNNHiddenPruningFunc):
-    """Lets the dependency graph trace a recurrent layer it must leave alone (multi-layer or
-    bidirectional): reports its true widths and refuses to change it."""
-
-    def prune_out_channels(self, layer, idxs):
-        raise SlimnasError(f"cannot prune the hidden units of {layer}")
-
-    prune_in_channels = prune_out_channels
-
-    def get_out_channels(self, layer):
-        return layer.hidden_size * (2 if layer.bidirectional else 1)
-
-
-def rnn_unsupported_reason(layer: nn.Module) -> str | None:
-    """Why a recurrent layer is left alone, or ``None`` if its hidden units can be pruned."""
-    if not isinstance(layer, nn.RNNBase):
-        return None
-    if layer.mode not in ("GRU", "LSTM"):
-        return f"{layer.mode} cells are not supported"
-    if layer.num_layers != 1 or layer.bidirectional or getattr(layer, "proj_size", 0):
-        return "only one-layer, one-direction GRU/LSTM hidden units are pruned"
-    return None
-
-
 @torch.no_grad()
 def executed_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, nn.Module]]:
     """Prunable-type layers in the order a forward pass runs them (unused ones are left out)."""
@@ -131,6 +85,37 @@ def executed_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[tupl
         for h in hooks:
             h.remove()
     return list(dict.fromkeys(order))
+
+
+def prunable_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, nn.Module]]:
+    """Layers whose output channels structured pruning can remove, in forward order, of the
+    model as pruning sees it (:func:`split_view`): every executed layer but the output layer;
+    in a model with attention, one entry per attention (its ``query`` stands for its heads) and
+    no layer whose output is the embedding width every block adds to."""
+    view = split_view(model)
+    layers = executed_layers(view, input_shape)[:-1]
+    attention = attention_blocks(view)
+    if not attention:
+        return layers
+    skip = {id(m) for b in attention for m in (b.key, b.value)} | {id(m) for m in _fixed_width(view, input_shape)}
+    return [(n, m) for n, m in layers if id(m) not in skip]
+
+
+def _fixed_width(model: nn.Module, input_shape: tuple[int, ...]) -> list[nn.Module]:
+    """Layers whose output channels are tied to a LayerNorm or an embedding table."""
+    residual = residual_modules(model)
+    with warnings.catch_warnings(), tracing_stand_ins(model):
+        warnings.simplefilter("ignore")
+        graph = tp.DependencyGraph().build_dependency(model, torch.randn(2, *input_shape),
+                                                      customized_pruners=pruning_functions(model))
+    out = []
+    for m in model.modules():
+        if not isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) or m not in graph.module2node:
+            continue
+        group = graph.get_pruning_group(m, graph.get_pruner_of_module(m).prune_out_channels, [0])
+        if any(dep.target.module in residual for dep, _ in group):
+            out.append(m)
+    return out
 
 
 def resolve_modules(model: nn.Module, names: Sequence[str], field: str) -> list[nn.Module]:
@@ -245,22 +230,17 @@ class StructuredPruner(BaseCompressor):
 
     def _fit(self, model, data, teacher, input_shape):
         self._validate()
+        split_left = split_attention(model)  # nn.MultiheadAttention -> separate projections
         names = {m: n for n, m in model.named_modules()}
         executed = executed_layers(model, input_shape)
         if not executed:
             raise SlimnasError("the model has no Linear, Conv or GRU/LSTM layer to prune")
         ignored = resolve_modules(model, list(self.ignored), "prune.ignored")
         ignored.append(executed[-1][1])  # the output layer: its width is the number of classes
-        self.left_alone_ = {}
-        # torch-pruning takes custom pruners per layer type: one unsupported GRU (or LSTM) means
-        # every GRU (or LSTM) of the model is left alone
-        custom: dict = {nn.GRU: RNNHiddenPruningFunc(), nn.LSTM: RNNHiddenPruningFunc()}
-        rnns = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.GRU, nn.LSTM))]
-        for _, mod in rnns:
-            if rnn_unsupported_reason(mod):
-                custom[type(mod)] = FixedRNNPruningFunc()
-        for name, mod in rnns:
-            if isinstance(custom[type(mod)], FixedRNNPruningFunc):
+        self.left_alone_ = {name: f"attention left whole: {why}" for name, why in split_left.items()}
+        custom = pruning_functions(model)
+        for name, mod in model.named_modules():
+            if isinstance(mod, (nn.GRU, nn.LSTM)) and isinstance(custom[type(mod)], FixedRNNPruningFunc):
                 ignored.append(mod)
                 self.left_alone_[name] = rnn_unsupported_reason(mod) or (
                     f"left alone with the model's other {mod.mode} layers (one of them is unsupported)")
@@ -276,6 +256,11 @@ class StructuredPruner(BaseCompressor):
                 cap = max(0.0, 1 - 1.5 / max(before[name], 1))
                 if target > cap and mod not in ignored:
                     ratio_dict[mod] = cap
+        attention = attention_blocks(model)
+        heads: dict = {}
+        if attention:  # keep the embedding width; prune whole heads (and MLP neurons)
+            ignored += residual_modules(model)
+            heads = self._head_options(attention, ratio_dict)
         importance = IMPORTANCES.get(self.importance)()
         example = torch.randn(2, *input_shape)
         with warnings.catch_warnings():
@@ -285,7 +270,7 @@ class StructuredPruner(BaseCompressor):
                 pruning_ratio=float(self.ratio), pruning_ratio_dict=ratio_dict or None,
                 iterative_steps=self.steps, iterative_pruning_ratio_scheduler=SCHEDULES[self.schedule],
                 ignored_layers=ignored, customized_pruners=custom,
-                root_module_types=[tp.ops.TORCH_CONV, tp.ops.TORCH_LINEAR, nn.GRU, nn.LSTM],
+                root_module_types=[tp.ops.TORCH_CONV, tp.ops.TORCH_LINEAR, nn.GRU, nn.LSTM], **heads,
             )
         retrain = self.retrain or Retrain()
         self.removed_ = []
@@ -301,6 +286,9 @@ class StructuredPruner(BaseCompressor):
                     if dep.handler.__name__ == "prune_out_channels" and dep.target.module in names:
                         removed[names[dep.target.module]] = sorted(int(i) for i in idxs)
                 group.prune()
+            for block in attention:
+                block.sync()
+            _check_consistent(model, example)
             model.zero_grad(set_to_none=True)
             self.removed_.append(removed)
             history = retrain.run(model, data, teacher)
@@ -311,26 +299,55 @@ class StructuredPruner(BaseCompressor):
         for name, (b, a) in self.layers_.items():
             target = (self.layer_ratios or {}).get(name, self.ratio)
             if a == b and target > 0 and name not in self.left_alone_ and name != executed[-1][0]:
-                self.left_alone_[name] = f"no channel removed ({self.importance!r} scores none, or a coupled layer is ignored)"
+                self.left_alone_[name] = (
+                    "keeps the embedding width every Transformer block adds to (heads and MLP neurons are pruned)"
+                    if attention else
+                    f"no channel removed ({self.importance!r} scores none, or a coupled layer is ignored)")
         self.report_ = {"importance": self.importance, "ratio": self.ratio, "layers": self.layers_,
                         "left_alone": self.left_alone_, "steps": self.steps, "epochs_run": epochs_run}
+        if attention:
+            self.report_["heads"] = {names[b.module]: b.heads for b in attention}
         return model.eval()
+
+    def _head_options(self, attention, ratio_dict) -> dict:
+        """torch-pruning's head-pruning arguments: heads per projection, and per attention
+        module the head ratio its query/key/value ratio (or the model's ratio) asks for."""
+        num_heads, ratios = {}, {}
+        for block in attention:
+            projections = (block.query, block.key, block.value)
+            num_heads.update(dict.fromkeys(projections, block.heads))
+            given = [ratio_dict[p] for p in projections if p in ratio_dict]
+            r = max(given) if given else float(self.ratio)
+            if given:  # the group's ratio must be > 0 for torch-pruning to look at its heads
+                ratio_dict.update(dict.fromkeys(projections, r))
+            ratios[block.module] = head_ratio(r, block.heads)
+        overall = head_ratio(float(self.ratio), max(b.heads for b in attention))
+        return {"num_heads": num_heads, "prune_num_heads": True, "prune_head_dims": False,
+                "head_pruning_ratio": overall, "head_pruning_ratio_dict": ratios}
+
+
+def pruning_functions(model: nn.Module) -> dict:
+    """torch-pruning's custom pruners for recurrent layers. It takes them per layer type: one
+    unsupported GRU (or LSTM) means every GRU (or LSTM) of the model is left alone."""
+    custom: dict = {nn.GRU: RNNHiddenPruningFunc(), nn.LSTM: RNNHiddenPruningFunc()}
+    for mod in model.modules():
+        if isinstance(mod, (nn.GRU, nn.LSTM)) and rnn_unsupported_reason(mod):
+            custom[type(mod)] = FixedRNNPruningFunc()
+    return custom
 
 
 @torch.no_grad()
 def masked_copy(original: nn.Module, removed: Mapping[str, Sequence[int]]) -> nn.Module:
     """The original with the given output channels zeroed (weights, biases; every gate's rows of
-    a recurrent layer): what structured pruning of those channels must compute."""
+    a recurrent layer, in all its layers and directions; the projections of removed attention
+    heads, ``nn.MultiheadAttention`` split first): what structured pruning must compute."""
     model = copy.deepcopy(original)
+    split_attention(model)
     modules = dict(model.named_modules())
     for name, idxs in removed.items():
         m, idx = modules[name], torch.tensor(list(idxs), dtype=torch.long)
         if isinstance(m, nn.RNNBase):
-            rows = torch.cat([idx + g * m.hidden_size for g in range({"GRU": 3, "LSTM": 4}[m.mode])])
-            for pname in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
-                if getattr(m, pname, None) is not None:
-                    getattr(m, pname)[rows] = 0
-            # a GRU unit whose gates are all zero keeps h = z * h_prev = 0 from h0 = 0
+            mask_rnn_units(m, idxs)
         else:
             m.weight[idx] = 0
             if m.bias is not None:
@@ -338,9 +355,25 @@ def masked_copy(original: nn.Module, removed: Mapping[str, Sequence[int]]) -> nn
     return model.eval()
 
 
+@torch.no_grad()
+def _check_consistent(model: nn.Module, example: torch.Tensor) -> None:
+    """The pruned model still runs: a layer whose coupling torch-pruning traced wrongly shows
+    up as a shape mismatch here, not later inside training or export."""
+    was_training = model.training
+    try:
+        model.eval()(example)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SlimnasError(f"structured pruning left layers of mismatched widths ({first}); torch-pruning "
+                           "misread how they connect: list them in prune.ignored") from None
+    finally:
+        model.train(was_training)
+
+
 def _build_pruner(model: nn.Module, example: torch.Tensor, **kwargs) -> tp.pruner.BasePruner:
     try:
-        return tp.pruner.BasePruner(model, example, **kwargs)
+        with tracing_stand_ins(model):
+            return tp.pruner.BasePruner(model, example, **kwargs)
     except (TypeError, ValueError, RuntimeError, AssertionError, KeyError, IndexError) as e:
         raise SlimnasError(
             f"torch-pruning cannot trace this model for structured pruning ({type(e).__name__}: {e}); "

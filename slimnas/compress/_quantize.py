@@ -10,6 +10,11 @@ When static int8 loses more than ``max_drop`` validation accuracy and ``qat`` is
 model is fine-tuned with its weights fake-quantized to the same per-channel int8 grid (a
 straight-through estimator, Jacob et al. 2018, "Quantization and Training of Neural Networks for
 Efficient Integer-Arithmetic-Only Inference") and quantized again.
+
+``int8-auto`` writes both int8 files and keeps the one that helps: of those within ``max_drop``
+of the best validation accuracy (measured in ONNX Runtime), the faster at batch 1 (also in
+ONNX Runtime). Dynamic int8 usually wins on Linear-heavy models (MLPs, Transformers, whose
+MatMuls become ``MatMulInteger``), static QDQ on convolutional ones where the runtime fuses it.
 """
 
 from __future__ import annotations
@@ -40,15 +45,17 @@ from slimnas.export import (
     ort_session,
     size_report,
 )
+from slimnas.measure import OnnxRuntimeLatency
 from slimnas.models import LowRank
 from slimnas.spaces import Key
 from slimnas.training import evaluate
 
-MODES = ("int8", "int8-dynamic", "fp16", "fp32")
+MODES = ("int8", "int8-dynamic", "int8-auto", "fp16", "fp32")
 STATIC_FORMATS = ("qdq", "qoperator")  # how static int8 is written (int8-dynamic is the third format)
 FP32_TOLERANCE = 1e-3  # largest output difference an fp32 file may show against the eager model
 FP16_TOLERANCE = 5e-2
 N_CALIBRATION = 512
+AUTO_REPEATS = 50  # ONNX Runtime runs whose median times each int8 file for int8-auto
 
 
 class _Calibration:
@@ -314,7 +321,7 @@ class OnnxQuantizer(BaseCompressor):
         return FP16_TOLERANCE if precisions <= {"fp32", "fp16"} else None
 
     def layer_values(self, layers):
-        default = "int8" if self.mode == "int8-dynamic" else self.mode
+        default = "int8" if self.mode.startswith("int8") else self.mode
         return {n: (self.layer_precision or {}).get(n, default) for n in layers}
 
     def _quantize(self, model, data, input_shape) -> bytes:
@@ -325,6 +332,8 @@ class OnnxQuantizer(BaseCompressor):
 
     def _fit(self, model, data, teacher, input_shape):
         _check_mode(self.mode, "quantize.mode")
+        if self.mode == "int8-auto":
+            return self._fit_auto(model, data, input_shape)
         static = self.mode == "int8" or "int8" in (self.layer_precision or {}).values()
         if static:
             _require_data(data, "quantize")
@@ -345,6 +354,34 @@ class OnnxQuantizer(BaseCompressor):
         self.report_ = {"mode": self.mode, "val_accuracy": self.val_accuracy_,
                         "float_val_accuracy": self.float_val_accuracy_, "qat": self.qat_ran_,
                         "qat_val_accuracy": self.qat_val_accuracy_,
+                        **size_report(self.onnx_)}
+        return model
+
+    def _fit_auto(self, model, data, input_shape):
+        """Both int8 files (static needs data to calibrate), measured; the one that helps kept."""
+        modes = ["int8-dynamic"] + (["int8"] if data is not None else [])
+        files = {mode: quantize_model(model, input_shape, mode=mode,
+                                      calibration=None if data is None else data.x_train[: self.n_calibration],
+                                      layer_precision=expand_precision(model, self.layer_precision or {}),
+                                      per_channel=self.per_channel) for mode in modes}
+        found = {}
+        for mode, blob in files.items():
+            found[mode] = {"latency_ms": OnnxRuntimeLatency(batch_size=1, repeats=AUTO_REPEATS).measure(blob, input_shape),
+                           "bytes": len(blob)}
+            if data is not None:
+                found[mode]["val_accuracy"] = onnx_accuracy(blob, data.x_val, data.y_val)
+        best_acc = max(f.get("val_accuracy", 0.0) for f in found.values())
+        eligible = [m for m, f in found.items() if f.get("val_accuracy", 0.0) >= best_acc - self.max_drop]
+        chosen = min(eligible, key=lambda m: found[m]["latency_ms"])
+        self.onnx_, self.precision_, self.chosen_ = files[chosen], chosen, chosen
+        self.qat_ran_, self.qat_val_accuracy_ = False, None
+        self.val_accuracy_ = found[chosen].get("val_accuracy")
+        self.float_val_accuracy_ = None
+        if data is not None:
+            with torch.no_grad():
+                self.float_val_accuracy_ = float((model.eval()(data.x_val).argmax(1) == data.y_val).float().mean())
+        self.report_ = {"mode": self.mode, "chosen": chosen, "candidates": found, "val_accuracy": self.val_accuracy_,
+                        "float_val_accuracy": self.float_val_accuracy_, "qat": False, "qat_val_accuracy": None,
                         **size_report(self.onnx_)}
         return model
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from slimnas.compress._base import BaseCompressor, _require_data
-from slimnas.compress._prune import StructuredPruner, executed_layers
+from slimnas.compress._prune import StructuredPruner, prunable_layers
 from slimnas.measure import count_macs
 from slimnas.training import Listener, evaluate, report_phase
 
@@ -68,7 +68,7 @@ def analyze_sensitivity(
         ['0', '2', '4']
     """
     shape = data.input_shape
-    names = list(layers) if layers is not None else [n for n, _ in executed_layers(model, shape)[:-1]]
+    names = list(layers) if layers is not None else [n for n, _ in prunable_layers(model, shape)]
     result = SensitivityResult(baseline=evaluate(model, data.x_val, data.y_val)["accuracy"],
                                baseline_macs=count_macs(model, shape), ratios=tuple(ratios))
     with report_phase(listener, "sensitivity", label="sensitivity analysis, each layer pruned alone",

@@ -15,7 +15,7 @@ import optuna
 
 from slimnas.compress._base import COMPRESSORS, WEIGHTED, Gene, list_compressors
 from slimnas.compress._policy import CompressionPolicy
-from slimnas.compress._prune import executed_layers
+from slimnas.compress._prune import executed_layers, prunable_layers
 from slimnas.errors import ConfigError
 from slimnas.models import build_model
 from slimnas.spaces import Key, Param, parse_keys
@@ -90,9 +90,11 @@ class CompressionSpace:
         then each compressor's single genes, then the shared retraining genes, then
         ``keep_macs``: the share of the parent's MACs to keep (0: the sampled ratios set the level).
         """
-        executed = executed_layers(build_model(arch, input_shape, n_classes), input_shape)
+        model = build_model(arch, input_shape, n_classes)
+        executed = executed_layers(model, input_shape)
         layers = [n for n, _ in executed]
-        scopes = {"all": layers, "prunable": layers[:-1], "weighted": [n for n, m in executed if isinstance(m, WEIGHTED)]}
+        scopes = {"all": layers, "prunable": [n for n, _ in prunable_layers(model, input_shape)],
+                  "weighted": [n for n, m in executed if isinstance(m, WEIGHTED)]}
         genes, p = all_genes(), self.params
         values: dict[str, object] = {}
 

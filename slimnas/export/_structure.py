@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from slimnas.errors import SlimnasError
-from slimnas.models import LowRank
+from slimnas.models import LowRank, SplitMultiheadAttention
 
 _CONVS = {"Conv1d": nn.Conv1d, "Conv2d": nn.Conv2d, "Conv3d": nn.Conv3d}
 _BNS = {"BatchNorm1d": nn.BatchNorm1d, "BatchNorm2d": nn.BatchNorm2d, "BatchNorm3d": nn.BatchNorm3d}
@@ -43,6 +43,10 @@ def describe(module: nn.Module) -> dict | None:
                 "bidirectional": module.bidirectional}
     if isinstance(module, LowRank):
         return {"type": "LowRank", "n_factors": len(module)}
+    if isinstance(module, SplitMultiheadAttention):  # nn.MultiheadAttention, split to prune heads
+        return {"type": "SplitMultiheadAttention", "embed_dim": module.embed_dim, "head_dim": module.head_dim,
+                "inner": module.query.out_features, "kdim": module.key.in_features, "vdim": module.value.in_features,
+                "bias": module.query.bias is not None, "batch_first": module.batch_first, "dropout": module.dropout}
     return None
 
 
@@ -59,6 +63,8 @@ def build(desc: dict) -> nn.Module:
         return _RNNS[t](**desc)
     if t == "LowRank":
         return LowRank(*[nn.Identity() for _ in range(desc["n_factors"])])
+    if t == "SplitMultiheadAttention":
+        return SplitMultiheadAttention(**desc)
     raise SlimnasError(f"structure.json names an unknown layer type {t!r}")
 
 

@@ -19,7 +19,9 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Multiply-accumulates for one sample, from PyTorch's exact FLOP counter (FLOPs / 2).
 
     Counts matrix products and convolutions (recurrent cells unroll into them); element-wise
-    ops such as activations and BatchNorm are not counted, as is usual for MACs.
+    ops such as activations and BatchNorm are not counted, as is usual for MACs. PyTorch's fused
+    Transformer kernels (the inference fast path of ``nn.TransformerEncoderLayer`` and
+    ``nn.MultiheadAttention``) are invisible to the counter, so they are turned off meanwhile.
     """
     was_training = model.training
     model.eval()
@@ -31,10 +33,13 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
         for m in model.modules()
         if isinstance(m, nn.RNNBase)
     ]
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
     try:
         with FlopCounterMode(display=False) as counter:
             model(torch.zeros(1, *input_shape, device=device))
     finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
         model.train(was_training)
         for h in hooks:
             h.remove()

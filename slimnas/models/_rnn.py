@@ -33,16 +33,18 @@ class RecurrentNet(nn.Module):
         rnn_cls = {"gru": nn.GRU, "lstm": nn.LSTM}[spec.cell]
         self.rnn = rnn_cls(n_features, spec.hidden, num_layers=spec.n_layers, batch_first=True,
                            bidirectional=spec.bidirectional)
-        self.hidden = spec.hidden
         self.bidirectional = spec.bidirectional
         self.classifier = nn.Linear(spec.hidden * (2 if spec.bidirectional else 1), n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seq = x.flatten(1, -2).transpose(1, 2)  # (N, L, features)
         out, _ = self.rnn(seq)
-        last = out[:, -1, : self.hidden]
+        last = out[:, -1]
         if self.bidirectional:  # the backward direction has read the whole sequence at t=0
-            last = torch.cat([last, out[:, 0, self.hidden :]], dim=1)
+            # selected, not sliced: structured pruning traces the channels through a selection
+            # (and the hidden size is read at run time, as pruning may narrow the layer)
+            forward_half = torch.arange(out.shape[-1], device=out.device) < self.rnn.hidden_size
+            last = torch.where(forward_half, last, out[:, 0])
         return self.classifier(last)
 
 

@@ -25,6 +25,8 @@ TRAINING_KEYS: dict[str, Key] = {
     "batch_size": Key(int, "integers >= 1", [128], lambda v: v >= 1),
     "epochs": Key(int, "integers >= 1", 20, lambda v: v >= 1),
     "schedule": Key(str, "'cosine' or 'constant'", "cosine", lambda v: v in ("cosine", "constant")),
+    "accumulate": Key(int, "integers >= 1", 1, lambda v: v >= 1),
+    "amp": Key(bool, "true/false", False),
 }
 
 

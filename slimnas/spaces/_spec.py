@@ -19,6 +19,17 @@ class TrainSpec:
     batch_size: int = 128
     epochs: int = 20
     schedule: str = "cosine"  # "cosine" | "constant"
+    accumulate: int = 1  # micro-batches of batch_size per optimizer step (gradient accumulation)
+    amp: bool = False  # mixed precision (float16 autocast, loss scaling) where training runs on CUDA
+
+    def to_dict(self) -> dict:
+        """The recipe as JSON; settings added since the first version are left out at their
+        defaults, so recipes (and the trained parents keyed by them) read as they always did."""
+        out = dataclasses.asdict(self)
+        for key, default in (("accumulate", 1), ("amp", False)):
+            if out[key] == default:
+                del out[key]
+        return out
 
 
 @dataclass(frozen=True)
@@ -38,7 +49,7 @@ class Candidate:
     keep_macs: float = 0.0
 
     def to_dict(self) -> dict:
-        out = {"arch": arch_to_dict(self.arch), "train": dataclasses.asdict(self.train)}
+        out = {"arch": arch_to_dict(self.arch), "train": self.train.to_dict()}
         if self.compression is not None:
             out["compression"] = self.compression
         if self.keep_macs:

@@ -57,6 +57,7 @@ from slimnas.study._joint import write_artifact
 from slimnas.study._objective import BaseTrialObjective, trial_place
 from slimnas.study._pareto import feasible, pareto_front
 from slimnas.study._progress import progress_rows
+from slimnas.study._search import resolve_device
 from slimnas.training import PhaseEpochs, report_phase
 
 MAX_RATIO = 0.9
@@ -301,6 +302,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
         True
     """
     s = AutoSettings(budget=tuple(budget), **options)
+    s = dataclasses.replace(s, device=str(resolve_device(s.device)))  # 'auto' becomes what it picks
     check_outputs(model, data.input_shape, data.n_classes)
     listener = listener or Listener()
     rule = early_stopping_rule(s.early_stopping, s.strategy)
@@ -407,7 +409,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
             n_done = len([t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE])
             write_json(out / "report.json", {"before": before, "after": after, "budget": [str(b) for b in budgets],
                                              "feasible": result.feasible, "trial": best.number,
-                                             "n_trials": n_done, "finetune": dataclasses.asdict(recipe),
+                                             "n_trials": n_done, "finetune": recipe.to_dict(),
                                              "refine": rows, "policy": policy.to_dict(),
                                              **({"hardware": hw_report} if hw_report is not None else {})})
     listener.finished({"kind": "auto", "interrupted": interrupted})

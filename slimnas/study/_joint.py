@@ -65,7 +65,7 @@ def write_artifact(folder: Path, artifact: CompressedModel, decisions: list[dict
     save_compressed(artifact.model, folder)
 
 
-def final_finetune(plan, run: RunFolder, trial, splits: DataSplits) -> dict:
+def final_finetune(plan, run: RunFolder, trial, splits: DataSplits, device: str = "cpu") -> dict:
     """The full fine-tune a front member gets: the same policy on the same parent, retrained for
     ``final_epochs`` instead of the short ranking fine-tune; the trial's files are replaced and
     the search-time figures kept as ``search_*``."""
@@ -81,7 +81,7 @@ def final_finetune(plan, run: RunFolder, trial, splits: DataSplits) -> dict:
     m = plan.config.measure
     artifact, metrics, decisions = compress_and_measure(
         parent, policy, splits, budget=(), epochs=epochs, seed=plan.config.seed * 100_003 + trial.number,
-        device="cpu", latency_batch=m.latency_batch, latency_repeats=m.latency_repeats,
+        device=device, latency_batch=m.latency_batch, latency_repeats=m.latency_repeats,
     )
     sens = analyze_sensitivity(parent, splits, ratios=SENSITIVITY_RATIOS)
     write_artifact(run.trial_dir(trial.number), artifact, attach_sensitivity(decisions, sens))

@@ -212,6 +212,9 @@ class SearchObjective(BaseTrialObjective):
                                       input_shape=self.splits.input_shape, n_classes=self.splits.n_classes)
         if self.config.epochs is not None:
             cand = dataclasses.replace(cand, train=dataclasses.replace(cand.train, epochs=self.config.epochs))
+        vocab = getattr(self.splits, "vocab_size", None)
+        if vocab and getattr(cand.arch, "vocab_size", None) == 0:  # token ids: the data's vocabulary
+            cand = dataclasses.replace(cand, arch=dataclasses.replace(cand.arch, vocab_size=vocab))
         return cand
 
     def __call__(self, trial: optuna.Trial) -> list[float]:

@@ -347,7 +347,7 @@ def finish(plan: SearchPlan, study: optuna.Study, run: RunFolder, splits: DataSp
         metrics = dict(t.user_attrs["metrics"])
         stored = run.read_metrics(t.number)
         if "policy" in t.user_attrs and "final" not in stored:
-            stored = final_finetune(plan, run, t, splits)
+            stored = final_finetune(plan, run, t, splits, str(resolve_device(cfg.device)))
         if "test_accuracy" not in stored:  # the test set is touched once, on the deployable file
             stored["test_accuracy"] = onnx_accuracy(run.onnx_path(t.number), splits.x_test, splits.y_test)
             run.write_metrics(t.number, stored)

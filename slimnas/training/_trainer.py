@@ -3,6 +3,9 @@
 Data held as tensors stay on the device, so an epoch is a loop over shuffled index slices, no
 DataLoader workers to start; data streamed from disk (a :class:`slimnas.data.DiskArray`) is read
 for the same index slices by DataLoader workers, so both give the same batches.
+``TrainSpec.accumulate`` sums the gradients of several micro-batches before each optimizer step
+(the step sees the gradient of their union); ``TrainSpec.amp`` trains in mixed precision on CUDA
+(float16 autocast with loss scaling, Micikevicius et al. 2018) and changes nothing on the CPU.
 """
 
 from __future__ import annotations
@@ -152,17 +155,23 @@ def fit(
     gen = torch.Generator().manual_seed(seed)
     opt = make_optimizer(model, spec)
     n = len(y_train)
-    steps_per_epoch = max(1, math.ceil(n / spec.batch_size))
+    steps_per_epoch = max(1, math.ceil(n / (spec.batch_size * spec.accumulate)))
     sched = (
         torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=n_epochs * steps_per_epoch)
         if spec.schedule == "cosine"
         else None
     )
     history = History()
+    amp = spec.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if amp else None
     for epoch in range(1, n_epochs + 1):
         try:
             _training.active = True
-            metrics = _epoch(model, x_train, y_train, spec, opt, sched, gen, loss_fn, epoch, augment)
+            if spec.accumulate == 1 and scaler is None:
+                metrics = _epoch(model, x_train, y_train, spec, opt, sched, gen, loss_fn, epoch, augment)
+            else:
+                metrics = _epoch_accumulated(model, x_train, y_train, spec, opt, sched, gen, loss_fn, epoch, scaler,
+                                             augment)
             if x_val is not None and y_val is not None:
                 val = evaluate(model, x_val, y_val)
                 metrics.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
@@ -211,3 +220,38 @@ def _batches(x_train, y_train: torch.Tensor, perm: torch.Tensor, batch_size: int
         return
     for idx, (xb, yb) in zip(slices, x_train.loader(slices, y_train), strict=True):
         yield idx, xb.to(y_train.device, non_blocking=True), yb.to(y_train.device)
+
+
+def _epoch_accumulated(model, x_train, y_train, spec: TrainSpec, opt, sched, gen, loss_fn: LossFn, epoch: int,
+                       scaler, augment: Augment | None = None) -> dict[str, float]:
+    """One pass with ``spec.accumulate`` micro-batches per optimizer step (each micro-batch's
+    mean loss weighted by its share of the step's samples, so the step's gradient is that of
+    their union's mean loss), in mixed precision when ``scaler`` is given (CUDA)."""
+    model.train()
+    n = len(y_train)
+    perm = torch.randperm(n, generator=gen).to(y_train.device)
+    group = spec.batch_size * spec.accumulate
+    total = 0.0
+    for start in range(0, n, group):
+        chunk = perm[start : start + group]
+        opt.zero_grad(set_to_none=True)
+        stepped = False
+        for idx, xb, yb in _batches(x_train, y_train, chunk, spec.batch_size):
+            if augment is not None:
+                xb = augment(xb, gen)
+            with torch.autocast("cuda", dtype=torch.float16, enabled=scaler is not None):
+                loss = loss_fn(model(xb), yb, xb)
+            weighted = loss * (len(idx) / len(chunk))
+            (scaler.scale(weighted) if scaler is not None else weighted).backward()
+            total += float(loss.detach()) * len(idx)
+            stepped = True
+        if not stepped:
+            continue
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        if sched is not None:
+            sched.step()
+    return {"epoch": epoch, "train_loss": total / n}

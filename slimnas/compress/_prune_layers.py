@@ -1,0 +1,244 @@
+"""Layer kinds structured pruning handles beyond torch-pruning's own: recurrent hidden units
+(GRU/LSTM, every layer and direction) and attention heads.
+
+Recurrent layers get a pruning function of ours through torch-pruning's custom-layer hook. A
+unit is removed from every layer and direction of the module at once (the rows of all its
+gates, and the matching inputs of the next layer), so one ``nn.GRU``/``nn.LSTM`` stays one
+module. A bidirectional layer declares two output channel groups, so torch-pruning removes the
+same unit from both directions.
+
+Attention heads use torch-pruning's head pruning (``num_heads``, ``prune_num_heads``), which
+needs separate query/key/value ``nn.Linear`` layers: BERT-style modules (Hugging Face
+``transformers``) and :class:`slimnas.models.SelfAttention` have them; an
+``nn.MultiheadAttention`` is first replaced by the equivalent
+:class:`slimnas.models.SplitMultiheadAttention`. In a model with attention the embedding width
+(the residual stream every block adds to, held by LayerNorms and embeddings) is kept: heads and
+MLP neurons are what is pruned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from slimnas.errors import SlimnasError
+from slimnas.models import SplitMultiheadAttention
+
+GATES = {"GRU": 3, "LSTM": 4}
+
+
+def _rnn_params(layer: nn.RNNBase) -> list[tuple[int, str]]:
+    """``(layer index, direction suffix)`` of every parameter set of a recurrent layer."""
+    suffixes = ("", "_reverse") if layer.bidirectional else ("",)
+    return [(k, sfx) for k in range(layer.num_layers) for sfx in suffixes]
+
+
+class RNNHiddenPruningFunc(tp.pruner.function.BasePruningFunc):
+    """Removes hidden units of a GRU or LSTM, of any depth and direction: unit ``i`` goes from
+    every layer and direction (all its gates' rows, its recurrent columns, and the next layer's
+    input columns)."""
+
+    def _gates(self, layer: nn.RNNBase) -> int:
+        return GATES[layer.mode]
+
+    def prune_out_channels(self, layer: nn.RNNBase, idxs: Sequence[int]) -> nn.Module:
+        hidden = layer.hidden_size
+        drop = {int(i) % hidden for i in idxs}  # a bidirectional output holds each unit twice
+        keep = torch.tensor(sorted(set(range(hidden)) - drop), dtype=torch.long)
+        rows = torch.cat([keep + g * hidden for g in range(self._gates(layer))])
+        dirs = 2 if layer.bidirectional else 1
+        inner = torch.cat([keep + d * hidden for d in range(dirs)])  # next layer's input columns
+        for k, sfx in _rnn_params(layer):
+            for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                name = f"{kind}_l{k}{sfx}"
+                p = getattr(layer, name, None)
+                if p is None:
+                    continue
+                data = p.data[rows]
+                if kind == "weight_hh":
+                    data = data[:, keep]
+                elif kind == "weight_ih" and k > 0:
+                    data = data[:, inner]
+                setattr(layer, name, nn.Parameter(data.clone(), requires_grad=p.requires_grad))
+        layer.hidden_size = len(keep)
+        return layer
+
+    def prune_in_channels(self, layer: nn.RNNBase, idxs: Sequence[int]) -> nn.Module:
+        keep = sorted(set(range(layer.input_size)) - {int(i) for i in idxs})
+        for sfx in ("", "_reverse") if layer.bidirectional else ("",):
+            p = getattr(layer, f"weight_ih_l0{sfx}")
+            setattr(layer, f"weight_ih_l0{sfx}", nn.Parameter(p.data[:, keep].clone(), requires_grad=p.requires_grad))
+        layer.input_size = len(keep)
+        return layer
+
+    def get_out_channels(self, layer: nn.RNNBase) -> int:
+        return layer.hidden_size * (2 if layer.bidirectional else 1)
+
+    def get_in_channels(self, layer: nn.RNNBase) -> int:
+        return layer.input_size
+
+    def get_out_channel_groups(self, layer: nn.RNNBase) -> int:
+        return 2 if layer.bidirectional else 1
+
+
+class FixedRNNPruningFunc(RNNHiddenPruningFunc):
+    """Lets the dependency graph trace a recurrent layer it must leave alone (an LSTM with
+    projections): reports its true widths and refuses to change it."""
+
+    def prune_out_channels(self, layer, idxs):
+        raise SlimnasError(f"cannot prune the hidden units of {layer}")
+
+    prune_in_channels = prune_out_channels
+
+    def get_out_channels(self, layer):
+        return (getattr(layer, "proj_size", 0) or layer.hidden_size) * (2 if layer.bidirectional else 1)
+
+
+def rnn_unsupported_reason(layer: nn.Module) -> str | None:
+    """Why a recurrent layer is left alone, or ``None`` if its hidden units can be pruned."""
+    if not isinstance(layer, nn.RNNBase):
+        return None
+    if layer.mode not in GATES:
+        return f"{layer.mode} cells are not supported"
+    if getattr(layer, "proj_size", 0):
+        return "LSTM layers with projections (proj_size) are not supported"
+    return None
+
+
+def rnn_unit_rows(layer: nn.RNNBase, idxs: Sequence[int]) -> torch.Tensor:
+    """The gate rows of hidden units ``idxs`` (taken modulo the hidden size)."""
+    idx = torch.tensor(sorted({int(i) % layer.hidden_size for i in idxs}), dtype=torch.long)
+    return torch.cat([idx + g * layer.hidden_size for g in range(GATES[layer.mode])])
+
+
+@torch.no_grad()
+def mask_rnn_units(layer: nn.RNNBase, idxs: Sequence[int]) -> None:
+    """Zero the gate rows of hidden units ``idxs`` in every layer and direction: a GRU unit
+    with all-zero gates keeps ``h = z * h_prev = 0`` from ``h0 = 0``, an LSTM unit keeps
+    ``c = f * c_prev = 0`` and so ``h = 0``; either way the unit feeds nothing on."""
+    rows = rnn_unit_rows(layer, idxs)
+    for k, sfx in _rnn_params(layer):
+        for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            p = getattr(layer, f"{kind}_l{k}{sfx}", None)
+            if p is not None:
+                p[rows] = 0
+
+
+# --- attention ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttentionBlock:
+    """One attention module with separate projections, and the width of one head."""
+
+    module: nn.Module
+    query: nn.Linear
+    key: nn.Linear
+    value: nn.Linear
+    head_dim: int
+
+    @property
+    def heads(self) -> int:
+        return self.query.out_features // self.head_dim
+
+    def sync(self) -> None:
+        """Update the head counts a BERT-style module stores (after heads were removed)."""
+        if hasattr(self.module, "num_attention_heads"):
+            self.module.num_attention_heads = self.heads
+        if hasattr(self.module, "all_head_size"):
+            self.module.all_head_size = self.query.out_features
+
+
+def attention_blocks(model: nn.Module) -> list[AttentionBlock]:
+    """Attention modules whose heads can be pruned: ones with ``query``, ``key`` and ``value``
+    Linear layers and a head width (``head_dim``, or BERT's ``attention_head_size``)."""
+    out = []
+    for m in model.modules():
+        q, k, v = (getattr(m, n, None) for n in ("query", "key", "value"))
+        head_dim = getattr(m, "head_dim", None) or getattr(m, "attention_head_size", None)
+        if not all(isinstance(layer, nn.Linear) for layer in (q, k, v)) or not isinstance(head_dim, int):
+            continue
+        if head_dim < 1 or q.out_features % head_dim or k.out_features != q.out_features:
+            continue
+        out.append(AttentionBlock(m, q, k, v, head_dim))
+    return out
+
+
+def split_attention(model: nn.Module) -> dict[str, str]:
+    """Replace every ``nn.MultiheadAttention`` of ``model`` (in place) by the equivalent
+    :class:`SplitMultiheadAttention`; returns the ones left as they were, with why."""
+    left: dict[str, str] = {}
+    for name, m in list(model.named_modules()):
+        if isinstance(m, nn.TransformerEncoder):
+            m.use_nested_tensor = False  # its fused path needs the packed projection
+        if not isinstance(m, nn.MultiheadAttention):
+            continue
+        why = SplitMultiheadAttention.unsupported(m)
+        if why:
+            left[name] = why
+            continue
+        model.set_submodule(name, SplitMultiheadAttention.from_mha(m))
+    return left
+
+
+def head_ratio(ratio: float, heads: int) -> float:
+    """torch-pruning's head ratio that removes as many heads as ``ratio`` removes channels
+    (``heads - int(heads * (1 - ratio))``, keeping one); it rounds ``ratio * heads`` up."""
+    n = min(heads - 1, heads - int(heads * (1 - ratio))) if ratio > 0 else 0
+    return 0.0 if n <= 0 else (n - 0.01) / heads
+
+
+def residual_modules(model: nn.Module) -> list[nn.Module]:
+    """What holds a Transformer's embedding width: its LayerNorms and embedding tables."""
+    return [m for m in model.modules() if isinstance(m, (nn.LayerNorm, nn.Embedding))]
+
+
+def _stand_in_forward(self: nn.RNNBase, input, hx=None):
+    """What a recurrent layer looks like to torch-pruning's tracer: outputs of the layer's
+    shapes computed by one matrix product from its input (the real recurrence unrolls into
+    hundreds of autograd nodes, slow to walk, and CPU's bidirectional LSTM into concatenations
+    the tracer cannot size). ``h_n`` (and ``c_n``) follow from the output's last step."""
+    x = input if self.batch_first else input.transpose(0, 1)
+    dirs = 2 if self.bidirectional else 1
+    width = getattr(self, "proj_size", 0) or self.hidden_size
+    w = torch.cat([getattr(self, f"weight_ih_l0{sfx}")[:width]
+                   for sfx in (("", "_reverse") if self.bidirectional else ("",))])
+    out = torch.nn.functional.linear(x, w)
+    n = out.shape[0]
+    h = out[:, -1].reshape(n, dirs, width).transpose(0, 1).repeat(self.num_layers, 1, 1)
+    if not self.batch_first:
+        out = out.transpose(0, 1)
+    return out, ((h, h) if self.mode == "LSTM" else h)
+
+
+class tracing_stand_ins:
+    """Context manager: recurrent layers of ``model`` use :func:`_stand_in_forward` inside."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.layers = [m for m in model.modules() if isinstance(m, (nn.GRU, nn.LSTM))]
+
+    def __enter__(self):
+        for m in self.layers:
+            m.forward = _stand_in_forward.__get__(m)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for m in self.layers:
+            del m.forward
+
+
+def split_view(model: nn.Module) -> nn.Module:
+    """``model`` as structured pruning sees it: a copy with every ``nn.MultiheadAttention``
+    split into separate projections (the model itself when it has none), so layer names match
+    what pruning reports and takes ratios for."""
+    if not any(isinstance(m, nn.MultiheadAttention) for m in model.modules()):
+        return model
+    import copy
+
+    view = copy.deepcopy(model)
+    split_attention(view)
+    return view

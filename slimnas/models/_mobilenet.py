@@ -1,0 +1,132 @@
+"""The inverted-residual family (MobileNetV2, Sandler et al. 2018; squeeze-and-excitation as in
+MobileNetV3, Howard et al. 2019), for 2-D images (``(C, H, W)``) or 1-D sequences (``(C, L)``).
+
+Each block expands its input ``expand`` times with a 1x1 convolution, filters every channel on
+its own with a ``kernel``-wide depthwise convolution (which may stride), optionally re-weights
+the channels by squeeze-and-excitation (global pooling, a 1x1 bottleneck of a quarter of the
+channels, a hard sigmoid gate), and projects back to ``width`` channels with a linear 1x1
+convolution; the block's input is added where the shapes match.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from slimnas.errors import ConfigError
+from slimnas.models._layers import ACTIVATIONS, bn_cls, conv_cls, make_activation
+from slimnas.spaces import BaseFamily, Key, register_family
+
+
+@dataclass(frozen=True)
+class InvertedBlock:
+    """One inverted-residual block: ``width`` channels out, ``expand`` x wider inside."""
+
+    width: int
+    expand: int = 4
+    kernel: int = 3
+    stride: int = 1
+    se: bool = False
+
+
+@dataclass(frozen=True)
+class MobileNetSpec:
+    """Stem convolution, inverted-residual blocks, global pooling, linear classifier."""
+
+    family: ClassVar[str] = "mobilenet"
+    blocks: tuple[InvertedBlock, ...]
+    stem: int = 16
+    activation: str = "relu6"
+    dropout: float = 0.0
+
+
+class SqueezeExcite(nn.Module):
+    """Channel gates from globally pooled features (Hu et al. 2018)."""
+
+    def __init__(self, channels: int, ndim: int) -> None:
+        super().__init__()
+        conv = conv_cls(ndim)
+        squeezed = max(1, channels // 4)
+        self.pool = nn.AdaptiveAvgPool1d(1) if ndim == 1 else nn.AdaptiveAvgPool2d(1)
+        self.reduce = conv(channels, squeezed, 1)
+        self.act = nn.ReLU()
+        self.expand = conv(squeezed, channels, 1)
+        self.gate = nn.Hardsigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(self.expand(self.act(self.reduce(self.pool(x)))))
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, in_ch: int, block: InvertedBlock, ndim: int, activation: str) -> None:
+        super().__init__()
+        conv, bn = conv_cls(ndim), bn_cls(ndim)
+        hidden = in_ch * block.expand
+        layers: list[nn.Module] = []
+        if block.expand != 1:
+            layers += [conv(in_ch, hidden, 1, bias=False), bn(hidden), make_activation(activation)]
+        layers += [conv(hidden, hidden, block.kernel, stride=block.stride, padding=block.kernel // 2, groups=hidden,
+                        bias=False), bn(hidden), make_activation(activation)]
+        if block.se:
+            layers.append(SqueezeExcite(hidden, ndim))
+        layers += [conv(hidden, block.width, 1, bias=False), bn(block.width)]
+        self.body = nn.Sequential(*layers)
+        self.residual = block.stride == 1 and in_ch == block.width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        return x + y if self.residual else y
+
+
+class MobileNet(nn.Module):
+    def __init__(self, spec: MobileNetSpec, input_shape: tuple[int, ...], n_classes: int) -> None:
+        super().__init__()
+        ndim = len(input_shape) - 1
+        if ndim not in (1, 2):
+            raise ConfigError("space.family", "inputs shaped (C, L) or (C, H, W) for 'mobilenet'",
+                              f"input {input_shape}")
+        conv, bn = conv_cls(ndim), bn_cls(ndim)
+        self.stem = nn.Sequential(conv(input_shape[0], spec.stem, 3, padding=1, bias=False), bn(spec.stem),
+                                  make_activation(spec.activation))
+        blocks, in_ch = [], spec.stem
+        for block in spec.blocks:
+            blocks.append(InvertedResidual(in_ch, block, ndim, spec.activation))
+            in_ch = block.width
+        self.layers = nn.Sequential(*blocks)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool1d(1) if ndim == 1 else nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 else nn.Identity()
+        self.classifier = nn.Linear(in_ch, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.pool(self.layers(self.stem(x)))))
+
+
+@register_family("mobilenet")
+class MobileNetFamily(BaseFamily):
+    spec = MobileNetSpec
+    keys = {
+        "n_blocks": Key(int, "integers >= 1", {"low": 2, "high": 5}, lambda v: v >= 1),
+        "width": Key(int, "integers >= 1", [16, 24, 32], lambda v: v >= 1),
+        "expand": Key(int, "integers >= 1", [2, 4, 6], lambda v: v >= 1),
+        "kernel": Key(int, "odd integers >= 1", [3, 5], lambda v: v >= 1 and v % 2 == 1),
+        "stride": Key(int, "integers >= 1", [1, 2], lambda v: v >= 1),
+        "se": Key(bool, "true/false", [False, True]),
+        "stem": Key(int, "integers >= 1", [16], lambda v: v >= 1),
+        "activation": Key(str, f"activations from {sorted(ACTIVATIONS)}", ["relu6"], lambda v: v in ACTIVATIONS),
+        "dropout": Key(float, "numbers in [0, 1)", 0.0, lambda v: 0 <= v < 1),
+    }
+
+    def sample(self, draw) -> MobileNetSpec:
+        n = draw("n_blocks")
+        blocks = tuple(InvertedBlock(width=draw("width", i), expand=draw("expand", i), kernel=draw("kernel", i),
+                                     stride=draw("stride", i), se=draw("se", i)) for i in range(n))
+        return MobileNetSpec(blocks=blocks, stem=draw("stem"), activation=draw("activation"), dropout=draw("dropout"))
+
+    def build(self, spec: MobileNetSpec, input_shape, n_classes) -> nn.Module:
+        return MobileNet(spec, tuple(input_shape), n_classes)
+
+    def from_dict(self, d: dict) -> MobileNetSpec:
+        return MobileNetSpec(**{**d, "blocks": tuple(InvertedBlock(**b) for b in d["blocks"])})

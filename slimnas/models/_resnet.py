@@ -1,0 +1,110 @@
+"""The ResNet family: stages of residual basic blocks (He et al. 2016, "Deep Residual Learning
+for Image Recognition"), for 2-D images (``(C, H, W)``) or 1-D sequences (``(C, L)``).
+
+A 3x3 stem convolution, then stages of basic blocks (two 3x3 convolutions with batch norm
+around an identity skip, or a 1x1 projection where the width or stride changes: option B),
+global average pooling and a linear classifier. CIFAR's ResNet-18 layout is
+``stem=64, stages=((64, 2, 1), (128, 2, 2), (256, 2, 2), (512, 2, 2))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from slimnas.errors import ConfigError
+from slimnas.models._layers import ACTIVATION_KEY, bn_cls, conv_cls, make_activation
+from slimnas.spaces import BaseFamily, Key, register_family
+
+
+@dataclass(frozen=True)
+class ResStage:
+    """``blocks`` basic blocks of ``width`` channels; the first one strides by ``stride``."""
+
+    width: int
+    blocks: int = 2
+    stride: int = 1
+
+
+@dataclass(frozen=True)
+class ResNetSpec:
+    """Residual network of basic blocks."""
+
+    family: ClassVar[str] = "resnet"
+    stages: tuple[ResStage, ...]
+    stem: int = 16
+    activation: str = "relu"
+    dropout: float = 0.0
+
+
+class BasicBlock(nn.Module):
+    """conv3x3 -> BN -> act -> conv3x3 -> BN, plus the skip, then act."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int, ndim: int, activation: str) -> None:
+        super().__init__()
+        conv, bn = conv_cls(ndim), bn_cls(ndim)
+        self.conv1 = conv(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = bn(out_ch)
+        self.act1 = make_activation(activation)
+        self.conv2 = conv(out_ch, out_ch, 3, padding=1, bias=False)
+        self.bn2 = bn(out_ch)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_ch != out_ch:
+            self.shortcut = nn.Sequential(conv(in_ch, out_ch, 1, stride=stride, bias=False), bn(out_ch))
+        self.act2 = make_activation(activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
+        return self.act2(y + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    def __init__(self, spec: ResNetSpec, input_shape: tuple[int, ...], n_classes: int) -> None:
+        super().__init__()
+        ndim = len(input_shape) - 1
+        if ndim not in (1, 2):
+            raise ConfigError("space.family", "inputs shaped (C, L) or (C, H, W) for 'resnet'", f"input {input_shape}")
+        conv, bn = conv_cls(ndim), bn_cls(ndim)
+        self.stem = nn.Sequential(conv(input_shape[0], spec.stem, 3, padding=1, bias=False), bn(spec.stem),
+                                  make_activation(spec.activation))
+        blocks, in_ch = [], spec.stem
+        for stage in spec.stages:
+            for b in range(stage.blocks):
+                blocks.append(BasicBlock(in_ch, stage.width, stage.stride if b == 0 else 1, ndim, spec.activation))
+                in_ch = stage.width
+        self.layers = nn.Sequential(*blocks)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool1d(1) if ndim == 1 else nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 else nn.Identity()
+        self.classifier = nn.Linear(in_ch, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.pool(self.layers(self.stem(x)))))
+
+
+@register_family("resnet")
+class ResNetFamily(BaseFamily):
+    spec = ResNetSpec
+    keys = {
+        "n_stages": Key(int, "integers >= 1", {"low": 2, "high": 3}, lambda v: v >= 1),
+        "blocks": Key(int, "integers >= 1", [1, 2], lambda v: v >= 1),
+        "width": Key(int, "integers >= 1", [16, 32, 64], lambda v: v >= 1),
+        "stride": Key(int, "integers >= 1", [1, 2], lambda v: v >= 1),
+        "stem": Key(int, "integers >= 1", [16], lambda v: v >= 1),
+        "activation": ACTIVATION_KEY,
+        "dropout": Key(float, "numbers in [0, 1)", 0.0, lambda v: 0 <= v < 1),
+    }
+
+    def sample(self, draw) -> ResNetSpec:
+        n = draw("n_stages")
+        stages = tuple(ResStage(width=draw("width", i), blocks=draw("blocks", i), stride=draw("stride", i))
+                       for i in range(n))
+        return ResNetSpec(stages=stages, stem=draw("stem"), activation=draw("activation"), dropout=draw("dropout"))
+
+    def build(self, spec: ResNetSpec, input_shape, n_classes) -> nn.Module:
+        return ResNet(spec, tuple(input_shape), n_classes)
+
+    def from_dict(self, d: dict) -> ResNetSpec:
+        return ResNetSpec(**{**d, "stages": tuple(ResStage(**s) for s in d["stages"])})
