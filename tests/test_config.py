@@ -46,7 +46,7 @@ def test_budget_violation_sign():
         ({"n_trials": 0}, "n_trials"),
         ({"n_trials": "ten"}, "n_trials"),
         ({"space": {"family": "cnn", "cnn": {"kernel": [3, 4]}}}, "space.cnn.kernel"),
-        ({"space": {"family": ["transformer"]}}, "space.family"),
+        ({"space": {"family": ["capsule"]}}, "space.family"),
         ({"space": {"cnn": {"channels": {"low": 8, "high": 4}}}}, "space.cnn.channels"),
         ({"training": {"lr": -1}}, "training.lr"),
         ({"budget": ["flops<=3"]}, "budget"),

@@ -23,12 +23,14 @@ from slimnas.compress import analyze_sensitivity
 from slimnas.data import load_dataset
 from slimnas.errors import ConfigError
 
+# A recurrent layer structured pruning cannot act on (bidirectional GRUs and LSTMs prune now;
+# a plain tanh RNN does not), named ``gru`` as in the defects' reports.
 GRU_BI = ("import torch\n"
           "class Net(torch.nn.Module):\n"
           "    def __init__(self):\n"
           "        super().__init__()\n"
-          "        self.gru = torch.nn.GRU(1, 8, batch_first=True, bidirectional=True)\n"
-          "        self.fc = torch.nn.Linear(16, 10)\n"
+          "        self.gru = torch.nn.RNN(1, 4, batch_first=True, bidirectional=True)\n"
+          "        self.fc = torch.nn.Linear(8, 10)\n"
           "    def forward(self, x):\n"
           "        out, _ = self.gru(x.transpose(1, 2))\n"
           "        return self.fc(out[:, -1])\n"
@@ -38,7 +40,7 @@ GRU_BI = ("import torch\n"
           "    def __init__(self):\n"
           "        super().__init__()\n"
           "        self.conv = torch.nn.Conv1d(1, 8, 5, stride=4)\n"
-          "        self.fc = torch.nn.Linear(16 + 8, 10)\n"
+          "        self.fc = torch.nn.Linear(8 + 8, 10)\n"
           "    def forward(self, x):\n"
           "        out, _ = self.gru(x.transpose(1, 2))\n"
           "        features = torch.relu(self.conv(x)).mean(-1)\n"
@@ -232,7 +234,7 @@ def test_sensitivity_reports_only_what_was_measured(gru_files):
     spec.loader.exec_module(net)
     data = load_dataset("mnist1d")
     sens = analyze_sensitivity(net.build_conv(), data, ratios=(0.5, 0.9))
-    assert sens.curves["gru"] == []  # left alone at every ratio: no point
+    assert sens.curves.get("gru", []) == []  # left alone at every ratio: no point
     assert all(macs < sens.baseline_macs for points in sens.curves.values() for _, _, macs in points)
     assert len(sens.curves["conv"]) == 2
 

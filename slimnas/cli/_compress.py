@@ -227,12 +227,12 @@ def compress_command(
         policy = policy_from_options(prune=prune, importance=importance, lowrank=lowrank, cluster=cluster,
                                      quantize=quantize, steps=step, distill=distill, temperature=temperature)
     console = make_console()
+    data_cfg = compress_data_config(dataset, label_column, input_layout, data_config)
+    dataset = data_cfg.dataset
     board = TensorBoardListener(out / "tensorboard") if tensorboard else None  # a missing package: one line now
     with ConsoleListener(console, verbose=not quiet) as listener:
         with report_phase(listener, "load", label=f"loading {dataset} and the model {model}") as found:
-            data_cfg = compress_data_config(dataset, label_column, input_layout, data_config)
             data = load_dataset(data_cfg)
-            dataset = data_cfg.dataset
             torch.manual_seed(seed)
             net, _ = import_model(model, weights)
             try:

@@ -240,7 +240,8 @@ class StructuredPruner(BaseCompressor):
         self.left_alone_ = {name: f"attention left whole: {why}" for name, why in split_left.items()}
         custom = pruning_functions(model)
         for name, mod in model.named_modules():
-            if isinstance(mod, (nn.GRU, nn.LSTM)) and isinstance(custom[type(mod)], FixedRNNPruningFunc):
+            if isinstance(mod, nn.RNNBase) and (rnn_unsupported_reason(mod) is not None  # plain RNN cells
+                                                or isinstance(custom.get(type(mod)), FixedRNNPruningFunc)):
                 ignored.append(mod)
                 self.left_alone_[name] = rnn_unsupported_reason(mod) or (
                     f"left alone with the model's other {mod.mode} layers (one of them is unsupported)")
@@ -329,7 +330,8 @@ class StructuredPruner(BaseCompressor):
 def pruning_functions(model: nn.Module) -> dict:
     """torch-pruning's custom pruners for recurrent layers. It takes them per layer type: one
     unsupported GRU (or LSTM) means every GRU (or LSTM) of the model is left alone."""
-    custom: dict = {nn.GRU: RNNHiddenPruningFunc(), nn.LSTM: RNNHiddenPruningFunc()}
+    custom: dict = {nn.GRU: RNNHiddenPruningFunc(), nn.LSTM: RNNHiddenPruningFunc(),
+                    nn.RNN: FixedRNNPruningFunc()}  # plain tanh/ReLU cells: kept whole
     for mod in model.modules():
         if isinstance(mod, (nn.GRU, nn.LSTM)) and rnn_unsupported_reason(mod):
             custom[type(mod)] = FixedRNNPruningFunc()
