@@ -44,3 +44,10 @@ def pool_cls(kind: str, ndim: int) -> type[nn.Module]:
 class LowRank(nn.Sequential):
     """The factors that replace one layer after low-rank factorisation (a marker type, so saved
     structures can be rebuilt and per-layer settings reach every factor)."""
+
+
+def pooled_head(ndim: int, dropout: float, in_ch: int, n_classes: int) -> tuple[nn.Module, nn.Module, nn.Linear]:
+    """Global average pooling (1-D or 2-D) with flatten, optional dropout, and the classifier:
+    the head the residual and inverted-residual families share."""
+    pool = nn.Sequential(nn.AdaptiveAvgPool1d(1) if ndim == 1 else nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return pool, (nn.Dropout(dropout) if dropout > 0 else nn.Identity()), nn.Linear(in_ch, n_classes)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from slimnas.errors import ConfigError
-from slimnas.models._layers import ACTIVATIONS, bn_cls, conv_cls, make_activation
+from slimnas.models._layers import ACTIVATIONS, bn_cls, conv_cls, make_activation, pooled_head
 from slimnas.spaces import BaseFamily, Key, register_family
 
 
@@ -96,9 +96,7 @@ class MobileNet(nn.Module):
             blocks.append(InvertedResidual(in_ch, block, ndim, spec.activation))
             in_ch = block.width
         self.layers = nn.Sequential(*blocks)
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool1d(1) if ndim == 1 else nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 else nn.Identity()
-        self.classifier = nn.Linear(in_ch, n_classes)
+        self.pool, self.dropout, self.classifier = pooled_head(ndim, spec.dropout, in_ch, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(self.pool(self.layers(self.stem(x)))))

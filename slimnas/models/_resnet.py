@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from slimnas.errors import ConfigError
-from slimnas.models._layers import ACTIVATION_KEY, bn_cls, conv_cls, make_activation
+from slimnas.models._layers import ACTIVATION_KEY, bn_cls, conv_cls, make_activation, pooled_head
 from slimnas.spaces import BaseFamily, Key, register_family
 
 
@@ -76,9 +76,7 @@ class ResNet(nn.Module):
                 blocks.append(BasicBlock(in_ch, stage.width, stage.stride if b == 0 else 1, ndim, spec.activation))
                 in_ch = stage.width
         self.layers = nn.Sequential(*blocks)
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool1d(1) if ndim == 1 else nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 else nn.Identity()
-        self.classifier = nn.Linear(in_ch, n_classes)
+        self.pool, self.dropout, self.classifier = pooled_head(ndim, spec.dropout, in_ch, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(self.pool(self.layers(self.stem(x)))))
