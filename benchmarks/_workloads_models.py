@@ -111,7 +111,7 @@ def image_section(args, work: Path) -> dict:
                                 "stem": [8]},
                      "mobilenet": {"n_blocks": {"low": 2, "high": 3}, "width": [8, 16], "expand": [2, 4],
                                    "kernel": [3], "stride": [2], "se": [False, True], "stem": [8]}},
-           "training": {"epochs": 1 if q else args.search_epochs, "lr": 0.01, "batch_size": 64, "optimizer": "adam"}}
+           "training": {"epochs": 1 if q else args.search_epochs, "lr": 3e-3, "batch_size": 64, "optimizer": "adamw"}}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "image_search.yaml").write_text(yaml.safe_dump(cfg))
     search = slimnas.search(out_dir / "image_search.yaml", n_trials=2 if q else args.search_trials,
@@ -125,7 +125,8 @@ def image_section(args, work: Path) -> dict:
     torch.manual_seed(args.seed)
     width = 4 if q else args.width
     net = cifar_resnet18(data.n_classes, width=width, in_channels=shape[0])
-    fit(net, data.x_train, data.y_train, TrainSpec(lr=0.01, epochs=1 if q else args.epochs, batch_size=64),
+    fit(net, data.x_train, data.y_train, TrainSpec(lr=3e-3, epochs=1 if q else args.epochs, batch_size=64,
+                                                   optimizer="adamw"),
         x_val=data.x_val, y_val=data.y_val, seed=args.seed)
     net.eval()
     log(f"ResNet-18 (width {width}) trained: val {evaluate(net, data.x_val, data.y_val)['accuracy']:.3f}", t0)
@@ -137,7 +138,8 @@ def image_section(args, work: Path) -> dict:
         name = f"auto, macs<={keep}%"
         settings = dict(n_trials=3 if q else args.auto_trials, finetune_epochs=1 if q else args.finetune_epochs,
                         final_epochs=1 if q else args.final_epochs, precisions=("fp32",), seed=args.seed,
-                        refine_epochs=0 if q else args.refine_epochs)
+                        refine_epochs=0 if q else args.refine_epochs,
+                        train=TrainSpec(lr=1e-3, batch_size=64, optimizer="adamw", epochs=1))
         auto_settings[name] = settings
         res = auto_compress(net, data, budget=[f"macs<={keep}%"], out=out_dir / f"resnet18_auto{keep}", **settings)
         files[name] = res.artifact.onnx
@@ -264,13 +266,13 @@ def add_arguments(ap) -> None:
     ap.add_argument("--runs", default=None, help="keep the image search and --auto run folders here "
                     "(default: a temporary folder)")
     ap.add_argument("--width", type=int, default=8, help="ResNet-18 base width (64 is the paper's)")
-    ap.add_argument("--epochs", type=int, default=8, help="ResNet-18 training epochs")
+    ap.add_argument("--epochs", type=int, default=30, help="ResNet-18 training epochs (AdamW, cosine)")
     ap.add_argument("--search-trials", type=int, default=6, help="image search trials")
-    ap.add_argument("--search-epochs", type=int, default=3, help="image search: epochs per trial")
+    ap.add_argument("--search-epochs", type=int, default=10, help="image search: epochs per trial")
     ap.add_argument("--auto-trials", type=int, default=6)
     ap.add_argument("--finetune-epochs", type=int, default=1, help="--auto: the ranking fine-tune")
     ap.add_argument("--refine-epochs", type=int, default=1, help="--auto: each criterion x learning-rate fine-tune")
-    ap.add_argument("--final-epochs", type=int, default=4, help="--auto: the chosen policy's fine-tune")
+    ap.add_argument("--final-epochs", type=int, default=8, help="--auto: the chosen policy's fine-tune")
     ap.add_argument("--text-epochs", type=int, default=20)
     ap.add_argument("--text-finetune", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=7, help="latency rounds (medians over rounds)")
