@@ -183,9 +183,10 @@ def text_section(args, work: Path) -> dict:
     shape = data.input_shape
     q = args.quick
     torch.manual_seed(args.seed)
+    epochs = 1 if q else args.text_epochs
     spec = TransformerSpec(depth=2, heads=4, dim=32 if q else 64, mlp_ratio=4.0, vocab_size=data.vocab_size)
     net = build_model(spec, shape, data.n_classes)
-    fit(net, data.x_train, data.y_train, TrainSpec(lr=3e-3, epochs=1 if q else args.text_epochs, batch_size=64,
+    fit(net, data.x_train, data.y_train, TrainSpec(lr=3e-3, epochs=epochs, batch_size=64,
                                                    optimizer="adamw"), x_val=data.x_val, y_val=data.y_val,
         seed=args.seed)
     net.eval()
@@ -227,7 +228,7 @@ def text_section(args, work: Path) -> dict:
                                                        "met": full["latency_drop_b32"] > 0}}
     spec_d = {"depth": spec.depth, "heads": spec.heads, "dim": spec.dim, "mlp_ratio": spec.mlp_ratio,
               "vocab_size": spec.vocab_size}
-    md = [f"Encoder {spec_d}, trained {args.text_epochs if not q else 1} epochs; heads left per layer "
+    md = [f"Encoder {spec_d}, trained {epochs} epochs; heads left per layer "
           f"{pruner.report_['heads']}; int8 kept: {quant.report_['chosen']} (pruned), {quant_full.report_['chosen']} "
           "(unpruned).", "", *rows_table(rows), "", *compared_table(compared)]
     return {"title": "Text: a Transformer encoder, heads and MLP neurons pruned to 50% of its MACs, then int8",
