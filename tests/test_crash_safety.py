@@ -154,18 +154,22 @@ def test_workers_report_their_trials_and_stop_when_the_main_process_dies(tmp_pat
     assert len(lines) == pareto["n_trials"] >= 6  # every worker's trial is printed by the main process
 
     cfg = tiny_config(training={"epochs": 200, "lr": 0.01, "optimizer": "adam"})
-    proc = cli("search", str(cfg), "--n-trials", "50", "--workers", "2", "--out", str(tmp_path / "k"), "--quiet")
-    wait_for(lambda: len(list((tmp_path / "k" / "trials").glob("*"))) >= 2 if (tmp_path / "k" / "trials").is_dir()
-             else False)
-    children = [int(p) for p in (f"/proc/{proc.pid}/task/{proc.pid}/children",) for p in open(p).read().split()]
-    workers = [c for c in children if "slimnas" in open(f"/proc/{c}/cmdline").read()
-               or "multiprocessing" in open(f"/proc/{c}/cmdline").read()]
-    assert workers, children
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
-    deadline = time.time() + 60
-    while any(os.path.exists(f"/proc/{w}") and "zombie" not in open(f"/proc/{w}/status").read().lower()
-              for w in workers) and time.time() < deadline:
-        time.sleep(0.2)
-    alive = [w for w in workers if os.path.exists(f"/proc/{w}") and "zombie" not in open(f"/proc/{w}/status").read().lower()]
-    assert not alive, f"workers {alive} ran on after the main process was killed"
+    # as started from a terminal, and in the background of a script (`slimnas search ... &`), where
+    # the search and its workers inherit SIGINT ignored
+    for k, ignore_sigint in (("k", False), ("k-bg", True)):
+        proc = cli("search", str(cfg), "--n-trials", "50", "--workers", "2", "--out", str(tmp_path / k), "--quiet",
+                   preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None)
+        trials = tmp_path / k / "trials"
+        wait_for(lambda trials=trials: trials.is_dir() and len(list(trials.glob("*"))) >= 2)
+        children = [int(p) for p in (f"/proc/{proc.pid}/task/{proc.pid}/children",) for p in open(p).read().split()]
+        workers = [c for c in children if "slimnas" in open(f"/proc/{c}/cmdline").read()
+                   or "multiprocessing" in open(f"/proc/{c}/cmdline").read()]
+        assert workers, children
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        deadline = time.time() + 60
+        while any(os.path.exists(f"/proc/{w}") and "zombie" not in open(f"/proc/{w}/status").read().lower()
+                  for w in workers) and time.time() < deadline:
+            time.sleep(0.2)
+        alive = [w for w in workers if os.path.exists(f"/proc/{w}") and "zombie" not in open(f"/proc/{w}/status").read().lower()]
+        assert not alive, f"workers {alive} ran on after the main process was killed"

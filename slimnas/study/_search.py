@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import os
 import re
+import signal
 import threading
 import time
 from collections import Counter
@@ -318,6 +319,9 @@ def _worker(raw: dict, k: int, parent: int, events) -> None:
     from slimnas.registry import load_plugins
 
     load_plugins()  # a spawned process starts with the built-ins only
+    # a search started in the background (`slimnas search ... &`) inherits SIGINT ignored, and an
+    # ignored SIGINT makes _thread.interrupt_main a no-op: handle it as Python does by default
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     plan = SearchPlan.from_config(parse_config({**raw, "seed": raw["seed"] + k, "n_workers": 1}))
     cfg = plan.config
