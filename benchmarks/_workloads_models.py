@@ -19,9 +19,7 @@ interleaved rounds (one thread). Each section returns ``{"title", "checks", "mar
 from __future__ import annotations
 
 import dataclasses
-import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -42,7 +40,7 @@ from slimnas.compress import (
     scale_to_macs,
 )
 from slimnas.data import DataSplits, load_dataset
-from slimnas.measure import OnnxRuntimeLatency, count_macs, count_params
+from slimnas.measure import count_macs, count_params, interleaved_latency
 from slimnas.models import TransformerSpec, build_model, cifar_resnet18
 from slimnas.spaces import TrainSpec
 from slimnas.study import auto_compress
@@ -62,21 +60,6 @@ def head(data: DataSplits, n_train: int, n_eval: int) -> DataSplits:
     return dataclasses.replace(data, x_train=data.x_train[:n_train], y_train=data.y_train[:n_train],
                                x_val=data.x_val[:n_eval], y_val=data.y_val[:n_eval],
                                x_test=data.x_test[:n_eval], y_test=data.y_test[:n_eval])
-
-
-def interleaved_latency(files: dict[str, bytes], shape, *, rounds: int, repeats: int) -> dict[str, dict[int, float]]:
-    """Median ms per batch over rounds, every file timed in turn each round (drift hits all)."""
-    samples: dict[str, dict[int, list[float]]] = {k: {b: [] for b in BATCHES} for k in files}
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = {}
-        for i, (name, blob) in enumerate(files.items()):
-            paths[name] = Path(tmp) / f"{i}.onnx"
-            paths[name].write_bytes(blob)
-        for _ in range(rounds):
-            for name, path in paths.items():
-                for b in BATCHES:
-                    samples[name][b].append(OnnxRuntimeLatency(batch_size=b, warmup=5, repeats=repeats).measure(path, shape))
-    return {k: {b: statistics.median(v) for b, v in d.items()} for k, d in samples.items()}
 
 
 def drops(rows: dict, ref: str, name: str) -> dict:
@@ -146,7 +129,7 @@ def image_section(args, work: Path) -> dict:
         rows[name] = {k: v for k, v in res.after.items() if not k.startswith("latency")}
         rows[name]["feasible"] = res.feasible
         log(f"{name}: test {res.after['test_accuracy']:.3f}, MACs {res.after['macs']:,}", t0)
-    lat = interleaved_latency(files, shape, rounds=3 if q else args.rounds, repeats=10 if q else 30)
+    lat = interleaved_latency(files, shape, batches=BATCHES, warmup=5, rounds=3 if q else args.rounds, repeats=10 if q else 30)
     for name, row in rows.items():
         row.update({f"latency_ms_b{b}": lat[name][b] for b in BATCHES})
     ref = "ResNet-18 fp32"
@@ -213,7 +196,7 @@ def text_section(args, work: Path) -> dict:
               "unpruned + int8": net}
     rows = {name: measure_artifact(CompressedModel(models[name], blob, shape, CompressionPolicy()), data,
                                    latency_batches=(), repeats=1) for name, blob in files.items()}
-    lat = interleaved_latency(files, shape, rounds=3 if q else args.rounds, repeats=20 if q else 100)
+    lat = interleaved_latency(files, shape, batches=BATCHES, warmup=5, rounds=3 if q else args.rounds, repeats=20 if q else 100)
     for name, row in rows.items():
         row.update({f"latency_ms_b{b}": lat[name][b] for b in BATCHES})
     ref = "Transformer fp32"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -40,24 +39,13 @@ from slimnas.compress import (
     scale_to_macs,
 )
 from slimnas.data import load_dataset
-from slimnas.measure import OnnxRuntimeLatency, count_macs
+from slimnas.measure import count_macs, interleaved_latency
 from slimnas.models import mnist1d_paper_cnn
 from slimnas.spaces import TrainSpec
 from slimnas.training import evaluate, fit
 
 RESULTS = Path(__file__).parent / "results"
 BATCHES = (1, 64)
-
-
-def interleaved_latency(paths: dict[str, Path], shape, *, rounds: int, repeats: int) -> dict[str, dict[int, float]]:
-    """Median ms per batch, measuring every file in turn each round (drift hits all alike)."""
-    samples: dict[str, dict[int, list[float]]] = {k: {b: [] for b in BATCHES} for k in paths}
-    for _ in range(rounds):
-        for name, path in paths.items():
-            for b in BATCHES:
-                ms = OnnxRuntimeLatency(batch_size=b, warmup=20, repeats=repeats).measure(path, shape)
-                samples[name][b].append(ms)
-    return {k: {b: statistics.median(v) for b, v in d.items()} for k, d in samples.items()}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -130,7 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
         for i, (name, art) in enumerate(artifacts.items()):
             paths[name] = Path(tmp) / f"{i}.onnx"
             paths[name].write_bytes(art.onnx)
-        lat = interleaved_latency(paths, shape, rounds=args.rounds, repeats=200)
+        lat = interleaved_latency(paths, shape, batches=BATCHES, warmup=20, rounds=args.rounds, repeats=200)
     for name, row in rows.items():
         row.update(latency_ms_b1=lat[name][1], latency_ms_b64=lat[name][64], latency_ms=lat[name][1])
 

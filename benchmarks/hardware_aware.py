@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -51,7 +50,7 @@ from slimnas.compress import (
     scale_to_macs,
 )
 from slimnas.data import load_dataset
-from slimnas.measure import OnnxRuntimeLatency, count_macs, one_thread, onthefly_predictor
+from slimnas.measure import count_macs, interleaved_latency, one_thread, onthefly_predictor
 from slimnas.models import CNNSpec, ConvLayer, build_model, mnist1d_paper_cnn
 from slimnas.spaces import TrainSpec
 from slimnas.training import fit
@@ -74,16 +73,6 @@ MODELS = {
     "cnn2d": {"title": "2-D CNN on digits (64-96-128 channels, BatchNorm, GAP)", "dataset": "digits",
               "build": conv2d_model, "train": TrainSpec(lr=1e-2, batch_size=64)},
 }
-
-
-def interleaved_latency(files: dict[str, bytes], shape, batch: int, *, rounds: int, repeats: int) -> dict[str, float]:
-    """Median over ``rounds`` interleaved rounds of each file's median latency (ms per batch)."""
-    times: dict[str, list[float]] = {k: [] for k in files}
-    for _ in range(rounds):
-        for k, data in files.items():
-            rt = OnnxRuntimeLatency(batch_size=batch, repeats=repeats, warmup=max(10, repeats // 5))
-            times[k].append(rt.measure_stats(data, shape).median_ms)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def run_model(key: str, args) -> dict:
@@ -121,8 +110,10 @@ def run_model(key: str, args) -> dict:
                 accs[name] = measure_artifact(arts[name], data, splits=("test",), latency_batches=(),
                                               repeats=1)["test_accuracy"]
             with one_thread():
-                lat = interleaved_latency({"original": original.onnx, **{k: a.onnx for k, a in arts.items()}}, shape,
-                                          batch, rounds=args.rounds, repeats=args.repeats)
+                files = {"original": original.onnx, **{k: a.onnx for k, a in arts.items()}}
+                lat = {k: per[batch] for k, per in interleaved_latency(
+                    files, shape, batches=(batch,), rounds=args.rounds, repeats=args.repeats,
+                    warmup=max(10, args.repeats // 5)).items()}
             macs = {k: count_macs(a.model, shape) for k, a in arts.items()}
             row = {"batch": batch, "latency_share": share, "rounding": alloc.rounding,
                    "widths": alloc.widths, "original_widths": alloc.original, "uniform_ratios": uni_ratios,

@@ -4,13 +4,15 @@ For each space: a device profile is built on this machine (``slimnas.measure.bui
 ``slimnas device profile`` runs: every operator configuration the space produces timed alone, at
 batch 1 and 64, and the per-model terms calibrated on a few whole models); then fresh candidates
 (drawn with another seed, never used for calibration) are predicted from the table and measured
-as whole ONNX files in ONNX Runtime (CPU, 1 thread), in the same run. Checks the targets: over
+as whole ONNX files in ONNX Runtime (CPU, 1 thread), in the same run, in interleaved rounds (every
+candidate timed in turn each round, the median over rounds kept, so a slow spell of the machine
+hits all candidates alike). Checks the targets: over
 all candidates (100+ by default), at batch 1 and at batch 64, Spearman rank correlation >= 0.95
 and at least 90% of predictions within +-15% of the measured median.
 
 Writes ``benchmarks/results/latency_predictor.{json,md}``.
 
-Usage: ``python benchmarks/latency_predictor.py [--quick] [--n-candidates 60] [--repeats 50]``
+Usage: ``python benchmarks/latency_predictor.py [--quick] [--n-candidates 60] [--repeats 50] [--rounds 5]``
 (``--n-candidates`` per space; the default gives 120 candidates).
 """
 
@@ -29,7 +31,7 @@ from slimnas.measure import (
     accuracy,
     build_profile,
     count_macs,
-    model_timer,
+    interleaved_latency,
     one_thread,
     profile_predictor,
     sample_architectures,
@@ -53,20 +55,23 @@ def run_space(name: str, dataset: str, args) -> dict:
                             max_archs=args.max_archs, patience=args.patience, seed=0)
     build_s = time.perf_counter() - t0
     predictor = profile_predictor(profile)
-    measure = model_timer("onnxruntime", threads=1, repeats=max(50, args.repeats))
     archs = sample_architectures(plan.space, shape, n_classes, args.n_candidates, seed=1000)
-    rows = []
+    models, rows = {}, []
     with one_thread():
         for i, arch in enumerate(archs):
             torch.manual_seed(i)
-            model = build_model(arch, shape, n_classes).eval()
-            row = {"space": name, "candidate": i, "family": type(arch).__name__, "macs": count_macs(model, shape)}
+            models[i] = build_model(arch, shape, n_classes).eval()
+            row = {"space": name, "candidate": i, "family": type(arch).__name__, "macs": count_macs(models[i], shape)}
             for b in BATCHES:
-                row[f"predicted_b{b}"] = predictor.predict(model, shape, batch=b).ms
-                row[f"measured_b{b}"] = measure(model, shape, b, "fp32")
+                row[f"predicted_b{b}"] = predictor.predict(models[i], shape, batch=b).ms
             rows.append(row)
-            print(f"  {name} {i + 1}/{len(archs)}: " + ", ".join(
-                f"b{b} {row[f'predicted_b{b}']:.4f}/{row[f'measured_b{b}']:.4f} ms" for b in BATCHES), flush=True)
+        # every candidate timed in turn each round, medians over the rounds
+        measured = interleaved_latency(models, shape, batches=BATCHES, rounds=args.rounds, repeats=args.repeats)
+    for row in rows:
+        for b in BATCHES:
+            row[f"measured_b{b}"] = measured[row["candidate"]][b]
+        print(f"  {name} {row['candidate'] + 1}/{len(rows)}: " + ", ".join(
+            f"b{b} {row[f'predicted_b{b}']:.4f}/{row[f'measured_b{b}']:.4f} ms" for b in BATCHES), flush=True)
     return {"space": name, "dataset": dataset, "input_shape": list(shape), "n_ops": profile.space["n_ops"],
             "profile_seconds": round(build_s, 1), "overhead": profile.overhead, "rows": rows}
 
@@ -81,13 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run: few operators and candidates")
     ap.add_argument("--n-candidates", type=int, default=60, help="fresh candidates per space")
     ap.add_argument("--n-calibration", type=int, default=24, help="whole models that calibrate each profile")
-    ap.add_argument("--repeats", type=int, default=50, help="timed repeats per operator")
+    ap.add_argument("--repeats", type=int, default=50, help="timed repeats per operator and per candidate and round")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds over the candidates (medians kept)")
     ap.add_argument("--max-archs", type=int, default=2000, help="architectures drawn to enumerate the operators")
     ap.add_argument("--patience", type=int, default=300)
     ap.add_argument("--spaces", default=",".join(SPACES))
     args = ap.parse_args(argv)
     if args.quick:
-        args.n_candidates, args.n_calibration, args.repeats = 4, 4, 5
+        args.n_candidates, args.n_calibration, args.repeats, args.rounds = 4, 4, 5, 2
         args.max_archs, args.patience = 10, 5
     out_name = "latency_predictor_quick" if args.quick else "latency_predictor"
     t0 = time.perf_counter()

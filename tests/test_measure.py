@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from slimnas.export import export_onnx, ort_session
-from slimnas.measure import OnnxRuntimeLatency, TorchLatency, count_macs, count_params
+from slimnas.measure import OnnxRuntimeLatency, TorchLatency, count_macs, count_params, interleaved_latency
 from slimnas.models import CNNSpec, ConvLayer, MLPSpec, RNNSpec, build_model, mnist1d_paper_cnn
 
 
@@ -40,3 +40,36 @@ def test_latency_runtimes_return_positive_medians(tmp_path):
     path = export_onnx(model, tmp_path / "m.onnx", (1, 40))
     assert OnnxRuntimeLatency(repeats=5, warmup=1).measure(path, (1, 40)) > 0
     assert TorchLatency(repeats=5, warmup=1).measure(model, (1, 40)) > 0
+
+
+class _Recorder(torch.nn.Module):
+    """Records which model ran, in order (to see how the timing rounds interleave)."""
+
+    def __init__(self, name: str, log: list) -> None:
+        super().__init__()
+        self.name, self.log, self.lin = name, log, torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        self.log.append((self.name, x.shape[0]))
+        return self.lin(x)
+
+
+def test_interleaved_latency_times_every_model_in_turn_each_round():
+    log: list = []
+    models = {k: _Recorder(k, log) for k in ("a", "b", "c")}
+    lat = interleaved_latency(models, (4,), batches=(1, 3), rounds=2, repeats=2, warmup=1, runtime="torch")
+    assert set(lat) == {"a", "b", "c"} and all(set(v) == {1, 3} and min(v.values()) > 0 for v in lat.values())
+    # each (model, batch) block is warm-up + repeats calls; blocks run a, b, c, then again a, b, c
+    blocks = [log[i] for i in range(0, len(log), 3)]
+    assert blocks == [(k, b) for _ in range(2) for k in "abc" for b in (1, 3)]
+    assert len(log) == 2 * 3 * 2 * 3
+
+
+def test_interleaved_latency_exports_each_module_once_for_onnx_runtime(monkeypatch):
+    import slimnas.measure._latency as lat_mod
+
+    calls = []
+    real = lat_mod.export_onnx
+    monkeypatch.setattr(lat_mod, "export_onnx", lambda *a, **k: calls.append(1) or real(*a, **k))
+    out = interleaved_latency({"m": mnist1d_paper_cnn().eval()}, (1, 40), batches=(1, 8), rounds=3, repeats=3)
+    assert len(calls) == 1 and set(out["m"]) == {1, 8}

@@ -14,7 +14,7 @@ import copy
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -290,6 +290,42 @@ class TorchCudaLatency(TorchLatency):
 
     def unavailable(self) -> str | None:
         return None if torch.cuda.is_available() else "no CUDA device is visible"
+
+
+def interleaved_latency(models: Mapping[Hashable, nn.Module | str | Path | bytes], input_shape: tuple[int, ...], *,
+                        batches: Sequence[int] = (1,), rounds: int = 5, repeats: int = 100, warmup: int = 10,
+                        runtime: str = "onnxruntime", threads: int = 1,
+                        precision: str | None = None) -> dict[Hashable, dict[int, float]]:
+    """Median ms per batch of each model, over ``rounds`` rounds in which every model is timed in
+    turn (``repeats`` batches each): a slow spell of the machine hits all the models alike
+    instead of the few timed during it, so their ratios and ranks hold. ONNX runtimes export
+    (and convert to ``precision``) each module once, before the first round.
+
+    Example:
+        >>> from torch import nn
+        >>> lat = interleaved_latency({"a": nn.Linear(8, 4), "b": nn.Linear(8, 64)}, (8,), batches=(1, 4),
+        ...                           rounds=2, repeats=5)
+        >>> sorted(lat), sorted(lat["a"])
+        (['a', 'b'], [1, 4])
+    """
+    cls = RUNTIMES.get(runtime)
+    precision = precision if precision is None or precision in cls.precisions else None
+    samples: dict[Hashable, dict[int, list[float]]] = {k: {b: [] for b in batches} for k in models}
+    with tempfile.TemporaryDirectory() as tmp:
+        sources: dict = {}
+        for i, (key, model) in enumerate(models.items()):
+            rt = cls(threads=threads, precision=precision)
+            if isinstance(rt, OnnxRuntimeLatency):
+                folder = Path(tmp) / str(i)
+                folder.mkdir()
+                model = rt.source(model, input_shape, str(folder))
+            sources[key] = model
+        for _ in range(rounds):
+            for key, src in sources.items():
+                for b in batches:
+                    rt = cls(batch_size=b, warmup=warmup, repeats=repeats, threads=threads, precision=precision)
+                    samples[key][b].append(rt.measure_stats(src, input_shape).median_ms)
+    return {k: {b: statistics.median(v) for b, v in per.items()} for k, per in samples.items()}
 
 
 def runtime_for(settings: dict, *, batch: int | None = None, field: str = "measure.runtime") -> BaseLatency:

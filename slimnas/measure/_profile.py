@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import statistics
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -24,8 +23,7 @@ from torch import nn
 
 from slimnas.config import PRECISIONS, DeviceProfile, read_profile
 from slimnas.errors import ConfigError
-from slimnas.export import export_onnx, quantize_onnx
-from slimnas.measure._latency import RUNTIMES, BaseLatency, TorchLatency
+from slimnas.measure._latency import RUNTIMES, interleaved_latency
 from slimnas.measure._machine import machine_info
 from slimnas.measure._metric import Budget
 from slimnas.measure._ops import OpConfig, model_ops, one_thread
@@ -45,6 +43,9 @@ from slimnas.spaces import SearchSpace
 ORT_RUNTIMES = ("onnxruntime", "onnxruntime-int8")
 
 Progress = Callable[[str, int, int], None]
+
+#: rounds over the operators, and over the whole models, whose medians a profile keeps
+ROUNDS = 3
 
 
 def _quiet(stage: str, done: int, total: int) -> None:
@@ -176,24 +177,6 @@ class OpTimer:
         return self(NULL_OP, batch, "fp32")
 
 
-def model_timer(runtime: str, *, threads: int, repeats: int = 100) -> Callable[[nn.Module, tuple, int, str], float]:
-    """``(model, input_shape, batch, precision) -> median ms`` of a whole model on ``runtime``."""
-
-    def measure(model: nn.Module, input_shape, batch: int, precision: str) -> float:
-        rt: BaseLatency = RUNTIMES.get(runtime)(batch_size=batch, repeats=repeats, warmup=max(10, repeats // 5),
-                                                threads=threads,
-                                                precision=precision if precision in RUNTIMES.get(runtime).precisions
-                                                else None)
-        if isinstance(rt, TorchLatency):
-            return rt.measure_stats(model, input_shape).median_ms
-        with tempfile.TemporaryDirectory() as tmp:
-            path = export_onnx(model, Path(tmp) / "m.onnx", input_shape, verify=False)
-            src = quantize_onnx(path, fmt="qdq") if precision == "int8" else path
-            return rt.measure_stats(src, input_shape).median_ms
-
-    return measure
-
-
 def raw_terms(predictor_table: LatencyTable, ops: Sequence[OpConfig], batch: int, precision: str,
               null_ms: float) -> tuple[float, int]:
     """``(sum of max(0, entry - null), n_ops)`` of a model's ops: what calibration fits on."""
@@ -236,29 +219,38 @@ def _build_profile(*, name, space, input_shape, n_classes, runtime, threads, bat
     progress("ops", 0, 1)
     ops, n_archs = space_ops(space, input_shape, n_classes, max_archs=max_archs, patience=patience, seed=seed)
     progress("ops", 1, 1)
-    timer = OpTimer(runtime, threads=threads, repeats=repeats)
-    table = LatencyTable()
+    timer = OpTimer(runtime, threads=threads, repeats=max(10, repeats // ROUNDS))
     conds = [(b, p) for b in batches for p in precisions]
-    total = len(ops) * len(conds)
-    done = 0
-    for op in ops:
-        for b, p in conds:
-            table.add(op, cond_key(b, p), timer(op, b, p))
-            done += 1
-        progress("timing", done, total)
+    # every op timed once per round, the median over rounds kept: a slow spell of the machine
+    # then shifts one of an op's figures, not all the figures of the ops timed during it
+    times: dict[tuple[OpConfig, str], list[float]] = {}
+    total, done = len(ops) * len(conds) * ROUNDS, 0
+    for _ in range(ROUNDS):
+        for op in ops:
+            for b, p in conds:
+                times.setdefault((op, cond_key(b, p)), []).append(timer(op, b, p))
+                done += 1
+            progress("timing", done, total)
+    table = LatencyTable()
+    for (op, cond), ms in times.items():
+        table.add(op, cond, statistics.median(ms))
     nulls = {b: statistics.median(timer.null(b) for _ in range(3)) for b in batches}
 
     archs = sample_architectures(space, input_shape, n_classes, n_calibration + n_check, seed=seed + 1)
-    measure = model_timer(runtime, threads=threads, repeats=max(50, repeats))
-    rows: dict[str, list[tuple[float, float, int]]] = {cond_key(b, p): [] for b, p in conds}
+    models = {}
     for i, arch in enumerate(archs):
         torch.manual_seed(i)
-        model = build_model(arch, input_shape, n_classes).eval()
-        ops_i = model_ops(model, input_shape)
-        for b, p in conds:
-            s, n = raw_terms(table, ops_i, b, p, nulls[b])
-            rows[cond_key(b, p)].append((measure(model, input_shape, b, p), s, n))
-        progress("models", i + 1, len(archs))
+        models[i] = build_model(arch, input_shape, n_classes).eval()
+    rows: dict[str, list[tuple[float, float, int]]] = {cond_key(b, p): [] for b, p in conds}
+    for j, p in enumerate(precisions):
+        measured = interleaved_latency(models, input_shape, batches=batches, rounds=ROUNDS,
+                                       repeats=max(20, repeats // 2), runtime=runtime, threads=threads, precision=p)
+        for i, model in models.items():
+            ops_i = model_ops(model, input_shape)
+            for b in batches:
+                s, n = raw_terms(table, ops_i, b, p, nulls[b])
+                rows[cond_key(b, p)].append((measured[i][b], s, n))
+        progress("models", (j + 1) * len(models), len(precisions) * len(models))
     overhead, acc = {}, {}
     for (b, p) in conds:
         key = cond_key(b, p)
@@ -288,15 +280,19 @@ def onthefly_predictor(models: Sequence[tuple[nn.Module, tuple[int, ...]]], *, r
     and its per-model terms calibrated on ``models`` (a model and some pruned copies of it)."""
     table = measured_table(runtime, threads=threads, repeats=repeats)
     timer: OpTimer = table.measure
-    measure = model_timer(runtime, threads=threads, repeats=max(50, repeats))
+    measured: dict[int, dict[int, float]] = {}
+    for shape in dict.fromkeys(tuple(shape) for _, shape in models):
+        same = {i: m for i, (m, s) in enumerate(models) if tuple(s) == shape}
+        measured.update(interleaved_latency(same, shape, batches=batches, rounds=ROUNDS, repeats=max(20, repeats // 2),
+                                            runtime=runtime, threads=threads, precision=precision))
     overhead = {}
     for b in batches:
         null = statistics.median(timer.null(b) for _ in range(3))
         rows = []
-        for model, shape in models:
+        for i, (model, shape) in enumerate(models):
             ops = model_ops(model, shape)
             s, n = raw_terms(table, ops, b, precision, null)
-            rows.append((measure(model, shape, b, precision), s, n))
+            rows.append((measured[i][b], s, n))
         overhead[cond_key(b, precision)] = calibrate(rows, null) if len(rows) >= 3 else \
             Overhead(null_ms=null, model_ms=float(np.median([r[0] - r[1] for r in rows])), n_models=len(rows))
     return LatencyPredictor(table, overhead, info={"profile": "measured here", "runtime": runtime, "threads": threads,
