@@ -14,12 +14,14 @@ import torch
 from torch import nn
 
 from slimnas.compress import (
+    SensitivityResult,
     allocate_by_latency,
     fit_to_latency,
     latency_policy,
     list_prunable_layers,
     prune_ratios,
     pruned_model,
+    sensitivity_cost,
 )
 from slimnas.config import (
     DeviceProfile,
@@ -224,3 +226,22 @@ def test_fit_to_latency_scales_a_policy_to_the_target():
     assert pred.predict(pruned, SHAPE).ms == pytest.approx(ms, rel=1e-6)
     same, ms0 = fit_to_latency(model, policy, SHAPE, pred, 2 * base)  # already within: left as it is
     assert same is policy and ms0 == pytest.approx(base)
+
+
+def test_sensitivity_cost_keeps_the_latency_allocation_off_layers_whose_accuracy_falls():
+    net = mnist1d_paper_cnn().eval()
+    # latency proportional to MACs, so every layer is worth pruning for latency alone
+    table = LatencyTable(measure=lambda op, b, p: 0.001 * (1 + op.macs / 1e3))
+    pred = LatencyPredictor(table, {"1/fp32": Overhead(null_ms=0.001, model_ms=0.002)})
+    target = 0.6 * pred.predict(net, SHAPE).ms
+    ratios = (0.1, 0.3, 0.5, 0.7, 0.9)
+    flat, steep = [(r, 0.9, 0) for r in ratios], [(r, 0.9 - r, 0) for r in ratios]
+    sens = SensitivityResult(baseline=0.9, baseline_macs=0, ratios=ratios, curves={"0": flat, "2": steep, "4": flat})
+    plain = allocate_by_latency(net, SHAPE, pred, target, roundings=(1,))
+    aware = allocate_by_latency(net, SHAPE, pred, target, roundings=(1,), cost_fn=sensitivity_cost(sens))
+    assert plain.met and aware.met
+    assert plain.widths["2"] < 25  # by importance share alone the costly middle layer is cut
+    assert aware.widths["2"] == 25 and aware.widths["0"] < 25  # the curves move the cut to the flat layers
+    cost = sensitivity_cost(sens)
+    assert cost("2", 25, 10) > cost("2", 25, 20) > cost("0", 25, 5)
+    assert sensitivity_cost(SensitivityResult(0.9, 0, ratios, {"0": []})) is None

@@ -3,7 +3,13 @@ import pytest
 import torch
 
 from slimnas.export import export_onnx, ort_session
-from slimnas.measure import OnnxRuntimeLatency, TorchLatency, count_macs, count_params, interleaved_latency
+from slimnas.measure import (
+    OnnxRuntimeLatency,
+    TorchLatency,
+    count_macs,
+    count_params,
+    interleaved_latency,
+)
 from slimnas.models import CNNSpec, ConvLayer, MLPSpec, RNNSpec, build_model, mnist1d_paper_cnn
 
 

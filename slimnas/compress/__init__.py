@@ -65,6 +65,7 @@ from slimnas.compress._hardware import (
     channel_importance,
     fit_to_latency,
     latency_policy,
+    sensitivity_cost,
     widths_to_ratios,
 )
 from slimnas.compress._int8_format import OnnxInt8
@@ -152,6 +153,7 @@ __all__ = [
     "fill_to_macs",
     "fold_batchnorm",
     "fit_to_latency",
+    "sensitivity_cost",
     "fit_to_macs",
     "int8_weights",
     "kmeans_1d",

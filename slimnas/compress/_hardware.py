@@ -26,6 +26,7 @@ from torch import nn
 
 from slimnas.compress._allocate import channel_ratio, list_prunable_layers, pruned_model
 from slimnas.compress._policy import CompressionPolicy
+from slimnas.compress._sensitivity import SensitivityResult
 from slimnas.measure import LatencyPredictor, model_ops
 
 ROUNDINGS = (1, 2, 4, 8, 16)
@@ -271,6 +272,25 @@ def fit_to_latency(parent: nn.Module, policy: CompressionPolicy, input_shape: tu
         else:
             lo = mid
     return with_prune_ratios(policy, widths_to_ratios(best[0], original)), best[1]
+
+
+def sensitivity_cost(sens: SensitivityResult | None) -> Callable[[str, int, int], float] | None:
+    """A ``cost_fn`` for :func:`allocate_by_latency`: ``(layer, width, kept) -> validation accuracy
+    drop`` read off the sensitivity curves (interpolated in the pruning ratio; a small ratio term
+    breaks ties between layers the curves do not tell apart), so the latency saved is weighed
+    against accuracy, not against each layer's share of its own importance. ``None`` without
+    curves."""
+    if sens is None or not any(sens.curves.values()):
+        return None
+
+    def cost(name: str, width: int, kept: int) -> float:
+        r = 1 - kept / width
+        curve = sens.curves.get(name) or []
+        xs = [0.0] + [p[0] for p in curve]
+        ys = [0.0] + [max(0.0, sens.baseline - p[1]) for p in curve]
+        return float(np.interp(r, xs, ys)) + 1e-3 * r
+
+    return cost
 
 
 def latency_policy(allocation: LatencyAllocation, *, importance: str = "l1", distill: bool = False) -> CompressionPolicy:

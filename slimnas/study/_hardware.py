@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 from torch import nn
 
 from slimnas.compress import (
@@ -23,6 +22,7 @@ from slimnas.compress import (
     list_prunable_layers,
     prune_ratios,
     pruned_model,
+    sensitivity_cost,
 )
 from slimnas.config import DeviceProfile
 from slimnas.data import DataSplits
@@ -77,22 +77,6 @@ def latency_limits(budgets) -> list[float]:
     return [b.limit for b in budgets if b.metric == "latency_ms" and b.op in ("<=", "<")]
 
 
-def sensitivity_cost(sens: SensitivityResult | None, model: nn.Module, input_shape):
-    """``(layer, width, kept) -> accuracy drop`` from the sensitivity curves (a small importance
-    term breaks ties between layers the curves do not tell apart)."""
-    if sens is None or not any(sens.curves.values()):
-        return None
-
-    def cost(name: str, width: int, kept: int) -> float:
-        r = 1 - kept / width
-        curve = sens.curves.get(name) or []
-        xs = [0.0] + [p[0] for p in curve]
-        ys = [0.0] + [max(0.0, sens.baseline - p[1]) for p in curve]
-        return float(np.interp(r, xs, ys)) + 1e-3 * r
-
-    return cost
-
-
 def prepare_target(model: nn.Module, data: DataSplits, *, profile: DeviceProfile | None, budgets: tuple[Budget, ...],
                    before: dict, sens: SensitivityResult | None, batch: int, threads: int) -> HardwareTarget:
     """The target for ``model``: the profile's predictor (if it has a calibrated table at
@@ -117,7 +101,7 @@ def prepare_target(model: nn.Module, data: DataSplits, *, profile: DeviceProfile
             # so the target is the same share of the input model's predicted latency
             target.target_ms = base * min(limits) / before["latency_ms"]
             target.allocation = allocate_by_latency(model, shape, predictor, target.target_ms, batch=batch,
-                                                    cost_fn=sensitivity_cost(sens, model, shape))
+                                                    cost_fn=sensitivity_cost(sens))
     return target
 
 
