@@ -259,4 +259,4 @@ def add_arguments(ap) -> None:
     ap.add_argument("--final-epochs", type=int, default=8, help="--auto: the chosen policy's fine-tune")
     ap.add_argument("--text-epochs", type=int, default=20)
     ap.add_argument("--text-finetune", type=int, default=10)
-    ap.add_argument("--rounds", type=int, default=7, help="latency rounds (medians over rounds)")
+    ap.add_argument("--rounds", type=int, default=7, help="latency rounds (the fastest round's median kept)")

@@ -71,6 +71,23 @@ def test_interleaved_latency_times_every_model_in_turn_each_round():
     assert len(log) == 2 * 3 * 2 * 3
 
 
+def test_interleaved_latency_keeps_each_models_fastest_round(monkeypatch):
+    """A slow spell covering most rounds of one model (its figures x2 there) does not set its figure."""
+    import types
+
+    import slimnas.measure._latency as lat_mod
+
+    scripted = {"a": iter([2.0, 2.0, 1.0, 2.0, 1.1]), "b": iter([3.0, 3.1, 6.0, 6.2, 6.0])}
+
+    def fake(self, model, input_shape):
+        return types.SimpleNamespace(median_ms=next(scripted[model.name]))
+
+    monkeypatch.setattr(lat_mod.TorchLatency, "measure_stats", fake)
+    log: list = []
+    out = interleaved_latency({k: _Recorder(k, log) for k in "ab"}, (4,), rounds=5, repeats=2, runtime="torch")
+    assert out == {"a": {1: 1.0}, "b": {1: 3.0}}  # the medians over rounds would be 2.0 and 6.0
+
+
 def test_interleaved_latency_exports_each_module_once_for_onnx_runtime(monkeypatch):
     import slimnas.measure._latency as lat_mod
 

@@ -296,10 +296,12 @@ def interleaved_latency(models: Mapping[Hashable, nn.Module | str | Path | bytes
                         batches: Sequence[int] = (1,), rounds: int = 5, repeats: int = 100, warmup: int = 10,
                         runtime: str = "onnxruntime", threads: int = 1,
                         precision: str | None = None) -> dict[Hashable, dict[int, float]]:
-    """Median ms per batch of each model, over ``rounds`` rounds in which every model is timed in
-    turn (``repeats`` batches each): a slow spell of the machine hits all the models alike
-    instead of the few timed during it, so their ratios and ranks hold. ONNX runtimes export
-    (and convert to ``precision``) each module once, before the first round.
+    """Ms per batch of each model: every model is timed in turn (``repeats`` batches, their
+    median) in each of ``rounds`` rounds, and its fastest round is kept. A slow spell of a shared
+    machine lasts seconds (a whole round of every model, or most rounds of a few): the median
+    over rounds follows it when it covers most of them, the fastest round is the machine's own
+    speed and repeats within a few percent from run to run. ONNX runtimes export (and convert
+    to ``precision``) each module once, before the first round.
 
     Example:
         >>> from torch import nn
@@ -325,7 +327,7 @@ def interleaved_latency(models: Mapping[Hashable, nn.Module | str | Path | bytes
                 for b in batches:
                     rt = cls(batch_size=b, warmup=warmup, repeats=repeats, threads=threads, precision=precision)
                     samples[key][b].append(rt.measure_stats(src, input_shape).median_ms)
-    return {k: {b: statistics.median(v) for b, v in per.items()} for k, per in samples.items()}
+    return {k: {b: min(v) for b, v in per.items()} for k, per in samples.items()}
 
 
 def runtime_for(settings: dict, *, batch: int | None = None, field: str = "measure.runtime") -> BaseLatency:

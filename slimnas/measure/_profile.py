@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -44,7 +43,7 @@ ORT_RUNTIMES = ("onnxruntime", "onnxruntime-int8")
 
 Progress = Callable[[str, int, int], None]
 
-#: rounds over the operators, and over the whole models, whose medians a profile keeps
+#: rounds over the operators, and over the whole models, whose fastest a profile keeps
 ROUNDS = 3
 
 
@@ -221,8 +220,8 @@ def _build_profile(*, name, space, input_shape, n_classes, runtime, threads, bat
     progress("ops", 1, 1)
     timer = OpTimer(runtime, threads=threads, repeats=max(10, repeats // ROUNDS))
     conds = [(b, p) for b in batches for p in precisions]
-    # every op timed once per round, the median over rounds kept: a slow spell of the machine
-    # then shifts one of an op's figures, not all the figures of the ops timed during it
+    # every op timed once per round (the median of its repeats), the fastest round kept: a slow
+    # spell of the machine then shifts the figures of the rounds it covers, not the table
     times: dict[tuple[OpConfig, str], list[float]] = {}
     total, done = len(ops) * len(conds) * ROUNDS, 0
     for _ in range(ROUNDS):
@@ -233,8 +232,8 @@ def _build_profile(*, name, space, input_shape, n_classes, runtime, threads, bat
             progress("timing", done, total)
     table = LatencyTable()
     for (op, cond), ms in times.items():
-        table.add(op, cond, statistics.median(ms))
-    nulls = {b: statistics.median(timer.null(b) for _ in range(3)) for b in batches}
+        table.add(op, cond, min(ms))
+    nulls = {b: min(timer.null(b) for _ in range(3)) for b in batches}
 
     archs = sample_architectures(space, input_shape, n_classes, n_calibration + n_check, seed=seed + 1)
     models = {}
@@ -287,7 +286,7 @@ def onthefly_predictor(models: Sequence[tuple[nn.Module, tuple[int, ...]]], *, r
                                             runtime=runtime, threads=threads, precision=precision))
     overhead = {}
     for b in batches:
-        null = statistics.median(timer.null(b) for _ in range(3))
+        null = min(timer.null(b) for _ in range(3))
         rows = []
         for i, (model, shape) in enumerate(models):
             ops = model_ops(model, shape)
