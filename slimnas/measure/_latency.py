@@ -10,6 +10,7 @@ registry (``RUNTIMES``); the ``latency_ms`` metric times candidates with the run
 from __future__ import annotations
 
 import abc
+import contextlib
 import copy
 import statistics
 import tempfile
@@ -292,16 +293,67 @@ class TorchCudaLatency(TorchLatency):
         return None if torch.cuda.is_available() else "no CUDA device is visible"
 
 
+class InterleavedTimer:
+    """Times several models in turn, one :meth:`round` at a time (``repeats`` batches of each
+    model at each batch size, their median), and keeps each model's fastest round
+    (:meth:`result`). A slow spell of a shared machine lasts seconds (a whole round of every
+    model, or most rounds of a few): the median over rounds follows it when it covers most of
+    them, the fastest round is the machine's own speed and repeats within a few percent from run
+    to run. Rounds can be spread over a longer job (a profile's operator rounds) to outlast the
+    spells. ONNX runtimes export (and convert to ``precision``) each module once, on entry.
+
+    Example:
+        >>> from torch import nn
+        >>> with InterleavedTimer({"a": nn.Linear(8, 4)}, (8,), batches=(1, 4), repeats=5) as timer:
+        ...     timer.round(); timer.round()
+        ...     sorted(timer.result()["a"])
+        [1, 4]
+    """
+
+    def __init__(self, models: Mapping[Hashable, nn.Module | str | Path | bytes], input_shape: tuple[int, ...], *,
+                 batches: Sequence[int] = (1,), repeats: int = 100, warmup: int = 10,
+                 runtime: str = "onnxruntime", threads: int = 1, precision: str | None = None) -> None:
+        self.cls = RUNTIMES.get(runtime)
+        self.precision = precision if precision is None or precision in self.cls.precisions else None
+        self.models, self.input_shape, self.batches = models, input_shape, tuple(batches)
+        self.repeats, self.warmup, self.threads = repeats, warmup, threads
+        self.samples: dict[Hashable, dict[int, list[float]]] = {k: {b: [] for b in batches} for k in models}
+        self._stack = contextlib.ExitStack()
+        self.sources: dict = {}
+
+    def __enter__(self) -> InterleavedTimer:
+        tmp = self._stack.enter_context(tempfile.TemporaryDirectory())
+        for i, (key, model) in enumerate(self.models.items()):
+            rt = self.cls(threads=self.threads, precision=self.precision)
+            if isinstance(rt, OnnxRuntimeLatency):
+                folder = Path(tmp) / str(i)
+                folder.mkdir()
+                model = rt.source(model, self.input_shape, str(folder))
+            self.sources[key] = model
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def round(self) -> None:
+        """Time every model once at every batch size, in turn."""
+        for key, src in self.sources.items():
+            for b in self.batches:
+                rt = self.cls(batch_size=b, warmup=self.warmup, repeats=self.repeats, threads=self.threads,
+                              precision=self.precision)
+                self.samples[key][b].append(rt.measure_stats(src, self.input_shape).median_ms)
+
+    def result(self) -> dict[Hashable, dict[int, float]]:
+        """Each model's fastest round, ms per batch."""
+        return {k: {b: min(v) for b, v in per.items()} for k, per in self.samples.items()}
+
+
 def interleaved_latency(models: Mapping[Hashable, nn.Module | str | Path | bytes], input_shape: tuple[int, ...], *,
                         batches: Sequence[int] = (1,), rounds: int = 5, repeats: int = 100, warmup: int = 10,
                         runtime: str = "onnxruntime", threads: int = 1,
                         precision: str | None = None) -> dict[Hashable, dict[int, float]]:
-    """Ms per batch of each model: every model is timed in turn (``repeats`` batches, their
-    median) in each of ``rounds`` rounds, and its fastest round is kept. A slow spell of a shared
-    machine lasts seconds (a whole round of every model, or most rounds of a few): the median
-    over rounds follows it when it covers most of them, the fastest round is the machine's own
-    speed and repeats within a few percent from run to run. ONNX runtimes export (and convert
-    to ``precision``) each module once, before the first round.
+    """Ms per batch of each model, its fastest of ``rounds`` rounds in which every model is
+    timed in turn (:class:`InterleavedTimer`).
 
     Example:
         >>> from torch import nn
@@ -310,24 +362,11 @@ def interleaved_latency(models: Mapping[Hashable, nn.Module | str | Path | bytes
         >>> sorted(lat), sorted(lat["a"])
         (['a', 'b'], [1, 4])
     """
-    cls = RUNTIMES.get(runtime)
-    precision = precision if precision is None or precision in cls.precisions else None
-    samples: dict[Hashable, dict[int, list[float]]] = {k: {b: [] for b in batches} for k in models}
-    with tempfile.TemporaryDirectory() as tmp:
-        sources: dict = {}
-        for i, (key, model) in enumerate(models.items()):
-            rt = cls(threads=threads, precision=precision)
-            if isinstance(rt, OnnxRuntimeLatency):
-                folder = Path(tmp) / str(i)
-                folder.mkdir()
-                model = rt.source(model, input_shape, str(folder))
-            sources[key] = model
+    with InterleavedTimer(models, input_shape, batches=batches, repeats=repeats, warmup=warmup, runtime=runtime,
+                          threads=threads, precision=precision) as timer:
         for _ in range(rounds):
-            for key, src in sources.items():
-                for b in batches:
-                    rt = cls(batch_size=b, warmup=warmup, repeats=repeats, threads=threads, precision=precision)
-                    samples[key][b].append(rt.measure_stats(src, input_shape).median_ms)
-    return {k: {b: min(v) for b, v in per.items()} for k, per in samples.items()}
+            timer.round()
+        return timer.result()
 
 
 def runtime_for(settings: dict, *, batch: int | None = None, field: str = "measure.runtime") -> BaseLatency:

@@ -22,7 +22,7 @@ from torch import nn
 
 from slimnas.config import PRECISIONS, DeviceProfile, read_profile
 from slimnas.errors import ConfigError
-from slimnas.measure._latency import RUNTIMES, interleaved_latency
+from slimnas.measure._latency import RUNTIMES, InterleavedTimer, interleaved_latency
 from slimnas.measure._machine import machine_info
 from slimnas.measure._metric import Budget
 from slimnas.measure._ops import OpConfig, model_ops, one_thread
@@ -220,41 +220,49 @@ def _build_profile(*, name, space, input_shape, n_classes, runtime, threads, bat
     progress("ops", 1, 1)
     timer = OpTimer(runtime, threads=threads, repeats=max(10, repeats // ROUNDS))
     conds = [(b, p) for b in batches for p in precisions]
-    # every op timed once per round (the median of its repeats), the fastest round kept: a slow
-    # spell of the machine then shifts the figures of the rounds it covers, not the table
-    times: dict[tuple[OpConfig, str], list[float]] = {}
-    total, done = len(ops) * len(conds) * ROUNDS, 0
-    for _ in range(ROUNDS):
-        for op in ops:
-            for b, p in conds:
-                times.setdefault((op, cond_key(b, p)), []).append(timer(op, b, p))
-                done += 1
-            progress("timing", done, total)
-    table = LatencyTable()
-    for (op, cond), ms in times.items():
-        table.add(op, cond, min(ms))
-    nulls = {b: min(timer.null(b) for _ in range(3)) for b in batches}
-
     archs = sample_architectures(space, input_shape, n_classes, n_calibration + n_check, seed=seed + 1)
     models = {}
     for i, arch in enumerate(archs):
         torch.manual_seed(i)
         models[i] = build_model(arch, input_shape, n_classes).eval()
+    # each round times the null model, every op (the median of its repeats) and every
+    # calibration model once; the fastest round of each is kept. A slow spell of the machine
+    # lasts seconds: spread over the whole profile, the rounds outlast it
+    times: dict[tuple[OpConfig, str], list[float]] = {}
+    nulls: dict[int, list[float]] = {b: [] for b in batches}
+    total, done = len(ops) * len(conds) * ROUNDS, 0
+    with contextlib.ExitStack() as stack:
+        whole = {p: stack.enter_context(InterleavedTimer(models, input_shape, batches=batches,
+                                                          repeats=max(20, repeats // 2), runtime=runtime,
+                                                          threads=threads, precision=p)) for p in precisions}
+        for r in range(ROUNDS):
+            for b in batches:
+                nulls[b].append(timer.null(b))
+            for op in ops:
+                for b, p in conds:
+                    times.setdefault((op, cond_key(b, p)), []).append(timer(op, b, p))
+                    done += 1
+                progress("timing", done, total)
+            for j, t in enumerate(whole.values()):
+                t.round()
+                progress("models", r * len(whole) + j + 1, ROUNDS * len(whole))
+        measured = {p: t.result() for p, t in whole.items()}
+    table = LatencyTable()
+    for (op, cond), ms in times.items():
+        table.add(op, cond, min(ms))
+    null_ms = {b: min(v) for b, v in nulls.items()}
     rows: dict[str, list[tuple[float, float, int]]] = {cond_key(b, p): [] for b, p in conds}
-    for j, p in enumerate(precisions):
-        measured = interleaved_latency(models, input_shape, batches=batches, rounds=ROUNDS,
-                                       repeats=max(20, repeats // 2), runtime=runtime, threads=threads, precision=p)
+    for p in precisions:
         for i, model in models.items():
             ops_i = model_ops(model, input_shape)
             for b in batches:
-                s, n = raw_terms(table, ops_i, b, p, nulls[b])
-                rows[cond_key(b, p)].append((measured[i][b], s, n))
-        progress("models", (j + 1) * len(models), len(precisions) * len(models))
+                s, n = raw_terms(table, ops_i, b, p, null_ms[b])
+                rows[cond_key(b, p)].append((measured[p][i][b], s, n))
     overhead, acc = {}, {}
     for (b, p) in conds:
         key = cond_key(b, p)
         fit_rows, check_rows = rows[key][:n_calibration], rows[key][n_calibration:]
-        terms = calibrate(fit_rows, nulls[b])
+        terms = calibrate(fit_rows, null_ms[b])
         overhead[key] = terms.to_dict()
         if len(check_rows) >= 3:
             pred = [terms.model_ms + terms.scale * s + terms.per_op_ms * n for _, s, n in check_rows]
