@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
+from slimnas.export import int8_weight_max
+
 WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -56,10 +58,12 @@ def _uint8(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
 
 
 def int8_weights(w: torch.Tensor) -> torch.Tensor:
-    """Per-output-channel symmetric int8 (scale = max |w| / 127), dequantized."""
+    """Per-output-channel symmetric int8 on the grid the quantized files use
+    (scale = max |w| / :func:`slimnas.export.int8_weight_max`), dequantized."""
+    top = int8_weight_max()
     flat = w.reshape(w.shape[0], -1)
-    scale = (flat.abs().amax(1).clamp_min(1e-12) / 127.0).reshape(-1, *([1] * (w.dim() - 1)))
-    return torch.clamp(torch.round(w / scale), -127, 127) * scale
+    scale = (flat.abs().amax(1).clamp_min(1e-12) / top).reshape(-1, *([1] * (w.dim() - 1)))
+    return torch.clamp(torch.round(w / scale), -top, top) * scale
 
 
 @torch.no_grad()

@@ -39,6 +39,8 @@ from slimnas.export import (
     export_proto,
     fp16_weights,
     gemm_to_matmul,
+    int8_saturates,
+    int8_weight_max,
     layer_nodes,
     lean,
     onnx_accuracy,
@@ -103,6 +105,7 @@ def quantize_model(
     layer_precision: Mapping[str, str] | None = None,
     per_channel: bool = True,
     int8_format: str = "qdq",
+    reduce_range: bool | None = None,
 ) -> bytes:
     """The model as a lean ONNX file at the given precision (bytes, verified loadable).
 
@@ -112,6 +115,8 @@ def quantize_model(
         layer_precision: per-module precision (``fp32``, ``fp16``, ``int8``) overriding ``mode``.
         int8_format: how static int8 is written: ``qdq`` (quantize/dequantize pairs the runtime
             fuses) or ``qoperator`` (integer operators such as ``QLinearConv``).
+        reduce_range: int8 weights on a 7-bit grid; ``None`` (default) does so
+            where this machine's integer kernels saturate (:func:`int8_saturates`).
     """
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -138,6 +143,8 @@ def quantize_model(
         return layer_precision.get(module, "int8" if mode == "int8-dynamic" else mode)
 
     int8_nodes = [n for m, n in nodes.items() if precision(m) == "int8"]
+    if reduce_range is None:
+        reduce_range = int8_saturates()
     with tempfile.TemporaryDirectory() as tmp, _quiet_quantizer():
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "q.onnx"
         if mode == "int8-dynamic":
@@ -145,6 +152,7 @@ def quantize_model(
         onnx.save(proto, str(src))
         if mode == "int8-dynamic":
             quantize_dynamic(str(src), str(dst), per_channel=per_channel, weight_type=QuantType.QInt8,
+                             reduce_range=reduce_range,
                              nodes_to_quantize=int8_nodes if layer_precision else None,
                              op_types_to_quantize=["MatMul", "LSTM"])
             proto = onnx.load(str(dst))
@@ -155,7 +163,7 @@ def quantize_model(
             fmt = QuantFormat.QDQ if int8_format == "qdq" else QuantFormat.QOperator
             quantize_static(str(src), str(dst), reader, quant_format=fmt, per_channel=per_channel,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            nodes_to_quantize=int8_nodes, extra_options={"WeightSymmetric": True})
+                            reduce_range=reduce_range, nodes_to_quantize=int8_nodes, extra_options={"WeightSymmetric": True})
             proto = _drop_zero_points(onnx.load(str(dst)))
     fp16_nodes = {n for m, n in nodes.items() if precision(m) == "fp16"}
     if mode == "fp16" and all(p == "fp16" for p in layer_precision.values()):
@@ -199,12 +207,14 @@ def _check_mode(mode: str, field: str) -> None:
 
 
 class _FakeQuant(nn.Module):
-    """Per-output-channel symmetric int8 fake quantization with a straight-through gradient."""
+    """Per-output-channel symmetric int8 fake quantization (the grid quantize_model writes) with a
+    straight-through gradient."""
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         flat = w.reshape(w.shape[0], -1)
-        scale = (flat.abs().amax(1).clamp_min(1e-12) / 127).reshape(-1, *([1] * (w.dim() - 1)))
-        q = torch.clamp(torch.round(w / scale), -127, 127) * scale
+        top = int8_weight_max()
+        scale = (flat.abs().amax(1).clamp_min(1e-12) / top).reshape(-1, *([1] * (w.dim() - 1)))
+        q = torch.clamp(torch.round(w / scale), -top, top) * scale
         return w + (q - w).detach()
 
 

@@ -15,7 +15,13 @@ from slimnas.export._format import (
     register_export_format,
 )
 from slimnas.export._info import INFO, read_run_info, write_run_info
-from slimnas.export._int8 import INT8_FORMATS, file_precision, quantize_onnx
+from slimnas.export._int8 import (
+    INT8_FORMATS,
+    file_precision,
+    int8_saturates,
+    int8_weight_max,
+    quantize_onnx,
+)
 from slimnas.export._onnx import (
     ExportMismatchError,
     export_onnx,
@@ -57,6 +63,8 @@ __all__ = [
     "gemm_to_matmul",
     "get_export_format",
     "inference_copy",
+    "int8_saturates",
+    "int8_weight_max",
     "layer_nodes",
     "lean",
     "list_export_formats",

@@ -8,8 +8,9 @@ import torch
 from compress_models import MODELS, SHAPE
 
 from slimnas.compress import OnnxQuantizer, Retrain, quantize_model
+from slimnas.compress._fakequant import int8_weights
 from slimnas.errors import ConfigError
-from slimnas.export import max_abs_diff, onnx_accuracy, predict, size_report
+from slimnas.export import int8_weight_max, max_abs_diff, onnx_accuracy, predict, size_report
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -53,6 +54,32 @@ def test_static_int8_is_small_and_accurate(trained_cnn, data):
     assert q.float_val_accuracy_ - q.val_accuracy_ < 0.03
     agree = (predict(q.onnx_, data.x_val).argmax(1) == trained_cnn(data.x_val).argmax(1).numpy()).mean()
     assert agree > 0.9
+
+
+def _int8_weights(data: bytes):
+    from onnx import numpy_helper
+
+    proto = onnx.ModelProto.FromString(data)
+    return [numpy_helper.to_array(i) for i in proto.graph.initializer
+            if i.data_type == onnx.TensorProto.INT8 and len(i.dims) > 1]
+
+
+@pytest.mark.parametrize("mode", ["int8", "int8-dynamic"])
+def test_int8_weight_grid_follows_reduce_range(trained_cnn, trained_mlp, data, mode):
+    """Where the machine's uint8 x int8 kernels saturate (x86 without VNNI), weights go on a 7-bit
+    grid by default; the simulated and QAT grids are the same one."""
+    model = trained_cnn if mode == "int8" else trained_mlp
+    calib = data.x_train[:128]
+    top = {r: max(abs(int(w.min())), int(w.max())) for r in (False, True) for w in [
+        max(_int8_weights(quantize_model(model, SHAPE, mode=mode, calibration=calib, reduce_range=r)),
+            key=lambda w: abs(w).max())]}
+    assert top[True] <= 64 < top[False] <= 127
+    default = _int8_weights(quantize_model(model, SHAPE, mode=mode, calibration=calib))
+    assert max(int(abs(w).max()) for w in default) == (64 if int8_weight_max() == 64 else top[False])
+    w = next(p for p in model.parameters() if p.dim() > 1).detach()
+    scale = w.reshape(len(w), -1).abs().amax(1) / int8_weight_max()
+    levels = (int8_weights(w).reshape(len(w), -1) / scale[:, None]).round().abs().amax()
+    assert int(levels) == int8_weight_max()
 
 
 def test_dynamic_int8_quantizes_linear_layers(trained_mlp, data):
