@@ -303,6 +303,26 @@ def test_supernet_search_fine_tunes_its_candidates_into_the_study_and_front(tmp_
     assert any("reusing them" in line for line in notes.lines)
 
 
+def test_every_worker_of_a_parallel_supernet_search_finds_the_checkpoint(tmp_path):
+    """A worker process runs under the run's seed plus its index; the supernet and its candidates
+    are named by the run's seed, so a worker's first candidate finds the checkpoint the main
+    process trained (it failed on a checkpoint named by its own seed)."""
+    import multiprocessing
+    import os
+
+    from slimnas.study._driver import open_study
+    from slimnas.study._search import _worker
+
+    cfg = supernet_config(tmp_path, n_candidates=6, max_candidates=6)
+    first = slimnas.search(cfg, n_trials=2, seed=3, out=str(tmp_path / "run"))
+    assert len(stored_candidates(first.study)["candidates"]) >= 4
+    raw = {**first.plan.to_dict(), "n_trials": 4}
+    _worker(raw, 1, os.getppid(), multiprocessing.get_context("spawn").Queue())  # as worker 1 of the run
+    done = open_study(first.plan.study_spec).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert [t.user_attrs["metrics"]["supernet_candidate"] for t in done] == [0, 1, 2, 3]
+    assert len(list((tmp_path / "run" / "supernet").glob("cnn-*.pt"))) == 1
+
+
 def test_a_search_stopped_after_the_supernet_trained_reuses_its_checkpoint(tmp_path):
     cfg = supernet_config(tmp_path)
     out = str(tmp_path / "run")

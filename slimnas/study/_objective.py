@@ -84,14 +84,17 @@ class TimeLimit(Callback):
 
 
 def prepare_context(plan, splits: DataSplits, run: RunFolder, device: torch.device,
-                    listener: Listener | None = None) -> PrepareContext:
+                    listener: Listener | None = None, *, run_seed: int | None = None) -> PrepareContext:
     """What the search's strategy may use before and during its trials (see
-    :meth:`slimnas.strategies.BaseStrategy.prepare`): its files go to ``<run>/<strategy>/``."""
+    :meth:`slimnas.strategies.BaseStrategy.prepare`): its files go to ``<run>/<strategy>/``.
+    ``run_seed``: the run's seed where the plan's is a worker's (offset by its index); what the
+    strategy prepared is named by the run's, so every worker finds it."""
     cfg = plan.config
     note = (listener or Listener()).note
     return PrepareContext(space=plan.space, data=splits, folder=run.root / cfg.strategy.name,
-                          objectives=tuple(plan.objectives), budget=tuple(plan.budget), seed=cfg.seed,
-                          device=str(device), options=dict(cfg.strategy.options), measure_settings=plan.measure_settings,
+                          objectives=tuple(plan.objectives), budget=tuple(plan.budget),
+                          seed=cfg.seed if run_seed is None else run_seed, device=str(device),
+                          options=dict(cfg.strategy.options), measure_settings=plan.measure_settings,
                           note=lambda text: note(text))
 
 
@@ -200,12 +203,12 @@ class SearchObjective(BaseTrialObjective):
     says and the compressed artifact is what is measured."""
 
     def __init__(self, plan, splits: DataSplits, run: RunFolder, device: torch.device,
-                 listener: Listener | None = None) -> None:
+                 listener: Listener | None = None, *, run_seed: int | None = None) -> None:
         super().__init__(objectives=plan.objectives, budget=plan.budget, early_stopping=plan.early_stopping,
                          settings=plan.measure_settings, listener=listener)
         self.plan, self.config, self.splits, self.run, self.device = plan, plan.config, splits, run, device
         self.strategy = get_strategy(self.config.strategy.name)
-        self.prepared = prepare_context(plan, splits, run, device, self.listener)
+        self.prepared = prepare_context(plan, splits, run, device, self.listener, run_seed=run_seed)
 
     def sample(self, trial: optuna.Trial) -> Candidate:
         cand = self.plan.space.sample(trial, tie_layers=self.config.strategy.name == "grid",

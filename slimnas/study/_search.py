@@ -329,7 +329,7 @@ def _worker(raw: dict, k: int, parent: int, events) -> None:
         splits = load_splits(plan)
         study = open_study(plan.study_spec)
         objective = SearchObjective(plan, splits, RunFolder(cfg.run_dir), resolve_device(cfg.device),
-                                    QueueListener(events))
+                                    QueueListener(events), run_seed=raw["seed"])
         run_study(study, objective, n_trials=cfg.n_trials, timeout=cfg.timeout)  # Ctrl-C: the main process reports it
 
 
