@@ -66,9 +66,9 @@ TOTAL_LIMIT_S, SEARCH_LIMIT_S, RANDOM_REFERENCE_S = 600.0, 120.0, 1200.0
 
 #: the supernet route's settings for this benchmark (``strategy.options``)
 OPTIONS = {
-    "epochs": 40, "warmup_epochs": 6, "n_random": 2,
+    "epochs": 80, "warmup_epochs": 12, "n_random": 2,
     "n_pairs": 300, "search_trials": 1500, "population_size": 64,
-    "n_candidates": 8, "max_candidates": 8, "finetune_epochs": 40, "finetune_lr": 1.0,
+    "n_candidates": 16, "max_candidates": 16, "finetune_epochs": 40, "finetune_lr": 1.0,
     "int8_checks": 2,
 }
 QUICK_OPTIONS = {**OPTIONS, "epochs": 4, "warmup_epochs": 1, "n_pairs": 40, "search_trials": 150,
