@@ -64,11 +64,15 @@ MAC_LIMIT = 31750
 ACCURACY_TARGETS = (("at or below the paper CNN's MACs", 1.0, 0.965), ("at or below a quarter of its MACs", 0.25, 0.94))
 TOTAL_LIMIT_S, SEARCH_LIMIT_S, RANDOM_REFERENCE_S = 600.0, 120.0, 1200.0
 
-#: the supernet route's settings for this benchmark (``strategy.options``)
+#: the supernet route's settings for this benchmark (``strategy.options``). The skeleton keeps
+#: the sequence long (stride 2 at the second and fourth layers only) and ends in a flatten head
+#: with dropout, as the most accurate models of random search on this space do; the default
+#: skeleton (stride 2 at layers 2-4, GAP head) tops out about a point lower at the paper's MACs.
 OPTIONS = {
     "epochs": 80, "warmup_epochs": 12, "n_random": 2,
+    "fixed": {"cnn": {"stride": [1, 2, 1, 2, 1], "head": "flatten", "dropout": 0.1}},
     "n_pairs": 300, "search_trials": 1500, "population_size": 64,
-    "n_candidates": 16, "max_candidates": 16, "finetune_epochs": 40, "finetune_lr": 1.0,
+    "n_candidates": 12, "max_candidates": 12, "finetune_epochs": 40, "finetune_lr": 1.0,
     "int8_checks": 2,
 }
 QUICK_OPTIONS = {**OPTIONS, "epochs": 4, "warmup_epochs": 1, "n_pairs": 40, "search_trials": 150,
