@@ -72,7 +72,7 @@ OPTIONS = {
     "epochs": 80, "warmup_epochs": 12, "n_random": 2,
     "fixed": {"cnn": {"stride": [1, 2, 1, 2, 1], "head": "flatten", "dropout": 0.1}},
     "n_pairs": 300, "search_trials": 1500, "population_size": 64,
-    "n_candidates": 12, "max_candidates": 12, "finetune_epochs": 40, "finetune_lr": 1.0,
+    "n_candidates": 12, "max_candidates": 12, "finetune_epochs": 60, "finetune_lr": 1.0,
     "int8_checks": 2,
 }
 QUICK_OPTIONS = {**OPTIONS, "epochs": 4, "warmup_epochs": 1, "n_pairs": 40, "search_trials": 150,
