@@ -16,8 +16,19 @@ from slimnas.report._data import format_value, metric_label
 COSTS = ("macs", "bytes", "latency_ms")
 FRONT_TRACE = 1  # index of the front members' trace in every front plot
 GREY, FRONT, BASE, LIMIT = "#b0b0b0", "#d62728", "#1f77b4", "#7f7f7f"
-LAYOUT = {"template": "plotly_white", "height": 420, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
-          "hovermode": "closest", "legend": {"orientation": "h", "y": -0.2}}
+# Fixed margins (``autoexpand`` off) and legends inside the plot area: with auto-margins, a
+# legend's wrapping, the tick labels and the plot area can push each other in a loop that
+# plotly.js cuts off after a few redraws with a console warning, depending on the page's timing.
+MARGIN = {"l": 70, "r": 20, "t": 50, "b": 55, "autoexpand": False}
+LAYOUT = {"template": "plotly_white", "height": 420, "margin": MARGIN, "hovermode": "closest"}
+
+
+def legend(corner: str) -> dict:
+    """A legend inside the plot area, in the corner (``"top left"``, ``"bottom right"``, ...)
+    where the plot's points are not."""
+    y, x = corner.split()
+    return {"x": 0.01 if x == "left" else 0.99, "xanchor": x, "y": 0.99 if y == "top" else 0.01, "yanchor": y,
+            "bgcolor": "rgba(255,255,255,0.8)", "bordercolor": "#ddd", "borderwidth": 1}
 
 
 def hover(row: dict) -> str:
@@ -61,7 +72,9 @@ def front_figure(data: dict, cost: str) -> dict:
                            "y1": b["limit"], "line": {"color": LIMIT, "dash": "dash"}})
     xs = [x for t in traces for x in t["x"] if x and x > 0]
     log = bool(xs) and max(xs) / min(xs) > 30
+    # top left (high accuracy at low cost) is where a front has no points
     return {"data": traces, "layout": {**LAYOUT, "title": {"text": f"accuracy vs {metric_label(cost)}"},
+                                       "legend": legend("top left"),
                                        "xaxis": {"title": {"text": metric_label(cost)}, "type": "log" if log else "linear"},
                                        "yaxis": {"title": {"text": "validation accuracy"}},
                                        "shapes": shapes, "annotations": annotations}}
@@ -83,7 +96,7 @@ def progress_figure(data: dict) -> dict:
                "x": x, "y": [q["best"] for q in points], "text": text, "line": {"shape": "hv", "color": FRONT}},
               {"type": "scatter", "mode": "markers", "name": f"each trial's {metric_label(p['key'])}",
                "x": x, "y": [q["value"] for q in points], "text": text, "marker": {"color": GREY, "size": 5}}]
-    layout = {**LAYOUT, "title": {"text": "Search progress"},
+    layout = {**LAYOUT, "title": {"text": "Search progress"}, "legend": legend("bottom right"),
               "xaxis": {"title": {"text": "finished trials (in completion order)"}, "dtick": max(1, len(x) // 10)},
               "yaxis": {"title": {"text": metric_label(p["key"])}}}
     if p["scales"]:
@@ -94,6 +107,7 @@ def progress_figure(data: dict) -> dict:
                        "x": x, "y": [q["hypervolume"] for q in points], "yaxis": "y2", "text": text,
                        "line": {"shape": "hv", "color": BASE}})
         layout["yaxis2"] = {"title": {"text": "hypervolume"}, "overlaying": "y", "side": "right", "rangemode": "tozero"}
+        layout["margin"] = {**MARGIN, "r": 70}
     return {"data": traces, "layout": layout}
 
 
@@ -109,8 +123,9 @@ def layers_figure(card: dict) -> dict | None:
     traces = [{"type": "bar", "name": "width kept", "x": names, "y": kept, "text": text, "textposition": "auto",
                "hovertemplate": "%{x}: %{y:.0%} of the width kept<br>%{text}<extra></extra>",
                "marker": {"color": [_precision_color(r.get("precision")) for r in card["layers"]]}}]
-    return {"data": traces, "layout": {**LAYOUT, "height": 320, "showlegend": False,
+    return {"data": traces, "layout": {**LAYOUT, "height": 340, "showlegend": False, "margin": {**MARGIN, "b": 90},
                                        "title": {"text": f"trial {card['trial']}: per-layer decisions"},
+                                       "xaxis": {"tickangle": -30},
                                        "yaxis": {"title": {"text": "share of width kept"}, "range": [0, 1.05],
                                                  "tickformat": ".0%"}}}
 
@@ -126,7 +141,8 @@ def sensitivity_figure(card: dict) -> dict | None:
     traces = [{"type": "scatter", "mode": "lines+markers", "name": layer,
                "x": [float(r) for r in curve], "y": list(curve.values())}
               for layer, curve in card["sensitivity"].items()]
-    return {"data": traces, "layout": {**LAYOUT, "height": 320,
+    # bottom left: every curve starts at the unpruned accuracy, top left
+    return {"data": traces, "layout": {**LAYOUT, "height": 320, "legend": legend("bottom left"),
                                        "title": {"text": f"trial {card['trial']}: sensitivity"},
                                        "xaxis": {"title": {"text": "share of the layer pruned"}, "tickformat": ".0%"},
                                        "yaxis": {"title": {"text": "validation accuracy"}}}}

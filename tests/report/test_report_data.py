@@ -12,7 +12,15 @@ import yaml
 from conftest import PLAIN_BUDGET
 from optuna.trial import TrialState
 
-from slimnas.report import FRONT_TRACE, front_figures, progress_figure, report_data, write_report
+from slimnas.report import (
+    FRONT_TRACE,
+    front_figures,
+    layers_figure,
+    progress_figure,
+    report_data,
+    sensitivity_figure,
+    write_report,
+)
 from slimnas.study import feasible, hypervolume_2d, load_study, open_run, summarize_run
 from slimnas.study import list_runs as list_all_runs
 
@@ -104,6 +112,22 @@ def test_figures_plot_one_point_per_member_and_the_budget(plain_data, joint_data
     assert set(front_figures(plain_data)) == {"macs", "bytes"}  # no latency measured
     prog = progress_figure(plain_data)
     assert prog["data"][-1]["y"] == [p["hypervolume"] for p in plain_data["progress"]["points"]]
+
+
+def test_no_figure_lets_plotly_move_its_margins(joint_data):
+    """Auto-margins can redraw in a loop (a console warning in the page, depending on timing):
+    every figure has fixed margins and keeps its legend inside the plot area."""
+    cards = joint_data["cards"]
+    figs = [*front_figures(joint_data).values(), progress_figure(joint_data),
+            *(f(c) for c in cards for f in (layers_figure, sensitivity_figure))]
+    figs = [f for f in figs if f is not None]
+    assert len(figs) > 4 and any("legend" in f["layout"] for f in figs)
+    for fig in figs:
+        layout = fig["layout"]
+        assert layout["margin"]["autoexpand"] is False, layout["title"]
+        if layout.get("showlegend", True) and len(fig["data"]) > 1:
+            legend = layout["legend"]
+            assert 0 <= legend["x"] <= 1 and 0 <= legend["y"] <= 1, layout["title"]
 
 
 def test_write_report_writes_the_same_figures_three_ways(plain_run, tmp_path):
