@@ -147,6 +147,21 @@ def test_evolution_children_differ_from_a_tournament_winner_in_one_or_two_genes(
     assert study.best_value < min(t.value for t in study.trials[:5])  # evolution improved on random
 
 
+def test_evolution_children_do_not_repeat_a_candidate_while_new_ones_are_near():
+    # 9 candidates, every one within two genes of every other: a child is drawn again while it
+    # repeats a tried one, so the first 9 trials (one random, eight children) try all 9
+    def small(trial):
+        return float(trial.suggest_categorical("a", [0, 1, 2]) + 3 * trial.suggest_categorical("b", [0, 1, 2]))
+
+    sampler = RegularizedEvolutionSampler(seed=0, population_size=3, tournament_size=2, n_startup_trials=1)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(small, n_trials=9)
+    assert len({(t.params["a"], t.params["b"]) for t in study.trials}) == 9
+    assert all(plan(t, "slimnas:evolution")["parent"] is not None for t in study.trials[1:])
+    study.optimize(small, n_trials=2)  # none left: a child repeats one rather than failing
+    assert study.trials[-1].state == optuna.trial.TrialState.COMPLETE
+
+
 def test_evolution_population_ages_out_its_oldest_members():
     # trial 0 (enqueued) is the study's best by far, and stays so; with the whole population in
     # every tournament it is the parent while it is a member, and never after it has aged out

@@ -26,7 +26,6 @@ study, so a resumed run proposes the same trials without searching again.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -46,8 +45,6 @@ from slimnas.spaces import TrainSpec, arch_to_dict
 from slimnas.strategies._base import StrategyContext, StrategyOption, register_strategy
 from slimnas.strategies._darts_net import CnnChoices, DartsSupernet, param_options
 from slimnas.strategies._evolution import RegularizedEvolutionSampler
-from slimnas.strategies._genes import mutate
-from slimnas.strategies._history import completed, fitness_keys
 from slimnas.strategies._oneshot import BaseOneShotStrategy, OneShotContext, stored_result
 from slimnas.strategies._sequenced import position
 
@@ -318,8 +315,7 @@ def fit_selection(net: DartsSupernet, probs: dict[str, list[float]], selection: 
 
 class DartsSampler(RegularizedEvolutionSampler):
     """Proposes the DARTS architectures stored in the study (trial ``k`` of the sequence gets
-    proposal ``k``), then regularized evolution's children of the finished trials, a child that
-    repeats a candidate of the study drawn again (up to 16 times)."""
+    proposal ``k``), then regularized evolution's children of the finished trials."""
 
     plan_key = "slimnas:darts"
 
@@ -332,33 +328,7 @@ class DartsSampler(RegularizedEvolutionSampler):
         proposals = result["proposals"]
         if not enqueued and place < len(proposals):
             return {"proposal": place, "parent": None, "params": proposals[place]["params"]}
-        done = completed(others)
-        if enqueued or not done:
-            return {"parent": None}
-        population = self.population(others)
-        keys = fitness_keys(population, study.directions)
-        seen = {_params_key(t.params) for t in others}
-        plan: dict = {"parent": None}
-        for attempt in range(16):
-            rng = self.rng(study, trial, "tournament", str(attempt))
-            picked = rng.choice(len(population), size=min(self.tournament_size, len(population)), replace=False)
-            parent = min((population[int(i)] for i in picked), key=lambda t: (keys[t.number], -t.number))
-            genes = sorted(name for name, dist in parent.distributions.items() if not dist.single())
-            if not genes:
-                return {"parent": parent.number, "mutated": [], "params": dict(parent.params)}
-            n_mutated = min(len(genes), int(rng.integers(1, 3)))  # one or two genes (Real et al. 2019)
-            mutated = sorted(str(genes[int(i)]) for i in rng.choice(len(genes), size=n_mutated, replace=False))
-            params = dict(parent.params)
-            for name in mutated:
-                params[name] = mutate(parent.distributions[name], params[name], rng)
-            plan = {"parent": parent.number, "mutated": mutated, "params": params}
-            if _params_key(params) not in seen:
-                break
-        return plan
-
-
-def _params_key(params: dict) -> str:
-    return json.dumps(sorted(params.items()), default=str)
+        return super().plan(study, trial, others, enqueued=enqueued)
 
 
 @register_strategy("darts")

@@ -4,7 +4,9 @@ Architecture Search", AAAI).
 Each cycle samples ``tournament_size`` members of the population at random, takes the best as
 the parent and mutates one or two of its genes (architecture, training recipe and compression
 genes alike) into a child. The population is the ``population_size`` most recent complete trials:
-the child joins it and the oldest member leaves, however good it was. Ageing out the old is what
+the child joins it and the oldest member leaves, however good it was. A child that repeats a
+candidate the study has already tried (or is trying) is drawn again, from a new tournament, up
+to :data:`MAX_DRAWS` times: on a small budget a repeated evaluation is a trial lost. Ageing out the old is what
 "regularized" means: a model survives only by having children that do well, which favours
 genes that train well again over one lucky evaluation.
 
@@ -19,8 +21,11 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from slimnas.strategies._base import BaseStrategy, StrategyContext, register_strategy
-from slimnas.strategies._genes import mutate
+from slimnas.strategies._genes import mutate, params_key
 from slimnas.strategies._history import BaseHistorySampler, completed, fitness_keys
+
+#: tournaments drawn for a child before one that repeats a candidate of the study is taken
+MAX_DRAWS = 16
 
 
 class RegularizedEvolutionSampler(BaseHistorySampler):
@@ -63,9 +68,18 @@ class RegularizedEvolutionSampler(BaseHistorySampler):
         if enqueued or len(done) < self.n_startup_trials or not done:
             return {"parent": None}
         population = self.population(others)
-        rng = self.rng(study, trial, "tournament")
-        picked = rng.choice(len(population), size=min(self.tournament_size, len(population)), replace=False)
         keys = fitness_keys(population, study.directions)
+        seen = {params_key(t.params) for t in others}
+        plan: dict = {"parent": None}
+        for attempt in range(MAX_DRAWS):
+            plan = self._child(population, keys, self.rng(study, trial, "tournament", *([str(attempt)] if attempt else [])))
+            if params_key(plan["params"]) not in seen:
+                break
+        return plan
+
+    def _child(self, population: list[FrozenTrial], keys: dict[int, tuple], rng) -> dict:
+        """A tournament's winner mutated in one or two genes."""
+        picked = rng.choice(len(population), size=min(self.tournament_size, len(population)), replace=False)
         # the best of the tournament; between equals, the younger
         parent = min((population[int(i)] for i in picked), key=lambda t: (keys[t.number], -t.number))
         genes = sorted(name for name, dist in parent.distributions.items() if not dist.single())

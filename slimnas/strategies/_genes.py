@@ -43,6 +43,11 @@ def value_key(value: Any) -> str:
     return json.dumps(value)
 
 
+def params_key(params: dict) -> str:
+    """A hashable, exact key of a whole candidate (its parameters, in any order)."""
+    return json.dumps(sorted(params.items()), default=str)
+
+
 def _n_values(dist: BaseDistribution) -> float:
     if isinstance(dist, CategoricalDistribution):
         return len(dist.choices)

@@ -17,21 +17,15 @@ workers continue the same search.
 
 from __future__ import annotations
 
-import json
-
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from slimnas.strategies._base import BaseStrategy, StrategyContext, register_strategy
-from slimnas.strategies._genes import neighbours, value_key
+from slimnas.strategies._genes import neighbours, params_key, value_key
 from slimnas.strategies._history import BaseHistorySampler, best_front, completed
 
 #: states whose plan counts as tried: evaluated, or being evaluated by another worker
 TRIED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-
-
-def _params_key(params: dict) -> str:
-    return json.dumps(sorted(params.items()), default=str)
 
 
 class LocalSearchSampler(BaseHistorySampler):
@@ -63,7 +57,7 @@ class LocalSearchSampler(BaseHistorySampler):
         # what this run has tried: (centre, gene, value), and whole candidates (no going back)
         tried = {(p["centre"], p["gene"], value_key(p["value"]))
                  for p in (t.system_attrs[self.plan_key] for t in in_run) if p["centre"] is not None}
-        seen = {_params_key(t.params) for t in in_run}
+        seen = {params_key(t.params) for t in in_run}
         moves = []
         for centre in best_front(done, study.directions):
             for gene in sorted(centre.params):
@@ -72,7 +66,7 @@ class LocalSearchSampler(BaseHistorySampler):
                     continue
                 for value in neighbours(dist, centre.params[gene]):
                     params = {**centre.params, gene: value}
-                    if (centre.number, gene, value_key(value)) not in tried and _params_key(params) not in seen:
+                    if (centre.number, gene, value_key(value)) not in tried and params_key(params) not in seen:
                         moves.append((centre.number, gene, value, params))
         if not moves:  # a local optimum: every neighbour tried, none better
             return {"run": run + 1, "centre": None}
