@@ -162,6 +162,26 @@ def test_evolution_children_do_not_repeat_a_candidate_while_new_ones_are_near():
     assert study.trials[-1].state == optuna.trial.TrialState.COMPLETE
 
 
+def test_evolution_population_keeps_members_within_the_budget():
+    def objective(trial):
+        value = flat(trial)
+        trial.set_constraint("g0<=1", trial.params["g0"] - 1)
+        return value
+
+    sampler = RegularizedEvolutionSampler(seed=4, population_size=4, n_startup_trials=6)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=30)
+    trials = study.trials
+    feasible = [t for t in trials if t.params["g0"] <= 1]
+    assert 4 <= len(feasible) < len(trials)  # the test says something only with both kinds
+    assert sampler.population(trials) == feasible[-4:]
+    # too few within the budget: they all stay, and the most recent others fill the places left
+    few = [t for t in trials if t.number <= feasible[1].number]
+    kept = sampler.population(few)
+    assert [t for t in kept if t.params["g0"] <= 1] == feasible[:2]
+    assert len(kept) == min(4, len(few)) and kept[-1] == few[-1]
+
+
 def test_evolution_population_ages_out_its_oldest_members():
     # trial 0 (enqueued) is the study's best by far, and stays so; with the whole population in
     # every tournament it is the parent while it is a member, and never after it has aged out

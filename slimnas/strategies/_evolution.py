@@ -4,7 +4,9 @@ Architecture Search", AAAI).
 Each cycle samples ``tournament_size`` members of the population at random, takes the best as
 the parent and mutates one or two of its genes (architecture, training recipe and compression
 genes alike) into a child. The population is the ``population_size`` most recent complete trials:
-the child joins it and the oldest member leaves, however good it was. A child that repeats a
+the child joins it and the oldest member leaves, however good it was. A child over a budget
+(measured, not trained) does not join a population that has ``population_size`` members within
+the budgets: it would only push out a trained member, since a tournament never prefers it. A child that repeats a
 candidate the study has already tried (or is trying) is drawn again, from a new tournament, up
 to :data:`MAX_DRAWS` times: on a small budget a repeated evaluation is a trial lost. Ageing out the old is what
 "regularized" means: a model survives only by having children that do well, which favours
@@ -22,7 +24,7 @@ from optuna.trial import FrozenTrial
 
 from slimnas.strategies._base import BaseStrategy, StrategyContext, register_strategy
 from slimnas.strategies._genes import mutate, params_key
-from slimnas.strategies._history import BaseHistorySampler, completed, fitness_keys
+from slimnas.strategies._history import BaseHistorySampler, completed, fitness_keys, violation
 
 #: tournaments drawn for a child before one that repeats a candidate of the study is taken
 MAX_DRAWS = 16
@@ -60,8 +62,15 @@ class RegularizedEvolutionSampler(BaseHistorySampler):
         self.tournament_size = max(1, int(tournament_size or max(2, self.population_size // 4)))
 
     def population(self, trials: list[FrozenTrial]) -> list[FrozenTrial]:
-        """The ``population_size`` most recent complete trials of ``trials``."""
-        return completed(trials)[-self.population_size:]
+        """The ``population_size`` most recent complete trials of ``trials`` that meet the
+        budgets; while fewer meet them, the most recent others fill the places left."""
+        done = completed(trials)
+        feasible = [t for t in done if violation(t) == 0]
+        if len(feasible) >= self.population_size:
+            return feasible[-self.population_size:]
+        others = [t for t in done if violation(t) > 0][len(feasible) - self.population_size:]
+        keep = {t.number for t in feasible + others}
+        return [t for t in done if t.number in keep]
 
     def plan(self, study: optuna.Study, trial: FrozenTrial, others: list[FrozenTrial], *, enqueued: bool) -> dict:
         done = completed(others)
