@@ -87,6 +87,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budget-s", default=None,
                    help="seconds per run: SECONDS for every strategy, then NAME=SECONDS entries for single ones "
                         "(e.g. 600,darts=900); overrides --minutes")
+    p.add_argument("--reuse", type=Path, default=None,
+                   help="a results JSON of this benchmark: its runs of the same strategies, seeds, wall-clock, workers "
+                        "and config are taken from it, not run again (the report names the commit they were measured at)")
     p.add_argument("--quick", action="store_true",
                    help=f"smoke run: {QUICK_SECONDS:.0f} s per strategy, seed 0, one worker, 2-epoch training")
     args = p.parse_args(argv)
@@ -167,6 +170,41 @@ class Timeline:
 
     def front_at(self, seconds: float) -> list[dict]:
         return next((p["front"] for p in reversed(self.points) if p["t"] <= seconds), [])
+
+
+class StoredTimeline(Timeline):
+    """A run's timeline as a results JSON keeps it: the hypervolume curve, and the fronts at the
+    run's wall-clock and at 10 minutes."""
+
+    def __init__(self, run: dict, seconds: float) -> None:
+        self.one_shot_s, self.n_complete = run["first_trial_seconds"], run["n_complete"]
+        self.points = [dict(p) for p in run["curve"]]
+        self.fronts = {seconds: run["front"], 600.0: run["front_10min"]}
+
+    def front_at(self, seconds: float) -> list[dict]:
+        if seconds not in self.fronts:
+            raise ValueError(f"a stored run keeps its front at {sorted(self.fronts)} s only, not at {seconds} s")
+        return self.fronts[seconds]
+
+
+def reused_runs(path: Path | None, args) -> tuple[dict, dict]:
+    """``({(strategy, seed): run}, what was reused)`` from a results JSON of this benchmark
+    whose settings match this invocation's (config, workers, wall-clock per strategy)."""
+    if path is None:
+        return {}, {}
+    doc = json.loads(path.read_text())
+    s = doc["settings"]
+    if s["workers"] != args.workers or s["quick"] != args.quick or Path(s["config"]).name != args.config.name:
+        raise SystemExit(f"--reuse {path}: measured with workers={s['workers']}, quick={s['quick']}, config "
+                         f"{Path(s['config']).name}; expected {args.workers}, {args.quick}, {args.config.name}")
+    runs = {}
+    for r in doc["runs"]:
+        name, seed = r["strategy"], r["seed"]
+        if name in args.names and seed in args.seeds and s["budget_s"].get(name) == args.budget[name] \
+                and "refused" not in r:
+            runs[(name, seed)] = {**r, "timeline": StoredTimeline(r, args.budget[name])}
+    return runs, {"path": str(path), "commit": doc["package"].get("commit"), "date": doc["date"],
+                  "runs": sorted(f"{n} seed {k}" for n, k in runs)}
 
 
 def run_one(args, name: str, seed: int, raw: dict, data, limit: float, budget: list[Budget]) -> dict:
@@ -326,6 +364,9 @@ def markdown(doc: dict) -> str:
         "Hypervolume of (1 - accuracy, MACs / 31,750) up to (1, 1) of the front chosen on validation data, "
         "with validation accuracy and with the test accuracy of the same models. 's to first trial' includes "
         "a one-shot strategy's search (DARTS's supernet) and the run's set-up.", "",
+        *([f"Runs taken from `{s['reused']['path']}` (measured at commit {s['reused']['commit']}, "
+           f"{s['reused']['date']}), not run again: {', '.join(s['reused']['runs'])}.", ""]
+          if s.get("reused") else []),
         "| strategy | seeds | trials (mean) | hypervolume, val | hypervolume, test | best test acc | s to first trial |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
@@ -359,11 +400,12 @@ def main(argv: list[str] | None = None) -> dict:
     data = load_dataset(d.get("dataset", "mnist1d"), val_fraction=d.get("val_fraction", 0.2), seed=d.get("seed", 0))
     keep = args.work is not None
     args.work = args.work or Path(tempfile.mkdtemp(prefix="slimnas-strategies-"))
+    stored, reused = reused_runs(args.reuse, args)
     runs = []
     t0 = time.perf_counter()
     for name in args.names:
         for seed in args.seeds:
-            runs.append(run_one(args, name, seed, raw, data, limit, budget))
+            runs.append(stored.get((name, seed)) or run_one(args, name, seed, raw, data, limit, budget))
     doc = {
         "benchmark": NAME,
         "command": " ".join(["python", "benchmarks/strategies_mnist1d.py", *(argv if argv is not None else sys.argv[1:])]),
@@ -371,7 +413,8 @@ def main(argv: list[str] | None = None) -> dict:
         "package": package_state(),
         "settings": {"budget_s": args.budget, "seeds": args.seeds, "strategies": args.names, "workers": args.workers,
                      "quick": args.quick, "config": str(args.config), "budget": [str(b) for b in budget],
-                     "work": str(args.work) if keep else None, "total_seconds": round(time.perf_counter() - t0, 1)},
+                     "work": str(args.work) if keep else None, "total_seconds": round(time.perf_counter() - t0, 1),
+                     "reused": reused or None},
         "summary": summarize(runs, args),
     }
     args.out.mkdir(parents=True, exist_ok=True)
