@@ -394,3 +394,23 @@ def test_works_on_compress_auto_genes_from_enqueued_warm_starts(name):
 def test_every_history_strategy_is_registered():
     assert {"evolution", "local", "rl"} <= set(list_strategies())
     assert all(get_strategy(n).multi_objective for n in ("evolution", "local", "rl"))
+
+
+def test_gp_samples_when_a_trial_without_a_parameter_completes_after_the_space_was_inferred():
+    # two workers: the search space is inferred when a trial starts; another worker's trial
+    # that lacks a parameter of it (a shallower net) completes before this one samples
+    from slimnas.strategies._samplers import ParallelSafeGPSampler
+
+    def deep(trial):
+        return float(sum(trial.suggest_float(f"x{i}", 0, 1) for i in range(3)))
+
+    sampler = ParallelSafeGPSampler(seed=0, n_startup_trials=3)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(deep, n_trials=4)
+    trial = study.ask()
+    space = sampler.infer_relative_search_space(study, study._storage.get_trial(trial._trial_id))
+    assert set(space) == {"x0", "x1", "x2"}
+    study.add_trial(optuna.trial.create_trial(params={"x0": 0.5}, distributions={
+        "x0": optuna.distributions.FloatDistribution(0, 1)}, value=0.5))  # the other worker's
+    params = sampler.sample_relative(study, study._storage.get_trial(trial._trial_id), space)
+    assert set(params) == {"x0", "x1", "x2"} and all(0 <= v <= 1 for v in params.values())

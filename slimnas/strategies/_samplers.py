@@ -47,12 +47,30 @@ class BOHBStrategy(TPEStrategy):
     default_early_stopping = "hyperband"
 
 
+class ParallelSafeGPSampler(optuna.samplers.GPSampler):
+    """Optuna's GP sampler, safe with several workers on a define-by-run space.
+
+    The GP sampler infers its search space (the parameters every complete trial has) when a
+    trial starts, then reads the complete trials again when it samples. Another worker's trial
+    that completed in between, without one of those parameters (a shallower network has no
+    ``cnn.channels_4``), made it fail with a ``KeyError`` and the worker with it. Here the
+    trials it fits are those that have every parameter of the search space.
+    """
+
+    def _sample_relative_impl(self, study, completed_trials, running_trials, search_space):
+        keys = search_space.keys()
+        completed_trials = [t for t in completed_trials if keys <= t.params.keys()]
+        if not completed_trials:
+            return {}
+        return super()._sample_relative_impl(study, completed_trials, running_trials, search_space)
+
+
 @register_strategy("gp")
 class GPStrategy(BaseStrategy):
     description = "Bayesian optimisation with a Gaussian process"
 
     def sampler(self, ctx: StrategyContext):
-        return optuna.samplers.GPSampler(seed=ctx.seed, n_startup_trials=ctx.n_startup_trials)
+        return ParallelSafeGPSampler(seed=ctx.seed, n_startup_trials=ctx.n_startup_trials)
 
 
 @register_strategy("nsga2")
