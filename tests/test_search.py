@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 import slimnas
+from slimnas.strategies._samplers import ParallelSafeGPSampler
 from slimnas.study import RunFolder
 
 
@@ -83,7 +84,7 @@ def test_no_model_fits_reports_the_closest(tmp_path, tiny_config):
 
 SAMPLERS = {"random": optuna.samplers.RandomSampler, "grid": optuna.samplers.GridSampler,
             "tpe": optuna.samplers.TPESampler, "bohb": optuna.samplers.TPESampler,
-            "gp": optuna.samplers.GPSampler, "nsga2": optuna.samplers.NSGAIISampler}
+            "gp": ParallelSafeGPSampler, "nsga2": optuna.samplers.NSGAIISampler}
 
 
 @pytest.mark.parametrize("strategy", list(SAMPLERS))
