@@ -4,13 +4,15 @@ Architecture Search", AAAI).
 Each cycle samples ``tournament_size`` members of the population at random, takes the best as
 the parent and mutates one or two of its genes (architecture, training recipe and compression
 genes alike) into a child. The population is the ``population_size`` most recent complete trials:
-the child joins it and the oldest member leaves, however good it was. A child over a budget
-(measured, not trained) does not join a population that has ``population_size`` members within
-the budgets: it would only push out a trained member, since a tournament never prefers it. A child that repeats a
-candidate the study has already tried (or is trying) is drawn again, from a new tournament, up
-to :data:`MAX_DRAWS` times: on a small budget a repeated evaluation is a trial lost. Ageing out the old is what
+the child joins it and the oldest member leaves, however good it was. Ageing out the old is what
 "regularized" means: a model survives only by having children that do well, which favours
 genes that train well again over one lucky evaluation.
+
+Two rules for small budgets: a child over a budget (measured, not trained) does not join a
+population that has ``population_size`` members within the budgets, since a tournament never
+prefers it and it would only push out a trained member; and a child that repeats a candidate the
+study has tried (or is trying) is drawn again, from a new tournament, up to :data:`MAX_DRAWS`
+times, as a repeated evaluation is a trial lost.
 
 The population is the study's own trials, so it is in the study's storage by construction; each
 child's plan (its parent, the genes mutated, the values it inherits) is a trial system attribute.
@@ -78,7 +80,7 @@ class RegularizedEvolutionSampler(BaseHistorySampler):
             return {"parent": None}
         population = self.population(others)
         keys = fitness_keys(population, study.directions)
-        seen = {params_key(t.params) for t in others}
+        seen = self.candidate_keys(study, others)
         plan: dict = {"parent": None}
         for attempt in range(MAX_DRAWS):
             plan = self._child(population, keys, self.rng(study, trial, "tournament", *([str(attempt)] if attempt else [])))

@@ -25,7 +25,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from slimnas.strategies._early_stopping import nondominated_rank
-from slimnas.strategies._genes import in_distribution, random_value
+from slimnas.strategies._genes import in_distribution, params_key, random_value
 from slimnas.strategies._sequenced import position
 
 #: trials a plan looks at: finished ones, and running ones (another worker's, whose plans count)
@@ -143,6 +143,22 @@ class BaseHistorySampler(optuna.samplers.BaseSampler):
     def __init__(self, *, seed: int = 0, n_startup_trials: int = 5) -> None:
         self.seed = int(seed)
         self.n_startup_trials = int(n_startup_trials)
+        self._keys: dict[tuple, str] = {}  # params_key of finished trials: a cache, not state
+
+    def candidate_keys(self, study: optuna.Study, trials: Sequence[FrozenTrial]) -> set[str]:
+        """:func:`params_key` of each of ``trials``. A finished trial's parameters never change,
+        so its key is computed once per sampler (a search of thousands of trials checks every
+        child against all of them); a running trial's is computed afresh."""
+        out = set()
+        for t in trials:
+            if not t.state.is_finished():
+                out.add(params_key(t.params))
+                continue
+            cache_key = (id(study._storage), study._study_id, t.number)
+            if cache_key not in self._keys:
+                self._keys[cache_key] = params_key(t.params)
+            out.add(self._keys[cache_key])
+        return out
 
     def rng(self, study: optuna.Study, trial: FrozenTrial, *labels: str) -> np.random.Generator:
         """The trial's random numbers, from the seed and its place in the study (its number less

@@ -57,7 +57,7 @@ class LocalSearchSampler(BaseHistorySampler):
         # what this run has tried: (centre, gene, value), and whole candidates (no going back)
         tried = {(p["centre"], p["gene"], value_key(p["value"]))
                  for p in (t.system_attrs[self.plan_key] for t in in_run) if p["centre"] is not None}
-        seen = {params_key(t.params) for t in in_run}
+        seen = self.candidate_keys(study, in_run)
         moves = []
         for centre in best_front(done, study.directions):
             for gene in sorted(centre.params):
