@@ -22,7 +22,15 @@ hypervolume counting only models >= 85% test accuracy is at least the sequential
 search chooses its front after the full fine-tune of its first Pareto layers,
 ``space.compression.rerank_layers``). Writes ``benchmarks/results/joint_vs_sequential.{json,md}``.
 
-Usage: ``python benchmarks/joint_vs_sequential.py [--quick] [--search-seconds 300]``
+A second joint route, ``supernet``, runs when ``--routes`` names it (the default): the same space,
+objectives and budget with ``--strategy supernet`` (a once-for-all supernet, an accuracy
+predictor, and a search over sub-networks and per-layer fp32/int8 under both budgets; its
+candidates fine-tuned and measured like any trial). Its elastic width is its channel pruning, so
+its width choices also hold the channel counts pruning reaches below the space's narrowest layer
+(4 and 6 channels: 8 pruned by half and by a quarter). It gets the fixed-ranking route's wall-clock
+(search timeout set so that it ends within it) and the same targets against the sequential route.
+
+Usage: ``python benchmarks/joint_vs_sequential.py [--quick] [--search-seconds 300] [--routes joint,supernet]``
 """
 
 from __future__ import annotations
@@ -59,6 +67,46 @@ def nondominated(points: list[dict], cost: str) -> list[dict]:
         if not out or p["test_accuracy"] > out[-1]["test_accuracy"]:
             out.append(p)
     return out
+
+
+#: ``strategy.options`` of the supernet route. The skeleton keeps the sequence long (stride 2 at the
+#: second and fourth layers) and ends in a flatten head, as ``benchmarks/supernet_mnist1d.py``'s;
+#: candidates are fine-tuned from their inherited weights for the parents' 30 epochs. The predictor
+#: search takes 800 evaluations, not 1500: with a bytes budget each new point is exported to ONNX
+#: at its precisions (about 50 ms here).
+SUPERNET_OPTIONS = {
+    "epochs": 80, "warmup_epochs": 12, "n_random": 2,
+    "fixed": {"cnn": {"stride": [1, 2, 1, 2], "head": "flatten", "residual": False}},
+    "n_pairs": 300, "search_trials": 800, "population_size": 64,
+    "n_candidates": 12, "max_candidates": 12, "finetune_epochs": 30, "finetune_lr": 1.0, "int8_checks": 2,
+}
+QUICK_SUPERNET_OPTIONS = {**SUPERNET_OPTIONS, "epochs": 4, "warmup_epochs": 1, "n_pairs": 40, "search_trials": 150,
+                          "population_size": 16, "n_candidates": 3, "max_candidates": 3, "finetune_epochs": 2}
+#: widths the supernet route adds to the space's channel choices: what channel pruning reaches below
+#: its narrowest layer (8 channels pruned by a half and a quarter)
+PRUNED_WIDTHS = (4, 6)
+#: seconds the supernet route's search timeout leaves for the trial running when it strikes
+SUPERNET_MARGIN_S = 15.0
+ROUTES = ("joint", "supernet")
+
+
+def supernet_config(raw: dict, quick: bool) -> dict:
+    """The joint config as the supernet route runs it: no ``space.compression`` (the supernet
+    searches widths and per-layer precision itself), widths that pruning reaches added."""
+    out = copy.deepcopy(raw)
+    del out["space"]["compression"]
+    cnn = out["space"]["cnn"]
+    cnn["channels"] = sorted({*PRUNED_WIDTHS, *cnn["channels"]})
+    out["strategy"] = {"name": "supernet", "options": QUICK_SUPERNET_OPTIONS if quick else SUPERNET_OPTIONS}
+    return out
+
+
+def front_points(result, budget_of=None) -> list[dict]:
+    """The feasible front members of a ``slimnas.search`` result as scored here."""
+    return [{"trial": m.trial, **{k: m.metrics[k] for k in KEEP}, "policy": m.metrics.get("policy"),
+             "arch": m.candidate["arch"], "compression": m.candidate.get("compression"),
+             **({"precision": m.metrics["precision"]} if "precision" in m.metrics else {})}
+            for m in result.front if feasible(m.metrics, result.plan.budget)]
 
 
 USEFUL = 0.8  # a second reading counts only models with at least this test accuracy
@@ -98,10 +146,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--auto-trials", type=int, default=8, help="auto_compress trials per compressed front member")
     ap.add_argument("--max-shrink", type=float, default=4.0,
                     help="NAS front members over this multiple of the MAC limit are compressed last")
+    ap.add_argument("--routes", default=",".join(ROUTES),
+                    help=f"joint routes to run, comma-separated ({', '.join(ROUTES)}); the sequential one always runs")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=None, help="run folders (default: a temporary folder, removed)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
+    routes = [r for r in args.routes.split(",") if r]
+    if "joint" not in routes or set(routes) - set(ROUTES):
+        ap.error(f"--routes: 'joint' and any of {list(ROUTES)}, comma-separated (got {args.routes!r})")
     torch.set_num_threads(1)  # tiny models: one thread is fastest and the machine is shared
 
     raw = yaml.safe_load(args.config.read_text())
@@ -127,11 +180,24 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.time()
     joint = slimnas.search(joint_cfg, timeout=args.search_seconds, out=str(work / "joint"))
     joint_seconds = time.time() - t0
-    joint_points = [{"trial": m.trial, **{k: m.metrics[k] for k in KEEP}, "policy": m.metrics.get("policy"),
-                     "arch": m.candidate["arch"], "compression": m.candidate.get("compression")}
-                    for m in joint.front if feasible(m.metrics, joint.plan.budget)]
+    joint_points = front_points(joint)
     n_joint = len(joint.study.trials)
     print(f"joint: {n_joint} trials, {len(joint.front)} front members in {joint_seconds:.0f}s", file=sys.stderr)
+
+    # --- joint, supernet route: the same wall-clock ---------------------------------------------
+    supernet = None
+    if "supernet" in routes:
+        sn_cfg = work / "supernet.yaml"
+        sn_cfg.write_text(yaml.safe_dump(supernet_config(raw, args.quick)))
+        t2 = time.time()
+        sn = slimnas.search(sn_cfg, timeout=max(1.0, joint_seconds - SUPERNET_MARGIN_S), out=str(work / "supernet"))
+        sn_seconds = time.time() - t2
+        report = json.loads((Path(sn.run_dir) / "supernet" / "report.json").read_text())
+        supernet = {"seconds": round(sn_seconds, 1), "n_trials": len(sn.study.trials), "front": front_points(sn),
+                    "timings": report["timings"], "predictor": report["predictor"]["held_out"],
+                    "n_candidates": len(report["candidates"])}
+        print(f"supernet: {supernet['n_trials']} trials, {len(sn.front)} front members in {sn_seconds:.0f}s",
+              file=sys.stderr)
 
     # --- sequential: architecture first, then compress each front member to the budget ------
     t1 = time.time()
@@ -170,6 +236,8 @@ def main(argv: list[str] | None = None) -> dict:
     seq_seconds = time.time() - t1
 
     fronts = {"joint": nondominated(joint_points, "macs"), "sequential": nondominated(seq_points, "macs")}
+    if supernet is not None:
+        fronts["supernet"] = nondominated(supernet["front"], "macs")
     result = {
         "package": package_state(),
         "settings": {**vars(args), "config": str(args.config), "work": str(work), "out": str(args.out),
@@ -184,22 +252,11 @@ def main(argv: list[str] | None = None) -> dict:
         "coverage": {"joint_covers_sequential": coverage(joint_points, seq_points),
                      "sequential_covers_joint": coverage(seq_points, joint_points)},
     }
-    j, s = result["joint"], result["sequential"]
-    result["checks"] = {
-        "joint hypervolume (test accuracy x MACs) >= sequential": {
-            "joint": j["hypervolume_macs"], "sequential": s["hypervolume_macs"],
-            "met": j["hypervolume_macs"] >= s["hypervolume_macs"]},
-        "joint hypervolume (test accuracy x bytes) >= sequential": {
-            "joint": j["hypervolume_bytes"], "sequential": s["hypervolume_bytes"],
-            "met": j["hypervolume_bytes"] >= s["hypervolume_bytes"]},
-        f"joint's most accurate feasible model within {TOP_MARGIN * 100:.1f} points of sequential's or above": {
-            "joint": j["best_test_accuracy"], "sequential": s["best_test_accuracy"],
-            "met": j["best_test_accuracy"] >= s["best_test_accuracy"] - TOP_MARGIN},
-    }
-    for cost in ("macs", "bytes"):
-        key = f"hypervolume_{cost}_acc{TOP * 100:.0f}"
-        result["checks"][f"joint hypervolume (test accuracy x {cost}) of models >= {TOP:.0%} test accuracy >= "
-                         "sequential"] = {"joint": j[key], "sequential": s[key], "met": j[key] >= s[key]}
+    if supernet is not None:
+        result["supernet"] = {**supernet, **score(supernet["front"], limits)}
+        result["coverage"].update(supernet_covers_sequential=coverage(supernet["front"], seq_points),
+                                  sequential_covers_supernet=coverage(seq_points, supernet["front"]))
+    result["checks"] = checks(result)
     args.out.mkdir(parents=True, exist_ok=True)
     name = "joint_vs_sequential_quick" if args.quick else "joint_vs_sequential"
     name += f"_seed{args.seed}" if args.seed else ""
@@ -211,6 +268,25 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
+def checks(result: dict) -> dict:
+    """The targets, for each joint route against the sequential one: ``{name: {route, joint,
+    sequential, met}}``."""
+    out, s = {}, result["sequential"]
+    top = f"hypervolume_{{}}_acc{TOP * 100:.0f}"
+    targets = [("hypervolume (test accuracy x MACs) >= sequential", "hypervolume_macs", 0.0),
+               ("hypervolume (test accuracy x bytes) >= sequential", "hypervolume_bytes", 0.0),
+               (f"most accurate feasible model within {TOP_MARGIN * 100:.1f} points of sequential's or above",
+                "best_test_accuracy", TOP_MARGIN),
+               *((f"hypervolume (test accuracy x {cost}) of models >= {TOP:.0%} test accuracy >= sequential",
+                  top.format(cost), 0.0) for cost in ("macs", "bytes"))]
+    for route in [r for r in ROUTES if r in result]:
+        j = result[route]
+        for name, key, margin in targets:
+            out[f"{ARM_NAMES[route]} {name}"] = {"route": route, "joint": j[key], "sequential": s[key],
+                                                 "met": j[key] >= s[key] - margin}
+    return out
+
+
 def _arch(arch: dict) -> str:
     layers = "-".join(f"{c['channels']}k{c['kernel']}s{c['stride']}" for c in arch.get("layers", []))
     return f"{layers}{' res' if arch.get('residual') else ''} {arch.get('head', '')}".strip()
@@ -220,45 +296,81 @@ def _policy(doc: dict | None) -> str:
     if not doc:
         return ""
     policy = CompressionPolicy.from_dict(doc)  # results written before policies were lists of steps read too
-    prune = ", ".join(f"{v:.2f}" for v in prune_ratios(policy).values()) or "none"
+    ratios = prune_ratios(policy)
     prec = policy.options("quantize").get("layer_precision", {})
     n8 = sum(1 for p in prec.values() if p == "int8")
-    return f"prune [{prune}] ({policy.options('prune').get('importance')}); int8 {n8}/{len(prec)} layers"
+    prune = "" if not ratios and not policy.options("prune") else (
+        f"prune [{', '.join(f'{v:.2f}' for v in ratios.values()) or 'none'}] ({policy.options('prune').get('importance')}); ")
+    return f"{prune}int8 {n8}/{len(prec)} layers"
+
+
+ARM_NAMES = {"joint": "joint", "supernet": "joint (supernet)", "sequential": "sequential"}
+
+
+def _front_rows(front: list[dict], last) -> list[str]:
+    return [f"| {p['trial']} | {p['test_accuracy']:.3f} | {p['val_accuracy']:.3f} | {p['params']:,} | "
+            f"{p['macs']:,} | {p['bytes']:,} | {_arch(p['arch'])} | {last(p)} |"
+            for p in sorted(front, key=lambda p: p["macs"])]
 
 
 def markdown(result: dict) -> str:
     s, j, q = result["settings"], result["joint"], result["sequential"]
-    u = f"{USEFUL * 100:.0f}"
+    sn = result.get("supernet")
+    arms = [a for a in ("joint", "supernet", "sequential") if a in result]
+    u, t = f"{USEFUL * 100:.0f}", f"{TOP * 100:.0f}"
     lines = [
         "# Joint architecture x compression search vs architecture search then compression (MNIST-1D)", "",
         f"Budget: {', '.join(s['budget'])}. Parents trained {s['training_epochs']} epochs; compression fine-tunes "
         f"{s['finetune_epochs']} epochs to rank, {s['final_epochs']} epochs for the reported models, distilled, "
-        "in both arms. Accuracy is test accuracy of the compressed ONNX file in ONNX Runtime.", "",
+        "in the joint and sequential arms. Accuracy is test accuracy of the compressed ONNX file in ONNX Runtime.", "",
         f"- joint: `slimnas.search` with `space.compression`, timeout {s['search_seconds']:.0f} s: "
         f"{j['n_trials']} trials, **{j['seconds']:.0f} s** in all (with final fine-tunes).",
+    ]
+    if sn is not None:
+        tm = sn["timings"]
+        lines.append(
+            f"- joint (supernet): `slimnas.search` with `strategy: supernet` (widths and per-layer fp32/int8 "
+            f"searched under both budgets; widths {list(PRUNED_WIDTHS)} added as what pruning reaches), timeout the "
+            f"joint arm's wall-clock less {SUPERNET_MARGIN_S:.0f} s: {sn['n_trials']} trials ({sn['n_candidates']} "
+            f"supernet candidates), **{sn['seconds']:.0f} s** in all (supernet training {tm['supernet_s']:.0f} s, "
+            f"measured pairs {tm['pairs_s']:.0f} s, predictor search {tm['search_s']:.0f} s).")
+    lines += [
         f"- sequential: architecture-only search for {q['nas_seconds']:.0f} s ({q['nas_trials']} trials, "
         f"{q['nas_front_size']} front members), then `auto_compress` ({s['auto_trials']} trials each) of "
         f"{len(q['compressed'])} front members in the time left: **{q['seconds']:.0f} s** in all.", "",
-        "| arm | hypervolume (1-acc, MACs/limit) | hypervolume (1-acc, bytes/limit) | feasible models |",
-        "|---|---|---|---|",
-        f"| joint | **{j['hypervolume_macs']:.4f}** | **{j['hypervolume_bytes']:.4f}** | {len(j['front'])} |",
-        f"| sequential | **{q['hypervolume_macs']:.4f}** | **{q['hypervolume_bytes']:.4f}** | {len(q['front'])} |",
+        "| arm | hypervolume (1-acc, MACs/limit) | hypervolume (1-acc, bytes/limit) | "
+        f"same, models >= {TOP:.0%} (MACs) | same, models >= {TOP:.0%} (bytes) | most accurate | feasible models |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for a in arms:
+        r = result[a]
+        lines.append(f"| {ARM_NAMES[a]} | {r['hypervolume_macs']:.4f} | {r['hypervolume_bytes']:.4f} | "
+                     f"{r[f'hypervolume_macs_acc{t}']:.4f} | {r[f'hypervolume_bytes_acc{t}']:.4f} | "
+                     f"{r['best_test_accuracy']:.3f} | {len(r['front'])} |")
+    lines += [
         "", f"The same, counting only models with test accuracy >= {USEFUL:.0%} (reference point "
-        f"({1 - USEFUL:.1f}, 1)): joint {j[f'hypervolume_macs_acc{u}']:.4f} (MACs), {j[f'hypervolume_bytes_acc{u}']:.4f} "
-        f"(bytes); sequential {q[f'hypervolume_macs_acc{u}']:.4f} (MACs), {q[f'hypervolume_bytes_acc{u}']:.4f} (bytes).",
+        f"({1 - USEFUL:.1f}, 1)): " + "; ".join(
+            f"{ARM_NAMES[a]} {result[a][f'hypervolume_macs_acc{u}']:.4f} (MACs), "
+            f"{result[a][f'hypervolume_bytes_acc{u}']:.4f} (bytes)" for a in arms) + ".",
         "", "Most accurate feasible model: " + "; ".join(
-            f"{arm} {b['test_accuracy']:.3f} at {b['macs']:,} MACs, {b['bytes']:,} B (trial {b['trial']})"
+            f"{ARM_NAMES[arm]} {b['test_accuracy']:.3f} at {b['macs']:,} MACs, {b['bytes']:,} B (trial {b['trial']})"
             for arm, b in ((arm, max(result[arm]["front"], key=lambda p: p["test_accuracy"]))
-                           for arm in ("joint", "sequential") if result[arm]["front"])) + ".",
+                           for arm in arms if result[arm]["front"])) + ".",
         "", f"Coverage: {result['coverage']['joint_covers_sequential']:.0%} of the sequential models are weakly "
         f"dominated (test accuracy, MACs and bytes) by a joint one; {result['coverage']['sequential_covers_joint']:.0%} "
-        "the other way.", "",
+        "the other way." + ("" if sn is None else
+                            f" Supernet route: {result['coverage']['supernet_covers_sequential']:.0%} of the sequential "
+                            f"models dominated by one of its models; {result['coverage']['sequential_covers_supernet']:.0%} "
+                            "the other way."), "",
         "## Joint front", "", "| trial | test acc | val acc | params | MACs | bytes | architecture | compression |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|", *_front_rows(j["front"], lambda p: _policy(p["compression"])),
     ]
-    for p in sorted(j["front"], key=lambda p: p["macs"]):
-        lines.append(f"| {p['trial']} | {p['test_accuracy']:.3f} | {p['val_accuracy']:.3f} | {p['params']:,} | "
-                     f"{p['macs']:,} | {p['bytes']:,} | {_arch(p['arch'])} | {_policy(p['compression'])} |")
+    if sn is not None:
+        lines += ["", "## Joint (supernet) front", "",
+                  "| trial | test acc | val acc | params | MACs | bytes | architecture | precision per layer |",
+                  "|---|---|---|---|---|---|---|---|", *_front_rows(sn["front"], lambda p: p.get("precision", "")), "",
+                  "Predictor on held-out pairs: " + "; ".join(
+                      f"{k}: Spearman {v['spearman']:.3f}" for k, v in sn["predictor"].items()) + "."]
     lines += ["", "## Sequential: architecture-search front members, compressed", "",
               "| NAS trial | NAS val acc | NAS MACs | test acc | val acc | params | MACs | bytes | fits | "
               "architecture | compression |", "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -268,7 +380,8 @@ def markdown(result: dict) -> str:
                      f"{'yes' if p['feasible'] else 'no'} | {_arch(p['arch'])} | {_policy(p['policy'])} |")
     lines += ["", "## Target", ""]
     for name, c in result["checks"].items():
-        lines.append(f"- [{'x' if c['met'] else ' '}] {name}: joint {c['joint']:.4f}, sequential {c['sequential']:.4f}")
+        lines.append(f"- [{'x' if c['met'] else ' '}] {name}: {ARM_NAMES[c.get('route', 'joint')]} {c['joint']:.4f}, "
+                     f"sequential {c['sequential']:.4f}")
     lines += ["", f"Settings: { {k: v for k, v in s.items() if k not in ('work', 'out')} }", ""]
     return "\n".join(lines)
 
@@ -278,8 +391,9 @@ if __name__ == "__main__":
         path = Path(sys.argv[2])
         doc = json.loads(path.read_text())
         lims = {b.metric: b.limit for b in map(Budget.parse, doc["settings"]["budget"])}
-        for arm in ("joint", "sequential"):  # derived from the stored fronts, so older files gain new readings
-            doc[arm].update(score(doc[arm]["front"], lims))
+        for arm in [a for a in ("joint", "supernet", "sequential") if a in doc]:  # derived from the stored
+            doc[arm].update(score(doc[arm]["front"], lims))  # fronts, so older files gain new readings
+        doc["checks"] = checks(doc)
         path.write_text(json.dumps(doc, indent=2, default=str))
         path.with_suffix(".md").write_text(markdown(doc))
     else:
