@@ -9,10 +9,12 @@ of the original's predicted latency):
   :func:`slimnas.compress.allocate_by_latency` chooses per-layer channel counts meeting the target,
   weighing latency saved against the validation accuracy each layer's pruning costs (the
   sensitivity curves, as ``compress --auto`` does; channel rounding kept only where it helps);
+  the chosen counts are timed here against the original and, where they miss the share, allocated
+  again for a predicted target scaled by the miss (up to 3 allocations timed);
 - uniform at the same MACs: every prunable layer gets the same ratio, scaled to the MACs of the
   hardware-aware model (what a torch-pruning user writes by hand);
 - uniform at the same latency: one ratio for every layer, bisected until the predicted latency
-  meets the same target.
+  meets the same target, timed and fitted again in the same way.
 
 All get the same fine-tune, under ``--finetune-seeds`` seeds (3): accuracies are the mean over
 them. Latency of the original and of the pruned files is measured in
@@ -57,6 +59,7 @@ from slimnas.compress import (
     latency_policy,
     list_prunable_layers,
     measure_artifact,
+    measured_share,
     prune_ratios,
     pruned_model,
     scale_to_macs,
@@ -138,11 +141,14 @@ def run_model(key: str, args) -> dict:
         for share in args.shares:
             t0 = time.perf_counter()
             with one_thread():
+                # both latency-targeted paths time their result here and, where it misses the
+                # share, aim again (``measure``): this machine is the target
+                measure = measured_share(model, shape, batch=batch, rounds=3, repeats=max(10, args.repeats // 4))
                 alloc = allocate_by_latency(model, shape, predictor, share * base, batch=batch,
-                                            cost_fn=sensitivity_cost(sens))
-                # uniform pruning meeting the same predicted latency (one ratio for all layers, bisected)
+                                            cost_fn=sensitivity_cost(sens), measure=measure)
+                # uniform pruning meeting the same latency (one ratio for all layers, bisected)
                 uni_lat_policy, uni_lat_ms = fit_to_latency(model, uniform_policy(dict.fromkeys(names, 0.5)), shape,
-                                                            predictor, share * base, batch=batch)
+                                                            predictor, share * base, batch=batch, measure=measure)
             macs_hw = count_macs(pruned_model(model, alloc.ratios, shape), shape)
             uni_ratios, _ = scale_to_macs(model, dict.fromkeys(names, 0.5), shape, macs_hw)
             # each pruned model is fine-tuned under several seeds and its accuracy is their mean: a
@@ -166,7 +172,8 @@ def run_model(key: str, args) -> dict:
                     warmup=max(10, args.repeats // 5)).items()}
             macs = {k: count_macs(a.model, shape) for k, a in arts.items()}
             reach = [g for g in grid if g["share"] <= share]
-            row = {"batch": batch, "latency_share": share, "rounding": alloc.rounding, "met_predicted": alloc.met,
+            row = {"batch": batch, "latency_share": share, "rounding": alloc.rounding, "met": alloc.met,
+                   "measured_share": alloc.measured_share, "allocation_checks": alloc.checks,
                    "widths": alloc.widths, "original_widths": alloc.original, "uniform_ratios": uni_ratios,
                    "uniform_same_latency_ratios": prune_ratios(uni_lat_policy),
                    "predicted_ms": {"original": base, "hardware_aware": alloc.predicted_ms,
@@ -252,16 +259,21 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / f"{out_name}.json").write_text(json.dumps(result, indent=2))
     md = ["# Hardware-aware pruning against MAC-uniform pruning (ONNX Runtime CPU, 1 thread)", "",
           f"`python benchmarks/hardware_aware.py{' --quick' if args.quick else ''}` — {result['seconds']:.0f} s", "",
-          "| model | batch | latency target | rounding | MAC drop hw / uniform | latency drop hw / uniform | "
+          "| model | batch | latency target | rounding | hw share predicted / timed (allocations timed: their shares) | MAC drop hw / uniform | latency drop hw / uniform | "
           "drop ratio hw / uniform / best on grid | smallest share on grid | latency ms hw / uniform same latency | "
           "test acc hw / uniform same MACs / uniform same latency / original "
           f"(pruned: mean of {args.finetune_seeds} fine-tune seeds) | int8 chosen |",
-          "|---|---|---|---|---|---|---|---|---|---|---|"]
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in models:
         for r in m["runs"]:
             a, lat, g = r["test_accuracy"], r["latency_ms"], r["grid"]
             best = "-" if g["best_drop_ratio"] is None else f"{g['best_drop_ratio']:.2f}"
+            checks = r.get("allocation_checks") or []
+            kept = r["predicted_ms"]["hardware_aware"] / r["predicted_ms"]["original"]
+            timed = "-" if r.get("measured_share") is None else f"{r['measured_share']:.2f}"
+            seq = ", ".join(f"{c['measured_share']:.2f}" for c in checks)
             md.append(f"| {m['model']} | {r['batch']} | {r['latency_share']:.0%} | {r['rounding']} | "
+                      f"{kept:.2f} / {timed} ({len(checks)}: {seq}) | "
                       f"{r['hardware_aware_mac_drop']:.2f} / {r['uniform_mac_drop']:.2f} | "
                       f"{r['hardware_aware_latency_drop']:.2f} / {r['uniform_latency_drop']:.2f} | "
                       f"{r['hardware_aware_drop_ratio']:.2f} / {r['uniform_drop_ratio']:.2f} / {best} | "

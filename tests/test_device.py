@@ -6,6 +6,7 @@ allocation is checked with a deterministic table (its latency is a function of t
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -14,14 +15,17 @@ import torch
 from torch import nn
 
 from slimnas.compress import (
+    CompressionPolicy,
     SensitivityResult,
     allocate_by_latency,
     fit_to_latency,
     latency_policy,
     list_prunable_layers,
+    measured_share,
     prune_ratios,
     pruned_model,
     sensitivity_cost,
+    widths_to_ratios,
 )
 from slimnas.config import (
     DeviceProfile,
@@ -245,3 +249,50 @@ def test_sensitivity_cost_keeps_the_latency_allocation_off_layers_whose_accuracy
     cost = sensitivity_cost(sens)
     assert cost("2", 25, 10) > cost("2", 25, 20) > cost("0", 25, 5)
     assert sensitivity_cost(SensitivityResult(0.9, 0, ratios, {"0": []})) is None
+
+
+def test_a_measured_miss_reallocates_until_the_measured_share_meets_the_target():
+    """The table says latency follows MACs; on the "device" (a second table) narrow convolutions
+    run less efficiently, so the table's allocation is slower there than predicted."""
+    model, pred = mnist1d_paper_cnn().eval(), macs_table()
+    device = macs_table()
+    device.table = LatencyTable(measure=lambda op, b, p: 1e-4 + 1e-6 * op.macs * b * (
+        (25 / max(op.cout, 1)) ** 0.5 if op.op.startswith("conv") else 1.0))
+    full = device.predict(model, SHAPE, batch=64).ms
+    original = {lay.name: lay.out_channels for lay in list_prunable_layers(model, SHAPE)}
+
+    def measure(widths):
+        return device.predict(pruned_model(model, widths_to_ratios(widths, original), SHAPE), SHAPE, batch=64).ms / full
+
+    base, share = pred.predict(model, SHAPE, batch=64).ms, 0.5
+    plain = allocate_by_latency(model, SHAPE, pred, share * base, batch=64)
+    assert plain.measured_share is None and plain.checks == [] and plain.met
+    assert measure(plain.widths) > share * 1.1  # the table's choice misses on the device
+    checked = allocate_by_latency(model, SHAPE, pred, share * base, batch=64, measure=measure)
+    assert len(checked.checks) >= 2 and checked.checks[0]["widths"] == plain.widths
+    assert checked.checks[0]["measured_share"] == pytest.approx(measure(plain.widths), abs=1e-4)
+    assert checked.measured_share == pytest.approx(measure(checked.widths), rel=1e-6)
+    assert checked.met and checked.measured_share <= share * 1.03
+    assert sum(checked.widths.values()) < sum(plain.widths.values())
+    assert checked.to_dict()["measured_share"] == round(checked.measured_share, 4)
+    # a target the device cannot reach: the fastest allocation measured is kept, and it says so
+    hopeless = allocate_by_latency(model, SHAPE, pred, 0.05 * base, batch=64, measure=measure, max_checks=2)
+    assert not hopeless.met and len(hopeless.checks) <= 2
+    assert hopeless.measured_share == pytest.approx(min(c["measured_share"] for c in hopeless.checks), abs=1e-4)
+    # a uniform policy fitted to the same target: timed and fitted again the same way
+    names = list(original)
+    uniform = CompressionPolicy.of(prune={"ratio": 0.0, "layer_ratios": dict.fromkeys(names, 0.3)})
+    by_table, _ = fit_to_latency(model, uniform, SHAPE, pred, share * base, batch=64)
+    timed, _ = fit_to_latency(model, uniform, SHAPE, pred, share * base, batch=64, measure=measure)
+    kept = {n: original[n] - round(r * original[n]) for n, r in prune_ratios(timed).items()}
+    assert measure(kept) <= share * 1.03 < measure(
+        {n: original[n] - round(r * original[n]) for n, r in prune_ratios(by_table).items()})
+
+
+def test_measured_share_times_a_pruned_copy_against_the_original_here():
+    model = mnist1d_paper_cnn().eval()
+    share = measured_share(model, SHAPE, batch=1, rounds=1, repeats=5)
+    original = {lay.name: lay.out_channels for lay in list_prunable_layers(model, SHAPE)}
+    for widths in (original, {n: w // 2 for n, w in original.items()}):
+        got = share(widths)
+        assert 0 < got < 10 and math.isfinite(got)  # a ratio (no claim on which is faster: timing is noisy)

@@ -253,6 +253,20 @@ def test_joint_search_with_keep_macs_and_early_stopped_fine_tunes(tmp_path):
             assert m["macs"] <= min(2500, keep * m["parent_macs"])
 
 
+def test_auto_on_this_machine_times_its_latency_allocation(tmp_path, trained_cnn):
+    """With a latency budget and no profile, the target is this machine: the allocation that
+    warm-starts the search is timed here as a file, and the report keeps what was timed."""
+    _, model, data = trained_cnn
+    auto_compress(model, data, budget=["latency_ms<=60%"], n_trials=2, finetune_epochs=1, final_epochs=1,
+                  hardware_aware=True, out=tmp_path / "auto", latency_repeats=5)
+    alloc = json.loads((tmp_path / "auto" / "report.json").read_text())["hardware"]["allocation"]
+    checks = alloc["checks"]
+    assert 1 <= len(checks) <= 3 and all(c["measured_share"] > 0 for c in checks)
+    assert alloc["measured_share"] in [c["measured_share"] for c in checks]
+    kept = next(c for c in checks if c["measured_share"] == alloc["measured_share"])
+    assert kept["widths"] == alloc["widths"]
+
+
 def test_auto_refines_criterion_and_learning_rate_on_validation_data(tmp_path, trained_cnn):
     _, model, data = trained_cnn
     res = auto_compress(model, data, budget=["macs<=50%"], n_trials=2, finetune_epochs=1, final_epochs=3,

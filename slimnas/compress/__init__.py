@@ -65,6 +65,7 @@ from slimnas.compress._hardware import (
     channel_importance,
     fit_to_latency,
     latency_policy,
+    measured_share,
     sensitivity_cost,
     widths_to_ratios,
 )
@@ -158,6 +159,7 @@ __all__ = [
     "int8_weights",
     "kmeans_1d",
     "latency_policy",
+    "measured_share",
     "layer_decisions",
     "linear_schedule",
     "list_compressors",

@@ -13,7 +13,12 @@ by trying each on the target's table and keeping it only where it reaches the ta
 importance removed (where rounding measurably helps on this runtime).
 
 Latency comes from a :class:`slimnas.measure.LatencyPredictor`: a device profile's table, or a
-table measured on this machine on demand (:func:`slimnas.measure.onthefly_predictor`).
+table measured on this machine on demand (:func:`slimnas.measure.onthefly_predictor`). Where the
+target is the machine the allocation runs on, the chosen channel counts are also timed as a file
+(:func:`measured_share`): a table predicts each operator alone, and a pruned model can miss its
+predicted latency by a fifth or more (layouts, caches, fused operators). Where the measured share of
+the original's latency misses the target share, the table's error there is taken as a factor, the
+predicted target is rescaled by it and the channels allocated again (a few times at most).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from slimnas.measure import LatencyPredictor, model_ops
 ROUNDINGS = (1, 2, 4, 8, 16)
 #: a rounding > 1 is kept only when it removes this much less importance than no rounding
 ROUNDING_MARGIN = 0.02
+#: a measured latency share this much over the target share still meets it (timing noise)
+MEASURE_TOLERANCE = 0.03
 
 
 @dataclass
@@ -46,6 +53,9 @@ class LatencyAllocation:
         rounding: channel counts are multiples of it (except layers left whole).
         cost: importance removed (per layer, the share of its channel importance; summed).
         tried: per rounding tried, its predicted latency, cost and whether it met the target.
+        measured_share: the chosen counts' measured latency as a share of the original's
+            (``None`` when not measured); ``checks``: each measured allocation, with the
+            predicted target it was allocated for.
     """
 
     ratios: dict[str, float]
@@ -57,16 +67,23 @@ class LatencyAllocation:
     rounding: int = 1
     cost: float = 0.0
     tried: list[dict] = field(default_factory=list)
+    measured_share: float | None = None
+    checks: list[dict] = field(default_factory=list)
 
     @property
     def met(self) -> bool:
+        """The target is met: measured, where the allocation was timed; else predicted."""
+        if self.measured_share is not None:
+            return self.measured_share <= (self.target_ms / self.base_ms) * (1 + MEASURE_TOLERANCE)
         return self.predicted_ms <= self.target_ms
 
     def to_dict(self) -> dict:
         return {"widths": self.widths, "original": self.original, "ratios": {k: round(v, 6) for k, v in self.ratios.items()},
                 "predicted_ms": round(self.predicted_ms, 6), "base_ms": round(self.base_ms, 6),
                 "target_ms": round(self.target_ms, 6), "met": self.met, "rounding": self.rounding,
-                "cost": round(self.cost, 5), "tried": self.tried}
+                "cost": round(self.cost, 5), "tried": self.tried,
+                "measured_share": None if self.measured_share is None else round(self.measured_share, 4),
+                "checks": self.checks}
 
 
 def channel_importance(model: nn.Module, names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -190,30 +207,9 @@ def _allocate(ev: _Evaluator, importance: dict[str, np.ndarray], target_ms: floa
     return widths, latency, total
 
 
-def allocate_by_latency(model: nn.Module, input_shape: tuple[int, ...], predictor: LatencyPredictor, target_ms: float,
-                        *, batch: int = 1, precision: str = "fp32", roundings: Sequence[int] = ROUNDINGS,
-                        max_ratio: float = 0.9, cost_fn: Callable[[str, int, int], float] | None = None
-                        ) -> LatencyAllocation:
-    """Channel counts per prunable layer that meet ``target_ms`` (predicted, at ``batch`` and
-    ``precision``) losing the least importance, with the rounding that helps most.
-
-    Args:
-        predictor: the target's latency predictor (a profile's, or measured here on demand).
-        roundings: the channel multiples to try; one of them (1: none) is kept.
-        cost_fn: ``(layer, width, kept) -> cost`` of keeping ``kept`` of ``width`` channels
-            (default: the share of the layer's L1 importance removed; ``compress --auto`` passes
-            the sensitivity analysis's accuracy drop).
-
-    Example:
-        >>> from slimnas.measure import onthefly_predictor  # doctest: +SKIP
-        >>> net = mnist1d_paper_cnn()  # doctest: +SKIP
-        >>> pred = onthefly_predictor([(net, (1, 40))], batches=(64,))  # doctest: +SKIP
-        >>> alloc = allocate_by_latency(net, (1, 40), pred, 0.5 * pred.predict(net, (1, 40), batch=64).ms, batch=64)  # doctest: +SKIP
-    """
-    model = model.eval()
-    ev = _Evaluator(model, input_shape, predictor, batch, precision)
-    importance = channel_importance(model, list(ev.original))
-    base = ev(dict(ev.original))
+def _choose_rounding(ev: _Evaluator, importance: dict[str, np.ndarray], target_ms: float, roundings: Sequence[int],
+                     max_ratio: float, cost_fn) -> tuple[dict, list[dict]]:
+    """The allocation for ``target_ms`` with the rounding that helps most, and every rounding's."""
     widest = max(ev.original.values())
     results = []
     for r in roundings:
@@ -226,19 +222,113 @@ def allocate_by_latency(model: nn.Module, input_shape: tuple[int, ...], predicto
     chosen = min(met, key=lambda x: (x["cost"], x["rounding"]))
     if plain is not None and chosen is not plain and chosen["cost"] > plain["cost"] * (1 - ROUNDING_MARGIN):
         chosen = plain  # rounding does not measurably help here
+    return chosen, results
+
+
+def _measured(allocate: Callable[[float], dict], target_ms: float, want: float,
+              measure: Callable[[Mapping[str, int]], float], max_checks: int,
+              prefer: Callable[[dict], float]) -> tuple[dict, float, list[dict]]:
+    """Time allocations until one meets ``want`` (a share of the original's latency), each next one
+    allocated (``allocate(predicted target) -> {widths, predicted_ms, ...}``) for a predicted
+    target scaled by the last one's miss. Returns the kept allocation (the ``prefer``-least among
+    those measured within the target, else the fastest measured), its measured share and every
+    allocation timed."""
+    seen: dict[tuple, tuple[float, dict]] = {}
+    checks, goal = [], target_ms
+    chosen = allocate(goal)
+    for i in range(max(1, max_checks)):
+        key = tuple(sorted(chosen["widths"].items()))
+        if key not in seen:
+            seen[key] = (float(measure(chosen["widths"])), chosen)
+            checks.append({"target_predicted_ms": round(goal, 6), "predicted_ms": round(chosen["predicted_ms"], 6),
+                           "measured_share": round(seen[key][0], 4), "widths": dict(chosen["widths"]),
+                           **({"rounding": chosen["rounding"]} if "rounding" in chosen else {})})
+        got = seen[key][0]
+        if got <= want * (1 + MEASURE_TOLERANCE) or i == max_checks - 1:
+            break
+        # the table is off by (measured / predicted) around here: aim the prediction lower by it
+        goal = chosen["predicted_ms"] * want / got
+        chosen = allocate(goal)
+    ok = [v for v in seen.values() if v[0] <= want * (1 + MEASURE_TOLERANCE)]
+    share, kept = min(ok, key=lambda v: prefer(v[1])) if ok else min(seen.values(), key=lambda v: v[0])
+    return kept, share, checks
+
+
+def allocate_by_latency(model: nn.Module, input_shape: tuple[int, ...], predictor: LatencyPredictor, target_ms: float,
+                        *, batch: int = 1, precision: str = "fp32", roundings: Sequence[int] = ROUNDINGS,
+                        max_ratio: float = 0.9, cost_fn: Callable[[str, int, int], float] | None = None,
+                        measure: Callable[[Mapping[str, int]], float] | None = None, max_checks: int = 3,
+                        ) -> LatencyAllocation:
+    """Channel counts per prunable layer that meet ``target_ms`` (predicted, at ``batch`` and
+    ``precision``) losing the least importance, with the rounding that helps most.
+
+    Args:
+        predictor: the target's latency predictor (a profile's, or measured here on demand).
+        roundings: the channel multiples to try; one of them (1: none) is kept.
+        cost_fn: ``(layer, width, kept) -> cost`` of keeping ``kept`` of ``width`` channels
+            (default: the share of the layer's L1 importance removed; ``compress --auto`` passes
+            the sensitivity analysis's accuracy drop).
+        measure: ``widths -> share``: the latency of the model pruned to ``widths`` measured on
+            the target, as a share of the original's (:func:`measured_share` on this machine).
+            Where it misses ``target_ms / predicted original``, the predicted target is scaled by
+            the miss and the channels allocated again, up to ``max_checks`` allocations in all;
+            the least costly one measured within the target is kept, else the fastest measured.
+
+    Example:
+        >>> from slimnas.measure import onthefly_predictor  # doctest: +SKIP
+        >>> net = mnist1d_paper_cnn()  # doctest: +SKIP
+        >>> pred = onthefly_predictor([(net, (1, 40))], batches=(64,))  # doctest: +SKIP
+        >>> alloc = allocate_by_latency(net, (1, 40), pred, 0.5 * pred.predict(net, (1, 40), batch=64).ms, batch=64)  # doctest: +SKIP
+    """
+    model = model.eval()
+    ev = _Evaluator(model, input_shape, predictor, batch, precision)
+    importance = channel_importance(model, list(ev.original))
+    base = ev(dict(ev.original))
+    chosen, results = _choose_rounding(ev, importance, target_ms, roundings, max_ratio, cost_fn)
     tried = [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in x.items() if k != "widths"} for x in results]
+    share, checks = None, []
+    if measure is not None:
+        chosen, share, checks = _measured(
+            lambda goal: _choose_rounding(ev, importance, goal, roundings, max_ratio, cost_fn)[0], target_ms,
+            target_ms / base, measure, max_checks, prefer=lambda c: c["cost"])
     return LatencyAllocation(ratios=widths_to_ratios(chosen["widths"], ev.original), widths=chosen["widths"],
                              original=dict(ev.original), predicted_ms=chosen["predicted_ms"], base_ms=base,
-                             target_ms=target_ms, rounding=chosen["rounding"], cost=chosen["cost"], tried=tried)
+                             target_ms=target_ms, rounding=chosen["rounding"], cost=chosen["cost"], tried=tried,
+                             measured_share=share, checks=checks)
+
+
+def measured_share(model: nn.Module, input_shape: tuple[int, ...], *, batch: int = 1, threads: int = 1,
+                   rounds: int = 3, repeats: int = 50, runtime: str = "onnxruntime"
+                   ) -> Callable[[Mapping[str, int]], float]:
+    """``widths -> share``: ``model`` pruned to ``widths`` timed on this machine against ``model``
+    itself, in interleaved rounds (load hits both alike), as a share of its latency; the
+    ``measure`` of :func:`allocate_by_latency` where this machine is the target."""
+    from slimnas.measure import interleaved_latency
+
+    original = {lay.name: lay.out_channels for lay in list_prunable_layers(model, input_shape)}
+
+    def share(widths: Mapping[str, int]) -> float:
+        ratios = widths_to_ratios(widths, original)
+        pruned = pruned_model(model, ratios, input_shape) if ratios else model
+        lat = interleaved_latency({"original": model, "pruned": pruned}, input_shape, batches=(batch,), rounds=rounds,
+                                  repeats=repeats, warmup=max(5, repeats // 5), runtime=runtime, threads=threads)
+        return lat["pruned"][batch] / lat["original"][batch]
+
+    return share
 
 
 def fit_to_latency(parent: nn.Module, policy: CompressionPolicy, input_shape: tuple[int, ...],
                    predictor: LatencyPredictor, target_ms: float, *, batch: int = 1, precision: str = "fp32",
-                   rounding: int = 1, n_iter: int = 12) -> tuple[CompressionPolicy, float]:
+                   rounding: int = 1, n_iter: int = 12, measure: Callable[[Mapping[str, int]], float] | None = None,
+                   max_checks: int = 3) -> tuple[CompressionPolicy, float]:
     """Meet a latency budget by construction (as :func:`fit_to_macs` meets a MAC budget): scale
     the policy's per-layer ratios by one multiplier, found by bisection on the predicted latency,
     with channel counts rounded down to multiples of ``rounding``. Returns the policy and its
-    predicted latency (the most pruned one it reached when the target cannot be met)."""
+    predicted latency (the most pruned one it reached when the target cannot be met).
+
+    ``measure`` (``widths -> share``, as for :func:`allocate_by_latency`): the result is timed
+    and, where it misses ``target_ms`` / the original's prediction, fitted again to a predicted
+    target scaled by the miss (the least pruned one measured within the target is kept)."""
     from slimnas.compress._allocate import prune_ratios, with_prune_ratios
 
     ev = _Evaluator(parent.eval(), input_shape, predictor, batch, precision)
@@ -257,21 +347,31 @@ def fit_to_latency(parent: nn.Module, policy: CompressionPolicy, input_shape: tu
             out[n] = min(w, kept)
         return out
 
-    if ev(dict(original)) <= target_ms:
-        return policy, ev(dict(original))
-    lo, hi = 0.0, 0.9 / min(ratios.values())
-    best = (widths_at(hi), ev(widths_at(hi)))
-    if best[1] > target_ms:
-        return with_prune_ratios(policy, widths_to_ratios(best[0], original)), best[1]
-    for _ in range(n_iter):
-        mid = (lo + hi) / 2
-        w = widths_at(mid)
-        lat = ev(w)
-        if lat <= target_ms:
-            hi, best = mid, (w, lat)
-        else:
-            lo = mid
-    return with_prune_ratios(policy, widths_to_ratios(best[0], original)), best[1]
+    def fit(goal: float) -> dict:
+        if ev(dict(original)) <= goal:
+            return {"widths": dict(original), "predicted_ms": ev(dict(original))}
+        lo, hi = 0.0, 0.9 / min(ratios.values())
+        best = (widths_at(hi), ev(widths_at(hi)))
+        if best[1] <= goal:
+            for _ in range(n_iter):
+                mid = (lo + hi) / 2
+                w = widths_at(mid)
+                lat = ev(w)
+                if lat <= goal:
+                    hi, best = mid, (w, lat)
+                else:
+                    lo = mid
+        return {"widths": best[0], "predicted_ms": best[1]}
+
+    out = fit(target_ms)
+    if out["widths"] == original and measure is None:
+        return policy, out["predicted_ms"]  # already within: left as it is
+    if measure is not None:
+        out, _, _ = _measured(fit, target_ms, target_ms / ev(dict(original)), measure, max_checks,
+                              prefer=lambda c: -c["predicted_ms"])
+        if out["widths"] == original:
+            return policy, out["predicted_ms"]
+    return with_prune_ratios(policy, widths_to_ratios(out["widths"], original)), out["predicted_ms"]
 
 
 def sensitivity_cost(sens: SensitivityResult | None) -> Callable[[str, int, int], float] | None:

@@ -340,8 +340,11 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
                           f"{a.predicted_ms:.4f} ms (target {a.target_ms:.4f}), channels "
                           + ", ".join(f"{k} {a.original[k]}->{v}" for k, v in a.widths.items())
                           + f", rounding to multiples of {a.rounding}"
-                          + ("" if a.met else "; the target is predicted out of reach by pruning alone: candidates "
-                             "are pruned as far as allowed"))
+                          + ("" if a.measured_share is None else
+                             f"; timed here at {a.measured_share:.0%} of the input model's latency (target "
+                             f"{a.target_ms / a.base_ms:.0%}, {len(a.checks)} allocation(s) timed)")
+                          + ("" if a.met else f"; the target is {'measured' if a.measured_share is not None else 'predicted'} "
+                             "out of reach by pruning alone: candidates are pruned as far as allowed"))
 
     spec = StudySpec(name="auto", storage=storage or (f"sqlite:///{out / 'study.db'}" if out is not None else None),
                      objectives=("accuracy",), strategy=s.strategy, early_stopping=rule, seed=s.seed,

@@ -4,7 +4,8 @@ where it is faster or the byte budget needs it.
 
 Without a device profile with a table, the target is this machine: a latency table is measured
 on demand (each operator the first time a candidate needs it) and calibrated on the input model
-and a few pruned copies of it."""
+and a few pruned copies of it, and the latency allocation that warm-starts the search is timed as
+a file here and allocated again where it misses the budget's share."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from slimnas.compress import (
     choose_precision,
     fit_to_latency,
     list_prunable_layers,
+    measured_share,
     prune_ratios,
     pruned_model,
     sensitivity_cost,
@@ -86,6 +88,7 @@ def prepare_target(model: nn.Module, data: DataSplits, *, profile: DeviceProfile
     predictor = profile_predictor(profile) if profile is not None else None
     if predictor is not None and not predictor.supports(batch, "fp32"):
         predictor = None
+    here = predictor is None  # the target is this machine: the allocation is also timed here
     with one_thread():
         if predictor is None:
             widths = [lay.name for lay in list_prunable_layers(model, shape)]
@@ -100,8 +103,9 @@ def prepare_target(model: nn.Module, data: DataSplits, *, profile: DeviceProfile
             # the budget is on measured latency; the predictor may be off by a constant factor here,
             # so the target is the same share of the input model's predicted latency
             target.target_ms = base * min(limits) / before["latency_ms"]
-            target.allocation = allocate_by_latency(model, shape, predictor, target.target_ms, batch=batch,
-                                                    cost_fn=sensitivity_cost(sens))
+            target.allocation = allocate_by_latency(
+                model, shape, predictor, target.target_ms, batch=batch, cost_fn=sensitivity_cost(sens),
+                measure=measured_share(model, shape, batch=batch, threads=threads) if here else None)
     return target
 
 
