@@ -251,19 +251,28 @@ def test_sensitivity_cost_keeps_the_latency_allocation_off_layers_whose_accuracy
     assert sensitivity_cost(SensitivityResult(0.9, 0, ratios, {"0": []})) is None
 
 
+def device_share(model: nn.Module, exponent: float):
+    """``widths -> share`` on a "device" (a table) where a convolution with ``c`` output channels
+    runs at ``(c / 25) ** -exponent`` of the speed per MAC the plain table says (exponent > 0:
+    narrow layers run slower than predicted; < 0: faster)."""
+    device = macs_table()
+    device.table = LatencyTable(measure=lambda op, b, p: 1e-4 + 1e-6 * op.macs * b * (
+        (25 / max(op.cout, 1)) ** exponent if op.op.startswith("conv") else 1.0))
+    full = device.predict(model, SHAPE, batch=64).ms
+    original = {lay.name: lay.out_channels for lay in list_prunable_layers(model, SHAPE)}
+
+    def share(widths):
+        return device.predict(pruned_model(model, widths_to_ratios(widths, original), SHAPE), SHAPE, batch=64).ms / full
+
+    return share
+
+
 def test_a_measured_miss_reallocates_until_the_measured_share_meets_the_target():
     """The table says latency follows MACs; on the "device" (a second table) narrow convolutions
     run less efficiently, so the table's allocation is slower there than predicted."""
     model, pred = mnist1d_paper_cnn().eval(), macs_table()
-    device = macs_table()
-    device.table = LatencyTable(measure=lambda op, b, p: 1e-4 + 1e-6 * op.macs * b * (
-        (25 / max(op.cout, 1)) ** 0.5 if op.op.startswith("conv") else 1.0))
-    full = device.predict(model, SHAPE, batch=64).ms
     original = {lay.name: lay.out_channels for lay in list_prunable_layers(model, SHAPE)}
-
-    def measure(widths):
-        return device.predict(pruned_model(model, widths_to_ratios(widths, original), SHAPE), SHAPE, batch=64).ms / full
-
+    measure = device_share(model, 0.5)
     base, share = pred.predict(model, SHAPE, batch=64).ms, 0.5
     plain = allocate_by_latency(model, SHAPE, pred, share * base, batch=64)
     assert plain.measured_share is None and plain.checks == [] and plain.met
@@ -287,6 +296,22 @@ def test_a_measured_miss_reallocates_until_the_measured_share_meets_the_target()
     kept = {n: original[n] - round(r * original[n]) for n, r in prune_ratios(timed).items()}
     assert measure(kept) <= share * 1.03 < measure(
         {n: original[n] - round(r * original[n]) for n, r in prune_ratios(by_table).items()})
+
+
+def test_latency_left_unspent_on_the_device_is_given_back():
+    """Where narrow layers run faster than the table says, the table's allocation lands well under
+    the target share: channels are given back (the last allocation interpolated between one over
+    and one under the target)."""
+    model, pred = mnist1d_paper_cnn().eval(), macs_table()
+    measure = device_share(model, -1.0)
+    base, share = pred.predict(model, SHAPE, batch=64).ms, 0.5
+    plain = allocate_by_latency(model, SHAPE, pred, share * base, batch=64)
+    assert measure(plain.widths) < share * 0.9
+    checked = allocate_by_latency(model, SHAPE, pred, share * base, batch=64, measure=measure)
+    assert share * 0.9 <= checked.measured_share <= share * 1.03 and checked.met
+    assert sum(checked.widths.values()) > sum(plain.widths.values())
+    shares = [c["measured_share"] for c in checked.checks]
+    assert shares[0] < share * 0.9 and len(shares) >= 2
 
 
 def test_measured_share_times_a_pruned_copy_against_the_original_here():

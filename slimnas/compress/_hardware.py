@@ -17,8 +17,9 @@ table measured on this machine on demand (:func:`slimnas.measure.onthefly_predic
 target is the machine the allocation runs on, the chosen channel counts are also timed as a file
 (:func:`measured_share`): a table predicts each operator alone, and a pruned model can miss its
 predicted latency by a fifth or more (layouts, caches, fused operators). Where the measured share of
-the original's latency misses the target share, the table's error there is taken as a factor, the
-predicted target is rescaled by it and the channels allocated again (a few times at most).
+the original's latency misses the target share (over it, or well under it), the table's error there
+is taken as a factor, the predicted target is rescaled by it and the channels allocated again (a
+few times at most; once over and under, the next target is interpolated between them).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ ROUNDINGS = (1, 2, 4, 8, 16)
 ROUNDING_MARGIN = 0.02
 #: a measured latency share this much over the target share still meets it (timing noise)
 MEASURE_TOLERANCE = 0.03
+#: a measured share this much under the target share leaves latency unspent: channels are given back
+UNDERSHOOT = 0.1
 
 
 @dataclass
@@ -228,29 +231,42 @@ def _choose_rounding(ev: _Evaluator, importance: dict[str, np.ndarray], target_m
 def _measured(allocate: Callable[[float], dict], target_ms: float, want: float,
               measure: Callable[[Mapping[str, int]], float], max_checks: int,
               prefer: Callable[[dict], float]) -> tuple[dict, float, list[dict]]:
-    """Time allocations until one meets ``want`` (a share of the original's latency), each next one
-    allocated (``allocate(predicted target) -> {widths, predicted_ms, ...}``) for a predicted
-    target scaled by the last one's miss. Returns the kept allocation (the ``prefer``-least among
-    those measured within the target, else the fastest measured), its measured share and every
-    allocation timed."""
+    """Time allocations (``allocate(predicted target) -> {widths, predicted_ms, ...}``) until one's
+    measured share of the original's latency lands in ``[want * (1 - UNDERSHOOT), want * (1 +
+    MEASURE_TOLERANCE)]``: a miss scales the next predicted target by ``want / measured``; once
+    one allocation fell on each side, the next target is interpolated between them (the table's
+    error changes with the channel counts). Returns the kept allocation (the ``prefer``-least
+    among those measured within the target; else among those within the timing tolerance of the
+    fastest measured), its measured share and every allocation timed."""
     seen: dict[tuple, tuple[float, dict]] = {}
-    checks, goal = [], target_ms
-    chosen = allocate(goal)
-    for i in range(max(1, max_checks)):
-        key = tuple(sorted(chosen["widths"].items()))
-        if key not in seen:
-            seen[key] = (float(measure(chosen["widths"])), chosen)
-            checks.append({"target_predicted_ms": round(goal, 6), "predicted_ms": round(chosen["predicted_ms"], 6),
-                           "measured_share": round(seen[key][0], 4), "widths": dict(chosen["widths"]),
-                           **({"rounding": chosen["rounding"]} if "rounding" in chosen else {})})
-        got = seen[key][0]
-        if got <= want * (1 + MEASURE_TOLERANCE) or i == max_checks - 1:
-            break
-        # the table is off by (measured / predicted) around here: aim the prediction lower by it
-        goal = chosen["predicted_ms"] * want / got
+    checks, goal, over, under = [], target_ms, None, None
+    for _ in range(max(1, max_checks)):
         chosen = allocate(goal)
+        key = tuple(sorted(chosen["widths"].items()))
+        if key in seen:
+            break  # the table gives the same channel counts for this target: nothing new to time
+        got = float(measure(chosen["widths"]))
+        seen[key] = (got, chosen)
+        checks.append({"target_predicted_ms": round(goal, 6), "predicted_ms": round(chosen["predicted_ms"], 6),
+                       "measured_share": round(got, 4), "widths": dict(chosen["widths"]),
+                       **({"rounding": chosen["rounding"]} if "rounding" in chosen else {})})
+        point = (chosen["predicted_ms"], got)
+        if got > want * (1 + MEASURE_TOLERANCE):
+            over = point
+        elif got < want * (1 - UNDERSHOOT):
+            under = point
+        else:
+            break
+        if over is not None and under is not None and over[1] > under[1]:
+            (p0, s0), (p1, s1) = under, over
+            goal = p0 + (want - s0) * (p1 - p0) / (s1 - s0)
+        else:  # the table is off by (measured / predicted) around here: aim the prediction by it
+            goal = chosen["predicted_ms"] * want / got
     ok = [v for v in seen.values() if v[0] <= want * (1 + MEASURE_TOLERANCE)]
-    share, kept = min(ok, key=lambda v: prefer(v[1])) if ok else min(seen.values(), key=lambda v: v[0])
+    if not ok:
+        fastest = min(v[0] for v in seen.values())
+        ok = [v for v in seen.values() if v[0] <= fastest * (1 + MEASURE_TOLERANCE)]
+    share, kept = min(ok, key=lambda v: prefer(v[1]))
     return kept, share, checks
 
 
@@ -270,9 +286,10 @@ def allocate_by_latency(model: nn.Module, input_shape: tuple[int, ...], predicto
             the sensitivity analysis's accuracy drop).
         measure: ``widths -> share``: the latency of the model pruned to ``widths`` measured on
             the target, as a share of the original's (:func:`measured_share` on this machine).
-            Where it misses ``target_ms / predicted original``, the predicted target is scaled by
-            the miss and the channels allocated again, up to ``max_checks`` allocations in all;
-            the least costly one measured within the target is kept, else the fastest measured.
+            Where it misses ``target_ms / predicted original`` (over it, or more than
+            :data:`UNDERSHOOT` under), the predicted target is scaled by the miss and the channels
+            allocated again, up to ``max_checks`` allocations in all; the least costly one measured
+            within the target is kept (else the least costly within timing noise of the fastest).
 
     Example:
         >>> from slimnas.measure import onthefly_predictor  # doctest: +SKIP
