@@ -33,7 +33,10 @@ with no more measured latency (within 5%).
 
 Writes ``benchmarks/results/hardware_aware.{json,md}``.
 
-Usage: ``python benchmarks/hardware_aware.py [--quick] [--train-epochs 60] [--finetune-epochs 10] [--finetune-seeds 3]``
+``--table-only`` allocates by the table alone (no timed allocations), for comparison; it writes
+``hardware_aware_table_only.{json,md}``.
+
+Usage: ``python benchmarks/hardware_aware.py [--quick] [--table-only] [--train-epochs 60] [--finetune-epochs 10] [--finetune-seeds 3]``
 """
 
 from __future__ import annotations
@@ -143,7 +146,8 @@ def run_model(key: str, args) -> dict:
             with one_thread():
                 # both latency-targeted paths time their result here and, where it misses the
                 # share, aim again (``measure``): this machine is the target
-                measure = measured_share(model, shape, batch=batch, rounds=3, repeats=max(10, args.repeats // 4))
+                measure = None if args.table_only else measured_share(model, shape, batch=batch, rounds=3,
+                                                                      repeats=max(10, args.repeats // 4))
                 alloc = allocate_by_latency(model, shape, predictor, share * base, batch=batch,
                                             cost_fn=sensitivity_cost(sens), measure=measure)
                 # uniform pruning meeting the same latency (one ratio for all layers, bisected)
@@ -220,12 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batches", type=int, nargs="+", default=[64, 1])
     ap.add_argument("--shares", type=float, nargs="+", default=[0.5, 0.3], help="latency shares of the original")
     ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--table-only", action="store_true",
+                    help="allocate by the latency table alone (no timed allocations): the comparison run")
     args = ap.parse_args(argv)
     if args.quick:
         args.train_epochs, args.finetune_epochs, args.repeats, args.rounds, args.op_repeats = 1, 1, 10, 1, 5
         args.finetune_seeds = 1
         args.shares = [0.5]
-    out_name = "hardware_aware_quick" if args.quick else "hardware_aware"
+    out_name = ("hardware_aware_quick" if args.quick else "hardware_aware") + ("_table_only" if args.table_only else "")
     t0 = time.perf_counter()
     models = [run_model(k, args) for k in args.models.split(",")]
     targets = {}
@@ -258,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{out_name}.json").write_text(json.dumps(result, indent=2))
     md = ["# Hardware-aware pruning against MAC-uniform pruning (ONNX Runtime CPU, 1 thread)", "",
-          f"`python benchmarks/hardware_aware.py{' --quick' if args.quick else ''}` — {result['seconds']:.0f} s", "",
+          f"`python benchmarks/hardware_aware.py{' --quick' if args.quick else ''}"
+          f"{' --table-only' if args.table_only else ''}` — {result['seconds']:.0f} s", "",
           "| model | batch | latency target | rounding | hw share predicted / timed (allocations timed: their shares) | MAC drop hw / uniform | latency drop hw / uniform | "
           "drop ratio hw / uniform / best on grid | smallest share on grid | latency ms hw / uniform same latency | "
           "test acc hw / uniform same MACs / uniform same latency / original "
