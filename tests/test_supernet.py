@@ -207,6 +207,26 @@ def test_predictor_fits_and_ranks_held_out_pairs():
     assert abs(noise["spearman"]) < 0.4  # it does not invent a ranking from noise
 
 
+def test_per_depth_candidates_include_the_best_deeper_subnetwork_the_front_lacks():
+    from slimnas.strategies._subnets import Point, choose
+
+    def point(depth, acc, macs):
+        spec = ConvNet  # any object: choose reads the family and the slot count only
+        return Point("cnn", spec, ("fp32",) * (depth + 1)), {"val_accuracy": acc, "macs": macs}
+
+    shallow = [point(2, 0.70 + 0.02 * k, 1000 * (k + 1)) for k in range(8)]  # the whole predicted front
+    deep = [point(4, 0.75, 6500), point(4, 0.80, 7500), point(3, 0.77, 5200)]  # dominated by the front
+    points = shallow + deep
+    plain = choose(points, ("accuracy", "macs"), 4, limit=4)
+    assert all(len(p.precision) == 3 for p, _ in plain)  # the front alone: 2-layer only
+    mixed = choose(points, ("accuracy", "macs"), 4, limit=4, per_depth=True)
+    picked = [(len(p.precision) - 1, m["val_accuracy"]) for p, m in mixed]
+    assert picked[:2] == [(4, 0.80), (3, 0.77)]  # each missing depth's predicted best, best first
+    assert [m["macs"] for _, m in mixed[2:]] == [1000, 8000]  # the spread keeps both ends of the front
+    everything = choose(points, ("accuracy", "macs"), 4, limit=20, per_depth=True)
+    assert len(everything) == len(points) and len({id(m) for _, m in everything}) == len(points)
+
+
 @pytest.mark.parametrize("family", ["cnn", "mlp"])
 def test_simulated_int8_tracks_onnxruntime(digits, family):
     torch.manual_seed(0)

@@ -211,25 +211,31 @@ def search_points(nets: dict, precisions: Sequence[str], predict: Callable[[list
 
 
 def choose(points: list[tuple[Point, dict]], objectives: Sequence[str], n_candidates: int, *,
-           limit: int = 64) -> list[tuple[Point, dict]]:
+           limit: int = 64, per_depth: bool = False) -> list[tuple[Point, dict]]:
     """Candidates to fine-tune, in the order trials take them: the first ``n_candidates`` spread
     evenly across the predicted front (by the first cost objective; both ends included), then
-    the rest of the front and the next layers, farthest from those taken first; at most ``limit``."""
+    the rest of the front and the next layers, farthest from those taken first; at most ``limit``.
+
+    ``per_depth``: the first ``n_candidates`` start with the predicted most accurate point of each
+    family and depth that the front lacks (the spread takes the places left, at least 2).
+    Inherited weights under-rate deep, narrow sub-networks, which a fine-tune recovers; without
+    this, a predicted front of shallow sub-networks never fine-tunes a deeper one."""
     if not points:
         return []
     signed = np.array([[m[get_metric(o).key] * (-1 if get_metric(o).direction == "maximize" else 1)
                         for o in objectives] for _, m in points], dtype=float)
     rank = nondominated_rank(signed)
     cost_col = next((j for j, o in enumerate(objectives) if get_metric(o).direction == "minimize"), None)
-    order: list[int] = []
+    order = _depth_tops(points, signed, rank, objectives) if per_depth else []
+    n_candidates = max(min(2, n_candidates), n_candidates - len(order))
     for r in np.unique(rank):
-        layer = [int(i) for i in np.flatnonzero(rank == r)]
+        layer = [int(i) for i in np.flatnonzero(rank == r) if int(i) not in order]
         if cost_col is None:
             layer.sort(key=lambda i: signed[i, 0])
             order += layer
             continue
         layer.sort(key=lambda i: (signed[i, cost_col], signed[i, 0]))
-        if not order:  # the front: first an even spread, then the others farthest-first
+        if r == rank.min():  # the front: first an even spread, then the others farthest-first
             n = min(n_candidates, len(layer))
             spread = sorted({round(k * (len(layer) - 1) / max(1, n - 1)) for k in range(n)})
             first = [layer[k] for k in spread]
@@ -239,6 +245,21 @@ def choose(points: list[tuple[Point, dict]], objectives: Sequence[str], n_candid
         if len(order) >= limit:
             break
     return [points[i] for i in order[:limit]]
+
+
+def _depth_tops(points: list[tuple[Point, dict]], signed: np.ndarray, rank: np.ndarray,
+                objectives: Sequence[str]) -> list[int]:
+    """Per (family, depth) missing from the front: its point best on the first maximised objective."""
+    col = next((j for j, o in enumerate(objectives) if get_metric(o).direction == "maximize"), None)
+    if col is None:
+        return []
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i, (point, _) in enumerate(points):
+        groups.setdefault((point.family, len(point.precision)), []).append(i)
+    front = rank.min()
+    tops = [min(members, key=lambda i: (signed[i, col], i)) for members in groups.values()
+            if not any(rank[i] == front for i in members)]
+    return sorted(tops, key=lambda i: signed[i, col])
 
 
 def _farthest_first(candidates: list[int], taken: list[int], cost: np.ndarray) -> list[int]:

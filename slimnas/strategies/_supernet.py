@@ -98,6 +98,9 @@ class SupernetOptions:
         search: the registered strategy that searches the predictor-ranked space;
             ``search_trials`` its evaluations, ``population_size`` its population.
         n_candidates: the candidates spread across the predicted front that the first trials take.
+        per_depth: the first candidates also hold the predicted most accurate sub-network of each
+            depth the predicted front lacks (inherited weights under-rate deep, narrow
+            sub-networks; a fine-tune recovers them).
         max_candidates: candidates stored in all: after the first ``n_candidates``, the rest of
             the predicted front (and the next layers), farthest from those taken first; trials
             past them go to the search strategy.
@@ -123,6 +126,7 @@ class SupernetOptions:
     search_trials: int = 1500
     population_size: int = 64
     n_candidates: int = 8
+    per_depth: bool = False
     max_candidates: int = 32
     finetune_epochs: int = 20
     finetune_lr: float = 0.3
@@ -156,6 +160,7 @@ class SupernetOptions:
             "search_trials": ("an integer >= 1", lambda v: _is_int(v, 1)),
             "population_size": ("an integer >= 2", lambda v: _is_int(v, 2)),
             "n_candidates": ("an integer >= 1", lambda v: _is_int(v, 1)),
+            "per_depth": ("true/false", lambda v: isinstance(v, bool)),
             "max_candidates": ("an integer >= 0", lambda v: _is_int(v)),
             "finetune_epochs": ("an integer >= 0", lambda v: _is_int(v)),
             "finetune_lr": ("a number > 0", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0),
@@ -345,6 +350,8 @@ class SupernetStrategy(BaseStrategy):
         net = _digest(space, training, data, ctx.seed, limits, {k: o[k] for k in (
             "epochs", "warmup_epochs", "n_random", "schedule", "distill", "kernel_transform", "fixed")})
         pairs = _digest(net, {k: o[k] for k in ("n_pairs", "precision", "recal_samples")})  # net: budget too
+        if not o["per_depth"]:  # off: the digest of runs that predate the option
+            del o["per_depth"]
         return {"supernet": net, "pairs": pairs, "candidates": _digest(pairs, o, list(ctx.objectives),
                                                                         [str(b) for b in ctx.budget])}
 
@@ -434,7 +441,8 @@ class SupernetStrategy(BaseStrategy):
         found = search_points(nets, precisions, lambda pts: predictor.predict(np.array([encode(p) for p in pts])),
                               costs, objectives=ctx.objectives, budget=ctx.budget, strategy=opts.search,
                               n_trials=opts.search_trials, seed=ctx.seed, population_size=opts.population_size)
-        chosen = choose(found, ctx.objectives, opts.n_candidates, limit=max(opts.max_candidates, opts.n_candidates))
+        chosen = choose(found, ctx.objectives, opts.n_candidates, limit=max(opts.max_candidates, opts.n_candidates),
+                        per_depth=opts.per_depth)
         timings["search_s"] = round(time.perf_counter() - t3, 2)
         if not chosen:
             ctx.note("supernet: no sub-network meets the budget; the trials go to the search strategy alone")
