@@ -81,7 +81,7 @@ SUPERNET_OPTIONS = {
     "epochs": 80, "warmup_epochs": 12, "n_random": 2,
     "fixed": {"cnn": {"stride": [1, 2, 1, 2], "head": "gap", "residual": False}},
     "n_pairs": 300, "search_trials": 800, "population_size": 64,
-    "n_candidates": 12, "max_candidates": 12, "finetune_epochs": 30, "finetune_lr": 1.0, "int8_checks": 2,
+    "n_candidates": 12, "per_depth": True, "max_candidates": 12, "finetune_epochs": 30, "finetune_lr": 1.0, "int8_checks": 2,
 }
 QUICK_SUPERNET_OPTIONS = {**SUPERNET_OPTIONS, "epochs": 4, "warmup_epochs": 1, "n_pairs": 40, "search_trials": 150,
                           "population_size": 16, "n_candidates": 3, "max_candidates": 3, "finetune_epochs": 2}
