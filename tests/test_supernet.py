@@ -30,6 +30,7 @@ from slimnas.strategies import (
     spearman,
     stored_candidates,
 )
+from slimnas.strategies._subnets import Point, choose
 from slimnas.study import Listener, SearchPlan
 from slimnas.training import (
     Callback,
@@ -208,11 +209,8 @@ def test_predictor_fits_and_ranks_held_out_pairs():
 
 
 def test_per_depth_candidates_include_the_best_deeper_subnetwork_the_front_lacks():
-    from slimnas.strategies._subnets import Point, choose
-
-    def point(depth, acc, macs):
-        spec = ConvNet  # any object: choose reads the family and the slot count only
-        return Point("cnn", spec, ("fp32",) * (depth + 1)), {"val_accuracy": acc, "macs": macs}
+    def point(depth, acc, macs):  # choose reads the family and the slot count, not the spec
+        return Point("cnn", None, ("fp32",) * (depth + 1)), {"val_accuracy": acc, "macs": macs}
 
     shallow = [point(2, 0.70 + 0.02 * k, 1000 * (k + 1)) for k in range(8)]  # the whole predicted front
     deep = [point(4, 0.75, 6500), point(4, 0.80, 7500), point(3, 0.77, 5200)]  # dominated by the front
