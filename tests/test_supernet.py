@@ -31,6 +31,7 @@ from slimnas.strategies import (
     stored_candidates,
 )
 from slimnas.strategies._subnets import Point, choose
+from slimnas.strategies._supernet import within
 from slimnas.study import Listener, SearchPlan
 from slimnas.training import (
     Callback,
@@ -223,6 +224,28 @@ def test_per_depth_candidates_include_the_best_deeper_subnetwork_the_front_lacks
     assert [m["macs"] for _, m in mixed[2:]] == [1000, 8000]  # the spread keeps both ends of the front
     everything = choose(points, ("accuracy", "macs"), 4, limit=20, per_depth=True)
     assert len(everything) == len(points) and len({id(m) for _, m in everything}) == len(points)
+
+
+@pytest.mark.parametrize("family, params, kwargs", [
+    ("cnn", {**CNN_SPACES["gap"], "channels": [4, 8, 16, 32]}, {"fixed": {"stride": 1}}),
+    ("mlp", {"n_layers": {"low": 1, "high": 3}, "width": [8, 16, 32, 64]}, {}),
+])
+def test_depth_balanced_draws_fill_every_depth_inside_the_budget(family, params, kwargs):
+    net = supernet(family, params, **kwargs)
+    depth = (lambda s: len(s.layers)) if family == "cnn" else (lambda s: len(s.widths))
+    depths = net.choices["depth"]
+    rng = np.random.default_rng(9)
+    mid = sorted(net.macs(net.sample(rng)) for _ in range(200))[50]  # a tight budget: a quarter fits
+    counts = {}
+    for by_depth in (False, True):
+        draw, rng = within(net, 0, mid, by_depth=by_depth), np.random.default_rng(0)
+        specs = [draw(rng, ("depth", "width", "kernel")) for _ in range(600)]
+        assert sum(net.macs(s) <= mid for s in specs) >= 590
+        counts[by_depth] = [sum(depth(s) == d for s in specs) for d in depths]
+    assert counts[False][-1] < counts[False][0] / 2  # the budget keeps mostly the shallow ones
+    assert min(counts[True]) > 150  # balanced: about 200 of each depth
+    fixed = within(net, 0, mid, by_depth=True)(np.random.default_rng(0), ("width",))
+    assert depth(fixed) == max(depths)  # depth not elastic in this phase: the largest, as net.sample does
 
 
 @pytest.mark.parametrize("family", ["cnn", "mlp"])

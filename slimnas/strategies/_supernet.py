@@ -89,6 +89,10 @@ class SupernetOptions:
         sample_in_budget: the random sub-networks of each training step are drawn inside the
             study's MAC budget (where it has one), where the search will look; the largest and
             smallest train as always.
+        balance_depth: those in-budget draws (and the measured pairs) take each depth equally
+            often, then the widths and kernels uniformly at that depth. A MAC budget otherwise
+            keeps mostly the shallow sub-networks (deep ones fit only when narrow), so the deep,
+            narrow ones train least and their inherited accuracy under-rates them.
         fixed: per family, the values of the genes the supernet does not make elastic
             (``{cnn: {stride: [1, 2, 2, 2, 1], dropout: 0.1}}``); see
             :mod:`slimnas.models` for the defaults.
@@ -117,6 +121,7 @@ class SupernetOptions:
     distill: bool = True
     kernel_transform: bool = False
     sample_in_budget: bool = True
+    balance_depth: bool = True
     fixed: dict = field(default_factory=dict, hash=False)
     n_pairs: int = 400
     predictor: str = "mlp"
@@ -149,6 +154,7 @@ class SupernetOptions:
             "distill": ("true/false", lambda v: isinstance(v, bool)),
             "kernel_transform": ("true/false", lambda v: isinstance(v, bool)),
             "sample_in_budget": ("true/false", lambda v: isinstance(v, bool)),
+            "balance_depth": ("true/false", lambda v: isinstance(v, bool)),
             "fixed": ("a mapping of family -> {gene: value}", lambda v: isinstance(v, dict)
                       and all(isinstance(x, dict) for x in v.values())),
             "n_pairs": ("an integer >= 10", lambda v: _is_int(v, 10)),
@@ -347,11 +353,14 @@ class SupernetStrategy(BaseStrategy):
         data = [ctx.data.summary(), float(ctx.data.x_train.double().sum()), int(ctx.data.y_train.sum())]
         o = opts.to_dict()
         limits = mac_range(ctx.budget) if opts.sample_in_budget else None
-        net = _digest(space, training, data, ctx.seed, limits, {k: o[k] for k in (
-            "epochs", "warmup_epochs", "n_random", "schedule", "distill", "kernel_transform", "fixed")})
+        trained = ["epochs", "warmup_epochs", "n_random", "schedule", "distill", "kernel_transform", "fixed"]
+        for flag in ("balance_depth", "per_depth"):  # off: the digests of runs that predate the options
+            if not o[flag]:
+                del o[flag]
+        if "balance_depth" in o:
+            trained.append("balance_depth")
+        net = _digest(space, training, data, ctx.seed, limits, {k: o[k] for k in trained})
         pairs = _digest(net, {k: o[k] for k in ("n_pairs", "precision", "recal_samples")})  # net: budget too
-        if not o["per_depth"]:  # off: the digest of runs that predate the option
-            del o["per_depth"]
         return {"supernet": net, "pairs": pairs, "candidates": _digest(pairs, o, list(ctx.objectives),
                                                                         [str(b) for b in ctx.budget])}
 
@@ -381,7 +390,8 @@ class SupernetStrategy(BaseStrategy):
             history = train_supernet(net, ctx.data.x_train, ctx.data.y_train, recipe, opts.training,
                                      seed=ctx.seed * 1_000_003 + i, device=ctx.device, state_path=partial,
                                      callbacks=[_Progress(ctx.note, family, opts.epochs)],
-                                     sample=None if limits is None else within(net, *limits))
+                                     sample=None if limits is None else within(net, *limits,
+                                                                               by_depth=opts.balance_depth))
             net.cpu()
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             torch.save({"model": net.state_dict(), "family": family, "key": key, "options": opts.to_dict()}, tmp)
@@ -416,7 +426,8 @@ class SupernetStrategy(BaseStrategy):
         else:
             ctx.note(f"supernet: measuring {opts.n_pairs} sub-networks with inherited weights (validation data)")
             limits = mac_range(ctx.budget) if opts.sample_in_budget else None
-            draws = None if limits is None else {f: _draw(within(net, *limits)) for f, net in nets.items()}
+            draws = None if limits is None else {f: _draw(within(net, *limits, by_depth=opts.balance_depth))
+                                                 for f, net in nets.items()}
             pairs = measure_pairs(nets, precisions, data, n_pairs=opts.n_pairs, n_recal=opts.recal_samples,
                                   seed=ctx.seed, draws=draws)
             _write_json(pairs_path, pairs)
@@ -525,11 +536,21 @@ def mac_range(budget) -> tuple[float, float] | None:
     return None if (low, high) == (0.0, math.inf) else (low, high)
 
 
-def within(net, low: float, high: float, tries: int = 100):
+def within(net, low: float, high: float, tries: int = 100, *, by_depth: bool = False):
     """``sample(rng, dims)`` drawing sub-networks of ``net`` with ``low <= MACs <= high`` (the
-    last draw when ``tries`` draws found none)."""
+    last draw when ``tries`` draws found none). ``by_depth``: a depth first, uniformly among
+    those with a sub-network under ``high``, then the other dimensions at that depth (``tries``
+    draws per depth; deep sub-networks fit a budget only when narrow, a small share of them)."""
+    fits = [d for d in net.choices["depth"] if net.macs(_narrowest(net, d)) <= high]
 
     def sample(rng, dims):
+        if by_depth and "depth" in dims and fits:
+            depth = fits[int(rng.integers(len(fits)))]
+            for _ in range(tries):
+                spec = _at_depth(net, rng, dims, depth)
+                if low <= net.macs(spec) <= high:
+                    return spec
+            return spec
         for _ in range(tries):
             spec = net.sample(rng, dims)
             if low <= net.macs(spec) <= high:
@@ -537,6 +558,24 @@ def within(net, low: float, high: float, tries: int = 100):
         return spec
 
     return sample
+
+
+def _narrowest(net, depth: int):
+    kernels = net.choices.get("kernel")
+    return net.compose([min(net.choices["width"])] * depth, None if kernels is None else [min(kernels)] * depth)
+
+
+def _at_depth(net, rng, dims, depth: int):
+    """A sub-network of ``depth`` layers, uniform along the other ``dims`` (largest along the rest)."""
+    def layer_values(dim):
+        values = net.choices.get(dim)
+        if values is None:
+            return None
+        if dim not in dims:
+            return [max(values)] * depth
+        return [values[int(i)] for i in rng.integers(len(values), size=depth)]
+
+    return net.compose(layer_values("width"), layer_values("kernel"))
 
 
 def _draw(sample):
