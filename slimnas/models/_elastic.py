@@ -188,8 +188,9 @@ class BaseSupernet(nn.Module, abc.ABC):
         """The smallest sub-network along ``dims`` (largest along the other dimensions)."""
 
     @abc.abstractmethod
-    def sample(self, rng: np.random.Generator, dims: Sequence[str] = ELASTIC) -> Any:
-        """A sub-network drawn uniformly along ``dims`` (largest along the other dimensions)."""
+    def sample(self, rng: np.random.Generator, dims: Sequence[str] = ELASTIC, depth: int | None = None) -> Any:
+        """A sub-network drawn uniformly along ``dims`` (largest along the other dimensions);
+        ``depth`` fixes its depth where ``dims`` has it (the other dimensions drawn at it)."""
 
     @abc.abstractmethod
     def contains(self, spec: Any) -> bool:

@@ -190,8 +190,8 @@ class ElasticCNN(BaseSupernet):
         k = min(self.kernels) if "kernel" in dims else max(self.kernels)
         return self.compose([w] * n, [k] * n)
 
-    def sample(self, rng: np.random.Generator, dims: Sequence[str] = ELASTIC) -> CNNSpec:
-        n = int(self.depths[int(rng.integers(len(self.depths)))]) if "depth" in dims else max(self.depths)
+    def sample(self, rng: np.random.Generator, dims: Sequence[str] = ELASTIC, depth: int | None = None) -> CNNSpec:
+        n = _depth(self.depths, rng, dims, depth)
         widths = ([self.widths[int(i)] for i in rng.integers(len(self.widths), size=n)] if "width" in dims
                   else [max(self.widths)] * n)
         kernels = ([self.kernels[int(i)] for i in rng.integers(len(self.kernels), size=n)] if "kernel" in dims
@@ -353,8 +353,8 @@ class ElasticMLP(BaseSupernet):
         n = min(self.depths) if "depth" in dims else max(self.depths)
         return self.compose([min(self.widths) if "width" in dims else max(self.widths)] * n)
 
-    def sample(self, rng: np.random.Generator, dims: Sequence[str] = ELASTIC) -> MLPSpec:
-        n = int(self.depths[int(rng.integers(len(self.depths)))]) if "depth" in dims else max(self.depths)
+    def sample(self, rng: np.random.Generator, dims: Sequence[str] = ELASTIC, depth: int | None = None) -> MLPSpec:
+        n = _depth(self.depths, rng, dims, depth)
         if "width" not in dims:
             return self.compose([max(self.widths)] * n)
         return self.compose([self.widths[int(i)] for i in rng.integers(len(self.widths), size=n)])
@@ -434,6 +434,14 @@ class ElasticMLP(BaseSupernet):
         plain = MLP(spec, self.input_shape, self.n_classes)
         names = [f"features.{i}" for i, m in enumerate(plain.features) if isinstance(m, nn.Linear)]
         return [(n,) for n in names] + [("classifier",)]
+
+
+def _depth(depths: Sequence[int], rng: np.random.Generator, dims: Sequence[str], depth: int | None) -> int:
+    """A sub-network's depth: ``depth`` or a uniform draw where ``dims`` makes it elastic, else
+    the largest."""
+    if "depth" not in dims:
+        return max(depths)
+    return int(depth) if depth is not None else int(depths[int(rng.integers(len(depths)))])
 
 
 def _default_strides(choices: list[int], n: int, size: int, pools: list[str]) -> list[int]:

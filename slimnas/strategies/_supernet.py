@@ -547,7 +547,7 @@ def within(net, low: float, high: float, tries: int = 100, *, by_depth: bool = F
         if by_depth and "depth" in dims and fits:
             depth = fits[int(rng.integers(len(fits)))]
             for _ in range(tries):
-                spec = _at_depth(net, rng, dims, depth)
+                spec = net.sample(rng, dims, depth=depth)
                 if low <= net.macs(spec) <= high:
                     return spec
             return spec
@@ -563,19 +563,6 @@ def within(net, low: float, high: float, tries: int = 100, *, by_depth: bool = F
 def _narrowest(net, depth: int):
     kernels = net.choices.get("kernel")
     return net.compose([min(net.choices["width"])] * depth, None if kernels is None else [min(kernels)] * depth)
-
-
-def _at_depth(net, rng, dims, depth: int):
-    """A sub-network of ``depth`` layers, uniform along the other ``dims`` (largest along the rest)."""
-    def layer_values(dim):
-        values = net.choices.get(dim)
-        if values is None:
-            return None
-        if dim not in dims:
-            return [max(values)] * depth
-        return [values[int(i)] for i in rng.integers(len(values), size=depth)]
-
-    return net.compose(layer_values("width"), layer_values("kernel"))
 
 
 def _draw(sample):
