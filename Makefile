@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
+# test processes (pytest-xdist; each test file stays in one); TEST_WORKERS=0 runs them in this one
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test lint clean
 
@@ -18,7 +20,7 @@ demo: setup
 	$(BIN)/slimnas search
 
 test: setup
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check slimnas tests benchmarks
