@@ -72,7 +72,10 @@ TOTAL_LIMIT_S, SEARCH_LIMIT_S, RANDOM_REFERENCE_S = 600.0, 120.0, 1200.0
 #: recipe's learning rate. Tried and not kept: half of it (the cheap end gained 0.6 points on
 #: two seeds' candidates fine-tuned both ways, but the full benchmark did no better over three
 #: seeds: ``results/seeds/supernet_mnist1d_finetune_lr0.5_seed*``); 1.7x (2-3 points lost at
-#: the cheap end); distilling from the largest sub-network (about a point lost).
+#: the cheap end); distilling from the largest sub-network (about a point lost); 16 candidates
+#: instead of 12 (``--options '{"n_candidates": 16, "max_candidates": 16}'``: no better over three
+#: seeds, ``results/seeds/supernet_mnist1d_16candidates_seed*``). The same candidate fine-tuned
+#: under another trial's seed moves 1-2 points at 7-8k MACs, about the target's margin there.
 OPTIONS = {
     "epochs": 80, "warmup_epochs": 12, "n_random": 2,
     "fixed": {"cnn": {"stride": [1, 2, 1, 2, 1], "head": "flatten", "dropout": 0.1}},
