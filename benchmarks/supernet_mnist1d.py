@@ -69,10 +69,10 @@ TOTAL_LIMIT_S, SEARCH_LIMIT_S, RANDOM_REFERENCE_S = 600.0, 120.0, 1200.0
 #: with dropout, as the most accurate models of random search on this space do; with the default
 #: skeleton (stride 2 at layers 2-4, GAP head) the route's best candidates stayed about a point
 #: (validation) under random search's best at 20-26k MACs. The candidates fine-tune at the
-#: recipe's learning rate. Tried and not kept: half of it (the cheap end gained 0.6 points on
+#: recipe's learning rate. Tried and not kept: half of it (the cheap end gained 0.7 points on
 #: two seeds' candidates fine-tuned both ways, but the full benchmark did no better over three
-#: seeds: ``results/seeds/supernet_mnist1d_finetune_lr0.5_seed*``); 1.7x (2-3 points lost at
-#: the cheap end); distilling from the largest sub-network (about a point lost); 16 candidates
+#: seeds: ``results/seeds/supernet_mnist1d_finetune_lr0.5_seed*``); 1.7x (3.6 points lost at
+#: the cheap end); distilling from the largest sub-network (1.5 points lost); 16 candidates
 #: instead of 12 (``--options '{"n_candidates": 16, "max_candidates": 16}'``: no better over three
 #: seeds, ``results/seeds/supernet_mnist1d_16candidates_seed*``). The same candidate fine-tuned
 #: under another trial's seed moves 1-2 points at 7-8k MACs, about the target's margin there.
