@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from slimnas.measure import (
     count_macs,
     count_params,
     interleaved_latency,
+    time_calls,
 )
 from slimnas.models import CNNSpec, ConvLayer, MLPSpec, RNNSpec, build_model, mnist1d_paper_cnn
 
@@ -48,6 +51,16 @@ def test_latency_runtimes_return_positive_medians(tmp_path):
     assert TorchLatency(repeats=5, warmup=1).measure(model, (1, 40)) > 0
 
 
+def test_time_calls_times_a_fast_call_for_at_least_min_ms():
+    """A call of ~0.2 ms timed 5 times lasts 1 ms: the floor of 10 ms adds calls; a slow call keeps its count."""
+    fast = time_calls(lambda: time.sleep(0.0002), warmup=1, repeats=5, min_ms=10.0)
+    assert len(fast) > 5 and sum(fast) >= 10.0
+    assert len(time_calls(lambda: time.sleep(0.0002), warmup=1, repeats=5)) == 5
+    assert len(time_calls(lambda: time.sleep(0.004), warmup=0, repeats=5, min_ms=10.0)) == 5
+    stats = TorchLatency(repeats=3, warmup=1, min_time_ms=5.0).measure_stats(torch.nn.Linear(4, 2), (4,))
+    assert stats.repeats > 3  # the figure says how many calls it is the median of
+
+
 class _Recorder(torch.nn.Module):
     """Records which model ran, in order (to see how the timing rounds interleave)."""
 
@@ -63,7 +76,8 @@ class _Recorder(torch.nn.Module):
 def test_interleaved_latency_times_every_model_in_turn_each_round():
     log: list = []
     models = {k: _Recorder(k, log) for k in ("a", "b", "c")}
-    lat = interleaved_latency(models, (4,), batches=(1, 3), rounds=2, repeats=2, warmup=1, runtime="torch")
+    lat = interleaved_latency(models, (4,), batches=(1, 3), rounds=2, repeats=2, warmup=1, runtime="torch",
+                              min_time_ms=0)
     assert set(lat) == {"a", "b", "c"} and all(set(v) == {1, 3} and min(v.values()) > 0 for v in lat.values())
     # each (model, batch) block is warm-up + repeats calls; blocks run a, b, c, then again a, b, c
     blocks = [log[i] for i in range(0, len(log), 3)]

@@ -74,15 +74,25 @@ class LatencyStats:
         return out
 
 
-def time_calls(fn: Callable[[], Any], *, warmup: int, repeats: int) -> list[float]:
-    """Milliseconds of each of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
-    for _ in range(warmup):
+#: a latency figure is timed over at least this many milliseconds of calls (more repeats for a
+#: fast model): 200 calls of a 12 us model last 2.4 ms, and such a median moved by 44% between
+#: runs of the same file; over 20 ms it holds within 1%
+MIN_TIME_MS = 20.0
+
+
+def time_calls(fn: Callable[[], Any], *, warmup: int, repeats: int, min_ms: float = 0.0) -> list[float]:
+    """Milliseconds of each of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones; more
+    calls where the timed ones last under ``min_ms`` in all (and the warm-up under a quarter of it)."""
+    t_start, n = time.perf_counter(), 0
+    while n < warmup or 1e3 * (time.perf_counter() - t_start) < min_ms / 4:
         fn()
-    times = []
-    for _ in range(repeats):
+        n += 1
+    times, total = [], 0.0
+    while len(times) < repeats or total < min_ms:
         t0 = time.perf_counter()
         fn()
         times.append(1e3 * (time.perf_counter() - t0))
+        total += times[-1]
     return times
 
 
@@ -106,7 +116,9 @@ class BaseLatency(abc.ABC):  # noqa: B024 - a runtime implements prepare() or, i
 
     Args:
         batch_size: samples per timed call.
-        warmup, repeats: untimed and timed calls.
+        warmup, repeats: untimed and timed calls (at least; see ``min_time_ms``).
+        min_time_ms: the timed calls last at least this long in all: a fast model is timed
+            more than ``repeats`` times (:data:`MIN_TIME_MS`; 0 for exactly ``repeats``).
         threads: intra-op threads, fixed (latency is noisy otherwise).
         precision: what to time, among the runtime's ``precisions`` (its first by default).
     """
@@ -116,8 +128,9 @@ class BaseLatency(abc.ABC):  # noqa: B024 - a runtime implements prepare() or, i
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
 
     def __init__(self, *, batch_size: int = 1, warmup: int = 20, repeats: int = 100, threads: int = 1,
-                 precision: str | None = None) -> None:
+                 precision: str | None = None, min_time_ms: float = MIN_TIME_MS) -> None:
         self.batch_size, self.warmup, self.repeats, self.threads = batch_size, warmup, repeats, threads
+        self.min_time_ms = min_time_ms
         self.precision = precision or self.precisions[0]
 
     def unavailable(self) -> str | None:
@@ -152,11 +165,11 @@ class BaseLatency(abc.ABC):  # noqa: B024 - a runtime implements prepare() or, i
             return LatencyStats(ms, ms, ms, ms, repeats=1, precision=self.precision, **meta)
         run = self.prepare(model, input_shape)
         try:
-            times = sorted(time_calls(run, warmup=self.warmup, repeats=self.repeats))
+            times = sorted(time_calls(run, warmup=self.warmup, repeats=self.repeats, min_ms=self.min_time_ms))
         finally:
             self.release()
         return LatencyStats(statistics.median(times), _percentile(times, 10), _percentile(times, 90), times[0],
-                            repeats=self.repeats, precision=self.measured_precision(model), **meta)
+                            repeats=len(times), precision=self.measured_precision(model), **meta)
 
     def release(self) -> None:  # noqa: B027 - an optional hook
         """Hook: free what :meth:`prepare` set up (thread counts, device memory)."""
@@ -312,8 +325,10 @@ class InterleavedTimer:
 
     def __init__(self, models: Mapping[Hashable, nn.Module | str | Path | bytes], input_shape: tuple[int, ...], *,
                  batches: Sequence[int] = (1,), repeats: int = 100, warmup: int = 10,
-                 runtime: str = "onnxruntime", threads: int = 1, precision: str | None = None) -> None:
+                 runtime: str = "onnxruntime", threads: int = 1, precision: str | None = None,
+                 min_time_ms: float = MIN_TIME_MS) -> None:
         self.cls = RUNTIMES.get(runtime)
+        self.min_time_ms = min_time_ms
         self.precision = precision if precision is None or precision in self.cls.precisions else None
         self.models, self.input_shape, self.batches = models, input_shape, tuple(batches)
         self.repeats, self.warmup, self.threads = repeats, warmup, threads
@@ -340,7 +355,7 @@ class InterleavedTimer:
         for key, src in self.sources.items():
             for b in self.batches:
                 rt = self.cls(batch_size=b, warmup=self.warmup, repeats=self.repeats, threads=self.threads,
-                              precision=self.precision)
+                              precision=self.precision, min_time_ms=self.min_time_ms)
                 self.samples[key][b].append(rt.measure_stats(src, self.input_shape).median_ms)
 
     def result(self) -> dict[Hashable, dict[int, float]]:
@@ -350,8 +365,8 @@ class InterleavedTimer:
 
 def interleaved_latency(models: Mapping[Hashable, nn.Module | str | Path | bytes], input_shape: tuple[int, ...], *,
                         batches: Sequence[int] = (1,), rounds: int = 5, repeats: int = 100, warmup: int = 10,
-                        runtime: str = "onnxruntime", threads: int = 1,
-                        precision: str | None = None) -> dict[Hashable, dict[int, float]]:
+                        runtime: str = "onnxruntime", threads: int = 1, precision: str | None = None,
+                        min_time_ms: float = MIN_TIME_MS) -> dict[Hashable, dict[int, float]]:
     """Ms per batch of each model, its fastest of ``rounds`` rounds in which every model is
     timed in turn (:class:`InterleavedTimer`).
 
@@ -363,7 +378,7 @@ def interleaved_latency(models: Mapping[Hashable, nn.Module | str | Path | bytes
         (['a', 'b'], [1, 4])
     """
     with InterleavedTimer(models, input_shape, batches=batches, repeats=repeats, warmup=warmup, runtime=runtime,
-                          threads=threads, precision=precision) as timer:
+                          threads=threads, precision=precision, min_time_ms=min_time_ms) as timer:
         for _ in range(rounds):
             timer.round()
         return timer.result()
