@@ -217,6 +217,20 @@ def test_allocation_meets_the_predicted_latency_target(share):
     assert prune_ratios(latency_policy(alloc)) == alloc.ratios
 
 
+def test_allocation_steps_past_several_slower_channel_counts():
+    """A runtime where convolutions run 4x slower per MAC unless their channels are a multiple of
+    8: below 24 channels the next seven counts are all slower, and the allocation still gets
+    down to the target (at rounding 1, stepping to the first count that saves)."""
+    model = mnist1d_paper_cnn().eval()
+    table = LatencyTable(measure=lambda op, b, p: 1e-4 + 1e-6 * op.macs * b * (
+        4.0 if op.op.startswith("conv") and op.cout % 8 and op.cout != 25 else 1.0))
+    pred = LatencyPredictor(table, {"64/fp32": Overhead(null_ms=1e-4, model_ms=0.0)})
+    base = pred.predict(model, SHAPE, batch=64).ms
+    alloc = allocate_by_latency(model, SHAPE, pred, 0.5 * base, batch=64, roundings=(1,))
+    assert alloc.met and alloc.predicted_ms <= 0.5 * base
+    assert all(w % 8 == 0 or w == 25 for w in alloc.widths.values())
+
+
 def test_fit_to_latency_scales_a_policy_to_the_target():
     from slimnas.compress import CompressionPolicy
 

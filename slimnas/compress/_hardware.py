@@ -170,17 +170,17 @@ def _allocate(ev: _Evaluator, importance: dict[str, np.ndarray], target_ms: floa
             if best is None or score > best[0]:
                 best = (score, name, k)
         if best is None:
-            # no single step saves latency: take the cheapest two-step move (past an unfriendly count)
+            # no single step saves latency (an unfriendly count next, or the table's timing noise
+            # between neighbouring counts): per layer, the first lower count that does save, the
+            # best of those by latency saved per cost
             for name in original:
-                lower = [c for c in counts[name] if c < widths[name]][:2]
-                if len(lower) < 2:
-                    continue
-                trial = {**widths, name: lower[1]}
-                saved = latency - ev(trial)
-                if saved > 0:
-                    lost = cost(name, lower[1]) - cost(name, widths[name]) + 1e-9
-                    if best is None or saved / lost > best[0]:
-                        best = (saved / lost, name, lower[1])
+                for k in [c for c in counts[name] if c < widths[name]][1:]:
+                    saved = latency - ev({**widths, name: k})
+                    if saved > 0:
+                        lost = cost(name, k) - cost(name, widths[name]) + 1e-9
+                        if best is None or saved / lost > best[0]:
+                            best = (saved / lost, name, k)
+                        break
             if best is None:
                 break
         _, name, k = best
