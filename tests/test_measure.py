@@ -73,16 +73,24 @@ class _Recorder(torch.nn.Module):
         return self.lin(x)
 
 
-def test_interleaved_latency_times_every_model_in_turn_each_round():
+def test_interleaved_latency_alternates_the_models_calls_each_round():
     log: list = []
     models = {k: _Recorder(k, log) for k in ("a", "b", "c")}
     lat = interleaved_latency(models, (4,), batches=(1, 3), rounds=2, repeats=2, warmup=1, runtime="torch",
                               min_time_ms=0)
     assert set(lat) == {"a", "b", "c"} and all(set(v) == {1, 3} and min(v.values()) > 0 for v in lat.values())
-    # each (model, batch) block is warm-up + repeats calls; blocks run a, b, c, then again a, b, c
-    blocks = [log[i] for i in range(0, len(log), 3)]
-    assert blocks == [(k, b) for _ in range(2) for k in "abc" for b in (1, 3)]
-    assert len(log) == 2 * 3 * 2 * 3
+    # per round and batch size: each model warmed up once, then the timed calls alternate a, b, c, a, b, c
+    block = lambda b: [(k, b) for k in "abc"] + [(k, b) for _ in range(2) for k in "abc"]  # noqa: E731
+    assert log == [call for _ in range(2) for b in (1, 3) for call in block(b)]
+
+
+def test_interleaved_latency_gives_a_fast_model_more_calls_for_min_time():
+    log: list = []
+    slow = torch.nn.Sequential(*[torch.nn.Linear(256, 256) for _ in range(8)])
+    models = {"fast": _Recorder("fast", log), "slow": torch.nn.Sequential(_Recorder("slow", log), torch.nn.Linear(2, 256),
+                                                                        slow)}
+    interleaved_latency(models, (4,), rounds=1, repeats=3, warmup=0, runtime="torch", min_time_ms=2.0)
+    assert log.count(("slow", 1)) >= 3 and log.count(("fast", 1)) > log.count(("slow", 1))
 
 
 def test_interleaved_latency_keeps_each_models_fastest_round(monkeypatch):
@@ -91,12 +99,9 @@ def test_interleaved_latency_keeps_each_models_fastest_round(monkeypatch):
 
     import slimnas.measure._latency as lat_mod
 
-    scripted = {"a": iter([2.0, 2.0, 1.0, 2.0, 1.1]), "b": iter([3.0, 3.1, 6.0, 6.2, 6.0])}
-
-    def fake(self, model, input_shape):
-        return types.SimpleNamespace(median_ms=next(scripted[model.name]))
-
-    monkeypatch.setattr(lat_mod.TorchLatency, "measure_stats", fake)
+    # each round's median per model, in the order the rounds take them (a, then b)
+    scripted = iter([2.0, 3.0, 2.0, 3.1, 1.0, 6.0, 2.0, 6.2, 1.1, 6.0])
+    monkeypatch.setattr(lat_mod, "statistics", types.SimpleNamespace(median=lambda times: next(scripted)))
     log: list = []
     out = interleaved_latency({k: _Recorder(k, log) for k in "ab"}, (4,), rounds=5, repeats=2, runtime="torch")
     assert out == {"a": {1: 1.0}, "b": {1: 3.0}}  # the medians over rounds would be 2.0 and 6.0

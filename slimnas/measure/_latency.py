@@ -83,10 +83,7 @@ MIN_TIME_MS = 20.0
 def time_calls(fn: Callable[[], Any], *, warmup: int, repeats: int, min_ms: float = 0.0) -> list[float]:
     """Milliseconds of each of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones; more
     calls where the timed ones last under ``min_ms`` in all (and the warm-up under a quarter of it)."""
-    t_start, n = time.perf_counter(), 0
-    while n < warmup or 1e3 * (time.perf_counter() - t_start) < min_ms / 4:
-        fn()
-        n += 1
+    _warm_up(fn, warmup, min_ms / 4)
     times, total = [], 0.0
     while len(times) < repeats or total < min_ms:
         t0 = time.perf_counter()
@@ -94,6 +91,14 @@ def time_calls(fn: Callable[[], Any], *, warmup: int, repeats: int, min_ms: floa
         times.append(1e3 * (time.perf_counter() - t0))
         total += times[-1]
     return times
+
+
+def _warm_up(fn: Callable[[], Any], calls: int, min_ms: float) -> None:
+    """Call ``fn`` untimed, at least ``calls`` times and for ``min_ms``."""
+    t_start, n = time.perf_counter(), 0
+    while n < calls or 1e3 * (time.perf_counter() - t_start) < min_ms:
+        fn()
+        n += 1
 
 
 def _percentile(sorted_times: list[float], q: float) -> float:
@@ -307,13 +312,15 @@ class TorchCudaLatency(TorchLatency):
 
 
 class InterleavedTimer:
-    """Times several models in turn, one :meth:`round` at a time (``repeats`` batches of each
-    model at each batch size, their median), and keeps each model's fastest round
-    (:meth:`result`). A slow spell of a shared machine lasts seconds (a whole round of every
-    model, or most rounds of a few): the median over rounds follows it when it covers most of
-    them, the fastest round is the machine's own speed and repeats within a few percent from run
-    to run. Rounds can be spread over a longer job (a profile's operator rounds) to outlast the
-    spells. ONNX runtimes export (and convert to ``precision``) each module once, on entry.
+    """Times several models together, one :meth:`round` at a time (at each batch size, the
+    models' calls alternate, at least ``repeats`` of each; each model's median), and keeps each
+    model's fastest round (:meth:`result`). A shared machine's speed drifts by a quarter within
+    a second (the same ONNX Runtime session of the paper CNN read 0.23 to 0.38 ms a batch of 64,
+    in consecutive blocks of 200 calls): models timed one block after another compare across
+    that drift, models whose calls alternate share it. A slow spell lasting most rounds is left
+    out by keeping the fastest. Rounds can be spread over a longer job (a profile's operator
+    rounds) to outlast the spells. ONNX runtimes export (and convert to ``precision``) each
+    module once, on entry.
 
     Example:
         >>> from torch import nn
@@ -351,12 +358,40 @@ class InterleavedTimer:
         self._stack.close()
 
     def round(self) -> None:
-        """Time every model once at every batch size, in turn."""
-        for key, src in self.sources.items():
-            for b in self.batches:
-                rt = self.cls(batch_size=b, warmup=self.warmup, repeats=self.repeats, threads=self.threads,
-                              precision=self.precision, min_time_ms=self.min_time_ms)
-                self.samples[key][b].append(rt.measure_stats(src, self.input_shape).median_ms)
+        """Time every model once at every batch size: the models' calls alternate (a, b, c, a,
+        b, c, ...), so each median covers the same stretch of the machine's time as the
+        others'; each model is called at least ``repeats`` times and for ``min_time_ms``."""
+        for b in self.batches:
+            rts = {k: self.cls(batch_size=b, warmup=self.warmup, repeats=self.repeats, threads=self.threads,
+                               precision=self.precision, min_time_ms=self.min_time_ms) for k in self.sources}
+            if type(next(iter(rts.values()))).prepare is BaseLatency.prepare:  # a plug-in with measure() alone
+                for key, src in self.sources.items():
+                    self.samples[key][b].append(rts[key].measure_stats(src, self.input_shape).median_ms)
+                continue
+            prepared = []
+            try:
+                runs = {}
+                for key, src in self.sources.items():
+                    rts[key].check()
+                    runs[key] = rts[key].prepare(src, self.input_shape)
+                    prepared.append(rts[key])
+                for run in runs.values():
+                    _warm_up(run, self.warmup, self.min_time_ms / 4)
+                times = {k: [] for k in runs}
+                total = dict.fromkeys(runs, 0.0)
+                pending = list(runs)
+                while pending:
+                    for key in pending:
+                        t0 = time.perf_counter()
+                        runs[key]()
+                        times[key].append(1e3 * (time.perf_counter() - t0))
+                        total[key] += times[key][-1]
+                    pending = [k for k in pending if len(times[k]) < self.repeats or total[k] < self.min_time_ms]
+            finally:
+                for rt in reversed(prepared):
+                    rt.release()
+            for key, t in times.items():
+                self.samples[key][b].append(statistics.median(t))
 
     def result(self) -> dict[Hashable, dict[int, float]]:
         """Each model's fastest round, ms per batch."""
