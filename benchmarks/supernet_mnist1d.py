@@ -196,7 +196,7 @@ def run_search(raw: dict, run_dir: Path, timeout: float | None, workers: int, se
 
 
 def supernet_route(args, options: dict, run_dir: Path) -> dict:
-    n_trials = max(options.get("max_candidates", 8), options.get("n_candidates", 8))
+    n_trials = max(options.get("max_candidates", 8), options.get("n_candidates", 8)) + options.get("reseed_cheapest", 0)
     result, clock, started, wall, cpu, load = run_search(config("supernet", options, n_trials), run_dir, None,
                                                          args.workers, args.seed, "log")
     report = json.loads((run_dir / "supernet" / "report.json").read_text())

@@ -344,6 +344,19 @@ def test_supernet_search_fine_tunes_its_candidates_into_the_study_and_front(tmp_
     assert any("reusing them" in line for line in notes.lines)
 
 
+def test_reseed_cheapest_fine_tunes_the_first_candidate_again_under_another_seed(tmp_path):
+    cfg = supernet_config(tmp_path, n_candidates=2, max_candidates=2, reseed_cheapest=1)
+    result = slimnas.search(cfg, n_trials=4, seed=0, out=str(tmp_path / "run"))
+    done = result.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert [t.user_attrs["metrics"].get("supernet_candidate") for t in done] == [0, 1, 0, None]
+    first, again = done[0], done[2]
+    assert again.user_attrs["candidate"] == first.user_attrs["candidate"]  # the same sub-network and recipe
+    weights = [torch.load(result.run_dir / "trials" / f"{t.number:05d}" / "weights.pt", weights_only=True)
+               for t in (first, again)]
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])  # fine-tuned under another seed
+    assert stored_candidates(result.study)["reseed"] == 1
+
+
 def test_every_worker_of_a_parallel_supernet_search_finds_the_checkpoint(tmp_path):
     """A worker process runs under the run's seed plus its index; the supernet and its candidates
     are named by the run's seed, so a worker's first candidate finds the checkpoint the main
