@@ -175,7 +175,7 @@ def run_model(key: str, args) -> dict:
             predictor = onthefly_predictor([(c, shape) for c in copies], batches=(batch,), repeats=args.op_repeats)
             base = predictor.predict(model, shape, batch=batch).ms
             grid = allocation_grid(model, shape, predictor, batch)
-        rows, files = [], {"original": original.onnx, **{f"uniform_{r}": a.onnx for r, a in curve_arts.items() if r}}
+        rows, files = [], {"original": original.onnx, **{("curve", r): a.onnx for r, a in curve_arts.items() if r}}
         for share in args.shares:
             t0 = time.perf_counter()
             with one_thread():
@@ -190,7 +190,7 @@ def run_model(key: str, args) -> dict:
             arts, acc_seeds = {}, {}
             for name, policy in (("hardware_aware", latency_policy(alloc)), ("uniform", uniform_policy(uni_ratios))):
                 arts[name], acc_seeds[name] = finetuned(model, policy, data, args)
-                files[f"{name}_{share}"] = arts[name].onnx
+                files[(name, share)] = arts[name].onnx
             rows.append((share, alloc, uni_ratios, arts, acc_seeds, time.perf_counter() - t0))
         # every model of this batch size timed in the same interleaved rounds: the original, the
         # uniform curve, and each share's hardware-aware and same-MACs uniform models
@@ -198,15 +198,15 @@ def run_model(key: str, args) -> dict:
             lat_all = {k: per[batch] for k, per in interleaved_latency(
                 files, shape, batches=(batch,), rounds=args.rounds, repeats=args.repeats,
                 warmup=max(10, args.repeats // 5)).items()}
-        curve = [{"ratio": r, "latency_ms": lat_all["original" if r == 0 else f"uniform_{r}"],
-                  "latency_share": lat_all["original" if r == 0 else f"uniform_{r}"] / lat_all["original"],
+        curve = [{"ratio": r, "latency_ms": lat_all["original" if r == 0 else ("curve", r)],
+                  "latency_share": lat_all["original" if r == 0 else ("curve", r)] / lat_all["original"],
                   "macs": count_macs(curve_arts[r].model, shape), "accuracy": sum(a) / len(a),
                   "accuracy_per_seed": a} for r, a in curve_accs.items()]
         out["uniform_curve"][str(batch)] = curve
         for share, alloc, uni_ratios, arts, acc_seeds, secs in rows:
             t0 = time.perf_counter()
             accs = {k: sum(v) / len(v) for k, v in acc_seeds.items()}
-            lat = {"original": lat_all["original"], **{k: lat_all[f"{k}_{share}"] for k in arts}}
+            lat = {"original": lat_all["original"], **{k: lat_all[(k, share)] for k in arts}}
             macs = {k: count_macs(a.model, shape) for k, a in arts.items()}
             at_hw = uniform_at(curve, lat["hardware_aware"])
             reach = [g for g in grid if g["share"] <= share]
