@@ -78,6 +78,10 @@ class LatencyStats:
 #: fast model): 200 calls of a 12 us model last 2.4 ms, and such a median moved by 44% between
 #: runs of the same file; over 20 ms it holds within 1%
 MIN_TIME_MS = 20.0
+#: models timed together take turns in bursts of about this many milliseconds of calls (the
+#: first call of a burst untimed): short enough that the models share the machine's drift,
+#: long enough that each is timed with warm caches, as a model served back to back is
+BURST_MS = 2.0
 
 
 def time_calls(fn: Callable[[], Any], *, warmup: int, repeats: int, min_ms: float = 0.0) -> list[float]:
@@ -93,12 +97,13 @@ def time_calls(fn: Callable[[], Any], *, warmup: int, repeats: int, min_ms: floa
     return times
 
 
-def _warm_up(fn: Callable[[], Any], calls: int, min_ms: float) -> None:
-    """Call ``fn`` untimed, at least ``calls`` times and for ``min_ms``."""
+def _warm_up(fn: Callable[[], Any], calls: int, min_ms: float) -> float:
+    """Call ``fn`` untimed, at least ``calls`` times and for ``min_ms``; the ms a call took."""
     t_start, n = time.perf_counter(), 0
     while n < calls or 1e3 * (time.perf_counter() - t_start) < min_ms:
         fn()
         n += 1
+    return 1e3 * (time.perf_counter() - t_start) / max(n, 1)
 
 
 def _percentile(sorted_times: list[float], q: float) -> float:
@@ -358,9 +363,10 @@ class InterleavedTimer:
         self._stack.close()
 
     def round(self) -> None:
-        """Time every model once at every batch size: the models' calls alternate (a, b, c, a,
-        b, c, ...), so each median covers the same stretch of the machine's time as the
-        others'; each model is called at least ``repeats`` times and for ``min_time_ms``."""
+        """Time every model once at every batch size: the models take turns in short bursts
+        of calls (:data:`BURST_MS`; a, b, c, a, b, c, ...), so each median covers the same
+        stretch of the machine's time as the others'; each model is timed at least ``repeats``
+        times and for ``min_time_ms``."""
         for b in self.batches:
             rts = {k: self.cls(batch_size=b, warmup=self.warmup, repeats=self.repeats, threads=self.threads,
                                precision=self.precision, min_time_ms=self.min_time_ms) for k in self.sources}
@@ -375,17 +381,22 @@ class InterleavedTimer:
                     rts[key].check()
                     runs[key] = rts[key].prepare(src, self.input_shape)
                     prepared.append(rts[key])
-                for run in runs.values():
-                    _warm_up(run, self.warmup, self.min_time_ms / 4)
+                burst = {}
+                for key, run in runs.items():
+                    per_call = _warm_up(run, self.warmup, self.min_time_ms / 4)
+                    burst[key] = max(2, int(BURST_MS / max(per_call, 1e-6)))
                 times = {k: [] for k in runs}
                 total = dict.fromkeys(runs, 0.0)
                 pending = list(runs)
                 while pending:
                     for key in pending:
-                        t0 = time.perf_counter()
-                        runs[key]()
-                        times[key].append(1e3 * (time.perf_counter() - t0))
-                        total[key] += times[key][-1]
+                        run = runs[key]
+                        run()  # the burst's first call, untimed: the others' calls left the caches cold
+                        for _ in range(burst[key]):
+                            t0 = time.perf_counter()
+                            run()
+                            times[key].append(1e3 * (time.perf_counter() - t0))
+                            total[key] += times[key][-1]
                     pending = [k for k in pending if len(times[k]) < self.repeats or total[k] < self.min_time_ms]
             finally:
                 for rt in reversed(prepared):
