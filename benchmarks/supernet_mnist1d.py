@@ -79,7 +79,7 @@ TOTAL_LIMIT_S, SEARCH_LIMIT_S, RANDOM_REFERENCE_S = 600.0, 120.0, 1200.0
 #: reseed scored better on validation in 3 of 12 pairs, and >= 94% at <= 7.9k MACs was met in
 #: 2 of 3 seeds (1 of 3 without), the second by a reseed ahead by one validation sample
 #: (``results/seeds/supernet_mnist1d_reseed4_seed*``). The same candidate fine-tuned under
-#: another trial's seed moves 1-7 points at 5-8k MACs, about the target's margin there.
+#: another trial's seed moves 0.1-7 points (validation) at 5-8k MACs, about the target's margin.
 OPTIONS = {
     "epochs": 80, "warmup_epochs": 12, "n_random": 2,
     "fixed": {"cnn": {"stride": [1, 2, 1, 2, 1], "head": "flatten", "dropout": 0.1}},
