@@ -318,11 +318,12 @@ class TorchCudaLatency(TorchLatency):
 
 class InterleavedTimer:
     """Times several models together, one :meth:`round` at a time (at each batch size, the
-    models' calls alternate, at least ``repeats`` of each; each model's median), and keeps each
+    models take turns in short bursts of calls, at least ``repeats`` of each; each model's
+    median), and keeps each
     model's fastest round (:meth:`result`). A shared machine's speed drifts by a quarter within
     a second (the same ONNX Runtime session of the paper CNN read 0.23 to 0.38 ms a batch of 64,
     in consecutive blocks of 200 calls): models timed one block after another compare across
-    that drift, models whose calls alternate share it. A slow spell lasting most rounds is left
+    that drift, models taking turns every few milliseconds share it. A slow spell lasting most rounds is left
     out by keeping the fastest. Rounds can be spread over a longer job (a profile's operator
     rounds) to outlast the spells. ONNX runtimes export (and convert to ``precision``) each
     module once, on entry.
@@ -390,13 +391,10 @@ class InterleavedTimer:
                 pending = list(runs)
                 while pending:
                     for key in pending:
-                        run = runs[key]
-                        run()  # the burst's first call, untimed: the others' calls left the caches cold
-                        for _ in range(burst[key]):
-                            t0 = time.perf_counter()
-                            run()
-                            times[key].append(1e3 * (time.perf_counter() - t0))
-                            total[key] += times[key][-1]
+                        # the burst's first call untimed: the others' calls left the caches cold
+                        got = time_calls(runs[key], warmup=1, repeats=burst[key])
+                        times[key] += got
+                        total[key] += sum(got)
                     pending = [k for k in pending if len(times[k]) < self.repeats or total[k] < self.min_time_ms]
             finally:
                 for rt in reversed(prepared):

@@ -19,7 +19,7 @@ from slimnas.measure._ops import OpConfig
 
 OPSET = 17
 #: an operator's figure is timed over at least this many milliseconds of calls (a 5 us operator
-#: timed 50 times lasts 0.25 ms; see :data:`slimnas.measure.MIN_TIME_MS` for whole models)
+#: timed 50 times lasts 0.25 ms; whole models: ``MIN_TIME_MS`` of :mod:`slimnas.measure._latency`)
 MIN_OP_TIME_MS = 5.0
 ACT_NODES = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
 

@@ -111,10 +111,10 @@ class SupernetOptions:
         finetune_epochs: each candidate's fine-tune; ``finetune_lr`` its learning rate as a
             share of the recipe's.
         reseed_cheapest: the first this many candidates (the cheapest of the spread, unless
-            ``per_depth`` put others first) are
-            fine-tuned once more, under another seed, in the trials right after the stored
-            candidates; the front keeps whichever fine-tune scores better on validation (a small
-            sub-network's fine-tune moves by one to two points of accuracy between seeds).
+            ``per_depth`` put others first) are fine-tuned once more, under another seed, in
+            the trials right after the stored candidates; the front keeps whichever fine-tune
+            scores better on validation (a sub-network of 5-8k MACs on MNIST-1D moved 0.1 to 7
+            points of validation accuracy between fine-tune seeds).
         recal_samples: training samples that recalibrate batch norm.
         int8_checks: candidates whose simulated int8 accuracy is checked against ONNX Runtime.
     """
