@@ -1,12 +1,21 @@
 """Timing one operator alone, as a latency table's entry: the operator as a one-node ONNX model
 (built directly for the common operators, exported from its module for the rest), run in ONNX
 Runtime with its input and output bound once (so the time is the operator's and the session
-call's, not an output copy's), the median of many repeats."""
+call's, not an output copy's), the median of many repeats.
+
+A table entry is the operator's time over a session call that does nothing (:data:`NULL_OP`),
+and at batch 1 that difference is a few microseconds: timed alone, one operator after another,
+the machine's drift (a quarter within a second) moved it more than the operator does (the paper
+CNN's middle convolution read 0.5 to 4.9 us over the null in three passes). So an operator is
+timed against the null op in alternating bursts (:func:`time_over_null`), the median of the
+rounds' differences (2.4 to 3.1 us in the same passes)."""
 
 from __future__ import annotations
 
+import functools
 import statistics
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +30,8 @@ OPSET = 17
 #: an operator's figure is timed over at least this many milliseconds of calls (a 5 us operator
 #: timed 50 times lasts 0.25 ms; whole models: ``MIN_TIME_MS`` of :mod:`slimnas.measure._latency`)
 MIN_OP_TIME_MS = 5.0
+#: rounds of alternating bursts (operator, null op) an operator is timed in
+PAIR_ROUNDS = 5
 ACT_NODES = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
 
 
@@ -82,9 +93,9 @@ def op_model(op: OpConfig) -> bytes:
         return export_onnx(op.build(), Path(tmp) / "op.onnx", op.input_shape(), verify=False).read_bytes()
 
 
-def time_onnx_bound(model: bytes, input_shape: tuple[int, ...], *, batch: int, threads: int = 1, warmup: int = 10,
-                    repeats: int = 50, provider: str = "cpu") -> float:
-    """Median ms of one call of ``model`` on a batch, input and output bound once (IO binding)."""
+def _bound_call(model: bytes, input_shape: tuple[int, ...], *, batch: int, threads: int, provider: str = "cpu"
+                ) -> Callable[[], object]:
+    """One call of ``model`` on a batch, input and output bound once (IO binding)."""
     import onnxruntime as ort
 
     sess = ort_session(model, threads=threads, provider=provider)
@@ -94,19 +105,48 @@ def time_onnx_bound(model: bytes, input_shape: tuple[int, ...], *, batch: int, t
     io = sess.io_binding()
     io.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(x))
     io.bind_ortvalue_output(out_name, ort.OrtValue.ortvalue_from_numpy(np.empty_like(y)))
-    return statistics.median(time_calls(lambda: sess.run_with_iobinding(io), warmup=warmup, repeats=repeats,
-                                        min_ms=MIN_OP_TIME_MS))
+    return lambda: sess.run_with_iobinding(io)
+
+
+def time_onnx_bound(model: bytes, input_shape: tuple[int, ...], *, batch: int, threads: int = 1, warmup: int = 10,
+                    repeats: int = 50, provider: str = "cpu") -> float:
+    """Median ms of one call of ``model`` on a batch, input and output bound once (IO binding)."""
+    call = _bound_call(model, input_shape, batch=batch, threads=threads, provider=provider)
+    return statistics.median(time_calls(call, warmup=warmup, repeats=repeats, min_ms=MIN_OP_TIME_MS))
+
+
+@functools.lru_cache(maxsize=8)
+def _null_call(batch: int, threads: int) -> Callable[[], object]:
+    return _bound_call(op_model(NULL_OP), NULL_OP.input_shape(), batch=batch, threads=threads)
+
+
+def time_over_null(model: bytes, input_shape: tuple[int, ...], *, batch: int, threads: int = 1, repeats: int = 50,
+                   rounds: int = PAIR_ROUNDS) -> float:
+    """Ms ``model`` takes over the null op (:data:`NULL_OP`) at ``batch``: the two timed in
+    alternating bursts (each at least ``MIN_OP_TIME_MS / rounds`` of calls, ``repeats`` calls in
+    all), the median over ``rounds`` of each round's difference of burst medians."""
+    call, null = _bound_call(model, input_shape, batch=batch, threads=threads), _null_call(batch, threads)
+    per, min_ms = max(3, repeats // rounds), MIN_OP_TIME_MS / rounds
+    for fn in (call, null):
+        time_calls(fn, warmup=10, repeats=0, min_ms=min_ms)
+    diffs = [statistics.median(time_calls(call, warmup=1, repeats=per, min_ms=min_ms))
+             - statistics.median(time_calls(null, warmup=1, repeats=per, min_ms=min_ms)) for _ in range(rounds)]
+    return float(statistics.median(diffs))
 
 
 def time_op(op: OpConfig, *, batch: int, precision: str = "fp32", threads: int = 1, repeats: int = 50,
-            model: bytes | None = None) -> float:
+            model: bytes | None = None, null_ms: float | None = None) -> float:
     """Median ms of ``op`` alone in ONNX Runtime at ``batch`` and ``precision`` (``fp32`` or
-    ``int8``: static QDQ, which the runtime fuses into integer kernels)."""
+    ``int8``: static QDQ, which the runtime fuses into integer kernels). With ``null_ms`` (the
+    null op's time), ``null_ms`` plus the op's time over the null op timed alongside it
+    (:func:`time_over_null`)."""
     model = model if model is not None else op_model(op)
     if precision == "int8":
         model = quantize_onnx(model, fmt="qdq")
     elif precision != "fp32":
         raise ValueError(f"ONNX Runtime op timing supports fp32 and int8, not {precision}")
+    if null_ms is not None:
+        return null_ms + time_over_null(model, op.input_shape(), batch=batch, threads=threads, repeats=repeats)
     return time_onnx_bound(model, op.input_shape(), batch=batch, threads=threads, repeats=repeats)
 
 
