@@ -19,6 +19,7 @@ from slimnas.compress import (
     SensitivityResult,
     allocate_by_latency,
     fit_to_latency,
+    knee_index,
     latency_policy,
     list_prunable_layers,
     measured_share,
@@ -40,6 +41,7 @@ from slimnas.measure import (
     LatencyTable,
     OnnxRuntimeInt8Latency,
     OnnxRuntimeLatency,
+    OpConfig,
     Overhead,
     TorchCudaLatency,
     TorchLatency,
@@ -191,6 +193,22 @@ def test_measured_predictor_ranks_a_wide_model_above_a_narrow_one():
     assert 0 < a < b
 
 
+def test_an_operator_is_timed_over_the_null_op_alongside_it():
+    """Table entries are the null op's time (one figure per batch) plus the op's time over it,
+    the two timed in alternating bursts."""
+    from slimnas.measure._optime import op_model, time_over_null
+    from slimnas.measure._profile import OpTimer
+
+    timer = OpTimer(repeats=10)
+    null = timer.null(1)
+    assert null > 0 and timer.null(1) == null  # timed once per batch
+    small = model_ops(tiny(), SHAPE)[0]
+    big = OpConfig("conv1d", 64, 64, (40,), kernel=5, padding=2)
+    assert timer(small, 1) >= null - 0.5 * null  # the op's time over the null can be ~0, not far below
+    assert time_over_null(op_model(big), big.input_shape(), batch=1, repeats=10) > 0
+    assert timer(big, 1) > timer(small, 1)  # 64x64 channels against 1x8: hundreds of times the MACs
+
+
 def test_spearman_of_orders():
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
@@ -263,6 +281,40 @@ def test_sensitivity_cost_keeps_the_latency_allocation_off_layers_whose_accuracy
     cost = sensitivity_cost(sens)
     assert cost("2", 25, 10) > cost("2", 25, 20) > cost("0", 25, 5)
     assert sensitivity_cost(SensitivityResult(0.9, 0, ratios, {"0": []})) is None
+
+
+def test_knee_of_a_pruning_path():
+    # latency falls fast for the first share of the cost, then flattens: the knee is at the bend
+    lat, cost = [1.0, 0.8, 0.7, 0.68, 0.67, 0.66], [0.0, 0.1, 0.2, 0.5, 0.8, 1.2]
+    assert knee_index(lat, cost) == 2
+    assert knee_index([1.0, 1.0], [0.0, 0.3]) == 0  # pruning saves nothing: stay whole
+    assert knee_index([1.0, 0.5], [0.0, 0.0]) == 1  # free savings are all taken
+
+
+def overhead_table() -> LatencyPredictor:
+    """Operators cost a large constant plus a little per MAC: pruning can save a fifth at most."""
+    table = LatencyTable(measure=lambda op, b, p: 2e-3 + 1e-7 * op.macs * b)
+    return LatencyPredictor(table, {"1/fp32": Overhead(null_ms=1e-4, model_ms=0.0)})
+
+
+def test_an_unreachable_target_stops_at_the_knee_not_at_the_floor():
+    model, pred = mnist1d_paper_cnn().eval(), overhead_table()
+    base = pred.predict(model, SHAPE).ms
+    alloc = allocate_by_latency(model, SHAPE, pred, 0.5 * base, roundings=(1,))
+    assert not alloc.met and alloc.floor_ms is not None and alloc.floor_ms > 0.5 * base
+    assert alloc.to_dict()["floor_ms"] == round(alloc.floor_ms, 6)
+    # the fastest allocation pruning reaches: what the old behaviour returned for this target
+    floor = allocate_by_latency(model, SHAPE, pred, alloc.floor_ms, roundings=(1,))
+    assert floor.met and floor.floor_ms is None
+    assert floor.predicted_ms <= alloc.floor_ms < alloc.predicted_ms < base  # slower than the floor, still faster
+    assert alloc.cost < floor.cost and sum(alloc.widths.values()) > sum(floor.widths.values())
+    # a uniform policy fitted to the same target: also short of the most pruned multiple
+    names = [lay.name for lay in list_prunable_layers(model, SHAPE)]
+    uniform = CompressionPolicy.of(prune={"ratio": 0.0, "layer_ratios": dict.fromkeys(names, 0.3)})
+    fitted, ms = fit_to_latency(model, uniform, SHAPE, pred, 0.5 * base)
+    most = {n: max(1, round(w * 0.1)) for n, w in alloc.original.items()}
+    assert pred.predict(pruned_model(model, widths_to_ratios(most, alloc.original), SHAPE), SHAPE).ms < ms < base
+    assert max(prune_ratios(fitted).values()) < 0.9
 
 
 def device_share(model: nn.Module, exponent: float):

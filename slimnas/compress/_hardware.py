@@ -8,6 +8,11 @@ target's latency instead. Here, greedily: each step removes the group of channel
 next allowed count) that saves the most predicted latency per unit of importance lost, until the
 predicted latency meets the target; then channels are given back where the budget still allows.
 
+A target pruning cannot reach (per-operator overheads that do not shrink with channels: the
+MNIST-1D paper CNN at batch 1 never gets under 74% of its latency here) is not chased to the
+floor, where the last steps cost most of the importance for a few microseconds: the allocation
+stops at the knee of its path and reports the floor (:func:`knee_index`).
+
 Allowed counts are multiples of a rounding (1, 2, 4, 8, 16): the rounding is chosen per model
 by trying each on the target's table and keeping it only where it reaches the target with less
 importance removed (where rounding measurably helps on this runtime).
@@ -44,6 +49,21 @@ MEASURE_TOLERANCE = 0.03
 UNDERSHOOT = 0.1
 
 
+def knee_index(latency: Sequence[float], cost: Sequence[float]) -> int:
+    """The knee of a pruning path (step ``i``: predicted latency, cost removed so far; step 0 the
+    original, the last the fastest reached): the step furthest above the straight line from the
+    first to the last, with latency saved and cost as shares of the whole path's (Kneedle,
+    Satopää et al. 2011): past it, each share of latency costs more than a share of importance.
+    0 where the path saves nothing."""
+    saved, spent = latency[0] - latency[-1], cost[-1] - cost[0]
+    if saved <= 0:
+        return 0
+    if spent <= 0:
+        return len(latency) - 1
+    gain = [(latency[0] - lat) / saved - (c - cost[0]) / spent for lat, c in zip(latency, cost, strict=True)]
+    return int(np.argmax(gain))
+
+
 @dataclass
 class LatencyAllocation:
     """Per-layer channel counts that meet a latency target, and how they were found.
@@ -53,6 +73,9 @@ class LatencyAllocation:
         widths: layer -> channels kept; ``original``: layer -> channels before.
         predicted_ms: predicted latency of the pruned model; ``base_ms``: of the original.
         target_ms: the latency budget; ``met``: whether ``predicted_ms <= target_ms``.
+        floor_ms: where the target is out of reach by pruning (predicted), the fastest predicted
+            latency pruning reaches; the allocation then stops at its path's knee (:func:`knee_index`).
+            ``None`` where the target is reachable.
         rounding: channel counts are multiples of it (except layers left whole).
         cost: importance removed (per layer, the share of its channel importance; summed).
         tried: per rounding tried, its predicted latency, cost and whether it met the target.
@@ -72,6 +95,7 @@ class LatencyAllocation:
     tried: list[dict] = field(default_factory=list)
     measured_share: float | None = None
     checks: list[dict] = field(default_factory=list)
+    floor_ms: float | None = None
 
     @property
     def met(self) -> bool:
@@ -85,6 +109,7 @@ class LatencyAllocation:
                 "predicted_ms": round(self.predicted_ms, 6), "base_ms": round(self.base_ms, 6),
                 "target_ms": round(self.target_ms, 6), "met": self.met, "rounding": self.rounding,
                 "cost": round(self.cost, 5), "tried": self.tried,
+                "floor_ms": None if self.floor_ms is None else round(self.floor_ms, 6),
                 "measured_share": None if self.measured_share is None else round(self.measured_share, 4),
                 "checks": self.checks}
 
@@ -140,7 +165,8 @@ class _Evaluator:
 
 
 def _allocate(ev: _Evaluator, importance: dict[str, np.ndarray], target_ms: float, rounding: int,
-              max_ratio: float, cost_fn: Callable[[str, int, int], float] | None) -> tuple[dict[str, int], float, float]:
+              max_ratio: float, cost_fn: Callable[[str, int, int], float] | None
+              ) -> tuple[dict[str, int], float, float, float | None]:
     original = ev.original
     counts = {n: allowed_counts(w, rounding, max(1, int(np.ceil(w * (1 - max_ratio))))) for n, w in original.items()}
     widths = dict(original)
@@ -155,6 +181,7 @@ def _allocate(ev: _Evaluator, importance: dict[str, np.ndarray], target_ms: floa
         return lower[0] if lower else None
 
     latency = ev(widths)
+    path = [(latency, 0.0, dict(widths))]
     while latency > target_ms:
         best = None
         for name in original:
@@ -186,6 +213,12 @@ def _allocate(ev: _Evaluator, importance: dict[str, np.ndarray], target_ms: floa
         _, name, k = best
         widths[name] = k
         latency = ev(widths)
+        path.append((latency, sum(cost(n, widths[n]) for n in original), dict(widths)))
+    floor = None
+    if latency > target_ms:  # out of reach: back up the path to its knee, and give back from there
+        floor = latency
+        i = knee_index([p[0] for p in path], [p[1] for p in path])
+        latency, target_ms, widths = path[i][0], path[i][0], dict(path[i][2])
     # give channels back where the budget still allows: the most importance regained per ms first
     while latency <= target_ms:
         best = None
@@ -207,7 +240,7 @@ def _allocate(ev: _Evaluator, importance: dict[str, np.ndarray], target_ms: floa
         _, name, k, latency = best
         widths[name] = k
     total = sum(cost(n, widths[n]) for n in original)
-    return widths, latency, total
+    return widths, latency, total, floor
 
 
 def _choose_rounding(ev: _Evaluator, importance: dict[str, np.ndarray], target_ms: float, roundings: Sequence[int],
@@ -218,9 +251,11 @@ def _choose_rounding(ev: _Evaluator, importance: dict[str, np.ndarray], target_m
     for r in roundings:
         if r > 1 and r > widest // 2:
             continue
-        widths, lat, cost = _allocate(ev, importance, target_ms, r, max_ratio, cost_fn)
-        results.append({"rounding": r, "widths": widths, "predicted_ms": lat, "cost": cost, "met": lat <= target_ms})
-    met = [x for x in results if x["met"]] or sorted(results, key=lambda x: x["predicted_ms"])[:1]
+        widths, lat, cost, floor = _allocate(ev, importance, target_ms, r, max_ratio, cost_fn)
+        results.append({"rounding": r, "widths": widths, "predicted_ms": lat, "cost": cost, "met": lat <= target_ms,
+                        "floor_ms": floor})
+    # out of reach with every rounding: the one that gets fastest (at its knee)
+    met = [x for x in results if x["met"]] or sorted(results, key=lambda x: (x["floor_ms"], x["cost"]))[:1]
     plain = next((x for x in met if x["rounding"] == 1), None)
     chosen = min(met, key=lambda x: (x["cost"], x["rounding"]))
     if plain is not None and chosen is not plain and chosen["cost"] > plain["cost"] * (1 - ROUNDING_MARGIN):
@@ -276,7 +311,10 @@ def allocate_by_latency(model: nn.Module, input_shape: tuple[int, ...], predicto
                         measure: Callable[[Mapping[str, int]], float] | None = None, max_checks: int = 3,
                         ) -> LatencyAllocation:
     """Channel counts per prunable layer that meet ``target_ms`` (predicted, at ``batch`` and
-    ``precision``) losing the least importance, with the rounding that helps most.
+    ``precision``) losing the least importance, with the rounding that helps most. Where no
+    allocation reaches it, the knee of the pruning path (:func:`knee_index`) with the rounding
+    that gets fastest, and
+    ``floor_ms`` says how fast pruning gets.
 
     Args:
         predictor: the target's latency predictor (a profile's, or measured here on demand).
@@ -311,7 +349,7 @@ def allocate_by_latency(model: nn.Module, input_shape: tuple[int, ...], predicto
     return LatencyAllocation(ratios=widths_to_ratios(chosen["widths"], ev.original), widths=chosen["widths"],
                              original=dict(ev.original), predicted_ms=chosen["predicted_ms"], base_ms=base,
                              target_ms=target_ms, rounding=chosen["rounding"], cost=chosen["cost"], tried=tried,
-                             measured_share=share, checks=checks)
+                             measured_share=share, checks=checks, floor_ms=chosen["floor_ms"])
 
 
 def measured_share(model: nn.Module, input_shape: tuple[int, ...], *, batch: int = 1, threads: int = 1,
@@ -347,7 +385,9 @@ def fit_to_latency(parent: nn.Module, policy: CompressionPolicy, input_shape: tu
     """Meet a latency budget by construction (as :func:`fit_to_macs` meets a MAC budget): scale
     the policy's per-layer ratios by one multiplier, found by bisection on the predicted latency,
     with channel counts rounded down to multiples of ``rounding``. Returns the policy and its
-    predicted latency (the most pruned one it reached when the target cannot be met).
+    predicted latency. Where even the most pruned multiple misses the target, the fit is to the
+    knee of the multiplier's path (:func:`knee_index` over a grid of multipliers) instead of
+    that floor.
 
     ``measure`` (``widths -> share``, as for :func:`allocate_by_latency`): the result is timed
     and, where it misses ``target_ms`` / the original's prediction, fitted again to a predicted
@@ -371,10 +411,15 @@ def fit_to_latency(parent: nn.Module, policy: CompressionPolicy, input_shape: tu
         return out
 
     def fit(goal: float) -> dict:
-        if ev(dict(original)) <= goal:
-            return {"widths": dict(original), "predicted_ms": ev(dict(original))}
-        lo, hi = 0.0, 0.9 / min(ratios.values())
+        base, lo, hi = ev(dict(original)), 0.0, 0.9 / min(ratios.values())
         best = (widths_at(hi), ev(widths_at(hi)))
+        if best[1] > goal:  # out of reach: fit to the knee of the multiplier's path
+            mults = np.linspace(0.0, hi, 13)
+            lats = [ev(widths_at(m)) for m in mults]
+            cost = [sum(1 - w / original[n] for n, w in widths_at(m).items()) for m in mults]
+            goal = lats[knee_index(lats, cost)]
+        if base <= goal:
+            return {"widths": dict(original), "predicted_ms": base}
         if best[1] <= goal:
             for _ in range(n_iter):
                 mid = (lo + hi) / 2
