@@ -376,8 +376,36 @@ def test_latency_left_unspent_on_the_device_is_given_back():
     checked = allocate_by_latency(model, SHAPE, pred, share * base, batch=64, measure=measure)
     assert share * 0.9 <= checked.measured_share <= share * 1.03 and checked.met
     assert sum(checked.widths.values()) > sum(plain.widths.values())
+    # channels are given back to the allocation that fell under: no layer loses any
+    under = next(c for c in checked.checks if c["measured_share"] < share * 0.9)
+    assert all(checked.widths[n] >= under["widths"][n] for n in under["widths"])
     shares = [c["measured_share"] for c in checked.checks]
     assert shares[0] < share * 0.9 and len(shares) >= 2
+
+
+def test_an_allocation_measured_under_the_target_is_the_start_of_the_next():
+    """After an allocation timed well under the target, the next one gives channels back to it
+    (a fresh allocation for the looser target may cut another layer instead)."""
+    from slimnas.compress._hardware import _allocate, _Evaluator, _measured, channel_importance
+
+    model, pred = mnist1d_paper_cnn().eval(), macs_table()
+    ev = _Evaluator(model, SHAPE, pred, 64, "fp32")
+    importance = channel_importance(model, list(ev.original))
+    base = ev(dict(ev.original))
+    first, *_ = _allocate(ev, importance, 0.3 * base, 1, 0.9, None)
+    again, lat, _, _ = _allocate(ev, importance, 0.6 * base, 1, 0.9, None, start=first)
+    assert all(again[n] >= first[n] for n in first) and again != first and lat <= 0.6 * base
+    starts, shares = [], iter([0.3, 0.5])
+
+    def allocate(goal, start):
+        starts.append(start)
+        widths = first if start is None else again
+        return {"widths": widths, "predicted_ms": ev(widths), "rounding": 1,
+                "cost": sum(ev.original[n] - w for n, w in widths.items())}
+
+    kept, share, checks = _measured(allocate, 0.5 * base, 0.5, lambda w: next(shares), 3, prefer=lambda c: c["cost"])
+    assert starts[0] is None and starts[1]["widths"] == first  # the second starts from the first, timed under
+    assert kept["widths"] == again and share == 0.5 and len(checks) == 2
 
 
 def test_measured_share_times_a_pruned_copy_against_the_original_here():
