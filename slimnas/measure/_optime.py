@@ -33,9 +33,11 @@ MIN_OP_TIME_MS = 5.0
 #: rounds of alternating bursts (operator, null op) an operator is timed in
 PAIR_ROUNDS = 5
 #: an operator is timed against the null op where, timed alone, it takes under this many times the
-#: null op (its own share is small against the call's); a longer one keeps its time alone (in
-#: bursts of a few calls, the first calls after the null op's ran slow: the MNIST-1D profile's
-#: batch-64 predictions within 15% fell from 100% to 65%)
+#: null op (its own share is small against the call's); a longer one keeps its time alone: the
+#: pairing buys nothing there, and in bursts of a few calls each burst's first calls, after the
+#: null op's, may run slow (with every operator paired, the MNIST-1D profile's batch-64
+#: predictions within 15% read 65% in one run; a run without pairing in the same noisy hour
+#: read 80%, and 100% on a quiet machine before)
 PAIR_BELOW = 4.0
 ACT_NODES = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
 
