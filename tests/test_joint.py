@@ -1,6 +1,7 @@
 """Joint architecture x compression search and --auto compression of an existing model."""
 
 import json
+import math
 
 import numpy as np
 import optuna
@@ -265,6 +266,25 @@ def test_auto_on_this_machine_times_its_latency_allocation(tmp_path, trained_cnn
     assert alloc["measured_share"] in [c["measured_share"] for c in checks]
     kept = next(c for c in checks if c["measured_share"] == alloc["measured_share"])
     assert kept["widths"] == alloc["widths"]
+
+
+def test_auto_under_a_latency_budget_out_of_reach_stops_at_the_knee(tmp_path, trained_cnn):
+    """5% of the latency is out of reach by pruning: the allocation says so, gives the floor, and
+    keeps more channels than the most pruned allocation would."""
+    _, model, data = trained_cnn
+    notes = []
+
+    class Notes:
+        def __getattr__(self, name):
+            return (lambda msg, **k: notes.append(msg)) if name == "note" else (lambda *a, **k: None)
+
+    auto_compress(model, data, budget=["latency_ms<=5%"], n_trials=1, finetune_epochs=1, final_epochs=1,
+                  hardware_aware=True, out=tmp_path / "auto", latency_repeats=5, listener=Notes())
+    alloc = json.loads((tmp_path / "auto" / "report.json").read_text())["hardware"]["allocation"]
+    assert not alloc["met"] and alloc["floor_ms"] is not None and alloc["floor_ms"] > alloc["target_ms"]
+    most = {n: max(1, math.ceil(w * 0.1)) for n, w in alloc["original"].items()}
+    assert sum(alloc["widths"].values()) > sum(most.values())
+    assert any("stops at the knee" in n for n in notes)
 
 
 def test_auto_refines_criterion_and_learning_rate_on_validation_data(tmp_path, trained_cnn):

@@ -345,11 +345,10 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
                              f"{a.target_ms / a.base_ms:.0%}, {len(a.checks)} allocation(s) timed)")
                           + ("" if a.met else f"; the target is {'measured' if a.measured_share is not None else 'predicted'} "
                              "out of reach by pruning alone"
-                             + ("" if a.floor_ms is None else
+                             + (": the fastest allocation timed is kept" if a.floor_ms is None else
                                 f" (the fastest pruning reaches is predicted at {a.floor_ms / a.base_ms:.0%} of the "
-                                "input model's latency)")
-                             + ": pruning stops at the knee of the latency it saves against the importance it "
-                               "removes"))
+                                "input model's latency): pruning stops at the knee of the latency it saves against "
+                                "the importance it removes")))
 
     spec = StudySpec(name="auto", storage=storage or (f"sqlite:///{out / 'study.db'}" if out is not None else None),
                      objectives=("accuracy",), strategy=s.strategy, early_stopping=rule, seed=s.seed,
