@@ -166,9 +166,10 @@ class _Evaluator:
 
 def _allocate(ev: _Evaluator, importance: dict[str, np.ndarray], target_ms: float, rounding: int,
               max_ratio: float, cost_fn: Callable[[str, int, int], float] | None,
-              start: Mapping[str, int] | None = None) -> tuple[dict[str, int], float, float, float | None]:
+              start: Mapping[str, int] | None = None) -> dict:
     """Greedy allocation from the original widths (or from ``start``: an earlier allocation at
-    this rounding that channels are given back to)."""
+    this rounding that channels are given back to): ``{rounding, widths, predicted_ms, cost, met,
+    floor_ms}``."""
     original = ev.original
     counts = {n: allowed_counts(w, rounding, max(1, int(np.ceil(w * (1 - max_ratio))))) for n, w in original.items()}
     widths = dict(start) if start is not None else dict(original)
@@ -241,8 +242,8 @@ def _allocate(ev: _Evaluator, importance: dict[str, np.ndarray], target_ms: floa
             break
         _, name, k, latency = best
         widths[name] = k
-    total = sum(cost(n, widths[n]) for n in original)
-    return widths, latency, total, floor
+    return {"rounding": rounding, "widths": widths, "predicted_ms": latency,
+            "cost": sum(cost(n, widths[n]) for n in original), "met": floor is None, "floor_ms": floor}
 
 
 def _choose_rounding(ev: _Evaluator, importance: dict[str, np.ndarray], target_ms: float, roundings: Sequence[int],
@@ -253,9 +254,7 @@ def _choose_rounding(ev: _Evaluator, importance: dict[str, np.ndarray], target_m
     for r in roundings:
         if r > 1 and r > widest // 2:
             continue
-        widths, lat, cost, floor = _allocate(ev, importance, target_ms, r, max_ratio, cost_fn)
-        results.append({"rounding": r, "widths": widths, "predicted_ms": lat, "cost": cost, "met": lat <= target_ms,
-                        "floor_ms": floor})
+        results.append(_allocate(ev, importance, target_ms, r, max_ratio, cost_fn))
     # out of reach with every rounding: the one that gets fastest (at its knee)
     met = [x for x in results if x["met"]] or sorted(results, key=lambda x: (x["floor_ms"], x["cost"]))[:1]
     plain = next((x for x in met if x["rounding"] == 1), None)
@@ -276,9 +275,10 @@ def _measured(allocate: Callable[[float, dict | None], dict], target_ms: float, 
     the target, the next one starts from it (``start``) and only gives channels back: a fresh
     allocation for a looser target could move the cut to another layer on a small difference of
     cost (the paper CNN at batch 64 went from (8, 12, 18) channels to (4, 21, 18), 25 points of
-    test accuracy under uniform pruning at the same latency after fine-tuning). Returns the kept allocation (the ``prefer``-least
-    among those measured within the target; else among those within the timing tolerance of the
-    fastest measured), its measured share and every allocation timed."""
+    test accuracy under uniform pruning at the same latency after fine-tuning). Returns the kept
+    allocation (the ``prefer``-least among those measured within the target; else among those
+    within the timing tolerance of the fastest measured), its measured share and every
+    allocation timed."""
     seen: dict[tuple, tuple[float, dict]] = {}
     checks, goal, over, under, start = [], target_ms, None, None, None
     for _ in range(max(1, max_checks)):
@@ -319,8 +319,7 @@ def allocate_by_latency(model: nn.Module, input_shape: tuple[int, ...], predicto
     """Channel counts per prunable layer that meet ``target_ms`` (predicted, at ``batch`` and
     ``precision``) losing the least importance, with the rounding that helps most. Where no
     allocation reaches it, the knee of the pruning path (:func:`knee_index`) with the rounding
-    that gets fastest, and
-    ``floor_ms`` says how fast pruning gets.
+    that gets fastest, and ``floor_ms`` says how fast pruning gets.
 
     Args:
         predictor: the target's latency predictor (a profile's, or measured here on demand).
@@ -348,13 +347,11 @@ def allocate_by_latency(model: nn.Module, input_shape: tuple[int, ...], predicto
     chosen, results = _choose_rounding(ev, importance, target_ms, roundings, max_ratio, cost_fn)
     tried = [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in x.items() if k != "widths"} for x in results]
     share, checks = None, []
+
     def allocate(goal: float, start: dict | None) -> dict:
         if start is None:
             return _choose_rounding(ev, importance, goal, roundings, max_ratio, cost_fn)[0]
-        widths, lat, cost, floor = _allocate(ev, importance, goal, start["rounding"], max_ratio, cost_fn,
-                                             start=start["widths"])
-        return {"rounding": start["rounding"], "widths": widths, "predicted_ms": lat, "cost": cost,
-                "met": lat <= goal, "floor_ms": floor}
+        return _allocate(ev, importance, goal, start["rounding"], max_ratio, cost_fn, start=start["widths"])
 
     if measure is not None:
         chosen, share, checks = _measured(allocate, target_ms, target_ms / base, measure, max_checks,
@@ -423,7 +420,8 @@ def fit_to_latency(parent: nn.Module, policy: CompressionPolicy, input_shape: tu
             out[n] = min(w, kept)
         return out
 
-    def fit(goal: float, start: dict | None = None) -> dict:  # a smaller multiplier gives channels back
+    # ``start`` (the fit timed under the target) is not needed: a smaller multiplier only gives channels back
+    def fit(goal: float, start: dict | None = None) -> dict:
         base, lo, hi = ev(dict(original)), 0.0, 0.9 / min(ratios.values())
         best = (widths_at(hi), ev(widths_at(hi)))
         if best[1] > goal:  # out of reach: fit to the knee of the multiplier's path

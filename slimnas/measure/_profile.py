@@ -231,7 +231,8 @@ def _build_profile(*, name, space, input_shape, n_classes, runtime, threads, bat
     for i, arch in enumerate(archs):
         torch.manual_seed(i)
         models[i] = build_model(arch, input_shape, n_classes).eval()
-    # each round times the null model, every op (the median of its repeats) and every
+    # each round times the null model (ONNX Runtime: once per batch, then the same figure), every
+    # op (the median of its repeats; small ones against the null model) and every
     # calibration model once; the fastest round of each is kept. A slow spell of the machine
     # lasts seconds: spread over the whole profile, the rounds outlast it
     times: dict[tuple[OpConfig, str], list[float]] = {}
