@@ -264,6 +264,67 @@ def test_fit_to_latency_scales_a_policy_to_the_target():
     assert same is policy and ms0 == pytest.approx(base)
 
 
+def kept_widths(model: nn.Module, ratios) -> dict[str, int]:
+    return {lay.name: lay.out_channels for lay in list_prunable_layers(pruned_model(model, ratios, SHAPE), SHAPE)}
+
+
+def test_a_mac_budget_fitted_with_rounding_keeps_multiples_and_fills_the_budget():
+    from slimnas.compress import fit_to_macs, pruned_macs, round_to_macs, scale_to_macs
+    from slimnas.compress._allocate import next_up
+    from slimnas.measure import Budget, count_macs
+
+    model = mnist1d_paper_cnn().eval()
+    original = {lay.name: lay.out_channels for lay in list_prunable_layers(model, SHAPE)}
+    target = int(0.5 * count_macs(model, SHAPE))
+    scaled, _ = scale_to_macs(model, dict.fromkeys(original, 0.3), SHAPE, target)
+    rounded = round_to_macs(model, scaled, SHAPE, target, 8)
+    assert rounded is not None and pruned_macs(model, rounded, SHAPE) <= target
+    widths = {n: original[n] - round(r * original[n] + 0.1) for n, r in rounded.items()}
+    assert kept_widths(model, rounded) == {**original, **widths}
+    assert all(w % 8 == 0 for w in widths.values()) and any(w < original[n] for n, w in widths.items())
+    for n, w in widths.items():  # no layer can take its next multiple back within the budget
+        grown = {**rounded, n: (original[n] - next_up(w, original[n], 8) - 0.1) / original[n]}
+        assert pruned_macs(model, grown, SHAPE) > target
+    policy = CompressionPolicy.of(prune={"ratio": 0.0, "layer_ratios": dict.fromkeys(original, 0.3)})
+    budget = [Budget.parse(f"macs<={target}", "--budget")]
+    assert prune_ratios(fit_to_macs(model, policy, SHAPE, budget, use_full_budget=True, rounding=8)) == rounded
+    plain = prune_ratios(fit_to_macs(model, policy, SHAPE, budget, use_full_budget=True))
+    assert any(w % 8 for w in kept_widths(model, plain).values())  # unrounded: any count
+    assert round_to_macs(model, scaled, SHAPE, 10, 8) is None  # multiples of 8 cannot get under 10 MACs
+
+
+def test_mac_rounding_is_kept_only_where_the_runtime_rewards_it():
+    """Under a MAC budget, a rounding is chosen where the table says its counts run faster per
+    MAC, not merely because rounding down leaves a smaller model."""
+    from slimnas.compress import choose_mac_rounding, scale_to_macs
+    from slimnas.measure import count_macs
+
+    model = mnist1d_paper_cnn().eval()
+    names = [lay.name for lay in list_prunable_layers(model, SHAPE)]
+    target = int(0.5 * count_macs(model, SHAPE))
+    ratios, _ = scale_to_macs(model, dict.fromkeys(names, 0.3), SHAPE, target)
+    table = LatencyTable(measure=lambda op, b, p: 1e-4 + 1e-6 * op.macs * b * (
+        3.0 if op.op.startswith("conv") and op.cout % 8 and op.cout != 25 else 1.0))
+    picky = LatencyPredictor(table, {"64/fp32": Overhead(null_ms=1e-4, model_ms=0.0)})
+    chosen = choose_mac_rounding(model, SHAPE, picky, ratios, target, batch=64)
+    assert chosen.rounding > 1 and chosen.measured is None
+    tried = {t["rounding"]: t for t in chosen.tried}
+    kept, plain = tried[chosen.rounding], tried[1]
+    assert kept["predicted_ms"] < plain["predicted_ms"] and 0.9 * plain["macs"] <= kept["macs"] <= target
+    def slow(widths) -> int:  # layers at counts the runtime runs slowly
+        return sum(bool(w % 8) and w != 25 for w in widths.values())
+
+    assert slow(kept["widths"]) < slow(plain["widths"])
+    within = [t for t in chosen.tried if t["macs"] >= 0.9 * plain["macs"]]  # MAC_SLACK
+    assert kept["latency_per_mac"] == min(t["latency_per_mac"] for t in within)
+    assert chosen.to_dict()["rounding"] == chosen.rounding and f"multiples of {chosen.rounding}" in chosen.reason
+    flat = choose_mac_rounding(model, SHAPE, macs_table(), ratios, target, batch=64)
+    assert flat.rounding == 1  # time follows MACs: no rounding is faster per MAC
+    # timed here and not faster: not kept, whatever the table says
+    vetoed = choose_mac_rounding(model, SHAPE, picky, ratios, target, batch=64, measure=lambda widths: 0.5)
+    assert vetoed.rounding == 1 and vetoed.measured == {"unrounded": 0.5, "rounded": 0.5}
+
+
 def test_sensitivity_cost_keeps_the_latency_allocation_off_layers_whose_accuracy_falls():
     net = mnist1d_paper_cnn().eval()
     # latency proportional to MACs, so every layer is worth pruning for latency alone

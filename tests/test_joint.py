@@ -287,6 +287,39 @@ def test_auto_under_a_latency_budget_out_of_reach_stops_at_the_knee(tmp_path, tr
     assert any("stops at the knee" in n for n in notes)
 
 
+def test_auto_under_a_mac_budget_on_this_machine_chooses_a_rounding_and_keeps_the_budget(tmp_path, trained_cnn):
+    """``--hardware-aware`` under a MAC budget: each rounding's allocation at the budget is
+    predicted (and the best timed) here; every trial's channel counts use the rounding kept and
+    stay within the budget."""
+    from slimnas.compress import list_prunable_layers, prune_ratios, pruned_model
+
+    _, model, data = trained_cnn
+    notes = []
+
+    class Notes:
+        def __getattr__(self, name):
+            return (lambda msg, **k: notes.append(msg)) if name == "note" else (lambda *a, **k: None)
+
+    res = auto_compress(model, data, budget=["macs<=50%"], n_trials=3, finetune_epochs=1, final_epochs=1,
+                        hardware_aware=True, out=tmp_path / "auto", latency_repeats=5, listener=Notes())
+    hw = json.loads((tmp_path / "auto" / "report.json").read_text())["hardware"]
+    chosen = hw["mac_rounding"]
+    assert [t["rounding"] for t in chosen["tried"]][0] == 1 and chosen["rounding"] in [t["rounding"] for t in chosen["tried"]]
+    assert all(t["macs"] <= 0.5 * res.before["macs"] for t in chosen["tried"])
+    assert (chosen["measured"] is not None) == (chosen["rounding"] > 1 or "timed" in chosen["reason"])
+    assert any(n.startswith("channel rounding under the MAC budget") for n in notes)
+    original = {lay.name: lay.out_channels for lay in list_prunable_layers(model, data.input_shape)}
+    r = chosen["rounding"]
+    assert res.after["macs"] <= 0.5 * res.before["macs"]
+    for t in res.study.get_trials(deepcopy=False):
+        if t.state.name != "COMPLETE":
+            continue
+        ratios = prune_ratios(CompressionPolicy.from_dict(t.user_attrs["policy"]))
+        kept = {lay.name: lay.out_channels
+                for lay in list_prunable_layers(pruned_model(model, ratios, data.input_shape), data.input_shape)}
+        assert all(w % r == 0 or w == original[n] or original[n] <= r for n, w in kept.items())
+
+
 def test_auto_refines_criterion_and_learning_rate_on_validation_data(tmp_path, trained_cnn):
     _, model, data = trained_cnn
     res = auto_compress(model, data, budget=["macs<=50%"], n_trials=2, finetune_epochs=1, final_epochs=3,

@@ -137,13 +137,16 @@ def mac_limits(budget: Sequence) -> list[float]:
 
 
 def fit_to_macs(parent: nn.Module, policy: CompressionPolicy, input_shape: tuple[int, ...],
-                budget: Sequence, *, use_full_budget: bool = False, keep: float = 0.0) -> CompressionPolicy:
+                budget: Sequence, *, use_full_budget: bool = False, keep: float = 0.0,
+                rounding: int = 1) -> CompressionPolicy:
     """Meet a MAC budget by construction: scale the policy's per-layer ratios (keeping their
     shape) until the pruned parent fits, where pruning alone can reach it. With
     ``use_full_budget`` (when MACs are a constraint but not an objective), ratios that prune
     more than the budget needs are scaled back too, so the sampled ratios set the shape and the
     budget sets the level. ``keep`` (0 = off) adds a target of that share of the parent's MACs,
-    met the same way (both ways), so a search samples the level as a gene of its own."""
+    met the same way (both ways), so a search samples the level as a gene of its own.
+    ``rounding`` > 1: the scaled layers keep a multiple of it (:func:`round_to_macs`; left
+    unrounded where the rounded counts cannot meet the budget)."""
     limits = mac_limits(budget)
     if keep > 0:
         limits.append(keep * count_macs(parent, input_shape))
@@ -160,8 +163,42 @@ def fit_to_macs(parent: nn.Module, policy: CompressionPolicy, input_shape: tuple
         return policy
     scaled, macs = scale_to_macs(parent, ratios, input_shape, target)
     if macs <= target:
-        scaled = fill_to_macs(parent, scaled, input_shape, target)
+        rounded = round_to_macs(parent, scaled, input_shape, target, rounding) if rounding > 1 else None
+        scaled = rounded if rounded is not None else fill_to_macs(parent, scaled, input_shape, target)
     return with_prune_ratios(policy, scaled)
+
+
+def kept_channels(ratio: float, width: int) -> int:
+    return width - removed(ratio, width)
+
+
+def next_up(kept: int, width: int, rounding: int) -> int:
+    """The next count a layer may keep above ``kept``: the next multiple of ``rounding`` (the
+    full width past the last; every count for a layer no wider than ``rounding``)."""
+    if rounding <= 1 or width <= rounding:
+        return min(width, kept + 1)
+    return min(width, (kept // rounding + 1) * rounding)
+
+
+def round_to_macs(parent: nn.Module, ratios: Mapping[str, float], input_shape, target: int,
+                  rounding: int) -> dict[str, float] | None:
+    """``ratios`` with every pruned layer's kept channels rounded down to a multiple of
+    ``rounding`` (at least one multiple; a layer no wider than ``rounding`` keeps its count),
+    then channels given back a multiple at a time while the model stays within ``target`` MACs
+    (:func:`fill_to_macs`). ``None`` where the rounded counts exceed ``target``."""
+    widths = {lay.name: lay.out_channels for lay in list_prunable_layers(parent, input_shape)}
+    out = {}
+    for name, r in ratios.items():
+        w = widths.get(name)
+        if w is None or r <= 0:
+            continue
+        kept = kept_channels(r, w)
+        if w > rounding:
+            kept = max(rounding, kept // rounding * rounding)
+        out[name] = channel_ratio(w - kept, w)
+    if pruned_macs(parent, out, input_shape) > target:
+        return None
+    return fill_to_macs(parent, out, input_shape, target, rounding=rounding)
 
 
 def channel_ratio(n_removed: int, width: int) -> float:
@@ -175,17 +212,18 @@ def removed(ratio: float, width: int) -> int:
 
 
 def fill_to_macs(parent: nn.Module, ratios: dict[str, float], input_shape, target: int, *,
-                 max_steps: int = 64) -> dict[str, float]:
-    """Give channels back, one at a time, while the pruned model stays within ``target`` MACs:
-    the scaled ratios move in coarse steps and usually leave part of the budget unused. The most
-    pruned layer gets its channel back first."""
+                 max_steps: int = 64, rounding: int = 1) -> dict[str, float]:
+    """Give channels back, one at a time (``rounding``: up to the next multiple of it), while the
+    pruned model stays within ``target`` MACs: the scaled ratios move in coarse steps and
+    usually leave part of the budget unused. The most pruned layer gets its channels back first."""
     widths = {lay.name: lay.out_channels for lay in list_prunable_layers(parent, input_shape)}
     ratios = {k: v for k, v in ratios.items() if k in widths}
     for _ in range(max_steps):
         grown = False
         for name in sorted((k for k, v in ratios.items() if v > 0), key=lambda k: -ratios[k]):
             trial = dict(ratios)
-            trial[name] = channel_ratio(removed(ratios[name], widths[name]) - 1, widths[name])
+            w = widths[name]
+            trial[name] = channel_ratio(w - next_up(kept_channels(ratios[name], w), w, rounding), w)
             if pruned_macs(parent, trial, input_shape) <= target:
                 ratios, grown = trial, True
                 break

@@ -41,8 +41,11 @@ from slimnas.compress._sensitivity import SensitivityResult
 from slimnas.measure import LatencyPredictor, model_ops
 
 ROUNDINGS = (1, 2, 4, 8, 16)
-#: a rounding > 1 is kept only when it removes this much less importance than no rounding
+#: a rounding > 1 is kept only where it removes this share less importance than no rounding (a
+#: latency budget), or runs this share faster per MAC (a MAC budget)
 ROUNDING_MARGIN = 0.02
+#: under a MAC budget, a rounded allocation may use this much less of it than the unrounded one
+MAC_SLACK = 0.1
 #: a measured latency share this much over the target share still meets it (timing noise)
 MEASURE_TOLERANCE = 0.03
 #: a measured share this much under the target share leaves latency unspent: channels are given back
@@ -451,6 +454,81 @@ def fit_to_latency(parent: nn.Module, policy: CompressionPolicy, input_shape: tu
         if out["widths"] == original:
             return policy, out["predicted_ms"]
     return with_prune_ratios(policy, widths_to_ratios(out["widths"], original)), out["predicted_ms"]
+
+
+@dataclass
+class MacRounding:
+    """The channel rounding for a MAC budget: the rounding whose allocation at the budget is
+    fastest on the target, kept only where it measurably is (a runtime's kernels can run a
+    multiple of their vector width faster than a smaller count: fewer MACs are not always less
+    time).
+
+    Attributes:
+        rounding: the multiple kept (1: none).
+        tried: per rounding, its channel counts' predicted latency and MACs.
+        measured: where timed on this machine, the shares of the original's latency of the
+            unrounded and the rounded allocation.
+        reason: why this rounding, in words.
+    """
+
+    rounding: int = 1
+    tried: list[dict] = field(default_factory=list)
+    measured: dict | None = None
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        return {"rounding": self.rounding, "tried": self.tried, "measured": self.measured, "reason": self.reason}
+
+
+def choose_mac_rounding(model: nn.Module, input_shape: tuple[int, ...], predictor: LatencyPredictor,
+                        ratios: Mapping[str, float], target_macs: int, *, batch: int = 1, precision: str = "fp32",
+                        roundings: Sequence[int] = ROUNDINGS,
+                        measure: Callable[[Mapping[str, int]], float] | None = None) -> MacRounding:
+    """The rounding that makes ``ratios`` (an allocation at ``target_macs``) fastest on the
+    target within the same MAC budget: each rounding's allocation is the ratios' counts rounded
+    down and channels given back a multiple at a time up to the budget
+    (:func:`~slimnas.compress.round_to_macs`). A rounding is kept where its allocation is
+    predicted faster than the unrounded one, at least :data:`ROUNDING_MARGIN` faster per MAC (the
+    runtime rewards the counts: being smaller is not enough) and within :data:`MAC_SLACK` of its
+    MACs; of those, the fastest per MAC. With ``measure`` (``widths -> share``,
+    :func:`measured_share`) it must also time faster than the unrounded allocation by more
+    than :data:`MEASURE_TOLERANCE`."""
+    from slimnas.compress._allocate import fill_to_macs, kept_channels, pruned_macs, round_to_macs
+
+    model = model.eval()
+    ev = _Evaluator(model, input_shape, predictor, batch, precision)
+    widest = max(ev.original.values())
+    plain = fill_to_macs(model, dict(ratios), input_shape, target_macs)
+    options = {1: plain}
+    for r in roundings:
+        if 1 < r <= widest // 2:
+            rounded = round_to_macs(model, ratios, input_shape, target_macs, r)
+            if rounded is not None:
+                options[r] = rounded
+
+    def widths(rs: Mapping[str, float]) -> dict[str, int]:
+        return {n: kept_channels(rs.get(n, 0.0), w) for n, w in ev.original.items()}
+
+    tried = [{"rounding": r, "widths": widths(rs), "predicted_ms": round(ev(widths(rs)), 6),
+              "macs": pruned_macs(model, rs, input_shape)} for r, rs in options.items()]
+    base, base_macs = tried[0]["predicted_ms"], max(tried[0]["macs"], 1)
+    for t in tried:  # latency per MAC against the unrounded allocation's: < 1 where the runtime rewards the counts
+        t["latency_per_mac"] = round((t["predicted_ms"] / base) / (t["macs"] / base_macs), 4)
+    helps = [t for t in tried[1:] if t["macs"] >= (1 - MAC_SLACK) * base_macs and t["predicted_ms"] < base
+             and t["latency_per_mac"] <= 1 - ROUNDING_MARGIN]
+    if not helps:
+        return MacRounding(1, tried, None, "no rounding is predicted faster per MAC by "
+                           f"{ROUNDING_MARGIN:.0%} within {MAC_SLACK:.0%} of the unrounded MACs")
+    best = min(helps, key=lambda t: (t["latency_per_mac"], t["rounding"]))
+    why = (f"multiples of {best['rounding']} predicted at {best['predicted_ms'] / base:.2f}x the latency of "
+           f"unrounded counts for {best['macs'] / base_macs:.2f}x their MACs")
+    if measure is None:
+        return MacRounding(best["rounding"], tried, None, why)
+    timed = {"unrounded": round(float(measure(tried[0]["widths"])), 4),
+             "rounded": round(float(measure(best["widths"])), 4)}
+    if timed["rounded"] < timed["unrounded"] * (1 - MEASURE_TOLERANCE):
+        return MacRounding(best["rounding"], tried, timed, why + f", timed {timed['rounded'] / timed['unrounded']:.2f}x here")
+    return MacRounding(1, tried, timed, why + f", but timed {timed['rounded'] / timed['unrounded']:.2f}x here: not kept")
 
 
 def sensitivity_cost(sens: SensitivityResult | None) -> Callable[[str, int, int], float] | None:

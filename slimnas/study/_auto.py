@@ -257,13 +257,13 @@ class AutoObjective(BaseTrialObjective):
         self.listener.trial_started(trial.number, s.finetune_epochs)
         policy, predicted, batch = self.policy(trial), {}, 1
         if self.hardware is not None:  # the latency budget met by construction, on predicted latency
-            policy, ms = self.hardware.fit(self.model, policy, self.data.input_shape)
+            policy, ms = self.hardware.fit(self.model, policy, self.data.input_shape, self.budget)
             predicted, batch = {"predicted_latency_ms": ms}, self.hardware.batch
         try:
             artifact, metrics, _ = compress_and_measure(
                 self.model, policy, self.data, budget=self.budget, epochs=s.finetune_epochs,
                 seed=s.seed * 100_003 + trial_place(trial), device=s.device, latency_repeats=s.latency_repeats,
-                latency_batch=batch, use_full_budget=True, train=s.train,
+                latency_batch=batch, use_full_budget=self.hardware is None, train=s.train,
                 stoppers=lambda _: [EpochReporter(self.listener, trial.number), *self.stoppers(trial, s.finetune_epochs)])
         except optuna.TrialPruned:
             curve = trial.user_attrs.get("curve", [])
@@ -330,10 +330,13 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
         raise ConfigError("--budget", "a MAC budget structured pruning can reach (it can remove nothing from this "
                           f"model: {why})", [str(b) for b in budgets])
 
+    allocated = (allocate_by_sensitivity(model, sens, data.input_shape, int(min(limits)), max_ratio=MAX_RATIO)
+                 if limits else None)
     hardware = None
     if s.hardware_aware or (s.hardware_aware is None and profile is not None):
         hardware = prepare_target(model, data, profile=profile, budgets=budgets, before=before, sens=sens,
-                                  batch=batch, threads=profile.threads if profile is not None else 1)
+                                  batch=batch, threads=profile.threads if profile is not None else 1,
+                                  mac_ratios=allocated)
         if hardware.allocation is not None:
             a = hardware.allocation
             listener.note(f"latency allocation on the target (batch {batch}): predicted {a.base_ms:.4f} -> "
@@ -349,6 +352,9 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
                                 f" (the fastest pruning reaches is predicted at {a.floor_ms / a.base_ms:.0%} of the "
                                 "input model's latency): pruning stops at the knee of the latency it saves against "
                                 "the importance it removes")))
+        if hardware.mac_rounding is not None:
+            listener.note(f"channel rounding under the MAC budget (batch {batch}): "
+                          f"{hardware.mac_rounding.rounding} ({hardware.mac_rounding.reason})")
 
     spec = StudySpec(name="auto", storage=storage or (f"sqlite:///{out / 'study.db'}" if out is not None else None),
                      objectives=("accuracy",), strategy=s.strategy, early_stopping=rule, seed=s.seed,
@@ -357,8 +363,6 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     study = open_study(spec)
     objective = AutoObjective(model, data, s, budgets, rule, listener, hardware=hardware)
     if not study.trials:
-        allocated = (allocate_by_sensitivity(model, sens, data.input_shape, int(min(limits)), max_ratio=MAX_RATIO)
-                     if limits else None)
         if hardware is not None and hardware.allocation is not None:
             allocated = hardware.allocation.ratios
         with quiet_optuna():

@@ -16,11 +16,15 @@ from torch import nn
 from slimnas.compress import (
     CompressionPolicy,
     LatencyAllocation,
+    MacRounding,
     SensitivityResult,
     allocate_by_latency,
+    choose_mac_rounding,
     choose_precision,
     fit_to_latency,
+    fit_to_macs,
     list_prunable_layers,
+    mac_limits,
     measured_share,
     prune_ratios,
     pruned_model,
@@ -51,17 +55,22 @@ class HardwareTarget:
     base_ms: float = 0.0  # predicted latency of the input model
     target_ms: float | None = None  # predicted-latency target (None: no latency budget)
     allocation: LatencyAllocation | None = None
+    mac_rounding: MacRounding | None = None  # under a MAC budget without a latency one
     profile: str | None = None
     notes: dict = field(default_factory=dict)
 
     @property
     def rounding(self) -> int:
-        return self.allocation.rounding if self.allocation is not None else 1
+        if self.allocation is not None:
+            return self.allocation.rounding
+        return self.mac_rounding.rounding if self.mac_rounding is not None else 1
 
-    def fit(self, model: nn.Module, policy: CompressionPolicy, input_shape) -> tuple[CompressionPolicy, float]:
-        """``policy`` with its ratios scaled to the latency target (rounded channel counts), and
-        its predicted latency."""
+    def fit(self, model: nn.Module, policy: CompressionPolicy, input_shape,
+            budgets=()) -> tuple[CompressionPolicy, float]:
+        """``policy`` with its ratios scaled to the MAC budget (all of it used) and then to the
+        latency target, channel counts rounded, and its predicted latency."""
         with one_thread():
+            policy = fit_to_macs(model, policy, input_shape, budgets, use_full_budget=True, rounding=self.rounding)
             if self.target_ms is None:
                 pruned = pruned_model(model, prune_ratios(policy), input_shape)
                 return policy, self.predictor.predict(pruned, input_shape, batch=self.batch).ms
@@ -72,7 +81,8 @@ class HardwareTarget:
         return {"profile": self.profile, "batch": self.batch, "threads": self.threads,
                 "predictor": self.predictor.describe(), "base_predicted_ms": round(self.base_ms, 6),
                 "target_predicted_ms": None if self.target_ms is None else round(self.target_ms, 6),
-                "allocation": self.allocation.to_dict() if self.allocation else None, **self.notes}
+                "allocation": self.allocation.to_dict() if self.allocation else None,
+                **({"mac_rounding": self.mac_rounding.to_dict()} if self.mac_rounding else {}), **self.notes}
 
 
 def latency_limits(budgets) -> list[float]:
@@ -80,10 +90,13 @@ def latency_limits(budgets) -> list[float]:
 
 
 def prepare_target(model: nn.Module, data: DataSplits, *, profile: DeviceProfile | None, budgets: tuple[Budget, ...],
-                   before: dict, sens: SensitivityResult | None, batch: int, threads: int) -> HardwareTarget:
+                   before: dict, sens: SensitivityResult | None, batch: int, threads: int,
+                   mac_ratios: dict[str, float] | None = None) -> HardwareTarget:
     """The target for ``model``: the profile's predictor (if it has a calibrated table at
-    ``batch``), else one measured here; and, under a latency budget, the latency allocation that
-    warm-starts the search (its rounding is the one candidates are scaled with)."""
+    ``batch``), else one measured here; under a latency budget, the latency allocation that
+    warm-starts the search (its rounding is the one candidates are scaled with); under a MAC
+    budget only, the channel rounding that makes ``mac_ratios`` (the allocation at the budget)
+    fastest on the target, where it measurably does."""
     shape = data.input_shape
     predictor = profile_predictor(profile) if profile is not None else None
     if predictor is not None and not predictor.supports(batch, "fp32"):
@@ -105,6 +118,10 @@ def prepare_target(model: nn.Module, data: DataSplits, *, profile: DeviceProfile
             target.target_ms = base * min(limits) / before["latency_ms"]
             target.allocation = allocate_by_latency(
                 model, shape, predictor, target.target_ms, batch=batch, cost_fn=sensitivity_cost(sens),
+                measure=measured_share(model, shape, batch=batch, threads=threads) if here else None)
+        elif mac_ratios and mac_limits(budgets):
+            target.mac_rounding = choose_mac_rounding(
+                model, shape, predictor, mac_ratios, int(min(mac_limits(budgets))), batch=batch,
                 measure=measured_share(model, shape, batch=batch, threads=threads) if here else None)
     return target
 
