@@ -116,18 +116,28 @@ def image_section(args, work: Path) -> dict:
     files = {"ResNet-18 fp32": quantize_model(net, shape, mode="fp32")}
     rows = {"ResNet-18 fp32": measure_artifact(CompressedModel(net, files["ResNet-18 fp32"], shape, CompressionPolicy()),
                                                data, latency_batches=(), repeats=1)}
-    auto_settings = {}
-    for keep in (50, 25):
-        name = f"auto, macs<={keep}%"
+    # the hardware-aware runs target batch 32 on this machine (a profile without a table: measured here)
+    profile = out_dir / "batch32.yaml"
+    profile.write_text(yaml.safe_dump({"name": "this-cpu-b32", "runtime": "onnxruntime", "threads": 1, "batch": [32],
+                                       "precisions": ["fp32", "int8"]}))
+    auto_settings, hardware = {}, {}
+    for keep, aware in ((50, False), (25, False), (50, True), (25, True)):
+        name = f"auto, macs<={keep}%" + (", hardware-aware b32" if aware else "")
         settings = dict(n_trials=3 if q else args.auto_trials, finetune_epochs=1 if q else args.finetune_epochs,
                         final_epochs=1 if q else args.final_epochs, precisions=("fp32",), seed=args.seed,
                         refine_epochs=0 if q else args.refine_epochs,
-                        train=TrainSpec(lr=1e-3, batch_size=64, optimizer="adamw", epochs=1))
+                        train=TrainSpec(lr=1e-3, batch_size=64, optimizer="adamw", epochs=1),
+                        **({"device_profile": str(profile)} if aware else {}))
         auto_settings[name] = settings
-        res = auto_compress(net, data, budget=[f"macs<={keep}%"], out=out_dir / f"resnet18_auto{keep}", **settings)
+        res = auto_compress(net, data, budget=[f"macs<={keep}%"], out=out_dir / f"resnet18_auto{keep}{'_hw' if aware else ''}",
+                            **settings)
         files[name] = res.artifact.onnx
         rows[name] = {k: v for k, v in res.after.items() if not k.startswith("latency")}
         rows[name]["feasible"] = res.feasible
+        if aware:
+            rounding, precision = res.hardware["mac_rounding"], res.hardware["precision"]
+            hardware[name] = {"rounding": rounding["rounding"], "reason": rounding["reason"],
+                              "measured": rounding["measured"], "precision": precision["reason"]}
         log(f"{name}: test {res.after['test_accuracy']:.3f}, MACs {res.after['macs']:,}", t0)
     lat = interleaved_latency(files, shape, batches=BATCHES, warmup=5, rounds=3 if q else args.rounds, repeats=10 if q else 30)
     for name, row in rows.items():
@@ -147,11 +157,16 @@ def image_section(args, work: Path) -> dict:
     md += [f"| {m['trial']} | {m['family']} | {m['test_accuracy']:.3f} | {m['macs']:,} | {m['params']:,} |"
            for m in front]
     md += ["", f"### ResNet-18 (CIFAR layout, width {width}), `compress --auto` to 50% and 25% of its MACs", "",
-           *rows_table(rows), "", *compared_table(compared)]
+           *rows_table(rows), "", *compared_table(compared), "",
+           "Hardware-aware runs (`--device-profile` with batch 32, one thread, no table: latency measured here): "
+           "the channel rounding chosen under the MAC budget, and the precision chosen per layer:", "",
+           *[f"- {name}: rounding {h['rounding']} ({h['reason']}); precision: {h['precision']}"
+             for name, h in hardware.items()]]
     return {"title": "32x32 images: the procedural shapes32 task",
             "search": {"front": front, "n_trials": n_trials, "config": cfg},
             "resnet18": {"width": width, "params": count_params(net), "macs": count_macs(net, shape),
-                         "rows": rows, "compared": compared, "auto_settings": auto_settings},
+                         "rows": rows, "compared": compared, "auto_settings": auto_settings,
+                         "hardware": hardware},
             "checks": checks, "markdown": md}
 
 
