@@ -320,6 +320,29 @@ def test_auto_under_a_mac_budget_on_this_machine_chooses_a_rounding_and_keeps_th
         assert all(w % r == 0 or w == original[n] or original[n] <= r for n, w in kept.items())
 
 
+def test_cli_auto_hardware_aware_targets_this_machine_under_a_mac_budget(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "mynet.py").write_text(
+        "import torch\n"
+        "def build():\n"
+        "    return torch.nn.Sequential(torch.nn.Conv1d(1, 32, 5, 2, 2), torch.nn.ReLU(), torch.nn.Conv1d(32, 32, 3, 2, 1),\n"
+        "                               torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(320, 10))\n")
+    r = subprocess.run([sys.executable, "-m", "slimnas", "compress", "--model", "mynet.py:build", "--train-epochs", "2",
+                        "--auto", "--hardware-aware", "--budget", "macs<=50%", "--n-trials", "1", "--epochs", "1",
+                        "--final-epochs", "1", "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    hw = report["hardware"]
+    assert hw["batch"] == 1 and hw["profile"] is None and hw["allocation"] is None
+    tried = [t["rounding"] for t in hw["mac_rounding"]["tried"]]
+    assert tried[0] == 1 and len(tried) > 1 and hw["mac_rounding"]["rounding"] in tried
+    assert report["after"]["macs"] <= 0.5 * report["before"]["macs"]
+    assert "on the target (batch 1)" in r.stdout
+
+
 def test_auto_refines_criterion_and_learning_rate_on_validation_data(tmp_path, trained_cnn):
     _, model, data = trained_cnn
     res = auto_compress(model, data, budget=["macs<=50%"], n_trials=2, finetune_epochs=1, final_epochs=3,

@@ -38,7 +38,7 @@ from slimnas.training import report_phase
 QUANTIZE_MODES = ("none", "int8", "int8-dynamic", "int8-auto", "fp16")
 TRAIN_EPOCHS = 20  # training from scratch when no --weights are given (--train-epochs)
 AUTO_ONLY = ("budget", "n_trials", "strategy", "final_epochs", "early_stopping", "precision", "tensorboard",
-             "device_profile")
+             "device_profile", "hardware_aware")
 ONE_SHOT_ONLY = ("prune", "lowrank", "cluster", "quantize", "step")
 
 #: rows of the before/after table: (metric, label, format)
@@ -195,6 +195,7 @@ def compress_command(
     early_stopping: Annotated[str | None, typer.Option(help="--auto: stop ranking fine-tunes that fall behind: median, hyperband, none [default: median]")] = None,
     precision: Annotated[str | None, typer.Option(help="--auto: comma-separated per-layer precisions to choose from [default: fp32,int8]")] = None,
     device_profile: Annotated[str | None, typer.Option("--device-profile", help="--auto: the device the result must run well on, a profile YAML or a built-in name (mcu, server-cpu): its runtime, batch and latency table, its limits join the budget; channel counts are chosen by latency there")] = None,
+    hardware_aware: Annotated[bool, typer.Option("--hardware-aware", help="--auto: choose channel counts by latency (rounded where the runtime rewards it) and int8 only where it is faster, on this machine at batch 1 with ONNX Runtime, one thread (on with --device-profile)")] = False,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="--auto: also write TensorBoard event files under OUT/tensorboard")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display: only warnings and the result.")] = False,
 ) -> None:
@@ -202,7 +203,8 @@ def compress_command(
     given = {"prune": prune, "lowrank": lowrank, "cluster": cluster, "quantize": quantize, "step": step,
              "budget": budget, "n_trials": n_trials, "strategy": strategy, "final_epochs": final_epochs,
              "early_stopping": early_stopping, "precision": precision, "importance": importance,
-             "train_epochs": train_epochs, "tensorboard": tensorboard, "device_profile": device_profile}
+             "train_epochs": train_epochs, "tensorboard": tensorboard, "device_profile": device_profile,
+             "hardware_aware": hardware_aware}
     check_options(auto, given, weights=weights)  # at the edge, before any model is loaded or trained
     device = str(resolve_device(device))  # 'auto' becomes the device it picks
     if isinstance(accumulate, bool) or accumulate < 1:
@@ -215,7 +217,8 @@ def compress_command(
                         distill=True if distill is None else distill, temperature=temperature,
                         **{k: v for k, v in dict(n_trials=n_trials, strategy=strategy, final_epochs=final_epochs,
                                                  early_stopping=early_stopping, finetune_epochs=epochs,
-                                                 device_profile=device_profile).items()
+                                                 device_profile=device_profile,
+                                                 hardware_aware=True if hardware_aware else None).items()
                            if v is not None})
         if precision is not None:
             settings["precisions"] = tuple(p.strip() for p in precision.split(","))
