@@ -307,7 +307,8 @@ def test_auto_under_a_mac_budget_on_this_machine_chooses_a_rounding_and_keeps_th
     assert [t["rounding"] for t in chosen["tried"]][0] == 1 and chosen["rounding"] in [t["rounding"] for t in chosen["tried"]]
     assert all(t["macs"] <= 0.5 * res.before["macs"] for t in chosen["tried"])
     assert (chosen["measured"] is not None) == (chosen["rounding"] > 1 or "timed" in chosen["reason"])
-    assert any(n.startswith("channel rounding under the MAC budget") for n in notes)
+    said = "none" if chosen["rounding"] == 1 else f"multiples of {chosen['rounding']}"
+    assert any(n.startswith(f"channel rounding under the MAC budget (batch 1): {said} (") for n in notes)
     original = {lay.name: lay.out_channels for lay in list_prunable_layers(model, data.input_shape)}
     r = chosen["rounding"]
     assert res.after["macs"] <= 0.5 * res.before["macs"]

@@ -353,8 +353,9 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
                                 "input model's latency): pruning stops at the knee of the latency it saves against "
                                 "the importance it removes")))
         if hardware.mac_rounding is not None:
+            r = hardware.mac_rounding.rounding
             listener.note(f"channel rounding under the MAC budget (batch {batch}): "
-                          f"{hardware.mac_rounding.rounding} ({hardware.mac_rounding.reason})")
+                          f"{'none' if r == 1 else f'multiples of {r}'} ({hardware.mac_rounding.reason})")
 
     spec = StudySpec(name="auto", storage=storage or (f"sqlite:///{out / 'study.db'}" if out is not None else None),
                      objectives=("accuracy",), strategy=s.strategy, early_stopping=rule, seed=s.seed,
