@@ -211,3 +211,42 @@ def test_two_workers_share_one_study(tmp_path, tiny_config):
     assert len({t.number for t in done}) == len(done)
     assert all((tmp_path / "w" / "trials" / f"{t.number:05d}" / "metrics.json").is_file() for t in done)
     assert json.loads((tmp_path / "w" / "pareto.json").read_text())["n_trials"] == len(done)
+
+
+def test_search_on_a_device_profile_predicts_latency_from_its_table_and_remeasures_the_front(tmp_path, tiny_config):
+    """The user's steps: a profile measured with ``slimnas device profile`` on the search's space,
+    then ``slimnas search --device-profile``: each trial's latency is the table's prediction for
+    its model (known before training: over the budget, not trained), and the front is timed here."""
+    from slimnas.config import read_profile
+    from slimnas.data import load_dataset
+    from slimnas.measure import profile_predictor
+
+    config = tiny_config()
+    prof = tmp_path / "edge.yaml"
+    r = run_cli("device", "profile", "--config", str(config), "--repeats", "5", "--n-calibration", "3",
+                "--n-check", "3", "--out", str(prof))
+    assert r.returncode == 0, r.stderr
+    limit = 0.008
+    out = tmp_path / "run"
+    r = run_cli("search", str(config), "--device-profile", str(prof), "--objectives", "accuracy,latency_ms",
+                "--budget", f"latency_ms<={limit}", "--n-trials", "6", "--seed", "0", "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    predictor = profile_predictor(read_profile(prof))
+    shape = load_dataset("digits").input_shape
+    run = RunFolder(out)
+    numbers = sorted(int(d.name) for d in (out / "trials").iterdir())
+    assert len(numbers) == 6
+    for n in numbers:
+        m = run.read_metrics(n)
+        info = m["latency_ms_info"]
+        assert info["source"] == "predicted" and info["profile"] == "edge" and info["batch"] == 1
+        model = slimnas.load(out, trial=n)
+        assert m["latency_ms"] == pytest.approx(predictor.predict(model, shape, batch=1).ms, rel=1e-6)
+        assert m["trained"] == (m["latency_ms"] <= limit)  # predicted before training: over it, skipped
+    front = json.loads((out / "pareto.json").read_text())["front"]
+    assert front
+    for member in front:
+        assert member["metrics"]["latency_ms"] <= limit
+        measured = member["metrics"]["measured_latency_ms_info"]
+        assert member["metrics"]["measured_latency_ms"] > 0 and measured["runtime"] == "onnxruntime"
+        assert measured["threads"] == 1 and measured["batch"] == 1
