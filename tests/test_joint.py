@@ -459,3 +459,52 @@ def test_joint_front_by_the_short_fine_tune_with_rerank_layers_zero(tmp_path):
     members = {m.trial for m in res.front}
     for t in res.study.trials:  # only the front's members get the full fine-tune
         assert ("final" in _stored(res.run_dir, t.number)) == (t.number in members)
+
+
+def test_joint_search_on_a_device_profile_rounds_channels_under_the_mac_budget(tmp_path, joint_run, monkeypatch):
+    """On a profile with a latency table, each compressed candidate fitted to its MAC target is
+    rounded to the multiple the table predicts fastest per MAC (no timing per trial; the choice
+    itself is tested in test_device: here it is made for every trial, and its rounding, forced
+    to 8, is what the trial's channel counts keep); without a profile nothing is rounded."""
+    import slimnas.study._objective as objective
+    from slimnas.compress import MacRounding, list_prunable_layers, prune_ratios, pruned_model
+    from slimnas.config import write_profile
+    from slimnas.measure import build_profile
+    from slimnas.study import SearchPlan
+
+    assert all("mac_rounding" not in t.user_attrs["metrics"] for t in joint_run.study.trials
+               if t.state.name == "COMPLETE")
+    raw = json.loads(json.dumps(JOINT))
+    raw["space"]["cnn"]["channels"] = [32]
+    raw["space"]["compression"].update(keep_macs={"low": 0.3, "high": 0.6}, final_epochs=1)
+    raw["budget"] = []
+    shape = load_dataset("digits").input_shape
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    prof = build_profile(name="edge", space=SearchPlan.load(tmp_path / "c.yaml").space, input_shape=shape,
+                         n_classes=10, n_calibration=3, n_check=0, repeats=5)
+    raw["device_profile"] = str(write_profile(prof, tmp_path / "edge.yaml"))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    choices, real_choice = [], objective.choose_mac_rounding
+
+    def choose(parent, shape, predictor, ratios, target_macs, **kw):
+        real = real_choice(parent, shape, predictor, ratios, target_macs, **kw)
+        choices.append((real, target_macs, kw))
+        return MacRounding(8, real.tried, None, "forced by the test")
+
+    monkeypatch.setattr(objective, "choose_mac_rounding", choose)
+    res = slimnas.search(tmp_path / "c.yaml", n_trials=3, seed=0, out=str(tmp_path / "run"))
+    done = [t for t in res.study.trials if t.state.name == "COMPLETE"]
+    assert done and len(choices) == len(res.study.trials)
+    for real, target, kw in choices:
+        assert kw == {"batch": 1, "precision": "fp32"} and real.tried[0]["rounding"] == 1
+        assert all(t["macs"] <= target for t in real.tried)
+    for t in done:
+        m = t.user_attrs["metrics"]
+        assert m["mac_rounding"] == 8 and m["mac_rounding_reason"] == "forced by the test"
+        assert m["macs"] <= t.params["comp.keep_macs"] * m["parent_macs"]
+        parent = build_model(Candidate.from_dict(t.user_attrs["candidate"]).arch, shape, 10)
+        original = {lay.name: lay.out_channels for lay in list_prunable_layers(parent, shape)}
+        ratios = prune_ratios(CompressionPolicy.from_dict(t.user_attrs["policy"]))
+        kept = {lay.name: lay.out_channels for lay in list_prunable_layers(pruned_model(parent, ratios, shape), shape)}
+        assert all(w % 8 == 0 or w == original[n] for n, w in kept.items()), kept
+        assert any(w < original[n] for n, w in kept.items())

@@ -226,17 +226,20 @@ def compress_and_measure(
     train: TrainSpec | None = None,
     use_full_budget: bool = False,
     keep: float = 0.0,
+    rounding: int = 1,
     stoppers: Callable[[CompressionPolicy], Sequence[Callback]] | None = None,
     listener: Listener | None = None,
     phase: str = "compress",
     label: str = "compress",
 ) -> tuple[CompressedModel, dict, list[dict]]:
     """Apply ``policy`` (its MAC ratios fitted to the budget and to ``keep``, see
-    :func:`~slimnas.compress.fit_to_macs`) and measure the artifact. ``stoppers(fitted_policy)``
+    :func:`~slimnas.compress.fit_to_macs`; ``rounding`` > 1: the scaled layers keep multiples of
+    it) and measure the artifact. ``stoppers(fitted_policy)``
     gives the early-stopping callbacks of the fine-tune (their epochs count on across retraining
     steps). With a ``listener``, the steps are reported as :func:`apply_policy` says, the
     measurement as a ``measure`` phase. Returns ``(artifact, metrics, per-layer decisions)``."""
-    policy = fit_to_macs(parent, policy, splits.input_shape, budget, use_full_budget=use_full_budget, keep=keep)
+    policy = fit_to_macs(parent, policy, splits.input_shape, budget, use_full_budget=use_full_budget, keep=keep,
+                         rounding=rounding)
     callbacks = [RunningEpochs(list(stoppers(policy)))] if stoppers is not None else []
     artifact = apply_policy(parent, policy, splits, teacher=parent, epochs=epochs, seed=seed, device=device,
                             train=train, callbacks=callbacks, listener=listener, phase=phase, label=label)

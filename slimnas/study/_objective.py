@@ -20,19 +20,30 @@ import torch
 from slimnas.compress import (
     COMPRESSORS,
     CompressionPolicy,
+    MacRounding,
     apply_policy,
+    choose_mac_rounding,
     compress_and_measure,
+    fit_to_macs,
     layer_decisions,
     list_compressors,
     mac_limits,
     measure_artifact,
+    prune_ratios,
     pruned_costs,
     retrain_steps,
 )
 from slimnas.data import DataSplits
 from slimnas.errors import SlimnasError, TrainingDiverged
 from slimnas.export import ExportMismatchError, export_onnx
-from slimnas.measure import Budget, MeasureContext, get_metric, measure_metrics
+from slimnas.measure import (
+    Budget,
+    MeasureContext,
+    count_macs,
+    get_metric,
+    measure_metrics,
+    profile_precision,
+)
 from slimnas.models import build_model
 from slimnas.spaces import Candidate
 from slimnas.strategies import (
@@ -286,6 +297,9 @@ class SearchObjective(BaseTrialObjective):
                           "parent_params": trial.user_attrs["costs"]["params"],
                           "parent_macs": trial.user_attrs["costs"]["macs"], "parent_reused": reused}
         epochs = self.plan.space.compression.value("finetune_epochs")
+        policy = CompressionPolicy.from_dict(cand.compression)
+        use_full_budget = "macs" not in self.objectives
+        rounding = self._mac_rounding(parent, policy, use_full_budget, cand.keep_macs)
         costs: dict = {}
 
         def stoppers(policy):  # the compressed structure's costs rank it among its peers
@@ -297,10 +311,11 @@ class SearchObjective(BaseTrialObjective):
 
         try:
             artifact, metrics, decisions = compress_and_measure(
-                parent, CompressionPolicy.from_dict(cand.compression), splits, budget=self.budget, epochs=epochs,
+                parent, policy, splits, budget=self.budget, epochs=epochs,
                 seed=self.seed(trial), device=str(self.device),
                 latency_batch=cfg.measure.latency_batch, latency_repeats=cfg.measure.latency_repeats,
-                use_full_budget="macs" not in self.objectives, keep=cand.keep_macs, stoppers=stoppers,
+                use_full_budget=use_full_budget, keep=cand.keep_macs, stoppers=stoppers,
+                rounding=rounding.rounding if rounding is not None else 1,
             )
         except optuna.TrialPruned:
             metrics = {**parent_metrics, **costs, "trained": True, "curve": trial.user_attrs.get("curve", [])}
@@ -308,6 +323,8 @@ class SearchObjective(BaseTrialObjective):
             self.listener.trial_finished(trial.number, "pruned", metrics, round(time.perf_counter() - t0, 3))
             raise
         metrics.update(parent_metrics, trained=True)
+        if rounding is not None:
+            metrics.update(mac_rounding=rounding.rounding, mac_rounding_reason=rounding.reason)
         measure_metrics(self.tracked, MeasureContext(model=artifact.model, input_shape=splits.input_shape,
                                                      onnx=artifact.onnx, data=splits, settings=self.settings,
                                                      metrics=metrics))
@@ -315,6 +332,27 @@ class SearchObjective(BaseTrialObjective):
         trial.set_user_attr("policy", artifact.policy.to_dict())
         self._finish(trial, metrics, "complete", t0)
         return self.values(metrics)
+
+    def _mac_rounding(self, parent: torch.nn.Module, policy: CompressionPolicy, use_full_budget: bool,
+                      keep: float) -> MacRounding | None:
+        """On a device profile with a latency table, the channel rounding that makes this
+        candidate's allocation at its MAC target fastest on the device
+        (:func:`~slimnas.compress.choose_mac_rounding`, predicted from the table: no timing per
+        trial); ``None`` where the policy's ratios are not scaled to a MAC target."""
+        predictor, profile, shape = self.plan.predictor, self.plan.profile, self.splits.input_shape
+        if predictor is None or profile is None:
+            return None
+        limits = mac_limits(self.budget)
+        if keep > 0:
+            limits.append(keep * count_macs(parent, shape))
+        if not limits:
+            return None
+        fitted = fit_to_macs(parent, policy, shape, self.budget, use_full_budget=use_full_budget, keep=keep)
+        ratios = prune_ratios(fitted)
+        if fitted is policy or not any(r > 0 for r in ratios.values()):
+            return None
+        return choose_mac_rounding(parent, shape, predictor, ratios, int(min(limits)), batch=profile.batch[0],
+                                   precision=profile_precision(profile))
 
     def _warm_trial(self, trial: optuna.Trial, cand: Candidate, warm: WarmStart, metrics: dict, t0: float) -> list[float]:
         """A candidate the strategy has weights for (a supernet's sub-network): fine-tuned from
