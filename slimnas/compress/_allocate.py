@@ -146,7 +146,8 @@ def fit_to_macs(parent: nn.Module, policy: CompressionPolicy, input_shape: tuple
     budget sets the level. ``keep`` (0 = off) adds a target of that share of the parent's MACs,
     met the same way (both ways), so a search samples the level as a gene of its own.
     ``rounding`` > 1: the scaled layers keep a multiple of it (:func:`round_to_macs`; left
-    unrounded where the rounded counts cannot meet the budget)."""
+    unrounded where the rounded counts cannot meet the budget). Where nothing needs scaling,
+    ``policy`` itself is returned."""
     limits = mac_limits(budget)
     if keep > 0:
         limits.append(keep * count_macs(parent, input_shape))

@@ -39,7 +39,6 @@ from slimnas.export import ExportMismatchError, export_onnx
 from slimnas.measure import (
     Budget,
     MeasureContext,
-    count_macs,
     get_metric,
     measure_metrics,
     profile_precision,
@@ -299,7 +298,7 @@ class SearchObjective(BaseTrialObjective):
         epochs = self.plan.space.compression.value("finetune_epochs")
         policy = CompressionPolicy.from_dict(cand.compression)
         use_full_budget = "macs" not in self.objectives
-        rounding = self._mac_rounding(parent, policy, use_full_budget, cand.keep_macs)
+        rounding = self._mac_rounding(parent, policy, use_full_budget, cand.keep_macs, parent_metrics["parent_macs"])
         costs: dict = {}
 
         def stoppers(policy):  # the compressed structure's costs rank it among its peers
@@ -334,7 +333,7 @@ class SearchObjective(BaseTrialObjective):
         return self.values(metrics)
 
     def _mac_rounding(self, parent: torch.nn.Module, policy: CompressionPolicy, use_full_budget: bool,
-                      keep: float) -> MacRounding | None:
+                      keep: float, parent_macs: int) -> MacRounding | None:
         """On a device profile with a latency table, the channel rounding that makes this
         candidate's allocation at its MAC target fastest on the device
         (:func:`~slimnas.compress.choose_mac_rounding`, predicted from the table: no timing per
@@ -344,7 +343,7 @@ class SearchObjective(BaseTrialObjective):
             return None
         limits = mac_limits(self.budget)
         if keep > 0:
-            limits.append(keep * count_macs(parent, shape))
+            limits.append(keep * parent_macs)
         if not limits:
             return None
         fitted = fit_to_macs(parent, policy, shape, self.budget, use_full_budget=use_full_budget, keep=keep)
