@@ -378,6 +378,32 @@ def test_an_unreachable_target_stops_at_the_knee_not_at_the_floor():
     assert max(prune_ratios(fitted).values()) < 0.9
 
 
+def test_an_unreachable_target_weighs_latency_against_the_accuracy_the_sensitivity_curves_lose():
+    # the middle layer's channels are the only ones saving latency here, and each 1% of latency they
+    # save costs ~2.5% of the accuracy: a knee by the path's own extent cuts them anyway (the path's
+    # later steps are worse still); weighed as shares of the original's, the model is kept whole
+    model, pred = mnist1d_paper_cnn().eval(), overhead_table()
+    base = pred.predict(model, SHAPE).ms
+    ratios = (0.1, 0.3, 0.5, 0.7, 0.9)
+    sens = SensitivityResult(baseline=0.9, baseline_macs=0, ratios=ratios, curves={
+        "0": [(r, 0.9 - 0.8 * r, 0) for r in ratios], "2": [(r, 0.9 - 0.6 * r, 0) for r in ratios],
+        "4": [(r, 0.9 - 0.5 * r, 0) for r in ratios]})
+    cost = sensitivity_cost(sens)
+    assert cost.accuracy_scale == 0.9
+    weighed = allocate_by_latency(model, SHAPE, pred, 0.5 * base, roundings=(1,), cost_fn=cost)
+    by_path = allocate_by_latency(model, SHAPE, pred, 0.5 * base, roundings=(1,), cost_fn=lambda *a: cost(*a))
+    assert not weighed.met and not by_path.met and weighed.floor_ms == by_path.floor_ms
+    assert by_path.widths["2"] < 10 and by_path.cost > 0.4  # most of the accuracy for the last fifth of latency
+    assert weighed.widths == weighed.original and weighed.cost == 0.0
+    # where the cut is cheap against the latency it saves, it is still taken
+    sens.curves["2"] = [(r, 0.9 - 0.1 * r, 0) for r in ratios]
+    cheap = allocate_by_latency(model, SHAPE, pred, 0.5 * base, roundings=(1,), cost_fn=sensitivity_cost(sens))
+    assert cheap.widths["2"] < 10 and cheap.predicted_ms < 0.8 * base
+    lat, acc = [1.0, 0.9, 0.8, 0.75], [0.0, 0.05, 0.2, 0.6]
+    assert knee_index(lat, acc, scale=(1.0, 0.9)) == 1  # 10% for 5.6% of the accuracy; the next 10% costs 17%
+    assert knee_index(lat, acc) == 2  # by the path's extent
+
+
 def device_share(model: nn.Module, exponent: float):
     """``widths -> share`` on a "device" (a table) where a convolution with ``c`` output channels
     runs at ``(c / 25) ** -exponent`` of the speed per MAC the plain table says (exponent > 0:

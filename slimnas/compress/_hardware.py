@@ -11,7 +11,9 @@ predicted latency meets the target; then channels are given back where the budge
 A target pruning cannot reach (per-operator overheads that do not shrink with channels: the
 MNIST-1D paper CNN at batch 1 never gets under 74% of its latency here) is not chased to the
 floor, where the last steps cost most of the importance for a few microseconds: the allocation
-stops at the knee of its path and reports the floor (:func:`knee_index`).
+stops at the knee of its path and reports the floor (:func:`knee_index`). Where the cost is the
+sensitivity analysis's accuracy drop, the knee is where 1% more of the latency would cost more
+than 1% of the accuracy (shares of the original model's); otherwise, the path's Kneedle knee.
 
 Allowed counts are multiples of a rounding (1, 2, 4, 8, 16): the rounding is chosen per model
 by trying each on the target's table and keeping it only where it reaches the target with less
@@ -52,18 +54,33 @@ MEASURE_TOLERANCE = 0.03
 UNDERSHOOT = 0.1
 
 
-def knee_index(latency: Sequence[float], cost: Sequence[float]) -> int:
+def knee_index(latency: Sequence[float], cost: Sequence[float], *,
+               scale: tuple[float, float] | None = None) -> int:
     """The knee of a pruning path (step ``i``: predicted latency, cost removed so far; step 0 the
-    original, the last the fastest reached): the step furthest above the straight line from the
-    first to the last, with latency saved and cost as shares of the whole path's (Kneedle,
-    Satopää et al. 2011): past it, each share of latency costs more than a share of importance.
+    original, the last the fastest reached).
+
+    Without ``scale``: the step furthest above the straight line from the first to the last, with
+    latency saved and cost as shares of the whole path's (Kneedle, Satopää et al. 2011): past
+    it, each share of the path's latency costs more than a share of its importance.
+
+    ``scale=(base_latency, cost_scale)``: the cost is in the units of an accuracy (the sensitivity
+    analysis's validation accuracy drop) and both are shares of the original model's: the step
+    saving the most latency net of the accuracy lost, ``(base - latency) / base - (cost -
+    cost[0]) / cost_scale``; past it, each 1% of latency costs more than 1% of accuracy. A
+    path's own extent is no scale where its last steps save a few microseconds for most of the
+    accuracy (an overhead-bound model): measured against it, the first costly cut looks cheap.
+
     0 where the path saves nothing."""
     saved, spent = latency[0] - latency[-1], cost[-1] - cost[0]
     if saved <= 0:
         return 0
     if spent <= 0:
         return len(latency) - 1
-    gain = [(latency[0] - lat) / saved - (c - cost[0]) / spent for lat, c in zip(latency, cost, strict=True)]
+    if scale is not None:
+        base, cost_scale = scale
+        gain = [(base - lat) / base - (c - cost[0]) / cost_scale for lat, c in zip(latency, cost, strict=True)]
+    else:
+        gain = [(latency[0] - lat) / saved - (c - cost[0]) / spent for lat, c in zip(latency, cost, strict=True)]
     return int(np.argmax(gain))
 
 
@@ -223,7 +240,9 @@ def _allocate(ev: _Evaluator, importance: dict[str, np.ndarray], target_ms: floa
     floor = None
     if latency > target_ms:  # out of reach: back up the path to its knee, and give back from there
         floor = latency
-        i = knee_index([p[0] for p in path], [p[1] for p in path])
+        accuracy = getattr(cost_fn, "accuracy_scale", None)  # a cost in accuracy: shares of the original's
+        i = knee_index([p[0] for p in path], [p[1] for p in path],
+                       scale=None if accuracy is None else (ev(dict(original)), accuracy))
         latency, target_ms, widths = path[i][0], path[i][0], dict(path[i][2])
     # give channels back where the budget still allows: the most importance regained per ms first
     while latency <= target_ms:
@@ -547,6 +566,7 @@ def sensitivity_cost(sens: SensitivityResult | None) -> Callable[[str, int, int]
         ys = [0.0] + [max(0.0, sens.baseline - p[1]) for p in curve]
         return float(np.interp(r, xs, ys)) + 1e-3 * r
 
+    cost.accuracy_scale = sens.baseline  # the knee weighs it as a share of the original's accuracy
     return cost
 
 
