@@ -340,8 +340,10 @@ def allocate_by_latency(model: nn.Module, input_shape: tuple[int, ...], predicto
                         ) -> LatencyAllocation:
     """Channel counts per prunable layer that meet ``target_ms`` (predicted, at ``batch`` and
     ``precision``) losing the least importance, with the rounding that helps most. Where no
-    allocation reaches it, the knee of the pruning path (:func:`knee_index`) with the rounding
-    that gets fastest, and ``floor_ms`` says how fast pruning gets.
+    allocation reaches it, the knee of the pruning path (:func:`knee_index`: with a cost in
+    accuracy, such as :func:`sensitivity_cost`'s, where 1% more of the latency would cost more
+    than 1% of the accuracy) with the rounding that gets fastest, and ``floor_ms`` says how fast
+    pruning gets.
 
     Args:
         predictor: the target's latency predictor (a profile's, or measured here on demand).

@@ -350,8 +350,8 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
                              "out of reach by pruning alone"
                              + (": the fastest allocation timed is kept" if a.floor_ms is None else
                                 f" (the fastest pruning reaches is predicted at {a.floor_ms / a.base_ms:.0%} of the "
-                                "input model's latency): pruning stops at the knee of the latency it saves against "
-                                "the importance it removes")))
+                                "input model's latency): pruning stops at the knee, where 1% more of the latency would "
+                                "cost more than 1% of the accuracy (by the sensitivity analysis)")))
         if hardware.mac_rounding is not None:
             r = hardware.mac_rounding.rounding
             listener.note(f"channel rounding under the MAC budget (batch {batch}): "
