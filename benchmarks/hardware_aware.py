@@ -29,8 +29,16 @@ timed against fp32. As a yardstick, every allocation on a grid (each layer keepi
 reaches and the best latency-drop / MAC-drop ratio among those meeting the target say what any
 per-layer channel choice can do on this runtime.
 
+- ``compress --auto`` under the same latency budget (``latency_ms<=50%``, a device profile of this
+  machine at the batch size, no table): the path a user runs, where the latency allocation is one
+  warm start among others (a uniform policy among them, every policy fitted to the budget by
+  predicted latency) and ``--auto-trials`` policies are ranked by validation accuracy after a
+  short fine-tune and by measured latency. Its chosen ratios get the same fine-tune as the others
+  (fp32, L1, no distillation: the allocation is compared, not ``--auto``'s longer recipe) and are
+  timed with them.
+
 Targets: measured latency drop >= 0.9x the MAC drop at batch 64 and >= 0.6x at batch 1 (the
-hardware-aware models); int8 never slower than fp32 when chosen; accuracy of the hardware-aware
+hardware-aware models, the allocation alone and through ``--auto``); int8 never slower than fp32 when chosen; accuracy of the hardware-aware
 model the same or better (within 0.5 points) than uniform pruning at the same measured latency
 (not compared, ``n/a``, where the hardware-aware model is faster than every uniform ratio).
 
@@ -49,10 +57,12 @@ import dataclasses
 import itertools
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
+import yaml
 from _common import package_state  # benchmarks/ is on sys.path when run as a script
 
 from slimnas.compress import (
@@ -65,6 +75,7 @@ from slimnas.compress import (
     list_prunable_layers,
     measure_artifact,
     measured_share,
+    prune_ratios,
     pruned_model,
     scale_to_macs,
     sensitivity_cost,
@@ -74,6 +85,7 @@ from slimnas.data import load_dataset
 from slimnas.measure import count_macs, interleaved_latency, one_thread, onthefly_predictor
 from slimnas.models import CNNSpec, ConvLayer, build_model, mnist1d_paper_cnn
 from slimnas.spaces import TrainSpec
+from slimnas.study import auto_compress
 from slimnas.training import fit
 
 RESULTS = Path(__file__).parent / "results"
@@ -156,6 +168,24 @@ def uniform_at(curve: list[dict], latency_ms: float) -> dict:
     return {"accuracy": pts[-1]["accuracy"], "between": [pts[-1]["ratio"], pts[-1]["ratio"]], "points_per_pct": 0.0}
 
 
+def auto_ratios(model, data, share: float, batch: int, args) -> dict:
+    """``compress --auto`` under ``latency_ms<={share}`` on this machine at ``batch`` (a device
+    profile without a table): its chosen per-layer ratios, whether its choice met the budget as
+    measured, and its run's figures. Precision is left at fp32 and the final fine-tune short: the
+    benchmark fine-tunes the ratios itself, alike for every allocation."""
+    with tempfile.TemporaryDirectory() as tmp:
+        profile = Path(tmp) / f"this-cpu-b{batch}.yaml"
+        profile.write_text(yaml.safe_dump({"name": f"this-cpu-b{batch}", "runtime": "onnxruntime", "threads": 1,
+                                           "batch": [batch], "precisions": ["fp32"]}))
+        t0 = time.perf_counter()
+        res = auto_compress(model, data, budget=[f"latency_ms<={round(100 * share)}%"], device_profile=str(profile),
+                            n_trials=args.auto_trials, finetune_epochs=args.auto_finetune_epochs, final_epochs=1,
+                            refine_epochs=0, precisions=("fp32",), importances=("l1",), seed=0,
+                            latency_repeats=args.auto_latency_repeats)
+    return {"ratios": prune_ratios(res.policy), "feasible": res.feasible, "trial": res.trial,
+            "trials": len(res.study.trials), "seconds": round(time.perf_counter() - t0, 1)}
+
+
 def run_model(key: str, args) -> dict:
     m = MODELS[key]
     data = load_dataset(m["dataset"])
@@ -197,10 +227,15 @@ def run_model(key: str, args) -> dict:
             macs_hw = count_macs(pruned_model(model, alloc.ratios, shape), shape)
             uni_ratios, _ = scale_to_macs(model, dict.fromkeys(names, 0.5), shape, macs_hw)
             arts, acc_seeds = {}, {}
-            for name, policy in (("hardware_aware", latency_policy(alloc)), ("uniform", uniform_policy(uni_ratios))):
+            policies = [("hardware_aware", latency_policy(alloc)), ("uniform", uniform_policy(uni_ratios))]
+            auto = None
+            if args.auto_trials > 0:
+                auto = auto_ratios(model, data, share, batch, args)
+                policies.append(("auto", uniform_policy(auto["ratios"])))
+            for name, policy in policies:
                 arts[name], acc_seeds[name] = finetuned(model, policy, data, args)
                 files[(name, share)] = arts[name].onnx
-            rows.append((share, alloc, uni_ratios, arts, acc_seeds, time.perf_counter() - t0))
+            rows.append((share, alloc, uni_ratios, arts, acc_seeds, auto, time.perf_counter() - t0))
         # every model of this batch size timed in the same interleaved rounds: the original, the
         # uniform curve, and each share's hardware-aware and same-MACs uniform models
         with one_thread():
@@ -212,12 +247,13 @@ def run_model(key: str, args) -> dict:
                   "macs": count_macs(curve_arts[r].model, shape), "accuracy": sum(a) / len(a),
                   "accuracy_per_seed": a} for r, a in curve_accs.items()]
         out["uniform_curve"][str(batch)] = curve
-        for share, alloc, uni_ratios, arts, acc_seeds, secs in rows:
+        for share, alloc, uni_ratios, arts, acc_seeds, auto, secs in rows:
             t0 = time.perf_counter()
             accs = {k: sum(v) / len(v) for k, v in acc_seeds.items()}
             lat = {"original": lat_all["original"], **{k: lat_all[(k, share)] for k in arts}}
             macs = {k: count_macs(a.model, shape) for k, a in arts.items()}
             at_hw = uniform_at(curve, lat["hardware_aware"])
+            at_auto = uniform_at(curve, lat["auto"]) if "auto" in lat else None
             reach = [g for g in grid if g["share"] <= share]
             row = {"batch": batch, "latency_share": share, "rounding": alloc.rounding, "met": alloc.met,
                    "measured_share": alloc.measured_share, "allocation_checks": alloc.checks,
@@ -227,6 +263,7 @@ def run_model(key: str, args) -> dict:
                    "test_accuracy": {"original": acc0, **accs, "uniform_at_hw_latency": at_hw["accuracy"]},
                    "uniform_at_hw_latency_between": at_hw["between"],
                    "uniform_points_per_pct_latency": at_hw["points_per_pct"], "test_accuracy_per_seed": acc_seeds,
+                   **({} if auto is None else {"auto": {**auto, "uniform_at_latency": at_auto}}),
                    "grid": {"allocations": len(grid), "min_share": min(g["share"] for g in grid),
                             "reaching_share": len(reach),
                             "best_drop_ratio": max((g["drop_ratio"] for g in reach), default=None)}}
@@ -258,7 +295,7 @@ def slope_note(gap: float, points_per_pct: float | None) -> dict:
     """Where the hardware-aware model trails uniform, how much latency that gap is worth on
     uniform's curve there (a gap of a point where accuracy moves a point per 1% of latency is
     a latency difference of 1%, about the timing's spread)."""
-    if gap >= 0 or not points_per_pct:
+    if gap >= -ACC_TOLERANCE or not points_per_pct:
         return {}
     return {"reachable": f"uniform's curve there: {points_per_pct:.2f} points per 1% of the latency; "
                          f"the gap is worth {-gap / points_per_pct:.1%} of it"}
@@ -279,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--uniform-curve", type=float, nargs="+", default=list(UNIFORM_CURVE),
                     help="uniform pruning ratios whose accuracy and latency give uniform's accuracy at any latency")
+    ap.add_argument("--auto-trials", type=int, default=16,
+                    help="policies compress --auto tries per latency target (0: no --auto rows)")
+    ap.add_argument("--auto-finetune-epochs", type=int, default=2, help="--auto's ranking fine-tune")
+    ap.add_argument("--auto-latency-repeats", type=int, default=50, help="--auto's timed batches per trial")
     ap.add_argument("--table-only", action="store_true",
                     help="allocate by the latency table alone (no timed allocations): the comparison run")
     args = ap.parse_args(argv)
@@ -286,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         args.train_epochs, args.finetune_epochs, args.repeats, args.rounds, args.op_repeats = 1, 1, 10, 1, 5
         args.finetune_seeds = 1
         args.shares, args.uniform_curve = [0.5], [0.3, 0.6]
+        args.auto_trials, args.auto_finetune_epochs, args.auto_latency_repeats = min(args.auto_trials, 3), 1, 5
     out_name = ("hardware_aware_quick" if args.quick else "hardware_aware") + ("_table_only" if args.table_only else "")
     t0 = time.perf_counter()
     models = [run_model(k, args) for k in args.models.split(",")]
@@ -315,6 +357,17 @@ def main(argv: list[str] | None = None) -> int:
                 "met": None if uni is None else bool(acc["hardware_aware"] >= uni - ACC_TOLERANCE),
                 **({"reachable": "no uniform ratio of the curve is as fast: not compared"} if uni is None else
                    slope_note(acc["hardware_aware"] - uni, r["uniform_points_per_pct_latency"]))}
+            if "auto" in r:
+                at = r["auto"]["uniform_at_latency"]
+                targets[f"{tag}_auto_drop_ratio"] = {
+                    "value": round(r["auto_drop_ratio"], 3), "target": f">= {want} (compress --auto)",
+                    "met": bool(r["auto_drop_ratio"] >= want)}
+                targets[f"{tag}_auto_accuracy_vs_uniform"] = {
+                    "value": None if at["accuracy"] is None else round(acc["auto"] - at["accuracy"], 4),
+                    "target": f">= -{ACC_TOLERANCE} against uniform at the same measured latency (compress --auto)",
+                    "met": None if at["accuracy"] is None else bool(acc["auto"] >= at["accuracy"] - ACC_TOLERANCE),
+                    **({"reachable": "no uniform ratio of the curve is as fast: not compared"} if at["accuracy"] is None
+                       else slope_note(acc["auto"] - at["accuracy"], at["points_per_pct"]))}
     result = {"benchmark": "hardware_aware", "quick": args.quick, "args": vars(args),
               "seconds": round(time.perf_counter() - t0, 1), "package": package_state(), "models": models,
               "targets": targets}
@@ -347,6 +400,24 @@ def main(argv: list[str] | None = None) -> int:
                       f"({lat['hardware_aware'] / lat['original']:.2f}) | "
                       f"{a['hardware_aware']:.3f} / {a['uniform']:.3f} / {uni} / {a['original']:.3f} | "
                       f"{'yes (' + r['precision']['int8_format'] + ')' if r['precision']['any_int8'] else 'no'} |")
+    auto_rows = [(m, r) for m in models for r in m["runs"] if "auto" in r]
+    if auto_rows:
+        md += ["", f"`compress --auto` under the same latency budget ({args.auto_trials} policies, "
+               f"{args.auto_finetune_epochs}-epoch ranking fine-tunes, a device profile of this machine at the "
+               "batch size): its chosen ratios, fine-tuned and timed as the others", "",
+               "| model | batch | latency target | chosen trial (of) / met as measured | ratios | MAC drop | "
+               "latency drop (share) | drop ratio | test acc --auto's ratios / uniform at their latency "
+               "(between ratios) | --auto s |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for m, r in auto_rows:
+            a, at = r["auto"], r["auto"]["uniform_at_latency"]
+            uni = ("-" if at["accuracy"] is None else
+                   f"{at['accuracy']:.3f} ({' - '.join(str(x) for x in at['between'])})")
+            md.append(f"| {m['model']} | {r['batch']} | {r['latency_share']:.0%} | {a['trial']} ({a['trials']}) / "
+                      f"{'yes' if a['feasible'] else 'no'} | "
+                      + ", ".join(f"{v:.2f}" for v in a["ratios"].values())
+                      + f" | {r['auto_mac_drop']:.2f} | {r['auto_latency_drop']:.2f} "
+                      f"({r['latency_ms']['auto'] / r['latency_ms']['original']:.2f}) | {r['auto_drop_ratio']:.2f} | "
+                      f"{r['test_accuracy']['auto']:.3f} / {uni} | {a['seconds']:.0f} |")
     md += ["", "Uniform pruning (every layer the same ratio; 0: the original), fine-tuned alike: "
            "latency share of the original and mean test accuracy, per batch size", "",
            "| model | batch | " + " | ".join(f"ratio {c['ratio']}" for c in models[0]["uniform_curve"][str(args.batches[0])])
