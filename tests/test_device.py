@@ -470,6 +470,38 @@ def test_latency_left_unspent_on_the_device_is_given_back():
     assert shares[0] < share * 0.9 and len(shares) >= 2
 
 
+def test_auto_candidates_are_fitted_to_the_target_the_allocation_timing_corrected():
+    """compress --auto fits every candidate to the latency budget by predicted latency. Where the
+    allocation's timing found the table over-predicting (narrow layers run faster on the device),
+    the allocation kept more channels than the raw predicted target allows: its own candidate,
+    fitted to that raw target, would be cut further; fitted to the corrected one it keeps them."""
+    from slimnas.compress import latency_policy
+    from slimnas.study._hardware import HardwareTarget
+
+    model, pred = mnist1d_paper_cnn().eval(), macs_table()
+    original = {lay.name: lay.out_channels for lay in list_prunable_layers(model, SHAPE)}
+    measure = device_share(model, -1.0)
+    base, share = pred.predict(model, SHAPE, batch=64).ms, 0.5
+    alloc = allocate_by_latency(model, SHAPE, pred, share * base, batch=64, measure=measure)
+    assert alloc.met and alloc.predicted_ms > share * base  # given channels back past the raw target
+    target = HardwareTarget(pred, batch=64, base_ms=base, target_ms=share * base, allocation=alloc)
+    assert target.fit_target_ms == pytest.approx(share * base * (alloc.predicted_ms / base) / alloc.measured_share)
+    assert target.to_dict()["fit_target_predicted_ms"] == round(target.fit_target_ms, 6)
+
+    def widths(policy):
+        return {n: original[n] - round(r * original[n]) for n, r in prune_ratios(policy).items()} | {
+            n: w for n, w in original.items() if n not in prune_ratios(policy)}
+
+    fitted, ms = target.fit(model, latency_policy(alloc), SHAPE)
+    assert all(widths(fitted)[n] >= alloc.widths[n] for n in original) and ms <= target.fit_target_ms
+    raw, _ = fit_to_latency(model, latency_policy(alloc), SHAPE, pred, share * base, batch=64)
+    assert sum(widths(raw).values()) < sum(alloc.widths.values())  # the raw target cuts it further
+    assert measure(widths(raw)) < share * 0.9 <= measure(widths(fitted))  # ... into latency left unspent
+    untimed = allocate_by_latency(model, SHAPE, pred, share * base, batch=64)
+    assert HardwareTarget(pred, batch=64, base_ms=base, target_ms=share * base,
+                          allocation=untimed).fit_target_ms == share * base
+
+
 def test_an_allocation_measured_under_the_target_is_the_start_of_the_next():
     """After an allocation timed well under the target, the next one gives channels back to it
     (a fresh allocation for the looser target may cut another layer instead)."""
