@@ -500,6 +500,21 @@ def test_auto_candidates_are_fitted_to_the_target_the_allocation_timing_correcte
     untimed = allocate_by_latency(model, SHAPE, pred, share * base, batch=64)
     assert HardwareTarget(pred, batch=64, base_ms=base, target_ms=share * base,
                           allocation=untimed).fit_target_ms == share * base
+    # out of reach (a fifth of the latency at most): candidates are fitted to the allocation's knee
+    slow = overhead_table()
+    base = slow.predict(model, SHAPE).ms
+    slopes = {"0": 0.3, "2": 0.1, "4": 0.02}  # the knee cuts the last two layers, not the first
+    sens = SensitivityResult(baseline=0.9, baseline_macs=0, ratios=(0.3, 0.6, 0.9), curves={
+        n: [(r, 0.9 - slopes[n] * r, 0) for r in (0.3, 0.6, 0.9)] for n in original})
+    knee = allocate_by_latency(model, SHAPE, slow, 0.5 * base, roundings=(1,), cost_fn=sensitivity_cost(sens))
+    assert not knee.met and knee.floor_ms is not None and knee.floor_ms < knee.predicted_ms < base
+    target = HardwareTarget(slow, base_ms=base, target_ms=0.5 * base, allocation=knee)
+    assert target.fit_target_ms == knee.predicted_ms
+    fitted, ms = target.fit(model, latency_policy(knee), SHAPE)
+    assert widths(fitted) == knee.widths and ms == pytest.approx(knee.predicted_ms)
+    # fitted to the unreachable target itself, it would go to the knee of its own multiplier path
+    chased, _ = fit_to_latency(model, latency_policy(knee), SHAPE, slow, 0.5 * base)
+    assert widths(chased) != knee.widths
 
 
 def test_an_allocation_measured_under_the_target_is_the_start_of_the_next():

@@ -280,8 +280,10 @@ def test_auto_under_a_latency_budget_out_of_reach_stops_at_the_knee(tmp_path, tr
 
     auto_compress(model, data, budget=["latency_ms<=5%"], n_trials=1, finetune_epochs=1, final_epochs=1,
                   hardware_aware=True, out=tmp_path / "auto", latency_repeats=5, listener=Notes())
-    alloc = json.loads((tmp_path / "auto" / "report.json").read_text())["hardware"]["allocation"]
+    hardware = json.loads((tmp_path / "auto" / "report.json").read_text())["hardware"]
+    alloc = hardware["allocation"]
     assert not alloc["met"] and alloc["floor_ms"] is not None and alloc["floor_ms"] > alloc["target_ms"]
+    assert hardware["fit_target_predicted_ms"] == alloc["predicted_ms"]  # candidates aim at the knee, not the floor
     most = {n: max(1, math.ceil(w * 0.1)) for n, w in alloc["original"].items()}
     assert sum(alloc["widths"].values()) > sum(most.values())
     assert any("stops at the knee" in n for n in notes)
