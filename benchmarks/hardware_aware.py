@@ -301,6 +301,17 @@ def slope_note(gap: float, points_per_pct: float | None) -> dict:
                          f"the gap is worth {-gap / points_per_pct:.1%} of it"}
 
 
+def accuracy_target(accuracy: float, uniform: float | None, points_per_pct: float | None, label: str = "") -> dict:
+    """The target "the same or better accuracy than uniform pruning at the same measured latency".
+    Faster than every uniform ratio (``uniform`` None): not compared (not met, not missed)."""
+    out = {"value": None if uniform is None else round(accuracy - uniform, 4),
+           "target": f">= -{ACC_TOLERANCE} against uniform at the same measured latency{label}",
+           "met": None if uniform is None else bool(accuracy >= uniform - ACC_TOLERANCE)}
+    if uniform is None:
+        return {**out, "reachable": "no uniform ratio of the curve is as fast: not compared"}
+    return {**out, **slope_note(accuracy - uniform, points_per_pct)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 training epoch, few repeats")
@@ -350,24 +361,15 @@ def main(argv: list[str] | None = None) -> int:
                                                      "met": r["precision"]["int8_not_slower"]}
             acc = r["test_accuracy"]
             uni = acc["uniform_at_hw_latency"]
-            targets[f"{tag}_accuracy_vs_uniform"] = {
-                "value": None if uni is None else round(acc["hardware_aware"] - uni, 4),
-                "target": f">= -{ACC_TOLERANCE} against uniform at the same measured latency",
-                # faster than every uniform ratio: not compared (not met, not missed)
-                "met": None if uni is None else bool(acc["hardware_aware"] >= uni - ACC_TOLERANCE),
-                **({"reachable": "no uniform ratio of the curve is as fast: not compared"} if uni is None else
-                   slope_note(acc["hardware_aware"] - uni, r["uniform_points_per_pct_latency"]))}
+            targets[f"{tag}_accuracy_vs_uniform"] = accuracy_target(
+                acc["hardware_aware"], uni, r["uniform_points_per_pct_latency"])
             if "auto" in r:
                 at = r["auto"]["uniform_at_latency"]
                 targets[f"{tag}_auto_drop_ratio"] = {
                     "value": round(r["auto_drop_ratio"], 3), "target": f">= {want} (compress --auto)",
                     "met": bool(r["auto_drop_ratio"] >= want)}
-                targets[f"{tag}_auto_accuracy_vs_uniform"] = {
-                    "value": None if at["accuracy"] is None else round(acc["auto"] - at["accuracy"], 4),
-                    "target": f">= -{ACC_TOLERANCE} against uniform at the same measured latency (compress --auto)",
-                    "met": None if at["accuracy"] is None else bool(acc["auto"] >= at["accuracy"] - ACC_TOLERANCE),
-                    **({"reachable": "no uniform ratio of the curve is as fast: not compared"} if at["accuracy"] is None
-                       else slope_note(acc["auto"] - at["accuracy"], at["points_per_pct"]))}
+                targets[f"{tag}_auto_accuracy_vs_uniform"] = accuracy_target(
+                    acc["auto"], at["accuracy"], at["points_per_pct"], " (compress --auto)")
     result = {"benchmark": "hardware_aware", "quick": args.quick, "args": vars(args),
               "seconds": round(time.perf_counter() - t0, 1), "package": package_state(), "models": models,
               "targets": targets}
