@@ -550,3 +550,38 @@ def test_measured_share_times_a_pruned_copy_against_the_original_here():
     for widths in (original, {n: w // 2 for n, w in original.items()}):
         got = share(widths)
         assert 0 < got < 10 and math.isfinite(got)  # a ratio (no claim on which is faster: timing is noisy)
+
+
+def test_an_out_of_reach_latency_budget_keeps_the_best_trade_at_the_knee_not_the_fastest():
+    """No policy meets a latency limit pruning cannot reach: the one kept is the best trade by
+    the knee's rule (accuracy share minus latency share of the input model), among the trials
+    that meet every other budget; the least violation would keep the fastest at any accuracy."""
+    import optuna
+
+    from slimnas.measure import Budget
+    from slimnas.study import pareto_front
+    from slimnas.study._hardware import knee_choice
+
+    before = {"val_accuracy": 0.9, "latency_ms": 1.0, "macs": 1000}
+    budgets = (Budget.parse("latency_ms<=0.5"), Budget.parse("macs<=800"))
+
+    def trial(number, acc, ms, macs=700, state=optuna.trial.TrialState.COMPLETE):
+        done = state == optuna.trial.TrialState.COMPLETE
+        t = optuna.trial.create_trial(value=acc if done else None, state=state, user_attrs={
+            "metrics": {"val_accuracy": acc, "latency_ms": ms, "macs": macs}})
+        t.number = number
+        return t
+
+    trials = [trial(0, 0.45, 0.80),  # fastest: 0.50 - 0.80 = -0.30
+              trial(1, 0.88, 0.90),  # 0.978 - 0.90 = 0.078: the best trade
+              trial(2, 0.90, 0.95),  # 1.0 - 0.95 = 0.05
+              trial(3, 0.99, 0.85, macs=900),  # the best score, but over the MAC budget: not a candidate
+              trial(4, 0.99, 0.60, state=optuna.trial.TrialState.FAIL)]
+    front, closest = pareto_front(trials, ("accuracy",), budgets, n_closest=1)
+    assert not front and closest[0].number == 0  # least violation: the fastest, at half the accuracy
+    best, figures = knee_choice(trials, budgets, before)
+    assert best.number == 1 and figures["n_candidates"] == 3
+    assert figures["latency_share"] == 0.9 and figures["val_share"] == pytest.approx(0.9778, abs=1e-4)
+    # a trial with the same score later keeps the earlier; nothing within the other budgets: none
+    assert knee_choice([*trials, trial(5, 0.88, 0.90)], budgets, before)[0].number == 1
+    assert knee_choice([trials[3]], budgets, before) == (None, {})

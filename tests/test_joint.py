@@ -270,7 +270,8 @@ def test_auto_on_this_machine_times_its_latency_allocation(tmp_path, trained_cnn
 
 def test_auto_under_a_latency_budget_out_of_reach_stops_at_the_knee(tmp_path, trained_cnn):
     """5% of the latency is out of reach by pruning: the allocation says so, gives the floor, and
-    keeps more channels than the most pruned allocation would."""
+    keeps more channels than the most pruned allocation would; of the policies (none meets the
+    budget) the one kept is the best trade by the knee's rule, not the fastest."""
     _, model, data = trained_cnn
     notes = []
 
@@ -278,15 +279,23 @@ def test_auto_under_a_latency_budget_out_of_reach_stops_at_the_knee(tmp_path, tr
         def __getattr__(self, name):
             return (lambda msg, **k: notes.append(msg)) if name == "note" else (lambda *a, **k: None)
 
-    auto_compress(model, data, budget=["latency_ms<=5%"], n_trials=1, finetune_epochs=1, final_epochs=1,
-                  hardware_aware=True, out=tmp_path / "auto", latency_repeats=5, listener=Notes())
-    hardware = json.loads((tmp_path / "auto" / "report.json").read_text())["hardware"]
+    res = auto_compress(model, data, budget=["latency_ms<=5%"], n_trials=3, finetune_epochs=1, final_epochs=1,
+                        hardware_aware=True, out=tmp_path / "auto", latency_repeats=5, listener=Notes())
+    report = json.loads((tmp_path / "auto" / "report.json").read_text())
+    hardware = report["hardware"]
     alloc = hardware["allocation"]
     assert not alloc["met"] and alloc["floor_ms"] is not None and alloc["floor_ms"] > alloc["target_ms"]
     assert hardware["fit_target_predicted_ms"] == alloc["predicted_ms"]  # candidates aim at the knee, not the floor
     most = {n: max(1, math.ceil(w * 0.1)) for n, w in alloc["original"].items()}
     assert sum(alloc["widths"].values()) > sum(most.values())
     assert any("stops at the knee" in n for n in notes)
+    done = [t.user_attrs["metrics"] for t in res.study.trials if t.state.name == "COMPLETE"]
+    scores = [m["val_accuracy"] / res.before["val_accuracy"] - m["latency_ms"] / res.before["latency_ms"] for m in done]
+    chosen = hardware["chosen_out_of_reach"]
+    assert chosen["rule"] == "knee" and chosen["n_candidates"] == len(done) == 3
+    assert report["trial"] == chosen["trial"] == res.trial
+    assert chosen["score"] == pytest.approx(max(scores), abs=1e-4)
+    assert any("best trade at the knee" in n for n in notes)
 
 
 def test_auto_under_a_mac_budget_on_this_machine_chooses_a_rounding_and_keeps_the_budget(tmp_path, trained_cnn):

@@ -51,6 +51,7 @@ from slimnas.study._events import EpochReporter, Listener
 from slimnas.study._hardware import (
     HardwareTarget,
     choose_final_precision,
+    knee_choice,
     prepare_target,
 )
 from slimnas.study._joint import write_artifact
@@ -380,13 +381,21 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     front, closest = pareto_front(study.get_trials(deepcopy=False), ("accuracy",), budgets, n_closest=1)
     if not front and not closest:
         raise ConfigError("--n-trials", "at least one completed trial", 0)
-    best = (front or closest)[0]
-    if not front:
+    best, choice = (front or closest)[0], None
+    if not front and hardware is not None and hardware.allocation is not None and not hardware.allocation.met:
+        knee, choice = knee_choice(study.get_trials(deepcopy=False), budgets, before)
+        best = knee or best
+    if not front and choice:
+        listener.note(f"No policy meets the budget: its latency limit is out of reach by pruning. Kept: trial "
+                      f"{best.number}, the best trade at the knee (1% of the latency worth 1% of the accuracy): "
+                      f"{choice['latency_share']:.0%} of the input model's latency at {choice['val_share']:.0%} of "
+                      "its validation accuracy.", level="warning")
+    elif not front:
         listener.note(f"No policy meets the budget; the closest one (trial {best.number}) follows.", level="warning")
 
     policy, recipe, rows = CompressionPolicy.from_dict(best.user_attrs["policy"]), s.recipe, []
     refine_epochs = s.final_epochs // 3 if s.refine_epochs is None else s.refine_epochs
-    if refine_epochs > 0 and front:
+    if refine_epochs > 0 and (front or choice):
         policy, rows = refine_finetune(model, policy, data, importances=s.importances, recipe=recipe,
                                        epochs=refine_epochs, seed=s.seed, device=s.device, listener=listener)
         listener.note("criterion and fine-tune learning rate for the chosen ratios (" f"{refine_epochs}-epoch "
@@ -397,9 +406,11 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
         recipe = dataclasses.replace(recipe, lr=policy.finetune_lr)
     hw_report = None
     if hardware is not None:
-        policy, choice = choose_final_precision(hardware, model, policy, data, budgets)
-        hw_report = {**hardware.to_dict(), "precision": choice}
-        listener.note(f"precision on the target: {choice['reason']} (int8 format {choice['int8_format']})")
+        policy, precision = choose_final_precision(hardware, model, policy, data, budgets)
+        hw_report = {**hardware.to_dict(), "precision": precision}
+        listener.note(f"precision on the target: {precision['reason']} (int8 format {precision['int8_format']})")
+        if choice:
+            hw_report["chosen_out_of_reach"] = choice
     torch.manual_seed(s.seed)
     artifact, after, decisions = compress_and_measure(
         model, policy, data, budget=(), epochs=s.final_epochs, seed=s.seed, device=s.device,

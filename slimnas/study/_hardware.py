@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
 from slimnas.compress import (
@@ -39,6 +40,7 @@ from slimnas.measure import (
     onthefly_predictor,
     profile_predictor,
 )
+from slimnas.study._pareto import feasible
 
 #: uniform ratios of the pruned copies that calibrate a table measured here
 CALIBRATION_RATIOS = (0.0, 0.25, 0.5, 0.7)
@@ -144,6 +146,32 @@ def prepare_target(model: nn.Module, data: DataSplits, *, profile: DeviceProfile
                 model, shape, predictor, mac_ratios, int(min(mac_limits(budgets))), batch=batch,
                 measure=measured_share(model, shape, batch=batch, threads=threads) if here else None)
     return target
+
+
+def knee_choice(trials, budgets, before: dict) -> tuple[FrozenTrial | None, dict]:
+    """Where no policy meets the budget because its latency limit is out of reach by pruning,
+    the policy with the best trade by the knee's rule (1% of the input model's latency is worth
+    1% of its accuracy): the highest ``val_accuracy / before's - latency_ms / before's`` among
+    the completed trials that meet every other budget. Candidates under such a budget were all
+    fitted to the allocation's knee, so the one that misses the latency limit least (the
+    "closest") is the fastest by a few percent of timing noise, whatever it paid in accuracy.
+    ``(None, {})`` where no trial meets the other budgets; else the trial and its figures."""
+    others = [b for b in budgets if b.metric != "latency_ms"]
+    base_acc, base_ms = before.get("val_accuracy") or 0.0, before.get("latency_ms") or 0.0
+    if base_acc <= 0 or base_ms <= 0:
+        return None, {}
+    rows = []
+    for t in trials:
+        m = t.user_attrs.get("metrics")
+        if t.state != TrialState.COMPLETE or not m or m.get("latency_ms") is None or not feasible(m, others):
+            continue
+        acc_share, ms_share = m["val_accuracy"] / base_acc, m["latency_ms"] / base_ms
+        rows.append((acc_share - ms_share, -t.number, t, acc_share, ms_share))
+    if not rows:
+        return None, {}
+    score, _, best, acc_share, ms_share = max(rows, key=lambda r: (r[0], r[1]))
+    return best, {"rule": "knee", "trial": best.number, "score": round(score, 4), "val_share": round(acc_share, 4),
+                  "latency_share": round(ms_share, 4), "n_candidates": len(rows)}
 
 
 def bytes_limit(budgets) -> float | None:
