@@ -585,36 +585,3 @@ def test_an_out_of_reach_latency_budget_keeps_the_best_trade_at_the_knee_not_the
     # a trial with the same score later keeps the earlier; nothing within the other budgets: none
     assert knee_choice([*trials, trial(5, 0.88, 0.90)], budgets, before)[0].number == 1
     assert knee_choice([trials[3]], budgets, before) == (None, {})
-
-
-def test_under_a_latency_budget_the_policy_kept_is_the_most_macs_among_validation_ties():
-    """Policies fitted to one latency whose short-fine-tune validation accuracies the validation
-    set cannot tell from the best's (two proportions, 95%): the one keeping the most MACs is
-    kept; one told apart, or over the budget, is not, whatever its MACs."""
-    import math
-
-    import optuna
-
-    from slimnas.measure import Budget
-    from slimnas.study._hardware import within_noise_most_macs
-
-    budgets = (Budget.parse("latency_ms<=0.3"),)
-
-    def trial(number, acc, macs, ms=0.28):
-        t = optuna.trial.create_trial(value=acc, user_attrs={
-            "metrics": {"val_accuracy": acc, "latency_ms": ms, "macs": macs}})
-        t.number = number
-        return t
-
-    def margin(p, q, n):
-        return 1.96 * math.sqrt(p * (1 - p) / n + q * (1 - q) / n)
-
-    # n_val 400 at 0.96: 0.94 is within the noise (margin 3.0 points), 0.92 is not (3.4 points)
-    assert 0.96 - 0.94 < margin(0.96, 0.94, 400) and 0.96 - 0.92 > margin(0.96, 0.92, 400)
-    best = trial(0, 0.96, 1000)
-    trials = [best, trial(1, 0.94, 1500), trial(2, 0.92, 3000), trial(3, 0.97, 5000, ms=0.35), trial(4, 0.95, 1500)]
-    pick, figures = within_noise_most_macs(trials, budgets, best, n_val=400)
-    assert pick.number == 1 and figures["tied"] == [0, 1, 4] and figures["best_by_validation"] == 0
-    # a larger validation set tells them apart: the best by validation alone
-    pick, figures = within_noise_most_macs(trials, budgets, best, n_val=100_000)
-    assert pick.number == 0 and figures["tied"] == [0]

@@ -53,7 +53,6 @@ from slimnas.study._hardware import (
     choose_final_precision,
     knee_choice,
     prepare_target,
-    within_noise_most_macs,
 )
 from slimnas.study._joint import write_artifact
 from slimnas.study._objective import BaseTrialObjective, trial_place
@@ -386,13 +385,6 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     if not front and hardware is not None and hardware.allocation is not None and not hardware.allocation.met:
         knee, choice = knee_choice(study.get_trials(deepcopy=False), budgets, before)
         best = knee or best
-    tie = None
-    if front and hardware is not None and hardware.target_ms is not None:
-        best, tie = within_noise_most_macs(study.get_trials(deepcopy=False), budgets, best, len(data.y_val))
-        if tie["trial"] != tie["best_by_validation"]:
-            listener.note(f"kept trial {best.number}, the one with the most MACs ({tie['macs']:,.0f}) of the policies "
-                          f"whose validation accuracy {len(data.y_val)} samples cannot tell from the best's (trial "
-                          f"{tie['best_by_validation']}; 95%): all are fitted to the same latency")
     if not front and choice:
         listener.note(f"No policy meets the budget: its latency limit is out of reach by pruning. Kept: trial "
                       f"{best.number}, the best trade at the knee (1% of the latency worth 1% of the accuracy): "
@@ -419,8 +411,6 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
         listener.note(f"precision on the target: {precision['reason']} (int8 format {precision['int8_format']})")
         if choice:
             hw_report["chosen_out_of_reach"] = choice
-        if tie:
-            hw_report["chosen_within_noise"] = tie
     torch.manual_seed(s.seed)
     artifact, after, decisions = compress_and_measure(
         model, policy, data, budget=(), epochs=s.final_epochs, seed=s.seed, device=s.device,

@@ -9,7 +9,6 @@ a file here and allocated again where it misses the budget's share."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from optuna.trial import FrozenTrial, TrialState
@@ -173,39 +172,6 @@ def knee_choice(trials, budgets, before: dict) -> tuple[FrozenTrial | None, dict
     score, _, best, acc_share, ms_share = max(rows, key=lambda r: (r[0], r[1]))
     return best, {"rule": "knee", "trial": best.number, "score": round(score, 4), "val_share": round(acc_share, 4),
                   "latency_share": round(ms_share, 4), "n_candidates": len(rows)}
-
-
-#: two validation accuracies are told apart where they differ by more than this many standard
-#: errors of their difference (a two-sided 95% test of two proportions)
-Z_95 = 1.96
-
-
-def within_noise_most_macs(trials, budgets, best: FrozenTrial, n_val: int) -> tuple[FrozenTrial, dict]:
-    """Under a latency budget on a target, the policy kept among those meeting the budget: of the
-    ones whose short-fine-tune validation accuracy the ``n_val`` validation samples cannot tell
-    from the best's (the difference within 1.96 of its standard error, ``sqrt(p (1 - p) / n +
-    q (1 - q) / n)``), the one with the most MACs (the earliest of equals). Every candidate was
-    fitted to the same latency, so the one that keeps the most of the model's compute in it has
-    the most to recover with in the final fine-tune, and a 2-epoch fine-tune's ranking within
-    the noise says little about a long one's: a 2-D CNN on digits at 30% of its batch-1 latency
-    (287 validation samples), the policies meeting the budget at 97.6%, 96.5% and 96.2% after
-    2 epochs, with 12%, 11% and 21% of the MACs, reached 98.6%, 98.8% and 99.2% test after 10
-    epochs. ``best`` itself where no other is within the noise."""
-    p = best.user_attrs["metrics"]["val_accuracy"]
-    n = max(n_val, 1)
-
-    def tied(q: float) -> bool:
-        return p - q <= Z_95 * math.sqrt(max(p * (1 - p), 0.0) / n + max(q * (1 - q), 0.0) / n)
-
-    ties = [t for t in trials if t.state == TrialState.COMPLETE and (m := t.user_attrs.get("metrics"))
-            and feasible(m, budgets) and m.get("macs") is not None and tied(m["val_accuracy"])]
-    if best not in ties:
-        ties.append(best)
-    pick = max(ties, key=lambda t: (t.user_attrs["metrics"].get("macs", 0), -t.number))
-    m = pick.user_attrs["metrics"]
-    return pick, {"rule": "most MACs among validation accuracies not told apart from the best's (95%)",
-                  "best_by_validation": best.number, "trial": pick.number, "n_val": n_val,
-                  "tied": sorted(t.number for t in ties), "val_accuracy": m["val_accuracy"], "macs": m.get("macs")}
 
 
 def bytes_limit(budgets) -> float | None:
