@@ -378,20 +378,23 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     if interrupted:
         listener.note("interrupted: completed trials are kept; the chosen policy so far is fine-tuned now",
                       level="warning")
-    front, closest = pareto_front(study.get_trials(deepcopy=False), ("accuracy",), budgets, n_closest=1)
+    trials = study.get_trials(deepcopy=False)
+    front, closest = pareto_front(trials, ("accuracy",), budgets, n_closest=1)
     if not front and not closest:
         raise ConfigError("--n-trials", "at least one completed trial", 0)
-    best, choice = (front or closest)[0], None
-    if not front and hardware is not None and hardware.allocation is not None and not hardware.allocation.met:
-        knee, choice = knee_choice(study.get_trials(deepcopy=False), budgets, before)
-        best = knee or best
-    if not front and choice:
-        listener.note(f"No policy meets the budget: its latency limit is out of reach by pruning. Kept: trial "
-                      f"{best.number}, the best trade at the knee (1% of the latency worth 1% of the accuracy): "
-                      f"{choice['latency_share']:.0%} of the input model's latency at {choice['val_share']:.0%} of "
-                      "its validation accuracy.", level="warning")
-    elif not front:
-        listener.note(f"No policy meets the budget; the closest one (trial {best.number}) follows.", level="warning")
+    best, choice = (front or closest)[0], {}
+    if not front:
+        if hardware is not None and hardware.allocation is not None and not hardware.allocation.met:
+            knee, choice = knee_choice(trials, budgets, before)
+            best = knee or best
+        if choice:
+            listener.note(f"No policy meets the budget: its latency limit is out of reach by pruning. Kept: trial "
+                          f"{best.number}, the best trade at the knee (1% of the latency worth 1% of the accuracy): "
+                          f"{choice['latency_share']:.0%} of the input model's latency at {choice['val_share']:.0%} "
+                          "of its validation accuracy.", level="warning")
+        else:
+            listener.note(f"No policy meets the budget; the closest one (trial {best.number}) follows.",
+                          level="warning")
 
     policy, recipe, rows = CompressionPolicy.from_dict(best.user_attrs["policy"]), s.recipe, []
     refine_epochs = s.final_epochs // 3 if s.refine_epochs is None else s.refine_epochs
@@ -429,7 +432,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
         with report_phase(listener, "export", label="writing the compressed model and reports", out=str(out)):
             write_artifact(out, artifact, decisions, {"trial": best.number, "budget": [str(b) for b in budgets]})
             write_json(out / "sensitivity.json", sens.to_dict())
-            n_done = len([t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE])
+            n_done = len([t for t in trials if t.state == optuna.trial.TrialState.COMPLETE])
             write_json(out / "report.json", {"before": before, "after": after, "budget": [str(b) for b in budgets],
                                              "feasible": result.feasible, "trial": best.number,
                                              "n_trials": n_done, "finetune": recipe.to_dict(),
