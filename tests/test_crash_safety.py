@@ -91,7 +91,11 @@ def test_resumed_search_continues_its_sequence(tmp_path, tiny_config):
 
 def test_ctrl_c_re_runs_the_interrupted_candidate_first(tmp_path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({**TINY, "training": {**TINY["training"], "epochs": 30}}))
+    # 1000 epochs: trial 1 trains for seconds, so a signal 0.5 s after it starts lands inside its
+    # training (at 30 epochs a tiny candidate ends in 0.2 s, and a signal between trials or in a
+    # measurement lets the trial finish, as it should); trial 1, not 0, whose first second goes
+    # to the process's one-time warm-up before training
+    cfg.write_text(yaml.safe_dump({**TINY, "training": {**TINY["training"], "epochs": 1000}}))
     out = tmp_path / "c"
     proc = cli("search", str(cfg), "--n-trials", "4", "--out", str(out), "--quiet")
     wait_for(lambda: (out / "trials" / "00001" / "arch.json").exists())
@@ -101,7 +105,7 @@ def test_ctrl_c_re_runs_the_interrupted_candidate_first(tmp_path):
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr
     study = optuna.load_study(study_name="digits-tpe", storage=f"sqlite:///{out / 'study.db'}")
     interrupted = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
-    assert interrupted and "Ctrl-C" in interrupted[0].user_attrs["failure"]
+    assert [t.number for t in interrupted] == [1] and "Ctrl-C" in interrupted[0].user_attrs["failure"]
     waiting = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
     assert [t.params for t in waiting] == [interrupted[0].params]  # queued to run first on resume
 
