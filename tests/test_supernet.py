@@ -30,8 +30,8 @@ from slimnas.strategies import (
     spearman,
     stored_candidates,
 )
-from slimnas.strategies._subnets import Point, choose, hypervolume_2d
-from slimnas.strategies._supernet import SupernetOptions, within
+from slimnas.strategies._subnets import Point, choose
+from slimnas.strategies._supernet import within
 from slimnas.study import Listener, SearchPlan
 from slimnas.training import (
     Callback,
@@ -224,35 +224,6 @@ def test_per_depth_candidates_include_the_best_deeper_subnetwork_the_front_lacks
     assert [m["macs"] for _, m in mixed[2:]] == [1000, 8000]  # the spread keeps both ends of the front
     everything = choose(points, ("accuracy", "macs"), 4, limit=20, per_depth=True)
     assert len(everything) == len(points) and len({id(m) for _, m in everything}) == len(points)
-
-
-def test_hypervolume_spread_gathers_candidates_where_accuracy_climbs_fastest():
-    """A predicted front that climbs 15 points over its cheapest fifth, then flattens: the even
-    spread leaves one candidate there, the hypervolume spread several, and it covers more."""
-    macs = np.linspace(5000, 31000, 40)
-    acc = 0.98 - 0.15 * np.exp(-(macs - 5000) / 4000)
-    points = [(Point("cnn", None, ("fp32",) * 4), {"val_accuracy": float(a), "macs": float(m)})
-              for a, m in zip(acc, macs, strict=True)]
-    even = choose(points, ("accuracy", "macs"), 8, limit=8, spread="even")
-    hv = choose(points, ("accuracy", "macs"), 8, limit=8, spread="hypervolume")
-
-    def cheap(chosen):
-        return sum(m["macs"] <= 10_000 for _, m in chosen)
-
-    def area(chosen):
-        return hypervolume_2d([-m["val_accuracy"] for _, m in chosen], [m["macs"] for _, m in chosen],
-                              (-acc.min(), macs.max()))
-
-    assert cheap(even) == 2 and cheap(hv) >= 4
-    assert area(hv) > area(even)
-    for chosen in (even, hv):  # both ends of the front, in order of cost
-        assert [m["macs"] for _, m in chosen][::len(chosen) - 1] == [5000, 31000]
-        assert [m["macs"] for _, m in chosen] == sorted(m["macs"] for _, m in chosen)
-    everything = choose(points, ("accuracy", "macs"), 8, limit=40, spread="hypervolume")
-    assert len({id(m) for _, m in everything}) == 40  # then the rest of the front, each once
-    assert hypervolume_2d([-0.9, -0.8], [2.0, 1.0], (-0.5, 3.0)) == pytest.approx(0.3 * 2 + 0.1 * 1)
-    with pytest.raises(ConfigError, match="strategy.options.spread"):
-        SupernetOptions.parse({"spread": "uniform"})
 
 
 @pytest.mark.parametrize("family, params, kwargs", [

@@ -36,8 +36,6 @@ from slimnas.training import evaluate, recalibrate_bn
 
 #: training samples that calibrate int8 ranges (as ``quantize_model``'s callers use)
 N_CALIBRATION = 512
-#: how :func:`choose` spreads the first candidates across the predicted front
-SPREADS = ("hypervolume", "even")
 
 
 @dataclass(frozen=True)
@@ -213,15 +211,10 @@ def search_points(nets: dict, precisions: Sequence[str], predict: Callable[[list
 
 
 def choose(points: list[tuple[Point, dict]], objectives: Sequence[str], n_candidates: int, *,
-           limit: int = 64, per_depth: bool = False, spread: str = "even") -> list[tuple[Point, dict]]:
+           limit: int = 64, per_depth: bool = False) -> list[tuple[Point, dict]]:
     """Candidates to fine-tune, in the order trials take them: the first ``n_candidates`` spread
-    across the predicted front (by the first cost objective; both ends included), then the rest
-    of the front and the next layers, farthest from those taken first; at most ``limit``.
-
-    ``spread``: ``even``, evenly by their order along the front; ``hypervolume``, both ends,
-    then one at a time the point that adds the most to the hypervolume of those taken (of the
-    first maximised objective against the first cost), which places them where the predicted
-    accuracy climbs fastest with the cost, not where the front happens to hold most points.
+    evenly across the predicted front (by the first cost objective; both ends included), then
+    the rest of the front and the next layers, farthest from those taken first; at most ``limit``.
 
     ``per_depth``: the first ``n_candidates`` start with the predicted most accurate point of each
     family and depth that the front lacks (the spread takes the places left, at least 2).
@@ -233,7 +226,6 @@ def choose(points: list[tuple[Point, dict]], objectives: Sequence[str], n_candid
                         for o in objectives] for _, m in points], dtype=float)
     rank = nondominated_rank(signed)
     cost_col = next((j for j, o in enumerate(objectives) if get_metric(o).direction == "minimize"), None)
-    acc_col = next((j for j, o in enumerate(objectives) if get_metric(o).direction == "maximize"), None)
     order = _depth_tops(points, signed, rank, objectives) if per_depth else []
     n_candidates = max(min(2, n_candidates), n_candidates - len(order))
     for r in np.unique(rank):
@@ -243,45 +235,16 @@ def choose(points: list[tuple[Point, dict]], objectives: Sequence[str], n_candid
             order += layer
             continue
         layer.sort(key=lambda i: (signed[i, cost_col], signed[i, 0]))
-        if r == rank.min():  # the front: first the spread, then the others farthest-first
+        if r == rank.min():  # the front: first an even spread, then the others farthest-first
             n = min(n_candidates, len(layer))
-            if spread == "hypervolume" and acc_col is not None:
-                first = _hypervolume_spread(layer, n, signed[:, acc_col], signed[:, cost_col])
-            else:
-                first = [layer[k] for k in sorted({round(k * (len(layer) - 1) / max(1, n - 1)) for k in range(n)})]
+            spread = sorted({round(k * (len(layer) - 1) / max(1, n - 1)) for k in range(n)})
+            first = [layer[k] for k in spread]
             order += first
             layer = [i for i in layer if i not in first]
         order += _farthest_first(layer, order, signed[:, cost_col])
         if len(order) >= limit:
             break
     return [points[i] for i in order[:limit]]
-
-
-def hypervolume_2d(gain: Sequence[float], cost: Sequence[float], ref: tuple[float, float]) -> float:
-    """Area dominated by the points (``gain`` minimised as signed, ``cost`` minimised) up to
-    ``ref`` (worst gain, worst cost): the staircase swept in order of cost."""
-    area, best = 0.0, ref[0]
-    for g, c in sorted(zip(gain, cost, strict=True), key=lambda t: (t[1], t[0])):
-        if g < best and c < ref[1]:
-            area += (best - g) * (ref[1] - c)
-            best = g
-    return area
-
-
-def _hypervolume_spread(layer: list[int], n: int, gain: np.ndarray, cost: np.ndarray) -> list[int]:
-    """``n`` of ``layer`` (sorted by cost): both ends, then greedily the largest hypervolume
-    gain; the reference is the layer's worst gain and cost, so the ends alone cover nothing and
-    each later point's gain is the rectangle it adds between its neighbours."""
-    if n >= len(layer):
-        return list(layer)
-    taken = [layer[0], layer[-1]][:n]
-    ref = (float(gain[layer].max()), float(cost[layer].max()))
-    while len(taken) < n:
-        base = hypervolume_2d(gain[taken], cost[taken], ref)
-        best = max((i for i in layer if i not in taken),
-                   key=lambda i: (hypervolume_2d(gain[[*taken, i]], cost[[*taken, i]], ref) - base, -cost[i]))
-        taken.append(best)
-    return sorted(taken, key=lambda i: (cost[i], gain[i]))
 
 
 def _depth_tops(points: list[tuple[Point, dict]], signed: np.ndarray, rank: np.ndarray,

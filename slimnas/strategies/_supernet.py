@@ -56,7 +56,6 @@ from slimnas.strategies._genes import in_distribution
 from slimnas.strategies._predictor import PREDICTORS, AccuracyPredictor, held_out_scores
 from slimnas.strategies._sequenced import position
 from slimnas.strategies._subnets import (
-    SPREADS,
     Encoder,
     Point,
     PointCosts,
@@ -103,9 +102,6 @@ class SupernetOptions:
         search: the registered strategy that searches the predictor-ranked space;
             ``search_trials`` its evaluations, ``population_size`` its population.
         n_candidates: the candidates spread across the predicted front that the first trials take.
-        spread: how they are spread: ``hypervolume`` (both ends, then each the point that adds
-            most to the predicted front's hypervolume: they gather where accuracy climbs
-            fastest with the cost) or ``even`` (evenly along the front's points).
         per_depth: the first candidates also hold the predicted most accurate sub-network of each
             depth the predicted front lacks (inherited weights under-rate deep, narrow
             sub-networks; a fine-tune recovers them).
@@ -140,7 +136,6 @@ class SupernetOptions:
     search_trials: int = 1500
     population_size: int = 64
     n_candidates: int = 8
-    spread: str = "hypervolume"
     per_depth: bool = False
     max_candidates: int = 32
     finetune_epochs: int = 20
@@ -177,7 +172,6 @@ class SupernetOptions:
             "search_trials": ("an integer >= 1", lambda v: _is_int(v, 1)),
             "population_size": ("an integer >= 2", lambda v: _is_int(v, 2)),
             "n_candidates": ("an integer >= 1", lambda v: _is_int(v, 1)),
-            "spread": (f"one of {list(SPREADS)}", lambda v: v in SPREADS),
             "per_depth": ("true/false", lambda v: isinstance(v, bool)),
             "max_candidates": ("an integer >= 0", lambda v: _is_int(v)),
             "finetune_epochs": ("an integer >= 0", lambda v: _is_int(v)),
@@ -375,8 +369,6 @@ class SupernetStrategy(BaseStrategy):
                 del o[flag]
         if "balance_depth" in o:
             trained.append("balance_depth")
-        if o["spread"] == "even":  # the digests of runs that predate the option
-            del o["spread"]
         del o["reseed_cheapest"]  # which trials take the candidates, not which they are
         net = _digest(space, training, data, ctx.seed, limits, {k: o[k] for k in trained})
         pairs = _digest(net, {k: o[k] for k in ("n_pairs", "precision", "recal_samples")})  # net: budget too
@@ -475,7 +467,7 @@ class SupernetStrategy(BaseStrategy):
                               costs, objectives=ctx.objectives, budget=ctx.budget, strategy=opts.search,
                               n_trials=opts.search_trials, seed=ctx.seed, population_size=opts.population_size)
         chosen = choose(found, ctx.objectives, opts.n_candidates, limit=max(opts.max_candidates, opts.n_candidates),
-                        per_depth=opts.per_depth, spread=opts.spread)
+                        per_depth=opts.per_depth)
         timings["search_s"] = round(time.perf_counter() - t3, 2)
         if not chosen:
             ctx.note("supernet: no sub-network meets the budget; the trials go to the search strategy alone")
