@@ -9,6 +9,11 @@ pruning can reach at a latency share ``s`` is ``(1 - s) / (1 - m)`` with ``m = (
 the MAC share it needs (``f`` the fixed share); below ``f`` no pruning reaches ``s``.
 ``benchmarks/hardware_aware.py`` asks for >= 0.9 at batch 64 and >= 0.6 at batch 1, at 50% and 30%.
 
+The same networks are also timed with the batch laid out as the rows of one image (``rows``):
+each Conv1d runs as a Conv2d with a 1 x k kernel over ``(1, C, N, L)``, one im2col and one GEMM
+for the whole batch, outputs checked equal to the plain layout's. How much faster that is, and
+how much of the fixed part it removes, says how much of it is the per-image work.
+
 Usage: ``python benchmarks/conv_overhead.py [--rounds 7] [--out benchmarks/results]`` (about a minute).
 Writes ``conv_overhead.json`` and ``conv_overhead.md``.
 """
@@ -16,11 +21,13 @@ Writes ``conv_overhead.json`` and ``conv_overhead.md``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from _common import package_state  # benchmarks/ is on sys.path when run as a script
 from torch import nn
 
@@ -29,6 +36,7 @@ from slimnas.measure import count_macs, interleaved_latency
 WIDTHS = (25, 22, 18, 16, 12, 10, 8, 6, 4)
 BATCHES = (1, 64)
 SHARES = (0.5, 0.3)
+LAYOUTS = ("plain", "rows")
 
 
 def paper_cnn(width: int) -> nn.Module:
@@ -37,6 +45,27 @@ def paper_cnn(width: int) -> nn.Module:
                          nn.Conv1d(width, width, 3, stride=2, padding=1), nn.ReLU(),
                          nn.Conv1d(width, width, 3, stride=2, padding=1), nn.ReLU(),
                          nn.Flatten(), nn.Linear(5 * width, 10)).eval()
+
+
+class BatchAsRows(nn.Module):
+    """``paper_cnn(width)`` computing the same outputs with the batch as the rows of one image."""
+
+    def __init__(self, plain: nn.Sequential) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList()
+        for m in plain:
+            if isinstance(m, nn.Conv1d):
+                conv = nn.Conv2d(m.in_channels, m.out_channels, (1, m.kernel_size[0]), (1, m.stride[0]),
+                                 (0, m.padding[0]))
+                conv.weight.data, conv.bias.data = m.weight.data.unsqueeze(2).clone(), m.bias.data.clone()
+                self.convs.append(conv)
+        self.fc = plain[-1]
+
+    def forward(self, x):
+        x = x.transpose(0, 1).unsqueeze(0)  # (N, C, L) -> (1, C, N, L)
+        for conv in self.convs:
+            x = torch.relu(conv(x))
+        return self.fc(x.squeeze(0).transpose(0, 1).flatten(1))
 
 
 def best_ratio(share: float, fixed: float) -> float | None:
@@ -54,45 +83,54 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    models = {w: paper_cnn(w) for w in WIDTHS}
-    macs = {w: count_macs(m, (1, 40)) for w, m in models.items()}
+    models, macs = {}, {}
+    x_check = torch.randn(64, 1, 40)
+    for w in WIDTHS:
+        plain = models["plain", w] = paper_cnn(w)
+        models["rows", w] = BatchAsRows(plain).eval()
+        macs[w] = count_macs(plain, (1, 40))
+        with torch.no_grad():
+            assert torch.allclose(plain(x_check), models["rows", w](x_check), atol=1e-5), w
     lat = interleaved_latency(models, (1, 40), batches=BATCHES, rounds=args.rounds, repeats=100)
     rows, fits = [], {}
-    for b in BATCHES:
+    for layout, b in itertools.product(LAYOUTS, BATCHES):
         x = np.array([macs[w] for w in WIDTHS], dtype=float)
-        y = np.array([lat[w][b] for w in WIDTHS])
+        y = np.array([lat[layout, w][b] for w in WIDTHS])
         per_mac, fixed = np.polyfit(x, y, 1)
         r2 = 1 - float(np.sum((y - (fixed + per_mac * x)) ** 2) / np.sum((y - y.mean()) ** 2))
-        f = float(fixed / lat[25][b])
-        fits[b] = {"fixed_ms": round(float(fixed), 5), "ms_per_mmac": round(float(per_mac) * 1e6, 4), "r2": round(r2, 4),
-                   "fixed_share": round(f, 3),
-                   "best_drop_ratio": {f"{int(s * 100)}%": None if best_ratio(s, f) is None else round(best_ratio(s, f), 3)
-                                       for s in SHARES}}
+        f = float(fixed / lat[layout, 25][b])
+        fits[f"{layout} {b}"] = {
+            "layout": layout, "batch": b, "fixed_ms": round(float(fixed), 5),
+            "ms_per_mmac": round(float(per_mac) * 1e6, 4), "r2": round(r2, 4), "fixed_share": round(f, 3),
+            "original_ms": round(lat[layout, 25][b], 5),
+            "best_drop_ratio": {f"{int(s * 100)}%": None if best_ratio(s, f) is None else round(best_ratio(s, f), 3)
+                                for s in SHARES}}
         for w in WIDTHS:
-            share, mshare = lat[w][b] / lat[25][b], macs[w] / macs[25]
-            rows.append({"batch": b, "width": w, "macs": macs[w], "ms": round(lat[w][b], 5),
+            share, mshare = lat[layout, w][b] / lat[layout, 25][b], macs[w] / macs[25]
+            rows.append({"layout": layout, "batch": b, "width": w, "macs": macs[w], "ms": round(lat[layout, w][b], 5),
                          "latency_share": round(share, 3), "mac_share": round(mshare, 3),
                          "drop_ratio": None if w == 25 else round((1 - share) / (1 - mshare), 3)})
     doc = {**package_state(), "seconds": round(time.perf_counter() - t0, 1), "rounds": args.rounds,
-           "runtime": "onnxruntime cpu, 1 thread", "rows": rows, "fits": {str(b): v for b, v in fits.items()}}
+           "runtime": "onnxruntime cpu, 1 thread", "rows": rows, "fits": fits}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "conv_overhead.json").write_text(json.dumps(doc, indent=1))
     md = ["# The paper CNN's fixed latency in ONNX Runtime (CPU, 1 thread)", "",
           f"`python benchmarks/conv_overhead.py --rounds {args.rounds}` at {doc['commit'][:10]}, "
           f"{doc['seconds']} s. Every convolution at the same width; latency: fastest of {args.rounds} "
           "interleaved rounds of medians.", "",
-          "| batch | width | MACs | ms | latency share | MAC share | latency drop / MAC drop |",
-          "|---:|---:|---:|---:|---:|---:|---:|"]
+          "| layout | batch | width | MACs | ms | latency share | MAC share | latency drop / MAC drop |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         ratio = "-" if r["drop_ratio"] is None else f"{r['drop_ratio']:.2f}"
-        md.append(f"| {r['batch']} | {r['width']} | {r['macs']:,} | {r['ms']:.4f} | {r['latency_share']:.2f} | "
+        md.append(f"| {r['layout']} | {r['batch']} | {r['width']} | {r['macs']:,} | {r['ms']:.4f} | {r['latency_share']:.2f} | "
                   f"{r['mac_share']:.2f} | {ratio} |")
     md += ["", "Fit `latency = fixed + per_mac * MACs` and the best drop ratio it allows:", "",
-           "| batch | fixed ms | fixed share of the original | ms per million MACs | R^2 | best at 50% | best at 30% |",
-           "|---:|---:|---:|---:|---:|---:|---:|"]
-    for b, v in fits.items():
+           "| layout | batch | original ms | fixed ms | fixed share of the original | ms per million MACs | R^2 "
+           "| best at 50% | best at 30% |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for v in fits.values():
         best = ["not reachable" if x is None else f"{x:.2f}" for x in v["best_drop_ratio"].values()]
-        md.append(f"| {b} | {v['fixed_ms']:.4f} | {v['fixed_share']:.2f} | {v['ms_per_mmac']:.3f} | {v['r2']:.3f} | "
+        md.append(f"| {v['layout']} | {v['batch']} | {v['original_ms']:.4f} | {v['fixed_ms']:.4f} | {v['fixed_share']:.2f} | {v['ms_per_mmac']:.3f} | {v['r2']:.3f} | "
                   f"{best[0]} | {best[1]} |")
     (args.out / "conv_overhead.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
