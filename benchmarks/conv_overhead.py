@@ -9,10 +9,11 @@ pruning can reach at a latency share ``s`` is ``(1 - s) / (1 - m)`` with ``m = (
 the MAC share it needs (``f`` the fixed share); below ``f`` no pruning reaches ``s``.
 ``benchmarks/hardware_aware.py`` asks for >= 0.9 at batch 64 and >= 0.6 at batch 1, at 50% and 30%.
 
-The same networks are also timed with the batch laid out as the rows of one image (``rows``):
-each Conv1d runs as a Conv2d with a 1 x k kernel over ``(1, C, N, L)``, one im2col and one GEMM
-for the whole batch, outputs checked equal to the plain layout's. How much faster that is, and
-how much of the fixed part it removes, says how much of it is the per-image work.
+The same networks are also exported as ``onnx-fp32-rows`` (``rows``): the batch laid out as the
+rows of one image, each 1-D convolution a 2-D one with a 1 x k kernel over ``(1, C, N, L)``, one
+im2col and one GEMM for the whole batch (every file verified against the eager model by the
+exporter). How much faster that is, and how much of the fixed part it removes, says how much of
+it is the per-image work.
 
 Usage: ``python benchmarks/conv_overhead.py [--rounds 7] [--out benchmarks/results]`` (about a minute).
 Writes ``conv_overhead.json`` and ``conv_overhead.md``.
@@ -23,20 +24,22 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from _common import package_state  # benchmarks/ is on sys.path when run as a script
 from torch import nn
 
+from slimnas.export import export_model
 from slimnas.measure import count_macs, interleaved_latency
 
 WIDTHS = (25, 22, 18, 16, 12, 10, 8, 6, 4)
 BATCHES = (1, 64)
 SHARES = (0.5, 0.3)
 LAYOUTS = ("plain", "rows")
+FORMATS = {"plain": "onnx-fp32", "rows": "onnx-fp32-rows"}
 
 
 def paper_cnn(width: int) -> nn.Module:
@@ -45,27 +48,6 @@ def paper_cnn(width: int) -> nn.Module:
                          nn.Conv1d(width, width, 3, stride=2, padding=1), nn.ReLU(),
                          nn.Conv1d(width, width, 3, stride=2, padding=1), nn.ReLU(),
                          nn.Flatten(), nn.Linear(5 * width, 10)).eval()
-
-
-class BatchAsRows(nn.Module):
-    """``paper_cnn(width)`` computing the same outputs with the batch as the rows of one image."""
-
-    def __init__(self, plain: nn.Sequential) -> None:
-        super().__init__()
-        self.convs = nn.ModuleList()
-        for m in plain:
-            if isinstance(m, nn.Conv1d):
-                conv = nn.Conv2d(m.in_channels, m.out_channels, (1, m.kernel_size[0]), (1, m.stride[0]),
-                                 (0, m.padding[0]))
-                conv.weight.data, conv.bias.data = m.weight.data.unsqueeze(2).clone(), m.bias.data.clone()
-                self.convs.append(conv)
-        self.fc = plain[-1]
-
-    def forward(self, x):
-        x = x.transpose(0, 1).unsqueeze(0)  # (N, C, L) -> (1, C, N, L)
-        for conv in self.convs:
-            x = torch.relu(conv(x))
-        return self.fc(x.squeeze(0).transpose(0, 1).flatten(1))
 
 
 def best_ratio(share: float, fixed: float) -> float | None:
@@ -84,13 +66,14 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     models, macs = {}, {}
-    x_check = torch.randn(64, 1, 40)
-    for w in WIDTHS:
-        plain = models["plain", w] = paper_cnn(w)
-        models["rows", w] = BatchAsRows(plain).eval()
-        macs[w] = count_macs(plain, (1, 40))
-        with torch.no_grad():
-            assert torch.allclose(plain(x_check), models["rows", w](x_check), atol=1e-5), w
+    tmp = Path(tempfile.mkdtemp())
+    for w in WIDTHS:  # each width written by the exporter in both layouts, each file verified
+        model = paper_cnn(w)
+        macs[w] = count_macs(model, (1, 40))
+        for layout in LAYOUTS:
+            path = tmp / f"{layout}-{w}.onnx"
+            export_model(model, path, (1, 40), format=FORMATS[layout])
+            models[layout, w] = path
     lat = interleaved_latency(models, (1, 40), batches=BATCHES, rounds=args.rounds, repeats=100)
     rows, fits = [], {}
     for layout, b in itertools.product(LAYOUTS, BATCHES):

@@ -1,5 +1,6 @@
 """Exports of a finished model, every one checked against eager outputs; ONNX Runtime sessions
-and the graph rewrites deployable files get (lean, fp16 weights, payload accounting).
+and the graph rewrites deployable files get (lean, fp16 weights, payload accounting, the batch as
+rows for 1-D CNNs).
 
 Export formats plug in with :func:`register_export_format`; :func:`export_model` writes any of
 them and verifies the file."""
@@ -22,6 +23,7 @@ from slimnas.export._int8 import (
     int8_weight_max,
     quantize_onnx,
 )
+from slimnas.export._layout import batch_as_rows, has_1d_convolutions
 from slimnas.export._onnx import (
     ExportMismatchError,
     export_onnx,
@@ -29,7 +31,7 @@ from slimnas.export._onnx import (
     inference_copy,
     verify_onnx,
 )
-from slimnas.export._onnx_formats import OnnxFp16, OnnxFp32
+from slimnas.export._onnx_formats import OnnxFp16, OnnxFp32, OnnxFp32Rows
 from slimnas.export._proto import (
     fp16_weights,
     gemm_to_matmul,
@@ -52,9 +54,11 @@ __all__ = [
     "ExportResult",
     "OnnxFp16",
     "OnnxFp32",
+    "OnnxFp32Rows",
     "StateDictFormat",
     "TorchExportFormat",
     "TorchScriptFormat",
+    "batch_as_rows",
     "export_model",
     "export_onnx",
     "export_proto",
@@ -62,6 +66,7 @@ __all__ = [
     "fp16_weights",
     "gemm_to_matmul",
     "get_export_format",
+    "has_1d_convolutions",
     "inference_copy",
     "int8_saturates",
     "int8_weight_max",
