@@ -68,3 +68,19 @@ def test_models_without_1d_convolutions_are_written_plain(tmp_path):
         assert "Transpose" not in [n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node]
     with pytest.raises(ValueError, match="no 1-D convolution"):
         batch_as_rows(export_proto(mlp, (1, 40), verify=False))
+
+
+def test_rows_runtime_times_the_file_onnx_fp32_rows_writes(tmp_path):
+    """``measure.runtime: onnxruntime-rows`` times a 1-D CNN in the rows layout (what the
+    ``onnx-fp32-rows`` export ships) and any other model as ``onnxruntime`` does."""
+    from slimnas.measure import OnnxRuntimeRowsLatency, runtime_for
+
+    rt = runtime_for({"runtime": "onnxruntime-rows", "latency_batch": 8, "latency_repeats": 5})
+    assert isinstance(rt, OnnxRuntimeRowsLatency)
+    mlp = build_model(MLPSpec(widths=(16,)), (1, 40), 10).eval()
+    for model, rows in ((mnist1d_paper_cnn().eval(), True), (mlp, False)):
+        src = rt.source(model, (1, 40), str(tmp_path))
+        proto = onnx.load_from_string(src) if isinstance(src, bytes) else onnx.load(str(src))
+        assert ("Transpose" in [n.op_type for n in proto.graph.node]) == rows
+        stats = rt.measure_stats(model, (1, 40))
+        assert stats.runtime == "onnxruntime-rows" and stats.batch == 8 and stats.median_ms > 0

@@ -21,11 +21,19 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import onnx
 import torch
 from torch import nn
 
 from slimnas.errors import ConfigError
-from slimnas.export import export_onnx, file_precision, ort_session, quantize_onnx
+from slimnas.export import (
+    batch_as_rows,
+    export_onnx,
+    file_precision,
+    has_1d_convolutions,
+    ort_session,
+    quantize_onnx,
+)
 from slimnas.measure._machine import machine_info
 from slimnas.measure._metric import MS_UNITS, BaseMetric, register_metric
 from slimnas.registry import Registry
@@ -237,6 +245,22 @@ class OnnxRuntimeInt8Latency(OnnxRuntimeLatency):
     """ONNX Runtime on the CPU at int8: fp32 models are converted (static, QDQ by default) first."""
 
     precisions = ("int8",)
+
+
+@register_runtime("onnxruntime-rows")
+class OnnxRuntimeRowsLatency(OnnxRuntimeLatency):
+    """ONNX Runtime on the CPU, a 1-D CNN timed as the ``onnx-fp32-rows`` export writes it (the
+    batch as the rows of one image: one GEMM per convolution for the whole batch); a model
+    without 1-D convolutions is timed as ``onnxruntime`` times it."""
+
+    precisions = ("fp32",)
+
+    def source(self, model, input_shape, tmp: str) -> Path | bytes | str:
+        src = super().source(model, input_shape, tmp)
+        proto = onnx.load_from_string(src) if isinstance(src, bytes) else onnx.load(str(src))
+        if len(input_shape) == 2 and has_1d_convolutions(proto):
+            return batch_as_rows(proto).SerializeToString()
+        return src
 
 
 @register_runtime("onnxruntime-cuda")
