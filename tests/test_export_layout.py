@@ -11,6 +11,7 @@ import torch
 
 from slimnas.export import batch_as_rows, export_model, predict
 from slimnas.export._onnx import export_proto
+from slimnas.measure import OpConfig
 from slimnas.models import CNNSpec, ConvLayer, MLPSpec, build_model, mnist1d_paper_cnn
 
 SPECS = {
@@ -84,3 +85,26 @@ def test_rows_runtime_times_the_file_onnx_fp32_rows_writes(tmp_path):
         assert ("Transpose" in [n.op_type for n in proto.graph.node]) == rows
         stats = rt.measure_stats(model, (1, 40))
         assert stats.runtime == "onnxruntime-rows" and stats.batch == 8 and stats.median_ms > 0
+
+
+@pytest.mark.parametrize("op", [
+    OpConfig("conv1d", 4, 8, (19,), kernel=5, stride=2, padding=2, dilation=1, act="relu"),
+    OpConfig("conv1d", 6, 6, (10,), kernel=3, stride=1, padding=2, dilation=2, groups=2),
+    OpConfig("maxpool1d", 8, 8, (10,), kernel=2, stride=2),
+    OpConfig("avgpool1d", 8, 8, (11,), kernel=2, stride=2, padding=1),
+    OpConfig("gap1d", 8, 8, (5,)),
+], ids=lambda op: op.op)
+def test_rows_op_models_compute_the_plain_op_on_the_batch_as_rows(op):
+    """A profile for ``onnxruntime-rows`` times each windowed 1-D op as the rows export runs it:
+    on ``(1, C, N, L)``, the same weights, the same numbers as the plain op's."""
+    from slimnas.export import ort_session
+    from slimnas.measure._optime import op_model, time_op
+
+    x = np.random.default_rng(0).standard_normal((7, *op.input_shape())).astype(np.float32)
+    plain, rows = ort_session(op_model(op)), ort_session(op_model(op, "rows"))
+    y = plain.run(None, {"x": x})[0]
+    y_rows = rows.run(None, {"x": np.ascontiguousarray(x.transpose(1, 0, 2)[None])})[0]
+    if op.op != "gap1d":  # a window's output stays as rows; the pooling's is back in (N, C, 1)
+        y_rows = y_rows[0].transpose(1, 0, 2)
+    np.testing.assert_allclose(y_rows, y, atol=1e-5)
+    assert time_op(op, batch=8, repeats=5, layout="rows") > 0

@@ -39,7 +39,7 @@ from slimnas.models import build_model
 from slimnas.spaces import SearchSpace
 
 #: runtimes whose operators are timed in ONNX Runtime (the others: eager PyTorch modules)
-ORT_RUNTIMES = ("onnxruntime", "onnxruntime-int8")
+ORT_RUNTIMES = ("onnxruntime", "onnxruntime-int8", "onnxruntime-rows")
 
 Progress = Callable[[str, int, int], None]
 
@@ -154,16 +154,17 @@ class OpTimer:
 
     def __init__(self, runtime: str = "onnxruntime", *, threads: int = 1, repeats: int = 50) -> None:
         self.runtime, self.threads, self.repeats = runtime, threads, repeats
+        self.layout = "rows" if runtime == "onnxruntime-rows" else "plain"  # how the runtime lays out 1-D CNNs
         self._models: dict[OpConfig, bytes] = {}
         self._null: dict[int, float] = {}
 
     def __call__(self, op: OpConfig, batch: int, precision: str = "fp32") -> float:
         if self.runtime in ORT_RUNTIMES:
             if op not in self._models:
-                self._models[op] = op_model(op)
+                self._models[op] = op_model(op, self.layout)
             # the null op's time (one figure per batch) plus the op's time over it, timed alongside
             return time_op(op, batch=batch, precision=precision, threads=self.threads, repeats=self.repeats,
-                           model=self._models[op], null_ms=self.null(batch))
+                           model=self._models[op], null_ms=self.null(batch), layout=self.layout)
         runtime = RUNTIMES.get(self.runtime)(batch_size=batch, repeats=self.repeats, warmup=10,
                                              threads=self.threads, precision=precision)
         with fork_rng():
@@ -216,7 +217,7 @@ def _build_profile(*, name, space, input_shape, n_classes, runtime, threads, bat
         raise ConfigError("--runtime", f"one of {RUNTIMES.names()}", runtime)
     rt = RUNTIMES.get(runtime)
     for p in precisions:
-        if p not in PRECISIONS or (p not in rt.precisions and not (p == "int8" and runtime in ORT_RUNTIMES)):
+        if p not in PRECISIONS or (p not in rt.precisions and not (p == "int8" and runtime == "onnxruntime-int8")):
             raise ConfigError("--precision", f"precisions {runtime} runs ({list(rt.precisions)})", p)
     why = rt().unavailable()
     if why is not None:
