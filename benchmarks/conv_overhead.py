@@ -30,24 +30,16 @@ from pathlib import Path
 
 import numpy as np
 from _common import package_state  # benchmarks/ is on sys.path when run as a script
-from torch import nn
 
 from slimnas.export import export_model
 from slimnas.measure import count_macs, interleaved_latency
+from slimnas.models import mnist1d_paper_cnn
 
 WIDTHS = (25, 22, 18, 16, 12, 10, 8, 6, 4)
 BATCHES = (1, 64)
 SHARES = (0.5, 0.3)
 LAYOUTS = ("plain", "rows")
 FORMATS = {"plain": "onnx-fp32", "rows": "onnx-fp32-rows"}
-
-
-def paper_cnn(width: int) -> nn.Module:
-    """The MNIST-1D paper CNN (Greydanus 2020) with ``width`` channels in each of its convolutions."""
-    return nn.Sequential(nn.Conv1d(1, width, 5, stride=2, padding=1), nn.ReLU(),
-                         nn.Conv1d(width, width, 3, stride=2, padding=1), nn.ReLU(),
-                         nn.Conv1d(width, width, 3, stride=2, padding=1), nn.ReLU(),
-                         nn.Flatten(), nn.Linear(5 * width, 10)).eval()
 
 
 def best_ratio(share: float, fixed: float) -> float | None:
@@ -68,7 +60,7 @@ def main() -> None:
     models, macs = {}, {}
     tmp = Path(tempfile.mkdtemp())
     for w in WIDTHS:  # each width written by the exporter in both layouts, each file verified
-        model = paper_cnn(w)
+        model = mnist1d_paper_cnn(width=w).eval()
         macs[w] = count_macs(model, (1, 40))
         for layout in LAYOUTS:
             path = tmp / f"{layout}-{w}.onnx"

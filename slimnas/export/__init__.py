@@ -23,7 +23,7 @@ from slimnas.export._int8 import (
     int8_weight_max,
     quantize_onnx,
 )
-from slimnas.export._layout import batch_as_rows, has_1d_convolutions
+from slimnas.export._layout import batch_as_rows, has_1d_convolutions, rows_where_possible
 from slimnas.export._onnx import (
     ExportMismatchError,
     export_onnx,
@@ -82,6 +82,7 @@ __all__ = [
     "quantize_onnx",
     "read_run_info",
     "register_export_format",
+    "rows_where_possible",
     "save_compressed",
     "size_report",
     "structure",

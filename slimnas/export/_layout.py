@@ -16,6 +16,8 @@ and outputs are unchanged: ``(N, C, L)`` in, the same logits out.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
@@ -36,6 +38,11 @@ def has_1d_convolutions(proto: onnx.ModelProto) -> bool:
     return any(n.op_type == "Conv" and ranks.get(n.input[1]) == 3 for n in proto.graph.node)
 
 
+def rows_where_possible(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """:func:`batch_as_rows` of ``proto`` where it has 1-D convolutions; ``proto`` itself otherwise."""
+    return batch_as_rows(proto) if has_1d_convolutions(proto) else proto
+
+
 def batch_as_rows(proto: onnx.ModelProto) -> onnx.ModelProto:
     """``proto`` (one rank-3 input ``(N, C, L)``) with its 1-D convolutions run on the batch laid
     out as the rows of one image; the outputs are the same. Raises ``ValueError`` when the graph
@@ -48,16 +55,11 @@ def batch_as_rows(proto: onnx.ModelProto) -> onnx.ModelProto:
     inputs = [i for i in g.input if i.name not in inits]
     if len(inputs) != 1 or len(inputs[0].type.tensor_type.shape.dim) != 3:
         raise ValueError("the model does not take one (N, C, L) input")
-    scalars = {t.name for t in g.initializer if _size(t.dims) == 1}
+    scalars = {t.name for t in g.initializer if math.prod(t.dims) == 1}
     scalars |= {n.output[0] for n in g.node if n.op_type == "Constant" and n.attribute
-                and n.attribute[0].name == "value" and _size(n.attribute[0].t.dims) == 1}
-    new_inits: list[onnx.TensorProto] = []
-
-    def const(name: str, values: list[int]) -> str:
-        new_inits.append(numpy_helper.from_array(_int64(values), name))
-        return name
-
-    unsq, perm = const("rows_axis0", [0]), [1, 0, 2]
+                and n.attribute[0].name == "value" and math.prod(n.attribute[0].t.dims) == 1}
+    unsq, perm = "rows_axis0", [1, 0, 2]
+    new_inits = [numpy_helper.from_array(np.array([0], dtype=np.int64), unsq)]
     rows: dict[str, str] = {}  # tensor of the original graph -> its name in the rows layout
     nodes: list[onnx.NodeProto] = []
     x = inputs[0].name
@@ -75,19 +77,20 @@ def batch_as_rows(proto: onnx.ModelProto) -> onnx.ModelProto:
     for node in g.node:
         ins = list(node.input)
         in_rows = [n in rows for n in ins]
-        if node.op_type in WINDOWED and in_rows[0] and _window_1d(node, inits):
-            out = helper.make_node(node.op_type, [rows[ins[0]], *ins[1:]], [o + "_rows" for o in node.output])
+        one_out = len(node.output) == 1  # (a MaxPool that also returns indices keeps the plain layout)
+        if node.op_type in WINDOWED and in_rows[0] and one_out and _window_1d(node, inits):
+            out = helper.make_node(node.op_type, [rows[ins[0]], *ins[1:]], [node.output[0] + "_rows"])
             out.attribute.extend(_attributes_2d(node))
             if node.op_type == "Conv":
                 w = numpy_helper.to_array(inits[ins[1]])
                 new_inits.append(numpy_helper.from_array(w[:, :, None, :], ins[1] + "_rows"))
                 out.input[1] = ins[1] + "_rows"
             nodes.append(out)
-            rows.update({o: o + "_rows" for o in node.output[:1]})
+            rows[node.output[0]] = out.output[0]
             continue
         elementwise = (node.op_type in UNARY and in_rows[:1] == [True] and not any(in_rows[1:])) or (
             node.op_type in BINARY and any(in_rows) and all(r or n in scalars for n, r in zip(ins, in_rows, strict=True)))
-        if elementwise and len(node.output) == 1:
+        if elementwise and one_out:
             out = onnx.NodeProto()
             out.CopyFrom(node)
             out.input[:] = [rows.get(n, n) for n in ins]
@@ -108,17 +111,6 @@ def batch_as_rows(proto: onnx.ModelProto) -> onnx.ModelProto:
     g.initializer.extend([*kept, *(t for t in new_inits if t.name in used)])
     onnx.checker.check_model(proto)
     return proto
-
-
-def _size(dims) -> int:
-    out = 1
-    for d in dims:
-        out *= d
-    return out
-
-
-def _int64(values: list[int]) -> np.ndarray:
-    return np.array(values, dtype=np.int64)
 
 
 def _window_1d(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> bool:

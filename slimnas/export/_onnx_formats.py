@@ -9,7 +9,7 @@ from pathlib import Path
 import onnx
 
 from slimnas.export._format import BaseExportFormat, register_export_format
-from slimnas.export._layout import batch_as_rows, has_1d_convolutions
+from slimnas.export._layout import rows_where_possible
 from slimnas.export._onnx import export_proto
 from slimnas.export._proto import fp16_weights, lean
 from slimnas.export._session import predict
@@ -54,7 +54,4 @@ class OnnxFp32Rows(OnnxFp32):
     description = "one ONNX file, fp32, a 1-D CNN's convolutions one GEMM per batch (faster at batch > 1)"
 
     def proto(self, model, ctx) -> onnx.ModelProto:
-        plain = export_proto(model, ctx.input_shape, verify=False)
-        if len(ctx.input_shape) == 2 and has_1d_convolutions(plain):
-            return lean(batch_as_rows(plain))
-        return lean(plain)
+        return lean(rows_where_possible(export_proto(model, ctx.input_shape, verify=False)))

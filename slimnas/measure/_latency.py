@@ -27,12 +27,11 @@ from torch import nn
 
 from slimnas.errors import ConfigError
 from slimnas.export import (
-    batch_as_rows,
     export_onnx,
     file_precision,
-    has_1d_convolutions,
     ort_session,
     quantize_onnx,
+    rows_where_possible,
 )
 from slimnas.measure._machine import machine_info
 from slimnas.measure._metric import MS_UNITS, BaseMetric, register_metric
@@ -144,6 +143,8 @@ class BaseLatency(abc.ABC):  # noqa: B024 - a runtime implements prepare() or, i
     name: ClassVar[str] = ""
     device: ClassVar[str] = "cpu"
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    #: how a 1-D CNN's batch is laid out for the runtime: ``plain`` or ``rows`` (``onnx-fp32-rows``)
+    layout: ClassVar[str] = "plain"
 
     def __init__(self, *, batch_size: int = 1, warmup: int = 20, repeats: int = 100, threads: int = 1,
                  precision: str | None = None, min_time_ms: float = MIN_TIME_MS) -> None:
@@ -254,13 +255,12 @@ class OnnxRuntimeRowsLatency(OnnxRuntimeLatency):
     without 1-D convolutions is timed as ``onnxruntime`` times it."""
 
     precisions = ("fp32",)
+    layout = "rows"
 
     def source(self, model, input_shape, tmp: str) -> Path | bytes | str:
         src = super().source(model, input_shape, tmp)
         proto = onnx.load_from_string(src) if isinstance(src, bytes) else onnx.load(str(src))
-        if len(input_shape) == 2 and has_1d_convolutions(proto):
-            return batch_as_rows(proto).SerializeToString()
-        return src
+        return rows_where_possible(proto).SerializeToString()
 
 
 @register_runtime("onnxruntime-cuda")

@@ -57,8 +57,9 @@ def in_rows(op: OpConfig, layout: str) -> bool:
     return layout == "rows" and op.op in ROWS_OPS
 
 
-def _window(values: list[int], rows: bool, fill: int) -> list[int]:
-    return [fill, *values] if rows else values
+def _window(values: list[int], rows: bool) -> list[int]:
+    """A window's kernel, strides or dilations, with a leading 1 (the rows) in the rows layout."""
+    return [1, *values] if rows else values
 
 
 def _direct(op: OpConfig, layout: str = "plain") -> onnx.ModelProto | None:
@@ -69,7 +70,7 @@ def _direct(op: OpConfig, layout: str = "plain") -> onnx.ModelProto | None:
     rows = in_rows(op, layout)
     nd = len(op.size)
     in_shape = [1, op.cin, "batch", *op.size] if rows else ["batch", *op.input_shape()]
-    k = _window([op.kernel] * nd, rows, 1)
+    k = _window([op.kernel] * nd, rows)
     pads = [0, op.padding, 0, op.padding] if rows else [op.padding] * (2 * nd)
     nodes, inits, out = [], [], "y"
     if op.act and op.act not in ACT_NODES:
@@ -80,16 +81,16 @@ def _direct(op: OpConfig, layout: str = "plain") -> onnx.ModelProto | None:
         w = (op.cout, op.cin // op.groups, *k)
         inits += [_tensor("w", w, rng), _tensor("b", (op.cout,), rng)]
         nodes.append(helper.make_node("Conv", ["x", "w", "b"], [core_out], kernel_shape=k,
-                                      strides=_window([op.stride] * nd, rows, 1), pads=pads,
-                                      dilations=_window([op.dilation] * nd, rows, 1), group=op.groups))
+                                      strides=_window([op.stride] * nd, rows), pads=pads,
+                                      dilations=_window([op.dilation] * nd, rows), group=op.groups))
     elif op.op == "linear":
         inits += [_tensor("w", (op.cout, op.cin), rng), _tensor("b", (op.cout,), rng)]
         nodes.append(helper.make_node("Gemm", ["x", "w", "b"], [core_out], transB=1))
     elif op.op in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"):
         kind = "MaxPool" if op.op.startswith("max") else "AveragePool"
         nodes.append(helper.make_node(kind, ["x"], [core_out], kernel_shape=k,
-                                      strides=_window([op.stride] * nd, rows, 1), pads=pads))
-    elif op.op in ("gap1d", "gap2d") and rows:
+                                      strides=_window([op.stride] * nd, rows), pads=pads))
+    elif op.op == "gap1d" and rows:  # the transpose back to (N, C, L), then the pooling
         inits.append(numpy_helper.from_array(np.array([0], dtype=np.int64), "axis0"))
         nodes += [helper.make_node("Squeeze", ["x", "axis0"], ["cnl"]),
                   helper.make_node("Transpose", ["cnl"], ["ncl"], perm=[1, 0, 2]),

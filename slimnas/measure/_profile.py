@@ -154,7 +154,7 @@ class OpTimer:
 
     def __init__(self, runtime: str = "onnxruntime", *, threads: int = 1, repeats: int = 50) -> None:
         self.runtime, self.threads, self.repeats = runtime, threads, repeats
-        self.layout = "rows" if runtime == "onnxruntime-rows" else "plain"  # how the runtime lays out 1-D CNNs
+        self.layout = RUNTIMES.get(runtime).layout  # how the runtime lays out a 1-D CNN's batch
         self._models: dict[OpConfig, bytes] = {}
         self._null: dict[int, float] = {}
 
