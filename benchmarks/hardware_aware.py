@@ -45,9 +45,12 @@ model the same or better (within 0.5 points) than uniform pruning at the same me
 Writes ``benchmarks/results/hardware_aware.{json,md}``.
 
 ``--table-only`` allocates by the table alone (no timed allocations), for comparison; it writes
-``hardware_aware_table_only.{json,md}``.
+``hardware_aware_table_only.{json,md}``. ``--runtime onnxruntime-rows`` predicts and times a 1-D CNN
+as the ``onnx-fp32-rows`` export ships it (the batch as the rows of one image, one GEMM per
+convolution for the whole batch; a 2-D CNN as plain ONNX Runtime runs it) and writes
+``hardware_aware_rows.{json,md}``; that runtime is fp32 only, so no precision is chosen there.
 
-Usage: ``python benchmarks/hardware_aware.py [--quick] [--table-only] [--train-epochs 60] [--finetune-epochs 10] [--finetune-seeds 3]``
+Usage: ``python benchmarks/hardware_aware.py [--quick] [--table-only] [--runtime onnxruntime-rows] [--train-epochs 60] [--finetune-epochs 10] [--finetune-seeds 3]``
 """
 
 from __future__ import annotations
@@ -82,7 +85,13 @@ from slimnas.compress import (
     widths_to_ratios,
 )
 from slimnas.data import load_dataset
-from slimnas.measure import count_macs, interleaved_latency, one_thread, onthefly_predictor
+from slimnas.measure import (
+    RUNTIMES,
+    count_macs,
+    interleaved_latency,
+    one_thread,
+    onthefly_predictor,
+)
 from slimnas.models import CNNSpec, ConvLayer, build_model, mnist1d_paper_cnn
 from slimnas.spaces import TrainSpec
 from slimnas.study import auto_compress
@@ -175,7 +184,7 @@ def auto_ratios(model, data, share: float, batch: int, args) -> dict:
     benchmark fine-tunes the ratios itself, alike for every allocation."""
     with tempfile.TemporaryDirectory() as tmp:
         profile = Path(tmp) / f"this-cpu-b{batch}.yaml"
-        profile.write_text(yaml.safe_dump({"name": f"this-cpu-b{batch}", "runtime": "onnxruntime", "threads": 1,
+        profile.write_text(yaml.safe_dump({"name": f"this-cpu-b{batch}", "runtime": args.runtime, "threads": 1,
                                            "batch": [batch], "precisions": ["fp32"]}))
         t0 = time.perf_counter()
         res = auto_compress(model, data, budget=[f"latency_ms<={round(100 * share)}%"], device_profile=str(profile),
@@ -211,7 +220,8 @@ def run_model(key: str, args) -> dict:
     for batch in args.batches:
         with one_thread():
             copies = [model] + [pruned_model(model, dict.fromkeys(names, r), shape) for r in CALIBRATION_RATIOS]
-            predictor = onthefly_predictor([(c, shape) for c in copies], batches=(batch,), repeats=args.op_repeats)
+            predictor = onthefly_predictor([(c, shape) for c in copies], runtime=args.runtime, batches=(batch,),
+                                           repeats=args.op_repeats)
             base = predictor.predict(model, shape, batch=batch).ms
             grid = allocation_grid(model, shape, predictor, batch)
         rows, files = [], {"original": original.onnx, **{("curve", r): a.onnx for r, a in curve_arts.items() if r}}
@@ -221,7 +231,8 @@ def run_model(key: str, args) -> dict:
                 # the allocation is timed here and, where it misses the share, aimed again
                 # (``measure``): this machine is the target
                 measure = None if args.table_only else measured_share(model, shape, batch=batch, rounds=3,
-                                                                      repeats=max(10, args.repeats // 4))
+                                                                      repeats=max(10, args.repeats // 4),
+                                                                      runtime=args.runtime)
                 alloc = allocate_by_latency(model, shape, predictor, share * base, batch=batch,
                                             cost_fn=sensitivity_cost(sens), measure=measure)
             macs_hw = count_macs(pruned_model(model, alloc.ratios, shape), shape)
@@ -240,7 +251,7 @@ def run_model(key: str, args) -> dict:
         # uniform curve, and each share's hardware-aware and same-MACs uniform models
         with one_thread():
             lat_all = {k: per[batch] for k, per in interleaved_latency(
-                files, shape, batches=(batch,), rounds=args.rounds, repeats=args.repeats,
+                files, shape, batches=(batch,), rounds=args.rounds, repeats=args.repeats, runtime=args.runtime,
                 warmup=max(10, args.repeats // 5)).items()}
         curve = [{"ratio": r, "latency_ms": lat_all["original" if r == 0 else ("curve", r)],
                   "latency_share": lat_all["original" if r == 0 else ("curve", r)] / lat_all["original"],
@@ -273,12 +284,16 @@ def run_model(key: str, args) -> dict:
                 row[f"{k}_latency_drop"] = lat_drop
                 row[f"{k}_mac_drop"] = mac_drop
                 row[f"{k}_drop_ratio"] = lat_drop / mac_drop if mac_drop > 0 else float("nan")
-            with one_thread():
-                choice = choose_precision(arts["hardware_aware"].model, shape, predictor=predictor, batch=batch,
-                                          calibration=data.x_train, repeats=args.repeats)
-            row["precision"] = {"any_int8": choice.any_int8, "int8_format": choice.int8_format,
-                                "reason": choice.reason, "measured": choice.measured}
-            if choice.any_int8:
+            if "int8" in RUNTIMES.get(args.runtime).precisions:
+                with one_thread():
+                    choice = choose_precision(arts["hardware_aware"].model, shape, predictor=predictor, batch=batch,
+                                              calibration=data.x_train, repeats=args.repeats)
+                row["precision"] = {"any_int8": choice.any_int8, "int8_format": choice.int8_format,
+                                    "reason": choice.reason, "measured": choice.measured}
+            else:
+                row["precision"] = {"any_int8": False, "int8_format": None, "reason": f"{args.runtime} runs fp32 only",
+                                    "measured": {}}
+            if row["precision"]["any_int8"]:
                 row["precision"]["int8_not_slower"] = bool(choice.measured["chosen_ms"]
                                                            <= choice.measured["fp32_file_ms"])
             row["seconds"] = round(secs + time.perf_counter() - t0, 1)
@@ -287,7 +302,7 @@ def run_model(key: str, args) -> dict:
             print(f"{key} b{batch} {share:.0%}: latency drop/MAC drop hw {row['hardware_aware_drop_ratio']:.2f} "
                   f"uniform {row['uniform_drop_ratio']:.2f} (best on the grid {row['grid']['best_drop_ratio']}); "
                   f"acc hw {accs['hardware_aware']:.3f} uniform same MACs {accs['uniform']:.3f} "
-                  f"uniform at the same latency {uni_acc}; precision: {choice.reason}", flush=True)
+                  f"uniform at the same latency {uni_acc}; precision: {row['precision']['reason']}", flush=True)
     return out
 
 
@@ -331,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="policies compress --auto tries per latency target (0: no --auto rows)")
     ap.add_argument("--auto-finetune-epochs", type=int, default=2, help="--auto's ranking fine-tune")
     ap.add_argument("--auto-latency-repeats", type=int, default=50, help="--auto's timed batches per trial")
+    ap.add_argument("--runtime", default="onnxruntime", choices=("onnxruntime", "onnxruntime-rows"),
+                    help="where latency is predicted and timed: onnxruntime-rows times a 1-D CNN as the "
+                         "onnx-fp32-rows export ships it (results named hardware_aware_rows)")
     ap.add_argument("--table-only", action="store_true",
                     help="allocate by the latency table alone (no timed allocations): the comparison run")
     args = ap.parse_args(argv)
@@ -339,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
         args.finetune_seeds = 1
         args.shares, args.uniform_curve = [0.5], [0.3, 0.6]
         args.auto_trials, args.auto_finetune_epochs, args.auto_latency_repeats = min(args.auto_trials, 3), 1, 5
-    out_name = ("hardware_aware_quick" if args.quick else "hardware_aware") + ("_table_only" if args.table_only else "")
+    out_name = ("hardware_aware_quick" if args.quick else "hardware_aware") + ("_table_only" if args.table_only else "") \
+        + ("_rows" if args.runtime == "onnxruntime-rows" else "")
     t0 = time.perf_counter()
     models = [run_model(k, args) for k in args.models.split(",")]
     targets = {}
@@ -375,9 +394,9 @@ def main(argv: list[str] | None = None) -> int:
               "targets": targets}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{out_name}.json").write_text(json.dumps(result, indent=2))
-    md = ["# Hardware-aware pruning against MAC-uniform pruning (ONNX Runtime CPU, 1 thread)", "",
-          f"`python benchmarks/hardware_aware.py{' --quick' if args.quick else ''}"
-          f"{' --table-only' if args.table_only else ''}` — {result['seconds']:.0f} s", "",
+    md = [f"# Hardware-aware pruning against MAC-uniform pruning ({args.runtime}, CPU, 1 thread)", "",
+          f"`{' '.join(['python benchmarks/hardware_aware.py', *(sys.argv[1:] if argv is None else argv)])}`"
+          f" — {result['seconds']:.0f} s", "",
           "| model | batch | latency target | rounding | hw share predicted / timed (allocations timed: their shares) | MAC drop hw / uniform | latency drop hw / uniform | "
           "drop ratio hw / uniform / best on grid | smallest share on grid | latency ms hw (share) | "
           "test acc hw / uniform same MACs / uniform at hw's latency (between ratios) / original "
