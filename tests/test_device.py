@@ -91,6 +91,14 @@ def test_torch_runtime_restores_threads_and_training_mode():
     assert model.training and torch.get_num_threads() == threads
 
 
+def test_torch_runtime_times_a_module_without_parameters():
+    """An activation alone (a latency table's null operator on the torch runtime) has no
+    parameter to read the device from: it runs on the runtime's device."""
+    stats = TorchLatency(batch_size=4, warmup=1, repeats=3).measure_stats(nn.ReLU(), SHAPE)
+    assert stats.median_ms > 0 and stats.batch == 4
+    assert onthefly_predictor([(tiny(), SHAPE)], runtime="torch", repeats=3).predict(tiny(), SHAPE).ms > 0
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the skip path of machines without CUDA")
 @pytest.mark.parametrize("name", ["torch-cuda", "onnxruntime-cuda"])
 def test_cuda_runtimes_are_refused_cleanly_without_cuda(name):

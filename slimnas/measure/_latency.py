@@ -307,7 +307,8 @@ class TorchLatency(BaseLatency):
 
     def prepare(self, model, input_shape):
         module = self._module(model)
-        device = next(module.parameters()).device
+        param = next(module.parameters(), None)  # none in a parameter-free module (an activation)
+        device = param.device if param is not None else torch.device(self.device)
         dtype = TORCH_DTYPES[self.precision]
         x = torch.from_numpy(random_inputs(self.batch_size, input_shape)).to(device, dtype)
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
