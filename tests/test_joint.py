@@ -268,6 +268,38 @@ def test_auto_on_this_machine_times_its_latency_allocation(tmp_path, trained_cnn
     assert kept["widths"] == alloc["widths"]
 
 
+def test_auto_times_latency_on_the_device_profiles_runtime(tmp_path, trained_cnn):
+    """A device profile says where the model runs: --auto times the input model, every policy
+    and the final model on the profile's runtime, at its batch and threads (not ONNX Runtime at
+    its defaults, where a relative latency budget would be judged on another runtime than the
+    one its candidates are fitted to), and its report names that runtime."""
+    from slimnas.measure import RUNTIMES, TorchLatency
+
+    _, model, data = trained_cnn
+    timed = []
+
+    class Recorded(TorchLatency):
+        def measure(self, model, input_shape):
+            timed.append((self.batch_size, self.threads))
+            return super().measure(model, input_shape)
+
+    RUNTIMES.register("torch-recorded")(Recorded)
+    try:
+        profile = tmp_path / "dev.yaml"
+        profile.write_text(yaml.safe_dump({"name": "dev", "runtime": "torch-recorded", "threads": 2, "batch": [8],
+                                           "precisions": ["fp32"]}))
+        res = auto_compress(model, data, budget=["latency_ms<=70%"], device_profile=str(profile), n_trials=2,
+                            finetune_epochs=1, final_epochs=1, refine_epochs=0, out=tmp_path / "auto",
+                            latency_repeats=5)
+    finally:
+        RUNTIMES.unregister("torch-recorded")
+    done = [t for t in res.study.trials if t.state.name == "COMPLETE"]
+    assert len(timed) == 1 + len(done) + 1  # the input model, each policy, the final model
+    assert set(timed) == {(8, 2)}
+    report = json.loads((tmp_path / "auto" / "report.json").read_text())
+    assert report["hardware"]["runtime"] == "torch-recorded"
+
+
 def test_auto_under_a_latency_budget_out_of_reach_stops_at_the_knee(tmp_path, trained_cnn):
     """5% of the latency is out of reach by pruning: the allocation says so, gives the floor, and
     keeps more channels than the most pruned allocation would; of the policies (none meets the

@@ -22,7 +22,7 @@ from slimnas.compress._prune_layers import split_view
 from slimnas.compress._quantize import quantize_model
 from slimnas.data import DataSplits
 from slimnas.export import onnx_accuracy, size_report
-from slimnas.measure import OnnxRuntimeLatency, count_macs, count_params
+from slimnas.measure import RUNTIMES, OnnxRuntimeLatency, count_macs, count_params
 from slimnas.spaces import TrainSpec
 from slimnas.training import Callback, Listener, PhaseEpochs, evaluate, report_phase
 
@@ -130,11 +130,15 @@ def measure_artifact(
     splits: Sequence[str] = ("val", "test"),
     latency_batches: Sequence[int] = (1, 64),
     repeats: int = 200,
+    runtime: str = "onnxruntime",
+    threads: int = 1,
 ) -> dict[str, float]:
     """Metrics of the artifact itself: accuracy from running its ONNX file in ONNX Runtime,
     ``params``, ``macs``, ``bytes`` (the file; also split into ``weight_bytes`` and
-    ``overhead_bytes``), ``storage_bytes`` (clustered encoding, else the file), and ONNX Runtime
-    latency ``latency_ms_b<batch>`` (``latency_ms`` is the first batch size)."""
+    ``overhead_bytes``), ``storage_bytes`` (clustered encoding, else the file), and latency
+    ``latency_ms_b<batch>`` (``latency_ms`` is the first batch size) on ``runtime`` (a
+    ``measure.runtime`` name, such as a device profile's: ONNX runtimes time the file, the others
+    the model) with ``threads``."""
     metrics: dict[str, float] = {}
     for split in splits:
         x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
@@ -147,7 +151,9 @@ def measure_artifact(
         path = Path(tmp) / "model.onnx"
         path.write_bytes(artifact.onnx)
         for i, b in enumerate(latency_batches):
-            ms = OnnxRuntimeLatency(batch_size=b, repeats=repeats).measure(path, artifact.input_shape)
+            rt = RUNTIMES.get(runtime)(batch_size=b, repeats=repeats, threads=threads)
+            target = path if isinstance(rt, OnnxRuntimeLatency) else artifact.model
+            ms = rt.measure(target, artifact.input_shape)
             metrics[f"latency_ms_b{b}"] = ms
             if i == 0:
                 metrics["latency_ms"] = ms
@@ -222,6 +228,8 @@ def compress_and_measure(
     device: str,
     latency_batch: int = 1,
     latency_repeats: int = 50,
+    latency_runtime: str = "onnxruntime",
+    latency_threads: int = 1,
     eval_splits: tuple[str, ...] = ("val",),
     train: TrainSpec | None = None,
     use_full_budget: bool = False,
@@ -234,7 +242,7 @@ def compress_and_measure(
 ) -> tuple[CompressedModel, dict, list[dict]]:
     """Apply ``policy`` (its MAC ratios fitted to the budget and to ``keep``, see
     :func:`~slimnas.compress.fit_to_macs`; ``rounding`` > 1: the scaled layers keep multiples of
-    it) and measure the artifact. ``stoppers(fitted_policy)``
+    it) and measure the artifact (latency on ``latency_runtime``). ``stoppers(fitted_policy)``
     gives the early-stopping callbacks of the fine-tune (their epochs count on across retraining
     steps). With a ``listener``, the steps are reported as :func:`apply_policy` says, the
     measurement as a ``measure`` phase. Returns ``(artifact, metrics, per-layer decisions)``."""
@@ -245,7 +253,7 @@ def compress_and_measure(
                             train=train, callbacks=callbacks, listener=listener, phase=phase, label=label)
     with report_phase(listener, "measure", label="measuring the compressed model in ONNX Runtime") as found:
         metrics = measure_artifact(artifact, splits, splits=eval_splits, latency_batches=(latency_batch,),
-                                   repeats=latency_repeats)
+                                   repeats=latency_repeats, runtime=latency_runtime, threads=latency_threads)
         metrics["val_loss"] = evaluate(artifact.model.cpu(), splits.x_val, splits.y_val)["loss"]
         found.update(val_accuracy=metrics["val_accuracy"], macs=metrics["macs"], bytes=metrics["bytes"])
     return artifact, metrics, layer_decisions(parent, artifact)

@@ -231,9 +231,11 @@ class AutoObjective(BaseTrialObjective):
     falls behind; validation accuracy of the quantized file in ONNX Runtime."""
 
     def __init__(self, model: nn.Module, data: DataSplits, settings: AutoSettings, budget: tuple[Budget, ...],
-                 rule: str, listener: Listener | None = None, hardware: HardwareTarget | None = None) -> None:
+                 rule: str, listener: Listener | None = None, hardware: HardwareTarget | None = None,
+                 timing: dict | None = None) -> None:
         super().__init__(objectives=("accuracy",), budget=budget, early_stopping=rule, listener=listener)
         self.model, self.data, self.auto, self.hardware = model, data, settings, hardware
+        self.timing = timing or {}  # latency_runtime / latency_threads: the device profile's
         self.prunable = [lay.name for lay in list_prunable_layers(model, data.input_shape)]
         # precision genes for the layers quantization acts on (not GRU/LSTM: those stay fp32)
         self.layers = [n for n, m in executed_layers(model, data.input_shape) if isinstance(m, WEIGHTED)]
@@ -264,7 +266,7 @@ class AutoObjective(BaseTrialObjective):
             artifact, metrics, _ = compress_and_measure(
                 self.model, policy, self.data, budget=self.budget, epochs=s.finetune_epochs,
                 seed=s.seed * 100_003 + trial_place(trial), device=s.device, latency_repeats=s.latency_repeats,
-                latency_batch=batch, use_full_budget=self.hardware is None, train=s.train,
+                latency_batch=batch, use_full_budget=self.hardware is None, train=s.train, **self.timing,
                 stoppers=lambda _: [EpochReporter(self.listener, trial.number), *self.stoppers(trial, s.finetune_epochs)])
         except optuna.TrialPruned:
             curve = trial.user_attrs.get("curve", [])
@@ -314,9 +316,13 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
 
     profile = load_profile(s.device_profile, "--device-profile") if s.device_profile is not None else None
     batch = profile.batch[0] if profile is not None else 1
+    # latency is timed where the profile says the model runs (its runtime and threads)
+    timing = {} if profile is None else {"latency_runtime": profile.runtime, "latency_threads": profile.threads}
     with report_phase(listener, "measure", label="measuring the input model in ONNX Runtime") as found:
         before = measure_artifact(apply_policy(model, CompressionPolicy(), data, epochs=0), data,
-                                  splits=("val", "test"), latency_batches=(batch,), repeats=s.latency_repeats)
+                                  splits=("val", "test"), latency_batches=(batch,), repeats=s.latency_repeats,
+                                  runtime=timing.get("latency_runtime", "onnxruntime"),
+                                  threads=timing.get("latency_threads", 1))
         found.update(val_accuracy=before["val_accuracy"], macs=before["macs"], bytes=before["bytes"])
     texts = list(s.budget) + [b for b in (profile.limits if profile is not None else ()) if b not in s.budget]
     budgets = tuple(Budget.parse(b, "--budget").resolve(before) for b in texts)
@@ -363,7 +369,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
                      max_epochs=max(1, s.finetune_epochs), space=None, n_startup_trials=len(WARM_DROPS) + 2,
                      population_size=max(4, min(20, s.n_trials // 3)), field="--strategy")
     study = open_study(spec)
-    objective = AutoObjective(model, data, s, budgets, rule, listener, hardware=hardware)
+    objective = AutoObjective(model, data, s, budgets, rule, listener, hardware=hardware, timing=timing)
     if not study.trials:
         if hardware is not None and hardware.allocation is not None:
             allocated = hardware.allocation.ratios
@@ -418,7 +424,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     artifact, after, decisions = compress_and_measure(
         model, policy, data, budget=(), epochs=s.final_epochs, seed=s.seed, device=s.device,
         eval_splits=("val", "test"), latency_repeats=s.latency_repeats, train=recipe, listener=listener,
-        phase="finetune", label="final fine-tune", latency_batch=batch)
+        phase="finetune", label="final fine-tune", latency_batch=batch, **timing)
     if hardware is not None:
         with one_thread():
             after["predicted_latency_ms"] = hardware.predictor.predict(artifact.model, data.input_shape,

@@ -54,6 +54,7 @@ class HardwareTarget:
     predictor: LatencyPredictor
     batch: int = 1
     threads: int = 1
+    runtime: str = "onnxruntime"  # where latency is timed (the profile's runtime)
     base_ms: float = 0.0  # predicted latency of the input model
     target_ms: float | None = None  # predicted-latency target (None: no latency budget)
     allocation: LatencyAllocation | None = None
@@ -99,7 +100,7 @@ class HardwareTarget:
                                   rounding=self.rounding)
 
     def to_dict(self) -> dict:
-        return {"profile": self.profile, "batch": self.batch, "threads": self.threads,
+        return {"profile": self.profile, "runtime": self.runtime, "batch": self.batch, "threads": self.threads,
                 "predictor": self.predictor.describe(), "base_predicted_ms": round(self.base_ms, 6),
                 "target_predicted_ms": None if self.target_ms is None else round(self.target_ms, 6),
                 "fit_target_predicted_ms": None if self.fit_target_ms is None else round(self.fit_target_ms, 6),
@@ -120,6 +121,7 @@ def prepare_target(model: nn.Module, data: DataSplits, *, profile: DeviceProfile
     budget only, the channel rounding that makes ``mac_ratios`` (the allocation at the budget)
     fastest on the target, where it measurably does."""
     shape = data.input_shape
+    runtime = profile.runtime if profile is not None else "onnxruntime"
     predictor = profile_predictor(profile) if profile is not None else None
     if predictor is not None and not predictor.supports(batch, "fp32"):
         predictor = None
@@ -129,9 +131,10 @@ def prepare_target(model: nn.Module, data: DataSplits, *, profile: DeviceProfile
             widths = [lay.name for lay in list_prunable_layers(model, shape)]
             copies = [pruned_model(model, dict.fromkeys(widths, r), shape) if r > 0 else model
                       for r in CALIBRATION_RATIOS]
-            predictor = onthefly_predictor([(m, shape) for m in copies], batches=(batch,), threads=threads)
+            predictor = onthefly_predictor([(m, shape) for m in copies], runtime=runtime, batches=(batch,),
+                                           threads=threads)
         base = predictor.predict(model, shape, batch=batch).ms
-        target = HardwareTarget(predictor, batch=batch, threads=threads, base_ms=base,
+        target = HardwareTarget(predictor, batch=batch, threads=threads, runtime=runtime, base_ms=base,
                                 profile=profile.name if profile is not None else None)
         limits = latency_limits(budgets)
         if limits:
@@ -140,11 +143,11 @@ def prepare_target(model: nn.Module, data: DataSplits, *, profile: DeviceProfile
             target.target_ms = base * min(limits) / before["latency_ms"]
             target.allocation = allocate_by_latency(
                 model, shape, predictor, target.target_ms, batch=batch, cost_fn=sensitivity_cost(sens),
-                measure=measured_share(model, shape, batch=batch, threads=threads) if here else None)
+                measure=measured_share(model, shape, batch=batch, threads=threads, runtime=runtime) if here else None)
         elif mac_ratios and mac_limits(budgets):
             target.mac_rounding = choose_mac_rounding(
                 model, shape, predictor, mac_ratios, int(min(mac_limits(budgets))), batch=batch,
-                measure=measured_share(model, shape, batch=batch, threads=threads) if here else None)
+                measure=measured_share(model, shape, batch=batch, threads=threads, runtime=runtime) if here else None)
     return target
 
 
