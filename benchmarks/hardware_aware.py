@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                 "value": round(v, 3), "uniform": round(r["uniform_drop_ratio"], 3), "target": f">= {want}",
                 "met": bool(v >= want),
                 "reachable": ("no allocation reaches the latency share" if best is None else
-                              f"best on the grid {best:.2f}" + ("" if best >= want else ": not reachable"))}
+                              f"best on the grid {best:.2f}" + ("" if best >= want else ": not reached on the grid"))}
             if r["precision"]["any_int8"]:
                 targets[f"{tag}_int8_not_slower"] = {"value": r["precision"]["int8_not_slower"], "target": "true",
                                                      "met": r["precision"]["int8_not_slower"]}
