@@ -298,6 +298,21 @@ def test_auto_times_latency_on_the_device_profiles_runtime(tmp_path, trained_cnn
     assert set(timed) == {(8, 2)}
     report = json.loads((tmp_path / "auto" / "report.json").read_text())
     assert report["hardware"]["runtime"] == "torch-recorded"
+    # the profile runs fp32 only: no layer is given int8, however fast ONNX Runtime's int8 is here
+    precision = report["hardware"]["precision"]
+    assert set(precision["layer_precision"].values()) == {"fp32"} and "int8 is not among" in precision["reason"]
+
+
+def test_auto_on_an_int8_only_device_quantizes_every_layer(tmp_path, trained_cnn):
+    """The built-in microcontroller profile runs int8 only: the final model is int8 in every
+    weighted layer, whatever whole-file timing here says of fp32."""
+    _, model, data = trained_cnn
+    res = auto_compress(model, data, budget=["macs<=60%"], device_profile="mcu", n_trials=2, finetune_epochs=1,
+                        final_epochs=1, refine_epochs=0, out=tmp_path / "auto", latency_repeats=5)
+    precision = json.loads((tmp_path / "auto" / "report.json").read_text())["hardware"]["precision"]
+    assert precision["layer_precision"] and set(precision["layer_precision"].values()) == {"int8"}
+    assert precision["reason"].startswith("int8: the target runs int8 only")
+    assert set(res.policy.options("quantize")["layer_precision"].values()) == {"int8"}
 
 
 def test_auto_under_a_latency_budget_out_of_reach_stops_at_the_knee(tmp_path, trained_cnn):

@@ -415,7 +415,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
         recipe = dataclasses.replace(recipe, lr=policy.finetune_lr)
     hw_report = None
     if hardware is not None:
-        policy, precision = choose_final_precision(hardware, model, policy, data, budgets)
+        policy, precision = choose_final_precision(hardware, model, policy, data, budgets, allowed=s.precisions)
         hw_report = {**hardware.to_dict(), "precision": precision}
         listener.note(f"precision on the target: {precision['reason']} (int8 format {precision['int8_format']})")
         if choice:

@@ -9,19 +9,23 @@ a file here and allocated again where it misses the budget's share."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
 from slimnas.compress import (
+    WEIGHTED,
     CompressionPolicy,
     LatencyAllocation,
     MacRounding,
+    PrecisionChoice,
     SensitivityResult,
     allocate_by_latency,
     choose_mac_rounding,
     choose_precision,
+    executed_layers,
     fit_to_latency,
     fit_to_macs,
     list_prunable_layers,
@@ -55,6 +59,7 @@ class HardwareTarget:
     batch: int = 1
     threads: int = 1
     runtime: str = "onnxruntime"  # where latency is timed (the profile's runtime)
+    precisions: tuple[str, ...] = ("fp32", "int8")  # what the target runs (the profile's)
     base_ms: float = 0.0  # predicted latency of the input model
     target_ms: float | None = None  # predicted-latency target (None: no latency budget)
     allocation: LatencyAllocation | None = None
@@ -135,6 +140,7 @@ def prepare_target(model: nn.Module, data: DataSplits, *, profile: DeviceProfile
                                            threads=threads)
         base = predictor.predict(model, shape, batch=batch).ms
         target = HardwareTarget(predictor, batch=batch, threads=threads, runtime=runtime, base_ms=base,
+                                precisions=tuple(profile.precisions) if profile is not None else ("fp32", "int8"),
                                 profile=profile.name if profile is not None else None)
         limits = latency_limits(budgets)
         if limits:
@@ -183,14 +189,25 @@ def bytes_limit(budgets) -> float | None:
 
 
 def choose_final_precision(target: HardwareTarget, model: nn.Module, policy: CompressionPolicy, data: DataSplits,
-                           budgets) -> tuple[CompressionPolicy, dict]:
+                           budgets, allowed: Sequence[str] = ("fp32", "int8")) -> tuple[CompressionPolicy, dict]:
     """The chosen ratios' model gets int8 only on layers whose int8 kernel is faster on the
-    target (measured as a whole file against fp32), or where the byte budget needs it."""
+    target (measured as a whole file against fp32), or where the byte budget needs it; of the
+    precisions the target runs and ``allowed`` (``--precision``): fp32 everywhere where int8 is
+    not among them, int8 everywhere where fp32 is not (an int8-only device)."""
     shape = data.input_shape
-    with one_thread():
-        pruned = pruned_model(model, prune_ratios(policy), shape)
-        choice = choose_precision(pruned, shape, predictor=target.predictor, batch=target.batch, threads=target.threads,
-                                  calibration=data.x_train, bytes_limit=bytes_limit(budgets))
+    runs = [p for p in target.precisions if p in allowed]
+    pruned = pruned_model(model, prune_ratios(policy), shape)
+    if "int8" not in runs:
+        names = [n for n, m in executed_layers(pruned, shape) if isinstance(m, WEIGHTED)]
+        choice = PrecisionChoice(dict.fromkeys(names, "fp32"), reason=f"fp32: int8 is not among the precisions the "
+                                 f"target runs and --precision allows ({runs or ['fp32']})")
+    else:
+        with one_thread():
+            choice = choose_precision(pruned, shape, predictor=target.predictor, batch=target.batch,
+                                      threads=target.threads, calibration=data.x_train, bytes_limit=bytes_limit(budgets))
+        if "fp32" not in runs:
+            choice.layer_precision = dict.fromkeys(choice.layer_precision, "int8")
+            choice.reason = f"int8: the target runs int8 only ({choice.reason})"
     options = dict(policy.options("quantize") or {"mode": "fp32"})
     options.update(mode="fp32", layer_precision=choice.layer_precision)
     if choice.any_int8:
