@@ -235,7 +235,7 @@ class AutoObjective(BaseTrialObjective):
                  timing: dict | None = None) -> None:
         super().__init__(objectives=("accuracy",), budget=budget, early_stopping=rule, listener=listener)
         self.model, self.data, self.auto, self.hardware = model, data, settings, hardware
-        self.timing = timing or {}  # latency_runtime / latency_threads: the device profile's
+        self.timing = timing or {}  # latency_runtime, latency_threads: where latency is timed
         self.prunable = [lay.name for lay in list_prunable_layers(model, data.input_shape)]
         # precision genes for the layers quantization acts on (not GRU/LSTM: those stay fp32)
         self.layers = [n for n, m in executed_layers(model, data.input_shape) if isinstance(m, WEIGHTED)]
@@ -317,12 +317,12 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     profile = load_profile(s.device_profile, "--device-profile") if s.device_profile is not None else None
     batch = profile.batch[0] if profile is not None else 1
     # latency is timed where the profile says the model runs (its runtime and threads)
-    timing = {} if profile is None else {"latency_runtime": profile.runtime, "latency_threads": profile.threads}
+    timing = {"latency_runtime": profile.runtime if profile is not None else "onnxruntime",
+              "latency_threads": profile.threads if profile is not None else 1}
     with report_phase(listener, "measure", label="measuring the input model in ONNX Runtime") as found:
         before = measure_artifact(apply_policy(model, CompressionPolicy(), data, epochs=0), data,
                                   splits=("val", "test"), latency_batches=(batch,), repeats=s.latency_repeats,
-                                  runtime=timing.get("latency_runtime", "onnxruntime"),
-                                  threads=timing.get("latency_threads", 1))
+                                  runtime=timing["latency_runtime"], threads=timing["latency_threads"])
         found.update(val_accuracy=before["val_accuracy"], macs=before["macs"], bytes=before["bytes"])
     texts = list(s.budget) + [b for b in (profile.limits if profile is not None else ()) if b not in s.budget]
     budgets = tuple(Budget.parse(b, "--budget").resolve(before) for b in texts)
