@@ -30,6 +30,7 @@ from slimnas.config import DataConfig, data_to_dict, parse_config, read_yaml
 from slimnas.data import list_datasets, load_dataset
 from slimnas.errors import ConfigError
 from slimnas.export import write_run_info
+from slimnas.measure import RUNTIMES
 from slimnas.models import check_outputs, import_model
 from slimnas.report import explanation_table, make_console
 from slimnas.study import ListenerGroup, TensorBoardListener, auto_compress, resolve_device
@@ -277,6 +278,10 @@ def compress_command(
         verdict = "meets" if result.feasible else "[yellow]misses[/]"
         console.print(f"the chosen policy {verdict} the budget {', '.join(map(str, result.budget))}; "
                       f"wrote {out / 'report.json'}, {out / 'policy.json'}, {out / 'model.onnx'}")
+        if result.hardware is not None and RUNTIMES.get(result.hardware["runtime"]).layout == "rows":
+            # model.onnx is the plain layout; the latency above is the rows layout's
+            console.print(f"the target runs {result.hardware['runtime']}: ship the file it was timed as with "
+                          f"`slimnas export {out} --format onnx-fp32-rows --out model.onnx`", highlight=False)
         return
     console.print(render_table(result.before, result.after))
     for warning in result.warnings:

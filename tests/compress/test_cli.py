@@ -129,3 +129,20 @@ def test_auto_uses_the_epochs_it_is_given(model_files, data):
     assert [len(c) for c in curves] == [3, 3]
     with pytest.raises(ConfigError, match="^--strategy"):
         auto_compress(model, data, budget=["macs<=60%"], strategy="grid")
+
+
+def test_auto_on_a_rows_profile_says_how_to_ship_the_file_it_timed(model_files):
+    """On a profile whose runtime runs the batch-as-rows layout, --auto's latency is that layout's;
+    model.onnx is written plain, and the output says how to export the file the target runs."""
+    profile = model_files / "rows.yaml"
+    profile.write_text("name: rows64\nruntime: onnxruntime-rows\nthreads: 1\nbatch: [64]\nprecisions: [fp32]\n")
+    out = model_files / "auto-rows"
+    result = CliRunner().invoke(app(), [
+        "compress", "--model", f"{model_files / 'net.py'}:build", "--weights", str(model_files / "net.pt"),
+        "--auto", "--budget", "latency_ms<=80%", "--device-profile", str(profile), "--n-trials", "2",
+        "--epochs", "1", "--final-epochs", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "--format onnx-fp32-rows" in " ".join(result.output.split())
+    hardware = json.loads((out / "report.json").read_text())["hardware"]
+    assert hardware["runtime"] == "onnxruntime-rows"
+    assert set(hardware["precision"]["layer_precision"].values()) == {"fp32"}
