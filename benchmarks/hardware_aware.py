@@ -294,8 +294,8 @@ def run_model(key: str, args) -> dict:
                 row["precision"] = {"any_int8": False, "int8_format": None, "reason": f"{args.runtime} runs fp32 only",
                                     "measured": {}}
             if row["precision"]["any_int8"]:
-                row["precision"]["int8_not_slower"] = bool(choice.measured["chosen_ms"]
-                                                           <= choice.measured["fp32_file_ms"])
+                measured = row["precision"]["measured"]
+                row["precision"]["int8_not_slower"] = bool(measured["chosen_ms"] <= measured["fp32_file_ms"])
             row["seconds"] = round(secs + time.perf_counter() - t0, 1)
             out["runs"].append(row)
             uni_acc = "-" if at_hw["accuracy"] is None else f"{at_hw['accuracy']:.3f}"

@@ -231,11 +231,11 @@ class AutoObjective(BaseTrialObjective):
     falls behind; validation accuracy of the quantized file in ONNX Runtime."""
 
     def __init__(self, model: nn.Module, data: DataSplits, settings: AutoSettings, budget: tuple[Budget, ...],
-                 rule: str, listener: Listener | None = None, hardware: HardwareTarget | None = None,
-                 timing: dict | None = None) -> None:
+                 rule: str, listener: Listener | None = None, hardware: HardwareTarget | None = None, *,
+                 timing: dict) -> None:
         super().__init__(objectives=("accuracy",), budget=budget, early_stopping=rule, listener=listener)
         self.model, self.data, self.auto, self.hardware = model, data, settings, hardware
-        self.timing = timing or {}  # latency_runtime, latency_threads: where latency is timed
+        self.timing = timing  # latency_runtime, latency_threads: where latency is timed
         self.prunable = [lay.name for lay in list_prunable_layers(model, data.input_shape)]
         # precision genes for the layers quantization acts on (not GRU/LSTM: those stay fp32)
         self.layers = [n for n, m in executed_layers(model, data.input_shape) if isinstance(m, WEIGHTED)]
