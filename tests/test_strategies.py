@@ -126,6 +126,47 @@ def test_several_objectives_rank_by_pareto_front_then_crowding():
     assert max(keys[1][3], keys[2][3]) < 0
 
 
+def test_nondominated_rank_matches_the_row_by_row_sort(monkeypatch):
+    import slimnas.strategies._early_stopping as es
+
+    rng = np.random.default_rng(0)
+    for n, d in [(1, 2), (7, 1), (40, 2), (60, 3)]:
+        points = rng.integers(0, 5, size=(n, d)).astype(float)  # many ties
+        points[rng.random((n, d)) < 0.05] = math.inf  # a missing value ranks as the worst
+        fast = es.nondominated_rank(points)
+        monkeypatch.setattr(es, "DOMINANCE_MATRIX_ROWS", 0)
+        slow = es.nondominated_rank(points)
+        monkeypatch.undo()
+        assert fast.tolist() == slow.tolist()
+        # no row dominates another of its own front, and each later row is dominated by an earlier front's
+        for i in range(n):
+            beaten = [j for j in range(n) if np.all(points[j] <= points[i]) and np.any(points[j] < points[i])]
+            assert all(fast[j] != fast[i] for j in beaten)
+            if fast[i] > 0:
+                assert any(fast[j] == fast[i] - 1 for j in beaten)
+    assert es.nondominated_rank(np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [2.0, 2.0]])).tolist() == [0, 0, 1, 2]
+
+
+def test_finished_trials_keys_are_computed_once_for_every_sampler_of_the_study(monkeypatch):
+    import slimnas.strategies._history as history
+
+    study = optuna.create_study(sampler=RegularizedEvolutionSampler(seed=0, population_size=4, n_startup_trials=4))
+    study.optimize(flat, n_trials=12)
+    calls = []
+    real = history.params_key
+    monkeypatch.setattr(history, "params_key", lambda params: calls.append(1) or real(params))
+    trials = study.get_trials(deepcopy=False)
+    keys = RegularizedEvolutionSampler(seed=1).candidate_keys(study, trials)
+    assert keys == {real(t.params) for t in trials} and len(calls) <= 1  # the last trial's was not needed before
+    calls.clear()
+    # a fresh sampler (every trial gets one) reuses them
+    assert RegularizedEvolutionSampler(seed=2).candidate_keys(study, trials) == keys and calls == []
+    other = optuna.create_study()  # another study's trials are not taken for these
+    other.add_trials(trials)
+    assert RegularizedEvolutionSampler(seed=1).candidate_keys(other, other.get_trials(deepcopy=False)) == keys
+    assert len(calls) == len(trials)
+
+
 # --- evolution -----------------------------------------------------------------------------------
 
 def test_evolution_children_differ_from_a_tournament_winner_in_one_or_two_genes():

@@ -47,10 +47,39 @@ def optuna_pruner(rule: str, *, n_objectives: int, max_epochs: int) -> optuna.pr
 
 
 def nondominated_rank(points: np.ndarray) -> np.ndarray:
-    """Front index of every row (0 = non-dominated); all columns are minimised."""
+    """Front index of every row (0 = non-dominated); all columns are minimised.
+
+    The dominance relation is computed once, as an ``n x n`` matrix, then the fronts are peeled
+    off it; past :data:`DOMINANCE_MATRIX_ROWS` rows (the matrix would take too much memory) each
+    front is found row by row instead."""
+    points = np.asarray(points, dtype=float)
     n = len(points)
     rank = np.full(n, -1)
-    remaining = np.arange(n)
+    if n > DOMINANCE_MATRIX_ROWS:
+        return _rank_row_by_row(points, rank)
+    # beats[j, i]: row j dominates row i (no worse anywhere, better somewhere)
+    no_worse = np.ones((n, n), dtype=bool)
+    better = np.zeros((n, n), dtype=bool)
+    for col in points.T:
+        no_worse &= col[:, None] <= col[None, :]
+        better |= col[:, None] < col[None, :]
+    beats = no_worse & better
+    remaining = np.ones(n, dtype=bool)
+    level = 0
+    while remaining.any():
+        front = remaining & ~beats[remaining].any(axis=0)
+        rank[front] = level
+        remaining &= ~front
+        level += 1
+    return rank
+
+
+#: rows up to which :func:`nondominated_rank` builds the whole dominance matrix (n² booleans)
+DOMINANCE_MATRIX_ROWS = 4096
+
+
+def _rank_row_by_row(points: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    remaining = np.arange(len(points))
     level = 0
     while len(remaining):
         p = points[remaining]

@@ -67,9 +67,13 @@ class RegularizedEvolutionSampler(BaseHistorySampler):
         """The ``population_size`` most recent complete trials of ``trials`` that meet the
         budgets; while fewer meet them, the most recent others fill the places left."""
         done = completed(trials)
-        feasible = [t for t in done if violation(t) == 0]
-        if len(feasible) >= self.population_size:
-            return feasible[-self.population_size:]
+        recent: list[FrozenTrial] = []
+        for t in reversed(done):  # newest first: usually the population is found well before the start
+            if violation(t) == 0:
+                recent.append(t)
+                if len(recent) == self.population_size:
+                    return recent[::-1]
+        feasible = recent[::-1]
         others = [t for t in done if violation(t) > 0][len(feasible) - self.population_size:]
         keep = {t.number for t in feasible + others}
         return [t for t in done if t.number in keep]

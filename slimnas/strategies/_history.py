@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import math
+import weakref
 import zlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -123,6 +124,11 @@ def completed(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
                   key=lambda t: t.number)
 
 
+#: :func:`params_key` of finished trials, per storage and (study, trial number): a cache, not
+#: state (gone with the storage)
+_FINISHED_KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 class BaseHistorySampler(optuna.samplers.BaseSampler):
     """An Optuna sampler whose state is the study's history.
 
@@ -143,21 +149,26 @@ class BaseHistorySampler(optuna.samplers.BaseSampler):
     def __init__(self, *, seed: int = 0, n_startup_trials: int = 5) -> None:
         self.seed = int(seed)
         self.n_startup_trials = int(n_startup_trials)
-        self._keys: dict[tuple, str] = {}  # params_key of finished trials: a cache, not state
 
     def candidate_keys(self, study: optuna.Study, trials: Sequence[FrozenTrial]) -> set[str]:
         """:func:`params_key` of each of ``trials``. A finished trial's parameters never change,
-        so its key is computed once per sampler (a search of thousands of trials checks every
-        child against all of them); a running trial's is computed afresh."""
+        so its key is computed once per storage (a search of thousands of trials checks every
+        child against all of them, and each trial gets a sampler of its own); a running trial's
+        is computed afresh."""
         out = set()
+        try:
+            cache = _FINISHED_KEYS.setdefault(study._storage, {})
+        except TypeError:  # a storage that cannot be weakly referenced: no cache
+            cache = {}
         for t in trials:
             if not t.state.is_finished():
                 out.add(params_key(t.params))
                 continue
-            cache_key = (id(study._storage), study._study_id, t.number)
-            if cache_key not in self._keys:
-                self._keys[cache_key] = params_key(t.params)
-            out.add(self._keys[cache_key])
+            cache_key = (study._study_id, t.number)
+            key = cache.get(cache_key)
+            if key is None:
+                key = cache[cache_key] = params_key(t.params)
+            out.add(key)
         return out
 
     def rng(self, study: optuna.Study, trial: FrozenTrial, *labels: str) -> np.random.Generator:
