@@ -46,6 +46,10 @@ def optuna_pruner(rule: str, *, n_objectives: int, max_epochs: int) -> optuna.pr
     return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=3)
 
 
+#: rows up to which :func:`nondominated_rank` builds the whole dominance matrix (n² booleans)
+DOMINANCE_MATRIX_ROWS = 4096
+
+
 def nondominated_rank(points: np.ndarray) -> np.ndarray:
     """Front index of every row (0 = non-dominated); all columns are minimised.
 
@@ -72,10 +76,6 @@ def nondominated_rank(points: np.ndarray) -> np.ndarray:
         remaining &= ~front
         level += 1
     return rank
-
-
-#: rows up to which :func:`nondominated_rank` builds the whole dominance matrix (n² booleans)
-DOMINANCE_MATRIX_ROWS = 4096
 
 
 def _rank_row_by_row(points: np.ndarray, rank: np.ndarray) -> np.ndarray:
