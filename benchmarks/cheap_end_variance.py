@@ -116,9 +116,8 @@ def main(argv=None) -> int:
         teacher.eval()
         teacher_val = float(evaluate(teacher, data.x_val, data.y_val)["accuracy"])
     rows = []
-    cheap = [c for c in report["candidates"] if args.min_macs <= c["predicted"]["macs"] <= args.max_macs]
     for index, record in enumerate(report["candidates"]):
-        if record not in cheap:
+        if not args.min_macs <= record["predicted"]["macs"] <= args.max_macs:
             continue
         spec = arch_from_dict(record["spec"])
         for way in ways:
