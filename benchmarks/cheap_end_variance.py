@@ -129,6 +129,7 @@ def main(argv=None) -> int:
                     callbacks = [_Average(model, start=max(1, int(recipe.epochs * 0.75)))]
                 if way == "distill":
                     loss = {"loss_fn": DistillationLoss(teacher, temperature=4.0, alpha=0.5)}
+                torch.manual_seed(seed)  # dropout draws from torch's global generator: pair the seeds across ways
                 fit(model, data.x_train, data.y_train, recipe, seed=seed, callbacks=callbacks, **loss)
                 if way == "swa":
                     model = callbacks[0].average.module
