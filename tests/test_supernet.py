@@ -302,7 +302,7 @@ class Notes(Listener):
 
 
 def test_supernet_search_fine_tunes_its_candidates_into_the_study_and_front(tmp_path):
-    cfg = supernet_config(tmp_path)
+    cfg = supernet_config(tmp_path, finetune_warmup=0.25)
     notes = Notes()
     result = slimnas.search(cfg, n_trials=4, seed=0, out=str(tmp_path / "run"), listener=notes)
     run, study = result.run_dir, result.study
@@ -317,6 +317,7 @@ def test_supernet_search_fine_tunes_its_candidates_into_the_study_and_front(tmp_
     for t in done[:3]:  # the first trials fine-tune the candidates, in order
         m = t.user_attrs["metrics"]
         assert m["supernet_candidate"] == t.number and "inherited_val_accuracy" in m
+        assert m["finetune_warmup"] == 0.25
         record = chosen["candidates"][t.number]
         assert t.user_attrs["candidate"]["arch"] == record["spec"]  # the plain spec of the family
         files = {p.name for p in (run / "trials" / f"{t.number:05d}").iterdir()}
@@ -399,6 +400,7 @@ def test_a_search_stopped_after_the_supernet_trained_reuses_its_checkpoint(tmp_p
     ({"strategy": {"name": "supernet", "options": {"epochs": 0}}}, "strategy.options.epochs"),
     ({"strategy": {"name": "supernet", "options": {"bogus": 1}}}, "strategy.options.bogus"),
     ({"strategy": {"name": "supernet", "options": {"search": "grid"}}}, "strategy.options.search"),
+    ({"strategy": {"name": "supernet", "options": {"finetune_warmup": 1.0}}}, "strategy.options.finetune_warmup"),
     ({"strategy": {"name": "supernet", "options": {"fixed": {"cnn": {"stride": [3]}}}}}, "strategy.options.fixed.cnn.stride"),
     ({"strategy": {"name": "supernet", "options": {"fixed": {"cnn": {"channels": 8}}}}}, "strategy.options.fixed.cnn.channels"),
     ({"strategy": {"name": "supernet"}, "space": {"family": "rnn"}}, "space.family"),

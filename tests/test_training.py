@@ -1,4 +1,4 @@
-"""Gradient accumulation and mixed precision in the training loop."""
+"""Gradient accumulation, mixed precision and the learning-rate warm-up in the training loop."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from slimnas.spaces import SearchSpace, TrainSpec
-from slimnas.training import fit
+from slimnas.training import Callback, fit, make_scheduler
+from slimnas.training._trainer import WARMUP_START
 
 
 def _net() -> nn.Module:
@@ -74,3 +75,61 @@ def test_training_keys_in_the_config_and_recipes_read_as_before():
 
     with pytest.raises(ConfigError, match="training.accumulate"):
         SearchSpace.from_config({"family": "mlp"}, {"accumulate": 0})
+
+
+def _rates(spec: TrainSpec, steps: int) -> list[float]:
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=spec.lr)
+    sched, out = make_scheduler(opt, spec, steps), []
+    for _ in range(steps):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        if sched is not None:
+            sched.step()
+    return out
+
+
+def test_warmup_rises_linearly_then_anneals_and_none_is_the_plain_cosine():
+    lr, steps = 0.1, 20
+    warm = _rates(TrainSpec(lr=lr, warmup=0.25), steps)
+    assert warm[0] == pytest.approx(lr * WARMUP_START)
+    assert warm[:5] == pytest.approx([lr * (WARMUP_START + (1 - WARMUP_START) * k / 5) for k in range(5)])
+    assert warm[5] == pytest.approx(lr) and all(a >= b for a, b in zip(warm[5:], warm[6:], strict=False))
+    assert warm[-1] < lr * 0.05
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=lr)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    plain = []
+    for _ in range(steps):
+        plain.append(opt.param_groups[0]["lr"])
+        opt.step()
+        cosine.step()
+    assert _rates(TrainSpec(lr=lr), steps) == plain  # no warm-up: the schedule of before, exactly
+    held = _rates(TrainSpec(lr=lr, warmup=0.25, schedule="constant"), steps)
+    assert held[0] == pytest.approx(lr * WARMUP_START) and held[5:] == pytest.approx([lr] * 15)
+    assert _rates(TrainSpec(lr=lr, schedule="constant"), steps) == [lr] * steps
+
+
+class _FirstEpoch(Callback):
+    def __init__(self, model: nn.Module) -> None:
+        self.model, self.weights = model, None
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        if epoch == 1:
+            self.weights = [p.detach().clone() for p in self.model.parameters()]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_fit_takes_its_first_step_at_the_warmup_rate(optimizer):
+    x, y = _data(16)  # one batch: one optimizer step per epoch, the same first gradient both ways
+    moved = {}
+    for warmup in (0.0, 0.5):
+        model = _net()
+        start = [p.detach().clone() for p in model.parameters()]
+        seen = _FirstEpoch(model)
+        fit(model, x, y, TrainSpec(optimizer=optimizer, lr=0.05, batch_size=16, epochs=4, warmup=warmup), callbacks=[seen])
+        moved[warmup] = torch.cat([(a - b).flatten() for a, b in zip(seen.weights, start, strict=True)])
+    assert torch.allclose(moved[0.5], moved[0.0] * WARMUP_START, rtol=2e-2, atol=1e-7)  # float32 differences
+
+
+def test_warmup_is_left_out_of_recipes_at_its_default():
+    assert "warmup" not in TrainSpec().to_dict()
+    assert TrainSpec(**TrainSpec(warmup=0.1).to_dict()) == TrainSpec(warmup=0.1)

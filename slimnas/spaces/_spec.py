@@ -21,12 +21,13 @@ class TrainSpec:
     schedule: str = "cosine"  # "cosine" | "constant"
     accumulate: int = 1  # micro-batches of batch_size per optimizer step (gradient accumulation)
     amp: bool = False  # mixed precision (float16 autocast, loss scaling) where training runs on CUDA
+    warmup: float = 0.0  # share of the steps over which the learning rate rises linearly from 1% of lr
 
     def to_dict(self) -> dict:
         """The recipe as JSON; settings added since the first version are left out at their
         defaults, so recipes (and the trained parents keyed by them) read as they always did."""
         out = dataclasses.asdict(self)
-        for key, default in (("accumulate", 1), ("amp", False)):
+        for key, default in (("accumulate", 1), ("amp", False), ("warmup", 0.0)):
             if out[key] == default:
                 del out[key]
         return out

@@ -18,9 +18,11 @@ from slimnas.training._trainer import (
     evaluate,
     fit,
     make_optimizer,
+    make_scheduler,
     training_now,
 )
 
 __all__ = ["PHASES", "SCHEDULES", "Callback", "History", "Listener", "ListenerGroup", "PhaseEpochs", "PlateauStop",
-           "StopTraining", "SupernetTraining", "cross_entropy", "evaluate", "fit", "make_optimizer", "recalibrate_bn",
+           "StopTraining", "SupernetTraining", "cross_entropy", "evaluate", "fit", "make_optimizer", "make_scheduler",
+           "recalibrate_bn",
            "report_phase", "train_supernet", "training_now"]

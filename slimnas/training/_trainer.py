@@ -114,6 +114,37 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
     return {"accuracy": correct / n, "loss": loss / n}
 
 
+#: the learning rate's share at the first step of a warm-up (``TrainSpec.warmup``)
+WARMUP_START = 0.01
+
+
+def make_scheduler(opt: torch.optim.Optimizer, spec: TrainSpec, total_steps: int):
+    """The per-step learning-rate schedule of ``spec`` over ``total_steps`` optimizer steps, or
+    ``None`` for a constant rate: a linear rise from ``WARMUP_START`` of the rate over the first
+    ``spec.warmup`` share of the steps, then cosine annealing to zero over the rest (or the rate
+    held, for ``schedule: constant``). Without a warm-up the cosine spans every step.
+
+    Example:
+        >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        >>> sched, lrs = make_scheduler(opt, TrainSpec(warmup=0.5), 4), []
+        >>> for _ in range(4):
+        ...     lrs.append(round(opt.param_groups[0]["lr"], 3))
+        ...     opt.step()
+        ...     sched.step()
+        >>> lrs
+        [0.01, 0.505, 1.0, 0.5]
+    """
+    warm = int(round(total_steps * spec.warmup))
+    cosine = spec.schedule == "cosine"
+    if warm == 0:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps) if cosine else None
+    ramp = torch.optim.lr_scheduler.LinearLR(opt, start_factor=WARMUP_START, end_factor=1.0, total_iters=warm)
+    if not cosine:
+        return ramp
+    after = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total_steps - warm))
+    return torch.optim.lr_scheduler.SequentialLR(opt, [ramp, after], milestones=[warm])
+
+
 def fit(
     model: nn.Module,
     x_train: torch.Tensor,
@@ -156,11 +187,7 @@ def fit(
     opt = make_optimizer(model, spec)
     n = len(y_train)
     steps_per_epoch = max(1, math.ceil(n / (spec.batch_size * spec.accumulate)))
-    sched = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=n_epochs * steps_per_epoch)
-        if spec.schedule == "cosine"
-        else None
-    )
+    sched = make_scheduler(opt, spec, n_epochs * steps_per_epoch)
     history = History()
     amp = spec.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if amp else None
