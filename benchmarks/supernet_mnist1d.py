@@ -99,7 +99,7 @@ OPTIONS = {
     "fixed": {"cnn": {"stride": [1, 2, 1, 2, 1], "head": "flatten", "dropout": 0.1}},
     "n_pairs": 300, "search_trials": 1500, "population_size": 64,
     "n_candidates": 12, "max_candidates": 32, "reseed_cheapest": 6, "finetune_epochs": 60, "finetune_lr": 1.0,
-    "int8_checks": 2,
+    "finetune_warmup": 0.1, "int8_checks": 2,
 }
 QUICK_OPTIONS = {**OPTIONS, "epochs": 4, "warmup_epochs": 1, "n_pairs": 40, "search_trials": 150,
                  "population_size": 16, "n_candidates": 3, "max_candidates": 3, "reseed_cheapest": 0,
