@@ -5,14 +5,16 @@
 much is the luck of one fine-tune: it takes a supernet run folder made by that benchmark, the
 stored candidates at or below ``--max-macs``, and fine-tunes each from its inherited weights
 under ``--seeds`` seeds, as the route's trials do (the stored recipe, ``finetune_epochs`` at
-``finetune_lr`` times its learning rate; fp32: the trials' int8 layers are left out), in each of
-three ways:
+``finetune_lr`` times its learning rate, with its ``finetune_warmup``; fp32: the trials' int8
+layers are left out), in each of four ways:
 
 - ``plain``: the route's fine-tune;
 - ``swa``: the same, with the weights averaged over its last quarter of epochs and batch norm
   recalibrated after (stochastic weight averaging, Izmailov et al. 2018);
 - ``distill``: the same, with knowledge distillation (Hinton et al. 2015; T = 4, half the loss
-  on the teacher) from the run's most expensive candidate, fine-tuned once.
+  on the teacher) from the run's most expensive candidate, fine-tuned once;
+- ``warmup``: the same, with the learning rate rising linearly from 1% over the first
+  ``--warmup`` share of the steps (what the route's ``finetune_warmup`` option does).
 
 It writes ``results/cheap_end_variance.{json,md}``: per candidate and way, validation and test
 accuracy of each seed, their mean and spread, and the share of seeds >= 94% on test. The test
@@ -49,7 +51,7 @@ from slimnas.training import Callback, evaluate, fit, recalibrate_bn
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "configs" / "mnist1d_vs_paper.yaml"
 NAME = "cheap_end_variance"
-WAYS = ("plain", "swa", "distill")
+WAYS = ("plain", "swa", "distill", "warmup")
 TARGET = 0.94
 
 
@@ -75,6 +77,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--min-macs", type=float, default=0, help="leave out candidates under this (default: none)")
     p.add_argument("--seeds", type=int, default=6)
     p.add_argument("--ways", default=",".join(WAYS), help=f"comma-separated, of {list(WAYS)}")
+    p.add_argument("--warmup", type=float, default=0.1, help="the warmup way's share of the steps, in (0, 1)")
     p.add_argument("--out", type=Path, default=HERE / "results")
     return p.parse_args(argv)
 
@@ -82,6 +85,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     ways = [w for w in args.ways.split(",") if w]
+    if not 0 < args.warmup < 1:
+        print(f"error: --warmup: expected a share of the steps in (0, 1), got {args.warmup}", file=sys.stderr)
+        return 2
     if not set(ways) <= set(WAYS):
         print(f"error: --ways: expected some of {list(WAYS)}, got {args.ways!r}", file=sys.stderr)
         return 2
@@ -101,7 +107,8 @@ def main(argv=None) -> int:
     checkpoint = next(args.supernet.glob("cnn-*.pt"))
     net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["model"])
     recipe = TrainSpec(**report["recipe"])
-    recipe = dataclasses.replace(recipe, lr=recipe.lr * opts["finetune_lr"], epochs=opts["finetune_epochs"])
+    recipe = dataclasses.replace(recipe, lr=recipe.lr * opts["finetune_lr"], epochs=opts["finetune_epochs"],
+                                 warmup=opts.get("finetune_warmup", 0.0))
 
     def inherited(spec) -> torch.nn.Module:
         model = net.extract(spec)
@@ -130,7 +137,8 @@ def main(argv=None) -> int:
                 if way == "distill":
                     loss = {"loss_fn": DistillationLoss(teacher, temperature=4.0, alpha=0.5)}
                 torch.manual_seed(seed)  # dropout draws from torch's global generator: pair the seeds across ways
-                fit(model, data.x_train, data.y_train, recipe, seed=seed, callbacks=callbacks, **loss)
+                spec_way = dataclasses.replace(recipe, warmup=args.warmup) if way == "warmup" else recipe
+                fit(model, data.x_train, data.y_train, spec_way, seed=seed, callbacks=callbacks, **loss)
                 if way == "swa":
                     model = callbacks[0].average.module
                     recalibrate_bn(model, data.x_train[:opts["recal_samples"]])
@@ -146,7 +154,7 @@ def main(argv=None) -> int:
             print(f"candidate {index} ({row['macs']:.0f} MACs) {way:8s} val {row['val_mean']:.4f} "
                   f"test {row['test_mean']:.4f} ± {row['test_sd']:.4f}, >= {TARGET:.0%} in {row['test_at_target']:.0%}",
                   flush=True)
-    doc = {"supernet": str(args.supernet), "min_macs": args.min_macs, "max_macs": args.max_macs, "seeds": args.seeds, "recipe": dataclasses.asdict(recipe),
+    doc = {"supernet": str(args.supernet), "min_macs": args.min_macs, "max_macs": args.max_macs, "seeds": args.seeds, "warmup": args.warmup, "recipe": dataclasses.asdict(recipe),
            "teacher_val_accuracy": teacher_val if teacher is not None else None, "rows": rows,
            "seconds": round(time.time() - t0, 1), "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
            **package_state()}
@@ -163,9 +171,10 @@ def markdown(doc: dict, argv) -> str:
         f"({doc['seconds']:.0f} s).", "",
         f"Candidates of `{doc['supernet']}` from {doc['min_macs']:,.0f} to {doc['max_macs']:,.0f} MACs, each fine-tuned from its inherited "
         f"weights under {doc['seeds']} seeds ({doc['recipe']['epochs']} epochs, {doc['recipe']['optimizer']} lr "
-        f"{doc['recipe']['lr']:.4g}; fp32). Ways: plain (the route's), swa (weights averaged over the last quarter), "
-        "distill (from the run's most expensive candidate"
-        + (f", {doc['teacher_val_accuracy']:.1%} validation" if doc["teacher_val_accuracy"] is not None else "") + ").",
+        f"{doc['recipe']['lr']:.4g}, warm-up {doc['recipe']['warmup']:.0%} of the steps; fp32). Ways: plain (the route's), "
+        "swa (weights averaged over the last quarter), distill (from the run's most expensive candidate"
+        + (f", {doc['teacher_val_accuracy']:.1%} validation" if doc["teacher_val_accuracy"] is not None else "")
+        + f"), warmup (the learning rate rising from 1% over {doc['warmup']:.0%} of the steps).",
         "",
         "| candidate | architecture | MACs | way | val mean | test mean | test sd | test per seed | seeds >= 94% test |",
         "|---:|---|---:|---|---:|---:|---:|---|---:|",
