@@ -119,6 +119,7 @@ def main(argv=None) -> int:
     if "distill" in ways:
         top = max(report["candidates"], key=lambda c: c["predicted"]["macs"])
         teacher = inherited(arch_from_dict(top["spec"]))
+        torch.manual_seed(10_000)  # its dropout too: the same teacher in every run
         fit(teacher, data.x_train, data.y_train, recipe, seed=10_000)
         teacher.eval()
         teacher_val = float(evaluate(teacher, data.x_val, data.y_val)["accuracy"])
