@@ -77,9 +77,9 @@ def test_training_keys_in_the_config_and_recipes_read_as_before():
         SearchSpace.from_config({"family": "mlp"}, {"accumulate": 0})
 
 
-def _rates(spec: TrainSpec, steps: int) -> list[float]:
+def _rates(spec: TrainSpec, steps: int, make=make_scheduler) -> list[float]:
     opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=spec.lr)
-    sched, out = make_scheduler(opt, spec, steps), []
+    sched, out = make(opt, spec, steps), []
     for _ in range(steps):
         out.append(opt.param_groups[0]["lr"])
         opt.step()
@@ -95,13 +95,7 @@ def test_warmup_rises_linearly_then_anneals_and_none_is_the_plain_cosine():
     assert warm[:5] == pytest.approx([lr * (WARMUP_START + (1 - WARMUP_START) * k / 5) for k in range(5)])
     assert warm[5] == pytest.approx(lr) and all(a >= b for a, b in zip(warm[5:], warm[6:], strict=False))
     assert warm[-1] < lr * 0.05
-    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=lr)
-    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    plain = []
-    for _ in range(steps):
-        plain.append(opt.param_groups[0]["lr"])
-        opt.step()
-        cosine.step()
+    plain = _rates(TrainSpec(lr=lr), steps, make=lambda opt, _, n: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=n))
     assert _rates(TrainSpec(lr=lr), steps) == plain  # no warm-up: the schedule of before, exactly
     held = _rates(TrainSpec(lr=lr, warmup=0.25, schedule="constant"), steps)
     assert held[0] == pytest.approx(lr * WARMUP_START) and held[5:] == pytest.approx([lr] * 15)

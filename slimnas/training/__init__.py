@@ -24,5 +24,4 @@ from slimnas.training._trainer import (
 
 __all__ = ["PHASES", "SCHEDULES", "Callback", "History", "Listener", "ListenerGroup", "PhaseEpochs", "PlateauStop",
            "StopTraining", "SupernetTraining", "cross_entropy", "evaluate", "fit", "make_optimizer", "make_scheduler",
-           "recalibrate_bn",
-           "report_phase", "train_supernet", "training_now"]
+           "recalibrate_bn", "report_phase", "train_supernet", "training_now"]
