@@ -20,7 +20,7 @@ from slimnas.config import parse_config
 from slimnas.data import load_dataset
 from slimnas.errors import ConfigError
 from slimnas.export import onnx_accuracy, predict
-from slimnas.measure import count_macs
+from slimnas.measure import Budget, count_macs
 from slimnas.models import ConvLayer, ConvNet, build_model
 from slimnas.spaces import SearchSpace, TrainSpec, get_family
 from slimnas.strategies import (
@@ -31,7 +31,7 @@ from slimnas.strategies import (
     stored_candidates,
 )
 from slimnas.strategies._subnets import Point, choose
-from slimnas.strategies._supernet import within
+from slimnas.strategies._supernet import SupernetOptions, searched_precisions, within
 from slimnas.study import Listener, SearchPlan
 from slimnas.training import (
     Callback,
@@ -282,8 +282,8 @@ OPTIONS = {"epochs": 3, "n_pairs": 24, "search_trials": 80, "population_size": 8
            "max_candidates": 3, "finetune_epochs": 1, "int8_checks": 1}
 
 
-def supernet_config(tmp_path, **options):
-    cfg = {"data": {"dataset": "digits"}, "objectives": ["accuracy", "bytes"], "budget": ["macs<=20000"],
+def supernet_config(tmp_path, objectives=("accuracy", "bytes"), **options):
+    cfg = {"data": {"dataset": "digits"}, "objectives": list(objectives), "budget": ["macs<=20000"],
            "space": SPACE, "training": {"epochs": 1, "lr": 0.01, "optimizer": "adam"},
            "strategy": {"name": "supernet", "options": {**OPTIONS, **options}}}
     path = tmp_path / "supernet.yaml"
@@ -356,6 +356,37 @@ def test_reseed_cheapest_fine_tunes_the_first_candidate_again_under_another_seed
                for t in (first, again)]
     assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])  # fine-tuned under another seed
     assert stored_candidates(result.study)["reseed"] == 1
+
+
+@pytest.mark.parametrize("objectives, budget, expected", [
+    (["accuracy", "macs"], ["macs<=20000"], ("fp32",)),
+    (["accuracy", "params"], [], ("fp32",)),
+    (["accuracy", "bytes"], ["macs<=20000"], ("fp32", "int8")),
+    (["accuracy", "macs"], ["bytes<=8KB"], ("fp32", "int8")),
+    (["accuracy", "latency"], [], ("fp32", "int8")),
+])
+def test_precision_is_searched_only_where_a_cost_depends_on_it(objectives, budget, expected):
+    budgets = tuple(Budget.parse(b) for b in budget)
+    assert searched_precisions(objectives, budgets) == expected
+    assert SupernetOptions.parse({}).resolve(objectives, budgets).precision == expected
+    assert SupernetOptions.parse({"precision": ["int8"]}).resolve(objectives, budgets).precision == ("int8",)
+
+
+def test_a_mac_budgeted_supernet_search_keeps_every_layer_fp32(tmp_path):
+    """Under accuracy and MACs nothing pays for an int8 layer: the pairs, the candidates and the
+    trials are fp32 throughout; an explicit ``precision`` still searches int8."""
+    result = slimnas.search(supernet_config(tmp_path, objectives=("accuracy", "macs")), n_trials=2, seed=0,
+                            out=str(tmp_path / "run"))
+    report = json.loads((result.run_dir / "supernet" / "report.json").read_text())
+    assert report["options"]["precision"] == ["fp32"] and report["int8_check"] == []
+    pairs = json.loads(next((result.run_dir / "supernet").glob("pairs-*.json")).read_text())
+    assert {p for pair in pairs for p in pair["precision"]} == {"fp32"}
+    assert all(set(c["slots"]) == {"fp32"} for c in report["candidates"])
+    assert not any("policy" in t.user_attrs for t in result.study.trials)
+    mixed = slimnas.search(supernet_config(tmp_path, objectives=("accuracy", "macs"), precision=["fp32", "int8"]),
+                           n_trials=1, seed=0, out=str(tmp_path / "mixed"))
+    pairs = json.loads(next((mixed.run_dir / "supernet").glob("pairs-*.json")).read_text())
+    assert {p for pair in pairs for p in pair["precision"]} == {"fp32", "int8"}
 
 
 def test_every_worker_of_a_parallel_supernet_search_finds_the_checkpoint(tmp_path):

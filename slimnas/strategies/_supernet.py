@@ -98,7 +98,11 @@ class SupernetOptions:
             :mod:`slimnas.models` for the defaults.
         n_pairs: measured (sub-network, precision) -> accuracy pairs the predictor learns from.
         predictor: ``mlp`` (APQ's) or ``ridge``; ``holdout``: share of pairs that score it.
-        precision: per-layer precisions searched (``[fp32]``: none).
+        precision: per-layer precisions searched (``[fp32]``: none). By default (``None``) fp32
+            and int8 where an objective or a budget is measured on the exported file (``bytes``,
+            latency), else fp32 alone: MACs and parameters do not change with the precision, so
+            there an int8 layer could only cost accuracy, and the predictor would rank pairs on a
+            gene no objective rewards.
         search: the registered strategy that searches the predictor-ranked space;
             ``search_trials`` its evaluations, ``population_size`` its population.
         n_candidates: the candidates spread across the predicted front that the first trials take.
@@ -135,7 +139,7 @@ class SupernetOptions:
     n_pairs: int = 400
     predictor: str = "mlp"
     holdout: float = 0.2
-    precision: tuple[str, ...] = PRECISIONS
+    precision: tuple[str, ...] | None = None
     search: str = "evolution"
     search_trials: int = 1500
     population_size: int = 64
@@ -171,7 +175,7 @@ class SupernetOptions:
             "n_pairs": ("an integer >= 10", lambda v: _is_int(v, 10)),
             "predictor": (f"one of {list(PREDICTORS)}", lambda v: v in PREDICTORS),
             "holdout": ("a number in (0, 0.5]", lambda v: isinstance(v, (int, float)) and 0 < v <= 0.5),
-            "precision": (f"a list of {list(PRECISIONS)}", lambda v: isinstance(v, list) and v
+            "precision": (f"a list of {list(PRECISIONS)}", lambda v: v is None or isinstance(v, list) and v
                           and all(p in PRECISIONS for p in v)),
             "search": ("a strategy name", lambda v: isinstance(v, str) and v != "supernet"),
             "search_trials": ("an integer >= 1", lambda v: _is_int(v, 1)),
@@ -191,7 +195,7 @@ class SupernetOptions:
             expected, check = checks[key]
             if not check(value):
                 raise ConfigError(f"{field_name}.{key}", expected, value)
-        if "precision" in raw:
+        if raw.get("precision") is not None:
             raw["precision"] = tuple(dict.fromkeys(raw["precision"]))
         out = cls(**raw)
         if out.warmup_epochs is not None and out.warmup_epochs >= out.epochs:
@@ -206,8 +210,23 @@ class SupernetOptions:
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
-        out["precision"] = list(self.precision)
+        out["precision"] = None if self.precision is None else list(self.precision)
         return out
+
+    def resolve(self, objectives, budget) -> SupernetOptions:
+        """These options with ``precision`` decided for a study's objectives and budget (see
+        :func:`searched_precisions`) where it is left to the default."""
+        if self.precision is not None:
+            return self
+        return dataclasses.replace(self, precision=searched_precisions(objectives, budget))
+
+
+def searched_precisions(objectives, budget) -> tuple[str, ...]:
+    """fp32 and int8 where a cost among ``objectives`` and ``budget`` is measured past the plain
+    model (on its exported file: ``bytes``, latency), else fp32 alone."""
+    names = [*objectives, *(b.metric for b in budget)]
+    on_file = any(get_metric(n).when != "model" for n in names if get_metric(n).key != "val_accuracy")
+    return PRECISIONS if on_file else ("fp32",)
 
 
 def centre_recipe(training: dict) -> TrainSpec:
@@ -314,7 +333,8 @@ class SupernetStrategy(BaseStrategy):
     _loaded: dict[str, Any] = {}
 
     def options(self, ctx: StrategyContext | PrepareContext) -> SupernetOptions:
-        return SupernetOptions.parse(ctx.options)
+        opts = SupernetOptions.parse(ctx.options)
+        return opts.resolve(ctx.objectives, ctx.budget) if isinstance(ctx, PrepareContext) else opts
 
     def resolved_options(self, options: dict | None) -> dict:
         return SupernetOptions.parse(options).to_dict()
