@@ -226,26 +226,6 @@ def test_per_depth_candidates_include_the_best_deeper_subnetwork_the_front_lacks
     assert len(everything) == len(points) and len({id(m) for _, m in everything}) == len(points)
 
 
-def test_depth_fronts_spread_every_depths_own_front_after_the_global_spread():
-    def point(depth, acc, macs):
-        return Point("cnn", None, ("fp32",) * (depth + 1)), {"val_accuracy": acc, "macs": macs}
-
-    shallow = [point(2, 0.70 + 0.02 * k, 1000 * (k + 1)) for k in range(8)]
-    deep = [point(4, 0.75, 6500), point(4, 0.80, 7500), point(3, 0.77, 5200), point(4, 0.74, 7600)]
-    points = shallow + deep
-    plain = choose(points, ("accuracy", "macs"), 4, limit=7)
-    assert all(len(p.precision) == 3 for p, _ in plain)  # the global front's next members: 2-layer only
-    picked = [(len(p.precision) - 1, m["macs"]) for p, m in choose(points, ("accuracy", "macs"), 4, limit=7,
-                                                                 depth_fronts=True)]
-    assert picked[:4] == [(2, 1000), (2, 3000), (2, 6000), (2, 8000)]  # the same global spread first
-    # then each depth's own front: the depths without a candidate, most accurate first, then
-    # the farthest in cost from its own depth's candidates (6500 from 7500: as far as 7000 from
-    # 6000 and 8000, and less accurate); 7600 (4-layer, dominated within its depth) comes last
-    assert picked[4:] == [(4, 7500), (3, 5200), (2, 7000)]
-    everything = choose(points, ("accuracy", "macs"), 4, limit=20, depth_fronts=True)
-    assert len(everything) == len(points) and everything[-1][1]["macs"] == 7600
-
-
 @pytest.mark.parametrize("family, params, kwargs", [
     ("cnn", {**CNN_SPACES["gap"], "channels": [4, 8, 16, 32]}, {"fixed": {"stride": 1}}),
     ("mlp", {"n_layers": {"low": 1, "high": 3}, "width": [8, 16, 32, 64]}, {}),

@@ -211,7 +211,7 @@ def search_points(nets: dict, precisions: Sequence[str], predict: Callable[[list
 
 
 def choose(points: list[tuple[Point, dict]], objectives: Sequence[str], n_candidates: int, *,
-           limit: int = 64, per_depth: bool = False, depth_fronts: bool = False) -> list[tuple[Point, dict]]:
+           limit: int = 64, per_depth: bool = False) -> list[tuple[Point, dict]]:
     """Candidates to fine-tune, in the order trials take them: the first ``n_candidates`` spread
     evenly across the predicted front (by the first cost objective; both ends included), then
     the rest of the front and the next layers, farthest from those taken first; at most ``limit``.
@@ -219,12 +219,7 @@ def choose(points: list[tuple[Point, dict]], objectives: Sequence[str], n_candid
     ``per_depth``: the first ``n_candidates`` start with the predicted most accurate point of each
     family and depth that the front lacks (the spread takes the places left, at least 2).
     Inherited weights under-rate deep, narrow sub-networks, which a fine-tune recovers; without
-    this, a predicted front of shallow sub-networks never fine-tunes a deeper one.
-
-    ``depth_fronts``: after the spread, the rest come from each family and depth's own predicted
-    front (then its next layers), farthest in cost from the candidates of the same depth, the
-    most accurate first where a depth has none yet: every depth's front is spread over the cost
-    range, so a cost region the global front gives to shallow sub-networks also gets deeper ones."""
+    this, a predicted front of shallow sub-networks never fine-tunes a deeper one."""
     if not points:
         return []
     signed = np.array([[m[get_metric(o).key] * (-1 if get_metric(o).direction == "maximize" else 1)
@@ -233,21 +228,6 @@ def choose(points: list[tuple[Point, dict]], objectives: Sequence[str], n_candid
     cost_col = next((j for j, o in enumerate(objectives) if get_metric(o).direction == "minimize"), None)
     order = _depth_tops(points, signed, rank, objectives) if per_depth else []
     n_candidates = max(min(2, n_candidates), n_candidates - len(order))
-    if depth_fronts and cost_col is not None:
-        front = sorted((int(i) for i in np.flatnonzero(rank == rank.min()) if int(i) not in order),
-                       key=lambda i: (signed[i, cost_col], signed[i, 0]))
-        order += _spread(front, n_candidates)
-        groups = _depth_groups(points)
-        local = np.zeros(len(points), dtype=int)
-        for members in groups.values():
-            local[members] = nondominated_rank(signed[members])
-        group_of = {i: key for key, members in groups.items() for i in members}
-        for r in np.unique(local):
-            layer = [int(i) for i in np.flatnonzero(local == r) if int(i) not in order]
-            order += _farthest_first(layer, order, signed[:, cost_col], group_of=group_of, quality=signed[:, 0])
-            if len(order) >= limit:
-                break
-        return [points[i] for i in order[:limit]]
     for r in np.unique(rank):
         layer = [int(i) for i in np.flatnonzero(rank == r) if int(i) not in order]
         if cost_col is None:
@@ -256,7 +236,9 @@ def choose(points: list[tuple[Point, dict]], objectives: Sequence[str], n_candid
             continue
         layer.sort(key=lambda i: (signed[i, cost_col], signed[i, 0]))
         if r == rank.min():  # the front: first an even spread, then the others farthest-first
-            first = _spread(layer, n_candidates)
+            n = min(n_candidates, len(layer))
+            spread = sorted({round(k * (len(layer) - 1) / max(1, n - 1)) for k in range(n)})
+            first = [layer[k] for k in spread]
             order += first
             layer = [i for i in layer if i not in first]
         order += _farthest_first(layer, order, signed[:, cost_col])
@@ -265,48 +247,28 @@ def choose(points: list[tuple[Point, dict]], objectives: Sequence[str], n_candid
     return [points[i] for i in order[:limit]]
 
 
-def _spread(layer: list[int], n: int) -> list[int]:
-    """``n`` of ``layer`` (sorted by cost) evenly spaced, both ends included."""
-    n = min(n, len(layer))
-    return [layer[k] for k in sorted({round(k * (len(layer) - 1) / max(1, n - 1)) for k in range(n)})]
-
-
-def _depth_groups(points: list[tuple[Point, dict]]) -> dict[tuple[str, int], list[int]]:
-    """Indices of ``points`` by (family, depth): a point has a precision slot per layer."""
-    groups: dict[tuple[str, int], list[int]] = {}
-    for i, (point, _) in enumerate(points):
-        groups.setdefault((point.family, len(point.precision)), []).append(i)
-    return groups
-
-
 def _depth_tops(points: list[tuple[Point, dict]], signed: np.ndarray, rank: np.ndarray,
                 objectives: Sequence[str]) -> list[int]:
     """Per (family, depth) missing from the front: its point best on the first maximised objective."""
     col = next((j for j, o in enumerate(objectives) if get_metric(o).direction == "maximize"), None)
     if col is None:
         return []
-    groups = _depth_groups(points)
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i, (point, _) in enumerate(points):
+        groups.setdefault((point.family, len(point.precision)), []).append(i)
     front = rank.min()
     tops = [min(members, key=lambda i: (signed[i, col], i)) for members in groups.values()
             if not any(rank[i] == front for i in members)]
     return sorted(tops, key=lambda i: signed[i, col])
 
 
-def _farthest_first(candidates: list[int], taken: list[int], cost: np.ndarray, *, group_of: dict | None = None,
-                    quality: np.ndarray | None = None) -> list[int]:
-    """``candidates`` in turn, each the farthest in cost from those taken before it (from the
-    same group only, with ``group_of``); ties go to the lowest ``quality`` (a signed objective,
-    lower is better), then the lowest index."""
+def _farthest_first(candidates: list[int], taken: list[int], cost: np.ndarray) -> list[int]:
     out, left = [], list(candidates)
-    key = (lambda i: group_of[i]) if group_of is not None else (lambda i: None)
-    ref: dict = {}
-    for i in taken:
-        ref.setdefault(key(i), []).append(float(cost[i]))
+    ref = [float(cost[i]) for i in taken]
     while left:
-        best = max(left, key=lambda i: (min((abs(float(cost[i]) - c) for c in ref.get(key(i), ())), default=math.inf),
-                                        0.0 if quality is None else -float(quality[i]), -i))
+        best = max(left, key=lambda i: (min((abs(float(cost[i]) - c) for c in ref), default=math.inf), -i))
         out.append(best)
-        ref.setdefault(key(best), []).append(float(cost[best]))
+        ref.append(float(cost[best]))
         left.remove(best)
     return out
 

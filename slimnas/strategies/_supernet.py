@@ -109,11 +109,6 @@ class SupernetOptions:
         per_depth: the first candidates also hold the predicted most accurate sub-network of each
             depth the predicted front lacks (inherited weights under-rate deep, narrow
             sub-networks; a fine-tune recovers them).
-        depth_fronts: the candidates after the first ``n_candidates`` come from each depth's own
-            predicted front, spread over the cost range depth by depth, instead of the global
-            front's next layers (on MNIST-1D under a MAC budget the global front below 8k MACs
-            can hold only 3-layer sub-networks, while 4- and 5-layer ones fine-tune better
-            there).
         max_candidates: candidates stored in all: after the first ``n_candidates``, the rest of
             the predicted front (and the next layers), farthest from those taken first; trials
             past them go to the search strategy.
@@ -150,7 +145,6 @@ class SupernetOptions:
     population_size: int = 64
     n_candidates: int = 8
     per_depth: bool = False
-    depth_fronts: bool = False
     max_candidates: int = 32
     finetune_epochs: int = 20
     finetune_lr: float = 0.3
@@ -188,7 +182,6 @@ class SupernetOptions:
             "population_size": ("an integer >= 2", lambda v: _is_int(v, 2)),
             "n_candidates": ("an integer >= 1", lambda v: _is_int(v, 1)),
             "per_depth": ("true/false", lambda v: isinstance(v, bool)),
-            "depth_fronts": ("true/false", lambda v: isinstance(v, bool)),
             "max_candidates": ("an integer >= 0", lambda v: _is_int(v)),
             "finetune_epochs": ("an integer >= 0", lambda v: _is_int(v)),
             "finetune_lr": ("a number > 0", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0),
@@ -398,7 +391,7 @@ class SupernetStrategy(BaseStrategy):
         o = opts.to_dict()
         limits = mac_range(ctx.budget) if opts.sample_in_budget else None
         trained = ["epochs", "warmup_epochs", "n_random", "schedule", "distill", "kernel_transform", "fixed"]
-        for flag in ("balance_depth", "per_depth", "depth_fronts"):  # off: the digests of runs that predate the options
+        for flag in ("balance_depth", "per_depth"):  # off: the digests of runs that predate the options
             if not o[flag]:
                 del o[flag]
         if "balance_depth" in o:
@@ -501,7 +494,7 @@ class SupernetStrategy(BaseStrategy):
                               costs, objectives=ctx.objectives, budget=ctx.budget, strategy=opts.search,
                               n_trials=opts.search_trials, seed=ctx.seed, population_size=opts.population_size)
         chosen = choose(found, ctx.objectives, opts.n_candidates, limit=max(opts.max_candidates, opts.n_candidates),
-                        per_depth=opts.per_depth, depth_fronts=opts.depth_fronts)
+                        per_depth=opts.per_depth)
         timings["search_s"] = round(time.perf_counter() - t3, 2)
         if not chosen:
             ctx.note("supernet: no sub-network meets the budget; the trials go to the search strategy alone")
