@@ -99,12 +99,18 @@ TOTAL_LIMIT_S, SEARCH_LIMIT_S, RANDOM_REFERENCE_S = 600.0, 120.0, 1200.0
 #: (``results/cheap_end_variance.md``). Paired on the same seeds (933b354 without, 058af82 with):
 #: validation hypervolume 0.8150 / 0.8176 / 0.8179 -> 0.8148 / 0.8203 / 0.8219, test 0.8068 /
 #: 0.8087 / 0.8068 -> 0.8087 / 0.8152 / 0.8100, best at <= 7.9k MACs 91.6 / 95.6 / 93.5% -> 93.1 /
-#: 95.5 / 95.1% (``results/seeds/supernet_mnist1d_nowarmup_933b354_seed*``). The supernet now
-#: trains 480 epochs (about 4 minutes here; 240 at 058af82,
-#: ``results/seeds/supernet_mnist1d_240epochs_058af82_seed*``): the 2-minute window after it is
-#: unchanged, and the route stays well inside its 10 minutes in all.
+#: 95.5 / 95.1% (``results/seeds/supernet_mnist1d_nowarmup_933b354_seed*``). Under accuracy and
+#: MACs the route now searches fp32 only (the strategy's default since 45896dd: int8 changes
+#: neither). Paired on the same seeds with 058af82's fp32/int8 search
+#: (``results/seeds/supernet_mnist1d_int8_058af82_seed*``), screening runs read validation
+#: hypervolume 0.8184 / 0.8214 / 0.8209, test 0.8083 / 0.8144 / 0.8150 and best at <= 7.9k MACs
+#: 93.6 / 95.5 / 95.8%. Tried on top of it and not kept: a 480-epoch supernet (test hypervolume
+#: 0.8116 / 0.8073 / 0.8154, best at <= 7.9k MACs 95.6 / 92.2 / 95.3%, 2 minutes longer:
+#: ``results/seeds/supernet_mnist1d_480epochs_8b2352c_seed*``), and the candidates past the
+#: spread taken from each depth's own predicted front (0.8098 / 0.8127 / 0.8150; 92.8 / 95.5 /
+#: 96.1%: ``results/seeds/supernet_mnist1d_depthfronts_ab645bb_seed*``). Seed 0's supernet gives no candidate at 5-7.9k MACs over 94.2% test in any of these.
 OPTIONS = {
-    "epochs": 480, "warmup_epochs": 72, "n_random": 2,
+    "epochs": 240, "warmup_epochs": 36, "n_random": 2,
     "fixed": {"cnn": {"stride": [1, 2, 1, 2, 1], "head": "flatten", "dropout": 0.1}},
     "n_pairs": 300, "search_trials": 1500, "population_size": 64,
     "n_candidates": 12, "max_candidates": 32, "reseed_cheapest": 6, "finetune_epochs": 60, "finetune_lr": 1.0,
