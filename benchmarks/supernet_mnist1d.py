@@ -108,7 +108,8 @@ TOTAL_LIMIT_S, SEARCH_LIMIT_S, RANDOM_REFERENCE_S = 600.0, 120.0, 1200.0
 #: 0.8116 / 0.8073 / 0.8154, best at <= 7.9k MACs 95.6 / 92.2 / 95.3%, 2 minutes longer:
 #: ``results/seeds/supernet_mnist1d_480epochs_8b2352c_seed*``), and the candidates past the
 #: spread taken from each depth's own predicted front (0.8098 / 0.8127 / 0.8150; 92.8 / 95.5 /
-#: 96.1%: ``results/seeds/supernet_mnist1d_depthfronts_ab645bb_seed*``). Seed 0's supernet gives no candidate at 5-7.9k MACs over 94.2% test in any of these.
+#: 96.1%: ``results/seeds/supernet_mnist1d_depthfronts_ab645bb_seed*``). Seed 0's 240-epoch supernet
+#: gave no candidate at 5-7.9k MACs over 94.3% test in any of these runs.
 OPTIONS = {
     "epochs": 240, "warmup_epochs": 36, "n_random": 2,
     "fixed": {"cnn": {"stride": [1, 2, 1, 2, 1], "head": "flatten", "dropout": 0.1}},
