@@ -250,3 +250,31 @@ def test_search_on_a_device_profile_predicts_latency_from_its_table_and_remeasur
         measured = member["metrics"]["measured_latency_ms_info"]
         assert member["metrics"]["measured_latency_ms"] > 0 and measured["runtime"] == "onnxruntime"
         assert measured["threads"] == 1 and measured["batch"] == 1
+
+
+def test_a_trial_trains_alike_whichever_worker_takes_it(tmp_path):
+    """Training is seeded by the run's seed and the trial's place, not by the worker (whose
+    sampler seed is the run's plus its index): which worker takes a trial is a race, and it
+    must not change what the trial trains to."""
+    import multiprocessing
+    import os
+
+    import torch
+
+    from slimnas.study._search import _worker
+
+    cfg = {"data": {"dataset": "digits"}, "strategy": {"name": "random"},
+           "space": {"family": "mlp", "mlp": {"n_layers": 1, "width": 16}},  # one candidate: only the seed differs
+           "training": {"epochs": 1, "lr": 0.01, "optimizer": "adam"}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    slimnas.search(path, n_trials=3, seed=3, out=str(tmp_path / "alone"))
+    shared = slimnas.search(path, n_trials=2, seed=3, out=str(tmp_path / "shared"))
+    _worker({**shared.plan.to_dict(), "n_trials": 3}, 1, os.getppid(), multiprocessing.get_context("spawn").Queue())
+
+    def weights(run, number):
+        return torch.load(tmp_path / run / "trials" / f"{number:05d}" / "weights.pt", weights_only=True)
+
+    by_worker, by_main, before = weights("shared", 2), weights("alone", 2), weights("alone", 1)
+    assert all(torch.equal(by_worker[k], by_main[k]) for k in by_main)
+    assert any(not torch.equal(before[k], by_main[k]) for k in by_main)  # the seed does reach the weights
