@@ -135,6 +135,12 @@ def measure_pairs(nets: dict, precisions: Sequence[str], data, *, n_pairs: int, 
     return pairs
 
 
+def measured_on_file(names: Sequence[str]) -> bool:
+    """Whether any metric of ``names`` is measured past the plain model (on its exported file,
+    such as ``bytes`` or latency), so that a point's precision can change it."""
+    return any(get_metric(n).when != "model" for n in names)
+
+
 class PointCosts:
     """Exact costs of points, cached: ``params``, ``macs`` and the other cost metrics of the
     study, measured by the metrics on the plain model (and on its ONNX file at the point's
@@ -142,7 +148,7 @@ class PointCosts:
 
     def __init__(self, nets: dict, names: Sequence[str], data, settings: dict | None = None) -> None:
         self.nets, self.names, self.data, self.settings = nets, list(names), data, dict(settings or {})
-        self.needs_file = any(get_metric(n).when != "model" for n in self.names)
+        self.needs_file = measured_on_file(self.names)
         self.cache: dict[str, dict] = {}
 
     def __call__(self, point: Point) -> dict[str, float]:

@@ -63,6 +63,7 @@ from slimnas.strategies._subnets import (
     inherited_model,
     int8_check,
     measure_pairs,
+    measured_on_file,
     search_points,
 )
 from slimnas.training import SCHEDULES, Callback, SupernetTraining, evaluate, train_supernet
@@ -224,9 +225,8 @@ class SupernetOptions:
 def searched_precisions(objectives, budget) -> tuple[str, ...]:
     """fp32 and int8 where a cost among ``objectives`` and ``budget`` is measured past the plain
     model (on its exported file: ``bytes``, latency), else fp32 alone."""
-    names = [*objectives, *(b.metric for b in budget)]
-    on_file = any(get_metric(n).when != "model" for n in names if get_metric(n).key != "val_accuracy")
-    return PRECISIONS if on_file else ("fp32",)
+    costs = [n for n in (*objectives, *(b.metric for b in budget)) if get_metric(n).key != "val_accuracy"]
+    return PRECISIONS if measured_on_file(costs) else ("fp32",)
 
 
 def centre_recipe(training: dict) -> TrainSpec:

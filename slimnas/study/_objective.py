@@ -219,9 +219,6 @@ class SearchObjective(BaseTrialObjective):
         self.plan, self.config, self.splits, self.run, self.device = plan, plan.config, splits, run, device
         self.strategy = get_strategy(self.config.strategy.name)
         self.prepared = prepare_context(plan, splits, run, device, self.listener, run_seed=run_seed)
-        #: the run's seed, where the plan's is a worker's: it seeds each trial's training with the
-        #: trial's place, so a trial trains alike whichever worker takes it
-        self.run_seed = self.config.seed if run_seed is None else run_seed
 
     def sample(self, trial: optuna.Trial) -> Candidate:
         cand = self.plan.space.sample(trial, tie_layers=self.config.strategy.name == "grid",
@@ -238,7 +235,9 @@ class SearchObjective(BaseTrialObjective):
         return self.guard(trial, lambda: self._evaluate(trial))
 
     def seed(self, trial: optuna.Trial) -> int:
-        return self.run_seed * 100_003 + trial_place(trial)
+        """The trial's training seed: the run's (not a worker's, which is offset by its index)
+        and the trial's place, so a trial trains alike whichever worker takes it."""
+        return self.prepared.seed * 100_003 + trial_place(trial)
 
     def failed(self, trial: optuna.Trial, reason: str, seconds: float) -> None:
         self.run.write_metrics(trial.number, {"state": "failed", "reason": reason, "seconds": seconds})
