@@ -31,6 +31,7 @@ Usage::
     python benchmarks/strategies_mnist1d.py                        # all strategies, 20 min x 3 seeds each
     python benchmarks/strategies_mnist1d.py --minutes 3 --seeds 0,1 --strategies random,tpe,evolution,local
     python benchmarks/strategies_mnist1d.py --budget-s 600,darts=900   # seconds per run, per strategy
+    python benchmarks/strategies_mnist1d.py --seeds 0,1,2,3,4 --seeds-for darts=0   # fewer seeds for one
     python benchmarks/strategies_mnist1d.py --quick                # a smoke run of every strategy (~5 min)
 
 ``--budget-s`` gives the wall-clock of one run (one strategy, one seed) in seconds, for every
@@ -79,6 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, default=20.0, help="wall-clock per strategy and seed (default 20)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--seeds-for", action="append", default=[], metavar="NAME=SEEDS",
+                   help="other seeds for one strategy, e.g. darts=0 or rl=0,1,2 (repeatable; default: --seeds)")
     p.add_argument("--strategies", default=None, help="comma-separated names (default: every registered one)")
     p.add_argument("--workers", type=int, default=2, help="search processes per run (default 2, one core each)")
     p.add_argument("--config", type=Path, default=CONFIG)
@@ -95,12 +98,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.minutes, args.seeds, args.workers = QUICK_SECONDS / 60, "0", 1
-    args.seeds = [int(s) for s in str(args.seeds).split(",") if s != ""]
+    args.seeds = _seed_list(p, "--seeds", str(args.seeds))
     names = list_strategies() if args.strategies is None else [s.strip() for s in args.strategies.split(",")]
     unknown = [n for n in names if n not in list_strategies()]
     if unknown:
         p.error(f"unknown strategies {unknown}; registered: {list_strategies()}")
     args.names = ["random", *[n for n in names if n != "random"]]  # the baseline first
+    args.seeds_by = {n: args.seeds for n in args.names}
+    for entry in args.seeds_for:
+        name, _, seeds = entry.partition("=")
+        if name.strip() not in args.names:
+            p.error(f"--seeds-for: expected NAME=SEEDS with NAME one of {args.names}, got {entry!r}")
+        args.seeds_by[name.strip()] = _seed_list(p, "--seeds-for", seeds)
     default, single = args.minutes * 60, {}
     for part in (args.budget_s or "").split(","):
         name, _, value = part.strip().rpartition("=")
@@ -119,6 +128,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             default = seconds
     args.budget = {n: single.get(n, default) for n in args.names}  # seconds per run
     return args
+
+
+def _seed_list(p: argparse.ArgumentParser, flag: str, text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip() != ""]
+    except ValueError:
+        seeds = []
+    if not seeds:
+        p.error(f"{flag}: expected comma-separated integer seeds, got {text!r}")
+    return seeds
 
 
 def hv(points: list[tuple[float, float]]) -> float:
@@ -197,14 +216,23 @@ def reused_runs(path: Path | None, args) -> tuple[dict, dict]:
     if s["workers"] != args.workers or s["quick"] != args.quick or Path(s["config"]).name != args.config.name:
         raise SystemExit(f"--reuse {path}: measured with workers={s['workers']}, quick={s['quick']}, config "
                          f"{Path(s['config']).name}; expected {args.workers}, {args.quick}, {args.config.name}")
+    earlier = s.get("reused") or {}
     runs = {}
     for r in doc["runs"]:
         name, seed = r["strategy"], r["seed"]
-        if name in args.names and seed in args.seeds and s["budget_s"].get(name) == args.budget[name] \
+        if name in args.names and seed in args.seeds_by[name] and s["budget_s"].get(name) == args.budget[name] \
                 and "refused" not in r:
-            runs[(name, seed)] = {**r, "timeline": StoredTimeline(r, args.budget[name])}
-    return runs, {"path": str(path), "commit": doc["package"].get("commit"), "date": doc["date"],
-                  "runs": sorted(f"{n} seed {k}" for n, k in runs)}
+            # where the run was measured: kept with it, else the document's commit, or the one the document
+            # itself reused it from (results written before runs carried their commit)
+            at = r.get("measured_at") or (
+                {"commit": earlier["commit"], "date": earlier["date"]} if f"{name} seed {seed}" in earlier.get("runs", [])
+                else {"commit": doc["package"].get("commit"), "date": doc["date"]})
+            runs[(name, seed)] = {**r, "measured_at": at, "timeline": StoredTimeline(r, args.budget[name])}
+    by_commit: dict[str, dict] = {}
+    for (name, seed), r in sorted(runs.items()):
+        group = by_commit.setdefault(r["measured_at"]["commit"], {**r["measured_at"], "runs": []})
+        group["runs"].append(f"{name} seed {seed}")
+    return runs, {"path": str(path), "measured_at": list(by_commit.values())}
 
 
 def run_one(args, name: str, seed: int, raw: dict, data, limit: float, budget: list[Budget]) -> dict:
@@ -220,6 +248,7 @@ def run_one(args, name: str, seed: int, raw: dict, data, limit: float, budget: l
     (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
     seconds = args.budget[name]
     start = dt.datetime.now()
+    measured_at = {"commit": package_state()["commit"], "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     t0 = time.perf_counter()
     try:
         result = slimnas.search(folder / "config.yaml", seed=seed, timeout=max(10.0, seconds - FINISH_MARGIN_S),
@@ -231,7 +260,7 @@ def run_one(args, name: str, seed: int, raw: dict, data, limit: float, budget: l
     final = {k: line.at(seconds, k) for k in ("hv_val", "hv_test")}
     print(f"  {name} seed {seed}: {line.n_complete} trials in {wall:.0f} s, hypervolume val {final['hv_val']:.4f} "
           f"test {final['hv_test']:.4f}", file=sys.stderr, flush=True)
-    return {"strategy": name, "seed": seed, "seconds": round(wall, 1), "n_complete": line.n_complete,
+    return {"strategy": name, "seed": seed, "measured_at": measured_at, "seconds": round(wall, 1), "n_complete": line.n_complete,
             "first_trial_seconds": None if line.one_shot_s is None else round(line.one_shot_s, 1),
             "final": final, "curve": [{k: p[k] for k in ("t", "trial", "hv_val", "hv_test")} for p in line.points],
             "front": line.front_at(seconds), "front_10min": line.front_at(600.0), "timeline": line}
@@ -244,7 +273,8 @@ def mean(xs):
 
 def supernet_checks(runs: list[dict], random_hv: dict, random_seconds: float) -> list[dict]:
     if not runs:
-        return [{"target": t, "met": "not run"} for t in (
+        return [{"target": t, "met": "not run here (`benchmarks/supernet_mnist1d.py` measures it against a 20-minute "
+                                     "random search)"} for t in (
             "supernet reaches random's final hypervolume within 2 minutes of search after its supernet training",
             "supernet reaches it within half of random's wall-clock, training counted",
             "supernet front >= 96.5% test at <= 31.7k MACs and >= 94% at <= 7.9k MACs within 10 minutes")]
@@ -355,18 +385,24 @@ def budget_text(budget: dict[str, float]) -> str:
     return text + (f" ({', '.join(other)})" if other else "")
 
 
+def seeds_text(settings: dict) -> str:
+    """``"seeds [0, 1, 2]"``, with the strategies that ran other seeds named."""
+    other = {n: k for n, k in settings.get("seeds_by", {}).items() if k != settings["seeds"]}
+    return f"seeds {settings['seeds']}" + "".join(f"; {n}: {k}" for n, k in other.items())
+
+
 def markdown(doc: dict) -> str:
     s = doc["settings"]
     lines = [
         "# Search strategies on MNIST-1D (mnist1d_vs_paper space and budget), equal wall-clock", "",
-        f"Command: `{doc['command']}`. {budget_text(s['budget_s'])} per strategy and seed (seeds {s['seeds']}), "
+        f"Command: `{doc['command']}`. {budget_text(s['budget_s'])} per strategy and seed ({seeds_text(s)}), "
         f"{s['workers']} worker processes of one PyTorch thread each, budget {', '.join(s['budget'])}. "
         "Hypervolume of (1 - accuracy, MACs / 31,750) up to (1, 1) of the front chosen on validation data, "
         "with validation accuracy and with the test accuracy of the same models. 's to first trial' includes "
         "a one-shot strategy's search (DARTS's supernet) and the run's set-up.", "",
-        *([f"Runs taken from `{s['reused']['path']}` (measured at commit {s['reused']['commit']}, "
-           f"{s['reused']['date']}), not run again: {', '.join(s['reused']['runs'])}.", ""]
-          if s.get("reused") else []),
+        *([f"Runs taken from `{s['reused']['path']}`, not run again: " + "; ".join(
+            f"measured at commit {g['commit']} ({g['date']}): {', '.join(g['runs'])}"
+            for g in s["reused"]["measured_at"]) + ".", ""] if s.get("reused") else []),
         "| strategy | seeds | trials (mean) | hypervolume, val | hypervolume, test | best test acc | s to first trial |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
@@ -404,14 +440,14 @@ def main(argv: list[str] | None = None) -> dict:
     runs = []
     t0 = time.perf_counter()
     for name in args.names:
-        for seed in args.seeds:
+        for seed in args.seeds_by[name]:
             runs.append(stored.get((name, seed)) or run_one(args, name, seed, raw, data, limit, budget))
     doc = {
         "benchmark": NAME,
         "command": " ".join(["python", "benchmarks/strategies_mnist1d.py", *(argv if argv is not None else sys.argv[1:])]),
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "package": package_state(),
-        "settings": {"budget_s": args.budget, "seeds": args.seeds, "strategies": args.names, "workers": args.workers,
+        "settings": {"budget_s": args.budget, "seeds": args.seeds, "seeds_by": args.seeds_by, "strategies": args.names, "workers": args.workers,
                      "quick": args.quick, "config": str(args.config), "budget": [str(b) for b in budget],
                      "work": str(args.work) if keep else None, "total_seconds": round(time.perf_counter() - t0, 1),
                      "reused": reused or None},
