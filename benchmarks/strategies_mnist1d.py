@@ -32,6 +32,7 @@ Usage::
     python benchmarks/strategies_mnist1d.py --minutes 3 --seeds 0,1 --strategies random,tpe,evolution,local
     python benchmarks/strategies_mnist1d.py --budget-s 600,darts=900   # seconds per run, per strategy
     python benchmarks/strategies_mnist1d.py --seeds 0,1,2,3,4 --seeds-for darts=0   # fewer seeds for one
+    python benchmarks/strategies_mnist1d.py --options 'darts={"search_epochs": 6}'  # a strategy's options
     python benchmarks/strategies_mnist1d.py --quick                # a smoke run of every strategy (~5 min)
 
 ``--budget-s`` gives the wall-clock of one run (one strategy, one seed) in seconds, for every
@@ -83,6 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds-for", action="append", default=[], metavar="NAME=SEEDS",
                    help="other seeds for one strategy, e.g. darts=0 or rl=0,1,2 (repeatable; default: --seeds)")
     p.add_argument("--strategies", default=None, help="comma-separated names (default: every registered one)")
+    p.add_argument("--options", dest="options_", action="append", default=[], metavar="NAME=JSON",
+                   help="strategy.options for one strategy, e.g. 'darts={\"search_epochs\": 6}' (repeatable)")
     p.add_argument("--workers", type=int, default=2, help="search processes per run (default 2, one core each)")
     p.add_argument("--config", type=Path, default=CONFIG)
     p.add_argument("--work", type=Path, default=None, help="run folders (default: a temporary folder, removed)")
@@ -110,6 +113,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if name.strip() not in args.names:
             p.error(f"--seeds-for: expected NAME=SEEDS with NAME one of {args.names}, got {entry!r}")
         args.seeds_by[name.strip()] = _seed_list(p, "--seeds-for", seeds)
+    args.options = dict(QUICK_OPTIONS) if args.quick else {}
+    for entry in args.options_:
+        name, _, text = entry.partition("=")
+        try:
+            options = json.loads(text)
+        except json.JSONDecodeError:
+            options = None
+        if name.strip() not in args.names or not isinstance(options, dict):
+            p.error(f"--options: expected NAME=JSON with NAME one of {args.names} and a JSON object, got {entry!r}")
+        args.options[name.strip()] = options
     default, single = args.minutes * 60, {}
     for part in (args.budget_s or "").split(","):
         name, _, value = part.strip().rpartition("=")
@@ -221,7 +234,7 @@ def reused_runs(path: Path | None, args) -> tuple[dict, dict]:
     for r in doc["runs"]:
         name, seed = r["strategy"], r["seed"]
         if name in args.names and seed in args.seeds_by[name] and s["budget_s"].get(name) == args.budget[name] \
-                and "refused" not in r:
+                and "refused" not in r and s.get("options", {}).get(name, {}) == args.options.get(name, {}):
             # where the run was measured: kept with it, else the document's commit, or the one the document
             # itself reused it from (results written before runs carried their commit)
             at = r.get("measured_at") or (
@@ -240,8 +253,8 @@ def run_one(args, name: str, seed: int, raw: dict, data, limit: float, budget: l
     cfg["strategy"] = {**cfg.get("strategy", {}), "name": name}
     if args.quick:
         cfg["training"]["epochs"] = 2
-        if name in QUICK_OPTIONS:
-            cfg["strategy"]["options"] = QUICK_OPTIONS[name]
+    if name in args.options:
+        cfg["strategy"]["options"] = args.options[name]
     folder = args.work / name / f"seed{seed}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -399,7 +412,8 @@ def markdown(doc: dict) -> str:
         f"{s['workers']} worker processes of one PyTorch thread each, budget {', '.join(s['budget'])}. "
         "Hypervolume of (1 - accuracy, MACs / 31,750) up to (1, 1) of the front chosen on validation data, "
         "with validation accuracy and with the test accuracy of the same models. 's to first trial' includes "
-        "a one-shot strategy's search (DARTS's supernet) and the run's set-up.", "",
+        "a one-shot strategy's search (DARTS's supernet) and the run's set-up."
+        + "".join(f" `{n}` ran with `strategy.options` {json.dumps(o)}." for n, o in s.get("options", {}).items()), "",
         *([f"Runs taken from `{s['reused']['path']}`, not run again: " + "; ".join(
             f"measured at commit {g['commit']} ({g['date']}): {', '.join(g['runs'])}"
             for g in s["reused"]["measured_at"]) + ".", ""] if s.get("reused") else []),
@@ -447,7 +461,7 @@ def main(argv: list[str] | None = None) -> dict:
         "command": " ".join(["python", "benchmarks/strategies_mnist1d.py", *(argv if argv is not None else sys.argv[1:])]),
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "package": package_state(),
-        "settings": {"budget_s": args.budget, "seeds": args.seeds, "seeds_by": args.seeds_by, "strategies": args.names, "workers": args.workers,
+        "settings": {"budget_s": args.budget, "seeds": args.seeds, "seeds_by": args.seeds_by, "options": args.options, "strategies": args.names, "workers": args.workers,
                      "quick": args.quick, "config": str(args.config), "budget": [str(b) for b in budget],
                      "work": str(args.work) if keep else None, "total_seconds": round(time.perf_counter() - t0, 1),
                      "reused": reused or None},
