@@ -93,9 +93,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budget-s", default=None,
                    help="seconds per run: SECONDS for every strategy, then NAME=SECONDS entries for single ones "
                         "(e.g. 600,darts=900); overrides --minutes")
-    p.add_argument("--reuse", type=Path, default=None,
-                   help="a results JSON of this benchmark: its runs of the same strategies, seeds, wall-clock, workers "
-                        "and config are taken from it, not run again (the report names the commit they were measured at)")
+    p.add_argument("--reuse", type=Path, action="append", default=[],
+                   help="a results JSON of this benchmark: its runs of the same strategies, seeds, wall-clock, options, "
+                        "workers and config are taken from it, not run again (the report names the commit each was "
+                        "measured at); repeatable, an earlier file's run wins")
     p.add_argument("--quick", action="store_true",
                    help=f"smoke run: {QUICK_SECONDS:.0f} s per strategy, seed 0, one worker, 2-epoch training")
     args = p.parse_args(argv)
@@ -219,11 +220,23 @@ class StoredTimeline(Timeline):
         return self.fronts[seconds]
 
 
-def reused_runs(path: Path | None, args) -> tuple[dict, dict]:
-    """``({(strategy, seed): run}, what was reused)`` from a results JSON of this benchmark
-    whose settings match this invocation's (config, workers, wall-clock per strategy)."""
-    if path is None:
+def reused_runs(paths: list[Path], args) -> tuple[dict, dict]:
+    """``({(strategy, seed): run}, what was reused)`` from results JSONs of this benchmark whose
+    settings match this invocation's (config, workers, wall-clock and options per strategy); a
+    run in an earlier file wins."""
+    runs: dict = {}
+    for path in reversed(paths):
+        runs.update(_stored_runs(path, args))
+    if not runs:
         return {}, {}
+    by_commit: dict[str, dict] = {}
+    for (name, seed), r in sorted(runs.items()):
+        group = by_commit.setdefault(r["measured_at"]["commit"], {**r["measured_at"], "runs": []})
+        group["runs"].append(f"{name} seed {seed}")
+    return runs, {"paths": [str(p) for p in paths], "measured_at": list(by_commit.values())}
+
+
+def _stored_runs(path: Path, args) -> dict:
     doc = json.loads(path.read_text())
     s = doc["settings"]
     if s["workers"] != args.workers or s["quick"] != args.quick or Path(s["config"]).name != args.config.name:
@@ -241,11 +254,7 @@ def reused_runs(path: Path | None, args) -> tuple[dict, dict]:
                 {"commit": earlier["commit"], "date": earlier["date"]} if f"{name} seed {seed}" in earlier.get("runs", [])
                 else {"commit": doc["package"].get("commit"), "date": doc["date"]})
             runs[(name, seed)] = {**r, "measured_at": at, "timeline": StoredTimeline(r, args.budget[name])}
-    by_commit: dict[str, dict] = {}
-    for (name, seed), r in sorted(runs.items()):
-        group = by_commit.setdefault(r["measured_at"]["commit"], {**r["measured_at"], "runs": []})
-        group["runs"].append(f"{name} seed {seed}")
-    return runs, {"path": str(path), "measured_at": list(by_commit.values())}
+    return runs
 
 
 def run_one(args, name: str, seed: int, raw: dict, data, limit: float, budget: list[Budget]) -> dict:
@@ -414,7 +423,7 @@ def markdown(doc: dict) -> str:
         "with validation accuracy and with the test accuracy of the same models. 's to first trial' includes "
         "a one-shot strategy's search (DARTS's supernet) and the run's set-up."
         + "".join(f" `{n}` ran with `strategy.options` {json.dumps(o)}." for n, o in s.get("options", {}).items()), "",
-        *([f"Runs taken from `{s['reused']['path']}`, not run again: " + "; ".join(
+        *([f"Runs taken from {', '.join(f'`{p}`' for p in s['reused']['paths'])}, not run again: " + "; ".join(
             f"measured at commit {g['commit']} ({g['date']}): {', '.join(g['runs'])}"
             for g in s["reused"]["measured_at"]) + ".", ""] if s.get("reused") else []),
         "| strategy | seeds | trials (mean) | hypervolume, val | hypervolume, test | best test acc | s to first trial |",
