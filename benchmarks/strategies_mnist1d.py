@@ -108,22 +108,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         p.error(f"unknown strategies {unknown}; registered: {list_strategies()}")
     args.names = ["random", *[n for n in names if n != "random"]]  # the baseline first
-    args.seeds_by = {n: args.seeds for n in args.names}
-    for entry in args.seeds_for:
-        name, _, seeds = entry.partition("=")
-        if name.strip() not in args.names:
-            p.error(f"--seeds-for: expected NAME=SEEDS with NAME one of {args.names}, got {entry!r}")
-        args.seeds_by[name.strip()] = _seed_list(p, "--seeds-for", seeds)
-    args.options = dict(QUICK_OPTIONS) if args.quick else {}
-    for entry in args.options_:
-        name, _, text = entry.partition("=")
-        try:
-            options = json.loads(text)
-        except json.JSONDecodeError:
-            options = None
-        if name.strip() not in args.names or not isinstance(options, dict):
-            p.error(f"--options: expected NAME=JSON with NAME one of {args.names} and a JSON object, got {entry!r}")
-        args.options[name.strip()] = options
+    args.seeds_by = {n: args.seeds for n in args.names} | _per_strategy(
+        p, "--seeds-for", "SEEDS (comma-separated integers)", args.seeds_for, args.names, _seeds)
+    args.options = (dict(QUICK_OPTIONS) if args.quick else {}) | _per_strategy(
+        p, "--options", "JSON (an object)", args.options_, args.names, _json_object)
     default, single = args.minutes * 60, {}
     for part in (args.budget_s or "").split(","):
         name, _, value = part.strip().rpartition("=")
@@ -144,14 +132,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _seed_list(p: argparse.ArgumentParser, flag: str, text: str) -> list[int]:
+def _seeds(text: str) -> list[int] | None:
     try:
         seeds = [int(s) for s in text.split(",") if s.strip() != ""]
     except ValueError:
-        seeds = []
-    if not seeds:
+        return None
+    return seeds or None
+
+
+def _json_object(text: str) -> dict | None:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _seed_list(p: argparse.ArgumentParser, flag: str, text: str) -> list[int]:
+    seeds = _seeds(text)
+    if seeds is None:
         p.error(f"{flag}: expected comma-separated integer seeds, got {text!r}")
     return seeds
+
+
+def _per_strategy(p: argparse.ArgumentParser, flag: str, what: str, entries: list[str], names: list[str],
+                  parse) -> dict:
+    """``{NAME: parse(VALUE)}`` from ``NAME=VALUE`` entries; a bad entry is a one-line usage error."""
+    out = {}
+    for entry in entries:
+        name, _, text = entry.partition("=")
+        value = parse(text)
+        if name.strip() not in names or value is None:
+            p.error(f"{flag}: expected NAME={what} with NAME one of {names}, got {entry!r}")
+        out[name.strip()] = value
+    return out
 
 
 def hv(points: list[tuple[float, float]]) -> float:
@@ -257,6 +271,10 @@ def _stored_runs(path: Path, args) -> dict:
     return runs
 
 
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def run_one(args, name: str, seed: int, raw: dict, data, limit: float, budget: list[Budget]) -> dict:
     cfg = json.loads(json.dumps(raw))
     cfg["strategy"] = {**cfg.get("strategy", {}), "name": name}
@@ -270,7 +288,7 @@ def run_one(args, name: str, seed: int, raw: dict, data, limit: float, budget: l
     (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
     seconds = args.budget[name]
     start = dt.datetime.now()
-    measured_at = {"commit": package_state()["commit"], "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    measured_at = {"commit": args.commit, "date": utc_now()}
     t0 = time.perf_counter()
     try:
         result = slimnas.search(folder / "config.yaml", seed=seed, timeout=max(10.0, seconds - FINISH_MARGIN_S),
@@ -451,6 +469,7 @@ def markdown(doc: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    args.commit = package_state()["commit"]  # the code this process loaded, for every run it measures
     torch.set_num_threads(1)
     raw = yaml.safe_load(args.config.read_text())
     budget = [Budget.parse(b) for b in raw["budget"]]
@@ -468,7 +487,7 @@ def main(argv: list[str] | None = None) -> dict:
     doc = {
         "benchmark": NAME,
         "command": " ".join(["python", "benchmarks/strategies_mnist1d.py", *(argv if argv is not None else sys.argv[1:])]),
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": utc_now(),
         "package": package_state(),
         "settings": {"budget_s": args.budget, "seeds": args.seeds, "seeds_by": args.seeds_by, "options": args.options, "strategies": args.names, "workers": args.workers,
                      "quick": args.quick, "config": str(args.config), "budget": [str(b) for b in budget],
