@@ -14,7 +14,9 @@ layers are left out), in each of four ways:
 - ``distill``: the same, with knowledge distillation (Hinton et al. 2015; T = 4, half the loss
   on the teacher) from the run's most expensive candidate, fine-tuned once;
 - ``warmup``: the same, with the learning rate rising linearly from 1% over the first
-  ``--warmup`` share of the steps (what the route's ``finetune_warmup`` option does).
+  ``--warmup`` share of the steps (what the route's ``finetune_warmup`` option does);
+- ``nodropout``: the same, with the sub-network's dropout off (a supernet trained with
+  dropout, its candidates fine-tuned without).
 
 It writes ``results/cheap_end_variance.{json,md}``: per candidate and way, validation and test
 accuracy of each seed, their mean and spread, and the share of seeds >= 94% on test. The test
@@ -51,7 +53,7 @@ from slimnas.training import Callback, evaluate, fit, recalibrate_bn
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "configs" / "mnist1d_vs_paper.yaml"
 NAME = "cheap_end_variance"
-WAYS = ("plain", "swa", "distill", "warmup")
+WAYS = ("plain", "swa", "distill", "warmup", "nodropout")
 TARGET = 0.94
 
 
@@ -132,6 +134,10 @@ def main(argv=None) -> int:
             val, test = [], []
             for seed in range(args.seeds):
                 model = inherited(spec)
+                if way == "nodropout":
+                    for module in model.modules():
+                        if isinstance(module, torch.nn.Dropout):
+                            module.p = 0.0
                 callbacks, loss = [], {}
                 if way == "swa":
                     callbacks = [_Average(model, start=max(1, int(recipe.epochs * 0.75)))]
@@ -175,7 +181,8 @@ def markdown(doc: dict, argv) -> str:
         f"{doc['recipe']['lr']:.4g}, warm-up {doc['recipe']['warmup']:.0%} of the steps; fp32). Ways: plain (the route's), "
         "swa (weights averaged over the last quarter), distill (from the run's most expensive candidate"
         + (f", {doc['teacher_val_accuracy']:.1%} validation" if doc["teacher_val_accuracy"] is not None else "")
-        + f"), warmup (the learning rate rising from 1% over {doc['warmup']:.0%} of the steps).",
+        + f"), warmup (the learning rate rising from 1% over {doc['warmup']:.0%} of the steps), "
+        "nodropout (the sub-network's dropout off).",
         "",
         "| candidate | architecture | MACs | way | val mean | test mean | test sd | test per seed | seeds >= 94% test |",
         "|---:|---|---:|---|---:|---:|---:|---|---:|",
