@@ -19,3 +19,9 @@ def package_state() -> dict:
         return out.stdout.strip()
 
     return {"commit": git("rev-parse", "HEAD"), "slimnas_dirty": bool(git("status", "--porcelain", "slimnas"))}
+
+
+def commit_label(package: dict) -> str:
+    """``package_state()`` as a report reads it: the short commit, flagged when the package had
+    uncommitted changes."""
+    return package["commit"][:10] + (" + uncommitted changes" if package["slimnas_dirty"] else "")

@@ -6,7 +6,7 @@ much is the luck of one fine-tune: it takes a supernet run folder made by that b
 stored candidates at or below ``--max-macs``, and fine-tunes each from its inherited weights
 under ``--seeds`` seeds, as the route's trials do (the stored recipe, ``finetune_epochs`` at
 ``finetune_lr`` times its learning rate, with its ``finetune_warmup``; fp32: the trials' int8
-layers are left out), in each of four ways:
+layers are left out), in each of five ways:
 
 - ``plain``: the route's fine-tune;
 - ``swa``: the same, with the weights averaged over its last quarter of epochs and batch norm

@@ -39,7 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from _common import package_state  # benchmarks/ is on sys.path when run as a script
+from _common import commit_label, package_state  # benchmarks/ is on sys.path when run as a script
 
 import slimnas
 from slimnas.config import load_config
@@ -163,7 +163,7 @@ def _measured_at(doc: dict) -> str:
     package = doc.get("package")
     if not package or not package.get("commit"):
         return ""
-    return f", commit {package['commit'][:10]}" + (" + uncommitted changes" if package["slimnas_dirty"] else "")
+    return f", commit {commit_label(package)}"
 
 
 def markdown(doc: dict) -> str:
