@@ -48,7 +48,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from _common import commit_label, package_state  # benchmarks/ is on sys.path when run as a script
+from _common import NO_CAP, commit_label, package_state  # benchmarks/ is on sys.path as a script
 
 import slimnas
 from slimnas.export import onnx_accuracy
@@ -287,7 +287,7 @@ def random_route(args, run_dir: Path | None, minutes: float) -> dict:
         started = datetime.fromisoformat(meta["started"])
         wall, cpu, load = meta["wall_s"], meta["cpu_s"], meta["load_average"]
     else:
-        result, _, started, wall, cpu, load = run_search(config("random", None, 100_000), run_dir, minutes * 60,
+        result, _, started, wall, cpu, load = run_search(config("random", None, NO_CAP), run_dir, minutes * 60,
                                                          args.workers, args.seed, "log")
         (run_dir / "benchmark.json").write_text(json.dumps({"started": started.isoformat(), "wall_s": wall,
                                                             "cpu_s": cpu, "load_average": load}))
