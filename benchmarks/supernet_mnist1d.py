@@ -181,6 +181,13 @@ def config(strategy: str, options: dict | None, n_trials: int) -> dict:
     return raw
 
 
+def split_val(metrics: dict) -> float:
+    """A trial's accuracy on the run's validation split. With ``holdout_folds`` its
+    ``val_accuracy`` (which chose the front) is the mean over the folds; the validation
+    hypervolume reads the split alone, as random search's does."""
+    return metrics.get("val_accuracy_split", metrics["val_accuracy"])
+
+
 class Scores:
     """Fronts over time of one run folder, scored on validation and (by this harness) test data."""
 
@@ -218,7 +225,7 @@ class Scores:
 
     def hypervolume(self, seconds: float) -> dict:
         front = self.front_at(seconds)
-        val = [(1 - t.user_attrs["metrics"]["val_accuracy"], t.user_attrs["metrics"]["macs"] / MAC_LIMIT) for t in front]
+        val = [(1 - split_val(t.user_attrs["metrics"]), t.user_attrs["metrics"]["macs"] / MAC_LIMIT) for t in front]
         test = [(1 - self.test_accuracy(t.number), t.user_attrs["metrics"]["macs"] / MAC_LIMIT) for t in front]
         return {"seconds": round(seconds, 1), "n_front": len(front), "val": round(hypervolume_2d(val, (1, 1)), 4),
                 "test": round(hypervolume_2d(test, (1, 1)), 4)}
@@ -273,6 +280,7 @@ def supernet_route(args, options: dict, run_dir: Path) -> dict:
         front.append({"trial": m.trial, "architecture": arch_summary(m.candidate),
                       "precision": x.get("precision"), "predicted_val_accuracy": x.get("predicted_val_accuracy"),
                       "inherited_val_accuracy": x.get("inherited_val_accuracy"),
+                      "val_accuracy_folds": x.get("val_accuracy_folds"),
                       **{k: x[k] for k in ("val_accuracy", "test_accuracy", "params", "macs", "bytes")}})
     return {"run_dir": str(run_dir), "options": options, "n_trials": len(trials), "wall_s": round(wall, 1),
             "cpu_s": round(cpu, 1), "load_average": load, "split": split, "trained_at_s": round(trained, 1),
@@ -378,14 +386,17 @@ def markdown(doc: dict) -> str:
         "",
         "## Supernet front",
         "",
-        "| trial | architecture | precision | predicted val | inherited val | val acc | test acc | params | MACs | bytes |",
+        "| trial | architecture | precision | predicted val | inherited val | val acc (per fold) | test acc | params | "
+        "MACs | bytes |",
         "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in sn["front"]:
         pred = "-" if m["predicted_val_accuracy"] is None else f"{m['predicted_val_accuracy']:.1%}"
         inh = "-" if m["inherited_val_accuracy"] is None else f"{m['inherited_val_accuracy']:.1%}"
+        folds = m.get("val_accuracy_folds")
+        val = f"{m['val_accuracy']:.1%}" + (f" ({' / '.join(f'{v:.1%}' for v in folds)})" if folds else "")
         lines.append(f"| {m['trial']} | {m['architecture']} | {m['precision'] or '-'} | {pred} | {inh} | "
-                     f"{m['val_accuracy']:.1%} | {m['test_accuracy']:.1%} | {m['params']:,} | {m['macs']:,} | {m['bytes']:,} |")
+                     f"{val} | {m['test_accuracy']:.1%} | {m['params']:,} | {m['macs']:,} | {m['bytes']:,} |")
     lines += ["", "## Hypervolume over wall-clock", "", "| run | seconds | front | HV val | HV test |", "|---|---:|---:|---:|---:|"]
     for name, run in (("supernet", sn), ("random", ref)):
         if run is None:

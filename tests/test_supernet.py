@@ -22,7 +22,7 @@ from slimnas.errors import ConfigError
 from slimnas.export import onnx_accuracy, predict
 from slimnas.measure import Budget, count_macs
 from slimnas.models import ConvLayer, ConvNet, build_model
-from slimnas.spaces import SearchSpace, TrainSpec, get_family
+from slimnas.spaces import SearchSpace, TrainSpec, arch_from_dict, get_family
 from slimnas.strategies import (
     AccuracyPredictor,
     held_out_scores,
@@ -30,9 +30,16 @@ from slimnas.strategies import (
     spearman,
     stored_candidates,
 )
-from slimnas.strategies._subnets import Point, choose
-from slimnas.strategies._supernet import SupernetOptions, searched_precisions, within
-from slimnas.study import Listener, SearchPlan
+from slimnas.strategies._subnets import Point, choose, measure_point
+from slimnas.strategies._supernet import (
+    SupernetOptions,
+    SupernetStrategy,
+    fold_splits,
+    searched_precisions,
+    within,
+)
+from slimnas.study import Listener, RunFolder, SearchPlan, open_run
+from slimnas.study._objective import prepare_context
 from slimnas.training import (
     Callback,
     SupernetTraining,
@@ -427,8 +434,70 @@ def test_a_search_stopped_after_the_supernet_trained_reuses_its_checkpoint(tmp_p
     assert not any("training" in line for line in notes.lines)
 
 
+def _rows(x: torch.Tensor) -> set[bytes]:
+    return {r.numpy().tobytes() for r in x}
+
+
+def test_fold_splits_hold_out_disjoint_class_balanced_blocks_and_train_on_the_rest(digits):
+    folds = fold_splits(digits, 3, seed=0)
+    assert len(folds) == 2
+    train, val = _rows(digits.x_train), _rows(digits.x_val)
+    blocks = []
+    for fold in folds:
+        held, rest = _rows(fold.x_val), _rows(fold.x_train)
+        assert abs(len(fold.y_val) - len(digits.y_val)) <= digits.n_classes  # as large, up to rounding per class
+        assert held <= train and not held & rest  # a block of training samples, trained on by none of the fold
+        assert rest == (train - held) | val and len(fold.y_train) + len(fold.y_val) == len(digits.y_train) + len(digits.y_val)
+        shares = np.bincount(fold.y_val.numpy(), minlength=digits.n_classes) / len(fold.y_val)
+        assert np.abs(shares - np.bincount(digits.y_train.numpy()) / len(digits.y_train)).max() < 0.02
+        blocks.append(held)
+    assert not blocks[0] & blocks[1]  # disjoint
+    assert _rows(fold_splits(digits, 3, seed=0)[1].x_val) == blocks[1]  # reproducible from the seed
+    with pytest.raises(ConfigError) as e:
+        fold_splits(digits, 8, seed=0)
+    assert str(e.value).startswith("strategy.options.holdout_folds") and "\n" not in str(e.value)
+
+
+def test_holdout_folds_score_each_candidate_on_every_fold_and_choose_the_front_by_their_mean(tmp_path):
+    """With a second fold, a supernet per family trains on the fold's data too, once (a resumed
+    run reuses it), and each candidate's val_accuracy is the mean of its own validation accuracy
+    and its twin's on the fold, the twin inherited from the fold's supernet (with no fine-tune,
+    exactly the inherited accuracy measured directly)."""
+    out, cfg = str(tmp_path / "run"), supernet_config(tmp_path, finetune_epochs=0, holdout_folds=2)
+    notes = Notes()
+    slimnas.search(cfg, n_trials=2, seed=0, out=out, listener=notes)
+    assert sum("fold 2 of 2" in line for line in notes.lines) == 1
+    ckpts = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run" / "supernet").glob("*-*.pt")}
+    assert sorted(name.split("-")[0] for name in ckpts) == ["cnn", "cnn", "mlp", "mlp"]
+    notes = Notes()
+    result = slimnas.search(cfg, n_trials=3, seed=0, out=out, listener=notes)
+    assert not any("training" in line for line in notes.lines)
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run" / "supernet").glob("*-*.pt")} == ckpts
+    run = open_run(result.run_dir)
+    splits = run.data()
+    ctx = prepare_context(result.plan, splits, RunFolder(result.run_dir), torch.device("cpu"))
+    strategy = SupernetStrategy()
+    opts = strategy.options(ctx)
+    (fold,) = strategy.fold_contexts(ctx, opts)
+    candidates = stored_candidates(result.study)["candidates"]
+    for t in result.study.trials:
+        m = t.user_attrs["metrics"]
+        own, twin = m["val_accuracy_folds"]
+        assert m["val_accuracy_split"] == own and m["val_accuracy"] == pytest.approx((own + twin) / 2)
+        record = candidates[m["supernet_candidate"]]
+        point = Point(record["family"], arch_from_dict(record["spec"]), tuple(record["slots"]))
+        assert twin == pytest.approx(measure_point(strategy._net(fold, opts, point.family), point, fold.data,
+                                                   opts.recal_samples))
+        if "policy" not in t.user_attrs:  # fp32: the trial's own figure is its model's on the validation split
+            model = slimnas.load(result.run_dir, trial=t.number)
+            assert own == pytest.approx(evaluate(model, splits.x_val, splits.y_val)["accuracy"])
+    front = {m["trial"] for m in json.loads((result.run_dir / "pareto.json").read_text())["front"]}
+    assert front and front <= {t.number for t in result.study.trials}
+
+
 @pytest.mark.parametrize("change, field", [
     ({"strategy": {"name": "supernet", "options": {"epochs": 0}}}, "strategy.options.epochs"),
+    ({"strategy": {"name": "supernet", "options": {"holdout_folds": 0}}}, "strategy.options.holdout_folds"),
     ({"strategy": {"name": "supernet", "options": {"bogus": 1}}}, "strategy.options.bogus"),
     ({"strategy": {"name": "supernet", "options": {"search": "grid"}}}, "strategy.options.search"),
     ({"strategy": {"name": "supernet", "options": {"finetune_warmup": 1.0}}}, "strategy.options.finetune_warmup"),

@@ -86,12 +86,19 @@ class WarmStart:
     """How a strategy wants one of its trials trained instead of from scratch: ``model`` (built
     from the trial's candidate, with initial weights) fine-tuned with ``train``, then compressed
     by ``policy`` (a :class:`~slimnas.compress.CompressionPolicy` as its mapping; ``None``: none);
-    ``info`` joins the trial's metrics."""
+    ``info`` joins the trial's metrics.
+
+    ``folds``, where given, is called as ``folds(seed=..., device=...)`` after the fine-tune and
+    returns the candidate's accuracy on more held-out folds (twins of the model trained without
+    them): the trial's ``val_accuracy``, which the front is chosen by, is then their mean with the
+    model's own validation accuracy (kept as ``val_accuracy_split``; all as ``val_accuracy_folds``).
+    """
 
     model: Any
     train: Any
     policy: dict | None = None
     info: dict = field(default_factory=dict)
+    folds: Callable[..., list[float]] | None = None
 
 
 @dataclass(frozen=True)

@@ -367,8 +367,9 @@ class SearchObjective(BaseTrialObjective):
             fit(model, splits.x_train, splits.y_train, warm.train, x_val=splits.x_val, y_val=splits.y_val,
                 device=self.device, seed=self.seed(trial), callbacks=callbacks)
         metrics["trained"] = True
+        folds = None if warm.folds is None else warm.folds(seed=self.seed(trial), device=self.device)
         if warm.policy is None:
-            self._record(trial, model, metrics, "complete", t0)
+            self._record(trial, model, metrics, "complete", t0, folds=folds)
             return self.values(metrics)
         model.cpu().eval()
         artifact = apply_policy(model, CompressionPolicy.from_dict(warm.policy), splits, epochs=0,
@@ -384,12 +385,13 @@ class SearchObjective(BaseTrialObjective):
         decisions = [{k: v for k, v in row.items() if k not in absent} for row in layer_decisions(model, artifact)]
         write_artifact(self.run.trial_dir(trial.number), artifact, decisions)
         trial.set_user_attr("policy", artifact.policy.to_dict())
-        self._finish(trial, metrics, "complete", t0)
+        self._finish(trial, metrics, "complete", t0, folds=folds)
         return self.values(metrics)
 
-    def _record(self, trial: optuna.Trial, model: torch.nn.Module, metrics: dict, state: str, t0: float) -> None:
+    def _record(self, trial: optuna.Trial, model: torch.nn.Module, metrics: dict, state: str, t0: float,
+                folds: list[float] | None = None) -> None:
         """Measure the final model and its exported file (verified against eager); write its
-        metrics, weights and ONNX file."""
+        metrics, weights and ONNX file (``folds``: see :meth:`_finish`)."""
         model.cpu().eval()
         val = evaluate(model, self.splits.x_val, self.splits.y_val)
         metrics.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
@@ -399,9 +401,16 @@ class SearchObjective(BaseTrialObjective):
                              metrics=metrics)
         measure_metrics(["bytes", *self.tracked], ctx)
         self.run.write_weights(trial.number, model)
-        self._finish(trial, metrics, state, t0)
+        self._finish(trial, metrics, state, t0, folds=folds)
 
-    def _finish(self, trial: optuna.Trial, metrics: dict, state: str, t0: float) -> None:
+    def _finish(self, trial: optuna.Trial, metrics: dict, state: str, t0: float,
+                folds: list[float] | None = None) -> None:
+        """Store the trial's metrics. ``folds``: its accuracy on more held-out folds
+        (:attr:`WarmStart.folds`); ``val_accuracy`` becomes their mean with this split's."""
+        if folds:
+            own = metrics["val_accuracy"]
+            metrics.update(val_accuracy_split=own, val_accuracy_folds=[own, *folds],
+                           val_accuracy=float(sum([own, *folds]) / (1 + len(folds))))
         self.recording = True
         metrics["seconds"] = round(time.perf_counter() - t0, 3)
         trial.set_user_attr("metrics", metrics)
