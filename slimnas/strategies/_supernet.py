@@ -136,7 +136,8 @@ class SupernetOptions:
             (a cross-validated estimate: on MNIST-1D's 800 validation samples one split alone read
             cheap candidates up to 4 points over their test accuracy, enough to put the wrong one
             on the front). The deployed model is the one trained on the run's training split.
-            Each fold costs a supernet's training and a fine-tune per candidate.
+            Each fold costs a supernet's training and a fine-tune per candidate. Trials past the
+            candidates (the search strategy's own, trained from scratch) read the split alone.
     """
 
     epochs: int = 60
