@@ -635,11 +635,13 @@ def fold_splits(data, n_folds: int, seed: int) -> list:
     trains on the rest of the training samples and the validation split. Raises
     :class:`ConfigError` where the training samples hold fewer than ``n_folds - 1`` blocks."""
     n_val, n_train = len(data.y_val), len(data.y_train)
-    if data.streamed or (n_folds - 1) * n_val > n_train:
+    if data.streamed:
+        raise ConfigError("strategy.options.holdout_folds", "1 with data streamed from disk (folds are built in "
+                          "memory)", n_folds)
+    if (n_folds - 1) * n_val > n_train:
         raise ConfigError("strategy.options.holdout_folds",
-                          f"at most {max(1, n_train // max(n_val, 1) + 1)} with {n_train} training and {n_val} "
-                          "validation samples held in memory" if not data.streamed
-                          else "1 with data streamed from disk (folds are built in memory)", n_folds)
+                          f"at most {n_train // n_val + 1} with {n_train} training and {n_val} validation samples",
+                          n_folds)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 104729]))
     y = data.y_train.numpy()
     share = n_val / n_train
