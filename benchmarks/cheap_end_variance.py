@@ -106,7 +106,8 @@ def main(argv=None) -> int:
     data = load_dataset(cfg.data)
     params = SearchSpace.from_config(cfg.space, cfg.training).params["cnn"]
     net = get_family("cnn").supernet(params, data.input_shape, data.n_classes, fixed=opts["fixed"]["cnn"])
-    checkpoint = next(args.supernet.glob("cnn-*.pt"))
+    # the validation split's supernet (a run with holdout_folds keeps one more per fold beside it)
+    checkpoint = args.supernet / report["supernets"]["cnn"]["checkpoint"]
     net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["model"])
     recipe = TrainSpec(**report["recipe"])
     recipe = dataclasses.replace(recipe, lr=recipe.lr * opts["finetune_lr"], epochs=opts["finetune_epochs"],
