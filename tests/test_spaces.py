@@ -54,6 +54,22 @@ def test_sampling_respects_space_and_is_seeded():
         assert Candidate.from_dict(json.loads(json.dumps(c.to_dict()))) == c
 
 
+@pytest.mark.parametrize("lr", [{"low": 0.01, "high": 0.05, "log": True}, {"low": 0.1, "high": 0.3},
+                                {"low": 1e-4, "high": 0.3, "log": True}])
+def test_grid_points_of_a_range_stay_inside_it(lr, recwarn):
+    space = SearchSpace.from_config({"family": "mlp", "mlp": {"n_layers": 1, "width": 8}}, {"lr": lr})
+    points = space.grid()["train.lr"]
+    assert points[0] == lr["low"] and points[-1] == lr["high"]  # exactly: exp(log(0.05)) is 0.05000000000000001
+    assert all(lr["low"] <= p <= lr["high"] for p in points) and points == sorted(points)
+    sampler = optuna.samplers.GridSampler(space.grid(), seed=0)
+    study = optuna.create_study(sampler=sampler)
+    for _ in range(len(points)):
+        trial = study.ask()
+        assert lr["low"] <= space.sample(trial, tie_layers=True).train.lr <= lr["high"]
+        study.tell(trial, 0.0)
+    assert not [w for w in recwarn if "out of range" in str(w.message)]
+
+
 def test_grid_ties_layers_and_refuses_huge_spaces():
     space = SearchSpace.from_config({"family": "mlp", "mlp": {"n_layers": [1, 2], "width": [8, 16]}})
     assert space.grid() == {"mlp.n_layers": [1, 2], "mlp.width": [8, 16], "train.optimizer": ["adam", "adamw"],

@@ -65,8 +65,11 @@ class Param:
         n = 3
         if self.log:
             a, b = math.log(self.low), math.log(self.high)
-            return [math.exp(a + (b - a) * i / (n - 1)) for i in range(n)]
-        return [self.low + (self.high - self.low) * i / (n - 1) for i in range(n)]
+            inner = [math.exp(a + (b - a) * i / (n - 1)) for i in range(1, n - 1)]
+        else:
+            inner = [self.low + (self.high - self.low) * i / (n - 1) for i in range(1, n - 1)]
+        # the ends exactly: exp(log(high)) can land past high, which Optuna's grid sampler warns of
+        return [self.low, *inner, self.high]
 
     def choices(self) -> list:
         """Every value the parameter may take, for validation; ranges give their bounds."""
