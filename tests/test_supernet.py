@@ -458,6 +458,17 @@ def test_fold_splits_hold_out_disjoint_class_balanced_blocks_and_train_on_the_re
     assert str(e.value).startswith("strategy.options.holdout_folds") and "\n" not in str(e.value)
 
 
+def test_fold_splits_refuse_data_streamed_from_disk(tmp_path):
+    x, y = np.random.default_rng(0).normal(size=(200, 1, 16)).astype(np.float32), np.arange(200) % 4
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    data = load_dataset(str(tmp_path / "d.npz"), stream=True, num_workers=0)
+    assert data.streamed and len(fold_splits(load_dataset(str(tmp_path / "d.npz")), 2, seed=0)) == 1
+    with pytest.raises(ConfigError) as e:
+        fold_splits(data, 2, seed=0)
+    message = str(e.value)
+    assert message.startswith("strategy.options.holdout_folds") and "streamed" in message and "\n" not in message
+
+
 def test_holdout_folds_score_each_candidate_on_every_fold_and_choose_the_front_by_their_mean(tmp_path):
     """With a second fold, a supernet per family trains on the fold's data too, once (a resumed
     run reuses it), and each candidate's val_accuracy is the mean of its own validation accuracy
