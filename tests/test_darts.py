@@ -84,7 +84,7 @@ def test_mac_penalty_lowers_the_expected_macs_of_the_search():
     for weight in (0.0, 3.0):
         torch.manual_seed(0)
         net = DartsSupernet(CHOICES, data.input_shape, data.n_classes)
-        reference = float(net.expected_macs())
+        reference = float(net.expected_macs().detach())
         settings = DartsSettings(warmup_epochs=1, search_epochs=8, penalty_weights=(weight,), alpha_lr=0.05,
                                  batch_size=32)
         run = run_darts(net, data, TrainSpec(lr=0.01), settings, seed=0,
