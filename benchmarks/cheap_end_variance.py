@@ -6,7 +6,7 @@ much is the luck of one fine-tune: it takes a supernet run folder made by that b
 stored candidates at or below ``--max-macs``, and fine-tunes each from its inherited weights
 under ``--seeds`` seeds, as the route's trials do (the stored recipe, ``finetune_epochs`` at
 ``finetune_lr`` times its learning rate, with its ``finetune_warmup``; fp32: the trials' int8
-layers are left out), in each of five ways:
+layers are left out), in each of six ways:
 
 - ``plain``: the route's fine-tune;
 - ``swa``: the same, with the weights averaged over its last quarter of epochs and batch norm
@@ -129,6 +129,7 @@ def main(argv=None) -> int:
         fit(teacher, data.x_train, data.y_train, recipe, seed=10_000)
         teacher.eval()
         teacher_val = float(evaluate(teacher, data.x_val, data.y_val)["accuracy"])
+    everything = torch.cat([data.x_train, data.x_val]), torch.cat([data.y_train, data.y_val])  # the refit way's
     rows = []
     for index, record in enumerate(report["candidates"]):
         if not args.min_macs <= record["predicted"]["macs"] <= args.max_macs:
@@ -149,9 +150,7 @@ def main(argv=None) -> int:
                     loss = {"loss_fn": DistillationLoss(teacher, temperature=4.0, alpha=0.5)}
                 torch.manual_seed(seed)  # dropout draws from torch's global generator: pair the seeds across ways
                 spec_way = dataclasses.replace(recipe, warmup=args.warmup) if way == "warmup" else recipe
-                x, y = data.x_train, data.y_train
-                if way == "refit":
-                    x, y = torch.cat([data.x_train, data.x_val]), torch.cat([data.y_train, data.y_val])
+                x, y = everything if way == "refit" else (data.x_train, data.y_train)
                 fit(model, x, y, spec_way, seed=seed, callbacks=callbacks, **loss)
                 if way == "swa":
                     model = callbacks[0].average.module
