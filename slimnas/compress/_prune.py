@@ -375,12 +375,25 @@ def _check_consistent(model: nn.Module, example: torch.Tensor) -> None:
 def _build_pruner(model: nn.Module, example: torch.Tensor, **kwargs) -> tp.pruner.BasePruner:
     try:
         with tracing_stand_ins(model):
-            return tp.pruner.BasePruner(model, example, **kwargs)
+            pruner = tp.pruner.BasePruner(model, example, **kwargs)
     except (TypeError, ValueError, RuntimeError, AssertionError, KeyError, IndexError) as e:
         raise SlimnasError(
             f"torch-pruning cannot trace this model for structured pruning ({type(e).__name__}: {e}); "
             "list the layers it trips on in prune.ignored, or use unstructured pruning"
         ) from None
+    _custom_layer_ratios(pruner, kwargs.get("pruning_ratio_dict") or {})
+    return pruner
+
+
+def _custom_layer_ratios(pruner: tp.pruner.BasePruner, ratio_dict: Mapping[nn.Module, float]) -> None:
+    """torch-pruning reads per-layer ratios only for its built-in layer types: give the layers
+    pruned by a function of ours (GRU, LSTM) theirs too, each its own scope as a local ratio
+    gets, so ``layer_ratios`` prunes what ``ratio`` prunes."""
+    for i, (module, ratio) in enumerate(ratio_dict.items()):
+        if module in pruner.pruning_ratio_dict or not isinstance(module, nn.RNNBase):
+            continue
+        pruner._layer_to_scope[module] = (f"_slimnas_recurrent_{i}", [module])
+        pruner.pruning_ratio_dict[module] = pruner.iterative_pruning_ratio_scheduler(ratio, pruner.iterative_steps)
 
 
 def _width(module: nn.Module) -> int:
