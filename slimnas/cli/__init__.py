@@ -8,6 +8,7 @@ is registered when the command line is built, plug-ins included (see
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -76,10 +77,34 @@ def build_cli():
     return cli
 
 
+class _ClosedPipe(Exception):
+    """Standard output was closed by its reader (``slimnas runs | head``)."""
+
+
+def _closed_pipe_passes(cli) -> None:
+    """Let a closed standard output reach :func:`main` (click would exit 1 on it)."""
+    invoke = cli.invoke
+
+    def guarded(ctx):
+        try:
+            return invoke(ctx)
+        except BrokenPipeError as e:
+            raise _ClosedPipe from e
+
+    cli.invoke = guarded
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         load_plugins()
-        build_cli().main(args=argv, prog_name="slimnas", standalone_mode=True)
+        cli = build_cli()
+        _closed_pipe_passes(cli)
+        cli.main(args=argv, prog_name="slimnas", standalone_mode=True)
     except SlimnasError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except _ClosedPipe:
+        # the reader has what it wanted: stop quietly (what is still buffered goes nowhere)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)

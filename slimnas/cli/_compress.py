@@ -23,6 +23,7 @@ from slimnas.compress import (
     CompressionPolicy,
     PolicyStep,
     compress,
+    latency_summary,
     list_compressors,
     train_from_scratch,
 )
@@ -52,23 +53,26 @@ ROWS = [
     ("weight_bytes", "  weight payload", "{:,}"),
     ("overhead_bytes", "  format overhead", "{:,}"),
     ("storage_bytes", "storage bytes", "{:,}"),
-    ("latency_ms_b1", "latency ms, batch 1", "{:.4f}"),
-    ("latency_ms_b64", "latency ms, batch 64", "{:.4f}"),
-]
+]  # then a latency row per batch measured on both sides
 
 
-def render_table(before: dict, after: dict, title: str = "slimnas compress"):
-    """A rich before/after table with the ratio after/before."""
+def render_table(before: dict, after: dict, title: str = "slimnas compress", latency: dict | None = None):
+    """A rich before/after table with the ratio after/before; with ``latency`` (a
+    :func:`~slimnas.compress.latency_change`), latency rows of a result slower than its input
+    say so."""
     from rich.table import Table
 
     table = Table(title=title)
     for col, justify in [("metric", "left"), ("before", "right"), ("after", "right"), ("after/before", "right")]:
         table.add_column(col, justify=justify)
-    for key, label, fmt in ROWS:
+    batches = sorted(int(k[len("latency_ms_b"):]) for k in after if k.startswith("latency_ms_b") and k in before)
+    for key, label, fmt in ROWS + [(f"latency_ms_b{b}", f"latency ms, batch {b}", "{:.4f}") for b in batches]:
         if key not in before or key not in after:
             continue
         b, a = before[key], after[key]
         ratio = f"{a / b:.3f}" if b else "-"
+        if latency is not None and key.startswith("latency_ms_b") and int(key[len("latency_ms_b"):]) in latency["slower_at"]:
+            ratio = f"[bold yellow]{ratio} SLOWER[/]"
         table.add_row(label, fmt.format(b), fmt.format(a), ratio)
     return table
 
@@ -78,7 +82,7 @@ def _flag(name: str) -> str:
 
 
 def check_options(auto: bool, given: dict, *, weights: Path | None) -> None:
-    """Refuse every option the chosen mode would not use."""
+    """Refuse every option the chosen mode would not use, or that would change nothing."""
     if auto:
         for name in ONE_SHOT_ONLY:
             if given.get(name) is not None:
@@ -88,13 +92,39 @@ def check_options(auto: bool, given: dict, *, weights: Path | None) -> None:
             raise ConfigError("--budget", "at least one budget with --auto, such as 'macs<=50%'", None)
     else:
         for name in AUTO_ONLY:
-            if given.get(name):
-                raise ConfigError(_flag(name), "--auto (it only applies to the search)", given[name])
+            if given.get(name) or (name == "hardware_aware" and given.get(name) is False):
+                flag = _flag(name) if given.get(name) is not False else "--no-" + _flag(name)[2:]
+                raise ConfigError(flag, "--auto (it only applies to the search)", given[name])
         if given.get("importance") is not None and "," in given["importance"]:
             raise ConfigError("--importance", "one criterion without --auto", given["importance"])
+        if given.get("importance") is not None and not given.get("prune"):
+            raise ConfigError("--importance", "--prune (it chooses which channels --prune removes; a --step prune "
+                              "takes its own importance=...)", given["importance"])
+    if given.get("importance") is not None:
+        from slimnas.compress import IMPORTANCES
+
+        for name in given["importance"].split(","):
+            if name.strip() not in IMPORTANCES:
+                raise ConfigError("--importance", f"criteria from {IMPORTANCES.names()}", name.strip())
+    distilling = given.get("distill") if given.get("distill") is not None else auto  # --auto distils by default
+    if given.get("temperature") is not None and not distilling:
+        raise ConfigError("--temperature", "--distill (it is the distillation temperature)", given["temperature"])
     if weights is not None and given.get("train_epochs") is not None:
         raise ConfigError("--train-epochs", "no --weights (it sets how long an untrained model trains first)",
                           given["train_epochs"])
+
+
+def check_out(out: Path, *, auto: bool, overwrite: bool) -> None:
+    """Refuse an ``--out`` that holds files already, unless ``--overwrite`` says to replace them;
+    ``--auto`` resumes the study of an earlier ``--auto`` in its folder (``study.db``)."""
+    if overwrite or not out.exists():
+        return
+    if not out.is_dir():
+        raise ConfigError("--out", "a folder (a file is there)", str(out))
+    if auto and (out / "study.db").is_file():
+        return
+    if any(out.iterdir()):
+        raise ConfigError("--out", "a new or empty folder, or --overwrite to replace what is there", str(out))
 
 
 def parse_step(text: str) -> PolicyStep:
@@ -180,11 +210,12 @@ def compress_command(
     quantize: Annotated[str | None, typer.Option(help="none | int8 (static QDQ, with quantization-aware fine-tuning when it loses accuracy) | int8-dynamic | int8-auto (both, the faster one within the accuracy tolerance kept) | fp16")] = None,
     step: Annotated[list[str] | None, typer.Option(metavar="NAME[:K=V,...]", help="any registered compressor as NAME[:key=value,...], repeatable")] = None,
     distill: Annotated[bool | None, typer.Option("--distill/--no-distill", help="distil from the original model while retraining [default: off; --auto: on]")] = None,
-    temperature: Annotated[float, typer.Option(help="distillation temperature")] = 4.0,
+    temperature: Annotated[float | None, typer.Option(help="distillation temperature, with --distill [default: 4.0]")] = None,
     epochs: Annotated[int | None, typer.Option(help=f"retraining epochs after each step [default: until validation accuracy stops improving for {PATIENCE} epochs, at most {MAX_EPOCHS}]; with --auto, of the short fine-tune that ranks policies [default: 2]")] = None,
     train_epochs: Annotated[int | None, typer.Option(help=f"without --weights: epochs to train the model first [default: {TRAIN_EPOCHS}]")] = None,
     seed: Annotated[int, typer.Option(help="seeds the model's initialisation, training and the search")] = 0,
-    out: Annotated[Path, typer.Option(help="output folder for report.json, model.onnx and compressed/")] = Path("runs/compress"),
+    out: Annotated[Path, typer.Option(help="output folder for report.json, model.onnx and compressed/ (a new or empty folder; --auto resumes its own study there)")] = Path("runs/compress"),
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace what an earlier compress wrote in --out")] = False,
     device: Annotated[str, typer.Option(help="training device: cpu, cuda or auto")] = "cpu",
     amp: Annotated[bool, typer.Option("--amp", help="mixed-precision training on CUDA (no effect on the CPU)")] = False,
     accumulate: Annotated[int, typer.Option(help="micro-batches whose gradients make one optimizer step")] = 1,
@@ -196,7 +227,7 @@ def compress_command(
     early_stopping: Annotated[str | None, typer.Option(help="--auto: stop ranking fine-tunes that fall behind: median, hyperband, none [default: median]")] = None,
     precision: Annotated[str | None, typer.Option(help="--auto: comma-separated per-layer precisions to choose from [default: fp32,int8]")] = None,
     device_profile: Annotated[str | None, typer.Option("--device-profile", help="--auto: the device the result must run well on, a profile YAML or a built-in name (mcu, server-cpu): its runtime, batch and latency table, its limits join the budget; channel counts are chosen by latency there")] = None,
-    hardware_aware: Annotated[bool, typer.Option("--hardware-aware", help="--auto: choose channel counts by latency (rounded where the runtime rewards it) and int8 only where it is faster, on this machine at batch 1 with ONNX Runtime, one thread (on with --device-profile)")] = False,
+    hardware_aware: Annotated[bool | None, typer.Option("--hardware-aware/--no-hardware-aware", help="--auto: choose channel counts by latency (rounded to multiples of 8 or 16 where the runtime rewards it) and int8 only where it is faster (or a byte budget needs it), on the --device-profile's target or this machine at batch 1 with ONNX Runtime, one thread; --no-hardware-aware: odd channel counts and int8 wherever the search puts it [default: on]")] = None,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="--auto: also write TensorBoard event files under OUT/tensorboard")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display: only warnings and the result.")] = False,
 ) -> None:
@@ -205,8 +236,10 @@ def compress_command(
              "budget": budget, "n_trials": n_trials, "strategy": strategy, "final_epochs": final_epochs,
              "early_stopping": early_stopping, "precision": precision, "importance": importance,
              "train_epochs": train_epochs, "tensorboard": tensorboard, "device_profile": device_profile,
-             "hardware_aware": hardware_aware}
+             "hardware_aware": hardware_aware, "distill": distill, "temperature": temperature}
     check_options(auto, given, weights=weights)  # at the edge, before any model is loaded or trained
+    check_out(out, auto=auto, overwrite=overwrite)
+    temperature = 4.0 if temperature is None else temperature
     device = str(resolve_device(device))  # 'auto' becomes the device it picks
     if isinstance(accumulate, bool) or accumulate < 1:
         raise ConfigError("--accumulate", "an integer >= 1", accumulate)
@@ -219,7 +252,7 @@ def compress_command(
                         **{k: v for k, v in dict(n_trials=n_trials, strategy=strategy, final_epochs=final_epochs,
                                                  early_stopping=early_stopping, finetune_epochs=epochs,
                                                  device_profile=device_profile,
-                                                 hardware_aware=True if hardware_aware else None).items()
+                                                 hardware_aware=hardware_aware).items()
                            if v is not None})
         if precision is not None:
             settings["precisions"] = tuple(p.strip() for p in precision.split(","))
@@ -268,7 +301,10 @@ def compress_command(
     # run.json: what rebuilds the compressed model later (slimnas.load, slimnas export)
     write_run_info(out, data.input_shape, data.n_classes, **info)
     if auto:
-        console.print(render_table(result.before, result.after, title="slimnas compress --auto"))
+        console.print(render_table(result.before, result.after, title="slimnas compress --auto", latency=result.latency))
+        console.print(latency_summary(result.latency), highlight=False)
+        for warning in result.warnings:
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
         console.print(explanation_table({"layers": result.decisions}, "per-layer decisions and their sensitivity"))
         if result.hardware is not None:
             h = result.hardware
@@ -283,7 +319,8 @@ def compress_command(
             console.print(f"the target runs {result.hardware['runtime']}: ship the file it was timed as with "
                           f"`slimnas export {out} --format onnx-fp32-rows --out model.onnx`", highlight=False)
         return
-    console.print(render_table(result.before, result.after))
+    console.print(render_table(result.before, result.after, latency=result.latency))
+    console.print(latency_summary(result.latency), highlight=False)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     console.print(f"wrote {out / 'report.json'}, {out / 'model.onnx'} and {out / 'compressed'}/")

@@ -98,6 +98,13 @@ from slimnas.compress._sensitivity import (
     analyze_sensitivity,
 )
 from slimnas.compress._space import CompressionSpace
+from slimnas.compress._speed import (
+    SLOWER_TOLERANCE,
+    is_slower,
+    latency_change,
+    latency_summary,
+    slower_warning,
+)
 from slimnas.compress._unstructured import (
     MagnitudePruner,
     load_sparse,
@@ -115,6 +122,7 @@ __all__ = [
     "MAX_EPOCHS",
     "PATIENCE",
     "ROUNDINGS",
+    "SLOWER_TOLERANCE",
     "BaseCompressor",
     "CompressResult",
     "CompressedModel",
@@ -164,6 +172,10 @@ __all__ = [
     "sensitivity_cost",
     "fit_to_macs",
     "int8_weights",
+    "is_slower",
+    "latency_change",
+    "latency_summary",
+    "slower_warning",
     "kmeans_1d",
     "latency_policy",
     "measured_share",

@@ -3,13 +3,17 @@ use the whole budget, and a sensitivity-guided allocation (AMC, He et al. 2018, 
 this per-layer ratio space; Li et al. 2017 allocate by sensitivity).
 
 MACs depend on channel counts only, so every probe prunes a copy by magnitude and counts its
-real MACs: any criterion gives the same structure at the same ratios.
+real MACs: any criterion gives the same structure at the same ratios. Counts are kept per parent
+model (by ratios, and by the pruned copy's parameter shapes): a search asks for the same ones
+again and again, and counting a recurrent layer's MACs takes most of a second.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import heapq
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from weakref import WeakKeyDictionary
 
 import numpy as np
 import torch
@@ -33,9 +37,30 @@ class PrunableLayer:
     macs: int
 
 
+#: parent model -> {key: counted value}: MACs of its pruned copies, its prunable layers
+_COUNTS: WeakKeyDictionary = WeakKeyDictionary()
+
+
+def _structure(model: nn.Module) -> tuple:
+    return tuple((n, tuple(p.shape)) for n, p in model.named_parameters())
+
+
+def _counted(parent: nn.Module, key: tuple, count):
+    """``count()`` once per ``key`` and structure of ``parent`` (its parameter shapes)."""
+    cache = _COUNTS.setdefault(parent, {})
+    key = (key, _structure(parent))
+    if key not in cache:
+        cache[key] = count()
+    return cache[key]
+
+
 def list_prunable_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[PrunableLayer]:
     """Layers whose output channels structured pruning can remove, in forward order, with their
     widths and MACs per sample (the output layer is left out: its width is the class count)."""
+    return list(_counted(model, ("layers", tuple(input_shape)), lambda: tuple(_prunable_layers(model, input_shape))))
+
+
+def _prunable_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[PrunableLayer]:
     shapes: dict[str, tuple] = {}
     model = split_view(model)  # nn.MultiheadAttention split, as pruning sees it
     layers = prunable_layers(model, input_shape)
@@ -90,7 +115,7 @@ def scale_to_macs(
     ratios = {k: float(v) for k, v in ratios.items() if v > 0}
     if not ratios:
         raise ConfigError("scale_to_macs.ratios", "at least one layer with a ratio > 0", ratios)
-    base = count_macs(model, input_shape)
+    base = pruned_macs(model, {}, input_shape)
     if target_macs >= base:
         return {k: 0.0 for k in ratios}, base
 
@@ -103,12 +128,12 @@ def scale_to_macs(
         return {k: max(0.0, min(caps[k], v * mult)) for k, v in ratios.items()}
 
     lo, hi = 0.0, MAX_RATIO / min(ratios.values())
-    best = (scaled(hi), count_macs(pruned_model(model, scaled(hi), input_shape), input_shape))
+    best = (scaled(hi), pruned_macs(model, scaled(hi), input_shape))
     if best[1] > target_macs:
         return best
     for _ in range(n_iter):
         mid = (lo + hi) / 2
-        macs = count_macs(pruned_model(model, scaled(mid), input_shape), input_shape)
+        macs = pruned_macs(model, scaled(mid), input_shape)
         if macs <= target_macs:
             hi, best = mid, (scaled(mid), macs)
         else:
@@ -117,7 +142,16 @@ def scale_to_macs(
 
 
 def pruned_macs(parent: nn.Module, ratios: Mapping[str, float], input_shape) -> int:
-    return count_macs(pruned_model(parent, ratios, input_shape), input_shape)
+    """MACs per sample of ``parent`` pruned as ``ratios`` say (counted once per ratios, and once
+    per pruned structure: see the module's note)."""
+    shape = tuple(input_shape)
+    by_ratios = ("macs", shape, tuple(sorted((k, round(float(v), 9)) for k, v in ratios.items() if v > 0)))
+
+    def count() -> int:
+        model = pruned_model(parent, ratios, shape)
+        return _counted(parent, ("pruned", shape, _structure(model)), lambda: count_macs(model, shape))
+
+    return _counted(parent, by_ratios, count)
 
 
 def prune_ratios(policy: CompressionPolicy) -> dict[str, float]:
@@ -146,23 +180,29 @@ def fit_to_macs(parent: nn.Module, policy: CompressionPolicy, input_shape: tuple
     budget sets the level. ``keep`` (0 = off) adds a target of that share of the parent's MACs,
     met the same way (both ways), so a search samples the level as a gene of its own.
     ``rounding`` > 1: the scaled layers keep a multiple of it (:func:`round_to_macs`; left
-    unrounded where the rounded counts cannot meet the budget). Where nothing needs scaling,
-    ``policy`` itself is returned."""
+    unrounded where the rounded counts cannot meet the budget). Where the policy's own layers
+    cannot reach the budget, the layers it leaves alone join at its smallest ratio. Where
+    nothing needs scaling, ``policy`` itself is returned."""
     limits = mac_limits(budget)
     if keep > 0:
-        limits.append(keep * count_macs(parent, input_shape))
+        limits.append(keep * pruned_macs(parent, {}, input_shape))
         use_full_budget = True
     if not limits:
         return policy
     target = int(min(limits))
     ratios = prune_ratios(policy)
     if not any(r > 0 for r in ratios.values()):
-        if count_macs(parent, input_shape) <= target:
+        if pruned_macs(parent, {}, input_shape) <= target:
             return policy
         ratios = {lay.name: UNIFORM_SHAPE for lay in list_prunable_layers(parent, input_shape)}
     elif pruned_macs(parent, ratios, input_shape) <= target and not use_full_budget:
         return policy
     scaled, macs = scale_to_macs(parent, ratios, input_shape, target)
+    if macs > target:  # the policy prunes too few layers to reach the budget: every layer, its shape kept
+        least = min(r for r in ratios.values() if r > 0)
+        wider = {lay.name: max(ratios.get(lay.name, 0.0), least) for lay in list_prunable_layers(parent, input_shape)}
+        if wider.keys() - ratios.keys():
+            scaled, macs = min((scaled, macs), scale_to_macs(parent, wider, input_shape, target), key=lambda t: t[1])
     if macs <= target:
         rounded = round_to_macs(parent, scaled, input_shape, target, rounding) if rounding > 1 else None
         scaled = rounded if rounded is not None else fill_to_macs(parent, scaled, input_shape, target)
@@ -234,10 +274,18 @@ def fill_to_macs(parent: nn.Module, ratios: dict[str, float], input_shape, targe
 
 
 def allocate_by_sensitivity(parent: nn.Module, sens, input_shape, target: int, *, step: float = 0.05,
-                            max_ratio: float = 0.9) -> dict[str, float]:
+                            max_ratio: float = 0.9,
+                            progress: Callable[[int, dict], None] | None = None) -> dict[str, float]:
     """Per-layer ratios that reach ``target`` MACs where pruning hurts least: repeatedly prune
     a little more from the layer whose sensitivity curve (validation accuracy when pruned
-    alone) shows the smallest drop per MAC saved (in the spirit of Li et al. 2017)."""
+    alone) shows the smallest drop per MAC saved (in the spirit of Li et al. 2017).
+
+    Each layer's cost is counted on a pruned copy (MACs are exact), lazily: a layer's MACs saved
+    only shrink as other layers are pruned (every MAC term is a product of widths), so a cost
+    counted earlier is a lower bound, and only the layer at the head of the queue is counted
+    again; it is taken when its fresh cost still leads. That picks what counting every layer
+    at every step picks, with a few copies per step instead of one per layer (a ResNet-18 took
+    1,515 pruned copies). ``progress(percent of the cut made, {"macs": ...})`` hears of each step."""
     widths = {lay.name: lay.out_channels for lay in list_prunable_layers(parent, input_shape)}
     curves = {k: v for k, v in sens.curves.items() if k in widths}
 
@@ -247,24 +295,40 @@ def allocate_by_sensitivity(parent: nn.Module, sens, input_shape, target: int, *
         return float(np.interp(r, xs, ys))
 
     ratios = dict.fromkeys(curves, 0.0)
-    macs = pruned_macs(parent, ratios, input_shape)
-    while macs > target:
-        best = None
-        for name, r in ratios.items():
-            k = removed(r, widths[name]) + max(1, round(step * widths[name]))
-            new_r = channel_ratio(k, widths[name])
-            if new_r > max_ratio or k >= widths[name]:
-                continue
-            trial = {**ratios, name: new_r}
-            new_macs = pruned_macs(parent, trial, input_shape)
-            if new_macs >= macs:
-                continue  # coupled to another layer's group, or no change
-            # the drop at the new ratio (not the step's increment: past a layer's collapse the
-            # curve flattens and increments would look free)
-            cost = (drop(name, new_r) + 1e-3) / (macs - new_macs)
-            if best is None or cost < best[0]:
-                best = (cost, trial, new_macs)
-        if best is None:
-            break
-        _, ratios, macs = best
+    macs = base = pruned_macs(parent, ratios, input_shape)
+
+    def candidate(name: str):
+        """``(cost, ratios, macs)`` of pruning ``name`` one step further now, or ``None``."""
+        k = removed(ratios[name], widths[name]) + max(1, round(step * widths[name]))
+        new_r = channel_ratio(k, widths[name])
+        if new_r > max_ratio or k >= widths[name]:
+            return None
+        trial = {**ratios, name: new_r}
+        new_macs = pruned_macs(parent, trial, input_shape)
+        if new_macs >= macs:
+            return None  # coupled to another layer's group, or no change
+        # the drop at the new ratio (not the step's increment: past a layer's collapse the
+        # curve flattens and increments would look free)
+        return (drop(name, new_r) + 1e-3) / (macs - new_macs), trial, new_macs
+
+    order = {name: i for i, name in enumerate(ratios)}  # ties go to the earlier layer
+    queue = []
+    for name in ratios:
+        c = candidate(name) if macs > target else None
+        if c is not None:
+            heapq.heappush(queue, (c[0], order[name], name))
+    while macs > target and queue:
+        _, _, name = heapq.heappop(queue)
+        fresh = candidate(name)
+        if fresh is None:
+            continue
+        if queue and (fresh[0], order[name]) > queue[0][:2]:
+            heapq.heappush(queue, (fresh[0], order[name], name))  # no longer leads: back in line
+            continue
+        _, ratios, macs = fresh
+        if progress is not None:
+            progress(min(100, int(100 * (base - macs) / max(1, base - target))), {"macs": macs})
+        nxt = candidate(name)
+        if nxt is not None:
+            heapq.heappush(queue, (nxt[0], order[name], name))
     return fill_to_macs(parent, ratios, input_shape, target) if macs <= target else ratios

@@ -47,14 +47,16 @@ class CompressedModel:
 
 
 def make_retrain(policy: CompressionPolicy, *, epochs: int, train: TrainSpec | None = None, seed: int = 0,
-                 device: str = "cpu", callbacks: Sequence[Callback] = (), patience: int | None = None) -> Retrain:
+                 device: str = "cpu", callbacks: Sequence[Callback] = (), patience: int | None = None,
+                 keep_best: bool = False) -> Retrain:
     """The retraining every weight-changing step of ``policy`` gets (with ``patience``,
-    ``epochs`` is a cap: see :class:`Retrain`)."""
+    ``epochs`` is a cap; ``keep_best``: the best epoch's weights are kept: see :class:`Retrain`)."""
     train = train or FINETUNE_SPEC
     if policy.finetune_lr > 0:
         train = dataclasses.replace(train, lr=policy.finetune_lr)
     return Retrain(epochs=epochs, train=train, distill=policy.distill, temperature=policy.temperature,
-                   alpha=policy.alpha, seed=seed, device=device, callbacks=tuple(callbacks), patience=patience)
+                   alpha=policy.alpha, seed=seed, device=device, callbacks=tuple(callbacks), patience=patience,
+                   keep_best=keep_best)
 
 
 def apply_policy(
@@ -72,11 +74,13 @@ def apply_policy(
     listener: Listener | None = None,
     phase: str = "compress",
     label: str = "compress",
+    keep_best: bool = False,
 ) -> CompressedModel:
     """Compress a copy of ``model`` as ``policy`` says, step by step, and write its ONNX file.
 
     ``epochs`` is the retraining length after each step that changes weights (0 for none; with
     ``patience``, a cap: each step retrains until validation accuracy stops improving);
+    ``keep_best``: each step keeps its best retraining epoch by validation accuracy, not its last;
     ``teacher`` (for distillation) defaults to ``model``; ``callbacks`` run after every
     retraining epoch (a callback that raises, such as a search's early stopping, ends it). A
     policy without a file-writing step (quantization) is exported at fp32. With a
@@ -94,7 +98,7 @@ def apply_policy(
     teacher = model if teacher is None else teacher
     reporter = [PhaseEpochs(listener, phase, epochs)] if listener is not None else []
     retrain = make_retrain(policy, epochs=epochs, train=train, seed=seed, device=device,
-                           callbacks=(*reporter, *callbacks), patience=patience)
+                           callbacks=(*reporter, *callbacks), patience=patience, keep_best=keep_best)
     current, report, storage, onnx = copy.deepcopy(model).cpu().eval(), {}, None, None
     not_done, did_nothing = {}, []
     for step in policy.steps:
@@ -239,18 +243,20 @@ def compress_and_measure(
     listener: Listener | None = None,
     phase: str = "compress",
     label: str = "compress",
+    keep_best: bool = False,
 ) -> tuple[CompressedModel, dict, list[dict]]:
     """Apply ``policy`` (its MAC ratios fitted to the budget and to ``keep``, see
     :func:`~slimnas.compress.fit_to_macs`; ``rounding`` > 1: the scaled layers keep multiples of
     it) and measure the artifact (latency on ``latency_runtime``). ``stoppers(fitted_policy)``
     gives the early-stopping callbacks of the fine-tune (their epochs count on across retraining
     steps). With a ``listener``, the steps are reported as :func:`apply_policy` says, the
-    measurement as a ``measure`` phase. Returns ``(artifact, metrics, per-layer decisions)``."""
+    measurement as a ``measure`` phase; ``keep_best``: see :func:`apply_policy`. Returns ``(artifact, metrics, per-layer decisions)``."""
     policy = fit_to_macs(parent, policy, splits.input_shape, budget, use_full_budget=use_full_budget, keep=keep,
                          rounding=rounding)
     callbacks = [RunningEpochs(list(stoppers(policy)))] if stoppers is not None else []
     artifact = apply_policy(parent, policy, splits, teacher=parent, epochs=epochs, seed=seed, device=device,
-                            train=train, callbacks=callbacks, listener=listener, phase=phase, label=label)
+                            train=train, callbacks=callbacks, listener=listener, phase=phase, label=label,
+                            keep_best=keep_best)
     with report_phase(listener, "measure", label="measuring the compressed model in ONNX Runtime") as found:
         metrics = measure_artifact(artifact, splits, splits=eval_splits, latency_batches=(latency_batch,),
                                    repeats=latency_repeats, runtime=latency_runtime, threads=latency_threads)

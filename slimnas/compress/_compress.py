@@ -15,6 +15,7 @@ from slimnas.compress._apply import CompressedModel, apply_policy, measure_artif
 from slimnas.compress._base import COMPRESSORS
 from slimnas.compress._policy import CompressionPolicy
 from slimnas.compress._quantize import FP32_TOLERANCE, quantize_model
+from slimnas.compress._speed import latency_change, slower_warning
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.export import (
@@ -37,7 +38,9 @@ MAX_DROP = 0.02  # validation accuracy a compression may lose before the result 
 @dataclass
 class CompressResult:
     """What :func:`compress` returns: before/after metrics, the compressed model and its files,
-    and what the user should know (``warnings``: steps that left layers alone, accuracy lost)."""
+    the latency change on the measured runtime (``latency``: per batch, see
+    :func:`~slimnas.compress.latency_change`), and what the user should know (``warnings``:
+    steps that left layers alone, accuracy lost, a result slower than its input)."""
 
     before: dict
     after: dict
@@ -49,10 +52,11 @@ class CompressResult:
     out: Path | None = None
     policy: CompressionPolicy = field(default_factory=CompressionPolicy)
     warnings: list[str] = field(default_factory=list)
+    latency: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"before": self.before, "after": self.after, "policy": self.policy.to_dict(), "steps": self.steps,
-                "checks": self.checks, "warnings": self.warnings}
+                "checks": self.checks, "latency_change": self.latency, "warnings": self.warnings}
 
 
 def compress(
@@ -117,12 +121,16 @@ def compress(
                 for layer, reason in layers.items()]
     drop = before["val_accuracy"] - after["val_accuracy"]
     if drop > max_drop:
+        remedies = ["fine-tune longer (--epochs)", *([] if policy.distill else ["distil (--distill)"]), "compress less"]
         warnings.append(f"the compressed model lost {100 * drop:.1f} points of validation accuracy (more than "
-                        f"{100 * max_drop:g}); fine-tune longer (--epochs), distil (--distill) or compress less")
+                        f"{100 * max_drop:g}); {', '.join(remedies[:-1])} or {remedies[-1]}")
+    latency = latency_change(before, after)  # measured on ONNX Runtime, one thread
+    if slower_warning(latency):
+        warnings.append(slower_warning(latency))
     with report_phase(listener, "export", label="checking the exported files against the model") as found:
         result = CompressResult(before, after, compressed, art.onnx, shape, steps=art.report,
                                 checks=_check_exports(compressed, art.onnx, data, tolerance), policy=policy,
-                                warnings=warnings)
+                                warnings=warnings, latency=latency)
         if out is not None:
             result.out = write_outputs(result, model, Path(out), n_classes=data.n_classes)
             found["out"] = str(result.out)

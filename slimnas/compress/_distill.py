@@ -86,6 +86,8 @@ class Retrain:
     #: with a number, ``epochs`` is a cap: each step retrains until validation accuracy has not
     #: improved for this many epochs, and keeps its best epoch's weights
     patience: int | None = None
+    #: run every epoch and keep the best one's weights (by validation accuracy), not the last's
+    keep_best: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 0:
@@ -113,7 +115,8 @@ class Retrain:
             return None
         if data is None:
             raise ConfigError("retrain", "dataset splits to retrain on (or epochs=0)")
-        plateau = [PlateauStop(model, self.patience)] if self.patience else []
+        # with patience: stop at a plateau; keep_best alone: never stop early (patience past the end)
+        plateau = [PlateauStop(model, self.patience or n + 1)] if self.patience or self.keep_best else []
         history = fit(model, data.x_train, data.y_train, self.train, x_val=data.x_val, y_val=data.y_val,
                       epochs=n, device=self.device, seed=self.seed, loss_fn=self.loss_fn(teacher),
                       callbacks=(*self.callbacks, *callbacks, *plateau), augment=getattr(data, "augment", None))

@@ -30,9 +30,14 @@ from slimnas.compress import (
     attach_sensitivity,
     compress_and_measure,
     executed_layers,
+    latency_change,
+    layer_decisions,
     list_prunable_layers,
     mac_limits,
     measure_artifact,
+    pruned_macs,
+    quantize_model,
+    slower_warning,
 )
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError
@@ -50,8 +55,10 @@ from slimnas.study._driver import StudySpec, n_finished, open_study, quiet_optun
 from slimnas.study._events import EpochReporter, Listener
 from slimnas.study._hardware import (
     HardwareTarget,
+    bytes_limit,
     choose_final_precision,
     knee_choice,
+    latency_limits,
     prepare_target,
 )
 from slimnas.study._joint import write_artifact
@@ -94,8 +101,9 @@ class AutoSettings:
             warm start from a latency allocation, every candidate's ratios scaled to the latency
             budget, channels rounded to multiples that help on the runtime) and int8 only where
             it is faster or the byte budget needs it (without a profile, latency is predicted from
-            a table measured here). ``None``: on with a device profile, off otherwise (the
-            default search is unchanged).
+            a table measured here). On by default (``None`` too); ``False`` turns it off
+            (``--no-hardware-aware``): odd channel counts and int8 kernels can make a model with
+            fewer MACs slower than its input.
     """
 
     budget: tuple[str, ...]
@@ -114,7 +122,7 @@ class AutoSettings:
     distill: bool = True
     temperature: float = 4.0
     device_profile: str | None = None
-    hardware_aware: bool | None = None
+    hardware_aware: bool | None = True
 
     def __post_init__(self) -> None:
         from slimnas.compress import IMPORTANCES
@@ -163,6 +171,9 @@ class AutoResult:
     interrupted: bool = False
     #: aimed at a device: the predictor, latency allocation, precision choice, predicted vs measured
     hardware: dict | None = None
+    #: the latency change on the measured runtime (:func:`~slimnas.compress.latency_change`)
+    latency: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def feasible(self) -> bool:
@@ -236,7 +247,7 @@ class AutoObjective(BaseTrialObjective):
         super().__init__(objectives=("accuracy",), budget=budget, early_stopping=rule, listener=listener)
         self.model, self.data, self.auto, self.hardware = model, data, settings, hardware
         self.timing = timing  # latency_runtime, latency_threads: where latency is timed
-        self.prunable = [lay.name for lay in list_prunable_layers(model, data.input_shape)]
+        self.prunable = objective_layers(model, data)
         # precision genes for the layers quantization acts on (not GRU/LSTM: those stay fp32)
         self.layers = [n for n, m in executed_layers(model, data.input_shape) if isinstance(m, WEIGHTED)]
         # aimed at a device, int8 is decided for the chosen policy by what runs faster there
@@ -284,6 +295,46 @@ class AutoObjective(BaseTrialObjective):
         return metrics["val_accuracy"]
 
 
+FLOOR_RATIO = 0.95  # the most a MAC budget's scaling removes from a layer (fit_to_macs)
+
+
+def objective_layers(model: nn.Module, data: DataSplits) -> list[str]:
+    """The layers --auto prunes: the same list the one-shot pruner and the sensitivity analysis use."""
+    return [lay.name for lay in list_prunable_layers(model, data.input_shape)]
+
+
+def _int8_layers(policy: CompressionPolicy) -> list[str]:
+    options = policy.options("quantize") or {}
+    if options.get("mode") == "int8":
+        return ["*"]
+    return [n for n, p in (options.get("layer_precision") or {}).items() if p == "int8"]
+
+
+def _fp32_if_faster(artifact: CompressedModel, after: dict, latency: dict, data: DataSplits, s: AutoSettings,
+                    batch: int, timing: dict) -> tuple[CompressedModel, dict, dict, str]:
+    """The fine-tuned model as an fp32 file where its int8 file is slower than the input model and
+    the fp32 file is faster than the int8 one (no byte budget asks for int8); with the reason."""
+    options = dict(artifact.policy.options("quantize") or {})
+    options.update(mode="fp32", layer_precision=dict.fromkeys(options.get("layer_precision") or {}, "fp32"))
+    options.pop("int8_format", None)
+    policy = artifact.policy.with_step("quantize", options)
+    plain = CompressedModel(artifact.model, quantize_model(artifact.model, data.input_shape, mode="fp32"),
+                            artifact.input_shape, policy, artifact.report, None, artifact.not_done, artifact.did_nothing)
+    metrics = measure_artifact(plain, data, splits=("val", "test"), latency_batches=(batch,),
+                               repeats=s.latency_repeats, runtime=timing["latency_runtime"],
+                               threads=timing["latency_threads"])
+    key = f"latency_ms_b{batch}"
+    if metrics[key] < after[key]:
+        metrics["val_loss"] = after.get("val_loss")
+        change = latency_change({key: latency["batches"][str(batch)]["before_ms"]}, metrics,
+                                runtime=latency["runtime"], threads=latency["threads"])
+        return plain, metrics, change, (f"fp32 kept: the int8 file is slower than the input model "
+                                        f"({latency['batches'][str(batch)]['ratio']:.2f}x its latency at batch "
+                                        f"{batch}), the fp32 file of the same weights {change['batches'][str(batch)]['ratio']:.2f}x")
+    return artifact, after, latency, (f"int8 kept: slower than the input model at batch {batch}, but the fp32 file "
+                                      "of the same weights is slower still")
+
+
 def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tuple[str, ...],
                   out: str | Path | None = None, storage: str | None = None, listener: Listener | None = None,
                   **options) -> AutoResult:
@@ -326,6 +377,11 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
         found.update(val_accuracy=before["val_accuracy"], macs=before["macs"], bytes=before["bytes"])
     texts = list(s.budget) + [b for b in (profile.limits if profile is not None else ()) if b not in s.budget]
     budgets = tuple(Budget.parse(b, "--budget").resolve(before) for b in texts)
+    if latency_limits(budgets) and min(latency_limits(budgets)) > before["latency_ms"]:
+        # under a latency budget the result is never slower than the input model
+        budgets += (Budget("latency_ms", "<=", before["latency_ms"]),)
+        listener.note(f"the latency budget allows more than the input model's {before['latency_ms']:.4f} ms: a "
+                      "policy slower than the input model counts as over budget")
     listener.started({"kind": "auto", "data": data.summary(), "budget": [str(b) for b in budgets], "before": before,
                       "n_total": s.n_trials, "objectives": ["accuracy"]})
     sens = analyze_sensitivity(model, data, ratios=SENSITIVITY_RATIOS, listener=listener)
@@ -336,14 +392,28 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
         why = "; ".join(f"{layer}: {reason}" for layer, reason in probe.not_done().items()) or "no prunable layer"
         raise ConfigError("--budget", "a MAC budget structured pruning can reach (it can remove nothing from this "
                           f"model: {why})", [str(b) for b in budgets])
+    if limits and min(limits) < before["macs"]:
+        floor = pruned_macs(model, dict.fromkeys(objective_layers(model, data), FLOOR_RATIO), data.input_shape)
+        if floor > min(limits):
+            raise ConfigError("--budget", f"a MAC budget structured pruning can reach (with {FLOOR_RATIO:.0%} of every "
+                              f"prunable layer's channels removed this model still has {floor:,} MACs, "
+                              f"{floor / before['macs']:.0%} of its {before['macs']:,})", [str(b) for b in budgets])
 
-    allocated = (allocate_by_sensitivity(model, sens, data.input_shape, int(min(limits)), max_ratio=MAX_RATIO)
-                 if limits else None)
+    allocated = None
+    if limits:
+        with report_phase(listener, "allocate", label="allocating channels to the MAC budget by sensitivity",
+                          total=100, unit="% of the cut") as found:
+            allocated = allocate_by_sensitivity(
+                model, sens, data.input_shape, int(min(limits)), max_ratio=MAX_RATIO,
+                progress=lambda done, info: listener.phase_progress("allocate", done, info))
+            found["macs"] = pruned_macs(model, allocated, data.input_shape)
     hardware = None
-    if s.hardware_aware or (s.hardware_aware is None and profile is not None):
-        hardware = prepare_target(model, data, profile=profile, budgets=budgets, before=before, sens=sens,
-                                  batch=batch, threads=profile.threads if profile is not None else 1,
-                                  mac_ratios=allocated)
+    if s.hardware_aware is not False:
+        with report_phase(listener, "hardware", label="choosing channel counts and precisions the runtime runs fast "
+                          f"(batch {batch})"):
+            hardware = prepare_target(model, data, profile=profile, budgets=budgets, before=before, sens=sens,
+                                      batch=batch, threads=profile.threads if profile is not None else 1,
+                                      mac_ratios=allocated)
         if hardware.allocation is not None:
             a = hardware.allocation
             listener.note(f"latency allocation on the target (batch {batch}): predicted {a.base_ms:.4f} -> "
@@ -424,7 +494,18 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     artifact, after, decisions = compress_and_measure(
         model, policy, data, budget=(), epochs=s.final_epochs, seed=s.seed, device=s.device,
         eval_splits=("val", "test"), latency_repeats=s.latency_repeats, train=recipe, listener=listener,
-        phase="finetune", label="final fine-tune", latency_batch=batch, **timing)
+        phase="finetune", label="final fine-tune", latency_batch=batch, keep_best=True, **timing)
+    latency = latency_change(before, after, runtime=timing["latency_runtime"], threads=timing["latency_threads"])
+    if latency["slower_at"] and _int8_layers(artifact.policy):
+        if bytes_limit(budgets) is None:
+            artifact, after, latency, note = _fp32_if_faster(artifact, after, latency, data, s, batch, timing)
+            decisions = layer_decisions(model, artifact) if note.startswith("fp32") else decisions
+        else:
+            note = ("int8 kept although it is slower here: the budget asks for bytes "
+                    f"({', '.join(str(b) for b in budgets if b.metric in ('bytes', 'int8_bytes'))}) over speed")
+        listener.note(note, level="warning")
+        policy = artifact.policy
+    warnings = [w for w in [slower_warning(latency)] if w]  # the command line prints them with its table
     if hardware is not None:
         with one_thread():
             after["predicted_latency_ms"] = hardware.predictor.predict(artifact.model, data.input_shape,
@@ -433,7 +514,8 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
         hw_report["predicted_latency_ms"] = after["predicted_latency_ms"]
     decisions = attach_sensitivity(decisions, sens)
     result = AutoResult(policy, before, after, artifact, study, sens, decisions, budgets, out, recipe, rows,
-                        trial=best.number, interrupted=interrupted, hardware=hw_report)
+                        trial=best.number, interrupted=interrupted, hardware=hw_report, latency=latency,
+                        warnings=warnings)
     if out is not None:
         with report_phase(listener, "export", label="writing the compressed model and reports", out=str(out)):
             write_artifact(out, artifact, decisions, {"trial": best.number, "budget": [str(b) for b in budgets]})
@@ -443,6 +525,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
                                              "feasible": result.feasible, "trial": best.number,
                                              "n_trials": n_done, "finetune": recipe.to_dict(),
                                              "refine": rows, "policy": policy.to_dict(),
+                                             "latency_change": latency, "warnings": warnings,
                                              **({"hardware": hw_report} if hw_report is not None else {})})
     listener.finished({"kind": "auto", "interrupted": interrupted})
     return result

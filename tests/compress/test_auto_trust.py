@@ -3,6 +3,9 @@ stated and slower results flagged, options that do nothing refused (issue 46).""
 
 from __future__ import annotations
 
+import json
+
+import pytest
 import torch
 from torch import nn
 
@@ -46,6 +49,92 @@ def test_auto_prunes_a_bidirectional_gru_under_a_mac_budget():
 
     torch.manual_seed(0)
     res = auto_compress(BiGRU().eval(), gru_data(), budget=["macs<=60%"], n_trials=1, finetune_epochs=0,
-                        final_epochs=0, refine_epochs=0, latency_repeats=2, early_stopping="none")
+                        final_epochs=0, refine_epochs=0, latency_repeats=2, early_stopping="none",
+                        hardware_aware=False)
     assert res.after["macs"] <= 0.6 * res.before["macs"] and res.after["params"] < res.before["params"]
     assert res.feasible
+
+
+# --- latency: stated for every result, a slower one flagged ---------------------------------
+
+
+def test_a_result_slower_than_its_input_is_flagged_in_the_table_and_the_warning():
+    from rich.console import Console
+
+    from slimnas.cli._compress import render_table
+    from slimnas.compress import latency_change, latency_summary, slower_warning
+
+    before = {"macs": 100, "latency_ms_b1": 0.0095, "latency_ms_b64": 0.20}
+    after = {"macs": 50, "latency_ms_b1": 0.0268, "latency_ms_b64": 0.19}
+    change = latency_change(before, after)
+    assert change["slower_at"] == [1] and change["batches"]["1"]["ratio"] == pytest.approx(2.8211, abs=1e-3)
+    assert "SLOWER" in slower_warning(change) and "2.82x the latency at batch 1" in slower_warning(change)
+    assert latency_summary(change).endswith("2.82x at batch 1, 0.95x at batch 64")
+    console = Console(width=200, record=True)
+    console.print(render_table(before, after, latency=change))
+    rows = {line.split("│")[1].strip(): line for line in console.export_text().splitlines() if line.count("│") > 2}
+    assert "SLOWER" in rows["latency ms, batch 1"] and "SLOWER" not in rows["latency ms, batch 64"]
+    assert slower_warning(latency_change(before, {**after, "latency_ms_b1": 0.0097})) is None  # within 5%
+
+
+def test_compress_states_its_latency_change_and_warns_exactly_when_slower(tmp_path, data):
+    from slimnas.compress import CompressionPolicy, compress
+    from slimnas.models import mnist1d_paper_cnn
+
+    res = compress(mnist1d_paper_cnn(), data, CompressionPolicy.of(prune={"ratio": 0.5}), epochs=0,
+                   latency_repeats=5, out=tmp_path / "o")
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    change = report["latency_change"]
+    assert set(change["batches"]) == {"1", "64"} and change["runtime"] == "onnxruntime"
+    for b, row in change["batches"].items():
+        assert row["ratio"] == pytest.approx(res.after[f"latency_ms_b{b}"] / res.before[f"latency_ms_b{b}"], rel=1e-3)
+    slower = [int(b) for b, row in change["batches"].items() if row["ratio"] > 1.05]
+    assert change["slower_at"] == slower
+    assert any("SLOWER" in w for w in report["warnings"]) == bool(slower)
+
+
+def test_the_int8_file_of_a_slower_result_gives_way_to_a_faster_fp32_file(data, trained_cnn):
+    """--auto keeps int8 only where it is not slower (no byte budget): given a final model whose
+    int8 file measured slower than the input, the same weights as fp32 are measured and kept."""
+    from slimnas.compress import CompressionPolicy, apply_policy, latency_change
+    from slimnas.study._auto import AutoSettings, _fp32_if_faster
+
+    policy = CompressionPolicy.of(prune={"ratio": 0.0, "layer_ratios": {"0": 0.5}},
+                                  quantize={"mode": "fp32", "layer_precision": {"0": "int8", "2": "int8", "4": "int8",
+                                                                                "7": "int8"}})
+    art = apply_policy(trained_cnn, policy, data, epochs=0)
+    before = {"latency_ms_b1": 1.0}
+    after = {"latency_ms_b1": 1e6, "latency_ms": 1e6, "val_loss": 0.5}  # as measured slower
+    s = AutoSettings(budget=("macs<=50%",), latency_repeats=5)
+    kept, metrics, change, note = _fp32_if_faster(art, after, latency_change(before, after), data, s, 1,
+                                                  {"latency_runtime": "onnxruntime", "latency_threads": 1})
+    assert note.startswith("fp32 kept") and metrics["latency_ms_b1"] < 1e6
+    assert set(kept.policy.options("quantize")["layer_precision"].values()) == {"fp32"}
+    assert change["batches"]["1"]["after_ms"] == pytest.approx(metrics["latency_ms_b1"], rel=1e-3)
+
+
+def test_runtime_friendly_rounding_is_the_default_of_auto_and_can_be_turned_off(tmp_path):
+    from typer.testing import CliRunner
+
+    from slimnas.cli import build_app
+    from slimnas.study import AutoSettings
+
+    assert AutoSettings(budget=("macs<=50%",)).hardware_aware is not False
+    (tmp_path / "net.py").write_text(
+        "import torch\n"
+        "def build():\n"
+        "    return torch.nn.Sequential(torch.nn.Conv1d(1, 32, 5, 2, 2), torch.nn.ReLU(), torch.nn.Conv1d(32, 32, 3, 2, 1),\n"
+        "                               torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(320, 10))\n")
+    hardware = {}
+    for flag in ([], ["--no-hardware-aware"]):
+        out = tmp_path / f"o{len(flag)}"
+        r = CliRunner().invoke(build_app(), [
+            "compress", "--model", f"{tmp_path / 'net.py'}:build", "--train-epochs", "1", "--auto", "--budget",
+            "macs<=50%", "--n-trials", "1", "--epochs", "0", "--final-epochs", "0", "--out", str(out), *flag])
+        assert r.exit_code == 0, r.output
+        assert "latency after/before on onnxruntime, 1 thread:" in " ".join(r.output.split())
+        report = json.loads((out / "report.json").read_text())
+        assert set(report["latency_change"]["batches"]) == {"1"}
+        hardware[bool(flag)] = report.get("hardware")
+    assert hardware[False]["mac_rounding"]["tried"][0]["rounding"] == 1  # roundings were tried ...
+    assert hardware[True] is None  # ... and not with --no-hardware-aware

@@ -105,6 +105,11 @@ def test_user_mistakes_raise_config_errors(model_files, args, field):
     (["--auto", "--budget", "macs<=50%", "--precision", "int4"], "--precision"),
     (["--auto", "--budget", "macs<=50%", "--early-stopping", "sometimes"], "--early-stopping"),
     (["--prune", "0.5", "--device", "gpu"], "device"),
+    (["--importance", "taylor", "--quantize", "int8"], "--importance"),
+    (["--importance", "l3", "--prune", "0.5"], "--importance"),
+    (["--prune", "0.5", "--temperature", "2"], "--temperature"),
+    (["--prune", "0.5", "--no-distill", "--temperature", "2"], "--temperature"),
+    (["--auto", "--budget", "macs<=50%", "--no-distill", "--temperature", "2"], "--temperature"),
 ])
 def test_every_option_applies_or_is_refused_before_any_work(model_files, args, field):
     """Options the chosen mode would not use are refused with one line, before the model is
@@ -146,3 +151,40 @@ def test_auto_on_a_rows_profile_says_how_to_ship_the_file_it_timed(model_files):
     hardware = json.loads((out / "report.json").read_text())["hardware"]
     assert hardware["runtime"] == "onnxruntime-rows"
     assert set(hardware["precision"]["layer_precision"].values()) == {"fp32"}
+
+
+def test_compress_refuses_an_out_folder_with_files_unless_told_to_overwrite(model_files):
+    """An existing, non-empty --out was overwritten without a word; now it is refused in one line
+    before any work, and --overwrite replaces it."""
+    out = model_files / "taken"
+    out.mkdir()
+    (out / "report.json").write_text("{}")
+    args = ["compress", "--model", f"{model_files / 'net.py'}:build", "--weights", str(model_files / "net.pt"),
+            "--prune", "0.5", "--epochs", "0", "--out", str(out)]
+    result = CliRunner().invoke(app(), args)
+    assert isinstance(result.exception, ConfigError) and str(result.exception).startswith("--out:"), result.output
+    assert (out / "report.json").read_text() == "{}"
+    result = CliRunner().invoke(app(), [*args, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert "after" in json.loads((out / "report.json").read_text())
+
+
+def test_a_closed_standard_output_ends_the_command_quietly(tmp_path):
+    """`slimnas ... | head` exited 1 (click's answer to a closed pipe); now 0, with nothing on stderr."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "slimnas", "compress", "--help"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=tmp_path)
+    proc.stdout.close()  # the reader is gone before the command writes
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and err == "", err
+
+
+def test_the_accuracy_warning_suggests_distilling_only_when_not_distilling(model_files, data):
+    model, _ = import_model(f"{model_files / 'net.py'}:build", model_files / "net.pt")
+    for distill in (False, True):
+        policy = CompressionPolicy.of(prune={"ratio": 0.5}, distill=distill)
+        res = compress(model, data, policy, epochs=0, max_drop=-1.0, latency_repeats=2)
+        lost = [w for w in res.warnings if "points of validation accuracy" in w]
+        assert len(lost) == 1 and ("--distill" in lost[0]) == (not distill), lost
