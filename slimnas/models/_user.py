@@ -47,7 +47,10 @@ def import_model(spec: str, weights: str | Path | None = None) -> tuple[nn.Modul
         raise ConfigError("--model", "a callable returning a torch.nn.Module", type(model).__name__)
     if weights is not None:
         load_weights(model, weights)
-    return model.eval(), factory
+    from slimnas.models._hf import as_slimnas_model
+
+    model = as_slimnas_model(model)  # a raw Hugging Face token model: integer ids in, logits out
+    return model.eval(), lambda: as_slimnas_model(factory())
 
 
 def load_weights(model: nn.Module, weights: str | Path) -> None:

@@ -40,7 +40,7 @@ from slimnas.compress import (
     slower_warning,
 )
 from slimnas.data import DataSplits
-from slimnas.errors import ConfigError
+from slimnas.errors import ConfigError, SlimnasError
 from slimnas.measure import Budget, load_profile, one_thread
 from slimnas.models import check_outputs
 from slimnas.spaces import TrainSpec
@@ -101,9 +101,10 @@ class AutoSettings:
             warm start from a latency allocation, every candidate's ratios scaled to the latency
             budget, channels rounded to multiples that help on the runtime) and int8 only where
             it is faster or the byte budget needs it (without a profile, latency is predicted from
-            a table measured here). On by default (``None`` too); ``False`` turns it off
-            (``--no-hardware-aware``): odd channel counts and int8 kernels can make a model with
-            fewer MACs slower than its input.
+            a table measured here). On by default (``None``: on where the latency table can
+            time the model's operators, else off with a note; ``True``: required); ``False``
+            turns it off (``--no-hardware-aware``): odd channel counts and int8 kernels can make
+            a model with fewer MACs slower than its input.
     """
 
     budget: tuple[str, ...]
@@ -122,7 +123,7 @@ class AutoSettings:
     distill: bool = True
     temperature: float = 4.0
     device_profile: str | None = None
-    hardware_aware: bool | None = True
+    hardware_aware: bool | None = None
 
     def __post_init__(self) -> None:
         from slimnas.compress import IMPORTANCES
@@ -410,11 +411,20 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     hardware = None
     if s.hardware_aware is not False:
         with report_phase(listener, "hardware", label="choosing channel counts and precisions the runtime runs fast "
-                          f"(batch {batch})"):
-            hardware = prepare_target(model, data, profile=profile, budgets=budgets, before=before, sens=sens,
-                                      batch=batch, threads=profile.threads if profile is not None else 1,
-                                      mac_ratios=allocated)
-        if hardware.allocation is not None:
+                          f"(batch {batch})") as found:
+            try:
+                hardware = prepare_target(model, data, profile=profile, budgets=budgets, before=before, sens=sens,
+                                          batch=batch, threads=profile.threads if profile is not None else 1,
+                                          mac_ratios=allocated)
+            except (ValueError, RuntimeError, SlimnasError) as e:  # an operator the latency table cannot time
+                if s.hardware_aware:
+                    raise ConfigError("--hardware-aware", "a model whose operators the latency table can time",
+                                      f"{type(e).__name__}: {e}") from None
+                found["off"] = f"{type(e).__name__}: {e}"
+        if hardware is None:
+            listener.note(f"runtime-friendly channel counts are off: the latency table cannot time this model "
+                          f"({found['off']}); channel counts and precisions are the search's", level="warning")
+        elif hardware.allocation is not None:
             a = hardware.allocation
             listener.note(f"latency allocation on the target (batch {batch}): predicted {a.base_ms:.4f} -> "
                           f"{a.predicted_ms:.4f} ms (target {a.target_ms:.4f}), channels "
@@ -429,7 +439,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
                                 f" (the fastest pruning reaches is predicted at {a.floor_ms / a.base_ms:.0%} of the "
                                 "input model's latency): pruning stops at the knee, where 1% more of the latency would "
                                 "cost more than 1% of the accuracy (by the sensitivity analysis)")))
-        if hardware.mac_rounding is not None:
+        if hardware is not None and hardware.mac_rounding is not None:
             r = hardware.mac_rounding.rounding
             listener.note(f"channel rounding under the MAC budget (batch {batch}): "
                           f"{'none' if r == 1 else f'multiples of {r}'} ({hardware.mac_rounding.reason})")

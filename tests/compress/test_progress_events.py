@@ -111,7 +111,8 @@ def test_auto_reports_every_phase_and_its_trials_in_order(tmp_path, data):
                         importances=("l1",), precisions=("fp32",), out=tmp_path / "auto", latency_repeats=2,
                         listener=ListenerGroup(rec, board))
     assert rec.balanced()
-    assert rec.phases() == ["measure", "sensitivity", "search", "refine", "finetune", "finetune", "measure", "export"]
+    assert rec.phases() == ["measure", "sensitivity", "allocate", "hardware", "search", "refine", "finetune", "finetune",
+                            "measure", "export"]
     kinds = [k for k, _, _ in rec.events]
     assert kinds[0] == "phase_started" and kinds[-1] == "finished"  # reported from the first step to the last
     # the run's header comes after the input model is measured; the sensitivity table after its phase
@@ -120,6 +121,11 @@ def test_auto_reports_every_phase_and_its_trials_in_order(tmp_path, data):
     # sensitivity: one step per prunable layer
     sens = [(k, d) for k, p, d in rec.events if p == "sensitivity" and k in ("phase_started", "phase_progress")]
     assert sens[0][1]["total"] == len(res.sensitivity.curves) == 2 and [d for _, d in sens[1:]] == [1, 2]
+
+    # the MAC budget's allocation (between the sensitivity analysis and the search): its progress
+    # as the share of the cut made, up to all of it
+    cut = [d for k, p, d in rec.events if p == "allocate" and k == "phase_progress"]
+    assert cut and cut == sorted(cut) and cut[-1] == 100
 
     # search: its trials, each started, with its fine-tune epoch, then finished, inside the phase
     start, end = (i for i, (k, p, _) in enumerate(rec.events) if p == "search" and k.startswith("phase_"))
