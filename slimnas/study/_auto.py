@@ -515,6 +515,8 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
                     f"({', '.join(str(b) for b in budgets if b.metric in ('bytes', 'int8_bytes'))}) over speed")
         listener.note(note, level="warning")
         policy = artifact.policy
+        if hw_report is not None:
+            hw_report["precision"]["final_check"] = note
     warnings = [w for w in [slower_warning(latency)] if w]  # the command line prints them with its table
     if hardware is not None:
         with one_thread():

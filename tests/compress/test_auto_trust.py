@@ -125,8 +125,9 @@ def test_runtime_friendly_rounding_is_the_default_of_auto_and_can_be_turned_off(
         "def build():\n"
         "    return torch.nn.Sequential(torch.nn.Conv1d(1, 32, 5, 2, 2), torch.nn.ReLU(), torch.nn.Conv1d(32, 32, 3, 2, 1),\n"
         "                               torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(320, 10))\n")
-    hardware = {}
-    for flag in ([], ["--no-hardware-aware"]):
+    hardware, budgets = {}, {}
+    # the second run's latency budget allows a slower model: a slower policy is over budget all the same
+    for flag in ([], ["--no-hardware-aware", "--budget", "latency_ms<=150%"]):
         out = tmp_path / f"o{len(flag)}"
         r = CliRunner().invoke(build_app(), [
             "compress", "--model", f"{tmp_path / 'net.py'}:build", "--train-epochs", "1", "--auto", "--budget",
@@ -135,9 +136,11 @@ def test_runtime_friendly_rounding_is_the_default_of_auto_and_can_be_turned_off(
         assert "latency after/before on onnxruntime, 1 thread:" in " ".join(r.output.split())
         report = json.loads((out / "report.json").read_text())
         assert set(report["latency_change"]["batches"]) == {"1"}
-        hardware[bool(flag)] = report.get("hardware")
+        hardware[bool(flag)], budgets[bool(flag)] = report.get("hardware"), report["budget"]
     assert hardware[False]["mac_rounding"]["tried"][0]["rounding"] == 1  # roundings were tried ...
     assert hardware[True] is None  # ... and not with --no-hardware-aware
+    before_ms = json.loads((tmp_path / "o3" / "report.json").read_text())["before"]["latency_ms"]
+    assert budgets[True][-1] == f"latency_ms<={before_ms:.12g}" and len(budgets[False]) == 1
 
 
 # --- --auto: the final fine-tune, the MAC budget, the allocation ----------------------------
