@@ -97,6 +97,7 @@ def test_user_mistakes_raise_config_errors(model_files, args, field):
     (["--prune", "0.5", "--importance", "l1,taylor"], "--importance"),
     (["--prune", "0.5", "--train-epochs", "5"], "--train-epochs"),
     (["--prune", "0.5", "--hardware-aware"], "--hardware-aware"),
+    (["--prune", "0.5", "--no-hardware-aware"], "--no-hardware-aware"),
     ([], "compress"),
     (["--step", "sharpen:amount=2"], "--step"),
     (["--step", "prune:ratio=2"], "--step"),
