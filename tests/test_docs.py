@@ -31,6 +31,8 @@ def test_every_result_has_a_commit_a_claim_and_a_line_in_the_index():
     listed = set(re.findall(r"^\| `([^`]+)` \|", index.INDEX.read_text(), re.M))
     assert listed == {r["stem"] for r in rows}, "benchmarks/results/INDEX.md is stale: run benchmarks/index_results.py"
     assert {r["status"] for r in rows} == {"current", "superseded"}
+    anchors = set(re.findall(r"\{ #([\w-]+) \}", (REPO / "docs" / "benchmarks.md").read_text()))
+    assert {r["section"] for r in rows} <= anchors, "a claim names a section docs/benchmarks.md does not have"
 
 
 def _gen(name: str):
@@ -108,3 +110,16 @@ def test_every_command_of_the_readme_tour_runs(tmp_path, monkeypatch, capsys):
                 assert "after/before" in out.out
     assert (tmp_path / "runs" / "tour" / "report.html").is_file() and (tmp_path / "tour.onnx").is_file()
     assert (tmp_path / "runs" / "cnn-auto" / "policy.json").is_file()
+
+
+def test_every_example_output_in_the_docs_is_the_generators():
+    """Each ``--8<-- "NAME.txt"`` the pages include is an example of run_examples.py, and the file
+    holds that example's commands, in order (it was written by running them, not by hand)."""
+    examples = _gen("run_examples").EXAMPLES
+    pages = "\n".join(p.read_text() for p in (REPO / "docs").rglob("*.md"))
+    included = set(re.findall(r'--8<-- "([\w-]+)\.txt"', pages))
+    assert included and included <= set(examples), sorted(included - set(examples))
+    for name in examples:
+        snippet = (REPO / "docs" / "_snippets" / f"{name}.txt").read_text()
+        shown = [line[2:] for line in snippet.splitlines() if line.startswith("$ ")]
+        assert shown == list(examples[name].commands), name
