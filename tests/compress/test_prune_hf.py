@@ -1,0 +1,112 @@
+"""Hugging Face models beyond BERT, built from configs: attention is recognised by its
+structure (three projections and a head count), whatever the family calls its layers, so
+whole heads and MLP neurons are pruned, the embedding width is kept, the modules' own head
+counts follow, and the pruned model saves, reloads and exports computing what the original
+does with the removed channels zeroed."""
+
+from __future__ import annotations
+
+import pytest
+
+transformers = pytest.importorskip("transformers")
+
+import torch  # noqa: E402
+from hf_models import IMAGE_SHAPE, TEXT_SHAPE, VOCAB, bert, distilbert, gpt2, vit  # noqa: E402
+from torch import nn  # noqa: E402
+
+from slimnas.compress import StructuredPruner, list_prunable_layers  # noqa: E402
+from slimnas.export import export_onnx, load_compressed, predict, save_compressed  # noqa: E402
+from slimnas.measure import count_macs, count_params  # noqa: E402
+from slimnas.models._heads import attention_blocks, head_attributes  # noqa: E402
+
+#: family -> (builder, input shape, the attention modules' own attributes after 2 of 4 heads of 8 are removed)
+FAMILIES = {
+    "bert": (bert, TEXT_SHAPE, {"num_attention_heads": 2, "all_head_size": 16}),
+    "distilbert": (distilbert, TEXT_SHAPE, {"n_heads": 2}),
+    "vit": (vit, IMAGE_SHAPE, {"num_attention_heads": 2}),
+    "gpt2": (gpt2, TEXT_SHAPE, {"num_heads": 2, "split_size": 16}),
+}
+
+
+def _inputs(shape) -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    if shape == TEXT_SHAPE:
+        return torch.randint(0, VOCAB, (6, *shape), generator=g).float()
+    return torch.randn(6, *shape, generator=g)
+
+
+def _heads(model: nn.Module) -> list[dict]:
+    return [head_attributes(b.module) for b in attention_blocks(model)]
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_heads_pruned_saved_reloaded_and_exported_equal_to_masked_reference(family, tmp_path):
+    build, shape, after = FAMILIES[family]
+    original = build()
+    p = StructuredPruner(ratio=0.5).fit(original, input_shape=shape)
+    pruned = p.model_
+    assert _heads(pruned) == [after, after]  # the modules state the heads they have left
+    assert list(p.report_["heads"].values()) == [2, 2]
+    for norm in (m for m in pruned.modules() if isinstance(m, nn.LayerNorm)):
+        assert norm.normalized_shape == (32,)  # the embedding width is kept
+    mlp = [widths for widths in p.layers_.values() if widths[0] in (64, 128)]  # GPT-2's MLP is 4 x 32 wide
+    assert mlp == [[mlp[0][0], mlp[0][0] // 2]] * 2  # MLP neurons halved in both blocks
+    assert count_params(pruned) < count_params(original)
+    assert count_macs(pruned, shape) < 0.7 * count_macs(original, shape)
+
+    x = _inputs(shape)
+    reference = p.reference_model(original)
+    with torch.no_grad():
+        got, expected, unmasked = pruned(x), reference(x), original(x)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(got, unmasked, atol=1e-4)
+
+    save_compressed(pruned, tmp_path)
+    again = load_compressed(build(), tmp_path)  # a fresh original, reshaped by structure.json
+    assert _heads(again) == [after, after]
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), expected, atol=1e-5, rtol=1e-4)
+    path = export_onnx(again, tmp_path / "model.onnx", shape)  # checked against eager inside
+    torch.testing.assert_close(torch.from_numpy(predict(path, x)), expected, atol=1e-4, rtol=1e-4)
+
+
+class LanguageModelFeatures(nn.Module):
+    """A classifier on a GPT-2 language model's mean token scores: its output layer, tied to
+    the token embedding, is not the model's last layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lm = gpt2().model
+        self.classifier = nn.Linear(VOCAB, 10)
+
+    def forward(self, x):
+        return self.classifier(self.lm(input_ids=x.flatten(1).round().clamp(0, VOCAB - 1).long()).logits.mean(1))
+
+
+def test_an_output_layer_tied_to_the_token_embedding_is_left_whole():
+    original = LanguageModelFeatures().eval()
+    p = StructuredPruner(ratio=0.5).fit(original, input_shape=TEXT_SHAPE)
+    lm = p.model_.lm
+    assert lm.lm_head.weight is lm.transformer.wte.weight and lm.lm_head.out_features == VOCAB
+    assert p.left_alone_["lm.lm_head"] == "shares its weights with an embedding table (tied weights)"
+    assert [b.heads for b in attention_blocks(p.model_)] == [2, 2]
+    x = _inputs(TEXT_SHAPE)
+    with torch.no_grad():
+        torch.testing.assert_close(p.model_(x), p.reference_model(original)(x), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["distilbert", "vit"])
+def test_per_layer_ratios_prune_each_attention_by_its_own_heads(family):
+    """What ``--auto`` does: a ratio per prunable layer, one entry per attention module."""
+    build, shape, _ = FAMILIES[family]
+    original = build()
+    names = [layer.name for layer in list_prunable_layers(original, shape)]
+    attention = [n for n in names if n.split(".")[-1] in ("q_lin", "q_proj", "query")]
+    assert len(attention) == 2 and not any(n.split(".")[-1] in ("k_lin", "v_lin", "k_proj", "v_proj")
+                                           for n in names)
+    ratios = {attention[0]: 0.5, attention[1]: 0.25, names[-1]: 0.5}
+    p = StructuredPruner(ratio=0.0, layer_ratios=ratios).fit(original, input_shape=shape)
+    assert [b.heads for b in attention_blocks(p.model_)] == [2, 3]
+    x = _inputs(shape)
+    with torch.no_grad():
+        torch.testing.assert_close(p.model_(x), p.reference_model(original)(x), atol=1e-5, rtol=1e-4)
