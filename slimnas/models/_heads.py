@@ -5,7 +5,8 @@ An attention module is one that owns three ``nn.Linear`` projections of the same
 and says how many heads it has: ``num_attention_heads`` (BERT, ViT), ``n_heads``
 (DistilBERT), ``num_heads`` (GPT-2, timm, PyTorch), ``n_head``, ``heads``, or its
 ``config.num_attention_heads``. Its head width is its ``head_dim``, ``attention_head_size``,
-``head_size`` or ``dim_per_head``, or the projection width over the head count. Layer names
+``head_size``, ``dim_per_head`` or ``key_value_proj_dim``, or the projection width over the head
+count. Layer names
 are never read: BERT's ``query``, DistilBERT's ``q_lin``, ViT's ``q_proj`` (transformers 5) or
 ``query`` (transformers 4) are recognised alike.
 
@@ -15,8 +16,9 @@ Hugging Face's ``Conv1D`` (GPT-2; a Linear with its weight transposed) becomes a
 the heads' width) becomes a :class:`FusedProjection` of three Linear layers.
 
 After heads are removed, :meth:`AttentionBlock.sync` updates the module's own head count and
-width attributes (``num_attention_heads``, ``all_head_size``, GPT-2's ``num_heads`` and
-``split_size``, ...), and :func:`head_attributes` gives them for ``structure.json``.
+width attributes (those Hugging Face's own ``prune_heads`` updates: ``num_attention_heads``,
+``all_head_size``, GPT-2's ``num_heads`` and ``split_size``, DistilBERT's ``n_heads`` and
+``dim``, ...), and :func:`head_attributes` gives them for ``structure.json``.
 """
 
 from __future__ import annotations
@@ -31,9 +33,19 @@ from slimnas.models._attention import FusedProjection
 #: attributes holding a module's number of heads
 HEAD_COUNTS = ("num_attention_heads", "num_heads", "n_heads", "n_head", "heads")
 #: attributes holding the width of one head
-HEAD_DIMS = ("head_dim", "attention_head_size", "head_size", "dim_per_head")
-#: attributes holding the width of all heads together (GPT-2 splits its fused output by ``split_size``)
-INNER_WIDTHS = ("all_head_size", "split_size", "inner_dim")
+HEAD_DIMS = ("head_dim", "attention_head_size", "head_size", "dim_per_head", "key_value_proj_dim")
+#: attributes holding the width of all heads together, as Hugging Face's own ``prune_heads``
+#: updates them (GPT-2 splits its fused output by ``split_size``; DistilBERT under
+#: transformers 4 reshapes by ``dim``)
+INNER_WIDTHS = ("all_head_size", "split_size", "inner_dim", "dim")
+
+
+def _inner_widths(module: nn.Module) -> tuple[str, ...]:
+    """:data:`INNER_WIDTHS`, and ``embed_dim`` where a fused projection three times that wide
+    was split (GPT-2: under transformers 4 its SDPA attention reshapes by ``embed_dim``;
+    elsewhere, as in ``nn.MultiheadAttention``, ``embed_dim`` is the embedding width)."""
+    fused = any(isinstance(c, FusedProjection) for c in module.children())
+    return (*INNER_WIDTHS, "embed_dim") if fused else INNER_WIDTHS
 
 
 def _int_attr(obj: object, names: tuple[str, ...]) -> int | None:
@@ -78,7 +90,7 @@ class AttentionBlock:
         for name in HEAD_COUNTS:
             if state.get(name) == old:
                 setattr(self.module, name, new)
-        for name in INNER_WIDTHS:
+        for name in _inner_widths(self.module):
             if state.get(name) == old * self.head_dim:
                 setattr(self.module, name, new * self.head_dim)
         self.synced_heads = new
@@ -124,7 +136,7 @@ def attention_blocks(model: nn.Module) -> list[AttentionBlock]:
 def head_attributes(module: nn.Module) -> dict[str, int]:
     """The head count and all-heads width attributes ``module`` holds itself (not properties)."""
     state = vars(module)
-    return {n: state[n] for n in (*HEAD_COUNTS, *INNER_WIDTHS)
+    return {n: state[n] for n in (*HEAD_COUNTS, *_inner_widths(module))
             if isinstance(state.get(n), int) and not isinstance(state.get(n), bool)}
 
 
