@@ -3,8 +3,8 @@
 An attention module is one that owns three ``nn.Linear`` projections of the same output width
 (query, key and value; the output projection, when the module owns it too, comes after them)
 and says how many heads it has: ``num_attention_heads`` (BERT, ViT), ``n_heads``
-(DistilBERT), ``num_heads`` (GPT-2, timm, PyTorch), ``n_head``, ``heads``, or its
-``config.num_attention_heads``. Its head width is its ``head_dim``, ``attention_head_size``,
+(DistilBERT), ``num_heads`` (GPT-2, timm, PyTorch), ``n_head``, ``heads``, or, where it
+holds a head width, its ``config.num_attention_heads``. Its head width is its ``head_dim``, ``attention_head_size``,
 ``head_size``, ``dim_per_head`` or ``key_value_proj_dim``, or the projection width over the head
 count. Layer names
 are never read: BERT's ``query``, DistilBERT's ``q_lin``, ViT's ``q_proj`` (transformers 5) or
@@ -59,8 +59,8 @@ def _int_attr(obj: object, names: tuple[str, ...]) -> int | None:
 def head_count(module: nn.Module) -> int | None:
     """The number of heads ``module`` says it has, or ``None``."""
     n = _int_attr(module, HEAD_COUNTS)
-    if n is None and getattr(module, "config", None) is not None:
-        n = _int_attr(module.config, ("num_attention_heads", "n_head", "num_heads"))
+    if n is None and getattr(module, "config", None) is not None and _int_attr(module, HEAD_DIMS):
+        n = _int_attr(module.config, ("num_attention_heads", "n_head", "num_heads"))  # only beside a head width
     return n
 
 

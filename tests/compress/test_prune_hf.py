@@ -10,6 +10,8 @@ import pytest
 
 transformers = pytest.importorskip("transformers")
 
+from pathlib import Path  # noqa: E402
+
 import torch  # noqa: E402
 from hf_models import IMAGE_SHAPE, TEXT_SHAPE, VOCAB, bert, distilbert, gpt2, vit  # noqa: E402
 from torch import nn  # noqa: E402
@@ -116,3 +118,34 @@ def test_per_layer_ratios_prune_each_attention_by_its_own_heads(family):
     x = _inputs(shape)
     with torch.no_grad():
         torch.testing.assert_close(p.model_(x), p.reference_model(original)(x), atol=1e-5, rtol=1e-4)
+
+
+def test_compress_command_prunes_gpt2_and_load_and_export_give_the_masked_reference(tmp_path):
+    """``slimnas compress --prune 0.5`` on GPT-2 (fused Conv1D projections, a key/value cache),
+    then ``slimnas.load`` and ``slimnas export``: heads stated, outputs of the masked original."""
+    import numpy as np
+    from typer.testing import CliRunner
+
+    import slimnas
+    from slimnas.cli import build_app
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "tokens.npz", x=rng.integers(0, VOCAB, (60, *TEXT_SHAPE)).astype(np.float32),
+             y=np.arange(60) % 10)
+    torch.save(gpt2().state_dict(), tmp_path / "gpt2.pt")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(build_app(), [
+        "compress", "--model", f"{Path(__file__).with_name('hf_models.py')}:gpt2", "--weights",
+        str(tmp_path / "gpt2.pt"), "--dataset", str(tmp_path / "tokens.npz"), "--prune", "0.5", "--epochs", "0",
+        "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    loaded = slimnas.load(out)
+    _check_heads(loaded, "num_heads")
+    x = _inputs(TEXT_SHAPE)
+    reference = StructuredPruner(ratio=0.5).fit(gpt2(), input_shape=TEXT_SHAPE).reference_model(gpt2())
+    with torch.no_grad():
+        expected = reference(x)
+        torch.testing.assert_close(loaded(x), expected, atol=1e-5, rtol=1e-4)
+    result = CliRunner().invoke(build_app(), ["export", str(out), "--out", str(tmp_path / "gpt2.onnx")])
+    assert result.exit_code == 0, result.output
+    torch.testing.assert_close(torch.from_numpy(predict(tmp_path / "gpt2.onnx", x)), expected, atol=1e-4, rtol=1e-4)
