@@ -217,9 +217,10 @@ class tracing_stand_ins:
 
 
 def split_view(model: nn.Module) -> nn.Module:
-    """``model`` as structured pruning sees it: a copy with every ``nn.MultiheadAttention``
-    split into separate projections (the model itself when it has none), so layer names match
-    what pruning reports and takes ratios for."""
+    """``model`` as structured pruning sees it: a copy with every ``nn.MultiheadAttention`` and
+    fused query/key/value layer split into separate projections and Hugging Face ``Conv1D``
+    layers made ``nn.Linear`` (:func:`split_attention`; the model itself when it has none of
+    them), so layer names match what pruning reports and takes ratios for."""
     if not any(isinstance(m, nn.MultiheadAttention) for m in model.modules()) and not needs_separating(model):
         return model
     import copy

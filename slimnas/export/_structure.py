@@ -103,8 +103,8 @@ def save_compressed(model: nn.Module, folder: str | Path) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, folder / "weights.pt")
-    (folder / "structure.json").write_text(json.dumps({"version": 1, "layers": structure(model), "heads": heads(model)},
-                                                            indent=1))
+    saved = {"version": 1, "layers": structure(model), "heads": heads(model)}
+    (folder / "structure.json").write_text(json.dumps(saved, indent=1))
     return folder
 
 

@@ -149,7 +149,6 @@ def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return mask.to(dtype)
 
 
-
 class FusedProjection(nn.Module):
     """One fused query/key/value projection (GPT-2's ``c_attn``, a ViT's ``qkv``) as three
     ``nn.Linear`` layers whose outputs are concatenated: the same ``[q | k | v]`` output the

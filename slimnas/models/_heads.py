@@ -3,12 +3,12 @@
 An attention module is one that owns three ``nn.Linear`` projections of the same output width
 (query, key and value; the output projection, when the module owns it too, comes after them)
 and says how many heads it has: ``num_attention_heads`` (BERT, ViT), ``n_heads``
-(DistilBERT), ``num_heads`` (GPT-2, timm, PyTorch), ``n_head``, ``heads``, or, where it
-holds a head width, its ``config.num_attention_heads``. Its head width is its ``head_dim``, ``attention_head_size``,
-``head_size``, ``dim_per_head`` or ``key_value_proj_dim``, or the projection width over the head
-count. Layer names
-are never read: BERT's ``query``, DistilBERT's ``q_lin``, ViT's ``q_proj`` (transformers 5) or
-``query`` (transformers 4) are recognised alike.
+(DistilBERT), ``num_heads`` (GPT-2, timm, PyTorch), ``n_head``, ``heads``, or, where it holds
+a head width, its ``config.num_attention_heads``. Its head width is its ``head_dim``,
+``attention_head_size``, ``head_size``, ``dim_per_head`` or ``key_value_proj_dim``, or the
+projection width over the head count. Layer names are never read: BERT's ``query``,
+DistilBERT's ``q_lin``, ViT's ``q_proj`` (transformers 5) or ``query`` (transformers 4) are
+recognised alike.
 
 :func:`separate_projections` first rewrites, in place, what hides the projections from this:
 Hugging Face's ``Conv1D`` (GPT-2; a Linear with its weight transposed) becomes an

@@ -10,6 +10,7 @@ import pytest
 
 transformers = pytest.importorskip("transformers")
 
+import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
@@ -149,3 +150,18 @@ def test_compress_command_prunes_gpt2_and_load_and_export_give_the_masked_refere
     result = CliRunner().invoke(build_app(), ["export", str(out), "--out", str(tmp_path / "gpt2.onnx")])
     assert result.exit_code == 0, result.output
     torch.testing.assert_close(torch.from_numpy(predict(tmp_path / "gpt2.onnx", x)), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_a_damaged_head_record_in_structure_json_is_refused_in_one_line(tmp_path):
+    from slimnas.errors import SlimnasError
+
+    p = StructuredPruner(ratio=0.5).fit(distilbert(), input_shape=TEXT_SHAPE)
+    save_compressed(p.model_, tmp_path)
+    path = tmp_path / "structure.json"
+    saved = json.loads(path.read_text())
+    name = next(iter(saved["heads"]))
+    for record in ({name: {"n_heads": "2"}}, {name: {"forward": 2}}, {"model.nowhere": {"n_heads": 2}}):
+        path.write_text(json.dumps({**saved, "heads": record}))
+        with pytest.raises(SlimnasError, match="structure.json") as e:
+            load_compressed(distilbert(), tmp_path)
+        assert "\n" not in str(e.value)
