@@ -34,6 +34,7 @@ from slimnas.compress import (
     mac_limits,
     measure_artifact,
 )
+from slimnas.compress._prune_layers import split_view
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError
 from slimnas.measure import Budget, load_profile, one_thread
@@ -238,7 +239,8 @@ class AutoObjective(BaseTrialObjective):
         self.timing = timing  # latency_runtime, latency_threads: where latency is timed
         self.prunable = [lay.name for lay in list_prunable_layers(model, data.input_shape)]
         # precision genes for the layers quantization acts on (not GRU/LSTM: those stay fp32)
-        self.layers = [n for n, m in executed_layers(model, data.input_shape) if isinstance(m, WEIGHTED)]
+        # (named as pruning names them: split attention projections, GPT-2's Conv1D as Linear)
+        self.layers = [n for n, m in executed_layers(split_view(model), data.input_shape) if isinstance(m, WEIGHTED)]
         # aimed at a device, int8 is decided for the chosen policy by what runs faster there
         self.precisions = list(settings.precisions) if hardware is None else ["fp32"]
 
