@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 
+from slimnas.cli._options import Out
 from slimnas.report import make_console, write_report
 
 
 def report_command(
     run: Annotated[Path, typer.Argument(help="A search run folder (runs/<name>) or a compress output folder.")],
-    out: Annotated[Path | None, typer.Option(help="Folder to write the report into (default: the run folder).")] = None,
+    out: Out = None,
 ) -> None:
     """Write report.html (self-contained, opens offline), report.json and report.md for a search run;
     report.html and report.md for a compress output (its report.json is compress's own)."""
