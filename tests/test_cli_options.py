@@ -15,7 +15,6 @@ import torch
 import yaml
 
 from slimnas.cli import build_cli, main
-from slimnas.cli._options import split_list
 
 TRAINING = {"amp", "accumulate", "threads", "device", "epochs", "seed"}
 # options whose absence means "not used" (a step not taken, a file not given): no default to show
@@ -90,6 +89,8 @@ def test_list_valued_options_are_repeatable_and_split_at_commas(options):
             ("compress", "importance"), ("device profile", "precision"), ("device profile", "batch"),
             ("device profile", "limit"), ("export", "best"), ("compress", "step")} <= lists
     assert all(options[c][n].multiple for c, n in lists)
+    from slimnas.cli._options import split_list
+
     assert split_list(["macs<=10k, bytes<=8KB", "latency_ms<=1"]) == ["macs<=10k", "bytes<=8KB", "latency_ms<=1"]
     assert split_list(None) == []
 
