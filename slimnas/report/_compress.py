@@ -79,18 +79,19 @@ def compress_report_data(folder: str | Path) -> dict:
         layers = (report.get("steps") or {}).get("prune", {}).get("layers") or {}
         doc = {"policy": report.get("policy") or {},
                "layers": [{"layer": name, "width": wk[0], "kept": wk[1]} for name, wk in layers.items()]}
-    member = card({"trial": report.get("trial"), "name": root.name}, root) if (root / "policy.json").is_file() \
-        else {"trial": None, "name": root.name, **_card_of(doc)}
+    info = read_run_info(root)
+    name = info.get("name") or root.name  # compress --name, else the folder's
+    member = card({"trial": report.get("trial"), "name": name}, root) if (root / "policy.json").is_file() \
+        else {"trial": None, "name": name, **_card_of(doc)}
     if not member["sensitivity"] and (root / "sensitivity.json").is_file():
         sens = _read(root / "sensitivity.json")
         member["sensitivity"] = {layer: {str(p[0]): p[1] for p in points}
                                  for layer, points in (sens.get("curves") or {}).items()}
-    info = read_run_info(root)
     budget = report.get("budget") or []
     return {
         "kind": "compress",
         "slimnas": __version__,
-        "run": {"name": root.name, "folder": str(root), "mode": "auto" if "budget" in report else "policy",
+        "run": {"name": name, "folder": str(root), "mode": "auto" if "budget" in report else "policy",
                 "model": info.get("model"), "dataset": (info.get("data") or {}).get("name"),
                 "budget": list(budget), "feasible": report.get("feasible"), "n_trials": report.get("n_trials"),
                 "trial": report.get("trial")},
@@ -117,7 +118,8 @@ def _card_of(doc: dict) -> dict:
 def _steps(policy: dict) -> str:
     parts = []
     for step in policy.get("steps", []):
-        opts = ", ".join(f"{k} {v}" for k, v in step.get("options", {}).items() if not isinstance(v, dict))
+        opts = ", ".join(f"{k} per layer (below)" if isinstance(v, dict) else f"{k} {v}"
+                         for k, v in step.get("options", {}).items())
         parts.append(f"{step['compressor']} ({opts})" if opts else step["compressor"])
     if policy.get("distill"):
         parts.append(f"distillation (temperature {policy.get('temperature')})")
@@ -197,8 +199,8 @@ def render_compress_markdown(data: dict) -> str:
                     for r in data["rows"]])]
     if data["slower"]:
         out += [f"**The compressed model is slower than its input at {', '.join(data['slower'])}.**", ""]
-    out += [f"Warning: {w}" for w in data["warnings"]]
-    out += ["", "## Policy", "", _steps(data["policy"]), ""]
+    out += [line for w in data["warnings"] for line in (f"Warning: {w}", "")]
+    out += ["## Policy", "", _steps(data["policy"]), ""]
     if c["layers"]:
         out += ["## Per-layer decisions", "", *_table(*_layer_cells(c))]
     if c["sensitivity"]:
