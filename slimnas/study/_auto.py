@@ -116,6 +116,7 @@ class AutoSettings:
     temperature: float = 4.0
     device_profile: str | None = None
     hardware_aware: bool | None = None
+    timeout: float | None = None  # seconds after which no further policy is tried
 
     def __post_init__(self) -> None:
         from slimnas.compress import IMPORTANCES
@@ -381,7 +382,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
                 study.enqueue_trial(params, skip_if_exists=True)
     with report_phase(listener, "search", label="searching per-layer policies", total=s.n_trials, unit="trials",
                       done=n_finished(study), trials=progress_rows(study, budgets)) as found:
-        interrupted = run_study(study, objective, n_trials=s.n_trials)
+        interrupted = run_study(study, objective, n_trials=s.n_trials, timeout=s.timeout)
         found["interrupted"] = interrupted
     if interrupted:
         listener.note("interrupted: completed trials are kept; the chosen policy so far is fine-tuned now",
