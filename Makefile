@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 # test processes (pytest-xdist; each test file stays in one); TEST_WORKERS=0 runs them in this one
 TEST_WORKERS ?= 2
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint docs clean
 
 $(BIN)/slimnas: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,13 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile
 
+# the documentation site, into site/ (a warning fails it); docs/_gen/run_examples.py refreshes
+# the example outputs the pages show
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 lint: setup
 	$(BIN)/ruff check slimnas tests benchmarks
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -12,7 +13,9 @@ NO_CAP = 100_000
 
 
 def package_state() -> dict:
-    """The commit the figures come from, and whether the package had uncommitted changes."""
+    """The commit the figures come from, whether the package had uncommitted changes, and when
+    (UTC). Every results JSON records this as its ``package`` entry, the one place a result names
+    its commit (``benchmarks/index_results.py`` reads it into ``results/INDEX.md``)."""
 
     def git(*cmd: str) -> str:
         try:
@@ -21,7 +24,8 @@ def package_state() -> dict:
             return ""
         return out.stdout.strip()
 
-    return {"commit": git("rev-parse", "HEAD"), "slimnas_dirty": bool(git("status", "--porcelain", "slimnas"))}
+    return {"commit": git("rev-parse", "HEAD"), "slimnas_dirty": bool(git("status", "--porcelain", "slimnas")),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
 def commit_label(package: dict) -> str:

@@ -170,7 +170,7 @@ def main(argv=None) -> int:
     doc = {"supernet": str(args.supernet), "min_macs": args.min_macs, "max_macs": args.max_macs, "seeds": args.seeds, "warmup": args.warmup, "recipe": dataclasses.asdict(recipe),
            "teacher_val_accuracy": teacher_val if teacher is not None else None, "rows": rows,
            "seconds": round(time.time() - t0, 1), "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-           **package_state()}
+           "package": package_state()}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{NAME}.json").write_text(json.dumps(doc, indent=2))
     (args.out / f"{NAME}.md").write_text(markdown(doc, argv if argv is not None else sys.argv[1:]))

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from _common import package_state  # benchmarks/ is on sys.path when run as a script
 
 from slimnas.compress import (
     CompressedModel,
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
         "int8 weight payload <= 0.3 x fp32": targets["int8_weight_payload_over_fp32"] <= 0.3,
         "50% MACs + distillation + int8 loses <= 1 point": targets["prune50_distill_int8_test_accuracy_loss_points"] <= 1.0,
     }
-    result = {"rows": rows, "targets": targets, "checks": checks, "ratios": ratios, "pruned_macs": macs,
+    result = {"package": package_state(), "rows": rows, "targets": targets, "checks": checks, "ratios": ratios, "pruned_macs": macs,
               "importance_chosen_on_val": {"chosen": best, "val_accuracy": val},
               "settings": vars(args), "seconds": round(time.time() - t0, 1),
               "steps": {name: art.report for name, art in artifacts.items()}}

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import package_state  # benchmarks/ is on sys.path when run as a script
+from _common import commit_label, package_state  # benchmarks/ is on sys.path when run as a script
 
 from slimnas.export import export_model
 from slimnas.measure import count_macs, interleaved_latency
@@ -94,12 +94,12 @@ def main() -> None:
             rows.append({"layout": layout, "batch": b, "width": w, "macs": macs[w], "ms": round(lat[layout, w][b], 5),
                          "latency_share": round(share, 3), "mac_share": round(mshare, 3),
                          "drop_ratio": None if w == 25 else round((1 - share) / (1 - mshare), 3)})
-    doc = {**package_state(), "seconds": round(time.perf_counter() - t0, 1), "rounds": args.rounds,
+    doc = {"package": package_state(), "seconds": round(time.perf_counter() - t0, 1), "rounds": args.rounds,
            "runtime": "onnxruntime cpu, 1 thread", "rows": rows, "fits": fits}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "conv_overhead.json").write_text(json.dumps(doc, indent=1))
     md = ["# The paper CNN's fixed latency in ONNX Runtime (CPU, 1 thread)", "",
-          f"`python benchmarks/conv_overhead.py --rounds {args.rounds}` at {doc['commit'][:10]}, "
+          f"`python benchmarks/conv_overhead.py --rounds {args.rounds}` at {commit_label(doc['package'])}, "
           f"{doc['seconds']} s. Every convolution at the same width; latency: fastest of {args.rounds} "
           "interleaved rounds of medians.", "",
           "| layout | batch | width | MACs | ms | latency share | MAC share | latency drop / MAC drop |",

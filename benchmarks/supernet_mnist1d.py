@@ -77,7 +77,7 @@ TOTAL_LIMIT_S, SEARCH_LIMIT_S, RANDOM_REFERENCE_S = 600.0, 120.0, 1200.0
 #: MACs 93.6 / 95.5 / 95.2% -> 94.6 / 94.4 / 95.8%, best at <= 31.7k MACs 97.1 / 97.7 / 97.9% ->
 #: 96.9 / 97.6 / 97.9% (``results/seeds/supernet_mnist1d_dropout0.1_52d8a35_seed*``); seeds 3
 #: to 7 read 92.2 / 95.8 / 93.1 / 95.0 / 95.0% at <= 7.9k MACs, 6 of 8 seeds met
-#: (``results/seeds/supernet_mnist1d_1fold_seed{3,4,5,6,7}.*``: seed
+#: (``results/archive/supernet_mnist1d_1fold_seed{3,4,5,6,7}.*``: seed
 #: 3's front keeps a 5.4k-MAC model at 96.6% validation, 92.2% test, over 6.7k-MAC ones at 96.4%
 #: validation, 95.2-96.2% test). The candidates fine-tune at the
 #: recipe's learning rate. Tried and not kept: half of it (the cheap end gained 0.7 points on

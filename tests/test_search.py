@@ -223,7 +223,7 @@ def test_search_on_a_device_profile_predicts_latency_from_its_table_and_remeasur
 
     config = tiny_config()
     prof = tmp_path / "edge.yaml"
-    r = run_cli("device", "profile", "--config", str(config), "--repeats", "5", "--n-calibration", "3",
+    r = run_cli("device", "profile", "--config", str(config), "--precision", "fp32", "--repeats", "5", "--n-calibration", "3",
                 "--n-check", "3", "--out", str(prof))
     assert r.returncode == 0, r.stderr
     limit = 0.008

@@ -23,7 +23,6 @@ from slimnas.cli._report import report_command
 from slimnas.cli._runs import runs_command
 from slimnas.cli._search import registry_help, search_command
 from slimnas.compress import list_compressors
-from slimnas.data import dataset_help
 from slimnas.errors import SlimnasError
 from slimnas.registry import load_plugins
 
@@ -63,17 +62,18 @@ def _print_version(value: bool) -> None:
 def build_cli():
     """The click command of :func:`build_app`, its help filled from the registries."""
     cli = typer.main.get_command(build_app())
+    shared = registry_help()  # options several commands take: one help in all of them
     helps = {
-        "search": registry_help(),
         "compress": {"step": f"any registered compressor ({', '.join(list_compressors())}) as "
-                             "NAME[:key=value,...], repeatable",
-                     "dataset": f"{dataset_help()} [default: mnist1d, or --data-config's]"},
+                             "NAME[:key=value,...], repeatable (its own commas separate its settings)"},
         "export": {"format": format_help()},
     }
-    for name, command in cli.commands.items():
+    for name, command in _commands(cli):
         for param in command.params:
             if param.name in helps.get(name, {}):
                 param.help = helps[name][param.name]
+            elif param.name in shared and param.param_type_name == "option":
+                param.help = shared[param.name]
     return cli
 
 
@@ -92,6 +92,15 @@ def _closed_pipe_passes(cli) -> None:
             raise _ClosedPipe from e
 
     cli.invoke = guarded
+
+
+def _commands(group, prefix: str = ""):
+    """``(name, command)`` of every command, those of sub-groups (``device profile``) included."""
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _commands(command, f"{prefix}{name} ")
+        else:
+            yield prefix + name, command
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,11 +15,33 @@ import torch
 import typer
 import yaml
 
+from slimnas.cli._options import (
+    MAX_THREADS,
+    Accumulate,
+    Amp,
+    Budget,
+    Dataset,
+    Device,
+    DeviceProfile,
+    EarlyStopping,
+    Epochs,
+    LabelColumn,
+    Model,
+    Name,
+    NTrials,
+    Out,
+    Precision,
+    Quiet,
+    Seed,
+    Strategy,
+    Tensorboard,
+    Threads,
+    Timeout,
+    split_list,
+)
 from slimnas.cli._progress import ConsoleListener
 from slimnas.compress import (
     FINETUNE_SPEC,
-    MAX_EPOCHS,
-    PATIENCE,
     CompressionPolicy,
     PolicyStep,
     compress,
@@ -34,13 +56,19 @@ from slimnas.export import write_run_info
 from slimnas.measure import RUNTIMES
 from slimnas.models import check_outputs, import_model
 from slimnas.report import explanation_table, make_console
-from slimnas.study import ListenerGroup, TensorBoardListener, auto_compress, resolve_device
+from slimnas.study import (
+    ListenerGroup,
+    TensorBoardListener,
+    auto_compress,
+    resolve_device,
+    torch_threads,
+)
 from slimnas.training import report_phase
 
 QUANTIZE_MODES = ("none", "int8", "int8-dynamic", "int8-auto", "fp16")
 TRAIN_EPOCHS = 20  # training from scratch when no --weights are given (--train-epochs)
 AUTO_ONLY = ("budget", "n_trials", "strategy", "final_epochs", "early_stopping", "precision", "tensorboard",
-             "device_profile", "hardware_aware")
+             "device_profile", "hardware_aware", "timeout")
 ONE_SHOT_ONLY = ("prune", "lowrank", "cluster", "quantize", "step")
 
 #: rows of the before/after table: (metric, label, format)
@@ -197,46 +225,60 @@ def absolute_model_spec(spec: str) -> str:
 
 
 def compress_command(
-    model: Annotated[str, typer.Option(help="path/to/file.py:callable or package.module:callable returning an nn.Module")],
+    ctx: typer.Context,
+    model: Model = None,
     weights: Annotated[Path | None, typer.Option(help="state dict (torch.save) of the trained model")] = None,
-    dataset: Annotated[str | None, typer.Option(help="registered dataset name, a data file or folder [default: mnist1d, or --data-config's]")] = None,
-    label_column: Annotated[str | None, typer.Option("--label-column", help="label column of a .csv data file [default: label]")] = None,
+    dataset: Dataset = None,
+    label_column: LabelColumn = None,
     input_layout: Annotated[str | None, typer.Option("--input-layout", help="the layout the model takes: channels_first ((N, C, L), (N, C, H, W)), channels_last ((N, L, C), (N, H, W, C)) or no_channel ((N, L), (N, F)) [default: channels_first]")] = None,
     data_config: Annotated[Path | None, typer.Option("--data-config", help="a YAML file whose data: section (as in a search config) says how to read the data: layout, normalize, augment, tokenizer, stream, ...")] = None,
     prune: Annotated[float | None, typer.Option(help="share of channels structured pruning removes from every layer, in [0, 1)")] = None,
-    importance: Annotated[str | None, typer.Option(help="pruning criterion (l1, l2, taylor, bn_scale, random); with --auto, comma-separated candidates [default: l1 (--auto: l1,taylor)]")] = None,
+    importance: Annotated[list[str] | None, typer.Option(metavar="CRITERION", help="pruning criterion (l1, l2, taylor, bn_scale, random); with --auto, the candidates, repeatable or comma-separated [default: l1 (--auto: l1,taylor)]")] = None,
     lowrank: Annotated[float | None, typer.Option(help="kept-rank ratio of low-rank factorisation, in (0, 1]")] = None,
     cluster: Annotated[int | None, typer.Option(help="k-means clusters per layer (weight sharing)")] = None,
     quantize: Annotated[str | None, typer.Option(help="none | int8 (static QDQ, with quantization-aware fine-tuning when it loses accuracy) | int8-dynamic | int8-auto (both, the faster one within the accuracy tolerance kept) | fp16")] = None,
     step: Annotated[list[str] | None, typer.Option(metavar="NAME[:K=V,...]", help="any registered compressor as NAME[:key=value,...], repeatable")] = None,
     distill: Annotated[bool | None, typer.Option("--distill/--no-distill", help="distil from the original model while retraining [default: off; --auto: on]")] = None,
     temperature: Annotated[float | None, typer.Option(help="distillation temperature, with --distill [default: 4.0]")] = None,
-    epochs: Annotated[int | None, typer.Option(help=f"retraining epochs after each step [default: until validation accuracy stops improving for {PATIENCE} epochs, at most {MAX_EPOCHS}]; with --auto, of the short fine-tune that ranks policies [default: 2]")] = None,
+    epochs: Epochs = None,
     train_epochs: Annotated[int | None, typer.Option(help=f"without --weights: epochs to train the model first [default: {TRAIN_EPOCHS}]")] = None,
-    seed: Annotated[int, typer.Option(help="seeds the model's initialisation, training and the search")] = 0,
-    out: Annotated[Path, typer.Option(help="output folder for report.json, model.onnx and compressed/ (a new or empty folder; --auto resumes its own study there)")] = Path("runs/compress"),
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace what an earlier compress wrote in --out")] = False,
-    device: Annotated[str, typer.Option(help="training device: cpu, cuda or auto")] = "cpu",
-    amp: Annotated[bool, typer.Option("--amp", help="mixed-precision training on CUDA (no effect on the CPU)")] = False,
-    accumulate: Annotated[int, typer.Option(help="micro-batches whose gradients make one optimizer step")] = 1,
+    seed: Seed = None,
+    out: Out = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace what an earlier compress wrote in --out (else it must be new or empty; --auto resumes its own study there)")] = False,
+    name: Name = None,
+    device: Device = None,
+    threads: Threads = None,
+    amp: Amp = False,
+    accumulate: Accumulate = None,
+    timeout: Timeout = None,
     auto: Annotated[bool, typer.Option("--auto", help="search per-layer pruning ratios and precisions under --budget")] = False,
-    budget: Annotated[list[str] | None, typer.Option(metavar="BUDGET", help="--auto, repeatable: 'macs<=50%' (of the input model), 'bytes<=8KB'")] = None,
-    n_trials: Annotated[int | None, typer.Option("--n-trials", help="--auto: policies to try [default: 60]")] = None,
-    strategy: Annotated[str | None, typer.Option(help="--auto: search strategy [default: tpe]")] = None,
+    budget: Budget = None,
+    n_trials: NTrials = None,
+    strategy: Strategy = None,
     final_epochs: Annotated[int | None, typer.Option(help="--auto: fine-tune of the chosen policy [default: 10]")] = None,
-    early_stopping: Annotated[str | None, typer.Option(help="--auto: stop ranking fine-tunes that fall behind: median, hyperband, none [default: median]")] = None,
-    precision: Annotated[str | None, typer.Option(help="--auto: comma-separated per-layer precisions to choose from [default: fp32,int8]")] = None,
-    device_profile: Annotated[str | None, typer.Option("--device-profile", help="--auto: the device the result must run well on, a profile YAML or a built-in name (mcu, server-cpu): its runtime, batch and latency table, its limits join the budget; channel counts are chosen by latency there")] = None,
+    early_stopping: EarlyStopping = None,
+    precision: Precision = None,
+    device_profile: DeviceProfile = None,
     hardware_aware: Annotated[bool | None, typer.Option("--hardware-aware/--no-hardware-aware", help="--auto: choose channel counts by latency (rounded to multiples of 8 or 16 where the runtime rewards it) and int8 only where it is faster (or a byte budget needs it), on the --device-profile's target or this machine at batch 1 with ONNX Runtime, one thread; --no-hardware-aware: odd channel counts and int8 wherever the search puts it [default: on]")] = None,
-    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="--auto: also write TensorBoard event files under OUT/tensorboard")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display: only warnings and the result.")] = False,
+    tensorboard: Tensorboard = False,
+    quiet: Quiet = False,
 ) -> None:
     """Prune, factorise, cluster, quantize and distil a trained model; measure it before and after."""
+    if model is None:
+        raise ConfigError("--model", "the model to compress: path/to/file.py:callable or package.module:callable")
+    # the options shared with search, resolved to compress's defaults (cli/_options.py)
+    precision, importance = (",".join(split_list(v)) or None for v in (precision, importance))
+    budget = split_list(budget) or None
+    seed, device, accumulate = 0 if seed is None else seed, device or "cpu", 1 if accumulate is None else accumulate
+    out = out if out is not None else Path("runs") / (name or "compress")
+    if threads is not None and not 0 <= threads <= MAX_THREADS:
+        raise ConfigError("--threads", f"an integer from 0 (PyTorch's own) to {MAX_THREADS}", threads)
+    ctx.with_resource(torch_threads(1 if threads is None else threads))  # for the whole command
     given = {"prune": prune, "lowrank": lowrank, "cluster": cluster, "quantize": quantize, "step": step,
              "budget": budget, "n_trials": n_trials, "strategy": strategy, "final_epochs": final_epochs,
              "early_stopping": early_stopping, "precision": precision, "importance": importance,
              "train_epochs": train_epochs, "tensorboard": tensorboard, "device_profile": device_profile,
-             "hardware_aware": hardware_aware, "distill": distill, "temperature": temperature}
+             "hardware_aware": hardware_aware, "timeout": timeout, "distill": distill, "temperature": temperature}
     check_options(auto, given, weights=weights)  # at the edge, before any model is loaded or trained
     check_out(out, auto=auto, overwrite=overwrite)
     temperature = 4.0 if temperature is None else temperature
@@ -251,7 +293,7 @@ def compress_command(
                         distill=True if distill is None else distill, temperature=temperature,
                         **{k: v for k, v in dict(n_trials=n_trials, strategy=strategy, final_epochs=final_epochs,
                                                  early_stopping=early_stopping, finetune_epochs=epochs,
-                                                 device_profile=device_profile,
+                                                 device_profile=device_profile, timeout=timeout,
                                                  hardware_aware=hardware_aware).items()
                            if v is not None})
         if precision is not None:
@@ -267,7 +309,7 @@ def compress_command(
     data_cfg = compress_data_config(dataset, label_column, input_layout, data_config)
     dataset = data_cfg.dataset
     board = TensorBoardListener(out / "tensorboard") if tensorboard else None  # a missing package: one line now
-    with ConsoleListener(console, verbose=not quiet) as listener:
+    with ConsoleListener(console, live=not quiet) as listener:
         with report_phase(listener, "load", label=f"loading {dataset} and the model {model}") as found:
             data = load_dataset(data_cfg)
             torch.manual_seed(seed)
@@ -297,7 +339,8 @@ def compress_command(
     source = dataset if dataset in list_datasets() else str(Path(dataset).resolve())
     saved = data_to_dict(data_cfg)
     saved.pop("dataset")
-    info = {"model": absolute_model_spec(model), "data": {"name": source, **saved}, **data.info()}
+    info = {"model": absolute_model_spec(model), "data": {"name": source, **saved}, **data.info(),
+            **({"name": name} if name is not None else {})}
     # run.json: what rebuilds the compressed model later (slimnas.load, slimnas export)
     write_run_info(out, data.input_shape, data.n_classes, **info)
     if auto:

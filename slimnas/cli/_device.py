@@ -9,7 +9,16 @@ from typing import Annotated
 
 import typer
 
-from slimnas.cli._options import as_options
+from slimnas.cli._options import (
+    PRECISIONS,
+    Dataset,
+    Name,
+    Out,
+    Precision,
+    Seed,
+    as_options,
+    split_list,
+)
 from slimnas.config import BUILTIN_PROFILES, list_builtin_profiles, write_profile
 from slimnas.errors import ConfigError
 from slimnas.measure import RUNTIMES, Budget, build_profile, load_profile
@@ -20,36 +29,68 @@ device_app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup
                          help="Device profiles: build one on the target, show one, list the built-in ones.")
 
 
-def _precisions(text: str) -> tuple[str, ...]:
-    out = tuple(p.strip() for p in text.split(",") if p.strip())
-    if not out:
-        raise ConfigError("--precision", "comma-separated precisions such as fp32,int8", text)
-    return out
+def _batches(values: list[str] | None) -> tuple[int, ...]:
+    out = []
+    for item in split_list(values):
+        if not item.isdigit() or int(item) < 1:
+            raise ConfigError("--batch", "batch sizes >= 1, repeatable or comma-separated, such as 1,64", item)
+        out.append(int(item))
+    return tuple(out) or (1,)
+
+
+class _LineProgress:
+    """Progress as lines, for output that is not a terminal (a file, a pipe, a CI log): one line
+    when a stage starts, then one per tenth of it done (or every 30 s), as ``search`` prints one
+    per finished trial."""
+
+    def __init__(self, console, labels: dict[str, str]) -> None:
+        self.console, self.labels, self.t0 = console, labels, time.perf_counter()
+        self.last: dict[str, tuple[int, float]] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        label, now = self.labels.get(stage, stage), time.perf_counter()
+        if stage not in self.last:
+            self.last[stage] = (0, now)
+            self.console.print(f"{label}: 0/{total} ...", highlight=False)
+        shown, when = self.last[stage]
+        step = max(1, total // 10)
+        if done > shown and (done >= total or done - shown >= step or now - when >= 30):
+            self.last[stage] = (done, now)
+            self.console.print(f"{label}: {done}/{total} ({now - self.t0:.0f} s)", highlight=False)
 
 
 @device_app.command("profile")
 def profile_command(
-    out: Annotated[Path, typer.Option(help="YAML file to write the profile to.")],
+    out: Out = None,
     runtime: Annotated[str, typer.Option(help="Latency runtime the device runs.")] = "onnxruntime",
-    threads: Annotated[int, typer.Option(min=1, help="Intra-op threads.")] = 1,
-    batch: Annotated[list[int] | None, typer.Option(min=1, help="Batch size the table holds, repeatable; the first is the one runs target [default: 1].")] = None,
-    precision: Annotated[str, typer.Option(help="Comma-separated precisions to time (fp32, int8).")] = "fp32",
+    runtime_threads: Annotated[int, typer.Option("--runtime-threads", min=1, help="Intra-op threads of the device's runtime: latency is timed with them, and runs targeting the device use them.")] = 1,
+    threads: Annotated[int | None, typer.Option(min=1, hidden=True, help="The former name of --runtime-threads.")] = None,
+    batch: Annotated[list[str] | None, typer.Option(metavar="N", help="Batch sizes the table holds, repeatable or comma-separated; the first is the one runs target [default: 1].")] = None,
+    precision: Precision = None,
     config: Annotated[Path | None, typer.Option(help="A search config: its space and data set what the table covers [default: the built-in space].")] = None,
-    dataset: Annotated[str | None, typer.Option(help="Data whose input shape the table covers (overrides the config's).")] = None,
-    name: Annotated[str | None, typer.Option(help="The device's name [default: the file's stem].")] = None,
-    limit: Annotated[list[str] | None, typer.Option(metavar="BUDGET", help="A limit every run targeting the device adds, repeatable: 'ram_bytes<=64KB', 'int8_bytes<=256KB'.")] = None,
+    dataset: Dataset = None,
+    name: Name = None,
+    limit: Annotated[list[str] | None, typer.Option(metavar="BUDGET", help="A limit every run targeting the device adds, repeatable or comma-separated: 'ram_bytes<=64KB', 'int8_bytes<=256KB' [default: none].")] = None,
     repeats: Annotated[int, typer.Option(min=5, help="Timed repeats per operator.")] = 50,
     n_calibration: Annotated[int, typer.Option("--n-calibration", min=3, help="Whole models that calibrate the predictor.")] = 24,
     n_check: Annotated[int, typer.Option("--n-check", min=0, help="Held-out models that measure the predictor's accuracy.")] = 24,
-    seed: Annotated[int, typer.Option(help="Seed of the architectures drawn.")] = 0,
+    seed: Seed = None,
 ) -> None:
     """Measure a device profile on this machine (run it ON the target): the latency of every
     operator configuration the search space can produce, and a predictor calibrated on whole models."""
+    if out is None:
+        raise ConfigError("--out", "the YAML file to write the profile to", None)
+    if threads is not None and runtime_threads not in (1, threads):
+        raise ConfigError("--threads", f"--runtime-threads alone (--threads is its former name; both given: "
+                          f"{runtime_threads} and {threads})", threads)
+    threads = threads or runtime_threads
+    seed = 0 if seed is None else seed
     console = make_console()
     if runtime not in RUNTIMES:
         raise ConfigError("--runtime", f"one of {RUNTIMES.names()}", runtime)
-    precisions = _precisions(precision)
-    batches = tuple(batch or (1,))
+    precisions = tuple(split_list(precision)) or PRECISIONS
+    batches = _batches(batch)
+    limit = split_list(limit)
     with as_options("dataset"):
         plan = SearchPlan.load(config, dataset=dataset)
     for b in limit or ():
@@ -60,13 +101,15 @@ def profile_command(
 
     labels = {"ops": "enumerating operators", "timing": "timing operators", "models": "calibrating on models"}
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeRemainingColumn(), console=console, transient=True) as bar:
+                  TimeRemainingColumn(), console=console, transient=True, disable=not console.is_terminal) as bar:
         tasks: dict[str, int] = {}
 
-        def progress(stage: str, done: int, total: int) -> None:
+        def live(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(labels.get(stage, stage), total=total)
             bar.update(tasks[stage], completed=done, total=total)
+
+        progress = live if console.is_terminal else _LineProgress(console, labels)
 
         profile = build_profile(name=name or out.stem, space=plan.space, input_shape=splits.input_shape,
                                 n_classes=splits.n_classes, runtime=runtime, threads=threads, batches=batches,

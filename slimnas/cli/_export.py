@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from slimnas.cli._options import as_options
+from slimnas.cli._options import Model, Out, as_options
 from slimnas.errors import ConfigError
 from slimnas.export import ExportMismatchError, get_export_format, list_export_formats
 from slimnas.measure import fmt_count
@@ -17,13 +17,15 @@ from slimnas.study import export_run, preprocessing_sidecar
 
 def export_command(
     run: Annotated[Path, typer.Argument(help="A search run folder, a trial's folder, a compress output or a state-dict export.")],
-    out: Annotated[Path, typer.Option(help="File to write (a folder for state-dict).")],
+    out: Out = None,
     format: Annotated[str, typer.Option("--format", help="Export format.")] = "onnx-fp32",
     trial: Annotated[int | None, typer.Option(help="Trial number, in a search run folder.")] = None,
-    best: Annotated[list[str] | None, typer.Option(help="Instead of --trial: the front member with the best objectives among those meeting this budget, e.g. 'latency_ms<=0.2' (repeatable; '' for the best of the front).")] = None,
-    model: Annotated[str | None, typer.Option(help="path/to/file.py:callable building the original model, for a compress output that does not record it.")] = None,
+    best: Annotated[list[str] | None, typer.Option(help="Instead of --trial: the front member with the best objectives among those meeting this budget, e.g. 'latency_ms<=0.2' (repeatable or comma-separated; '' for the best of the front).")] = None,
+    model: Model = None,
 ) -> None:
     """Export a run's model (ONNX fp32/fp16/int8, TorchScript, torch.export, state dict); every file is checked against the eager model."""
+    if out is None:
+        raise ConfigError("--out", "the file to write (a folder for state-dict)", None)
     with as_options("format"):
         get_export_format(format)  # at the edge, before anything is loaded
     if trial is not None and best is not None:

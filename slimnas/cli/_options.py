@@ -1,10 +1,16 @@
-"""Library errors named as the command's options."""
+"""The options several commands share, defined once, and library errors named as the
+command's options."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
 
+import typer
+
+from slimnas.compress import MAX_EPOCHS, PATIENCE
 from slimnas.errors import ConfigError
 
 
@@ -18,3 +24,79 @@ def as_options(*fields: str) -> Iterator[None]:
         if e.field not in fields:
             raise
         raise ConfigError("--" + e.field.replace("_", "-"), e.expected, e.got) from None
+
+
+# One definition per option that several commands take: the same name means one thing, has one
+# type, one default and one help everywhere (tests/test_cli_options.py walks every command and
+# checks). Defaults the command resolves itself (None here) are written in the help as
+# "[default: ...]", the form typer uses for the others. A list-valued option is repeatable, and
+# each value may also list several items separated by commas (:func:`split_list`).
+# Helps that name registry entries are completed when the command line is built (registry_helps).
+
+Dataset = Annotated[str | None, typer.Option(
+    help="The data: a dataset name, a .csv/.npz file or a folder [default: mnist1d, or the config's].")]
+LabelColumn = Annotated[str | None, typer.Option(
+    "--label-column", help="Label column of a .csv data file [default: label].")]
+Seed = Annotated[int | None, typer.Option(
+    help="Seed of everything drawn at random: architectures, policies, initialisation, data order [default: 0, "
+         "or the config's].")]
+Epochs = Annotated[int | None, typer.Option(
+    help="Training epochs of each model the command trains: search, each candidate [default: the config's "
+         f"recipe]; compress, the fine-tune after compressing [default: until validation accuracy stops "
+         f"improving for {PATIENCE} epochs, at most {MAX_EPOCHS}; --auto: 2, the fine-tune that ranks policies].")]
+Out = Annotated[Path | None, typer.Option(
+    help="Where to write: search and compress, the run folder [default: runs/<name>]; report, the report's "
+         "folder [default: the run folder]; export, the model file (a folder for state-dict); device profile, "
+         "the profile YAML.")]
+Name = Annotated[str | None, typer.Option(
+    help="The run's name, and its folder's under runs/ [default: search, <data>-<strategy>; compress, "
+         "compress; device profile, the --out file's stem].")]
+Timeout = Annotated[float | None, typer.Option(
+    help="Stop starting trials after this many seconds; what finished is kept (compress: --auto) "
+         "[default: none].")]
+Device = Annotated[str | None, typer.Option(help="Training device: cpu, cuda, cuda:<n> or auto [default: cpu].")]
+Threads = Annotated[int | None, typer.Option(
+    help="PyTorch CPU threads for training; 0 keeps PyTorch's own [default: 1, or the config's].")]
+Amp = Annotated[bool, typer.Option("--amp", help="Mixed-precision training on CUDA (no effect on the CPU).")]
+Accumulate = Annotated[int | None, typer.Option(
+    help="Micro-batches whose gradients make one optimizer step [default: 1, or the config's].")]
+Quiet = Annotated[bool, typer.Option(
+    "--quiet", help="No live progress display (a line is still printed as each trial or phase ends).")]
+Tensorboard = Annotated[bool, typer.Option(
+    "--tensorboard", help="Also write TensorBoard event files under the run folder's tensorboard/ "
+                          "(compress: --auto).")]
+Strategy = Annotated[str | None, typer.Option(help="Search strategy [default: tpe, or the config's].")]
+NTrials = Annotated[int | None, typer.Option(
+    "--n-trials", help="Trials in all; a resumed study runs the missing ones [default: search, 20 or the "
+                       "config's; compress --auto, 60 policies].")]
+EarlyStopping = Annotated[str | None, typer.Option(
+    "--early-stopping", help="Stop weak trials early [default: search, none or the config's; compress --auto, "
+                             "median].")]
+Budget = Annotated[list[str] | None, typer.Option(
+    metavar="BUDGET", help="Hard constraint, repeatable or comma-separated: 'macs<=20000', 'bytes<=8KB'; "
+                           "compress --auto also takes a share of the input model, 'macs<=50%' [default: none, or the config's; "
+                           "compress --auto needs one].")]
+Precision = Annotated[list[str] | None, typer.Option(
+    metavar="PRECISION", help="Precisions, repeatable or comma-separated: compress --auto, the per-layer precisions to choose "
+         "from; device profile, the precisions to time [default: fp32,int8].")]
+DeviceProfile = Annotated[str | None, typer.Option(
+    "--device-profile", help="Target a device: a profile YAML (slimnas device profile) or a built-in name "
+                             "(mcu, server-cpu); its runtime, threads and batch time latency, its table predicts "
+                             "it, its limits join the budget (compress: --auto) [default: none: latency is measured "
+                             "here].")]
+Model = Annotated[str | None, typer.Option(
+    help="path/to/file.py:callable or package.module:callable returning the (original) nn.Module.")]
+
+#: the most PyTorch CPU threads --threads takes
+MAX_THREADS = 1024
+#: what several precisions default to (compress --auto, device profile)
+PRECISIONS = ("fp32", "int8")
+
+
+def split_list(values: list[str] | tuple[str, ...] | str | None) -> list[str]:
+    """The items of a list-valued option: each value given (repeatable) split at commas, blanks
+    dropped; ``[]`` when none was given."""
+    if values is None:
+        return []
+    values = [values] if isinstance(values, str) else values
+    return [item.strip() for value in values for item in str(value).split(",") if item.strip()]

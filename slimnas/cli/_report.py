@@ -7,15 +7,17 @@ from typing import Annotated
 
 import typer
 
+from slimnas.cli._options import Out
 from slimnas.report import make_console, write_report
 
 
 def report_command(
-    run: Annotated[Path, typer.Argument(help="A search run folder (runs/<name>).")],
-    out: Annotated[Path | None, typer.Option(help="Folder to write the report into (default: the run folder).")] = None,
+    run: Annotated[Path, typer.Argument(help="A search run folder (runs/<name>) or a compress output folder.")],
+    out: Out = None,
 ) -> None:
-    """Write report.html (self-contained, opens offline), report.json and report.md for a search run."""
+    """Write report.html (self-contained, opens offline), report.json and report.md for a search run;
+    report.html and report.md for a compress output (its report.json is compress's own)."""
     files = write_report(run, out)
     console = make_console()
-    console.print(f"wrote {files.json} and {files.markdown}", style="dim")
+    console.print(f"wrote {' and '.join(str(p) for p in (files.json, files.markdown) if p is not None)}", style="dim")
     console.print(str(files.html), soft_wrap=True, highlight=False)

@@ -7,6 +7,27 @@ from typing import Annotated
 
 import typer
 
+from slimnas.cli._options import (
+    Accumulate,
+    Amp,
+    Budget,
+    Dataset,
+    Device,
+    DeviceProfile,
+    EarlyStopping,
+    Epochs,
+    LabelColumn,
+    Name,
+    NTrials,
+    Out,
+    Quiet,
+    Seed,
+    Strategy,
+    Tensorboard,
+    Threads,
+    Timeout,
+    split_list,
+)
 from slimnas.cli._progress import ConsoleListener
 from slimnas.data import dataset_help
 from slimnas.measure import list_metrics
@@ -17,35 +38,39 @@ from slimnas.study import search
 
 def search_command(
     config: Annotated[Path | None, typer.Argument(help="YAML config; the built-in default when omitted.")] = None,
-    dataset: Annotated[str | None, typer.Option(help="mnist1d, digits, or a .npz/.csv file.")] = None,
-    strategy: Annotated[str | None, typer.Option(help="Search strategy.")] = None,
-    n_trials: Annotated[int | None, typer.Option("--n-trials", help="The study's total; a resumed study runs the missing ones.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Override the training length.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the search and of training.")] = None,
-    storage: Annotated[str | None, typer.Option(help="Any Optuna storage URL (default: SQLite in the run folder).")] = None,
-    out: Annotated[str | None, typer.Option(help="Run folder (default runs/<study-name>).")] = None,
-    name: Annotated[str | None, typer.Option(help="Study name.")] = None,
-    objectives: Annotated[str | None, typer.Option(help="Comma-separated metrics.")] = None,
-    budget: Annotated[list[str] | None, typer.Option(metavar="BUDGET", help="Hard constraint, repeatable: 'macs<=20000', 'bytes<=8KB'.")] = None,
-    early_stopping: Annotated[str | None, typer.Option("--early-stopping", help="Stop weak trials early.")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
-    trial_timeout: Annotated[float | None, typer.Option("--trial-timeout", help="Fail a trial that takes longer than this many seconds (the search goes on).")] = None,
-    label_column: Annotated[str | None, typer.Option("--label-column", help="Label column of a .csv data file [default: label].")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda or auto.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes on the same study.")] = None,
-    device_profile: Annotated[str | None, typer.Option("--device-profile", help="Target a device: a profile YAML (slimnas device profile) or a built-in name (mcu, server-cpu); its runtime, threads and batch time latency, its table predicts it, its limits join the budget.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No live progress display.")] = False,
-    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also write TensorBoard event files under the run folder's tensorboard/ (config: tensorboard: true).")] = False,
+    dataset: Dataset = None,
+    strategy: Strategy = None,
+    n_trials: NTrials = None,
+    epochs: Epochs = None,
+    seed: Seed = None,
+    storage: Annotated[str | None, typer.Option(help="Any Optuna storage URL [default: SQLite in the run folder].")] = None,
+    out: Out = None,
+    name: Name = None,
+    objectives: Annotated[list[str] | None, typer.Option(metavar="METRIC", help="Metrics to optimise, repeatable or comma-separated [default: accuracy,macs, or the config's].")] = None,
+    budget: Budget = None,
+    early_stopping: EarlyStopping = None,
+    timeout: Timeout = None,
+    trial_timeout: Annotated[float | None, typer.Option("--trial-timeout", help="Fail a trial that takes longer than this many seconds (the search goes on) [default: none].")] = None,
+    label_column: LabelColumn = None,
+    device: Device = None,
+    threads: Threads = None,
+    amp: Amp = False,
+    accumulate: Accumulate = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes on the same study [default: 1].")] = None,
+    device_profile: DeviceProfile = None,
+    quiet: Quiet = False,
+    tensorboard: Tensorboard = False,
 ) -> None:
     """Search architectures and training recipes for the most accurate models within a budget."""
     console = make_console()
     with ConsoleListener(console, live=not quiet) as listener:
         result = search(
             config, listener=listener, dataset=dataset, strategy=strategy, n_trials=n_trials, epochs=epochs,
-            seed=seed, storage=storage, out=out, name=name, objectives=objectives, budget=budget,
+            seed=seed, storage=storage, out=None if out is None else str(out), name=name,
+            objectives=split_list(objectives) or None, budget=split_list(budget) or None,
             early_stopping=early_stopping, timeout=timeout, device=device, workers=workers,
             trial_timeout=trial_timeout, label_column=label_column, tensorboard=True if tensorboard else None,
-            device_profile=device_profile,
+            device_profile=device_profile, threads=threads, amp=True if amp else None, accumulate=accumulate,
         )
     print_front(result, console)
     if result.interrupted:
@@ -55,10 +80,13 @@ def search_command(
 
 
 def registry_help() -> dict[str, str]:
-    """Option help that lists what the registries hold when the command line is built."""
+    """Option help that lists what the registries hold when the command line is built (the same
+    text in every command that takes the option)."""
     return {
-        "strategy": f"Search strategy: {', '.join(list_strategies())}.",
-        "objectives": f"Comma-separated metrics: {', '.join(list_metrics())}.",
-        "early_stopping": f"Stop weak trials early: {', '.join(EARLY_STOPPING)}.",
-        "dataset": f"The data: {dataset_help()}.",
+        "strategy": f"Search strategy: {', '.join(list_strategies())} [default: tpe, or the config's].",
+        "objectives": f"Metrics to optimise, repeatable or comma-separated: {', '.join(list_metrics())} "
+                      "[default: accuracy,macs, or the config's].",
+        "early_stopping": f"Stop weak trials early: {', '.join(EARLY_STOPPING)} [default: search, none or the "
+                          "config's; compress --auto, median].",
+        "dataset": f"The data: {dataset_help()} [default: mnist1d, or the config's].",
     }

@@ -24,17 +24,18 @@ from slimnas.compress._distill import Retrain
 from slimnas.compress._prune_layers import (
     FixedRNNPruningFunc,
     RNNHiddenPruningFunc,
-    attention_blocks,
     head_ratio,
     mask_rnn_units,
     residual_modules,
     rnn_unsupported_reason,
     split_attention,
     split_view,
+    tied_to_embeddings,
     tracing_stand_ins,
 )
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
+from slimnas.models._heads import attention_blocks
 from slimnas.registry import Registry
 from slimnas.spaces import Key
 
@@ -297,10 +298,12 @@ class StructuredPruner(BaseCompressor):
                 self.history_.append(history.last)
                 epochs_run += len(history.epochs)
         self.layers_ = {n: [before[n], _width(m)] for n, m in executed}
+        tied = {names[m] for m in tied_to_embeddings(model)}
         for name, (b, a) in self.layers_.items():
             target = (self.layer_ratios or {}).get(name, self.ratio)
             if a == b and target > 0 and name not in self.left_alone_ and name != executed[-1][0]:
                 self.left_alone_[name] = (
+                    "shares its weights with an embedding table (tied weights)" if name in tied else
                     "keeps the embedding width every Transformer block adds to (heads and MLP neurons are pruned)"
                     if attention else
                     f"no channel removed ({self.importance!r} scores none, or a coupled layer is ignored)")

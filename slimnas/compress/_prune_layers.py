@@ -8,10 +8,12 @@ module. A bidirectional layer declares two output channel groups, so torch-pruni
 same unit from both directions.
 
 Attention heads use torch-pruning's head pruning (``num_heads``, ``prune_num_heads``), which
-needs separate query/key/value ``nn.Linear`` layers: BERT-style modules (Hugging Face
-``transformers``) and :class:`slimnas.models.SelfAttention` have them; an
-``nn.MultiheadAttention`` is first replaced by the equivalent
-:class:`slimnas.models.SplitMultiheadAttention`. In a model with attention the embedding width
+needs separate query/key/value ``nn.Linear`` layers. Attention is recognised by its structure
+(:mod:`slimnas.models._heads`: three projections and a head count), so Hugging Face's BERT,
+DistilBERT, ViT and GPT-2 and :class:`slimnas.models.SelfAttention` are found whatever their
+layers are called; an ``nn.MultiheadAttention`` is first replaced by the equivalent
+:class:`slimnas.models.SplitMultiheadAttention`, GPT-2's ``Conv1D`` layers by ``nn.Linear``
+and its fused query/key/value layer by three. In a model with attention the embedding width
 (the residual stream every block adds to, held by LayerNorms and embeddings) is kept: heads and
 MLP neurons are what is pruned.
 """
@@ -19,7 +21,6 @@ MLP neurons are what is pruned.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch_pruning as tp
@@ -27,6 +28,7 @@ from torch import nn
 
 from slimnas.errors import SlimnasError
 from slimnas.models import SplitMultiheadAttention
+from slimnas.models._heads import needs_separating, separate_projections
 
 GATES = {"GRU": 3, "LSTM": 4}
 
@@ -131,46 +133,12 @@ def mask_rnn_units(layer: nn.RNNBase, idxs: Sequence[int]) -> None:
 # --- attention ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AttentionBlock:
-    """One attention module with separate projections, and the width of one head."""
-
-    module: nn.Module
-    query: nn.Linear
-    key: nn.Linear
-    value: nn.Linear
-    head_dim: int
-
-    @property
-    def heads(self) -> int:
-        return self.query.out_features // self.head_dim
-
-    def sync(self) -> None:
-        """Update the head counts a BERT-style module stores (after heads were removed)."""
-        if hasattr(self.module, "num_attention_heads"):
-            self.module.num_attention_heads = self.heads
-        if hasattr(self.module, "all_head_size"):
-            self.module.all_head_size = self.query.out_features
-
-
-def attention_blocks(model: nn.Module) -> list[AttentionBlock]:
-    """Attention modules whose heads can be pruned: ones with ``query``, ``key`` and ``value``
-    Linear layers and a head width (``head_dim``, or BERT's ``attention_head_size``)."""
-    out = []
-    for m in model.modules():
-        q, k, v = (getattr(m, n, None) for n in ("query", "key", "value"))
-        head_dim = getattr(m, "head_dim", None) or getattr(m, "attention_head_size", None)
-        if not all(isinstance(layer, nn.Linear) for layer in (q, k, v)) or not isinstance(head_dim, int):
-            continue
-        if head_dim < 1 or q.out_features % head_dim or k.out_features != q.out_features:
-            continue
-        out.append(AttentionBlock(m, q, k, v, head_dim))
-    return out
-
-
 def split_attention(model: nn.Module) -> dict[str, str]:
     """Replace every ``nn.MultiheadAttention`` of ``model`` (in place) by the equivalent
-    :class:`SplitMultiheadAttention`; returns the ones left as they were, with why."""
+    :class:`SplitMultiheadAttention`, Hugging Face ``Conv1D`` layers by ``nn.Linear`` and fused
+    query/key/value layers by three (:func:`slimnas.models._heads.separate_projections`);
+    returns the attention modules left as they were, with why."""
+    separate_projections(model)
     left: dict[str, str] = {}
     for name, m in list(model.named_modules()):
         if isinstance(m, nn.TransformerEncoder):
@@ -193,8 +161,17 @@ def head_ratio(ratio: float, heads: int) -> float:
 
 
 def residual_modules(model: nn.Module) -> list[nn.Module]:
-    """What holds a Transformer's embedding width: its LayerNorms and embedding tables."""
-    return [m for m in model.modules() if isinstance(m, (nn.LayerNorm, nn.Embedding))]
+    """What holds a Transformer's embedding width: its LayerNorms and embedding tables, and
+    layers that share an embedding table's weights (a language model's tied output layer)."""
+    held = [m for m in model.modules() if isinstance(m, (nn.LayerNorm, nn.Embedding))]
+    return held + tied_to_embeddings(model)
+
+
+def tied_to_embeddings(model: nn.Module) -> list[nn.Module]:
+    """Layers other than embeddings whose weight is an embedding table's (tied weights)."""
+    tables = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    return [m for m in model.modules() if not isinstance(m, nn.Embedding)
+            and isinstance(getattr(m, "weight", None), torch.Tensor) and id(m.weight) in tables]
 
 
 def _stand_in_forward(self: nn.RNNBase, input, hx=None):
@@ -216,26 +193,35 @@ def _stand_in_forward(self: nn.RNNBase, input, hx=None):
 
 
 class tracing_stand_ins:
-    """Context manager: recurrent layers of ``model`` use :func:`_stand_in_forward` inside."""
+    """Context manager: recurrent layers of ``model`` use :func:`_stand_in_forward` inside, and
+    Hugging Face models keep no key/value cache (``config.use_cache``: GPT-2's cache joins
+    tensors the tracer cannot size)."""
 
     def __init__(self, model: nn.Module) -> None:
         self.layers = [m for m in model.modules() if isinstance(m, (nn.GRU, nn.LSTM))]
+        configs = {id(c): c for m in model.modules() if (c := getattr(m, "config", None)) is not None}
+        self.configs = [c for c in configs.values() if getattr(c, "use_cache", None) is True]
 
     def __enter__(self):
         for m in self.layers:
             m.forward = _stand_in_forward.__get__(m)
+        for c in self.configs:
+            c.use_cache = False
         return self
 
     def __exit__(self, *exc) -> None:
         for m in self.layers:
             del m.forward
+        for c in self.configs:
+            c.use_cache = True
 
 
 def split_view(model: nn.Module) -> nn.Module:
-    """``model`` as structured pruning sees it: a copy with every ``nn.MultiheadAttention``
-    split into separate projections (the model itself when it has none), so layer names match
-    what pruning reports and takes ratios for."""
-    if not any(isinstance(m, nn.MultiheadAttention) for m in model.modules()):
+    """``model`` as structured pruning sees it: a copy with every ``nn.MultiheadAttention`` and
+    fused query/key/value layer split into separate projections and Hugging Face ``Conv1D``
+    layers made ``nn.Linear`` (:func:`split_attention`; the model itself when it has none of
+    them), so layer names match what pruning reports and takes ratios for."""
+    if not any(isinstance(m, nn.MultiheadAttention) for m in model.modules()) and not needs_separating(model):
         return model
     import copy
 

@@ -30,6 +30,9 @@ OVERRIDES = {
     "workers": "n_workers",
     "tensorboard": "tensorboard",
     "device_profile": "device_profile",
+    "threads": "threads",
+    "amp": "training.amp",
+    "accumulate": "training.accumulate",
 }
 
 

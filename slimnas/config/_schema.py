@@ -23,11 +23,11 @@ class DataConfig:
     """The ``data:`` section. The fields after ``label_column`` came later: a saved config lists
     them only where they differ from their defaults, so older runs resume as they were."""
 
-    dataset: str = "mnist1d"
-    val_fraction: float = 0.2
-    test_fraction: float = 0.2
-    seed: int = 0
-    label_column: str = "label"
+    dataset: str = "mnist1d"  # a built-in name, a .npz (x, y[, x_test, y_test]) or .csv file, or a folder
+    val_fraction: float = 0.2  # carved from the training data; every search decision uses it
+    test_fraction: float = 0.2  # only for sources without a test split
+    seed: int = 0  # seed of the splits (kept fixed across searches)
+    label_column: str = "label"  # CSV label column (CLI --label-column)
     layout: str | None = None  # 4-D arrays in a file: nchw | nhwc (None: nchw, a clearly NHWC array refused)
     normalize: str = "auto"  # auto | feature | channel | global | none (statistics from the training split)
     augment: dict = field(default_factory=dict, hash=False)  # training batches only: crop, flip, shift, noise
@@ -57,7 +57,7 @@ def data_to_dict(data: DataConfig) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class StrategyConfig:
-    name: str = "tpe"
+    name: str = "tpe"  # a registered strategy (the registered names are listed below)
     early_stopping: str = "none"  # stops weak trials from per-epoch validation reports
     n_startup_trials: int = 5  # random trials before a model-based strategy takes over
     population_size: int = 20  # nsga2, evolution
@@ -66,16 +66,16 @@ class StrategyConfig:
 
 @dataclass(frozen=True)
 class FitnessConfig:
-    cost: str = "macs"
+    cost: str = "macs"  # the metric objectives: [fitness] adds to the validation loss
     weight: float = 1e-5  # lambda in f = val_loss + lambda * cost
 
 
 @dataclass(frozen=True)
 class MeasureConfig:
     runtime: str = "onnxruntime"  # latency runtime: onnxruntime | torch
-    latency_batch: int = 1
-    latency_repeats: int = 50
-    threads: int = 1
+    latency_batch: int = 1  # batch size latency is timed at
+    latency_repeats: int = 50  # timed calls; latency_ms is their median
+    threads: int = 1  # runtime threads latency is timed with
 
 
 @dataclass(frozen=True)
@@ -86,19 +86,19 @@ class RunConfig:
     and budgets are metric names and constraint strings (the metric registry checks them).
     """
 
-    name: str | None = None
-    seed: int = 0
-    n_trials: int = 20
+    name: str | None = None  # study name (default <dataset>-<strategy>); the folder runs/<name>
+    seed: int = 0  # seeds the strategy and every trial's training: same seed, same trials
+    n_trials: int = 20  # total trials of the study (CLI --n-trials); a resumed study runs the missing ones
     timeout: float | None = None  # seconds of search; the front so far is kept
     trial_timeout: float | None = None  # seconds one trial may take; a slower one fails, the search goes on
     epochs: int | None = None  # overrides the training recipe's epochs
-    device: str = "cpu"
+    device: str = "cpu"  # where trials train: cpu | cuda | auto
     n_workers: int = 1  # processes on the same study (each with seed + k); scale out further with a shared storage
     threads: int = 1  # PyTorch CPU threads for training; 0 keeps PyTorch's default (tiny models run best on 1)
-    out: str | None = None
-    storage: str | None = None
-    objectives: tuple[str, ...] = ("accuracy", "macs")
-    budget: tuple[str, ...] = ()
+    out: str | None = None  # run folder (default runs/<name>)
+    storage: str | None = None  # Optuna storage URL (default sqlite:///<out>/study.db)
+    objectives: tuple[str, ...] = ("accuracy", "macs")  # metric names, or [fitness]
+    budget: tuple[str, ...] = ()  # hard constraints such as "macs<=20000", "bytes<=8KB"
     skip_infeasible: bool = True  # don't train candidates whose params/MACs already break the budget
     tensorboard: bool = False  # also write TensorBoard event files under <run folder>/tensorboard
     device_profile: str | None = None  # a device profile (YAML path or built-in name) the run targets

@@ -4,6 +4,9 @@ Pruning changes layer widths and low-rank factorisation swaps layers for small c
 original builder no longer fits the weights. ``structure.json`` records, for every layer that
 holds weights, its type and constructor arguments; :func:`load_compressed` rebuilds those
 layers inside a freshly built original model and loads ``weights.pt`` with ``weights_only=True``.
+For attention modules whose heads were pruned it also records the module's own head count and
+width attributes (``heads``: ``num_attention_heads``, ``all_head_size``, GPT-2's ``num_heads``
+and ``split_size``, ...), set again after loading so the rebuilt module states the heads it has.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from torch import nn
 
 from slimnas.errors import SlimnasError
 from slimnas.models import LowRank, SplitMultiheadAttention
+from slimnas.models._attention import FusedProjection
+from slimnas.models._heads import attention_blocks, head_attributes
 
 _CONVS = {"Conv1d": nn.Conv1d, "Conv2d": nn.Conv2d, "Conv3d": nn.Conv3d}
 _BNS = {"BatchNorm1d": nn.BatchNorm1d, "BatchNorm2d": nn.BatchNorm2d, "BatchNorm3d": nn.BatchNorm3d}
@@ -43,6 +48,8 @@ def describe(module: nn.Module) -> dict | None:
                 "bidirectional": module.bidirectional}
     if isinstance(module, LowRank):
         return {"type": "LowRank", "n_factors": len(module)}
+    if isinstance(module, FusedProjection):  # a fused query/key/value layer, split to prune heads
+        return {"type": "FusedProjection"}
     if isinstance(module, SplitMultiheadAttention):  # nn.MultiheadAttention, split to prune heads
         return {"type": "SplitMultiheadAttention", "embed_dim": module.embed_dim, "head_dim": module.head_dim,
                 "inner": module.query.out_features, "kdim": module.key.in_features, "vdim": module.value.in_features,
@@ -65,6 +72,8 @@ def build(desc: dict) -> nn.Module:
         return LowRank(*[nn.Identity() for _ in range(desc["n_factors"])])
     if t == "SplitMultiheadAttention":
         return SplitMultiheadAttention(**desc)
+    if t == "FusedProjection":
+        return FusedProjection(nn.Identity(), nn.Identity(), nn.Identity())
     raise SlimnasError(f"structure.json names an unknown layer type {t!r}")
 
 
@@ -78,12 +87,24 @@ def structure(model: nn.Module) -> dict[str, dict]:
     return out
 
 
+def heads(model: nn.Module) -> dict[str, dict[str, int]]:
+    """Attention module name -> its own head count and width attributes (where it has some)."""
+    names = {m: n for n, m in model.named_modules()}
+    out = {}
+    for block in attention_blocks(model):
+        attrs = head_attributes(block.module)
+        if attrs:
+            out[names[block.module]] = attrs
+    return out
+
+
 def save_compressed(model: nn.Module, folder: str | Path) -> Path:
     """Write ``weights.pt`` (state dict) and ``structure.json`` into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, folder / "weights.pt")
-    (folder / "structure.json").write_text(json.dumps({"version": 1, "layers": structure(model)}, indent=1))
+    saved = {"version": 1, "layers": structure(model), "heads": heads(model)}
+    (folder / "structure.json").write_text(json.dumps(saved, indent=1))
     return folder
 
 
@@ -100,7 +121,8 @@ def load_compressed(model: nn.Module, folder: str | Path) -> nn.Module:
         12
     """
     folder = Path(folder)
-    layers = json.loads((folder / "structure.json").read_text())["layers"]
+    saved = json.loads((folder / "structure.json").read_text())
+    layers = saved["layers"]
     for name in sorted(layers, key=lambda n: n.count(".")):
         try:
             model.set_submodule(name, build(layers[name]))
@@ -111,4 +133,21 @@ def load_compressed(model: nn.Module, folder: str | Path) -> nn.Module:
         model.load_state_dict(state)
     except RuntimeError as e:
         raise SlimnasError(f"{folder}: the weights do not fit the rebuilt model: {str(e).splitlines()[0]}") from None
+    _set_heads(model, saved.get("heads") or {}, folder)
     return model.eval()
+
+
+def _set_heads(model: nn.Module, saved: dict, folder: Path) -> None:
+    """Set the head count and width attributes ``structure.json`` records for each attention."""
+    for name, attrs in saved.items():
+        try:
+            module = model.get_submodule(name)
+        except AttributeError:
+            raise SlimnasError(f"{folder}: structure.json names an attention module {name!r} the model does not "
+                               "have") from None
+        have = head_attributes(module)
+        for attr, value in attrs.items():
+            if attr not in have or isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SlimnasError(f"{folder}: structure.json sets {name}.{attr} to {value!r}; expected a positive "
+                                   f"integer for one of its attributes {sorted(have)}")
+            setattr(module, attr, value)

@@ -148,3 +148,31 @@ def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float("-inf"))
     return mask.to(dtype)
 
+
+class FusedProjection(nn.Module):
+    """One fused query/key/value projection (GPT-2's ``c_attn``, a ViT's ``qkv``) as three
+    ``nn.Linear`` layers whose outputs are concatenated: the same ``[q | k | v]`` output the
+    fused layer gives, but each head's rows are separate, so whole heads can be removed.
+    Built from a fused layer by :meth:`from_fused`.
+    """
+
+    def __init__(self, query: nn.Module, key: nn.Module, value: nn.Module) -> None:
+        super().__init__()
+        self.query, self.key, self.value = query, key, value
+
+    @classmethod
+    @torch.no_grad()
+    def from_fused(cls, fused: nn.Linear) -> FusedProjection:
+        """The same computation as ``fused`` (out width ``3 * inner``), split into thirds."""
+        inner = fused.out_features // 3
+        parts = []
+        for i in range(3):
+            layer = nn.Linear(fused.in_features, inner, bias=fused.bias is not None)
+            layer.weight.copy_(fused.weight[i * inner:(i + 1) * inner])
+            if fused.bias is not None:
+                layer.bias.copy_(fused.bias[i * inner:(i + 1) * inner])
+            parts.append(layer.to(fused.weight.dtype))
+        return cls(*parts).train(fused.training)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.query(x), self.key(x), self.value(x)], dim=-1)

@@ -122,6 +122,17 @@ class CNNFamily(BaseFamily):
     def build(self, spec: CNNSpec, input_shape, n_classes) -> nn.Module:
         return ConvNet(spec, tuple(input_shape), n_classes)
 
+    def summary(self, spec: CNNSpec) -> str:
+        """``cnn 8k5s2-16k3M gap relu bn res``: channels ``k`` kernel, then stride, dilation and
+        pooling where they are not 1 / none; the head, activation, batch norm, residual."""
+        layers = "-".join(
+            f"{lay.channels}k{lay.kernel}" + (f"s{lay.stride}" if lay.stride > 1 else "")
+            + (f"d{lay.dilation}" if lay.dilation > 1 else "") + {"max": "M", "avg": "A"}.get(lay.pool, "")
+            for lay in spec.layers
+        )
+        flags = [spec.head, spec.activation] + (["bn"] if spec.batch_norm else []) + (["res"] if spec.residual else [])
+        return f"cnn {layers} {' '.join(flags)}"
+
     def supernet(self, params, input_shape, n_classes, *, fixed=None, kernel_transform=False,
                  field="strategy.options.fixed"):
         from slimnas.models._supernets import cnn_supernet  # the supernet module builds on this one

@@ -23,7 +23,7 @@ class TokenIdsModel(nn.Module):
         self.vocab_size = int(model.config.vocab_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ids = x.flatten(1).clamp(0, self.vocab_size - 1).long()
+        ids = x.flatten(1).round().clamp(0, self.vocab_size - 1).long()
         return self.model(input_ids=ids).logits
 
 

@@ -64,6 +64,10 @@ class MLPFamily(BaseFamily):
     def build(self, spec: MLPSpec, input_shape, n_classes) -> nn.Module:
         return MLP(spec, tuple(input_shape), n_classes)
 
+    def summary(self, spec: MLPSpec) -> str:
+        """``mlp 64-32 relu``: the hidden widths and the activation."""
+        return f"mlp {'-'.join(map(str, spec.widths))} {spec.activation}"
+
     def supernet(self, params, input_shape, n_classes, *, fixed=None, kernel_transform=False,
                  field="strategy.options.fixed"):
         from slimnas.models._supernets import mlp_supernet  # the supernet module builds on this one

@@ -126,5 +126,12 @@ class MobileNetFamily(BaseFamily):
     def build(self, spec: MobileNetSpec, input_shape, n_classes) -> nn.Module:
         return MobileNet(spec, tuple(input_shape), n_classes)
 
+    def summary(self, spec: MobileNetSpec) -> str:
+        """``mobilenet stem16 16e4k3-24e4k5s2se relu6``: the stem's width, then each block's width,
+        expansion, kernel (stride where it is not 1, ``se`` with squeeze-excite), the activation."""
+        blocks = "-".join(f"{b.width}e{b.expand}k{b.kernel}" + (f"s{b.stride}" if b.stride > 1 else "")
+                          + ("se" if b.se else "") for b in spec.blocks)
+        return f"mobilenet stem{spec.stem} {blocks} {spec.activation}"
+
     def from_dict(self, d: dict) -> MobileNetSpec:
         return MobileNetSpec(**{**d, "blocks": tuple(InvertedBlock(**b) for b in d["blocks"])})

@@ -104,5 +104,11 @@ class ResNetFamily(BaseFamily):
     def build(self, spec: ResNetSpec, input_shape, n_classes) -> nn.Module:
         return ResNet(spec, tuple(input_shape), n_classes)
 
+    def summary(self, spec: ResNetSpec) -> str:
+        """``resnet stem16 16x2-32x2s2 relu``: the stem's width, then each stage's width x
+        blocks (and its stride where it is not 1), the activation."""
+        stages = "-".join(f"{s.width}x{s.blocks}" + (f"s{s.stride}" if s.stride > 1 else "") for s in spec.stages)
+        return f"resnet stem{spec.stem} {stages} {spec.activation}"
+
     def from_dict(self, d: dict) -> ResNetSpec:
         return ResNetSpec(**{**d, "stages": tuple(ResStage(**s) for s in d["stages"])})

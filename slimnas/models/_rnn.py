@@ -64,3 +64,7 @@ class RNNFamily(BaseFamily):
 
     def build(self, spec: RNNSpec, input_shape, n_classes) -> nn.Module:
         return RecurrentNet(spec, tuple(input_shape), n_classes)
+
+    def summary(self, spec: RNNSpec) -> str:
+        """``gru 32x2 bi``: the cell, hidden size x layers, bidirectional."""
+        return f"{spec.cell} {spec.hidden}x{spec.n_layers}" + (" bi" if spec.bidirectional else "")

@@ -119,3 +119,9 @@ class TransformerFamily(BaseFamily):
 
     def build(self, spec: TransformerSpec, input_shape, n_classes) -> nn.Module:
         return TransformerNet(spec, tuple(input_shape), n_classes)
+
+    def summary(self, spec: TransformerSpec) -> str:
+        """``transformer 2x64 h4 mlp2 p1``: depth x token width, heads, MLP ratio, steps per token
+        (``vocab`` and its size for token-id inputs)."""
+        tokens = f"vocab{spec.vocab_size}" if spec.vocab_size else f"p{spec.patch}"
+        return f"transformer {spec.depth}x{spec.dim} h{spec.heads} mlp{spec.mlp_ratio:g} {tokens}"

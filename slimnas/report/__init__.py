@@ -1,6 +1,8 @@
-"""Reports: pure summaries of a run folder first, rendering second (terminal tables, one
-self-contained HTML page, Markdown); the list of runs; optuna-dashboard on a run."""
+"""Reports: pure summaries of a run folder (a search run or a ``compress`` output) first,
+rendering second (terminal tables, one self-contained HTML page, Markdown); the list of runs;
+optuna-dashboard on a run."""
 
+from slimnas.report._compress import compress_report_data, is_compress_output
 from slimnas.report._dashboard import check_loopback, dashboard_storage, serve_dashboard
 from slimnas.report._data import (
     baselines,
@@ -48,6 +50,7 @@ __all__ = [
     "best_summary",
     "card",
     "check_loopback",
+    "compress_report_data",
     "dashboard_storage",
     "explanation_table",
     "format_value",
@@ -57,6 +60,7 @@ __all__ = [
     "front_table",
     "hover",
     "hypervolume_scales",
+    "is_compress_output",
     "layer_columns",
     "layers_figure",
     "make_console",

@@ -16,14 +16,18 @@ from slimnas.report._figures import (
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; padding: 0 1rem; }
 h1 { margin-bottom: .2rem; } h2 { margin-top: 2.5rem; border-bottom: 1px solid #ddd; }
-.summary { color: #555; } .note { color: #777; font-size: .9rem; }
+.summary { color: #555; } .note { color: #777; font-size: .9rem; } .warning { color: #a34700; }
 table { border-collapse: collapse; font-size: .85rem; margin: .5rem 0 1rem; }
 th, td { padding: .25rem .6rem; border-bottom: 1px solid #eee; text-align: right; }
 th { background: #f6f6f6; } td.text, th.text { text-align: left; }
 .plots { display: grid; gap: 1rem; }
 .card { border: 1px solid #ddd; border-radius: 6px; padding: .5rem 1rem 1rem; margin: 1rem 0; }
 """
-PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+# the toolbar keeps saving a picture, zooming, panning and resetting: a short row in the top right
+# corner, above the title (see slimnas.report._figures.title)
+PLOT_CONFIG = {"displaylogo": False, "responsive": True, "showSendToCloud": False,
+               "modeBarButtonsToRemove": ["select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d",
+                                          "hoverClosestCartesian", "hoverCompareCartesian", "toggleSpikelines"]}
 
 
 def _plot(fig: dict | None, div_id: str) -> str:
@@ -65,20 +69,23 @@ def _summary(run: dict) -> str:
 
 def _front_section(data: dict) -> str:
     run, out = data["run"], ["<h2>Pareto front</h2>"]
+    budget = html.escape(", ".join(b["text"] for b in run["budget"]))
     if not data["front"]:
-        out.append(f"<p>No model meets the budget. The {len(data['closest'])} closest:</p>")
-        out.append(_models_table(data, data["closest"]))
-        return "".join(out)
-    tested = "tested once on the test set" if run["tested"] else "the search has not ended: validation figures only"
-    n = len(data["front"])
-    out.append(f'<p class="note">{n} model{"s" if n != 1 else ""} on the front of ({html.escape(", ".join(run["objectives"]))}), '
-               f"{tested}. Grey: every other trained trial; dashed: the budget's limits; hover a point for details.</p>")
+        out.append(f'<p class="note" id="infeasible">No model meets the budget ({budget}). Orange: the '
+                   f"{len(data['closest'])} closest, listed below; grey: every other trained trial; dashed: the "
+                   "budget's limits, which every point misses on some cost; hover a point for details.</p>")
+    else:
+        tested = "tested once on the test set" if run["tested"] else "the search has not ended: validation figures only"
+        n = len(data["front"])
+        out.append(f'<p class="note">{n} model{"s" if n != 1 else ""} on the front of '
+                   f'({html.escape(", ".join(run["objectives"]))}), {tested}. Grey: every other trained trial; '
+                   "dashed: the budget's limits; hover a point for details.</p>")
     figures = front_figures(data)
     # a fixed column count: each plot measures its cell as its script runs, before later cells exist
     columns = f"grid-template-columns: repeat({max(1, len(figures))}, minmax(0, 1fr))"
     out.append(f'<div class="plots" style="{columns}">' + "".join(_plot(fig, f"front-{cost}")
                                                                 for cost, fig in figures.items()) + "</div>")
-    out.append(_models_table(data, data["front"]))
+    out.append(_models_table(data, data["front"] or data["closest"]))
     return "".join(out)
 
 

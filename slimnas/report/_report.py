@@ -1,5 +1,6 @@
 """``slimnas report``: a run's report data written as ``report.json``, ``report.md`` and one
-self-contained ``report.html``."""
+self-contained ``report.html``; for a ``compress`` output, ``report.html`` and ``report.md`` beside
+the ``report.json`` that compress wrote (left as it is)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from slimnas.report._compress import (
+    compress_report_data,
+    is_compress_output,
+    render_compress_html,
+    render_compress_markdown,
+)
 from slimnas.report._data import report_data
 from slimnas.report._html import render_html
 from slimnas.report._markdown import render_markdown
@@ -18,20 +25,28 @@ class ReportFiles:
     """Where a report was written, and the data it shows."""
 
     html: Path
-    json: Path
+    json: Path | None  # None for a compress output: its own report.json holds the figures
     markdown: Path
     data: dict
 
 
 def write_report(folder: str | Path, out: str | Path | None = None) -> ReportFiles:
-    """Write the report of the search run in ``folder`` into ``out`` (default: the run folder).
+    """Write the report of the search run or ``compress`` output in ``folder`` into ``out``
+    (default: that folder).
 
     Example:
         >>> write_report("runs/my-study").html  # doctest: +SKIP
         PosixPath('runs/my-study/report.html')
     """
-    data = report_data(folder)
     out = Path(out) if out is not None else Path(folder)
+    if is_compress_output(folder):
+        data = compress_report_data(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        files = ReportFiles(out / "report.html", None, out / "report.md", data)
+        files.markdown.write_text(render_compress_markdown(data) + "\n")
+        files.html.write_text(render_compress_html(data), encoding="utf-8")
+        return files
+    data = report_data(folder)
     out.mkdir(parents=True, exist_ok=True)
     files = ReportFiles(out / "report.html", out / "report.json", out / "report.md", data)
     write_json(files.json, json.loads(json.dumps(data)))

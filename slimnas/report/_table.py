@@ -7,6 +7,7 @@ from rich.table import Table
 
 from slimnas.measure import fmt_count, get_metric
 from slimnas.report._explain import explanation_table, policy_summary, read_policy
+from slimnas.spaces import FAMILIES, arch_from_dict, get_family
 
 
 def make_console() -> Console:
@@ -17,19 +18,14 @@ def make_console() -> Console:
 
 
 def arch_summary(candidate: dict) -> str:
-    """A short human description of an architecture, e.g. ``cnn 8k5s2-16k3s2 gap bn res``."""
-    a = candidate["arch"]
-    if a["family"] == "cnn":
-        layers = "-".join(
-            f"{lay['channels']}k{lay['kernel']}" + (f"s{lay['stride']}" if lay["stride"] > 1 else "")
-            + (f"d{lay['dilation']}" if lay["dilation"] > 1 else "") + ({"max": "M", "avg": "A"}.get(lay["pool"], ""))
-            for lay in a["layers"]
-        )
-        flags = [a["head"], a["activation"]] + (["bn"] if a["batch_norm"] else []) + (["res"] if a["residual"] else [])
-        return f"cnn {layers} {' '.join(flags)}"
-    if a["family"] == "mlp":
-        return f"mlp {'-'.join(map(str, a['widths']))} {a['activation']}"
-    return f"{a['cell']} {a['hidden']}x{a['n_layers']}" + (" bi" if a["bidirectional"] else "")
+    """A short human description of a candidate's architecture, e.g. ``cnn 8k5s2-16k3s2 gap relu bn
+    res``: its family's :meth:`~slimnas.spaces.BaseFamily.summary` (a family not registered in
+    this process, such as a plug-in's that is not loaded, is named, not described)."""
+    arch = candidate["arch"]
+    name = arch.get("family")
+    if name not in FAMILIES:
+        return f"{name} (family not registered)"
+    return get_family(name).summary(arch_from_dict(arch))
 
 
 #: columns every front table shows: (metric key, header, format)

@@ -30,7 +30,8 @@ class BaseFamily(abc.ABC):
 
     Call order: the space validates a config section against :attr:`keys`; for each trial it
     calls :meth:`sample` with a ``draw`` function; the model builder calls :meth:`build`;
-    run folders store specs with :meth:`to_dict` and read them back with :meth:`from_dict`.
+    run folders store specs with :meth:`to_dict` and read them back with :meth:`from_dict`;
+    tables and reports describe a spec with :meth:`summary`.
 
     Example:
         >>> @register_family("toy")  # doctest: +SKIP
@@ -66,6 +67,13 @@ class BaseFamily(abc.ABC):
         the space's parameters; ``fixed``: values of the genes it does not make elastic), or
         ``None`` when the family has none (the ``supernet`` strategy then refuses the space)."""
         return None
+
+    def summary(self, spec: Any) -> str:
+        """A short, one-line description of a spec for tables and reports, such as
+        ``cnn 8k5s2-16k3 gap relu bn``. The default names the family and its fields; a family
+        overrides it with a compact form."""
+        fields = ", ".join(f"{k}={v}" for k, v in self.to_dict(spec).items() if k != "family")
+        return f"{self.name} {fields}"
 
     def to_dict(self, spec: Any) -> dict:
         """``{"family": ..., **fields}``, JSON-ready (tuples as lists)."""
@@ -117,3 +125,4 @@ def arch_from_dict(d: dict):
     """Inverse of :func:`arch_to_dict`."""
     d = dict(d)
     return get_family(d.pop("family")).from_dict(d)
+

@@ -39,6 +39,7 @@ from slimnas.compress import (
     quantize_model,
     slower_warning,
 )
+from slimnas.compress._prune_layers import split_view
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.measure import Budget, load_profile, one_thread
@@ -124,6 +125,7 @@ class AutoSettings:
     temperature: float = 4.0
     device_profile: str | None = None
     hardware_aware: bool | None = None
+    timeout: float | None = None  # seconds after which no further policy is tried
 
     def __post_init__(self) -> None:
         from slimnas.compress import IMPORTANCES
@@ -250,7 +252,8 @@ class AutoObjective(BaseTrialObjective):
         self.timing = timing  # latency_runtime, latency_threads: where latency is timed
         self.prunable = objective_layers(model, data)
         # precision genes for the layers quantization acts on (not GRU/LSTM: those stay fp32)
-        self.layers = [n for n, m in executed_layers(model, data.input_shape) if isinstance(m, WEIGHTED)]
+        # (named as pruning names them: split attention projections, GPT-2's Conv1D as Linear)
+        self.layers = [n for n, m in executed_layers(split_view(model), data.input_shape) if isinstance(m, WEIGHTED)]
         # aimed at a device, int8 is decided for the chosen policy by what runs faster there
         self.precisions = list(settings.precisions) if hardware is None else ["fp32"]
 
@@ -459,7 +462,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
                 study.enqueue_trial(params, skip_if_exists=True)
     with report_phase(listener, "search", label="searching per-layer policies", total=s.n_trials, unit="trials",
                       done=n_finished(study), trials=progress_rows(study, budgets)) as found:
-        interrupted = run_study(study, objective, n_trials=s.n_trials)
+        interrupted = run_study(study, objective, n_trials=s.n_trials, timeout=s.timeout)
         found["interrupted"] = interrupted
     if interrupted:
         listener.note("interrupted: completed trials are kept; the chosen policy so far is fine-tuned now",

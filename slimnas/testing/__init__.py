@@ -1,6 +1,6 @@
 """Conformance checks every registry entry passes, run from the registries themselves (as
 ``optuna.testing`` and scikit-learn's ``check_estimator``): a new strategy, compressor, metric,
-data format or export format is tested by this code, without tests of its own.
+architecture family, data format or export format is tested by this code, without tests of its own.
 
 Example:
     >>> from slimnas.testing import check_compressor
@@ -10,6 +10,7 @@ Example:
 
 from slimnas.testing._compressors import check_compressor
 from slimnas.testing._export_formats import check_export_format
+from slimnas.testing._families import check_family
 from slimnas.testing._fixtures import SHAPE, TINY_MODELS, tiny_data
 from slimnas.testing._formats import check_data_format
 from slimnas.testing._metrics import check_metric
@@ -22,6 +23,7 @@ __all__ = [
     "check_compressor",
     "check_data_format",
     "check_export_format",
+    "check_family",
     "check_metric",
     "check_strategy",
     "synthetic_splits",

@@ -83,32 +83,6 @@ def test_transformer_family_per_layer_head_ratios_and_reload(tmp_path):
     torch.testing.assert_close(again(_tokens()), p.model_(_tokens()))
 
 
-def test_bert_heads_pruned_equals_masked_reference():
-    transformers = pytest.importorskip("transformers")
-
-    class Bert(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            torch.manual_seed(0)
-            config = transformers.BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2,
-                                             num_attention_heads=4, intermediate_size=64, max_position_embeddings=32,
-                                             num_labels=10, hidden_dropout_prob=0.0,
-                                             attention_probs_dropout_prob=0.0)
-            self.bert = transformers.BertForSequenceClassification(config)
-
-        def forward(self, x):
-            return self.bert(input_ids=x.flatten(1).clamp(0, VOCAB - 1).long()).logits
-
-    original = Bert().eval()
-    p = StructuredPruner(ratio=0.5).fit(original, input_shape=(1, 12))
-    for layer in p.model_.bert.bert.encoder.layer:
-        attention = layer.attention.self
-        assert attention.num_attention_heads == 2 and attention.query.out_features == 16
-        assert layer.intermediate.dense.out_features == 32
-    assert p.model_.bert.bert.embeddings.word_embeddings.embedding_dim == 32
-    _check_pruned(original, p, _tokens(), (1, 12))
-
-
 def test_bidirectional_two_layer_gru_pruned():
     torch.manual_seed(0)
     original = build_model(RNNSpec(cell="gru", hidden=12, n_layers=2, bidirectional=True), (1, 10), 10).eval()

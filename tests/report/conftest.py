@@ -42,3 +42,51 @@ def joint_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("joint")
     (d / "c.yaml").write_text(yaml.safe_dump(JOINT))
     return slimnas.search(d / "c.yaml", n_trials=3, seed=0, out=str(d / "joint"), name="joint")
+
+
+@pytest.fixture(scope="session")
+def infeasible_run(tmp_path_factory, tiny_space):
+    """Two trained trials, neither within the budget: no front, only the closest."""
+    d = tmp_path_factory.mktemp("infeasible")
+    cfg = {"data": {"dataset": "digits"}, "space": tiny_space, "budget": ["macs<=10"], "skip_infeasible": False,
+           "training": {"epochs": 1, "lr": 0.01, "optimizer": "adam"}}
+    (d / "c.yaml").write_text(yaml.safe_dump(cfg))
+    return slimnas.search(d / "c.yaml", n_trials=2, seed=0, out=str(d / "infeasible"), name="infeasible")
+
+
+COMPRESS_MODEL = """
+import torch
+
+def build():
+    return torch.nn.Sequential(
+        torch.nn.Conv1d(1, 8, 5, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv1d(8, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.Flatten(), torch.nn.Linear(80, 10))
+"""
+
+
+@pytest.fixture(scope="session")
+def compress_outputs(tmp_path_factory):
+    """``{"policy": folder, "auto": folder}``: the outputs of ``slimnas compress --prune 0.5`` and
+    of ``compress --auto`` (policy.json with per-layer decisions and their sensitivity), through
+    the real command line on MNIST-1D."""
+    import torch
+
+    from slimnas.cli import main
+    from slimnas.models import import_model
+
+    d = tmp_path_factory.mktemp("compress")
+    (d / "net.py").write_text(COMPRESS_MODEL)
+    torch.manual_seed(0)
+    net, _ = import_model(f"{d / 'net.py'}:build")
+    torch.save(net.state_dict(), d / "net.pt")
+    common = ["compress", "--model", f"{d / 'net.py'}:build", "--weights", str(d / "net.pt"), "--epochs", "1", "--quiet"]
+    runs = {"policy": [*common, "--prune", "0.5", "--out", str(d / "policy")],
+            "auto": [*common, "--auto", "--budget", "macs<=60%", "--n-trials", "2", "--final-epochs", "1",
+                     "--out", str(d / "auto")]}
+    for args in runs.values():
+        try:
+            main(args)
+        except SystemExit as e:
+            assert e.code in (0, None), args
+    return {name: d / name for name in runs}

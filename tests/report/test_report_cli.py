@@ -54,6 +54,44 @@ def test_report_prints_the_path_of_the_page(capsys, plain_run, tmp_path):
     assert json.loads((tmp_path / "report.json").read_text())["run"]["name"] == "plain"
 
 
+@pytest.mark.parametrize("kind", ["policy", "auto"])
+def test_report_of_a_compress_output(capsys, compress_outputs, kind, tmp_path):
+    """`slimnas report COMPRESS_OUT`: the before/after figures of compress's report.json, its
+    per-layer decisions (policy.json for --auto, the pruned widths otherwise) and sensitivity,
+    as HTML and Markdown beside compress's own report.json, which stays as it was."""
+    out = tmp_path / kind
+    shutil.copytree(compress_outputs[kind], out)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    code, stdout, err = cli(capsys, "report", str(out))
+    assert code == 0, err
+    assert stdout.strip().splitlines()[-1] == str(out / "report.html")
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name in before} == before
+    report = json.loads((out / "report.json").read_text())
+    from slimnas.report import write_report
+
+    data = write_report(out, tmp_path / "again").data
+    rows = {r["key"]: r for r in data["rows"]}
+    for key in ("test_accuracy", "params", "macs", "bytes", "latency_ms_b1"):
+        assert (rows[key]["before"], rows[key]["after"]) == (report["before"][key], report["after"][key])
+    page, md = (out / "report.html").read_text(), (out / "report.md").read_text()
+    assert "Before and after" in page and f"| MACs / sample | {report['before']['macs']:,} | {report['after']['macs']:,} |" in md
+    layers = data["card"]["layers"]
+    if kind == "auto":
+        policy = json.loads((out / "policy.json").read_text())
+        assert [(r["layer"], r["width"], r["kept"]) for r in layers] == [(r["layer"], r["width"], r["kept"])
+                                                                         for r in policy["layers"]]
+        assert [r.get("precision") for r in layers] == [r["precision"] for r in policy["layers"]]
+        assert data["card"]["sensitivity"] == {r["layer"]: r["sensitivity"] for r in policy["layers"]
+                                               if r.get("sensitivity")} != {}
+        assert 'id="sensitivity"' in page and 'id="layers"' in page
+        assert data["run"]["mode"] == "auto" and data["run"]["budget"] == report["budget"]
+    else:
+        assert {r["layer"]: [r["width"], r["kept"]] for r in layers} == report["steps"]["prune"]["layers"]
+        assert data["run"]["mode"] == "policy"
+    slower = report["after"]["latency_ms_b1"] > report["before"]["latency_ms_b1"]
+    assert ("batch 1" in data["slower"]) == slower and (('id="slower"' in page) == bool(data["slower"]))
+
+
 def test_export_by_trial_and_by_best(capsys, plain_run, tmp_path):
     trial = plain_run.front[-1].trial
     code, out, _ = cli(capsys, "export", str(plain_run.run_dir), "--trial", str(trial), "--format", "onnx-int8",
@@ -77,6 +115,7 @@ def test_export_by_trial_and_by_best(capsys, plain_run, tmp_path):
     (["export", "{run}", "--best", "macs<=1", "--out", "m.onnx"], "error: --best: expected a budget one of"),
     (["export", "{run}", "--trial", "0", "--best", "", "--out", "m.onnx"], "error: --best: expected either --trial"),
     (["report", "{run}/../nowhere"], "error: run: expected an existing run folder"),
+    (["report", "{run}/trials"], "error: run: expected a search run folder"),
     (["runs", "--root", "{run}/../nowhere"], "error: --root: expected an existing folder of runs"),
     (["dashboard", "{run}", "--host", "0.0.0.0"], "error: --host: expected a loopback address"),
     (["dashboard", "{run}", "--host", "example.com"], "error: --host: expected a loopback address"),

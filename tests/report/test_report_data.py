@@ -116,7 +116,8 @@ def test_figures_plot_one_point_per_member_and_the_budget(plain_data, joint_data
 
 def test_no_figure_lets_plotly_move_its_margins(joint_data):
     """Auto-margins can redraw in a loop (a console warning in the page, depending on timing):
-    every figure has fixed margins and keeps its legend inside the plot area."""
+    every figure has fixed margins; its legend lies flat under the plot area, in the bottom
+    margin, which is as high as the legend's rows (the browser tests measure the page)."""
     cards = joint_data["cards"]
     figs = [*front_figures(joint_data).values(), progress_figure(joint_data),
             *(f(c) for c in cards for f in (layers_figure, sensitivity_figure))]
@@ -125,9 +126,33 @@ def test_no_figure_lets_plotly_move_its_margins(joint_data):
     for fig in figs:
         layout = fig["layout"]
         assert layout["margin"]["autoexpand"] is False, layout["title"]
+        assert layout["title"]["xanchor"] == "left" and layout["title"]["pad"]["t"] >= 26  # under the toolbar's row
         if layout.get("showlegend", True) and len(fig["data"]) > 1:
             legend = layout["legend"]
-            assert 0 <= legend["x"] <= 1 and 0 <= legend["y"] <= 1, layout["title"]
+            assert (legend["orientation"], legend["yref"], legend["y"], legend["yanchor"]) == ("h", "container", 0, "bottom")
+            assert layout["margin"]["b"] >= 58 + 20, layout["title"]  # the x axis, then a row of legend
+
+
+def test_an_infeasible_run_plots_its_closest_trials(infeasible_run):
+    """No model met the budget: the front plots still show every trial, the closest ones in
+    the front's place, and the budget's line they all miss."""
+    data = report_data(infeasible_run.run_dir)
+    assert data["front"] == [] and len(data["closest"]) == 2
+    figs = front_figures(data)
+    assert set(figs) == {"macs", "bytes"}
+    closest = figs["macs"]["data"][FRONT_TRACE]
+    assert closest["x"] == [m["metrics"]["macs"] for m in data["closest"]] and "closest" in closest["name"]
+    assert [s["x0"] for s in figs["macs"]["layout"]["shapes"]] == [10.0]
+    assert all(x > 10 for x in closest["x"])
+
+
+def test_a_budget_label_on_a_log_axis_sits_at_its_line(infeasible_run):
+    """plotly places annotations on a log axis by the log of the value: the label of a limit
+    far below the points is placed at log10(limit), not 10 ** limit far right."""
+    fig = front_figures(report_data(infeasible_run.run_dir))["macs"]
+    assert fig["layout"]["xaxis"]["type"] == "log"
+    (label,) = fig["layout"]["annotations"]
+    assert label["x"] == pytest.approx(1.0)  # log10(10)
 
 
 def test_write_report_writes_the_same_figures_three_ways(plain_run, tmp_path):

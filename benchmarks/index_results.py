@@ -1,0 +1,186 @@
+"""Write ``benchmarks/results/INDEX.md``: every result with its commit, date, whether it is current
+or superseded, and the claim of the docs it backs.
+
+    python benchmarks/index_results.py           # rewrite INDEX.md
+    python benchmarks/index_results.py --check   # exit 1 if INDEX.md is stale or a result is unclaimed
+
+A result is the files of one stem (``x.json``, ``x.md``, ``x.png``). Its commit and date are its
+JSON's ``package`` entry (``_common.package_state()``: the one place a result records them).
+Where it is: ``results/`` holds each benchmark's current run, ``results/seeds/`` the other current
+runs (further seeds of a current benchmark, reruns that give its spread, and the runs that are the
+only evidence of a setting or decision the docs still state), ``results/archive/`` the superseded
+ones (runs a newer run of the same configuration replaced, and runs of behaviour the code no
+longer has). :data:`CLAIMS` says, per result, which claim of the docs it backs; a result no claim
+names fails ``--check``, so a new results file cannot land without a line here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+INDEX = RESULTS / "INDEX.md"
+PAGE = "docs/benchmarks.md"
+
+#: (stem pattern relative to results/, section of docs/benchmarks.md, the claim it backs);
+#: the first pattern that matches a result names its claim
+CLAIMS: list[tuple[str, str, str]] = [
+    ("mnist1d_vs_paper", "mnist1d-vs-paper", "a 20-minute search against the MNIST-1D paper CNN: 98.1% test at 26,520 MACs, 93.6% at a quarter of its MACs"),
+    ("archive/mnist1d_vs_paper_*", "mnist1d-vs-paper", "earlier runs of the same benchmark (the quarter-MACs target missed in each: 93.0-93.7%)"),
+    ("compress_mnist1d", "compress-mnist1d", "each compression step and the whole chain on the paper CNN, before/after"),
+    ("auto_vs_uniform", "auto-vs-uniform", "--auto against uniform L1 ratios at 50% and 30% MACs"),
+    ("workloads", "workloads", "tabular, image and text workloads beyond MNIST-1D"),
+    ("workloads_image", "workloads", "the image section: hardware-aware --auto's latency drop against plain --auto"),
+    ("archive/workloads_*", "workloads", "an earlier run of the workloads, replaced by a rerun with the same figures"),
+    ("joint_vs_sequential", "joint-vs-sequential", "joint, supernet and sequential routes at equal wall-clock, seed 0"),
+    ("joint_vs_sequential_seed1", "joint-vs-sequential", "the same, seed 1"),
+    ("seeds/joint_vs_sequential_3objectives*", "joint-vs-sequential", "bytes as a third objective does not help the accurate end"),
+    ("archive/joint_vs_sequential_*", "joint-vs-sequential", "earlier runs of the benchmark (2853cb3, 606f8f7, db34bf3) and a 32-candidate variant not kept"),
+    ("supernet_mnist1d", "supernet-mnist1d", "the supernet route with 2-fold scoring, seed 0"),
+    ("seeds/supernet_mnist1d_seed*", "supernet-mnist1d", "the supernet route with 2-fold scoring, seeds 1-7 (the table's right column)"),
+    ("seeds/supernet_mnist1d_1fold_e8cf2f3_seed*", "supernet-mnist1d", "the route scored on the validation split alone, seeds 0-7 (the table's left column)"),
+    ("seeds/supernet_mnist1d_*", "supernet-mnist1d", "evidence for one of the route's settings (dropout, fine-tune rate, warm-up, candidates, epochs, precision: tried and kept or not)"),
+    ("archive/supernet_mnist1d_1fold_seed*", "supernet-mnist1d", "earlier split-alone runs on another machine, replaced by the paired e8cf2f3 runs"),
+    ("archive/supernet_mnist1d_*", "supernet-mnist1d", "a reverted change of the route (hypervolume spread, per-worker seeds)"),
+    ("cheap_end_variance", "cheap-end-variance", "the fine-tune's learning-rate warm-up steadies the cheapest candidates"),
+    ("seeds/cheap_end_variance_nodropout_*", "cheap-end-variance", "the skeleton has no dropout"),
+    ("seeds/cheap_end_variance_distill_*", "cheap-end-variance", "the route does not distil"),
+    ("seeds/cheap_end_variance_refit_*", "cheap-end-variance", "the route does not refit on training + validation data"),
+    ("archive/cheap_end_variance_*", "cheap-end-variance", "the 80-epoch supernet's candidates (the route now trains 240 epochs)"),
+    ("strategies_mnist1d", "strategies-mnist1d", "every strategy at equal wall-clock against random search"),
+    ("seeds/strategies_mnist1d_grid_random_*", "strategies-mnist1d", "grid's lead over random is within random's spread"),
+    ("seeds/strategies_mnist1d_darts_default_*", "strategies-mnist1d", "DARTS at its default search gives no feasible model in 3 minutes"),
+    ("archive/strategies_mnist1d_*", "strategies-mnist1d", "earlier runs, replaced by the run of every strategy"),
+    ("latency_predictor", "latency-predictor", "the device-profile predictor's rank correlation and share within +-15%"),
+    ("seeds/latency_predictor_same_hour_runs", "latency-predictor", "on a busy machine the predictor reads lower"),
+    ("hardware_aware", "hardware-aware", "latency-driven channel counts against uniform pruning (paper CNN, 2-D CNN)"),
+    ("hardware_aware_table_only", "hardware-aware", "the same allocating by the table alone, without timing"),
+    ("seeds/hardware_aware_864e684", "hardware-aware", "a rerun of the same benchmark: the spread of its figures"),
+    ("hardware_aware_rows", "hardware-aware", "the paper CNN shipped as onnx-fp32-rows"),
+    ("seeds/hardware_aware_rows_*", "hardware-aware", "earlier runs in the rows layout: the spread of the allocation's figures (1.25x-1.50x)"),
+    ("archive/hardware_aware_*", "hardware-aware", "behaviour since changed (fit to the raw target, most MACs within noise, the path's own knee) or an older run"),
+    ("conv_overhead", "conv-overhead", "the paper CNN's fixed latency: why its latency cannot follow its MACs"),
+    ("scaling", "scaling", "two workers against one, and a kill -9 and restart"),
+    ("archive/scaling_*", "scaling", "an earlier run, replaced by the rerun at 864e684"),
+]
+
+
+def results() -> dict[str, list[Path]]:
+    """Stem (relative to results/) -> its files."""
+    out: dict[str, list[Path]] = {}
+    for path in sorted(RESULTS.rglob("*")):
+        if path.is_file() and path != INDEX:
+            stem = str(path.relative_to(RESULTS).with_suffix(""))
+            out.setdefault(stem, []).append(path)
+    return out
+
+
+def claim_of(stem: str) -> tuple[str, str] | None:
+    for pattern, section, claim in CLAIMS:
+        if fnmatch.fnmatchcase(stem, pattern):
+            return section, claim
+    return None
+
+
+def package_of(files: list[Path]) -> dict:
+    js = next((f for f in files if f.suffix == ".json"), None)
+    if js is None:
+        return {}
+    try:
+        doc = json.loads(js.read_text())
+    except ValueError:
+        return {}
+    package = doc.get("package") if isinstance(doc, dict) else None
+    package = dict(package) if isinstance(package, dict) else {}
+    if "date" not in package and isinstance(doc, dict) and (doc.get("date") or doc.get("generated")):
+        package["date"] = doc.get("date") or doc["generated"]  # older runs wrote it beside the package
+    return package
+
+
+def committed(path: Path) -> str:
+    """When the newest commit that wrote ``path``'s content (not a pure move) was made, for results
+    that did not record their date: ``YYYY-MM-DD HH:MM UTC``, or ``?`` outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "log", "--follow", "--name-status", "--date=format-local:%Y-%m-%d %H:%M",
+                              "--format=@%ad", "--", path.name], cwd=path.parent, capture_output=True, text=True,
+                             timeout=30, env={**os.environ, "TZ": "UTC"}).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    for block in out.split("@")[1:]:
+        date, *status = block.strip().splitlines()
+        if not any(s.startswith(("R100", "C100")) for s in status):
+            return f"{date} UTC"
+    return "?"
+
+
+def rows() -> tuple[list[dict], list[str]]:
+    """One row per result, and the problems ``--check`` reports."""
+    out, problems = [], []
+    for stem, files in results().items():
+        package, claim = package_of(files), claim_of(stem)
+        if not package.get("date"):
+            package["date"], package["date_committed"] = committed(files[0]), True
+        if not package.get("commit"):
+            problems.append(f"{stem}: no package.commit in its JSON")
+        if claim is None:
+            problems.append(f"{stem}: no claim in benchmarks/index_results.py CLAIMS")
+        out.append({"stem": stem, "files": ", ".join(f.suffix[1:] for f in files),
+                    "status": "superseded" if stem.startswith("archive/") else "current",
+                    "commit": (package.get("commit") or "?")[:10] + (" (dirty)" if package.get("slimnas_dirty") else ""),
+                    "date": package["date"] + (" (committed)" if package.get("date_committed") else ""),
+                    "recorded": package.get("recorded"),
+                    "section": claim[0] if claim else "", "claim": claim[1] if claim else "(no claim)"})
+    return out, problems
+
+
+def render(items: list[dict]) -> str:
+    current = [r for r in items if r["status"] == "current"]
+    lines = ["# Benchmark results: index", "",
+             "Generated by `python benchmarks/index_results.py` from the files in `benchmarks/results/`; do not",
+             "edit by hand. Each result's commit and date are its JSON's `package` entry (marked * where they",
+             "were recovered afterwards from git history or the file's name, the run not having recorded them;",
+             "\"(committed)\": the run recorded no date, the date is the commit that wrote the file).",
+             "Current results are in `results/` (each benchmark's latest run) and `results/seeds/` (its other",
+             "seeds, reruns that give its spread, and runs that are the only evidence of a setting the docs",
+             "state); superseded ones are in `results/archive/`. The claims are on the benchmarks page of the",
+             f"docs (`{PAGE}`, section in brackets).", "",
+             f"{len(current)} current and {len(items) - len(current)} superseded results.", ""]
+    for status in ("current", "superseded"):
+        lines += [f"## {status.capitalize()}", "", "| result | files | commit | date | backs |", "|---|---|---|---|---|"]
+        for r in items:
+            if r["status"] == status:
+                mark = "*" if r["recorded"] else ""
+                lines.append(f"| `{r['stem']}` | {r['files']} | `{r['commit']}`{mark} | {r['date']}{mark} | "
+                             f"{r['claim']} [{r['section']}] |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if INDEX.md is stale or a result lacks a claim or commit")
+    args = parser.parse_args(argv)
+    items, problems = rows()
+    text = render(items)
+    if args.check:
+        written = INDEX.read_text() if INDEX.exists() else ""
+        if written != text:
+            problems.append(f"{INDEX} is stale: run python benchmarks/index_results.py")
+        for p in problems:
+            print(p, file=sys.stderr)
+        return 1 if problems else 0
+    INDEX.write_text(text)
+    for p in problems:
+        print(f"warning: {p}", file=sys.stderr)
+    print(f"wrote {INDEX} ({len(items)} results)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
