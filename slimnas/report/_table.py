@@ -29,6 +29,12 @@ def arch_summary(candidate: dict) -> str:
         return f"cnn {layers} {' '.join(flags)}"
     if a["family"] == "mlp":
         return f"mlp {'-'.join(map(str, a['widths']))} {a['activation']}"
+    if a["family"] == "nb201":  # the cell's six edges as NAS-Bench-201's op indices, then width x cells
+        from slimnas.models._nb201 import OPS
+
+        return f"nb201 {''.join(str(OPS.index(op)) for op in a['ops'])} {a['width']}x{a['cells']}"
+    if a["family"] != "rnn":
+        return a["family"]
     return f"{a['cell']} {a['hidden']}x{a['n_layers']}" + (" bi" if a["bidirectional"] else "")
 
 
