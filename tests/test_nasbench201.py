@@ -156,6 +156,10 @@ def test_cli_benchmark_search_and_its_regret_report(tmp_path, hpo):
     page = files.html.read_text()
     assert "regret-evaluations" in page and "regret-seconds" in page and "true front" in page
     assert "optimum" in files.markdown.read_text()
+    from slimnas.study import summarize_run
+
+    listed = summarize_run(out)  # slimnas runs: a tabular run, not an unreadable compress
+    assert (listed.kind, listed.status, listed.n_done) == ("tabular", "complete", 25)
 
 
 def test_cli_refuses_a_bad_benchmark_in_one_line(tmp_path, hpo):
