@@ -15,6 +15,7 @@ from slimnas.models._elastic import (
 from slimnas.models._layers import ACTIVATIONS, LowRank, make_activation
 from slimnas.models._mlp import MLP, MLPFamily, MLPSpec
 from slimnas.models._mobilenet import InvertedBlock, MobileNet, MobileNetFamily, MobileNetSpec
+from slimnas.models._nb201 import NB201Family, NB201Net, NB201Spec
 from slimnas.models._reference import cifar_resnet18, mnist1d_paper_cnn
 from slimnas.models._resnet import ResNet, ResNetFamily, ResNetSpec, ResStage
 from slimnas.models._rnn import RecurrentNet, RNNFamily, RNNSpec
@@ -44,6 +45,9 @@ __all__ = [
     "MobileNet",
     "MobileNetFamily",
     "MobileNetSpec",
+    "NB201Family",
+    "NB201Net",
+    "NB201Spec",
     "RNNFamily",
     "RNNSpec",
     "RecurrentNet",

