@@ -249,7 +249,7 @@ def pct(st: dict | None, key: str) -> str:
 def markdown(doc: dict) -> str:
     agg, optima = doc["aggregate"], doc["optima"]
     lines = ["# NAS-Bench-201: every strategy on the table, against the optimum and the published figures", "",
-             f"Measured at commit {doc['commit']} on {doc['date']}; command `{doc['command']}`; "
+             f"Measured at commit {commit_label(doc['package'])} on {doc['date']}; command `{doc['command']}`; "
              f"{doc['cpu_minutes']:.1f} CPU minutes in searches ({doc['wall_minutes']:.1f} min wall-clock of the last invocation, "
              f"{doc['processes']} processes on a shared 2-core machine).", "",
              "A run's score is the table's mean validation accuracy (over its 2-3 seeds) of the cell the run "
@@ -338,7 +338,7 @@ def main() -> None:
     package = package_state()  # the commit the searches run at
     written_at = commit_label(package)
     if args.measured_at:
-        package = {"commit": args.measured_at, "slimnas_dirty": False}
+        package = {"commit": args.measured_at, "slimnas_dirty": False, "date": package["date"]}
     jobs = plan(seeds, mo_seeds, n_min, args.quick)
     cells = {(j[0], j[1], tuple(j[3])) for j in jobs}
     done = [json.loads(line) for line in args.log.read_text().splitlines()] if args.log.is_file() else []
@@ -367,7 +367,7 @@ def main() -> None:
         notes_extra = []
     missing = len([j for j in jobs if job_key(j) not in {job_key((r["dataset"], r["strategy"], r["seed"],
                                                                    r["objectives"])) for r in runs}])
-    doc = {"commit": commit_label(package), "runs_missing": missing, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    doc = {"package": package, "runs_missing": missing, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "command": "python benchmarks/nasbench201.py" + (" --quick" if args.quick else ""),
            "seeds": seeds, "mo_seeds": mo_seeds, "evaluations": n_min, "paper_budget_table_seconds": PAPER_BUDGET,
            "optima": optima, "published": PUBLISHED, "cpu_minutes": sum(r["cpu_s"] for r in runs) / 60,
