@@ -39,6 +39,7 @@ from slimnas.study._objective import SearchObjective, prepare_context
 from slimnas.study._pareto import pareto_front
 from slimnas.study._plan import SearchPlan
 from slimnas.study._progress import progress_rows
+from slimnas.study._sizes import check_space_size
 from slimnas.study._tensorboard import TensorBoardListener
 
 
@@ -110,6 +111,7 @@ def load_splits(plan: SearchPlan) -> DataSplits:
     if splits.preprocessing is not None and splits.preprocessing.input_layout != "channels_first":
         raise ConfigError("data.input_layout", "channels_first in a search (slimnas's families take channels "
                           "first; the option is for compress's own models)", plan.config.data.input_layout)
+    check_space_size(plan.space, splits.input_shape, splits.n_classes, splits.vocab_size)
     return splits
 
 
