@@ -237,6 +237,8 @@ def compress_command(
     with ConsoleListener(console, verbose=not quiet) as listener:
         with report_phase(listener, "load", label=f"loading {dataset} and the model {model}") as found:
             data = load_dataset(data_cfg)
+            for note in data.notes:  # what was assumed reading the data (a layout)
+                listener.note(note, level="warning")
             torch.manual_seed(seed)
             net, _ = import_model(model, weights)
             try:

@@ -147,6 +147,8 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
     board = TensorBoardListener(run.root / "tensorboard") if cfg.tensorboard else None
     if board is not None:
         listener = ListenerGroup(listener, board)
+    for note in splits.notes:  # what was assumed reading the data (a layout)
+        listener.note(note, level="warning")
     try:
         return _search(plan, run, splits, device, listener)
     finally:
