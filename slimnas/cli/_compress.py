@@ -26,13 +26,15 @@ from slimnas.compress import (
     list_compressors,
     train_from_scratch,
 )
-from slimnas.config import DataConfig, data_to_dict, parse_config, read_yaml
+from slimnas.config import MAX_EPOCHS as MAX_RUN_EPOCHS
+from slimnas.config import MAX_SEED, DataConfig, data_to_dict, parse_config, read_yaml
 from slimnas.data import list_datasets, load_dataset
 from slimnas.errors import ConfigError
 from slimnas.export import write_run_info
 from slimnas.measure import RUNTIMES
 from slimnas.models import check_outputs, import_model
 from slimnas.report import explanation_table, make_console
+from slimnas.spaces import MAX_VALUE
 from slimnas.study import ListenerGroup, TensorBoardListener, auto_compress, resolve_device
 from slimnas.training import report_phase
 
@@ -207,6 +209,11 @@ def compress_command(
              "train_epochs": train_epochs, "tensorboard": tensorboard, "device_profile": device_profile,
              "hardware_aware": hardware_aware}
     check_options(auto, given, weights=weights)  # at the edge, before any model is loaded or trained
+    for flag, value, high in (("--seed", seed, MAX_SEED), ("--epochs", epochs, MAX_RUN_EPOCHS),
+                              ("--train-epochs", train_epochs, MAX_RUN_EPOCHS), ("--final-epochs", final_epochs, MAX_RUN_EPOCHS),
+                              ("--n-trials", n_trials, MAX_VALUE), ("--accumulate", accumulate, MAX_VALUE)):
+        if value is not None and not 0 <= value <= high:  # NumPy refuses seeds past 2**32; the rest would run on
+            raise ConfigError(flag, f"an integer in 0..{high:,}", value)
     device = str(resolve_device(device))  # 'auto' becomes the device it picks
     if isinstance(accumulate, bool) or accumulate < 1:
         raise ConfigError("--accumulate", "an integer >= 1", accumulate)
