@@ -40,21 +40,22 @@ MAX_YAML_DEPTH = 64
 MAX_YAML_NODES = 100_000
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
+def read_yaml(path: str | Path, *, max_bytes: int = MAX_YAML_BYTES, max_values: int = MAX_YAML_NODES) -> dict[str, Any]:
     """A YAML file's mapping (``{}`` for an empty file); a file that is not such a mapping, or
-    past the limits above, is a one-line :class:`ConfigError` naming the file."""
+    past the limits (above, or larger ones a caller reading bigger files passes), is a one-line
+    :class:`ConfigError` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError("config", "an existing YAML file", str(path))
-    if path.stat().st_size > MAX_YAML_BYTES:
-        raise ConfigError("config", f"a YAML file of at most {MAX_YAML_BYTES >> 20} MiB",
+    if path.stat().st_size > max_bytes:
+        raise ConfigError("config", f"a YAML file of at most {max_bytes / 2**20:g} MiB",
                           f"{path}: {path.stat().st_size:,} bytes")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError("config", "a YAML text file (UTF-8)", f"{path}: not text (byte {e.start})") from None
     try:
-        _check_shape(text, path)
+        _check_shape(text, path, max_values)
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -67,9 +68,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return raw
 
 
-def _check_shape(text: str, path: Path) -> None:
+def _check_shape(text: str, path: Path, max_values: int) -> None:
     """Refuse YAML nested deeper than :data:`MAX_YAML_DEPTH` or holding more than
-    :data:`MAX_YAML_NODES` values with its aliases expanded, from the parser's events alone
+    ``max_values`` values with its aliases expanded, from the parser's events alone
     (nothing is composed or expanded yet); an alias inside its own anchor is refused too."""
     sizes: dict[str, int] = {}  # anchor -> values under it, aliases expanded
     stack: list[list] = [[None, 0]]  # open collections: [anchor, values so far]
@@ -94,8 +95,8 @@ def _check_shape(text: str, path: Path) -> None:
                 sizes[anchor] = n + 1
         else:
             continue
-        if stack[-1][1] > MAX_YAML_NODES:
-            raise ConfigError("config", f"YAML of at most {MAX_YAML_NODES:,} values with its aliases expanded "
+        if stack[-1][1] > max_values:
+            raise ConfigError("config", f"YAML of at most {max_values:,} values with its aliases expanded "
                               "(an alias 'bomb' is refused before it is expanded)", str(path))
 
 

@@ -64,8 +64,10 @@ def check_layout(shape: tuple[int, ...], layout: str | None) -> str:
 
 def assumed_layout(shape: tuple[int, ...]) -> str:
     """What is said when a 4-D array without ``data.layout`` is read as channels-last (``""``
-    when it is not): its last axis is 1, 3 or 4 channels and both axes before it are larger."""
-    if len(shape) == 4 and shape[3] in NHWC_CHANNELS and min(shape[1], shape[2]) > shape[3]:
+    when it is not): its last axis is 1, 3 or 4 channels and both axes before it are larger
+    (an array whose second axis is 1, 3 or 4 stays channels-first, as it always was)."""
+    if (len(shape) == 4 and shape[3] in NHWC_CHANNELS and shape[1] not in NHWC_CHANNELS
+            and min(shape[1], shape[2]) > shape[3]):
         return (f"data.layout: assumed nhwc (channels last) for images shaped {tuple(shape)}; "
                 "set data.layout: nchw if they are not")
     return ""
