@@ -29,7 +29,12 @@ def arch_summary(candidate: dict) -> str:
         return f"cnn {layers} {' '.join(flags)}"
     if a["family"] == "mlp":
         return f"mlp {'-'.join(map(str, a['widths']))} {a['activation']}"
-    return f"{a['cell']} {a['hidden']}x{a['n_layers']}" + (" bi" if a["bidirectional"] else "")
+    if a["family"] == "rnn":
+        return f"{a['cell']} {a['hidden']}x{a['n_layers']}" + (" bi" if a["bidirectional"] else "")
+    # any other family (transformer, resnet, mobilenet, plug-ins): its scalar fields, and how many of each list
+    parts = [f"{len(v)} {k}" if isinstance(v, list) else f"{k} {v}" for k, v in a.items()
+             if k != "family" and not isinstance(v, dict)]
+    return " ".join([a["family"], *parts])
 
 
 #: columns every front table shows: (metric key, header, format)
