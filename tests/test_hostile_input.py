@@ -378,3 +378,22 @@ def test_user_code_that_calls_sys_exit_fails_the_command_in_one_line(tmp_path, m
     code, err = run(["runs", str(tmp_path)])
     assert code == 2 and err == f"error: SLIMNAS_PLUGINS: expected plug-ins that import, got " \
                                  f"'{tmp_path / 'plug.py'} (it called sys.exit(0))'\n", err
+
+
+def test_a_space_is_sized_before_any_candidate_is_built():
+    """The largest candidate is built on the meta device: parameters past the bound (wide layers)
+    and MACs past it (few parameters on large images) are refused, naming the bound."""
+    from slimnas.errors import ConfigError
+    from slimnas.spaces import SearchSpace
+    from slimnas.study._sizes import check_space_size
+
+    wide = SearchSpace.from_config({"family": ["mlp"], "mlp": {"n_layers": [1, 3], "width": [8, 40_000]}})
+    with pytest.raises(ConfigError, match=r"^space.mlp: expected a space whose largest candidate has at most "
+                                          r"100,000,000 parameters \(its largest choices give 3,202,120,010; narrow"):
+        check_space_size(wide, (1, 40), 10)
+    convs = SearchSpace.from_config({"family": ["cnn"], "cnn": {"n_layers": 3, "channels": [8, 256], "stride": 1,
+                                                                 "kernel": 3, "pool": "none"}})
+    with pytest.raises(ConfigError, match=r"^space.cnn: expected a space whose largest candidate has at most "
+                                          r"100,000,000,000 MACs per sample"):
+        check_space_size(convs, (3, 1024, 1024), 10)
+    check_space_size(convs, (3, 32, 32), 10)  # the same space on small images is fine
