@@ -228,7 +228,7 @@ def test_the_generated_cases_ran():
 # Configs of extreme sizes and YAML built to hang or exhaust the reader: refused at validation, in
 # one line, with exit 2, before anything is built or written (issue 46, item 10).
 
-N_EXTREME, N_YAML = 60, 30
+N_EXTREME, N_YAML = 60, 20
 HUGE = st.integers(10**15, 10**30)
 SIZES = [  # (dotted key, values past its bound)
     ("seed", st.integers(2**31, 2**64)), ("data.seed", st.integers(2**31, 2**64)),
@@ -324,15 +324,16 @@ def test_configs_of_extreme_sizes_are_one_line_and_change_nothing(existing_run, 
 
 
 @settings(max_examples=N_YAML, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(content=hostile_yaml(), command=st.sampled_from(sorted(YAML_COMMANDS)))
-def test_hostile_yaml_is_refused_before_it_is_expanded(existing_run, tmp_path_factory, content, command):
-    check_hostile_file(existing_run, tmp_path_factory.mktemp("yaml"), content, command)
+@given(content=hostile_yaml())
+def test_hostile_yaml_is_refused_before_it_is_expanded(existing_run, tmp_path_factory, content):
+    for command in YAML_COMMANDS:  # every command that reads a YAML file the user names
+        check_hostile_file(existing_run, tmp_path_factory.mktemp("yaml"), content, command)
 
 
 def test_the_extreme_cases_ran_and_each_was_refused():
     """Per command: the cases tried and how many ended in one line and exit 2 (all of them)."""
     print(f"\nhostile configs, tried / refused in one line with exit 2: {dict(TRIED)} / {dict(REFUSED)}")
-    assert TRIED == REFUSED and TRIED["search"] >= N_EXTREME // 2 and sum(TRIED.values()) >= N_EXTREME, TRIED
+    assert TRIED == REFUSED and TRIED["search"] >= N_EXTREME // 2 and min(TRIED.values()) >= N_YAML // 2, TRIED
 
 
 def test_an_alias_bomb_is_refused_by_the_command_in_seconds(tmp_path):
@@ -368,10 +369,16 @@ def test_user_code_that_calls_sys_exit_fails_the_command_in_one_line(tmp_path, m
     """A model factory (or a plug-in) calling sys.exit(0) ended compress with exit 0 and nothing
     said; it is the user's code failing: one line, exit 2, no output folder."""
     (tmp_path / "net.py").write_text("import sys\ndef build():\n    sys.exit(0)\n")
-    r = subprocess.run([sys.executable, "-m", "slimnas", "compress", "--model", f"{tmp_path / 'net.py'}:build",
-                        "--prune", "0.5", "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
-    assert r.stderr.startswith("error: --model: expected a callable that builds the model") and "sys.exit(0)" in r.stderr
+    code, err = run(["compress", "--model", f"{tmp_path / 'net.py'}:build", "--prune", "0.5", "--out",
+                     str(tmp_path / "out")])
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: --model: expected a callable that builds the model") and "sys.exit(0)" in err
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "fwd.py").write_text("import sys, torch\nclass Net(torch.nn.Module):\n    def forward(self, x):\n"
+                                     "        sys.exit(3)\ndef build():\n    return Net()\n")
+    code, err = run(["compress", "--model", f"{tmp_path / 'fwd.py'}:build", "--prune", "0.5", "--out",
+                     str(tmp_path / "out")])
+    assert code == 2 and err.count("\n") == 1 and "it called sys.exit(3)" in err, err
     assert not (tmp_path / "out").exists()
     (tmp_path / "plug.py").write_text("import sys\nsys.exit(0)\n")
     monkeypatch.setenv("SLIMNAS_PLUGINS", str(tmp_path / "plug.py"))
