@@ -104,3 +104,5 @@ def _guarded(name: str, load) -> None:
         load()
     except Exception as e:  # noqa: BLE001 - a broken plug-in is the user's to fix, reported in one line
         raise ConfigError(ENV, "plug-ins that import", f"{name} ({type(e).__name__}: {e})") from None
+    except SystemExit as e:  # a plug-in's sys.exit() must not end the command as if it had succeeded
+        raise ConfigError(ENV, "plug-ins that import", f"{name} (it called sys.exit({e.code!r}))") from None

@@ -73,8 +73,15 @@ def test_image_arrays_in_either_layout_give_the_same_splits(tmp_path):
     assert torch.allclose(first.x_train.std((0, 2, 3), unbiased=False), torch.ones(3), atol=1e-3)
     assert np.allclose(last.preprocessing.transform(nchw.transpose(0, 2, 3, 1)[:5]),
                        first.preprocessing.transform(nchw[:5]), atol=1e-5)
-    with pytest.raises(ConfigError, match=r"^data.layout: expected nhwc"):  # NHWC unannounced is not misread
-        load_dataset(str(tmp_path / "l.npz"))
+    assumed = load_dataset(str(tmp_path / "l.npz"))  # 3 channels last, 6x5 pixels: NHWC, and it says so
+    assert torch.equal(assumed.x_train, last.x_train) and last.notes == () and first.notes == ()
+    assert assumed.notes == ("data.layout: assumed nhwc (channels last) for images shaped (60, 6, 5, 3); "
+                             "set data.layout: nchw if they are not",)
+    np.savez(tmp_path / "a.npz", x=rng.normal(size=(60, 6, 3, 3)), y=y)
+    with pytest.raises(ConfigError, match=r"^data.layout: expected nhwc"):  # could be either: not misread
+        load_dataset(str(tmp_path / "a.npz"))
+    upper = load_dataset(str(tmp_path / "l.npz"), layout="NHWC")  # any case
+    assert torch.equal(upper.x_train, last.x_train) and upper.preprocessing.layout == "nhwc"
     with pytest.raises(ConfigError, match=r"^data.layout: expected only for 4-D"):
         load_dataset("wine", layout="nhwc")
 
@@ -239,7 +246,7 @@ HOSTILE = [
 @pytest.mark.parametrize("extra, field", HOSTILE, ids=[h[1] + str(i) for i, h in enumerate(HOSTILE)])
 def test_bad_data_options_are_one_line_and_exit_2(tmp_path, extra, field):
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "nhwc.npz", x=rng.normal(size=(30, 8, 8, 3)), y=np.arange(30) % 3)
+    np.savez(tmp_path / "nhwc.npz", x=rng.normal(size=(30, 8, 3, 3)), y=np.arange(30) % 3)  # NHWC or NCHW?
     cfgs = {"cfg_augment": {"data": {"dataset": "digits-images", "augment": {"blur": 1}}},
             "cfg_stream": {"data": {"dataset": "digits", "stream": True}},
             "cfg_tokenizer": {"data": {"dataset": "text", "tokenizer": "bpe"}},

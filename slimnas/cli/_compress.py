@@ -49,13 +49,15 @@ from slimnas.compress import (
     list_compressors,
     train_from_scratch,
 )
-from slimnas.config import DataConfig, data_to_dict, parse_config, read_yaml
+from slimnas.config import MAX_EPOCHS as MAX_RUN_EPOCHS
+from slimnas.config import MAX_SEED, DataConfig, data_to_dict, parse_config, read_yaml
 from slimnas.data import list_datasets, load_dataset
 from slimnas.errors import ConfigError
 from slimnas.export import write_run_info
 from slimnas.measure import RUNTIMES
 from slimnas.models import check_outputs, import_model
 from slimnas.report import explanation_table, make_console
+from slimnas.spaces import MAX_VALUE
 from slimnas.study import (
     ListenerGroup,
     TensorBoardListener,
@@ -282,6 +284,11 @@ def compress_command(
     check_options(auto, given, weights=weights)  # at the edge, before any model is loaded or trained
     check_out(out, auto=auto, overwrite=overwrite)
     temperature = 4.0 if temperature is None else temperature
+    for flag, value, high in (("--seed", seed, MAX_SEED), ("--epochs", epochs, MAX_RUN_EPOCHS),
+                              ("--train-epochs", train_epochs, MAX_RUN_EPOCHS), ("--final-epochs", final_epochs, MAX_RUN_EPOCHS),
+                              ("--n-trials", n_trials, MAX_VALUE), ("--accumulate", accumulate, MAX_VALUE)):
+        if value is not None and not 0 <= value <= high:  # NumPy refuses seeds past 2**32; the rest would run on
+            raise ConfigError(flag, f"an integer in 0..{high:,}", value)
     device = str(resolve_device(device))  # 'auto' becomes the device it picks
     if isinstance(accumulate, bool) or accumulate < 1:
         raise ConfigError("--accumulate", "an integer >= 1", accumulate)
@@ -312,6 +319,8 @@ def compress_command(
     with ConsoleListener(console, live=not quiet) as listener:
         with report_phase(listener, "load", label=f"loading {dataset} and the model {model}") as found:
             data = load_dataset(data_cfg)
+            for note in data.notes:  # what was assumed reading the data (a layout)
+                listener.note(note, level="warning")
             torch.manual_seed(seed)
             net, _ = import_model(model, weights)
             try:

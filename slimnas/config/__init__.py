@@ -13,6 +13,8 @@ from slimnas.config._profile import (
 from slimnas.config._schema import (
     DATA_EXTRAS,
     DEVICES,
+    MAX_EPOCHS,
+    MAX_SEED,
     NORMALIZE,
     DataConfig,
     FitnessConfig,
@@ -33,6 +35,8 @@ __all__ = [
     "read_profile",
     "write_profile",
     "DEVICES",
+    "MAX_EPOCHS",
+    "MAX_SEED",
     "NORMALIZE",
     "OVERRIDES",
     "DataConfig",

@@ -231,7 +231,7 @@ def read_profile(name_or_path: str | Path, field: str = "device_profile") -> Dev
         raise ConfigError(field, f"a device profile file or a built-in profile ({', '.join(list_builtin_profiles())})",
                           text)
     try:
-        raw = read_yaml(path)
+        raw = read_yaml(path, max_bytes=64 << 20, max_values=5_000_000)  # latency tables are larger than configs
     except ConfigError as e:
         raise ConfigError(field, e.expected.replace("YAML", "YAML device profile"), text) from None
     return parse_profile(raw, source=str(path.resolve()))

@@ -8,6 +8,7 @@ search, before anything is written or trained).
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,14 @@ from typing import Any
 from slimnas.errors import ConfigError
 
 DEVICES = ("cpu", "cuda", "auto")
+#: upper bounds checked at validation, so a hostile or mistyped config is refused in one line
+#: instead of hanging or exhausting memory (NumPy's seeds stop at 2**32 - 1; seeds get offsets)
+MAX_SEED = 2**31 - 1
+MAX_EPOCHS = 100_000
+MAX_THREADS = 1024
+MAX_WORKERS = 256
+MAX_LATENCY_REPEATS = 10_000
+MAX_LATENCY_BATCH = 65_536
 
 
 @dataclass(frozen=True)
@@ -164,6 +173,18 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _is_finite(v: Any) -> bool:
+    return _is_num(v) and math.isfinite(v)
+
+
+def _int_in(low: int, high: int, optional: bool = False) -> tuple[str, Any]:
+    """``(expected, check)`` of an integer in ``low..high`` (or ``None`` where ``optional``)."""
+    if optional:
+        expected, check = _int_in(low, high)
+        return expected, lambda v: v is None or check(v)
+    return f"an integer in {low}..{high:,}", lambda v: _is_int(v) and low <= v <= high
+
+
 def _is_name(v: Any) -> bool:
     return isinstance(v, str) and bool(v)
 
@@ -187,14 +208,14 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
         raise ConfigError(sorted(unknown)[0], f"one of the keys {sorted(top)}")
     scalar_checks: dict[str, tuple[str, Any]] = {
         "name": ("a name of letters, digits, '.', '_' or '-' (no path)", lambda v: v is None or _is_study_name(v)),
-        "seed": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
+        "seed": _int_in(0, MAX_SEED),
         "n_trials": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
-        "timeout": ("a number of seconds > 0", lambda v: v is None or (_is_num(v) and v > 0)),
-        "trial_timeout": ("a number of seconds > 0", lambda v: v is None or (_is_num(v) and v > 0)),
-        "epochs": ("an integer >= 1", lambda v: v is None or (_is_int(v) and v >= 1)),
+        "timeout": ("a finite number of seconds > 0", lambda v: v is None or (_is_finite(v) and v > 0)),
+        "trial_timeout": ("a finite number of seconds > 0", lambda v: v is None or (_is_finite(v) and v > 0)),
+        "epochs": _int_in(1, MAX_EPOCHS, optional=True),
         "device": (f"one of {list(DEVICES)}", lambda v: v in DEVICES),
-        "threads": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
-        "n_workers": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
+        "threads": _int_in(0, MAX_THREADS),
+        "n_workers": _int_in(1, MAX_WORKERS),
         "out": ("a folder path", lambda v: v is None or isinstance(v, str)),
         "storage": ("an Optuna storage URL such as sqlite:///runs/x.db", lambda v: v is None or (isinstance(v, str) and "://" in v)),
         "skip_infeasible": ("true/false", lambda v: isinstance(v, bool)),
@@ -223,10 +244,10 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
         "dataset": ("a dataset name or a .npz/.csv path", _is_name),
         "val_fraction": ("a number in (0, 0.9]", lambda v: _is_num(v) and 0 < v <= 0.9),
         "test_fraction": ("a number in (0, 0.9]", lambda v: _is_num(v) and 0 < v <= 0.9),
-        "seed": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
+        "seed": _int_in(0, MAX_SEED),
         "label_column": ("a column name", lambda v: isinstance(v, str)),
-        "layout": ("nchw or nhwc (how a file's 4-D image array is laid out)",
-                   lambda v: v is None or v in ("nchw", "nhwc")),
+        "layout": ("nchw or nhwc, in any case (how a file's 4-D image array is laid out)",
+                   lambda v: v is None or (isinstance(v, str) and v.lower() in ("nchw", "nhwc"))),
         "normalize": (f"one of {list(NORMALIZE)}", lambda v: v in NORMALIZE),
         "augment": ("a mapping such as {crop: 4, flip: true} or {shift: 2, noise: 0.05}",
                     lambda v: isinstance(v, dict)),
@@ -234,7 +255,7 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
         "tokenizer": ("a tokenizer name, or a mapping {name: word, max_length: 64, ...}",
                       lambda v: _is_name(v) or (isinstance(v, dict) and _is_name(v.get("name", "word")))),
         "stream": ("true, false or auto", lambda v: isinstance(v, bool) or v == "auto"),
-        "num_workers": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
+        "num_workers": _int_in(0, MAX_WORKERS),
         "input_layout": ("channels_first, channels_last or no_channel", _is_name),
         "options": ("a mapping of the dataset's options, such as {n: 2000}", lambda v: isinstance(v, dict)),
     })
@@ -247,14 +268,16 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
     }, aliases={"pruner": "early_stopping"})  # "pruner": Optuna's word, accepted from older configs
     values["fitness"] = _section(FitnessConfig, raw.get("fitness"), "fitness", {
         "cost": ("a metric name", _is_name),
-        "weight": ("a number >= 0", lambda v: _is_num(v) and v >= 0),
+        "weight": ("a finite number >= 0", lambda v: _is_finite(v) and v >= 0),
     })
     values["measure"] = _section(MeasureConfig, raw.get("measure"), "measure", {
         "runtime": ("a latency runtime name such as 'onnxruntime' or 'torch'", _is_name),
-        "latency_batch": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
-        "latency_repeats": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
-        "threads": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
+        "latency_batch": _int_in(1, MAX_LATENCY_BATCH),
+        "latency_repeats": _int_in(1, MAX_LATENCY_REPEATS),
+        "threads": _int_in(1, MAX_THREADS),
     })
+    if values["data"].layout is not None:
+        values["data"] = dataclasses.replace(values["data"], layout=values["data"].layout.lower())
     for section in ("space", "training"):
         value = raw.get(section)
         if value is not None and not isinstance(value, dict):

@@ -14,6 +14,7 @@ from slimnas.data._preprocess import (
     Preprocessing,
     RunningStats,
     array_stats,
+    assumed_layout,
     channel_first_batch,
     check_layout,
     check_no_channel,
@@ -40,6 +41,8 @@ class DataSplits:
             the training split, layouts, the fitted tokenizer); saved with every run.
         augment: applied to training batches only (``fit(..., augment=splits.augment)``).
         vocab_size, pad_id: text: the token ids' range and the padding id.
+        notes: what was assumed reading the source (a 4-D array read as channels-last), one
+            line each; the command line shows them as warnings.
     """
 
     name: str
@@ -55,6 +58,7 @@ class DataSplits:
     augment: Augment | None = None
     vocab_size: int | None = None
     pad_id: int = 0
+    notes: tuple[str, ...] = ()
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -108,6 +112,9 @@ def channel_first(x: np.ndarray) -> np.ndarray:
 
 def _numeric(x, name: str) -> np.ndarray:
     """``x`` as finite float32 (ValueError naming the array otherwise)."""
+    if np.iscomplexobj(x):  # float32 would silently drop the imaginary part
+        raise ValueError(f"{name} holds complex numbers (expected real numbers; give the real and imaginary "
+                         "parts as separate features)")
     try:
         out = np.asarray(x, dtype=np.float32)
     except (TypeError, ValueError):
@@ -129,11 +136,33 @@ def _labels(y, n: int, name: str) -> np.ndarray:
         raise ValueError(f"{name} must hold one label per sample, shape (N,); got shape {y.shape}")
     if len(y) != n:
         raise ValueError(f"{name} has {len(y)} labels for {n} samples")
-    if y.dtype.kind == "f" and not np.isfinite(y).all():
-        raise ValueError(f"{name} holds NaN or infinite labels")
     if y.dtype.kind not in "iubfUS":
-        raise ValueError(f"{name} holds labels of type {y.dtype} (expected numbers or strings)")
+        raise ValueError(f"{name} holds labels of type {y.dtype}; {LABELS}")
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise ValueError(f"{name} holds {int((~np.isfinite(y)).sum())} NaN or infinite labels; {LABELS}")
+    if y.dtype.kind == "f" and not (y == np.round(y)).all():
+        example = y[np.flatnonzero(y != np.round(y))[0]]
+        raise ValueError(f"{name} holds non-integer labels such as {example:g} (a regression target?); {LABELS}")
     return y
+
+
+#: what a label looks like, said with every refused label
+LABELS = ("the task is classification: labels must be class ids, integers 0..K-1 (or strings naming the classes), "
+          "with several samples per class")
+#: numbers as labels with more distinct values than this and fewer samples per class than
+#: MIN_PER_CLASS on average read as a continuous target, not classes
+MANY_CLASSES, MIN_PER_CLASS = 10, 3
+
+
+def _check_classes(y: np.ndarray, name: str) -> None:
+    """Refuse numeric labels that look like a continuous target: many distinct values, each on
+    a few samples (scikit-learn's diabetes targets: 214 values on 442 samples)."""
+    if y.dtype.kind not in "iuf":
+        return
+    n_classes = len(np.unique(y))
+    if n_classes > MANY_CLASSES and len(y) < MIN_PER_CLASS * n_classes:
+        raise ValueError(f"{name} holds {n_classes} distinct numbers for {len(y)} samples, fewer than "
+                         f"{MIN_PER_CLASS} per class (a regression target?); {LABELS}")
 
 
 
@@ -141,6 +170,10 @@ def _labels(y, n: int, name: str) -> np.ndarray:
 def _prepare(x, name: str, kind: str, layout: str | None) -> tuple[Any, str]:
     """A source array checked and put channel-first (numbers), as 1-D strings (text), or as
     row numbers of a file (:class:`_Rows`); and the 4-D layout it came in."""
+    shape = tuple(getattr(x, "shape", np.shape(x)))
+    if kind != "text" and len(shape) >= 2 and 0 in shape[1:]:
+        raise ValueError(f"{name} holds samples of no values, shape {shape} (expected at least one feature per "
+                         "sample)")
     if isinstance(x, RowFile):
         layout = check_layout(x.shape, layout)
         return _Rows(x, np.arange(len(x)), layout), layout
@@ -203,8 +236,11 @@ def make_splits(
     options = options or DataConfig()
     mode = {True: "global", False: "none"}[standardize] if isinstance(standardize, bool) else standardize
     kind = kind or infer_kind(x)
+    shape = tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+    notes = tuple(n for n in [assumed_layout(shape)] if n and options.layout is None)
     x, layout = _prepare(x, "x", kind, options.layout)
     y = _labels(y, len(x), "y")
+    _check_classes(y, "y")
     if len(x) < MIN_SAMPLES:
         raise ValueError(f"{len(x)} samples; at least {MIN_SAMPLES} are needed")
     if (x_test is None) != (y_test is None):
@@ -237,6 +273,7 @@ def make_splits(
     labels = dict(y_train=t(y_train), y_val=t(y_val), y_test=t(y_test), n_classes=len(classes))
     if kind == "text":
         return _text_splits(name, x_train, x_val, x_test, labels, options)
+    labels["notes"] = notes
     input_layout = resolve_input_layout(options.input_layout, kind)
     check_no_channel(tuple(x_train.shape[1:]), input_layout)
     augment = Augment.from_config(options.augment, kind, input_layout)

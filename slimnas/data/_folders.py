@@ -168,6 +168,10 @@ class NpyFolderFormat(BaseFormat):
 
 def _load(path: Path) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise ConfigError("data.dataset", "numeric .npy arrays (no pickled objects)", f"{path}: {e}") from None
+    if getattr(array, "ndim", 1) == 0:
+        raise ConfigError("data.dataset", "arrays of one row per sample: x shaped (N, ...), y shaped (N,)",
+                          f"{path}: a single value (a 0-d array)")
+    return array

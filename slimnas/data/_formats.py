@@ -133,6 +133,10 @@ class NpzFormat(BaseFormat):
                                         for k in ("x", "y", "x_test", "y_test"))
             except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:  # object arrays would need pickle
                 raise ConfigError("data.dataset", "numeric arrays (no pickled objects)", f"{path}: {e}") from None
+        for name, array in (("x", x), ("y", y), ("x_test", x_test), ("y_test", y_test)):
+            if array is not None and array.ndim == 0:
+                raise ConfigError("data.dataset", "arrays of one row per sample: x shaped (N, ...), y shaped (N,)",
+                                  f"{path}: {name} is a single value (a 0-d array)")
         if x is None:
             return x, y, x_test, y_test
         if len(x) != len(y):
@@ -167,6 +171,10 @@ class CsvFormat(BaseFormat):
                               "set data.label_column or --label-column)", label_column)
         features = frame.drop(columns=[label_column])
         labels = frame[label_column]
+        if labels.isna().any():
+            raise ConfigError("data.dataset", "a label in every row of the label column", f"{path}: column "
+                              f"{label_column!r} is empty in {int(labels.isna().sum())} rows (first: data row "
+                              f"{int(np.flatnonzero(labels.isna().to_numpy())[0]) + 1})")
         y = labels.to_numpy() if pd.api.types.is_numeric_dtype(labels) else labels.astype(str).to_numpy(dtype=str)
         if text_column is not None:
             if text_column not in features.columns:

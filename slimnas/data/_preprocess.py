@@ -34,7 +34,7 @@ def infer_kind(x: Any) -> str:
 
 
 def resolve_input_layout(value: str, kind: str) -> str:
-    layout = INPUT_LAYOUTS.get(value)
+    layout = INPUT_LAYOUTS.get(value.lower() if isinstance(value, str) else value)
     if layout is None:
         raise ConfigError("data.input_layout", f"one of {sorted(INPUT_LAYOUTS)}", value)
     if kind == "text" and layout != "channels_first":
@@ -43,19 +43,34 @@ def resolve_input_layout(value: str, kind: str) -> str:
 
 
 def check_layout(shape: tuple[int, ...], layout: str | None) -> str:
-    """The layout of a 4-D array in a file (``nchw`` or ``nhwc``); an array that is clearly
-    ``(N, H, W, C)`` while the config says nothing is refused, not misread."""
+    """The layout of a 4-D array in a file (``nchw`` or ``nhwc``, any case). Said nothing, an
+    array whose last axis is 1, 3 or 4 and smaller than the two before it is channels-last
+    (:func:`assumed_layout` words the assumption); one that could be either is refused, not
+    misread."""
     if layout is not None and len(shape) != 4:
         raise ConfigError("data.layout", "only for 4-D image arrays, (N, C, H, W) or (N, H, W, C)",
                           f"{layout} for data shaped {tuple(shape)}")
     if len(shape) != 4:
         return ""
     if layout is None:
+        if assumed_layout(shape):
+            return "nhwc"
         if shape[3] in NHWC_CHANNELS and shape[1] not in NHWC_CHANNELS:
             raise ConfigError("data.layout", f"nhwc for images shaped (N, H, W, C) like {tuple(shape)} (or nchw to "
                               f"read them as {shape[1]} channels)")
         return "nchw"
-    return layout
+    return layout.lower()
+
+
+def assumed_layout(shape: tuple[int, ...]) -> str:
+    """What is said when a 4-D array without ``data.layout`` is read as channels-last (``""``
+    when it is not): its last axis is 1, 3 or 4 channels and both axes before it are larger
+    (an array whose second axis is 1, 3 or 4 stays channels-first, as it always was)."""
+    if (len(shape) == 4 and shape[3] in NHWC_CHANNELS and shape[1] not in NHWC_CHANNELS
+            and min(shape[1], shape[2]) > shape[3]):
+        return (f"data.layout: assumed nhwc (channels last) for images shaped {tuple(shape)}; "
+                "set data.layout: nchw if they are not")
+    return ""
 
 
 def channel_first_batch(x: np.ndarray, layout: str) -> np.ndarray:

@@ -183,11 +183,15 @@ class Budget:
         if name not in METRICS:
             raise ConfigError(field, f"a metric from {list_metrics()}", text)
         if unit == "%":
-            return cls(name, op, value / 100.0, relative=True)
-        units = METRICS.get(name).units
-        if unit not in units:
-            raise ConfigError(field, f"a unit from {sorted(u for u in units if u) or ['none']} for {name}", text)
-        return cls(name, op, value * units[unit])
+            budget = cls(name, op, value / 100.0, relative=True)
+        else:
+            units = METRICS.get(name).units
+            if unit not in units:
+                raise ConfigError(field, f"a unit from {sorted(u for u in units if u) or ['none']} for {name}", text)
+            budget = cls(name, op, value * units[unit])
+        if not math.isfinite(budget.limit):  # 'macs<=1e999' would be saved as inf, which nothing reads back
+            raise ConfigError(field, "a finite limit such as 'macs<=20000' or 'bytes<=8KB'", text)
+        return budget
 
     def resolve(self, reference: dict[str, float]) -> Budget:
         """An absolute budget: relative limits multiplied by the reference's value."""

@@ -10,7 +10,7 @@ from torch import nn
 
 from slimnas.errors import ConfigError
 from slimnas.models._layers import ACTIVATION_KEY, bn_cls, conv_cls, make_activation, pool_cls
-from slimnas.spaces import BaseFamily, Key, register_family
+from slimnas.spaces import BaseFamily, Key, layer_count, register_family
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class ConvNet(nn.Module):
 class CNNFamily(BaseFamily):
     spec = CNNSpec
     keys = {
-        "n_layers": Key(int, "integers >= 1", {"low": 2, "high": 5}, lambda v: v >= 1),
+        "n_layers": layer_count({"low": 2, "high": 5}),
         "channels": Key(int, "integers >= 1", [4, 8, 16, 24, 32], lambda v: v >= 1),
         "kernel": Key(int, "odd integers >= 1", [3, 5, 7], lambda v: v >= 1 and v % 2 == 1),
         "stride": Key(int, "integers >= 1", [1, 2], lambda v: v >= 1),

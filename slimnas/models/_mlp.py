@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from slimnas.models._layers import ACTIVATION_KEY, make_activation
-from slimnas.spaces import BaseFamily, Key, register_family
+from slimnas.spaces import BaseFamily, Key, layer_count, register_family
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class MLP(nn.Module):
 class MLPFamily(BaseFamily):
     spec = MLPSpec
     keys = {
-        "n_layers": Key(int, "integers >= 1", {"low": 1, "high": 3}, lambda v: v >= 1),
+        "n_layers": layer_count({"low": 1, "high": 3}),
         "width": Key(int, "integers >= 1", [16, 32, 64, 128], lambda v: v >= 1),
         "activation": ACTIVATION_KEY,
         "dropout": Key(float, "numbers in [0, 1)", 0.0, lambda v: 0 <= v < 1),

@@ -18,7 +18,7 @@ from torch import nn
 
 from slimnas.errors import ConfigError
 from slimnas.models._layers import ACTIVATIONS, bn_cls, conv_cls, make_activation, pooled_head
-from slimnas.spaces import BaseFamily, Key, register_family
+from slimnas.spaces import BaseFamily, Key, layer_count, register_family
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class MobileNet(nn.Module):
 class MobileNetFamily(BaseFamily):
     spec = MobileNetSpec
     keys = {
-        "n_blocks": Key(int, "integers >= 1", {"low": 2, "high": 5}, lambda v: v >= 1),
+        "n_blocks": layer_count({"low": 2, "high": 5}),
         "width": Key(int, "integers >= 1", [16, 24, 32], lambda v: v >= 1),
         "expand": Key(int, "integers >= 1", [2, 4, 6], lambda v: v >= 1),
         "kernel": Key(int, "odd integers >= 1", [3, 5], lambda v: v >= 1 and v % 2 == 1),

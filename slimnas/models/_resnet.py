@@ -17,7 +17,7 @@ from torch import nn
 
 from slimnas.errors import ConfigError
 from slimnas.models._layers import ACTIVATION_KEY, bn_cls, conv_cls, make_activation, pooled_head
-from slimnas.spaces import BaseFamily, Key, register_family
+from slimnas.spaces import BaseFamily, Key, layer_count, register_family
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,8 @@ class ResNet(nn.Module):
 class ResNetFamily(BaseFamily):
     spec = ResNetSpec
     keys = {
-        "n_stages": Key(int, "integers >= 1", {"low": 2, "high": 3}, lambda v: v >= 1),
-        "blocks": Key(int, "integers >= 1", [1, 2], lambda v: v >= 1),
+        "n_stages": layer_count({"low": 2, "high": 3}),
+        "blocks": layer_count([1, 2]),
         "width": Key(int, "integers >= 1", [16, 32, 64], lambda v: v >= 1),
         "stride": Key(int, "integers >= 1", [1, 2], lambda v: v >= 1),
         "stem": Key(int, "integers >= 1", [16], lambda v: v >= 1),

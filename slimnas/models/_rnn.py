@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from slimnas.spaces import BaseFamily, Key, register_family
+from slimnas.spaces import BaseFamily, Key, layer_count, register_family
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class RNNFamily(BaseFamily):
     keys = {
         "cell": Key(str, "'gru' or 'lstm'", ["gru", "lstm"], lambda v: v in ("gru", "lstm")),
         "hidden": Key(int, "integers >= 1", [16, 32, 64], lambda v: v >= 1),
-        "n_layers": Key(int, "integers >= 1", {"low": 1, "high": 2}, lambda v: v >= 1),
+        "n_layers": layer_count({"low": 1, "high": 2}),
         "bidirectional": Key(bool, "true/false", [False, True]),
     }
 

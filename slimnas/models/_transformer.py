@@ -22,7 +22,7 @@ from torch import nn
 
 from slimnas.errors import ConfigError
 from slimnas.models._attention import SelfAttention
-from slimnas.spaces import BaseFamily, Key, register_family
+from slimnas.spaces import BaseFamily, Key, layer_count, register_family
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class TransformerFamily(BaseFamily):
     spec = TransformerSpec
     data_kinds = ("tabular", "sequence", "image", "text")
     keys = {
-        "depth": Key(int, "integers >= 1", [1, 2], lambda v: v >= 1),
+        "depth": layer_count([1, 2]),
         "heads": Key(int, "integers >= 1", [2, 4], lambda v: v >= 1),
         "dim": Key(int, "integers >= 1", [32, 64], lambda v: v >= 1),
         "mlp_ratio": Key(float, "numbers > 0", [2.0, 4.0], lambda v: v > 0),
@@ -116,6 +116,12 @@ class TransformerFamily(BaseFamily):
     def sample(self, draw) -> TransformerSpec:
         return TransformerSpec(depth=draw("depth"), heads=draw("heads"), dim=draw("dim"), mlp_ratio=draw("mlp_ratio"),
                                vocab_size=draw("vocab_size"), patch=draw("patch"), dropout=draw("dropout"))
+
+    def check(self, params, field) -> None:
+        heads, dim = max(params["heads"].choices()), min(params["dim"].choices())
+        if heads > dim:
+            raise ConfigError(f"{field}.heads", f"at most the smallest dim ({dim}) heads (each head is at least "
+                              "one of dim's features wide)", heads)
 
     def build(self, spec: TransformerSpec, input_shape, n_classes) -> nn.Module:
         return TransformerNet(spec, tuple(input_shape), n_classes)

@@ -33,16 +33,16 @@ def import_model(spec: str, weights: str | Path | None = None) -> tuple[nn.Modul
             module = importlib.import_module(target)
     except SlimnasError:
         raise
-    except Exception as e:  # noqa: BLE001 - any import failure is the user's file
-        raise ConfigError("--model", "a module that imports", f"{target} ({type(e).__name__}: {e})") from None
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - any import failure is the user's file
+        raise ConfigError("--model", "a module that imports", f"{target} ({user_failure(e)})") from None
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise ConfigError("--model", f"a callable named {attr!r} in {target}", spec)
     try:
         model = factory()
-    except Exception as e:  # noqa: BLE001 - the user's callable failed
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's callable failed (or tried to end the process)
         raise ConfigError("--model", "a callable that builds the model without arguments",
-                          f"{spec} ({type(e).__name__}: {e})") from None
+                          f"{spec} ({user_failure(e)})") from None
     if not isinstance(model, nn.Module):
         raise ConfigError("--model", "a callable returning a torch.nn.Module", type(model).__name__)
     if weights is not None:
@@ -51,6 +51,15 @@ def import_model(spec: str, weights: str | Path | None = None) -> tuple[nn.Modul
 
     model = as_slimnas_model(model)  # a raw Hugging Face token model: integer ids in, logits out
     return model.eval(), lambda: as_slimnas_model(factory())
+
+
+def user_failure(error: BaseException) -> str:
+    """What user code (a model file, its factory, a plug-in) raised, in one line; a
+    ``sys.exit()`` there is a failure too, never the command's own exit."""
+    if isinstance(error, SystemExit):
+        return f"it called sys.exit({error.code!r})"
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
 def load_weights(model: nn.Module, weights: str | Path) -> None:
@@ -80,9 +89,8 @@ def check_outputs(model: nn.Module, input_shape: tuple[int, ...], n_classes: int
     try:
         with torch.no_grad():
             out = model(torch.zeros(2, *input_shape))
-    except Exception as e:  # noqa: BLE001 - the user's model does not take this data
-        raise ConfigError(field, f"a model taking inputs shaped {tuple(input_shape)}",
-                          f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's model does not take this data
+        raise ConfigError(field, f"a model taking inputs shaped {tuple(input_shape)}", user_failure(e)) from None
     finally:
         model.train(was_training)
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, n_classes):

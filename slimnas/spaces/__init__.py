@@ -15,12 +15,23 @@ from slimnas.spaces._family import (
     register_family,
     sample_arch,
 )
-from slimnas.spaces._params import Key, Param, grid_of, parse_keys, parse_param
+from slimnas.spaces._params import (
+    MAX_LAYERS,
+    MAX_VALUE,
+    Key,
+    Param,
+    grid_of,
+    layer_count,
+    parse_keys,
+    parse_param,
+)
 from slimnas.spaces._space import TRAINING_KEYS, CompressionGenes, SearchSpace, sample_training
 from slimnas.spaces._spec import Candidate, TrainSpec
 
 __all__ = [
     "FAMILIES",
+    "MAX_LAYERS",
+    "MAX_VALUE",
     "TRAINING_KEYS",
     "BaseFamily",
     "Candidate",
@@ -34,6 +45,7 @@ __all__ = [
     "arch_to_dict",
     "get_family",
     "grid_of",
+    "layer_count",
     "list_families",
     "parse_keys",
     "parse_param",

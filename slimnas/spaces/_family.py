@@ -60,6 +60,11 @@ class BaseFamily(abc.ABC):
     def build(self, spec: Any, input_shape: tuple[int, ...], n_classes: int):
         """The ``nn.Module`` a spec describes, for inputs of ``input_shape`` (no batch axis)."""
 
+    def check(self, params: dict[str, Param], field: str) -> None:
+        """Refuse (:class:`slimnas.errors.ConfigError` naming ``field.<key>``) a combination of
+        parameters no candidate could be built from, at validation; by default nothing is."""
+        return None
+
     def supernet(self, params: dict[str, Param], input_shape: tuple[int, ...], n_classes: int, *,
                  fixed: dict | None = None, kernel_transform: bool = False,
                  field: str = "strategy.options.fixed"):

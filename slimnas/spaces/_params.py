@@ -16,6 +16,10 @@ import optuna
 from slimnas.errors import ConfigError
 
 Check = Callable[[Any], bool]
+#: every number a space or recipe holds is finite and at most this large (a width of 10**9 or
+#: 10**12 epochs is refused at validation); layer counts have their own bound, MAX_LAYERS
+MAX_VALUE = 1_000_000
+MAX_LAYERS = 1000
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,11 @@ class Param:
         return out
 
 
+def layer_count(default: Any) -> Key:
+    """A key that counts layers, blocks or stages: integers in ``1..MAX_LAYERS``."""
+    return Key(int, f"integers in 1..{MAX_LAYERS}", default, lambda v: 1 <= v <= MAX_LAYERS)
+
+
 def parse_param(
     raw: Any,
     field: str,
@@ -113,9 +122,13 @@ def parse_param(
                 return v
         elif kind is int:
             if isinstance(v, int) and not isinstance(v, bool):
+                if abs(v) > MAX_VALUE and check(v):
+                    raise ConfigError(field, f"{expected}, each at most {MAX_VALUE:,}", raw)
                 return v
         elif kind is float:
             if isinstance(v, (int, float)) and not isinstance(v, bool):
+                if not math.isfinite(v) or (abs(v) > MAX_VALUE and check(v)):
+                    raise ConfigError(field, f"{expected}, each finite and at most {MAX_VALUE:,}", raw)
                 return float(v)
         elif kind is str:
             if isinstance(v, str):
@@ -130,7 +143,7 @@ def parse_param(
         step = raw.get("step")
         if not isinstance(log, bool) or low > high or not (check(low) and check(high)) or (log and low <= 0):
             raise ConfigError(field, f"{expected} with low <= high", raw)
-        if step is not None and (not isinstance(step, (int, float)) or step <= 0 or log):
+        if step is not None and (not isinstance(step, (int, float)) or not 0 < step <= MAX_VALUE or log):
             raise ConfigError(f"{field}.step", "a positive number, without log", step)
         return Param(low=low, high=high, log=log, step=step, integer=kind is int)
     seq: Sequence = raw if isinstance(raw, list) else [raw]

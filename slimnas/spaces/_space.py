@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import optuna
 
+from slimnas.config import MAX_EPOCHS
 from slimnas.errors import ConfigError
 from slimnas.spaces._family import FAMILIES, get_family, list_families, sample_arch
 from slimnas.spaces._params import Key, Param, grid_of, parse_keys
@@ -23,7 +24,7 @@ TRAINING_KEYS: dict[str, Key] = {
     "lr": Key(float, "numbers in (0, 10]", {"low": 1e-3, "high": 3e-2, "log": True}, lambda v: 0 < v <= 10),
     "weight_decay": Key(float, "numbers >= 0", 0.0, lambda v: v >= 0),
     "batch_size": Key(int, "integers >= 1", [128], lambda v: v >= 1),
-    "epochs": Key(int, "integers >= 1", 20, lambda v: v >= 1),
+    "epochs": Key(int, f"integers in 1..{MAX_EPOCHS:,}", 20, lambda v: 1 <= v <= MAX_EPOCHS),
     "schedule": Key(str, "'cosine' or 'constant'", "cosine", lambda v: v in ("cosine", "constant")),
     "accumulate": Key(int, "integers >= 1", 1, lambda v: v >= 1),
     "amp": Key(bool, "true/false", False),
@@ -79,6 +80,8 @@ class SearchSpace:
         if not isinstance(fam, list) or not fam or any(f not in FAMILIES for f in fam):
             raise ConfigError(f"{field_prefix}.family", f"one or more of {names}", raw.get("family"))
         params = {f: parse_keys(get_family(f).keys, raw.get(f), f"{field_prefix}.{f}") for f in fam}
+        for f in fam:
+            get_family(f).check(params[f], f"{field_prefix}.{f}")
         genes = None
         if raw.get("compression") is not None:
             if compression is None:

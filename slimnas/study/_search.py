@@ -39,6 +39,7 @@ from slimnas.study._objective import SearchObjective, prepare_context
 from slimnas.study._pareto import pareto_front
 from slimnas.study._plan import SearchPlan
 from slimnas.study._progress import progress_rows
+from slimnas.study._sizes import check_space_size
 from slimnas.study._tensorboard import TensorBoardListener
 
 
@@ -110,6 +111,7 @@ def load_splits(plan: SearchPlan) -> DataSplits:
     if splits.preprocessing is not None and splits.preprocessing.input_layout != "channels_first":
         raise ConfigError("data.input_layout", "channels_first in a search (slimnas's families take channels "
                           "first; the option is for compress's own models)", plan.config.data.input_layout)
+    check_space_size(plan.space, splits.input_shape, splits.n_classes, splits.vocab_size)
     return splits
 
 
@@ -145,6 +147,8 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
     board = TensorBoardListener(run.root / "tensorboard") if cfg.tensorboard else None
     if board is not None:
         listener = ListenerGroup(listener, board)
+    for note in splits.notes:  # what was assumed reading the data (a layout)
+        listener.note(note, level="warning")
     try:
         return _search(plan, run, splits, device, listener)
     finally:
