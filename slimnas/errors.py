@@ -31,3 +31,14 @@ class TrainingDiverged(SlimnasError):
         self.epoch, self.loss = epoch, loss
         super().__init__(f"training diverged: the loss became {loss} at epoch {epoch} "
                          "(a lower learning rate usually helps)")
+
+
+class DamagedFileError(ConfigError):
+    """A file slimnas wrote (a run folder's JSON, YAML or weights) cannot be read back: truncated,
+    emptied, replaced or of another shape. Names the file and what is wrong with it."""
+
+    def __init__(self, path, problem: str, expected: str) -> None:
+        self.path, self.problem = path, problem
+        super().__init__("file", f"{path} to hold {expected}", None)
+        self.args = (f"{path}: damaged file: {problem} (expected {expected}; restore it, or delete the "
+                     "run's damaged part)",)

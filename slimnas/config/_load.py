@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from slimnas._files import atomic_write
 from slimnas.config._schema import RunConfig, parse_config
 from slimnas.errors import ConfigError
 
@@ -76,4 +77,4 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
 def save_config(config: RunConfig | dict, path: str | Path) -> None:
     """Write a config (or its resolved mapping) as YAML."""
     data = config.to_dict() if isinstance(config, RunConfig) else config
-    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
+    atomic_write(path, yaml.safe_dump(data, sort_keys=False))
