@@ -14,7 +14,12 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
+import textwrap
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -29,7 +34,7 @@ from slimnas.errors import SlimnasError
 
 N_READS, N_RESUMES = 40, 6
 CONFIG = {"data": {"dataset": "digits"}, "training": {"epochs": 1, "lr": 0.01, "optimizer": "adam"},
-          "space": {"family": "mlp", "mlp": {"n_layers": 1, "width": [8, 16]}}}
+          "space": {"family": "mlp", "mlp": {"n_layers": 1, "width": [8, 16]}}, "budget": ["macs<=100000"]}
 COUNTS: dict[str, Counter] = {}
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate]  # no shrinking: each case runs commands for seconds
 RUN_FILES = ["config.yaml", "pareto.json", "run.json", "slimnas-run.json", "study.db"]
@@ -204,3 +209,138 @@ def test_a_resume_reruns_a_damaged_trial_and_refuses_a_damaged_run_file(base, tm
         check_one_line("resume", code, err, name, required)
         if code == 2:
             assert snapshot(run) == before
+
+
+def one_line(code: int, err: str, *words: str) -> None:
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    assert all(w in lines[0] for w in words), err
+
+
+# a search started from the library once the barrier file appears
+RACER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    import slimnas
+    barrier, out, name = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    while not barrier.exists():
+        time.sleep(0.001)
+    try:
+        slimnas.search(dataset="digits", n_trials=1, epochs=1, out=out, name=name, seed=int(sys.argv[4]))
+    except slimnas.SlimnasError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+""")
+
+
+def test_two_searches_started_at_once_on_one_folder_one_is_refused(tmp_path):
+    """Defect A: both passed the ownership check and shared one study.db and trials/00000."""
+    barrier, out = tmp_path / "go", tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(barrier), str(out), name, str(k)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for k, name in enumerate(["study-a", "study-b"])]
+    time.sleep(8)  # both have imported slimnas and wait at the barrier
+    barrier.touch()
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    loser = next(err for code, err in results if code == 2)
+    one_line(2, loser, "out:", "holds study")
+    winner = "study-a" if "'study-b'" in loser.split("for study")[1][:12] else "study-b"
+    assert json.loads((out / "slimnas-run.json").read_text())["study"] == winner
+    import optuna
+    assert [s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{out / 'study.db'}")] == [winner]
+
+
+def test_the_folder_claim_is_exclusive(tmp_path):
+    """Both searches may pass the check; only one can create the marker."""
+    from slimnas.study import RunFolder
+
+    a, b = RunFolder(tmp_path / "run"), RunFolder(tmp_path / "run")
+    a.check_claim("a"), b.check_claim("b")
+    assert a.create() and not b.create()  # one of them made the folder
+    assert a.claim("a", "sqlite:///x")
+    with pytest.raises(SlimnasError, match="holds study 'a'"):
+        b.claim("b", "sqlite:///x")
+    assert not a.claim("a", "sqlite:///x")  # the same study again: its own folder
+    assert json.loads((tmp_path / "run" / "slimnas-run.json").read_text())["study"] == "a"
+
+
+@pytest.mark.parametrize("how", ["deleted", "emptied"])
+def test_a_lost_study_never_overwrites_the_trials(base, tmp_path, how):
+    """Defect B: a new study started in the folder and overwrote trials/00000 of the old run."""
+    src, _ = base
+    run = tmp_path / "run"
+    shutil.copytree(src / "run", run)
+    if how == "deleted":
+        (run / "study.db").unlink()
+    else:
+        (run / "study.db").write_bytes(b"")
+    before = snapshot(run)
+    code, _, err = cli(["search", str(src / "c.yaml"), "--n-trials", "3", "--out", str(run), "--quiet"])
+    one_line(code, err, str(run), "trials/00000", "study.db")
+    assert snapshot(run) == before
+
+
+def test_trial_folders_the_study_does_not_know_are_never_overwritten(base, tmp_path):
+    src, _ = base
+    run = tmp_path / "run"
+    shutil.copytree(src / "run", run)
+    shutil.copytree(run / "trials" / "00001", run / "trials" / "00007")  # a folder of another study
+    before = snapshot(run)
+    code, _, err = cli(["search", str(src / "c.yaml"), "--n-trials", "3", "--out", str(run), "--quiet"])
+    one_line(code, err, "trials/00007")
+    assert snapshot(run) == before
+
+
+def test_a_saved_config_reproduces_into_the_new_folder(base, tmp_path):
+    """Defect 7: the saved storage: pointed back at the old run's study.db."""
+    src, _ = base
+    before = snapshot(src / "run")
+    code, _, err = cli(["search", str(src / "run" / "config.yaml"), "--out", str(tmp_path / "y"), "--name", "z",
+                        "--n-trials", "1", "--quiet"])
+    assert code == 0, err
+    import optuna
+    assert [s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'y' / 'study.db'}")] == ["z"]
+    assert snapshot(src / "run") == before
+
+
+def test_a_resume_without_the_budget_keeps_the_stored_one_and_says_so(base, tmp_path):
+    """Defect 8: config.yaml was rewritten to budget: [] (runs then showed 8/6)."""
+    src, _ = base
+    run = tmp_path / "run"
+    shutil.copytree(src / "run", run)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({k: v for k, v in CONFIG.items() if k != "budget"}))
+    code, out, err = cli(["search", str(tmp_path / "c.yaml"), "--n-trials", "2", "--out", str(run), "--quiet"])
+    assert code == 0, err
+    assert "resuming with the run's own budget macs<=100000" in out + err
+    assert yaml.safe_load((run / "config.yaml").read_text())["budget"] == ["macs<=100000"]
+    assert json.loads((run / "pareto.json").read_text())["budget"] == ["macs<=100000"]
+
+
+def test_an_explicit_sqlite_storage_inside_the_new_folder(tmp_path):
+    """Defect 11: refused as unreachable because the folder did not exist yet."""
+    out = tmp_path / "runs" / "x"
+    code, _, err = cli(["search", "--dataset", "digits", "--n-trials", "1", "--epochs", "1", "--out", str(out),
+                        "--storage", f"sqlite:///{out / 'study.db'}", "--quiet"])
+    assert code == 0, err
+    assert (out / "study.db").is_file() and (out / "trials" / "00000" / "weights.pt").is_file()
+
+
+def test_runs_where_there_are_none_and_best_before_the_first_front(base, tmp_path):
+    """Defect 13, and export --best on a run killed before its first front."""
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        code, out, err = cli(["runs"])
+    finally:
+        os.chdir(old)
+    assert code == 0 and "no runs in runs" in out, (code, out, err)
+    src, _ = base
+    run = tmp_path / "run"
+    shutil.copytree(src / "run", run)
+    (run / "pareto.json").unlink()
+    code, _, err = cli(["export", str(run), "--best", "", "--out", str(tmp_path / "m.onnx")])
+    one_line(code, err, "has none yet")
+    assert "nothing met" not in err

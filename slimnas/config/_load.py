@@ -59,6 +59,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
         'digits'
     """
     raw = read_yaml(path) if path is not None else {}
+    if raw.get("storage") and raw.get("storage") == f"sqlite:///{Path(str(raw.get('out'))) / 'study.db'}":
+        del raw["storage"]  # a run's saved config (older ones name their default storage): reproduce into --out
     for name, value in overrides.items():
         if value is None:
             continue
