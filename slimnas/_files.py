@@ -16,6 +16,17 @@ from typing import Any
 from slimnas.errors import ConfigError, DamagedFileError
 
 
+def before_replace(path: Path) -> None:
+    """Where a finished export or ``compress`` output is about to replace what is at ``path``.
+    ``SLIMNAS_SLOW_WRITES=<seconds>`` waits here (tests kill a process at this point to check
+    that the earlier files survive)."""
+    delay = os.environ.get("SLIMNAS_SLOW_WRITES")
+    if delay:
+        import time
+
+        time.sleep(float(delay))
+
+
 def temp_path(path: Path) -> Path:
     """The temporary name a write of ``path`` goes through (``<name>.<pid>.tmp``; a run folder's
     clean-up removes those of dead processes)."""
@@ -62,6 +73,7 @@ def replace_folder(new: Path, path: Path) -> None:
     a reader sees the old folder or the new one, never a mix (the old one is moved aside first
     and removed last)."""
     old = path.with_name(f"{path.name}.{os.getpid()}.old.tmp")
+    before_replace(path)
     try:
         if path.exists():
             os.replace(path, old)
@@ -133,3 +145,34 @@ def load_weights(path: str | Path) -> dict:
         raise DamagedFileError(path, f"it holds {type(state).__name__}, not a mapping of tensor names to tensors",
                                what)
     return state
+
+
+def staging_folder(path: Path) -> Path:
+    """A new, empty folder beside ``path`` to write its replacement in (``.<name>.<pid>.tmp``;
+    a run folder's clean-up removes those of dead processes)."""
+    stage = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir()
+    except OSError as e:
+        raise storage_error(path, e) from None
+    return stage
+
+
+def publish(stage: Path, names: list[str], folder: Path) -> None:
+    """Move the files and folders ``names`` written in ``stage`` into ``folder``, each in one
+    rename (a folder replaced as a whole), then remove ``stage``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            new, old = stage / name, folder / name
+            if new.is_dir():
+                replace_folder(new, old)
+            else:
+                before_replace(old)
+                os.replace(new, old)
+    except OSError as e:
+        raise storage_error(folder, e) from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

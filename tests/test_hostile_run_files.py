@@ -336,7 +336,7 @@ def test_runs_where_there_are_none_and_best_before_the_first_front(base, tmp_pat
         code, out, err = cli(["runs"])
     finally:
         os.chdir(old)
-    assert code == 0 and "no runs in runs" in out, (code, out, err)
+    assert code == 0 and "no runs here" in out and "no runs/ folder" in out, (code, out, err)
     src, _ = base
     run = tmp_path / "run"
     shutil.copytree(src / "run", run)
@@ -344,3 +344,65 @@ def test_runs_where_there_are_none_and_best_before_the_first_front(base, tmp_pat
     code, _, err = cli(["export", str(run), "--best", "", "--out", str(tmp_path / "m.onnx")])
     one_line(code, err, "has none yet")
     assert "nothing met" not in err
+
+
+@pytest.mark.parametrize("target, fmt", [("study.db", "onnx-fp32"), ("trials/00000", "state-dict"),
+                                         ("trials/00001/model.onnx", "onnx-fp32"), ("config.yaml", "torchscript"),
+                                         (".", "state-dict")])
+def test_export_never_writes_over_the_run_s_own_files(base, tmp_path, target, fmt):
+    """Defect C: --out run/study.db exited 0 and the study became an ONNX file."""
+    src, _ = base
+    run = tmp_path / "run"
+    shutil.copytree(src / "run", run)
+    before = snapshot(run)
+    code, _, err = cli(["export", str(run), "--trial", "1", "--format", fmt, "--out", str(run / target)])
+    one_line(code, err, "out:", "outside the")
+    assert snapshot(run) == before
+    code, _, err = cli(["export", str(run), "--trial", "1", "--out", str(run / "exported.onnx")])  # beside: fine
+    assert code == 0 and (run / "exported.onnx").is_file(), err
+
+
+def killed_mid_write(argv: list[str], ready, timeout: float = 300) -> None:
+    """Run ``slimnas argv`` with every file replacement slowed down, and kill -9 it once
+    ``ready()`` (its new files are written and wait to be renamed into place)."""
+    proc = subprocess.Popen([sys.executable, "-m", "slimnas", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "SLIMNAS_SLOW_WRITES": "120", "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + timeout
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait(timeout=60)
+
+
+@pytest.mark.parametrize("fmt, name", [("onnx-fp32", "m.onnx"), ("torchscript", "m.pt"), ("state-dict", "sd")])
+def test_an_export_killed_mid_write_leaves_the_earlier_export_as_it_was(base, tmp_path, fmt, name):
+    """Defect C: a kill -9 left a truncated TorchScript file or a 0-byte state-dict weights.pt."""
+    src, _ = base
+    out = tmp_path / "exports"
+    code, _, err = cli(["export", str(src / "run"), "--trial", "0", "--format", fmt, "--out", str(out / name)])
+    assert code == 0, err
+    before, run_before = snapshot(out), snapshot(src / "run")
+    killed_mid_write(["export", str(src / "run"), "--trial", "1", "--format", fmt, "--out", str(out / name)],
+                     lambda: any(p.is_dir() and any(p.iterdir()) for p in out.glob(f".{name}.*.tmp")))
+    after = {k: v for k, v in snapshot(out).items() if not k.startswith(f".{name}.")}
+    assert after == before and snapshot(src / "run") == run_before
+
+
+MLP_FILE = "import torch\n\ndef build():\n    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 24), " \
+           "torch.nn.ReLU(), torch.nn.Linear(24, 10))\n"
+
+
+def test_a_compress_killed_mid_write_leaves_the_earlier_result_as_it_was(tmp_path):
+    """Defect C: a kill -9 left the new model.onnx beside the old report.json and compressed/."""
+    (tmp_path / "net.py").write_text(MLP_FILE)
+    args = ["compress", "--model", f"{tmp_path / 'net.py'}:build", "--dataset", "digits", "--train-epochs", "1",
+            "--epochs", "1", "--out", str(tmp_path / "out")]
+    code, _, err = cli([*args, "--prune", "0.25"])
+    assert code == 0, err
+    before = snapshot(tmp_path / "out")
+    killed_mid_write([*args, "--prune", "0.5"], lambda: any((p / "report.json").is_file()
+                                                           for p in tmp_path.glob(".out.*.tmp")))
+    assert snapshot(tmp_path / "out") == before
+    assert slimnas.load(tmp_path / "out", model=f"{tmp_path / 'net.py'}:build") is not None

@@ -157,7 +157,10 @@ class RunFolder:
         stale = [p for p in self.root.rglob("*.tmp")
                  if (m := _TMP.search(p.name)) and not pid_alive(int(m.group(1)))]
         for p in stale:
-            p.unlink(missing_ok=True)
+            if p.is_dir():  # an export's staging folder
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
         return stale
 
     @property

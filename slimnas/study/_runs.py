@@ -120,8 +120,6 @@ def is_run(folder: Path) -> bool:
 def list_runs(root: str | Path = "runs") -> list[RunSummary]:
     """Every run in ``root`` (its sub-folders, or ``root`` itself), newest first."""
     root = Path(root)
-    if not root.exists():  # no runs yet: nothing to list
-        return []
     if not root.is_dir():
         raise ConfigError("root", "an existing folder of runs", str(root))
     folders = [root] if is_run(root) else [p for p in root.iterdir() if is_run(p)]
