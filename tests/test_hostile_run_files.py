@@ -406,3 +406,90 @@ def test_a_compress_killed_mid_write_leaves_the_earlier_result_as_it_was(tmp_pat
                                                            for p in tmp_path.glob(".out.*.tmp")))
     assert snapshot(tmp_path / "out") == before
     assert slimnas.load(tmp_path / "out", model=f"{tmp_path / 'net.py'}:build") is not None
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str = "6M"):
+    """A real file system of ``size`` at ``path`` (tmpfs; needs root, as in CI's container)."""
+    path.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                      capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(disk: Path) -> None:
+    with open(disk / "filler", "wb") as f, contextlib.suppress(OSError):
+        while True:
+            f.write(b"\0" * 65536)
+            f.flush()
+
+
+def read_only(path: Path) -> contextlib.AbstractContextManager:
+    """``path`` made unwritable for this process (root ignores modes: the immutable attribute)."""
+    @contextlib.contextmanager
+    def made():
+        if os.geteuid() == 0:
+            if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+                pytest.skip("chattr +i is not supported here")
+            try:
+                yield
+            finally:
+                subprocess.run(["chattr", "-i", str(path)], check=False)
+        else:
+            mode = path.stat().st_mode
+            path.chmod(0o555 if path.is_dir() else 0o444)
+            try:
+                yield
+            finally:
+                path.chmod(mode)
+    return made()
+
+
+def test_a_disk_filling_up_mid_search_and_on_resume_is_one_line(base, tmp_path):
+    """Was a 97-line `AssertionError: Should not reach`, then a StorageInternalError on resume."""
+    import threading
+
+    src, _ = base
+    with small_disk(tmp_path / "disk") as disk:
+        run = disk / "run"
+        filler = threading.Thread(target=lambda: (wait_until(lambda: (run / "trials" / "00001").is_dir()), fill(disk)))
+        filler.start()
+        code, _, err = cli(["search", str(src / "c.yaml"), "--n-trials", "6", "--out", str(run), "--quiet"])
+        filler.join()
+        one_line(code, err, str(run))
+        assert "space" in err or "full" in err
+        before = snapshot(run)
+        code, _, err = cli(["search", str(src / "c.yaml"), "--n-trials", "6", "--out", str(run), "--quiet"])
+        one_line(code, err, str(run))
+        assert snapshot(run) == before
+        import optuna
+        done = optuna.load_study(study_name="digits-tpe", storage=f"sqlite:///{run / 'study.db'}").trials
+        assert done and done[0].state == optuna.trial.TrialState.COMPLETE  # the completed trial is kept
+
+
+def wait_until(predicate, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_a_read_only_study_or_export_path_is_one_line(base, tmp_path):
+    """Was 126 lines of traceback (resume) and an OSError (export)."""
+    src, _ = base
+    run = tmp_path / "run"
+    shutil.copytree(src / "run", run)
+    before = snapshot(run)
+    with read_only(run / "study.db"):
+        code, _, err = cli(["search", str(src / "c.yaml"), "--n-trials", "3", "--out", str(run), "--quiet"])
+    one_line(code, err, "storage:", str(run / "study.db"))
+    assert snapshot(run) == before
+    (tmp_path / "locked").mkdir()
+    with read_only(tmp_path / "locked"):
+        code, _, err = cli(["export", str(run), "--trial", "0", "--out", str(tmp_path / "locked" / "m.onnx")])
+    one_line(code, err, "out:", str(tmp_path / "locked"))
+    assert list((tmp_path / "locked").iterdir()) == []

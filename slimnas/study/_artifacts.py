@@ -118,6 +118,8 @@ class RunFolder:
         there is none (a hard link of a complete file, so no reader sees it half-written). Of two
         searches started at once on one folder, the second finds the first's marker and is
         refused with one line. Returns ``True`` when this call wrote the marker."""
+        if self.marker_path.is_file():  # claimed already: by this study (a resume) or another
+            return self._check_owner(study)
         tmp = temp_path(self.marker_path)
         try:
             tmp.write_text(json.dumps({"study": study, "storage": storage}, indent=2))
@@ -130,6 +132,9 @@ class RunFolder:
             raise storage_error(self.marker_path, e) from None
         finally:
             tmp.unlink(missing_ok=True)
+        return self._check_owner(study)
+
+    def _check_owner(self, study: str) -> bool:
         owner = self.owner()
         if owner != study:
             raise ConfigError("out", f"a folder of its own for study {study!r} (it holds study {owner!r}; "

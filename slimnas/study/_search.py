@@ -31,6 +31,7 @@ from slimnas.study._driver import (
     quiet_optuna,
     recover_dead_trials,
     run_study,
+    storage_errors,
     torch_threads,
 )
 from slimnas.study._events import Listener, ListenerGroup
@@ -157,7 +158,8 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
     if board is not None:
         listener = ListenerGroup(listener, board)
     try:
-        return _search(plan, run, splits, device, listener)
+        with storage_errors(cfg.storage_url):
+            return _search(plan, run, splits, device, listener)
     finally:
         if board is not None:
             board.close()
