@@ -32,7 +32,8 @@ import slimnas
 from slimnas.cli import main
 from slimnas.errors import SlimnasError
 
-N_READS, N_RESUMES = 40, 6
+# cases per run (HOSTILE_RUN_CASES=n,m runs more: the counts in the module's output)
+N_READS, N_RESUMES = map(int, os.environ.get("HOSTILE_RUN_CASES", "24,4").split(","))
 CONFIG = {"data": {"dataset": "digits"}, "training": {"epochs": 1, "lr": 0.01, "optimizer": "adam"},
           "space": {"family": "mlp", "mlp": {"n_layers": 1, "width": [8, 16]}}, "budget": ["macs<=100000"]}
 COUNTS: dict[str, Counter] = {}
@@ -187,7 +188,8 @@ def test_a_damaged_run_file_is_one_line_for_every_reader_and_changes_nothing(bas
        fraction=st.floats(0.0, 1.0))
 def test_a_resume_reruns_a_damaged_trial_and_refuses_a_damaged_run_file(base, tmp_path_factory, case, fraction):
     """The study is the record: a trial whose files are damaged is set aside and its candidate
-    run again; a damaged marker, study or config stops the resume in one line, nothing changed."""
+    run again, a damaged config.yaml is written again; a damaged marker or study stops the
+    resume in one line, nothing changed."""
     src, _ = base
     run = tmp_path_factory.mktemp("resume") / "x"
     shutil.copytree(src / "run", run)
@@ -204,11 +206,13 @@ def test_a_resume_reruns_a_damaged_trial_and_refuses_a_damaged_run_file(base, tm
             and (run / "trials" / "00002" / "weights.pt").is_file()
         tally("resume", ok)
         assert ok, (name, kind, code, out, err)
+    elif name == "config.yaml":  # the study holds the definition: config.yaml is written again from it
+        ok = code == 0 and yaml.safe_load((run / "config.yaml").read_text())["name"] == "digits-tpe"
+        tally("resume", ok)
+        assert ok, (name, kind, code, out, err)
     else:
-        required = kind != "truncated"
-        check_one_line("resume", code, err, name, required)
-        if code == 2:
-            assert snapshot(run) == before
+        check_one_line("resume", code, err, name, True)
+        assert snapshot(run) == before
 
 
 def one_line(code: int, err: str, *words: str) -> None:
@@ -223,6 +227,7 @@ RACER = textwrap.dedent("""
     from pathlib import Path
     import slimnas
     barrier, out, name = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    Path(f"{barrier}.{name}").touch()  # ready
     while not barrier.exists():
         time.sleep(0.001)
     try:
@@ -240,8 +245,8 @@ def test_two_searches_started_at_once_on_one_folder_one_is_refused(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", RACER, str(barrier), str(out), name, str(k)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for k, name in enumerate(["study-a", "study-b"])]
-    time.sleep(8)  # both have imported slimnas and wait at the barrier
-    barrier.touch()
+    wait_until(lambda: all(Path(f"{barrier}.{n}").exists() for n in ("study-a", "study-b")))
+    barrier.touch()  # both have imported slimnas and wait
     results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
     codes = sorted(code for code, _ in results)
     assert codes == [0, 2], results
@@ -376,7 +381,7 @@ def killed_mid_write(argv: list[str], ready, timeout: float = 300) -> None:
     proc.wait(timeout=60)
 
 
-@pytest.mark.parametrize("fmt, name", [("onnx-fp32", "m.onnx"), ("torchscript", "m.pt"), ("state-dict", "sd")])
+@pytest.mark.parametrize("fmt, name", [("torchscript", "m.pt"), ("state-dict", "sd")])
 def test_an_export_killed_mid_write_leaves_the_earlier_export_as_it_was(base, tmp_path, fmt, name):
     """Defect C: a kill -9 left a truncated TorchScript file or a 0-byte state-dict weights.pt."""
     src, _ = base

@@ -18,7 +18,7 @@ import torch
 
 from slimnas.config import RunConfig, read_yaml
 from slimnas.data import DataSplits, load_dataset
-from slimnas.errors import ConfigError
+from slimnas.errors import ConfigError, SlimnasError
 from slimnas.export import onnx_accuracy, write_run_info
 from slimnas.measure import OnnxRuntimeLatency, runtime_for
 from slimnas.spaces import get_family, list_families
@@ -41,7 +41,7 @@ from slimnas.study._objective import SearchObjective, prepare_context
 from slimnas.study._pareto import pareto_front
 from slimnas.study._plan import SearchPlan
 from slimnas.study._progress import progress_rows
-from slimnas.study._record import DAMAGED, damaged_trials
+from slimnas.study._record import DAMAGED, damaged_trials, load_study
 from slimnas.study._tensorboard import TensorBoardListener
 
 
@@ -236,9 +236,11 @@ def claim_run(plan: SearchPlan, run: RunFolder) -> optuna.Study:
     opened. Returns the study, the folder marked as its own, ``config.yaml`` written."""
     cfg = plan.config
     run.check_claim(cfg.study_name)
-    if run.config_path.is_file():  # a run written before studies kept their definition
-        check_definition(definition_of(read_yaml(run.config_path)), plan.definition, cfg.study_name)
     local = sqlite_file(cfg.storage_url)
+    if run.config_path.is_file() and not keeps_definition(cfg.storage_url, cfg.study_name, local):
+        # a run written before studies kept their definition (later ones: the study is the record,
+        # and config.yaml, rewritten below, may be damaged without harm)
+        check_definition(definition_of(read_yaml(run.config_path)), plan.definition, cfg.study_name)
     in_folder = local is not None and local.resolve().parent == run.root.resolve()
     if in_folder and (not local.is_file() or local.stat().st_size == 0):
         run.check_trials_known(None, cfg.study_name)  # study.db deleted or emptied: a new study would overwrite
@@ -282,6 +284,17 @@ def rerun_damaged(study: optuna.Study, run: RunFolder) -> list[tuple[int, str]]:
             with quiet_optuna():
                 study.enqueue_trial(t.params, skip_if_exists=False)
     return [(t.number, r) for t, r in found]
+
+
+def keeps_definition(url: str, name: str, local: Path | None) -> bool:
+    """Whether study ``name`` exists in ``url`` with its definition stored (read only: nothing is
+    created where there is no study)."""
+    if local is not None and (not local.is_file() or local.stat().st_size == 0):
+        return False
+    try:
+        return "definition" in load_study(url, name).user_attrs
+    except SlimnasError:
+        return False
 
 
 def sqlite_file(url: str) -> Path | None:
