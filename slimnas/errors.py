@@ -38,7 +38,13 @@ class DamagedFileError(ConfigError):
     emptied, replaced or of another shape. Names the file and what is wrong with it."""
 
     def __init__(self, path, problem: str, expected: str) -> None:
+        from pathlib import Path
+
         self.path, self.problem = path, problem
         super().__init__("file", f"{path} to hold {expected}", None)
-        self.args = (f"{path}: damaged file: {problem} (expected {expected}; restore it, or delete the "
-                     "run's damaged part)",)
+        p = Path(path)
+        fix = ("running the same search command again re-runs the trial" if p.parent.parent.name == "trials"
+               else "running the same command again writes it anew" if p.name in ("config.yaml", "pareto.json",
+                                                                                    "run.json", "report.json")
+               else "restore it from a copy")
+        self.args = (f"{path}: damaged file: {problem} (expected {expected}; {fix})",)
