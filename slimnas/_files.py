@@ -71,7 +71,7 @@ def write_json(path: str | Path, data: Any) -> None:
 def replace_folder(new: Path, path: Path) -> None:
     """Put the folder ``new`` (written in full) at ``path``, replacing what was there as a whole:
     a reader sees the old folder or the new one, never a mix (the old one is moved aside first
-    and removed last)."""
+    and removed last; a kill between the two renames leaves it, whole, at ``<name>.<pid>.old.tmp``)."""
     old = path.with_name(f"{path.name}.{os.getpid()}.old.tmp")
     before_replace(path)
     try:
