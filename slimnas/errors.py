@@ -31,3 +31,20 @@ class TrainingDiverged(SlimnasError):
         self.epoch, self.loss = epoch, loss
         super().__init__(f"training diverged: the loss became {loss} at epoch {epoch} "
                          "(a lower learning rate usually helps)")
+
+
+class DamagedFileError(ConfigError):
+    """A file slimnas wrote (a run folder's JSON, YAML or weights) cannot be read back: truncated,
+    emptied, replaced or of another shape. Names the file and what is wrong with it."""
+
+    def __init__(self, path, problem: str, expected: str) -> None:
+        from pathlib import Path
+
+        self.path, self.problem = path, problem
+        super().__init__("file", f"{path} to hold {expected}", None)
+        p = Path(path)
+        fix = ("running the same search command again re-runs the trial" if p.parent.parent.name == "trials"
+               else "running the same command again writes it anew" if p.name in ("config.yaml", "pareto.json",
+                                                                                    "run.json", "report.json")
+               else "restore it from a copy")
+        self.args = (f"{path}: damaged file: {problem} (expected {expected}; {fix})",)

@@ -16,6 +16,9 @@ def runs_command(
     root: Annotated[Path, typer.Option(help="Folder holding the run folders.")] = Path("runs"),
 ) -> None:
     """List past runs: name, status, trials done, best model, folder."""
+    if root == Path("runs") and not root.exists():  # the default, where no search has run yet
+        make_console().print(f"no runs here ({Path.cwd()} has no runs/ folder)", soft_wrap=True, highlight=False)
+        return
     with as_options("root"):
         summaries = list_runs(root)
     console = make_console()

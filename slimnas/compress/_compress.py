@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from slimnas._files import atomic_write, before_replace, publish, staging_folder
 from slimnas.compress._apply import CompressedModel, apply_policy, measure_artifact
 from slimnas.compress._base import COMPRESSORS
 from slimnas.compress._policy import CompressionPolicy
@@ -151,15 +153,27 @@ def _check_exports(model: nn.Module, onnx: bytes, data: DataSplits, tolerance: f
 
 def write_outputs(result: CompressResult, original: nn.Module, out: Path, *, n_classes: int) -> Path:
     """``report.json``, ``model.onnx``, ``compressed/`` and ``run.json`` (shapes); the state dict is
-    reloaded into a fresh copy of the original architecture and checked against the compressed model."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "model.onnx").write_bytes(result.onnx)
-    folder = save_compressed(result.model, out / "compressed")
-    if not read_run_info(out):  # the command line writes a fuller one (the model, the data) first
-        write_run_info(out, result.input_shape, n_classes)
-    rebuilt = load_compressed(copy.deepcopy(original), folder)
-    result.checks["state_dict_reload_max_abs_diff"] = _reload_diff(result.model, rebuilt, result.input_shape)
-    (out / "report.json").write_text(json.dumps(result.to_dict(), indent=2, default=_json_default))
+    reloaded into a fresh copy of the original architecture and checked against the compressed model.
+
+    All are written in a folder beside ``out`` first and then moved in, ``report.json`` last and
+    ``compressed/`` as a whole, after an earlier ``report.json`` is removed: a process killed on
+    the way never leaves a new model beside an earlier result's report."""
+    stage = staging_folder(out)
+    try:
+        atomic_write(stage / "model.onnx", result.onnx)
+        folder = save_compressed(result.model, stage / "compressed")
+        info = read_run_info(out)  # the command line writes a fuller one (the model, the data) first
+        write_run_info(stage, result.input_shape, n_classes, **{k: v for k, v in info.items()
+                                                                 if k not in ("input_shape", "n_classes")})
+        rebuilt = load_compressed(copy.deepcopy(original), folder)
+        result.checks["state_dict_reload_max_abs_diff"] = _reload_diff(result.model, rebuilt, result.input_shape)
+        atomic_write(stage / "report.json", json.dumps(result.to_dict(), indent=2, default=_json_default))
+        if (out / "report.json").is_file():
+            before_replace(out / "report.json")
+            (out / "report.json").unlink()  # from here on the folder claims no result until the new one is in
+        publish(stage, ["model.onnx", "compressed", "run.json", "report.json"], out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return out
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from slimnas._files import atomic_write
 from slimnas.config._schema import RunConfig, parse_config
 from slimnas.errors import ConfigError
 
@@ -111,6 +112,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
         'digits'
     """
     raw = read_yaml(path) if path is not None else {}
+    if raw.get("storage") and raw.get("storage") == f"sqlite:///{Path(str(raw.get('out'))) / 'study.db'}":
+        del raw["storage"]  # a run's saved config (older ones name their default storage): reproduce into --out
     for name, value in overrides.items():
         if value is None:
             continue
@@ -129,4 +132,4 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
 def save_config(config: RunConfig | dict, path: str | Path) -> None:
     """Write a config (or its resolved mapping) as YAML."""
     data = config.to_dict() if isinstance(config, RunConfig) else config
-    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
+    atomic_write(path, yaml.safe_dump(data, sort_keys=False))

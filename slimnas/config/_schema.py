@@ -133,7 +133,8 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """A plain mapping that :func:`parse_config` reads back into an equal config."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out.update(name=self.study_name, out=str(self.run_dir), storage=self.storage_url,
+        # the default storage is not written: a saved config reproduces into its new --out folder
+        out.update(name=self.study_name, out=str(self.run_dir), storage=self.storage,
                    objectives=list(self.objectives), budget=list(self.budget))
         for sub in ("strategy", "fitness", "measure"):
             out[sub] = dataclasses.asdict(getattr(self, sub))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import copy
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from slimnas._files import publish, staging_folder, storage_error
 from slimnas.errors import ConfigError
 from slimnas.export._onnx import ExportMismatchError, inference_copy
 from slimnas.registry import Registry
@@ -150,7 +152,7 @@ def export_model(
 
     Raises:
         ExportMismatchError: the file's outputs differ from the eager model's beyond the
-            format's tolerance (the file is deleted).
+            format's tolerance (nothing is written: the file is checked before it is renamed into place).
 
     Example:
         >>> export_model(torch.nn.Linear(4, 2), "/tmp/lin.pt", (4,), format="torchscript").max_abs_diff
@@ -165,17 +167,20 @@ def export_model(
     if not fmt.suffix and path.is_file():
         raise ConfigError("out", f"a folder path for {format!r} (it writes a folder)", str(path))
     ctx = ExportContext(tuple(input_shape), calibration, rebuild or (lambda: _scrambled_copy(model)), dict(files or {}))
+    if not fmt.suffix and path.is_dir():
+        mine = {p.name for p in fmt.outputs(path, ctx)}
+        other = sorted(p.name for p in path.iterdir() if p.name not in mine)
+        if other:  # the folder is replaced as a whole
+            raise ConfigError("out", f"a new folder, or an earlier {format} export, for {format!r} (it holds other "
+                              f"files: {', '.join(other[:4])}{', ...' if len(other) > 4 else ''})", str(path))
     x = inputs if inputs is not None else torch.randn(N_VERIFY, *input_shape, generator=torch.Generator().manual_seed(0))
-    with inference_copy(model) as work, torch.no_grad():
-        expected = work(x).numpy()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fmt.write(work, path, ctx)
-        except BaseException:
-            _remove(fmt.outputs(path, ctx))
-            raise
+    stage = staging_folder(path)  # written and checked there, then renamed into place: never half a file
+    target = stage / path.name
     try:
-        got = np.asarray(fmt.run(path, x, ctx), dtype=np.float64)
+        with inference_copy(model) as work, torch.no_grad():
+            expected = work(x).numpy()
+            fmt.write(work, target, ctx)
+        got = np.asarray(fmt.run(target, x, ctx), dtype=np.float64)
         diff = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
         agree = float(np.mean(got.argmax(1) == expected.argmax(1))) if got.shape == expected.shape else 0.0
         scale = max(1.0, float(np.max(np.abs(expected))))
@@ -185,16 +190,12 @@ def export_model(
         if fmt.min_agreement is not None and not agree >= fmt.min_agreement:
             raise ExportMismatchError(f"{path}: the {format} file agrees with the eager model's top-1 on "
                                       f"{agree:.1%} of {len(x)} inputs (< {fmt.min_agreement:.0%})")
-    except BaseException:
-        _remove(fmt.outputs(path, ctx))
-        raise
+        publish(stage, sorted({p.relative_to(stage).parts[0] for p in fmt.outputs(target, ctx)}), path.parent)
+    except OSError as e:
+        raise storage_error(path, e) from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return ExportResult(path, format, diff, agree, len(x))
-
-
-def _remove(paths: list[Path]) -> None:
-    for p in paths:
-        if p.is_file():
-            p.unlink()
 
 
 def _scrambled_copy(model: nn.Module) -> nn.Module:

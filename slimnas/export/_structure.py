@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from slimnas.errors import SlimnasError
+from slimnas._files import atomic_path, atomic_write, load_weights, read_json
+from slimnas.errors import DamagedFileError, SlimnasError
 from slimnas.models import LowRank, SplitMultiheadAttention
 from slimnas.models._attention import FusedProjection
 from slimnas.models._heads import attention_blocks, head_attributes
@@ -102,9 +103,10 @@ def save_compressed(model: nn.Module, folder: str | Path) -> Path:
     """Write ``weights.pt`` (state dict) and ``structure.json`` into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, folder / "weights.pt")
+    with atomic_path(folder / "weights.pt") as tmp:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
     saved = {"version": 1, "layers": structure(model), "heads": heads(model)}
-    (folder / "structure.json").write_text(json.dumps(saved, indent=1))
+    atomic_write(folder / "structure.json", json.dumps(saved, indent=1))
     return folder
 
 
@@ -121,14 +123,18 @@ def load_compressed(model: nn.Module, folder: str | Path) -> nn.Module:
         12
     """
     folder = Path(folder)
-    saved = json.loads((folder / "structure.json").read_text())
+    saved = read_json(folder / "structure.json", "a JSON object of the compressed layers ({\"layers\": {...}})",
+                      lambda d: all(isinstance(v, dict) for v in d["layers"].values()))
     layers = saved["layers"]
     for name in sorted(layers, key=lambda n: n.count(".")):
         try:
             model.set_submodule(name, build(layers[name]))
         except AttributeError as e:
             raise SlimnasError(f"{folder}: layer {name!r} does not fit the given model ({e})") from None
-    state = torch.load(folder / "weights.pt", weights_only=True, map_location="cpu")
+        except (KeyError, TypeError, ValueError) as e:
+            raise DamagedFileError(folder / "structure.json", f"layer {name!r} cannot be built "
+                                   f"({type(e).__name__}: {e})", "the compressed layers' types and sizes") from None
+    state = load_weights(folder / "weights.pt")
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

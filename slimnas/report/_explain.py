@@ -6,11 +6,11 @@ The per-layer columns are those the registered compressors declare (``ratio``, `
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rich.table import Table
 
+from slimnas._files import read_json
 from slimnas.compress import COMPRESSORS, list_compressors
 
 BASE_COLUMNS = ("layer", "width", "kept", "removed")
@@ -18,7 +18,8 @@ BASE_COLUMNS = ("layer", "width", "kept", "removed")
 
 def read_policy(trial_dir: str | Path) -> dict | None:
     path = Path(trial_dir) / "policy.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(path, "a JSON object of the compression policy", lambda d: isinstance(d, dict)) \
+        if path.is_file() else None
 
 
 def layer_columns(rows: list[dict]) -> list[tuple[str, str, object]]:

@@ -8,7 +8,8 @@ from rich.table import Table
 
 from slimnas.measure import get_metric
 
-STATUS_STYLE = {"complete": "green", "running": "cyan", "interrupted": "yellow", "empty": "dim", "unreadable": "red"}
+STATUS_STYLE = {"complete": "green", "running": "cyan", "interrupted": "yellow", "empty": "dim", "unreadable": "red",
+                "damaged": "red"}
 
 
 def best_summary(summary) -> str:
@@ -35,7 +36,7 @@ def runs_table(summaries: Sequence, title: str) -> Table:
     for s in summaries:
         trials = "-" if s.n_done is None else f"{s.n_done}/{s.n_total}" if s.n_total is not None else str(s.n_done)
         status = f"[{STATUS_STYLE.get(s.status, '')}]{s.status}[/]"
-        best = best_summary(s) if s.status != "unreadable" else s.note
+        best = best_summary(s) if s.status not in ("unreadable", "damaged") else s.note
         t.add_row(s.name, s.kind, status, trials, best, str(s.folder))
     return t
 

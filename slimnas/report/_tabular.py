@@ -10,9 +10,9 @@ and ``report.md``, like every report.
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
+from slimnas._files import read_json
 from slimnas.report._figures import LAYOUT, PAGE_WIDTH, legend_below, title
 from slimnas.report._html import STYLE, _plot, _table
 
@@ -28,7 +28,8 @@ def is_tabular_run(folder: str | Path) -> bool:
 def tabular_data(folder: str | Path) -> dict:
     from slimnas.study._tabular import TABULAR_FILE
 
-    return json.loads((Path(folder) / TABULAR_FILE).read_text())
+    return read_json(Path(folder) / TABULAR_FILE, "a JSON object of the tabular search (with 'summary')",
+                     lambda d: isinstance(d["summary"], dict))
 
 
 def _legend(traces: list[dict]) -> dict:

@@ -20,7 +20,7 @@ import torch
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from slimnas.errors import ConfigError
+from slimnas.errors import ConfigError, SlimnasError
 from slimnas.measure import get_metric
 from slimnas.strategies import StrategyContext, make_sampler, optuna_pruner
 from slimnas.study._definition import check_definition
@@ -206,6 +206,39 @@ def recover_dead_trials(study: optuna.Study) -> list[FrozenTrial]:
                 retry(study, frozen)
                 out.append(frozen)
     return out
+
+
+def storage_failure(e: BaseException) -> str | None:
+    """What went wrong when ``e`` is (or was raised while handling) a failed write or read of the
+    study's storage (disk full, a read-only file, a server gone); ``None`` for other errors.
+    Optuna turns a failed commit inside its trial loop into ``AssertionError: Should not reach``:
+    the storage error is its context."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    seen = 0
+    while e is not None and seen < 8:
+        if isinstance(e, optuna.exceptions.StorageInternalError | SQLAlchemyError):
+            cause = e
+            while cause.__cause__ is not None or getattr(cause, "orig", None) is not None:
+                cause = getattr(cause, "orig", None) or cause.__cause__
+            return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return None
+
+
+@contextlib.contextmanager
+def storage_errors(url: str) -> Iterator[None]:
+    """Turn a failed storage write (disk full, read-only) into one line naming the storage: the
+    completed trials are in it, and the same command resumes once it can be written."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - re-raised unless a storage error is at its root
+        reason = storage_failure(e)
+        if reason is None or isinstance(e, SlimnasError):
+            raise
+        raise ConfigError("storage", "a storage slimnas can write to (completed trials are kept in it; the same "
+                          "command resumes once it can be written: space left, write permission)",
+                          f"{url}: {reason}") from None
 
 
 def run_study(study: optuna.Study, objective: Callable[[optuna.Trial], Any], *, n_trials: int,

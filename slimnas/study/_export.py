@@ -10,8 +10,9 @@ from torch import nn
 
 from slimnas.errors import ConfigError
 from slimnas.export import ExportResult, export_model, get_export_format
-from slimnas.study._artifacts import write_json
+from slimnas.study._artifacts import MARKER, write_json
 from slimnas.study._load import open_model
+from slimnas.study._runs import is_run
 
 N_VERIFY = 256  # validation samples every export is checked on
 
@@ -29,6 +30,7 @@ def export_run(path: str | Path, out: str | Path, *, format: str, trial: int | N
         0.996
     """
     fmt = get_export_format(format)
+    check_not_managed(out)
     loaded = open_model(path, trial, best=best, model=model)
     if loaded.input_shape is None:
         raise ConfigError("run", "a folder whose run.json gives the input shape (or a search run) to export from",
@@ -50,3 +52,26 @@ def preprocessing_sidecar(path: str | Path) -> Path:
     ``model.preprocessing.json`` (:class:`slimnas.data.Preprocessing` reads it back)."""
     path = Path(path)
     return path.with_name(f"{path.stem}.preprocessing.json")
+
+
+#: what a run folder holds at its top (a search's, or a ``compress`` output's); ``study.db``
+#: with SQLite's side files
+MANAGED_FILES = ("config.yaml", "pareto.json", "run.json", MARKER, "report.json", "report.html", "report.md",
+                 "model.onnx", "policy.json", "weights.pt", "structure.json")
+MANAGED_FOLDERS = ("trials", "compressed", "tensorboard")
+
+
+def check_not_managed(out: str | Path) -> None:
+    """Refuse (one line) an export path that is, or lies inside, a file or folder a run manages:
+    its study, config, front, trial folders, compressed model. A new file beside them is fine."""
+    target = Path(out).absolute()
+    for folder in target.parents:
+        if not is_run(folder) and not (folder / MARKER).is_file():
+            continue
+        rel = target.relative_to(folder).parts
+        if rel[0] in MANAGED_FOLDERS or (len(rel) == 1 and (rel[0] in MANAGED_FILES or rel[0].startswith("study.db"))):
+            raise ConfigError("out", f"a path outside the files of the run in {folder} (--out would overwrite its "
+                              f"{'/'.join(rel[:2])}): write the export beside them or elsewhere", str(out))
+        return
+    if is_run(target) or (target / MARKER).is_file():
+        raise ConfigError("out", "a path outside the run folders (it is one)", str(out))

@@ -12,20 +12,19 @@ candidate) built at the shapes in ``run.json``, or from the ``--model`` of a ``c
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch import nn
 
+from slimnas._files import load_weights
 from slimnas.data import DataSplits, load_dataset
 from slimnas.errors import ConfigError
 from slimnas.export import INFO, load_compressed, read_run_info
 from slimnas.models import build_model, import_model
 from slimnas.spaces import Candidate
-from slimnas.study._artifacts import RunFolder
+from slimnas.study._artifacts import RunFolder, read_arch
 from slimnas.study._record import is_search_run, open_run, select_member
 
 #: what ``run.json`` says of the data besides shapes (:meth:`slimnas.data.DataSplits.info`)
@@ -109,6 +108,9 @@ def _from_search(root: Path, trial: int | None, best, model) -> LoadedModel:
     if trial is None and best is None:
         raise ConfigError("trial", f"a trial number, or a budget the best front member meets, for the search run "
                           f"{root} (front: {front})")
+    if trial is None and run.pareto is None:
+        raise ConfigError("best", f"a run with a front: {root} has none yet (its search has not finished: run the "
+                          "same search command to resume it, or choose a trial by number)", best)
     if trial is None:
         trial = select_member(run.front, run.objectives, best)["trial"]
     if isinstance(trial, bool) or not isinstance(trial, int):
@@ -143,7 +145,7 @@ def _from_folder(root: Path, model, info: dict | None = None) -> LoadedModel:
         if isinstance(model, str):
             files[INFO]["model"] = model
     elif (root / "arch.json").is_file():
-        cand = json.loads((root / "arch.json").read_text())
+        cand = read_arch(root / "arch.json")
         if shape is None:
             raise ConfigError("run", f"{root / INFO} with the input shape and class count", str(root))
         arch = Candidate.from_dict(cand).arch
@@ -173,7 +175,7 @@ def _load_weights(model: nn.Module, folder: Path) -> nn.Module:
     """Reshape to ``structure.json`` where there is one (pruned, factorised), then load."""
     if (folder / "structure.json").is_file():
         return load_compressed(model, folder)
-    state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
+    state = load_weights(folder / "weights.pt")
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

@@ -10,13 +10,16 @@ measures it.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import optuna
 import torch
 
+from slimnas._files import storage_error
 from slimnas.compress import (
     COMPRESSORS,
     CompressionPolicy,
@@ -61,6 +64,10 @@ from slimnas.training import Callback, evaluate, fit
 
 #: objectives whose value is known after every epoch, so a rule can stop a trial that falls behind
 WATCHABLE = ("accuracy", "loss", "fitness")
+
+
+#: write failures that stop the search (disk full, read-only, no permission) rather than fail one trial
+UNWRITABLE = (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EFBIG)
 
 
 def failure_reason(error: BaseException) -> str:
@@ -154,6 +161,10 @@ class BaseTrialObjective:
             if not isinstance(e, TrainingDiverged):
                 raise
             error: BaseException = e
+        except OSError as e:
+            if e.errno in UNWRITABLE:  # the disk, not the trial: every later trial would fail the same way
+                raise storage_error(Path(e.filename or "."), e) from None
+            error = e
         except Exception as e:  # noqa: BLE001 - one trial's failure is recorded, not the search's end
             error = e
         reason = failure_reason(error)

@@ -4,7 +4,6 @@ storage, the front, and the shapes its models take. What ``slimnas report``, ``e
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -12,9 +11,10 @@ from pathlib import Path
 
 import optuna
 
+from slimnas._files import read_json
 from slimnas.config import DATA_EXTRAS, read_yaml
 from slimnas.data import DataSplits, load_dataset
-from slimnas.errors import ConfigError
+from slimnas.errors import ConfigError, DamagedFileError
 from slimnas.export import read_run_info
 from slimnas.measure import Budget, get_metric, list_metrics, signed
 from slimnas.study._driver import quiet_optuna
@@ -55,7 +55,8 @@ class RunRecord:
         """The run's own ``study.db`` when it has one (wherever the folder was moved), else the
         configured storage."""
         local = self.root / "study.db"
-        return f"sqlite:///{local.resolve()}" if local.is_file() else self.config["storage"]
+        return f"sqlite:///{local.resolve()}" if local.is_file() or not self.config.get("storage") \
+            else self.config["storage"]
 
     @cached_property
     def study(self) -> optuna.Study:
@@ -93,8 +94,48 @@ def open_run(folder: str | Path) -> RunRecord:
     if not is_search_run(root):
         raise ConfigError("run", "a search run folder (with config.yaml)", str(root))
     pareto_path = root / "pareto.json"
-    pareto = json.loads(pareto_path.read_text()) if pareto_path.is_file() else None
-    return RunRecord(root, read_yaml(root / "config.yaml"), pareto, read_run_info(root))
+    pareto = read_json(pareto_path, PARETO_SHAPE, _is_pareto) if pareto_path.is_file() else None
+    return RunRecord(root, read_run_config(root / "config.yaml"), pareto, read_run_info(root))
+
+
+PARETO_SHAPE = "a JSON object whose 'front' lists members ({\"trial\": n, \"metrics\": {...}})"
+
+
+def _is_pareto(doc) -> bool:
+    return isinstance(doc, dict) and all(isinstance(m["trial"], int) and isinstance(m["metrics"], dict)
+                                         for m in [*doc.get("front", []), *doc.get("closest", [])])
+
+
+def read_run_config(path: Path) -> dict:
+    """A run's ``config.yaml``, checked to hold what reading the run needs (a truncated or
+    replaced file is a :class:`DamagedFileError` naming it)."""
+    try:
+        config = read_yaml(path)
+    except ConfigError as e:
+        raise DamagedFileError(path, str(e), "the run's resolved configuration (YAML)") from None
+    except (UnicodeDecodeError, RecursionError) as e:
+        raise DamagedFileError(path, f"it is not a YAML text ({type(e).__name__})",
+                               "the run's resolved configuration (YAML)") from None
+    checks = {"name": lambda v: isinstance(v, str) and v, "objectives": lambda v: isinstance(v, list) and v,
+              "n_trials": lambda v: isinstance(v, int) and not isinstance(v, bool),
+              "budget": lambda v: v is None or isinstance(v, list), "data": lambda v: isinstance(v, dict),
+              "storage": lambda v: v is None or isinstance(v, str)}
+    for key, ok in checks.items():
+        if key not in config and key in ("budget", "storage", "data"):
+            continue
+        if key not in config or not ok(config[key]):
+            raise DamagedFileError(path, f"its {key!r} is {'missing' if key not in config else 'of another type'}"
+                                   " (truncated or edited)", "the run's resolved configuration (YAML)")
+    return config
+
+
+#: the study's user attribute naming its trials whose files were found damaged (and re-run)
+DAMAGED = "damaged_trials"
+
+
+def damaged_trials(study: optuna.Study) -> dict[str, str]:
+    """``{trial number: what was wrong}`` of the trials set aside for damaged files."""
+    return dict(study.user_attrs.get(DAMAGED) or {})
 
 
 def load_study(storage: str, name: str) -> optuna.Study:
@@ -104,6 +145,9 @@ def load_study(storage: str, name: str) -> optuna.Study:
     if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).is_file():
         raise ConfigError("run", "a run whose SQLite storage exists (opening it would create an empty one)",
                           storage)  # SQLAlchemy creates a missing file
+    if storage.startswith("sqlite:///") and Path(storage.removeprefix("sqlite:///")).stat().st_size == 0:
+        raise DamagedFileError(Path(storage.removeprefix("sqlite:///")), "the file is empty (opening it would "
+                               "write an empty database)", "the run's Optuna study (SQLite)")
     try:
         with quiet_optuna():
             return optuna.load_study(study_name=name, storage=storage)

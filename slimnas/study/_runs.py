@@ -16,17 +16,17 @@ as ``running`` until the run is resumed and ends.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from optuna.trial import FrozenTrial, TrialState
 
-from slimnas.errors import ConfigError, SlimnasError
+from slimnas._files import read_json
+from slimnas.errors import ConfigError, DamagedFileError, SlimnasError
 from slimnas.study._driver import FINISHED
 from slimnas.study._pareto import pareto_front
-from slimnas.study._record import is_search_run, load_study, open_run
+from slimnas.study._record import damaged_trials, is_search_run, load_study, open_run
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ class RunSummary:
 
     Attributes:
         kind: ``search`` or ``compress``.
-        status: ``complete``, ``running``, ``interrupted``, ``empty`` (or ``unreadable``, with
-            the reason in ``note``).
+        status: ``complete``, ``running``, ``interrupted``, ``empty`` (or ``unreadable``, or
+            ``damaged`` where one of its files is, with the reason in ``note``).
         n_done, n_total: finished trials and the trials asked for (``None`` where not known).
         best: the best model so far (the front member with the best first objective; the
             compressed model of a ``compress``): ``{"trial": n, "metrics": {...}}``.
@@ -82,14 +82,15 @@ def summarize_run(folder: str | Path) -> RunSummary:
         return _tabular(folder)
     try:
         return _search(folder) if is_search_run(folder) else _compress(folder)
-    except SlimnasError as e:
-        return RunSummary(folder.name, folder, "search" if is_search_run(folder) else "compress", "unreadable",
-                          note=str(e))
+    except SlimnasError as e:  # a damaged file is named in the note; the other runs are listed as usual
+        return RunSummary(folder.name, folder, "search" if is_search_run(folder) else "compress",
+                          "damaged" if isinstance(e, DamagedFileError) else "unreadable", note=str(e))
 
 
 def _search(folder: Path) -> RunSummary:
     run = open_run(folder)
-    trials = run.study.get_trials(deepcopy=False)
+    damaged = damaged_trials(run.study)  # set aside and re-run: not the run's
+    trials = [t for t in run.study.get_trials(deepcopy=False) if str(t.number) not in damaged]
     tested = {m["trial"]: m["metrics"] for m in run.front}
     front, _ = pareto_front(trials, run.objectives, run.budget)
     best = None
@@ -101,7 +102,8 @@ def _search(folder: Path) -> RunSummary:
 
 
 def _tabular(folder: Path) -> RunSummary:
-    doc = json.loads((folder / "tabular.json").read_text())
+    doc = read_json(folder / "tabular.json", "a JSON object of the tabular search (with 'summary')",
+                    lambda d: isinstance(d["summary"], dict))
     s = doc["summary"]
     best = ({"trial": s["best_trial"], "metrics": {"val_accuracy": s["best_mean"] / 100}}  # the table's %
             if "best_mean" in s else None)
@@ -114,7 +116,8 @@ def _compress(folder: Path) -> RunSummary:
     report = folder / "report.json"
     best = None
     if report.is_file():
-        best = {"trial": None, "metrics": json.loads(report.read_text()).get("after", {})}
+        best = {"trial": None, "metrics": read_json(report, "a JSON object of the compress result (with 'after')",
+                                                    lambda d: isinstance(d.get("after", {}), dict)).get("after", {})}
     if not (folder / "study.db").is_file():  # a compress by a given policy: no study
         return RunSummary(folder.name, folder, "compress", "complete" if best else "empty", best=best)
     trials = load_study(f"sqlite:///{(folder / 'study.db').resolve()}", "auto").get_trials(deepcopy=False)

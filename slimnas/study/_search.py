@@ -18,7 +18,7 @@ import torch
 
 from slimnas.config import RunConfig, read_yaml
 from slimnas.data import DataSplits, load_dataset
-from slimnas.errors import ConfigError
+from slimnas.errors import ConfigError, SlimnasError
 from slimnas.export import onnx_accuracy, write_run_info
 from slimnas.measure import OnnxRuntimeLatency, runtime_for
 from slimnas.spaces import get_family, list_families
@@ -28,8 +28,10 @@ from slimnas.study._definition import check_definition, definition_of
 from slimnas.study._driver import (
     n_finished,
     open_study,
+    quiet_optuna,
     recover_dead_trials,
     run_study,
+    storage_errors,
     torch_threads,
 )
 from slimnas.study._events import Listener, ListenerGroup
@@ -39,6 +41,7 @@ from slimnas.study._objective import SearchObjective, prepare_context
 from slimnas.study._pareto import pareto_front
 from slimnas.study._plan import SearchPlan
 from slimnas.study._progress import progress_rows
+from slimnas.study._record import DAMAGED, damaged_trials, load_study
 from slimnas.study._sizes import check_space_size
 from slimnas.study._tensorboard import TensorBoardListener
 
@@ -140,7 +143,16 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
     plan = config if isinstance(config, SearchPlan) else SearchPlan.load(config, **overrides)
     if isinstance(config, SearchPlan) and overrides:
         raise TypeError("pass overrides with a YAML path or None, not with a SearchPlan")
+    kept = None
+    if not isinstance(config, (SearchPlan, RunConfig)) and overrides.get("budget") is None \
+            and "budget" not in (read_yaml(config) if config is not None else {}):
+        kept = RunFolder(plan.config.run_dir).stored_budget(plan.config.study_name)
+        if kept:  # a resume that does not name the budget keeps the run's own
+            plan = SearchPlan.load(config, **{**overrides, "budget": kept})
     cfg, listener = plan.config, listener or Listener()
+    if kept:
+        listener.note(f"resuming with the run's own budget {', '.join(kept)} (from its config.yaml; "
+                      "give --budget to change it)", level="warning")
     device = resolve_device(cfg.device)
     splits = load_splits(plan)  # the data is checked before anything is written
     run = RunFolder(cfg.run_dir)
@@ -150,7 +162,8 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
     for note in splits.notes:  # what was assumed reading the data (a layout)
         listener.note(note, level="warning")
     try:
-        return _search(plan, run, splits, device, listener)
+        with storage_errors(cfg.storage_url):
+            return _search(plan, run, splits, device, listener)
     finally:
         if board is not None:
             board.close()
@@ -163,8 +176,11 @@ def _search(plan: SearchPlan, run: RunFolder, splits: DataSplits, device: torch.
         study = claim_run(plan, run)
         for trial in recover_dead_trials(study):
             run.mark_failed(trial.number, trial.user_attrs.get("failure", "its process stopped"))
+        for number, reason in rerun_damaged(study, run):
+            listener.note(f"trial {number} is re-run: {reason}", level="warning")
         write_run_info(run.root, splits.input_shape, splits.n_classes, **splits.info())
-        n_done = n_finished(study)
+        n_damaged = len(damaged_trials(study))
+        n_done = n_finished(study) - n_damaged
         n_todo = max(0, cfg.n_trials - n_done)
         timeout = cfg.timeout
         listener.started({"kind": "search", "study": cfg.study_name, "data": splits.summary(), "n_done": n_done,
@@ -179,7 +195,7 @@ def _search(plan: SearchPlan, run: RunFolder, splits: DataSplits, device: torch.
         with Workers(plan, 0 if interrupted else min(cfg.n_workers, n_todo), listener, timeout=timeout) as workers:
             if not interrupted:
                 interrupted = run_study(study, SearchObjective(plan, splits, run, device, listener),
-                                        n_trials=cfg.n_trials, timeout=timeout)
+                                        n_trials=cfg.n_trials + n_damaged, timeout=timeout)
             workers.wait(interrupted)
         if workers.failed:
             listener.note(f"{len(workers.failed)} worker process(es) failed (exit codes {workers.failed})",
@@ -218,27 +234,76 @@ def prepare_strategy(plan: SearchPlan, study: optuna.Study, splits: DataSplits, 
 
 def claim_run(plan: SearchPlan, run: RunFolder) -> optuna.Study:
     """Open the study in its run folder, checking first that neither the folder nor the study
-    belongs to another search; a folder created here is removed again if the study cannot be
+    belongs to another search and that no trial folder the study does not know would be
+    overwritten; the folder is claimed atomically (two searches started at once on one folder:
+    the second is refused), and a folder created here is removed again if the study cannot be
     opened. Returns the study, the folder marked as its own, ``config.yaml`` written."""
     cfg = plan.config
     run.check_claim(cfg.study_name)
-    if run.config_path.is_file():  # a run written before studies kept their definition
+    local = sqlite_file(cfg.storage_url)
+    if run.config_path.is_file() and not keeps_definition(cfg.storage_url, cfg.study_name, local):
+        # a run written before studies kept their definition (later ones: the study is the record,
+        # and config.yaml, rewritten below, may be damaged without harm)
         check_definition(definition_of(read_yaml(run.config_path)), plan.definition, cfg.study_name)
-    if cfg.storage is not None:  # a storage of its own: opened before anything is created
+    in_folder = local is not None and local.resolve().parent == run.root.resolve()
+    if in_folder and (not local.is_file() or local.stat().st_size == 0):
+        run.check_trials_known(None, cfg.study_name)  # study.db deleted or emptied: a new study would overwrite
+    if not in_folder:  # a storage of its own: opened before anything is created
         study = open_study(plan.study_spec)
         run.create()
-    else:
-        created = run.create()
+        run.claim(cfg.study_name, cfg.storage_url)
+    else:  # the folder's own study.db (the default, or given explicitly): the folder comes first
+        created, claimed = run.create(), False
         try:
+            claimed = run.claim(cfg.study_name, cfg.storage_url)
             study = open_study(plan.study_spec)
         except BaseException:
             if created:
                 run.remove_if_created()
+            elif claimed:
+                run.marker_path.unlink(missing_ok=True)
             raise
-    run.write_marker(cfg.study_name, cfg.storage_url)
+    run.check_trials_known({t.number for t in study.get_trials(deepcopy=False)}, cfg.study_name)
     run.remove_stale_temp_files()
     run.write_config(plan.to_dict())
     return study
+
+
+def rerun_damaged(study: optuna.Study, run: RunFolder) -> list[tuple[int, str]]:
+    """Complete trials whose files in the run folder no longer read back (truncated, emptied,
+    replaced): the study is the record, so each is set aside as failed (the study remembers it
+    in ``damaged_trials``; fronts leave it out) and its candidate queued again.
+    Returns ``(trial, what is wrong)`` of those found now."""
+    known, found = damaged_trials(study), []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if str(t.number) in known or not run.trial_dir(t.number).is_dir():
+            continue
+        reason = run.damage(t.number)
+        if reason is not None:
+            found.append((t, reason))
+    if found:
+        study.set_user_attr(DAMAGED, {**known, **{str(t.number): r for t, r in found}})
+        for t, reason in found:
+            run.mark_failed(t.number, f"its files were damaged ({reason}); re-run")
+            with quiet_optuna():
+                study.enqueue_trial(t.params, skip_if_exists=False)
+    return [(t.number, r) for t, r in found]
+
+
+def keeps_definition(url: str, name: str, local: Path | None) -> bool:
+    """Whether study ``name`` exists in ``url`` with its definition stored (read only: nothing is
+    created where there is no study)."""
+    if local is not None and (not local.is_file() or local.stat().st_size == 0):
+        return False
+    try:
+        return "definition" in load_study(url, name).user_attrs
+    except SlimnasError:
+        return False
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` storage URL (``None`` for other storages)."""
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
 
 
 class Workers:
@@ -344,7 +409,8 @@ def finish(plan: SearchPlan, study: optuna.Study, run: RunFolder, splits: DataSp
     ``pareto.json``. A joint search's front is chosen after the full fine-tune of its leading
     candidates (:func:`rerank_front`)."""
     cfg = plan.config
-    trials = study.get_trials(deepcopy=False)
+    damaged = damaged_trials(study)
+    trials = [t for t in study.get_trials(deepcopy=False) if str(t.number) not in damaged]
     front_trials, closest_trials = pareto_front(trials, plan.objectives, plan.budget)
     if front_trials:
         reranked = rerank_front(plan, run, trials, splits, note=(listener or Listener()).note)
@@ -372,7 +438,7 @@ def finish(plan: SearchPlan, study: optuna.Study, run: RunFolder, splits: DataSp
         "objectives": list(plan.objectives),
         "budget": [str(b) for b in plan.budget],
         "feasible": bool(front),
-        "n_trials": n_finished(study),
+        "n_trials": n_finished(study) - len(damaged),
         "front": [m.to_dict() for m in front],
     }
     if not front:

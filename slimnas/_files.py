@@ -1,0 +1,178 @@
+"""Files slimnas writes and reads back: written atomically (a temporary file beside the target,
+renamed over it, so a kill -9 never leaves a half-written file), read back with one clear error
+naming the file and what is wrong with it (a truncated, emptied or foreign file is a
+:class:`~slimnas.errors.DamagedFileError`, never a traceback)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from slimnas.errors import ConfigError, DamagedFileError
+
+
+def before_replace(path: Path) -> None:
+    """Where a finished export or ``compress`` output is about to replace what is at ``path``.
+    ``SLIMNAS_SLOW_WRITES=<seconds>`` waits here (tests kill a process at this point to check
+    that the earlier files survive)."""
+    delay = os.environ.get("SLIMNAS_SLOW_WRITES")
+    if delay:
+        import time
+
+        time.sleep(float(delay))
+
+
+def temp_path(path: Path) -> Path:
+    """The temporary name a write of ``path`` goes through (``<name>.<pid>.tmp``; a run folder's
+    clean-up removes those of dead processes)."""
+    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
+
+
+def storage_error(path: Path, e: OSError) -> ConfigError:
+    """One line for a write the file system refused (disk full, read-only, no permission)."""
+    return ConfigError("out", "a path slimnas can write (space left, write permission)",
+                       f"{path}: {e.strerror or e}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write ``path``'s new content to; on success it is renamed over
+    ``path`` in one step, on any failure removed (``path`` stays as it was)."""
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as e:
+        raise storage_error(path, e) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: str | Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data, encoding="utf-8")
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write JSON atomically, so an interrupted run never leaves a half-written file."""
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=False, default=float))
+
+
+def replace_folder(new: Path, path: Path) -> None:
+    """Put the folder ``new`` (written in full) at ``path``, replacing what was there as a whole:
+    a reader sees the old folder or the new one, never a mix (the old one is moved aside first
+    and removed last; a kill between the two renames leaves it, whole, at ``<name>.<pid>.old.tmp``)."""
+    old = path.with_name(f"{path.name}.{os.getpid()}.old.tmp")
+    before_replace(path)
+    try:
+        if path.exists():
+            os.replace(path, old)
+        os.replace(new, path)
+    except OSError as e:
+        if old.exists() and not path.exists():
+            os.replace(old, path)
+        raise storage_error(path, e) from None
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _problem(path: Path, raw: bytes) -> str | None:
+    if not raw:
+        return "the file is empty"
+    if not raw.strip():
+        return "the file holds only whitespace"
+    return None
+
+
+def read_json(path: str | Path, what: str, check: Callable[[Any], bool] | None = None) -> Any:
+    """``path``'s JSON, checked to have the expected shape; :class:`DamagedFileError` (one line
+    naming the file and what is wrong) when it cannot be read, is not JSON, or is JSON of another
+    shape. ``what`` says what the file should hold, e.g. ``"a JSON object with a 'front' list"``."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DamagedFileError(path, f"it cannot be read ({e.strerror or e})", what) from None
+    problem = _problem(path, raw)
+    if problem is None:
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            problem = "it is not text (binary content)"
+        except (json.JSONDecodeError, RecursionError) as e:
+            problem = f"it is not valid JSON ({getattr(e, 'msg', 'nested too deeply')}, truncated or damaged)"
+        else:
+            if check is None or _holds(check, data):
+                return data
+            problem = f"it holds JSON of another shape ({type(data).__name__})"
+    raise DamagedFileError(path, problem, what)
+
+
+def _holds(check: Callable[[Any], bool], data: Any) -> bool:
+    try:
+        return bool(check(data))
+    except (TypeError, KeyError, AttributeError, ValueError, IndexError):
+        return False
+
+
+def load_weights(path: str | Path) -> dict:
+    """A state dict saved with ``torch.save`` (read with ``weights_only=True``: no pickle is
+    executed); :class:`DamagedFileError` when the file is truncated, empty or not a state dict."""
+    import torch
+
+    path = Path(path)
+    what = "a state dict saved by torch.save"
+    if path.is_file() and path.stat().st_size == 0:
+        raise DamagedFileError(path, "the file is empty", what)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DamagedFileError(path, "the file is missing", what) from None
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means a damaged file
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+        raise DamagedFileError(path, f"it cannot be read as weights ({type(e).__name__}: {first})", what) from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise DamagedFileError(path, f"it holds {type(state).__name__}, not a mapping of tensor names to tensors",
+                               what)
+    return state
+
+
+def staging_folder(path: Path) -> Path:
+    """A new, empty folder beside ``path`` to write its replacement in (``.<name>.<pid>.tmp``;
+    a run folder's clean-up removes those of dead processes)."""
+    stage = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir()
+    except OSError as e:
+        raise storage_error(path, e) from None
+    return stage
+
+
+def publish(stage: Path, names: list[str], folder: Path) -> None:
+    """Move the files and folders ``names`` written in ``stage`` into ``folder``, each in one
+    rename (a folder replaced as a whole), then remove ``stage``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            new, old = stage / name, folder / name
+            if new.is_dir():
+                replace_folder(new, old)
+            else:
+                before_replace(old)
+                os.replace(new, old)
+    except OSError as e:
+        raise storage_error(folder, e) from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
