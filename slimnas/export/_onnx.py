@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -15,6 +16,12 @@ import torch
 from torch import nn
 
 from slimnas.export._session import ort_session
+
+# torch's ONNX exporter warns, on every export, that it skips torchvision's operators when
+# torchvision is not installed; slimnas exports no torchvision operator, and the line broke the
+# one-line error output of every command that exports (a search's stderr).
+logging.getLogger("torch.onnx._internal.exporter._registration").addFilter(
+    lambda record: "torchvision is not installed" not in record.getMessage())
 
 
 class ExportMismatchError(RuntimeError):
