@@ -46,6 +46,7 @@ from slimnas.measure import (
 from slimnas.models import build_model
 from slimnas.spaces import Candidate
 from slimnas.strategies import (
+    FAILED_ALONE,
     OptunaReporter,
     ParetoHalvingStopper,
     PrepareContext,
@@ -76,8 +77,8 @@ def failure_reason(error: BaseException) -> str:
 
 
 def trial_place(trial: optuna.Trial) -> int:
-    """The trial's place in the study's sequence (its number, less the failed trials before
-    it): training is seeded by it, so a trial re-run after a crash or a Ctrl-C, and every trial
+    """The trial's place in the study's sequence (its number, less the trials before it that
+    were stopped from outside and re-run; see :func:`~slimnas.strategies.position`): training is seeded by it, so a trial re-run after a crash or a Ctrl-C, and every trial
     after it, trains as it would have without the interruption."""
     return position(trial.study, trial.number)
 
@@ -158,6 +159,7 @@ class BaseTrialObjective:
             error = e
         reason = failure_reason(error)
         trial.set_user_attr("failure", reason)
+        trial.set_user_attr(FAILED_ALONE, True)  # it keeps its place: the next trial proposes another candidate
         self.failed(trial, reason, round(time.perf_counter() - t0, 3))
         raise TrialFailed(reason) from error
 
