@@ -209,3 +209,28 @@ def test_a_trial_failing_on_its_own_is_followed_by_another_candidate(tmp_path, t
         if n + 1 < len(trials):
             assert trials[n + 1].params != trials[n].params, [(t.number, t.state.name, t.params) for t in trials]
     assert sorted(n for n, _ in r.failed) == failed  # reported, not re-run
+
+
+def test_the_trial_time_limit_stops_a_trial_inside_its_first_epoch(tmp_path, tiny_config):
+    """The report: --trial-timeout was checked at the end of each epoch only, so a 100,000-layer
+    MLP under a 30 s limit ran about 250 s. Here an epoch takes several times the limit: the
+    trial fails inside it (no epoch is ever reported), and the search goes on."""
+    from slimnas.study import Listener
+
+    class Heard(Listener):
+        def __init__(self):
+            self.epochs = []
+
+        def epoch_ended(self, number, epoch, metrics):
+            self.epochs.append((number, epoch))
+
+    heard = Heard()
+    cfg = tiny_config(space={"family": ["mlp"], "mlp": {"n_layers": 24, "width": [1024]}},
+                      training={"epochs": 3, "lr": 0.001, "optimizer": "adam"})
+    r = slimnas.search(cfg, n_trials=1, trial_timeout=0.5, out=str(tmp_path / "t"), listener=heard)
+    assert [t.state.name for t in r.study.trials] == ["FAIL"]
+    reason = r.study.trials[0].user_attrs["failure"]
+    assert "time limit of 0.5 s" in reason and "at epoch" not in reason, reason
+    assert heard.epochs == []  # stopped inside the first epoch, not after it
+    doc = json.loads((r.run_dir / "trials" / "00000" / "metrics.json").read_text())
+    assert doc["state"] == "failed" and doc["reason"] == reason

@@ -20,7 +20,7 @@ import torch
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from slimnas.errors import ConfigError
+from slimnas.errors import ConfigError, SlimnasError, StorageUnreachable
 from slimnas.measure import get_metric
 from slimnas.strategies import StrategyContext, make_sampler, optuna_pruner
 from slimnas.study._definition import check_definition
@@ -208,6 +208,53 @@ def recover_dead_trials(study: optuna.Study) -> list[FrozenTrial]:
     return out
 
 
+def storage_cause(error: BaseException) -> BaseException | None:
+    """The storage's own error behind ``error`` (itself, its cause or the error it was raised
+    while handling: Optuna's trial loop, failing to record a trial, raises an unrelated error
+    from its ``finally``), or ``None``."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, (SQLAlchemyError, optuna.exceptions.StorageInternalError)):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def storage_error(error: BaseException, url: str | None) -> SlimnasError | None:
+    """The one-line error for a storage that failed under a running study: a database server
+    that stopped answering is :class:`StorageUnreachable` (completed trials are kept, the same
+    command resumes); a storage that refused a write is a :class:`ConfigError`. ``None`` when
+    ``error`` did not come from the storage."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    cause = storage_cause(error)
+    if cause is None:
+        return None
+    inner = storage_cause(cause.__cause__) if isinstance(cause, optuna.exceptions.StorageInternalError) else None
+    found = inner or cause
+    reason = (str(getattr(found, "orig", None) or found).strip().splitlines() or [type(found).__name__])[0]
+    server = url is not None and not url.startswith("sqlite")
+    lost = isinstance(found, (OperationalError, InterfaceError)) or (
+        isinstance(found, DBAPIError) and found.connection_invalidated)
+    if server and lost:
+        return StorageUnreachable(shown_url(url), reason)
+    return ConfigError("storage", "a storage slimnas can write to", reason)
+
+
+def shown_url(url: str) -> str:
+    """A storage URL as it may be printed (its password hidden)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - shown as given when SQLAlchemy cannot read it
+        return url
+
+
 def run_study(study: optuna.Study, objective: Callable[[optuna.Trial], Any], *, n_trials: int,
               timeout: float | None = None) -> bool:
     """Run trials until the study holds ``n_trials`` finished ones (or ``timeout`` seconds pass).
@@ -245,8 +292,6 @@ def run_study(study: optuna.Study, objective: Callable[[optuna.Trial], Any], *, 
 
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_sigint) if main else None
-    from sqlalchemy.exc import SQLAlchemyError
-
     try:
         with quiet_optuna():
             study.optimize(guarded, n_trials=n_todo, timeout=timeout, gc_after_trial=False, catch=(TrialFailed,),
@@ -257,9 +302,12 @@ def run_study(study: optuna.Study, objective: Callable[[optuna.Trial], Any], *, 
             if frozen.state == TrialState.FAIL:
                 retry(study, frozen)
         return True
-    except (optuna.exceptions.StorageInternalError, SQLAlchemyError) as e:
-        reason = str(getattr(e, "orig", None) or e.__cause__ or e).strip().splitlines()[0]
-        raise ConfigError("storage", "a storage slimnas can write to", reason) from None
+    except Exception as e:
+        backend = getattr(study._storage, "_backend", study._storage)  # under Optuna's cache
+        error = storage_error(e, getattr(backend, "url", None))
+        if error is None:
+            raise
+        raise error from None
     finally:
         if main:
             signal.signal(signal.SIGINT, previous)

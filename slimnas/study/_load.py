@@ -114,6 +114,10 @@ def _from_search(root: Path, trial: int | None, best, model) -> LoadedModel:
     if isinstance(trial, bool) or not isinstance(trial, int):
         raise ConfigError("trial", "a trial number", trial)
     folder = RunFolder(root).trial_dir(trial)
+    recorded = _trial_metrics(folder)
+    if recorded.get("state") == "skipped" or recorded.get("trained") is False:
+        raise ConfigError("trial", f"a trained trial of {root} (trial {trial} was skipped before training: "
+                          f"{recorded.get('skipped', 'over the budget')}; front: {front})", trial)
     if not (folder / "weights.pt").is_file():
         saved = sorted(int(p.parent.name) for p in (root / "trials").glob("*/weights.pt"))
         raise ConfigError("trial", f"a trial of {root} with saved weights ({_ranges(saved)}; front: {front})", trial)
@@ -124,6 +128,15 @@ def _from_search(root: Path, trial: int | None, best, model) -> LoadedModel:
     files = {**loaded.files, INFO: {**loaded.files[INFO], "run": str(root), "trial": trial}}
     return LoadedModel(loaded.model, shape, n_classes, folder, trial, loaded.rebuild, files, run.data_args,
                        loaded.preprocessing)
+
+
+def _trial_metrics(folder: Path) -> dict:
+    """A trial's metrics.json, or ``{}`` where it is missing or unreadable (the weights decide then)."""
+    try:
+        doc = json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def _from_folder(root: Path, model, info: dict | None = None) -> LoadedModel:

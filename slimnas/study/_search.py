@@ -18,7 +18,7 @@ import torch
 
 from slimnas.config import RunConfig, read_yaml
 from slimnas.data import DataSplits, load_dataset
-from slimnas.errors import ConfigError
+from slimnas.errors import ConfigError, SlimnasError
 from slimnas.export import onnx_accuracy, write_run_info
 from slimnas.measure import OnnxRuntimeLatency, runtime_for
 from slimnas.spaces import get_family, list_families
@@ -30,13 +30,14 @@ from slimnas.study._driver import (
     open_study,
     recover_dead_trials,
     run_study,
+    storage_error,
     torch_threads,
 )
 from slimnas.study._events import Listener, ListenerGroup
 from slimnas.study._joint import final_finetune, rerank_front
 from slimnas.study._load import open_model
 from slimnas.study._objective import SearchObjective, prepare_context
-from slimnas.study._pareto import pareto_front
+from slimnas.study._pareto import is_skipped, pareto_front
 from slimnas.study._plan import SearchPlan
 from slimnas.study._progress import progress_rows
 from slimnas.study._tensorboard import TensorBoardListener
@@ -147,6 +148,13 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
         listener = ListenerGroup(listener, board)
     try:
         return _search(plan, run, splits, device, listener)
+    except SlimnasError:
+        raise
+    except Exception as e:  # the storage failed under the running search (a server went down): one line
+        error = storage_error(e, cfg.storage_url)
+        if error is None:
+            raise
+        raise error from None
     finally:
         if board is not None:
             board.close()
@@ -373,6 +381,9 @@ def finish(plan: SearchPlan, study: optuna.Study, run: RunFolder, splits: DataSp
     }
     if not front:
         doc["closest"] = [m.to_dict() for m in closest]
+    skipped = [t.number for t in trials if t.state == optuna.trial.TrialState.COMPLETE and is_skipped(t)]
+    if skipped:  # not trained: over the budget from their size alone; no model is kept
+        doc["skipped"] = skipped
     failed = failed_trials(study)
     if failed:
         doc["failed"] = [{"trial": n, "reason": r} for n, r in failed]
