@@ -250,3 +250,48 @@ def test_a_server_going_down_mid_search_ends_in_one_line_and_the_same_command_re
         server.start()
         kept = optuna.load_study(study_name="down", storage=server.url).trials
         assert kept[0].state == TrialState.COMPLETE  # the completed trial is kept
+
+
+def test_a_process_killed_mid_trial_leaves_no_trial_running_once_the_others_finish(postgres_url, tmp_path, tiny_config):
+    """The report: three processes on one study, one killed with kill -9: the others finished the
+    study and the killed one's trial stayed RUNNING (17 COMPLETE + 1 RUNNING for 16 trials). The
+    last process to finish fails it, and re-runs its candidate while the study is short."""
+    cfg = tiny_config(training={"epochs": 3, "lr": 0.01, "optimizer": "adam"}, storage=postgres_url, name="killed",
+                      n_trials=4)
+    out = tmp_path / "k"
+    cmd = _cli("search", str(cfg), "--out", str(out), "--quiet")
+    procs = [subprocess.Popen([*cmd, "--seed", str(k)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for k in (0, 1)]
+    survivor, victim = procs
+    try:
+        deadline, victims_trial = time.time() + 240, None
+        while victims_trial is None:
+            assert time.time() < deadline and victim.poll() is None and survivor.poll() is None
+            time.sleep(0.1)
+            try:
+                running = optuna.load_study(study_name="killed", storage=postgres_url).get_trials(
+                    states=(TrialState.RUNNING,))
+            except KeyError:  # not created yet
+                continue
+            pids = {t.user_attrs.get("worker", {}).get("pid"): t for t in running}
+            if survivor.pid in pids and victim.pid in pids and pids[victim.pid].params:  # both inside a trial
+                victims_trial = pids[victim.pid].number
+        victim.kill()  # kill -9 while its trial runs
+        victim.communicate(timeout=60)
+        stdout, stderr = survivor.communicate(timeout=300)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert survivor.returncode == 0 and "Traceback" not in stderr, stderr
+    trials = optuna.load_study(study_name="killed", storage=postgres_url).trials
+    assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)], \
+        [(t.number, t.state.name) for t in trials]
+    killed = trials[victims_trial]
+    assert killed.state == TrialState.FAIL and "its process stopped" in killed.user_attrs["failure"]
+    assert len([t for t in trials if t.state in FINISHED]) >= 4
+    rerun = [t for t in trials if t.system_attrs.get("failed_trial") == victims_trial]
+    if "not re-run" in killed.user_attrs["failure"]:  # the survivor had finished the study's trials meanwhile
+        assert not rerun
+    else:
+        assert len(rerun) == 1 and rerun[0].state in FINISHED and rerun[0].params == killed.params

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -199,13 +200,90 @@ def recover_dead_trials(study: optuna.Study) -> list[FrozenTrial]:
         worker = t.user_attrs.get("worker") or {}
         if worker.get("host") != host or pid_alive(int(worker.get("pid", -1))):
             continue
-        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-            study._storage.set_trial_user_attr(t._trial_id, "failure", "its process stopped (killed?); re-run")
-            if study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
-                frozen = study._storage.get_trial(t._trial_id)
-                retry(study, frozen)
-                out.append(frozen)
+        frozen = fail_dead_trial(study, t, "its process stopped (killed?); re-run")
+        if frozen is not None:
+            retry(study, frozen)
+            out.append(frozen)
     return out
+
+
+def fail_dead_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> FrozenTrial | None:
+    """Fail a running trial whose process is gone, with ``reason``; ``None`` when another
+    process failed or finished it first."""
+    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+        study._storage.set_trial_user_attr(trial._trial_id, "failure", reason)
+        if study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+            return study._storage.get_trial(trial._trial_id)
+    return None
+
+
+def heartbeat_ages(study: optuna.Study) -> dict[int, float] | None:
+    """Seconds since each running trial's last heartbeat, by trial id (a trial that has not
+    beaten yet is absent); ``None`` where the storage keeps no heartbeats (in memory)."""
+    backend = getattr(study._storage, "_backend", study._storage)  # under Optuna's cache
+    if not isinstance(backend, RDBStorage) or backend.get_heartbeat_interval() is None:
+        return None
+    import sqlalchemy
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(backend.scoped_session) as session:
+        now = session.execute(sqlalchemy.func.now()).scalar().replace(tzinfo=None)
+        rows = (session.query(models.TrialHeartbeatModel.trial_id, models.TrialHeartbeatModel.heartbeat)
+                .join(models.TrialModel, models.TrialModel.trial_id == models.TrialHeartbeatModel.trial_id)
+                .filter(models.TrialModel.study_id == study._study_id,
+                        models.TrialModel.state == TrialState.RUNNING).all())
+    return {trial_id: (now - beat.replace(tzinfo=None)).total_seconds() for trial_id, beat in rows}
+
+
+def settle_dead_workers(study: optuna.Study, n_trials: int, *, wait: bool = True,
+                        note: Callable[[str], None] = lambda text: None, sleep: Callable[[float], None] = time.sleep
+                        ) -> list[tuple[int, bool]]:
+    """Called by a process that has run its last trial: fail the trials left running by
+    processes that died (killed on this machine: at once; on another machine: once their
+    heartbeat has been silent for ``GRACE_S``, waited out when ``wait``), and queue their
+    candidates again where the study is short of ``n_trials``. While a trial's process still
+    runs (here, or beating elsewhere) nothing is done: the last process to finish settles them.
+    Returns ``(trial, re-queued)`` of the trials it failed."""
+    host, out = socket.gethostname(), []
+    while True:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not running:
+            return out
+        ages = heartbeat_ages(study) or {}
+        dead, silent = [], []
+        for t in running:
+            worker = t.user_attrs.get("worker") or {}
+            if worker.get("host") == host and "pid" in worker:
+                if pid_alive(int(worker["pid"])):
+                    return out  # a process here runs it and settles after it
+                dead.append(t)
+                continue
+            age = ages.get(t._trial_id)
+            if age is None or age < 2 * HEARTBEAT_S:
+                return out  # beating: its process is alive
+            (dead if age > GRACE_S else silent).append(t)
+        for t in dead:
+            queued = len(study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.WAITING)))
+            again = queued < n_trials and bool(t.params)  # a trial killed before it drew a candidate: a new one
+            reason = ("its process stopped (killed?); re-run" if again else
+                      f"its process stopped (killed?); not re-run: the study already has its {n_trials} trials")
+            frozen = fail_dead_trial(study, t, reason)
+            if frozen is not None:
+                if again:
+                    retry(study, frozen)
+                out.append((t.number, again))
+        if dead:
+            continue
+        numbers = ", ".join(str(t.number) for t in silent)
+        if not wait:
+            note(f"trial(s) {numbers} of a process that stopped answering are left running: a start of this "
+                 f"search once their heartbeat has been silent for {GRACE_S} s fails them (and re-runs their "
+                 "candidates while the study is short of its trials)")
+            return out
+        left = max(0.0, GRACE_S - max(ages[t._trial_id] for t in silent)) + 1.0
+        note(f"waiting {left:.0f} s for trial(s) {numbers}, whose process stopped answering, to be failed and re-run")
+        sleep(min(left, HEARTBEAT_S))
 
 
 def storage_cause(error: BaseException) -> BaseException | None:
@@ -256,17 +334,20 @@ def shown_url(url: str) -> str:
 
 
 def run_study(study: optuna.Study, objective: Callable[[optuna.Trial], Any], *, n_trials: int,
-              timeout: float | None = None) -> bool:
+              timeout: float | None = None, note: Callable[[str], None] = lambda text: None) -> bool:
     """Run trials until the study holds ``n_trials`` finished ones (or ``timeout`` seconds pass).
 
     Ctrl-C interrupts a trial's training at once (the trial is failed and queued again, so the
     study continues its sequence when resumed); anywhere else, such as a write to the storage
     (Optuna cannot unwind an interrupt there: the write is lost and an unrelated error escapes),
     the trial finishes and is recorded, then the study stops. Returns whether it was
-    interrupted; completed trials are kept either way and the same call resumes.
+    interrupted; completed trials are kept either way and the same call resumes. Once its own
+    trials are done, the trials that processes which died left running are failed and, where
+    the study is short of ``n_trials``, re-run (:func:`settle_dead_workers`).
     """
     n_todo = max(0, n_trials - n_finished(study))
-    if not n_todo:
+    if not n_todo:  # nothing to run: only the trials that dead processes left are failed
+        settle_dead_workers(study, n_trials, wait=False, note=note)
         return False
     state: dict[str, Any] = {"in_trial": False, "pending": False, "trial": None}
 
@@ -292,10 +373,20 @@ def run_study(study: optuna.Study, objective: Callable[[optuna.Trial], Any], *, 
 
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_sigint) if main else None
+    t0 = time.monotonic()
     try:
         with quiet_optuna():
             study.optimize(guarded, n_trials=n_todo, timeout=timeout, gc_after_trial=False, catch=(TrialFailed,),
                            callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)])
+            while not state["pending"]:
+                in_time = timeout is None or time.monotonic() - t0 < timeout
+                settled = settle_dead_workers(study, n_trials, wait=in_time, note=note)
+                left = n_trials - n_finished(study)
+                if not any(again for _, again in settled) or left <= 0 or not in_time:
+                    break
+                study.optimize(guarded, n_trials=left, gc_after_trial=False, catch=(TrialFailed,),
+                               timeout=None if timeout is None else max(1.0, timeout - (time.monotonic() - t0)),
+                               callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)])
     except KeyboardInterrupt:
         if state["trial"] is not None:
             frozen = study._storage.get_trial(state["trial"]._trial_id)

@@ -183,7 +183,7 @@ def _search(plan: SearchPlan, run: RunFolder, splits: DataSplits, device: torch.
         with Workers(plan, 0 if interrupted else min(cfg.n_workers, n_todo), listener, timeout=timeout) as workers:
             if not interrupted:
                 interrupted = run_study(study, SearchObjective(plan, splits, run, device, listener),
-                                        n_trials=cfg.n_trials, timeout=timeout)
+                                        n_trials=cfg.n_trials, timeout=timeout, note=listener.note)
             workers.wait(interrupted)
         if workers.failed:
             listener.note(f"{len(workers.failed)} worker process(es) failed (exit codes {workers.failed})",
