@@ -74,7 +74,8 @@ def test_budget_filters_the_front(tmp_path, tiny_config):
 
 
 def test_no_model_fits_reports_the_closest(tmp_path, tiny_config):
-    r = run_cli("search", str(tiny_config()), "--n-trials", "2", "--budget", "params<=5", "--out",
+    # skip_infeasible off: the candidates over the budget are trained (a skipped one is never "closest")
+    r = run_cli("search", str(tiny_config(skip_infeasible=False)), "--n-trials", "2", "--budget", "params<=5", "--out",
                 str(tmp_path / "n"), "--quiet")
     assert r.returncode == 0, r.stderr
     assert "No model meets the budget" in r.stdout

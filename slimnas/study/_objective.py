@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import math
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -109,20 +110,34 @@ def trial_deadline(seconds: float | None, objective: BaseTrialObjective) -> Iter
     if not usable:
         yield
         return
-    t0 = time.perf_counter()
+    t0, done = time.perf_counter(), [False]
 
     def on_alarm(signum, frame) -> None:
-        if not objective.recording:
+        if not done[0] and not objective.recording:
             raise TrialFailed(f"exceeded the per-trial time limit of {seconds:g} s "
                               f"({time.perf_counter() - t0:.1f} s, {objective.phase})")
 
+    def unraisable(info) -> None:  # dropped where it landed (a finalizer): the next alarm stops the trial
+        if not isinstance(info.exc_value, TrialFailed):
+            hook(info)
+
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, float(seconds))
     try:
+        # then again every 0.2 s: an exception raised where Python cannot pass it on (a
+        # finalizer, a weakref callback) is dropped, and the next one stops the trial
+        signal.setitimer(signal.ITIMER_REAL, float(seconds), 0.2)
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        while True:
+            try:
+                done[0] = True
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+                sys.unraisablehook = hook
+                break
+            except TrialFailed:  # fired as the trial ended: the trial's own outcome stands
+                continue
 
 
 def prepare_context(plan, splits: DataSplits, run: RunFolder, device: torch.device,
@@ -285,6 +300,7 @@ class SearchObjective(BaseTrialObjective):
         return self.prepared.seed * 100_003 + trial_place(trial)
 
     def failed(self, trial: optuna.Trial, reason: str, seconds: float) -> None:
+        self.run.trial_dir(trial.number).mkdir(parents=True, exist_ok=True)  # a time limit may end it before its folder
         self.run.write_metrics(trial.number, {"state": "failed", "reason": reason, "seconds": seconds})
         super().failed(trial, reason, seconds)
 
