@@ -234,3 +234,35 @@ def test_the_trial_time_limit_stops_a_trial_inside_its_first_epoch(tmp_path, tin
     assert heard.epochs == []  # stopped inside the first epoch, not after it
     doc = json.loads((r.run_dir / "trials" / "00000" / "metrics.json").read_text())
     assert doc["state"] == "failed" and doc["reason"] == reason
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the trial is asked for, as another machine would
+def test_a_trial_whose_heartbeat_went_silent_on_another_machine_is_waited_out_then_failed_and_re_run(tmp_path):
+    """The last process to finish waits out the heartbeat grace for a trial of a process on
+    another machine that stopped beating, then fails it and queues its candidate again."""
+    import sqlalchemy
+
+    from slimnas.study._driver import GRACE_S, make_storage, settle_dead_workers
+
+    url = f"sqlite:///{tmp_path / 'hb.db'}"
+    study = optuna.create_study(storage=make_storage(url), study_name="hb")
+    trial = study.ask()
+    trial.suggest_int("width", 1, 64)
+    trial.set_user_attr("worker", {"host": "another-machine", "pid": 1})
+    study._storage.record_heartbeat(trial._trial_id)
+    engine = sqlalchemy.create_engine(url)
+
+    def silent_for(seconds: float) -> None:  # its last beat, as long ago as the other machine died
+        with engine.begin() as c:
+            c.execute(sqlalchemy.text("UPDATE trial_heartbeats SET heartbeat = datetime('now', :ago)"),
+                      {"ago": f"-{seconds} seconds"})
+
+    silent_for(GRACE_S / 2)
+    notes, waited = [], []
+    settled = settle_dead_workers(study, 4, note=notes.append,
+                                  sleep=lambda s: (waited.append(s), silent_for(GRACE_S + 5)))
+    assert waited and "waiting" in notes[0] and f"trial(s) {trial.number}" in notes[0], notes
+    assert settled == [(trial.number, True)]
+    trials = study.get_trials()
+    assert trials[0].state == optuna.trial.TrialState.FAIL and "its process stopped" in trials[0].user_attrs["failure"]
+    assert [t.params for t in trials if t.state == optuna.trial.TrialState.WAITING] == [trials[0].params]
