@@ -82,8 +82,9 @@ def failure_reason(error: BaseException) -> str:
 
 def trial_place(trial: optuna.Trial) -> int:
     """The trial's place in the study's sequence (its number, less the trials before it that
-    were stopped from outside and re-run; see :func:`~slimnas.strategies.position`): training is seeded by it, so a trial re-run after a crash or a Ctrl-C, and every trial
-    after it, trains as it would have without the interruption."""
+    were stopped from outside and re-run; see :func:`~slimnas.strategies.position`): training
+    is seeded by it, so a trial re-run after a crash or a Ctrl-C, and every trial after it,
+    trains as it would have without the interruption."""
     return position(trial.study, trial.number)
 
 
