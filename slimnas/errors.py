@@ -48,3 +48,13 @@ class DamagedFileError(ConfigError):
                                                                                     "run.json", "report.json")
                else "restore it from a copy")
         self.args = (f"{path}: damaged file: {problem} (expected {expected}; {fix})",)
+
+
+class StorageUnreachable(SlimnasError):
+    """The study's storage stopped answering in the middle of a run (a database server went
+    down, a network failed): what was completed is in the storage, and the same command resumes."""
+
+    def __init__(self, storage: object, reason: str) -> None:
+        self.storage, self.reason = storage, reason
+        super().__init__(f"storage: {storage} became unreachable during the run ({reason}); the completed trials "
+                         "are kept there: run the same command again to resume once it answers")

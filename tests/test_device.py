@@ -593,3 +593,42 @@ def test_an_out_of_reach_latency_budget_keeps_the_best_trade_at_the_knee_not_the
     # a trial with the same score later keeps the earlier; nothing within the other budgets: none
     assert knee_choice([*trials, trial(5, 0.88, 0.90)], budgets, before)[0].number == 1
     assert knee_choice([trials[3]], budgets, before) == (None, {})
+
+
+# -- calibration from few models ------------------------------------------------------------------
+
+
+def test_calibration_never_fits_a_negative_cost():
+    """Four calibration models whose op counts run against their times: unconstrained least
+    squares fitted per_op_ms -83.7 (scale 154478) on the report's profile and predicted
+    nonsense for the next model; every fitted term is non-negative."""
+    from slimnas.measure import calibrate
+
+    rows = [(1.0, 0.5, 10), (2.0, 1.5, 5), (3.0, 2.8, 2), (4.0, 3.9, 1)]  # (measured ms, sum of ops, n_ops)
+    terms = calibrate(rows, null_ms=0.01)
+    assert terms.per_op_ms >= 0 and terms.model_ms >= 0 and terms.scale > 0
+    for s, n in [(2.0, 40), (0.1, 30)]:  # models with more ops than any calibration one
+        assert terms.model_ms + terms.scale * s + terms.per_op_ms * n > 0
+
+
+def test_a_profile_whose_predictor_is_far_off_is_refused_by_search_and_flagged_by_show(tmp_path):
+    from rich.console import Console
+
+    pred = macs_table()
+    pred.predict(mnist1d_paper_cnn(), SHAPE)  # fills its table
+    far_off = {"1/fp32": {"spearman": 0.2, "within_10pct": 0.0, "within_15pct": 0.0, "mape": 20539.2, "n_models": 4}}
+    prof = write_profile(DeviceProfile(name="few", table=tuple(pred.table.to_entries()), accuracy=far_off,
+                                       overhead={k: v.to_dict() for k, v in pred.overhead.items()}),
+                         tmp_path / "few.yaml")
+    import slimnas
+    from slimnas.cli._device import _print_accuracy
+
+    with pytest.raises(ConfigError) as refused:  # the command line prints it as one line, exit 2
+        slimnas.search(dataset="digits", device_profile=str(prof), objectives="accuracy,latency_ms", n_trials=2,
+                       out=str(tmp_path / "run"))
+    line = str(refused.value)
+    assert len(line.splitlines()) == 1 and "2,053,920%" in line and "--n-calibration" in line, line
+    assert not (tmp_path / "run").exists()
+    console = Console(record=True, width=200)
+    _print_accuracy(console, read_profile(prof))  # what `device profile` and `device show` print
+    assert "too far off" in " ".join(console.export_text().split())

@@ -9,6 +9,7 @@ is set (CI sets it), in which case they fail.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import optuna
@@ -63,52 +65,85 @@ def _words(text: str) -> str:
     return " ".join(text.split())
 
 
+class Cluster:
+    """A throwaway PostgreSQL server on 127.0.0.1 and a free port (``initdb`` + ``pg_ctl``, as
+    the ``postgres`` user when run as root), with one database, ``slimnas``."""
+
+    def __init__(self) -> None:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            _unavailable("the psycopg driver is not installed (pip install -e '.[dev]' installs psycopg[binary])")
+        self.bindir = _server_bin()
+        if self.bindir is None:
+            _unavailable("PostgreSQL server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql/*/bin "
+                         "or on PATH; install them with `apt-get install postgresql`")
+        self.as_postgres: list[str] = []
+        self.root = Path(tempfile.mkdtemp(prefix="slimnas-pg-"))  # not under pytest's root-only tmp dirs
+        if os.geteuid() == 0:  # the server refuses to run as root
+            import pwd
+
+            try:
+                user = pwd.getpwnam("postgres")
+            except KeyError:
+                shutil.rmtree(self.root)
+                _unavailable("running as root and there is no 'postgres' system user to run the server as")
+            os.chown(self.root, user.pw_uid, user.pw_gid)
+            self.as_postgres = ["runuser", "-u", "postgres", "--"]
+        self.data, self.log, self.port = self.root / "data", self.root / "server.log", _free_port()
+        self.running = False
+        self.url = f"postgresql+psycopg://slimnas@127.0.0.1:{self.port}/slimnas"
+
+    def pg(self, tool: str, *args: str) -> None:
+        subprocess.run([*self.as_postgres, str(self.bindir / tool), *args], cwd=self.root, check=True,
+                       capture_output=True, text=True, timeout=120)
+
+    def start(self) -> None:
+        try:
+            if not self.data.exists():
+                self.pg("initdb", "-D", str(self.data), "-U", "slimnas", "--auth=trust", "-E", "UTF8", "--locale=C",
+                        "--no-sync")
+            self.pg("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o",
+                    f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off", "start")
+            self.running = True
+        except subprocess.CalledProcessError as e:
+            server_log = self.log.read_text() if self.log.is_file() else ""
+            pytest.fail(f"could not start PostgreSQL from {self.bindir}: {e.stderr}\n{server_log}")
+
+    def create_database(self) -> None:
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user="slimnas", dbname="postgres",
+                             autocommit=True) as c:
+            c.execute("CREATE DATABASE slimnas")
+
+    def stop(self) -> None:
+        if self.running:
+            self.pg("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+            self.running = False
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def cluster():
+    """A fresh PostgreSQL database on a throwaway local server, removed afterwards."""
+    server = Cluster()
+    try:
+        server.start()
+        server.create_database()
+        yield server
+    finally:
+        server.remove()
+
+
 @pytest.fixture(scope="module")
 def postgres_url():
     """A fresh PostgreSQL database on a throwaway local server; yields its SQLAlchemy URL."""
-    try:
-        import psycopg
-    except ImportError:
-        _unavailable("the psycopg driver is not installed (pip install -e '.[dev]' installs psycopg[binary])")
-    bindir = _server_bin()
-    if bindir is None:
-        _unavailable("PostgreSQL server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql/*/bin "
-                     "or on PATH; install them with `apt-get install postgresql`")
-    as_postgres: list[str] = []
-    root = Path(tempfile.mkdtemp(prefix="slimnas-pg-"))  # not under pytest's root-only tmp dirs
-    if os.geteuid() == 0:  # the server refuses to run as root
-        import pwd
-
-        try:
-            user = pwd.getpwnam("postgres")
-        except KeyError:
-            shutil.rmtree(root)
-            _unavailable("running as root and there is no 'postgres' system user to run the server as")
-        os.chown(root, user.pw_uid, user.pw_gid)
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-
-    def pg(tool: str, *args: str) -> None:
-        subprocess.run([*as_postgres, str(bindir / tool), *args], cwd=root, check=True, capture_output=True,
-                       text=True, timeout=120)
-
-    data, log, port = root / "data", root / "server.log", _free_port()
-    started = False
-    try:
-        try:
-            pg("initdb", "-D", str(data), "-U", "slimnas", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
-            pg("pg_ctl", "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o",
-               f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off", "start")
-            started = True
-        except subprocess.CalledProcessError as e:
-            server_log = log.read_text() if log.is_file() else ""
-            pytest.fail(f"could not start PostgreSQL from {bindir}: {e.stderr}\n{server_log}")
-        with psycopg.connect(host="127.0.0.1", port=port, user="slimnas", dbname="postgres", autocommit=True) as c:
-            c.execute("CREATE DATABASE slimnas")
-        yield f"postgresql+psycopg://slimnas@127.0.0.1:{port}/slimnas"
-    finally:
-        if started:
-            pg("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
-        shutil.rmtree(root, ignore_errors=True)
+    with cluster() as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +223,75 @@ def test_bad_postgres_url_exits_2_with_one_line(request, tmp_path, tiny_config, 
     assert len(lines) == 1 and lines[0].startswith(f"error: storage: expected a reachable Optuna storage URL, got '{url}: "), r.stderr
     assert ("Connection refused" if where == "closed port" else '"no_such_db" does not exist') in lines[0]
     assert "Traceback" not in r.stderr
+
+
+def test_a_server_going_down_mid_search_ends_in_one_line_and_the_same_command_resumes(tmp_path, tiny_config):
+    """The report: stopping PostgreSQL while trials ran ended the search with `UnboundLocalError:
+    cannot access local variable 'updated_state'` from inside Optuna's trial loop."""
+    with cluster() as server:
+        cfg = tiny_config(storage=server.url, name="down")
+        out = tmp_path / "down"
+        cmd = _cli("search", str(cfg), "--n-trials", "40", "--out", str(out), "--quiet")
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.time() + 240
+            while not (out / "trials" / "00001" / "arch.json").exists():  # trial 0 is done
+                assert proc.poll() is None and time.time() < deadline, proc.communicate()
+                time.sleep(0.05)
+            server.stop()  # while trial 1 runs
+            stdout, stderr = proc.communicate(timeout=240)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 2 and "Traceback" not in stderr, stderr
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and "became unreachable" in lines[0] and "run the same command" in lines[0], stderr
+        assert "127.0.0.1" in lines[0] and "updated_state" not in lines[0]
+        server.start()
+        kept = optuna.load_study(study_name="down", storage=server.url).trials
+        assert kept[0].state == TrialState.COMPLETE  # the completed trial is kept
+
+
+def test_a_process_killed_mid_trial_leaves_no_trial_running_once_the_others_finish(postgres_url, tmp_path, tiny_config):
+    """The report: three processes on one study, one killed with kill -9: the others finished the
+    study and the killed one's trial stayed RUNNING (17 COMPLETE + 1 RUNNING for 16 trials). The
+    last process to finish fails it, and re-runs its candidate while the study is short."""
+    cfg = tiny_config(training={"epochs": 3, "lr": 0.01, "optimizer": "adam"}, storage=postgres_url, name="killed",
+                      n_trials=4)
+    out = tmp_path / "k"
+    cmd = _cli("search", str(cfg), "--out", str(out), "--quiet")
+    procs = [subprocess.Popen([*cmd, "--seed", str(k)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for k in (0, 1)]
+    survivor, victim = procs
+    try:
+        deadline, victims_trial = time.time() + 240, None
+        while victims_trial is None:
+            assert time.time() < deadline and victim.poll() is None and survivor.poll() is None
+            time.sleep(0.1)
+            try:
+                running = optuna.load_study(study_name="killed", storage=postgres_url).get_trials(
+                    states=(TrialState.RUNNING,))
+            except KeyError:  # not created yet
+                continue
+            pids = {t.user_attrs.get("worker", {}).get("pid"): t for t in running}
+            if survivor.pid in pids and victim.pid in pids and pids[victim.pid].params:  # both inside a trial
+                victims_trial = pids[victim.pid].number
+        victim.kill()  # kill -9 while its trial runs
+        victim.communicate(timeout=60)
+        stdout, stderr = survivor.communicate(timeout=300)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert survivor.returncode == 0 and "Traceback" not in stderr, stderr
+    trials = optuna.load_study(study_name="killed", storage=postgres_url).trials
+    assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)], \
+        [(t.number, t.state.name) for t in trials]
+    killed = trials[victims_trial]
+    assert killed.state == TrialState.FAIL and "its process stopped" in killed.user_attrs["failure"]
+    assert len([t for t in trials if t.state in FINISHED]) >= 4
+    rerun = [t for t in trials if t.system_attrs.get("failed_trial") == victims_trial]
+    if "not re-run" in killed.user_attrs["failure"]:  # the survivor had finished the study's trials meanwhile
+        assert not rerun
+    else:
+        assert len(rerun) == 1 and rerun[0].state in FINISHED and rerun[0].params == killed.params

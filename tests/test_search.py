@@ -74,7 +74,8 @@ def test_budget_filters_the_front(tmp_path, tiny_config):
 
 
 def test_no_model_fits_reports_the_closest(tmp_path, tiny_config):
-    r = run_cli("search", str(tiny_config()), "--n-trials", "2", "--budget", "params<=5", "--out",
+    # skip_infeasible off: the candidates over the budget are trained (a skipped one is never "closest")
+    r = run_cli("search", str(tiny_config(skip_infeasible=False)), "--n-trials", "2", "--budget", "params<=5", "--out",
                 str(tmp_path / "n"), "--quiet")
     assert r.returncode == 0, r.stderr
     assert "No model meets the budget" in r.stdout
@@ -220,6 +221,8 @@ def test_search_on_a_device_profile_predicts_latency_from_its_table_and_remeasur
     from slimnas.config import read_profile
     from slimnas.data import load_dataset
     from slimnas.measure import profile_predictor
+    from slimnas.models import build_model
+    from slimnas.spaces import Candidate
 
     config = tiny_config()
     prof = tmp_path / "edge.yaml"
@@ -240,9 +243,13 @@ def test_search_on_a_device_profile_predicts_latency_from_its_table_and_remeasur
         m = run.read_metrics(n)
         info = m["latency_ms_info"]
         assert info["source"] == "predicted" and info["profile"] == "edge" and info["batch"] == 1
-        model = slimnas.load(out, trial=n)
+        arch = Candidate.from_dict(json.loads((out / "trials" / f"{n:05d}" / "arch.json").read_text())).arch
+        model = build_model(arch, shape, 10)
         assert m["latency_ms"] == pytest.approx(predictor.predict(model, shape, batch=1).ms, rel=1e-6)
         assert m["trained"] == (m["latency_ms"] <= limit)  # predicted before training: over it, skipped
+        if not m["trained"]:  # nothing kept that could pass for a trained model
+            assert m["state"] == "skipped" and "val_accuracy" not in m
+            assert not (out / "trials" / f"{n:05d}" / "weights.pt").exists()
     front = json.loads((out / "pareto.json").read_text())["front"]
     assert front
     for member in front:
@@ -278,3 +285,37 @@ def test_a_trial_trains_alike_whichever_worker_takes_it(tmp_path):
     by_worker, by_main, before = weights("shared", 2), weights("alone", 2), weights("alone", 1)
     assert all(torch.equal(by_worker[k], by_main[k]) for k in by_main)
     assert any(not torch.equal(before[k], by_main[k]) for k in by_main)  # the seed does reach the weights
+
+
+def test_trials_skipped_before_training_keep_no_model_and_are_never_taken_for_trained(tmp_path, tiny_config):
+    """The report: candidates over a budget known before training were stored with random-init
+    weights and val_accuracy 0.098; a run that skipped all of them printed "(4 complete trials)",
+    test-evaluated the random models as the closest, and `export --trial` exported one."""
+    from rich.console import Console
+
+    from slimnas.errors import ConfigError
+    from slimnas.report import print_front, runs_table
+    from slimnas.study import export_run, list_runs
+
+    out = tmp_path / "runs" / "s"
+    r = slimnas.search(tiny_config(), budget=["params<=10"], n_trials=3, out=str(out))
+    console = Console(record=True, width=200)
+    print_front(r, console)
+    flat = " ".join(console.export_text().split())
+    assert "No trial was trained (3 skipped before training" in flat and "complete trial" not in flat, flat
+    assert [t.user_attrs.get("skipped") for t in r.study.trials] == [True] * 3 and not r.closest
+    pareto = json.loads((out / "pareto.json").read_text())
+    assert pareto["skipped"] == [0, 1, 2] and pareto["front"] == [] and pareto["closest"] == []
+    for n in range(3):
+        folder = out / "trials" / f"{n:05d}"
+        m = json.loads((folder / "metrics.json").read_text())
+        assert m["state"] == "skipped" and "params<=10" in m["skipped"] and m["params"] > 10
+        assert "val_accuracy" not in m and "test_accuracy" not in m
+        assert not (folder / "weights.pt").exists() and not (folder / "model.onnx").exists()
+    with pytest.raises(ConfigError, match="trial 1 was skipped before training"):
+        export_run(out, tmp_path / "m.onnx", format="onnx-fp32", trial=1)
+    assert not (tmp_path / "m.onnx").exists()
+    console = Console(record=True, width=300)
+    console.print(runs_table(list_runs(tmp_path / "runs"), "runs"))
+    listed = " ".join(console.export_text().split())
+    assert "3/3 (3 skipped)" in listed and "none trained" in listed, listed

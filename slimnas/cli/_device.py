@@ -130,6 +130,9 @@ def _print_accuracy(console, profile) -> None:
     if not profile.accuracy:
         console.print("predictor accuracy: not measured (no held-out models)")
         return
+    from slimnas.measure._predictor import untrusted
+    from slimnas.measure._profile import REBUILD, error_text
+
     table = Table(title=f"predictor accuracy on held-out models ({profile.name})")
     for col in ("batch/precision", "models", "Spearman", "within ±10%", "within ±15%", "mean abs error"):
         table.add_column(col, justify="right")
@@ -137,6 +140,10 @@ def _print_accuracy(console, profile) -> None:
         table.add_row(key, str(a.get("n_models", "-")), f"{a['spearman']:.3f}", f"{a['within_10pct']:.0%}",
                       f"{a['within_15pct']:.0%}", f"{a['mape']:.1%}")
     console.print(table)
+    bad = untrusted(profile.accuracy)
+    if bad is not None:
+        console.print(f"[bold red]warning:[/] this profile's latency predictor is too far off ({error_text(*bad)}): "
+                      f"searches and compress refuse it; {REBUILD}", highlight=False)
 
 
 @device_app.command("show")

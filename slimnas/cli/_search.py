@@ -85,8 +85,8 @@ def search_command(
     print_front(result, console)
     if result.interrupted:
         raise typer.Exit(130)
-    if not result.front and not result.closest and result.failed:
-        raise typer.Exit(1)  # every trial failed: nothing to show
+    if not result.front and not result.closest and result.study.trials:
+        raise typer.Exit(1)  # every trial failed or was skipped before training: nothing to show
 
 
 def registry_help() -> dict[str, str]:

@@ -249,24 +249,42 @@ class LatencyPredictor:
 
 
 def calibrate(raw: Sequence[tuple[float, float, int]], null_ms: float) -> Overhead:
-    """Fit ``model_ms``, ``scale`` and ``per_op_ms`` by least squares on ``(measured ms, sum of
-    max(0, entry - null), n_ops)`` of whole models (relative errors weigh equally: each row is
-    divided by its measured figure). Falls back to ``scale = 1`` when the fit is not sensible."""
-    y = np.array([r[0] for r in raw])
-    s = np.array([r[1] for r in raw])
+    """Fit ``model_ms``, ``scale`` and ``per_op_ms`` by non-negative least squares on
+    ``(measured ms, sum of max(0, entry - null), n_ops)`` of whole models (relative errors weigh
+    equally: each row is divided by its measured figure). None of the three is ever negative (a
+    negative per-operator cost fits a handful of models and predicts nonsense for the next);
+    falls back to ``scale = 1`` when the fit is not sensible."""
+    from scipy.optimize import nnls
+
+    y = np.array([r[0] for r in raw], dtype=float)
+    s = np.array([r[1] for r in raw], dtype=float)
     n = np.array([r[2] for r in raw], dtype=float)
     w = 1.0 / np.maximum(y, 1e-9)
     x = np.stack([np.ones_like(y), s, n], axis=1)
-    coef, *_ = np.linalg.lstsq(x * w[:, None], y * w, rcond=None)
+    coef, _ = nnls(x * w[:, None], y * w)
     c0, scale, k = (float(v) for v in coef)
-    if not (scale > 0.2 and c0 >= 0 and math.isfinite(c0)):
-        x2 = np.stack([np.ones_like(y), s], axis=1)
-        (c0, scale), *_ = np.linalg.lstsq(x2 * w[:, None], y * w, rcond=None)
+    if not (scale > 0.2 and math.isfinite(c0)):
+        (c0, scale), _ = nnls(x[:, :2] * w[:, None], y * w)
         c0, scale, k = float(c0), float(scale), 0.0
         if not scale > 0.2:
             scale = 1.0
             c0 = float(np.median(y - s))
     return Overhead(null_ms=null_ms, model_ms=max(c0, 0.0), scale=scale, per_op_ms=k, n_models=len(raw))
+
+
+#: a profile whose predictor misses its held-out models by more than this (mean absolute error,
+#: relative to the measured latency) is not used: its predictions would skip good candidates
+MAX_PROFILE_ERROR = 1.0
+
+
+def untrusted(accuracy_by_column: dict) -> tuple[str, dict] | None:
+    """The first column (``"<batch>/<precision>"``, its accuracy) of a profile whose held-out
+    error is over :data:`MAX_PROFILE_ERROR`, or ``None`` when every measured column is within it."""
+    for key, a in (accuracy_by_column or {}).items():
+        mape = (a or {}).get("mape")
+        if mape is not None and not (float(mape) <= MAX_PROFILE_ERROR):
+            return key, a
+    return None
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:

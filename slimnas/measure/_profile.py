@@ -28,12 +28,14 @@ from slimnas.measure._metric import Budget
 from slimnas.measure._ops import OpConfig, model_ops, one_thread
 from slimnas.measure._optime import NULL_OP, op_model, time_onnx_bound, time_op
 from slimnas.measure._predictor import (
+    MAX_PROFILE_ERROR,
     LatencyPredictor,
     LatencyTable,
     Overhead,
     accuracy,
     calibrate,
     cond_key,
+    untrusted,
 )
 from slimnas.models import build_model
 from slimnas.spaces import SearchSpace
@@ -49,6 +51,16 @@ ROUNDS = 3
 
 def _quiet(stage: str, done: int, total: int) -> None:
     return None
+
+
+#: what to do about a profile whose predictor is too far off
+REBUILD = ("build it again on the device with more calibration models "
+           "(`slimnas device profile --n-calibration 24 --n-check 24`, the defaults)")
+
+
+def error_text(column: str, acc: dict) -> str:
+    """A held-out error in words: ``mean error 2,053,920% at 1/fp32 over 4 held-out models``."""
+    return f"mean error {float(acc['mape']):,.0%} at {column} over {acc.get('n_models', '?')} held-out models"
 
 
 def check_profile(profile: DeviceProfile, field: str = "device_profile") -> tuple[Budget, ...]:
@@ -86,10 +98,16 @@ def table_of(profile: DeviceProfile, field: str = "device_profile") -> LatencyTa
     return LatencyTable.from_entries(profile.table)
 
 
-def profile_predictor(profile: DeviceProfile) -> LatencyPredictor | None:
-    """The predictor of a profile's table, or ``None`` for a profile without one."""
+def profile_predictor(profile: DeviceProfile, field: str = "device_profile") -> LatencyPredictor | None:
+    """The predictor of a profile's table, or ``None`` for a profile without one. A profile whose
+    predictor missed its held-out models by more than :data:`MAX_PROFILE_ERROR` is refused in
+    one line (its predictions would skip good candidates untrained)."""
     if not profile.has_table or not profile.overhead:
         return None
+    bad = untrusted(profile.accuracy)
+    if bad is not None:
+        raise ConfigError(field, f"a device profile whose latency predictor is within {MAX_PROFILE_ERROR:.0%} of "
+                          f"its held-out models; {REBUILD}", f"{profile.source or profile.name}: {error_text(*bad)}")
     table = table_of(profile)
     overhead = {k: Overhead.from_dict(v) for k, v in profile.overhead.items()}
     info = {"profile": profile.name, "runtime": profile.runtime, "threads": profile.threads,

@@ -15,6 +15,8 @@ STATUS_STYLE = {"complete": "green", "running": "cyan", "interrupted": "yellow",
 def best_summary(summary) -> str:
     """The best model in a few words: ``trial 4: test acc 0.680, 4.5k macs``."""
     if summary.best is None:
+        if summary.n_done and summary.n_done == getattr(summary, "n_skipped", 0):
+            return "none trained (all skipped before training)"
         return "none meets the budget" if summary.n_done else "-"
     m = summary.best["metrics"]
     acc = next((f"{label} {m[k]:.3f}" for k, label in (("test_accuracy", "test acc"), ("val_accuracy", "val acc"))
@@ -35,6 +37,8 @@ def runs_table(summaries: Sequence, title: str) -> Table:
         t.add_column(col, justify=justify)
     for s in summaries:
         trials = "-" if s.n_done is None else f"{s.n_done}/{s.n_total}" if s.n_total is not None else str(s.n_done)
+        if getattr(s, "n_skipped", 0):
+            trials += f" ({s.n_skipped} skipped)"
         status = f"[{STATUS_STYLE.get(s.status, '')}]{s.status}[/]"
         best = best_summary(s) if s.status not in ("unreadable", "damaged") else s.note
         t.add_row(s.name, s.kind, status, trials, best, str(s.folder))

@@ -83,11 +83,18 @@ def print_front(result, console: Console) -> None:
             doc = read_policy(m.path)
             if doc:
                 console.print(explanation_table(doc, f"trial {m.trial}: per-layer decisions ({m.path / 'policy.json'})"))
-    elif not result.closest:
-        console.print("[yellow]No trial completed.[/]")
     else:
-        n = len([t for t in result.study.trials if t.state.name == "COMPLETE"])
-        console.print(f"[yellow]No model meets the budget {', '.join(map(str, plan.budget))} "
-                      f"({n} complete trial{'s' if n != 1 else ''}).[/] The closest ones:")
-        console.print(front_table(result.closest, "Closest to the budget", names))
+        from slimnas.study._pareto import is_skipped
+
+        complete = [t for t in result.study.trials if t.state.name == "COMPLETE"]
+        n_skipped = sum(map(is_skipped, complete))
+        n, budget = len(complete) - n_skipped, ", ".join(map(str, plan.budget))
+        skipped = f"{n_skipped} skipped before training, over the budget from their size alone" if n_skipped else ""
+        if not result.closest:
+            console.print(f"[yellow]No trial was trained ({skipped}).[/]" if n_skipped
+                          else "[yellow]No trial completed.[/]")
+        else:
+            console.print(f"[yellow]No model meets the budget {budget} ({n} trained trial{'s' if n != 1 else ''}"
+                          f"{'; ' + skipped if skipped else ''}).[/] The closest ones:")
+            console.print(front_table(result.closest, "Closest to the budget", names))
     console.print(f"run folder: {result.run_dir}  (pareto.json, config.yaml, trials/)")

@@ -54,7 +54,7 @@ from slimnas.strategies._reinforce import (
     ReinforceStrategy,
     stored_controller,
 )
-from slimnas.strategies._sequenced import SequencedSampler, position, trial_seed
+from slimnas.strategies._sequenced import FAILED_ALONE, SequencedSampler, position, trial_seed
 from slimnas.strategies._supernet import (
     SupernetOptions,
     SupernetSampler,
@@ -93,6 +93,7 @@ __all__ = [
     "OptunaReporter",
     "ParetoHalvingStopper",
     "SequencedSampler",
+    "FAILED_ALONE",
     "RegularizedEvolutionSampler",
     "ReinforceSampler",
     "ReinforceStrategy",

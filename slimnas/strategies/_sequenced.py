@@ -10,12 +10,20 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+#: a trial's user attribute, set when the trial failed on its own (its candidate diverged, ran out
+#: of memory or time, raised): the trial keeps its place in the sequence, unlike a trial stopped
+#: from outside (killed, Ctrl-C), which is re-run in its place
+FAILED_ALONE = "failed_alone"
+
 
 def position(study: optuna.Study, number: int) -> int:
-    """Trial ``number``'s place in the study's sequence: the trials before it that did not fail
-    (a failed trial is re-run, or stands for nothing). Without failures it is the number."""
+    """Trial ``number``'s place in the study's sequence: the trials before it, less those
+    stopped from outside (a killed or interrupted trial is re-run in its place, so the sequence
+    goes on as if it had not been stopped). A trial that failed on its own takes its place, so
+    the trial after it draws another candidate. Without failures it is the number."""
     trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
-    return sum(1 for t in trials if t.number < number and t.state != TrialState.FAIL)
+    return sum(1 for t in trials if t.number < number
+               and (t.state != TrialState.FAIL or t.user_attrs.get(FAILED_ALONE)))
 
 
 def trial_seed(seed: int, place: int) -> int:

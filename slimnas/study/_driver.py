@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import torch
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from slimnas.errors import ConfigError, SlimnasError
+from slimnas.errors import ConfigError, SlimnasError, StorageUnreachable
 from slimnas.measure import get_metric
 from slimnas.strategies import StrategyContext, make_sampler, optuna_pruner
 from slimnas.study._definition import check_definition
@@ -199,60 +200,154 @@ def recover_dead_trials(study: optuna.Study) -> list[FrozenTrial]:
         worker = t.user_attrs.get("worker") or {}
         if worker.get("host") != host or pid_alive(int(worker.get("pid", -1))):
             continue
-        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-            study._storage.set_trial_user_attr(t._trial_id, "failure", "its process stopped (killed?); re-run")
-            if study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
-                frozen = study._storage.get_trial(t._trial_id)
-                retry(study, frozen)
-                out.append(frozen)
+        frozen = fail_dead_trial(study, t, "its process stopped (killed?); re-run")
+        if frozen is not None:
+            retry(study, frozen)
+            out.append(frozen)
     return out
 
 
-def storage_failure(e: BaseException) -> str | None:
-    """What went wrong when ``e`` is (or was raised while handling) a failed write or read of the
-    study's storage (disk full, a read-only file, a server gone); ``None`` for other errors.
-    Optuna turns a failed commit inside its trial loop into ``AssertionError: Should not reach``:
-    the storage error is its context."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    seen = 0
-    while e is not None and seen < 8:
-        if isinstance(e, optuna.exceptions.StorageInternalError | SQLAlchemyError):
-            cause = e
-            while cause.__cause__ is not None or getattr(cause, "orig", None) is not None:
-                cause = getattr(cause, "orig", None) or cause.__cause__
-            return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-        e, seen = e.__cause__ or e.__context__, seen + 1
+def fail_dead_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> FrozenTrial | None:
+    """Fail a running trial whose process is gone, with ``reason``; ``None`` when another
+    process failed or finished it first."""
+    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+        study._storage.set_trial_user_attr(trial._trial_id, "failure", reason)
+        if study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+            return study._storage.get_trial(trial._trial_id)
     return None
 
 
-@contextlib.contextmanager
-def storage_errors(url: str) -> Iterator[None]:
-    """Turn a failed storage write (disk full, read-only) into one line naming the storage: the
-    completed trials are in it, and the same command resumes once it can be written."""
+def heartbeat_ages(study: optuna.Study) -> dict[int, float] | None:
+    """Seconds since each running trial's last heartbeat, by trial id (a trial that has not
+    beaten yet is absent); ``None`` where the storage keeps no heartbeats (in memory)."""
+    backend = getattr(study._storage, "_backend", study._storage)  # under Optuna's cache
+    if not isinstance(backend, RDBStorage) or backend.get_heartbeat_interval() is None:
+        return None
+    import sqlalchemy
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(backend.scoped_session) as session:
+        now = session.execute(sqlalchemy.func.now()).scalar().replace(tzinfo=None)
+        rows = (session.query(models.TrialHeartbeatModel.trial_id, models.TrialHeartbeatModel.heartbeat)
+                .join(models.TrialModel, models.TrialModel.trial_id == models.TrialHeartbeatModel.trial_id)
+                .filter(models.TrialModel.study_id == study._study_id,
+                        models.TrialModel.state == TrialState.RUNNING).all())
+    return {trial_id: (now - beat.replace(tzinfo=None)).total_seconds() for trial_id, beat in rows}
+
+
+def settle_dead_workers(study: optuna.Study, n_trials: int, *, wait: bool = True,
+                        note: Callable[[str], None] = lambda text: None, sleep: Callable[[float], None] = time.sleep
+                        ) -> list[tuple[int, bool]]:
+    """Called by a process that has run its last trial: fail the trials left running by
+    processes that died (killed on this machine: at once; on another machine: once their
+    heartbeat has been silent for ``GRACE_S``, waited out when ``wait``), and queue their
+    candidates again where the study is short of ``n_trials``. While a trial's process still
+    runs (here, or beating elsewhere) nothing is done: the last process to finish settles them.
+    Returns ``(trial, re-queued)`` of the trials it failed."""
+    host, out = socket.gethostname(), []
+    while True:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not running:
+            return out
+        ages = heartbeat_ages(study) or {}
+        dead, silent = [], []
+        for t in running:
+            worker = t.user_attrs.get("worker") or {}
+            if worker.get("host") == host and "pid" in worker:
+                if pid_alive(int(worker["pid"])):
+                    return out  # a process here runs it and settles after it
+                dead.append(t)
+                continue
+            age = ages.get(t._trial_id)
+            if age is None or age < 2 * HEARTBEAT_S:
+                return out  # beating: its process is alive
+            (dead if age > GRACE_S else silent).append(t)
+        for t in dead:
+            queued = len(study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.WAITING)))
+            again = queued < n_trials and bool(t.params)  # a trial killed before it drew a candidate: a new one
+            reason = ("its process stopped (killed?); re-run" if again else
+                      f"its process stopped (killed?); not re-run: the study already has its {n_trials} trials")
+            frozen = fail_dead_trial(study, t, reason)
+            if frozen is not None:
+                if again:
+                    retry(study, frozen)
+                out.append((t.number, again))
+        if dead:
+            continue
+        numbers = ", ".join(str(t.number) for t in silent)
+        if not wait:
+            note(f"trial(s) {numbers} of a process that stopped answering are left running: a start of this "
+                 f"search once their heartbeat has been silent for {GRACE_S} s fails them (and re-runs their "
+                 "candidates while the study is short of its trials)")
+            return out
+        left = max(0.0, GRACE_S - max(ages[t._trial_id] for t in silent)) + 1.0
+        note(f"waiting {left:.0f} s for trial(s) {numbers}, whose process stopped answering, to be failed and re-run")
+        sleep(min(left, HEARTBEAT_S))
+
+
+def storage_cause(error: BaseException) -> BaseException | None:
+    """The storage's own error behind ``error`` (itself, its cause or the error it was raised
+    while handling: Optuna's trial loop, failing to record a trial, raises an unrelated error
+    from its ``finally``), or ``None``."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, (SQLAlchemyError, optuna.exceptions.StorageInternalError)):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def storage_error(error: BaseException, url: str | None) -> SlimnasError | None:
+    """The one-line error for a storage that failed under a running study: a database server
+    that stopped answering is :class:`StorageUnreachable` (completed trials are kept, the same
+    command resumes); a storage that refused a write is a :class:`ConfigError`. ``None`` when
+    ``error`` did not come from the storage."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    cause = storage_cause(error)
+    if cause is None:
+        return None
+    inner = storage_cause(cause.__cause__) if isinstance(cause, optuna.exceptions.StorageInternalError) else None
+    found = inner or cause
+    reason = (str(getattr(found, "orig", None) or found).strip().splitlines() or [type(found).__name__])[0]
+    server = url is not None and not url.startswith("sqlite")
+    lost = isinstance(found, (OperationalError, InterfaceError)) or (
+        isinstance(found, DBAPIError) and found.connection_invalidated)
+    if server and lost:
+        return StorageUnreachable(shown_url(url), reason)
+    return ConfigError("storage", "a storage slimnas can write to", reason)
+
+
+def shown_url(url: str) -> str:
+    """A storage URL as it may be printed (its password hidden)."""
+    from sqlalchemy.engine import make_url
+
     try:
-        yield
-    except Exception as e:  # noqa: BLE001 - re-raised unless a storage error is at its root
-        reason = storage_failure(e)
-        if reason is None or isinstance(e, SlimnasError):
-            raise
-        raise ConfigError("storage", "a storage slimnas can write to (completed trials are kept in it; the same "
-                          "command resumes once it can be written: space left, write permission)",
-                          f"{url}: {reason}") from None
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - shown as given when SQLAlchemy cannot read it
+        return url
 
 
 def run_study(study: optuna.Study, objective: Callable[[optuna.Trial], Any], *, n_trials: int,
-              timeout: float | None = None) -> bool:
+              timeout: float | None = None, note: Callable[[str], None] = lambda text: None) -> bool:
     """Run trials until the study holds ``n_trials`` finished ones (or ``timeout`` seconds pass).
 
     Ctrl-C interrupts a trial's training at once (the trial is failed and queued again, so the
     study continues its sequence when resumed); anywhere else, such as a write to the storage
     (Optuna cannot unwind an interrupt there: the write is lost and an unrelated error escapes),
     the trial finishes and is recorded, then the study stops. Returns whether it was
-    interrupted; completed trials are kept either way and the same call resumes.
+    interrupted; completed trials are kept either way and the same call resumes. Once its own
+    trials are done, the trials that processes which died left running are failed and, where
+    the study is short of ``n_trials``, re-run (:func:`settle_dead_workers`).
     """
     n_todo = max(0, n_trials - n_finished(study))
-    if not n_todo:
+    if not n_todo:  # nothing to run: only the trials that dead processes left are failed
+        settle_dead_workers(study, n_trials, wait=False, note=note)
         return False
     state: dict[str, Any] = {"in_trial": False, "pending": False, "trial": None}
 
@@ -278,21 +373,32 @@ def run_study(study: optuna.Study, objective: Callable[[optuna.Trial], Any], *, 
 
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_sigint) if main else None
-    from sqlalchemy.exc import SQLAlchemyError
-
+    t0 = time.monotonic()
     try:
         with quiet_optuna():
             study.optimize(guarded, n_trials=n_todo, timeout=timeout, gc_after_trial=False, catch=(TrialFailed,),
                            callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)])
+            while not state["pending"]:
+                in_time = timeout is None or time.monotonic() - t0 < timeout
+                settled = settle_dead_workers(study, n_trials, wait=in_time, note=note)
+                left = n_trials - n_finished(study)
+                if not any(again for _, again in settled) or left <= 0 or not in_time:
+                    break
+                study.optimize(guarded, n_trials=left, gc_after_trial=False, catch=(TrialFailed,),
+                               timeout=None if timeout is None else max(1.0, timeout - (time.monotonic() - t0)),
+                               callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)])
     except KeyboardInterrupt:
         if state["trial"] is not None:
             frozen = study._storage.get_trial(state["trial"]._trial_id)
             if frozen.state == TrialState.FAIL:
                 retry(study, frozen)
         return True
-    except (optuna.exceptions.StorageInternalError, SQLAlchemyError) as e:
-        reason = str(getattr(e, "orig", None) or e.__cause__ or e).strip().splitlines()[0]
-        raise ConfigError("storage", "a storage slimnas can write to", reason) from None
+    except Exception as e:
+        backend = getattr(study._storage, "_backend", study._storage)  # under Optuna's cache
+        error = storage_error(e, getattr(backend, "url", None))
+        if error is None:
+            raise
+        raise error from None
     finally:
         if main:
             signal.signal(signal.SIGINT, previous)

@@ -127,7 +127,7 @@ def prepare_target(model: nn.Module, data: DataSplits, *, profile: DeviceProfile
     fastest on the target, where it measurably does."""
     shape = data.input_shape
     runtime = profile.runtime if profile is not None else "onnxruntime"
-    predictor = profile_predictor(profile) if profile is not None else None
+    predictor = profile_predictor(profile, "--device-profile") if profile is not None else None
     if predictor is not None and not predictor.supports(batch, "fp32"):
         predictor = None
     here = predictor is None  # the target is this machine: the allocation is also timed here

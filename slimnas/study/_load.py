@@ -18,9 +18,9 @@ from pathlib import Path
 
 from torch import nn
 
-from slimnas._files import load_weights
+from slimnas._files import load_weights, read_json
 from slimnas.data import DataSplits, load_dataset
-from slimnas.errors import ConfigError
+from slimnas.errors import ConfigError, DamagedFileError
 from slimnas.export import INFO, load_compressed, read_run_info
 from slimnas.models import build_model, import_model
 from slimnas.spaces import Candidate
@@ -116,6 +116,10 @@ def _from_search(root: Path, trial: int | None, best, model) -> LoadedModel:
     if isinstance(trial, bool) or not isinstance(trial, int):
         raise ConfigError("trial", "a trial number", trial)
     folder = RunFolder(root).trial_dir(trial)
+    recorded = _trial_metrics(folder)
+    if recorded.get("state") == "skipped" or recorded.get("trained") is False:
+        raise ConfigError("trial", f"a trained trial of {root} (trial {trial} was skipped before training: "
+                          f"{recorded.get('skipped', 'over the budget')}; front: {front})", trial)
     if not (folder / "weights.pt").is_file():
         saved = sorted(int(p.parent.name) for p in (root / "trials").glob("*/weights.pt"))
         raise ConfigError("trial", f"a trial of {root} with saved weights ({_ranges(saved)}; front: {front})", trial)
@@ -126,6 +130,16 @@ def _from_search(root: Path, trial: int | None, best, model) -> LoadedModel:
     files = {**loaded.files, INFO: {**loaded.files[INFO], "run": str(root), "trial": trial}}
     return LoadedModel(loaded.model, shape, n_classes, folder, trial, loaded.rebuild, files, run.data_args,
                        loaded.preprocessing)
+
+
+def _trial_metrics(folder: Path) -> dict:
+    """A trial's metrics.json, or ``{}`` where it is missing or unreadable (the weights decide then)."""
+    if not (folder / "metrics.json").is_file():
+        return {}
+    try:
+        return read_json(folder / "metrics.json", "a JSON object of the trial's metrics", lambda d: isinstance(d, dict))
+    except DamagedFileError:
+        return {}
 
 
 def _from_folder(root: Path, model, info: dict | None = None) -> LoadedModel:

@@ -9,11 +9,15 @@ measures it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import math
+import signal
+import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import optuna
@@ -49,6 +53,7 @@ from slimnas.measure import (
 from slimnas.models import build_model
 from slimnas.spaces import Candidate
 from slimnas.strategies import (
+    FAILED_ALONE,
     OptunaReporter,
     ParetoHalvingStopper,
     PrepareContext,
@@ -57,7 +62,7 @@ from slimnas.strategies import (
     position,
 )
 from slimnas.study._artifacts import RunFolder
-from slimnas.study._driver import TrialFailed
+from slimnas.study._driver import TrialFailed, storage_cause
 from slimnas.study._events import EpochReporter, Listener
 from slimnas.study._joint import cached_parent, write_artifact
 from slimnas.training import Callback, evaluate, fit
@@ -83,9 +88,10 @@ def failure_reason(error: BaseException) -> str:
 
 
 def trial_place(trial: optuna.Trial) -> int:
-    """The trial's place in the study's sequence (its number, less the failed trials before
-    it): training is seeded by it, so a trial re-run after a crash or a Ctrl-C, and every trial
-    after it, trains as it would have without the interruption."""
+    """The trial's place in the study's sequence (its number, less the trials before it that
+    were stopped from outside and re-run; see :func:`~slimnas.strategies.position`): training
+    is seeded by it, so a trial re-run after a crash or a Ctrl-C, and every trial after it,
+    trains as it would have without the interruption."""
     return position(trial.study, trial.number)
 
 
@@ -98,6 +104,48 @@ class TimeLimit(Callback):
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
         if time.perf_counter() - self.start > self.seconds:
             raise TrialFailed(f"exceeded the per-trial time limit of {self.seconds:g} s (at epoch {epoch})")
+
+
+@contextlib.contextmanager
+def trial_deadline(seconds: float | None, objective: BaseTrialObjective) -> Iterator[None]:
+    """Fail the trial running inside once ``seconds`` pass, whatever it is doing (sampling,
+    building, training, exporting, measuring): a timer signal raises :class:`TrialFailed` in
+    this thread at its next Python instruction. Once the trial's result is being recorded
+    (``objective.recording``) it is let finish. Where no timer signal can be used (another
+    thread than the main one, or no ``SIGALRM``), :class:`TimeLimit` checks after each epoch."""
+    usable = (seconds and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+    t0, done = time.perf_counter(), [False]
+
+    def on_alarm(signum, frame) -> None:
+        if not done[0] and not objective.recording:
+            raise TrialFailed(f"exceeded the per-trial time limit of {seconds:g} s "
+                              f"({time.perf_counter() - t0:.1f} s, {objective.phase})")
+
+    def unraisable(info) -> None:  # dropped where it landed (a finalizer): the next alarm stops the trial
+        if not isinstance(info.exc_value, TrialFailed):
+            hook(info)
+
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        # then again every 0.2 s: an exception raised where Python cannot pass it on (a
+        # finalizer, a weakref callback) is dropped, and the next one stops the trial
+        signal.setitimer(signal.ITIMER_REAL, float(seconds), 0.2)
+        yield
+    finally:
+        while True:
+            try:
+                done[0] = True
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+                sys.unraisablehook = hook
+                break
+            except TrialFailed:  # fired as the trial ended: the trial's own outcome stands
+                continue
 
 
 def prepare_context(plan, splits: DataSplits, run: RunFolder, device: torch.device,
@@ -136,6 +184,8 @@ class BaseTrialObjective:
 
     #: the running trial's result is computed and being recorded (a Ctrl-C now waits for it)
     recording = False
+    #: what the running trial is doing, in words (a trial over its time limit says it)
+    phase = "starting"
 
     def __init__(self, *, objectives: Sequence[str], budget: Sequence[Budget], early_stopping: str,
                  settings: dict | None = None, listener: Listener | None = None) -> None:
@@ -166,9 +216,12 @@ class BaseTrialObjective:
                 raise storage_error(Path(e.filename or "."), e) from None
             error = e
         except Exception as e:  # noqa: BLE001 - one trial's failure is recorded, not the search's end
+            if storage_cause(e) is not None:  # the storage failed, not the trial: the run stops
+                raise
             error = e
         reason = failure_reason(error)
         trial.set_user_attr("failure", reason)
+        trial.set_user_attr(FAILED_ALONE, True)  # it keeps its place: the next trial proposes another candidate
         self.failed(trial, reason, round(time.perf_counter() - t0, 3))
         raise TrialFailed(reason) from error
 
@@ -177,11 +230,15 @@ class BaseTrialObjective:
         self.listener.trial_finished(trial.number, "failed", {"reason": reason}, seconds)
 
     def values(self, metrics: dict) -> list[float]:
-        """The objective values of ``metrics`` (non-finite ones as +inf)."""
+        """The objective values of ``metrics``; one not measured (a trial skipped before
+        training has no accuracy) or not finite is the worst of its direction."""
         out = []
         for name in self.objectives:
-            v = metrics[get_metric(name).key]
-            out.append(v if math.isfinite(v) else math.inf)
+            metric = get_metric(name)
+            v = metrics.get(metric.key)
+            if not isinstance(v, (int, float)) or not math.isfinite(v):
+                v = -math.inf if metric.direction == "maximize" else math.inf
+            out.append(v)
         return out
 
     def record_constraints(self, trial: optuna.Trial, metrics: dict) -> None:
@@ -242,8 +299,12 @@ class SearchObjective(BaseTrialObjective):
         return cand
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
-        self.recording = False
-        return self.guard(trial, lambda: self._evaluate(trial))
+        self.recording, self.phase = False, "sampling"
+        return self.guard(trial, lambda: self._timed(trial))
+
+    def _timed(self, trial: optuna.Trial) -> list[float]:
+        with trial_deadline(self.config.trial_timeout, self):
+            return self._evaluate(trial)
 
     def seed(self, trial: optuna.Trial) -> int:
         """The trial's training seed: the run's (not a worker's, which is offset by its index)
@@ -251,6 +312,7 @@ class SearchObjective(BaseTrialObjective):
         return self.prepared.seed * 100_003 + trial_place(trial)
 
     def failed(self, trial: optuna.Trial, reason: str, seconds: float) -> None:
+        self.run.trial_dir(trial.number).mkdir(parents=True, exist_ok=True)  # a time limit may end it before its folder
         self.run.write_metrics(trial.number, {"state": "failed", "reason": reason, "seconds": seconds})
         super().failed(trial, reason, seconds)
 
@@ -262,8 +324,10 @@ class SearchObjective(BaseTrialObjective):
         trial.set_user_attr("candidate", cand.to_dict())
         shape, n_classes = self.splits.input_shape, self.splits.n_classes
         torch.manual_seed(self.seed(trial))
+        self.phase = "building the model"
         warm = self.strategy.warm_start(trial.study, trial, cand, self.prepared)
         model = build_model(cand.arch, shape, n_classes) if warm is None else warm.model
+        self.phase = "measuring the model"
         static = model_metrics(self.tracked, self.settings)
         metrics = measure_metrics(static, MeasureContext(model=model, input_shape=shape, settings=self.settings))
         trial.set_user_attr("costs", dict(metrics))
@@ -276,19 +340,29 @@ class SearchObjective(BaseTrialObjective):
         worth_training = fits or not self.config.skip_infeasible
         if cand.compression is not None and worth_training:
             return self._compressed_trial(trial, cand, model, t0)
-        state = "complete"
+        if not worth_training:  # over a budget known before training (or beyond keep_macs' reach)
+            return self._skip(trial, metrics, t0)
         try:
-            if worth_training:
-                self._train(trial, model, cand)
-                metrics["trained"] = True
-            else:  # over a params/MACs budget (or beyond keep_macs' reach): measured honestly, not trained
-                metrics["trained"] = False
-                state = "skipped"
+            self._train(trial, model, cand)
+            metrics["trained"] = True
         except optuna.TrialPruned:
             metrics["trained"] = True
             self._record(trial, model, metrics, "pruned", t0)
             raise
-        self._record(trial, model, metrics, state, t0)
+        self._record(trial, model, metrics, "complete", t0)
+        return self.values(metrics)
+
+    def _skip(self, trial: optuna.Trial, metrics: dict, t0: float) -> list[float]:
+        """A candidate over a budget known before training: not trained, and nothing of it
+        kept that could pass for a trained model (no weights, no ONNX file, no accuracy).
+        It stays a complete trial in the study, so the samplers learn from its costs and
+        constraints; it is marked skipped (the ``skipped`` user attribute, ``state: skipped``
+        in its metrics.json) and its unmeasured objectives are the worst of their direction."""
+        missed = [str(b) for b in self.budget if b.key in metrics and not b.is_met(metrics)]
+        metrics.update(trained=False, skipped="over the budget before training: " + (", ".join(missed) or
+                                                                                       "beyond compression's reach"))
+        trial.set_user_attr("skipped", True)
+        self._finish(trial, metrics, "skipped", t0)
         return self.values(metrics)
 
     def _reachable(self, costs: dict) -> bool:
@@ -321,6 +395,7 @@ class SearchObjective(BaseTrialObjective):
             trial.set_user_attr("costs", dict(costs))
             return [*self.stoppers(trial, epochs * max(1, retrain_steps(policy))), *self.limits()]
 
+        self.phase = "compressing and fine-tuning"
         try:
             artifact, metrics, decisions = compress_and_measure(
                 parent, policy, splits, budget=self.budget, epochs=epochs,
@@ -403,6 +478,7 @@ class SearchObjective(BaseTrialObjective):
                 folds: list[float] | None = None) -> None:
         """Measure the final model and its exported file (verified against eager); write its
         metrics, weights and ONNX file (``folds``: see :meth:`_finish`)."""
+        self.phase = "exporting and measuring the trained model"
         model.cpu().eval()
         val = evaluate(model, self.splits.x_val, self.splits.y_val)
         metrics.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
@@ -437,6 +513,7 @@ class SearchObjective(BaseTrialObjective):
         return [TimeLimit(seconds, self.t0)] if seconds else []
 
     def _train(self, trial: optuna.Trial, model: torch.nn.Module, cand: Candidate, *, early_stopping: bool = True) -> None:
+        self.phase = "training"
         callbacks: list[Callback] = [EpochReporter(self.listener, trial.number), *self.limits()]
         if early_stopping:
             callbacks += self.stoppers(trial, cand.train.epochs)

@@ -20,6 +20,12 @@ def total_violation(metrics: dict, budget: Sequence[Budget]) -> float:
     return sum(max(0.0, b.violation(metrics)) / max(abs(b.limit), 1e-12) for b in budget if b.key in metrics)
 
 
+def is_skipped(trial: FrozenTrial) -> bool:
+    """Whether a complete trial was skipped before training (over a budget known from the
+    model alone): it holds no trained model, so it is never on a front nor among the closest."""
+    return bool(trial.user_attrs.get("skipped")) or (trial.user_attrs.get("metrics") or {}).get("trained") is False
+
+
 def _recorded(trial: FrozenTrial) -> dict:
     return trial.user_attrs["metrics"]
 
@@ -30,9 +36,9 @@ def pareto_front(
 ) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
     """``(front, closest)``: the non-dominated complete trials that meet the budget, ordered by the
     first objective; and, only when none meets it, the ``n_closest`` trials that miss it least.
-    With one objective the front is the best trial (the earliest of equals). ``metrics`` reads a
+    Trials skipped before training are neither. With one objective the front is the best trial (the earliest of equals). ``metrics`` reads a
     trial's figures (default: those the trial recorded)."""
-    done = [t for t in trials if t.state == TrialState.COMPLETE and "metrics" in t.user_attrs]
+    done = [t for t in trials if t.state == TrialState.COMPLETE and "metrics" in t.user_attrs and not is_skipped(t)]
     ok = [t for t in done if feasible(metrics(t), budget)]
     if not ok:
         closest = sorted(done, key=lambda t: (total_violation(metrics(t), budget), signed(metrics(t), objectives)))

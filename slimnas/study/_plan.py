@@ -65,7 +65,7 @@ class SearchPlan:
                 config = dataclasses.replace(config, device_profile=profile.source)  # found from any folder
             shown = {str(b) for b in budget}
             budget += tuple(b for b in check_profile(profile) if str(b) not in shown)
-            predictor = profile_predictor(profile)
+            predictor = profile_predictor(profile, "device_profile")
             if predictor is not None and not predictor.supports(profile.batch[0], profile_precision(profile)):
                 predictor = None
         cost = get_metric(config.fitness.cost, "fitness.cost")

@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from slimnas._files import read_json
 from slimnas.errors import ConfigError, DamagedFileError, SlimnasError
 from slimnas.study._driver import FINISHED
-from slimnas.study._pareto import pareto_front
+from slimnas.study._pareto import is_skipped, pareto_front
 from slimnas.study._record import damaged_trials, is_search_run, load_study, open_run
 
 
@@ -52,10 +52,12 @@ class RunSummary:
     best: dict | None = None
     objectives: tuple[str, ...] = ("accuracy", "macs")
     note: str = ""
+    #: finished trials skipped before training (over the budget from their size alone)
+    n_skipped: int = 0
 
     def to_dict(self) -> dict:
         return {"name": self.name, "folder": str(self.folder), "kind": self.kind, "status": self.status,
-                "n_done": self.n_done, "n_total": self.n_total, "best": self.best,
+                "n_done": self.n_done, "n_total": self.n_total, "n_skipped": self.n_skipped, "best": self.best,
                 "objectives": list(self.objectives), "note": self.note}
 
 
@@ -98,7 +100,8 @@ def _search(folder: Path) -> RunSummary:
         t = front[0]
         best = {"trial": t.number, "metrics": {**t.user_attrs["metrics"], **tested.get(t.number, {})}}
     return RunSummary(run.name, folder, "search", run_status(trials, run.n_trials, _mtime(folder / "pareto.json")),
-                      sum(t.state in FINISHED for t in trials), run.n_trials, best, run.objectives)
+                      sum(t.state in FINISHED for t in trials), run.n_trials, best, run.objectives,
+                      n_skipped=sum(t.state == TrialState.COMPLETE and is_skipped(t) for t in trials))
 
 
 def _tabular(folder: Path) -> RunSummary:

@@ -38,7 +38,7 @@ from slimnas.study._events import Listener, ListenerGroup
 from slimnas.study._joint import final_finetune, rerank_front
 from slimnas.study._load import open_model
 from slimnas.study._objective import SearchObjective, prepare_context
-from slimnas.study._pareto import pareto_front
+from slimnas.study._pareto import is_skipped, pareto_front
 from slimnas.study._plan import SearchPlan
 from slimnas.study._progress import progress_rows
 from slimnas.study._record import DAMAGED, damaged_trials, load_study
@@ -195,7 +195,7 @@ def _search(plan: SearchPlan, run: RunFolder, splits: DataSplits, device: torch.
         with Workers(plan, 0 if interrupted else min(cfg.n_workers, n_todo), listener, timeout=timeout) as workers:
             if not interrupted:
                 interrupted = run_study(study, SearchObjective(plan, splits, run, device, listener),
-                                        n_trials=cfg.n_trials + n_damaged, timeout=timeout)
+                                        n_trials=cfg.n_trials + n_damaged, timeout=timeout, note=listener.note)
             workers.wait(interrupted)
         if workers.failed:
             listener.note(f"{len(workers.failed)} worker process(es) failed (exit codes {workers.failed})",
@@ -443,6 +443,9 @@ def finish(plan: SearchPlan, study: optuna.Study, run: RunFolder, splits: DataSp
     }
     if not front:
         doc["closest"] = [m.to_dict() for m in closest]
+    skipped = [t.number for t in trials if t.state == optuna.trial.TrialState.COMPLETE and is_skipped(t)]
+    if skipped:  # not trained: over the budget from their size alone; no model is kept
+        doc["skipped"] = skipped
     failed = failed_trials(study)
     if failed:
         doc["failed"] = [{"trial": n, "reason": r} for n, r in failed]
