@@ -1,5 +1,7 @@
-"""The layout's import rule: subpackages import only the layers below them, and only through
-their ``__init__`` (as Optuna's are used). Every import statement counts, lazy ones too."""
+"""The layout's import rule: subpackages import only the layers below them. Inside the package a
+subpackage may import another's private modules where that is simpler (as Optuna's subpackages
+do), so each ``__init__`` can list only what users and plug-in authors use; the direction is what
+keeps the layers apart. Every import statement counts, lazy ones too."""
 
 from __future__ import annotations
 
@@ -46,8 +48,6 @@ def violations(root: Path = ROOT) -> list[str]:
             where = f"{path.relative_to(root.parent)}:{line}"
             if LAYERS.index(other) > LAYERS.index(here):
                 problems.append(f"{where}: {here} imports {module} (a layer above it)")
-            elif len(target) > 2 and target[2].startswith("_"):
-                problems.append(f"{where}: {here} imports {module} (private; use slimnas.{other})")
     return problems
 
 
@@ -56,20 +56,19 @@ def test_layers_are_the_subpackages():
     assert packages == set(LAYERS), "every subpackage has a place in LAYERS"
 
 
-def test_imports_run_one_way_through_each_subpackages_init():
+def test_imports_run_one_way():
     assert violations() == []
 
 
-def test_a_reversed_or_private_import_is_caught(tmp_path):
+def test_a_reversed_import_is_caught_and_a_private_one_below_is_allowed(tmp_path):
     for layer in ("spaces", "compress"):
         (tmp_path / layer).mkdir()
         (tmp_path / layer / "__init__.py").write_text("")
-    (tmp_path / "spaces" / "_bad.py").write_text("def f():\n    from slimnas.compress import CompressionPolicy\n")
-    (tmp_path / "compress" / "_worse.py").write_text("from slimnas.spaces._space import SearchSpace\n")
+    (tmp_path / "spaces" / "_bad.py").write_text("def f():\n    from slimnas.compress._prune import x\n")
+    (tmp_path / "compress" / "_fine.py").write_text("from slimnas.spaces._space import SearchSpace\n")
     found = violations(tmp_path)
-    assert len(found) == 2
-    assert "spaces imports slimnas.compress (a layer above it)" in found[1]
-    assert "private; use slimnas.spaces" in found[0]
+    assert len(found) == 1 and found[0].endswith("spaces/_bad.py:2: spaces imports slimnas.compress._prune (a layer "
+                                                 "above it)"), found
 
 
 if __name__ == "__main__":  # pragma: no cover

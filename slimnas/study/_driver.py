@@ -320,7 +320,9 @@ def storage_error(error: BaseException, url: str | None) -> SlimnasError | None:
         isinstance(found, DBAPIError) and found.connection_invalidated)
     if server and lost:
         return StorageUnreachable(shown_url(url), reason)
-    return ConfigError("storage", "a storage slimnas can write to", reason)
+    return ConfigError("storage", "a storage slimnas can write to (completed trials are kept in it; the same "
+                       "command resumes once it can be written: space left, write permission)",
+                       f"{shown_url(url) if url else 'the study storage'}: {reason}")
 
 
 def shown_url(url: str) -> str:
@@ -331,6 +333,22 @@ def shown_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - shown as given when SQLAlchemy cannot read it
         return url
+
+
+@contextlib.contextmanager
+def storage_errors(url: str) -> Iterator[None]:
+    """Turn a storage that failed under a running study (a full disk, a read-only file, a server
+    gone) into its one-line error (:func:`storage_error`): the completed trials are in it, and the
+    same command resumes."""
+    try:
+        yield
+    except SlimnasError:
+        raise
+    except Exception as e:  # noqa: BLE001 - re-raised unless a storage error is at its root
+        error = storage_error(e, url)
+        if error is None:
+            raise
+        raise error from None
 
 
 def run_study(study: optuna.Study, objective: Callable[[optuna.Trial], Any], *, n_trials: int,
