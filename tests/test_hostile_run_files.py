@@ -407,7 +407,7 @@ def test_a_compress_killed_mid_write_leaves_the_earlier_result_as_it_was(tmp_pat
     code, _, err = cli([*args, "--prune", "0.25"])
     assert code == 0, err
     before = snapshot(tmp_path / "out")
-    killed_mid_write([*args, "--prune", "0.5"], lambda: any((p / "report.json").is_file()
+    killed_mid_write([*args, "--prune", "0.5", "--overwrite"], lambda: any((p / "report.json").is_file()
                                                            for p in tmp_path.glob(".out.*.tmp")))
     assert snapshot(tmp_path / "out") == before
     assert slimnas.load(tmp_path / "out", model=f"{tmp_path / 'net.py'}:build") is not None

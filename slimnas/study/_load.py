@@ -61,7 +61,19 @@ class LoadedModel:
     preprocessing: dict | None = None
 
     def load_data(self) -> DataSplits | None:
-        return None if self.data is None else load_dataset(**self.data)
+        """The data the model was trained on; a :class:`ConfigError` when what the folder names
+        no longer gives the inputs and classes the model takes (a damaged ``config.yaml`` can
+        still be valid YAML: cut short, it reads as the default data set)."""
+        if self.data is None:
+            return None
+        splits = load_dataset(**self.data)
+        recorded = (self.input_shape, self.n_classes)
+        got = (tuple(splits.input_shape), splits.n_classes)
+        if None not in recorded and got != (tuple(recorded[0]), recorded[1]):
+            raise ConfigError("data", f"the data {self.folder} was trained on (inputs shaped {tuple(recorded[0])}, "
+                              f"{recorded[1]} classes; the run's config.yaml may be damaged)",
+                              f"{self.data.get('dataset') or 'the default data set'} giving inputs shaped {got[0]}, {got[1]} classes")
+        return splits
 
 
 def load(path: str | Path, trial: int | None = None, *, best: str | Sequence[str] | None = None,
