@@ -36,6 +36,7 @@ CLAIMS: list[tuple[str, str, str]] = [
     ("archive/mnist1d_vs_paper_*", "mnist1d-vs-paper", "earlier runs of the same benchmark (the quarter-MACs target missed in each: 93.0-93.7%)"),
     ("compress_mnist1d", "compress-mnist1d", "each compression step and the whole chain on the paper CNN, before/after"),
     ("auto_vs_uniform", "auto-vs-uniform", "--auto against uniform L1 ratios at 50% and 30% MACs"),
+    ("archive/auto_vs_uniform_*", "auto-vs-uniform", "the run before --auto rounded channels for the runtime by default and kept its final fine-tune's best epoch"),
     ("workloads", "workloads", "tabular, image and text workloads beyond MNIST-1D"),
     ("workloads_image", "workloads", "the image section: hardware-aware --auto's latency drop against plain --auto"),
     ("archive/workloads_*", "workloads", "an earlier run of the workloads, replaced by a rerun with the same figures"),
