@@ -57,6 +57,7 @@ from slimnas.export import write_run_info
 from slimnas.measure import RUNTIMES
 from slimnas.models import check_outputs, import_model
 from slimnas.report import explanation_table, make_console
+from slimnas.report._compress import ROWS, latency_rows
 from slimnas.spaces import MAX_VALUE
 from slimnas.study import (
     ListenerGroup,
@@ -73,19 +74,6 @@ AUTO_ONLY = ("budget", "n_trials", "strategy", "final_epochs", "early_stopping",
              "device_profile", "hardware_aware", "timeout")
 ONE_SHOT_ONLY = ("prune", "lowrank", "cluster", "quantize", "step")
 
-#: rows of the before/after table: (metric, label, format)
-ROWS = [
-    ("test_accuracy", "test accuracy (ONNX Runtime)", "{:.4f}"),
-    ("val_accuracy", "val accuracy (ONNX Runtime)", "{:.4f}"),
-    ("params", "params", "{:,}"),
-    ("macs", "MACs / sample", "{:,}"),
-    ("bytes", "ONNX file bytes", "{:,}"),
-    ("weight_bytes", "  weight payload", "{:,}"),
-    ("overhead_bytes", "  format overhead", "{:,}"),
-    ("storage_bytes", "storage bytes", "{:,}"),
-]  # then a latency row per batch measured on both sides
-
-
 def render_table(before: dict, after: dict, title: str = "slimnas compress", latency: dict | None = None):
     """A rich before/after table with the ratio after/before; with ``latency`` (a
     :func:`~slimnas.compress.latency_change`), latency rows of a result slower than its input
@@ -96,7 +84,7 @@ def render_table(before: dict, after: dict, title: str = "slimnas compress", lat
     for col, justify in [("metric", "left"), ("before", "right"), ("after", "right"), ("after/before", "right")]:
         table.add_column(col, justify=justify)
     batches = sorted(int(k[len("latency_ms_b"):]) for k in after if k.startswith("latency_ms_b") and k in before)
-    for key, label, fmt in ROWS + [(f"latency_ms_b{b}", f"latency ms, batch {b}", "{:.4f}") for b in batches]:
+    for key, label, fmt in ROWS + latency_rows(batches):
         if key not in before or key not in after:
             continue
         b, a = before[key], after[key]

@@ -16,19 +16,23 @@ from slimnas.report._data import card
 from slimnas.report._explain import read_policy
 from slimnas.report._figures import layers_figure, sensitivity_figure
 
-#: rows of the before/after table: (metrics key, label, format); a row shows where both sides have it
+#: rows of the before/after table, the command line's and the report's: (metrics key, label,
+#: format); a row shows where both sides have it, then a latency row per batch measured on both
 ROWS = [
     ("test_accuracy", "test accuracy (ONNX Runtime)", "{:.4f}"),
     ("val_accuracy", "val accuracy (ONNX Runtime)", "{:.4f}"),
     ("params", "params", "{:,}"),
     ("macs", "MACs / sample", "{:,}"),
     ("bytes", "ONNX file bytes", "{:,}"),
-    ("weight_bytes", "weight payload bytes", "{:,}"),
-    ("overhead_bytes", "format overhead bytes", "{:,}"),
+    ("weight_bytes", "  weight payload", "{:,}"),
+    ("overhead_bytes", "  format overhead", "{:,}"),
     ("storage_bytes", "storage bytes", "{:,}"),
-    ("latency_ms_b1", "latency ms, batch 1", "{:.4f}"),
-    ("latency_ms_b64", "latency ms, batch 64", "{:.4f}"),
 ]
+
+
+def latency_rows(batches) -> list[tuple[str, str, str]]:
+    """The before/after table's latency rows, one per batch size."""
+    return [(f"latency_ms_b{b}", f"latency ms, batch {b}", "{:.4f}") for b in batches]
 
 
 def is_compress_output(folder: str | Path) -> bool:
@@ -67,7 +71,7 @@ def compress_report_data(folder: str | Path) -> dict:
         raise ConfigError("run", "a compress output whose report.json has 'before' and 'after'", str(root / "report.json"))
     before, after = report["before"], report["after"]
     rows = []
-    for key, label, fmt in ROWS:
+    for key, label, fmt in ROWS + latency_rows((1, 64)):
         b, a = before.get(key), after.get(key)
         if isinstance(b, (int, float)) and isinstance(a, (int, float)):
             rows.append({"key": key, "label": label, "before": b, "after": a, "ratio": a / b if b else None,

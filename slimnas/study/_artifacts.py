@@ -7,7 +7,9 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -29,6 +31,8 @@ from slimnas.study._driver import pid_alive
 MARKER = "slimnas-run.json"
 _TMP = re.compile(r"\.(\d+)\.tmp$")
 __all__ = ["MARKER", "RunFolder", "write_json"]
+
+T = TypeVar("T")
 
 
 class RunFolder:
@@ -112,6 +116,20 @@ class RunFolder:
     def remove_if_created(self) -> None:
         """Remove a folder this run created and has not used (a set-up that failed)."""
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def open_claimed(self, study: str, storage: str, open_study: Callable[[], T]) -> T:
+        """Create the folder, claim it for ``study`` atomically (:meth:`claim`) and open the study
+        with ``open_study()``; where that fails, what this call created or claimed is removed."""
+        created, claimed = self.create(), False
+        try:
+            claimed = self.claim(study, storage)
+            return open_study()
+        except BaseException:
+            if created:
+                self.remove_if_created()
+            elif claimed:
+                self.marker_path.unlink(missing_ok=True)
+            raise
 
     def claim(self, study: str, storage: str) -> bool:
         """Mark the folder as study ``study``'s, atomically: the marker is created only where

@@ -253,16 +253,7 @@ def claim_run(plan: SearchPlan, run: RunFolder) -> optuna.Study:
         run.create()
         run.claim(cfg.study_name, cfg.storage_url)
     else:  # the folder's own study.db (the default, or given explicitly): the folder comes first
-        created, claimed = run.create(), False
-        try:
-            claimed = run.claim(cfg.study_name, cfg.storage_url)
-            study = open_study(plan.study_spec)
-        except BaseException:
-            if created:
-                run.remove_if_created()
-            elif claimed:
-                run.marker_path.unlink(missing_ok=True)
-            raise
+        study = run.open_claimed(cfg.study_name, cfg.storage_url, lambda: open_study(plan.study_spec))
     run.check_trials_known({t.number for t in study.get_trials(deepcopy=False)}, cfg.study_name)
     run.remove_stale_temp_files()
     run.write_config(plan.to_dict())

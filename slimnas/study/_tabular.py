@@ -401,17 +401,10 @@ def tabular_search(benchmark: str, *, strategy: str | None = None, n_trials: int
     name = name or f"nb201-{dataset}-{strategy}-{'-'.join(objectives)}-s{seed}"
     run = RunFolder(Path(out) if out is not None else Path("runs") / name)
     run.check_claim(name)
-    created, claimed = run.create(), False
     url = storage or f"sqlite:///{(run.root / 'study.db').resolve()}"
-    try:  # the folder claimed atomically, as a search's (two runs started at once: the second is refused)
-        claimed = run.claim(name, url)
-        study = open_tabular_study(strategy, objectives, seed=seed, storage=url, name=name)
-    except BaseException:
-        if created:
-            run.remove_if_created()
-        elif claimed:
-            run.marker_path.unlink(missing_ok=True)
-        raise
+    # the folder claimed atomically, as a search's (two runs started at once: the second is refused)
+    study = run.open_claimed(name, url, lambda: open_tabular_study(strategy, objectives, seed=seed, storage=url,
+                                                                   name=name))
     definition = {"benchmark": f"nasbench201:{dataset}", "strategy": strategy, "seed": seed,
                   "objectives": list(objectives)}
     stored = study.user_attrs.get("tabular")
