@@ -70,20 +70,9 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def replace_folder(new: Path, path: Path) -> None:
-    """Put the folder ``new`` (written in full) at ``path``, replacing what was there as a whole:
-    a reader sees the old folder or the new one, never a mix (the old one is moved aside first
-    and removed last; a kill between the two renames leaves it, whole, at ``<name>.<pid>.old.tmp``)."""
-    old = path.with_name(f"{path.name}.{os.getpid()}.old.tmp")
-    before_replace(path)
-    try:
-        if path.exists():
-            os.replace(path, old)
-        os.replace(new, path)
-    except OSError as e:
-        if old.exists() and not path.exists():
-            os.replace(old, path)
-        raise storage_error(path, e) from None
-    shutil.rmtree(old, ignore_errors=True)
+    """Put the folder ``new`` (written in full) at ``path``, replacing what was there as a whole
+    (:func:`swap_folder`: a reader sees the old folder or the new one, never a mix)."""
+    swap_folder(new, path, refuse_interrupted=False)
 
 
 def backups(path: Path) -> list[Path]:
@@ -92,24 +81,28 @@ def backups(path: Path) -> list[Path]:
     return sorted(p for p in path.parent.glob(f".{glob.escape(path.name)}.*.previous") if p.is_dir())
 
 
-def check_not_interrupted(path: str | Path, marker: str = "report.json") -> None:
+def check_not_interrupted(path: str | Path, markers: tuple[str, ...] = ("report.json", "weights.pt")) -> None:
     """Refuse (:class:`InterruptedOutputError`, one line) an output folder whose replacement
-    was cut short: it is missing or lacks ``marker`` while a backup of the previous one is beside
-    it. A complete folder with a backup left beside it (killed while the backup was removed) is
-    the new output, whole, and passes."""
+    was cut short: it is missing, or holds none of ``markers`` (a compress output's report, a
+    state-dict export's weights), while a backup of the previous one is beside it. A complete
+    folder with a backup left beside it (killed while the backup was removed) is the new output,
+    whole, and passes."""
     path = Path(path)
-    if not (path / marker).is_file() and (found := backups(path)):
+    if not any((path / m).is_file() for m in markers) and (found := backups(path)):
         raise InterruptedOutputError(path, found[-1])
 
 
-def swap_folder(stage: Path, path: Path, keep: Callable[[str], bool] = lambda name: False) -> None:
+def swap_folder(stage: Path, path: Path, keep: Callable[[str], bool] = lambda name: False, *,
+                refuse_interrupted: bool = True) -> None:
     """Replace the folder ``path`` with ``stage`` (written in full) as a whole: the old folder is
     renamed to ``.<name>.<pid>.previous``, ``stage`` renamed to ``path``, then the old one removed.
     A kill between the two renames leaves no ``path`` and the old folder whole under its backup
     name, which :func:`check_not_interrupted` refuses to read past; there is never a mix of old
     and new files. The entries of the old folder for which ``keep(name)`` holds are copied into
-    ``stage`` first (copies: until the swap the old folder is untouched)."""
-    check_not_interrupted(path)
+    ``stage`` first (copies: until the swap the old folder is untouched). ``refuse_interrupted``:
+    refuse to replace an output whose earlier replacement was cut short (else its backup goes)."""
+    if refuse_interrupted:
+        check_not_interrupted(path)
     backup = path.with_name(f".{path.name}.{os.getpid()}.previous")
     try:
         if path.is_dir():

@@ -395,6 +395,28 @@ def test_an_export_killed_mid_write_leaves_the_earlier_export_as_it_was(base, tm
     assert after == before and snapshot(src / "run") == run_before
 
 
+def test_a_state_dict_export_killed_between_the_folder_renames_is_refused_naming_the_backup(base, tmp_path):
+    """Issue 46 C: a kill -9 between moving the earlier state-dict folder aside and the new one in
+    left it as ``<name>.<pid>.old.tmp`` (a name a run folder's clean-up deletes) and ``load`` said
+    only that the folder does not exist; now the backup is kept and named."""
+    src, _ = base
+    sd = tmp_path / "exports" / "sd"
+    code, _, err = cli(["export", str(src / "run"), "--trial", "0", "--format", "state-dict", "--out", str(sd)])
+    assert code == 0, err
+    before = snapshot(sd)
+    aside = lambda: list(sd.parent.glob(".sd.*.previous"))  # noqa: E731
+    killed_mid_write(["export", str(src / "run"), "--trial", "1", "--format", "state-dict", "--out", str(sd)],
+                     lambda: aside() and not sd.exists(), delay=5)
+    [backup] = aside()
+    assert snapshot(backup) == before
+    with pytest.raises(SlimnasError, match="interrupted while being replaced"):
+        slimnas.load(sd)
+    one_line_refusal(["export", str(sd), "--format", "onnx-fp32", "--out", str(tmp_path / "m.onnx")], backup)
+    code, _, err = cli(["export", str(src / "run"), "--trial", "1", "--format", "state-dict", "--out", str(sd)])
+    assert code == 0, err  # a new export into the same place replaces it and clears the backup
+    assert slimnas.load(sd) is not None and not aside()
+
+
 MLP_FILE = "import torch\n\ndef build():\n    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 24), " \
            "torch.nn.ReLU(), torch.nn.Linear(24, 10))\n"
 
