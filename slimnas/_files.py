@@ -6,6 +6,7 @@ naming the file and what is wrong with it (a truncated, emptied or foreign file 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from slimnas.errors import ConfigError, DamagedFileError
+from slimnas.errors import ConfigError, DamagedFileError, InterruptedOutputError
 
 
 def before_replace(path: Path) -> None:
@@ -69,20 +70,64 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def replace_folder(new: Path, path: Path) -> None:
-    """Put the folder ``new`` (written in full) at ``path``, replacing what was there as a whole:
-    a reader sees the old folder or the new one, never a mix (the old one is moved aside first
-    and removed last; a kill between the two renames leaves it, whole, at ``<name>.<pid>.old.tmp``)."""
-    old = path.with_name(f"{path.name}.{os.getpid()}.old.tmp")
-    before_replace(path)
+    """Put the folder ``new`` (written in full) at ``path``, replacing what was there as a whole
+    (:func:`swap_folder`: a reader sees the old folder or the new one, never a mix)."""
+    swap_folder(new, path, refuse_interrupted=False)
+
+
+def backups(path: Path) -> list[Path]:
+    """The folders an output at ``path`` was moved aside to while being replaced
+    (``.<name>.<pid>.previous``, see :func:`swap_folder`)."""
+    return sorted(p for p in path.parent.glob(f".{glob.escape(path.name)}.*.previous") if p.is_dir())
+
+
+def check_not_interrupted(path: str | Path, markers: tuple[str, ...] = ("report.json", "weights.pt")) -> None:
+    """Refuse (:class:`InterruptedOutputError`, one line) an output folder whose replacement
+    was cut short: it is missing, or holds none of ``markers`` (a compress output's report, a
+    state-dict export's weights), while a backup of the previous one is beside it. A complete
+    folder with a backup left beside it (killed while the backup was removed) is the new output,
+    whole, and passes."""
+    path = Path(path)
+    if not any((path / m).is_file() for m in markers) and (found := backups(path)):
+        raise InterruptedOutputError(path, found[-1])
+
+
+def swap_folder(stage: Path, path: Path, keep: Callable[[str], bool] = lambda name: False, *,
+                refuse_interrupted: bool = True) -> None:
+    """Replace the folder ``path`` with ``stage`` (written in full) as a whole: the old folder is
+    renamed to ``.<name>.<pid>.previous``, ``stage`` renamed to ``path``, then the old one removed.
+    A kill between the two renames leaves no ``path`` and the old folder whole under its backup
+    name, which :func:`check_not_interrupted` refuses to read past; there is never a mix of old
+    and new files. The entries of the old folder for which ``keep(name)`` holds are copied into
+    ``stage`` first (copies: until the swap the old folder is untouched). ``refuse_interrupted``:
+    refuse to replace an output whose earlier replacement was cut short (else its backup goes)."""
+    if refuse_interrupted:
+        check_not_interrupted(path)
+    backup = path.with_name(f".{path.name}.{os.getpid()}.previous")
     try:
+        if path.is_dir():
+            for entry in path.iterdir():
+                if keep(entry.name) and not (stage / entry.name).exists():
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.copytree(entry, stage / entry.name, symlinks=True)
+                    else:
+                        shutil.copy2(entry, stage / entry.name, follow_symlinks=False)
+        before_replace(path)
         if path.exists():
-            os.replace(path, old)
-        os.replace(new, path)
+            shutil.rmtree(backup, ignore_errors=True)
+            os.rename(path, backup)
+            before_replace(path)
+        try:
+            os.rename(stage, path)
+        except OSError:
+            if backup.exists() and not path.exists():
+                os.rename(backup, path)
+            raise
+        before_replace(backup)
     except OSError as e:
-        if old.exists() and not path.exists():
-            os.replace(old, path)
         raise storage_error(path, e) from None
-    shutil.rmtree(old, ignore_errors=True)
+    for stale in backups(path):  # ours, and any a killed earlier replacement left beside a complete output
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _problem(path: Path, raw: bytes) -> str | None:

@@ -50,6 +50,17 @@ class DamagedFileError(ConfigError):
         self.args = (f"{path}: damaged file: {problem} (expected {expected}; {fix})",)
 
 
+class InterruptedOutputError(SlimnasError):
+    """A ``compress`` output folder whose replacement by a newer one was cut short (a kill
+    between moving the old folder aside and the new one in): nothing in it is read; the
+    previous complete result is whole in ``backup``."""
+
+    def __init__(self, path, backup) -> None:
+        self.path, self.backup = path, backup
+        super().__init__(f"{path}: the output was interrupted while being replaced; the previous complete result "
+                         f"is in {backup} (move it back to {path}, or remove both and run the command again)")
+
+
 class StorageUnreachable(SlimnasError):
     """The study's storage stopped answering in the middle of a run (a database server went
     down, a network failed): what was completed is in the storage, and the same command resumes."""

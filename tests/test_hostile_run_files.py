@@ -367,11 +367,11 @@ def test_export_never_writes_over_the_run_s_own_files(base, tmp_path, target, fm
     assert code == 0 and (run / "exported.onnx").is_file(), err
 
 
-def killed_mid_write(argv: list[str], ready, timeout: float = 300) -> None:
-    """Run ``slimnas argv`` with every file replacement slowed down, and kill -9 it once
-    ``ready()`` (its new files are written and wait to be renamed into place)."""
+def killed_mid_write(argv: list[str], ready, timeout: float = 300, delay: float = 120) -> None:
+    """Run ``slimnas argv`` with every file replacement slowed down (``delay`` seconds at each
+    point), and kill -9 it once ``ready()`` (its new files are written and wait to be renamed into place)."""
     proc = subprocess.Popen([sys.executable, "-m", "slimnas", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "SLIMNAS_SLOW_WRITES": "120", "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "SLIMNAS_SLOW_WRITES": str(delay), "OMP_NUM_THREADS": "1"})
     deadline = time.time() + timeout
     while not ready():
         assert proc.poll() is None, proc.communicate()
@@ -395,6 +395,28 @@ def test_an_export_killed_mid_write_leaves_the_earlier_export_as_it_was(base, tm
     assert after == before and snapshot(src / "run") == run_before
 
 
+def test_a_state_dict_export_killed_between_the_folder_renames_is_refused_naming_the_backup(base, tmp_path):
+    """Issue 46 C: a kill -9 between moving the earlier state-dict folder aside and the new one in
+    left it as ``<name>.<pid>.old.tmp`` (a name a run folder's clean-up deletes) and ``load`` said
+    only that the folder does not exist; now the backup is kept and named."""
+    src, _ = base
+    sd = tmp_path / "exports" / "sd"
+    code, _, err = cli(["export", str(src / "run"), "--trial", "0", "--format", "state-dict", "--out", str(sd)])
+    assert code == 0, err
+    before = snapshot(sd)
+    aside = lambda: list(sd.parent.glob(".sd.*.previous"))  # noqa: E731
+    killed_mid_write(["export", str(src / "run"), "--trial", "1", "--format", "state-dict", "--out", str(sd)],
+                     lambda: aside() and not sd.exists(), delay=5)
+    [backup] = aside()
+    assert snapshot(backup) == before
+    with pytest.raises(SlimnasError, match="interrupted while being replaced"):
+        slimnas.load(sd)
+    one_line_refusal(["export", str(sd), "--format", "onnx-fp32", "--out", str(tmp_path / "m.onnx")], backup)
+    code, _, err = cli(["export", str(src / "run"), "--trial", "1", "--format", "state-dict", "--out", str(sd)])
+    assert code == 0, err  # a new export into the same place replaces it and clears the backup
+    assert slimnas.load(sd) is not None and not aside()
+
+
 MLP_FILE = "import torch\n\ndef build():\n    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 24), " \
            "torch.nn.ReLU(), torch.nn.Linear(24, 10))\n"
 
@@ -411,6 +433,69 @@ def test_a_compress_killed_mid_write_leaves_the_earlier_result_as_it_was(tmp_pat
                                                            for p in tmp_path.glob(".out.*.tmp")))
     assert snapshot(tmp_path / "out") == before
     assert slimnas.load(tmp_path / "out", model=f"{tmp_path / 'net.py'}:build") is not None
+
+
+def one_line_refusal(argv: list[str], backup: Path) -> None:
+    code, _, err = cli(argv)
+    assert code == 2 and len(err.strip().splitlines()) == 1, (argv, code, err)
+    assert "interrupted while being replaced" in err and backup.name in err, err
+
+
+@pytest.mark.parametrize("step", ["moved aside", "moved in"])
+def test_a_compress_killed_while_swapping_folders_never_shows_a_mix(tmp_path, step):
+    """Issue 46 C: replacing a compress output moved its files in one by one, so a kill -9 between
+    the moves left a folder whose compressed/ was new and model.onnx old, which load, export and
+    report read. Now the folder is swapped whole; killed between the two renames every reader
+    refuses in one line naming the backup, which holds the earlier result byte for byte; killed
+    after them, the new result is whole and read."""
+    (tmp_path / "net.py").write_text(MLP_FILE)
+    out = tmp_path / "out"
+    args = ["compress", "--model", f"{tmp_path / 'net.py'}:build", "--dataset", "digits", "--train-epochs", "1",
+            "--epochs", "1", "--out", str(out)]
+    code, _, err = cli([*args, "--prune", "0.25"])
+    assert code == 0, err
+    before = snapshot(out)
+    report = json.loads((out / "report.json").read_text())
+    aside = lambda: [p for p in tmp_path.glob(".out.*.previous") if p.is_dir()]  # noqa: E731
+    ready = ((lambda: aside() and not out.exists()) if step == "moved aside"
+             else (lambda: aside() and (out / "report.json").is_file()))
+    killed_mid_write([*args, "--prune", "0.5", "--overwrite"], ready, delay=5)
+    [backup] = aside()
+    assert snapshot(backup) == before  # the earlier result, whole, byte for byte
+    if step == "moved aside":
+        assert not out.exists()
+        with pytest.raises(SlimnasError, match="interrupted while being replaced"):
+            slimnas.load(out, model=f"{tmp_path / 'net.py'}:build")
+        one_line_refusal(["export", str(out), "--format", "onnx-fp32", "--out", str(tmp_path / "m.onnx")], backup)
+        one_line_refusal(["report", str(out)], backup)
+        one_line_refusal(["runs", "--root", str(out)], backup)
+        one_line_refusal([*args, "--prune", "0.5", "--overwrite"], backup)
+        assert snapshot(backup) == before and not (tmp_path / "m.onnx").exists()
+        return
+    new = json.loads((out / "report.json").read_text())  # the new result, whole: read as it is
+    assert not list(tmp_path.glob(".out.*.tmp"))  # the staging folder became the output
+    assert new["after"] != report["after"] and set(snapshot(out)) >= {"report.json", "model.onnx", "run.json"}
+    assert slimnas.load(out, model=f"{tmp_path / 'net.py'}:build") is not None
+    code, _, err = cli(["export", str(out), "--format", "onnx-fp32", "--out", str(tmp_path / "m.onnx")])
+    assert code == 0, err
+    code, _, err = cli([*args, "--prune", "0.25", "--overwrite"])  # the next run clears the stale backup
+    assert code == 0, err
+    assert not aside()
+
+
+def test_replacing_a_folder_keeps_the_users_own_files_and_drops_the_earlier_outputs(tmp_path):
+    from slimnas._files import swap_folder
+
+    out, stage = tmp_path / "out", tmp_path / ".out.1.tmp"
+    out.mkdir()
+    stage.mkdir()
+    for name in ("report.json", "model.onnx", "notes.txt"):
+        (out / name).write_text(f"old {name}")
+    (stage / "report.json").write_text("new")
+    swap_folder(stage, out, keep=lambda name: name == "notes.txt")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "report.json"]
+    assert (out / "report.json").read_text() == "new" and (out / "notes.txt").read_text() == "old notes.txt"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 @contextlib.contextmanager

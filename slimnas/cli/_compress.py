@@ -15,6 +15,7 @@ import torch
 import typer
 import yaml
 
+from slimnas._files import check_not_interrupted
 from slimnas.cli._options import (
     MAX_THREADS,
     Accumulate,
@@ -134,7 +135,9 @@ def check_options(auto: bool, given: dict, *, weights: Path | None) -> None:
 
 def check_out(out: Path, *, auto: bool, overwrite: bool) -> None:
     """Refuse an ``--out`` that holds files already, unless ``--overwrite`` says to replace them;
-    ``--auto`` resumes the study of an earlier ``--auto`` in its folder (``study.db``)."""
+    ``--auto`` resumes the study of an earlier ``--auto`` in its folder (``study.db``). An output
+    cut short while being replaced is refused, even with ``--overwrite`` (its backup is the result)."""
+    check_not_interrupted(out)
     if overwrite or not out.exists():
         return
     if not out.is_dir():

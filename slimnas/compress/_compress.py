@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimnas._files import atomic_write, before_replace, publish, staging_folder
+from slimnas._files import atomic_write, check_not_interrupted, staging_folder, swap_folder
 from slimnas.compress._apply import CompressedModel, apply_policy, measure_artifact
 from slimnas.compress._base import COMPRESSORS
 from slimnas.compress._policy import CompressionPolicy
@@ -151,13 +151,21 @@ def _check_exports(model: nn.Module, onnx: bytes, data: DataSplits, tolerance: f
     return {"onnx_max_abs_diff": diff, "onnx_top1_agreement": agree}
 
 
+# what a compress (or a report of it) writes in its --out: an earlier run's, never carried into a new output
+OUTPUTS = ("report.json", "model.onnx", "compressed", "run.json", "policy.json", "sensitivity.json", "study.db",
+           "study.db-journal", "study.db-wal", "study.db-shm", "tensorboard", "report.html", "report.md")
+
+
 def write_outputs(result: CompressResult, original: nn.Module, out: Path, *, n_classes: int) -> Path:
     """``report.json``, ``model.onnx``, ``compressed/`` and ``run.json`` (shapes); the state dict is
     reloaded into a fresh copy of the original architecture and checked against the compressed model.
 
-    All are written in a folder beside ``out`` first and then moved in, ``report.json`` last and
-    ``compressed/`` as a whole, after an earlier ``report.json`` is removed: a process killed on
-    the way never leaves a new model beside an earlier result's report."""
+    The whole output is written in a folder beside ``out`` and then takes its place as a whole
+    (:func:`~slimnas._files.swap_folder`): a process killed on the way leaves the earlier output
+    as it was, or no ``out`` and the earlier output whole in ``.<out>.<pid>.previous`` (which
+    every reader names, refusing to read anything else), never a new model beside an earlier
+    result's report. Files of the user's own in ``out`` are copied across."""
+    check_not_interrupted(out)
     stage = staging_folder(out)
     try:
         atomic_write(stage / "model.onnx", result.onnx)
@@ -168,10 +176,7 @@ def write_outputs(result: CompressResult, original: nn.Module, out: Path, *, n_c
         rebuilt = load_compressed(copy.deepcopy(original), folder)
         result.checks["state_dict_reload_max_abs_diff"] = _reload_diff(result.model, rebuilt, result.input_shape)
         atomic_write(stage / "report.json", json.dumps(result.to_dict(), indent=2, default=_json_default))
-        if (out / "report.json").is_file():
-            before_replace(out / "report.json")
-            (out / "report.json").unlink()  # from here on the folder claims no result until the new one is in
-        publish(stage, ["model.onnx", "compressed", "run.json", "report.json"], out)
+        swap_folder(stage, out, keep=lambda name: name not in OUTPUTS and not name.endswith(".tmp"))
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return out

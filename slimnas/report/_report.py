@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from slimnas._files import check_not_interrupted
 from slimnas.report import _tabular
 from slimnas.report._compress import (
     compress_report_data,
@@ -40,6 +41,7 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> ReportFil
         >>> write_report("runs/my-study").html  # doctest: +SKIP
         PosixPath('runs/my-study/report.html')
     """
+    check_not_interrupted(folder)  # a compress output cut short while being replaced: never read half of it
     out = Path(out) if out is not None else Path(folder)
     if is_compress_output(folder):
         data = compress_report_data(folder)

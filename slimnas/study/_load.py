@@ -18,7 +18,7 @@ from pathlib import Path
 
 from torch import nn
 
-from slimnas._files import load_weights, read_json
+from slimnas._files import check_not_interrupted, load_weights, read_json
 from slimnas.data import DataSplits, load_dataset
 from slimnas.errors import ConfigError, DamagedFileError
 from slimnas.export import INFO, load_compressed, read_run_info
@@ -100,6 +100,7 @@ def open_model(path: str | Path, trial: int | None = None, *, best: str | Sequen
                model: nn.Module | str | None = None) -> LoadedModel:
     """:func:`load`, with the shapes, the rebuild and the data that exports need."""
     root = Path(path)
+    check_not_interrupted(root)  # a compress output cut short while being replaced: never read half of it
     if not root.exists():
         raise ConfigError("run", "an existing run or model folder", str(root))
     if is_search_run(root):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from optuna.trial import FrozenTrial, TrialState
 
-from slimnas._files import read_json
+from slimnas._files import check_not_interrupted, read_json
 from slimnas.errors import ConfigError, DamagedFileError, SlimnasError
 from slimnas.study._driver import FINISHED
 from slimnas.study._pareto import is_skipped, pareto_front
@@ -136,8 +136,10 @@ def is_run(folder: Path) -> bool:
 def list_runs(root: str | Path = "runs") -> list[RunSummary]:
     """Every run in ``root`` (its sub-folders, or ``root`` itself), newest first."""
     root = Path(root)
+    check_not_interrupted(root)  # a compress output cut short while being replaced
     if not root.is_dir():
         raise ConfigError("root", "an existing folder of runs", str(root))
-    folders = [root] if is_run(root) else [p for p in root.iterdir() if is_run(p)]
+    # hidden folders are not runs: a compress output being written (.<name>.<pid>.tmp) or moved aside
+    folders = [root] if is_run(root) else [p for p in root.iterdir() if not p.name.startswith(".") and is_run(p)]
     folders.sort(key=lambda p: max((f.stat().st_mtime for f in p.iterdir() if f.is_file()), default=0), reverse=True)
     return [summarize_run(p) for p in folders]
