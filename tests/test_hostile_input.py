@@ -404,3 +404,27 @@ def test_a_space_is_sized_before_any_candidate_is_built():
                                           r"100,000,000,000 MACs per sample"):
         check_space_size(convs, (3, 1024, 1024), 10)
     check_space_size(convs, (3, 32, 32), 10)  # the same space on small images is fine
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["--n-trials", str(10**12)], "error: n_trials: expected an integer in 1..1,000,000, got 1000000000000\n"),
+    (["CONFIG", "--n-trials", "3"], "error: strategy.population_size: expected an integer in 2..100,000, "
+                                    "got 1000000000\n"),
+])
+def test_trial_counts_and_population_sizes_are_bounded_at_validation(tmp_path, argv, line):
+    """`--n-trials 10**12` (or `n_trials:` in a config) and a population of 10**9 were accepted and
+    ran on until killed; both are refused in one line before the data is read or a folder written
+    (a dataset that does not exist shows the bound is checked first)."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({**VALID, "strategy": {"name": "nsga2", "population_size": 10**9}}))
+    argv = [str(config) if a == "CONFIG" else a for a in argv]
+    code, err = run(["search", *argv, "--dataset", str(tmp_path / "missing.npz"), "--epochs", "1",
+                     "--out", str(tmp_path / "run"), "--quiet"])
+    assert (code, err) == (2, line)
+    assert not (tmp_path / "run").exists()
+    from slimnas.config import load_config
+    from slimnas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^n_trials: expected an integer in 1\.\.1,000,000"):
+        load_config(n_trials=1_000_001)
+    assert load_config(n_trials=1_000_000, strategy="nsga2").n_trials == 1_000_000
