@@ -404,3 +404,68 @@ def test_a_space_is_sized_before_any_candidate_is_built():
                                           r"100,000,000,000 MACs per sample"):
         check_space_size(convs, (3, 1024, 1024), 10)
     check_space_size(convs, (3, 32, 32), 10)  # the same space on small images is fine
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["--n-trials", str(10**12)], "error: n_trials: expected an integer in 1..1,000,000, got 1000000000000\n"),
+    (["CONFIG", "--n-trials", "3"], "error: strategy.population_size: expected an integer in 2..100,000, "
+                                    "got 1000000000\n"),
+])
+def test_trial_counts_and_population_sizes_are_bounded_at_validation(tmp_path, argv, line):
+    """`--n-trials 10**12` (or `n_trials:` in a config) and a population of 10**9 were accepted and
+    ran on until killed; both are refused in one line before the data is read or a folder written
+    (a dataset that does not exist shows the bound is checked first)."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({**VALID, "strategy": {"name": "nsga2", "population_size": 10**9}}))
+    argv = [str(config) if a == "CONFIG" else a for a in argv]
+    code, err = run(["search", *argv, "--dataset", str(tmp_path / "missing.npz"), "--epochs", "1",
+                     "--out", str(tmp_path / "run"), "--quiet"])
+    assert (code, err) == (2, line)
+    assert not (tmp_path / "run").exists()
+    from slimnas.config import load_config
+    from slimnas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^n_trials: expected an integer in 1\.\.1,000,000"):
+        load_config(n_trials=1_000_001)
+    assert load_config(n_trials=1_000_000, strategy="nsga2").n_trials == 1_000_000
+
+
+@pytest.mark.parametrize(("dataset", "options", "line"), [
+    ("shapes32", {"n": 10**12}, "data.options.n: expected an integer in 10..100,000, got 1000000000000"),
+    ("text", {"n": 2_000_000}, "data.options.n: expected an integer in 10..1,000,000, got 2000000"),
+    ("shapes32", {"noise": float("nan")}, "data.options.noise: expected finite numbers (an option of the 'shapes32' "
+                                          "dataset), got nan"),
+    ("shapes32", {"noise": 50.0}, "data.options.noise: expected a finite number in [0, 10], got 50.0"),
+    ("shapes32", {"distractors": 10**9}, "data.options.distractors: expected an integer in 0..100, got 1000000000"),
+    ("text", {"seed": 2**40}, "data.options.seed: expected an integer in 0..2,147,483,647, got 1099511627776"),
+])
+def test_a_generated_datasets_options_are_bounded(tmp_path, dataset, options, line):
+    """`data.options: {n: 10**12}` for a generated dataset ran until memory ran out, a NaN noise
+    trained on NaN images: each option is refused in one line naming it and what is allowed,
+    before anything is generated or a folder written."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({**VALID, "data": {"dataset": dataset, "options": options}}))
+    code, err = run(["search", str(config), "--out", str(tmp_path / "run"), "--quiet"])
+    assert (code, err) == (2, f"error: {line}\n")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_formats_options_are_finite_and_an_image_size_is_bounded(tmp_path):
+    """The image-folder format resized every image to `size: 1000000` (a terabyte per image);
+    any format's option that is a non-finite number is refused by the registry, naming it."""
+    from PIL import Image
+
+    from slimnas.data import load_dataset
+    from slimnas.errors import ConfigError
+
+    for label in ("cat", "dog"):
+        (tmp_path / "img" / label).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(np.full((8, 8), 30 * i, np.uint8)).save(tmp_path / "img" / label / f"{i}.png")
+    with pytest.raises(ConfigError, match=r"^data\.options\.size: expected an image size: an integer or "
+                                          r"\[height, width\], each in 1\.\.4,096, got 1000000$"):
+        load_dataset(str(tmp_path / "img"), options={"size": 10**6})
+    with pytest.raises(ConfigError, match=r"^data\.options\.size: expected finite numbers \(an option of the "
+                                          r"image-folder format\), got \[inf, 8\.0\]$"):
+        load_dataset(str(tmp_path / "img"), options={"size": [float("inf"), 8.0]})
+    assert load_dataset(str(tmp_path / "img"), options={"size": 16}).input_shape == (1, 16, 16)

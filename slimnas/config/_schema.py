@@ -25,6 +25,8 @@ MAX_THREADS = 1024
 MAX_WORKERS = 256
 MAX_LATENCY_REPEATS = 10_000
 MAX_LATENCY_BATCH = 65_536
+MAX_TRIALS = 1_000_000
+MAX_POPULATION = 100_000
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,7 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
     scalar_checks: dict[str, tuple[str, Any]] = {
         "name": ("a name of letters, digits, '.', '_' or '-' (no path)", lambda v: v is None or _is_study_name(v)),
         "seed": _int_in(0, MAX_SEED),
-        "n_trials": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
+        "n_trials": _int_in(1, MAX_TRIALS),
         "timeout": ("a finite number of seconds > 0", lambda v: v is None or (_is_finite(v) and v > 0)),
         "trial_timeout": ("a finite number of seconds > 0", lambda v: v is None or (_is_finite(v) and v > 0)),
         "epochs": _int_in(1, MAX_EPOCHS, optional=True),
@@ -263,8 +265,8 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
     values["strategy"] = _section(StrategyConfig, raw.get("strategy"), "strategy", {
         "name": ("a strategy name", _is_name),
         "early_stopping": ("an early-stopping rule name", _is_name),
-        "n_startup_trials": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
-        "population_size": ("an integer >= 2", lambda v: _is_int(v) and v >= 2),
+        "n_startup_trials": _int_in(0, MAX_TRIALS),
+        "population_size": _int_in(2, MAX_POPULATION),
         "options": ("a mapping of the strategy's settings", lambda v: isinstance(v, dict)),
     }, aliases={"pruner": "early_stopping"})  # "pruner": Optuna's word, accepted from older configs
     values["fitness"] = _section(FitnessConfig, raw.get("fitness"), "fitness", {

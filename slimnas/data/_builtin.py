@@ -13,9 +13,11 @@ Names are stable (configs and saved runs refer to them):
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
+from slimnas.config import MAX_SEED
 from slimnas.data._registry import register_dataset
 from slimnas.data._shapes import make_shapes
 from slimnas.data._textgen import make_text
@@ -61,7 +63,7 @@ def shapes32(n: int = 6000, seed: int = 0, noise: float = 0.12, distractors: int
 
     Options (``data.options``): ``n`` images, ``seed``, ``noise``, ``distractors``.
     """
-    _check_options(n=n, seed=seed, noise=noise, distractors=distractors)
+    _check_options("shapes32", n=n, seed=seed, noise=noise, distractors=distractors)
     x, y = _cached(make_shapes, n, seed=seed, noise=noise, distractors=distractors)
     return x, y, None, None
 
@@ -73,7 +75,7 @@ def text(n: int = 6000, seed: int = 0, label_noise: float = 0.02):
 
     Options (``data.options``): ``n`` sentences, ``seed``, ``label_noise``.
     """
-    _check_options(n=n, seed=seed, label_noise=label_noise)
+    _check_options("text", n=n, seed=seed, label_noise=label_noise)
     x, y = _cached(make_text, n, seed=seed, label_noise=label_noise)
     return x, y, None, None
 
@@ -102,13 +104,22 @@ def _cached(make, *args, **kwargs):
     return make(*args, **kwargs)
 
 
-def _check_options(**values) -> None:
+#: the options of the generated datasets: (kind, low, high) per option; ``n`` per dataset, so a
+#: generated set stays within memory (shapes32 holds 12 KiB per image, a text sentence far less)
+OPTION_BOUNDS = {"seed": ("int", 0, MAX_SEED), "distractors": ("int", 0, 100), "noise": ("num", 0, 10),
+                 "label_noise": ("num", 0, 1)}
+MAX_N = {"shapes32": 100_000, "text": 1_000_000}
+
+
+def _check_options(dataset: str, **values) -> None:
+    """Each option of a generated dataset within its bounds, else a one-line ConfigError naming it
+    (``data.options.n: expected an integer in 10..100,000, ...``)."""
     from slimnas.errors import ConfigError
 
     for key, value in values.items():
-        integer = key in ("n", "seed", "distractors")
-        ok = (isinstance(value, int) if integer else isinstance(value, (int, float))) and not isinstance(value, bool)
-        low = {"n": 10, "seed": 0, "distractors": 0}.get(key, 0)
-        if not ok or value < low or (key == "label_noise" and value > 1):
-            what = f"an integer >= {low}" if integer else ("a share in [0, 1]" if key == "label_noise" else "a number >= 0")
+        kind, low, high = ("int", 10, MAX_N[dataset]) if key == "n" else OPTION_BOUNDS[key]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = number and (isinstance(value, int) if kind == "int" else math.isfinite(value))
+        if not ok or not low <= value <= high:
+            what = f"an integer in {low}..{high:,}" if kind == "int" else f"a finite number in [{low}, {high}]"
             raise ConfigError(f"data.options.{key}", what, value)

@@ -115,15 +115,19 @@ class ImageFolderFormat(BaseFormat):
             Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)).save(folder / f"{i:05d}.png")
 
 
+#: the largest side an image is resized to (``data.options.size``)
+MAX_IMAGE_SIDE = 4096
+
+
 def _size(size) -> tuple[int, int] | None:
     if size is None:
         return None
-    if isinstance(size, int) and not isinstance(size, bool) and size >= 1:
-        return size, size
-    if (isinstance(size, (list, tuple)) and len(size) == 2
-            and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in size)):
-        return int(size[0]), int(size[1])
-    raise ConfigError("data.options.size", "an image size: an integer or [height, width]", size)
+    sides = (size, size) if isinstance(size, int) else size
+    if (isinstance(sides, (list, tuple)) and len(sides) == 2
+            and all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= MAX_IMAGE_SIDE for s in sides)):
+        return int(sides[0]), int(sides[1])
+    raise ConfigError("data.options.size", f"an image size: an integer or [height, width], each in 1..{MAX_IMAGE_SIDE:,}",
+                      size)
 
 
 @register_format("npy-folder")

@@ -4,6 +4,7 @@ format)."""
 from __future__ import annotations
 
 import inspect
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -148,6 +149,10 @@ def _options(target: Callable, options: dict, what: str, fixed: tuple[str, ...] 
     for key in options:
         if key not in accepted:
             raise ConfigError(f"data.options.{key}", f"an option of {what} ({accepted or 'it takes none'})")
+        value = options[key]
+        numbers = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+            raise ConfigError(f"data.options.{key}", f"finite numbers (an option of {what})", value)
     return dict(options)
 
 

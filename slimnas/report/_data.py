@@ -20,6 +20,7 @@ from slimnas.report._explain import layer_columns, policy_summary, read_policy
 from slimnas.report._progress import progress
 from slimnas.report._table import arch_summary
 from slimnas.study import RunFolder, RunRecord, feasible, open_run, pareto_front, run_status
+from slimnas.study._record import damaged_trials
 
 #: Optuna's trial states as the report names them (a complete trial that was not trained is ``skipped``)
 STATES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
@@ -38,7 +39,8 @@ def report_data(folder: str | Path) -> dict:
     from slimnas import __version__  # the package root, complete by the time a report is made
 
     run = open_run(folder)
-    trials = run.study.get_trials(deepcopy=False)
+    damaged = damaged_trials(run.study)  # set aside by a resume, their candidates run again
+    trials = [t for t in run.study.get_trials(deepcopy=False) if str(t.number) not in damaged]
     tested = {m["trial"]: m for m in [*run.front, *(run.pareto or {}).get("closest", [])]}
     rows = [trial_row(t, run, tested) for t in trials]
     by_number = {r["trial"]: r for r in rows}

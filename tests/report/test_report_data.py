@@ -215,3 +215,33 @@ def test_list_runs_finds_search_and_compress_runs(plain_run, joint_run, tmp_path
     assert summaries["plain"].best["trial"] == plain_run.front[0].trial
     assert summaries["plain"].best["metrics"]["test_accuracy"] == plain_run.front[0].metrics["test_accuracy"]
     assert summaries["joint"].n_done == 3 and summaries["joint"].status == "complete"
+
+
+def test_a_trial_set_aside_as_damaged_is_not_reported_as_a_trial(tmp_path):
+    """A resume sets aside a trial whose files were damaged (the study's damaged_trials) and runs
+    its candidate again; the report listed the set-aside trial as a normal complete trial in its
+    table, its trial count and its plots. Now only the re-run shows."""
+    import contextlib
+    import io
+
+    from slimnas.cli import main
+
+    config = {"data": {"dataset": "digits"}, "training": {"epochs": 1, "lr": 0.01, "optimizer": "adam"},
+              "space": {"family": "mlp", "mlp": {"n_layers": 1, "width": [8, 16]}}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    argv = ["search", str(tmp_path / "c.yaml"), "--n-trials", "2", "--out", str(tmp_path / "run"), "--quiet"]
+    for step in ("search", "resume"):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err, \
+                pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code in (0, None), err.getvalue()
+        if step == "search":
+            (tmp_path / "run" / "trials" / "00000" / "metrics.json").write_text("")  # damaged
+    assert "0" in load_study(f"sqlite:///{tmp_path / 'run' / 'study.db'}", "digits-tpe").user_attrs["damaged_trials"]
+    files = write_report(tmp_path / "run", tmp_path / "report")
+    data = report_data(tmp_path / "run")
+    assert [r["trial"] for r in data["trials"]] == [1, 2] == [r["trial"] for r in files.data["trials"]]
+    assert data["run"]["n_finished"] == 2 and data["run"]["status"] == "complete"
+    assert 0 not in [m["trial"] for m in data["front"] + data["closest"]]
+    assert [p["trial"] for p in data["progress"]["points"]] == [1, 2]
+    assert "| 0 |" not in files.markdown.read_text()
