@@ -201,22 +201,19 @@ def checks(agg: dict, optima: dict) -> list[dict]:
         pub = PUBLISHED[d]["evolution"][0]
         out.append({"check": f"best strategy ({best}) mean at the paper's budget >= published REA, {d}",
                     "met": mean >= pub, "figures": f"{mean:.2f} vs {pub:.2f}"})
+    def within_published_std(d: str, strategy: str, published: str, check: str) -> dict:
+        pub, sd = PUBLISHED[d][published]
+        st = so[d][strategy]["at_paper"]
+        return {"check": check, "met": abs(st["mean"] - pub) <= sd,
+                "figures": f"{st['mean']:.2f} ± {st['std']:.2f} vs published {pub:.2f} ± {sd:.2f} "
+                           f"({so[d][strategy]['paper_n']['mean']:.0f} evaluations on average)"}
+
     # 2. the budget's conversion, calibrated: random search at it against the published random search
-    for d in DATASETS:
-        pub, sd = PUBLISHED[d]["random"]
-        st = so[d]["random"]["at_paper"]
-        out.append({"check": f"calibration: random within one published std of the paper's random search, {d}",
-                    "met": abs(st["mean"] - pub) <= sd,
-                    "figures": f"{st['mean']:.2f} ± {st['std']:.2f} vs published {pub:.2f} ± {sd:.2f} "
-                               f"({so[d]['random']['paper_n']['mean']:.0f} evaluations on average)"})
+    out += [within_published_std(d, "random", "random", "calibration: random within one published std of the "
+                                 f"paper's random search, {d}") for d in DATASETS]
     # 3. the implementations: evolution at the paper's budget within one published std of REA
-    for d in DATASETS:
-        pub, sd = PUBLISHED[d]["evolution"]
-        st = so[d]["evolution"]["at_paper"]
-        out.append({"check": f"evolution within one published std of REA at the paper's budget, {d}",
-                    "met": abs(st["mean"] - pub) <= sd,
-                    "figures": f"{st['mean']:.2f} ± {st['std']:.2f} vs published {pub:.2f} ± {sd:.2f} "
-                               f"({so[d]['evolution']['paper_n']['mean']:.0f} evaluations on average)"})
+    out += [within_published_std(d, "evolution", "evolution", "evolution within one published std of REA at the "
+                                 f"paper's budget, {d}") for d in DATASETS]
     loc = so["cifar100"]["local"]["first_optimum"]
     if loc:
         out.append({"check": "local search: evaluations to CIFAR-100's optimum vs White et al.'s 127 on average "
