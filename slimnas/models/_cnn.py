@@ -8,8 +8,14 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from slimnas.errors import ConfigError
-from slimnas.models._layers import ACTIVATION_KEY, bn_cls, conv_cls, make_activation, pool_cls
+from slimnas.models._layers import (
+    ACTIVATION_KEY,
+    bn_cls,
+    conv_cls,
+    conv_ndim,
+    make_activation,
+    pool_cls,
+)
 from slimnas.spaces import BaseFamily, Key, layer_count, register_family
 
 
@@ -69,9 +75,7 @@ class ConvBlock(nn.Module):
 class ConvNet(nn.Module):
     def __init__(self, spec: CNNSpec, input_shape: tuple[int, ...], n_classes: int) -> None:
         super().__init__()
-        ndim = len(input_shape) - 1
-        if ndim not in (1, 2):
-            raise ConfigError("space.family", "inputs shaped (C, L) or (C, H, W) for 'cnn'", f"input {input_shape}")
+        ndim = conv_ndim(input_shape, "cnn")
         blocks, in_ch, size = [], input_shape[0], min(input_shape[1:])
         for layer in spec.layers:
             size = (size - 1) // layer.stride + 1

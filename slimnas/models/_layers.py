@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from slimnas.errors import ConfigError
 from slimnas.spaces import Key
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -25,6 +26,15 @@ ACTIVATION_KEY = Key(str, f"activations from {sorted(ACTIVATIONS)}", ["relu"], l
 
 def make_activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
+
+
+def conv_ndim(input_shape: tuple[int, ...], family: str) -> int:
+    """The convolutions' dimensionality for inputs shaped ``(C, L)`` (1) or ``(C, H, W)`` (2); a
+    one-line :class:`ConfigError` naming ``family`` for any other shape."""
+    ndim = len(input_shape) - 1
+    if ndim not in (1, 2):
+        raise ConfigError("space.family", f"inputs shaped (C, L) or (C, H, W) for {family!r}", f"input {input_shape}")
+    return ndim
 
 
 def conv_cls(ndim: int) -> type[nn.Module]:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from slimnas.errors import ConfigError
-from slimnas.models._layers import bn_cls, conv_cls
+from slimnas.models._layers import bn_cls, conv_cls, conv_ndim
 from slimnas.spaces import BaseFamily, Key, register_family
 
 #: the five operations, in NAS-Bench-201's order (its tables index them 0-4)
@@ -107,9 +107,7 @@ class ReductionBlock(nn.Module):
 class NB201Net(nn.Module):
     def __init__(self, spec: NB201Spec, input_shape: tuple[int, ...], n_classes: int) -> None:
         super().__init__()
-        ndim = len(input_shape) - 1
-        if ndim not in (1, 2):
-            raise ConfigError("space.family", "inputs shaped (C, L) or (C, H, W) for 'nb201'", f"input {input_shape}")
+        ndim = conv_ndim(input_shape, "nb201")
         if min(input_shape[1:]) < 4:
             raise ConfigError("space.family", "inputs at least 4 wide for 'nb201' (two reductions halve them)",
                               f"input {input_shape}")

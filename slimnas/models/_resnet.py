@@ -15,8 +15,14 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from slimnas.errors import ConfigError
-from slimnas.models._layers import ACTIVATION_KEY, bn_cls, conv_cls, make_activation, pooled_head
+from slimnas.models._layers import (
+    ACTIVATION_KEY,
+    bn_cls,
+    conv_cls,
+    conv_ndim,
+    make_activation,
+    pooled_head,
+)
 from slimnas.spaces import BaseFamily, Key, layer_count, register_family
 
 
@@ -64,9 +70,7 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     def __init__(self, spec: ResNetSpec, input_shape: tuple[int, ...], n_classes: int) -> None:
         super().__init__()
-        ndim = len(input_shape) - 1
-        if ndim not in (1, 2):
-            raise ConfigError("space.family", "inputs shaped (C, L) or (C, H, W) for 'resnet'", f"input {input_shape}")
+        ndim = conv_ndim(input_shape, "resnet")
         conv, bn = conv_cls(ndim), bn_cls(ndim)
         self.stem = nn.Sequential(conv(input_shape[0], spec.stem, 3, padding=1, bias=False), bn(spec.stem),
                                   make_activation(spec.activation))

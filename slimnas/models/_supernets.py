@@ -35,7 +35,7 @@ from slimnas.models._elastic import (
     param_choices,
     permute_,
 )
-from slimnas.models._layers import make_activation, pool_cls
+from slimnas.models._layers import conv_ndim, make_activation, pool_cls
 from slimnas.models._mlp import MLP, MLPSpec
 from slimnas.spaces import Param
 
@@ -119,9 +119,7 @@ class ElasticCNN(BaseSupernet):
     def __init__(self, *, depths: list[int], widths: list[int], kernels: list[int], skeleton: CNNSpec,
                  input_shape: tuple[int, ...], n_classes: int, kernel_transform: bool = False) -> None:
         super().__init__()
-        ndim = len(input_shape) - 1
-        if ndim not in (1, 2):
-            raise ConfigError("space.family", "inputs shaped (C, L) or (C, H, W) for 'cnn'", f"input {input_shape}")
+        ndim = conv_ndim(input_shape, "cnn")
         self.depths, self.widths, self.kernels = sorted(depths), sorted(widths), sorted(kernels)
         self.skeleton, self.input_shape, self.n_classes = skeleton, tuple(input_shape), n_classes
         n, w = max(self.depths), max(self.widths)
