@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from slimnas.errors import ConfigError
+from slimnas.errors import ConfigError, SlimnasError
 
 F = TypeVar("F", bound=Callable)
 
@@ -106,3 +106,39 @@ def _guarded(name: str, load) -> None:
         raise ConfigError(ENV, "plug-ins that import", f"{name} ({type(e).__name__}: {e})") from None
     except SystemExit as e:  # a plug-in's sys.exit() must not end the command as if it had succeeded
         raise ConfigError(ENV, "plug-ins that import", f"{name} (it called sys.exit({e.code!r}))") from None
+
+
+def import_object(spec: str, field: str, what: str = "callable") -> object:
+    """The object ``spec`` names, ``path/to/file.py:name`` or ``package.module:name`` (a user's
+    model factory, task, ...); anything wrong is one :class:`ConfigError` line under ``field``."""
+    target, sep, attr = spec.rpartition(":")
+    if not sep or not target or not attr:
+        raise ConfigError(field, f"'path/to/file.py:{what}' or 'package.module:{what}'", spec)
+    try:
+        if target.endswith(".py"):
+            path = Path(target)
+            if not path.is_file():
+                raise ConfigError(field, "an existing Python file before ':'", target)
+            mod_spec = importlib.util.spec_from_file_location(f"slimnas_user_{path.stem}", path)
+            module = importlib.util.module_from_spec(mod_spec)
+            sys.modules[mod_spec.name] = module
+            mod_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(target)
+    except SlimnasError:
+        raise
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - any import failure is the user's file
+        raise ConfigError(field, "a module that imports", f"{target} ({user_failure(e)})") from None
+    found = getattr(module, attr, None)
+    if not callable(found):
+        raise ConfigError(field, f"a callable named {attr!r} in {target}", spec)
+    return found
+
+
+def user_failure(error: BaseException) -> str:
+    """What user code (a model file, its factory, a plug-in) raised, in one line; a
+    ``sys.exit()`` there is a failure too, never the command's own exit."""
+    if isinstance(error, SystemExit):
+        return f"it called sys.exit({error.code!r})"
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")

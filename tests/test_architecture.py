@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "slimnas"
 #: lowest first; a subpackage may import the ones listed before it (and errors/registry)
-LAYERS = ["config", "spaces", "models", "data", "training", "export", "measure", "compress", "strategies",
+LAYERS = ["tasks", "config", "spaces", "models", "data", "training", "export", "measure", "compress", "strategies",
           "study", "report", "cli", "testing"]
 SHARED = {"errors", "registry"}  # used by every layer
 

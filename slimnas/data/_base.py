@@ -24,6 +24,8 @@ from slimnas.data._preprocess import (
 )
 from slimnas.data._stream import DiskArray, RowFile
 from slimnas.data._tokenizers import build_tokenizer
+from slimnas.tasks._classification import check_classes as _check_classes
+from slimnas.tasks._classification import read_labels as _labels
 
 
 @dataclass
@@ -125,46 +127,6 @@ def _numeric(x, name: str) -> np.ndarray:
 
 
 MIN_SAMPLES = 10  # fewer cannot give every split a sample to train, choose or test on
-
-
-def _labels(y, n: int, name: str) -> np.ndarray:
-    """``y`` as a 1-D array of ``n`` labels (``(N, 1)`` is read as ``(N,)``)."""
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise ValueError(f"{name} must hold one label per sample, shape (N,); got shape {y.shape}")
-    if len(y) != n:
-        raise ValueError(f"{name} has {len(y)} labels for {n} samples")
-    if y.dtype.kind not in "iubfUS":
-        raise ValueError(f"{name} holds labels of type {y.dtype}; {LABELS}")
-    if y.dtype.kind == "f" and not np.isfinite(y).all():
-        raise ValueError(f"{name} holds {int((~np.isfinite(y)).sum())} NaN or infinite labels; {LABELS}")
-    if y.dtype.kind == "f" and not (y == np.round(y)).all():
-        example = y[np.flatnonzero(y != np.round(y))[0]]
-        raise ValueError(f"{name} holds non-integer labels such as {example:g} (a regression target?); {LABELS}")
-    return y
-
-
-#: what a label looks like, said with every refused label
-LABELS = ("the task is classification: labels must be class ids, integers 0..K-1 (or strings naming the classes), "
-          "with several samples per class")
-#: numbers as labels with more distinct values than this and fewer samples per class than
-#: MIN_PER_CLASS on average read as a continuous target, not classes
-MANY_CLASSES, MIN_PER_CLASS = 10, 3
-
-
-def _check_classes(y: np.ndarray, name: str) -> None:
-    """Refuse numeric labels that look like a continuous target: many distinct values, each on
-    a few samples (scikit-learn's diabetes targets: 214 values on 442 samples)."""
-    if y.dtype.kind not in "iuf":
-        return
-    n_classes = len(np.unique(y))
-    if n_classes > MANY_CLASSES and len(y) < MIN_PER_CLASS * n_classes:
-        raise ValueError(f"{name} holds {n_classes} distinct numbers for {len(y)} samples, fewer than "
-                         f"{MIN_PER_CLASS} per class (a regression target?); {LABELS}")
-
-
 
 
 def _prepare(x, name: str, kind: str, layout: str | None) -> tuple[Any, str]:

@@ -2,42 +2,20 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from slimnas.errors import ConfigError, SlimnasError
+from slimnas.errors import ConfigError
+from slimnas.registry import import_object, user_failure  # noqa: F401 - user_failure: re-exported
 
 
 def import_model(spec: str, weights: str | Path | None = None) -> tuple[nn.Module, Callable[[], nn.Module]]:
     """``(model, factory)`` from ``path/to/file.py:callable`` or ``package.module:callable``,
     with ``weights`` (a state dict) loaded by ``torch.load(..., weights_only=True)``."""
-    target, sep, attr = spec.rpartition(":")
-    if not sep or not target or not attr:
-        raise ConfigError("--model", "'path/to/file.py:callable' or 'package.module:callable'", spec)
-    try:
-        if target.endswith(".py"):
-            path = Path(target)
-            if not path.is_file():
-                raise ConfigError("--model", "an existing Python file before ':'", target)
-            mod_spec = importlib.util.spec_from_file_location(f"slimnas_user_{path.stem}", path)
-            module = importlib.util.module_from_spec(mod_spec)
-            sys.modules[mod_spec.name] = module
-            mod_spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(target)
-    except SlimnasError:
-        raise
-    except (Exception, SystemExit) as e:  # noqa: BLE001 - any import failure is the user's file
-        raise ConfigError("--model", "a module that imports", f"{target} ({user_failure(e)})") from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise ConfigError("--model", f"a callable named {attr!r} in {target}", spec)
+    factory = import_object(spec, "--model")
     try:
         model = factory()
     except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's callable failed (or tried to end the process)
@@ -51,15 +29,6 @@ def import_model(spec: str, weights: str | Path | None = None) -> tuple[nn.Modul
 
     model = as_slimnas_model(model)  # a raw Hugging Face token model: integer ids in, logits out
     return model.eval(), lambda: as_slimnas_model(factory())
-
-
-def user_failure(error: BaseException) -> str:
-    """What user code (a model file, its factory, a plug-in) raised, in one line; a
-    ``sys.exit()`` there is a failure too, never the command's own exit."""
-    if isinstance(error, SystemExit):
-        return f"it called sys.exit({error.code!r})"
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
 def load_weights(model: nn.Module, weights: str | Path) -> None:

@@ -16,12 +16,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from slimnas.data import Augment, DiskArray
 from slimnas.errors import TrainingDiverged
 from slimnas.spaces import TrainSpec
+from slimnas.tasks._classification import ClassificationMeter
+from slimnas.tasks._classification import cross_entropy as classification_loss
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -92,7 +93,7 @@ def make_optimizer(model: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits, y)
+    return classification_loss(logits, y)
 
 
 @torch.no_grad()
@@ -103,15 +104,12 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
     device = next(model.parameters()).device
     if isinstance(x, DiskArray):  # batches read from disk: bounded in bytes, not samples
         batch_size = min(batch_size, x.rows_per())
-    correct, loss = 0, 0.0
+    meter = ClassificationMeter()
     for i in range(0, len(y), batch_size):
         xb, yb = x[i : i + batch_size].to(device), y[i : i + batch_size].to(device)
-        logits = model(xb)
-        loss += float(F.cross_entropy(logits, yb, reduction="sum"))
-        correct += int((logits.argmax(1) == yb).sum())
+        meter.update(model(xb), yb)
     model.train(was_training)
-    n = max(len(y), 1)
-    return {"accuracy": correct / n, "loss": loss / n}
+    return meter.compute()
 
 
 #: the learning rate's share at the first step of a warm-up (``TrainSpec.warmup``)

@@ -1,0 +1,65 @@
+"""Tasks: what a model is trained to do, its loss, its metrics and their direction, how a searched
+model's head is sized and what the exported model outputs (one registered class per task).
+
+Built in: ``classification`` (slimnas's behaviour so far), ``regression``, ``multilabel``,
+``tokens`` (sequence labelling), ``lm`` (language modelling) and ``detection``. A user's task is
+``path/to/file.py:callable`` returning a :class:`Task` (:func:`load_task`); every registered task
+passes :func:`slimnas.testing.check_task`.
+
+Not yet used by search, compress or export: today those still train and score classification
+(the docs' "Tasks" page says what is wired in).
+
+Example:
+    >>> task = get_task("regression").fit([[1.0], [3.0]])
+    >>> task.state()
+    {'mean': [2.0], 'std': [1.0]}
+    >>> [m.name for m in task.metrics]
+    ['r2', 'mse', 'mae', 'loss']
+"""
+
+from slimnas.tasks import _classification, _detection, _lm, _multilabel, _regression, _tokens  # noqa: F401 - register
+from slimnas.tasks._base import (
+    DIRECTIONS,
+    LOSS,
+    TASKS,
+    Meter,
+    TargetError,
+    Task,
+    TaskMetric,
+    builtin_metric_names,
+    get_task,
+    list_tasks,
+    load_task,
+    register_task,
+    task_from_dict,
+    validate_task,
+)
+from slimnas.tasks._classification import Classification
+from slimnas.tasks._detection import Detection
+from slimnas.tasks._lm import LanguageModel
+from slimnas.tasks._multilabel import MultiLabel
+from slimnas.tasks._regression import Regression
+from slimnas.tasks._tokens import TokenClassification
+
+__all__ = [
+    "DIRECTIONS",
+    "LOSS",
+    "TASKS",
+    "Classification",
+    "Detection",
+    "LanguageModel",
+    "Meter",
+    "MultiLabel",
+    "Regression",
+    "TargetError",
+    "Task",
+    "TaskMetric",
+    "TokenClassification",
+    "builtin_metric_names",
+    "get_task",
+    "list_tasks",
+    "load_task",
+    "register_task",
+    "task_from_dict",
+    "validate_task",
+]
