@@ -31,6 +31,7 @@ from slimnas.data._registry import (
     dataset_help,
     list_datasets,
     load_dataset,
+    load_task_dataset,
     register_dataset,
 )
 from slimnas.data._stream import DiskArray, RowFile
@@ -71,6 +72,7 @@ __all__ = [
     "list_datasets",
     "list_tokenizers",
     "load_dataset",
+    "load_task_dataset",
     "make_splits",
     "register_dataset",
     "register_format",

@@ -25,7 +25,7 @@ STREAM_AUTO_BYTES = 1 << 30
 FILE_NORMALIZE = {"tabular": "feature", "sequence": "channel", "image": "channel", "text": "none"}
 
 
-def register_dataset(name: str, *, kind: str | None = None, normalize: str = "none"):
+def register_dataset(name: str, *, kind: str | None = None, normalize: str = "none", task: str = "classification"):
     """Register a loader returning ``(x, y, x_test, y_test)`` numpy arrays (test may be ``None``;
     ``x`` may be a 1-D array of texts). Its keyword arguments are the dataset's options
     (``data.options``).
@@ -34,6 +34,9 @@ def register_dataset(name: str, *, kind: str | None = None, normalize: str = "no
         kind: ``tabular``, ``sequence``, ``image`` or ``text`` (default: from the arrays).
         normalize: what ``data.normalize: auto`` does to it: ``none`` (the loader scales its
             data), ``global``, ``feature`` or ``channel``.
+        task: the task (``slimnas.tasks``) its targets are for; a loader of another task than
+            ``classification`` returns its three splits, ``{'train' | 'val' | 'test': (x, y)}``,
+            read by :func:`load_task_dataset`.
 
     Example:
         >>> @register_dataset("noise", kind="tabular", normalize="feature")  # doctest: +SKIP
@@ -45,7 +48,7 @@ def register_dataset(name: str, *, kind: str | None = None, normalize: str = "no
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
 
     def decorator(loader: Callable) -> Callable:
-        loader.data_kind, loader.normalize = kind, normalize
+        loader.data_kind, loader.normalize, loader.task = kind, normalize, task
         return DATASETS.register(name)(loader)
 
     return decorator
@@ -122,6 +125,10 @@ def load_dataset(
             raise ConfigError("data.stream", "a file or folder to read from disk (built-in datasets load into memory)",
                               True)
         loader = DATASETS.get(name)
+        task = getattr(loader, "task", "classification")
+        if task != "classification":
+            raise ConfigError("data.dataset", "a classification dataset (search and compress take no other task yet)",
+                              f"{name} (a {task} dataset)")
         x, y, x_test, y_test = loader(**_options(loader, config.options, f"the {name!r} dataset"))
         kind = getattr(loader, "data_kind", None) or infer_kind(x)
         default = getattr(loader, "normalize", "none")
@@ -140,6 +147,23 @@ def load_dataset(
         raise
     except ValueError as e:
         raise ConfigError("data.dataset", "data to train, validate and test on", f"{name}: {e}") from None
+
+
+def load_task_dataset(name: str, **options: Any) -> tuple[str, dict[str, tuple[Any, Any]]]:
+    """``(task, {'train' | 'val' | 'test': (x, y)})`` of a built-in dataset of another task than
+    classification (``diabetes``, ``digits-multilabel``, ``pysource``, ``boxes64``), as its loader
+    makes them: raw samples and targets, checked by the task (``slimnas.tasks``) where they are used.
+
+    Example:
+        >>> task, splits = load_task_dataset("diabetes")
+        >>> task, splits["train"][0].shape
+        ('regression', (266, 10))
+    """
+    if name not in DATASETS or getattr(DATASETS.get(name), "task", "classification") == "classification":
+        others = [n for n in list_datasets() if getattr(DATASETS.get(n), "task", "classification") != "classification"]
+        raise ConfigError("data.dataset", f"a dataset of another task than classification ({', '.join(others)})", name)
+    loader = DATASETS.get(name)
+    return loader.task, loader(**_options(loader, options, f"the {name!r} dataset"))
 
 
 def _options(target: Callable, options: dict, what: str, fixed: tuple[str, ...] = ()) -> dict:

@@ -1,0 +1,70 @@
+"""Built-in offline datasets of the other tasks: their targets pass the task's checks, their splits
+are deterministic, the corpus is split by file, and search's data loader refuses them in one line."""
+
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from slimnas.data import list_datasets, load_dataset, load_task_dataset
+from slimnas.data._pysource import VOCAB, make_pysource, split_of, stdlib_files
+from slimnas.errors import ConfigError
+from slimnas.tasks import get_task
+
+SMALL = {"diabetes": {}, "digits-multilabel": {}, "pysource": {"n": 60, "seq_len": 32}, "boxes64": {"n": 30}}
+
+
+@pytest.mark.parametrize("name, task_name", [("diabetes", "regression"), ("digits-multilabel", "multilabel"),
+                                             ("pysource", "lm"), ("boxes64", "detection")])
+def test_each_task_dataset_loads_and_its_targets_pass_the_tasks_checks(name, task_name):
+    assert name in list_datasets()
+    task_of, splits = load_task_dataset(name, **SMALL[name])
+    assert task_of == task_name and set(splits) == {"train", "val", "test"}
+    task = get_task(task_of)
+    shape = tuple(splits["train"][0].shape[1:])
+    checked = {k: task.check_targets(y, n=len(x), input_shape=shape, field=f"y_{k}") for k, (x, y) in splits.items()}
+    task.fit(checked["train"])
+    head = task.head_size(checked["train"])  # the corpus: the characters it holds, at most the vocabulary
+    assert 60 < head <= len(VOCAB) if name == "pysource" else head == {"diabetes": 1, "digits-multilabel": 6,
+                                                                         "boxes64": 4}[name]
+    again = load_task_dataset(name, **SMALL[name])[1]  # deterministic
+    for k in splits:
+        np.testing.assert_array_equal(splits[k][0], again[k][0])
+    with pytest.raises(ConfigError, match=rf"^data.dataset: expected a classification dataset .*got '{name} \(a "):
+        load_dataset(name)
+
+
+def test_regression_splits_differ_by_seed_and_cover_every_sample_once():
+    a, b = load_task_dataset("diabetes", seed=0)[1], load_task_dataset("diabetes", seed=1)[1]
+    assert not np.array_equal(a["test"][1], b["test"][1])
+    assert sum(len(x) for x, _ in a.values()) == 442
+    assert np.unique(np.concatenate([x for x, _ in a.values()]), axis=0).shape[0] == 442
+
+
+def test_the_corpus_is_split_by_file_so_test_text_is_unseen():
+    root = Path(sysconfig.get_paths()["stdlib"])
+    splits = {split_of(p.relative_to(root).as_posix()) for p in stdlib_files()}
+    assert splits == {"train", "val", "test"}
+    d = make_pysource(n=300, seq_len=48)
+    assert d["train"][0].shape == (300, 48) and d["test"][0].shape == (60, 48)
+    x, y = d["train"]
+    np.testing.assert_array_equal(x[:, 1:], y[:, :-1])  # the targets are the next characters
+    train = {"".join(VOCAB[i] for i in row) for row in d["train"][0]}
+    test = ["".join(VOCAB[i] for i in row) for row in d["test"][0]]
+    assert not train & set(test)
+
+
+def test_boxes_lie_inside_the_images_and_the_seed_decides_them():
+    _, a = load_task_dataset("boxes64", n=30, seed=0)
+    _, b = load_task_dataset("boxes64", n=30, seed=1)
+    x, y = a["train"]
+    assert x.shape[1:] == (3, 64, 64) and 0 <= x.min() and x.max() <= 1
+    boxes = np.concatenate([t["boxes"] for t in y])
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 2:] <= 64).all() and (boxes[:, 2:] > boxes[:, :2]).all()
+    assert {int(c) for t in y for c in t["labels"]} == {0, 1, 2, 3}
+    assert not np.array_equal(a["train"][0], b["train"][0])
+    with pytest.raises(ConfigError, match=r"^data.options.n: expected an integer in 10..100,000, got 3$"):
+        load_task_dataset("boxes64", n=3)
