@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from slimnas.errors import ConfigError
-from slimnas.registry import import_object, user_failure  # noqa: F401 - user_failure: re-exported
+from slimnas.registry import import_object, user_failure
 
 
 def import_model(spec: str, weights: str | Path | None = None) -> tuple[nn.Module, Callable[[], nn.Module]]:
