@@ -82,6 +82,7 @@ from slimnas.compress._lowrank import (
     factorize_linear,
     factorize_tucker2,
 )
+from slimnas.compress._palette import Palettizer
 from slimnas.compress._policy import CompressionPolicy, PolicyStep
 from slimnas.compress._precision import PrecisionChoice, choose_precision, compare_int8_formats
 from slimnas.compress._prune import (
@@ -138,6 +139,7 @@ __all__ = [
     "MagnitudePruner",
     "OnnxInt8",
     "OnnxQuantizer",
+    "Palettizer",
     "Pipeline",
     "PolicyStep",
     "PrecisionChoice",

@@ -137,14 +137,21 @@ class _Graph:
 
     def __init__(self, prefix: str) -> None:
         self.prefix, self.n, self.inits, self.nodes = prefix, 0, [], []
+        self.scalars: dict[tuple, str] = {}
 
     def name(self) -> str:
         self.n += 1
         return f"{self.prefix}_{self.n}"
 
     def const(self, value, dtype=None) -> str:
+        value = np.asarray(value, dtype=dtype)
+        key = (value.dtype.str, value.item()) if value.ndim == 0 else None
+        if key in self.scalars:  # one initializer per scalar, shared by every layer's unpacking
+            return self.scalars[key]
         name = self.name()
-        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        self.inits.append(numpy_helper.from_array(value, name))
+        if key is not None:
+            self.scalars[key] = name
         return name
 
     def op(self, op_type: str, inputs: list[str], output: str | None = None, **attrs) -> str:

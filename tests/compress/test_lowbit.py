@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from slimnas.cli._compress import policy_from_options
-from slimnas.compress import WeightOnlyQuantizer, quantize_model
+from slimnas.compress import Palettizer, WeightClusterer, WeightOnlyQuantizer, quantize_model
 from slimnas.compress._gptq import gptq_weight, input_hessians
 from slimnas.compress._lowbit import pack_codes, uniform_codes, unpack_codes
 from slimnas.errors import ConfigError
@@ -97,3 +97,79 @@ def test_quantize_option_takes_the_registered_low_bit_names():
     with pytest.raises(ConfigError, match="int4"):
         policy_from_options(prune=None, importance=None, lowrank=None, cluster=None, quantize="int5",
                             steps=None, distill=False, temperature=4.0)
+
+
+def _mlp_256() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(40, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                         nn.Linear(256, 10)).eval()
+
+
+def test_palettized_file_holds_packed_indices_plus_tables_and_runs_as_the_eager_model():
+    model = _mlp_256()
+    p = Palettizer(bits=4).fit(model, input_shape=(1, 40))
+    proto = onnx.ModelProto.FromString(p.onnx_)
+    assert not any(i.data_type == onnx.TensorProto.FLOAT and len(i.dims) == 2 for i in proto.graph.initializer)
+    n_weights = 40 * 256 + 256 * 256 + 256 * 10
+    packed = sum(-(-lw.codes.size * 4 // 8) + 1 for lw in p.weights_.values())  # +1 pad byte per layer
+    tables, biases = 3 * 16 * 4, (256 + 256 + 10) * 4
+    constants = payload_bytes(proto) - packed - tables - biases
+    assert 0 <= constants <= 64 * 3  # the unpacking's shape and index scalars
+    assert packed == n_weights // 2 + 3
+    x = torch.randn(64, 1, 40)
+    with torch.no_grad():
+        want = p.model_(x).numpy()
+        assert len(torch.unique(p.model_[3].weight)) == 16
+    assert np.abs(predict(p.onnx_, x) - want).max() < 1e-5
+    assert p.report_["bytes"] == len(p.onnx_) == p.storage_bytes_
+
+
+def test_clustering_then_palette_ships_the_size_clustering_counts():
+    model = _mlp_256()
+    clustered = WeightClusterer(n_clusters=16).fit(model, input_shape=(1, 40))
+    p = Palettizer(bits=4).fit(clustered.model_, input_shape=(1, 40))
+    for a, b in zip(clustered.model_.parameters(), p.model_.parameters(), strict=True):
+        assert torch.equal(a, b)  # the shared values are kept exactly
+    assert abs(len(p.onnx_) - clustered.storage_bytes_) <= 0.06 * len(p.onnx_)
+    assert len(p.onnx_) < 0.15 * len(quantize_model(model, (1, 40), mode="fp32"))
+    policy = policy_from_options(prune=None, importance=None, lowrank=None, cluster=16, quantize=None,
+                                 steps=None, distill=False, temperature=4.0)
+    assert [(s.compressor, s.options) for s in policy.steps] == [("cluster", {"n_clusters": 16}), ("palette", {"bits": 4})]
+
+
+def test_palette_per_channel_tables_and_folded_batch_norm():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(1, 8, 5), nn.BatchNorm1d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 36, 10))
+    with torch.no_grad():
+        model[1].weight.uniform_(0.5, 2.0)
+    model.eval()
+    for granularity in ("tensor", "channel"):
+        p = Palettizer(bits=2, granularity=granularity).fit(model, input_shape=(1, 40))
+        rows = p.model_[0].weight.reshape(8, -1)
+        distinct = [len(torch.unique(r)) for r in rows]
+        assert max(distinct) <= 4
+        if granularity == "tensor":
+            assert len(torch.unique(rows)) <= 4
+        x = torch.randn(8, 1, 40)
+        with torch.no_grad():
+            assert np.abs(predict(p.onnx_, x) - p.model_(x).numpy()).max() < 1e-5
+
+
+def test_a_linear_on_a_sequence_is_palettized_through_its_transposed_matmul():
+    class Seq(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(8, 16)
+            self.head = nn.Linear(16 * 5, 10)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.proj(x.reshape(-1, 5, 8))).flatten(1))
+
+    torch.manual_seed(0)
+    model = Seq().eval()
+    for step in (Palettizer(bits=3), WeightOnlyQuantizer(bits=4, group_size=0)):
+        step.fit(model, input_shape=(40,))
+        assert not step.not_done(), step.held_
+        x = torch.randn(8, 40)
+        with torch.no_grad():
+            assert np.abs(predict(step.onnx_, x) - step.model_(x).numpy()).max() < 1e-4
