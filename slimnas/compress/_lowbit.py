@@ -164,16 +164,29 @@ def _unpack_nodes(g: _Graph, lw: LowBitWeight, output: str, transpose: bool) -> 
     """Nodes that compute the fp32 weight ``output`` from the packed codes, table and scales."""
     c, n_row = lw.codes.shape
     n, b = lw.codes.size, lw.bits
-    packed = g.const(np.concatenate([pack_codes(lw.codes, b), np.zeros(1, np.uint8)]))
     i64 = lambda v: g.const(np.int64(v))  # noqa: E731 - scalar constants
-    pos = g.op("Range", [i64(0), i64(n * b), i64(b)])
-    byte = g.op("Div", [pos, i64(8)])
-    shift = g.op("Cast", [g.op("Mod", [pos, i64(8)])], to=TensorProto.UINT32)
-    lo = g.op("Cast", [g.op("Gather", [packed, byte])], to=TensorProto.UINT32)
-    hi = g.op("Cast", [g.op("Gather", [packed, g.op("Add", [byte, i64(1)])])], to=TensorProto.UINT32)
-    word = g.op("Add", [lo, g.op("Mul", [hi, g.const(np.uint32(256))])])
-    code = g.op("Mod", [g.op("BitShift", [word, shift], direction="RIGHT"), g.const(np.uint32(2**b))])
-    code = g.op("Cast", [code], to=TensorProto.INT64)
+    if 8 % b == 0:  # whole codes per byte: shift each byte by every code's offset at once
+        per = 8 // b
+        packed = g.const(pack_codes(lw.codes, b))
+        if per > 1:
+            column = g.op("Unsqueeze", [packed, g.const(np.array([1], np.int64))])
+            shifted = g.op("BitShift", [column, g.const((np.arange(per) * b).astype(np.uint8))], direction="RIGHT")
+            flat = g.op("Reshape", [g.op("Mod", [shifted, g.const(np.uint8(2**b))]), g.const(np.array([-1], np.int64))])
+            if n % per:
+                flat = g.op("Slice", [flat, g.const(np.array([0], np.int64)), g.const(np.array([n], np.int64))])
+        else:
+            flat = packed
+        code = g.op("Cast", [flat], to=TensorProto.INT64)
+    else:  # codes across byte boundaries: two bytes per code
+        packed = g.const(np.concatenate([pack_codes(lw.codes, b), np.zeros(1, np.uint8)]))
+        pos = g.op("Range", [i64(0), i64(n * b), i64(b)])
+        byte = g.op("Div", [pos, i64(8)])
+        shift = g.op("Cast", [g.op("Mod", [pos, i64(8)])], to=TensorProto.UINT32)
+        lo = g.op("Cast", [g.op("Gather", [packed, byte])], to=TensorProto.UINT32)
+        hi = g.op("Cast", [g.op("Gather", [packed, g.op("Add", [byte, i64(1)])])], to=TensorProto.UINT32)
+        word = g.op("Add", [lo, g.op("Mul", [hi, g.const(np.uint32(256))])])
+        code = g.op("Mod", [g.op("BitShift", [word, shift], direction="RIGHT"), g.const(np.uint32(2**b))])
+        code = g.op("Cast", [code], to=TensorProto.INT64)
     need_pos = len(lw.table) > 1 or lw.scales is not None
     index = g.op("Range", [i64(0), i64(n), i64(1)]) if need_pos else None
     row = g.op("Div", [index, i64(n_row)]) if need_pos else None

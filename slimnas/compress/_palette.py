@@ -24,7 +24,7 @@ from slimnas.errors import ConfigError
 from slimnas.export import onnx_accuracy, size_report
 
 GRANULARITIES = ("tensor", "channel")
-EXPORT_TOLERANCE = 1e-4  # the file computes with the table's values in fp32
+EXPORT_TOLERANCE = 1e-3  # the file computes with the table values in fp32 (as FP32_TOLERANCE of an fp32 file)
 
 
 def palettize(w: np.ndarray, bits: int, granularity: str = "tensor", *, seed: int = 0) -> LowBitWeight:

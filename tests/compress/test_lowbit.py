@@ -56,8 +56,8 @@ def test_int4_convolution_is_stored_at_4_bits_and_says_it_runs_at_fp32():
         want = q.reference_model(model)(x).numpy()  # batch norm in eager, folded into the file's weight
     assert np.abs(predict(q.onnx_, x) - want).max() < 1e-4
     conv = next(i for i in onnx.ModelProto.FromString(q.onnx_).graph.initializer if i.data_type == onnx.TensorProto.UINT8
-                and i.dims[0] == 16 * 5 // 2 + 1)
-    assert conv is not None  # 80 weights at 4 bits (+1 pad byte), not 320 fp32 bytes
+                and i.dims[0] == 16 * 5 // 2)
+    assert conv is not None  # 80 weights at 4 bits, not 320 fp32 bytes
 
 
 def test_codes_pack_at_their_bits_and_unpack_back():
@@ -111,11 +111,11 @@ def test_palettized_file_holds_packed_indices_plus_tables_and_runs_as_the_eager_
     proto = onnx.ModelProto.FromString(p.onnx_)
     assert not any(i.data_type == onnx.TensorProto.FLOAT and len(i.dims) == 2 for i in proto.graph.initializer)
     n_weights = 40 * 256 + 256 * 256 + 256 * 10
-    packed = sum(-(-lw.codes.size * 4 // 8) + 1 for lw in p.weights_.values())  # +1 pad byte per layer
+    packed = sum(-(-lw.codes.size * 4 // 8) for lw in p.weights_.values())
     tables, biases = 3 * 16 * 4, (256 + 256 + 10) * 4
     constants = payload_bytes(proto) - packed - tables - biases
     assert 0 <= constants <= 64 * 3  # the unpacking's shape and index scalars
-    assert packed == n_weights // 2 + 3
+    assert packed == n_weights // 2
     x = torch.randn(64, 1, 40)
     with torch.no_grad():
         want = p.model_(x).numpy()
