@@ -206,7 +206,7 @@ def _unpack_nodes(g: _Graph, lw: LowBitWeight, output: str, transpose: bool) -> 
         g.op("Reshape", [value, shape], output)
 
 
-def _matmul_nbits(g: _Graph, lw: LowBitWeight, a: str, output: str) -> None:
+def _matmul_nbits(g: _Graph, lw: LowBitWeight, a: str, output: str, accuracy_level: int = 0) -> None:
     """``output = a @ W.T`` for a uniform encoding, as ``MatMulNBits`` (block size a power of two >= 16)."""
     c, k = lw.codes.shape
     block = max(16, 1 << (lw.block - 1).bit_length())
@@ -221,7 +221,8 @@ def _matmul_nbits(g: _Graph, lw: LowBitWeight, a: str, output: str) -> None:
     for j in range(per):
         packed |= (u[:, :, j::per] << (j * lw.bits)).astype(np.uint8)
     g.nodes.append(helper.make_node("MatMulNBits", [a, g.const(packed), g.const(scales.reshape(-1).astype(np.float32))],
-                                    [output], domain="com.microsoft", K=k, N=c, bits=lw.bits, block_size=block))
+                                    [output], domain="com.microsoft", K=k, N=c, bits=lw.bits, block_size=block,
+                                    **({"accuracy_level": accuracy_level} if accuracy_level else {})))
 
 
 def runs_in_matmul_nbits(lw: LowBitWeight) -> bool:
@@ -246,9 +247,13 @@ def _row_factor(onnx_w: np.ndarray, ours: np.ndarray) -> np.ndarray | None:
 
 
 def lowbit_onnx(model: nn.Module, input_shape: tuple[int, ...], weights: dict[str, LowBitWeight], *,
-                matmul_nbits: bool = True) -> tuple[bytes, dict[str, str]]:
+                matmul_nbits: bool = True, accuracy_level: int = 0) -> tuple[bytes, dict[str, str]]:
     """``model`` (whose layers in ``weights`` already compute with the dequantized values) as a
     lean ONNX file holding those layers at their bits.
+
+    Args:
+        accuracy_level: ``MatMulNBits``'s: 0 computes in fp32 with the dequantized weights, 4
+            quantizes the activations to int8 per block inside the kernel (faster, not exact).
 
     Returns:
         ``(file bytes, {layer: how it is held})``: ``MatMulNBits`` (runs at b bits), packed and
@@ -289,7 +294,7 @@ def lowbit_onnx(model: nn.Module, input_shape: tuple[int, ...], weights: dict[st
             out = node.output[0]
             bias = node.input[2] if node.op_type == "Gemm" and len(node.input) > 2 else None
             product = g.name() if bias else out
-            _matmul_nbits(g, lw, node.input[0], product)
+            _matmul_nbits(g, lw, node.input[0], product, accuracy_level)
             new = [g.nodes.pop()]  # in the node's place: its input is computed upstream
             if bias:
                 new.append(helper.make_node("Add", [product, bias], [out]))

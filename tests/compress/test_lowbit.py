@@ -173,3 +173,19 @@ def test_a_linear_on_a_sequence_is_palettized_through_its_transposed_matmul():
         x = torch.randn(8, 40)
         with torch.no_grad():
             assert np.abs(predict(step.onnx_, x) - step.model_(x).numpy()).max() < 1e-4
+
+
+def test_int4_with_int8_compute_asks_the_kernel_for_it_and_keeps_the_classes():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10)).eval()
+    exact = WeightOnlyQuantizer(group_size=32).fit(model, input_shape=(256,))
+    fast = WeightOnlyQuantizer(group_size=32, compute="int8").fit(model, input_shape=(256,))
+    levels = [a.i for n in onnx.ModelProto.FromString(fast.onnx_).graph.node if n.op_type == "MatMulNBits"
+              for a in n.attribute if a.name == "accuracy_level"]
+    assert levels == [4, 4] and fast.export_tolerance() is None and exact.export_tolerance() == 1e-3
+    x = torch.randn(256, 256)
+    a, b = predict(exact.onnx_, x), predict(fast.onnx_, x)
+    assert 0 < np.abs(a - b).max() < 0.05 * np.abs(a).max()
+    assert np.mean(a.argmax(1) == b.argmax(1)) > 0.95
+    with pytest.raises(ConfigError, match="compute"):
+        WeightOnlyQuantizer(compute="int4").validate()
