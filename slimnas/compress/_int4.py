@@ -135,6 +135,10 @@ class WeightOnlyQuantizer(BaseCompressor):
                         "low_bit_bytes": int(sum(self.weights_[n].n_bytes for n in names
                                                  if not self.held_[n].startswith("fp32"))),
                         **size_report(self.onnx_)}
+        stored = self.report_["stored_at_low_bits"]
+        if stored:  # bytes stored at b bits, arithmetic at fp32: said where the user reads the result
+            self.report_["notes"] = [f"{', '.join(stored)} stored at {self.bits} bits but run at fp32 (ONNX Runtime "
+                                     f"has no low-bit convolution; only Linear layers run as MatMulNBits)"]
         return model
 
     def layer_values(self, layers):

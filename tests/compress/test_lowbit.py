@@ -189,3 +189,17 @@ def test_int4_with_int8_compute_asks_the_kernel_for_it_and_keeps_the_classes():
     assert np.mean(a.argmax(1) == b.argmax(1)) > 0.95
     with pytest.raises(ConfigError, match="compute"):
         WeightOnlyQuantizer(compute="int4").validate()
+
+
+def test_compress_reports_the_file_it_writes_and_which_layers_only_store_4_bits(tmp_path):
+    import json
+
+    from slimnas.compress import CompressionPolicy, compress
+    from slimnas.testing import TINY_MODELS, tiny_data
+
+    res = compress(TINY_MODELS["paper_cnn"](), tiny_data(), CompressionPolicy.of(int4={"group_size": 16}), epochs=0,
+                   out=tmp_path / "out", latency_repeats=3)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["after"]["bytes"] == (tmp_path / "out" / "model.onnx").stat().st_size < 0.4 * report["before"]["bytes"]
+    assert report["steps"]["int4"]["run_at_low_bits"] == ["7"]
+    assert any(w.startswith("int4: 0, 2, 4 stored at 4 bits but run at fp32") for w in res.warnings), res.warnings
