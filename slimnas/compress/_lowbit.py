@@ -27,10 +27,10 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
+from slimnas.errors import ConfigError
 from slimnas.export import export_proto, layer_nodes, lean, ort_session
 
 #: how a layer is held in the file (the report's words)
@@ -324,8 +324,6 @@ def lowbit_onnx(model: nn.Module, input_shape: tuple[int, ...], weights: dict[st
 
 def weighted_layers(model: nn.Module, layers=None, kinds=(nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) -> list[str]:
     """The Linear and convolution layers to act on: ``layers``, or all of them."""
-    from slimnas.errors import ConfigError
-
     modules = dict(model.named_modules())
     names = list(layers) if layers is not None else [n for n, m in modules.items() if isinstance(m, kinds)]
     bad = [n for n in names if not isinstance(modules.get(n), kinds)]
@@ -333,8 +331,3 @@ def weighted_layers(model: nn.Module, layers=None, kinds=(nn.Linear, nn.Conv1d, 
         raise ConfigError("layers", "names of Linear or convolution layers", bad[0])
     return names
 
-
-def onnx_weight_bytes(proto_bytes: bytes) -> int:
-    from slimnas.export import payload_bytes
-
-    return payload_bytes(onnx.ModelProto.FromString(proto_bytes))
