@@ -42,12 +42,14 @@ from slimnas.cli._options import (
 )
 from slimnas.cli._progress import ConsoleListener
 from slimnas.compress import (
+    COMPRESSORS,
     FINETUNE_SPEC,
     CompressionPolicy,
     PolicyStep,
     compress,
     latency_summary,
     list_compressors,
+    precision_steps,
     train_from_scratch,
 )
 from slimnas.config import MAX_EPOCHS as MAX_RUN_EPOCHS
@@ -171,9 +173,13 @@ def policy_from_options(*, prune, importance, lowrank, cluster, quantize, steps,
     if cluster is not None:
         flagged["--cluster"] = ("cluster", {"n_clusters": cluster})
     if quantize not in (None, "none"):
-        if quantize not in QUANTIZE_MODES:
-            raise ConfigError("--quantize", f"one of {list(QUANTIZE_MODES)}", quantize)
-        flagged["--quantize"] = ("quantize", {"mode": quantize, "qat": quantize == "int8"})
+        named = precision_steps()  # low-bit precisions, declared by their compressors
+        if quantize in named:
+            flagged["--quantize"] = named[quantize]
+        elif quantize not in QUANTIZE_MODES:
+            raise ConfigError("--quantize", f"one of {[*QUANTIZE_MODES, *named]}", quantize)
+        else:
+            flagged["--quantize"] = ("quantize", {"mode": quantize, "qat": quantize == "int8"})
     for text in steps or []:
         step = parse_step(text)
         flagged[f"--step {step.compressor}"] = (step.compressor, step.options)
@@ -188,6 +194,10 @@ def policy_from_options(*, prune, importance, lowrank, cluster, quantize, steps,
         except ConfigError as e:
             raise ConfigError(flag.split()[0], e.expected, e.got if e.got is not None else options) from None
         by_name[name] = options
+    clusters = by_name.get("cluster", {}).get("n_clusters")
+    writes = any(COMPRESSORS.get(n).writes_file for n in by_name)
+    if isinstance(clusters, int) and 2 <= clusters <= 256 and not writes:  # ship what storage counts
+        by_name["palette"] = {"bits": max(1, (clusters - 1).bit_length())}
     if not by_name:
         raise ConfigError("compress", "at least one step: --prune, --lowrank, --cluster, --quantize or --step "
                           "(or --auto with a --budget)")
@@ -228,8 +238,9 @@ def compress_command(
     prune: Annotated[float | None, typer.Option(help="share of channels structured pruning removes from every layer, in [0, 1)")] = None,
     importance: Annotated[list[str] | None, typer.Option(metavar="CRITERION", help="pruning criterion (l1, l2, taylor, bn_scale, random); with --auto, the candidates, repeatable or comma-separated [default: l1 (--auto: l1,taylor)]")] = None,
     lowrank: Annotated[float | None, typer.Option(help="kept-rank ratio of low-rank factorisation, in (0, 1]")] = None,
-    cluster: Annotated[int | None, typer.Option(help="k-means clusters per layer (weight sharing)")] = None,
-    quantize: Annotated[str | None, typer.Option(help="none | int8 (static QDQ, with quantization-aware fine-tuning when it loses accuracy) | int8-dynamic | int8-auto (both, the faster one within the accuracy tolerance kept) | fp16")] = None,
+    cluster: Annotated[int | None, typer.Option(help="k-means clusters per layer (weight sharing); without a --quantize, the file is written palettized (indices at ceil(log2 k) bits plus the shared values), so its bytes are the storage reported")] = None,
+    quantize: Annotated[str | None, typer.Option(help="none | int8 (static QDQ, with quantization-aware fine-tuning when it loses accuracy) | int8-dynamic | int8-auto (both, the faster one within the accuracy tolerance kept) | fp16 | "
+                                                          f"{' | '.join(precision_steps())} (weights below 8 bits, activations fp32)")] = None,
     step: Annotated[list[str] | None, typer.Option(metavar="NAME[:K=V,...]", help="any registered compressor as NAME[:key=value,...], repeatable")] = None,
     distill: Annotated[bool | None, typer.Option("--distill/--no-distill", help="distil from the original model while retraining [default: off; --auto: on]")] = None,
     temperature: Annotated[float | None, typer.Option(help="distillation temperature, with --distill [default: 4.0]")] = None,

@@ -40,6 +40,7 @@ from slimnas.compress._base import (
     Gene,
     Pipeline,
     list_compressors,
+    precision_steps,
     register_compressor,
 )
 from slimnas.compress._cluster import (
@@ -73,6 +74,7 @@ from slimnas.compress._hardware import (
     sensitivity_cost,
     widths_to_ratios,
 )
+from slimnas.compress._int4 import WeightOnlyQuantizer
 from slimnas.compress._int8_format import OnnxInt8
 from slimnas.compress._lowrank import (
     LowRankFactorizer,
@@ -80,6 +82,7 @@ from slimnas.compress._lowrank import (
     factorize_linear,
     factorize_tucker2,
 )
+from slimnas.compress._palette import Palettizer
 from slimnas.compress._policy import CompressionPolicy, PolicyStep
 from slimnas.compress._precision import PrecisionChoice, choose_precision, compare_int8_formats
 from slimnas.compress._prune import (
@@ -136,6 +139,7 @@ __all__ = [
     "MagnitudePruner",
     "OnnxInt8",
     "OnnxQuantizer",
+    "Palettizer",
     "Pipeline",
     "PolicyStep",
     "PrecisionChoice",
@@ -148,6 +152,7 @@ __all__ = [
     "SensitivityResult",
     "StructuredPruner",
     "WeightClusterer",
+    "WeightOnlyQuantizer",
     "agp_schedule",
     "allocate_by_latency",
     "allocate_by_sensitivity",
@@ -194,6 +199,7 @@ __all__ = [
     "pruned_macs",
     "pruned_model",
     "quantize_model",
+    "precision_steps",
     "register_compressor",
     "retrain_steps",
     "round_to_macs",

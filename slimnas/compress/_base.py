@@ -75,6 +75,9 @@ class BaseCompressor(abc.ABC):
     layer_column: ClassVar[str | None] = None
     #: that setting's value when a policy has no step of this compressor
     layer_off: ClassVar[Any] = None
+    #: precision names this compressor gives ``compress --quantize``, each with its step options
+    #: (``{"int4": {"bits": 4}}``): names come from the registry, not from a list kept by hand
+    precisions: ClassVar[dict[str, dict[str, Any]]] = {}
     #: genes this compressor adds to a joint search (``space.compression``)
     genes: ClassVar[dict[str, Gene]] = {}
     #: constructor arguments the conformance suite (:mod:`slimnas.testing`) fits with: ones for
@@ -219,6 +222,12 @@ def register_compressor(name: str) -> Callable[[type[BaseCompressor]], type[Base
 def list_compressors() -> list[str]:
     """Registered compressors in the order a policy runs them."""
     return sorted(COMPRESSORS.names(), key=lambda n: (COMPRESSORS.get(n).order, n))
+
+
+def precision_steps() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every precision name a registered compressor declares: name -> (compressor, step options)."""
+    return {p: (name, dict(options)) for name in list_compressors()
+            for p, options in COMPRESSORS.get(name).precisions.items()}
 
 
 def _input_shape(data: DataSplits | None, input_shape: tuple[int, ...] | None, who: str) -> tuple[int, ...]:

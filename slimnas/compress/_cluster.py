@@ -3,6 +3,10 @@
 Each layer's weights are replaced by the nearest of ``k`` shared values: the layer is stored as
 a codebook of ``k`` floats plus one ``ceil(log2 k)``-bit index per weight. Retraining updates
 the shared values (each gets the summed gradient of its weights) and keeps the assignment.
+
+The ``palette`` step (:mod:`slimnas.compress._palette`) writes that encoding into the ONNX file
+(the same k-means and bit packing); ``compress --cluster K`` without a ``--quantize`` adds it,
+so the file shipped is the size counted here.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from torch.nn.utils import parametrize
 
 from slimnas.compress._base import WEIGHTED, BaseCompressor, Gene, register_compressor
 from slimnas.compress._distill import Retrain
+from slimnas.compress._lowbit import pack_codes, unpack_codes
 from slimnas.errors import ConfigError
 from slimnas.spaces import Key
 
@@ -50,17 +55,17 @@ def kmeans_1d(values: np.ndarray, k: int, *, seed: int = 0) -> tuple[np.ndarray,
 
 
 def pack_indices(indices: np.ndarray, n_clusters: int) -> bytes:
-    """Indices at ``ceil(log2 k)`` bits each, bit-packed: the clustered encoding's payload."""
-    bits = max(1, math.ceil(math.log2(max(n_clusters, 2))))
-    flat = indices.reshape(-1).astype(np.uint32)
-    planes = ((flat[:, None] >> np.arange(bits, dtype=np.uint32)) & 1).astype(np.uint8)
-    return np.packbits(planes.reshape(-1)).tobytes()
+    """Indices at ``ceil(log2 k)`` bits each, bit-packed as the palettized ONNX file stores them
+    (:func:`slimnas.compress._lowbit.pack_codes`): the clustered encoding's payload."""
+    return pack_codes(indices, _index_bits(n_clusters)).tobytes()
 
 
 def unpack_indices(payload: bytes, n_clusters: int, n: int) -> np.ndarray:
-    bits = max(1, math.ceil(math.log2(max(n_clusters, 2))))
-    planes = np.unpackbits(np.frombuffer(payload, dtype=np.uint8))[: n * bits].reshape(n, bits)
-    return (planes.astype(np.int64) << np.arange(bits)).sum(1)
+    return unpack_codes(np.frombuffer(payload, dtype=np.uint8), _index_bits(n_clusters), n)
+
+
+def _index_bits(n_clusters: int) -> int:
+    return max(1, math.ceil(math.log2(max(n_clusters, 2))))
 
 
 class _Shared(nn.Module):

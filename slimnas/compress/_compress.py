@@ -121,6 +121,7 @@ def compress(
     tolerance = writer.export_tolerance() if writer is not None else FP32_TOLERANCE
     warnings = [f"{step} left {layer} as it was: {reason}" for step, layers in art.not_done.items()
                 for layer, reason in layers.items()]
+    warnings += [f"{step}: {note}" for step, rep in art.report.items() for note in rep.get("notes", [])]  # a step's own
     drop = before["val_accuracy"] - after["val_accuracy"]
     if drop > max_drop:
         remedies = ["fine-tune longer (--epochs)", *([] if policy.distill else ["distil (--distill)"]), "compress less"]

@@ -32,6 +32,7 @@ from slimnas.export._onnx import (
     verify_onnx,
 )
 from slimnas.export._onnx_formats import OnnxFp16, OnnxFp32, OnnxFp32Rows
+from slimnas.export._ort_format import OrtMobile, onnx_to_ort
 from slimnas.export._proto import (
     fp16_weights,
     gemm_to_matmul,
@@ -55,6 +56,7 @@ __all__ = [
     "OnnxFp16",
     "OnnxFp32",
     "OnnxFp32Rows",
+    "OrtMobile",
     "StateDictFormat",
     "TorchExportFormat",
     "TorchScriptFormat",
@@ -76,6 +78,7 @@ __all__ = [
     "load_compressed",
     "max_abs_diff",
     "onnx_accuracy",
+    "onnx_to_ort",
     "ort_session",
     "payload_bytes",
     "predict",

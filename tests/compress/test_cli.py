@@ -72,7 +72,7 @@ def test_cli_runs_end_to_end(model_files):
     (["--model", "{net}:missing"], "--model"),
     (["--model", "{net}:build", "--weights", "{other}"], "--weights"),
     (["--model", "{net}:build", "--weights", "{pt}", "--prune", "1.5"], "--prune"),
-    (["--model", "{net}:build", "--weights", "{pt}", "--quantize", "int4"], "--quantize"),
+    (["--model", "{net}:build", "--weights", "{pt}", "--quantize", "int5"], "--quantize"),
 ])
 def test_user_mistakes_raise_config_errors(model_files, args, field):
     paths = {"net": model_files / "net.py", "other": model_files / "other.pt", "pt": model_files / "net.pt"}

@@ -1,0 +1,333 @@
+"""Weights below 8 bits, written into the ONNX file as they are stored: b-bit codes, bit-packed,
+plus a lookup table and optional per-block scales (the shared encoding of ``int4`` and
+``palette``).
+
+A layer's weight, as a ``(C, L)`` matrix (one row per output channel), is
+``value = table[t(c), code] * scale[c, j // block]``: uniform integers have one table of levels
+(``-2^(b-1) .. 2^(b-1)-1``) and a scale per block of ``block`` weights of a row; palettized
+weights have a k-means table per tensor or per output channel and no scales.
+
+In the file, each weight is one of:
+
+- ``MatMulNBits`` (ONNX Runtime's ``com.microsoft`` operator for 2/4/8-bit block-quantized
+  weights of a matrix multiplication): a Linear layer of a uniform encoding *runs* at b bits;
+- packed codes plus table (and scales), unpacked in the graph (``Range``/``Gather``/``BitShift``/
+  ``Mod``: opset 13 operators) into the fp32 tensor the layer reads. ONNX Runtime folds that
+  subgraph when it loads the file, so the layer is *stored* at b bits and *runs* at fp32 (a
+  convolution, which has no low-bit kernel in ONNX Runtime; every palettized layer).
+
+The ONNX exporter folds a batch norm that follows a convolution into the convolution's weight
+(a per-channel factor): such a factor goes into the scales (or the tables), so the file holds
+exactly the b-bit values the eager model computes with.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
+
+from slimnas.errors import ConfigError
+from slimnas.export import export_proto, layer_nodes, lean, ort_session
+
+#: how a layer is held in the file (the report's words)
+RUNS_LOW_BIT = "MatMulNBits: stored and run at {bits} bits"
+STORED_LOW_BIT = "stored at {bits} bits, unpacked to fp32 when the file loads: runs at fp32"
+NO_KERNEL = " (ONNX Runtime has no low-bit convolution)"
+
+
+@dataclass(frozen=True)
+class LowBitWeight:
+    """One layer's weight as b-bit codes.
+
+    Attributes:
+        codes: ``(C, L)`` integers in ``[0, 2**bits)``.
+        table: ``(n_tables, k)`` values the codes index; ``n_tables`` is 1 or ``C``.
+        scales: ``(C, ceil(L / block))`` factors per block of a row, or ``None``.
+        block: weights of a row per scale.
+        shape: the layer's weight shape (``C`` is its first axis).
+        uniform: the table is the integer levels (``MatMulNBits`` can run it).
+    """
+
+    codes: np.ndarray
+    bits: int
+    table: np.ndarray
+    scales: np.ndarray | None
+    block: int
+    shape: tuple[int, ...]
+    uniform: bool = False
+
+    def dequantize(self) -> np.ndarray:
+        """The fp32 weight (in ``shape``) the codes stand for."""
+        c = self.codes.shape[0]
+        rows = np.arange(c)[:, None] if len(self.table) > 1 else 0
+        values = self.table[rows, self.codes].astype(np.float32)
+        if self.scales is not None:
+            values = values * np.repeat(self.scales, self.block, axis=1)[:, : self.codes.shape[1]]
+        return values.astype(np.float32).reshape(self.shape)
+
+    def times(self, factor: np.ndarray) -> LowBitWeight:
+        """This weight with row ``c`` multiplied by ``factor[c]`` (a folded batch norm)."""
+        factor = factor.astype(np.float32)
+        if self.scales is not None:
+            return replace(self, scales=(self.scales * factor[:, None]).astype(np.float32))
+        if len(self.table) > 1:
+            return replace(self, table=(self.table * factor[:, None]).astype(np.float32))
+        return replace(self, scales=factor[:, None].copy(), block=self.codes.shape[1])
+
+    @property
+    def n_bytes(self) -> int:
+        """Bytes of the encoding: packed codes, table, scales."""
+        scales = 0 if self.scales is None else self.scales.size * 4
+        return math.ceil(self.codes.size * self.bits / 8) + self.table.size * 4 + scales
+
+
+def pack_codes(codes: np.ndarray, bits: int) -> np.ndarray:
+    """Codes at ``bits`` bits each, least significant bit first, as one bit stream (uint8)."""
+    flat = codes.reshape(-1).astype(np.uint32)
+    planes = ((flat[:, None] >> np.arange(bits, dtype=np.uint32)) & 1).astype(np.uint8)
+    return np.packbits(planes.reshape(-1), bitorder="little")
+
+
+def unpack_codes(packed: np.ndarray, bits: int, n: int) -> np.ndarray:
+    planes = np.unpackbits(np.asarray(packed, dtype=np.uint8), bitorder="little")[: n * bits].reshape(n, bits)
+    return (planes.astype(np.int64) << np.arange(bits)).sum(1)
+
+
+def uniform_codes(w: np.ndarray, bits: int, block: int) -> LowBitWeight:
+    """Round-to-nearest, symmetric, one scale per block of ``block`` weights of each output
+    channel (``block`` >= the row length: per channel). The scale maps each block's
+    largest-magnitude weight onto the level ``-2^(b-1)`` exactly (as ONNX Runtime's own weight
+    quantizer does), so all ``2^b`` levels are used."""
+    rows = w.reshape(w.shape[0], -1).astype(np.float32)
+    c, n = rows.shape
+    block = min(block, n) if block > 0 else n
+    scales = block_scales(rows, bits, block)
+    q = np.clip(np.round(rows / np.repeat(scales, block, axis=1)[:, :n]), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    return uniform_weight(q, scales, bits, block, w.shape)
+
+
+def block_scales(rows: np.ndarray, bits: int, block: int) -> np.ndarray:
+    c, n = rows.shape
+    nb = -(-n // block)
+    padded = np.zeros((c, nb * block), np.float32)
+    padded[:, :n] = rows
+    blocks = padded.reshape(c, nb, block)
+    top = np.take_along_axis(blocks, np.abs(blocks).argmax(2)[..., None], 2)[..., 0]
+    scales = top / -(2 ** (bits - 1))
+    scales[scales == 0] = 1.0
+    return scales.astype(np.float32)
+
+
+def uniform_weight(q: np.ndarray, scales: np.ndarray, bits: int, block: int, shape) -> LowBitWeight:
+    """Signed integer levels ``q`` (``(C, L)``) with their scales, as a :class:`LowBitWeight`."""
+    half = 2 ** (bits - 1)
+    levels = (np.arange(2**bits) - half).astype(np.float32)[None, :]
+    return LowBitWeight((q + half).astype(np.int64), bits, levels, scales.astype(np.float32), block, tuple(shape),
+                        uniform=True)
+
+
+# --- the ONNX file --------------------------------------------------------------------------
+
+class _Graph:
+    """New initializers and nodes, with unique names."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix, self.n, self.inits, self.nodes = prefix, 0, [], []
+        self.scalars: dict[tuple, str] = {}
+
+    def name(self) -> str:
+        self.n += 1
+        return f"{self.prefix}_{self.n}"
+
+    def const(self, value, dtype=None) -> str:
+        value = np.asarray(value, dtype=dtype)
+        key = (value.dtype.str, value.item()) if value.ndim == 0 else None
+        if key in self.scalars:  # one initializer per scalar, shared by every layer's unpacking
+            return self.scalars[key]
+        name = self.name()
+        self.inits.append(numpy_helper.from_array(value, name))
+        if key is not None:
+            self.scalars[key] = name
+        return name
+
+    def op(self, op_type: str, inputs: list[str], output: str | None = None, **attrs) -> str:
+        out = output or self.name()
+        self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
+        return out
+
+
+def _unpack_nodes(g: _Graph, lw: LowBitWeight, output: str, transpose: bool) -> None:
+    """Nodes that compute the fp32 weight ``output`` from the packed codes, table and scales."""
+    c, n_row = lw.codes.shape
+    n, b = lw.codes.size, lw.bits
+    i64 = lambda v: g.const(np.int64(v))  # noqa: E731 - scalar constants
+    if 8 % b == 0:  # whole codes per byte: shift each byte by every code's offset at once
+        per = 8 // b
+        packed = g.const(pack_codes(lw.codes, b))
+        if per > 1:
+            column = g.op("Unsqueeze", [packed, g.const(np.array([1], np.int64))])
+            shifted = g.op("BitShift", [column, g.const((np.arange(per) * b).astype(np.uint8))], direction="RIGHT")
+            flat = g.op("Reshape", [g.op("Mod", [shifted, g.const(np.uint8(2**b))]), g.const(np.array([-1], np.int64))])
+            if n % per:
+                flat = g.op("Slice", [flat, g.const(np.array([0], np.int64)), g.const(np.array([n], np.int64))])
+        else:
+            flat = packed
+        code = g.op("Cast", [flat], to=TensorProto.INT64)
+    else:  # codes across byte boundaries: two bytes per code
+        packed = g.const(np.concatenate([pack_codes(lw.codes, b), np.zeros(1, np.uint8)]))
+        pos = g.op("Range", [i64(0), i64(n * b), i64(b)])
+        byte = g.op("Div", [pos, i64(8)])
+        shift = g.op("Cast", [g.op("Mod", [pos, i64(8)])], to=TensorProto.UINT32)
+        lo = g.op("Cast", [g.op("Gather", [packed, byte])], to=TensorProto.UINT32)
+        hi = g.op("Cast", [g.op("Gather", [packed, g.op("Add", [byte, i64(1)])])], to=TensorProto.UINT32)
+        word = g.op("Add", [lo, g.op("Mul", [hi, g.const(np.uint32(256))])])
+        code = g.op("Mod", [g.op("BitShift", [word, shift], direction="RIGHT"), g.const(np.uint32(2**b))])
+        code = g.op("Cast", [code], to=TensorProto.INT64)
+    need_pos = len(lw.table) > 1 or lw.scales is not None
+    index = g.op("Range", [i64(0), i64(n), i64(1)]) if need_pos else None
+    row = g.op("Div", [index, i64(n_row)]) if need_pos else None
+    k = lw.table.shape[1]
+    if len(lw.table) > 1:
+        code = g.op("Add", [code, g.op("Mul", [row, i64(k)])])
+    value = g.op("Gather", [g.const(lw.table.reshape(-1).astype(np.float32)), code])
+    if lw.scales is not None:
+        nb = lw.scales.shape[1]
+        col = g.op("Mod", [index, i64(n_row)])
+        which = g.op("Add", [g.op("Mul", [row, i64(nb)]), g.op("Div", [col, i64(lw.block)])])
+        value = g.op("Mul", [value, g.op("Gather", [g.const(lw.scales.reshape(-1).astype(np.float32)), which])])
+    shape = g.const(np.array(lw.shape, dtype=np.int64))
+    if transpose:  # a MatMul's weight is (in, out): the layer's (out, in) transposed
+        g.op("Transpose", [g.op("Reshape", [value, shape])], output, perm=[1, 0])
+    else:
+        g.op("Reshape", [value, shape], output)
+
+
+def _matmul_nbits(g: _Graph, lw: LowBitWeight, a: str, output: str, accuracy_level: int = 0) -> None:
+    """``output = a @ W.T`` for a uniform encoding, as ``MatMulNBits`` (block size a power of two >= 16)."""
+    c, k = lw.codes.shape
+    block = max(16, 1 << (lw.block - 1).bit_length())
+    nb = -(-k // block)
+    codes = np.full((c, nb * block), 2 ** (lw.bits - 1), np.int64)  # the level 0 as padding
+    codes[:, :k] = lw.codes
+    scales = lw.scales  # per block (runs_in_matmul_nbits: blocks coincide, or one per channel)
+    assert scales.shape[1] == nb, (scales.shape, nb)
+    per = 8 // lw.bits
+    u = codes.reshape(c, nb, block).astype(np.uint8)
+    packed = np.zeros((c, nb, block * lw.bits // 8), np.uint8)
+    for j in range(per):
+        packed |= (u[:, :, j::per] << (j * lw.bits)).astype(np.uint8)
+    g.nodes.append(helper.make_node("MatMulNBits", [a, g.const(packed), g.const(scales.reshape(-1).astype(np.float32))],
+                                    [output], domain="com.microsoft", K=k, N=c, bits=lw.bits, block_size=block,
+                                    **({"accuracy_level": accuracy_level} if accuracy_level else {})))
+
+
+def runs_in_matmul_nbits(lw: LowBitWeight) -> bool:
+    """Whether ``MatMulNBits`` can hold this encoding exactly: uniform, 2/4/8 bits, and one scale
+    per power-of-two block (or per channel)."""
+    if not lw.uniform or lw.bits not in (2, 4, 8) or lw.scales is None:
+        return False
+    per_channel = lw.scales.shape[1] == 1
+    return per_channel or (lw.block >= 16 and lw.block & (lw.block - 1) == 0)
+
+
+def _row_factor(onnx_w: np.ndarray, ours: np.ndarray) -> np.ndarray | None:
+    """``a`` with ``onnx_w[c] == a[c] * ours[c]`` for every row (a batch norm the exporter folded),
+    or ``None`` when the file's weight is not ours up to such a factor."""
+    num = (onnx_w * ours).sum(1, dtype=np.float64)
+    den = (ours * ours).sum(1, dtype=np.float64)
+    a = np.where(den > 0, num / np.where(den > 0, den, 1), 1.0)
+    scale = max(float(np.abs(onnx_w).max()), 1e-12)
+    if not np.allclose(ours * a[:, None], onnx_w, rtol=1e-4, atol=1e-6 * scale):
+        return None
+    return a
+
+
+def lowbit_onnx(model: nn.Module, input_shape: tuple[int, ...], weights: dict[str, LowBitWeight], *,
+                matmul_nbits: bool = True, accuracy_level: int = 0) -> tuple[bytes, dict[str, str]]:
+    """``model`` (whose layers in ``weights`` already compute with the dequantized values) as a
+    lean ONNX file holding those layers at their bits.
+
+    Args:
+        accuracy_level: ``MatMulNBits``'s: 0 computes in fp32 with the dequantized weights, 4
+            quantizes the activations to int8 per block inside the kernel (faster, not exact).
+
+    Returns:
+        ``(file bytes, {layer: how it is held})``: ``MatMulNBits`` (runs at b bits), packed and
+        unpacked at load (stored at b bits, runs at fp32), or left at fp32 and why.
+    """
+    proto = export_proto(model, input_shape, verify=False)
+    graph = proto.graph
+    nodes = {n.name: n for n in graph.node}
+    by_layer = layer_nodes(proto)
+    inits = {i.name: i for i in graph.initializer}
+    users: dict[str, int] = {}
+    for node in graph.node:
+        for i in node.input:
+            users[i] = users.get(i, 0) + 1
+    g = _Graph("lowbit")
+    how: dict[str, str] = {}
+    drop: set[str] = set()
+    replaced: dict[int, list] = {}
+    for layer, lw in weights.items():
+        node = nodes.get(by_layer.get(layer, ""))
+        if node is None or len(node.input) < 2 or node.input[1] not in inits:
+            how[layer] = "fp32: not found as a weighted operator of the ONNX graph"
+            continue
+        w = numpy_helper.to_array(inits[node.input[1]])
+        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+        transposed = node.op_type == "MatMul" or (node.op_type == "Gemm" and not trans_b)
+        rows = (w.T if transposed else w).reshape(lw.shape[0], -1)
+        factor = _row_factor(rows, lw.dequantize().reshape(lw.shape[0], -1)) if w.ndim >= 2 and w.size == lw.codes.size else None
+        if factor is None:
+            how[layer] = "fp32: the exported weight is not the quantized one (an operator changed it)"
+            continue
+        if not np.allclose(factor, 1.0, rtol=1e-6, atol=0):
+            lw = lw.times(factor)
+        gemm_plain = node.op_type == "MatMul" or (
+            node.op_type == "Gemm" and trans_b and all(a.name == "transB" or (a.name in ("alpha", "beta") and a.f == 1.0)
+                                                       for a in node.attribute))
+        if matmul_nbits and gemm_plain and users[node.input[1]] == 1 and runs_in_matmul_nbits(lw):
+            out = node.output[0]
+            bias = node.input[2] if node.op_type == "Gemm" and len(node.input) > 2 else None
+            product = g.name() if bias else out
+            _matmul_nbits(g, lw, node.input[0], product, accuracy_level)
+            new = [g.nodes.pop()]  # in the node's place: its input is computed upstream
+            if bias:
+                new.append(helper.make_node("Add", [product, bias], [out]))
+            replaced[id(node)] = new
+            drop.add(node.input[1])
+            how[layer] = RUNS_LOW_BIT.format(bits=lw.bits)
+            continue
+        name = node.input[1]
+        _unpack_nodes(g, lw, name, transposed)
+        drop.add(name)
+        no_kernel = node.op_type == "Conv" and lw.uniform
+        how[layer] = STORED_LOW_BIT.format(bits=lw.bits) + (NO_KERNEL if no_kernel else "")
+    new_nodes = list(g.nodes)
+    for node in graph.node:
+        new_nodes.extend(replaced.get(id(node), [node]))
+    keep = [i for i in graph.initializer if i.name not in drop]
+    del graph.initializer[:]
+    graph.initializer.extend(keep + g.inits)
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    if any(n.domain == "com.microsoft" for n in graph.node):
+        proto.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    data = lean(proto).SerializeToString()
+    ort_session(data)  # raises if ONNX Runtime cannot load it
+    return data, how
+
+
+def weighted_layers(model: nn.Module, layers=None, kinds=(nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) -> list[str]:
+    """The Linear and convolution layers to act on: ``layers``, or all of them."""
+    modules = dict(model.named_modules())
+    names = list(layers) if layers is not None else [n for n, m in modules.items() if isinstance(m, kinds)]
+    bad = [n for n in names if not isinstance(modules.get(n), kinds)]
+    if bad:
+        raise ConfigError("layers", "names of Linear or convolution layers", bad[0])
+    return names
+
