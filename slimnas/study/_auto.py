@@ -531,7 +531,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
         policy = artifact.policy
         if hw_report is not None:
             hw_report["precision"]["final_check"] = note
-    warnings = [w for w in [slower_warning(latency)] if w]  # the command line prints them with its table
+    warnings = [w for w in [slower_warning(latency, budgets)] if w]  # the command line prints them with its table
     if hardware is not None:
         with one_thread():
             after["predicted_latency_ms"] = hardware.predictor.predict(artifact.model, data.input_shape,
