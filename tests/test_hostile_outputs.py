@@ -20,7 +20,6 @@ from test_hostile_run_files import MLP_FILE, cli, killed_mid_write, one_line_ref
 import slimnas
 from slimnas.errors import SlimnasError
 
-
 #: what a compress --auto result is made of (its study.db is the run's record, carried across)
 RESULT = ("report.json", "model.onnx", "policy.json", "weights.pt", "structure.json", "sensitivity.json", "run.json")
 
@@ -144,3 +143,23 @@ def test_an_export_removes_the_staging_folder_a_killed_export_left(tmp_path):
     assert code == 2  # no run there: refused, and the staging folder is gone all the same
     assert f"removed {tmp_path / f'.m.onnx.{gone}.tmp'}" in " ".join(stdout.split()), stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_auto_compress_from_python_refuses_an_out_cut_short_before_any_work(tmp_path):
+    """From the library too: with the folder (and its study) under its backup name, a new
+    auto_compress into it would start a new study in an empty folder; it stops first."""
+    import torch
+
+    from slimnas.data import DataSplits
+    from slimnas.study import auto_compress
+
+    backup = tmp_path / f".out.{dead_pid()}.previous"
+    backup.mkdir()
+    (backup / "study.db").write_bytes(b"")
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(48, 8, generator=g), torch.randint(0, 3, (48,), generator=g)
+    data = DataSplits("toy", x[:32], y[:32], x[32:40], y[32:40], x[40:], y[40:], 3)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    with pytest.raises(SlimnasError, match=f"interrupted while being replaced; what it held before .*{backup.name}"):
+        auto_compress(net, data, budget=["macs<=60%"], n_trials=1, out=tmp_path / "out", hardware_aware=False)
+    assert not (tmp_path / "out").exists()

@@ -17,6 +17,7 @@ import optuna
 import torch
 from torch import nn
 
+from slimnas._files import check_not_interrupted
 from slimnas.compress import (
     FINETUNE_SPEC,
     WEIGHTED,
@@ -377,6 +378,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     if note:
         listener.note(note)
     if out is not None:
+        check_not_interrupted(out)  # a result cut short while being replaced: its backup holds the study
         out.mkdir(parents=True, exist_ok=True)
 
     profile = load_profile(s.device_profile, "--device-profile") if s.device_profile is not None else None
