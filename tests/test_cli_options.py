@@ -228,3 +228,4 @@ def test_compress_auto_resumes_with_the_early_stopping_its_study_started_with(tm
     keep_setting(fresh, "early_stopping", "none")
     keep_setting(fresh, "early_stopping", "median")  # a resume keeps the first
     assert resumed_setting(url, "new", "early_stopping", None, before="median")[0] == "none"
+    assert resumed_setting(url, "new", "early_stopping", None, before="median", default="none") == ("none", None)

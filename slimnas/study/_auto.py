@@ -373,7 +373,8 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     model = copy.deepcopy(model).cpu().eval()
     out = Path(out) if out is not None else None
     storage = storage or (f"sqlite:///{out / 'study.db'}" if out is not None else None)
-    stopping, note = resumed_setting(storage, "auto", "early_stopping", s.early_stopping, before=OLD_EARLY_STOPPING)
+    stopping, note = resumed_setting(storage, "auto", "early_stopping", s.early_stopping, before=OLD_EARLY_STOPPING,
+                                     default="none")
     rule = early_stopping_rule(stopping or "none", s.strategy)
     if note:
         listener.note(note)
