@@ -64,7 +64,8 @@ def test_compress_auto_killed_while_writing_its_result_never_shows_a_mix(auto_ru
     the result is staged and swapped in whole, the study carried across: killed between the two
     renames, every reader refuses in one line naming the backup (the earlier result byte for
     byte, with the study) and the next command into the folder moves it back; killed after them,
-    the new result is whole and the study holds the new trial."""
+    the new result is whole and the study holds the new trial (run, as the study was started
+    before --auto's early stopping default changed, under the rule it had then)."""
     src, args = auto_run
     shutil.copytree(src, tmp_path, dirs_exist_ok=True)
     out = tmp_path / "out"
@@ -73,6 +74,9 @@ def test_compress_auto_killed_while_writing_its_result_never_shows_a_mix(auto_ru
     aside = lambda: [p for p in tmp_path.glob(".out.*.previous") if p.is_dir()]  # noqa: E731
     ready = ((lambda: aside() and not out.exists()) if step == "moved aside"
              else (lambda: aside() and (out / "report.json").is_file()))
+    if step == "moved in":  # and a study as an --auto before its default became none left it: no rule kept
+        with sqlite3.connect(out / "study.db") as db:
+            db.execute("delete from study_user_attributes where key = 'early_stopping'")
     killed_mid_write([*args, "--n-trials", "3", "--out", str(out)], ready, delay=2)
     [backup] = aside()
     if step == "moved aside":
@@ -90,6 +94,10 @@ def test_compress_auto_killed_while_writing_its_result_never_shows_a_mix(auto_ru
         assert f"restored {out} from {backup.name}" in " ".join(stdout.split()), stdout
         assert result_files(out) == before and n_trials(out) == 3 and not aside()  # the study kept its new trial
         return
+    import optuna  # the resumed study ran its new trial with the rule its first ones had
+
+    assert optuna.load_study(study_name="auto", storage=f"sqlite:///{out / 'study.db'}").user_attrs[
+        "early_stopping"] == "median"
     new = json.loads((out / "report.json").read_text())
     assert new["n_trials"] == 3 and n_trials(out) == 3  # the new result, whole, beside the resumed study
     assert set(result_files(out)) == set(before) and not list(tmp_path.glob(".out.*.tmp"))
