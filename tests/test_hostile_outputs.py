@@ -47,7 +47,7 @@ def auto_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("auto")
     (d / "net.py").write_text(MLP_FILE)
     args = ["compress", "--model", f"{d / 'net.py'}:build", "--dataset", "digits", "--train-epochs", "1", "--auto",
-            "--budget", "macs<=60%", "--epochs", "1", "--final-epochs", "1", "--no-hardware-aware", "--quiet"]
+            "--budget", "macs<=60%", "--finetune-epochs", "1", "--final-epochs", "1", "--no-hardware-aware", "--quiet"]
     code, _, err = cli([*args, "--n-trials", "2", "--out", str(d / "out")])
     assert code == 0, err
     import optuna  # the default early stopping is search's, kept in the study for its resume
@@ -57,27 +57,38 @@ def auto_run(tmp_path_factory):
     return d, args
 
 
-@pytest.mark.parametrize("step", ["moved aside", "moved in"])
+@pytest.mark.parametrize("step", ["staged", "moved aside", "moved in"])
 def test_compress_auto_killed_while_writing_its_result_never_shows_a_mix(auto_run, tmp_path, step):
     """``--auto`` wrote report.json, policy.json, model.onnx and the weights one by one into the
     folder of its study: a kill -9 between them left a new model beside the earlier report. Now
-    the result is staged and swapped in whole, the study carried across: killed between the two
-    renames, every reader refuses in one line naming the backup (the earlier result byte for
-    byte, with the study) and the next command into the folder moves it back; killed after them,
-    the new result is whole and the study holds the new trial (run, as the study was started
-    before --auto's early stopping default changed, under the rule it had then)."""
+    the result is staged and swapped in whole, the study carried across. Killed with the new
+    result staged, the earlier one is read as it was (the next command removes the stage);
+    killed between the two renames, every reader refuses in one line naming the backup (the
+    earlier result byte for byte, with the study) and the next command into the folder moves it
+    back; killed after them, the new result is whole and the study holds the new trial (run, as
+    the study was started before --auto's early-stopping default changed, under the rule it had
+    then)."""
     src, args = auto_run
     shutil.copytree(src, tmp_path, dirs_exist_ok=True)
     out = tmp_path / "out"
     before = result_files(out)
     model = f"{src / 'net.py'}:build"
     aside = lambda: [p for p in tmp_path.glob(".out.*.previous") if p.is_dir()]  # noqa: E731
-    ready = ((lambda: aside() and not out.exists()) if step == "moved aside"
-             else (lambda: aside() and (out / "report.json").is_file()))
+    staged = lambda: [p for p in tmp_path.glob(".out.*.tmp") if (p / "report.json").is_file()]  # noqa: E731
+    ready = {"staged": staged, "moved aside": lambda: aside() and not out.exists(),
+             "moved in": lambda: aside() and (out / "report.json").is_file()}[step]
     if step == "moved in":  # and a study as an --auto before its default became none left it: no rule kept
         with sqlite3.connect(out / "study.db") as db:
             db.execute("delete from study_user_attributes where key = 'early_stopping'")
     killed_mid_write([*args, "--n-trials", "3", "--out", str(out)], ready, delay=2)
+    if step == "staged":  # the new result written beside the folder, not yet in: the earlier one is read
+        [stage] = staged()
+        assert result_files(out) == before and n_trials(out) == 3 and not aside()
+        assert slimnas.load(out, model=model) is not None
+        code, stdout, err = cli(["compress", "--model", model, "--prune", "0.5", "--out", str(out)])
+        assert code == 2 and f"removed {stage}" in " ".join(stdout.split()) and not stage.exists(), (stdout, err)
+        assert result_files(out) == before
+        return
     [backup] = aside()
     if step == "moved aside":
         assert not out.exists() and result_files(backup) == before and n_trials(backup) == 3
