@@ -175,16 +175,14 @@ def clean_stale_staging(path: str | Path, markers: tuple[str, ...] = ("report.js
     missing, the backup is the only copy and is moved back to ``path`` (the newest, if several).
     Backups of live processes are left alone (:func:`check_not_interrupted` still refuses).
     Returns one line per thing done, for the command to print."""
-    from slimnas.study._driver import pid_alive
-
     path, done = Path(path), []
     if not path.parent.is_dir():
         return done
     left = [(p, m) for p in path.parent.iterdir() if (m := _LEFT.fullmatch(p.name)) and m["name"] == path.name
-            and not pid_alive(int(m["pid"]))]
+            and _gone(m["pid"])]
     if path.is_dir():  # a temporary file of a write into the folder, cut short
         left += [(p, None) for p in path.iterdir() if (m := _LEFT.fullmatch("." + p.name)) and m["kind"] == "tmp"
-                 and not pid_alive(int(m["pid"]))]
+                 and _gone(m["pid"])]
     for p, m in left:
         if m is None or m["kind"] == "tmp":
             _remove(p)
@@ -205,6 +203,16 @@ def clean_stale_staging(path: str | Path, markers: tuple[str, ...] = ("report.js
             done.append(f"removed {p}, the earlier result a killed process had replaced (the complete result is "
                         f"{path})")
     return done
+
+
+def _gone(pid: str) -> bool:
+    """Whether ``pid`` names a process that has ended (a number no process can have is not ours)."""
+    from slimnas.study._driver import pid_alive
+
+    try:
+        return 0 < int(pid) < 2**31 and not pid_alive(int(pid))
+    except (OverflowError, ValueError):
+        return False
 
 
 def _remove(p: Path) -> None:
