@@ -9,6 +9,7 @@ import contextlib
 import glob
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -98,8 +99,10 @@ def swap_folder(stage: Path, path: Path, keep: Callable[[str], bool] = lambda na
     renamed to ``.<name>.<pid>.previous``, ``stage`` renamed to ``path``, then the old one removed.
     A kill between the two renames leaves no ``path`` and the old folder whole under its backup
     name, which :func:`check_not_interrupted` refuses to read past; there is never a mix of old
-    and new files. The entries of the old folder for which ``keep(name)`` holds are copied into
-    ``stage`` first (copies: until the swap the old folder is untouched). ``refuse_interrupted``:
+    and new files. The entries of the old folder for which ``keep(name)`` holds are carried into
+    ``stage`` first, their files as hard links where the file system allows (copies elsewhere):
+    the old folder keeps every name until the swap, and a file still open (a study's SQLite
+    database, TensorBoard's event files) goes on being the one at ``path``. ``refuse_interrupted``:
     refuse to replace an output whose earlier replacement was cut short (else its backup goes)."""
     if refuse_interrupted:
         check_not_interrupted(path)
@@ -109,9 +112,9 @@ def swap_folder(stage: Path, path: Path, keep: Callable[[str], bool] = lambda na
             for entry in path.iterdir():
                 if keep(entry.name) and not (stage / entry.name).exists():
                     if entry.is_dir() and not entry.is_symlink():
-                        shutil.copytree(entry, stage / entry.name, symlinks=True)
+                        shutil.copytree(entry, stage / entry.name, symlinks=True, copy_function=_link_or_copy)
                     else:
-                        shutil.copy2(entry, stage / entry.name, follow_symlinks=False)
+                        _link_or_copy(entry, stage / entry.name)
         before_replace(path)
         if path.exists():
             shutil.rmtree(backup, ignore_errors=True)
@@ -128,6 +131,95 @@ def swap_folder(stage: Path, path: Path, keep: Callable[[str], bool] = lambda na
         raise storage_error(path, e) from None
     for stale in backups(path):  # ours, and any a killed earlier replacement left beside a complete output
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def _link_or_copy(src, dst) -> None:
+    """``dst`` as a hard link to ``src`` (the same file under a second name), or a copy where the
+    file system cannot link; a symbolic link is copied as a link."""
+    if not os.path.islink(src):
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    shutil.copy2(src, dst, follow_symlinks=False)
+
+
+@contextlib.contextmanager
+def replacing(out: Path, outputs: tuple[str, ...], markers: tuple[str, ...] = ("report.json",)) -> Iterator[Path]:
+    """Write a new result of a command into ``out`` as one unit: the block writes every file of it
+    in the staging folder it is given, beside ``out``, which then takes ``out``'s place as a whole
+    (:func:`swap_folder`; nothing is replaced when the block raises). Entries of ``out`` not named
+    in ``outputs`` (a resumable study, the user's own files) are carried across; an earlier
+    result's outputs are not. A process killed on the way leaves the earlier result as it was, or
+    no ``out`` and the earlier folder whole under its backup name (which every reader names,
+    refusing to read anything else), or the new result whole: never a mix."""
+    check_not_interrupted(out, markers)
+    stage = staging_folder(out)
+    try:
+        yield stage
+        swap_folder(stage, out, keep=lambda name: name not in outputs and not name.endswith(".tmp"))
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+_LEFT = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.(?P<kind>tmp|previous)")
+
+
+def clean_stale_staging(path: str | Path, markers: tuple[str, ...] = ("report.json", "weights.pt")) -> list[str]:
+    """Before a command writes ``path`` (a compress output, an export): what processes killed while
+    writing it left beside it, put right. A staging folder (``.<name>.<pid>.tmp``, a temporary
+    file of an unfinished write in ``path``) of a process that is gone is removed. A backup
+    (``.<name>.<pid>.previous``) of a process that is gone is removed only where ``path`` holds a
+    complete result (one of ``markers``: the backup is the result it replaced); where ``path`` is
+    missing, the backup is the only copy and is moved back to ``path`` (the newest, if several).
+    Backups of live processes are left alone (:func:`check_not_interrupted` still refuses).
+    Returns one line per thing done, for the command to print."""
+    path, done = Path(path), []
+    if not path.parent.is_dir():
+        return done
+    left = [(p, m) for p in path.parent.iterdir() if (m := _LEFT.fullmatch(p.name)) and m["name"] == path.name
+            and _gone(m["pid"])]
+    if path.is_dir():  # a temporary file of a write into the folder, cut short
+        left += [(p, None) for p in path.iterdir() if (m := _LEFT.fullmatch("." + p.name)) and m["kind"] == "tmp"
+                 and _gone(m["pid"])]
+    for p, m in left:
+        if m is None or m["kind"] == "tmp":
+            _remove(p)
+            done.append(f"removed {p}, left by process {m['pid'] if m else p.name.split('.')[-2]} that was "
+                        "killed while writing (it no longer runs)")
+    stale = sorted((p for p, m in left if m is not None and m["kind"] == "previous"), key=lambda p: p.stat().st_mtime)
+    if stale and not path.exists():
+        newest = stale.pop()
+        try:
+            os.rename(newest, path)
+        except OSError as e:
+            raise storage_error(path, e) from None
+        done.append(f"restored {path} from {newest.name}: the process replacing it was killed between moving it "
+                    "aside and moving the new result in")
+    if stale and path.is_dir() and any((path / m).is_file() for m in markers):
+        for p in stale:  # the complete result at path replaced them
+            _remove(p)
+            done.append(f"removed {p}, the earlier result a killed process had replaced (the complete result is "
+                        f"{path})")
+    return done
+
+
+def _gone(pid: str) -> bool:
+    """Whether ``pid`` names a process that has ended (a number no process can have is not ours)."""
+    from slimnas.study._driver import pid_alive
+
+    try:
+        return 0 < int(pid) < 2**31 and not pid_alive(int(pid))
+    except (OverflowError, ValueError):
+        return False
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
 
 
 def _problem(path: Path, raw: bytes) -> str | None:

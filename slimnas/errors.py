@@ -56,9 +56,13 @@ class InterruptedOutputError(SlimnasError):
     previous complete result is whole in ``backup``."""
 
     def __init__(self, path, backup) -> None:
+        from pathlib import Path
+
         self.path, self.backup = path, backup
-        super().__init__(f"{path}: the output was interrupted while being replaced; the previous complete result "
-                         f"is in {backup} (move it back to {path}, or remove both and run the command again)")
+        what = ("the previous complete result" if any((Path(backup) / m).is_file() for m in ("report.json", "weights.pt"))
+                else "what it held before (no result yet: a compress --auto study)")
+        super().__init__(f"{path}: the output was interrupted while being replaced; {what} is in {backup} (move "
+                         f"it back to {path}, or run the command that was writing it again: it moves it back first)")
 
 
 class StorageUnreachable(SlimnasError):

@@ -16,7 +16,7 @@ import yaml
 
 from slimnas.cli import build_cli, main
 
-TRAINING = {"amp", "accumulate", "threads", "device", "epochs", "seed"}
+TRAINING = {"amp", "accumulate", "threads", "device", "seed"}
 # options whose absence means "not used" (a step not taken, a file not given): no default to show
 NO_DEFAULT = {"model", "weights", "data_config", "input_layout", "prune", "lowrank", "cluster", "quantize", "step",
               "trial", "best", "config", "storage"}
@@ -56,6 +56,46 @@ def test_an_option_is_the_same_in_every_command_that_takes_it(options):
             else:
                 seen[name] = (command, _signature(p))
     assert shared >= 25  # search/compress/device profile/report/export share most of their options
+
+
+#: shared options whose default is what each command makes, so it differs by command (and says so)
+PER_COMMAND_DEFAULT = {"out": "what each command writes", "name": "what each command names",
+                       "n_trials": "a search's candidates against --auto's policies"}
+COMMANDS = ("search", "compress", "report", "export", "runs", "device", "dashboard")
+
+
+def test_a_shared_option_has_one_default_that_names_no_command(options):
+    """Issue 46, item 18: --early-stopping defaulted to none in search and median in compress
+    --auto, and --epochs meant a candidate's training in search and the fine-tune in compress.
+    Every option several commands take shows one default, the same for all of them; the few whose
+    default is each command's own output are listed, with why."""
+    import re
+
+    takers: dict[str, list[str]] = {}
+    for command, params in options.items():
+        for name in params:
+            takers.setdefault(name, []).append(command)
+    differing = set()
+    for name, commands in takers.items():
+        if len(commands) < 2:
+            continue
+        p = options[commands[0]][name]
+        defaults = re.findall(r"\[default: ([^\]]*)\]", " ".join((p.help or "").split()))
+        assert len(defaults) <= 1 or name in PER_COMMAND_DEFAULT, (name, defaults)
+        if any(re.search(rf"\b{c}\b", d) for d in defaults for c in COMMANDS):
+            differing.add(name)
+    assert differing == set(PER_COMMAND_DEFAULT), differing
+    # compress's fine-tunes say what they are; --epochs is a search's training of each candidate
+    assert {"train_epochs", "finetune_epochs", "final_epochs"} <= set(options["compress"])
+    assert "epochs" in options["search"] and "epochs" not in options["compress"]
+
+
+def test_compress_reads_epochs_as_the_former_name_of_finetune_epochs(tmp_path, capsys):
+    (tmp_path / "net.py").write_text(NET)
+    code = _cli("compress", "--model", f"{tmp_path / 'net.py'}:build", "--prune", "0.5", "--epochs", "1",
+                "--finetune-epochs", "2")
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: --epochs: expected --finetune-epochs alone"), err
 
 
 def test_search_and_compress_share_the_training_and_run_options(options):
@@ -165,3 +205,27 @@ def test_device_profile_reports_progress_into_a_pipe(tmp_path):
         done, total = mine[-1].split(":")[1].split()[0].split("/")
         assert done == total, mine
     assert yaml.safe_load((tmp_path / "p.yaml").read_text())["precisions"] == ["fp32"]
+
+
+def test_compress_auto_resumes_with_the_early_stopping_its_study_started_with(tmp_path):
+    """--auto's default became search's (none; it was median): a study it started before keeps
+    nothing of its rule and resumes with median, the rule its first trials ran under; a new study
+    keeps the rule it starts with; one given on the command line wins."""
+    import optuna
+
+    from slimnas.study._resume import keep_setting, resumed_setting
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    assert resumed_setting(url, "auto", "early_stopping", None, before="median") == (None, None)
+    assert not (tmp_path / "study.db").exists()  # looking made no file
+    study = optuna.create_study(study_name="auto", storage=url)  # as an --auto before the change left it
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    value, note = resumed_setting(url, "auto", "early_stopping", None, before="median")
+    assert value == "median" and "its own --early-stopping median" in note
+    assert resumed_setting(url, "auto", "early_stopping", "hyperband", before="median") == ("hyperband", None)
+    fresh = optuna.create_study(study_name="new", storage=url)
+    assert resumed_setting(url, "new", "early_stopping", None, before="median") == (None, None)  # no trials yet
+    keep_setting(fresh, "early_stopping", "none")
+    keep_setting(fresh, "early_stopping", "median")  # a resume keeps the first
+    assert resumed_setting(url, "new", "early_stopping", None, before="median")[0] == "none"
+    assert resumed_setting(url, "new", "early_stopping", None, before="median", default="none") == ("none", None)

@@ -469,8 +469,11 @@ def test_a_compress_killed_while_swapping_folders_never_shows_a_mix(tmp_path, st
         one_line_refusal(["export", str(out), "--format", "onnx-fp32", "--out", str(tmp_path / "m.onnx")], backup)
         one_line_refusal(["report", str(out)], backup)
         one_line_refusal(["runs", "--root", str(out)], backup)
-        one_line_refusal([*args, "--prune", "0.5", "--overwrite"], backup)
         assert snapshot(backup) == before and not (tmp_path / "m.onnx").exists()
+        # the next compress into --out moves the backup back (its process is gone) and says so
+        code, stdout, err = cli([*args, "--prune", "0.5"])
+        assert code == 2 and "a new or empty folder" in err and "restored" in stdout, (stdout, err)
+        assert snapshot(out) == before and not aside()
         return
     new = json.loads((out / "report.json").read_text())  # the new result, whole: read as it is
     assert not list(tmp_path.glob(".out.*.tmp"))  # the staging folder became the output

@@ -15,7 +15,7 @@ import torch
 import typer
 import yaml
 
-from slimnas._files import check_not_interrupted
+from slimnas._files import check_not_interrupted, clean_stale_staging
 from slimnas.cli._options import (
     MAX_THREADS,
     Accumulate,
@@ -25,7 +25,6 @@ from slimnas.cli._options import (
     Device,
     DeviceProfile,
     EarlyStopping,
-    Epochs,
     LabelColumn,
     Model,
     Name,
@@ -44,6 +43,8 @@ from slimnas.cli._progress import ConsoleListener
 from slimnas.compress import (
     COMPRESSORS,
     FINETUNE_SPEC,
+    MAX_EPOCHS,
+    PATIENCE,
     CompressionPolicy,
     PolicyStep,
     compress,
@@ -76,6 +77,11 @@ TRAIN_EPOCHS = 20  # training from scratch when no --weights are given (--train-
 AUTO_ONLY = ("budget", "n_trials", "strategy", "final_epochs", "early_stopping", "precision", "tensorboard",
              "device_profile", "hardware_aware", "timeout")
 ONE_SHOT_ONLY = ("prune", "lowrank", "cluster", "quantize", "step")
+# compress's fine-tunes, named for what they are (search's --epochs trains each candidate from scratch)
+FinetuneEpochs = Annotated[int | None, typer.Option(
+    "--finetune-epochs", help="Epochs of the fine-tune after compressing [default: until validation accuracy stops "
+    f"improving for {PATIENCE} epochs, at most {MAX_EPOCHS}; --auto: 2, each policy's ranking fine-tune] "
+    "(--epochs is read as its former name).")]
 
 def render_table(before: dict, after: dict, title: str = "slimnas compress", latency: dict | None = None):
     """A rich before/after table with the ratio after/before; with ``latency`` (a
@@ -138,7 +144,11 @@ def check_options(auto: bool, given: dict, *, weights: Path | None) -> None:
 def check_out(out: Path, *, auto: bool, overwrite: bool) -> None:
     """Refuse an ``--out`` that holds files already, unless ``--overwrite`` says to replace them;
     ``--auto`` resumes the study of an earlier ``--auto`` in its folder (``study.db``). An output
-    cut short while being replaced is refused, even with ``--overwrite`` (its backup is the result)."""
+    cut short while being replaced is refused, even with ``--overwrite`` (its backup is the result),
+    unless the process that was replacing it is gone: then its backup is moved back first, and
+    what killed processes left beside ``out`` is removed, each said in one line."""
+    for line in clean_stale_staging(out):
+        make_console().print(f"note: {line}", soft_wrap=True, highlight=False)
     check_not_interrupted(out)
     if overwrite or not out.exists():
         return
@@ -244,7 +254,8 @@ def compress_command(
     step: Annotated[list[str] | None, typer.Option(metavar="NAME[:K=V,...]", help="any registered compressor as NAME[:key=value,...], repeatable")] = None,
     distill: Annotated[bool | None, typer.Option("--distill/--no-distill", help="distil from the original model while retraining [default: off; --auto: on]")] = None,
     temperature: Annotated[float | None, typer.Option(help="distillation temperature, with --distill [default: 4.0]")] = None,
-    epochs: Epochs = None,
+    finetune_epochs: FinetuneEpochs = None,
+    epochs: Annotated[int | None, typer.Option(hidden=True, help="The former name of --finetune-epochs.")] = None,
     train_epochs: Annotated[int | None, typer.Option(help=f"without --weights: epochs to train the model first [default: {TRAIN_EPOCHS}]")] = None,
     seed: Seed = None,
     out: Out = None,
@@ -268,6 +279,10 @@ def compress_command(
     quiet: Quiet = False,
 ) -> None:
     """Prune, factorise, cluster, quantize and distil a trained model; measure it before and after."""
+    if epochs is not None and finetune_epochs not in (None, epochs):
+        raise ConfigError("--epochs", f"--finetune-epochs alone (--epochs is its former name; both given: "
+                          f"{finetune_epochs} and {epochs})", epochs)
+    epochs = finetune_epochs if finetune_epochs is not None else epochs
     if model is None:
         raise ConfigError("--model", "the model to compress: path/to/file.py:callable or package.module:callable")
     # the options shared with search, resolved to compress's defaults (cli/_options.py)
@@ -286,7 +301,7 @@ def compress_command(
     check_options(auto, given, weights=weights)  # at the edge, before any model is loaded or trained
     check_out(out, auto=auto, overwrite=overwrite)
     temperature = 4.0 if temperature is None else temperature
-    for flag, value, high in (("--seed", seed, MAX_SEED), ("--epochs", epochs, MAX_RUN_EPOCHS),
+    for flag, value, high in (("--seed", seed, MAX_SEED), ("--finetune-epochs", epochs, MAX_RUN_EPOCHS),
                               ("--train-epochs", train_epochs, MAX_RUN_EPOCHS), ("--final-epochs", final_epochs, MAX_RUN_EPOCHS),
                               ("--n-trials", n_trials, MAX_VALUE), ("--accumulate", accumulate, MAX_VALUE)):
         if value is not None and not 0 <= value <= high:  # NumPy refuses seeds past 2**32; the rest would run on

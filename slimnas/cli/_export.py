@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from slimnas._files import clean_stale_staging
 from slimnas.cli._options import Model, Out, as_options
 from slimnas.errors import ConfigError
 from slimnas.export import ExportMismatchError, get_export_format, list_export_formats
@@ -30,6 +31,8 @@ def export_command(
         get_export_format(format)  # at the edge, before anything is loaded
     if trial is not None and best is not None:
         raise ConfigError("--best", "either --trial or --best, not both", best)
+    for line in clean_stale_staging(out):  # what an export killed while writing --out left beside it
+        make_console().print(f"note: {line}", soft_wrap=True, highlight=False)
     try:
         with as_options("format", "trial", "best", "model", "out"):
             result = export_run(run, out, format=format, trial=trial, best=best, model=model)

@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from slimnas.compress import MAX_EPOCHS, PATIENCE
 from slimnas.errors import ConfigError
 
 
@@ -25,6 +24,9 @@ def as_options(*fields: str) -> Iterator[None]:
             raise
         raise ConfigError("--" + e.field.replace("_", "-"), e.expected, e.got) from None
 
+
+#: the --early-stopping default of every command that takes it (search; compress --auto)
+EARLY_STOPPING_DEFAULT = "none, the strategy's own rule (hyperband for bohb), or the config's; a resumed study's own"
 
 # One definition per option that several commands take: the same name means one thing, has one
 # type, one default and one help everywhere (tests/test_cli_options.py walks every command and
@@ -41,9 +43,8 @@ Seed = Annotated[int | None, typer.Option(
     help="Seed of everything drawn at random: architectures, policies, initialisation, data order [default: 0, "
          "or the config's].")]
 Epochs = Annotated[int | None, typer.Option(
-    help="Training epochs of each model the command trains: search, each candidate [default: the config's "
-         f"recipe]; compress, the fine-tune after compressing [default: until validation accuracy stops "
-         f"improving for {PATIENCE} epochs, at most {MAX_EPOCHS}; --auto: 2, the fine-tune that ranks policies].")]
+    help="Training epochs of each candidate, trained from scratch [default: the config's recipe]. (compress names "
+         "its own: --train-epochs, --finetune-epochs, --final-epochs.)")]
 Out = Annotated[Path | None, typer.Option(
     help="Where to write: search and compress, the run folder [default: runs/<name>]; report, the report's "
          "folder [default: the run folder]; export, the model file (a folder for state-dict); device profile, "
@@ -70,12 +71,11 @@ NTrials = Annotated[int | None, typer.Option(
     "--n-trials", help="Trials in all; a resumed study runs the missing ones [default: search, 20 or the "
                        "config's; compress --auto, 60 policies].")]
 EarlyStopping = Annotated[str | None, typer.Option(
-    "--early-stopping", help="Stop weak trials early [default: search, none or the config's; compress --auto, "
-                             "median].")]
+    "--early-stopping", help=f"Stop weak trials early [default: {EARLY_STOPPING_DEFAULT}].")]
 Budget = Annotated[list[str] | None, typer.Option(
     metavar="BUDGET", help="Hard constraint, repeatable or comma-separated: 'macs<=20000', 'bytes<=8KB'; "
-                           "compress --auto also takes a share of the input model, 'macs<=50%' [default: none, or the config's; "
-                           "compress --auto needs one].")]
+                           "compress --auto also takes a share of the input model, 'macs<=50%', and needs one [default: none, "
+                           "or the config's].")]
 Precision = Annotated[list[str] | None, typer.Option(
     metavar="PRECISION", help="Precisions, repeatable or comma-separated: compress --auto, the per-layer precisions to choose "
          "from; device profile, the precisions to time [default: fp32,int8].")]

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from slimnas.cli._options import (
+    EARLY_STOPPING_DEFAULT,
     Accumulate,
     Amp,
     Budget,
@@ -96,7 +97,6 @@ def registry_help() -> dict[str, str]:
         "strategy": f"Search strategy: {', '.join(list_strategies())} [default: tpe, or the config's].",
         "objectives": f"Metrics to optimise, repeatable or comma-separated: {', '.join(list_metrics())} "
                       "[default: accuracy,macs, or the config's].",
-        "early_stopping": f"Stop weak trials early: {', '.join(EARLY_STOPPING)} [default: search, none or the "
-                          "config's; compress --auto, median].",
+        "early_stopping": f"Stop weak trials early: {', '.join(EARLY_STOPPING)} [default: {EARLY_STOPPING_DEFAULT}].",
         "dataset": f"The data: {dataset_help()} [default: mnist1d, or the config's].",
     }

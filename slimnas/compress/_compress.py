@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
-import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimnas._files import atomic_write, check_not_interrupted, staging_folder, swap_folder
+from slimnas._files import atomic_write, replacing
 from slimnas.compress._apply import CompressedModel, apply_policy, measure_artifact
 from slimnas.compress._base import COMPRESSORS
 from slimnas.compress._policy import CompressionPolicy
@@ -157,6 +158,27 @@ OUTPUTS = ("report.json", "model.onnx", "compressed", "run.json", "policy.json",
            "study.db-journal", "study.db-wal", "study.db-shm", "tensorboard", "report.html", "report.md")
 
 
+#: what ``compress --auto`` writes as its result; the rest of its --out (its study, study.db, which a later
+#: --auto into the same folder resumes, and TensorBoard's files) is carried from one result to the next
+RESULT = ("report.json", "model.onnx", "policy.json", "weights.pt", "structure.json", "sensitivity.json", "run.json",
+          "compressed", "report.html", "report.md")
+
+
+@contextlib.contextmanager
+def staged_result(out: str | Path, input_shape: tuple[int, ...], n_classes: int,
+                  outputs: tuple[str, ...] = RESULT) -> Iterator[Path]:
+    """A folder to write a compress result in (plain or ``--auto``), with ``run.json`` (the shapes,
+    and what the command line recorded in ``out``'s); on leaving the block it takes ``out``'s
+    place as one unit (:func:`~slimnas._files.replacing`): a reader finds the earlier result or
+    the new one, never a mix. Entries of ``out`` not in ``outputs`` are carried across."""
+    out = Path(out)
+    with replacing(out, outputs) as stage:
+        yield stage
+        info = read_run_info(out)  # the command line writes a fuller one (the model, the data) after
+        write_run_info(stage, input_shape, n_classes, **{k: v for k, v in info.items()
+                                                          if k not in ("input_shape", "n_classes")})
+
+
 def write_outputs(result: CompressResult, original: nn.Module, out: Path, *, n_classes: int) -> Path:
     """``report.json``, ``model.onnx``, ``compressed/`` and ``run.json`` (shapes); the state dict is
     reloaded into a fresh copy of the original architecture and checked against the compressed model.
@@ -166,20 +188,12 @@ def write_outputs(result: CompressResult, original: nn.Module, out: Path, *, n_c
     as it was, or no ``out`` and the earlier output whole in ``.<out>.<pid>.previous`` (which
     every reader names, refusing to read anything else), never a new model beside an earlier
     result's report. Files of the user's own in ``out`` are copied across."""
-    check_not_interrupted(out)
-    stage = staging_folder(out)
-    try:
+    with staged_result(out, result.input_shape, n_classes, OUTPUTS) as stage:
         atomic_write(stage / "model.onnx", result.onnx)
         folder = save_compressed(result.model, stage / "compressed")
-        info = read_run_info(out)  # the command line writes a fuller one (the model, the data) first
-        write_run_info(stage, result.input_shape, n_classes, **{k: v for k, v in info.items()
-                                                                 if k not in ("input_shape", "n_classes")})
         rebuilt = load_compressed(copy.deepcopy(original), folder)
         result.checks["state_dict_reload_max_abs_diff"] = _reload_diff(result.model, rebuilt, result.input_shape)
         atomic_write(stage / "report.json", json.dumps(result.to_dict(), indent=2, default=_json_default))
-        swap_folder(stage, out, keep=lambda name: name not in OUTPUTS and not name.endswith(".tmp"))
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     return out
 
 

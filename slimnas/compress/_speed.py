@@ -43,10 +43,27 @@ def latency_summary(change: dict) -> str:
     return f"latency after/before on {_where(change)}: " + (", ".join(parts) if parts else "not measured")
 
 
-def slower_warning(change: dict) -> str | None:
-    """The warning for a result slower than its input (``None`` where it is not)."""
+#: budget metrics that ask for a smaller model, not a faster one
+SIZE_METRICS = ("macs", "params", "bytes", "int8_bytes")
+
+
+def slower_warning(change: dict, budget=()) -> str | None:
+    """The warning for a result slower than its input (``None`` where it is not). With the
+    ``budget`` the result was chosen under (:class:`~slimnas.measure.Budget` items), it says why a
+    slower result is what was kept: the latency limits it misses (no policy tried met them: it
+    is the closest), or, without one, the MAC, parameter or byte limits that asked for a smaller
+    model rather than a faster one."""
     if not is_slower(change):
         return None
     parts = ", ".join(f"{change['batches'][str(b)]['ratio']:.2f}x the latency at batch {b}" for b in change["slower_at"])
-    return (f"the compressed model is SLOWER than its input on {_where(change)}: {parts} "
+    text = (f"the compressed model is SLOWER than its input on {_where(change)}: {parts} "
             "(fewer MACs or bytes do not make it faster there)")
+    latency = [str(b) for b in budget if b.metric == "latency_ms"]
+    size = [str(b) for b in budget if b.metric in SIZE_METRICS]
+    if latency:
+        return (f"{text}; it misses the latency budget {', '.join(latency)}: no policy tried met it, and this is "
+                "the closest")
+    if size:
+        return (f"{text}; it is kept because the budget {', '.join(size)} asks for a smaller model, not a faster "
+                "one: add a latency budget (e.g. 'latency_ms<=100%') to rule out layouts slower than the input")
+    return text

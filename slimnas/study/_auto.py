@@ -17,6 +17,7 @@ import optuna
 import torch
 from torch import nn
 
+from slimnas._files import check_not_interrupted
 from slimnas.compress import (
     FINETUNE_SPEC,
     WEIGHTED,
@@ -39,6 +40,7 @@ from slimnas.compress import (
     quantize_model,
     slower_warning,
 )
+from slimnas.compress._compress import staged_result
 from slimnas.compress._prune_layers import split_view
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
@@ -66,6 +68,7 @@ from slimnas.study._joint import write_artifact
 from slimnas.study._objective import BaseTrialObjective, trial_place
 from slimnas.study._pareto import feasible, pareto_front
 from slimnas.study._progress import progress_rows
+from slimnas.study._resume import keep_setting, resumed_setting
 from slimnas.study._search import resolve_device
 from slimnas.training import PhaseEpochs, report_phase
 
@@ -74,6 +77,7 @@ WARM_DROPS = (0.01, 0.03, 0.1)  # accuracy drops that seed the sensitivity-guide
 REFINE_LR_FACTORS = (1.0, 3.0)  # fine-tune learning rates tried on the chosen ratios, times the recipe's
 SENSITIVITY_RATIOS = (0.1, 0.3, 0.5, 0.7, 0.9)
 PRECISIONS = ("fp32", "fp16", "int8")
+OLD_EARLY_STOPPING = "median"  # --auto's default until it became search's ("none"): what older studies resume with
 
 
 @dataclass(frozen=True)
@@ -90,8 +94,10 @@ class AutoSettings:
         refine_epochs: before the final fine-tune, the chosen ratios are fine-tuned this long
             with each criterion in ``importances`` and each of two learning rates, and the best
             on validation data is kept (``None``: a third of ``final_epochs``; 0: off).
-        early_stopping: ``median``, ``hyperband`` or ``none``: stops a ranking fine-tune whose
-            validation accuracy falls behind the other trials' at the same epoch.
+        early_stopping: ``median``, ``hyperband`` or ``none`` (the strategy's own: hyperband for
+            BOHB): stops a ranking fine-tune whose validation accuracy falls behind the other
+            trials' at the same epoch. ``None``: what a resumed study was started with (``median``
+            for one started before this default was ``none``), else ``none``, as in a search.
         train: the fine-tune recipe (optimizer, learning rate, batch size); the compression
             toolkit's default when ``None``.
         distill, temperature: distil from the input model in every fine-tune, at this temperature.
@@ -116,7 +122,7 @@ class AutoSettings:
     finetune_epochs: int = 2
     final_epochs: int = 10
     refine_epochs: int | None = None
-    early_stopping: str = "median"
+    early_stopping: str | None = None  # None: a resumed study's own, else "none" (the strategy's own rule)
     seed: int = 0
     device: str = "cpu"
     latency_repeats: int = 50
@@ -144,7 +150,8 @@ class AutoSettings:
             value, low = getattr(self, key), 1 if key == "n_trials" else 0
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
                 raise ConfigError(f"--{key.replace('_', '-')}", f"an integer >= {low}", value)
-        check_early_stopping(self.early_stopping, "--early-stopping")
+        if self.early_stopping is not None:
+            check_early_stopping(self.early_stopping, "--early-stopping")
         if self.device_profile is not None:
             load_profile(self.device_profile, "--device-profile")
         get_strategy(self.strategy, "--strategy").check(StrategyContext(space=None, seed=self.seed, n_objectives=1),
@@ -363,10 +370,16 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     s = dataclasses.replace(s, device=str(resolve_device(s.device)))  # 'auto' becomes what it picks
     check_outputs(model, data.input_shape, data.n_classes)
     listener = listener or Listener()
-    rule = early_stopping_rule(s.early_stopping, s.strategy)
     model = copy.deepcopy(model).cpu().eval()
     out = Path(out) if out is not None else None
+    storage = storage or (f"sqlite:///{out / 'study.db'}" if out is not None else None)
+    stopping, note = resumed_setting(storage, "auto", "early_stopping", s.early_stopping, before=OLD_EARLY_STOPPING,
+                                     default="none")
+    rule = early_stopping_rule(stopping or "none", s.strategy)
+    if note:
+        listener.note(note)
     if out is not None:
+        check_not_interrupted(out)  # a result cut short while being replaced: its backup holds the study
         out.mkdir(parents=True, exist_ok=True)
 
     profile = load_profile(s.device_profile, "--device-profile") if s.device_profile is not None else None
@@ -447,11 +460,12 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
             listener.note(f"channel rounding under the MAC budget (batch {batch}): "
                           f"{'none' if r == 1 else f'multiples of {r}'} ({hardware.mac_rounding.reason})")
 
-    spec = StudySpec(name="auto", storage=storage or (f"sqlite:///{out / 'study.db'}" if out is not None else None),
+    spec = StudySpec(name="auto", storage=storage,
                      objectives=("accuracy",), strategy=s.strategy, early_stopping=rule, seed=s.seed,
                      max_epochs=max(1, s.finetune_epochs), space=None, n_startup_trials=len(WARM_DROPS) + 2,
                      population_size=max(4, min(20, s.n_trials // 3)), field="--strategy")
     study = open_study(spec)
+    keep_setting(study, "early_stopping", stopping or "none")
     objective = AutoObjective(model, data, s, budgets, rule, listener, hardware=hardware, timing=timing)
     if not study.trials:
         if hardware is not None and hardware.allocation is not None:
@@ -520,7 +534,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
         policy = artifact.policy
         if hw_report is not None:
             hw_report["precision"]["final_check"] = note
-    warnings = [w for w in [slower_warning(latency)] if w]  # the command line prints them with its table
+    warnings = [w for w in [slower_warning(latency, budgets)] if w]  # the command line prints them with its table
     if hardware is not None:
         with one_thread():
             after["predicted_latency_ms"] = hardware.predictor.predict(artifact.model, data.input_shape,
@@ -532,11 +546,12 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
                         trial=best.number, interrupted=interrupted, hardware=hw_report, latency=latency,
                         warnings=warnings)
     if out is not None:
-        with report_phase(listener, "export", label="writing the compressed model and reports", out=str(out)):
-            write_artifact(out, artifact, decisions, {"trial": best.number, "budget": [str(b) for b in budgets]})
-            write_json(out / "sensitivity.json", sens.to_dict())
+        with report_phase(listener, "export", label="writing the compressed model and reports", out=str(out)), \
+                staged_result(out, data.input_shape, data.n_classes) as stage:  # one unit: old or new, never a mix
+            write_artifact(stage, artifact, decisions, {"trial": best.number, "budget": [str(b) for b in budgets]})
+            write_json(stage / "sensitivity.json", sens.to_dict())
             n_done = len([t for t in trials if t.state == optuna.trial.TrialState.COMPLETE])
-            write_json(out / "report.json", {"before": before, "after": after, "budget": [str(b) for b in budgets],
+            write_json(stage / "report.json", {"before": before, "after": after, "budget": [str(b) for b in budgets],
                                              "feasible": result.feasible, "trial": best.number,
                                              "n_trials": n_done, "finetune": recipe.to_dict(),
                                              "refine": rows, "policy": policy.to_dict(),
