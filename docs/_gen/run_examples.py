@@ -47,20 +47,20 @@ EXAMPLES: dict[str, Example] = {
                              needs=("search",)),
     "load": Example(("python -c \"import slimnas; print(slimnas.load('runs/tour', best=''))\"",), needs=("search",)),
     "compress": Example(("slimnas compress --model examples/mnist1d_cnn.py:build --train-epochs 5 --prune 0.3 "
-                         "--distill --quantize int8 --epochs 8 --quiet --out runs/cnn-small",)),
+                         "--distill --quantize int8 --finetune-epochs 8 --quiet --out runs/cnn-small",)),
     "auto": Example(('slimnas compress --model examples/mnist1d_cnn.py:build --train-epochs 5 --auto '
-                     '--budget "macs<=50%" --n-trials 6 --epochs 1 --final-epochs 3 --quiet --out runs/cnn-auto',)),
+                     '--budget "macs<=50%" --n-trials 6 --finetune-epochs 1 --final-epochs 3 --quiet --out runs/cnn-auto',)),
     "compress-progress": Example(("slimnas compress --model examples/mnist1d_cnn.py:build --train-epochs 3 "
-                                  "--prune 0.5 --quantize int8 --epochs 2 --out runs/cnn-progress | head -12",)),
+                                  "--prune 0.5 --quantize int8 --finetune-epochs 2 --out runs/cnn-progress | head -12",)),
     "progress": Example(("slimnas search --dataset digits --n-trials 6 --epochs 3 --seed 0 --name my-study "
                          "--tensorboard > log.txt", "head -5 log.txt")),
     "wine": Example(("python -c \"import numpy as np; from sklearn.datasets import load_wine; "
                      "w = load_wine(); np.savez('wine.npz', x=w.data, y=w.target)\"",
                      "slimnas search wine.yaml --n-trials 6 --seed 0 --name wine"), {"wine.yaml": "wine.yaml"}),
     "wine-export": Example(('slimnas export runs/wine --best "" --out wine.onnx',), needs=("wine",)),
-    "nhwc": Example(("slimnas compress --model nhwc.py:build --dataset digits-images --prune 0.5 --epochs 1 --quiet",
+    "nhwc": Example(("slimnas compress --model nhwc.py:build --dataset digits-images --prune 0.5 --finetune-epochs 1 --quiet",
                      "slimnas compress --model nhwc.py:build --dataset digits-images --input-layout channels_last "
-                     "--prune 0.5 --train-epochs 10 --epochs 3 --quiet --out runs/nhwc"), {"nhwc.py": "nhwc.py"}),
+                     "--prune 0.5 --train-epochs 10 --finetune-epochs 3 --quiet --out runs/nhwc"), {"nhwc.py": "nhwc.py"}),
     "device": Example(("slimnas device list", "slimnas device show mcu")),
     "supernet": Example(("slimnas search supernet.yaml --n-trials 4 --out runs/digits-supernet",
                          "slimnas search supernet.yaml --n-trials 6 --out runs/digits-supernet"),
