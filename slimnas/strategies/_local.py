@@ -8,6 +8,10 @@ one gene changed: another choice of a categorical gene, a step down or up a nume
 neighbours are tried in random order and the first that does better becomes the incumbent (first
 improvement hill climbing). When every neighbour of every incumbent has been tried without
 improvement the run is stuck in a local optimum, and a new run restarts from a random candidate.
+With two objectives (a Pareto local search) the front member to move from is drawn first, in
+proportion to the hypervolume it alone adds (:func:`front_weights`), then one of its untried
+neighbours at random: the trials go where the front would gain most area, its gaps and its ends,
+rather than equally to every member of a crowded stretch.
 
 The state is the study's trials: each trial's plan (its run, the incumbent it neighbours, the
 gene changed and the values it inherits) is a trial system attribute, so the incumbent, what
@@ -17,12 +21,15 @@ workers continue the same search.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from slimnas.strategies._base import BaseStrategy, StrategyContext, register_strategy
 from slimnas.strategies._genes import neighbours, params_key, value_key
-from slimnas.strategies._history import BaseHistorySampler, best_front, completed
+from slimnas.strategies._history import BaseHistorySampler, best_front, completed, signed_values
 
 #: states whose plan counts as tried: evaluated, or being evaluated by another worker
 TRIED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
@@ -70,8 +77,37 @@ class LocalSearchSampler(BaseHistorySampler):
                         moves.append((centre.number, gene, value, params))
         if not moves:  # a local optimum: every neighbour tried, none better
             return {"run": run + 1, "centre": None}
-        number, gene, value, params = moves[int(self.rng(study, trial, "neighbour").integers(len(moves)))]
+        rng = self.rng(study, trial, "neighbour")
+        if len(study.directions) > 1:  # a front: aim at its gaps (see front_weights)
+            numbers = sorted({m[0] for m in moves})
+            signed = np.array([signed_values(t, study.directions) for t in done], dtype=float)
+            worst = tuple(float(np.max(c[np.isfinite(c)])) if np.isfinite(c).any() else 0.0 for c in signed.T)
+            weights = front_weights([t for t in done if t.number in numbers], study.directions, worst)
+            pick = numbers[int(rng.choice(len(numbers), p=[weights[n] for n in numbers]))]
+            moves = [m for m in moves if m[0] == pick]
+        number, gene, value, params = moves[int(rng.integers(len(moves)))]
         return {"run": run, "centre": number, "gene": gene, "value": value, "params": params}
+
+
+def front_weights(front: list[FrozenTrial], directions, reference: tuple[float, float]) -> dict[int, float]:
+    """How often to move from each member of a front: in proportion to the hypervolume it alone
+    adds (two objectives, both minimised as :func:`signed_values` gives them; bounded by the next
+    member on each side and, at the ends, by ``reference``, the worst values seen), so the search
+    spends its trials where the front would gain most area: its gaps and its ends. Other than two
+    objectives: equal weights. Every member keeps a small share."""
+    n = len(front)
+    if n < 2 or len(directions) != 2:
+        return {t.number: 1.0 / max(n, 1) for t in front}
+    pts = sorted((*signed_values(t, directions), t.number) for t in front)
+    w = {}
+    for i, (xi, yi, num) in enumerate(pts):
+        dx = (pts[i + 1][0] if i + 1 < n else reference[0]) - xi
+        dy = (pts[i - 1][1] if i > 0 else reference[1]) - yi
+        w[num] = max(dx, 0.0) * max(dy, 0.0)
+    total = sum(w.values())
+    if not total > 0 or not math.isfinite(total):
+        return {num: 1.0 / n for num in w}
+    return {k: 0.9 * v / total + 0.1 / n for k, v in w.items()}
 
 
 @register_strategy("local")
