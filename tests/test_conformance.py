@@ -15,7 +15,15 @@ from torch import nn
 from slimnas.compress import COMPRESSORS, BaseCompressor, list_compressors
 from slimnas.data import FORMATS
 from slimnas.export import EXPORT_FORMATS, OnnxFp32, list_export_formats
-from slimnas.measure import METRICS, BaseMetric, list_metrics
+from slimnas.measure import (
+    METRICS,
+    RUNTIMES,
+    BaseLatency,
+    BaseMetric,
+    MeasureContext,
+    list_metrics,
+    measure_metrics,
+)
 from slimnas.spaces import FAMILIES, BaseFamily, Key, list_families
 from slimnas.strategies import STRATEGIES, BaseStrategy, list_strategies
 from slimnas.testing import (
@@ -24,6 +32,7 @@ from slimnas.testing import (
     check_export_format,
     check_family,
     check_metric,
+    check_runtime,
     check_strategy,
 )
 
@@ -44,6 +53,13 @@ def test_compressor_conformance(name):
 @pytest.mark.parametrize("name", list_metrics())
 def test_metric_conformance(name):
     assert math.isfinite(check_metric(name)["value"])
+
+
+@pytest.mark.parametrize("name", RUNTIMES.names())
+def test_runtime_conformance(name):
+    result = check_runtime(name)
+    assert result["times"] == ("file" if name.startswith("onnxruntime") else "model")
+    assert result["median_ms"] is not None or "cuda" in name
 
 
 @pytest.mark.parametrize("name", FORMATS.names())
@@ -203,3 +219,46 @@ def test_a_family_whose_summary_breaks_a_table_row_fails(registered, tmp_path):
     registered(FAMILIES, "toy", TwoLines)
     with pytest.raises(AssertionError, match="toy: summary"):
         check_family("toy", tmp_path)
+
+
+class _Recording(BaseLatency):
+    """A plug-in runtime (not an ONNX Runtime subclass) that records what it was given to time."""
+
+    seen: ClassVar[list] = []
+
+    def prepare(self, model, input_shape):
+        type(self).seen.append(model)
+        return lambda: None
+
+
+def test_a_runtime_that_times_files_is_given_the_file_and_one_that_declares_nothing_the_model(registered, tmp_path):
+    """What a runtime times is its own declaration (``times``), not whether it is an ONNX Runtime
+    class: a plug-in that times files gets the candidate's exported file; by default, the model."""
+    from slimnas.export import export_onnx
+    from slimnas.testing import SHAPE, TINY_MODELS
+
+    class FileRuntime(_Recording):
+        times = "file"
+
+    class ModelRuntime(_Recording):
+        pass
+
+    model = TINY_MODELS["mlp"]()
+    path = export_onnx(model, tmp_path / "m.onnx", SHAPE)
+    for name, cls in (("rec-file", FileRuntime), ("rec-model", ModelRuntime)):
+        registered(RUNTIMES, name, cls)
+        cls.seen = []
+        ctx = MeasureContext(model=model, input_shape=SHAPE, onnx=path,
+                             settings={"runtime": name, "latency_batch": 1, "latency_repeats": 3, "threads": 1})
+        measure_metrics(["latency_ms"], ctx)
+        assert check_runtime(name)["times"] == cls.times
+        assert cls.seen[0] == path if cls is FileRuntime else cls.seen[0] is model, cls.seen
+
+
+def test_a_runtime_that_declares_an_unknown_target_fails(registered):
+    class Vague(_Recording):
+        times = "eager"
+
+    registered(RUNTIMES, "vague", Vague)
+    with pytest.raises(AssertionError, match="'times' is 'eager'"):
+        check_runtime("vague")

@@ -22,7 +22,7 @@ from slimnas.compress._prune_layers import split_view
 from slimnas.compress._quantize import quantize_model
 from slimnas.data import DataSplits
 from slimnas.export import onnx_accuracy, size_report
-from slimnas.measure import OnnxRuntimeLatency, count_macs, count_params, runtime_for
+from slimnas.measure import count_macs, count_params, runtime_for
 from slimnas.spaces import TrainSpec
 from slimnas.training import Callback, Listener, PhaseEpochs, evaluate, report_phase
 
@@ -156,7 +156,7 @@ def measure_artifact(
         path.write_bytes(artifact.onnx)
         for i, b in enumerate(latency_batches):
             rt = runtime_for({"runtime": runtime, "threads": threads, "latency_repeats": repeats}, batch=b)
-            target = path if isinstance(rt, OnnxRuntimeLatency) else artifact.model
+            target = path if rt.times == "file" else artifact.model
             ms = rt.measure(target, artifact.input_shape)
             metrics[f"latency_ms_b{b}"] = ms
             if i == 0:

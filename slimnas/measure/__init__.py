@@ -8,6 +8,7 @@ from slimnas.measure._counts import count_macs, count_params
 from slimnas.measure._format import fmt_count
 from slimnas.measure._latency import (
     RUNTIMES,
+    TIMES,
     TORCH_DTYPES,
     BaseLatency,
     InterleavedTimer,
@@ -68,6 +69,7 @@ __all__ = [
     "ALIASES",
     "METRICS",
     "RUNTIMES",
+    "TIMES",
     "TORCH_DTYPES",
     "BaseLatency",
     "BaseMetric",

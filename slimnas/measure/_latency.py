@@ -117,6 +117,10 @@ def _percentile(sorted_times: list[float], q: float) -> float:
     return float(np.percentile(sorted_times, q))
 
 
+#: what a runtime can time (:attr:`BaseLatency.times`): the deployable file or the eager model
+TIMES = ("file", "model")
+
+
 def random_inputs(batch: int, input_shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     """Standard-normal inputs (never all zeros: some kernels take shortcuts on zeros)."""
     return np.random.default_rng(seed).standard_normal((batch, *input_shape)).astype(np.float32)
@@ -145,6 +149,9 @@ class BaseLatency(abc.ABC):  # noqa: B024 - a runtime implements prepare() or, i
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     #: how a 1-D CNN's batch is laid out for the runtime: ``plain`` or ``rows`` (``onnx-fp32-rows``)
     layout: ClassVar[str] = "plain"
+    #: what the runtime times, one of :data:`TIMES`: ``"model"`` (the eager module; a plug-in's
+    #: default) or ``"file"`` (the exported ONNX file: where a candidate has one, it is timed, not the model)
+    times: ClassVar[str] = "model"
 
     def __init__(self, *, batch_size: int = 1, warmup: int = 20, repeats: int = 100, threads: int = 1,
                  precision: str | None = None, min_time_ms: float = MIN_TIME_MS) -> None:
@@ -167,6 +174,12 @@ class BaseLatency(abc.ABC):  # noqa: B024 - a runtime implements prepare() or, i
     def prepare(self, model: nn.Module | str | Path | bytes, input_shape: tuple[int, ...]) -> Callable[[], Any]:
         """The function that runs one batch of ``batch_size`` random samples (set up, not timed)."""
         raise NotImplementedError
+
+    def source(self, model: nn.Module | str | Path | bytes, input_shape: tuple[int, ...],
+               tmp: str) -> nn.Module | str | Path | bytes:
+        """What is timed of ``model``: a ``"file"`` runtime's ONNX file (a module exported into the
+        folder ``tmp``; a file as it is), a ``"model"`` runtime's model itself."""
+        return _as_file(model, input_shape, tmp) if self.times == "file" else model
 
     def measured_precision(self, model) -> str:
         """The precision the last :meth:`prepare` ran at (the label of its figures)."""
@@ -211,6 +224,7 @@ class OnnxRuntimeLatency(BaseLatency):
     first converted to int8 in ``int8_format`` (``qdq``, ``qoperator`` or ``dynamic``)."""
 
     precisions = ("fp32", "int8")
+    times = "file"
 
     def __init__(self, *, int8_format: str = "qdq", **kwargs) -> None:
         super().__init__(**kwargs)
@@ -218,7 +232,7 @@ class OnnxRuntimeLatency(BaseLatency):
 
     def source(self, model, input_shape, tmp: str) -> Path | bytes | str:
         """The file to time: ``model`` exported (modules), converted to int8 where asked."""
-        src = _as_file(model, input_shape, tmp)
+        src = super().source(model, input_shape, tmp)
         if self.precision == "int8" and file_precision(src) == "fp32":
             src = quantize_onnx(src, fmt=self.int8_format)
         return src
@@ -378,7 +392,7 @@ class InterleavedTimer:
         tmp = self._stack.enter_context(tempfile.TemporaryDirectory())
         for i, (key, model) in enumerate(self.models.items()):
             rt = self.cls(threads=self.threads, precision=self.precision)
-            if isinstance(rt, OnnxRuntimeLatency):
+            if rt.times == "file":
                 folder = Path(tmp) / str(i)
                 folder.mkdir()
                 model = rt.source(model, self.input_shape, str(folder))
@@ -486,7 +500,7 @@ class Latency(BaseMetric):
                                               "precision": pred.precision}
             return pred.ms
         runtime = runtime_for(s)
-        on_file = isinstance(runtime, OnnxRuntimeLatency) and ctx.onnx is not None
+        on_file = runtime.times == "file" and ctx.onnx is not None
         target = ctx.onnx if on_file else ctx.model
         if target is None:
             raise ConfigError("metric.latency_ms", "a candidate with its model or exported file to time")
