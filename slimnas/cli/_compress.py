@@ -50,6 +50,7 @@ from slimnas.compress import (
     list_compressors,
     train_from_scratch,
 )
+from slimnas.compress._quantize import MODES
 from slimnas.config import MAX_EPOCHS as MAX_RUN_EPOCHS
 from slimnas.config import MAX_SEED, DataConfig, data_to_dict, parse_config, read_yaml
 from slimnas.data import list_datasets, load_dataset
@@ -69,7 +70,7 @@ from slimnas.study import (
 )
 from slimnas.training import report_phase
 
-QUANTIZE_MODES = ("none", "int8", "int8-dynamic", "int8-auto", "fp16")
+QUANTIZE_MODES = ("none", *(m for m in MODES if m != "fp32"))
 TRAIN_EPOCHS = 20  # training from scratch when no --weights are given (--train-epochs)
 AUTO_ONLY = ("budget", "n_trials", "strategy", "final_epochs", "early_stopping", "precision", "tensorboard",
              "device_profile", "hardware_aware", "timeout")

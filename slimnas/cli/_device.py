@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from slimnas.cli._options import (
-    PRECISIONS,
     Dataset,
     Name,
     Out,
@@ -19,7 +18,13 @@ from slimnas.cli._options import (
     as_options,
     split_list,
 )
-from slimnas.config import BUILTIN_PROFILES, list_builtin_profiles, write_profile
+from slimnas.config import (
+    BUILTIN_PROFILES,
+    DEFAULT_PRECISIONS,
+    DEFAULT_RUNTIME,
+    list_builtin_profiles,
+    write_profile,
+)
 from slimnas.errors import ConfigError
 from slimnas.measure import RUNTIMES, Budget, build_profile, load_profile
 from slimnas.report import make_console
@@ -62,7 +67,7 @@ class _LineProgress:
 @device_app.command("profile")
 def profile_command(
     out: Out = None,
-    runtime: Annotated[str, typer.Option(help="Latency runtime the device runs.")] = "onnxruntime",
+    runtime: Annotated[str, typer.Option(help="Latency runtime the device runs.")] = DEFAULT_RUNTIME,
     runtime_threads: Annotated[int, typer.Option("--runtime-threads", min=1, help="Intra-op threads of the device's runtime: latency is timed with them, and runs targeting the device use them.")] = 1,
     threads: Annotated[int | None, typer.Option(min=1, hidden=True, help="The former name of --runtime-threads.")] = None,
     batch: Annotated[list[str] | None, typer.Option(metavar="N", help="Batch sizes the table holds, repeatable or comma-separated; the first is the one runs target [default: 1].")] = None,
@@ -88,7 +93,7 @@ def profile_command(
     console = make_console()
     if runtime not in RUNTIMES:
         raise ConfigError("--runtime", f"one of {RUNTIMES.names()}", runtime)
-    precisions = tuple(split_list(precision)) or PRECISIONS
+    precisions = tuple(split_list(precision)) or DEFAULT_PRECISIONS
     batches = _batches(batch)
     limit = split_list(limit)
     with as_options("dataset"):

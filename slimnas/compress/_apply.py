@@ -20,6 +20,7 @@ from slimnas.compress._policy import CompressionPolicy
 from slimnas.compress._prune import executed_layers
 from slimnas.compress._prune_layers import split_view
 from slimnas.compress._quantize import quantize_model
+from slimnas.config import DEFAULT_RUNTIME
 from slimnas.data import DataSplits
 from slimnas.export import onnx_accuracy, size_report
 from slimnas.measure import count_macs, count_params, runtime_for
@@ -134,7 +135,7 @@ def measure_artifact(
     splits: Sequence[str] = ("val", "test"),
     latency_batches: Sequence[int] = (1, 64),
     repeats: int = 200,
-    runtime: str = "onnxruntime",
+    runtime: str = DEFAULT_RUNTIME,
     threads: int = 1,
 ) -> dict[str, float]:
     """Metrics of the artifact itself: accuracy from running its ONNX file in ONNX Runtime,
@@ -232,7 +233,7 @@ def compress_and_measure(
     device: str,
     latency_batch: int = 1,
     latency_repeats: int = 50,
-    latency_runtime: str = "onnxruntime",
+    latency_runtime: str = DEFAULT_RUNTIME,
     latency_threads: int = 1,
     eval_splits: tuple[str, ...] = ("val",),
     train: TrainSpec | None = None,

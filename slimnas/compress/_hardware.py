@@ -40,6 +40,7 @@ from torch import nn
 from slimnas.compress._allocate import channel_ratio, list_prunable_layers, pruned_model
 from slimnas.compress._policy import CompressionPolicy
 from slimnas.compress._sensitivity import SensitivityResult
+from slimnas.config import DEFAULT_RUNTIME
 from slimnas.measure import LatencyPredictor, model_ops
 
 ROUNDINGS = (1, 2, 4, 8, 16)
@@ -387,7 +388,7 @@ def allocate_by_latency(model: nn.Module, input_shape: tuple[int, ...], predicto
 
 
 def measured_share(model: nn.Module, input_shape: tuple[int, ...], *, batch: int = 1, threads: int = 1,
-                   rounds: int = 3, repeats: int = 50, runtime: str = "onnxruntime"
+                   rounds: int = 3, repeats: int = 50, runtime: str = DEFAULT_RUNTIME
                    ) -> Callable[[Mapping[str, int]], float]:
     """``widths -> share``: ``model`` pruned to ``widths`` timed on this machine against ``model``
     itself, their calls alternating (load hits both alike), as a share of its latency: the

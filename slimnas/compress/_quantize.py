@@ -34,6 +34,7 @@ from torch.nn.utils import parametrize
 
 from slimnas.compress._base import BaseCompressor, Gene, _require_data, register_compressor
 from slimnas.compress._distill import Retrain
+from slimnas.config import DEFAULT_PRECISIONS, precision_names, precision_text
 from slimnas.errors import ConfigError
 from slimnas.export import (
     export_proto,
@@ -131,8 +132,8 @@ def quantize_model(
         raise ConfigError("quantize.int8_format", f"one of {list(STATIC_FORMATS)}", int8_format)
     layer_precision = dict(layer_precision or {})
     for name, p in layer_precision.items():
-        if p not in ("fp32", "fp16", "int8"):
-            raise ConfigError(f"quantize.layer_precision.{name}", "'fp32', 'fp16' or 'int8'", p)
+        if p not in precision_names("layer"):
+            raise ConfigError(f"quantize.layer_precision.{name}", precision_text("layer"), p)
     proto = export_proto(model, input_shape)
     nodes = layer_nodes(proto)
     unknown = set(layer_precision) - set(nodes)
@@ -289,7 +290,8 @@ class OnnxQuantizer(BaseCompressor):
     layer_column = "precision"
     layer_off = "fp32"
     genes = {
-        "precision": Gene(Key(str, "'fp32', 'fp16' or 'int8'", ["fp32", "int8"], lambda v: v in ("fp32", "fp16", "int8")),
+        "precision": Gene(Key(str, precision_text("layer"), list(DEFAULT_PRECISIONS),
+                              lambda v: v in precision_names("layer")),
                           layers="weighted", tied_by="mixed_precision"),
         "mixed_precision": Gene(Key(bool, "true/false", True), fixed=True),
     }

@@ -1,9 +1,18 @@
 """Configuration: plain, typed dataclasses; YAML only at the edge (here)."""
 
 from slimnas.config._load import OVERRIDES, load_config, read_yaml, save_config
+from slimnas.config._names import (
+    DEFAULT_PRECISIONS,
+    DEFAULT_RUNTIME,
+    Precision,
+    get_precision,
+    precision_names,
+    precision_text,
+    register_precision,
+    unregister_precision,
+)
 from slimnas.config._profile import (
     BUILTIN_PROFILES,
-    PRECISIONS,
     DeviceProfile,
     list_builtin_profiles,
     parse_profile,
@@ -28,7 +37,14 @@ from slimnas.config._schema import (
 __all__ = [
     "DATA_EXTRAS",
     "BUILTIN_PROFILES",
-    "PRECISIONS",
+    "DEFAULT_PRECISIONS",
+    "DEFAULT_RUNTIME",
+    "Precision",
+    "get_precision",
+    "precision_names",
+    "precision_text",
+    "register_precision",
+    "unregister_precision",
     "DeviceProfile",
     "list_builtin_profiles",
     "parse_profile",

@@ -25,6 +25,7 @@ import onnx
 import torch
 from torch import nn
 
+from slimnas.config import DEFAULT_RUNTIME
 from slimnas.errors import ConfigError
 from slimnas.export import (
     export_onnx,
@@ -217,7 +218,7 @@ def _as_file(model, input_shape, tmp: str) -> Path | bytes | str:
     return model
 
 
-@register_runtime("onnxruntime")
+@register_runtime(DEFAULT_RUNTIME)
 class OnnxRuntimeLatency(BaseLatency):
     """Latency of an ONNX file (or a module, exported on the fly) in ONNX Runtime on the CPU. A
     file is timed as it is (an int8 file as int8); with ``precision="int8"`` an fp32 model is
@@ -377,7 +378,7 @@ class InterleavedTimer:
 
     def __init__(self, models: Mapping[Hashable, nn.Module | str | Path | bytes], input_shape: tuple[int, ...], *,
                  batches: Sequence[int] = (1,), repeats: int = 100, warmup: int = 10,
-                 runtime: str = "onnxruntime", threads: int = 1, precision: str | None = None,
+                 runtime: str = DEFAULT_RUNTIME, threads: int = 1, precision: str | None = None,
                  min_time_ms: float = MIN_TIME_MS) -> None:
         self.cls = RUNTIMES.get(runtime)
         self.min_time_ms = min_time_ms
@@ -448,7 +449,7 @@ class InterleavedTimer:
 
 def interleaved_latency(models: Mapping[Hashable, nn.Module | str | Path | bytes], input_shape: tuple[int, ...], *,
                         batches: Sequence[int] = (1,), rounds: int = 5, repeats: int = 100, warmup: int = 10,
-                        runtime: str = "onnxruntime", threads: int = 1, precision: str | None = None,
+                        runtime: str = DEFAULT_RUNTIME, threads: int = 1, precision: str | None = None,
                         min_time_ms: float = MIN_TIME_MS) -> dict[Hashable, dict[int, float]]:
     """Ms per batch of each model, its fastest of ``rounds`` rounds in which every model is
     timed in turn (:class:`InterleavedTimer`).
@@ -470,7 +471,7 @@ def interleaved_latency(models: Mapping[Hashable, nn.Module | str | Path | bytes
 def runtime_for(settings: dict, *, batch: int | None = None, field: str = "measure.runtime") -> BaseLatency:
     """The runtime a run's measurement settings name, built with its batch, repeats, threads
     and precision (checked: it runs on this machine)."""
-    runtime = RUNTIMES.get(settings.get("runtime", "onnxruntime"))(
+    runtime = RUNTIMES.get(settings.get("runtime", DEFAULT_RUNTIME))(
         batch_size=batch or settings.get("latency_batch", 1), repeats=settings.get("latency_repeats", 50),
         threads=settings.get("threads", 1), precision=settings.get("precision"))
     runtime.check(field)
@@ -485,6 +486,7 @@ class Latency(BaseMetric):
     How it was obtained is kept beside it, as ``latency_ms_info``."""
 
     unit, units = "ms", MS_UNITS
+    label = "latency ms"
     description = "median latency of a batch (measure.runtime, measure.latency_batch)"
 
     def known_before_training(self, settings: dict) -> bool:

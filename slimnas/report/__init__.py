@@ -2,13 +2,13 @@
 rendering second (terminal tables, one self-contained HTML page, Markdown); the list of runs;
 optuna-dashboard on a run."""
 
+from slimnas.measure import metric_label
 from slimnas.report._compress import compress_report_data, is_compress_output
 from slimnas.report._dashboard import check_loopback, dashboard_storage, serve_dashboard
 from slimnas.report._data import (
     baselines,
     card,
     format_value,
-    metric_label,
     report_data,
     table_keys,
     trial_row,

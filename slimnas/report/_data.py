@@ -14,7 +14,6 @@ from pathlib import Path
 
 from optuna.trial import FrozenTrial, TrialState
 
-from slimnas.errors import ConfigError
 from slimnas.measure import fmt_count, get_metric
 from slimnas.report._explain import layer_columns, policy_summary, read_policy
 from slimnas.report._progress import progress
@@ -146,19 +145,6 @@ def baselines(rows: list[dict]) -> list[dict]:
             "val_accuracy": m["parent_val_accuracy"], "params": m.get("parent_params"), "macs": m.get("parent_macs")}})
         b["trials"].append(r["trial"])
     return list(out.values())
-
-
-def metric_label(key: str) -> str:
-    """A short label for a metrics key (``val_accuracy`` -> ``val acc``; registered metrics by
-    name and unit)."""
-    labels = {"val_accuracy": "val acc", "test_accuracy": "test acc", "macs": "MACs", "latency_ms": "latency ms"}
-    if key in labels:
-        return labels[key]
-    try:
-        metric = get_metric(key)
-    except ConfigError:  # not a metric's name: the key itself
-        return key.replace("_", " ")
-    return f"{metric.name} {metric.unit}".strip() if metric.unit not in ("count", "bytes", "fraction") else metric.name
 
 
 #: figures every table shows when some row has them, before the objectives' and budgets' others

@@ -40,6 +40,7 @@ import torch
 from optuna.trial import FrozenTrial
 
 from slimnas.compress import CompressionPolicy, simulate_quantized
+from slimnas.config import precision_names
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.measure import get_metric, list_metrics
 from slimnas.models import ELASTIC
@@ -71,7 +72,6 @@ from slimnas.training import SCHEDULES, Callback, SupernetTraining, evaluate, fi
 
 #: the study system attribute that holds the chosen candidates; the trial attribute of each plan
 STUDY_KEY, PLAN_KEY = "slimnas:supernet", "slimnas:supernet-plan"
-PRECISIONS = ("fp32", "int8")
 #: objectives the predictor cannot stand in for
 DATA_METRICS = ("loss", "fitness")
 
@@ -189,8 +189,8 @@ class SupernetOptions:
             "n_pairs": ("an integer >= 10", lambda v: _is_int(v, 10)),
             "predictor": (f"one of {list(PREDICTORS)}", lambda v: v in PREDICTORS),
             "holdout": ("a number in (0, 0.5]", lambda v: isinstance(v, (int, float)) and 0 < v <= 0.5),
-            "precision": (f"a list of {list(PRECISIONS)}", lambda v: v is None or isinstance(v, list) and v
-                          and all(p in PRECISIONS for p in v)),
+            "precision": (f"a list of {list(precision_names('simulated'))}", lambda v: v is None or isinstance(v, list) and v
+                          and all(p in precision_names("simulated") for p in v)),
             "search": ("a strategy name", lambda v: isinstance(v, str) and v != "supernet"),
             "search_trials": ("an integer >= 1", lambda v: _is_int(v, 1)),
             "population_size": ("an integer >= 2", lambda v: _is_int(v, 2)),
@@ -240,7 +240,7 @@ def searched_precisions(objectives, budget) -> tuple[str, ...]:
     """fp32 and int8 where a cost among ``objectives`` and ``budget`` is measured past the plain
     model (on its exported file: ``bytes``, latency), else fp32 alone."""
     costs = [n for n in (*objectives, *(b.metric for b in budget)) if get_metric(n).key != "val_accuracy"]
-    return PRECISIONS if measured_on_file(costs) else ("fp32",)
+    return precision_names("simulated") if measured_on_file(costs) else ("fp32",)
 
 
 def centre_recipe(training: dict) -> TrainSpec:

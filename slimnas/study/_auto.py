@@ -40,6 +40,7 @@ from slimnas.compress import (
     slower_warning,
 )
 from slimnas.compress._prune_layers import split_view
+from slimnas.config import DEFAULT_PRECISIONS, DEFAULT_RUNTIME, precision_names
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.measure import Budget, load_profile, one_thread
@@ -73,7 +74,6 @@ MAX_RATIO = 0.9
 WARM_DROPS = (0.01, 0.03, 0.1)  # accuracy drops that seed the sensitivity-guided starting policies
 REFINE_LR_FACTORS = (1.0, 3.0)  # fine-tune learning rates tried on the chosen ratios, times the recipe's
 SENSITIVITY_RATIOS = (0.1, 0.3, 0.5, 0.7, 0.9)
-PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class AutoSettings:
     budget: tuple[str, ...]
     n_trials: int = 60
     strategy: str = "tpe"
-    precisions: tuple[str, ...] = ("fp32", "int8")
+    precisions: tuple[str, ...] = DEFAULT_PRECISIONS
     importances: tuple[str, ...] = ("l1", "taylor")
     finetune_epochs: int = 2
     final_epochs: int = 10
@@ -135,8 +135,8 @@ class AutoSettings:
         for b in self.budget:
             Budget.parse(b, "--budget")
         for p in self.precisions:
-            if p not in PRECISIONS:
-                raise ConfigError("--precision", f"one of {list(PRECISIONS)}", p)
+            if p not in precision_names("layer"):
+                raise ConfigError("--precision", f"one of {list(precision_names('layer'))}", p)
         for name in self.importances:
             if name not in IMPORTANCES:
                 raise ConfigError("--importance", f"one of {IMPORTANCES.names()}", name)
@@ -372,7 +372,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     profile = load_profile(s.device_profile, "--device-profile") if s.device_profile is not None else None
     batch = profile.batch[0] if profile is not None else 1
     # latency is timed where the profile says the model runs (its runtime and threads)
-    timing = {"latency_runtime": profile.runtime if profile is not None else "onnxruntime",
+    timing = {"latency_runtime": profile.runtime if profile is not None else DEFAULT_RUNTIME,
               "latency_threads": profile.threads if profile is not None else 1}
     with report_phase(listener, "measure", label="measuring the input model in ONNX Runtime") as found:
         before = measure_artifact(apply_policy(model, CompressionPolicy(), data, epochs=0), data,

@@ -35,7 +35,7 @@ from slimnas.compress import (
     pruned_model,
     sensitivity_cost,
 )
-from slimnas.config import DeviceProfile
+from slimnas.config import DEFAULT_PRECISIONS, DEFAULT_RUNTIME, DeviceProfile
 from slimnas.data import DataSplits
 from slimnas.measure import (
     Budget,
@@ -58,8 +58,8 @@ class HardwareTarget:
     predictor: LatencyPredictor
     batch: int = 1
     threads: int = 1
-    runtime: str = "onnxruntime"  # where latency is timed (the profile's runtime)
-    precisions: tuple[str, ...] = ("fp32", "int8")  # what the target runs (the profile's)
+    runtime: str = DEFAULT_RUNTIME  # where latency is timed (the profile's runtime)
+    precisions: tuple[str, ...] = DEFAULT_PRECISIONS  # what the target runs (the profile's)
     base_ms: float = 0.0  # predicted latency of the input model
     target_ms: float | None = None  # predicted-latency target (None: no latency budget)
     allocation: LatencyAllocation | None = None
@@ -126,7 +126,7 @@ def prepare_target(model: nn.Module, data: DataSplits, *, profile: DeviceProfile
     budget only, the channel rounding that makes ``mac_ratios`` (the allocation at the budget)
     fastest on the target, where it measurably does."""
     shape = data.input_shape
-    runtime = profile.runtime if profile is not None else "onnxruntime"
+    runtime = profile.runtime if profile is not None else DEFAULT_RUNTIME
     predictor = profile_predictor(profile, "--device-profile") if profile is not None else None
     if predictor is not None and not predictor.supports(batch, "fp32"):
         predictor = None
@@ -140,7 +140,7 @@ def prepare_target(model: nn.Module, data: DataSplits, *, profile: DeviceProfile
                                            threads=threads)
         base = predictor.predict(model, shape, batch=batch).ms
         target = HardwareTarget(predictor, batch=batch, threads=threads, runtime=runtime, base_ms=base,
-                                precisions=tuple(profile.precisions) if profile is not None else ("fp32", "int8"),
+                                precisions=tuple(profile.precisions) if profile is not None else DEFAULT_PRECISIONS,
                                 profile=profile.name if profile is not None else None)
         limits = latency_limits(budgets)
         if limits:
@@ -189,7 +189,7 @@ def bytes_limit(budgets) -> float | None:
 
 
 def choose_final_precision(target: HardwareTarget, model: nn.Module, policy: CompressionPolicy, data: DataSplits,
-                           budgets, allowed: Sequence[str] = ("fp32", "int8")) -> tuple[CompressionPolicy, dict]:
+                           budgets, allowed: Sequence[str] = DEFAULT_PRECISIONS) -> tuple[CompressionPolicy, dict]:
     """The chosen ratios' model gets int8 only on layers whose int8 kernel is faster on the
     target (measured as a whole file against fp32), or where the byte budget needs it; of the
     precisions the target runs and ``allowed`` (``--precision``): fp32 everywhere where int8 is

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import tempfile
 
+from slimnas.config import precision_names
 from slimnas.measure._latency import RUNTIMES, TIMES, LatencyStats
 from slimnas.testing._fixtures import SHAPE, TINY_MODELS
 
@@ -17,14 +18,16 @@ def check_runtime(name: str) -> dict:
     where the runtime cannot run here, with the reason as ``"unavailable"``).
 
     1. Its declaration is complete: its name, ``times`` one of :data:`~slimnas.measure.TIMES`,
-       at least one precision, a ``plain`` or ``rows`` layout.
+       at least one precision, each registered (:func:`~slimnas.config.precision_names`), a ``plain`` or ``rows`` layout.
     2. Where :meth:`~slimnas.measure.BaseLatency.unavailable` says it runs here, a tiny model in
        the form it declares (``source``) is timed to a positive, finite median with its spread.
     """
     cls = RUNTIMES.get(name)
     assert cls.name == name, f"{name}: registered under another name ({cls.name!r})"
     assert cls.times in TIMES, f"{name}: 'times' is {cls.times!r}, not one of {list(TIMES)}"
-    assert cls.precisions and all(isinstance(p, str) for p in cls.precisions), f"{name}: no precisions"
+    assert cls.precisions, f"{name}: no precisions"
+    unknown = [p for p in cls.precisions if p not in precision_names()]
+    assert not unknown, f"{name}: precisions {unknown} are not registered (slimnas.config.register_precision)"
     assert cls.layout in ("plain", "rows"), f"{name}: layout {cls.layout!r}"
     rt = cls(batch_size=2, warmup=1, repeats=3, min_time_ms=0.0)
     why = rt.unavailable()
