@@ -12,7 +12,13 @@ import pytest
 import torch
 from torch import nn
 
-from slimnas.compress import COMPRESSORS, BaseCompressor, list_compressors
+from slimnas.compress import (
+    COMPRESSORS,
+    IMPORTANCES,
+    BaseCompressor,
+    list_compressors,
+    register_importance,
+)
 from slimnas.data import FORMATS
 from slimnas.export import EXPORT_FORMATS, OnnxFp32, list_export_formats
 from slimnas.measure import (
@@ -31,6 +37,7 @@ from slimnas.testing import (
     check_data_format,
     check_export_format,
     check_family,
+    check_importance,
     check_metric,
     check_runtime,
     check_strategy,
@@ -53,6 +60,11 @@ def test_compressor_conformance(name):
 @pytest.mark.parametrize("name", list_metrics())
 def test_metric_conformance(name):
     assert math.isfinite(check_metric(name)["value"])
+
+
+@pytest.mark.parametrize("name", IMPORTANCES.names())
+def test_importance_conformance(name):
+    assert check_importance(name)["needs_gradients"] == (name == "taylor")
 
 
 @pytest.mark.parametrize("name", RUNTIMES.names())
@@ -262,3 +274,20 @@ def test_a_runtime_that_declares_an_unknown_target_fails(registered):
     registered(RUNTIMES, "vague", Vague)
     with pytest.raises(AssertionError, match="'times' is 'eager'"):
         check_runtime("vague")
+
+
+def test_an_importance_is_given_gradients_when_it_declares_it_needs_them_and_checked_for_the_declaration():
+    """Whether pruning accumulates loss gradients is the importance's own declaration, not its
+    name: a plug-in Taylor criterion under another name gets them; one that reads gradients but
+    does not declare it fails its conformance check."""
+    import torch_pruning as tp
+
+    register_importance("taylor-plugin", needs_gradients=True)(lambda: tp.importance.TaylorImportance())
+    IMPORTANCES.register("taylor-undeclared")(lambda: tp.importance.TaylorImportance())
+    try:
+        assert check_importance("taylor-plugin")["needs_gradients"] is True
+        with pytest.raises(AssertionError, match="register it with needs_gradients=True"):
+            check_importance("taylor-undeclared")
+    finally:
+        IMPORTANCES.unregister("taylor-plugin")
+        IMPORTANCES.unregister("taylor-undeclared")

@@ -90,6 +90,8 @@ from slimnas.compress._prune import (
     executed_layers,
     linear_schedule,
     list_importances,
+    needs_gradients,
+    register_importance,
 )
 from slimnas.compress._quantize import OnnxQuantizer, quantize_model
 from slimnas.compress._sensitivity import (
@@ -118,6 +120,8 @@ __all__ = [
     "FINETUNE_SPEC",
     "WEIGHTED",
     "IMPORTANCES",
+    "needs_gradients",
+    "register_importance",
     "MAX_DROP",
     "MAX_EPOCHS",
     "PATIENCE",

@@ -41,16 +41,37 @@ from slimnas.spaces import Key
 
 #: importance criterion name -> factory of a torch-pruning importance
 IMPORTANCES: Registry = Registry("prune.importance")
-IMPORTANCES.register("l1")(lambda: tp.importance.MagnitudeImportance(p=1))
-IMPORTANCES.register("l2")(lambda: tp.importance.MagnitudeImportance(p=2))
+
+
+def register_importance(name: str, *, needs_gradients: bool = False):
+    """Decorator: register a factory of a torch-pruning importance under ``name``
+    (``prune.importance``). ``needs_gradients``: the criterion reads the weights' loss gradients
+    (``.grad``), which pruning then accumulates on training samples before each step (and which
+    makes it need the data splits). A factory registered with ``IMPORTANCES.register`` needs none."""
+
+    def decorator(factory):
+        factory.needs_gradients = needs_gradients
+        IMPORTANCES.register(name)(factory)
+        return factory
+
+    return decorator
+
+
+def needs_gradients(name: str) -> bool:
+    """Whether the importance registered as ``name`` declared that it reads loss gradients."""
+    return bool(getattr(IMPORTANCES.get(name), "needs_gradients", False))
+
+
+register_importance("l1")(lambda: tp.importance.MagnitudeImportance(p=1))
+register_importance("l2")(lambda: tp.importance.MagnitudeImportance(p=2))
 # Molchanov et al. 2019: first-order Taylor expansion of the loss, |gradient x weight|
-IMPORTANCES.register("taylor")(lambda: tp.importance.TaylorImportance())
+register_importance("taylor", needs_gradients=True)(lambda: tp.importance.TaylorImportance())
 # Liu et al. 2017 (network slimming): |gamma| of the BatchNorm after each channel
-IMPORTANCES.register("bn_scale")(lambda: tp.importance.BNScaleImportance())
-IMPORTANCES.register("random")(lambda: tp.importance.RandomImportance())
+register_importance("bn_scale")(lambda: tp.importance.BNScaleImportance())
+register_importance("random")(lambda: tp.importance.RandomImportance())
 
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.GRU, nn.LSTM)
-N_GRADIENT_SAMPLES = 512  # training samples whose loss gradient feeds the Taylor criterion
+N_GRADIENT_SAMPLES = 512  # training samples whose loss gradient feeds a gradient criterion (Taylor)
 
 
 def list_importances() -> list[str]:
@@ -279,8 +300,8 @@ class StructuredPruner(BaseCompressor):
         self.history_ = []
         epochs_run = 0
         for step in range(self.steps):
-            if self.importance == "taylor":
-                _accumulate_gradients(model, data, example)
+            if needs_gradients(self.importance):
+                _accumulate_gradients(model, data, example, self.importance)
             torch.manual_seed(retrain.seed + step)  # the random criterion draws from torch's RNG
             removed: dict[str, list[int]] = {}
             for group in pruner.step(interactive=True):
@@ -407,10 +428,12 @@ def _width(module: nn.Module) -> int:
     return module.out_channels
 
 
-def _accumulate_gradients(model: nn.Module, data: DataSplits | None, example: torch.Tensor) -> None:
-    """Loss gradients on training samples, for the Taylor criterion."""
+def _accumulate_gradients(model: nn.Module, data: DataSplits | None, example: torch.Tensor,
+                          importance: str) -> None:
+    """Loss gradients on training samples, for a criterion that reads them (Taylor)."""
     if data is None:
-        raise ConfigError("prune.importance", "dataset splits for 'taylor' (it needs loss gradients)", "taylor")
+        raise ConfigError("prune.importance", f"dataset splits for {importance!r} (it needs loss gradients)",
+                          importance)
     model.zero_grad(set_to_none=True)
     was_training = model.training
     model.eval()
@@ -421,4 +444,4 @@ def _accumulate_gradients(model: nn.Module, data: DataSplits | None, example: to
         loss.backward()
     model.train(was_training)
     if not math.isfinite(float(loss.detach())):
-        raise SlimnasError("the loss is not finite; Taylor importance cannot be computed")
+        raise SlimnasError(f"the loss is not finite; the {importance!r} importance cannot be computed")
