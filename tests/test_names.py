@@ -52,6 +52,15 @@ def test_the_quantizer_names_the_registered_layer_precisions_in_its_refusal(int4
         quantize_model(model, (8,), mode="fp32", layer_precision={"1": "bf16"})
 
 
+def test_a_quantize_step_names_the_registered_layer_precisions_in_its_refusal(int4):
+    from slimnas.compress import COMPRESSORS
+
+    step = COMPRESSORS.get("quantize")(mode="fp32", layer_precision={"1": "bf16"})
+    with pytest.raises(ConfigError, match=r"quantize.layer_precision.1.*'fp32', 'fp16', 'int8' or 'int4'.*bf16"):
+        step.validate()
+    COMPRESSORS.get("quantize")(mode="fp32", layer_precision={"1": "int4"}).validate()
+
+
 def test_a_metric_declares_its_own_label_and_its_test_split_twin_shares_it():
     @register_metric("val_energy")
     class Energy(BaseMetric):

@@ -321,8 +321,8 @@ class OnnxQuantizer(BaseCompressor):
         if self.int8_format not in STATIC_FORMATS:
             raise ConfigError("quantize.int8_format", f"one of {list(STATIC_FORMATS)}", self.int8_format)
         for name, p in (self.layer_precision or {}).items():
-            if p not in ("fp32", "fp16", "int8"):
-                raise ConfigError(f"quantize.layer_precision.{name}", "'fp32', 'fp16' or 'int8'", p)
+            if p not in precision_names("layer"):
+                raise ConfigError(f"quantize.layer_precision.{name}", precision_text("layer"), p)
 
     def export_tolerance(self) -> float | None:
         """The largest output difference the file may show against the eager model (``None``:
