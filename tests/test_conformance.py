@@ -20,7 +20,8 @@ from slimnas.compress import (
     register_importance,
 )
 from slimnas.data import FORMATS
-from slimnas.export import EXPORT_FORMATS, OnnxFp32, list_export_formats
+from slimnas.export import EXPORT_FORMATS, list_export_formats
+from slimnas.export._onnx_formats import OnnxFp32
 from slimnas.measure import (
     METRICS,
     RUNTIMES,

@@ -8,14 +8,9 @@ import pytest
 from torch import nn
 
 from slimnas.compress import quantize_model
-from slimnas.config import (
-    DEFAULT_RUNTIME,
-    parse_profile,
-    precision_names,
-    precision_text,
-    register_precision,
-    unregister_precision,
-)
+from slimnas.config import DEFAULT_RUNTIME, precision_names, register_precision
+from slimnas.config._names import precision_text, unregister_precision
+from slimnas.config._profile import parse_profile
 from slimnas.errors import ConfigError
 from slimnas.measure import METRICS, RUNTIMES, BaseMetric, metric_label, register_metric
 

@@ -46,28 +46,28 @@ from slimnas.compress import (
     CompressionPolicy,
     PolicyStep,
     compress,
-    latency_summary,
     list_compressors,
-    train_from_scratch,
 )
+from slimnas.compress._compress import train_from_scratch
 from slimnas.compress._quantize import MODES
-from slimnas.config import MAX_EPOCHS as MAX_RUN_EPOCHS
-from slimnas.config import MAX_SEED, DataConfig, data_to_dict, parse_config, read_yaml
+from slimnas.compress._speed import latency_summary
+from slimnas.config import DataConfig, parse_config
+from slimnas.config._load import read_yaml
+from slimnas.config._schema import MAX_EPOCHS as MAX_RUN_EPOCHS
+from slimnas.config._schema import MAX_SEED, data_to_dict
 from slimnas.data import list_datasets, load_dataset
 from slimnas.errors import ConfigError
-from slimnas.export import write_run_info
+from slimnas.export._info import write_run_info
 from slimnas.measure import RUNTIMES
-from slimnas.models import check_outputs, import_model
-from slimnas.report import explanation_table, make_console
+from slimnas.models import check_outputs
+from slimnas.models._user import import_model
 from slimnas.report._compress import ROWS, latency_rows
-from slimnas.spaces import MAX_VALUE
-from slimnas.study import (
-    ListenerGroup,
-    TensorBoardListener,
-    auto_compress,
-    resolve_device,
-    torch_threads,
-)
+from slimnas.report._explain import explanation_table
+from slimnas.report._table import make_console
+from slimnas.spaces._params import MAX_VALUE
+from slimnas.study import ListenerGroup, TensorBoardListener, auto_compress
+from slimnas.study._driver import torch_threads
+from slimnas.study._search import resolve_device
 from slimnas.training import report_phase
 
 QUANTIZE_MODES = ("none", *(m for m in MODES if m != "fp32"))
@@ -286,7 +286,7 @@ def compress_command(
         raise ConfigError("--accumulate", "an integer >= 1", accumulate)
     recipe = dataclasses.replace(FINETUNE_SPEC, amp=amp, accumulate=accumulate) if amp or accumulate > 1 else None
     if auto:
-        from slimnas.study import AutoSettings
+        from slimnas.study._auto import AutoSettings
 
         settings = dict(budget=tuple(budget or ()), seed=seed, device=device, train=recipe,
                         distill=True if distill is None else distill, temperature=temperature,

@@ -18,16 +18,13 @@ from slimnas.cli._options import (
     as_options,
     split_list,
 )
-from slimnas.config import (
-    BUILTIN_PROFILES,
-    DEFAULT_PRECISIONS,
-    DEFAULT_RUNTIME,
-    list_builtin_profiles,
-    write_profile,
-)
+from slimnas.config import DEFAULT_RUNTIME, list_builtin_profiles
+from slimnas.config._names import DEFAULT_PRECISIONS
+from slimnas.config._profile import BUILTIN_PROFILES, write_profile
 from slimnas.errors import ConfigError
-from slimnas.measure import RUNTIMES, Budget, build_profile, load_profile
-from slimnas.report import make_console
+from slimnas.measure import RUNTIMES, Budget, build_profile
+from slimnas.measure._profile import load_profile
+from slimnas.report._table import make_console
 from slimnas.study import SearchPlan, load_splits
 
 device_app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,

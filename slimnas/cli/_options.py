@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from slimnas.compress import MAX_EPOCHS, PATIENCE
+from slimnas.compress._compress import MAX_EPOCHS, PATIENCE
 from slimnas.errors import ConfigError
 
 

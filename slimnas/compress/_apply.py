@@ -22,10 +22,13 @@ from slimnas.compress._prune_layers import split_view
 from slimnas.compress._quantize import quantize_model
 from slimnas.config import DEFAULT_RUNTIME
 from slimnas.data import DataSplits
-from slimnas.export import onnx_accuracy, size_report
-from slimnas.measure import count_macs, count_params, runtime_for
+from slimnas.export import onnx_accuracy
+from slimnas.export._proto import size_report
+from slimnas.measure import count_macs, count_params
+from slimnas.measure._latency import runtime_for
 from slimnas.spaces import TrainSpec
-from slimnas.training import Callback, Listener, PhaseEpochs, evaluate, report_phase
+from slimnas.training import Callback, Listener, evaluate, report_phase
+from slimnas.training._events import PhaseEpochs
 
 N_CALIBRATION = 512  # training samples that calibrate static int8 when no step quantizes
 

@@ -41,7 +41,8 @@ from slimnas.compress._allocate import channel_ratio, list_prunable_layers, prun
 from slimnas.compress._policy import CompressionPolicy
 from slimnas.compress._sensitivity import SensitivityResult
 from slimnas.config import DEFAULT_RUNTIME
-from slimnas.measure import LatencyPredictor, model_ops
+from slimnas.measure import LatencyPredictor
+from slimnas.measure._ops import model_ops
 
 ROUNDINGS = (1, 2, 4, 8, 16)
 #: a rounding > 1 is kept only where it removes this share less importance than no rounding (a
@@ -407,7 +408,7 @@ def measured_share(model: nn.Module, input_shape: tuple[int, ...], *, batch: int
     different spells of the machine: their ratio read the paper CNN pruned to (14, 18, 14)
     channels at 0.46 of the original where each round said 0.62); the ``measure`` of
     :func:`allocate_by_latency` where this machine is the target."""
-    from slimnas.measure import InterleavedTimer
+    from slimnas.measure._latency import InterleavedTimer
 
     original = {lay.name: lay.out_channels for lay in list_prunable_layers(model, input_shape)}
 

@@ -34,22 +34,16 @@ from torch.nn.utils import parametrize
 
 from slimnas.compress._base import BaseCompressor, Gene, _require_data, register_compressor
 from slimnas.compress._distill import Retrain
-from slimnas.config import DEFAULT_PRECISIONS, precision_names, precision_text
+from slimnas.config import precision_names
+from slimnas.config._names import DEFAULT_PRECISIONS, precision_text
 from slimnas.errors import ConfigError
-from slimnas.export import (
-    export_proto,
-    fp16_weights,
-    gemm_to_matmul,
-    int8_saturates,
-    int8_weight_max,
-    layer_nodes,
-    lean,
-    onnx_accuracy,
-    ort_session,
-    size_report,
-)
-from slimnas.measure import OnnxRuntimeLatency
-from slimnas.models import LowRank
+from slimnas.export import onnx_accuracy
+from slimnas.export._int8 import int8_saturates, int8_weight_max
+from slimnas.export._onnx import export_proto
+from slimnas.export._proto import fp16_weights, gemm_to_matmul, layer_nodes, lean, size_report
+from slimnas.export._session import ort_session
+from slimnas.measure._latency import OnnxRuntimeLatency
+from slimnas.models._layers import LowRank
 from slimnas.spaces import Key
 from slimnas.training import evaluate
 

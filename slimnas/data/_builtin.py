@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from slimnas.config import MAX_SEED
+from slimnas.config._schema import MAX_SEED
 from slimnas.data._registry import register_dataset
 from slimnas.data._shapes import make_shapes
 from slimnas.data._textgen import make_text

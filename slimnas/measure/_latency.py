@@ -27,13 +27,10 @@ from torch import nn
 
 from slimnas.config import DEFAULT_RUNTIME
 from slimnas.errors import ConfigError
-from slimnas.export import (
-    export_onnx,
-    file_precision,
-    ort_session,
-    quantize_onnx,
-    rows_where_possible,
-)
+from slimnas.export import export_onnx
+from slimnas.export._int8 import file_precision, quantize_onnx
+from slimnas.export._layout import rows_where_possible
+from slimnas.export._session import ort_session
 from slimnas.measure._machine import machine_info
 from slimnas.measure._metric import MS_UNITS, BaseMetric, register_metric
 from slimnas.registry import Registry

@@ -20,7 +20,8 @@ import optuna
 import torch
 from torch import nn
 
-from slimnas.config import DEFAULT_RUNTIME, DeviceProfile, precision_names, read_profile
+from slimnas.config import DEFAULT_RUNTIME, DeviceProfile, precision_names
+from slimnas.config._profile import read_profile
 from slimnas.errors import ConfigError
 from slimnas.measure._latency import (
     RUNTIMES,

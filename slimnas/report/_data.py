@@ -14,12 +14,14 @@ from pathlib import Path
 
 from optuna.trial import FrozenTrial, TrialState
 
-from slimnas.measure import fmt_count, get_metric
+from slimnas.measure import get_metric
+from slimnas.measure._format import fmt_count
 from slimnas.report._explain import layer_columns, policy_summary, read_policy
 from slimnas.report._progress import progress
 from slimnas.report._table import arch_summary
-from slimnas.study import RunFolder, RunRecord, feasible, open_run, pareto_front, run_status
+from slimnas.study import RunFolder, RunRecord, feasible, open_run, pareto_front
 from slimnas.study._record import damaged_trials
+from slimnas.study._runs import run_status
 
 #: Optuna's trial states as the report names them (a complete trial that was not trained is ``skipped``)
 STATES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 
-from slimnas.measure import fmt_count, metric_label
+from slimnas.measure import metric_label
+from slimnas.measure._format import fmt_count
 from slimnas.report._data import format_value
 
 COSTS = ("macs", "bytes", "latency_ms")

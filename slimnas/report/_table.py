@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from slimnas.measure import fmt_count, get_metric, metric_label
+from slimnas.measure import get_metric, metric_label
+from slimnas.measure._format import fmt_count
 from slimnas.report._explain import explanation_table, policy_summary, read_policy
 from slimnas.spaces import FAMILIES, arch_from_dict, get_family
 

@@ -42,7 +42,8 @@ from slimnas.config import DEFAULT_RUNTIME
 from slimnas.errors import ConfigError
 from slimnas.measure import RUNTIMES, count_macs
 from slimnas.models import CNNSpec, build_model
-from slimnas.spaces import TrainSpec, arch_to_dict
+from slimnas.spaces import TrainSpec
+from slimnas.spaces._family import arch_to_dict
 from slimnas.strategies._base import StrategyContext, StrategyOption, register_strategy
 from slimnas.strategies._darts_net import CnnChoices, DartsSupernet, param_options
 from slimnas.strategies._evolution import RegularizedEvolutionSampler

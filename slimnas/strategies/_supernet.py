@@ -39,11 +39,12 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial
 
-from slimnas.compress import CompressionPolicy, simulate_quantized
+from slimnas.compress import CompressionPolicy
+from slimnas.compress._fakequant import simulate_quantized
 from slimnas.config import precision_names
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.measure import get_metric, list_metrics
-from slimnas.models import ELASTIC
+from slimnas.models._elastic import ELASTIC
 from slimnas.spaces import TRAINING_KEYS, TrainSpec, arch_from_dict, get_family
 from slimnas.strategies._base import (
     BaseStrategy,
@@ -68,7 +69,8 @@ from slimnas.strategies._subnets import (
     measured_on_file,
     search_points,
 )
-from slimnas.training import SCHEDULES, Callback, SupernetTraining, evaluate, fit, train_supernet
+from slimnas.training import Callback, evaluate, fit
+from slimnas.training._supernet import SCHEDULES, SupernetTraining, train_supernet
 
 #: the study system attribute that holds the chosen candidates; the trial attribute of each plan
 STUDY_KEY, PLAN_KEY = "slimnas:supernet", "slimnas:supernet-plan"

@@ -19,39 +19,33 @@ from torch import nn
 
 from slimnas.compress import (
     FINETUNE_SPEC,
-    WEIGHTED,
     CompressedModel,
     CompressionPolicy,
     SensitivityResult,
     StructuredPruner,
-    allocate_by_sensitivity,
     analyze_sensitivity,
     apply_policy,
-    attach_sensitivity,
-    compress_and_measure,
-    executed_layers,
     latency_change,
-    layer_decisions,
     list_prunable_layers,
-    mac_limits,
     measure_artifact,
-    pruned_macs,
     quantize_model,
-    slower_warning,
 )
+from slimnas.compress._allocate import allocate_by_sensitivity, mac_limits, pruned_macs
+from slimnas.compress._apply import attach_sensitivity, compress_and_measure, layer_decisions
+from slimnas.compress._base import WEIGHTED
+from slimnas.compress._prune import executed_layers
 from slimnas.compress._prune_layers import split_view
-from slimnas.config import DEFAULT_PRECISIONS, DEFAULT_RUNTIME, precision_names
+from slimnas.compress._speed import slower_warning
+from slimnas.config import DEFAULT_RUNTIME, precision_names
+from slimnas.config._names import DEFAULT_PRECISIONS
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
-from slimnas.measure import Budget, load_profile, one_thread
+from slimnas.measure import Budget, one_thread
+from slimnas.measure._profile import load_profile
 from slimnas.models import check_outputs
 from slimnas.spaces import TrainSpec
-from slimnas.strategies import (
-    StrategyContext,
-    check_early_stopping,
-    early_stopping_rule,
-    get_strategy,
-)
+from slimnas.strategies import StrategyContext, check_early_stopping, get_strategy
+from slimnas.strategies._early_stopping import early_stopping_rule
 from slimnas.study._artifacts import write_json
 from slimnas.study._driver import StudySpec, n_finished, open_study, quiet_optuna, run_study
 from slimnas.study._events import EpochReporter, Listener
@@ -68,7 +62,8 @@ from slimnas.study._objective import BaseTrialObjective, trial_place
 from slimnas.study._pareto import feasible, pareto_front
 from slimnas.study._progress import progress_rows
 from slimnas.study._search import resolve_device
-from slimnas.training import PhaseEpochs, report_phase
+from slimnas.training import report_phase
+from slimnas.training._events import PhaseEpochs
 
 MAX_RATIO = 0.9
 WARM_DROPS = (0.01, 0.03, 0.1)  # accuracy drops that seed the sensitivity-guided starting policies

@@ -16,26 +16,25 @@ from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
 from slimnas.compress import (
-    WEIGHTED,
     CompressionPolicy,
     LatencyAllocation,
-    MacRounding,
     PrecisionChoice,
     SensitivityResult,
     allocate_by_latency,
-    choose_mac_rounding,
     choose_precision,
-    executed_layers,
     fit_to_latency,
-    fit_to_macs,
     list_prunable_layers,
-    mac_limits,
     measured_share,
     prune_ratios,
     pruned_model,
     sensitivity_cost,
 )
-from slimnas.config import DEFAULT_PRECISIONS, DEFAULT_RUNTIME, DeviceProfile
+from slimnas.compress._allocate import fit_to_macs, mac_limits
+from slimnas.compress._base import WEIGHTED
+from slimnas.compress._hardware import MacRounding, choose_mac_rounding
+from slimnas.compress._prune import executed_layers
+from slimnas.config import DEFAULT_RUNTIME, DeviceProfile
+from slimnas.config._names import DEFAULT_PRECISIONS
 from slimnas.data import DataSplits
 from slimnas.measure import (
     Budget,

@@ -16,11 +16,13 @@ from typing import Any
 import optuna
 import torch
 
-from slimnas.config import RunConfig, read_yaml
+from slimnas.config import RunConfig
+from slimnas.config._load import read_yaml
 from slimnas.data import DataSplits, load_dataset
 from slimnas.errors import ConfigError, SlimnasError
-from slimnas.export import onnx_accuracy, write_run_info
-from slimnas.measure import runtime_for
+from slimnas.export import onnx_accuracy
+from slimnas.export._info import write_run_info
+from slimnas.measure._latency import runtime_for
 from slimnas.spaces import get_family, list_families
 from slimnas.strategies import BaseStrategy, get_strategy
 from slimnas.study._artifacts import RunFolder, write_json
