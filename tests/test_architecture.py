@@ -6,6 +6,9 @@ keeps the layers apart. Every import statement counts, lazy ones too."""
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,6 +72,18 @@ def test_a_reversed_import_is_caught_and_a_private_one_below_is_allowed(tmp_path
     found = violations(tmp_path)
     assert len(found) == 1 and found[0].endswith("spaces/_bad.py:2: spaces imports slimnas.compress._prune (a layer "
                                                  "above it)"), found
+
+
+def test_a_subpackage_imported_alone_registers_its_built_in_entries():
+    """An ``__init__`` that exports few names still loads every module that registers entries
+    (an export format, a metric, a strategy): importing the subpackage alone fills its registries."""
+    code = ("import json, slimnas.export as e, slimnas.strategies as s, slimnas.measure as m; "
+            "print(json.dumps([e.EXPORT_FORMATS.names(), s.STRATEGIES.names(), m.METRICS.names()]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    formats, strategies, metrics = map(set, json.loads(out))
+    assert {"onnx-fp32", "onnx-fp16", "state-dict", "torchscript"} <= formats, formats
+    assert {"darts", "evolution", "local", "supernet"} <= strategies, strategies
+    assert {"int8_bytes", "ram_bytes", "latency_ms"} <= metrics, metrics
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,10 +12,25 @@ import pytest
 import torch
 from torch import nn
 
-from slimnas.compress import COMPRESSORS, BaseCompressor, list_compressors
+from slimnas.compress import (
+    COMPRESSORS,
+    IMPORTANCES,
+    BaseCompressor,
+    list_compressors,
+    register_importance,
+)
 from slimnas.data import FORMATS
-from slimnas.export import EXPORT_FORMATS, OnnxFp32, list_export_formats
-from slimnas.measure import METRICS, BaseMetric, list_metrics
+from slimnas.export import EXPORT_FORMATS, list_export_formats
+from slimnas.export._onnx_formats import OnnxFp32
+from slimnas.measure import (
+    METRICS,
+    RUNTIMES,
+    BaseLatency,
+    BaseMetric,
+    MeasureContext,
+    list_metrics,
+    measure_metrics,
+)
 from slimnas.spaces import FAMILIES, BaseFamily, Key, list_families
 from slimnas.strategies import STRATEGIES, BaseStrategy, list_strategies
 from slimnas.testing import (
@@ -23,7 +38,9 @@ from slimnas.testing import (
     check_data_format,
     check_export_format,
     check_family,
+    check_importance,
     check_metric,
+    check_runtime,
     check_strategy,
 )
 
@@ -44,6 +61,18 @@ def test_compressor_conformance(name):
 @pytest.mark.parametrize("name", list_metrics())
 def test_metric_conformance(name):
     assert math.isfinite(check_metric(name)["value"])
+
+
+@pytest.mark.parametrize("name", IMPORTANCES.names())
+def test_importance_conformance(name):
+    assert check_importance(name)["needs_gradients"] == (name == "taylor")
+
+
+@pytest.mark.parametrize("name", RUNTIMES.names())
+def test_runtime_conformance(name):
+    result = check_runtime(name)
+    assert result["times"] == ("file" if name.startswith("onnxruntime") else "model")
+    assert result["median_ms"] is not None or "cuda" in name
 
 
 @pytest.mark.parametrize("name", FORMATS.names())
@@ -203,3 +232,63 @@ def test_a_family_whose_summary_breaks_a_table_row_fails(registered, tmp_path):
     registered(FAMILIES, "toy", TwoLines)
     with pytest.raises(AssertionError, match="toy: summary"):
         check_family("toy", tmp_path)
+
+
+class _Recording(BaseLatency):
+    """A plug-in runtime (not an ONNX Runtime subclass) that records what it was given to time."""
+
+    seen: ClassVar[list] = []
+
+    def prepare(self, model, input_shape):
+        type(self).seen.append(model)
+        return lambda: None
+
+
+def test_a_runtime_that_times_files_is_given_the_file_and_one_that_declares_nothing_the_model(registered, tmp_path):
+    """What a runtime times is its own declaration (``times``), not whether it is an ONNX Runtime
+    class: a plug-in that times files gets the candidate's exported file; by default, the model."""
+    from slimnas.export import export_onnx
+    from slimnas.testing import SHAPE, TINY_MODELS
+
+    class FileRuntime(_Recording):
+        times = "file"
+
+    class ModelRuntime(_Recording):
+        pass
+
+    model = TINY_MODELS["mlp"]()
+    path = export_onnx(model, tmp_path / "m.onnx", SHAPE)
+    for name, cls in (("rec-file", FileRuntime), ("rec-model", ModelRuntime)):
+        registered(RUNTIMES, name, cls)
+        cls.seen = []
+        ctx = MeasureContext(model=model, input_shape=SHAPE, onnx=path,
+                             settings={"runtime": name, "latency_batch": 1, "latency_repeats": 3, "threads": 1})
+        measure_metrics(["latency_ms"], ctx)
+        assert check_runtime(name)["times"] == cls.times
+        assert cls.seen[0] == path if cls is FileRuntime else cls.seen[0] is model, cls.seen
+
+
+def test_a_runtime_that_declares_an_unknown_target_fails(registered):
+    class Vague(_Recording):
+        times = "eager"
+
+    registered(RUNTIMES, "vague", Vague)
+    with pytest.raises(AssertionError, match="'times' is 'eager'"):
+        check_runtime("vague")
+
+
+def test_an_importance_is_given_gradients_when_it_declares_it_needs_them_and_checked_for_the_declaration():
+    """Whether pruning accumulates loss gradients is the importance's own declaration, not its
+    name: a plug-in Taylor criterion under another name gets them; one that reads gradients but
+    does not declare it fails its conformance check."""
+    import torch_pruning as tp
+
+    register_importance("taylor-plugin", needs_gradients=True)(lambda: tp.importance.TaylorImportance())
+    IMPORTANCES.register("taylor-undeclared")(lambda: tp.importance.TaylorImportance())
+    try:
+        assert check_importance("taylor-plugin")["needs_gradients"] is True
+        with pytest.raises(AssertionError, match="register it with needs_gradients=True"):
+            check_importance("taylor-undeclared")
+    finally:
+        IMPORTANCES.unregister("taylor-plugin")
+        IMPORTANCES.unregister("taylor-undeclared")

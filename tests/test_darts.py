@@ -20,13 +20,7 @@ from slimnas.errors import ConfigError
 from slimnas.measure import Budget, count_macs
 from slimnas.models import build_model
 from slimnas.spaces import SearchSpace, TrainSpec
-from slimnas.strategies import (
-    CnnChoices,
-    DartsSupernet,
-    StrategyContext,
-    get_strategy,
-    stored_result,
-)
+from slimnas.strategies import StrategyContext, get_strategy, stored_result
 from slimnas.strategies._darts import (
     STATE_KEY,
     DartsSettings,
@@ -35,6 +29,7 @@ from slimnas.strategies._darts import (
     run_darts,
     spec_params,
 )
+from slimnas.strategies._darts_net import CnnChoices, DartsSupernet
 from slimnas.study import SearchPlan
 from slimnas.testing import synthetic_splits
 
@@ -173,7 +168,7 @@ def test_darts_search_end_to_end_proposes_its_architectures_into_the_study(tmp_p
 
 
 def test_mac_range_of_a_joint_search_is_the_budget_stretched_by_compression():
-    from slimnas.compress import CompressionSpace
+    from slimnas.compress._space import CompressionSpace
     from slimnas.strategies._darts import mac_range
 
     plan = SearchPlan.load(None, dataset="digits", budget=["macs<=1000", "macs>=200"])

@@ -14,7 +14,8 @@ import yaml
 from torch import nn
 
 from slimnas.cli import main
-from slimnas.data import Augment, Preprocessing, load_dataset, stratified_split
+from slimnas.data import Augment, Preprocessing, load_dataset
+from slimnas.data._base import stratified_split
 from slimnas.errors import ConfigError
 from slimnas.spaces import TrainSpec
 from slimnas.training import fit
@@ -223,7 +224,7 @@ def test_the_input_layout_a_model_takes(tmp_path):
     assert info["input_shape"] == [8, 8, 1] and info["preprocessing"]["input_layout"] == "channels_last"
     assert info["data"]["input_layout"] == "channels_last"
     import slimnas
-    from slimnas.study import open_model
+    from slimnas.study._load import open_model
 
     loaded = open_model(tmp_path / "out")
     assert loaded.preprocessing["input_layout"] == "channels_last"
@@ -291,7 +292,7 @@ def test_a_search_on_streamed_images_saves_their_preprocessing_with_the_run(tmp_
     import json
 
     from slimnas.export import predict
-    from slimnas.study import open_model
+    from slimnas.study._load import open_model
 
     rng = np.random.default_rng(0)
     y = np.arange(240) % 3

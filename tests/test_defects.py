@@ -166,7 +166,7 @@ def test_data_is_checked_before_any_training(tmp_path, arrays, message):
 
 
 def test_labels_shaped_n_by_1_are_read_as_n():
-    from slimnas.data import make_splits
+    from slimnas.data._base import make_splits
 
     x, y = np.random.default_rng(0).random((40, 3)), (np.arange(40) % 2)[:, None]
     s = make_splits("t", x, y, None, None, val_fraction=0.2, test_fraction=0.2, seed=0, standardize=False)
@@ -306,7 +306,7 @@ def test_output_marks_budget_misses_and_untrained_trials(tmp_path, tiny_config):
 def test_removed_column_agrees_with_the_widths():
     from rich.console import Console
 
-    from slimnas.report import explanation_table
+    from slimnas.report._explain import explanation_table
 
     doc = {"policy": {"steps": []}, "layers": [{"layer": "a", "width": 16, "kept": 10, "ratio": 0.0},
                                                 {"layer": "b", "width": 16, "kept": 16, "ratio": 0.0}]}

@@ -19,7 +19,6 @@ from slimnas.compress import (
     SensitivityResult,
     allocate_by_latency,
     fit_to_latency,
-    knee_index,
     latency_policy,
     list_prunable_layers,
     measured_share,
@@ -28,30 +27,28 @@ from slimnas.compress import (
     sensitivity_cost,
     widths_to_ratios,
 )
-from slimnas.config import (
-    DeviceProfile,
-    list_builtin_profiles,
-    parse_profile,
-    read_profile,
-    write_profile,
-)
+from slimnas.compress._hardware import knee_index
+from slimnas.config import DeviceProfile, list_builtin_profiles
+from slimnas.config._profile import parse_profile, read_profile, write_profile
 from slimnas.errors import ConfigError
 from slimnas.measure import (
     LatencyPredictor,
     LatencyTable,
-    OnnxRuntimeInt8Latency,
-    OnnxRuntimeLatency,
     OpConfig,
     Overhead,
+    check_profile,
+    onthefly_predictor,
+)
+from slimnas.measure._latency import (
+    OnnxRuntimeInt8Latency,
+    OnnxRuntimeLatency,
     TorchCudaLatency,
     TorchLatency,
-    check_profile,
-    load_profile,
-    model_ops,
-    onthefly_predictor,
     runtime_for,
-    spearman,
 )
+from slimnas.measure._ops import model_ops
+from slimnas.measure._predictor import spearman
+from slimnas.measure._profile import load_profile
 from slimnas.models import mnist1d_paper_cnn
 
 SHAPE = (1, 40)
@@ -277,8 +274,8 @@ def kept_widths(model: nn.Module, ratios) -> dict[str, int]:
 
 
 def test_a_mac_budget_fitted_with_rounding_keeps_multiples_and_fills_the_budget():
-    from slimnas.compress import fit_to_macs, pruned_macs, round_to_macs, scale_to_macs
-    from slimnas.compress._allocate import next_up
+    from slimnas.compress import scale_to_macs
+    from slimnas.compress._allocate import fit_to_macs, next_up, pruned_macs, round_to_macs
     from slimnas.measure import Budget, count_macs
 
     model = mnist1d_paper_cnn().eval()
@@ -304,7 +301,8 @@ def test_a_mac_budget_fitted_with_rounding_keeps_multiples_and_fills_the_budget(
 def test_mac_rounding_is_kept_only_where_the_runtime_rewards_it():
     """Under a MAC budget, a rounding is chosen where the table says its counts run faster per
     MAC, not merely because rounding down leaves a smaller model."""
-    from slimnas.compress import choose_mac_rounding, scale_to_macs
+    from slimnas.compress import scale_to_macs
+    from slimnas.compress._hardware import choose_mac_rounding
     from slimnas.measure import count_macs
 
     model = mnist1d_paper_cnn().eval()
@@ -602,7 +600,7 @@ def test_calibration_never_fits_a_negative_cost():
     """Four calibration models whose op counts run against their times: unconstrained least
     squares fitted per_op_ms -83.7 (scale 154478) on the report's profile and predicted
     nonsense for the next model; every fitted term is non-negative."""
-    from slimnas.measure import calibrate
+    from slimnas.measure._predictor import calibrate
 
     rows = [(1.0, 0.5, 10), (2.0, 1.5, 5), (3.0, 2.8, 2), (4.0, 3.9, 1)]  # (measured ms, sum of ops, n_ops)
     terms = calibrate(rows, null_ms=0.01)

@@ -9,7 +9,8 @@ import onnx
 import pytest
 import torch
 
-from slimnas.export import batch_as_rows, export_model, predict
+from slimnas.export import export_model, predict
+from slimnas.export._layout import batch_as_rows
 from slimnas.export._onnx import export_proto
 from slimnas.measure import OpConfig
 from slimnas.models import CNNSpec, ConvLayer, MLPSpec, build_model, mnist1d_paper_cnn
@@ -74,7 +75,7 @@ def test_models_without_1d_convolutions_are_written_plain(tmp_path):
 def test_rows_runtime_times_the_file_onnx_fp32_rows_writes(tmp_path):
     """``measure.runtime: onnxruntime-rows`` times a 1-D CNN in the rows layout (what the
     ``onnx-fp32-rows`` export ships) and any other model as ``onnxruntime`` does."""
-    from slimnas.measure import OnnxRuntimeRowsLatency, runtime_for
+    from slimnas.measure._latency import OnnxRuntimeRowsLatency, runtime_for
 
     rt = runtime_for({"runtime": "onnxruntime-rows", "latency_batch": 8, "latency_repeats": 5})
     assert isinstance(rt, OnnxRuntimeRowsLatency)
@@ -97,7 +98,7 @@ def test_rows_runtime_times_the_file_onnx_fp32_rows_writes(tmp_path):
 def test_rows_op_models_compute_the_plain_op_on_the_batch_as_rows(op):
     """A profile for ``onnxruntime-rows`` times each windowed 1-D op as the rows export runs it:
     on ``(1, C, N, L)``, the same weights, the same numbers as the plain op's."""
-    from slimnas.export import ort_session
+    from slimnas.export._session import ort_session
     from slimnas.measure._optime import op_model, time_op
 
     x = np.random.default_rng(0).standard_normal((7, *op.input_shape())).astype(np.float32)

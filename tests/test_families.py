@@ -12,7 +12,8 @@ import yaml
 import slimnas
 from slimnas.data import load_dataset
 from slimnas.errors import ConfigError
-from slimnas.export import export_onnx, verify_onnx
+from slimnas.export import export_onnx
+from slimnas.export._onnx import verify_onnx
 from slimnas.measure import count_macs, count_params
 from slimnas.models import (
     InvertedBlock,
@@ -23,7 +24,8 @@ from slimnas.models import (
     build_model,
     cifar_resnet18,
 )
-from slimnas.spaces import SearchSpace, TrainSpec, arch_from_dict, arch_to_dict
+from slimnas.spaces import SearchSpace, TrainSpec, arch_from_dict
+from slimnas.spaces._family import arch_to_dict
 from slimnas.training import fit
 
 CASES = {
@@ -58,7 +60,7 @@ def test_family_builds_trains_exports_and_verifies(name, tmp_path):
     path = export_onnx(model, tmp_path / "m.onnx", shape)  # verified against eager on random inputs
     assert verify_onnx(model, path, shape) < 1e-4
     if "tokens" in name:  # and on real token ids (random numbers mostly clamp to id 0)
-        from slimnas.export import max_abs_diff
+        from slimnas.export._session import max_abs_diff
 
         assert max_abs_diff(path.read_bytes(), model, _inputs(name, shape)) < 1e-4
 

@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 import slimnas
 from slimnas.cli import main
 from slimnas.errors import SlimnasError
+from slimnas.study._record import select_member
 
 # cases per run (HOSTILE_RUN_CASES=n,m runs more: the counts in the module's output)
 N_READS, N_RESUMES = map(int, os.environ.get("HOSTILE_RUN_CASES", "24,4").split(","))
@@ -79,7 +80,7 @@ def base(tmp_path_factory):
     code, _, err = cli(["search", str(d / "c.yaml"), "--n-trials", "2", "--out", str(d / "run"), "--quiet"])
     assert code == 0, err
     best = slimnas.study.open_run(d / "run")
-    chosen = slimnas.study.select_member(best.front, best.objectives, "")["trial"]
+    chosen = select_member(best.front, best.objectives, "")["trial"]
     yield d, chosen
     print("\ncases per command:")
     for command, c in sorted(COUNTS.items()):

@@ -10,12 +10,16 @@ import torch
 import yaml
 
 import slimnas
-from slimnas.compress import CompressionPolicy, CompressionSpace, apply_policy
+from slimnas.compress import CompressionPolicy, apply_policy
+from slimnas.compress._space import CompressionSpace
 from slimnas.data import load_dataset
-from slimnas.export import load_compressed, ort_session, structure
+from slimnas.export import structure
+from slimnas.export._session import ort_session
+from slimnas.export._structure import load_compressed
 from slimnas.measure import count_macs
 from slimnas.models import CNNSpec, ConvLayer, build_model
-from slimnas.spaces import Candidate, TrainSpec
+from slimnas.spaces import TrainSpec
+from slimnas.spaces._spec import Candidate
 from slimnas.study import auto_compress
 from slimnas.training import fit
 
@@ -138,13 +142,8 @@ def test_cli_auto_writes_report_and_policy(tmp_path):
 
 
 def test_sensitivity_allocation_and_fill_use_the_mac_budget(trained_cnn):
-    from slimnas.compress import (
-        allocate_by_sensitivity,
-        analyze_sensitivity,
-        fill_to_macs,
-        pruned_macs,
-        scale_to_macs,
-    )
+    from slimnas.compress import analyze_sensitivity, fill_to_macs, scale_to_macs
+    from slimnas.compress._allocate import allocate_by_sensitivity, pruned_macs
 
     _, model, data = trained_cnn
     shape = data.input_shape
@@ -162,7 +161,8 @@ def test_sensitivity_allocation_and_fill_use_the_mac_budget(trained_cnn):
 
 @pytest.mark.parametrize("keep", [0.3, 0.7])
 def test_keep_macs_sets_the_level_and_the_ratios_only_the_shape(trained_cnn, keep):
-    from slimnas.compress import fit_to_macs, list_prunable_layers, prune_ratios, pruned_macs
+    from slimnas.compress import list_prunable_layers, prune_ratios
+    from slimnas.compress._allocate import fit_to_macs, pruned_macs
     from slimnas.measure import Budget
 
     _, model, data = trained_cnn
@@ -200,7 +200,8 @@ def test_keep_macs_gene_is_sampled_and_stored_with_the_candidate():
 
 
 def test_fine_tune_epochs_count_on_across_retraining_steps(trained_cnn):
-    from slimnas.compress import compress_and_measure, list_prunable_layers
+    from slimnas.compress import list_prunable_layers
+    from slimnas.compress._apply import compress_and_measure
     from slimnas.training import Callback
 
     _, model, data = trained_cnn
@@ -273,7 +274,8 @@ def test_auto_times_latency_on_the_device_profiles_runtime(tmp_path, trained_cnn
     and the final model on the profile's runtime, at its batch and threads (not ONNX Runtime at
     its defaults, where a relative latency budget would be judged on another runtime than the
     one its candidates are fitted to), and its report names that runtime."""
-    from slimnas.measure import RUNTIMES, TorchLatency
+    from slimnas.measure import RUNTIMES
+    from slimnas.measure._latency import TorchLatency
 
     _, model, data = trained_cnn
     timed = []
@@ -479,8 +481,8 @@ def _stored(run_dir, number: int) -> dict:
 
 
 def test_joint_front_is_chosen_after_the_full_fine_tune_of_the_leading_pareto_layers(joint_run):
-    from slimnas.measure import signed
-    from slimnas.strategies import nondominated_rank
+    from slimnas.measure._metric import signed
+    from slimnas.strategies._early_stopping import nondominated_rank
     from slimnas.study import pareto_front
 
     trials = [t for t in joint_run.study.trials if t.state.name == "COMPLETE"]
@@ -525,8 +527,9 @@ def test_joint_search_on_a_device_profile_rounds_channels_under_the_mac_budget(t
     itself is tested in test_device: here it is made for every trial, and its rounding, forced
     to 8, is what the trial's channel counts keep); without a profile nothing is rounded."""
     import slimnas.study._objective as objective
-    from slimnas.compress import MacRounding, list_prunable_layers, prune_ratios, pruned_model
-    from slimnas.config import write_profile
+    from slimnas.compress import list_prunable_layers, prune_ratios, pruned_model
+    from slimnas.compress._hardware import MacRounding
+    from slimnas.config._profile import write_profile
     from slimnas.measure import build_profile
     from slimnas.study import SearchPlan
 

@@ -5,15 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from slimnas.export import export_onnx, ort_session
-from slimnas.measure import (
-    OnnxRuntimeLatency,
-    TorchLatency,
-    count_macs,
-    count_params,
-    interleaved_latency,
-    time_calls,
-)
+from slimnas.export import export_onnx
+from slimnas.export._session import ort_session
+from slimnas.measure import count_macs, count_params, interleaved_latency
+from slimnas.measure._latency import OnnxRuntimeLatency, TorchLatency, time_calls
 from slimnas.models import CNNSpec, ConvLayer, MLPSpec, RNNSpec, build_model, mnist1d_paper_cnn
 
 

@@ -14,7 +14,8 @@ import torch
 
 from slimnas.models import NB201Spec, build_model
 from slimnas.models._nb201 import EDGE_KEYS, OPS
-from slimnas.spaces import SearchSpace, TrainSpec, arch_from_dict, arch_to_dict
+from slimnas.spaces import SearchSpace, TrainSpec, arch_from_dict
+from slimnas.spaces._family import arch_to_dict
 
 BEST_C10 = "333132"  # |nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|
 BEST_OPS = tuple(OPS[int(d)] for d in BEST_C10)
@@ -39,7 +40,8 @@ def test_nb201_family_matches_the_tables_networks():
 
 def test_nb201_family_trains_prunes_and_exports(tmp_path):
     from slimnas.compress import StructuredPruner
-    from slimnas.export import export_onnx, verify_onnx
+    from slimnas.export import export_onnx
+    from slimnas.export._onnx import verify_onnx
     from slimnas.measure import count_params
     from slimnas.training import fit
 
@@ -141,7 +143,7 @@ def test_simulated_seconds_budget_and_exact_replay(hpo):
 
 
 def test_cli_benchmark_search_and_its_regret_report(tmp_path, hpo):
-    from slimnas.report import write_report
+    from slimnas.report._report import write_report
 
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "slimnas", "search", "--benchmark", "nasbench201:imagenet16",
@@ -156,7 +158,7 @@ def test_cli_benchmark_search_and_its_regret_report(tmp_path, hpo):
     page = files.html.read_text()
     assert "regret-evaluations" in page and "regret-seconds" in page and "true front" in page
     assert "optimum" in files.markdown.read_text()
-    from slimnas.study import summarize_run
+    from slimnas.study._runs import summarize_run
 
     listed = summarize_run(out)  # slimnas runs: a tabular run, not an unreadable compress
     assert (listed.kind, listed.status, listed.n_done) == ("tabular", "complete", 25)

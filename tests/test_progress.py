@@ -15,7 +15,7 @@ import slimnas
 from slimnas.cli import ConsoleListener, build_app
 from slimnas.cli._progress import format_duration
 from slimnas.errors import ConfigError
-from slimnas.report import report_data
+from slimnas.report._data import report_data
 from slimnas.study import Listener, ListenerGroup, TensorBoardListener, estimate_eta
 
 

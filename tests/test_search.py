@@ -218,11 +218,11 @@ def test_search_on_a_device_profile_predicts_latency_from_its_table_and_remeasur
     """The user's steps: a profile measured with ``slimnas device profile`` on the search's space,
     then ``slimnas search --device-profile``: each trial's latency is the table's prediction for
     its model (known before training: over the budget, not trained), and the front is timed here."""
-    from slimnas.config import read_profile
+    from slimnas.config._profile import read_profile
     from slimnas.data import load_dataset
     from slimnas.measure import profile_predictor
     from slimnas.models import build_model
-    from slimnas.spaces import Candidate
+    from slimnas.spaces._spec import Candidate
 
     config = tiny_config()
     prof = tmp_path / "edge.yaml"
@@ -294,8 +294,10 @@ def test_trials_skipped_before_training_keep_no_model_and_are_never_taken_for_tr
     from rich.console import Console
 
     from slimnas.errors import ConfigError
-    from slimnas.report import print_front, runs_table
-    from slimnas.study import export_run, list_runs
+    from slimnas.report._runs import runs_table
+    from slimnas.report._table import print_front
+    from slimnas.study import list_runs
+    from slimnas.study._export import export_run
 
     out = tmp_path / "runs" / "s"
     r = slimnas.search(tiny_config(), budget=["params<=10"], n_trials=3, out=str(out))

@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from slimnas.models import CNNSpec, ConvLayer, MLPSpec, RNNSpec, build_model
-from slimnas.spaces import Candidate, SearchSpace, arch_from_dict, arch_to_dict
+from slimnas.spaces import SearchSpace, arch_from_dict
+from slimnas.spaces._family import arch_to_dict
+from slimnas.spaces._spec import Candidate
 
 SPECS = [
     MLPSpec(widths=(32, 16), activation="gelu", dropout=0.1, batch_norm=True),

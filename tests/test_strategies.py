@@ -16,24 +16,19 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.study import StudyDirection
 from optuna.trial import TrialState, create_trial
 
-from slimnas.strategies import (
-    CONTROLLER_KEY,
-    LocalSearchSampler,
-    RegularizedEvolutionSampler,
-    ReinforceSampler,
-    StrategyContext,
-    best_front,
-    fitness_keys,
+from slimnas.strategies import StrategyContext, get_strategy, list_strategies, stored_controller
+from slimnas.strategies._evolution import RegularizedEvolutionSampler
+from slimnas.strategies._genes import (
     from_unit,
-    get_strategy,
     in_distribution,
-    list_strategies,
     mutate,
     neighbours,
     random_value,
-    stored_controller,
     to_unit,
 )
+from slimnas.strategies._history import best_front, fitness_keys
+from slimnas.strategies._local import LocalSearchSampler
+from slimnas.strategies._reinforce import CONTROLLER_KEY, ReinforceSampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -15,39 +15,30 @@ import torch
 import yaml
 
 import slimnas
-from slimnas.compress import quantize_model, simulate_quantized
+from slimnas.compress import quantize_model
+from slimnas.compress._fakequant import simulate_quantized
 from slimnas.config import parse_config
 from slimnas.data import load_dataset
 from slimnas.errors import ConfigError
 from slimnas.export import onnx_accuracy, predict
 from slimnas.measure import Budget, count_macs
-from slimnas.models import ConvLayer, ConvNet, build_model
+from slimnas.models import ConvLayer, build_model
+from slimnas.models._cnn import ConvNet
 from slimnas.spaces import SearchSpace, TrainSpec, arch_from_dict, get_family
-from slimnas.strategies import (
-    AccuracyPredictor,
-    held_out_scores,
-    kendall,
-    spearman,
-    stored_candidates,
-)
+from slimnas.strategies._predictor import AccuracyPredictor, held_out_scores, kendall, spearman
 from slimnas.strategies._subnets import Point, choose, measure_point
 from slimnas.strategies._supernet import (
     SupernetOptions,
     SupernetStrategy,
     fold_splits,
     searched_precisions,
+    stored_candidates,
     within,
 )
 from slimnas.study import Listener, RunFolder, SearchPlan, open_run
 from slimnas.study._objective import prepare_context
-from slimnas.training import (
-    Callback,
-    SupernetTraining,
-    evaluate,
-    fit,
-    recalibrate_bn,
-    train_supernet,
-)
+from slimnas.training import Callback, evaluate, fit, recalibrate_bn
+from slimnas.training._supernet import SupernetTraining, train_supernet
 
 CNN_SPACES = {
     "gap": {"n_layers": {"low": 2, "high": 4}, "channels": [4, 8, 16], "kernel": [3, 5, 7], "stride": [1, 2]},

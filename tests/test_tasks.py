@@ -14,7 +14,6 @@ from slimnas.errors import ConfigError
 from slimnas.measure import list_metrics
 from slimnas.tasks import (
     TASKS,
-    LanguageModel,
     Regression,
     Task,
     TaskMetric,
@@ -24,6 +23,7 @@ from slimnas.tasks import (
     register_task,
     task_from_dict,
 )
+from slimnas.tasks._lm import LanguageModel
 from slimnas.testing import check_task
 from slimnas.training import evaluate
 

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from slimnas.spaces import SearchSpace, TrainSpec
-from slimnas.training import Callback, fit, make_scheduler
-from slimnas.training._trainer import WARMUP_START
+from slimnas.training import Callback, fit
+from slimnas.training._trainer import WARMUP_START, make_scheduler
 
 
 def _net() -> nn.Module:

@@ -26,7 +26,13 @@ from slimnas.compress import list_compressors
 from slimnas.errors import SlimnasError
 from slimnas.registry import load_plugins
 
-__all__ = ["ConsoleListener", "build_app", "build_cli", "load_plugins", "main"]
+__all__ = [
+    "ConsoleListener",
+    "build_app",
+    "build_cli",
+    "load_plugins",
+    "main",
+]
 
 
 def build_app() -> typer.Typer:

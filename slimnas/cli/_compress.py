@@ -43,36 +43,35 @@ from slimnas.cli._progress import ConsoleListener
 from slimnas.compress import (
     COMPRESSORS,
     FINETUNE_SPEC,
-    MAX_EPOCHS,
-    PATIENCE,
     CompressionPolicy,
     PolicyStep,
     compress,
-    latency_summary,
     list_compressors,
-    precision_steps,
-    train_from_scratch,
 )
-from slimnas.config import MAX_EPOCHS as MAX_RUN_EPOCHS
-from slimnas.config import MAX_SEED, DataConfig, data_to_dict, parse_config, read_yaml
+from slimnas.compress._base import precision_steps
+from slimnas.compress._compress import MAX_EPOCHS, PATIENCE, train_from_scratch
+from slimnas.compress._quantize import MODES
+from slimnas.compress._speed import latency_summary
+from slimnas.config import DataConfig, parse_config
+from slimnas.config._load import read_yaml
+from slimnas.config._schema import MAX_EPOCHS as MAX_RUN_EPOCHS
+from slimnas.config._schema import MAX_SEED, data_to_dict
 from slimnas.data import list_datasets, load_dataset
 from slimnas.errors import ConfigError
-from slimnas.export import write_run_info
+from slimnas.export._info import write_run_info
 from slimnas.measure import RUNTIMES
-from slimnas.models import check_outputs, import_model
-from slimnas.report import explanation_table, make_console
+from slimnas.models import check_outputs
+from slimnas.models._user import import_model
 from slimnas.report._compress import ROWS, latency_rows
-from slimnas.spaces import MAX_VALUE
-from slimnas.study import (
-    ListenerGroup,
-    TensorBoardListener,
-    auto_compress,
-    resolve_device,
-    torch_threads,
-)
+from slimnas.report._explain import explanation_table
+from slimnas.report._table import make_console
+from slimnas.spaces._params import MAX_VALUE
+from slimnas.study import ListenerGroup, TensorBoardListener, auto_compress
+from slimnas.study._driver import torch_threads
+from slimnas.study._search import resolve_device
 from slimnas.training import report_phase
 
-QUANTIZE_MODES = ("none", "int8", "int8-dynamic", "int8-auto", "fp16")
+QUANTIZE_MODES = ("none", *(m for m in MODES if m != "fp32"))
 TRAIN_EPOCHS = 20  # training from scratch when no --weights are given (--train-epochs)
 AUTO_ONLY = ("budget", "n_trials", "strategy", "final_epochs", "early_stopping", "precision", "tensorboard",
              "device_profile", "hardware_aware", "timeout")
@@ -311,7 +310,7 @@ def compress_command(
         raise ConfigError("--accumulate", "an integer >= 1", accumulate)
     recipe = dataclasses.replace(FINETUNE_SPEC, amp=amp, accumulate=accumulate) if amp or accumulate > 1 else None
     if auto:
-        from slimnas.study import AutoSettings
+        from slimnas.study._auto import AutoSettings
 
         settings = dict(budget=tuple(budget or ()), seed=seed, device=device, train=recipe,
                         distill=True if distill is None else distill, temperature=temperature,

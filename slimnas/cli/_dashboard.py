@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 
 from slimnas.cli._options import as_options
-from slimnas.report import check_loopback, make_console, serve_dashboard
+from slimnas.report import check_loopback
+from slimnas.report._dashboard import serve_dashboard
+from slimnas.report._table import make_console
 
 
 def dashboard_command(

@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from slimnas.cli._options import (
-    PRECISIONS,
     Dataset,
     Name,
     Out,
@@ -19,10 +18,13 @@ from slimnas.cli._options import (
     as_options,
     split_list,
 )
-from slimnas.config import BUILTIN_PROFILES, list_builtin_profiles, write_profile
+from slimnas.config import DEFAULT_RUNTIME, list_builtin_profiles
+from slimnas.config._names import DEFAULT_PRECISIONS
+from slimnas.config._profile import BUILTIN_PROFILES, write_profile
 from slimnas.errors import ConfigError
-from slimnas.measure import RUNTIMES, Budget, build_profile, load_profile
-from slimnas.report import make_console
+from slimnas.measure import RUNTIMES, Budget, build_profile
+from slimnas.measure._profile import load_profile
+from slimnas.report._table import make_console
 from slimnas.study import SearchPlan, load_splits
 
 device_app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
@@ -62,7 +64,7 @@ class _LineProgress:
 @device_app.command("profile")
 def profile_command(
     out: Out = None,
-    runtime: Annotated[str, typer.Option(help="Latency runtime the device runs.")] = "onnxruntime",
+    runtime: Annotated[str, typer.Option(help="Latency runtime the device runs.")] = DEFAULT_RUNTIME,
     runtime_threads: Annotated[int, typer.Option("--runtime-threads", min=1, help="Intra-op threads of the device's runtime: latency is timed with them, and runs targeting the device use them.")] = 1,
     threads: Annotated[int | None, typer.Option(min=1, hidden=True, help="The former name of --runtime-threads.")] = None,
     batch: Annotated[list[str] | None, typer.Option(metavar="N", help="Batch sizes the table holds, repeatable or comma-separated; the first is the one runs target [default: 1].")] = None,
@@ -88,7 +90,7 @@ def profile_command(
     console = make_console()
     if runtime not in RUNTIMES:
         raise ConfigError("--runtime", f"one of {RUNTIMES.names()}", runtime)
-    precisions = tuple(split_list(precision)) or PRECISIONS
+    precisions = tuple(split_list(precision)) or DEFAULT_PRECISIONS
     batches = _batches(batch)
     limit = split_list(limit)
     with as_options("dataset"):

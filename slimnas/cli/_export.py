@@ -11,9 +11,9 @@ from slimnas._files import clean_stale_staging
 from slimnas.cli._options import Model, Out, as_options
 from slimnas.errors import ConfigError
 from slimnas.export import ExportMismatchError, get_export_format, list_export_formats
-from slimnas.measure import fmt_count
-from slimnas.report import make_console
-from slimnas.study import export_run, preprocessing_sidecar
+from slimnas.measure._format import fmt_count
+from slimnas.report._table import make_console
+from slimnas.study._export import export_run, preprocessing_sidecar
 
 
 def export_command(

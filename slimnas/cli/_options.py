@@ -89,8 +89,6 @@ Model = Annotated[str | None, typer.Option(
 
 #: the most PyTorch CPU threads --threads takes
 MAX_THREADS = 1024
-#: what several precisions default to (compress --auto, device profile)
-PRECISIONS = ("fp32", "int8")
 
 
 def split_list(values: list[str] | tuple[str, ...] | str | None) -> list[str]:

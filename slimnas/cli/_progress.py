@@ -25,8 +25,9 @@ from rich.progress import (
 from rich.text import Text
 
 from slimnas.errors import ConfigError
-from slimnas.measure import fmt_count, get_metric
-from slimnas.report import sensitivity_table
+from slimnas.measure import get_metric
+from slimnas.measure._format import fmt_count
+from slimnas.report._explain import sensitivity_table
 from slimnas.study import Listener, estimate_eta
 
 

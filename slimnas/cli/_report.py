@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from slimnas.cli._options import Out
-from slimnas.report import make_console, write_report
+from slimnas.report._report import write_report
+from slimnas.report._table import make_console
 
 
 def report_command(

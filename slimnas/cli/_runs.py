@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from slimnas.cli._options import as_options
-from slimnas.report import make_console, runs_table
+from slimnas.report._runs import runs_table
+from slimnas.report._table import make_console
 from slimnas.study import list_runs
 
 

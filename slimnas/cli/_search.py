@@ -30,9 +30,9 @@ from slimnas.cli._options import (
     split_list,
 )
 from slimnas.cli._progress import ConsoleListener
-from slimnas.data import dataset_help
+from slimnas.data._registry import dataset_help
 from slimnas.measure import list_metrics
-from slimnas.report import make_console, print_front
+from slimnas.report._table import make_console, print_front
 from slimnas.strategies import EARLY_STOPPING, list_strategies
 from slimnas.study import search
 

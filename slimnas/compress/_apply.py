@@ -20,11 +20,15 @@ from slimnas.compress._policy import CompressionPolicy
 from slimnas.compress._prune import executed_layers
 from slimnas.compress._prune_layers import split_view
 from slimnas.compress._quantize import quantize_model
+from slimnas.config import DEFAULT_RUNTIME
 from slimnas.data import DataSplits
-from slimnas.export import onnx_accuracy, size_report
-from slimnas.measure import OnnxRuntimeLatency, count_macs, count_params, runtime_for
+from slimnas.export import onnx_accuracy
+from slimnas.export._proto import size_report
+from slimnas.measure import count_macs, count_params
+from slimnas.measure._latency import runtime_for
 from slimnas.spaces import TrainSpec
-from slimnas.training import Callback, Listener, PhaseEpochs, evaluate, report_phase
+from slimnas.training import Callback, Listener, evaluate, report_phase
+from slimnas.training._events import PhaseEpochs
 
 N_CALIBRATION = 512  # training samples that calibrate static int8 when no step quantizes
 
@@ -134,7 +138,7 @@ def measure_artifact(
     splits: Sequence[str] = ("val", "test"),
     latency_batches: Sequence[int] = (1, 64),
     repeats: int = 200,
-    runtime: str = "onnxruntime",
+    runtime: str = DEFAULT_RUNTIME,
     threads: int = 1,
 ) -> dict[str, float]:
     """Metrics of the artifact itself: accuracy from running its ONNX file in ONNX Runtime,
@@ -156,7 +160,7 @@ def measure_artifact(
         path.write_bytes(artifact.onnx)
         for i, b in enumerate(latency_batches):
             rt = runtime_for({"runtime": runtime, "threads": threads, "latency_repeats": repeats}, batch=b)
-            target = path if isinstance(rt, OnnxRuntimeLatency) else artifact.model
+            target = path if rt.times == "file" else artifact.model
             ms = rt.measure(target, artifact.input_shape)
             metrics[f"latency_ms_b{b}"] = ms
             if i == 0:
@@ -232,7 +236,7 @@ def compress_and_measure(
     device: str,
     latency_batch: int = 1,
     latency_repeats: int = 50,
-    latency_runtime: str = "onnxruntime",
+    latency_runtime: str = DEFAULT_RUNTIME,
     latency_threads: int = 1,
     eval_splits: tuple[str, ...] = ("val",),
     train: TrainSpec | None = None,

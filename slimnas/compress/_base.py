@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
+from slimnas.config._names import precision_names, register_precision
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError
 from slimnas.registry import Registry
@@ -214,6 +215,9 @@ def register_compressor(name: str) -> Callable[[type[BaseCompressor]], type[Base
     def decorator(cls: type[BaseCompressor]) -> type[BaseCompressor]:
         cls.name = name
         COMPRESSORS.register(name)(cls)
+        for precision, options in cls.precisions.items():  # one name list: the precision registry
+            if precision not in precision_names():
+                register_precision(precision, bits=int(options.get("bits", 0)))
         return cls
 
     return decorator

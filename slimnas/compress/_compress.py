@@ -21,17 +21,14 @@ from slimnas.compress._quantize import FP32_TOLERANCE, quantize_model
 from slimnas.compress._speed import latency_change, slower_warning
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
-from slimnas.export import (
-    load_compressed,
-    max_abs_diff,
-    predict,
-    read_run_info,
-    save_compressed,
-    write_run_info,
-)
+from slimnas.export import predict
+from slimnas.export._info import read_run_info, write_run_info
+from slimnas.export._session import max_abs_diff
+from slimnas.export._structure import load_compressed, save_compressed
 from slimnas.models import check_outputs
 from slimnas.spaces import TrainSpec
-from slimnas.training import Listener, PhaseEpochs, fit, report_phase
+from slimnas.training import Listener, fit, report_phase
+from slimnas.training._events import PhaseEpochs
 
 MAX_EPOCHS = 30  # cap of a fine-tune that runs until validation accuracy stops improving
 PATIENCE = 3  # epochs without a better validation accuracy that end such a fine-tune

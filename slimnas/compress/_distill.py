@@ -20,7 +20,8 @@ from slimnas.compress._base import BaseCompressor
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError
 from slimnas.spaces import TrainSpec
-from slimnas.training import Callback, History, PlateauStop, cross_entropy, fit
+from slimnas.training import Callback, History, fit
+from slimnas.training._trainer import PlateauStop, cross_entropy
 
 #: the fine-tuning recipe used when none is given: a gentle learning rate, cosine decay
 FINETUNE_SPEC = TrainSpec(optimizer="adam", lr=3e-3, batch_size=128, epochs=1, schedule="cosine")

@@ -40,7 +40,9 @@ from torch import nn
 from slimnas.compress._allocate import channel_ratio, list_prunable_layers, pruned_model
 from slimnas.compress._policy import CompressionPolicy
 from slimnas.compress._sensitivity import SensitivityResult
-from slimnas.measure import LatencyPredictor, model_ops
+from slimnas.config import DEFAULT_RUNTIME
+from slimnas.measure import LatencyPredictor
+from slimnas.measure._ops import model_ops
 
 ROUNDINGS = (1, 2, 4, 8, 16)
 #: a rounding > 1 is kept only where it removes this share less importance than no rounding (a
@@ -199,40 +201,12 @@ def _allocate(ev: _Evaluator, importance: dict[str, np.ndarray], target_ms: floa
             return cost_fn(name, original[name], kept)
         return float(importance[name][: original[name] - kept].sum())
 
-    def next_down(name: str) -> int | None:
-        lower = [c for c in counts[name] if c < widths[name]]
-        return lower[0] if lower else None
-
     latency = ev(widths)
     path = [(latency, sum(cost(n, widths[n]) for n in original), dict(widths))]
     while latency > target_ms:
-        best = None
-        for name in original:
-            k = next_down(name)
-            if k is None:
-                continue
-            trial = {**widths, name: k}
-            saved = latency - ev(trial)
-            if saved <= 0:
-                continue  # slower or no faster on this runtime (a worse channel count, or a coupled layer)
-            lost = cost(name, k) - cost(name, widths[name]) + 1e-9
-            score = saved / lost
-            if best is None or score > best[0]:
-                best = (score, name, k)
+        best = _step_down(ev, counts, widths, latency, cost)
         if best is None:
-            # no single step saves latency (an unfriendly count next, or the table's timing noise
-            # between neighbouring counts): per layer, the first lower count that does save, the
-            # best of those by latency saved per cost
-            for name in original:
-                for k in [c for c in counts[name] if c < widths[name]][1:]:
-                    saved = latency - ev({**widths, name: k})
-                    if saved > 0:
-                        lost = cost(name, k) - cost(name, widths[name]) + 1e-9
-                        if best is None or saved / lost > best[0]:
-                            best = (saved / lost, name, k)
-                        break
-            if best is None:
-                break
+            break
         _, name, k = best
         widths[name] = k
         latency = ev(widths)
@@ -244,16 +218,56 @@ def _allocate(ev: _Evaluator, importance: dict[str, np.ndarray], target_ms: floa
         i = knee_index([p[0] for p in path], [p[1] for p in path],
                        scale=None if accuracy is None else (ev(dict(original)), accuracy))
         latency, target_ms, widths = path[i][0], path[i][0], dict(path[i][2])
-    # give channels back where the budget still allows: the most importance regained per ms first
+    latency = _give_back(ev, counts, widths, latency, target_ms, cost)
+    return {"rounding": rounding, "widths": widths, "predicted_ms": latency,
+            "cost": sum(cost(n, widths[n]) for n in original), "met": floor is None, "floor_ms": floor}
+
+
+def _step_down(ev: _Evaluator, counts: Mapping[str, Sequence[int]], widths: Mapping[str, int], latency: float,
+               cost: Callable[[str, int], float]) -> tuple[float, str, int] | None:
+    """The next channel count to cut to, ``(latency saved per cost, layer, count)``: the best
+    step to a layer's next lower count, or (none saving) to the first lower count that does;
+    ``None`` when no cut saves latency."""
+    best = None
+    for name in ev.original:
+        lower = [c for c in counts[name] if c < widths[name]]
+        if not lower:
+            continue
+        k = lower[0]
+        saved = latency - ev({**widths, name: k})
+        if saved <= 0:
+            continue  # slower or no faster on this runtime (a worse channel count, or a coupled layer)
+        lost = cost(name, k) - cost(name, widths[name]) + 1e-9
+        score = saved / lost
+        if best is None or score > best[0]:
+            best = (score, name, k)
+    if best is None:
+        # no single step saves latency (an unfriendly count next, or the table's timing noise
+        # between neighbouring counts): per layer, the first lower count that does save, the
+        # best of those by latency saved per cost
+        for name in ev.original:
+            for k in [c for c in counts[name] if c < widths[name]][1:]:
+                saved = latency - ev({**widths, name: k})
+                if saved > 0:
+                    lost = cost(name, k) - cost(name, widths[name]) + 1e-9
+                    if best is None or saved / lost > best[0]:
+                        best = (saved / lost, name, k)
+                    break
+    return best
+
+
+def _give_back(ev: _Evaluator, counts: Mapping[str, Sequence[int]], widths: dict[str, int], latency: float,
+               target_ms: float, cost: Callable[[str, int], float]) -> float:
+    """Give channels back (in ``widths``) where the budget still allows, the most importance
+    regained per ms first; the predicted latency after."""
     while latency <= target_ms:
         best = None
-        for name in original:
+        for name in ev.original:
             higher = [c for c in counts[name] if c > widths[name]]
             if not higher:
                 continue
             k = higher[-1]
-            trial = {**widths, name: k}
-            lat = ev(trial)
+            lat = ev({**widths, name: k})
             if lat > target_ms:
                 continue
             gained = cost(name, widths[name]) - cost(name, k)
@@ -264,8 +278,7 @@ def _allocate(ev: _Evaluator, importance: dict[str, np.ndarray], target_ms: floa
             break
         _, name, k, latency = best
         widths[name] = k
-    return {"rounding": rounding, "widths": widths, "predicted_ms": latency,
-            "cost": sum(cost(n, widths[n]) for n in original), "met": floor is None, "floor_ms": floor}
+    return latency
 
 
 def _choose_rounding(ev: _Evaluator, importance: dict[str, np.ndarray], target_ms: float, roundings: Sequence[int],
@@ -387,7 +400,7 @@ def allocate_by_latency(model: nn.Module, input_shape: tuple[int, ...], predicto
 
 
 def measured_share(model: nn.Module, input_shape: tuple[int, ...], *, batch: int = 1, threads: int = 1,
-                   rounds: int = 3, repeats: int = 50, runtime: str = "onnxruntime"
+                   rounds: int = 3, repeats: int = 50, runtime: str = DEFAULT_RUNTIME
                    ) -> Callable[[Mapping[str, int]], float]:
     """``widths -> share``: ``model`` pruned to ``widths`` timed on this machine against ``model``
     itself, their calls alternating (load hits both alike), as a share of its latency: the
@@ -395,7 +408,7 @@ def measured_share(model: nn.Module, input_shape: tuple[int, ...], *, batch: int
     different spells of the machine: their ratio read the paper CNN pruned to (14, 18, 14)
     channels at 0.46 of the original where each round said 0.62); the ``measure`` of
     :func:`allocate_by_latency` where this machine is the target."""
-    from slimnas.measure import InterleavedTimer
+    from slimnas.measure._latency import InterleavedTimer
 
     original = {lay.name: lay.out_channels for lay in list_prunable_layers(model, input_shape)}
 

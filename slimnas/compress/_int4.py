@@ -20,7 +20,8 @@ from slimnas.compress._base import BaseCompressor, register_compressor
 from slimnas.compress._gptq import gptq_weight, input_hessians
 from slimnas.compress._lowbit import RUNS_LOW_BIT, lowbit_onnx, uniform_codes, weighted_layers
 from slimnas.errors import ConfigError
-from slimnas.export import onnx_accuracy, size_report
+from slimnas.export import onnx_accuracy
+from slimnas.export._proto import size_report
 
 BITS = (2, 4, 8)  # what MatMulNBits runs
 ROUNDINGS = ("rtn", "gptq")

@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from slimnas.compress._quantize import N_CALIBRATION, quantize_model
-from slimnas.export import OnnxFp32, register_export_format
+from slimnas.export import register_export_format
+from slimnas.export._onnx_formats import OnnxFp32
 
 
 @register_export_format("onnx-int8")

@@ -31,7 +31,9 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from slimnas.errors import ConfigError
-from slimnas.export import export_proto, layer_nodes, lean, ort_session
+from slimnas.export._onnx import export_proto
+from slimnas.export._proto import layer_nodes, lean
+from slimnas.export._session import ort_session
 
 #: how a layer is held in the file (the report's words)
 RUNS_LOW_BIT = "MatMulNBits: stored and run at {bits} bits"

@@ -19,7 +19,7 @@ from torch import nn
 from slimnas.compress._base import BaseCompressor, Gene, register_compressor
 from slimnas.compress._distill import Retrain
 from slimnas.errors import ConfigError
-from slimnas.models import LowRank
+from slimnas.models._layers import LowRank
 from slimnas.spaces import Key
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)

@@ -21,7 +21,8 @@ from slimnas.compress._base import BaseCompressor, register_compressor
 from slimnas.compress._cluster import kmeans_1d
 from slimnas.compress._lowbit import LowBitWeight, lowbit_onnx, weighted_layers
 from slimnas.errors import ConfigError
-from slimnas.export import onnx_accuracy, size_report
+from slimnas.export import onnx_accuracy
+from slimnas.export._proto import size_report
 
 GRANULARITIES = ("tensor", "channel")
 EXPORT_TOLERANCE = 1e-3  # the file computes with the table values in fp32 (as FP32_TOLERANCE of an fp32 file)

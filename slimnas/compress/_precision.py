@@ -21,8 +21,10 @@ from torch import nn
 from slimnas.compress._base import WEIGHTED
 from slimnas.compress._prune import executed_layers
 from slimnas.compress._quantize import quantize_model
-from slimnas.export import INT8_FORMATS, quantize_onnx
-from slimnas.measure import LatencyPredictor, OnnxRuntimeLatency, OpConfig, model_ops
+from slimnas.export._int8 import INT8_FORMATS, quantize_onnx
+from slimnas.measure import LatencyPredictor, OpConfig
+from slimnas.measure._latency import OnnxRuntimeLatency
+from slimnas.measure._ops import model_ops
 
 #: int8 must be at least this much faster (measured, whole file) to be kept for speed alone
 SPEED_MARGIN = 0.02

@@ -41,16 +41,37 @@ from slimnas.spaces import Key
 
 #: importance criterion name -> factory of a torch-pruning importance
 IMPORTANCES: Registry = Registry("prune.importance")
-IMPORTANCES.register("l1")(lambda: tp.importance.MagnitudeImportance(p=1))
-IMPORTANCES.register("l2")(lambda: tp.importance.MagnitudeImportance(p=2))
+
+
+def register_importance(name: str, *, needs_gradients: bool = False):
+    """Decorator: register a factory of a torch-pruning importance under ``name``
+    (``prune.importance``). ``needs_gradients``: the criterion reads the weights' loss gradients
+    (``.grad``), which pruning then accumulates on training samples before each step (and which
+    makes it need the data splits). A factory registered with ``IMPORTANCES.register`` needs none."""
+
+    def decorator(factory):
+        factory.needs_gradients = needs_gradients
+        IMPORTANCES.register(name)(factory)
+        return factory
+
+    return decorator
+
+
+def needs_gradients(name: str) -> bool:
+    """Whether the importance registered as ``name`` declared that it reads loss gradients."""
+    return bool(getattr(IMPORTANCES.get(name), "needs_gradients", False))
+
+
+register_importance("l1")(lambda: tp.importance.MagnitudeImportance(p=1))
+register_importance("l2")(lambda: tp.importance.MagnitudeImportance(p=2))
 # Molchanov et al. 2019: first-order Taylor expansion of the loss, |gradient x weight|
-IMPORTANCES.register("taylor")(lambda: tp.importance.TaylorImportance())
+register_importance("taylor", needs_gradients=True)(lambda: tp.importance.TaylorImportance())
 # Liu et al. 2017 (network slimming): |gamma| of the BatchNorm after each channel
-IMPORTANCES.register("bn_scale")(lambda: tp.importance.BNScaleImportance())
-IMPORTANCES.register("random")(lambda: tp.importance.RandomImportance())
+register_importance("bn_scale")(lambda: tp.importance.BNScaleImportance())
+register_importance("random")(lambda: tp.importance.RandomImportance())
 
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.GRU, nn.LSTM)
-N_GRADIENT_SAMPLES = 512  # training samples whose loss gradient feeds the Taylor criterion
+N_GRADIENT_SAMPLES = 512  # training samples whose loss gradient feeds a gradient criterion (Taylor)
 
 
 def list_importances() -> list[str]:
@@ -236,28 +257,11 @@ class StructuredPruner(BaseCompressor):
         executed = executed_layers(model, input_shape)
         if not executed:
             raise SlimnasError("the model has no Linear, Conv or GRU/LSTM layer to prune")
-        ignored = resolve_modules(model, list(self.ignored), "prune.ignored")
-        ignored.append(executed[-1][1])  # the output layer: its width is the number of classes
         self.left_alone_ = {name: f"attention left whole: {why}" for name, why in split_left.items()}
         custom = pruning_functions(model)
-        for name, mod in model.named_modules():
-            if isinstance(mod, nn.RNNBase) and (rnn_unsupported_reason(mod) is not None  # plain RNN cells
-                                                or isinstance(custom.get(type(mod)), FixedRNNPruningFunc)):
-                ignored.append(mod)
-                self.left_alone_[name] = rnn_unsupported_reason(mod) or (
-                    f"left alone with the model's other {mod.mode} layers (one of them is unsupported)")
-        ratio_dict = {m: r for m, r in zip(resolve_modules(model, list(self.layer_ratios or {}),
-                                                           "prune.layer_ratios"),
-                                           (self.layer_ratios or {}).values(), strict=True)}
+        ignored = self._ignored_layers(model, executed, custom)
         before = {n: _width(m) for n, m in executed}
-        if not self.global_pruning:
-            # torch-pruning leaves a layer whole when its ratio would remove every channel: cap
-            # each ratio so that one channel stays, rather than silently not pruning
-            for name, mod in executed[:-1]:
-                target = ratio_dict.get(mod, self.ratio)
-                cap = max(0.0, 1 - 1.5 / max(before[name], 1))
-                if target > cap and mod not in ignored:
-                    ratio_dict[mod] = cap
+        ratio_dict = self._ratio_dict(model, executed, before, ignored)
         attention = attention_blocks(model)
         heads: dict = {}
         if attention:  # keep the embedding width; prune whole heads (and MLP neurons)
@@ -274,13 +278,54 @@ class StructuredPruner(BaseCompressor):
                 ignored_layers=ignored, customized_pruners=custom,
                 root_module_types=[tp.ops.TORCH_CONV, tp.ops.TORCH_LINEAR, nn.GRU, nn.LSTM], **heads,
             )
+        epochs_run = self._prune_steps(model, data, teacher, pruner, example, names, attention)
+        self.layers_ = {n: [before[n], _width(m)] for n, m in executed}
+        self._explain_unpruned(model, executed, names, attention)
+        self.report_ = {"importance": self.importance, "ratio": self.ratio, "layers": self.layers_,
+                        "left_alone": self.left_alone_, "steps": self.steps, "epochs_run": epochs_run}
+        if attention:
+            self.report_["heads"] = {names[b.module]: b.heads for b in attention}
+        return model.eval()
+
+    def _ignored_layers(self, model, executed, custom) -> list[nn.Module]:
+        """The layers torch-pruning must leave whole: ``ignored``, the output layer and recurrent
+        layers it cannot prune (each recorded in ``left_alone_`` with why)."""
+        ignored = resolve_modules(model, list(self.ignored), "prune.ignored")
+        ignored.append(executed[-1][1])  # the output layer: its width is the number of classes
+        for name, mod in model.named_modules():
+            if isinstance(mod, nn.RNNBase) and (rnn_unsupported_reason(mod) is not None  # plain RNN cells
+                                                or isinstance(custom.get(type(mod)), FixedRNNPruningFunc)):
+                ignored.append(mod)
+                self.left_alone_[name] = rnn_unsupported_reason(mod) or (
+                    f"left alone with the model's other {mod.mode} layers (one of them is unsupported)")
+        return ignored
+
+    def _ratio_dict(self, model, executed, before, ignored) -> dict:
+        """Per-layer ratios by module (``layer_ratios``); outside global pruning, every ratio
+        capped so that at least one channel of each layer stays."""
+        ratio_dict = {m: r for m, r in zip(resolve_modules(model, list(self.layer_ratios or {}),
+                                                           "prune.layer_ratios"),
+                                           (self.layer_ratios or {}).values(), strict=True)}
+        if not self.global_pruning:
+            # torch-pruning leaves a layer whole when its ratio would remove every channel: cap
+            # each ratio so that one channel stays, rather than silently not pruning
+            for name, mod in executed[:-1]:
+                target = ratio_dict.get(mod, self.ratio)
+                cap = max(0.0, 1 - 1.5 / max(before[name], 1))
+                if target > cap and mod not in ignored:
+                    ratio_dict[mod] = cap
+        return ratio_dict
+
+    def _prune_steps(self, model, data, teacher, pruner, example, names, attention) -> int:
+        """Run the pruning steps, each followed by its retraining; records ``removed_`` and
+        ``history_``; returns the epochs retrained."""
         retrain = self.retrain or Retrain()
         self.removed_ = []
         self.history_ = []
         epochs_run = 0
         for step in range(self.steps):
-            if self.importance == "taylor":
-                _accumulate_gradients(model, data, example)
+            if needs_gradients(self.importance):
+                _accumulate_gradients(model, data, example, self.importance)
             torch.manual_seed(retrain.seed + step)  # the random criterion draws from torch's RNG
             removed: dict[str, list[int]] = {}
             for group in pruner.step(interactive=True):
@@ -297,7 +342,10 @@ class StructuredPruner(BaseCompressor):
             if history is not None:
                 self.history_.append(history.last)
                 epochs_run += len(history.epochs)
-        self.layers_ = {n: [before[n], _width(m)] for n, m in executed}
+        return epochs_run
+
+    def _explain_unpruned(self, model, executed, names, attention) -> None:
+        """Why each layer that was to be pruned kept every channel, in ``left_alone_``."""
         tied = {names[m] for m in tied_to_embeddings(model)}
         for name, (b, a) in self.layers_.items():
             target = (self.layer_ratios or {}).get(name, self.ratio)
@@ -307,11 +355,6 @@ class StructuredPruner(BaseCompressor):
                     "keeps the embedding width every Transformer block adds to (heads and MLP neurons are pruned)"
                     if attention else
                     f"no channel removed ({self.importance!r} scores none, or a coupled layer is ignored)")
-        self.report_ = {"importance": self.importance, "ratio": self.ratio, "layers": self.layers_,
-                        "left_alone": self.left_alone_, "steps": self.steps, "epochs_run": epochs_run}
-        if attention:
-            self.report_["heads"] = {names[b.module]: b.heads for b in attention}
-        return model.eval()
 
     def _head_options(self, attention, ratio_dict) -> dict:
         """torch-pruning's head-pruning arguments: heads per projection, and per attention
@@ -407,10 +450,12 @@ def _width(module: nn.Module) -> int:
     return module.out_channels
 
 
-def _accumulate_gradients(model: nn.Module, data: DataSplits | None, example: torch.Tensor) -> None:
-    """Loss gradients on training samples, for the Taylor criterion."""
+def _accumulate_gradients(model: nn.Module, data: DataSplits | None, example: torch.Tensor,
+                          importance: str) -> None:
+    """Loss gradients on training samples, for a criterion that reads them (Taylor)."""
     if data is None:
-        raise ConfigError("prune.importance", "dataset splits for 'taylor' (it needs loss gradients)", "taylor")
+        raise ConfigError("prune.importance", f"dataset splits for {importance!r} (it needs loss gradients)",
+                          importance)
     model.zero_grad(set_to_none=True)
     was_training = model.training
     model.eval()
@@ -421,4 +466,4 @@ def _accumulate_gradients(model: nn.Module, data: DataSplits | None, example: to
         loss.backward()
     model.train(was_training)
     if not math.isfinite(float(loss.detach())):
-        raise SlimnasError("the loss is not finite; Taylor importance cannot be computed")
+        raise SlimnasError(f"the loss is not finite; the {importance!r} importance cannot be computed")

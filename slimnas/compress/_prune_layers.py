@@ -27,7 +27,7 @@ import torch_pruning as tp
 from torch import nn
 
 from slimnas.errors import SlimnasError
-from slimnas.models import SplitMultiheadAttention
+from slimnas.models._attention import SplitMultiheadAttention
 from slimnas.models._heads import needs_separating, separate_projections
 
 GATES = {"GRU": 3, "LSTM": 4}

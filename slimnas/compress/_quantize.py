@@ -34,21 +34,16 @@ from torch.nn.utils import parametrize
 
 from slimnas.compress._base import BaseCompressor, Gene, _require_data, register_compressor
 from slimnas.compress._distill import Retrain
+from slimnas.config import precision_names
+from slimnas.config._names import DEFAULT_PRECISIONS, precision_text
 from slimnas.errors import ConfigError
-from slimnas.export import (
-    export_proto,
-    fp16_weights,
-    gemm_to_matmul,
-    int8_saturates,
-    int8_weight_max,
-    layer_nodes,
-    lean,
-    onnx_accuracy,
-    ort_session,
-    size_report,
-)
-from slimnas.measure import OnnxRuntimeLatency
-from slimnas.models import LowRank
+from slimnas.export import onnx_accuracy
+from slimnas.export._int8 import int8_saturates, int8_weight_max
+from slimnas.export._onnx import export_proto
+from slimnas.export._proto import fp16_weights, gemm_to_matmul, layer_nodes, lean, size_report
+from slimnas.export._session import ort_session
+from slimnas.measure._latency import OnnxRuntimeLatency
+from slimnas.models._layers import LowRank
 from slimnas.spaces import Key
 from slimnas.training import evaluate
 
@@ -131,8 +126,8 @@ def quantize_model(
         raise ConfigError("quantize.int8_format", f"one of {list(STATIC_FORMATS)}", int8_format)
     layer_precision = dict(layer_precision or {})
     for name, p in layer_precision.items():
-        if p not in ("fp32", "fp16", "int8"):
-            raise ConfigError(f"quantize.layer_precision.{name}", "'fp32', 'fp16' or 'int8'", p)
+        if p not in precision_names("layer"):
+            raise ConfigError(f"quantize.layer_precision.{name}", precision_text("layer"), p)
     proto = export_proto(model, input_shape)
     nodes = layer_nodes(proto)
     unknown = set(layer_precision) - set(nodes)
@@ -289,7 +284,8 @@ class OnnxQuantizer(BaseCompressor):
     layer_column = "precision"
     layer_off = "fp32"
     genes = {
-        "precision": Gene(Key(str, "'fp32', 'fp16' or 'int8'", ["fp32", "int8"], lambda v: v in ("fp32", "fp16", "int8")),
+        "precision": Gene(Key(str, precision_text("layer"), list(DEFAULT_PRECISIONS),
+                              lambda v: v in precision_names("layer")),
                           layers="weighted", tied_by="mixed_precision"),
         "mixed_precision": Gene(Key(bool, "true/false", True), fixed=True),
     }
@@ -319,8 +315,8 @@ class OnnxQuantizer(BaseCompressor):
         if self.int8_format not in STATIC_FORMATS:
             raise ConfigError("quantize.int8_format", f"one of {list(STATIC_FORMATS)}", self.int8_format)
         for name, p in (self.layer_precision or {}).items():
-            if p not in ("fp32", "fp16", "int8"):
-                raise ConfigError(f"quantize.layer_precision.{name}", "'fp32', 'fp16' or 'int8'", p)
+            if p not in precision_names("layer"):
+                raise ConfigError(f"quantize.layer_precision.{name}", precision_text("layer"), p)
 
     def export_tolerance(self) -> float | None:
         """The largest output difference the file may show against the eager model (``None``:

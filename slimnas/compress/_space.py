@@ -18,7 +18,8 @@ from slimnas.compress._policy import CompressionPolicy
 from slimnas.compress._prune import executed_layers, prunable_layers
 from slimnas.errors import ConfigError
 from slimnas.models import build_model
-from slimnas.spaces import Key, Param, parse_keys
+from slimnas.spaces import Key, Param
+from slimnas.spaces._params import parse_keys
 
 #: genes every step shares: how a candidate is retrained and how far it may be shrunk
 RETRAIN_GENES: dict[str, Gene] = {

@@ -6,13 +6,15 @@ they save)."""
 
 from __future__ import annotations
 
+from slimnas.config import DEFAULT_RUNTIME
+
 PREFIX = "latency_ms_b"
 #: a result is called slower where its latency is more than this share above its input's
 #: (timing noise on a busy machine stays below it at the medians measured)
 SLOWER_TOLERANCE = 0.05
 
 
-def latency_change(before: dict, after: dict, *, runtime: str = "onnxruntime", threads: int = 1) -> dict:
+def latency_change(before: dict, after: dict, *, runtime: str = DEFAULT_RUNTIME, threads: int = 1) -> dict:
     """Per batch measured on both sides (``latency_ms_b<batch>``): before and after in ms and
     their ratio; ``slower_at`` lists the batches where the result is slower than its input by
     more than :data:`SLOWER_TOLERANCE`."""

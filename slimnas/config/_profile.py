@@ -16,10 +16,10 @@ from typing import Any
 import yaml
 
 from slimnas.config._load import read_yaml
+from slimnas.config._names import DEFAULT_RUNTIME, precision_names
 from slimnas.errors import ConfigError
 
 PROFILE_VERSION = 1
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 #: example profiles without a latency table (build one on the device: ``slimnas device profile``)
 BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
@@ -38,7 +38,7 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
         "name": "server-cpu",
         "description": "server CPU: ONNX Runtime, 4 threads, batches of 64, fp32 or int8, no memory limit "
                        "that matters for these models.",
-        "runtime": "onnxruntime",
+        "runtime": DEFAULT_RUNTIME,
         "threads": 4,
         "batch": [64, 1],
         "precisions": ["fp32", "int8"],
@@ -68,7 +68,7 @@ class DeviceProfile:
     """
 
     name: str
-    runtime: str = "onnxruntime"
+    runtime: str = DEFAULT_RUNTIME
     threads: int = 1
     batch: tuple[int, ...] = (1,)
     precisions: tuple[str, ...] = ("fp32",)
@@ -117,7 +117,7 @@ def _entry_key(key: Any) -> bool:
     if not isinstance(key, str) or key.count("/") != 1:
         return False
     b, p = key.split("/")
-    return b.isdigit() and int(b) >= 1 and p in PRECISIONS
+    return b.isdigit() and int(b) >= 1 and p in precision_names()
 
 
 def _check_entry(i: int, e: Any) -> dict:
@@ -135,7 +135,7 @@ def _check_entry(i: int, e: Any) -> dict:
         raise ConfigError(f"{where}.ms", "a mapping '<batch>/<precision>' -> milliseconds > 0", ms)
     for key, value in ms.items():
         if not _entry_key(key):
-            raise ConfigError(f"{where}.ms", f"keys '<batch>/<precision>' with a precision from {list(PRECISIONS)}", key)
+            raise ConfigError(f"{where}.ms", f"keys '<batch>/<precision>' with a precision from {list(precision_names())}", key)
         if not _is_pos(value):
             raise ConfigError(f"{where}.ms.{key}", "a number of milliseconds > 0", value)
     return e
@@ -147,7 +147,7 @@ def _check_terms(name: str, raw: Any, fields: dict[str, str]) -> dict:
         raise ConfigError(f"profile.{name}", "a mapping '<batch>/<precision>' -> figures", raw)
     for key, terms in raw.items():
         if not _entry_key(key):
-            raise ConfigError(f"profile.{name}", f"keys '<batch>/<precision>' with a precision from {list(PRECISIONS)}",
+            raise ConfigError(f"profile.{name}", f"keys '<batch>/<precision>' with a precision from {list(precision_names())}",
                               key)
         if not isinstance(terms, dict):
             raise ConfigError(f"profile.{name}.{key}", "a mapping of figures", terms)
@@ -178,7 +178,7 @@ def parse_profile(raw: Any, source: str = "") -> DeviceProfile:
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise ConfigError("profile.name", "a non-empty name", name)
-    runtime = raw.get("runtime", "onnxruntime")
+    runtime = raw.get("runtime", DEFAULT_RUNTIME)
     if not isinstance(runtime, str) or not runtime:
         raise ConfigError("profile.runtime", "a latency runtime name such as 'onnxruntime'", runtime)
     threads = raw.get("threads", 1)
@@ -190,8 +190,8 @@ def parse_profile(raw: Any, source: str = "") -> DeviceProfile:
         raise ConfigError("profile.batch", "a batch size >= 1 or a list of distinct ones", raw.get("batch"))
     precisions = raw.get("precisions", ["fp32"])
     precisions = [precisions] if isinstance(precisions, str) else precisions
-    if not isinstance(precisions, list) or not precisions or any(p not in PRECISIONS for p in precisions):
-        raise ConfigError("profile.precisions", f"a list from {list(PRECISIONS)}", raw.get("precisions"))
+    if not isinstance(precisions, list) or not precisions or any(p not in precision_names() for p in precisions):
+        raise ConfigError("profile.precisions", f"a list from {list(precision_names())}", raw.get("precisions"))
     limits = raw.get("limits") or []
     limits = [limits] if isinstance(limits, str) else limits
     if not isinstance(limits, list) or not all(isinstance(b, str) for b in limits):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slimnas.config._names import DEFAULT_RUNTIME
 from slimnas.errors import ConfigError
 
 DEVICES = ("cpu", "cuda", "auto")
@@ -83,7 +84,7 @@ class FitnessConfig:
 
 @dataclass(frozen=True)
 class MeasureConfig:
-    runtime: str = "onnxruntime"  # latency runtime: onnxruntime | torch
+    runtime: str = DEFAULT_RUNTIME  # latency runtime: onnxruntime | torch
     latency_batch: int = 1  # batch size latency is timed at
     latency_repeats: int = 50  # timed calls; latency_ms is their median
     threads: int = 1  # runtime threads latency is timed with

@@ -13,70 +13,35 @@ with the run.
 
 from slimnas.data import _builtin, _folders  # noqa: F401  (registers the built-ins)
 from slimnas.data._augment import Augment
-from slimnas.data._base import DataSplits, make_splits, stratified_split
-from slimnas.data._formats import (
-    FORMATS,
-    BaseFormat,
-    CsvFormat,
-    NpzFormat,
-    file_suffixes,
-    folder_formats,
-    format_for,
-    register_format,
-)
-from slimnas.data._preprocess import INPUT_LAYOUTS, KINDS, Preprocessing
+from slimnas.data._base import DataSplits
+from slimnas.data._formats import FORMATS, BaseFormat, register_format
+from slimnas.data._preprocess import Preprocessing
 from slimnas.data._registry import (
     DATASETS,
-    STREAM_AUTO_BYTES,
-    dataset_help,
     list_datasets,
     load_dataset,
     load_task_dataset,
     register_dataset,
 )
 from slimnas.data._stream import DiskArray, RowFile
-from slimnas.data._tokenizers import (
-    TOKENIZERS,
-    BaseTokenizer,
-    HuggingFaceTokenizer,
-    WordTokenizer,
-    build_tokenizer,
-    list_tokenizers,
-    register_tokenizer,
-    tokenizer_from_state,
-)
+from slimnas.data._tokenizers import TOKENIZERS, BaseTokenizer, list_tokenizers, register_tokenizer
 
 __all__ = [
     "DATASETS",
     "FORMATS",
-    "INPUT_LAYOUTS",
-    "KINDS",
-    "STREAM_AUTO_BYTES",
     "TOKENIZERS",
     "Augment",
     "BaseFormat",
     "BaseTokenizer",
-    "CsvFormat",
     "DataSplits",
     "DiskArray",
-    "HuggingFaceTokenizer",
-    "NpzFormat",
     "Preprocessing",
     "RowFile",
-    "WordTokenizer",
-    "build_tokenizer",
-    "dataset_help",
-    "file_suffixes",
-    "folder_formats",
-    "format_for",
     "list_datasets",
     "list_tokenizers",
     "load_dataset",
     "load_task_dataset",
-    "make_splits",
     "register_dataset",
     "register_format",
     "register_tokenizer",
-    "stratified_split",
-    "tokenizer_from_state",
 ]

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from slimnas.config import MAX_SEED
+from slimnas.config._schema import MAX_SEED
 from slimnas.data._boxes import make_boxes
 from slimnas.data._pysource import make_pysource
 from slimnas.data._registry import register_dataset

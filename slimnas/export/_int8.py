@@ -84,7 +84,7 @@ def quantize_onnx(model: bytes | str | Path | onnx.ModelProto, *, fmt: str = "qd
 
     Example:
         >>> import torch
-        >>> from slimnas.export import export_proto
+        >>> from slimnas.export._onnx import export_proto
         >>> len(quantize_onnx(export_proto(torch.nn.Linear(8, 4), (8,)), fmt="dynamic")) > 0
         True
     """

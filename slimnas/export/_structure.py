@@ -19,9 +19,9 @@ from torch import nn
 
 from slimnas._files import atomic_path, atomic_write, load_weights, read_json
 from slimnas.errors import DamagedFileError, SlimnasError
-from slimnas.models import LowRank, SplitMultiheadAttention
-from slimnas.models._attention import FusedProjection
+from slimnas.models._attention import FusedProjection, SplitMultiheadAttention
 from slimnas.models._heads import attention_blocks, head_attributes
+from slimnas.models._layers import LowRank
 
 _CONVS = {"Conv1d": nn.Conv1d, "Conv2d": nn.Conv2d, "Conv3d": nn.Conv3d}
 _BNS = {"BatchNorm1d": nn.BatchNorm1d, "BatchNorm2d": nn.BatchNorm2d, "BatchNorm3d": nn.BatchNorm3d}

@@ -2,33 +2,24 @@
 counts, file bytes, latency on a real runtime. Metrics plug in with :func:`register_metric`,
 runtimes with ``RUNTIMES.register``."""
 
-from slimnas.measure import _metrics  # noqa: F401  (registers the built-in metrics)
-from slimnas.measure._bytes import onnx_bytes, weight_bytes
+from slimnas.measure import (
+    _bytes,  # noqa: F401 (loaded as before)
+    _format,  # noqa: F401 (loaded as before)
+    _machine,  # noqa: F401 (loaded as before)
+    _memory,  # noqa: F401 (loaded as before)
+    _metrics,  # noqa: F401  (registers the built-in metrics)
+)
 from slimnas.measure._counts import count_macs, count_params
-from slimnas.measure._format import fmt_count
 from slimnas.measure._latency import (
     RUNTIMES,
-    TORCH_DTYPES,
+    TIMES,
     BaseLatency,
-    InterleavedTimer,
-    Latency,
     LatencyStats,
-    OnnxRuntimeCudaLatency,
-    OnnxRuntimeInt8Latency,
-    OnnxRuntimeLatency,
-    OnnxRuntimeRowsLatency,
-    TorchCudaLatency,
-    TorchLatency,
     interleaved_latency,
     random_inputs,
     register_runtime,
-    runtime_for,
-    time_calls,
 )
-from slimnas.measure._machine import machine_info
-from slimnas.measure._memory import Int8Bytes, RamBytes, peak_activation_elements
 from slimnas.measure._metric import (
-    ALIASES,
     METRICS,
     BaseMetric,
     Budget,
@@ -36,91 +27,47 @@ from slimnas.measure._metric import (
     get_metric,
     list_metrics,
     measure_metrics,
-    parse_objectives,
+    metric_label,
     register_metric,
-    signed,
 )
-from slimnas.measure._ops import OpConfig, model_ops, one_thread
-from slimnas.measure._predictor import (
-    LatencyPredictor,
-    LatencyTable,
-    Overhead,
-    Prediction,
-    accuracy,
-    calibrate,
-    cond_key,
-    spearman,
-)
+from slimnas.measure._ops import OpConfig, one_thread
+from slimnas.measure._predictor import LatencyPredictor, LatencyTable, Overhead, accuracy
 from slimnas.measure._profile import (
-    OpTimer,
     build_profile,
     check_profile,
-    load_profile,
-    measured_table,
     onthefly_predictor,
-    profile_precision,
     profile_predictor,
     sample_architectures,
-    space_ops,
 )
 
 __all__ = [
-    "ALIASES",
     "METRICS",
     "RUNTIMES",
-    "TORCH_DTYPES",
+    "TIMES",
     "BaseLatency",
     "BaseMetric",
     "Budget",
-    "Int8Bytes",
-    "Latency",
     "LatencyPredictor",
     "LatencyStats",
     "LatencyTable",
     "MeasureContext",
-    "OnnxRuntimeCudaLatency",
-    "OnnxRuntimeInt8Latency",
-    "OnnxRuntimeRowsLatency",
-    "OnnxRuntimeLatency",
     "OpConfig",
-    "OpTimer",
     "Overhead",
-    "Prediction",
-    "RamBytes",
-    "TorchCudaLatency",
-    "TorchLatency",
     "accuracy",
     "build_profile",
-    "calibrate",
     "check_profile",
-    "cond_key",
-    "InterleavedTimer",
     "interleaved_latency",
-    "load_profile",
-    "machine_info",
-    "measured_table",
-    "model_ops",
     "onthefly_predictor",
-    "peak_activation_elements",
-    "profile_precision",
     "profile_predictor",
     "random_inputs",
     "register_runtime",
-    "runtime_for",
     "sample_architectures",
-    "space_ops",
-    "spearman",
-    "time_calls",
     "count_macs",
     "count_params",
-    "fmt_count",
     "get_metric",
     "list_metrics",
     "measure_metrics",
+    "metric_label",
     "one_thread",
-    "onnx_bytes",
-    "parse_objectives",
     "register_metric",
-    "signed",
-    "weight_bytes",
 ]

@@ -25,14 +25,12 @@ import onnx
 import torch
 from torch import nn
 
+from slimnas.config import DEFAULT_RUNTIME
 from slimnas.errors import ConfigError
-from slimnas.export import (
-    export_onnx,
-    file_precision,
-    ort_session,
-    quantize_onnx,
-    rows_where_possible,
-)
+from slimnas.export import export_onnx
+from slimnas.export._int8 import file_precision, quantize_onnx
+from slimnas.export._layout import rows_where_possible
+from slimnas.export._session import ort_session
 from slimnas.measure._machine import machine_info
 from slimnas.measure._metric import MS_UNITS, BaseMetric, register_metric
 from slimnas.registry import Registry
@@ -117,6 +115,10 @@ def _percentile(sorted_times: list[float], q: float) -> float:
     return float(np.percentile(sorted_times, q))
 
 
+#: what a runtime can time (:attr:`BaseLatency.times`): the deployable file or the eager model
+TIMES = ("file", "model")
+
+
 def random_inputs(batch: int, input_shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     """Standard-normal inputs (never all zeros: some kernels take shortcuts on zeros)."""
     return np.random.default_rng(seed).standard_normal((batch, *input_shape)).astype(np.float32)
@@ -145,6 +147,9 @@ class BaseLatency(abc.ABC):  # noqa: B024 - a runtime implements prepare() or, i
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     #: how a 1-D CNN's batch is laid out for the runtime: ``plain`` or ``rows`` (``onnx-fp32-rows``)
     layout: ClassVar[str] = "plain"
+    #: what the runtime times, one of :data:`TIMES`: ``"model"`` (the eager module; a plug-in's
+    #: default) or ``"file"`` (the exported ONNX file: where a candidate has one, it is timed, not the model)
+    times: ClassVar[str] = "model"
 
     def __init__(self, *, batch_size: int = 1, warmup: int = 20, repeats: int = 100, threads: int = 1,
                  precision: str | None = None, min_time_ms: float = MIN_TIME_MS) -> None:
@@ -167,6 +172,12 @@ class BaseLatency(abc.ABC):  # noqa: B024 - a runtime implements prepare() or, i
     def prepare(self, model: nn.Module | str | Path | bytes, input_shape: tuple[int, ...]) -> Callable[[], Any]:
         """The function that runs one batch of ``batch_size`` random samples (set up, not timed)."""
         raise NotImplementedError
+
+    def source(self, model: nn.Module | str | Path | bytes, input_shape: tuple[int, ...],
+               tmp: str) -> nn.Module | str | Path | bytes:
+        """What is timed of ``model``: a ``"file"`` runtime's ONNX file (a module exported into the
+        folder ``tmp``; a file as it is), a ``"model"`` runtime's model itself."""
+        return _as_file(model, input_shape, tmp) if self.times == "file" else model
 
     def measured_precision(self, model) -> str:
         """The precision the last :meth:`prepare` ran at (the label of its figures)."""
@@ -204,13 +215,14 @@ def _as_file(model, input_shape, tmp: str) -> Path | bytes | str:
     return model
 
 
-@register_runtime("onnxruntime")
+@register_runtime(DEFAULT_RUNTIME)
 class OnnxRuntimeLatency(BaseLatency):
     """Latency of an ONNX file (or a module, exported on the fly) in ONNX Runtime on the CPU. A
     file is timed as it is (an int8 file as int8); with ``precision="int8"`` an fp32 model is
     first converted to int8 in ``int8_format`` (``qdq``, ``qoperator`` or ``dynamic``)."""
 
     precisions = ("fp32", "int8")
+    times = "file"
 
     def __init__(self, *, int8_format: str = "qdq", **kwargs) -> None:
         super().__init__(**kwargs)
@@ -218,7 +230,7 @@ class OnnxRuntimeLatency(BaseLatency):
 
     def source(self, model, input_shape, tmp: str) -> Path | bytes | str:
         """The file to time: ``model`` exported (modules), converted to int8 where asked."""
-        src = _as_file(model, input_shape, tmp)
+        src = super().source(model, input_shape, tmp)
         if self.precision == "int8" and file_precision(src) == "fp32":
             src = quantize_onnx(src, fmt=self.int8_format)
         return src
@@ -363,7 +375,7 @@ class InterleavedTimer:
 
     def __init__(self, models: Mapping[Hashable, nn.Module | str | Path | bytes], input_shape: tuple[int, ...], *,
                  batches: Sequence[int] = (1,), repeats: int = 100, warmup: int = 10,
-                 runtime: str = "onnxruntime", threads: int = 1, precision: str | None = None,
+                 runtime: str = DEFAULT_RUNTIME, threads: int = 1, precision: str | None = None,
                  min_time_ms: float = MIN_TIME_MS) -> None:
         self.cls = RUNTIMES.get(runtime)
         self.min_time_ms = min_time_ms
@@ -378,7 +390,7 @@ class InterleavedTimer:
         tmp = self._stack.enter_context(tempfile.TemporaryDirectory())
         for i, (key, model) in enumerate(self.models.items()):
             rt = self.cls(threads=self.threads, precision=self.precision)
-            if isinstance(rt, OnnxRuntimeLatency):
+            if rt.times == "file":
                 folder = Path(tmp) / str(i)
                 folder.mkdir()
                 model = rt.source(model, self.input_shape, str(folder))
@@ -434,7 +446,7 @@ class InterleavedTimer:
 
 def interleaved_latency(models: Mapping[Hashable, nn.Module | str | Path | bytes], input_shape: tuple[int, ...], *,
                         batches: Sequence[int] = (1,), rounds: int = 5, repeats: int = 100, warmup: int = 10,
-                        runtime: str = "onnxruntime", threads: int = 1, precision: str | None = None,
+                        runtime: str = DEFAULT_RUNTIME, threads: int = 1, precision: str | None = None,
                         min_time_ms: float = MIN_TIME_MS) -> dict[Hashable, dict[int, float]]:
     """Ms per batch of each model, its fastest of ``rounds`` rounds in which every model is
     timed in turn (:class:`InterleavedTimer`).
@@ -456,7 +468,7 @@ def interleaved_latency(models: Mapping[Hashable, nn.Module | str | Path | bytes
 def runtime_for(settings: dict, *, batch: int | None = None, field: str = "measure.runtime") -> BaseLatency:
     """The runtime a run's measurement settings name, built with its batch, repeats, threads
     and precision (checked: it runs on this machine)."""
-    runtime = RUNTIMES.get(settings.get("runtime", "onnxruntime"))(
+    runtime = RUNTIMES.get(settings.get("runtime", DEFAULT_RUNTIME))(
         batch_size=batch or settings.get("latency_batch", 1), repeats=settings.get("latency_repeats", 50),
         threads=settings.get("threads", 1), precision=settings.get("precision"))
     runtime.check(field)
@@ -471,6 +483,7 @@ class Latency(BaseMetric):
     How it was obtained is kept beside it, as ``latency_ms_info``."""
 
     unit, units = "ms", MS_UNITS
+    label = "latency ms"
     description = "median latency of a batch (measure.runtime, measure.latency_batch)"
 
     def known_before_training(self, settings: dict) -> bool:
@@ -486,7 +499,7 @@ class Latency(BaseMetric):
                                               "precision": pred.precision}
             return pred.ms
         runtime = runtime_for(s)
-        on_file = isinstance(runtime, OnnxRuntimeLatency) and ctx.onnx is not None
+        on_file = runtime.times == "file" and ctx.onnx is not None
         target = ctx.onnx if on_file else ctx.model
         if target is None:
             raise ConfigError("metric.latency_ms", "a candidate with its model or exported file to time")

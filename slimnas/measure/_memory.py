@@ -17,7 +17,9 @@ import torch
 from torch import nn
 
 from slimnas.errors import ConfigError
-from slimnas.export import export_onnx, lean, quantize_onnx
+from slimnas.export import export_onnx
+from slimnas.export._int8 import quantize_onnx
+from slimnas.export._proto import lean
 from slimnas.measure._metric import BYTE_UNITS, BaseMetric, register_metric
 from slimnas.measure._ops import FREE, VIEWS, one_thread
 

@@ -70,6 +70,10 @@ class BaseMetric(abc.ABC):
     #: "model": known from the built model before training; "trained": after training
     when: ClassVar[str] = "trained"
     description: ClassVar[str] = ""
+    #: the short label tables and reports show for its key (default: its name, with its unit
+    #: unless a count, bytes or a fraction); a ``val_`` key's label starting with ``val`` also
+    #: names its test-split twin (``val acc`` -> ``test acc`` for ``test_accuracy``)
+    label: ClassVar[str] = ""
 
     @abc.abstractmethod
     def measure(self, ctx: MeasureContext) -> float:
@@ -124,6 +128,23 @@ def get_metric(name: str, field: str = "metric") -> BaseMetric:
     if name not in METRICS:
         raise ConfigError(field, f"metrics from {list_metrics()}", name)
     return METRICS.get(name)()
+
+
+def metric_label(key: str) -> str:
+    """A short label for a metrics key, from the metric registry: the metric's own ``label``
+    (``val_accuracy`` -> ``val acc``), a test-split twin's (``test_accuracy`` -> ``test acc``),
+    else a registered metric's name (with its unit), else the key in words."""
+    labelled = {cls.key or name: cls.label for name, cls in ((n, METRICS.get(n)) for n in METRICS.names()) if cls.label}
+    if key in labelled:
+        return labelled[key]
+    twin = "val_" + key.removeprefix("test_")
+    if key.startswith("test_") and labelled.get(twin, "").startswith("val"):
+        return "test" + labelled[twin].removeprefix("val")
+    try:
+        metric = get_metric(key)
+    except ConfigError:  # not a metric's name: the key itself
+        return key.replace("_", " ")
+    return f"{metric.name} {metric.unit}".strip() if metric.unit not in ("count", "bytes", "fraction") else metric.name
 
 
 def measure_metrics(names: Sequence[str], ctx: MeasureContext) -> dict[str, float]:

@@ -39,6 +39,7 @@ class Params(BaseMetric):
 @register_metric("macs")
 class MACs(BaseMetric):
     unit, units, when = "count", COUNT_UNITS, "model"
+    label = "MACs"
     description = "multiply-accumulates per sample (PyTorch's FLOP counter / 2)"
 
     def measure(self, ctx):
@@ -58,6 +59,7 @@ class FileBytes(BaseMetric):
 @register_metric("accuracy")
 class Accuracy(BaseMetric):
     key, direction, unit = "val_accuracy", "maximize", "fraction"
+    label = "val acc"
     description = "validation accuracy (of the exported file in ONNX Runtime where there is one)"
 
     def measure(self, ctx):

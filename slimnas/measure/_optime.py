@@ -23,7 +23,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from slimnas.export import export_onnx, ort_session, quantize_onnx
+from slimnas.export import export_onnx
+from slimnas.export._int8 import quantize_onnx
+from slimnas.export._session import ort_session
 from slimnas.measure._latency import random_inputs, time_calls
 from slimnas.measure._ops import OpConfig
 

@@ -20,9 +20,17 @@ import optuna
 import torch
 from torch import nn
 
-from slimnas.config import PRECISIONS, DeviceProfile, read_profile
+from slimnas.config import DEFAULT_RUNTIME, DeviceProfile, precision_names
+from slimnas.config._profile import read_profile
 from slimnas.errors import ConfigError
-from slimnas.measure._latency import RUNTIMES, InterleavedTimer, interleaved_latency
+from slimnas.measure._latency import (
+    RUNTIMES,
+    InterleavedTimer,
+    OnnxRuntimeInt8Latency,
+    OnnxRuntimeLatency,
+    OnnxRuntimeRowsLatency,
+    interleaved_latency,
+)
 from slimnas.measure._machine import machine_info
 from slimnas.measure._metric import Budget
 from slimnas.measure._ops import OpConfig, model_ops, one_thread
@@ -41,7 +49,7 @@ from slimnas.models import build_model
 from slimnas.spaces import SearchSpace
 
 #: runtimes whose operators are timed in ONNX Runtime (the others: eager PyTorch modules)
-ORT_RUNTIMES = ("onnxruntime", "onnxruntime-int8", "onnxruntime-rows")
+ORT_RUNTIMES = (OnnxRuntimeLatency.name, OnnxRuntimeInt8Latency.name, OnnxRuntimeRowsLatency.name)
 
 Progress = Callable[[str, int, int], None]
 
@@ -70,7 +78,7 @@ def check_profile(profile: DeviceProfile, field: str = "device_profile") -> tupl
         raise ConfigError(f"{field}.runtime", f"one of {RUNTIMES.names()}", profile.runtime)
     supported = RUNTIMES.get(profile.runtime).precisions
     for p in profile.precisions:
-        if p not in supported and not (p == "int8" and profile.runtime == "onnxruntime-int8"):
+        if p not in supported and not (p == "int8" and profile.runtime == OnnxRuntimeInt8Latency.name):
             raise ConfigError(f"{field}.precisions", f"precisions {profile.runtime} runs ({list(supported)})", p)
     table_of(profile, field)
     return tuple(Budget.parse(b, f"{field}.limits") for b in profile.limits)
@@ -85,7 +93,7 @@ def load_profile(name_or_path: str | Path, field: str = "device_profile") -> Dev
 
 def profile_precision(profile: DeviceProfile) -> str:
     """The precision a run targeting ``profile`` measures at (int8 for int8-only devices)."""
-    return "int8" if profile.runtime == "onnxruntime-int8" or set(profile.precisions) == {"int8"} else "fp32"
+    return "int8" if profile.runtime == OnnxRuntimeInt8Latency.name or set(profile.precisions) == {"int8"} else "fp32"
 
 
 def table_of(profile: DeviceProfile, field: str = "device_profile") -> LatencyTable:
@@ -170,7 +178,7 @@ def _arch_stream(space, input_shape, n_classes, n, seed):
 class OpTimer:
     """Times operators alone on this machine with a profile's runtime settings."""
 
-    def __init__(self, runtime: str = "onnxruntime", *, threads: int = 1, repeats: int = 50) -> None:
+    def __init__(self, runtime: str = DEFAULT_RUNTIME, *, threads: int = 1, repeats: int = 50) -> None:
         self.runtime, self.threads, self.repeats = runtime, threads, repeats
         self.layout = RUNTIMES.get(runtime).layout  # how the runtime lays out a 1-D CNN's batch
         self._models: dict[OpConfig, bytes] = {}
@@ -209,7 +217,7 @@ def raw_terms(predictor_table: LatencyTable, ops: Sequence[OpConfig], batch: int
 
 
 def build_profile(*, name: str, space: SearchSpace, input_shape: tuple[int, ...], n_classes: int,
-                  runtime: str = "onnxruntime", threads: int = 1, batches: Sequence[int] = (1,),
+                  runtime: str = DEFAULT_RUNTIME, threads: int = 1, batches: Sequence[int] = (1,),
                   precisions: Sequence[str] = ("fp32",), limits: Sequence[str] = (), description: str = "",
                   n_calibration: int = 24, n_check: int = 24, repeats: int = 50, max_archs: int = 2000,
                   patience: int = 300, seed: int = 0, progress: Progress = _quiet,
@@ -235,7 +243,7 @@ def _build_profile(*, name, space, input_shape, n_classes, runtime, threads, bat
         raise ConfigError("--runtime", f"one of {RUNTIMES.names()}", runtime)
     rt = RUNTIMES.get(runtime)
     for p in precisions:
-        if p not in PRECISIONS or (p not in rt.precisions and not (p == "int8" and runtime == "onnxruntime-int8")):
+        if p not in precision_names() or (p not in rt.precisions and not (p == "int8" and runtime == OnnxRuntimeInt8Latency.name)):
             raise ConfigError("--precision", f"precisions {runtime} runs ({list(rt.precisions)})", p)
     why = rt().unavailable()
     if why is not None:
@@ -301,12 +309,12 @@ def _build_profile(*, name, space, input_shape, n_classes, runtime, threads, bat
                          machine=machine_info(cuda=rt.device == "cuda"), space=info)
 
 
-def measured_table(runtime: str = "onnxruntime", *, threads: int = 1, repeats: int = 50) -> LatencyTable:
+def measured_table(runtime: str = DEFAULT_RUNTIME, *, threads: int = 1, repeats: int = 50) -> LatencyTable:
     """An empty table that times each operator on this machine the first time it is looked up."""
     return LatencyTable(measure=OpTimer(runtime, threads=threads, repeats=repeats))
 
 
-def onthefly_predictor(models: Sequence[tuple[nn.Module, tuple[int, ...]]], *, runtime: str = "onnxruntime",
+def onthefly_predictor(models: Sequence[tuple[nn.Module, tuple[int, ...]]], *, runtime: str = DEFAULT_RUNTIME,
                        threads: int = 1, batches: Sequence[int] = (1,), precision: str = "fp32",
                        repeats: int = 50) -> LatencyPredictor:
     """A predictor for the models at hand, measured on this machine now: a table filled on demand

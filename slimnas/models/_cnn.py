@@ -16,7 +16,8 @@ from slimnas.models._layers import (
     make_activation,
     pool_cls,
 )
-from slimnas.spaces import BaseFamily, Key, layer_count, register_family
+from slimnas.spaces import BaseFamily, Key, register_family
+from slimnas.spaces._params import layer_count
 
 
 @dataclass(frozen=True)

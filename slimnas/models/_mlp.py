@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from slimnas.models._layers import ACTIVATION_KEY, make_activation
-from slimnas.spaces import BaseFamily, Key, layer_count, register_family
+from slimnas.spaces import BaseFamily, Key, register_family
+from slimnas.spaces._params import layer_count
 
 
 @dataclass(frozen=True)

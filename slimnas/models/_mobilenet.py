@@ -24,7 +24,8 @@ from slimnas.models._layers import (
     make_activation,
     pooled_head,
 )
-from slimnas.spaces import BaseFamily, Key, layer_count, register_family
+from slimnas.spaces import BaseFamily, Key, register_family
+from slimnas.spaces._params import layer_count
 
 
 @dataclass(frozen=True)

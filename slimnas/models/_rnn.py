@@ -8,7 +8,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from slimnas.spaces import BaseFamily, Key, layer_count, register_family
+from slimnas.spaces import BaseFamily, Key, register_family
+from slimnas.spaces._params import layer_count
 
 
 @dataclass(frozen=True)

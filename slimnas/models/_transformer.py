@@ -22,7 +22,8 @@ from torch import nn
 
 from slimnas.errors import ConfigError
 from slimnas.models._attention import SelfAttention
-from slimnas.spaces import BaseFamily, Key, layer_count, register_family
+from slimnas.spaces import BaseFamily, Key, register_family
+from slimnas.spaces._params import layer_count
 
 
 @dataclass(frozen=True)

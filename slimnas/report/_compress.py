@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from slimnas.errors import ConfigError
-from slimnas.export import read_run_info
+from slimnas.export._info import read_run_info
 from slimnas.report._data import card
 from slimnas.report._explain import read_policy
 from slimnas.report._figures import layers_figure, sensitivity_figure

@@ -14,13 +14,14 @@ from pathlib import Path
 
 from optuna.trial import FrozenTrial, TrialState
 
-from slimnas.errors import ConfigError
-from slimnas.measure import fmt_count, get_metric
+from slimnas.measure import get_metric
+from slimnas.measure._format import fmt_count
 from slimnas.report._explain import layer_columns, policy_summary, read_policy
 from slimnas.report._progress import progress
 from slimnas.report._table import arch_summary
-from slimnas.study import RunFolder, RunRecord, feasible, open_run, pareto_front, run_status
+from slimnas.study import RunFolder, RunRecord, feasible, open_run, pareto_front
 from slimnas.study._record import damaged_trials
+from slimnas.study._runs import run_status
 
 #: Optuna's trial states as the report names them (a complete trial that was not trained is ``skipped``)
 STATES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
@@ -146,19 +147,6 @@ def baselines(rows: list[dict]) -> list[dict]:
             "val_accuracy": m["parent_val_accuracy"], "params": m.get("parent_params"), "macs": m.get("parent_macs")}})
         b["trials"].append(r["trial"])
     return list(out.values())
-
-
-def metric_label(key: str) -> str:
-    """A short label for a metrics key (``val_accuracy`` -> ``val acc``; registered metrics by
-    name and unit)."""
-    labels = {"val_accuracy": "val acc", "test_accuracy": "test acc", "macs": "MACs", "latency_ms": "latency ms"}
-    if key in labels:
-        return labels[key]
-    try:
-        metric = get_metric(key)
-    except ConfigError:  # not a metric's name: the key itself
-        return key.replace("_", " ")
-    return f"{metric.name} {metric.unit}".strip() if metric.unit not in ("count", "bytes", "fraction") else metric.name
 
 
 #: figures every table shows when some row has them, before the objectives' and budgets' others

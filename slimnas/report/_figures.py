@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 
-from slimnas.measure import fmt_count
-from slimnas.report._data import format_value, metric_label
+from slimnas.measure import metric_label
+from slimnas.measure._format import fmt_count
+from slimnas.report._data import format_value
 
 COSTS = ("macs", "bytes", "latency_ms")
 FRONT_TRACE = 1  # index of the front members' trace in every front plot (an infeasible run's closest)

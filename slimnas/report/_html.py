@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import html
 
-from slimnas.report._data import format_value, metric_label, table_keys
+from slimnas.measure import metric_label
+from slimnas.report._data import format_value, table_keys
 from slimnas.report._figures import (
     front_figures,
     layers_figure,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from slimnas.report._data import format_value, metric_label, table_keys
+from slimnas.measure import metric_label
+from slimnas.report._data import format_value, table_keys
 
 
 def _table(headers: list[str], rows: list[list]) -> list[str]:

@@ -20,7 +20,7 @@ from slimnas.report._data import report_data
 from slimnas.report._html import render_html
 from slimnas.report._markdown import render_markdown
 from slimnas.report._tabular import is_tabular_run, tabular_data
-from slimnas.study import write_json
+from slimnas.study._artifacts import write_json
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-from slimnas.measure import get_metric
+from slimnas.measure import get_metric, metric_label
 
 STATUS_STYLE = {"complete": "green", "running": "cyan", "interrupted": "yellow", "empty": "dim", "unreadable": "red",
                 "damaged": "red"}
@@ -19,8 +19,7 @@ def best_summary(summary) -> str:
             return "none trained (all skipped before training)"
         return "none meets the budget" if summary.n_done else "-"
     m = summary.best["metrics"]
-    acc = next((f"{label} {m[k]:.3f}" for k, label in (("test_accuracy", "test acc"), ("val_accuracy", "val acc"))
-                if k in m), None)
+    acc = next((f"{metric_label(k)} {m[k]:.3f}" for k in ("test_accuracy", "val_accuracy") if k in m), None)
     costs = [o for o in summary.objectives  # a cost, not a loss (fitness folds a cost into one)
              if get_metric(o).direction == "minimize" and get_metric(o).unit != "loss"] or ["macs"]
     cost = get_metric(costs[0])

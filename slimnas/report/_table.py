@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from slimnas.measure import fmt_count, get_metric
+from slimnas.measure import get_metric, metric_label
+from slimnas.measure._format import fmt_count
 from slimnas.report._explain import explanation_table, policy_summary, read_policy
 from slimnas.spaces import FAMILIES, arch_from_dict, get_family
 
@@ -29,9 +30,9 @@ def arch_summary(candidate: dict) -> str:
 
 
 #: columns every front table shows: (metric key, header, format)
-STANDARD_COLUMNS = [("val_accuracy", "val acc", "{:.3f}"), ("test_accuracy", "test acc", "{:.3f}"),
-                    ("params", "params", None), ("macs", "MACs", None), ("bytes", "bytes", None),
-                    ("latency_ms", "latency ms", "{:.3f}")]
+STANDARD_COLUMNS = [(key, metric_label(key), fmt) for key, fmt in (
+    ("val_accuracy", "{:.3f}"), ("test_accuracy", "{:.3f}"), ("params", None), ("macs", None), ("bytes", None),
+    ("latency_ms", "{:.3f}"))]
 
 
 def front_columns(metric_names=()) -> list[tuple[str, str, object]]:

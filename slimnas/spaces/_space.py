@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import optuna
 
-from slimnas.config import MAX_EPOCHS
+from slimnas.config._schema import MAX_EPOCHS
 from slimnas.errors import ConfigError
 from slimnas.spaces._family import FAMILIES, get_family, list_families, sample_arch
 from slimnas.spaces._params import Key, Param, grid_of, parse_keys

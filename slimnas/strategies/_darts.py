@@ -38,10 +38,12 @@ import torch
 import torch.nn.functional as F
 from optuna.trial import FrozenTrial
 
+from slimnas.config import DEFAULT_RUNTIME
 from slimnas.errors import ConfigError
 from slimnas.measure import RUNTIMES, count_macs
 from slimnas.models import CNNSpec, build_model
-from slimnas.spaces import TrainSpec, arch_to_dict
+from slimnas.spaces import TrainSpec
+from slimnas.spaces._family import arch_to_dict
 from slimnas.strategies._base import StrategyContext, StrategyOption, register_strategy
 from slimnas.strategies._darts_net import CnnChoices, DartsSupernet, param_options
 from slimnas.strategies._evolution import RegularizedEvolutionSampler
@@ -150,7 +152,7 @@ def fit_latency_model(net: DartsSupernet, settings: dict, *, n: int = 12, seed: 
     """``(a, b, c)`` of ``latency_ms ~ a + b * MACs + c * layers``, fitted by least squares to
     ``n`` random networks of the space timed on the run's runtime (``measure.runtime``)."""
     rng = np.random.default_rng(seed)
-    runtime = RUNTIMES.get(settings.get("runtime", "onnxruntime"))(
+    runtime = RUNTIMES.get(settings.get("runtime", DEFAULT_RUNTIME))(
         batch_size=settings.get("latency_batch", 1), repeats=max(10, settings.get("latency_repeats", 50) // 2),
         threads=settings.get("threads", 1))
     rows, ys = [], []

@@ -38,7 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from slimnas.models import CNNSpec, ConvLayer, make_activation
+from slimnas.models import CNNSpec, ConvLayer
+from slimnas.models._layers import make_activation
 
 #: a numeric range of the space becomes at most this many options of the relaxation
 MAX_OPTIONS = 8

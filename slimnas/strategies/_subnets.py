@@ -25,11 +25,12 @@ import numpy as np
 import optuna
 import torch
 
-from slimnas.compress import quantize_model, simulate_quantized
+from slimnas.compress import quantize_model
+from slimnas.compress._fakequant import simulate_quantized
 from slimnas.export import onnx_accuracy
 from slimnas.measure import Budget, MeasureContext, get_metric, measure_metrics
 from slimnas.models import build_model
-from slimnas.spaces import arch_to_dict
+from slimnas.spaces._family import arch_to_dict
 from slimnas.strategies._base import StrategyContext, make_sampler
 from slimnas.strategies._early_stopping import nondominated_rank
 from slimnas.training import evaluate, recalibrate_bn

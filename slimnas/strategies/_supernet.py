@@ -39,10 +39,12 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial
 
-from slimnas.compress import CompressionPolicy, simulate_quantized
+from slimnas.compress import CompressionPolicy
+from slimnas.compress._fakequant import simulate_quantized
+from slimnas.config import precision_names
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.measure import get_metric, list_metrics
-from slimnas.models import ELASTIC
+from slimnas.models._elastic import ELASTIC
 from slimnas.spaces import TRAINING_KEYS, TrainSpec, arch_from_dict, get_family
 from slimnas.strategies._base import (
     BaseStrategy,
@@ -67,11 +69,11 @@ from slimnas.strategies._subnets import (
     measured_on_file,
     search_points,
 )
-from slimnas.training import SCHEDULES, Callback, SupernetTraining, evaluate, fit, train_supernet
+from slimnas.training import Callback, evaluate, fit
+from slimnas.training._supernet import SCHEDULES, SupernetTraining, train_supernet
 
 #: the study system attribute that holds the chosen candidates; the trial attribute of each plan
 STUDY_KEY, PLAN_KEY = "slimnas:supernet", "slimnas:supernet-plan"
-PRECISIONS = ("fp32", "int8")
 #: objectives the predictor cannot stand in for
 DATA_METRICS = ("loss", "fitness")
 
@@ -189,8 +191,8 @@ class SupernetOptions:
             "n_pairs": ("an integer >= 10", lambda v: _is_int(v, 10)),
             "predictor": (f"one of {list(PREDICTORS)}", lambda v: v in PREDICTORS),
             "holdout": ("a number in (0, 0.5]", lambda v: isinstance(v, (int, float)) and 0 < v <= 0.5),
-            "precision": (f"a list of {list(PRECISIONS)}", lambda v: v is None or isinstance(v, list) and v
-                          and all(p in PRECISIONS for p in v)),
+            "precision": (f"a list of {list(precision_names('simulated'))}", lambda v: v is None or isinstance(v, list) and v
+                          and all(p in precision_names("simulated") for p in v)),
             "search": ("a strategy name", lambda v: isinstance(v, str) and v != "supernet"),
             "search_trials": ("an integer >= 1", lambda v: _is_int(v, 1)),
             "population_size": ("an integer >= 2", lambda v: _is_int(v, 2)),
@@ -240,7 +242,7 @@ def searched_precisions(objectives, budget) -> tuple[str, ...]:
     """fp32 and int8 where a cost among ``objectives`` and ``budget`` is measured past the plain
     model (on its exported file: ``bytes``, latency), else fp32 alone."""
     costs = [n for n in (*objectives, *(b.metric for b in budget)) if get_metric(n).key != "val_accuracy"]
-    return PRECISIONS if measured_on_file(costs) else ("fp32",)
+    return precision_names("simulated") if measured_on_file(costs) else ("fp32",)
 
 
 def centre_recipe(training: dict) -> TrainSpec:

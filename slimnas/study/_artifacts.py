@@ -22,10 +22,10 @@ from slimnas._files import (
     temp_path,
     write_json,
 )
-from slimnas.config import read_yaml, save_config
+from slimnas.config._load import read_yaml, save_config
 from slimnas.errors import ConfigError, DamagedFileError, SlimnasError
 from slimnas.models import build_model
-from slimnas.spaces import Candidate
+from slimnas.spaces._spec import Candidate
 from slimnas.study._driver import pid_alive
 
 MARKER = "slimnas-run.json"

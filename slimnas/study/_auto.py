@@ -20,39 +20,34 @@ from torch import nn
 from slimnas._files import check_not_interrupted
 from slimnas.compress import (
     FINETUNE_SPEC,
-    WEIGHTED,
     CompressedModel,
     CompressionPolicy,
     SensitivityResult,
     StructuredPruner,
-    allocate_by_sensitivity,
     analyze_sensitivity,
     apply_policy,
-    attach_sensitivity,
-    compress_and_measure,
-    executed_layers,
     latency_change,
-    layer_decisions,
     list_prunable_layers,
-    mac_limits,
     measure_artifact,
-    pruned_macs,
     quantize_model,
-    slower_warning,
 )
+from slimnas.compress._allocate import allocate_by_sensitivity, mac_limits, pruned_macs
+from slimnas.compress._apply import attach_sensitivity, compress_and_measure, layer_decisions
+from slimnas.compress._base import WEIGHTED
 from slimnas.compress._compress import staged_result
+from slimnas.compress._prune import executed_layers
 from slimnas.compress._prune_layers import split_view
+from slimnas.compress._speed import slower_warning
+from slimnas.config import DEFAULT_RUNTIME, precision_names
+from slimnas.config._names import DEFAULT_PRECISIONS
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
-from slimnas.measure import Budget, load_profile, one_thread
+from slimnas.measure import Budget, one_thread
+from slimnas.measure._profile import load_profile
 from slimnas.models import check_outputs
 from slimnas.spaces import TrainSpec
-from slimnas.strategies import (
-    StrategyContext,
-    check_early_stopping,
-    early_stopping_rule,
-    get_strategy,
-)
+from slimnas.strategies import StrategyContext, check_early_stopping, get_strategy
+from slimnas.strategies._early_stopping import early_stopping_rule
 from slimnas.study._artifacts import write_json
 from slimnas.study._driver import StudySpec, n_finished, open_study, quiet_optuna, run_study
 from slimnas.study._events import EpochReporter, Listener
@@ -70,13 +65,13 @@ from slimnas.study._pareto import feasible, pareto_front
 from slimnas.study._progress import progress_rows
 from slimnas.study._resume import keep_setting, resumed_setting
 from slimnas.study._search import resolve_device
-from slimnas.training import PhaseEpochs, report_phase
+from slimnas.training import report_phase
+from slimnas.training._events import PhaseEpochs
 
 MAX_RATIO = 0.9
 WARM_DROPS = (0.01, 0.03, 0.1)  # accuracy drops that seed the sensitivity-guided starting policies
 REFINE_LR_FACTORS = (1.0, 3.0)  # fine-tune learning rates tried on the chosen ratios, times the recipe's
 SENSITIVITY_RATIOS = (0.1, 0.3, 0.5, 0.7, 0.9)
-PRECISIONS = ("fp32", "fp16", "int8")
 OLD_EARLY_STOPPING = "median"  # --auto's default until it became search's ("none"): what older studies resume with
 
 
@@ -117,7 +112,7 @@ class AutoSettings:
     budget: tuple[str, ...]
     n_trials: int = 60
     strategy: str = "tpe"
-    precisions: tuple[str, ...] = ("fp32", "int8")
+    precisions: tuple[str, ...] = DEFAULT_PRECISIONS
     importances: tuple[str, ...] = ("l1", "taylor")
     finetune_epochs: int = 2
     final_epochs: int = 10
@@ -141,8 +136,8 @@ class AutoSettings:
         for b in self.budget:
             Budget.parse(b, "--budget")
         for p in self.precisions:
-            if p not in PRECISIONS:
-                raise ConfigError("--precision", f"one of {list(PRECISIONS)}", p)
+            if p not in precision_names("layer"):
+                raise ConfigError("--precision", f"one of {list(precision_names('layer'))}", p)
         for name in self.importances:
             if name not in IMPORTANCES:
                 raise ConfigError("--importance", f"one of {IMPORTANCES.names()}", name)
@@ -385,7 +380,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     profile = load_profile(s.device_profile, "--device-profile") if s.device_profile is not None else None
     batch = profile.batch[0] if profile is not None else 1
     # latency is timed where the profile says the model runs (its runtime and threads)
-    timing = {"latency_runtime": profile.runtime if profile is not None else "onnxruntime",
+    timing = {"latency_runtime": profile.runtime if profile is not None else DEFAULT_RUNTIME,
               "latency_threads": profile.threads if profile is not None else 1}
     with report_phase(listener, "measure", label="measuring the input model in ONNX Runtime") as found:
         before = measure_artifact(apply_policy(model, CompressionPolicy(), data, epochs=0), data,

@@ -23,9 +23,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from slimnas.errors import ConfigError, SlimnasError, StorageUnreachable
 from slimnas.measure import get_metric
-from slimnas.strategies import StrategyContext, make_sampler, optuna_pruner
+from slimnas.strategies import StrategyContext
+from slimnas.strategies._base import make_sampler
+from slimnas.strategies._early_stopping import optuna_pruner
 from slimnas.study._definition import check_definition
-from slimnas.training import training_now
+from slimnas.training._trainer import training_now
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 #: a running trial writes a heartbeat this often; one silent for GRACE_S is failed and re-run

@@ -16,26 +16,25 @@ from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
 from slimnas.compress import (
-    WEIGHTED,
     CompressionPolicy,
     LatencyAllocation,
-    MacRounding,
     PrecisionChoice,
     SensitivityResult,
     allocate_by_latency,
-    choose_mac_rounding,
     choose_precision,
-    executed_layers,
     fit_to_latency,
-    fit_to_macs,
     list_prunable_layers,
-    mac_limits,
     measured_share,
     prune_ratios,
     pruned_model,
     sensitivity_cost,
 )
-from slimnas.config import DeviceProfile
+from slimnas.compress._allocate import fit_to_macs, mac_limits
+from slimnas.compress._base import WEIGHTED
+from slimnas.compress._hardware import MacRounding, choose_mac_rounding
+from slimnas.compress._prune import executed_layers
+from slimnas.config import DEFAULT_RUNTIME, DeviceProfile
+from slimnas.config._names import DEFAULT_PRECISIONS
 from slimnas.data import DataSplits
 from slimnas.measure import (
     Budget,
@@ -58,8 +57,8 @@ class HardwareTarget:
     predictor: LatencyPredictor
     batch: int = 1
     threads: int = 1
-    runtime: str = "onnxruntime"  # where latency is timed (the profile's runtime)
-    precisions: tuple[str, ...] = ("fp32", "int8")  # what the target runs (the profile's)
+    runtime: str = DEFAULT_RUNTIME  # where latency is timed (the profile's runtime)
+    precisions: tuple[str, ...] = DEFAULT_PRECISIONS  # what the target runs (the profile's)
     base_ms: float = 0.0  # predicted latency of the input model
     target_ms: float | None = None  # predicted-latency target (None: no latency budget)
     allocation: LatencyAllocation | None = None
@@ -126,7 +125,7 @@ def prepare_target(model: nn.Module, data: DataSplits, *, profile: DeviceProfile
     budget only, the channel rounding that makes ``mac_ratios`` (the allocation at the budget)
     fastest on the target, where it measurably does."""
     shape = data.input_shape
-    runtime = profile.runtime if profile is not None else "onnxruntime"
+    runtime = profile.runtime if profile is not None else DEFAULT_RUNTIME
     predictor = profile_predictor(profile, "--device-profile") if profile is not None else None
     if predictor is not None and not predictor.supports(batch, "fp32"):
         predictor = None
@@ -140,7 +139,7 @@ def prepare_target(model: nn.Module, data: DataSplits, *, profile: DeviceProfile
                                            threads=threads)
         base = predictor.predict(model, shape, batch=batch).ms
         target = HardwareTarget(predictor, batch=batch, threads=threads, runtime=runtime, base_ms=base,
-                                precisions=tuple(profile.precisions) if profile is not None else ("fp32", "int8"),
+                                precisions=tuple(profile.precisions) if profile is not None else DEFAULT_PRECISIONS,
                                 profile=profile.name if profile is not None else None)
         limits = latency_limits(budgets)
         if limits:
@@ -189,7 +188,7 @@ def bytes_limit(budgets) -> float | None:
 
 
 def choose_final_precision(target: HardwareTarget, model: nn.Module, policy: CompressionPolicy, data: DataSplits,
-                           budgets, allowed: Sequence[str] = ("fp32", "int8")) -> tuple[CompressionPolicy, dict]:
+                           budgets, allowed: Sequence[str] = DEFAULT_PRECISIONS) -> tuple[CompressionPolicy, dict]:
     """The chosen ratios' model gets int8 only on layers whose int8 kernel is faster on the
     target (measured as a whole file against fp32), or where the byte budget needs it; of the
     precisions the target runs and ``allowed`` (``--precision``): fp32 everywhere where int8 is

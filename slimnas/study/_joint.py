@@ -14,19 +14,14 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
-from slimnas.compress import (
-    CompressedModel,
-    CompressionPolicy,
-    analyze_sensitivity,
-    attach_sensitivity,
-    compress_and_measure,
-)
+from slimnas.compress import CompressedModel, CompressionPolicy, analyze_sensitivity
+from slimnas.compress._apply import attach_sensitivity, compress_and_measure
 from slimnas.data import DataSplits
-from slimnas.export import save_compressed
-from slimnas.measure import signed
+from slimnas.export._structure import save_compressed
+from slimnas.measure._metric import signed
 from slimnas.models import build_model
-from slimnas.spaces import Candidate
-from slimnas.strategies import nondominated_rank
+from slimnas.spaces._spec import Candidate
+from slimnas.strategies._early_stopping import nondominated_rank
 from slimnas.study._artifacts import RunFolder, write_json
 from slimnas.study._pareto import feasible, pareto_front
 

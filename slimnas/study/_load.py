@@ -21,9 +21,11 @@ from torch import nn
 from slimnas._files import check_not_interrupted, load_weights, read_json
 from slimnas.data import DataSplits, load_dataset
 from slimnas.errors import ConfigError, DamagedFileError
-from slimnas.export import INFO, load_compressed, read_run_info
-from slimnas.models import build_model, import_model
-from slimnas.spaces import Candidate
+from slimnas.export._info import INFO, read_run_info
+from slimnas.export._structure import load_compressed
+from slimnas.models import build_model
+from slimnas.models._user import import_model
+from slimnas.spaces._spec import Candidate
 from slimnas.study._artifacts import RunFolder, read_arch
 from slimnas.study._record import is_search_run, open_run, select_member
 

@@ -27,40 +27,29 @@ from slimnas._files import storage_error
 from slimnas.compress import (
     COMPRESSORS,
     CompressionPolicy,
-    MacRounding,
     apply_policy,
-    choose_mac_rounding,
-    compress_and_measure,
-    fit_to_macs,
-    layer_decisions,
     list_compressors,
-    mac_limits,
     measure_artifact,
     prune_ratios,
+)
+from slimnas.compress._allocate import fit_to_macs, mac_limits
+from slimnas.compress._apply import (
+    compress_and_measure,
+    layer_decisions,
     pruned_costs,
     retrain_steps,
 )
+from slimnas.compress._hardware import MacRounding, choose_mac_rounding
 from slimnas.data import DataSplits
 from slimnas.errors import SlimnasError, TrainingDiverged
 from slimnas.export import ExportMismatchError, export_onnx
-from slimnas.measure import (
-    Budget,
-    MeasureContext,
-    get_metric,
-    measure_metrics,
-    profile_precision,
-)
+from slimnas.measure import Budget, MeasureContext, get_metric, measure_metrics
+from slimnas.measure._profile import profile_precision
 from slimnas.models import build_model
-from slimnas.spaces import Candidate
-from slimnas.strategies import (
-    FAILED_ALONE,
-    OptunaReporter,
-    ParetoHalvingStopper,
-    PrepareContext,
-    WarmStart,
-    get_strategy,
-    position,
-)
+from slimnas.spaces._spec import Candidate
+from slimnas.strategies import PrepareContext, WarmStart, get_strategy
+from slimnas.strategies._early_stopping import OptunaReporter, ParetoHalvingStopper
+from slimnas.strategies._sequenced import FAILED_ALONE, position
 from slimnas.study._artifacts import RunFolder
 from slimnas.study._driver import TrialFailed, storage_cause
 from slimnas.study._events import EpochReporter, Listener

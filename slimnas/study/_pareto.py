@@ -7,8 +7,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
-from slimnas.measure import Budget, signed
-from slimnas.strategies import nondominated_rank
+from slimnas.measure import Budget
+from slimnas.measure._metric import signed
+from slimnas.strategies._early_stopping import nondominated_rank
 
 
 def feasible(metrics: dict, budget: Sequence[Budget]) -> bool:

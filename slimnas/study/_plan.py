@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slimnas.compress import CompressionSpace
+from slimnas.compress._space import CompressionSpace
 from slimnas.config import DeviceProfile, RunConfig, load_config
 from slimnas.errors import ConfigError
 from slimnas.measure import (
@@ -17,13 +17,13 @@ from slimnas.measure import (
     LatencyPredictor,
     check_profile,
     get_metric,
-    load_profile,
-    parse_objectives,
-    profile_precision,
     profile_predictor,
 )
+from slimnas.measure._metric import parse_objectives
+from slimnas.measure._profile import load_profile, profile_precision
 from slimnas.spaces import SearchSpace
-from slimnas.strategies import StrategyContext, early_stopping_rule, get_strategy
+from slimnas.strategies import StrategyContext, get_strategy
+from slimnas.strategies._early_stopping import early_stopping_rule
 from slimnas.study._definition import definition_of
 from slimnas.study._driver import StudySpec
 

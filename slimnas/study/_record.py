@@ -12,11 +12,13 @@ from pathlib import Path
 import optuna
 
 from slimnas._files import read_json
-from slimnas.config import DATA_EXTRAS, read_yaml
+from slimnas.config._load import read_yaml
+from slimnas.config._schema import DATA_EXTRAS
 from slimnas.data import DataSplits, load_dataset
 from slimnas.errors import ConfigError, DamagedFileError
-from slimnas.export import read_run_info
-from slimnas.measure import Budget, get_metric, list_metrics, signed
+from slimnas.export._info import read_run_info
+from slimnas.measure import Budget, get_metric, list_metrics
+from slimnas.measure._metric import signed
 from slimnas.study._driver import quiet_optuna
 
 

@@ -16,11 +16,13 @@ from typing import Any
 import optuna
 import torch
 
-from slimnas.config import RunConfig, read_yaml
+from slimnas.config import RunConfig
+from slimnas.config._load import read_yaml
 from slimnas.data import DataSplits, load_dataset
 from slimnas.errors import ConfigError, SlimnasError
-from slimnas.export import onnx_accuracy, write_run_info
-from slimnas.measure import OnnxRuntimeLatency, runtime_for
+from slimnas.export import onnx_accuracy
+from slimnas.export._info import write_run_info
+from slimnas.measure._latency import runtime_for
 from slimnas.spaces import get_family, list_families
 from slimnas.strategies import BaseStrategy, get_strategy
 from slimnas.study._artifacts import RunFolder, write_json
@@ -452,7 +454,7 @@ def remeasure_latency(plan: SearchPlan, onnx_path: Path, input_shape: tuple[int,
     settings = plan.measure_settings
     runtime = runtime_for({**settings, "latency_repeats": max(100, settings.get("latency_repeats", 50))},
                           field="device_profile.runtime")
-    stats = runtime.measure_stats(onnx_path if isinstance(runtime, OnnxRuntimeLatency) else load_model_of(onnx_path),
+    stats = runtime.measure_stats(onnx_path if runtime.times == "file" else load_model_of(onnx_path),
                                   input_shape)
     return {"measured_latency_ms": stats.median_ms, "measured_latency_ms_info": stats.to_dict()}
 

@@ -31,13 +31,8 @@ import optuna
 from slimnas.errors import ConfigError
 from slimnas.models._nb201 import EDGE_KEYS, OPS
 from slimnas.spaces import SearchSpace
-from slimnas.strategies import (
-    BaseStrategy,
-    StrategyContext,
-    get_strategy,
-    list_strategies,
-    make_sampler,
-)
+from slimnas.strategies import BaseStrategy, StrategyContext, get_strategy, list_strategies
+from slimnas.strategies._base import make_sampler
 from slimnas.strategies._history import trial_rng
 from slimnas.strategies._sequenced import position
 from slimnas.study._artifacts import RunFolder, write_json

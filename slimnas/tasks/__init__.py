@@ -19,47 +19,27 @@ Example:
 
 from slimnas.tasks import _classification, _detection, _lm, _multilabel, _regression, _tokens  # noqa: F401 - register
 from slimnas.tasks._base import (
-    DIRECTIONS,
-    LOSS,
     TASKS,
-    Meter,
     TargetError,
     Task,
     TaskMetric,
-    builtin_metric_names,
     get_task,
     list_tasks,
     load_task,
     register_task,
     task_from_dict,
-    validate_task,
 )
-from slimnas.tasks._classification import Classification
-from slimnas.tasks._detection import Detection
-from slimnas.tasks._lm import LanguageModel
-from slimnas.tasks._multilabel import MultiLabel
 from slimnas.tasks._regression import Regression
-from slimnas.tasks._tokens import TokenClassification
 
 __all__ = [
-    "DIRECTIONS",
-    "LOSS",
     "TASKS",
-    "Classification",
-    "Detection",
-    "LanguageModel",
-    "Meter",
-    "MultiLabel",
     "Regression",
     "TargetError",
     "Task",
     "TaskMetric",
-    "TokenClassification",
-    "builtin_metric_names",
     "get_task",
     "list_tasks",
     "load_task",
     "register_task",
     "task_from_dict",
-    "validate_task",
 ]

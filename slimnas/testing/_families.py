@@ -14,15 +14,8 @@ import optuna
 import torch
 from rich.console import Console
 
-from slimnas.spaces import (
-    FAMILIES,
-    BaseFamily,
-    Key,
-    SearchSpace,
-    arch_from_dict,
-    arch_to_dict,
-    get_family,
-)
+from slimnas.spaces import FAMILIES, BaseFamily, Key, SearchSpace, arch_from_dict, get_family
+from slimnas.spaces._family import arch_to_dict
 
 #: (data kind, built-in dataset, its options): the first kind a family takes picks its data
 DATA_FOR_KIND = (("image", "digits", {}), ("tabular", "wine", {}), ("sequence", "mnist1d", {}),
@@ -47,7 +40,9 @@ def check_family(name: str, workdir: str | Path | None = None) -> dict:
     """
     from slimnas.data import load_dataset
     from slimnas.models import build_model
-    from slimnas.report import arch_summary, front_table, write_report
+    from slimnas.report import arch_summary
+    from slimnas.report._report import write_report
+    from slimnas.report._table import front_table
     from slimnas.study import search
 
     assert name in FAMILIES, f"{name}: not a registered family"

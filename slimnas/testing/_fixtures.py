@@ -6,7 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimnas.data import DataSplits, make_splits
+from slimnas.data import DataSplits
+from slimnas.data._base import make_splits
 from slimnas.models import CNNSpec, ConvLayer, MLPSpec, RNNSpec, build_model, mnist1d_paper_cnn
 
 SHAPE = (1, 40)

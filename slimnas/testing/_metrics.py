@@ -7,12 +7,14 @@ import math
 import tempfile
 from pathlib import Path
 
+from slimnas.config import DEFAULT_RUNTIME
 from slimnas.errors import ConfigError
 from slimnas.export import export_onnx
-from slimnas.measure import Budget, MeasureContext, get_metric, measure_metrics, parse_objectives
+from slimnas.measure import Budget, MeasureContext, get_metric, measure_metrics
+from slimnas.measure._metric import parse_objectives
 from slimnas.testing._fixtures import SHAPE, TINY_MODELS, tiny_data
 
-SETTINGS = {"runtime": "onnxruntime", "latency_batch": 1, "latency_repeats": 3, "threads": 1,
+SETTINGS = {"runtime": DEFAULT_RUNTIME, "latency_batch": 1, "latency_repeats": 3, "threads": 1,
             "fitness_cost": "macs", "fitness_weight": 1e-5}
 
 

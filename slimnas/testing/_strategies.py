@@ -18,14 +18,8 @@ from slimnas.models import build_model
 from slimnas.registry import load_plugins
 from slimnas.spaces import SearchSpace
 from slimnas.strategies import BaseOneShotStrategy, OneShotContext, get_strategy
-from slimnas.study import (
-    BaseTrialObjective,
-    StudySpec,
-    n_finished,
-    open_study,
-    run_study,
-    torch_threads,
-)
+from slimnas.study import BaseTrialObjective, StudySpec, open_study, run_study
+from slimnas.study._driver import n_finished, torch_threads
 
 SPACE = {"family": ["cnn", "mlp"],
          "cnn": {"n_layers": {"low": 1, "high": 3}, "channels": [4, 8, 16], "kernel": [3, 5], "stride": [1, 2],

@@ -9,7 +9,8 @@ import math
 import torch
 
 from slimnas.errors import ConfigError
-from slimnas.tasks import TASKS, Task, get_task, task_from_dict, validate_task
+from slimnas.tasks import TASKS, Task, get_task, task_from_dict
+from slimnas.tasks._base import validate_task
 
 N = 24
 

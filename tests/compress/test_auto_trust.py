@@ -62,7 +62,8 @@ def test_a_result_slower_than_its_input_is_flagged_in_the_table_and_the_warning(
     from rich.console import Console
 
     from slimnas.cli._compress import render_table
-    from slimnas.compress import latency_change, latency_summary, slower_warning
+    from slimnas.compress import latency_change
+    from slimnas.compress._speed import latency_summary, slower_warning
 
     before = {"macs": 100, "latency_ms_b1": 0.0095, "latency_ms_b64": 0.20}
     after = {"macs": 50, "latency_ms_b1": 0.0268, "latency_ms_b64": 0.19}
@@ -117,7 +118,7 @@ def test_runtime_friendly_rounding_is_the_default_of_auto_and_can_be_turned_off(
     from typer.testing import CliRunner
 
     from slimnas.cli import build_app
-    from slimnas.study import AutoSettings
+    from slimnas.study._auto import AutoSettings
 
     assert AutoSettings(budget=("macs<=50%",)).hardware_aware is not False
     (tmp_path / "net.py").write_text(
@@ -238,7 +239,8 @@ def test_the_lazy_allocation_picks_what_counting_every_layer_picks_with_fewer_co
 def test_a_mac_budget_is_met_by_widening_a_policy_that_prunes_too_few_layers(trained_cnn, data):
     """A policy that prunes one layer cannot reach a deep MAC cut alone (a BERT trial came out
     'over budget' although the budget is met by construction): the other layers join."""
-    from slimnas.compress import CompressionPolicy, fit_to_macs, prune_ratios, pruned_macs
+    from slimnas.compress import CompressionPolicy, prune_ratios
+    from slimnas.compress._allocate import fit_to_macs, pruned_macs
     from slimnas.measure import Budget, count_macs
 
     shape = data.input_shape
@@ -276,8 +278,9 @@ def test_a_raw_bert_classifier_takes_token_ids_as_the_data_holds_them(tmp_path):
     batch of zeros of the data's shape, as numbers, and BERT wants integer ids and answers with a
     ModelOutput. It is taken as slimnas takes text models: ids as numbers in, logits out."""
     pytest.importorskip("transformers")
-    from slimnas.models import check_outputs, import_model
+    from slimnas.models import check_outputs
     from slimnas.models._hf import TokenIdsModel
+    from slimnas.models._user import import_model
 
     (tmp_path / "bert.py").write_text(BERT_FILE)
     model, factory = import_model(f"{tmp_path / 'bert.py'}:build")

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from slimnas.cli import build_app
 from slimnas.compress import CompressionPolicy, compress
 from slimnas.errors import ConfigError
-from slimnas.models import import_model
+from slimnas.models._user import import_model
 
 MODEL_FILE = textwrap.dedent("""
     import torch

@@ -14,7 +14,8 @@ from slimnas.compress import Palettizer, WeightClusterer, WeightOnlyQuantizer, q
 from slimnas.compress._gptq import gptq_weight, input_hessians
 from slimnas.compress._lowbit import pack_codes, uniform_codes, unpack_codes
 from slimnas.errors import ConfigError
-from slimnas.export import payload_bytes, predict
+from slimnas.export import predict
+from slimnas.export._proto import payload_bytes
 
 
 def _ops(data: bytes) -> list[str]:

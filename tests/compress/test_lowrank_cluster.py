@@ -8,19 +8,12 @@ import torch
 from compress_models import MODELS, SHAPE
 from torch import nn
 
-from slimnas.compress import (
-    LowRankFactorizer,
-    WeightClusterer,
-    factorize_conv,
-    factorize_linear,
-    factorize_tucker2,
-    kmeans_1d,
-    pack_indices,
-    unpack_indices,
-)
+from slimnas.compress import LowRankFactorizer, WeightClusterer
+from slimnas.compress._cluster import kmeans_1d, pack_indices, unpack_indices
+from slimnas.compress._lowrank import factorize_conv, factorize_linear, factorize_tucker2
 from slimnas.errors import ConfigError
 from slimnas.measure import count_params
-from slimnas.models import LowRank
+from slimnas.models._layers import LowRank
 
 
 @pytest.mark.parametrize("layer, x", [

@@ -9,15 +9,15 @@ from compress_models import MODELS, SHAPE
 
 from slimnas.compress import (
     DistillationLoss,
-    FineTuner,
     LowRankFactorizer,
     OnnxQuantizer,
     Pipeline,
     Retrain,
     StructuredPruner,
 )
+from slimnas.compress._distill import FineTuner
 from slimnas.errors import ConfigError, SlimnasError
-from slimnas.export import load_compressed, save_compressed
+from slimnas.export._structure import load_compressed, save_compressed
 from slimnas.spaces import TrainSpec
 
 

@@ -17,7 +17,7 @@ from slimnas.compress import (
     scale_to_macs,
 )
 from slimnas.errors import ConfigError
-from slimnas.export import ort_session
+from slimnas.export._session import ort_session
 from slimnas.measure import count_macs
 
 
@@ -117,7 +117,7 @@ def test_sensitivity_analysis(data, trained_cnn):
         assert 0 <= a2 <= 1
     assert any(res.baseline - p[1] > 0.05 for pts in res.curves.values() for p in pts)
     assert SensitivityResult.from_dict(json.loads(json.dumps(res.to_dict()))) == res
-    from slimnas.report import sensitivity_table
+    from slimnas.report._explain import sensitivity_table
 
     assert sensitivity_table(res).row_count == 3
     assert 0 <= res.max_ratio("0", max_drop=0.5) <= 0.8

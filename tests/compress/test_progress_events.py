@@ -7,7 +7,8 @@ import torch
 from typer.testing import CliRunner
 
 from slimnas.cli import build_app
-from slimnas.compress import CompressionPolicy, compress, train_from_scratch
+from slimnas.compress import CompressionPolicy, compress
+from slimnas.compress._compress import train_from_scratch
 from slimnas.study import Listener, ListenerGroup, TensorBoardListener, auto_compress
 
 NET = """

@@ -9,7 +9,8 @@ import torch
 from compress_models import MODELS, SHAPE
 from torch import nn
 
-from slimnas.compress import Retrain, StructuredPruner, agp_schedule, linear_schedule
+from slimnas.compress import Retrain, StructuredPruner
+from slimnas.compress._prune import agp_schedule, linear_schedule
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.measure import count_macs
 

@@ -18,7 +18,8 @@ from hf_models import IMAGE_SHAPE, TEXT_SHAPE, VOCAB, bert, distilbert, gpt2, vi
 from torch import nn  # noqa: E402
 
 from slimnas.compress import StructuredPruner, list_prunable_layers  # noqa: E402
-from slimnas.export import export_onnx, load_compressed, predict, save_compressed  # noqa: E402
+from slimnas.export import export_onnx, predict  # noqa: E402
+from slimnas.export._structure import load_compressed, save_compressed  # noqa: E402
 from slimnas.measure import count_macs, count_params  # noqa: E402
 from slimnas.models._heads import HEAD_COUNTS, attention_blocks, head_attributes  # noqa: E402
 
@@ -172,7 +173,7 @@ def test_auto_searches_pruning_and_precision_over_the_layers_pruning_names():
     embedding-width layers) and a precision gene for every layer, its Conv1D layers included."""
     import numpy as np
 
-    from slimnas.data import make_splits
+    from slimnas.data._base import make_splits
     from slimnas.study._auto import AutoObjective, AutoSettings
 
     rng = np.random.default_rng(0)

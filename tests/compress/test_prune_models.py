@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from slimnas.compress import StructuredPruner, list_prunable_layers, quantize_model
-from slimnas.export import load_compressed, save_compressed
+from slimnas.export._structure import load_compressed, save_compressed
 from slimnas.measure import count_macs, count_params
 from slimnas.models import (
     InvertedBlock,

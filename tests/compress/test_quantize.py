@@ -10,7 +10,10 @@ from compress_models import MODELS, SHAPE
 from slimnas.compress import OnnxQuantizer, Retrain, quantize_model
 from slimnas.compress._fakequant import int8_weights
 from slimnas.errors import ConfigError
-from slimnas.export import int8_weight_max, max_abs_diff, onnx_accuracy, predict, size_report
+from slimnas.export import onnx_accuracy, predict
+from slimnas.export._int8 import int8_weight_max
+from slimnas.export._proto import size_report
+from slimnas.export._session import max_abs_diff
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import optuna
 
-from slimnas.compress import latency_change, slower_warning
+from slimnas.compress import latency_change
+from slimnas.compress._speed import slower_warning
 from slimnas.measure import Budget
 from slimnas.study._pareto import pareto_front
 

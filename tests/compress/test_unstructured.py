@@ -7,7 +7,8 @@ import torch
 from compress_models import MODELS, SHAPE
 from torch import nn
 
-from slimnas.compress import MagnitudePruner, Retrain, load_sparse, save_sparse, sparsity
+from slimnas.compress import MagnitudePruner, Retrain
+from slimnas.compress._unstructured import load_sparse, save_sparse, sparsity
 
 
 @pytest.mark.parametrize("scope", ["global", "layer"])

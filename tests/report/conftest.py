@@ -73,7 +73,7 @@ def compress_outputs(tmp_path_factory):
     import torch
 
     from slimnas.cli import main
-    from slimnas.models import import_model
+    from slimnas.models._user import import_model
 
     d = tmp_path_factory.mktemp("compress")
     (d / "net.py").write_text(COMPRESS_MODEL)

@@ -15,7 +15,8 @@ import slimnas
 from slimnas.compress import CompressionPolicy, compress
 from slimnas.errors import ConfigError
 from slimnas.export import EXPORT_FORMATS, ExportMismatchError, list_export_formats, predict
-from slimnas.study import export_run, open_run
+from slimnas.study import open_run
+from slimnas.study._export import export_run
 from slimnas.testing import TINY_MODELS, tiny_data
 
 

@@ -17,8 +17,9 @@ from slimnas.cli import build_app
 from slimnas.compress import CompressionPolicy, compress
 from slimnas.errors import ConfigError
 from slimnas.export import predict
-from slimnas.models import LowRank, build_model
-from slimnas.spaces import Candidate
+from slimnas.models import build_model
+from slimnas.models._layers import LowRank
+from slimnas.spaces._spec import Candidate
 from slimnas.testing import SHAPE, TINY_MODELS, tiny_data
 
 WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)

@@ -67,7 +67,7 @@ def test_report_of_a_compress_output(capsys, compress_outputs, kind, tmp_path):
     assert stdout.strip().splitlines()[-1] == str(out / "report.html")
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name in before} == before
     report = json.loads((out / "report.json").read_text())
-    from slimnas.report import write_report
+    from slimnas.report._report import write_report
 
     data = write_report(out, tmp_path / "again").data
     rows = {r["key"]: r for r in data["rows"]}
@@ -154,7 +154,7 @@ def test_dashboard_serves_the_study_on_loopback(plain_run):
 
 def test_dashboard_says_how_to_install_it_when_missing(plain_run, monkeypatch):
     from slimnas.errors import ConfigError
-    from slimnas.report import serve_dashboard
+    from slimnas.report._dashboard import serve_dashboard
 
     monkeypatch.setitem(sys.modules, "optuna_dashboard", None)  # the import fails as if not installed
     with pytest.raises(ConfigError, match=r"pip install 'slimnas\[dashboard\]'"):

@@ -12,17 +12,19 @@ import yaml
 from conftest import PLAIN_BUDGET
 from optuna.trial import TrialState
 
-from slimnas.report import (
+from slimnas.report._data import report_data
+from slimnas.report._figures import (
     FRONT_TRACE,
     front_figures,
     layers_figure,
     progress_figure,
-    report_data,
     sensitivity_figure,
-    write_report,
 )
-from slimnas.study import feasible, hypervolume_2d, load_study, open_run, summarize_run
+from slimnas.report._report import write_report
+from slimnas.study import feasible, hypervolume_2d, open_run
 from slimnas.study import list_runs as list_all_runs
+from slimnas.study._record import load_study
+from slimnas.study._runs import summarize_run
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from slimnas.report import FRONT_TRACE, write_report
+from slimnas.report._figures import FRONT_TRACE
+from slimnas.report._report import write_report
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 # Chromium logs a page's console messages (console.log/warn/error, uncaught exceptions) as

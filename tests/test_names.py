@@ -1,0 +1,74 @@
+"""Names defined once and read from their registrations: a precision registered once is accepted
+by device profiles, runtimes' checks and the quantizer's per-layer settings; a metric's table
+label is its own declaration, found from its key."""
+
+from __future__ import annotations
+
+import pytest
+from torch import nn
+
+from slimnas.compress import quantize_model
+from slimnas.config import DEFAULT_RUNTIME, precision_names, register_precision
+from slimnas.config._names import precision_text, unregister_precision
+from slimnas.config._profile import parse_profile
+from slimnas.errors import ConfigError
+from slimnas.measure import METRICS, RUNTIMES, BaseMetric, metric_label, register_metric
+
+
+@pytest.fixture
+def int4():
+    register_precision("int4", bits=4, layer=True)
+    yield "int4"
+    unregister_precision("int4")
+
+
+def test_the_default_runtime_is_a_registered_runtime():
+    assert DEFAULT_RUNTIME in RUNTIMES and RUNTIMES.get(DEFAULT_RUNTIME).name == DEFAULT_RUNTIME
+
+
+def test_a_precision_is_accepted_where_it_is_registered_and_refused_before():
+    profile = {"name": "edge", "precisions": ["int4"]}
+    with pytest.raises(ConfigError, match=r"profile.precisions.*\['fp32', 'fp16', 'bf16', 'int8'\]"):
+        parse_profile(profile)
+    register_precision("int4", bits=4, layer=True)
+    try:
+        assert parse_profile(profile).precisions == ("int4",)
+        assert precision_names("layer") == ("fp32", "fp16", "int8", "int4")
+        assert precision_names("simulated") == ("fp32", "int8")  # not simulated: the supernet does not offer it
+        assert precision_text("layer") == "'fp32', 'fp16', 'int8' or 'int4'"
+    finally:
+        unregister_precision("int4")
+    assert "int4" not in precision_names()
+
+
+def test_the_quantizer_names_the_registered_layer_precisions_in_its_refusal(int4):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(8, 4))
+    with pytest.raises(ConfigError, match=r"quantize.layer_precision.1.*'fp32', 'fp16', 'int8' or 'int4'.*bf16"):
+        quantize_model(model, (8,), mode="fp32", layer_precision={"1": "bf16"})
+
+
+def test_a_quantize_step_names_the_registered_layer_precisions_in_its_refusal(int4):
+    from slimnas.compress import COMPRESSORS
+
+    step = COMPRESSORS.get("quantize")(mode="fp32", layer_precision={"1": "bf16"})
+    with pytest.raises(ConfigError, match=r"quantize.layer_precision.1.*'fp32', 'fp16', 'int8' or 'int4'.*bf16"):
+        step.validate()
+    COMPRESSORS.get("quantize")(mode="fp32", layer_precision={"1": "int4"}).validate()
+
+
+def test_a_metric_declares_its_own_label_and_its_test_split_twin_shares_it():
+    @register_metric("val_energy")
+    class Energy(BaseMetric):
+        key, label = "val_energy_mj", "val energy mJ"
+
+        def measure(self, ctx):
+            return 1.0
+
+    try:
+        assert metric_label("val_energy_mj") == "val energy mJ"
+        assert metric_label("test_energy_mj") == "test energy mJ"
+    finally:
+        METRICS.unregister("val_energy")
+    assert metric_label("val_energy_mj") == "val energy mj"  # unregistered: the key in words
+    assert [metric_label(k) for k in ("val_accuracy", "test_accuracy", "macs", "latency_ms", "params")] == [
+        "val acc", "test acc", "MACs", "latency ms", "params"]
