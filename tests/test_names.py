@@ -16,10 +16,10 @@ from slimnas.measure import METRICS, RUNTIMES, BaseMetric, metric_label, registe
 
 
 @pytest.fixture
-def int4():
-    register_precision("int4", bits=4, layer=True)
-    yield "int4"
-    unregister_precision("int4")
+def int3():
+    register_precision("int3", bits=3, layer=True)
+    yield "int3"
+    unregister_precision("int3")
 
 
 def test_the_default_runtime_is_a_registered_runtime():
@@ -27,33 +27,33 @@ def test_the_default_runtime_is_a_registered_runtime():
 
 
 def test_a_precision_is_accepted_where_it_is_registered_and_refused_before():
-    profile = {"name": "edge", "precisions": ["int4"]}
-    with pytest.raises(ConfigError, match=r"profile.precisions.*\['fp32', 'fp16', 'bf16', 'int8'\]"):
+    profile = {"name": "edge", "precisions": ["int3"]}
+    with pytest.raises(ConfigError, match=r"profile.precisions.*\['fp32', 'fp16', 'bf16', 'int8', 'int4'"):
         parse_profile(profile)
-    register_precision("int4", bits=4, layer=True)
+    register_precision("int3", bits=3, layer=True)
     try:
-        assert parse_profile(profile).precisions == ("int4",)
-        assert precision_names("layer") == ("fp32", "fp16", "int8", "int4")
+        assert parse_profile(profile).precisions == ("int3",)
+        assert precision_names("layer") == ("fp32", "fp16", "int8", "int3")
         assert precision_names("simulated") == ("fp32", "int8")  # not simulated: the supernet does not offer it
-        assert precision_text("layer") == "'fp32', 'fp16', 'int8' or 'int4'"
+        assert precision_text("layer") == "'fp32', 'fp16', 'int8' or 'int3'"
     finally:
-        unregister_precision("int4")
-    assert "int4" not in precision_names()
+        unregister_precision("int3")
+    assert "int3" not in precision_names()
 
 
-def test_the_quantizer_names_the_registered_layer_precisions_in_its_refusal(int4):
+def test_the_quantizer_names_the_registered_layer_precisions_in_its_refusal(int3):
     model = nn.Sequential(nn.Flatten(), nn.Linear(8, 4))
-    with pytest.raises(ConfigError, match=r"quantize.layer_precision.1.*'fp32', 'fp16', 'int8' or 'int4'.*bf16"):
+    with pytest.raises(ConfigError, match=r"quantize.layer_precision.1.*'fp32', 'fp16', 'int8' or 'int3'.*bf16"):
         quantize_model(model, (8,), mode="fp32", layer_precision={"1": "bf16"})
 
 
-def test_a_quantize_step_names_the_registered_layer_precisions_in_its_refusal(int4):
+def test_a_quantize_step_names_the_registered_layer_precisions_in_its_refusal(int3):
     from slimnas.compress import COMPRESSORS
 
     step = COMPRESSORS.get("quantize")(mode="fp32", layer_precision={"1": "bf16"})
-    with pytest.raises(ConfigError, match=r"quantize.layer_precision.1.*'fp32', 'fp16', 'int8' or 'int4'.*bf16"):
+    with pytest.raises(ConfigError, match=r"quantize.layer_precision.1.*'fp32', 'fp16', 'int8' or 'int3'.*bf16"):
         step.validate()
-    COMPRESSORS.get("quantize")(mode="fp32", layer_precision={"1": "int4"}).validate()
+    COMPRESSORS.get("quantize")(mode="fp32", layer_precision={"1": "int3"}).validate()
 
 
 def test_a_metric_declares_its_own_label_and_its_test_split_twin_shares_it():
