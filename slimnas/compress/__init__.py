@@ -34,12 +34,10 @@ from slimnas.compress._apply import (
     retrain_steps,
 )
 from slimnas.compress._base import (
-    COMPRESSORS,
     WEIGHTED,
     BaseCompressor,
     Gene,
     Pipeline,
-    list_compressors,
     register_compressor,
 )
 from slimnas.compress._cluster import (
@@ -80,7 +78,6 @@ from slimnas.compress._lowrank import (
     factorize_linear,
     factorize_tucker2,
 )
-from slimnas.compress._policy import CompressionPolicy, PolicyStep
 from slimnas.compress._precision import PrecisionChoice, choose_precision, compare_int8_formats
 from slimnas.compress._prune import (
     IMPORTANCES,
@@ -112,6 +109,7 @@ from slimnas.compress._unstructured import (
     sparse_bytes,
     sparsity,
 )
+from slimnas.spaces._policy import COMPRESSORS, CompressionPolicy, PolicyStep, list_compressors
 
 __all__ = [
     "COMPRESSORS",

@@ -24,8 +24,8 @@ from torch import nn
 
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError
-from slimnas.registry import Registry
 from slimnas.spaces import Key
+from slimnas.spaces._policy import COMPRESSORS
 
 #: layers quantization, low rank and clustering act on (recurrent layers are pruned, not these)
 WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -193,10 +193,6 @@ class BaseCompressor(abc.ABC):
         return None
 
 
-#: compressor name -> class (a :class:`BaseCompressor` subclass)
-COMPRESSORS: Registry[type[BaseCompressor]] = Registry("compression.step")
-
-
 def register_compressor(name: str) -> Callable[[type[BaseCompressor]], type[BaseCompressor]]:
     """Class decorator: register a :class:`BaseCompressor` as the policy step ``name``.
 
@@ -214,11 +210,6 @@ def register_compressor(name: str) -> Callable[[type[BaseCompressor]], type[Base
         return cls
 
     return decorator
-
-
-def list_compressors() -> list[str]:
-    """Registered compressors in the order a policy runs them."""
-    return sorted(COMPRESSORS.names(), key=lambda n: (COMPRESSORS.get(n).order, n))
 
 
 def _input_shape(data: DataSplits | None, input_shape: tuple[int, ...] | None, who: str) -> tuple[int, ...]:

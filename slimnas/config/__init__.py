@@ -24,6 +24,7 @@ from slimnas.config._schema import (
     data_to_dict,
     parse_config,
 )
+from slimnas.config._settings import MeasureSettings
 
 __all__ = [
     "DATA_EXTRAS",
@@ -42,6 +43,7 @@ __all__ = [
     "DataConfig",
     "FitnessConfig",
     "MeasureConfig",
+    "MeasureSettings",
     "RunConfig",
     "StrategyConfig",
     "data_to_dict",

@@ -5,6 +5,7 @@ runtimes with ``RUNTIMES.register``."""
 from slimnas.measure import _metrics  # noqa: F401  (registers the built-in metrics)
 from slimnas.measure._bytes import onnx_bytes, weight_bytes
 from slimnas.measure._counts import count_macs, count_params
+from slimnas.measure._evaluate import Artifact, evaluate_artifact
 from slimnas.measure._format import fmt_count
 from slimnas.measure._latency import (
     RUNTIMES,
@@ -65,6 +66,8 @@ from slimnas.measure._profile import (
 )
 
 __all__ = [
+    "Artifact",
+    "evaluate_artifact",
     "ALIASES",
     "METRICS",
     "RUNTIMES",

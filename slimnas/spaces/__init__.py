@@ -25,6 +25,7 @@ from slimnas.spaces._params import (
     parse_keys,
     parse_param,
 )
+from slimnas.spaces._policy import CompressionPolicy, PolicyStep
 from slimnas.spaces._space import TRAINING_KEYS, CompressionGenes, SearchSpace, sample_training
 from slimnas.spaces._spec import Candidate, TrainSpec
 
@@ -36,9 +37,11 @@ __all__ = [
     "BaseFamily",
     "Candidate",
     "CompressionGenes",
+    "CompressionPolicy",
     "Draw",
     "Key",
     "Param",
+    "PolicyStep",
     "SearchSpace",
     "TrainSpec",
     "arch_from_dict",

@@ -40,6 +40,7 @@ from slimnas.compress import (
     slower_warning,
 )
 from slimnas.compress._prune_layers import split_view
+from slimnas.config import MeasureSettings
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.measure import Budget, load_profile, one_thread
@@ -246,10 +247,10 @@ class AutoObjective(BaseTrialObjective):
 
     def __init__(self, model: nn.Module, data: DataSplits, settings: AutoSettings, budget: tuple[Budget, ...],
                  rule: str, listener: Listener | None = None, hardware: HardwareTarget | None = None, *,
-                 timing: dict) -> None:
-        super().__init__(objectives=("accuracy",), budget=budget, early_stopping=rule, listener=listener)
+                 measure: MeasureSettings) -> None:
+        super().__init__(objectives=("accuracy",), budget=budget, early_stopping=rule, listener=listener,
+                         settings=measure)  # where latency is timed (runtime, threads, repeats)
         self.model, self.data, self.auto, self.hardware = model, data, settings, hardware
-        self.timing = timing  # latency_runtime, latency_threads: where latency is timed
         self.prunable = objective_layers(model, data)
         # precision genes for the layers quantization acts on (not GRU/LSTM: those stay fp32)
         # (named as pruning names them: split attention projections, GPT-2's Conv1D as Linear)
@@ -280,8 +281,8 @@ class AutoObjective(BaseTrialObjective):
         try:
             artifact, metrics, _ = compress_and_measure(
                 self.model, policy, self.data, budget=self.budget, epochs=s.finetune_epochs,
-                seed=s.seed * 100_003 + trial_place(trial), device=s.device, latency_repeats=s.latency_repeats,
-                latency_batch=batch, use_full_budget=self.hardware is None, train=s.train, **self.timing,
+                seed=s.seed * 100_003 + trial_place(trial), device=s.device, settings=self.settings,
+                latency_batch=batch, names=self.tracked, use_full_budget=self.hardware is None, train=s.train,
                 stoppers=lambda _: [EpochReporter(self.listener, trial.number), *self.stoppers(trial, s.finetune_epochs)])
         except optuna.TrialPruned:
             curve = trial.user_attrs.get("curve", [])
@@ -314,8 +315,8 @@ def _int8_layers(policy: CompressionPolicy) -> list[str]:
     return [n for n, p in (options.get("layer_precision") or {}).items() if p == "int8"]
 
 
-def _fp32_if_faster(artifact: CompressedModel, after: dict, latency: dict, data: DataSplits, s: AutoSettings,
-                    batch: int, timing: dict) -> tuple[CompressedModel, dict, dict, str]:
+def _fp32_if_faster(artifact: CompressedModel, after: dict, latency: dict, data: DataSplits,
+                    measure: MeasureSettings, names: list[str]) -> tuple[CompressedModel, dict, dict, str]:
     """The fine-tuned model as an fp32 file where its int8 file is slower than the input model and
     the fp32 file is faster than the int8 one (no byte budget asks for int8); with the reason."""
     options = dict(artifact.policy.options("quantize") or {})
@@ -323,10 +324,10 @@ def _fp32_if_faster(artifact: CompressedModel, after: dict, latency: dict, data:
     options.pop("int8_format", None)
     policy = artifact.policy.with_step("quantize", options)
     plain = CompressedModel(artifact.model, quantize_model(artifact.model, data.input_shape, mode="fp32"),
-                            artifact.input_shape, policy, artifact.report, None, artifact.not_done, artifact.did_nothing)
-    metrics = measure_artifact(plain, data, splits=("val", "test"), latency_batches=(batch,),
-                               repeats=s.latency_repeats, runtime=timing["latency_runtime"],
-                               threads=timing["latency_threads"])
+                            artifact.input_shape, policy, None, artifact.report, artifact.not_done, artifact.did_nothing)
+    batch = measure.latency_batch
+    metrics = measure_artifact(plain, data, splits=("val", "test"), latency_batches=(batch,), settings=measure,
+                               names=names)
     key = f"latency_ms_b{batch}"
     if metrics[key] < after[key]:
         metrics["val_loss"] = after.get("val_loss")
@@ -371,15 +372,16 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
 
     profile = load_profile(s.device_profile, "--device-profile") if s.device_profile is not None else None
     batch = profile.batch[0] if profile is not None else 1
-    # latency is timed where the profile says the model runs (its runtime and threads)
-    timing = {"latency_runtime": profile.runtime if profile is not None else "onnxruntime",
-              "latency_threads": profile.threads if profile is not None else 1}
+    # latency is timed where the profile says the model runs (its runtime, threads and batch)
+    measure = MeasureSettings(runtime=profile.runtime if profile is not None else "onnxruntime",
+                              threads=profile.threads if profile is not None else 1, latency_batch=batch,
+                              latency_repeats=s.latency_repeats)
+    texts = list(s.budget) + [b for b in (profile.limits if profile is not None else ()) if b not in s.budget]
     with report_phase(listener, "measure", label="measuring the input model in ONNX Runtime") as found:
         before = measure_artifact(apply_policy(model, CompressionPolicy(), data, epochs=0), data,
-                                  splits=("val", "test"), latency_batches=(batch,), repeats=s.latency_repeats,
-                                  runtime=timing["latency_runtime"], threads=timing["latency_threads"])
+                                  splits=("val", "test"), latency_batches=(batch,), settings=measure,
+                                  names=[Budget.parse(b, "--budget").metric for b in texts])
         found.update(val_accuracy=before["val_accuracy"], macs=before["macs"], bytes=before["bytes"])
-    texts = list(s.budget) + [b for b in (profile.limits if profile is not None else ()) if b not in s.budget]
     budgets = tuple(Budget.parse(b, "--budget").resolve(before) for b in texts)
     if latency_limits(budgets) and min(latency_limits(budgets)) > before["latency_ms"]:
         # under a latency budget the result is never slower than the input model
@@ -452,7 +454,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
                      max_epochs=max(1, s.finetune_epochs), space=None, n_startup_trials=len(WARM_DROPS) + 2,
                      population_size=max(4, min(20, s.n_trials // 3)), field="--strategy")
     study = open_study(spec)
-    objective = AutoObjective(model, data, s, budgets, rule, listener, hardware=hardware, timing=timing)
+    objective = AutoObjective(model, data, s, budgets, rule, listener, hardware=hardware, measure=measure)
     if not study.trials:
         if hardware is not None and hardware.allocation is not None:
             allocated = hardware.allocation.ratios
@@ -506,12 +508,13 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     torch.manual_seed(s.seed)
     artifact, after, decisions = compress_and_measure(
         model, policy, data, budget=(), epochs=s.final_epochs, seed=s.seed, device=s.device,
-        eval_splits=("val", "test"), latency_repeats=s.latency_repeats, train=recipe, listener=listener,
-        phase="finetune", label="final fine-tune", latency_batch=batch, keep_best=True, **timing)
-    latency = latency_change(before, after, runtime=timing["latency_runtime"], threads=timing["latency_threads"])
+        eval_splits=("val", "test"), settings=measure, names=objective.tracked, train=recipe, listener=listener,
+        phase="finetune", label="final fine-tune", keep_best=True)
+    latency = latency_change(before, after, runtime=measure.runtime, threads=measure.threads)
     if latency["slower_at"] and _int8_layers(artifact.policy):
         if bytes_limit(budgets) is None:
-            artifact, after, latency, note = _fp32_if_faster(artifact, after, latency, data, s, batch, timing)
+            artifact, after, latency, note = _fp32_if_faster(artifact, after, latency, data, measure,
+                                                             objective.tracked)
             decisions = layer_decisions(model, artifact) if note.startswith("fp32") else decisions
         else:
             note = ("int8 kept although it is slower here: the budget asks for bytes "
