@@ -113,7 +113,8 @@ def apply_policy(
             did_nothing.append(step.compressor)
     if onnx is None:
         onnx = quantize_model(current, data.input_shape, mode="fp32", calibration=data.x_train[:N_CALIBRATION])
-    return CompressedModel(current, onnx, data.input_shape, policy, storage, report, not_done, did_nothing)
+    return CompressedModel(current, onnx, data.input_shape, policy, storage_bytes=storage, report=report,
+                           not_done=not_done, did_nothing=did_nothing)
 
 
 def retrain_steps(policy: CompressionPolicy) -> int:

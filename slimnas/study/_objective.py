@@ -10,7 +10,6 @@ measures it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import math
 import signal
@@ -30,7 +29,6 @@ from slimnas.errors import SlimnasError, TrainingDiverged
 from slimnas.export import ExportMismatchError
 from slimnas.measure import Artifact, Budget, evaluate_artifact, get_metric
 from slimnas.models import build_model
-from slimnas.spaces import Candidate, TrainSpec
 from slimnas.strategies import (
     FAILED_ALONE,
     OptunaReporter,
@@ -41,16 +39,18 @@ from slimnas.strategies import (
 )
 from slimnas.study._artifacts import RunFolder
 from slimnas.study._driver import TrialFailed, storage_cause
-from slimnas.study._events import EpochReporter, Listener
+from slimnas.study._events import Listener
 from slimnas.study._joint import write_artifact
 from slimnas.study._trials import (
     Made,
     compressed_artifact,
+    sample_candidate,
+    skip,
     trained_artifact,
     warm_artifact,
     worth_training,
 )
-from slimnas.training import Callback, fit
+from slimnas.training import Callback
 
 #: objectives whose value is known after every epoch, so a rule can stop a trial that falls behind
 WATCHABLE = ("accuracy", "loss", "fitness")
@@ -261,11 +261,9 @@ class BaseTrialObjective:
 
 
 class SearchObjective(BaseTrialObjective):
-    """One trial of a search: sample a candidate, make its artifact (trained from scratch; with
-    compression genes, its trained or reused parent compressed as the candidate's policy says;
-    from a strategy's weights, fine-tuned and compressed as the strategy says), measure it with
-    :func:`~slimnas.measure.evaluate`, record it. The trial kinds differ only in how they make
-    the artifact (:mod:`slimnas.study._trials`)."""
+    """One trial of a search: sample a candidate, make its artifact (:mod:`slimnas.study._trials`:
+    trained, compressed, or warm-started from a strategy's weights), measure it with
+    :func:`~slimnas.measure.evaluate_artifact`, record it."""
 
     def __init__(self, plan, splits: DataSplits, run: RunFolder, device: torch.device,
                  listener: Listener | None = None, *, run_seed: int | None = None) -> None:
@@ -274,16 +272,6 @@ class SearchObjective(BaseTrialObjective):
         self.plan, self.config, self.splits, self.run, self.device = plan, plan.config, splits, run, device
         self.strategy = get_strategy(self.config.strategy.name)
         self.prepared = prepare_context(plan, splits, run, device, self.listener, run_seed=run_seed)
-
-    def sample(self, trial: optuna.Trial) -> Candidate:
-        cand = self.plan.space.sample(trial, tie_layers=self.config.strategy.name == "grid",
-                                      input_shape=self.splits.input_shape, n_classes=self.splits.n_classes)
-        if self.config.epochs is not None:
-            cand = dataclasses.replace(cand, train=dataclasses.replace(cand.train, epochs=self.config.epochs))
-        vocab = getattr(self.splits, "vocab_size", None)
-        if vocab and getattr(cand.arch, "vocab_size", None) == 0:  # token ids: the data's vocabulary
-            cand = dataclasses.replace(cand, arch=dataclasses.replace(cand.arch, vocab_size=vocab))
-        return cand
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         self.recording, self.phase = False, "sampling"
@@ -305,7 +293,7 @@ class SearchObjective(BaseTrialObjective):
 
     def _evaluate(self, trial: optuna.Trial) -> list[float]:
         self.t0 = time.perf_counter()
-        cand = self.sample(trial)
+        cand = sample_candidate(self, trial)
         self.run.write_candidate(trial.number, cand)
         trial.set_user_attr("candidate", cand.to_dict())
         shape, n_classes = self.splits.input_shape, self.splits.n_classes
@@ -320,28 +308,14 @@ class SearchObjective(BaseTrialObjective):
         if warm is not None:
             made = warm_artifact(self, trial, warm, metrics)
         elif not worth_training(self, cand, metrics, static):  # over a budget known before training
-            return self._skip(trial, metrics)
+            return skip(self, trial, metrics)
         else:
             made = (compressed_artifact if cand.compression is not None else trained_artifact)(self, trial, cand,
                                                                                              model, metrics)
         return self.record(trial, made, metrics, "complete")
 
-    def _skip(self, trial: optuna.Trial, metrics: dict) -> list[float]:
-        """A candidate over a budget known before training: not trained, and nothing of it
-        kept that could pass for a trained model (no weights, no ONNX file, no accuracy).
-        It stays a complete trial in the study, so the samplers learn from its costs and
-        constraints; it is marked skipped (the ``skipped`` user attribute, ``state: skipped``
-        in its metrics.json) and its unmeasured objectives are the worst of their direction."""
-        missed = [str(b) for b in self.budget if b.key in metrics and not b.is_met(metrics)]
-        metrics.update(trained=False, skipped="over the budget before training: " + (", ".join(missed) or
-                                                                                       "beyond compression's reach"))
-        trial.set_user_attr("skipped", True)
-        self._finish(trial, metrics, "skipped")
-        return self.values(metrics)
-
     def record(self, trial: optuna.Trial, made: Made, metrics: dict, state: str) -> list[float]:
-        """Measure the trial's artifact by every metric the study reads (what is in ``metrics``
-        was measured already), write its files and metrics."""
+        """Measure the artifact by every metric the study reads (those in ``metrics`` are), write it."""
         self.phase = "measuring the artifact"
         evaluate_artifact(made.artifact, self.settings, ["loss", "accuracy", "bytes", *self.tracked], self.splits,
                  known=metrics)
@@ -350,10 +324,10 @@ class SearchObjective(BaseTrialObjective):
             trial.set_user_attr("policy", made.artifact.policy.to_dict())
         else:
             self.run.write_weights(trial.number, made.artifact.model)
-        self._finish(trial, metrics, state, folds=made.folds)
+        self.finish(trial, metrics, state, folds=made.folds)
         return self.values(metrics)
 
-    def _finish(self, trial: optuna.Trial, metrics: dict, state: str, folds: list[float] | None = None) -> None:
+    def finish(self, trial: optuna.Trial, metrics: dict, state: str, folds: list[float] | None = None) -> None:
         """Store the trial's metrics. ``folds``: its accuracy on more held-out folds
         (:attr:`WarmStart.folds`); ``val_accuracy`` becomes their mean with this split's."""
         if folds:
@@ -373,16 +347,3 @@ class SearchObjective(BaseTrialObjective):
         """The per-trial time limit, when the config sets one."""
         seconds = self.config.trial_timeout
         return [TimeLimit(seconds, self.t0)] if seconds else []
-
-    def train(self, trial: optuna.Trial, model: torch.nn.Module, train: TrainSpec, *, early_stopping: bool = True,
-              augment: bool = True) -> None:
-        """Train ``model`` with ``train``, the trial's seed, its epochs reported, its time limit
-        and (``early_stopping``) the study's rule that stops weak trials."""
-        self.phase = "training"
-        callbacks: list[Callback] = [EpochReporter(self.listener, trial.number), *self.limits()]
-        if early_stopping:
-            callbacks += self.stoppers(trial, train.epochs)
-        self.listener.trial_started(trial.number, train.epochs)
-        fit(model, self.splits.x_train, self.splits.y_train, train, x_val=self.splits.x_val,
-            y_val=self.splits.y_val, device=self.device, seed=self.seed(trial), callbacks=callbacks,
-            **({"augment": self.splits.augment} if augment else {}))

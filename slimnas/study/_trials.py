@@ -5,6 +5,7 @@ with :func:`~slimnas.measure.evaluate` and writes it."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -28,9 +29,11 @@ from slimnas.compress import (
 )
 from slimnas.export import export_onnx
 from slimnas.measure import Artifact, profile_precision
-from slimnas.spaces import Candidate, CompressionPolicy
+from slimnas.spaces import Candidate, CompressionPolicy, TrainSpec
 from slimnas.strategies import WarmStart
+from slimnas.study._events import EpochReporter
 from slimnas.study._joint import cached_parent
+from slimnas.training import Callback, fit
 from slimnas.training import evaluate as evaluate_model
 
 
@@ -42,6 +45,46 @@ class Made:
     artifact: Artifact
     decisions: list[dict] | None = None
     folds: list[float] | None = None
+
+
+def sample_candidate(obj, trial: optuna.Trial) -> Candidate:
+    """The trial's candidate, with the config's epochs and the data's vocabulary."""
+    cand = obj.plan.space.sample(trial, tie_layers=obj.config.strategy.name == "grid",
+                                  input_shape=obj.splits.input_shape, n_classes=obj.splits.n_classes)
+    if obj.config.epochs is not None:
+        cand = dataclasses.replace(cand, train=dataclasses.replace(cand.train, epochs=obj.config.epochs))
+    vocab = getattr(obj.splits, "vocab_size", None)
+    if vocab and getattr(cand.arch, "vocab_size", None) == 0:  # token ids: the data's vocabulary
+        cand = dataclasses.replace(cand, arch=dataclasses.replace(cand.arch, vocab_size=vocab))
+    return cand
+
+
+def train(obj, trial: optuna.Trial, model: torch.nn.Module, spec: TrainSpec, *, early_stopping: bool = True,
+          augment: bool = True) -> None:
+    """Train ``model`` with ``spec``, the trial's seed, its epochs reported, its time limit
+    and (``early_stopping``) the study's rule that stops weak trials."""
+    obj.phase = "training"
+    callbacks: list[Callback] = [EpochReporter(obj.listener, trial.number), *obj.limits()]
+    if early_stopping:
+        callbacks += obj.stoppers(trial, spec.epochs)
+    obj.listener.trial_started(trial.number, spec.epochs)
+    fit(model, obj.splits.x_train, obj.splits.y_train, spec, x_val=obj.splits.x_val,
+        y_val=obj.splits.y_val, device=obj.device, seed=obj.seed(trial), callbacks=callbacks,
+        **({"augment": obj.splits.augment} if augment else {}))
+
+
+def skip(obj, trial: optuna.Trial, metrics: dict) -> list[float]:
+    """A candidate over a budget known before training: not trained, and nothing of it
+    kept that could pass for a trained model (no weights, no ONNX file, no accuracy).
+    It stays a complete trial in the study, so the samplers learn from its costs and
+    constraints; it is marked skipped (the ``skipped`` user attribute, ``state: skipped``
+    in its metrics.json) and its unmeasured objectives are the worst of their direction."""
+    missed = [str(b) for b in obj.budget if b.key in metrics and not b.is_met(metrics)]
+    metrics.update(trained=False, skipped="over the budget before training: " + (", ".join(missed) or
+                                                                                   "beyond compression's reach"))
+    trial.set_user_attr("skipped", True)
+    obj.finish(trial, metrics, "skipped")
+    return obj.values(metrics)
 
 
 def worth_training(obj, cand: Candidate, costs: dict, static: list[str]) -> bool:
@@ -69,7 +112,7 @@ def trained_artifact(obj, trial: optuna.Trial, cand: Candidate, model: torch.nn.
     """The candidate trained from scratch; one the study's rule stops early is recorded as
     pruned, with what it reached."""
     try:
-        obj.train(trial, model, cand.train)
+        train(obj, trial, model, cand.train)
     except optuna.TrialPruned:
         metrics["trained"] = True
         obj.record(trial, Made(exported(obj, trial, model)), metrics, "pruned")
@@ -84,7 +127,7 @@ def compressed_artifact(obj, trial: optuna.Trial, cand: Candidate, model: torch.
     early by the study's rule."""
     splits, policy, costs = obj.splits, cand.compression, dict(trial.user_attrs["costs"])
     parent, reused = cached_parent(obj.run.root / "parents", cand, model,
-                                   lambda m: obj.train(trial, m, cand.train, early_stopping=False))
+                                   lambda m: train(obj, trial, m, cand.train, early_stopping=False))
     parent_metrics = {"parent_val_accuracy": evaluate_model(parent, splits.x_val, splits.y_val)["accuracy"],
                       "parent_params": costs["params"], "parent_macs": costs["macs"], "parent_reused": reused}
     epochs = obj.plan.space.compression.value("finetune_epochs")
@@ -146,7 +189,7 @@ def warm_artifact(obj, trial: optuna.Trial, warm: WarmStart, metrics: dict) -> M
     model, splits = warm.model, obj.splits
     metrics.update(warm.info)
     if warm.train.epochs > 0:
-        obj.train(trial, model, warm.train, early_stopping=False, augment=False)
+        train(obj, trial, model, warm.train, early_stopping=False, augment=False)
     metrics["trained"] = True
     folds = None if warm.folds is None else warm.folds(seed=obj.seed(trial), device=obj.device)
     if warm.policy is None:
