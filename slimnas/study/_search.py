@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 import torch
 
-from slimnas.config import RunConfig, read_yaml
+from slimnas.config import MeasureSettings, RunConfig, read_yaml
 from slimnas.data import DataSplits, load_dataset
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.export import onnx_accuracy, write_run_info
@@ -466,7 +466,7 @@ def remeasure_latency(plan: SearchPlan, onnx_path: Path, input_shape: tuple[int,
     threads, batch and precision, beside the predicted one the search used: the figures the
     report compares (``measured_latency_ms``, ``predicted_latency_ms`` and how each was got)."""
     settings = plan.measure_settings
-    runtime = runtime_for({**settings, "latency_repeats": max(100, settings.get("latency_repeats", 50))},
+    runtime = runtime_for(MeasureSettings.of(settings, latency_repeats=max(100, settings.latency_repeats)),
                           field="device_profile.runtime")
     stats = runtime.measure_stats(onnx_path if isinstance(runtime, OnnxRuntimeLatency) else load_model_of(onnx_path),
                                   input_shape)
