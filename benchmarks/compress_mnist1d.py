@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> dict:
         pipe.fit(base, data)
         onnx = pipe.onnx_ or quantize_model(pipe.model_, shape, mode="fp32")
         storage = getattr(pipe.named_steps.get("cluster"), "encoded_bytes_", None)
-        artifacts[name] = CompressedModel(pipe.model_, onnx, shape, CompressionPolicy(), pipe.report_, storage)
+        artifacts[name] = CompressedModel(pipe.model_, onnx, shape, CompressionPolicy(), report=pipe.report_,
+                                          storage_bytes=storage)
         print(f"{name}: done at {time.time() - t0:.0f}s", file=sys.stderr)
 
     for imp, label in [("l1", "L1"), ("taylor", "Taylor")]:

@@ -281,9 +281,9 @@ def test_auto_times_latency_on_the_device_profiles_runtime(tmp_path, trained_cnn
     timed = []
 
     class Recorded(TorchLatency):
-        def measure(self, model, input_shape):
+        def measure_stats(self, model, input_shape):  # what the latency metric times with
             timed.append((self.batch_size, self.threads))
-            return super().measure(model, input_shape)
+            return super().measure_stats(model, input_shape)
 
     RUNTIMES.register("torch-recorded")(Recorded)
     try:
@@ -296,8 +296,10 @@ def test_auto_times_latency_on_the_device_profiles_runtime(tmp_path, trained_cnn
     finally:
         RUNTIMES.unregister("torch-recorded")
     done = [t for t in res.study.trials if t.state.name == "COMPLETE"]
-    assert len(timed) == 1 + len(done) + 1  # the input model, each policy, the final model
-    assert set(timed) == {(8, 2)}
+    # the input model, each policy and the final model, timed at the profile's batch and threads
+    figures = [res.before, *(t.user_attrs["metrics"] for t in done), res.after]
+    assert [(m["latency_ms_info"]["batch"], m["latency_ms_info"]["threads"]) for m in figures] == [(8, 2)] * len(figures)
+    assert timed and set(timed) == {(8, 2)}
     report = json.loads((tmp_path / "auto" / "report.json").read_text())
     assert report["hardware"]["runtime"] == "torch-recorded"
     # the profile runs fp32 only: no layer is given int8, however fast ONNX Runtime's int8 is here
@@ -440,7 +442,7 @@ def test_policy_finetune_lr_overrides_the_recipe_and_is_a_gene(trained_cnn):
                                     compression=CompressionSpace.from_config)
     trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1)).ask()
     cand = space.sample(trial, input_shape=(1, 40), n_classes=10)
-    assert cand.compression["finetune_lr"] == trial.params["comp.finetune_lr"] in (0.003, 0.01)
+    assert cand.compression.finetune_lr == trial.params["comp.finetune_lr"] in (0.003, 0.01)
     with pytest.raises(slimnas.ConfigError, match="compression.finetune_lr"):
         CompressionPolicy(finetune_lr=-1.0)
 
@@ -526,7 +528,7 @@ def test_joint_search_on_a_device_profile_rounds_channels_under_the_mac_budget(t
     rounded to the multiple the table predicts fastest per MAC (no timing per trial; the choice
     itself is tested in test_device: here it is made for every trial, and its rounding, forced
     to 8, is what the trial's channel counts keep); without a profile nothing is rounded."""
-    import slimnas.study._objective as objective
+    import slimnas.study._trials as objective
     from slimnas.compress import list_prunable_layers, prune_ratios, pruned_model
     from slimnas.compress._hardware import MacRounding
     from slimnas.config._profile import write_profile

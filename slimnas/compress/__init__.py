@@ -22,11 +22,9 @@ from slimnas.compress._allocate import (
 )
 from slimnas.compress._apply import CompressedModel, apply_policy, measure_artifact
 from slimnas.compress._base import (
-    COMPRESSORS,
     BaseCompressor,
     Gene,
     Pipeline,
-    list_compressors,
     register_compressor,
 )
 from slimnas.compress._cluster import WeightClusterer
@@ -44,7 +42,6 @@ from slimnas.compress._hardware import (
 from slimnas.compress._int4 import WeightOnlyQuantizer
 from slimnas.compress._lowrank import LowRankFactorizer
 from slimnas.compress._palette import Palettizer
-from slimnas.compress._policy import CompressionPolicy, PolicyStep
 from slimnas.compress._precision import PrecisionChoice, choose_precision, compare_int8_formats
 from slimnas.compress._prune import (
     IMPORTANCES,
@@ -61,6 +58,7 @@ from slimnas.compress._sensitivity import (
 )
 from slimnas.compress._speed import latency_change
 from slimnas.compress._unstructured import MagnitudePruner
+from slimnas.spaces._policy import COMPRESSORS, CompressionPolicy, PolicyStep, list_compressors
 
 __all__ = [
     "COMPRESSORS",

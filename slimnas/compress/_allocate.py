@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimnas.compress._policy import CompressionPolicy
 from slimnas.compress._prune import StructuredPruner, prunable_layers
 from slimnas.compress._prune_layers import split_view
 from slimnas.errors import ConfigError
 from slimnas.measure import count_macs
+from slimnas.spaces._policy import CompressionPolicy
 
 MAX_RATIO = 0.95  # scale_to_macs never removes more than this share of a layer's channels
 UNIFORM_SHAPE = 0.3  # ratio shape used when a policy prunes nothing but the MAC budget needs it

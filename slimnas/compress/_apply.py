@@ -6,44 +6,36 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from torch import nn
 
 from slimnas.compress._allocate import fit_to_macs, prune_ratios, pruned_model
-from slimnas.compress._base import COMPRESSORS, list_compressors
 from slimnas.compress._distill import FINETUNE_SPEC, Retrain
-from slimnas.compress._policy import CompressionPolicy
 from slimnas.compress._prune import executed_layers
 from slimnas.compress._prune_layers import split_view
 from slimnas.compress._quantize import quantize_model
-from slimnas.config import DEFAULT_RUNTIME
+from slimnas.config import MeasureSettings
 from slimnas.data import DataSplits
 from slimnas.export import onnx_accuracy
 from slimnas.export._proto import size_report
-from slimnas.measure import count_macs, count_params
-from slimnas.measure._latency import runtime_for
+from slimnas.measure import Artifact, count_macs, count_params, evaluate_artifact
 from slimnas.spaces import TrainSpec
-from slimnas.training import Callback, Listener, evaluate, report_phase
+from slimnas.spaces._policy import COMPRESSORS, CompressionPolicy, list_compressors
+from slimnas.training import Callback, Listener, report_phase
 from slimnas.training._events import PhaseEpochs
 
 N_CALIBRATION = 512  # training samples that calibrate static int8 when no step quantizes
 
 
 @dataclass
-class CompressedModel:
+class CompressedModel(Artifact):
     """The artifact a policy produces: the eager model, its ONNX file (at the policy's
     precision), and what each step did."""
 
-    model: nn.Module
-    onnx: bytes
-    input_shape: tuple[int, ...]
-    policy: CompressionPolicy
+    policy: CompressionPolicy = field(default_factory=CompressionPolicy)
     report: dict = field(default_factory=dict)
-    storage_bytes: int | None = None  # bytes of a compressed encoding (clustering), when one ran
     #: step -> {layer: why} for what a step was asked to change and left alone
     not_done: dict[str, dict[str, str]] = field(default_factory=dict)
     #: steps that changed nothing at all
@@ -123,7 +115,8 @@ def apply_policy(
             did_nothing.append(step.compressor)
     if onnx is None:
         onnx = quantize_model(current, data.input_shape, mode="fp32", calibration=data.x_train[:N_CALIBRATION])
-    return CompressedModel(current, onnx, data.input_shape, policy, report, storage, not_done, did_nothing)
+    return CompressedModel(current, onnx, data.input_shape, policy, storage_bytes=storage, report=report,
+                           not_done=not_done, did_nothing=did_nothing)
 
 
 def retrain_steps(policy: CompressionPolicy) -> int:
@@ -131,40 +124,43 @@ def retrain_steps(policy: CompressionPolicy) -> int:
     return sum(1 for s in policy.steps if COMPRESSORS.get(s.compressor).retrains and not s.build().is_noop())
 
 
+#: what :func:`measure_artifact` measures of every artifact, by the metrics' registered rules
+ARTIFACT_METRICS = ("params", "macs", "bytes")
+
+
 def measure_artifact(
-    artifact: CompressedModel,
+    artifact: Artifact,
     data: DataSplits,
     *,
     splits: Sequence[str] = ("val", "test"),
     latency_batches: Sequence[int] = (1, 64),
-    repeats: int = 200,
-    runtime: str = DEFAULT_RUNTIME,
-    threads: int = 1,
+    settings: MeasureSettings | None = None,
+    names: Sequence[str] = (),
+    **changes,
 ) -> dict[str, float]:
-    """Metrics of the artifact itself: accuracy from running its ONNX file in ONNX Runtime,
-    ``params``, ``macs``, ``bytes`` (the file; also split into ``weight_bytes`` and
-    ``overhead_bytes``), ``storage_bytes`` (clustered encoding, else the file), and latency
-    ``latency_ms_b<batch>`` (``latency_ms`` is the first batch size) on ``runtime`` (a
-    ``measure.runtime`` name, such as a device profile's: ONNX runtimes time the file, the others
-    the model) with ``threads``."""
-    metrics: dict[str, float] = {}
-    for split in splits:
-        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
-        metrics[f"{split}_accuracy"] = onnx_accuracy(artifact.onnx, x, y)
-    metrics["params"] = count_params(artifact.model)
-    metrics["macs"] = count_macs(artifact.model, artifact.input_shape)
-    metrics.update(size_report(artifact.onnx))
+    """Metrics of the artifact itself, each by its registered rule (:func:`~slimnas.measure.evaluate`):
+    ``accuracy`` (validation, of its ONNX file in ONNX Runtime) where ``splits`` has ``val``,
+    ``params``, ``macs``, ``bytes`` and every metric of ``names``; beside them ``test_accuracy``
+    (of the file, where ``splits`` has ``test``), the file's ``weight_bytes`` and
+    ``overhead_bytes``, ``storage_bytes`` (clustered encoding, else the file), and ``latency_ms``
+    at each batch of ``latency_batches`` as ``latency_ms_b<batch>`` (``latency_ms`` is the first)
+    on the runtime ``settings`` name (ONNX runtimes time the file, the others the model).
+    ``changes``: settings that differ from ``settings`` (``latency_repeats=5``; default 200 repeats)."""
+    settings = MeasureSettings.of(settings if settings is not None else MeasureSettings(latency_repeats=200), **changes)
+    first = [*(["accuracy"] if "val" in splits else []), *ARTIFACT_METRICS, *names]
+    if latency_batches:
+        settings = MeasureSettings.of(settings, latency_batch=latency_batches[0])
+        first.append("latency_ms")
+    metrics = evaluate_artifact(artifact, settings, first, data)
+    if "test" in splits:
+        metrics["test_accuracy"] = onnx_accuracy(artifact.onnx, data.x_test, data.y_test)
+    sizes = size_report(artifact.onnx)
+    metrics.update(weight_bytes=sizes["weight_bytes"], overhead_bytes=sizes["overhead_bytes"])
     metrics["storage_bytes"] = artifact.storage_bytes if artifact.storage_bytes is not None else metrics["bytes"]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        path.write_bytes(artifact.onnx)
-        for i, b in enumerate(latency_batches):
-            rt = runtime_for({"runtime": runtime, "threads": threads, "latency_repeats": repeats}, batch=b)
-            target = path if rt.times == "file" else artifact.model
-            ms = rt.measure(target, artifact.input_shape)
-            metrics[f"latency_ms_b{b}"] = ms
-            if i == 0:
-                metrics["latency_ms"] = ms
+    for b in latency_batches:
+        metrics[f"latency_ms_b{b}"] = (metrics["latency_ms"] if b == latency_batches[0] else
+                                       evaluate_artifact(artifact, MeasureSettings.of(settings, latency_batch=b), ["latency_ms"])[
+                                           "latency_ms"])
     return metrics
 
 
@@ -234,10 +230,8 @@ def compress_and_measure(
     epochs: int,
     seed: int,
     device: str,
-    latency_batch: int = 1,
-    latency_repeats: int = 50,
-    latency_runtime: str = DEFAULT_RUNTIME,
-    latency_threads: int = 1,
+    settings: MeasureSettings | None = None,
+    names: Sequence[str] = (),
     eval_splits: tuple[str, ...] = ("val",),
     train: TrainSpec | None = None,
     use_full_budget: bool = False,
@@ -248,10 +242,12 @@ def compress_and_measure(
     phase: str = "compress",
     label: str = "compress",
     keep_best: bool = False,
+    **changes,
 ) -> tuple[CompressedModel, dict, list[dict]]:
     """Apply ``policy`` (its MAC ratios fitted to the budget and to ``keep``, see
     :func:`~slimnas.compress.fit_to_macs`; ``rounding`` > 1: the scaled layers keep multiples of
-    it) and measure the artifact (latency on ``latency_runtime``). ``stoppers(fitted_policy)``
+    it) and measure the artifact (:func:`measure_artifact`: latency at ``settings``' batch and runtime,
+``names`` beside its own metrics; ``changes``: settings that differ). ``stoppers(fitted_policy)``
     gives the early-stopping callbacks of the fine-tune (their epochs count on across retraining
     steps). With a ``listener``, the steps are reported as :func:`apply_policy` says, the
     measurement as a ``measure`` phase; ``keep_best``: see :func:`apply_policy`. Returns ``(artifact, metrics, per-layer decisions)``."""
@@ -262,9 +258,10 @@ def compress_and_measure(
                             train=train, callbacks=callbacks, listener=listener, phase=phase, label=label,
                             keep_best=keep_best)
     with report_phase(listener, "measure", label="measuring the compressed model in ONNX Runtime") as found:
-        metrics = measure_artifact(artifact, splits, splits=eval_splits, latency_batches=(latency_batch,),
-                                   repeats=latency_repeats, runtime=latency_runtime, threads=latency_threads)
-        metrics["val_loss"] = evaluate(artifact.model.cpu(), splits.x_val, splits.y_val)["loss"]
+        settings = MeasureSettings.of(settings, **changes)
+        artifact.model.cpu()
+        metrics = measure_artifact(artifact, splits, splits=eval_splits, latency_batches=(settings.latency_batch,),
+                                   settings=settings, names=["loss", *names])
         found.update(val_accuracy=metrics["val_accuracy"], macs=metrics["macs"], bytes=metrics["bytes"])
     return artifact, metrics, layer_decisions(parent, artifact)
 

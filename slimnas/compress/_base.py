@@ -25,8 +25,8 @@ from torch import nn
 from slimnas.config._names import precision_names, register_precision
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError
-from slimnas.registry import Registry
 from slimnas.spaces import Key
+from slimnas.spaces._policy import COMPRESSORS, list_compressors
 
 #: layers quantization, low rank and clustering act on (recurrent layers are pruned, not these)
 WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -197,10 +197,6 @@ class BaseCompressor(abc.ABC):
         return None
 
 
-#: compressor name -> class (a :class:`BaseCompressor` subclass)
-COMPRESSORS: Registry[type[BaseCompressor]] = Registry("compression.step")
-
-
 def register_compressor(name: str) -> Callable[[type[BaseCompressor]], type[BaseCompressor]]:
     """Class decorator: register a :class:`BaseCompressor` as the policy step ``name``.
 
@@ -221,11 +217,6 @@ def register_compressor(name: str) -> Callable[[type[BaseCompressor]], type[Base
         return cls
 
     return decorator
-
-
-def list_compressors() -> list[str]:
-    """Registered compressors in the order a policy runs them."""
-    return sorted(COMPRESSORS.names(), key=lambda n: (COMPRESSORS.get(n).order, n))
 
 
 def precision_steps() -> dict[str, tuple[str, dict[str, Any]]]:

@@ -13,20 +13,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimnas._files import atomic_write, replacing
-from slimnas.compress._apply import CompressedModel, apply_policy, measure_artifact
+from slimnas._files import (
+    atomic_write,
+    replacing,
+)
+from slimnas.compress._apply import apply_policy, measure_artifact
 from slimnas.compress._base import COMPRESSORS
-from slimnas.compress._policy import CompressionPolicy
 from slimnas.compress._quantize import FP32_TOLERANCE, quantize_model
 from slimnas.compress._speed import latency_change, slower_warning
+from slimnas.config import MeasureSettings
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.export import predict
 from slimnas.export._info import read_run_info, write_run_info
 from slimnas.export._session import max_abs_diff
 from slimnas.export._structure import load_compressed, save_compressed
+from slimnas.measure import Artifact
 from slimnas.models import check_outputs
 from slimnas.spaces import TrainSpec
+from slimnas.spaces._policy import CompressionPolicy
 from slimnas.training import Listener, fit, report_phase
 from slimnas.training._events import PhaseEpochs
 
@@ -111,9 +116,10 @@ def compress(
         raise SlimnasError(f"{', '.join(art.did_nothing)}: changed nothing in this model" + (f" ({why})" if why else ""))
     compressed = art.model.cpu().eval()
     with report_phase(listener, "measure", label="measuring the model before and after in ONNX Runtime") as found:
-        before_art = CompressedModel(model, quantize_model(model, shape, mode="fp32"), shape, CompressionPolicy())
-        before = measure_artifact(before_art, data, repeats=latency_repeats)
-        after = measure_artifact(art, data, repeats=latency_repeats)
+        settings = MeasureSettings(latency_repeats=latency_repeats)
+        before = measure_artifact(Artifact(model, quantize_model(model, shape, mode="fp32"), shape), data,
+                                  settings=settings)
+        after = measure_artifact(art, data, settings=settings)
         found.update(val_accuracy=after["val_accuracy"], macs=after["macs"], bytes=after["bytes"])
     writer = next((s.build() for s in policy.steps if COMPRESSORS.get(s.compressor).writes_file), None)
     tolerance = writer.export_tolerance() if writer is not None else FP32_TOLERANCE

@@ -38,11 +38,11 @@ import numpy as np
 from torch import nn
 
 from slimnas.compress._allocate import channel_ratio, list_prunable_layers, pruned_model
-from slimnas.compress._policy import CompressionPolicy
 from slimnas.compress._sensitivity import SensitivityResult
 from slimnas.config import DEFAULT_RUNTIME
 from slimnas.measure import LatencyPredictor
 from slimnas.measure._ops import model_ops
+from slimnas.spaces._policy import CompressionPolicy
 
 ROUNDINGS = (1, 2, 4, 8, 16)
 #: a rounding > 1 is kept only where it removes this share less importance than no rounding (a

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 
 import optuna
 
-from slimnas.compress._base import COMPRESSORS, WEIGHTED, Gene, list_compressors
-from slimnas.compress._policy import CompressionPolicy
+from slimnas.compress._base import WEIGHTED, Gene
 from slimnas.compress._prune import executed_layers, prunable_layers
 from slimnas.errors import ConfigError
 from slimnas.models import build_model
 from slimnas.spaces import Key, Param
 from slimnas.spaces._params import parse_keys
+from slimnas.spaces._policy import COMPRESSORS, CompressionPolicy, list_compressors
 
 #: genes every step shares: how a candidate is retrained and how far it may be shrunk
 RETRAIN_GENES: dict[str, Gene] = {
@@ -84,8 +84,8 @@ class CompressionSpace:
         low = min(self.params["keep_macs"].choices())
         return 1 / low if low > 0 else float("inf")
 
-    def sample(self, trial: optuna.Trial, arch, input_shape: tuple[int, ...], n_classes: int) -> tuple[dict, float]:
-        """``(policy as a JSON mapping, keep_macs)`` for ``arch`` built on these shapes.
+    def sample(self, trial: optuna.Trial, arch, input_shape: tuple[int, ...], n_classes: int) -> tuple[CompressionPolicy, float]:
+        """``(policy, keep_macs)`` for ``arch`` built on these shapes.
 
         Per-layer genes are drawn first (compressor by compressor, in the registry's order),
         then each compressor's single genes, then the shared retraining genes, then
@@ -122,4 +122,4 @@ class CompressionSpace:
                 steps[compressor] = options
         policy = CompressionPolicy.of(**steps, distill=bool(draw("distill")), temperature=float(draw("temperature")),
                                       finetune_lr=float(draw("finetune_lr")))
-        return policy.to_dict(), float(draw("keep_macs"))
+        return policy, float(draw("keep_macs"))

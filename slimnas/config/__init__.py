@@ -17,6 +17,7 @@ from slimnas.config._schema import (
     StrategyConfig,
     parse_config,
 )
+from slimnas.config._settings import MeasureSettings
 
 __all__ = [
     "DEFAULT_RUNTIME",
@@ -29,6 +30,7 @@ __all__ = [
     "DataConfig",
     "FitnessConfig",
     "MeasureConfig",
+    "MeasureSettings",
     "RunConfig",
     "StrategyConfig",
     "load_config",

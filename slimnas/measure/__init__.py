@@ -10,6 +10,7 @@ from slimnas.measure import (
     _metrics,  # noqa: F401  (registers the built-in metrics)
 )
 from slimnas.measure._counts import count_macs, count_params
+from slimnas.measure._evaluate import Artifact, evaluate_artifact
 from slimnas.measure._latency import (
     RUNTIMES,
     TIMES,
@@ -41,6 +42,9 @@ from slimnas.measure._profile import (
 )
 
 __all__ = [
+    "Artifact",
+    "evaluate_artifact",
+    "ALIASES",
     "METRICS",
     "RUNTIMES",
     "TIMES",

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
+from slimnas.config import MeasureSettings
 from slimnas.errors import ConfigError
 from slimnas.measure._format import fmt_count
 from slimnas.registry import Registry
@@ -37,9 +38,9 @@ class MeasureContext:
         input_shape: one sample's shape.
         onnx: the exported file (path or bytes), once there is one.
         data: the dataset splits (validation data only during a search).
-        settings: the run's measurement settings (``runtime``, ``latency_batch``,
-            ``latency_repeats``, ``threads``) and fitness weights (``fitness_cost``,
-            ``fitness_weight``).
+        settings: the run's :class:`~slimnas.config.MeasureSettings` (``runtime``,
+            ``latency_batch``, ``latency_repeats``, ``threads``, the fitness weights; a mapping
+            of them is read into one).
         metrics: what is measured so far; a metric already in it is not measured again.
     """
 
@@ -47,8 +48,11 @@ class MeasureContext:
     input_shape: tuple[int, ...] = ()
     onnx: str | Path | bytes | None = None
     data: Any = None
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: MeasureSettings = field(default_factory=MeasureSettings)
     metrics: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.settings = MeasureSettings.of(self.settings)
 
 
 class BaseMetric(abc.ABC):

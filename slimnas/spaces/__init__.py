@@ -13,6 +13,7 @@ from slimnas.spaces._family import (
     register_family,
 )
 from slimnas.spaces._params import Key, Param
+from slimnas.spaces._policy import CompressionPolicy, PolicyStep
 from slimnas.spaces._space import TRAINING_KEYS, CompressionGenes, SearchSpace
 from slimnas.spaces._spec import TrainSpec
 
@@ -21,8 +22,10 @@ __all__ = [
     "TRAINING_KEYS",
     "BaseFamily",
     "CompressionGenes",
+    "CompressionPolicy",
     "Key",
     "Param",
+    "PolicyStep",
     "SearchSpace",
     "TrainSpec",
     "arch_from_dict",

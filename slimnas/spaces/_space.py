@@ -14,6 +14,7 @@ from slimnas.config._schema import MAX_EPOCHS
 from slimnas.errors import ConfigError
 from slimnas.spaces._family import FAMILIES, get_family, list_families, sample_arch
 from slimnas.spaces._params import Key, Param, grid_of, parse_keys
+from slimnas.spaces._policy import CompressionPolicy
 from slimnas.spaces._spec import Candidate, TrainSpec
 
 MAX_GRID_POINTS = 100_000
@@ -35,8 +36,8 @@ class CompressionGenes(Protocol):
     """What the space asks of ``space.compression`` (built by :mod:`slimnas.compress`)."""
 
     def sample(self, trial: optuna.Trial, arch: Any, input_shape: tuple[int, ...],
-               n_classes: int) -> tuple[dict, float]:
-        """``(policy as a JSON mapping, keep_macs)`` for ``arch`` on these shapes."""
+               n_classes: int) -> tuple[CompressionPolicy, float]:
+        """``(policy, keep_macs)`` for ``arch`` on these shapes."""
 
     def grid(self) -> dict[str, list]: ...
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slimnas.spaces._family import arch_from_dict, arch_to_dict
+from slimnas.spaces._policy import CompressionPolicy
 
 
 @dataclass(frozen=True)
@@ -38,21 +39,21 @@ class Candidate:
     """One point of the search: an architecture, its training recipe and (optionally) a
     compression policy, all plain values.
 
-    ``compression`` is the policy as its JSON mapping (:class:`slimnas.compress.CompressionPolicy`
-    reads it back); ``keep_macs`` (0 = off) is the share of the trained parent's MACs the
+    ``compression`` is the :class:`~slimnas.compress.CompressionPolicy` (its JSON mapping in
+    :meth:`to_dict`, parsed once in :meth:`from_dict`); ``keep_macs`` (0 = off) is the share of the trained parent's MACs the
     compressed candidate keeps: the policy's pruning ratios then give only the shape, and are
     scaled to that level.
     """
 
     arch: Any
     train: TrainSpec = field(default_factory=TrainSpec)
-    compression: dict | None = field(default=None, hash=False)
+    compression: CompressionPolicy | None = field(default=None, hash=False)
     keep_macs: float = 0.0
 
     def to_dict(self) -> dict:
         out = {"arch": arch_to_dict(self.arch), "train": self.train.to_dict()}
         if self.compression is not None:
-            out["compression"] = self.compression
+            out["compression"] = self.compression.to_dict()
         if self.keep_macs:
             out["keep_macs"] = self.keep_macs
         return out
@@ -60,4 +61,5 @@ class Candidate:
     @classmethod
     def from_dict(cls, d: dict) -> Candidate:
         return cls(arch=arch_from_dict(d["arch"]), train=TrainSpec(**d.get("train", {})),
-                   compression=d.get("compression"), keep_macs=float(d.get("keep_macs", 0.0)))
+                   compression=None if d.get("compression") is None else CompressionPolicy.from_dict(d["compression"]),
+                   keep_macs=float(d.get("keep_macs", 0.0)))

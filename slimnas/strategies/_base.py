@@ -19,8 +19,10 @@ from typing import Any, ClassVar
 
 import optuna
 
+from slimnas.config import MeasureSettings
 from slimnas.errors import ConfigError
 from slimnas.registry import Registry
+from slimnas.spaces import CompressionPolicy
 from slimnas.strategies._sequenced import SequencedSampler
 
 
@@ -72,7 +74,7 @@ class PrepareContext:
     device: str = "cpu"
     options: dict = field(default_factory=dict, hash=False)
     #: what metrics read (latency runtime, repeats; see ``SearchPlan.measure_settings``)
-    measure_settings: dict = field(default_factory=dict, hash=False)
+    measure_settings: MeasureSettings = field(default_factory=MeasureSettings, hash=False)
     note: Callable[[str], None] = field(default=lambda text: None, compare=False)
 
     @property
@@ -85,7 +87,7 @@ class PrepareContext:
 class WarmStart:
     """How a strategy wants one of its trials trained instead of from scratch: ``model`` (built
     from the trial's candidate, with initial weights) fine-tuned with ``train``, then compressed
-    by ``policy`` (a :class:`~slimnas.compress.CompressionPolicy` as its mapping; ``None``: none);
+    by ``policy`` (a :class:`~slimnas.compress.CompressionPolicy`; ``None``: none);
     ``info`` joins the trial's metrics.
 
     ``folds``, where given, is called as ``folds(seed=..., device=...)`` after the fine-tune and
@@ -96,7 +98,7 @@ class WarmStart:
 
     model: Any
     train: Any
-    policy: dict | None = None
+    policy: CompressionPolicy | None = None
     info: dict = field(default_factory=dict)
     folds: Callable[..., list[float]] | None = None
 

@@ -27,8 +27,9 @@ import torch
 
 from slimnas.compress import quantize_model
 from slimnas.compress._fakequant import simulate_quantized
+from slimnas.config import MeasureSettings
 from slimnas.export import onnx_accuracy
-from slimnas.measure import Budget, MeasureContext, get_metric, measure_metrics
+from slimnas.measure import Artifact, Budget, evaluate_artifact, get_metric
 from slimnas.models import build_model
 from slimnas.spaces._family import arch_to_dict
 from slimnas.strategies._base import StrategyContext, make_sampler
@@ -147,8 +148,8 @@ class PointCosts:
     study, measured by the metrics on the plain model (and on its ONNX file at the point's
     precision, for metrics of the file such as ``bytes``)."""
 
-    def __init__(self, nets: dict, names: Sequence[str], data, settings: dict | None = None) -> None:
-        self.nets, self.names, self.data, self.settings = nets, list(names), data, dict(settings or {})
+    def __init__(self, nets: dict, names: Sequence[str], data, settings: MeasureSettings | None = None) -> None:
+        self.nets, self.names, self.data, self.settings = nets, list(names), data, MeasureSettings.of(settings)
         self.needs_file = measured_on_file(self.names)
         self.cache: dict[str, dict] = {}
 
@@ -161,8 +162,7 @@ class PointCosts:
             if self.needs_file:
                 onnx = quantize_model(model, shape, mode="fp32", calibration=self.data.x_train[:64],
                                       layer_precision=layer_precision(self.nets[point.family], point))
-            ctx = MeasureContext(model=model, input_shape=shape, onnx=onnx, settings=self.settings)
-            self.cache[key] = dict(measure_metrics(["params", "macs", *self.names], ctx))
+            self.cache[key] = dict(evaluate_artifact(Artifact(model, onnx, shape), self.settings, ["params", "macs", *self.names]))
         return self.cache[key]
 
 

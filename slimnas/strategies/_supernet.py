@@ -533,7 +533,7 @@ class SupernetStrategy(BaseStrategy):
         t3 = time.perf_counter()
         cost_names = [m for m in dict.fromkeys([*ctx.objectives, *(b.metric for b in ctx.budget)])
                       if get_metric(m).key != "val_accuracy"]
-        costs = PointCosts(nets, cost_names, data)
+        costs = PointCosts(nets, cost_names, data, ctx.measure_settings)
         found = search_points(nets, precisions, lambda pts: predictor.predict(np.array([encode(p) for p in pts])),
                               costs, objectives=ctx.objectives, budget=ctx.budget, strategy=opts.search,
                               n_trials=opts.search_trials, seed=ctx.seed, population_size=opts.population_size)
@@ -602,7 +602,7 @@ class SupernetStrategy(BaseStrategy):
                                     epochs=opts.finetune_epochs, warmup=opts.finetune_warmup)
         policy = None
         if any(p != "fp32" for p in record["precision"].values()):
-            policy = CompressionPolicy.of(quantize={"mode": "fp32", "layer_precision": record["precision"]}).to_dict()
+            policy = CompressionPolicy.of(quantize={"mode": "fp32", "layer_precision": record["precision"]})
         info = {"supernet_candidate": plan["candidate"], "inherited_val_accuracy": inherited,
                 "predicted_val_accuracy": record["predicted"].get("val_accuracy"),
                 "finetune_epochs": opts.finetune_epochs, "precision": "/".join(record["slots"])}

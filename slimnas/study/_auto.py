@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,16 +39,18 @@ from slimnas.compress._compress import staged_result
 from slimnas.compress._prune import executed_layers
 from slimnas.compress._prune_layers import split_view
 from slimnas.compress._speed import slower_warning
-from slimnas.config import DEFAULT_RUNTIME, precision_names
+from slimnas.config import DEFAULT_RUNTIME, MeasureSettings, precision_names
 from slimnas.config._names import DEFAULT_PRECISIONS
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
+from slimnas.export import onnx_accuracy
 from slimnas.measure import Budget, one_thread
 from slimnas.measure._profile import load_profile
 from slimnas.models import check_outputs
 from slimnas.spaces import TrainSpec
 from slimnas.strategies import StrategyContext, check_early_stopping, get_strategy
 from slimnas.strategies._early_stopping import early_stopping_rule
+from slimnas.study._after import AfterStudy
 from slimnas.study._artifacts import write_json
 from slimnas.study._driver import StudySpec, n_finished, open_study, quiet_optuna, run_study
 from slimnas.study._events import EpochReporter, Listener
@@ -61,7 +64,7 @@ from slimnas.study._hardware import (
 )
 from slimnas.study._joint import write_artifact
 from slimnas.study._objective import BaseTrialObjective, trial_place
-from slimnas.study._pareto import feasible, pareto_front
+from slimnas.study._pareto import feasible
 from slimnas.study._progress import progress_rows
 from slimnas.study._resume import keep_setting, resumed_setting
 from slimnas.study._search import resolve_device
@@ -248,10 +251,10 @@ class AutoObjective(BaseTrialObjective):
 
     def __init__(self, model: nn.Module, data: DataSplits, settings: AutoSettings, budget: tuple[Budget, ...],
                  rule: str, listener: Listener | None = None, hardware: HardwareTarget | None = None, *,
-                 timing: dict) -> None:
-        super().__init__(objectives=("accuracy",), budget=budget, early_stopping=rule, listener=listener)
+                 measure: MeasureSettings) -> None:
+        super().__init__(objectives=("accuracy",), budget=budget, early_stopping=rule, listener=listener,
+                         settings=measure)  # where latency is timed (runtime, threads, repeats)
         self.model, self.data, self.auto, self.hardware = model, data, settings, hardware
-        self.timing = timing  # latency_runtime, latency_threads: where latency is timed
         self.prunable = objective_layers(model, data)
         # precision genes for the layers quantization acts on (not GRU/LSTM: those stay fp32)
         # (named as pruning names them: split attention projections, GPT-2's Conv1D as Linear)
@@ -282,8 +285,8 @@ class AutoObjective(BaseTrialObjective):
         try:
             artifact, metrics, _ = compress_and_measure(
                 self.model, policy, self.data, budget=self.budget, epochs=s.finetune_epochs,
-                seed=s.seed * 100_003 + trial_place(trial), device=s.device, latency_repeats=s.latency_repeats,
-                latency_batch=batch, use_full_budget=self.hardware is None, train=s.train, **self.timing,
+                seed=s.seed * 100_003 + trial_place(trial), device=s.device, settings=self.settings,
+                latency_batch=batch, names=self.tracked, use_full_budget=self.hardware is None, train=s.train,
                 stoppers=lambda _: [EpochReporter(self.listener, trial.number), *self.stoppers(trial, s.finetune_epochs)])
         except optuna.TrialPruned:
             curve = trial.user_attrs.get("curve", [])
@@ -316,8 +319,8 @@ def _int8_layers(policy: CompressionPolicy) -> list[str]:
     return [n for n, p in (options.get("layer_precision") or {}).items() if p == "int8"]
 
 
-def _fp32_if_faster(artifact: CompressedModel, after: dict, latency: dict, data: DataSplits, s: AutoSettings,
-                    batch: int, timing: dict) -> tuple[CompressedModel, dict, dict, str]:
+def _fp32_if_faster(artifact: CompressedModel, after: dict, latency: dict, data: DataSplits,
+                    measure: MeasureSettings, names: Sequence[str] = ()) -> tuple[CompressedModel, dict, dict, str]:
     """The fine-tuned model as an fp32 file where its int8 file is slower than the input model and
     the fp32 file is faster than the int8 one (no byte budget asks for int8); with the reason."""
     options = dict(artifact.policy.options("quantize") or {})
@@ -325,10 +328,10 @@ def _fp32_if_faster(artifact: CompressedModel, after: dict, latency: dict, data:
     options.pop("int8_format", None)
     policy = artifact.policy.with_step("quantize", options)
     plain = CompressedModel(artifact.model, quantize_model(artifact.model, data.input_shape, mode="fp32"),
-                            artifact.input_shape, policy, artifact.report, None, artifact.not_done, artifact.did_nothing)
-    metrics = measure_artifact(plain, data, splits=("val", "test"), latency_batches=(batch,),
-                               repeats=s.latency_repeats, runtime=timing["latency_runtime"],
-                               threads=timing["latency_threads"])
+                            artifact.input_shape, policy, report=artifact.report, not_done=artifact.not_done,
+                            did_nothing=artifact.did_nothing)
+    batch = measure.latency_batch
+    metrics = measure_artifact(plain, data, splits=("val",), latency_batches=(batch,), settings=measure, names=names)
     key = f"latency_ms_b{batch}"
     if metrics[key] < after[key]:
         metrics["val_loss"] = after.get("val_loss")
@@ -376,92 +379,141 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     if out is not None:
         check_not_interrupted(out)  # a result cut short while being replaced: its backup holds the study
         out.mkdir(parents=True, exist_ok=True)
-
     profile = load_profile(s.device_profile, "--device-profile") if s.device_profile is not None else None
+    measure, before, budgets = measure_input(model, data, s, profile, listener)
+    listener.started({"kind": "auto", "data": data.summary(), "budget": [str(b) for b in budgets], "before": before,
+                      "n_total": s.n_trials, "objectives": ["accuracy"]})
+    sens = analyze_sensitivity(model, data, ratios=SENSITIVITY_RATIOS, listener=listener)
+    listener.sensitivity(sens)
+    check_reach(model, data, budgets, before, sens)
+    allocated = allocate_macs(model, data, budgets, sens, listener)
+    hardware = None
+    if s.hardware_aware is not False:
+        hardware = hardware_target(model, data, s, profile, budgets, before, sens, allocated, listener)
+    objective = AutoObjective(model, data, s, budgets, rule, listener, hardware=hardware, measure=measure)
+    study, interrupted = search_policies(objective, sens, allocated, storage, out, stopping=stopping or "none")
+    result = after_auto_study(objective, study, before, sens, out)
+    result.interrupted = interrupted
+    listener.finished({"kind": "auto", "interrupted": interrupted})
+    return result
+
+
+def measure_input(model: nn.Module, data: DataSplits, s: AutoSettings, profile,
+                  listener: Listener) -> tuple[MeasureSettings, dict, tuple[Budget, ...]]:
+    """Where latency is timed (the profile's runtime, threads and batch), the input model's
+    metrics, and the budgets resolved against them (a share of the input model becomes its figure;
+    the profile's limits join them)."""
     batch = profile.batch[0] if profile is not None else 1
-    # latency is timed where the profile says the model runs (its runtime and threads)
-    timing = {"latency_runtime": profile.runtime if profile is not None else DEFAULT_RUNTIME,
-              "latency_threads": profile.threads if profile is not None else 1}
+    measure = MeasureSettings(runtime=profile.runtime if profile is not None else DEFAULT_RUNTIME,
+                              threads=profile.threads if profile is not None else 1, latency_batch=batch,
+                              latency_repeats=s.latency_repeats)
+    texts = list(s.budget) + [b for b in (profile.limits if profile is not None else ()) if b not in s.budget]
     with report_phase(listener, "measure", label="measuring the input model in ONNX Runtime") as found:
         before = measure_artifact(apply_policy(model, CompressionPolicy(), data, epochs=0), data,
-                                  splits=("val", "test"), latency_batches=(batch,), repeats=s.latency_repeats,
-                                  runtime=timing["latency_runtime"], threads=timing["latency_threads"])
+                                  splits=("val", "test"), latency_batches=(batch,), settings=measure,
+                                  names=[Budget.parse(b, "--budget").metric for b in texts])
         found.update(val_accuracy=before["val_accuracy"], macs=before["macs"], bytes=before["bytes"])
-    texts = list(s.budget) + [b for b in (profile.limits if profile is not None else ()) if b not in s.budget]
     budgets = tuple(Budget.parse(b, "--budget").resolve(before) for b in texts)
     if latency_limits(budgets) and min(latency_limits(budgets)) > before["latency_ms"]:
         # under a latency budget the result is never slower than the input model
         budgets += (Budget("latency_ms", "<=", before["latency_ms"]),)
         listener.note(f"the latency budget allows more than the input model's {before['latency_ms']:.4f} ms: a "
                       "policy slower than the input model counts as over budget")
-    listener.started({"kind": "auto", "data": data.summary(), "budget": [str(b) for b in budgets], "before": before,
-                      "n_total": s.n_trials, "objectives": ["accuracy"]})
-    sens = analyze_sensitivity(model, data, ratios=SENSITIVITY_RATIOS, listener=listener)
-    listener.sensitivity(sens)
+    return measure, before, budgets
+
+
+def check_reach(model: nn.Module, data: DataSplits, budgets: tuple[Budget, ...], before: dict,
+                sens: SensitivityResult) -> None:
+    """Refuse, in one line, a MAC budget structured pruning cannot reach on this model."""
     limits = mac_limits(budgets)
-    if limits and min(limits) < before["macs"] and not any(sens.curves.values()):
+    if not limits or min(limits) >= before["macs"]:
+        return
+    if not any(sens.curves.values()):
         probe = StructuredPruner(ratio=0.5).fit(model, input_shape=data.input_shape)
         why = "; ".join(f"{layer}: {reason}" for layer, reason in probe.not_done().items()) or "no prunable layer"
         raise ConfigError("--budget", "a MAC budget structured pruning can reach (it can remove nothing from this "
                           f"model: {why})", [str(b) for b in budgets])
-    if limits and min(limits) < before["macs"]:
-        floor = pruned_macs(model, dict.fromkeys(objective_layers(model, data), FLOOR_RATIO), data.input_shape)
-        if floor > min(limits):
-            raise ConfigError("--budget", f"a MAC budget structured pruning can reach (with {FLOOR_RATIO:.0%} of every "
-                              f"prunable layer's channels removed this model still has {floor:,} MACs, "
-                              f"{floor / before['macs']:.0%} of its {before['macs']:,})", [str(b) for b in budgets])
+    floor = pruned_macs(model, dict.fromkeys(objective_layers(model, data), FLOOR_RATIO), data.input_shape)
+    if floor > min(limits):
+        raise ConfigError("--budget", f"a MAC budget structured pruning can reach (with {FLOOR_RATIO:.0%} of every "
+                          f"prunable layer's channels removed this model still has {floor:,} MACs, "
+                          f"{floor / before['macs']:.0%} of its {before['macs']:,})", [str(b) for b in budgets])
 
-    allocated = None
-    if limits:
-        with report_phase(listener, "allocate", label="allocating channels to the MAC budget by sensitivity",
-                          total=100, unit="% of the cut") as found:
-            allocated = allocate_by_sensitivity(
-                model, sens, data.input_shape, int(min(limits)), max_ratio=MAX_RATIO,
-                progress=lambda done, info: listener.phase_progress("allocate", done, info))
-            found["macs"] = pruned_macs(model, allocated, data.input_shape)
-    hardware = None
-    if s.hardware_aware is not False:
-        with report_phase(listener, "hardware", label="choosing channel counts and precisions the runtime runs fast "
-                          f"(batch {batch})") as found:
-            try:
-                hardware = prepare_target(model, data, profile=profile, budgets=budgets, before=before, sens=sens,
-                                          batch=batch, threads=profile.threads if profile is not None else 1,
-                                          mac_ratios=allocated)
-            except (ValueError, RuntimeError, SlimnasError) as e:  # an operator the latency table cannot time
-                if s.hardware_aware:
-                    raise ConfigError("--hardware-aware", "a model whose operators the latency table can time",
-                                      f"{type(e).__name__}: {e}") from None
-                found["off"] = f"{type(e).__name__}: {e}"
-        if hardware is None:
-            listener.note(f"runtime-friendly channel counts are off: the latency table cannot time this model "
-                          f"({found['off']}); channel counts and precisions are the search's", level="warning")
-        elif hardware.allocation is not None:
-            a = hardware.allocation
-            listener.note(f"latency allocation on the target (batch {batch}): predicted {a.base_ms:.4f} -> "
-                          f"{a.predicted_ms:.4f} ms (target {a.target_ms:.4f}), channels "
-                          + ", ".join(f"{k} {a.original[k]}->{v}" for k, v in a.widths.items())
-                          + f", rounding to multiples of {a.rounding}"
-                          + ("" if a.measured_share is None else
-                             f"; timed here at {a.measured_share:.0%} of the input model's latency (target "
-                             f"{a.target_ms / a.base_ms:.0%}, {len(a.checks)} allocation(s) timed)")
-                          + ("" if a.met else f"; the target is {'measured' if a.measured_share is not None else 'predicted'} "
-                             "out of reach by pruning alone"
-                             + (": the fastest allocation timed is kept" if a.floor_ms is None else
-                                f" (the fastest pruning reaches is predicted at {a.floor_ms / a.base_ms:.0%} of the "
-                                "input model's latency): pruning stops at the knee, where 1% more of the latency would "
-                                "cost more than 1% of the accuracy (by the sensitivity analysis)")))
-        if hardware is not None and hardware.mac_rounding is not None:
-            r = hardware.mac_rounding.rounding
-            listener.note(f"channel rounding under the MAC budget (batch {batch}): "
-                          f"{'none' if r == 1 else f'multiples of {r}'} ({hardware.mac_rounding.reason})")
 
-    spec = StudySpec(name="auto", storage=storage,
-                     objectives=("accuracy",), strategy=s.strategy, early_stopping=rule, seed=s.seed,
-                     max_epochs=max(1, s.finetune_epochs), space=None, n_startup_trials=len(WARM_DROPS) + 2,
-                     population_size=max(4, min(20, s.n_trials // 3)), field="--strategy")
+def allocate_macs(model: nn.Module, data: DataSplits, budgets: tuple[Budget, ...], sens: SensitivityResult,
+                  listener: Listener) -> dict[str, float] | None:
+    """Per-layer ratios that meet the MAC budget, allocated by sensitivity (``None``: no MAC budget)."""
+    limits = mac_limits(budgets)
+    if not limits:
+        return None
+    with report_phase(listener, "allocate", label="allocating channels to the MAC budget by sensitivity",
+                      total=100, unit="% of the cut") as found:
+        allocated = allocate_by_sensitivity(
+            model, sens, data.input_shape, int(min(limits)), max_ratio=MAX_RATIO,
+            progress=lambda done, info: listener.phase_progress("allocate", done, info))
+        found["macs"] = pruned_macs(model, allocated, data.input_shape)
+    return allocated
+
+
+def hardware_target(model: nn.Module, data: DataSplits, s: AutoSettings, profile, budgets: tuple[Budget, ...],
+                    before: dict, sens: SensitivityResult, allocated: dict[str, float] | None,
+                    listener: Listener) -> HardwareTarget | None:
+    """The latency predictor, allocation and channel rounding the search aims at (``None``, with
+    a note, where the latency table cannot time the model and hardware-awareness was not required)."""
+    batch = profile.batch[0] if profile is not None else 1
+    with report_phase(listener, "hardware", label="choosing channel counts and precisions the runtime runs fast "
+                      f"(batch {batch})") as found:
+        try:
+            hardware = prepare_target(model, data, profile=profile, budgets=budgets, before=before, sens=sens,
+                                      batch=batch, threads=profile.threads if profile is not None else 1,
+                                      mac_ratios=allocated)
+        except (ValueError, RuntimeError, SlimnasError) as e:  # an operator the latency table cannot time
+            if s.hardware_aware:
+                raise ConfigError("--hardware-aware", "a model whose operators the latency table can time",
+                                  f"{type(e).__name__}: {e}") from None
+            found["off"], hardware = f"{type(e).__name__}: {e}", None
+    if hardware is None:
+        listener.note(f"runtime-friendly channel counts are off: the latency table cannot time this model "
+                      f"({found['off']}); channel counts and precisions are the search's", level="warning")
+    elif hardware.allocation is not None:
+        listener.note(allocation_note(hardware.allocation, batch))
+    if hardware is not None and hardware.mac_rounding is not None:
+        r = hardware.mac_rounding.rounding
+        listener.note(f"channel rounding under the MAC budget (batch {batch}): "
+                      f"{'none' if r == 1 else f'multiples of {r}'} ({hardware.mac_rounding.reason})")
+    return hardware
+
+
+def allocation_note(a, batch: int) -> str:
+    """The latency allocation on the target, in words."""
+    return (f"latency allocation on the target (batch {batch}): predicted {a.base_ms:.4f} -> "
+            f"{a.predicted_ms:.4f} ms (target {a.target_ms:.4f}), channels "
+            + ", ".join(f"{k} {a.original[k]}->{v}" for k, v in a.widths.items())
+            + f", rounding to multiples of {a.rounding}"
+            + ("" if a.measured_share is None else
+               f"; timed here at {a.measured_share:.0%} of the input model's latency (target "
+               f"{a.target_ms / a.base_ms:.0%}, {len(a.checks)} allocation(s) timed)")
+            + ("" if a.met else f"; the target is {'measured' if a.measured_share is not None else 'predicted'} "
+               "out of reach by pruning alone"
+               + (": the fastest allocation timed is kept" if a.floor_ms is None else
+                  f" (the fastest pruning reaches is predicted at {a.floor_ms / a.base_ms:.0%} of the "
+                  "input model's latency): pruning stops at the knee, where 1% more of the latency would "
+                  "cost more than 1% of the accuracy (by the sensitivity analysis)")))
+
+
+def search_policies(objective: AutoObjective, sens: SensitivityResult, allocated: dict[str, float] | None,
+                    storage: str | None, out: Path | None, *, stopping: str) -> tuple[optuna.Study, bool]:
+    """Run (or resume) the study of per-layer policies, warm-started from the sensitivity
+    analysis; returns the study and whether a Ctrl-C stopped it (``stopping``: the early-stopping
+    rule's name, kept with the study so a resume uses the same)."""
+    s, listener, hardware = objective.auto, objective.listener, objective.hardware
+    spec = StudySpec(name="auto", storage=storage or (f"sqlite:///{out / 'study.db'}" if out is not None else None),
+                     objectives=("accuracy",), strategy=s.strategy, early_stopping=objective.early_stopping,
+                     seed=s.seed, max_epochs=max(1, s.finetune_epochs), space=None,
+                     n_startup_trials=len(WARM_DROPS) + 2, population_size=max(4, min(20, s.n_trials // 3)),
+                     field="--strategy")
     study = open_study(spec)
-    keep_setting(study, "early_stopping", stopping or "none")
-    objective = AutoObjective(model, data, s, budgets, rule, listener, hardware=hardware, timing=timing)
+    keep_setting(study, "early_stopping", stopping)
     if not study.trials:
         if hardware is not None and hardware.allocation is not None:
             allocated = hardware.allocation.ratios
@@ -470,87 +522,137 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
                                       list(s.importances), allocated):
                 study.enqueue_trial(params, skip_if_exists=True)
     with report_phase(listener, "search", label="searching per-layer policies", total=s.n_trials, unit="trials",
-                      done=n_finished(study), trials=progress_rows(study, budgets)) as found:
+                      done=n_finished(study), trials=progress_rows(study, objective.budget)) as found:
         interrupted = run_study(study, objective, n_trials=s.n_trials, timeout=s.timeout)
         found["interrupted"] = interrupted
     if interrupted:
         listener.note("interrupted: completed trials are kept; the chosen policy so far is fine-tuned now",
                       level="warning")
-    trials = study.get_trials(deepcopy=False)
-    front, closest = pareto_front(trials, ("accuracy",), budgets, n_closest=1)
-    if not front and not closest:
-        raise ConfigError("--n-trials", "at least one completed trial", 0)
-    best, choice = (front or closest)[0], {}
-    if not front:
-        if hardware is not None and hardware.allocation is not None and not hardware.allocation.met:
-            knee, choice = knee_choice(trials, budgets, before)
-            best = knee or best
-        if choice:
-            listener.note(f"No policy meets the budget: its latency limit is out of reach by pruning. Kept: trial "
-                          f"{best.number}, the best trade at the knee (1% of the latency worth 1% of the accuracy): "
-                          f"{choice['latency_share']:.0%} of the input model's latency at {choice['val_share']:.0%} "
-                          "of its validation accuracy.", level="warning")
-        else:
-            listener.note(f"No policy meets the budget; the closest one (trial {best.number}) follows.",
-                          level="warning")
+    return study, interrupted
 
-    policy, recipe, rows = CompressionPolicy.from_dict(best.user_attrs["policy"]), s.recipe, []
-    refine_epochs = s.final_epochs // 3 if s.refine_epochs is None else s.refine_epochs
-    if refine_epochs > 0 and (front or choice):
-        policy, rows = refine_finetune(model, policy, data, importances=s.importances, recipe=recipe,
-                                       epochs=refine_epochs, seed=s.seed, device=s.device, listener=listener)
-        listener.note("criterion and fine-tune learning rate for the chosen ratios (" f"{refine_epochs}-epoch "
-                      "fine-tunes, validation accuracy): "
-                      + ", ".join(f"{r['importance']} lr {r['lr']:g}: {r['val_accuracy']:.3f}" for r in rows)
-                      + f" -> {policy.options('prune').get('importance')}, lr {policy.finetune_lr:g}")
-    if policy.finetune_lr > 0:
-        recipe = dataclasses.replace(recipe, lr=policy.finetune_lr)
-    hw_report = None
-    if hardware is not None:
-        policy, precision = choose_final_precision(hardware, model, policy, data, budgets, allowed=s.precisions)
-        hw_report = {**hardware.to_dict(), "precision": precision}
-        listener.note(f"precision on the target: {precision['reason']} (int8 format {precision['int8_format']})")
-        if choice:
-            hw_report["chosen_out_of_reach"] = choice
-    torch.manual_seed(s.seed)
-    artifact, after, decisions = compress_and_measure(
-        model, policy, data, budget=(), epochs=s.final_epochs, seed=s.seed, device=s.device,
-        eval_splits=("val", "test"), latency_repeats=s.latency_repeats, train=recipe, listener=listener,
-        phase="finetune", label="final fine-tune", latency_batch=batch, keep_best=True, **timing)
-    latency = latency_change(before, after, runtime=timing["latency_runtime"], threads=timing["latency_threads"])
-    if latency["slower_at"] and _int8_layers(artifact.policy):
-        if bytes_limit(budgets) is None:
-            artifact, after, latency, note = _fp32_if_faster(artifact, after, latency, data, s, batch, timing)
-            decisions = layer_decisions(model, artifact) if note.startswith("fp32") else decisions
+
+class AutoAfter(AfterStudy):
+    """``--auto`` after its study: the one best policy (or, with none in budget, the closest, or
+    the knee of an out-of-reach latency target); its criterion and fine-tune learning rate
+    refined, its precision chosen on the target; the final fine-tune; tested once; written."""
+
+    def __init__(self, objective: AutoObjective, study: optuna.Study, before: dict, sens: SensitivityResult,
+                 out: Path | None) -> None:
+        super().__init__(("accuracy",), objective.budget, n_closest=1)
+        self.objective, self.study, self.before, self.sens, self.out = objective, study, before, sens, out
+        self.s, self.listener, self.hardware = objective.auto, objective.listener, objective.hardware
+        self.choice: dict = {}
+        self.in_budget = False
+
+    def choose(self, trials):
+        front, closest = super().choose(trials)
+        if not front and not closest:
+            raise ConfigError("--n-trials", "at least one completed trial", 0)
+        best, hardware, self.in_budget = (front or closest)[0], self.hardware, bool(front)
+        if front:
+            return [best], []
+        if hardware is not None and hardware.allocation is not None and not hardware.allocation.met:
+            knee, self.choice = knee_choice(trials, self.budget, self.before)
+            best = knee or best
+        if self.choice:
+            self.listener.note(f"No policy meets the budget: its latency limit is out of reach by pruning. Kept: "
+                               f"trial {best.number}, the best trade at the knee (1% of the latency worth 1% of the "
+                               f"accuracy): {self.choice['latency_share']:.0%} of the input model's latency at "
+                               f"{self.choice['val_share']:.0%} of its validation accuracy.", level="warning")
         else:
-            note = ("int8 kept although it is slower here: the budget asks for bytes "
-                    f"({', '.join(str(b) for b in budgets if b.metric in ('bytes', 'int8_bytes'))}) over speed")
-        listener.note(note, level="warning")
-        policy = artifact.policy
-        if hw_report is not None:
-            hw_report["precision"]["final_check"] = note
-    warnings = [w for w in [slower_warning(latency, budgets)] if w]  # the command line prints them with its table
-    if hardware is not None:
-        with one_thread():
-            after["predicted_latency_ms"] = hardware.predictor.predict(artifact.model, data.input_shape,
-                                                                       batch=batch).ms
-        hw_report["measured_latency_ms"] = after.get("latency_ms")
-        hw_report["predicted_latency_ms"] = after["predicted_latency_ms"]
-    decisions = attach_sensitivity(decisions, sens)
-    result = AutoResult(policy, before, after, artifact, study, sens, decisions, budgets, out, recipe, rows,
-                        trial=best.number, interrupted=interrupted, hardware=hw_report, latency=latency,
-                        warnings=warnings)
-    if out is not None:
-        with report_phase(listener, "export", label="writing the compressed model and reports", out=str(out)), \
-                staged_result(out, data.input_shape, data.n_classes) as stage:  # one unit: old or new, never a mix
-            write_artifact(stage, artifact, decisions, {"trial": best.number, "budget": [str(b) for b in budgets]})
-            write_json(stage / "sensitivity.json", sens.to_dict())
-            n_done = len([t for t in trials if t.state == optuna.trial.TrialState.COMPLETE])
-            write_json(stage / "report.json", {"before": before, "after": after, "budget": [str(b) for b in budgets],
-                                             "feasible": result.feasible, "trial": best.number,
-                                             "n_trials": n_done, "finetune": recipe.to_dict(),
-                                             "refine": rows, "policy": policy.to_dict(),
-                                             "latency_change": latency, "warnings": warnings,
-                                             **({"hardware": hw_report} if hw_report is not None else {})})
-    listener.finished({"kind": "auto", "interrupted": interrupted})
-    return result
+            self.listener.note(f"No policy meets the budget; the closest one (trial {best.number}) follows.",
+                               level="warning")
+        return [], [best]
+
+    def refine(self, trial) -> tuple[CompressionPolicy, TrainSpec, list[dict], dict | None]:
+        s, model, data, listener = self.s, self.objective.model, self.objective.data, self.listener
+        policy, recipe, rows = CompressionPolicy.from_dict(trial.user_attrs["policy"]), s.recipe, []
+        refine_epochs = s.final_epochs // 3 if s.refine_epochs is None else s.refine_epochs
+        if refine_epochs > 0 and (self.in_budget or self.choice):
+            policy, rows = refine_finetune(model, policy, data, importances=s.importances, recipe=recipe,
+                                           epochs=refine_epochs, seed=s.seed, device=s.device, listener=listener)
+            listener.note("criterion and fine-tune learning rate for the chosen ratios (" f"{refine_epochs}-epoch "
+                          "fine-tunes, validation accuracy): "
+                          + ", ".join(f"{r['importance']} lr {r['lr']:g}: {r['val_accuracy']:.3f}" for r in rows)
+                          + f" -> {policy.options('prune').get('importance')}, lr {policy.finetune_lr:g}")
+        if policy.finetune_lr > 0:
+            recipe = dataclasses.replace(recipe, lr=policy.finetune_lr)
+        hw_report = None
+        if self.hardware is not None:
+            policy, precision = choose_final_precision(self.hardware, model, policy, data, self.budget,
+                                                       allowed=s.precisions)
+            hw_report = {**self.hardware.to_dict(), "precision": precision}
+            listener.note(f"precision on the target: {precision['reason']} (int8 format {precision['int8_format']})")
+            if self.choice:
+                hw_report["chosen_out_of_reach"] = self.choice
+        return policy, recipe, rows, hw_report
+
+    def finetune(self, trial, refined) -> dict:
+        (policy, recipe, rows, hw_report), s, o = refined, self.s, self.objective  # the policy fine-tuned
+        measure, data = o.settings, o.data
+        torch.manual_seed(s.seed)
+        artifact, after, decisions = compress_and_measure(
+            o.model, policy, data, budget=(), epochs=s.final_epochs, seed=s.seed, device=s.device,
+            settings=measure, names=o.tracked, train=recipe, listener=self.listener,
+            phase="finetune", label="final fine-tune", keep_best=True)
+        latency = latency_change(self.before, after, runtime=measure.runtime, threads=measure.threads)
+        if latency["slower_at"] and _int8_layers(artifact.policy):
+            if bytes_limit(self.budget) is None:
+                artifact, after, latency, note = _fp32_if_faster(artifact, after, latency, data, measure, o.tracked)
+                decisions = layer_decisions(o.model, artifact) if note.startswith("fp32") else decisions
+            else:
+                note = ("int8 kept although it is slower here: the budget asks for bytes "
+                        f"({', '.join(str(b) for b in self.budget if b.metric in ('bytes', 'int8_bytes'))}) over speed")
+            self.listener.note(note, level="warning")
+            policy = artifact.policy  # fp32 where that was faster
+            if hw_report is not None:
+                hw_report["precision"]["final_check"] = note
+        if self.hardware is not None:
+            with one_thread():
+                after["predicted_latency_ms"] = self.hardware.predictor.predict(artifact.model, data.input_shape,
+                                                                                batch=measure.latency_batch).ms
+            hw_report["measured_latency_ms"] = after.get("latency_ms")
+            hw_report["predicted_latency_ms"] = after["predicted_latency_ms"]
+        return {"artifact": artifact, "policy": policy, "after": after, "latency": latency, "recipe": recipe,
+                "rows": rows,
+                "hardware": hw_report, "decisions": attach_sensitivity(decisions, self.sens)}
+
+    def test(self, trial, final: dict) -> dict:
+        data = self.objective.data
+        final["after"]["test_accuracy"] = onnx_accuracy(final["artifact"].onnx, data.x_test, data.y_test)
+        return final
+
+    def write(self, front, closest, members) -> AutoResult:
+        best = (front or closest)[0]
+        f = members[best.number]
+        warnings = [w for w in [slower_warning(f["latency"], self.budget)] if w]  # the command line prints them with its table
+        result = AutoResult(f["policy"], self.before, f["after"], f["artifact"], self.study, self.sens,
+                            f["decisions"], self.budget, self.out, f["recipe"], f["rows"], trial=best.number,
+                            hardware=f["hardware"], latency=f["latency"], warnings=warnings)
+        if self.out is not None:
+            write_auto(self.out, result, self.listener, self.objective.data)
+        return result
+
+
+def after_auto_study(objective: AutoObjective, study: optuna.Study, before: dict, sens: SensitivityResult,
+                     out: Path | None) -> AutoResult:
+    """The sequence after the study (:class:`~slimnas.study._after.AfterStudy`) for ``--auto``."""
+    return AutoAfter(objective, study, before, sens, out).run(study.get_trials(deepcopy=False))
+
+
+def write_auto(out: Path, result: AutoResult, listener: Listener, data: DataSplits) -> None:
+    """``policy.json``, ``model.onnx`` and the compressed weights, ``sensitivity.json`` and
+    ``report.json`` in ``out``."""
+    budget = [str(b) for b in result.budget]
+    with report_phase(listener, "export", label="writing the compressed model and reports", out=str(out)), \
+            staged_result(out, data.input_shape, data.n_classes) as stage:  # one unit: old or new, never a mix
+        write_artifact(stage, result.artifact, result.decisions, {"trial": result.trial, "budget": budget})
+        write_json(stage / "sensitivity.json", result.sensitivity.to_dict())
+        n_done = len([t for t in result.study.get_trials(deepcopy=False)
+                      if t.state == optuna.trial.TrialState.COMPLETE])
+        write_json(stage / "report.json", {"before": result.before, "after": result.after, "budget": budget,
+                                         "feasible": result.feasible, "trial": result.trial,
+                                         "n_trials": n_done, "finetune": result.train.to_dict(),
+                                         "refine": result.refine, "policy": result.policy.to_dict(),
+                                         "latency_change": result.latency, "warnings": result.warnings,
+                                         **({"hardware": result.hardware} if result.hardware is not None else {})})

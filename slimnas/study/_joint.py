@@ -73,10 +73,9 @@ def final_finetune(plan, run: RunFolder, trial, splits: DataSplits, device: str 
     parent = build_model(cand.arch, splits.input_shape, splits.n_classes)
     parent, _ = cached_parent(run.root / "parents", cand, parent, lambda m: None)
     policy = CompressionPolicy.from_dict(trial.user_attrs["policy"])  # already fitted to the budget
-    m = plan.config.measure
     artifact, metrics, decisions = compress_and_measure(
         parent, policy, splits, budget=(), epochs=epochs, seed=plan.config.seed * 100_003 + trial.number,
-        device=device, latency_batch=m.latency_batch, latency_repeats=m.latency_repeats,
+        device=device, settings=plan.measure_settings, names=plan.tracked,
     )
     sens = analyze_sensitivity(parent, splits, ratios=SENSITIVITY_RATIOS)
     write_artifact(run.trial_dir(trial.number), artifact, attach_sensitivity(decisions, sens))

@@ -10,7 +10,6 @@ measures it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import math
 import signal
@@ -24,37 +23,34 @@ import optuna
 import torch
 
 from slimnas._files import storage_error
-from slimnas.compress import (
-    COMPRESSORS,
-    CompressionPolicy,
-    apply_policy,
-    list_compressors,
-    measure_artifact,
-    prune_ratios,
-)
-from slimnas.compress._allocate import fit_to_macs, mac_limits
-from slimnas.compress._apply import (
-    compress_and_measure,
-    layer_decisions,
-    pruned_costs,
-    retrain_steps,
-)
-from slimnas.compress._hardware import MacRounding, choose_mac_rounding
+from slimnas.config import MeasureSettings
 from slimnas.data import DataSplits
 from slimnas.errors import SlimnasError, TrainingDiverged
-from slimnas.export import ExportMismatchError, export_onnx
-from slimnas.measure import Budget, MeasureContext, get_metric, measure_metrics
-from slimnas.measure._profile import profile_precision
+from slimnas.export import ExportMismatchError
+from slimnas.measure import (
+    Artifact,
+    Budget,
+    evaluate_artifact,
+    get_metric,
+)
 from slimnas.models import build_model
-from slimnas.spaces._spec import Candidate
-from slimnas.strategies import PrepareContext, WarmStart, get_strategy
+from slimnas.strategies import PrepareContext, get_strategy
 from slimnas.strategies._early_stopping import OptunaReporter, ParetoHalvingStopper
 from slimnas.strategies._sequenced import FAILED_ALONE, position
 from slimnas.study._artifacts import RunFolder
 from slimnas.study._driver import TrialFailed, storage_cause
-from slimnas.study._events import EpochReporter, Listener
-from slimnas.study._joint import cached_parent, write_artifact
-from slimnas.training import Callback, evaluate, fit
+from slimnas.study._events import Listener
+from slimnas.study._joint import write_artifact
+from slimnas.study._trials import (
+    Made,
+    compressed_artifact,
+    sample_candidate,
+    skip,
+    trained_artifact,
+    warm_artifact,
+    worth_training,
+)
+from slimnas.training import Callback
 
 #: objectives whose value is known after every epoch, so a rule can stop a trial that falls behind
 WATCHABLE = ("accuracy", "loss", "fitness")
@@ -152,10 +148,10 @@ def prepare_context(plan, splits: DataSplits, run: RunFolder, device: torch.devi
                           note=lambda text: note(text))
 
 
-def model_metrics(names: Sequence[str], settings: dict | None = None) -> list[str]:
+def model_metrics(names: Sequence[str], settings: MeasureSettings | None = None) -> list[str]:
     """Parameters, MACs and every other metric of ``names`` known before training (under the
     run's ``settings``: a latency predicted from a device profile's table is)."""
-    settings = settings or {}
+    settings = MeasureSettings.of(settings)
     return list(dict.fromkeys(["params", "macs", *(n for n in names
                                                    if get_metric(n).known_before_training(settings))]))
 
@@ -167,7 +163,7 @@ class BaseTrialObjective:
         objectives: metric names, the study's objectives.
         budget: hard constraints; each becomes an Optuna constraint, ``<= 0`` when met.
         early_stopping: the rule that stops weak trials (``none``, ``median``, ``hyperband``).
-        settings: what metrics read (runtime, fitness weights; see ``MeasureContext``).
+        settings: what metrics read (runtime, fitness weights: :class:`~slimnas.config.MeasureSettings`).
         listener: told about every trial.
     """
 
@@ -177,9 +173,9 @@ class BaseTrialObjective:
     phase = "starting"
 
     def __init__(self, *, objectives: Sequence[str], budget: Sequence[Budget], early_stopping: str,
-                 settings: dict | None = None, listener: Listener | None = None) -> None:
+                 settings: MeasureSettings | None = None, listener: Listener | None = None) -> None:
         self.objectives, self.budget = tuple(objectives), tuple(budget)
-        self.early_stopping, self.settings = early_stopping, dict(settings or {})
+        self.early_stopping, self.settings = early_stopping, MeasureSettings.of(settings)
         self.listener = listener or Listener()
         tracked = [*self.objectives, *(b.metric for b in self.budget)]
         if "fitness" in self.objectives:
@@ -265,9 +261,9 @@ class BaseTrialObjective:
 
 
 class SearchObjective(BaseTrialObjective):
-    """One trial of a search: sample a candidate, build, train with early stopping, measure,
-    record. With compression genes the trained parent is compressed as the candidate's policy
-    says and the compressed artifact is what is measured."""
+    """One trial of a search: sample a candidate, make its artifact (:mod:`slimnas.study._trials`:
+    trained, compressed, or warm-started from a strategy's weights), measure it with
+    :func:`~slimnas.measure.evaluate_artifact`, record it."""
 
     def __init__(self, plan, splits: DataSplits, run: RunFolder, device: torch.device,
                  listener: Listener | None = None, *, run_seed: int | None = None) -> None:
@@ -276,16 +272,6 @@ class SearchObjective(BaseTrialObjective):
         self.plan, self.config, self.splits, self.run, self.device = plan, plan.config, splits, run, device
         self.strategy = get_strategy(self.config.strategy.name)
         self.prepared = prepare_context(plan, splits, run, device, self.listener, run_seed=run_seed)
-
-    def sample(self, trial: optuna.Trial) -> Candidate:
-        cand = self.plan.space.sample(trial, tie_layers=self.config.strategy.name == "grid",
-                                      input_shape=self.splits.input_shape, n_classes=self.splits.n_classes)
-        if self.config.epochs is not None:
-            cand = dataclasses.replace(cand, train=dataclasses.replace(cand.train, epochs=self.config.epochs))
-        vocab = getattr(self.splits, "vocab_size", None)
-        if vocab and getattr(cand.arch, "vocab_size", None) == 0:  # token ids: the data's vocabulary
-            cand = dataclasses.replace(cand, arch=dataclasses.replace(cand.arch, vocab_size=vocab))
-        return cand
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         self.recording, self.phase = False, "sampling"
@@ -306,9 +292,8 @@ class SearchObjective(BaseTrialObjective):
         super().failed(trial, reason, seconds)
 
     def _evaluate(self, trial: optuna.Trial) -> list[float]:
-        t0 = time.perf_counter()
-        self.t0 = t0
-        cand = self.sample(trial)
+        self.t0 = time.perf_counter()
+        cand = sample_candidate(self, trial)
         self.run.write_candidate(trial.number, cand)
         trial.set_user_attr("candidate", cand.to_dict())
         shape, n_classes = self.splits.input_shape, self.splits.n_classes
@@ -318,169 +303,31 @@ class SearchObjective(BaseTrialObjective):
         model = build_model(cand.arch, shape, n_classes) if warm is None else warm.model
         self.phase = "measuring the model"
         static = model_metrics(self.tracked, self.settings)
-        metrics = measure_metrics(static, MeasureContext(model=model, input_shape=shape, settings=self.settings))
+        metrics = evaluate_artifact(Artifact(model, None, shape), self.settings, static)
         trial.set_user_attr("costs", dict(metrics))
         if warm is not None:
-            return self._warm_trial(trial, cand, warm, metrics, t0)
-        if cand.compression is not None:
-            fits = self._reachable(metrics)
+            made = warm_artifact(self, trial, warm, metrics)
+        elif not worth_training(self, cand, metrics, static):  # over a budget known before training
+            return skip(self, trial, metrics)
         else:
-            fits = all(b.is_met(metrics) for b in self.budget if b.metric in static)
-        worth_training = fits or not self.config.skip_infeasible
-        if cand.compression is not None and worth_training:
-            return self._compressed_trial(trial, cand, model, t0)
-        if not worth_training:  # over a budget known before training (or beyond keep_macs' reach)
-            return self._skip(trial, metrics, t0)
-        try:
-            self._train(trial, model, cand)
-            metrics["trained"] = True
-        except optuna.TrialPruned:
-            metrics["trained"] = True
-            self._record(trial, model, metrics, "pruned", t0)
-            raise
-        self._record(trial, model, metrics, "complete", t0)
+            made = (compressed_artifact if cand.compression is not None else trained_artifact)(self, trial, cand,
+                                                                                             model, metrics)
+        return self.record(trial, made, metrics, "complete")
+
+    def record(self, trial: optuna.Trial, made: Made, metrics: dict, state: str) -> list[float]:
+        """Measure the artifact by every metric the study reads (those in ``metrics`` are), write it."""
+        self.phase = "measuring the artifact"
+        evaluate_artifact(made.artifact, self.settings, ["loss", "accuracy", "bytes", *self.tracked], self.splits,
+                 known=metrics)
+        if made.decisions is not None:  # a compressed artifact: its file, policy and compressed weights
+            write_artifact(self.run.trial_dir(trial.number), made.artifact, made.decisions)
+            trial.set_user_attr("policy", made.artifact.policy.to_dict())
+        else:
+            self.run.write_weights(trial.number, made.artifact.model)
+        self.finish(trial, metrics, state, folds=made.folds)
         return self.values(metrics)
 
-    def _skip(self, trial: optuna.Trial, metrics: dict, t0: float) -> list[float]:
-        """A candidate over a budget known before training: not trained, and nothing of it
-        kept that could pass for a trained model (no weights, no ONNX file, no accuracy).
-        It stays a complete trial in the study, so the samplers learn from its costs and
-        constraints; it is marked skipped (the ``skipped`` user attribute, ``state: skipped``
-        in its metrics.json) and its unmeasured objectives are the worst of their direction."""
-        missed = [str(b) for b in self.budget if b.key in metrics and not b.is_met(metrics)]
-        metrics.update(trained=False, skipped="over the budget before training: " + (", ".join(missed) or
-                                                                                       "beyond compression's reach"))
-        trial.set_user_attr("skipped", True)
-        self._finish(trial, metrics, "skipped", t0)
-        return self.values(metrics)
-
-    def _reachable(self, costs: dict) -> bool:
-        """Whether compression within ``space.compression.keep_macs`` can bring an architecture
-        of these costs under the MAC budget (a parent 10x over a budget with ``keep_macs`` from
-        0.3 is not trained: the space says the search may shrink it 3.3x at most)."""
-        limits = mac_limits(self.budget)
-        return not limits or costs["macs"] <= min(limits) * self.plan.space.compression.max_shrink()
-
-    def _compressed_trial(self, trial: optuna.Trial, cand: Candidate, model: torch.nn.Module, t0: float) -> list[float]:
-        """Train (or reuse) the parent, compress it as the candidate's policy says, measure the
-        artifact. The parent is trained in full (no early stopping: siblings reuse it); the
-        short ranking fine-tune stops early by the study's rule."""
-        cfg, splits = self.config, self.splits
-        parent, reused = cached_parent(self.run.root / "parents", cand, model,
-                                       lambda m: self._train(trial, m, cand, early_stopping=False))
-        parent_metrics = {"parent_val_accuracy": evaluate(parent, splits.x_val, splits.y_val)["accuracy"],
-                          "parent_params": trial.user_attrs["costs"]["params"],
-                          "parent_macs": trial.user_attrs["costs"]["macs"], "parent_reused": reused}
-        epochs = self.plan.space.compression.value("finetune_epochs")
-        policy = CompressionPolicy.from_dict(cand.compression)
-        use_full_budget = "macs" not in self.objectives
-        rounding = self._mac_rounding(parent, policy, use_full_budget, cand.keep_macs, parent_metrics["parent_macs"])
-        costs: dict = {}
-
-        def stoppers(policy):  # the compressed structure's costs rank it among its peers
-            if not self.stops_early():
-                return self.limits()
-            costs.update(pruned_costs(parent, policy, splits.input_shape))
-            trial.set_user_attr("costs", dict(costs))
-            return [*self.stoppers(trial, epochs * max(1, retrain_steps(policy))), *self.limits()]
-
-        self.phase = "compressing and fine-tuning"
-        try:
-            artifact, metrics, decisions = compress_and_measure(
-                parent, policy, splits, budget=self.budget, epochs=epochs,
-                seed=self.seed(trial), device=str(self.device),
-                latency_batch=cfg.measure.latency_batch, latency_repeats=cfg.measure.latency_repeats,
-                use_full_budget=use_full_budget, keep=cand.keep_macs, stoppers=stoppers,
-                rounding=rounding.rounding if rounding is not None else 1,
-            )
-        except optuna.TrialPruned:
-            metrics = {**parent_metrics, **costs, "trained": True, "curve": trial.user_attrs.get("curve", [])}
-            self.run.write_metrics(trial.number, {**metrics, "state": "pruned"})
-            self.listener.trial_finished(trial.number, "pruned", metrics, round(time.perf_counter() - t0, 3))
-            raise
-        metrics.update(parent_metrics, trained=True)
-        if rounding is not None:
-            metrics.update(mac_rounding=rounding.rounding, mac_rounding_reason=rounding.reason)
-        measure_metrics(self.tracked, MeasureContext(model=artifact.model, input_shape=splits.input_shape,
-                                                     onnx=artifact.onnx, data=splits, settings=self.settings,
-                                                     metrics=metrics))
-        write_artifact(self.run.trial_dir(trial.number), artifact, decisions)
-        trial.set_user_attr("policy", artifact.policy.to_dict())
-        self._finish(trial, metrics, "complete", t0)
-        return self.values(metrics)
-
-    def _mac_rounding(self, parent: torch.nn.Module, policy: CompressionPolicy, use_full_budget: bool,
-                      keep: float, parent_macs: int) -> MacRounding | None:
-        """On a device profile with a latency table, the channel rounding that makes this
-        candidate's allocation at its MAC target fastest on the device
-        (:func:`~slimnas.compress.choose_mac_rounding`, predicted from the table: no timing per
-        trial); ``None`` where the policy's ratios are not scaled to a MAC target."""
-        predictor, profile, shape = self.plan.predictor, self.plan.profile, self.splits.input_shape
-        if predictor is None or profile is None:
-            return None
-        limits = mac_limits(self.budget)
-        if keep > 0:
-            limits.append(keep * parent_macs)
-        if not limits:
-            return None
-        fitted = fit_to_macs(parent, policy, shape, self.budget, use_full_budget=use_full_budget, keep=keep)
-        ratios = prune_ratios(fitted)
-        if fitted is policy or not any(r > 0 for r in ratios.values()):
-            return None
-        return choose_mac_rounding(parent, shape, predictor, ratios, int(min(limits)), batch=profile.batch[0],
-                                   precision=profile_precision(profile))
-
-    def _warm_trial(self, trial: optuna.Trial, cand: Candidate, warm: WarmStart, metrics: dict, t0: float) -> list[float]:
-        """A candidate the strategy has weights for (a supernet's sub-network): fine-tuned from
-        them as ``warm.train`` says, then compressed by ``warm.policy`` (per-layer precision)
-        when it has one; the artifact is exported and measured like any other trial's."""
-        model, splits = warm.model, self.splits
-        metrics.update(warm.info)
-        if warm.train.epochs > 0:
-            callbacks: list[Callback] = [EpochReporter(self.listener, trial.number), *self.limits()]
-            self.listener.trial_started(trial.number, warm.train.epochs)
-            fit(model, splits.x_train, splits.y_train, warm.train, x_val=splits.x_val, y_val=splits.y_val,
-                device=self.device, seed=self.seed(trial), callbacks=callbacks)
-        metrics["trained"] = True
-        folds = None if warm.folds is None else warm.folds(seed=self.seed(trial), device=self.device)
-        if warm.policy is None:
-            self._record(trial, model, metrics, "complete", t0, folds=folds)
-            return self.values(metrics)
-        model.cpu().eval()
-        artifact = apply_policy(model, CompressionPolicy.from_dict(warm.policy), splits, epochs=0,
-                                seed=self.seed(trial))
-        metrics.update(measure_artifact(artifact, splits, splits=("val",), latency_batches=(self.config.measure.latency_batch,),
-                                        repeats=self.config.measure.latency_repeats))
-        metrics["val_loss"] = evaluate(artifact.model, splits.x_val, splits.y_val)["loss"]
-        measure_metrics(self.tracked, MeasureContext(model=artifact.model, input_shape=splits.input_shape,
-                                                     onnx=artifact.onnx, data=splits, settings=self.settings,
-                                                     metrics=metrics))
-        steps = {step.compressor for step in artifact.policy.steps}
-        absent = {COMPRESSORS.get(c).layer_column for c in list_compressors() if c not in steps}
-        decisions = [{k: v for k, v in row.items() if k not in absent} for row in layer_decisions(model, artifact)]
-        write_artifact(self.run.trial_dir(trial.number), artifact, decisions)
-        trial.set_user_attr("policy", artifact.policy.to_dict())
-        self._finish(trial, metrics, "complete", t0, folds=folds)
-        return self.values(metrics)
-
-    def _record(self, trial: optuna.Trial, model: torch.nn.Module, metrics: dict, state: str, t0: float,
-                folds: list[float] | None = None) -> None:
-        """Measure the final model and its exported file (verified against eager); write its
-        metrics, weights and ONNX file (``folds``: see :meth:`_finish`)."""
-        self.phase = "exporting and measuring the trained model"
-        model.cpu().eval()
-        val = evaluate(model, self.splits.x_val, self.splits.y_val)
-        metrics.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
-        shape = self.splits.input_shape
-        path = export_onnx(model, self.run.onnx_path(trial.number), shape, verify=True, atol=1e-3)
-        ctx = MeasureContext(model=model, input_shape=shape, onnx=path, data=self.splits, settings=self.settings,
-                             metrics=metrics)
-        measure_metrics(["bytes", *self.tracked], ctx)
-        self.run.write_weights(trial.number, model)
-        self._finish(trial, metrics, state, t0, folds=folds)
-
-    def _finish(self, trial: optuna.Trial, metrics: dict, state: str, t0: float,
-                folds: list[float] | None = None) -> None:
+    def finish(self, trial: optuna.Trial, metrics: dict, state: str, folds: list[float] | None = None) -> None:
         """Store the trial's metrics. ``folds``: its accuracy on more held-out folds
         (:attr:`WarmStart.folds`); ``val_accuracy`` becomes their mean with this split's."""
         if folds:
@@ -488,7 +335,7 @@ class SearchObjective(BaseTrialObjective):
             metrics.update(val_accuracy_split=own, val_accuracy_folds=[own, *folds],
                            val_accuracy=float(sum([own, *folds]) / (1 + len(folds))))
         self.recording = True
-        metrics["seconds"] = round(time.perf_counter() - t0, 3)
+        metrics["seconds"] = round(time.perf_counter() - self.t0, 3)
         trial.set_user_attr("metrics", metrics)
         self.record_constraints(trial, metrics)
         fits = all(b.is_met(metrics) for b in self.budget)
@@ -500,13 +347,3 @@ class SearchObjective(BaseTrialObjective):
         """The per-trial time limit, when the config sets one."""
         seconds = self.config.trial_timeout
         return [TimeLimit(seconds, self.t0)] if seconds else []
-
-    def _train(self, trial: optuna.Trial, model: torch.nn.Module, cand: Candidate, *, early_stopping: bool = True) -> None:
-        self.phase = "training"
-        callbacks: list[Callback] = [EpochReporter(self.listener, trial.number), *self.limits()]
-        if early_stopping:
-            callbacks += self.stoppers(trial, cand.train.epochs)
-        self.listener.trial_started(trial.number, cand.train.epochs)
-        fit(model, self.splits.x_train, self.splits.y_train, cand.train, x_val=self.splits.x_val,
-            y_val=self.splits.y_val, device=self.device, seed=self.seed(trial), callbacks=callbacks,
-            augment=self.splits.augment)

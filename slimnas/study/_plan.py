@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from slimnas.compress._space import CompressionSpace
-from slimnas.config import DeviceProfile, RunConfig, load_config
+from slimnas.config import DeviceProfile, MeasureSettings, RunConfig, load_config
 from slimnas.errors import ConfigError
 from slimnas.measure import (
     RUNTIMES,
@@ -122,17 +122,18 @@ class SearchPlan:
         return list(dict.fromkeys(names))
 
     @property
-    def measure_settings(self) -> dict[str, Any]:
+    def measure_settings(self) -> MeasureSettings:
         """What metrics read from the run's settings (see :class:`slimnas.measure.MeasureContext`)."""
-        m, f = self.config.measure, self.config.fitness
-        settings = {"runtime": m.runtime, "latency_batch": m.latency_batch, "latency_repeats": m.latency_repeats,
-                    "threads": m.threads, "fitness_cost": f.cost, "fitness_weight": f.weight}
-        p = self.profile
-        if p is not None:  # the device's runtime, threads, batch and precision; its table predicts latency
-            settings.update(runtime=p.runtime, threads=p.threads, latency_batch=p.batch[0],
-                            precision=profile_precision(p), activation_bytes=p.activation_bytes,
-                            latency_predictor=self.predictor)
-        return settings
+        m, f, p = self.config.measure, self.config.fitness, self.profile
+        settings = MeasureSettings(runtime=m.runtime, latency_batch=m.latency_batch,
+                                   latency_repeats=m.latency_repeats, threads=m.threads,
+                                   fitness_cost=f.cost, fitness_weight=f.weight)
+        if p is None:
+            return settings
+        # the device's runtime, threads, batch and precision; its table predicts latency
+        return MeasureSettings.of(settings, runtime=p.runtime, threads=p.threads, latency_batch=p.batch[0],
+                                  precision=profile_precision(p), activation_bytes=p.activation_bytes,
+                                  latency_predictor=self.predictor)
 
     @property
     def definition(self) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 import torch
 
-from slimnas.config import RunConfig
+from slimnas.config import MeasureSettings, RunConfig
 from slimnas.config._load import read_yaml
 from slimnas.data import DataSplits, load_dataset
 from slimnas.errors import ConfigError, SlimnasError
@@ -25,6 +25,7 @@ from slimnas.export._info import write_run_info
 from slimnas.measure._latency import runtime_for
 from slimnas.spaces import get_family, list_families
 from slimnas.strategies import BaseStrategy, get_strategy
+from slimnas.study._after import AfterStudy
 from slimnas.study._artifacts import RunFolder, write_json
 from slimnas.study._definition import check_definition, definition_of
 from slimnas.study._driver import (
@@ -40,7 +41,7 @@ from slimnas.study._events import Listener, ListenerGroup
 from slimnas.study._joint import final_finetune, rerank_front
 from slimnas.study._load import open_model
 from slimnas.study._objective import SearchObjective, prepare_context
-from slimnas.study._pareto import is_skipped, pareto_front
+from slimnas.study._pareto import is_skipped
 from slimnas.study._plan import SearchPlan
 from slimnas.study._progress import progress_rows
 from slimnas.study._record import DAMAGED, damaged_trials, load_study
@@ -399,52 +400,67 @@ def finish(plan: SearchPlan, study: optuna.Study, run: RunFolder, splits: DataSp
            interrupted: bool = False, failed_workers: list[int] | None = None,
            listener: Listener | None = None) -> SearchResult:
     """Evaluate the front on the test set (once per model; cached in its metrics.json) and write
-    ``pareto.json``. A joint search's front is chosen after the full fine-tune of its leading
-    candidates (:func:`rerank_front`)."""
-    cfg = plan.config
+    ``pareto.json``, by the sequence every study ends with (:class:`SearchAfter`). A joint
+    search's front is chosen after the full fine-tune of its leading candidates (:func:`rerank_front`)."""
     damaged = damaged_trials(study)
     trials = [t for t in study.get_trials(deepcopy=False) if str(t.number) not in damaged]
-    front_trials, closest_trials = pareto_front(trials, plan.objectives, plan.budget)
-    if front_trials:
-        reranked = rerank_front(plan, run, trials, splits, note=(listener or Listener()).note)
-        front_trials = reranked or front_trials
-    remeasure = plan.predictor is not None and "latency_ms" in plan.tracked
+    result = SearchAfter(plan, study, run, splits, listener or Listener(), n_damaged=len(damaged)).run(trials)
+    result.interrupted, result.failed_workers = interrupted, list(failed_workers or [])
+    return result
 
-    def member(t) -> FrontMember:
-        metrics = dict(t.user_attrs["metrics"])
-        stored = run.read_metrics(t.number)
-        if "policy" in t.user_attrs and "final" not in stored:
-            stored = final_finetune(plan, run, t, splits, str(resolve_device(cfg.device)))
+
+class SearchAfter(AfterStudy):
+    """A search after its study: the Pareto front (a joint search's reranked after the full
+    fine-tune of its leading candidates), each compressed member's final fine-tune, its test
+    accuracy on its deployable file (once; kept in its metrics.json), a latency predicted during
+    the search timed now, and ``pareto.json``."""
+
+    def __init__(self, plan: SearchPlan, study: optuna.Study, run: RunFolder, splits: DataSplits, listener: Listener,
+                 *, n_damaged: int = 0) -> None:
+        super().__init__(plan.objectives, plan.budget)
+        self.plan, self.study, self.run_folder, self.splits, self.listener = plan, study, run, splits, listener
+        self.n_damaged = n_damaged
+
+    def rerank(self, front, trials):
+        return rerank_front(self.plan, self.run_folder, trials, self.splits, note=self.listener.note)
+
+    def finetune(self, trial, refined) -> dict:
+        stored = self.run_folder.read_metrics(trial.number)
+        if "policy" in trial.user_attrs and "final" not in stored:
+            stored = final_finetune(self.plan, self.run_folder, trial, self.splits,
+                                    str(resolve_device(self.plan.config.device)))
+        return stored
+
+    def test(self, trial, stored: dict) -> FrontMember:
+        run, splits = self.run_folder, self.splits
         if "test_accuracy" not in stored:  # the test set is touched once, on the deployable file
-            stored["test_accuracy"] = onnx_accuracy(run.onnx_path(t.number), splits.x_test, splits.y_test)
-            run.write_metrics(t.number, stored)
+            stored["test_accuracy"] = onnx_accuracy(run.onnx_path(trial.number), splits.x_test, splits.y_test)
+            run.write_metrics(trial.number, stored)
+        remeasure = self.plan.predictor is not None and "latency_ms" in self.plan.tracked
         if remeasure and "measured_latency_ms" not in stored:  # predicted during the search: timed now
-            stored.update(remeasure_latency(plan, run.onnx_path(t.number), splits.input_shape))
-            run.write_metrics(t.number, stored)
+            stored.update(remeasure_latency(self.plan, run.onnx_path(trial.number), splits.input_shape))
+            run.write_metrics(trial.number, stored)
+        metrics = dict(trial.user_attrs["metrics"])
         metrics.update({k: v for k, v in stored.items() if k != "state"})
-        return FrontMember(t.number, t.user_attrs["candidate"], metrics, run.trial_dir(t.number))
+        return FrontMember(trial.number, trial.user_attrs["candidate"], metrics, run.trial_dir(trial.number))
 
-    front = [member(t) for t in front_trials]
-    closest = [member(t) for t in closest_trials]
-    doc = {
-        "study": cfg.study_name,
-        "objectives": list(plan.objectives),
-        "budget": [str(b) for b in plan.budget],
-        "feasible": bool(front),
-        "n_trials": n_finished(study) - len(damaged),
-        "front": [m.to_dict() for m in front],
-    }
-    if not front:
-        doc["closest"] = [m.to_dict() for m in closest]
-    skipped = [t.number for t in trials if t.state == optuna.trial.TrialState.COMPLETE and is_skipped(t)]
-    if skipped:  # not trained: over the budget from their size alone; no model is kept
-        doc["skipped"] = skipped
-    failed = failed_trials(study)
-    if failed:
-        doc["failed"] = [{"trial": n, "reason": r} for n, r in failed]
-    write_json(run.pareto_path, doc)
-    return SearchResult(plan=plan, study=study, front=front, closest=closest, run_dir=run.root,
-                        interrupted=interrupted, failed_workers=list(failed_workers or []), failed=failed)
+    def write(self, front, closest, members) -> SearchResult:
+        plan, study, run = self.plan, self.study, self.run_folder
+        trials = self.trials
+        front, closest = [members[t.number] for t in front], [members[t.number] for t in closest]
+        doc = {"study": plan.config.study_name, "objectives": list(plan.objectives),
+               "budget": [str(b) for b in plan.budget], "feasible": bool(front),
+               "n_trials": n_finished(study) - self.n_damaged, "front": [m.to_dict() for m in front]}
+        if not front:
+            doc["closest"] = [m.to_dict() for m in closest]
+        skipped = [t.number for t in trials if t.state == optuna.trial.TrialState.COMPLETE and is_skipped(t)]
+        if skipped:  # not trained: over the budget from their size alone; no model is kept
+            doc["skipped"] = skipped
+        failed = failed_trials(study)
+        if failed:
+            doc["failed"] = [{"trial": n, "reason": r} for n, r in failed]
+        write_json(run.pareto_path, doc)
+        return SearchResult(plan=plan, study=study, front=front, closest=closest, run_dir=run.root, failed=failed)
 
 
 def remeasure_latency(plan: SearchPlan, onnx_path: Path, input_shape: tuple[int, ...]) -> dict:
@@ -452,7 +468,7 @@ def remeasure_latency(plan: SearchPlan, onnx_path: Path, input_shape: tuple[int,
     threads, batch and precision, beside the predicted one the search used: the figures the
     report compares (``measured_latency_ms``, ``predicted_latency_ms`` and how each was got)."""
     settings = plan.measure_settings
-    runtime = runtime_for({**settings, "latency_repeats": max(100, settings.get("latency_repeats", 50))},
+    runtime = runtime_for(MeasureSettings.of(settings, latency_repeats=max(100, settings.latency_repeats)),
                           field="device_profile.runtime")
     stats = runtime.measure_stats(onnx_path if runtime.times == "file" else load_model_of(onnx_path),
                                   input_shape)

@@ -98,7 +98,8 @@ def test_the_int8_file_of_a_slower_result_gives_way_to_a_faster_fp32_file(data, 
     """--auto keeps int8 only where it is not slower (no byte budget): given a final model whose
     int8 file measured slower than the input, the same weights as fp32 are measured and kept."""
     from slimnas.compress import CompressionPolicy, apply_policy, latency_change
-    from slimnas.study._auto import AutoSettings, _fp32_if_faster
+    from slimnas.config import MeasureSettings
+    from slimnas.study._auto import _fp32_if_faster
 
     policy = CompressionPolicy.of(prune={"ratio": 0.0, "layer_ratios": {"0": 0.5}},
                                   quantize={"mode": "fp32", "layer_precision": {"0": "int8", "2": "int8", "4": "int8",
@@ -106,9 +107,8 @@ def test_the_int8_file_of_a_slower_result_gives_way_to_a_faster_fp32_file(data, 
     art = apply_policy(trained_cnn, policy, data, epochs=0)
     before = {"latency_ms_b1": 1.0}
     after = {"latency_ms_b1": 1e6, "latency_ms": 1e6, "val_loss": 0.5}  # as measured slower
-    s = AutoSettings(budget=("macs<=50%",), latency_repeats=5)
-    kept, metrics, change, note = _fp32_if_faster(art, after, latency_change(before, after), data, s, 1,
-                                                  {"latency_runtime": "onnxruntime", "latency_threads": 1})
+    kept, metrics, change, note = _fp32_if_faster(art, after, latency_change(before, after), data,
+                                                  MeasureSettings(latency_repeats=5, latency_batch=1))
     assert note.startswith("fp32 kept") and metrics["latency_ms_b1"] < 1e6
     assert set(kept.policy.options("quantize")["layer_precision"].values()) == {"fp32"}
     assert change["batches"]["1"]["after_ms"] == pytest.approx(metrics["latency_ms_b1"], rel=1e-3)

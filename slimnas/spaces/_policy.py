@@ -1,7 +1,8 @@
-"""Compression policies: the value a compression search proposes and a user writes.
+"""Compression policies: the value a compression search proposes and a user writes (a
+candidate's ``compression``, so it sits below every layer that reads one).
 
 A :class:`CompressionPolicy` is an ordered list of steps, each naming a registered compressor
-(:func:`~slimnas.compress.register_compressor`) with its constructor arguments, plus how every
+(:func:`~slimnas.compress.register_compressor`, into :data:`COMPRESSORS` here) with its constructor arguments, plus how every
 step that changes weights is retrained (distillation from the uncompressed model, the fine-tune
 learning rate). :func:`~slimnas.compress.apply_policy` runs it; nothing else spells out which
 compressors exist or in which order they run.
@@ -14,8 +15,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from slimnas.compress._base import COMPRESSORS, list_compressors
 from slimnas.errors import ConfigError
+from slimnas.registry import Registry
+
+#: compressor name -> class (a :class:`slimnas.compress.BaseCompressor` subclass); filled by
+#: :func:`slimnas.compress.register_compressor`
+COMPRESSORS: Registry = Registry("compression.step")
+
+
+def list_compressors() -> list[str]:
+    """Registered compressors in the order a policy runs them."""
+    return sorted(COMPRESSORS.names(), key=lambda n: (COMPRESSORS.get(n).order, n))
 
 SETTINGS = ("distill", "temperature", "alpha", "finetune_lr")
 
