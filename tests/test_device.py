@@ -130,7 +130,7 @@ def test_mcu_profile_limits_bytes_and_ram():
 @pytest.mark.parametrize("raw,field", [
     ({"name": "x", "threads": 0}, "profile.threads"),
     ({"name": "x", "batch": [1, 1]}, "profile.batch"),
-    ({"name": "x", "precisions": ["int4"]}, "profile.precisions"),
+    ({"name": "x", "precisions": ["int3"]}, "profile.precisions"),
     ({"name": "x", "colour": "red"}, "profile.colour"),
     ({"runtime": "onnxruntime"}, "profile.name"),
 ])
