@@ -216,6 +216,23 @@ def test_a_resume_reruns_a_damaged_trial_and_refuses_a_damaged_run_file(base, tm
         assert snapshot(run) == before
 
 
+def test_a_config_yaml_cut_into_a_value_no_run_has_is_named_by_every_reader(base, tmp_path):
+    """``val_fraction: 0.2`` truncated to ``val_fraction: 0.`` is still YAML of the right shape: the
+    readers that rebuild the run's splits name config.yaml instead of the data field alone."""
+    src, chosen = base
+    run = tmp_path / "run"
+    shutil.copytree(src / "run", run)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data"]["val_fraction"] = 0.0
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    before = snapshot(run)
+    for argv in (["export", str(run), "--trial", str(chosen), "--out", str(tmp_path / "m.onnx")],
+                 ["export", str(run), "--best", "", "--out", str(tmp_path / "b.onnx")]):
+        code, _, err = cli(argv)
+        one_line(code, err, "config.yaml", "val_fraction")
+    assert snapshot(run) == before
+
+
 def one_line(code: int, err: str, *words: str) -> None:
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err

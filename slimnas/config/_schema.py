@@ -198,6 +198,33 @@ def _is_study_name(v: Any) -> bool:
     return isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", v) is not None
 
 
+#: the ``data`` section's fields: what each must be
+DATA_CHECKS: dict[str, tuple[str, Any]] = {
+    "dataset": ("a dataset name or a .npz/.csv path", _is_name),
+    "val_fraction": ("a number in (0, 0.9]", lambda v: _is_num(v) and 0 < v <= 0.9),
+    "test_fraction": ("a number in (0, 0.9]", lambda v: _is_num(v) and 0 < v <= 0.9),
+    "seed": _int_in(0, MAX_SEED),
+    "label_column": ("a column name", lambda v: isinstance(v, str)),
+    "layout": ("nchw or nhwc, in any case (how a file's 4-D image array is laid out)",
+               lambda v: v is None or (isinstance(v, str) and v.lower() in ("nchw", "nhwc"))),
+    "normalize": (f"one of {list(NORMALIZE)}", lambda v: v in NORMALIZE),
+    "augment": ("a mapping such as {crop: 4, flip: true} or {shift: 2, noise: 0.05}",
+                lambda v: isinstance(v, dict)),
+    "text_column": ("a column name", lambda v: v is None or _is_name(v)),
+    "tokenizer": ("a tokenizer name, or a mapping {name: word, max_length: 64, ...}",
+                  lambda v: _is_name(v) or (isinstance(v, dict) and _is_name(v.get("name", "word")))),
+    "stream": ("true, false or auto", lambda v: isinstance(v, bool) or v == "auto"),
+    "num_workers": _int_in(0, MAX_WORKERS),
+    "input_layout": ("channels_first, channels_last or no_channel", _is_name),
+    "options": ("a mapping of the dataset's options, such as {n: 2000}", lambda v: isinstance(v, dict)),
+}
+
+
+def parse_data(raw: Any) -> DataConfig:
+    """The ``data`` section, checked field by field (:class:`ConfigError` naming the field)."""
+    return _section(DataConfig, raw, "data", DATA_CHECKS)
+
+
 def parse_config(raw: dict[str, Any]) -> RunConfig:
     """Check a raw mapping (from YAML plus CLI overrides) into a :class:`RunConfig`.
 
@@ -244,25 +271,7 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
     if not isinstance(budget, (list, tuple)) or not all(isinstance(b, str) for b in budget):
         raise ConfigError("budget", "a list of constraints like 'macs<=20000'", budget)
     values["budget"] = tuple(budget)
-    values["data"] = _section(DataConfig, raw.get("data"), "data", {
-        "dataset": ("a dataset name or a .npz/.csv path", _is_name),
-        "val_fraction": ("a number in (0, 0.9]", lambda v: _is_num(v) and 0 < v <= 0.9),
-        "test_fraction": ("a number in (0, 0.9]", lambda v: _is_num(v) and 0 < v <= 0.9),
-        "seed": _int_in(0, MAX_SEED),
-        "label_column": ("a column name", lambda v: isinstance(v, str)),
-        "layout": ("nchw or nhwc, in any case (how a file's 4-D image array is laid out)",
-                   lambda v: v is None or (isinstance(v, str) and v.lower() in ("nchw", "nhwc"))),
-        "normalize": (f"one of {list(NORMALIZE)}", lambda v: v in NORMALIZE),
-        "augment": ("a mapping such as {crop: 4, flip: true} or {shift: 2, noise: 0.05}",
-                    lambda v: isinstance(v, dict)),
-        "text_column": ("a column name", lambda v: v is None or _is_name(v)),
-        "tokenizer": ("a tokenizer name, or a mapping {name: word, max_length: 64, ...}",
-                      lambda v: _is_name(v) or (isinstance(v, dict) and _is_name(v.get("name", "word")))),
-        "stream": ("true, false or auto", lambda v: isinstance(v, bool) or v == "auto"),
-        "num_workers": _int_in(0, MAX_WORKERS),
-        "input_layout": ("channels_first, channels_last or no_channel", _is_name),
-        "options": ("a mapping of the dataset's options, such as {n: 2000}", lambda v: isinstance(v, dict)),
-    })
+    values["data"] = parse_data(raw.get("data"))
     values["strategy"] = _section(StrategyConfig, raw.get("strategy"), "strategy", {
         "name": ("a strategy name", _is_name),
         "early_stopping": ("an early-stopping rule name", _is_name),

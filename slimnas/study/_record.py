@@ -13,7 +13,7 @@ import optuna
 
 from slimnas._files import read_json
 from slimnas.config._load import read_yaml
-from slimnas.config._schema import DATA_EXTRAS
+from slimnas.config._schema import DATA_EXTRAS, parse_data
 from slimnas.data import DataSplits, load_dataset
 from slimnas.errors import ConfigError, DamagedFileError
 from slimnas.export._info import read_run_info
@@ -128,6 +128,10 @@ def read_run_config(path: Path) -> dict:
         if key not in config or not ok(config[key]):
             raise DamagedFileError(path, f"its {key!r} is {'missing' if key not in config else 'of another type'}"
                                    " (truncated or edited)", "the run's resolved configuration (YAML)")
+    try:  # the data section rebuilds the run's splits: a value no run is written with means an edited file
+        parse_data(config.get("data"))
+    except ConfigError as e:
+        raise DamagedFileError(path, f"{e} (truncated or edited)", "the run's resolved configuration (YAML)") from None
     return config
 
 

@@ -173,13 +173,14 @@ def test_auto_searches_pruning_and_precision_over_the_layers_pruning_names():
     embedding-width layers) and a precision gene for every layer, its Conv1D layers included."""
     import numpy as np
 
+    from slimnas.config import MeasureSettings
     from slimnas.data._base import make_splits
     from slimnas.study._auto import AutoObjective, AutoSettings
 
     rng = np.random.default_rng(0)
     data = make_splits("tokens", rng.integers(0, VOCAB, (40, *TEXT_SHAPE)).astype(np.float32), np.arange(40) % 10,
                        None, None, val_fraction=0.25, test_fraction=0.2, seed=0, standardize=False)
-    objective = AutoObjective(gpt2(), data, AutoSettings(budget=["macs<=60%"]), (), "none", timing={})
+    objective = AutoObjective(gpt2(), data, AutoSettings(budget=["macs<=60%"]), (), "none", measure=MeasureSettings())
     blocks = [f"model.transformer.h.{i}" for i in (0, 1)]
     assert objective.prunable == [n for b in blocks for n in (f"{b}.attn.c_attn.query", f"{b}.mlp.c_fc")]
     assert objective.layers == [*(f"{b}.{n}" for b in blocks for n in (
