@@ -450,9 +450,6 @@ def main() -> None:
         "categorical edges fall back to its independent random sampler, so it proposes what random does. Both "
         f"ran {TWIN_SEEDS} seeds (the figures equal their twin's for the same seeds), not 30.",
         "grid is the shuffled enumeration of the 15,625 cells (random order without repeats).",
-        "guided_local is local search whose next neighbour (of the 3 best trials; of the front with two "
-        "objectives) is the one a ridge regression on every trial so far ranks best (BANANAS's mutation "
-        "acquisition; ParEGO weights with two objectives) instead of one at random.",
         "local search on CIFAR-100 ran until it had evaluated the optimum cell (at most 1,000 evaluations) "
         "for the comparison with White et al. (2020), whose 127 counts architectures trained until the "
         "optimum was among them.",
