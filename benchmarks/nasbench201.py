@@ -443,8 +443,8 @@ def main() -> None:
         "1-5 ms for the others, so its @300 column is not measured; with two objectives it ran "
         f"{SLOW_MO['gp']['seeds']} seeds of {SLOW_MO['gp']['n']} evaluations.",
         *([f"{missing} planned runs did not run (the run was cut short): see runs_missing"] if missing else []),
-        f"Accuracy x latency ran {mo_seeds} seeds per strategy and dataset (not 30), to keep the whole "
-        "benchmark within one process's share of the shared 2-core machine.",
+        *([f"Accuracy x latency ran {mo_seeds} seeds per strategy and dataset (not {seeds}), to keep the whole "
+           "benchmark within one process's share of the shared 2-core machine."] if mo_seeds < seeds else []),
         "bohb is TPE with Hyperband early stopping; a table has no learning curves to stop on, so on it bohb "
         "proposes what tpe does (equal figures, seed for seed). cmaes models numeric genes only: the six "
         "categorical edges fall back to its independent random sampler, so it proposes what random does. Both "
