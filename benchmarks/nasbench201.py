@@ -443,16 +443,13 @@ def main() -> None:
         "1-5 ms for the others, so its @300 column is not measured; with two objectives it ran "
         f"{SLOW_MO['gp']['seeds']} seeds of {SLOW_MO['gp']['n']} evaluations.",
         *([f"{missing} planned runs did not run (the run was cut short): see runs_missing"] if missing else []),
-        f"Accuracy x latency ran {mo_seeds} seeds per strategy and dataset (not 30), to keep the whole "
-        "benchmark within one process's share of the shared 2-core machine.",
+        *([f"Accuracy x latency ran {mo_seeds} seeds per strategy and dataset (not {seeds}), to keep the whole "
+           "benchmark within one process's share of the shared 2-core machine."] if mo_seeds < seeds else []),
         "bohb is TPE with Hyperband early stopping; a table has no learning curves to stop on, so on it bohb "
         "proposes what tpe does (equal figures, seed for seed). cmaes models numeric genes only: the six "
         "categorical edges fall back to its independent random sampler, so it proposes what random does. Both "
         f"ran {TWIN_SEEDS} seeds (the figures equal their twin's for the same seeds), not 30.",
         "grid is the shuffled enumeration of the 15,625 cells (random order without repeats).",
-        "guided_local is local search whose next neighbour (of the 3 best trials; of the front with two "
-        "objectives) is the one a ridge regression on every trial so far ranks best (BANANAS's mutation "
-        "acquisition; ParEGO weights with two objectives) instead of one at random.",
         "local search on CIFAR-100 ran until it had evaluated the optimum cell (at most 1,000 evaluations) "
         "for the comparison with White et al. (2020), whose 127 counts architectures trained until the "
         "optimum was among them.",

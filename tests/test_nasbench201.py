@@ -231,3 +231,24 @@ def test_pareto_local_search_moves_from_where_the_front_gains_most_area():
     one = optuna.create_study()
     one.add_trial(optuna.trial.create_trial(value=1.0, params={}, distributions={}))
     assert front_weights(one.trials, one.directions, reference=(0.0, 0.0)) == {0: 1.0}
+
+
+def test_mo_gap_splits_the_missed_hypervolume_by_latency_band(monkeypatch):
+    """benchmarks/nasbench201_mo_gap.py: the area a found front misses under the true front, per
+    latency band, sums to the hypervolume share it lacks and lies where the fronts differ."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import nasbench201_mo_gap as gap
+
+    from slimnas.study._tabular import TrueFront, hypervolume
+
+    acc, cost, ref = (20.0, 50.0, 70.0), (6.0, 10.0, 18.0), (0.0, 28.0)
+    tf = TrueFront("latency_ms", ("a", "b", "c"), acc, cost, ref, hypervolume(acc, cost, ref))
+    # found: the two slower cells only, the fast one missed (6-10 ms at 20 points: 80 of the area)
+    bands = gap.gap_by_band(acc[1:], cost[1:], tf, n_grid=200001)
+    share = hypervolume(acc[1:], cost[1:], ref) / tf.hypervolume
+    assert sum(bands) == pytest.approx(100 * (1 - share), abs=0.01)
+    assert bands[0] == pytest.approx(100 * 20 * 1 / tf.hypervolume, abs=0.01)  # 6-7 ms
+    assert bands[1] == pytest.approx(100 * 20 * 2 / tf.hypervolume, abs=0.01)  # 7-9 ms
+    assert bands[2] == pytest.approx(100 * 20 * 1 / tf.hypervolume, abs=0.01)  # 9-10 ms
+    assert bands[3:] == pytest.approx([0.0, 0.0, 0.0], abs=1e-9)
+    assert gap.gap_by_band(acc, cost, tf) == pytest.approx([0.0] * 6, abs=1e-9)  # the true front misses nothing
