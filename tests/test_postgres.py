@@ -256,9 +256,10 @@ def test_a_process_killed_mid_trial_leaves_no_trial_running_once_the_others_fini
     """The report: three processes on one study, one killed with kill -9: the others finished the
     study and the killed one's trial stayed RUNNING (17 COMPLETE + 1 RUNNING for 16 trials). The
     last process to finish fails it, and re-runs its candidate while the study is short."""
-    # 16 trials, as the report had: with 4, one process could finish the study under load before the
-    # other had entered a trial, and the two were never seen inside trials at once
-    cfg = tiny_config(training={"epochs": 3, "lr": 0.01, "optimizer": "adam"}, storage=postgres_url, name="killed",
+    # 16 trials, as the report had, of 20 epochs each: with 4 trials, or 3 epochs, one process could
+    # finish the study under load before the other had entered a trial, and the two were never seen
+    # inside trials at once
+    cfg = tiny_config(training={"epochs": 20, "lr": 0.01, "optimizer": "adam"}, storage=postgres_url, name="killed",
                       n_trials=16)
     out = tmp_path / "k"
     cmd = _cli("search", str(cfg), "--out", str(out), "--quiet")
@@ -297,3 +298,23 @@ def test_a_process_killed_mid_trial_leaves_no_trial_running_once_the_others_fini
         assert not rerun
     else:
         assert len(rerun) == 1 and rerun[0].state in FINISHED and rerun[0].params == killed.params
+
+
+def test_a_session_left_mid_transaction_by_a_lost_server_is_unreachable_not_a_write_refusal():
+    """Under load the server going down can surface as SQLAlchemy's PendingRollbackError on the
+    next use of the session (the connection dropped inside a transaction): that is the storage
+    becoming unreachable (resume later), not a storage refusing writes. Needs no server."""
+    from sqlalchemy.exc import PendingRollbackError
+
+    from slimnas.errors import ConfigError
+    from slimnas.study._driver import StorageUnreachable, storage_error
+
+    lost = PendingRollbackError("Can't reconnect until invalid transaction is rolled back.")
+    error = storage_error(RuntimeError("trial loop"), "postgresql+psycopg://u:secret@127.0.0.1:5/db")
+    assert error is None  # not from the storage
+    try:
+        raise RuntimeError("recording the trial failed") from lost
+    except RuntimeError as e:
+        error = storage_error(e, "postgresql+psycopg://u:secret@127.0.0.1:5/db")
+    assert isinstance(error, StorageUnreachable) and "secret" not in str(error)
+    assert isinstance(storage_error(lost, "sqlite:///run/study.db"), ConfigError)  # a file storage is not a server

@@ -309,7 +309,7 @@ def storage_error(error: BaseException, url: str | None) -> SlimnasError | None:
     that stopped answering is :class:`StorageUnreachable` (completed trials are kept, the same
     command resumes); a storage that refused a write is a :class:`ConfigError`. ``None`` when
     ``error`` did not come from the storage."""
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
 
     cause = storage_cause(error)
     if cause is None:
@@ -318,7 +318,9 @@ def storage_error(error: BaseException, url: str | None) -> SlimnasError | None:
     found = inner or cause
     reason = (str(getattr(found, "orig", None) or found).strip().splitlines() or [type(found).__name__])[0]
     server = url is not None and not url.startswith("sqlite")
-    lost = isinstance(found, (OperationalError, InterfaceError)) or (
+    # PendingRollbackError: the session's connection dropped inside a transaction (the server went
+    # away mid-write), reported on the next use of that session
+    lost = isinstance(found, (OperationalError, InterfaceError, PendingRollbackError)) or (
         isinstance(found, DBAPIError) and found.connection_invalidated)
     if server and lost:
         return StorageUnreachable(shown_url(url), reason)

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from slimnas.tasks._base import LOSS, Meter, TargetError, Task, TaskMetric, register_task
-from slimnas.tasks._tokens import PAD_LABEL, check_token_ids
+from slimnas.tasks._base import LOSS, Meter, TargetError, TaskMetric, register_task
+from slimnas.tasks._tokens import PAD_LABEL, PerToken, check_token_ids
 
 
 class LMMeter(Meter):
@@ -33,7 +33,7 @@ class LMMeter(Meter):
 
 
 @register_task("lm")
-class LanguageModel(Task):
+class LanguageModel(PerToken):
     """Next-token prediction: the targets are the inputs shifted by one position.
 
     Args:
@@ -70,21 +70,7 @@ class LanguageModel(Task):
         return self
 
     def head_size(self, y) -> int:
-        if self.vocab_size is not None:
-            return self.vocab_size
-        y = np.asarray(y)
-        return int(y[y != self.pad_label].max()) + 1
-
-    def output_shape(self, head: int, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return (input_shape[-1], head)
-
-    def loss(self, output, target) -> torch.Tensor:
-        return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1), ignore_index=self.pad_label)
-
-    def score(self, output, target) -> dict[str, float]:
-        meter = self.meter()
-        meter.update(output, target)
-        return meter.compute()
+        return self.vocab_size if self.vocab_size is not None else super().head_size(y)
 
     def meter(self) -> LMMeter:
         return LMMeter(self)

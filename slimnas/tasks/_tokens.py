@@ -67,8 +67,30 @@ class TokenMeter(Meter):
                 "loss": self.loss / n}
 
 
+class PerToken(Task):
+    """A task with one label per token (``pad_label`` where there is none): a head of one logit
+    per label at every position, cross-entropy over the labelled positions, scored by its meter."""
+
+    pad_label: int = PAD_LABEL
+
+    def head_size(self, y) -> int:
+        y = np.asarray(y)
+        return int(y[y != self.pad_label].max()) + 1
+
+    def output_shape(self, head: int, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (input_shape[-1], head)
+
+    def loss(self, output, target) -> torch.Tensor:
+        return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1), ignore_index=self.pad_label)
+
+    def score(self, output, target) -> dict[str, float]:
+        meter = self.meter()
+        meter.update(output, target)
+        return meter.compute()
+
+
 @register_task("tokens")
-class TokenClassification(Task):
+class TokenClassification(PerToken):
     """A class per position of a sequence (tags of tokens).
 
     Args:
@@ -94,21 +116,6 @@ class TokenClassification(Task):
         if input_shape is not None and y.shape[1] != input_shape[-1]:
             raise TargetError(field, f"has {y.shape[1]} tags per sample for sequences of {input_shape[-1]} tokens")
         return y
-
-    def head_size(self, y) -> int:
-        y = np.asarray(y)
-        return int(y[y != self.pad_label].max()) + 1
-
-    def output_shape(self, head: int, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return (input_shape[-1], head)
-
-    def loss(self, output, target) -> torch.Tensor:
-        return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1), ignore_index=self.pad_label)
-
-    def score(self, output, target) -> dict[str, float]:
-        meter = self.meter()
-        meter.update(output, target)
-        return meter.compute()
 
     def meter(self) -> TokenMeter:
         return TokenMeter(self)
