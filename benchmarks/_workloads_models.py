@@ -127,6 +127,7 @@ def image_section(args, work: Path) -> dict:
                         final_epochs=1 if q else args.final_epochs, precisions=("fp32",), seed=args.seed,
                         refine_epochs=0 if q else args.refine_epochs,
                         train=TrainSpec(lr=1e-3, batch_size=64, optimizer="adamw", epochs=1),
+                        early_stopping="median",  # as measured (--auto's default until it became "none")
                         # the plain row opts out of --auto's default runtime-friendly rounding
                         **({"device_profile": str(profile)} if aware else {"hardware_aware": False}))
         auto_settings[name] = settings

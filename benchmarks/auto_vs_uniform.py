@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> dict:
             ts = time.time()
             auto = auto_compress(model, data, budget=[f"macs<={frac * 100:g}%"], n_trials=args.n_trials,
                                  precisions=("fp32",), finetune_epochs=args.search_epochs,
-                                 final_epochs=args.final_epochs, seed=args.seed, latency_repeats=5)
+                                 final_epochs=args.final_epochs, seed=args.seed, latency_repeats=5,
+                                 early_stopping="median")  # as measured (--auto's default until this became "none")
             search_s = time.time() - ts
             b = finetuned(model, auto.policy, data, epochs=args.final_epochs, seeds=seeds, first=auto.after,
                           train=auto.train)

@@ -231,7 +231,8 @@ def main(argv: list[str] | None = None) -> dict:
         model = run.load_model(m.trial, data.input_shape, data.n_classes)
         res = auto_compress(model, data, budget=budget_text, n_trials=args.auto_trials, precisions=("fp32", "int8"),
                             importances=("l1", "taylor"), finetune_epochs=comp["finetune_epochs"],
-                            final_epochs=comp["final_epochs"], seed=args.seed, latency_repeats=5)
+                            final_epochs=comp["final_epochs"], seed=args.seed, latency_repeats=5,
+                            early_stopping="median")  # as measured (--auto's default until it became "none")
         spent.append(time.time() - ts)
         row = {"trial": m.trial, "nas_val_accuracy": m.metrics["val_accuracy"], "nas_macs": m.metrics["macs"],
                "nas_bytes": m.metrics["bytes"], **{k: res.after[k] for k in KEEP}, "feasible": res.feasible,
