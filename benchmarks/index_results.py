@@ -40,6 +40,7 @@ CLAIMS: list[tuple[str, str, str]] = [
     ("compress_mnist1d", "compress-mnist1d", "each compression step and the whole chain on the paper CNN, before/after"),
     ("archive/compress_mnist1d_*", "compress-mnist1d", "the d1aba5c run (the unpruned model at 87.5%; 0.9 points lost by 50% MACs + distillation + int8)"),
     ("auto_vs_uniform", "auto-vs-uniform", "--auto against uniform L1 ratios at 50% and 30% MACs"),
+    ("archive/auto_vs_uniform_9b15c96", "auto-vs-uniform", "the same figures before the one candidate pipeline (rerun identical at 27bf3b9)"),
     ("archive/auto_vs_uniform_*", "auto-vs-uniform", "the run before --auto rounded channels for the runtime by default and kept its final fine-tune's best epoch"),
     ("workloads", "workloads", "tabular, image and text workloads beyond MNIST-1D"),
     ("workloads_image", "workloads", "the image section: hardware-aware --auto's latency drop against plain --auto"),
