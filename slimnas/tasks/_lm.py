@@ -80,12 +80,6 @@ class LanguageModel(PerToken):
         y[:, -1] = self.pad_label
         return y
 
-    def perfect_output(self, target, head: int) -> torch.Tensor:
-        return 20.0 * F.one_hot(target.clamp(min=0), head).float()
-
-    def random_output(self, target, head: int, seed: int) -> torch.Tensor:
-        return torch.randn(*target.shape, head, generator=torch.Generator().manual_seed(seed))
-
     def bad_targets(self, n: int) -> dict[str, Any]:
         good = self.example_targets(n, 0)
         return {"float ids": good + 0.5, "NaN ids": np.where(good == 1, np.nan, good).astype(np.float64),

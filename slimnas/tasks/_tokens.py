@@ -88,6 +88,12 @@ class PerToken(Task):
         meter.update(output, target)
         return meter.compute()
 
+    def perfect_output(self, target, head: int) -> torch.Tensor:
+        return 20.0 * F.one_hot(target.clamp(min=0), head).float()
+
+    def random_output(self, target, head: int, seed: int) -> torch.Tensor:
+        return torch.randn(*target.shape, head, generator=torch.Generator().manual_seed(seed))
+
 
 @register_task("tokens")
 class TokenClassification(PerToken):
@@ -124,12 +130,6 @@ class TokenClassification(PerToken):
         y = np.random.default_rng(seed).integers(0, 3, (n, self.example_input_shape[0]))
         y[:, -1] = self.pad_label  # every sequence padded at its end
         return y
-
-    def perfect_output(self, target, head: int) -> torch.Tensor:
-        return 20.0 * F.one_hot(target.clamp(min=0), head).float()
-
-    def random_output(self, target, head: int, seed: int) -> torch.Tensor:
-        return torch.randn(*target.shape, head, generator=torch.Generator().manual_seed(seed))
 
     def bad_targets(self, n: int) -> dict[str, Any]:
         good = self.example_targets(n, 0)
