@@ -50,9 +50,21 @@ class Registry(Generic[F]):
 
         return decorator
 
-    def get(self, name: str) -> F:
+    def register_class(self, name: str) -> Callable[[F], F]:
+        """Class decorator of the registries of plug-in classes: register the class under
+        ``name`` and set its ``name`` attribute to it."""
+
+        def decorator(cls: F) -> F:
+            cls.name = name
+            return self.register(name)(cls)
+
+        return decorator
+
+    def get(self, name: str, field: str | None = None) -> F:
+        """The factory registered as ``name``; an unknown name is a :class:`ConfigError` under
+        ``field`` (the registry's ``kind`` by default)."""
         if name not in self._factories:
-            raise ConfigError(self.kind, f"one of {self.names()}", name)
+            raise ConfigError(field or self.kind, f"one of {self.names()}", name)
         return self._factories[name]
 
     def unregister(self, name: str) -> None:

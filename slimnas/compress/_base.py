@@ -209,8 +209,7 @@ def register_compressor(name: str) -> Callable[[type[BaseCompressor]], type[Base
     """
 
     def decorator(cls: type[BaseCompressor]) -> type[BaseCompressor]:
-        cls.name = name
-        COMPRESSORS.register(name)(cls)
+        COMPRESSORS.register_class(name)(cls)
         for precision, options in cls.precisions.items():  # one name list: the precision registry
             if precision not in precision_names():
                 register_precision(precision, bits=int(options.get("bits", 0)))

@@ -66,12 +66,7 @@ FORMATS: Registry[type[BaseFormat]] = Registry("data.format")
 def register_format(name: str) -> Callable[[type[BaseFormat]], type[BaseFormat]]:
     """Class decorator: register a :class:`BaseFormat` for its ``suffixes``."""
 
-    def decorator(cls: type[BaseFormat]) -> type[BaseFormat]:
-        cls.name = name
-        FORMATS.register(name)(cls)
-        return cls
-
-    return decorator
+    return FORMATS.register_class(name)
 
 
 def format_for(path: Path) -> BaseFormat | None:

@@ -70,12 +70,7 @@ TOKENIZERS: Registry[type[BaseTokenizer]] = Registry("data.tokenizer")
 def register_tokenizer(name: str) -> Callable[[type[BaseTokenizer]], type[BaseTokenizer]]:
     """Class decorator: register a :class:`BaseTokenizer` under ``name`` (``data.tokenizer``)."""
 
-    def decorator(cls: type[BaseTokenizer]) -> type[BaseTokenizer]:
-        cls.name = name
-        TOKENIZERS.register(name)(cls)
-        return cls
-
-    return decorator
+    return TOKENIZERS.register_class(name)
 
 
 def list_tokenizers() -> list[str]:

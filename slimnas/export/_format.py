@@ -113,12 +113,7 @@ def register_export_format(name: str) -> Callable[[type[BaseExportFormat]], type
         ...         export_onnx(model, path, ctx.input_shape, verify=False, opset=13)
     """
 
-    def decorator(cls: type[BaseExportFormat]) -> type[BaseExportFormat]:
-        cls.name = name
-        EXPORT_FORMATS.register(name)(cls)
-        return cls
-
-    return decorator
+    return EXPORT_FORMATS.register_class(name)
 
 
 def list_export_formats() -> list[str]:
@@ -126,9 +121,7 @@ def list_export_formats() -> list[str]:
 
 
 def get_export_format(name: str, field: str = "format") -> BaseExportFormat:
-    if name not in EXPORT_FORMATS:
-        raise ConfigError(field, f"one of {list_export_formats()}", name)
-    return EXPORT_FORMATS.get(name)()
+    return EXPORT_FORMATS.get(name, field)()
 
 
 def export_model(

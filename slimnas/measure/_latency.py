@@ -41,12 +41,7 @@ RUNTIMES: Registry = Registry("measure.runtime")
 def register_runtime(name: str):
     """Class decorator: register a :class:`BaseLatency` under ``name`` (``measure.runtime``)."""
 
-    def decorator(cls):
-        cls.name = name
-        RUNTIMES.register(name)(cls)
-        return cls
-
-    return decorator
+    return RUNTIMES.register_class(name)
 
 
 @dataclass(frozen=True)

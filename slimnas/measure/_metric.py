@@ -112,9 +112,8 @@ def register_metric(name: str, *, aliases: Sequence[str] = ()) -> Callable[[type
     """
 
     def decorator(cls: type[BaseMetric]) -> type[BaseMetric]:
-        cls.name = name
+        METRICS.register_class(name)(cls)
         cls.key = cls.key or name
-        METRICS.register(name)(cls)
         for alias in aliases:
             ALIASES[alias] = name
         return cls

@@ -95,12 +95,7 @@ FAMILIES: Registry[type[BaseFamily]] = Registry("space.family")
 def register_family(name: str):
     """Class decorator: register a :class:`BaseFamily` subclass under ``name``."""
 
-    def decorator(cls: type[BaseFamily]) -> type[BaseFamily]:
-        cls.name = name
-        FAMILIES.register(name)(cls)
-        return cls
-
-    return decorator
+    return FAMILIES.register_class(name)
 
 
 def get_family(name: str) -> BaseFamily:

@@ -191,12 +191,7 @@ STRATEGIES: Registry[type[BaseStrategy]] = Registry("strategy.name")
 def register_strategy(name: str) -> Callable[[type[BaseStrategy]], type[BaseStrategy]]:
     """Class decorator: register a :class:`BaseStrategy` under ``name`` (``--strategy name``)."""
 
-    def decorator(cls: type[BaseStrategy]) -> type[BaseStrategy]:
-        cls.name = name
-        STRATEGIES.register(name)(cls)
-        return cls
-
-    return decorator
+    return STRATEGIES.register_class(name)
 
 
 def list_strategies() -> list[str]:
@@ -204,9 +199,7 @@ def list_strategies() -> list[str]:
 
 
 def get_strategy(name: str, field: str = "strategy.name") -> BaseStrategy:
-    if name not in STRATEGIES:
-        raise ConfigError(field, f"one of {list_strategies()}", name)
-    return STRATEGIES.get(name)()
+    return STRATEGIES.get(name, field)()
 
 
 def make_sampler(name: str, ctx: StrategyContext, field: str = "strategy.name") -> optuna.samplers.BaseSampler:
