@@ -55,7 +55,7 @@ class Gene:
 class BaseCompressor(abc.ABC):
     """One compression step.
 
-    Call order: ``__init__`` stores the parameters, unchanged; :meth:`fit` compresses a deep copy
+    Call order: ``__init__`` stores the parameters, unchanged (``self._store(locals())``); :meth:`fit` compresses a deep copy
     of ``model`` (the caller's model is never modified) and sets ``model_``, plus any
     step-specific learned state (``report_`` is a JSON-ready dict of what the step did). Steps
     that produce an ONNX file (quantization) also set ``onnx_`` (the file's bytes) and
@@ -130,6 +130,12 @@ class BaseCompressor(abc.ABC):
     def _param_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
         return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD]
+
+    def _store(self, arguments: dict[str, Any]) -> None:
+        """The whole of a compressor's ``__init__``, as ``self._store(locals())``: each constructor
+        argument kept, unchanged, as the attribute of its name (what :meth:`get_params` reads)."""
+        for name in self._param_names():
+            setattr(self, name, arguments[name])
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor arguments, by name (scikit-learn's contract)."""

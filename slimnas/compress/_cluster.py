@@ -101,9 +101,7 @@ class WeightClusterer(BaseCompressor):
 
     def __init__(self, n_clusters: int = 16, *, layers: Sequence[str] | None = None,
                  retrain: Retrain | None = None) -> None:
-        self.n_clusters = n_clusters
-        self.layers = layers
-        self.retrain = retrain
+        self._store(locals())
 
     order = 30
     genes = {"cluster": Gene(Key(int, "0 (off) or a cluster count >= 2", [0], lambda v: v == 0 or v >= 2))}

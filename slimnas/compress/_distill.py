@@ -140,7 +140,7 @@ class FineTuner(BaseCompressor):
     """
 
     def __init__(self, retrain: Retrain = Retrain(epochs=1)) -> None:
-        self.retrain = retrain
+        self._store(locals())
 
     def _fit(self, model, data, teacher, input_shape):
         history = self.retrain.run(model, data, teacher)

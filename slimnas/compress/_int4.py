@@ -56,12 +56,7 @@ class WeightOnlyQuantizer(BaseCompressor):
 
     def __init__(self, bits: int = 4, *, group_size: int = 32, rounding: str = "rtn",
                  layers: list[str] | None = None, n_calibration: int = 256, compute: str = "fp32") -> None:
-        self.bits = bits
-        self.compute = compute
-        self.group_size = group_size
-        self.rounding = rounding
-        self.layers = layers
-        self.n_calibration = n_calibration
+        self._store(locals())
 
     order = 90
     retrains = False

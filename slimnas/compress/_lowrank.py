@@ -137,13 +137,7 @@ class LowRankFactorizer(BaseCompressor):
         only_if_smaller: bool = True,
         retrain: Retrain | None = None,
     ) -> None:
-        self.rank_ratio = rank_ratio
-        self.energy = energy
-        self.layer_ratios = layer_ratios
-        self.layers = layers
-        self.conv_method = conv_method
-        self.only_if_smaller = only_if_smaller
-        self.retrain = retrain
+        self._store(locals())
 
     order = 20
     layer_column = "rank"

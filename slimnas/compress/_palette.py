@@ -67,9 +67,7 @@ class Palettizer(BaseCompressor):
     """
 
     def __init__(self, bits: int = 4, *, granularity: str = "tensor", layers: list[str] | None = None) -> None:
-        self.bits = bits
-        self.granularity = granularity
-        self.layers = layers
+        self._store(locals())
 
     order = 90
     retrains = False

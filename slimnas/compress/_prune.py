@@ -191,14 +191,7 @@ class StructuredPruner(BaseCompressor):
         schedule: str = "linear",
         retrain: Retrain | None = None,
     ) -> None:
-        self.ratio = ratio
-        self.importance = importance
-        self.global_pruning = global_pruning
-        self.layer_ratios = layer_ratios
-        self.ignored = ignored
-        self.steps = steps
-        self.schedule = schedule
-        self.retrain = retrain
+        self._store(locals())
 
     order = 10
     layer_column = "ratio"

@@ -270,13 +270,7 @@ class OnnxQuantizer(BaseCompressor):
         qat: Retrain | None = None,
         int8_format: str = "qdq",
     ) -> None:
-        self.mode = mode
-        self.int8_format = int8_format
-        self.layer_precision = layer_precision
-        self.per_channel = per_channel
-        self.n_calibration = n_calibration
-        self.max_drop = max_drop
-        self.qat = qat
+        self._store(locals())
 
     order = 90
     retrains = False  # quantization-aware fine-tuning, when asked, runs inside the step

@@ -102,9 +102,7 @@ class SensitivityAnalyzer(BaseCompressor):
 
     def __init__(self, ratios: Sequence[float] = DEFAULT_RATIOS, importance: str = "l1",
                  layers: Sequence[str] | None = None) -> None:
-        self.ratios = ratios
-        self.importance = importance
-        self.layers = layers
+        self._store(locals())
 
     def _fit(self, model, data, teacher, input_shape):
         self.result_ = analyze_sensitivity(model, _require_data(data, "sensitivity"), ratios=self.ratios,

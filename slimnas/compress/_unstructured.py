@@ -103,10 +103,7 @@ class MagnitudePruner(BaseCompressor):
 
     def __init__(self, sparsity: float = 0.5, scope: str = "global", *, layers: Sequence[str] | None = None,
                  retrain: Retrain | None = None) -> None:
-        self.sparsity = sparsity
-        self.scope = scope
-        self.layers = layers
-        self.retrain = retrain
+        self._store(locals())
 
     order = 15  # zeros survive low rank poorly: sparsify before factorising, clustering, quantizing
 
