@@ -32,6 +32,17 @@ from slimnas.spaces._policy import COMPRESSORS, list_compressors
 WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
+def weighted_layers(model: nn.Module, layers: Sequence[str] | None = None, field: str = "layers") -> list[str]:
+    """The Linear and convolution layers a step acts on: ``layers``, each checked to be one (a
+    :class:`ConfigError` under ``field`` otherwise), or all of them."""
+    modules = dict(model.named_modules())
+    names = list(layers) if layers is not None else [n for n, m in modules.items() if isinstance(m, WEIGHTED)]
+    bad = [n for n in names if not isinstance(modules.get(n), WEIGHTED)]
+    if bad:
+        raise ConfigError(field, "names of Linear or convolution layers", bad[0])
+    return names
+
+
 @dataclass(frozen=True)
 class Gene:
     """A gene a compressor adds to ``space.compression``.

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from slimnas.compress._base import WEIGHTED, BaseCompressor, Gene, register_compressor
+from slimnas.compress._base import BaseCompressor, Gene, register_compressor, weighted_layers
 from slimnas.compress._distill import Retrain
 from slimnas.compress._lowbit import pack_codes, unpack_codes
 from slimnas.errors import ConfigError
@@ -128,13 +128,9 @@ class WeightClusterer(BaseCompressor):
             raise ConfigError("cluster.n_clusters", "an integer >= 2", self.n_clusters)
 
     def _fit(self, model, data, teacher, input_shape):
-        if isinstance(self.n_clusters, bool) or not isinstance(self.n_clusters, int) or self.n_clusters < 2:
-            raise ConfigError("cluster.n_clusters", "an integer >= 2", self.n_clusters)
+        self.validate()
         modules = dict(model.named_modules())
-        names = list(self.layers) if self.layers is not None else [n for n, m in modules.items() if isinstance(m, WEIGHTED)]
-        bad = [n for n in names if not isinstance(modules.get(n), WEIGHTED)]
-        if bad:
-            raise ConfigError("cluster.layers", "names of Linear or conv layers", bad[0])
+        names = weighted_layers(model, self.layers, "cluster.layers")
         self.dense_bytes_ = _float_bytes(model)
         self.codebooks_, self.indices_ = {}, {}
         seed = (self.retrain or Retrain()).seed

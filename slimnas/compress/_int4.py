@@ -16,9 +16,9 @@ import copy
 
 import torch
 
-from slimnas.compress._base import BaseCompressor, register_compressor
+from slimnas.compress._base import BaseCompressor, register_compressor, weighted_layers
 from slimnas.compress._gptq import gptq_weight, input_hessians
-from slimnas.compress._lowbit import RUNS_LOW_BIT, lowbit_onnx, uniform_codes, weighted_layers
+from slimnas.compress._lowbit import RUNS_LOW_BIT, lowbit_onnx, uniform_codes
 from slimnas.errors import ConfigError
 from slimnas.export import onnx_accuracy
 from slimnas.export._proto import size_report

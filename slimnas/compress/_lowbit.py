@@ -30,7 +30,6 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from slimnas.errors import ConfigError
 from slimnas.export._onnx import export_proto
 from slimnas.export._proto import layer_nodes, lean
 from slimnas.export._session import ort_session
@@ -322,14 +321,3 @@ def lowbit_onnx(model: nn.Module, input_shape: tuple[int, ...], weights: dict[st
     data = lean(proto).SerializeToString()
     ort_session(data)  # raises if ONNX Runtime cannot load it
     return data, how
-
-
-def weighted_layers(model: nn.Module, layers=None, kinds=(nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) -> list[str]:
-    """The Linear and convolution layers to act on: ``layers``, or all of them."""
-    modules = dict(model.named_modules())
-    names = list(layers) if layers is not None else [n for n, m in modules.items() if isinstance(m, kinds)]
-    bad = [n for n in names if not isinstance(modules.get(n), kinds)]
-    if bad:
-        raise ConfigError("layers", "names of Linear or convolution layers", bad[0])
-    return names
-

@@ -17,9 +17,9 @@ import math
 import numpy as np
 import torch
 
-from slimnas.compress._base import BaseCompressor, register_compressor
+from slimnas.compress._base import BaseCompressor, register_compressor, weighted_layers
 from slimnas.compress._cluster import kmeans_1d
-from slimnas.compress._lowbit import LowBitWeight, lowbit_onnx, weighted_layers
+from slimnas.compress._lowbit import LowBitWeight, lowbit_onnx
 from slimnas.errors import ConfigError
 from slimnas.export import onnx_accuracy
 from slimnas.export._proto import size_report

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimnas.compress._base import WEIGHTED, BaseCompressor, register_compressor
+from slimnas.compress._base import WEIGHTED, BaseCompressor, register_compressor, weighted_layers
 from slimnas.compress._distill import Retrain
 from slimnas.compress._prune import check_ratio
 from slimnas.errors import ConfigError
@@ -126,14 +126,9 @@ class MagnitudePruner(BaseCompressor):
         return model.eval()
 
     def _fit(self, model, data, teacher, input_shape):
-        check_ratio(self.sparsity, "unstructured.sparsity")
-        if self.scope not in ("global", "layer"):
-            raise ConfigError("unstructured.scope", "'global' or 'layer'", self.scope)
+        self.validate()
         modules = dict(model.named_modules())
-        names = list(self.layers) if self.layers is not None else [n for n, m in modules.items() if isinstance(m, WEIGHTED)]
-        bad = [n for n in names if not isinstance(modules.get(n), WEIGHTED)]
-        if bad:
-            raise ConfigError("unstructured.layers", "names of Linear or conv layers", bad[0])
+        names = weighted_layers(model, self.layers, "unstructured.layers")
         weights = {n: modules[n].weight.detach() for n in names}
         if self.scope == "global":
             everything = torch.cat([w.abs().flatten() for w in weights.values()])
