@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,3 +33,12 @@ def commit_label(package: dict) -> str:
     """``package_state()`` as a report reads it: the short commit, flagged when the package had
     uncommitted changes."""
     return package["commit"][:10] + (" + uncommitted changes" if package["slimnas_dirty"] else "")
+
+
+def write_results(out: Path, name: str, doc: dict, report: str) -> None:
+    """Write a run's results, ``<out>/<name>.json``, and its Markdown ``report`` beside them
+    (``<name>.md``), then print the report."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(doc, indent=2, default=str))
+    (out / f"{name}.md").write_text(report)
+    print(report)

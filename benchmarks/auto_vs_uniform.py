@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
-from _common import package_state  # benchmarks/ is on sys.path when run as a script
+from _common import package_state, write_results  # benchmarks/ is on sys.path when run as a script
 
 from slimnas.compress import (
     FINETUNE_SPEC,
@@ -204,11 +203,7 @@ def main(argv: list[str] | None = None) -> dict:
               for label, t in entry["targets"].items()}
         for key, entry in result["models"].items()}
     result["seconds"] = round(time.time() - t0, 1)
-    args.out.mkdir(parents=True, exist_ok=True)
-    name = "auto_vs_uniform_quick" if args.quick else "auto_vs_uniform"
-    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
-    (args.out / f"{name}.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(args.out, "auto_vs_uniform_quick" if args.quick else "auto_vs_uniform", result, markdown(result))
     return result
 
 

@@ -16,14 +16,13 @@ Usage: ``python benchmarks/compress_mnist1d.py [--epochs 200] [--finetune 30] [-
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from _common import package_state  # benchmarks/ is on sys.path when run as a script
+from _common import package_state, write_results  # benchmarks/ is on sys.path when run as a script
 
 from slimnas.compress import (
     CompressedModel,
@@ -147,10 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
               "importance_chosen_on_val": {"chosen": best, "val_accuracy": val},
               "settings": vars(args), "seconds": round(time.time() - t0, 1),
               "steps": {name: art.report for name, art in artifacts.items()}}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "compress_mnist1d.json").write_text(json.dumps(result, indent=2, default=str))
-    (RESULTS / "compress_mnist1d.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(RESULTS, "compress_mnist1d", result, markdown(result))
     return result
 
 

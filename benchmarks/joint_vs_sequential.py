@@ -46,7 +46,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from _common import package_state  # benchmarks/ is on sys.path when run as a script
+from _common import package_state, write_results  # benchmarks/ is on sys.path when run as a script
 
 import slimnas
 from slimnas.compress import CompressionPolicy, prune_ratios
@@ -267,12 +267,9 @@ def main(argv: list[str] | None = None) -> dict:
         result["coverage"].update(supernet_covers_sequential=coverage(supernet["front"], seq_points),
                                   sequential_covers_supernet=coverage(seq_points, supernet["front"]))
     result["checks"] = checks(result)
-    args.out.mkdir(parents=True, exist_ok=True)
     name = "joint_vs_sequential_quick" if args.quick else "joint_vs_sequential"
     name += f"_seed{args.seed}" if args.seed else ""
-    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
-    (args.out / f"{name}.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(args.out, name, result, markdown(result))
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
     return result

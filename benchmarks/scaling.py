@@ -33,7 +33,7 @@ from pathlib import Path
 
 import optuna
 import yaml
-from _common import package_state  # benchmarks/ is on sys.path when run as a script
+from _common import package_state, write_results  # benchmarks/ is on sys.path when run as a script
 
 RESULTS = Path(__file__).parent / "results"
 CONFIG = {
@@ -162,11 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
                        and not kill["duplicate_numbers"]},
         "seconds": round(time.time() - t0, 1),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    name = "scaling_quick" if args.quick else "scaling"
-    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
-    (args.out / f"{name}.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(args.out, "scaling_quick" if args.quick else "scaling", result, markdown(result))
     return result
 
 
