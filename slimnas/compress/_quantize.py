@@ -19,9 +19,7 @@ MatMuls become ``MatMulInteger``), static QDQ on convolutional ones where the ru
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import logging
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,7 +36,7 @@ from slimnas.config import precision_names
 from slimnas.config._names import DEFAULT_PRECISIONS, precision_text
 from slimnas.errors import ConfigError
 from slimnas.export import onnx_accuracy
-from slimnas.export._int8 import int8_saturates, int8_weight_max
+from slimnas.export._int8 import _quiet, int8_saturates, int8_weight_max
 from slimnas.export._onnx import export_proto
 from slimnas.export._proto import fp16_weights, gemm_to_matmul, layer_nodes, lean, size_report
 from slimnas.export._session import ort_session
@@ -71,24 +69,6 @@ class _Calibration:
 
     def rewind(self) -> None:
         self.i = 0
-
-
-class _QuantizerAdvice(logging.Filter):
-    """Drops what ONNX Runtime's quantizer logs on the root logger (pre-processing advice at every
-    call), and nothing else."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "/onnxruntime/quantization/" not in record.pathname.replace("\\", "/")
-
-
-@contextlib.contextmanager
-def _quiet_quantizer():
-    root, advice = logging.getLogger(), _QuantizerAdvice()
-    root.addFilter(advice)
-    try:
-        yield
-    finally:
-        root.removeFilter(advice)
 
 
 def quantize_model(
@@ -140,7 +120,7 @@ def quantize_model(
     int8_nodes = [n for m, n in nodes.items() if precision(m) == "int8"]
     if reduce_range is None:
         reduce_range = int8_saturates()
-    with tempfile.TemporaryDirectory() as tmp, _quiet_quantizer():
+    with tempfile.TemporaryDirectory() as tmp, _quiet():  # no quantizer advice on the root logger
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "q.onnx"
         if mode == "int8-dynamic":
             proto = gemm_to_matmul(proto)
