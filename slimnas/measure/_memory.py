@@ -21,7 +21,7 @@ from slimnas.export import export_onnx
 from slimnas.export._int8 import quantize_onnx
 from slimnas.export._proto import lean
 from slimnas.measure._metric import BYTE_UNITS, BaseMetric, register_metric
-from slimnas.measure._ops import FREE, VIEWS, one_thread
+from slimnas.measure._ops import FREE, VIEWS, fx_or_hooks
 
 ALIASING_FUNCS = {"getitem", "flatten", "view", "reshape", "squeeze", "unsqueeze", "contiguous", "size", "dim"}
 
@@ -38,16 +38,7 @@ def _numel(node) -> int:
 
 def peak_activation_elements(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """The most activation values alive at once when ``model`` runs one sample step by step."""
-    was_training = model.training
-    model.eval()
-    try:
-        with one_thread():
-            try:
-                return _fx_peak(model, input_shape)
-            except Exception:  # noqa: BLE001 - not traceable by torch.fx: largest input + output of a leaf module
-                return _hook_peak(model, input_shape)
-    finally:
-        model.train(was_training)
+    return fx_or_hooks(model, input_shape, _fx_peak, _hook_peak)  # by hooks: largest input + output of a leaf module
 
 
 def _fx_peak(model: nn.Module, input_shape) -> int:

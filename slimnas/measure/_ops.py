@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
@@ -255,14 +256,21 @@ def model_ops(model: nn.Module, input_shape: tuple[int, ...]) -> list[OpConfig]:
         >>> [op.group for op in model_ops(mnist1d_paper_cnn(), (1, 40))][:2]
         ['conv1d|40|k5|s2|p1|d1|g1|relu', 'conv1d|19|k3|s2|p1|d1|g1|relu']
     """
+    return fx_or_hooks(model, input_shape, _fx_ops, _hook_ops)
+
+
+def fx_or_hooks(model: nn.Module, input_shape: tuple[int, ...], by_fx: Callable, by_hooks: Callable):
+    """``by_fx(model, input_shape)``, a walk of the graph torch.fx traces, or ``by_hooks`` (the
+    leaf modules, seen by forward hooks) where it cannot trace the model (control flow); in eval
+    mode, on one thread, the model's mode restored after."""
     was_training = model.training
     model.eval()
     try:
         with one_thread():
             try:
-                return _fx_ops(model, input_shape)
-            except Exception:  # noqa: BLE001 - not traceable by torch.fx (control flow): leaf modules
-                return _hook_ops(model, input_shape)
+                return by_fx(model, input_shape)
+            except Exception:  # noqa: BLE001 - not traceable by torch.fx: leaf modules
+                return by_hooks(model, input_shape)
     finally:
         model.train(was_training)
 
