@@ -293,13 +293,19 @@ class DartsSupernet(nn.Module):
                 total = sum(w for w, _ in parts)
                 mass[shape] = total
                 states[shape] = sum(w * z for w, z in parts) / total.clamp_min(1e-12)
-            new_dist: dict[int, torch.Tensor] = defaultdict(lambda: zero)
-            for w, p in in_dist.items():
-                new_dist[w] = new_dist[w] + p_depth[1] * p
-            for w, p in zip(c.channels, p_w, strict=True):
-                new_dist[w] = new_dist[w] + p_depth[0] * p
-            in_dist = dict(new_dist)
+            in_dist = self._next_widths(in_dist, p_depth, p_w, zero)
         return self._head(states, mass)
+
+    def _next_widths(self, in_dist: dict[int, torch.Tensor], p_depth: torch.Tensor, p_w: torch.Tensor,
+                     zero: torch.Tensor) -> dict[int, torch.Tensor]:
+        """The distribution of the width out of a layer: the width in where the layer is skipped
+        (``p_depth[1]``), each of its widths by ``p_w`` where it is kept (``p_depth[0]``)."""
+        new_dist: dict[int, torch.Tensor] = defaultdict(lambda: zero)
+        for w, p in in_dist.items():
+            new_dist[w] = new_dist[w] + p_depth[1] * p
+        for w, p in zip(self.choices.channels, p_w, strict=True):
+            new_dist[w] = new_dist[w] + p_depth[0] * p
+        return dict(new_dist)
 
     def _head(self, states: dict[Shape, torch.Tensor], mass: dict[Shape, torch.Tensor]) -> torch.Tensor:
         c = self.choices
@@ -350,12 +356,7 @@ class DartsSupernet(nn.Module):
                         key = _pooled(out_shape, kind)
                         new_mass[key] = new_mass[key] + w * p_pool
             mass = dict(new_mass)
-            new_dist: dict[int, torch.Tensor] = defaultdict(lambda: zero)
-            for w, p in in_dist.items():
-                new_dist[w] = new_dist[w] + p_depth[1] * p
-            for w, p in zip(c.channels, p_w, strict=True):
-                new_dist[w] = new_dist[w] + p_depth[0] * p
-            in_dist = dict(new_dist)
+            in_dist = self._next_widths(in_dist, p_depth, p_w, zero)
         e_last = sum(p * w for w, p in in_dist.items())
         for shape, m in mass.items():
             for p, kind in zip(self.probs("head"), c.head, strict=True):
