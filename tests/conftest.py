@@ -31,6 +31,26 @@ def tiny_space():
     return TINY_SPACE
 
 
+CONV_NET = """
+import torch
+
+def build():
+    return torch.nn.Sequential(
+        torch.nn.Conv1d(1, 8, 5, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv1d(8, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.Flatten(), torch.nn.Linear(80, 10))
+"""
+
+
+@pytest.fixture(scope="session")
+def conv_net_file(tmp_path_factory) -> Path:
+    """A model file whose ``build()`` returns a small 1-D CNN for MNIST-1D's ``(1, 40)`` inputs
+    and 10 classes: the input model of the compress tests, written once for fixtures of any scope."""
+    path = tmp_path_factory.mktemp("conv_net") / "net.py"
+    path.write_text(CONV_NET)
+    return path
+
+
 @pytest.fixture
 def tiny_config(tmp_path):
     """A YAML config for a seconds-long search on digits."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import textwrap
+import shutil
 
 import pytest
 import torch
@@ -15,20 +15,10 @@ from slimnas.compress import CompressionPolicy, compress
 from slimnas.errors import ConfigError
 from slimnas.models._user import import_model
 
-MODEL_FILE = textwrap.dedent("""
-    import torch
-
-    def build():
-        return torch.nn.Sequential(
-            torch.nn.Conv1d(1, 8, 5, stride=2, padding=1), torch.nn.ReLU(),
-            torch.nn.Conv1d(8, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
-            torch.nn.Flatten(), torch.nn.Linear(80, 10))
-""")
-
 
 @pytest.fixture
-def model_files(tmp_path, trained_mlp):
-    (tmp_path / "net.py").write_text(MODEL_FILE)
+def model_files(tmp_path, trained_mlp, conv_net_file):
+    shutil.copy(conv_net_file, tmp_path / "net.py")
     torch.manual_seed(0)
     model, _ = import_model(f"{tmp_path / 'net.py'}:build")
     torch.save(model.state_dict(), tmp_path / "net.pt")

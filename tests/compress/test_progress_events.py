@@ -3,6 +3,8 @@ start; the command line renders them as lines when its output is not a terminal.
 
 from __future__ import annotations
 
+import runpy
+
 import torch
 from typer.testing import CliRunner
 
@@ -11,22 +13,11 @@ from slimnas.compress import CompressionPolicy, compress
 from slimnas.compress._compress import train_from_scratch
 from slimnas.study import Listener, ListenerGroup, TensorBoardListener, auto_compress
 
-NET = """
-import torch
 
-def build():
-    return torch.nn.Sequential(
-        torch.nn.Conv1d(1, 8, 5, stride=2, padding=1), torch.nn.ReLU(),
-        torch.nn.Conv1d(8, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
-        torch.nn.Flatten(), torch.nn.Linear(80, 10))
-"""
-
-
-def small_cnn() -> torch.nn.Module:
-    ns: dict = {}
-    exec(NET, ns)
+def small_cnn(model_file) -> torch.nn.Module:
+    build = runpy.run_path(str(model_file))["build"]
     torch.manual_seed(0)
-    return ns["build"]()
+    return build()
 
 
 class Recorder(Listener):
@@ -84,9 +75,9 @@ class Recorder(Listener):
         return open_phase is None
 
 
-def test_compress_reports_training_steps_measurement_and_export_in_order(tmp_path, data):
+def test_compress_reports_training_steps_measurement_and_export_in_order(tmp_path, data, conv_net_file):
     rec = Recorder()
-    net = small_cnn()
+    net = small_cnn(conv_net_file)
     train_from_scratch(net, data, epochs=2, seed=0, device="cpu", listener=rec)
     policy = CompressionPolicy.of(prune={"ratio": 0.5}, quantize={"mode": "fp16"})
     compress(net, data, policy, epochs=1, out=tmp_path / "c", latency_repeats=2, listener=rec)
@@ -104,9 +95,9 @@ def test_compress_reports_training_steps_measurement_and_export_in_order(tmp_pat
     assert finished["compress"]["epochs"] is None  # quantize (fp16) does not retrain
 
 
-def test_auto_reports_every_phase_and_its_trials_in_order(tmp_path, data):
+def test_auto_reports_every_phase_and_its_trials_in_order(tmp_path, data, conv_net_file):
     rec, board = Recorder(), TensorBoardListener(tmp_path / "auto" / "tensorboard")
-    net = small_cnn()
+    net = small_cnn(conv_net_file)
     train_from_scratch(net, data, epochs=3, seed=0, device="cpu")
     res = auto_compress(net, data, budget=["macs<=60%"], n_trials=2, finetune_epochs=1, final_epochs=3,
                         importances=("l1",), precisions=("fp32",), out=tmp_path / "auto", latency_repeats=2,
@@ -156,11 +147,10 @@ def test_auto_reports_every_phase_and_its_trials_in_order(tmp_path, data):
     assert [e.step for e in curve.Scalars("val/accuracy")] == [1]
 
 
-def test_cli_prints_phase_lines_when_not_a_terminal_with_or_without_quiet(tmp_path):
+def test_cli_prints_phase_lines_when_not_a_terminal_with_or_without_quiet(tmp_path, conv_net_file):
     """Not a terminal: a line per phase. --quiet means what it means for search (no live display,
     which a pipe has not anyway): the lines stay."""
-    (tmp_path / "net.py").write_text(NET)
-    args = ["compress", "--model", f"{tmp_path / 'net.py'}:build", "--train-epochs", "1",
+    args = ["compress", "--model", f"{conv_net_file}:build", "--train-epochs", "1",
             "--prune", "0.5", "--epochs", "1"]
     r = CliRunner().invoke(build_app(), [*args, "--out", str(tmp_path / "a")])
     assert r.exit_code == 0, r.output

@@ -54,19 +54,8 @@ def infeasible_run(tmp_path_factory, tiny_space):
     return slimnas.search(d / "c.yaml", n_trials=2, seed=0, out=str(d / "infeasible"), name="infeasible")
 
 
-COMPRESS_MODEL = """
-import torch
-
-def build():
-    return torch.nn.Sequential(
-        torch.nn.Conv1d(1, 8, 5, stride=2, padding=1), torch.nn.ReLU(),
-        torch.nn.Conv1d(8, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
-        torch.nn.Flatten(), torch.nn.Linear(80, 10))
-"""
-
-
 @pytest.fixture(scope="session")
-def compress_outputs(tmp_path_factory):
+def compress_outputs(tmp_path_factory, conv_net_file):
     """``{"policy": folder, "auto": folder}``: the outputs of ``slimnas compress --prune 0.5`` and
     of ``compress --auto`` (policy.json with per-layer decisions and their sensitivity), through
     the real command line on MNIST-1D."""
@@ -76,11 +65,10 @@ def compress_outputs(tmp_path_factory):
     from slimnas.models._user import import_model
 
     d = tmp_path_factory.mktemp("compress")
-    (d / "net.py").write_text(COMPRESS_MODEL)
     torch.manual_seed(0)
-    net, _ = import_model(f"{d / 'net.py'}:build")
+    net, _ = import_model(f"{conv_net_file}:build")
     torch.save(net.state_dict(), d / "net.pt")
-    common = ["compress", "--model", f"{d / 'net.py'}:build", "--weights", str(d / "net.pt"), "--epochs", "1", "--quiet"]
+    common = ["compress", "--model", f"{conv_net_file}:build", "--weights", str(d / "net.pt"), "--epochs", "1", "--quiet"]
     runs = {"policy": [*common, "--prune", "0.5", "--out", str(d / "policy")],
             "auto": [*common, "--auto", "--budget", "macs<=60%", "--n-trials", "2", "--final-epochs", "1",
                      "--out", str(d / "auto")]}
