@@ -12,6 +12,7 @@ import torch
 
 from slimnas.errors import ConfigError
 from slimnas.export import EXPORT_FORMATS, ExportContext, export_model
+from slimnas.export._format import _scrambled_copy
 from slimnas.testing._fixtures import SHAPE, TINY_MODELS, tiny_data
 
 
@@ -66,14 +67,9 @@ def check_export_format(name: str) -> dict:
 
 def _fresh(factory) -> torch.nn.Module:
     """The architecture with other weights than the exported model's (the factories are seeded):
-    what a rebuild gives before the file's weights load."""
-    model = factory()
-    g = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for t in model.state_dict().values():
-            if t.is_floating_point():
-                t.add_(torch.randn(t.shape, generator=g))
-    return model
+    what a rebuild gives before the file's weights load, as :func:`slimnas.export.export_model`
+    makes it by default."""
+    return _scrambled_copy(factory())
 
 
 def _stale(path: Path, suffix: str) -> None:
