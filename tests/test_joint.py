@@ -20,7 +20,7 @@ from slimnas.measure import count_macs
 from slimnas.models import CNNSpec, ConvLayer, build_model
 from slimnas.spaces import TrainSpec
 from slimnas.spaces._spec import Candidate
-from slimnas.study import auto_compress
+from slimnas.study import Listener, auto_compress
 from slimnas.training import fit
 
 JOINT = {
@@ -319,19 +319,24 @@ def test_auto_on_an_int8_only_device_quantizes_every_layer(tmp_path, trained_cnn
     assert set(res.policy.options("quantize")["layer_precision"].values()) == {"int8"}
 
 
+class Notes(Listener):
+    """Keeps what a run notes, in ``lines``."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def note(self, text, *, level="info"):
+        self.lines.append(text)
+
+
 def test_auto_under_a_latency_budget_out_of_reach_stops_at_the_knee(tmp_path, trained_cnn):
     """5% of the latency is out of reach by pruning: the allocation says so, gives the floor, and
     keeps more channels than the most pruned allocation would; of the policies (none meets the
     budget) the one kept is the best trade by the knee's rule, not the fastest."""
     _, model, data = trained_cnn
-    notes = []
-
-    class Notes:
-        def __getattr__(self, name):
-            return (lambda msg, **k: notes.append(msg)) if name == "note" else (lambda *a, **k: None)
-
+    notes = Notes()
     res = auto_compress(model, data, budget=["latency_ms<=5%"], n_trials=3, finetune_epochs=1, final_epochs=1,
-                        hardware_aware=True, out=tmp_path / "auto", latency_repeats=5, listener=Notes())
+                        hardware_aware=True, out=tmp_path / "auto", latency_repeats=5, listener=notes)
     report = json.loads((tmp_path / "auto" / "report.json").read_text())
     hardware = report["hardware"]
     alloc = hardware["allocation"]
@@ -339,14 +344,14 @@ def test_auto_under_a_latency_budget_out_of_reach_stops_at_the_knee(tmp_path, tr
     assert hardware["fit_target_predicted_ms"] == alloc["predicted_ms"]  # candidates aim at the knee, not the floor
     most = {n: max(1, math.ceil(w * 0.1)) for n, w in alloc["original"].items()}
     assert sum(alloc["widths"].values()) > sum(most.values())
-    assert any("stops at the knee" in n for n in notes)
+    assert any("stops at the knee" in n for n in notes.lines)
     done = [t.user_attrs["metrics"] for t in res.study.trials if t.state.name == "COMPLETE"]
     scores = [m["val_accuracy"] / res.before["val_accuracy"] - m["latency_ms"] / res.before["latency_ms"] for m in done]
     chosen = hardware["chosen_out_of_reach"]
     assert chosen["rule"] == "knee" and chosen["n_candidates"] == len(done) == 3
     assert report["trial"] == chosen["trial"] == res.trial
     assert chosen["score"] == pytest.approx(max(scores), abs=1e-4)
-    assert any("best trade at the knee" in n for n in notes)
+    assert any("best trade at the knee" in n for n in notes.lines)
 
 
 def test_auto_under_a_mac_budget_on_this_machine_chooses_a_rounding_and_keeps_the_budget(tmp_path, trained_cnn):
@@ -356,21 +361,16 @@ def test_auto_under_a_mac_budget_on_this_machine_chooses_a_rounding_and_keeps_th
     from slimnas.compress import list_prunable_layers, prune_ratios, pruned_model
 
     _, model, data = trained_cnn
-    notes = []
-
-    class Notes:
-        def __getattr__(self, name):
-            return (lambda msg, **k: notes.append(msg)) if name == "note" else (lambda *a, **k: None)
-
+    notes = Notes()
     res = auto_compress(model, data, budget=["macs<=50%"], n_trials=3, finetune_epochs=1, final_epochs=1,
-                        hardware_aware=True, out=tmp_path / "auto", latency_repeats=5, listener=Notes())
+                        hardware_aware=True, out=tmp_path / "auto", latency_repeats=5, listener=notes)
     hw = json.loads((tmp_path / "auto" / "report.json").read_text())["hardware"]
     chosen = hw["mac_rounding"]
     assert [t["rounding"] for t in chosen["tried"]][0] == 1 and chosen["rounding"] in [t["rounding"] for t in chosen["tried"]]
     assert all(t["macs"] <= 0.5 * res.before["macs"] for t in chosen["tried"])
     assert (chosen["measured"] is not None) == (chosen["rounding"] > 1 or "timed" in chosen["reason"])
     said = "none" if chosen["rounding"] == 1 else f"multiples of {chosen['rounding']}"
-    assert any(n.startswith(f"channel rounding under the MAC budget (batch 1): {said} (") for n in notes)
+    assert any(n.startswith(f"channel rounding under the MAC budget (batch 1): {said} (") for n in notes.lines)
     original = {lay.name: lay.out_channels for lay in list_prunable_layers(model, data.input_shape)}
     r = chosen["rounding"]
     assert res.after["macs"] <= 0.5 * res.before["macs"]
