@@ -17,7 +17,7 @@ from slimnas.models._layers import (
     pool_cls,
 )
 from slimnas.spaces import BaseFamily, Key, register_family
-from slimnas.spaces._params import layer_count
+from slimnas.spaces._params import DROPOUT, layer_count, positive_int
 
 
 @dataclass(frozen=True)
@@ -102,16 +102,16 @@ class CNNFamily(BaseFamily):
     spec = CNNSpec
     keys = {
         "n_layers": layer_count({"low": 2, "high": 5}),
-        "channels": Key(int, "integers >= 1", [4, 8, 16, 24, 32], lambda v: v >= 1),
+        "channels": positive_int([4, 8, 16, 24, 32]),
         "kernel": Key(int, "odd integers >= 1", [3, 5, 7], lambda v: v >= 1 and v % 2 == 1),
-        "stride": Key(int, "integers >= 1", [1, 2], lambda v: v >= 1),
-        "dilation": Key(int, "integers >= 1", [1], lambda v: v >= 1),
+        "stride": positive_int([1, 2]),
+        "dilation": positive_int([1]),
         "pool": Key(str, "'none', 'max' or 'avg'", ["none"], lambda v: v in ("none", "max", "avg")),
         "activation": ACTIVATION_KEY,
         "batch_norm": Key(bool, "true/false", [True]),
         "residual": Key(bool, "true/false", [False, True]),
         "head": Key(str, "'gap' or 'flatten'", ["gap", "flatten"], lambda v: v in ("gap", "flatten")),
-        "dropout": Key(float, "numbers in [0, 1)", 0.0, lambda v: 0 <= v < 1),
+        "dropout": DROPOUT,
     }
 
     def sample(self, draw) -> CNNSpec:

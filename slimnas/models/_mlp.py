@@ -10,7 +10,7 @@ from torch import nn
 
 from slimnas.models._layers import ACTIVATION_KEY, make_activation
 from slimnas.spaces import BaseFamily, Key, register_family
-from slimnas.spaces._params import layer_count
+from slimnas.spaces._params import DROPOUT, layer_count, positive_int
 
 
 @dataclass(frozen=True)
@@ -51,9 +51,9 @@ class MLPFamily(BaseFamily):
     spec = MLPSpec
     keys = {
         "n_layers": layer_count({"low": 1, "high": 3}),
-        "width": Key(int, "integers >= 1", [16, 32, 64, 128], lambda v: v >= 1),
+        "width": positive_int([16, 32, 64, 128]),
         "activation": ACTIVATION_KEY,
-        "dropout": Key(float, "numbers in [0, 1)", 0.0, lambda v: 0 <= v < 1),
+        "dropout": DROPOUT,
         "batch_norm": Key(bool, "true/false", [False]),
     }
 

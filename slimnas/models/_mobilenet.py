@@ -25,7 +25,7 @@ from slimnas.models._layers import (
     pooled_head,
 )
 from slimnas.spaces import BaseFamily, Key, register_family
-from slimnas.spaces._params import layer_count
+from slimnas.spaces._params import DROPOUT, layer_count, positive_int
 
 
 @dataclass(frozen=True)
@@ -111,14 +111,14 @@ class MobileNetFamily(BaseFamily):
     spec = MobileNetSpec
     keys = {
         "n_blocks": layer_count({"low": 2, "high": 5}),
-        "width": Key(int, "integers >= 1", [16, 24, 32], lambda v: v >= 1),
-        "expand": Key(int, "integers >= 1", [2, 4, 6], lambda v: v >= 1),
+        "width": positive_int([16, 24, 32]),
+        "expand": positive_int([2, 4, 6]),
         "kernel": Key(int, "odd integers >= 1", [3, 5], lambda v: v >= 1 and v % 2 == 1),
-        "stride": Key(int, "integers >= 1", [1, 2], lambda v: v >= 1),
+        "stride": positive_int([1, 2]),
         "se": Key(bool, "true/false", [False, True]),
-        "stem": Key(int, "integers >= 1", [16], lambda v: v >= 1),
+        "stem": positive_int([16]),
         "activation": Key(str, f"activations from {sorted(ACTIVATIONS)}", ["relu6"], lambda v: v in ACTIVATIONS),
-        "dropout": Key(float, "numbers in [0, 1)", 0.0, lambda v: 0 <= v < 1),
+        "dropout": DROPOUT,
     }
 
     def sample(self, draw) -> MobileNetSpec:

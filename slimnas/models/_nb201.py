@@ -25,6 +25,7 @@ from torch import nn
 from slimnas.errors import ConfigError
 from slimnas.models._layers import bn_cls, conv_cls, conv_ndim
 from slimnas.spaces import BaseFamily, Key, register_family
+from slimnas.spaces._params import positive_int
 
 #: the five operations, in NAS-Bench-201's order (its tables index them 0-4)
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -138,8 +139,8 @@ class NB201Family(BaseFamily):
     spec = NB201Spec
     keys = {
         **{name: _op_key() for name in EDGE_KEYS},
-        "width": Key(int, "integers >= 1", [8, 16], lambda v: v >= 1),
-        "cells": Key(int, "integers >= 1", [1, 2], lambda v: v >= 1),
+        "width": positive_int([8, 16]),
+        "cells": positive_int([1, 2]),
     }
     data_kinds = ("sequence", "image")
 

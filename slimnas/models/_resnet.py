@@ -23,8 +23,8 @@ from slimnas.models._layers import (
     make_activation,
     pooled_head,
 )
-from slimnas.spaces import BaseFamily, Key, register_family
-from slimnas.spaces._params import layer_count
+from slimnas.spaces import BaseFamily, register_family
+from slimnas.spaces._params import DROPOUT, layer_count, positive_int
 
 
 @dataclass(frozen=True)
@@ -93,11 +93,11 @@ class ResNetFamily(BaseFamily):
     keys = {
         "n_stages": layer_count({"low": 2, "high": 3}),
         "blocks": layer_count([1, 2]),
-        "width": Key(int, "integers >= 1", [16, 32, 64], lambda v: v >= 1),
-        "stride": Key(int, "integers >= 1", [1, 2], lambda v: v >= 1),
-        "stem": Key(int, "integers >= 1", [16], lambda v: v >= 1),
+        "width": positive_int([16, 32, 64]),
+        "stride": positive_int([1, 2]),
+        "stem": positive_int([16]),
         "activation": ACTIVATION_KEY,
-        "dropout": Key(float, "numbers in [0, 1)", 0.0, lambda v: 0 <= v < 1),
+        "dropout": DROPOUT,
     }
 
     def sample(self, draw) -> ResNetSpec:

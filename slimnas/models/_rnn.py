@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from slimnas.spaces import BaseFamily, Key, register_family
-from slimnas.spaces._params import layer_count
+from slimnas.spaces._params import layer_count, positive_int
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class RNNFamily(BaseFamily):
     spec = RNNSpec
     keys = {
         "cell": Key(str, "'gru' or 'lstm'", ["gru", "lstm"], lambda v: v in ("gru", "lstm")),
-        "hidden": Key(int, "integers >= 1", [16, 32, 64], lambda v: v >= 1),
+        "hidden": positive_int([16, 32, 64]),
         "n_layers": layer_count({"low": 1, "high": 2}),
         "bidirectional": Key(bool, "true/false", [False, True]),
     }

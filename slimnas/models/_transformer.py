@@ -23,7 +23,7 @@ from torch import nn
 from slimnas.errors import ConfigError
 from slimnas.models._attention import SelfAttention
 from slimnas.spaces import BaseFamily, Key, register_family
-from slimnas.spaces._params import layer_count
+from slimnas.spaces._params import DROPOUT, layer_count, positive_int
 
 
 @dataclass(frozen=True)
@@ -105,13 +105,13 @@ class TransformerFamily(BaseFamily):
     data_kinds = ("tabular", "sequence", "image", "text")
     keys = {
         "depth": layer_count([1, 2]),
-        "heads": Key(int, "integers >= 1", [2, 4], lambda v: v >= 1),
-        "dim": Key(int, "integers >= 1", [32, 64], lambda v: v >= 1),
+        "heads": positive_int([2, 4]),
+        "dim": positive_int([32, 64]),
         "mlp_ratio": Key(float, "numbers > 0", [2.0, 4.0], lambda v: v > 0),
         "vocab_size": Key(int, "integers >= 0 (0: the vocabulary of text data; values otherwise)", 0,
                           lambda v: v >= 0),
-        "patch": Key(int, "integers >= 1", 1, lambda v: v >= 1),
-        "dropout": Key(float, "numbers in [0, 1)", 0.0, lambda v: 0 <= v < 1),
+        "patch": positive_int(1),
+        "dropout": DROPOUT,
     }
 
     def sample(self, draw) -> TransformerSpec:

@@ -98,6 +98,15 @@ def layer_count(default: Any) -> Key:
     return Key(int, f"integers in 1..{MAX_LAYERS}", default, lambda v: 1 <= v <= MAX_LAYERS)
 
 
+def positive_int(default: Any) -> Key:
+    """A key of a size or a step (a width, a kernel, a stride): integers >= 1."""
+    return Key(int, "integers >= 1", default, lambda v: v >= 1)
+
+
+#: a dropout probability, off by default
+DROPOUT = Key(float, "numbers in [0, 1)", 0.0, lambda v: 0 <= v < 1)
+
+
 def parse_param(
     raw: Any,
     field: str,
