@@ -47,6 +47,7 @@ CLAIMS: list[tuple[str, str, str]] = [
     ("archive/workloads_*", "workloads", "an earlier run of the workloads, replaced by a rerun with the same figures"),
     ("joint_vs_sequential", "joint-vs-sequential", "joint, supernet and sequential routes at equal wall-clock, seed 0"),
     ("joint_vs_sequential_seed1", "joint-vs-sequential", "the same, seed 1"),
+    ("route_equivalence", "joint-vs-sequential", "the joint and supernet routes trial by trial against eb89a9d, before the one candidate pipeline: the restructure left their figures unchanged"),
     ("seeds/joint_vs_sequential_3objectives*", "joint-vs-sequential", "bytes as a third objective does not help the accurate end"),
     ("archive/joint_vs_sequential_*", "joint-vs-sequential", "earlier runs of the benchmark (2853cb3, 606f8f7, db34bf3) and a 32-candidate variant not kept"),
     ("supernet_mnist1d", "supernet-mnist1d", "the supernet route with 2-fold scoring, seed 0"),
