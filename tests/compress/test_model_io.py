@@ -140,25 +140,40 @@ def test_example_inputs_the_model_does_not_take_are_one_config_error_line(given)
         StructuredPruner(ratio=0.5).fit(TwoInputs(), example_inputs="ids")
 
 
-def test_library_compress_takes_a_raw_hugging_face_token_classifier():
-    """``slimnas.compress.compress`` on ``BertForSequenceClassification`` itself and token-id data,
-    as ``--model`` takes it: halved MLP and heads, the file checked against eager."""
+def _token_bert_and_data():
     transformers = pytest.importorskip("transformers")
-    from slimnas.compress import CompressionPolicy, compress
     from slimnas.data._base import make_splits
 
     torch.manual_seed(0)
     config = transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
                                      vocab_size=VOCAB, num_labels=3, max_position_embeddings=16)
-    bert = transformers.BertForSequenceClassification(config).eval()
     rng = np.random.default_rng(0)
     data = make_splits("tokens", rng.integers(0, VOCAB, (40, LENGTH)).astype(np.float32), np.arange(40) % 3, None,
                        None, val_fraction=0.25, test_fraction=0.2, seed=0, standardize=False)
+    return transformers.BertForSequenceClassification(config).eval(), data
+
+
+def test_library_compress_takes_a_raw_hugging_face_token_classifier():
+    """``slimnas.compress.compress`` on ``BertForSequenceClassification`` itself and token-id data,
+    as ``--model`` takes it: halved MLP and heads, the file checked against eager."""
+    from slimnas.compress import CompressionPolicy, compress
+
+    bert, data = _token_bert_and_data()
     res = compress(bert, data, CompressionPolicy.of(prune={"ratio": 0.5}), epochs=0, latency_repeats=2)
-    assert isinstance(res.model.model, transformers.BertForSequenceClassification)
+    assert type(res.model.model) is type(bert)
     assert res.model.model.bert.encoder.layer[0].intermediate.dense.out_features == 32
     assert res.after["macs"] < 0.7 * res.before["macs"]
     assert res.checks["onnx_max_abs_diff"] < 1e-4 and res.checks["onnx_top1_agreement"] == 1.0
+
+
+def test_library_auto_compress_takes_a_raw_hugging_face_token_classifier():
+    import slimnas
+
+    bert, data = _token_bert_and_data()
+    res = slimnas.auto_compress(bert, data, budget=["macs<=60%"], n_trials=2, finetune_epochs=0, final_epochs=0,
+                                refine_epochs=0, hardware_aware=False, precisions=("fp32",), importances=("l1",))
+    assert type(res.artifact.model.model) is type(bert)
+    assert res.feasible and res.after["macs"] <= 0.6 * res.before["macs"]
 
 
 class FeaturesOut(TwoInputs):
