@@ -127,6 +127,15 @@ def test_two_input_dict_model_pruned_distilled_and_calibrated_to_int8(tmp_path):
     assert (logits.argmax(1) == eager["logits"].argmax(1).numpy()).mean() >= 0.9
     np.testing.assert_allclose(probs.sum(1), 1, atol=1e-3)
 
+    # the whole-file int8 conversion (format timing) feeds both inputs too: given, or stand-ins
+    from slimnas.export._int8 import quantize_onnx
+    from slimnas.export._onnx import export_proto
+
+    fp32 = export_proto(p.model_, example)
+    for calibration in (onnx_feed(blob, example), None):
+        converted = ort_session(quantize_onnx(fp32, fmt="qdq", calibration=calibration))
+        assert converted.run(None, onnx_feed(blob, example))[0].shape == (32, 4)
+
 
 @pytest.mark.parametrize("given", [{"input_idz": torch.zeros(2, LENGTH, dtype=torch.long)},
                                    torch.zeros(2, LENGTH, dtype=torch.long)])
