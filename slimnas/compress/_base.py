@@ -110,9 +110,10 @@ class BaseCompressor(abc.ABC):
             input_shape: shape of one sample; taken from ``data`` when omitted.
             example_inputs: a batch of the model's inputs, for a model that takes more than one
                 float tensor: a tensor, a tuple of positional tensors, a dict of keyword tensors
-                (``{"input_ids": ..., "attention_mask": ...}``) or ``(args, kwargs)``
-                (:class:`~slimnas.models._io.ExampleInputs`); it replaces ``input_shape``. A
-                model that does not take them is a :class:`ConfigError`.
+                (``{"input_ids": ..., "attention_mask": ...}``), ``(args, kwargs)``
+                (:class:`~slimnas.models._io.ExampleInputs`), or a ``DataLoader`` whose first
+                batch is read (without its targets); it replaces ``input_shape``. A model that
+                does not take them is a :class:`ConfigError`.
 
         Returns:
             self, with ``model_`` set.
@@ -237,10 +238,12 @@ def _input_shape(data: DataSplits | None, input_shape: tuple[int, ...] | None, w
     """What ``_fit`` runs the model on: the :class:`ExampleInputs` given (checked to run on the
     model), else the shape of one sample."""
     if example_inputs is not None:
-        example = ExampleInputs.of(example_inputs)
+        example = ExampleInputs.of(example_inputs, model=model)
         if model is not None:
             example.probe(model)
         return example
+    if isinstance(input_shape, ExampleInputs):
+        return input_shape
     if input_shape is not None:
         return tuple(input_shape)
     if data is None:

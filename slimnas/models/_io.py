@@ -26,6 +26,8 @@ from slimnas.registry import user_failure
 
 #: the name a model's only output gets (what slimnas's single-output ONNX files call it)
 SINGLE_OUTPUT = "logits"
+#: keys of a dict batch that hold targets, not inputs (Hugging Face collators' names)
+TARGET_KEYS = ("labels", "label", "targets", "target")
 
 
 @dataclass(frozen=True)
@@ -42,11 +44,18 @@ class ExampleInputs:
     kwargs: Mapping[str, torch.Tensor] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, value: object, field_name: str = "example_inputs") -> ExampleInputs:
+    def of(cls, value: object, field_name: str = "example_inputs", model: nn.Module | None = None) -> ExampleInputs:
         """From a tensor, a tuple/list of tensors, a dict of keyword tensors, an
-        ``(args, kwargs)`` pair or an :class:`ExampleInputs`; anything else is a ConfigError."""
+        ``(args, kwargs)`` pair, an :class:`ExampleInputs`, or a ``DataLoader`` (its first batch,
+        read by :meth:`from_batch`); anything else is a ConfigError."""
         if isinstance(value, ExampleInputs):
             return value
+        if isinstance(value, torch.utils.data.DataLoader):
+            try:
+                batch = next(iter(value))
+            except StopIteration:
+                raise ConfigError(field_name, "a DataLoader that yields at least one batch", "an empty one") from None
+            return cls.from_batch(batch, field_name, model)
         if isinstance(value, torch.Tensor):
             return cls((value,))
         if isinstance(value, Mapping):
@@ -59,6 +68,27 @@ class ExampleInputs:
             return cls(tuple(_tensors(dict(enumerate(value)), field_name).values()))
         raise ConfigError(field_name, "a tensor, a tuple of tensors, a dict of keyword tensors or (args, kwargs)",
                           type(value).__name__)
+
+    @classmethod
+    def from_batch(cls, batch: object, field_name: str = "example_inputs",
+                   model: nn.Module | None = None) -> ExampleInputs:
+        """The inputs of one batch of a ``DataLoader``: a dict batch without its targets (keys
+        in :data:`TARGET_KEYS`, as a Hugging Face collator names them), an ``(inputs, target)``
+        pair's inputs (unless ``model`` takes both tensors and not the first alone), else the
+        batch itself (:meth:`of`).
+
+        Example:
+            >>> ExampleInputs.from_batch({"input_ids": torch.zeros(2, 3), "labels": torch.zeros(2)}).names()
+            ['input_ids']
+            >>> ExampleInputs.from_batch((torch.zeros(2, 3), torch.zeros(2))).names()
+            ['input']
+        """
+        if isinstance(batch, Mapping):
+            return cls.of({k: v for k, v in batch.items() if k not in TARGET_KEYS}, field_name)
+        if isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[1], torch.Tensor):
+            first, both = cls.of(batch[0], field_name), cls.of(tuple(batch), field_name)
+            return both if model is not None and both.takes(model) and not first.takes(model) else first
+        return cls.of(batch, field_name)
 
     @classmethod
     def random(cls, input_shape: Sequence[int], batch: int = 2, *, zeros: bool = False) -> ExampleInputs:
@@ -105,6 +135,14 @@ class ExampleInputs:
 
     def to(self, device: torch.device | str) -> ExampleInputs:
         return ExampleInputs(tuple(t.to(device) for t in self.args), {k: t.to(device) for k, t in self.kwargs.items()})
+
+    def takes(self, model: nn.Module) -> bool:
+        """Whether ``model.forward``'s signature accepts these inputs."""
+        try:
+            self.check(model)
+        except ConfigError:
+            return False
+        return True
 
     def check(self, model: nn.Module, field_name: str = "example_inputs") -> None:
         """Raise :class:`ConfigError` unless ``model.forward`` accepts these inputs by position
@@ -159,10 +197,12 @@ def describe_signature(sig: inspect.Signature) -> str:
     return "(" + ", ".join(names[:8]) + (", ..." if len(names) > 8 else "") + ")"
 
 
-def example_for(inputs: ExampleInputs | Sequence[int], batch: int = 2, *, zeros: bool = False) -> ExampleInputs:
-    """``inputs`` as they are, or random (or zero) float inputs of ``batch`` samples for a shape."""
+def example_for(inputs: ExampleInputs | Sequence[int], batch: int = 2, *, zeros: bool = False,
+                cut: bool = False) -> ExampleInputs:
+    """``inputs`` as they are (their first ``batch`` samples with ``cut``), or random (or zero)
+    float inputs of ``batch`` samples for a shape."""
     if isinstance(inputs, ExampleInputs):
-        return inputs
+        return inputs.take(batch) if cut else inputs
     return ExampleInputs.random(tuple(inputs), batch, zeros=zeros)
 
 

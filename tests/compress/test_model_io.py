@@ -13,11 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from slimnas.compress import DistillationLoss, StructuredPruner, quantize_model
+from slimnas.compress import (
+    DistillationLoss,
+    StructuredPruner,
+    list_prunable_layers,
+    quantize_model,
+)
 from slimnas.errors import ConfigError
 from slimnas.export import export_onnx
 from slimnas.export._onnx import onnx_feed
 from slimnas.export._session import ort_session
+from slimnas.measure import count_macs
 from slimnas.models._io import ExampleInputs, flatten_outputs, main_output
 
 VOCAB, LENGTH = 50, 8
@@ -72,6 +78,13 @@ def test_bert_model_output_pruned_equals_masked_reference_and_exports_with_its_i
         got, expected, unmasked = (m(**example).logits for m in (p.model_, p.reference_model(original), original))
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
     assert not torch.allclose(got, unmasked, atol=1e-4)
+
+    # the layers per-layer ratios name, and MACs, are read on the example inputs too
+    layers = list_prunable_layers(original, ExampleInputs.of(example))
+    assert [lay.name for lay in layers] == [f"bert.encoder.layer.{i}.{n}" for i in (0, 1)
+                                            for n in ("attention.self.query", "intermediate.dense")] + ["bert.pooler.dense"]
+    assert all(lay.macs > 0 for lay in layers)
+    assert count_macs(p.model_, ExampleInputs.of(example)) < 0.7 * count_macs(original, ExampleInputs.of(example))
 
     path = export_onnx(p.model_, tmp_path / "bert.onnx", ExampleInputs.of(example))  # checked in ONNX Runtime inside
     sess = ort_session(path)
@@ -200,3 +213,18 @@ def test_pruning_that_would_change_an_output_shape_is_refused_naming_it():
         StructuredPruner(ratio=0.5).fit(FeaturesOut(), example_inputs=_ids(6))
     p = StructuredPruner(ratio=0.5, ignored=["fc2"]).fit(FeaturesOut(), example_inputs=_ids(6))
     assert p.layers_["fc1"] == [32, 16] and p.layers_["fc2"] == [24, 24]
+
+
+def test_example_inputs_inferred_from_a_data_loader_batch():
+    """A ``DataLoader`` stands for its first batch: a dict batch less its ``labels`` (a Hugging Face
+    collator's), or positional tensors the model takes."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    ids, mask = _ids(8)
+    rows = [{"input_ids": i, "attention_mask": m, "labels": torch.tensor(0)} for i, m in zip(ids, mask, strict=True)]
+    for loader in (DataLoader(rows, batch_size=4), DataLoader(TensorDataset(ids, mask), batch_size=4)):
+        p = StructuredPruner(ratio=0.5).fit(TwoInputs(), example_inputs=loader)
+        assert p.layers_["fc1"] == [32, 16]
+    with pytest.raises(ConfigError, match=r"forward takes \(input_ids, attention_mask\)"):
+        StructuredPruner(ratio=0.5).fit(TwoInputs(), example_inputs=DataLoader(TensorDataset(ids, mask, ids[:, 0]),
+                                                                                batch_size=4))
