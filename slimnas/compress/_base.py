@@ -288,7 +288,8 @@ class Pipeline(BaseCompressor):
         self.onnx_, self.precision_ = None, None
         self.report_ = {}
         for name, step in self.steps:
-            step.fit(current, data, teacher=teacher, input_shape=input_shape, example_inputs=example_inputs)
+            given = {} if example_inputs is None else {"example_inputs": example_inputs}  # a plug-in's own fit may not take it
+            step.fit(current, data, teacher=teacher, input_shape=input_shape, **given)
             current = step.model_
             self.report_[name] = getattr(step, "report_", {})
             if getattr(step, "onnx_", None) is not None:

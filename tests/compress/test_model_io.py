@@ -228,3 +228,20 @@ def test_example_inputs_inferred_from_a_data_loader_batch():
     with pytest.raises(ConfigError, match=r"forward takes \(input_ids, attention_mask\)"):
         StructuredPruner(ratio=0.5).fit(TwoInputs(), example_inputs=DataLoader(TensorDataset(ids, mask, ids[:, 0]),
                                                                                 batch_size=4))
+
+
+def test_a_pipeline_passes_the_example_inputs_to_every_step():
+    """Prune, cluster, then int4 weights into a file that takes both inputs by name."""
+    from slimnas.compress import Pipeline, WeightClusterer, WeightOnlyQuantizer
+
+    ids, mask = _ids(8)
+    pipe = Pipeline([("prune", StructuredPruner(ratio=0.5)), ("cluster", WeightClusterer(n_clusters=8)),
+                     ("int4", WeightOnlyQuantizer(bits=4, group_size=16))])
+    pipe.fit(TwoInputs().eval(), example_inputs={"input_ids": ids, "attention_mask": mask})
+    assert pipe.named_steps["prune"].layers_["fc1"] == [32, 16]
+    sess = ort_session(pipe.onnx_)
+    assert [i.name for i in sess.get_inputs()] == ["input_ids", "attention_mask"]
+    with torch.no_grad():
+        eager = pipe.model_(ids, mask)["logits"].numpy()
+    logits = sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+    np.testing.assert_allclose(logits, eager, atol=1e-4, rtol=1e-3)
