@@ -208,8 +208,8 @@ def example_for(inputs: ExampleInputs | Sequence[int], batch: int = 2, *, zeros:
 
 def flatten_outputs(out: object, prefix: str = "") -> dict[str, torch.Tensor]:
     """Any model output as named tensors: a tensor is ``logits`` (:data:`SINGLE_OUTPUT`), a
-    dict or ``ModelOutput`` gives its keys (``None`` entries left out), a tuple ``output_<i>``,
-    nested ones joined by dots (``hidden_states.0``).
+    dict or ``ModelOutput`` gives its keys, a tuple ``output_<i>``, nested ones joined by dots
+    (``hidden_states.0``); what is not a tensor (``None``, a key/value cache object) is left out.
 
     Example:
         >>> sorted(flatten_outputs({"logits": torch.zeros(1), "extra": (torch.zeros(1), None)}))
@@ -217,16 +217,13 @@ def flatten_outputs(out: object, prefix: str = "") -> dict[str, torch.Tensor]:
     """
     if isinstance(out, torch.Tensor):
         return {prefix or SINGLE_OUTPUT: out}
-    if out is None:
-        return {}
     flat: dict[str, torch.Tensor] = {}
     if isinstance(out, Mapping):
         items = [(str(k), v) for k, v in out.items()]
     elif isinstance(out, (tuple, list)):
         items = [(str(i) if prefix else f"output_{i}", v) for i, v in enumerate(out)]
     else:
-        raise ConfigError("model output", "tensors, or tuples, dicts or ModelOutputs of tensors",
-                          f"{type(out).__name__}" + (f" at {prefix!r}" if prefix else ""))
+        return {}  # None, a number, a key/value cache object: not a tensor output
     for key, value in items:
         flat.update(flatten_outputs(value, f"{prefix}.{key}" if prefix else key))
     return flat

@@ -15,6 +15,7 @@ from torch import nn
 
 from slimnas.compress import (
     DistillationLoss,
+    Retrain,
     StructuredPruner,
     list_prunable_layers,
     quantize_model,
@@ -125,6 +126,8 @@ def test_two_input_dict_model_pruned_distilled_and_calibrated_to_int8(tmp_path):
     assert torch.isfinite(by_key) and not torch.isclose(by_key, value)
     with pytest.raises(ConfigError, match="distill.output_key: expected one of the model's outputs"):
         DistillationLoss(original, output_key="scores")(student(ids, mask), y, (ids, mask))
+    assert Retrain(distill=True, output_key="probs").loss_fn(original).output_key == "probs"
+    assert "output_key" not in Retrain().to_dict()  # reports as before unless one is chosen
 
     # static int8, calibrated on both inputs; the file names them and both outputs
     blob = quantize_model(p.model_.eval(), example, mode="int8")
@@ -245,3 +248,26 @@ def test_a_pipeline_passes_the_example_inputs_to_every_step():
         eager = pipe.model_(ids, mask)["logits"].numpy()
     logits = sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
     np.testing.assert_allclose(logits, eager, atol=1e-4, rtol=1e-3)
+
+
+def test_a_raw_gpt2_language_model_with_its_key_value_cache_pruned_and_exported(tmp_path):
+    """GPT-2 answers with a ``ModelOutput`` holding a key/value cache object: the cache is no
+    tensor output, the logits are; heads pruned, the tied output layer whole, the file equal to eager."""
+    pytest.importorskip("transformers")
+    from hf_models import VOCAB as GPT_VOCAB
+    from hf_models import gpt2
+
+    original = gpt2().model  # GPT2LMHeadModel itself
+    ids = torch.randint(0, GPT_VOCAB, (3, 10), generator=torch.Generator().manual_seed(0))
+    example = ExampleInputs.of({"input_ids": ids})
+    with torch.no_grad():
+        assert list(flatten_outputs(original(input_ids=ids))) == ["logits"]
+    p = StructuredPruner(ratio=0.5).fit(original, example_inputs=example)
+    assert list(p.report_["heads"].values()) == [2, 2] and p.model_.lm_head.out_features == GPT_VOCAB
+    with torch.no_grad():
+        got, want, unmasked = (m(input_ids=ids).logits for m in (p.model_, p.reference_model(original), original))
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(got, unmasked, atol=1e-4)
+    sess = ort_session(export_onnx(p.model_, tmp_path / "gpt2.onnx", example))
+    assert [o.name for o in sess.get_outputs()] == ["logits"]
+    np.testing.assert_allclose(sess.run(None, {"input_ids": ids.numpy()})[0], got.numpy(), atol=1e-4, rtol=1e-4)
