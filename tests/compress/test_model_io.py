@@ -195,10 +195,10 @@ def test_library_auto_compress_takes_a_raw_hugging_face_token_classifier():
     import slimnas
 
     bert, data = _token_bert_and_data()
-    res = slimnas.auto_compress(bert, data, budget=["macs<=60%"], n_trials=2, finetune_epochs=0, final_epochs=0,
+    res = slimnas.auto_compress(bert, data, budget=["macs<=80%"], n_trials=1, finetune_epochs=0, final_epochs=0,
                                 refine_epochs=0, hardware_aware=False, precisions=("fp32",), importances=("l1",))
     assert type(res.artifact.model.model) is type(bert)
-    assert res.feasible and res.after["macs"] <= 0.6 * res.before["macs"]
+    assert res.feasible and res.after["macs"] <= 0.8 * res.before["macs"]
 
 
 class FeaturesOut(TwoInputs):
