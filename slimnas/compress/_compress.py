@@ -94,7 +94,9 @@ def compress(
     A raw Hugging Face token model (``BertForSequenceClassification``: ``input_ids`` in, a
     ``ModelOutput`` out) needs no wrapper: it reads the data's token ids as the command line's
     ``--model`` does (:class:`~slimnas.models._hf.TokenIdsModel`, which ``result.model`` is, the
-    compressed Hugging Face model in its ``.model``).
+    compressed Hugging Face model in its ``.model``). Nor does a model answering with a dict, a
+    tuple or a ``ModelOutput``: its ``logits`` (else its first floating-point output) are what is
+    trained, distilled, scored and exported (:class:`~slimnas.models._hf.MainOutputModel`).
 
     Raises:
         SlimnasError: a step changed nothing at all (nothing in the model it can act on), or
@@ -110,7 +112,7 @@ def compress(
     """
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0):
         raise ConfigError("--epochs", "an integer >= 0", epochs)
-    model = as_slimnas_model(model)  # a raw Hugging Face token model takes the data's ids, as on the command line
+    model = as_slimnas_model(model, data.input_shape)  # token ids for a raw Hugging Face model; a dict's logits
     check_outputs(model, data.input_shape, data.n_classes)
     torch.manual_seed(seed)
     model = copy.deepcopy(model).cpu().eval()

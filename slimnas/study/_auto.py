@@ -367,7 +367,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     """
     s = AutoSettings(budget=tuple(budget), **options)
     s = dataclasses.replace(s, device=str(resolve_device(s.device)))  # 'auto' becomes what it picks
-    model = as_slimnas_model(model)  # a raw Hugging Face token model takes the data's ids, as on the command line
+    model = as_slimnas_model(model, data.input_shape)  # token ids for a raw Hugging Face model; a dict's logits
     check_outputs(model, data.input_shape, data.n_classes)
     listener = listener or Listener()
     model = copy.deepcopy(model).cpu().eval()

@@ -271,3 +271,33 @@ def test_a_raw_gpt2_language_model_with_its_key_value_cache_pruned_and_exported(
     sess = ort_session(export_onnx(p.model_, tmp_path / "gpt2.onnx", example))
     assert [o.name for o in sess.get_outputs()] == ["logits"]
     np.testing.assert_allclose(sess.run(None, {"input_ids": ids.numpy()})[0], got.numpy(), atol=1e-4, rtol=1e-4)
+
+
+class DictOut(nn.Module):
+    """The data's one float tensor in, a dict out (scores and the features behind them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.body, self.head = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU()), nn.Linear(16, 3)
+
+    def forward(self, x):
+        features = self.body(x.flatten(1))
+        return {"features": features.detach(), "logits": self.head(features)}
+
+
+def test_library_compress_of_a_dict_output_model_distils_and_calibrates_int8_on_its_logits():
+    from slimnas.compress import CompressionPolicy, compress
+    from slimnas.data._base import make_splits
+    from slimnas.models._hf import MainOutputModel
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((120, 12)).astype(np.float32)
+    data = make_splits("dict", x, (x[:, 0] > 0).astype(int) + (x[:, 1] > 0), None, None, val_fraction=0.25,
+                       test_fraction=0.2, seed=0, standardize=False)
+    policy = CompressionPolicy.of(prune={"ratio": 0.25}, quantize={"mode": "int8"}, distill=True)
+    res = compress(DictOut(), data, policy, epochs=1, latency_repeats=2)
+    assert isinstance(res.model, MainOutputModel) and res.model.model.body[0].out_features == 24
+    assert res.steps["prune"]["epochs_run"] == 1 and res.policy.distill  # fine-tuned, distilling its logits
+    assert res.steps["quantize"]["mode"] == "int8"
+    assert res.checks["onnx_top1_agreement"] >= 0.9 and res.after["macs"] < res.before["macs"]
