@@ -58,7 +58,7 @@ class ExampleInputs:
             return cls.from_batch(batch, field_name, model)
         if isinstance(value, torch.Tensor):
             return cls((value,))
-        if isinstance(value, Mapping):
+        if isinstance(value, Mapping) and value:
             return cls((), _tensors(dict(value), field_name))
         if (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], (tuple, list))
                 and isinstance(value[1], Mapping)):
@@ -67,7 +67,8 @@ class ExampleInputs:
         if isinstance(value, (tuple, list)) and value:
             return cls(tuple(_tensors(dict(enumerate(value)), field_name).values()))
         raise ConfigError(field_name, "a tensor, a tuple of tensors, a dict of keyword tensors or (args, kwargs)",
-                          type(value).__name__)
+                          f"an empty {type(value).__name__}" if isinstance(value, (Mapping, tuple, list))
+                          else type(value).__name__)
 
     @classmethod
     def from_batch(cls, batch: object, field_name: str = "example_inputs",

@@ -161,8 +161,10 @@ def test_example_inputs_the_model_does_not_take_are_one_config_error_line(given)
     assert "\n" not in str(e.value)
     assert str(e.value).startswith("example_inputs: expected inputs TwoInputs.forward takes "
                                    "(input_ids, attention_mask)")
-    with pytest.raises(ConfigError, match="example_inputs: expected a tensor, a tuple of tensors"):
-        StructuredPruner(ratio=0.5).fit(TwoInputs(), example_inputs="ids")
+    for bad, got in (("ids", "'str'"), ({"labels": torch.zeros(2)}, "'an empty dict'")):
+        with pytest.raises(ConfigError, match=f"example_inputs: expected a tensor, a tuple of tensors.*got {got}"):
+            StructuredPruner(ratio=0.5).fit(TwoInputs(), example_inputs=ExampleInputs.from_batch(bad) if isinstance(
+                bad, dict) else bad)
 
 
 def _token_bert_and_data():
