@@ -70,7 +70,7 @@ def _probe(model: nn.Module, input_shape: tuple[int, ...]):
     was_training = model.training
     try:
         return model.eval()(torch.zeros(2, *input_shape))
-    except Exception:  # noqa: BLE001 - the user's model: its failure is reported by check_outputs
+    except (Exception, SystemExit):  # noqa: BLE001 - the user's model: its failure is reported by check_outputs
         return None
     finally:
         model.train(was_training)
