@@ -23,6 +23,7 @@ from slimnas.compress._prune import StructuredPruner, prunable_layers
 from slimnas.compress._prune_layers import split_view
 from slimnas.errors import ConfigError
 from slimnas.measure import count_macs
+from slimnas.models._io import ExampleInputs, example_for
 from slimnas.spaces._policy import CompressionPolicy
 
 MAX_RATIO = 0.95  # scale_to_macs never removes more than this share of a layer's channels
@@ -54,10 +55,12 @@ def _counted(parent: nn.Module, key: tuple, count):
     return cache[key]
 
 
-def list_prunable_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[PrunableLayer]:
+def list_prunable_layers(model: nn.Module, input_shape: tuple[int, ...] | ExampleInputs) -> list[PrunableLayer]:
     """Layers whose output channels structured pruning can remove, in forward order, with their
-    widths and MACs per sample (the output layer is left out: its width is the class count)."""
-    return list(_counted(model, ("layers", tuple(input_shape)), lambda: tuple(_prunable_layers(model, input_shape))))
+    widths and MACs per sample (the output layer is left out: its width is the class count); for
+    a model with several (keyword) inputs, of its :class:`~slimnas.models._io.ExampleInputs`."""
+    key = input_shape.describe() if isinstance(input_shape, ExampleInputs) else tuple(input_shape)
+    return list(_counted(model, ("layers", key), lambda: tuple(_prunable_layers(model, input_shape))))
 
 
 def _prunable_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[PrunableLayer]:
@@ -75,7 +78,7 @@ def _prunable_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[Pru
     was_training = model.training
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(1, *input_shape))
+            example_for(input_shape, 1, zeros=True, cut=True)(model.eval())
     finally:
         model.train(was_training)
         for h in hooks:

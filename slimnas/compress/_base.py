@@ -25,6 +25,7 @@ from torch import nn
 from slimnas.config._names import precision_names, register_precision
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError
+from slimnas.models._io import ExampleInputs
 from slimnas.spaces import Key
 from slimnas.spaces._policy import COMPRESSORS, list_compressors
 
@@ -108,6 +109,7 @@ class BaseCompressor(abc.ABC):
         *,
         teacher: nn.Module | None = None,
         input_shape: tuple[int, ...] | None = None,
+        example_inputs: Any = None,
     ):
         """Compress a copy of ``model``.
 
@@ -117,6 +119,12 @@ class BaseCompressor(abc.ABC):
                 criteria (Taylor importance, sensitivity).
             teacher: the model to distil from during retraining; the uncompressed input by default.
             input_shape: shape of one sample; taken from ``data`` when omitted.
+            example_inputs: a batch of the model's inputs, for a model that takes more than one
+                float tensor: a tensor, a tuple of positional tensors, a dict of keyword tensors
+                (``{"input_ids": ..., "attention_mask": ...}``), ``(args, kwargs)``
+                (:class:`~slimnas.models._io.ExampleInputs`), or a ``DataLoader`` whose first
+                batch is read (without its targets); it replaces ``input_shape``. A model that
+                does not take them is a :class:`ConfigError`.
 
         Returns:
             self, with ``model_`` set.
@@ -126,7 +134,7 @@ class BaseCompressor(abc.ABC):
         work = copy.deepcopy(model).cpu()
         if teacher is None:
             teacher = model
-        shape = _input_shape(data, input_shape, type(self).__name__)
+        shape = _input_shape(data, input_shape, type(self).__name__, example_inputs, model)
         out = self._fit(work, data, teacher, shape)
         self.model_ = work if out is None else out
         return self
@@ -241,7 +249,17 @@ def precision_steps() -> dict[str, tuple[str, dict[str, Any]]]:
             for p, options in COMPRESSORS.get(name).precisions.items()}
 
 
-def _input_shape(data: DataSplits | None, input_shape: tuple[int, ...] | None, who: str) -> tuple[int, ...]:
+def _input_shape(data: DataSplits | None, input_shape: tuple[int, ...] | None, who: str,
+                 example_inputs: Any = None, model: nn.Module | None = None) -> tuple[int, ...] | ExampleInputs:
+    """What ``_fit`` runs the model on: the :class:`ExampleInputs` given (checked to run on the
+    model), else the shape of one sample."""
+    if example_inputs is not None:
+        example = ExampleInputs.of(example_inputs, model=model)
+        if model is not None:
+            example.probe(model)
+        return example
+    if isinstance(input_shape, ExampleInputs):
+        return input_shape
     if input_shape is not None:
         return tuple(input_shape)
     if data is None:
@@ -277,7 +295,7 @@ class Pipeline(BaseCompressor):
     def named_steps(self) -> dict[str, BaseCompressor]:
         return dict(self.steps)
 
-    def fit(self, model, data=None, *, teacher=None, input_shape=None):
+    def fit(self, model, data=None, *, teacher=None, input_shape=None, example_inputs=None):
         names = [name for name, _ in self.steps]
         if len(set(names)) != len(names) or any("__" in n for n in names):
             raise ConfigError("pipeline.steps", "unique step names without '__'", names)
@@ -286,7 +304,8 @@ class Pipeline(BaseCompressor):
         self.onnx_, self.precision_ = None, None
         self.report_ = {}
         for name, step in self.steps:
-            step.fit(current, data, teacher=teacher, input_shape=input_shape)
+            given = {} if example_inputs is None else {"example_inputs": example_inputs}  # a plug-in's own fit may not take it
+            step.fit(current, data, teacher=teacher, input_shape=input_shape, **given)
             current = step.model_
             self.report_[name] = getattr(step, "report_", {})
             if getattr(step, "onnx_", None) is not None:

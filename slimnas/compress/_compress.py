@@ -30,6 +30,7 @@ from slimnas.export._session import max_abs_diff
 from slimnas.export._structure import load_compressed, save_compressed
 from slimnas.measure import Artifact
 from slimnas.models import check_outputs
+from slimnas.models._hf import as_slimnas_model
 from slimnas.spaces import TrainSpec
 from slimnas.spaces._policy import CompressionPolicy
 from slimnas.training import Listener, fit, report_phase
@@ -90,6 +91,13 @@ def compress(
     as it was. ``listener`` hears of each phase: every step (``compress``, with its retraining
     epochs), the measurement (``measure``) and the checked files (``export``).
 
+    A raw Hugging Face token model (``BertForSequenceClassification``: ``input_ids`` in, a
+    ``ModelOutput`` out) needs no wrapper: it reads the data's token ids as the command line's
+    ``--model`` does (:class:`~slimnas.models._hf.TokenIdsModel`, which ``result.model`` is, the
+    compressed Hugging Face model in its ``.model``). Nor does a model answering with a dict, a
+    tuple or a ``ModelOutput``: its ``logits`` (else its first floating-point output) are what is
+    trained, distilled, scored and exported (:class:`~slimnas.models._hf.MainOutputModel`).
+
     Raises:
         SlimnasError: a step changed nothing at all (nothing in the model it can act on), or
             the model does not output one row of class scores per sample.
@@ -104,6 +112,7 @@ def compress(
     """
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0):
         raise ConfigError("--epochs", "an integer >= 0", epochs)
+    model = as_slimnas_model(model, data.input_shape)  # token ids for a raw Hugging Face model; a dict's logits
     check_outputs(model, data.input_shape, data.n_classes)
     torch.manual_seed(seed)
     model = copy.deepcopy(model).cpu().eval()

@@ -3,7 +3,9 @@
 Distillation follows Hinton et al. 2015 ("Distilling the Knowledge in a Neural Network"): the
 student matches the teacher's temperature-softened class probabilities, mixed with the usual
 cross-entropy on the labels; the soft term is scaled by ``T**2`` so its gradients keep their size
-as the temperature changes.
+as the temperature changes. A model may take several (keyword) inputs and answer with a dict or
+a ``ModelOutput``: both models' outputs are flattened and the loss reads one of them, the
+``logits`` (or the first floating-point output) unless ``output_key`` names another.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch import nn
 from slimnas.compress._base import BaseCompressor
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError
+from slimnas.models._io import ExampleInputs, main_output
 from slimnas.spaces import TrainSpec
 from slimnas.training import Callback, History, fit
 from slimnas.training._trainer import PlateauStop, cross_entropy
@@ -34,6 +37,13 @@ class DistillationLoss:
         teacher: the uncompressed model; kept frozen, in eval mode.
         temperature: softening temperature ``T`` (> 0).
         alpha: weight of the soft (teacher) term; ``1 - alpha`` goes to the label cross-entropy.
+        output_key: which flattened output (:func:`~slimnas.models._io.flatten_outputs`) both
+            terms read when the models answer with a dict, tuple or ``ModelOutput``; by default
+            ``logits``, else the first floating-point output.
+
+    ``logits`` may be the student's whole output (a dict, a ``ModelOutput``) and ``x`` the
+    batch's inputs as a tensor, a tuple, a dict of keyword tensors or
+    :class:`~slimnas.models._io.ExampleInputs`: the teacher is called with them as the student was.
 
     Example:
         >>> teacher = torch.nn.Linear(4, 3)
@@ -43,7 +53,8 @@ class DistillationLoss:
         True
     """
 
-    def __init__(self, teacher: nn.Module, *, temperature: float = 4.0, alpha: float = 0.9) -> None:
+    def __init__(self, teacher: nn.Module, *, temperature: float = 4.0, alpha: float = 0.9,
+                 output_key: str | None = None) -> None:
         if not temperature > 0:
             raise ConfigError("distill.temperature", "a number > 0", temperature)
         if not 0 <= alpha <= 1:
@@ -51,13 +62,16 @@ class DistillationLoss:
         self.teacher = copy.deepcopy(teacher).eval()
         for p in self.teacher.parameters():
             p.requires_grad_(False)
-        self.temperature, self.alpha = temperature, alpha
+        self.temperature, self.alpha, self.output_key = temperature, alpha, output_key
 
-    def __call__(self, logits: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, logits, y: torch.Tensor, x) -> torch.Tensor:
         t = self.temperature
-        self.teacher.to(x.device)
+        inputs = ExampleInputs.of(x, "distill inputs")
+        self.teacher.to(next(iter(inputs.tensors().values())).device)
+        logits = main_output(logits, self.output_key, "distill.output_key")
         with torch.no_grad():
-            soft_targets = F.log_softmax(self.teacher(x) / t, dim=1)
+            taught = main_output(inputs(self.teacher), self.output_key, "distill.output_key")
+            soft_targets = F.log_softmax(taught / t, dim=1)
         soft = F.kl_div(F.log_softmax(logits / t, dim=1), soft_targets, reduction="batchmean", log_target=True)
         hard = F.cross_entropy(logits, y)
         return self.alpha * t * t * soft + (1 - self.alpha) * hard
@@ -89,6 +103,9 @@ class Retrain:
     patience: int | None = None
     #: run every epoch and keep the best one's weights (by validation accuracy), not the last's
     keep_best: bool = False
+    #: the output distillation reads from a model answering with a dict or ``ModelOutput``
+    #: (:class:`DistillationLoss`); ``None``: ``logits``, else the first floating-point output
+    output_key: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 0:
@@ -98,7 +115,8 @@ class Retrain:
 
     def loss_fn(self, teacher: nn.Module | None):
         if self.distill and teacher is not None:
-            return DistillationLoss(teacher, temperature=self.temperature, alpha=self.alpha)
+            return DistillationLoss(teacher, temperature=self.temperature, alpha=self.alpha,
+                                    output_key=self.output_key)
         return cross_entropy
 
     def run(
@@ -127,7 +145,8 @@ class Retrain:
         return history
 
     def to_dict(self) -> dict:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("train", "callbacks")}
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("train", "callbacks")
+               and not (k == "output_key" and self.output_key is None)}  # reports as before without one
         return {**out, "train": self.train.to_dict()}
 
 

@@ -36,6 +36,7 @@ from slimnas.compress._prune_layers import (
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.models._heads import attention_blocks
+from slimnas.models._io import ExampleInputs, example_for, flatten_outputs, main_output
 from slimnas.registry import Registry
 from slimnas.spaces import Key
 
@@ -92,8 +93,9 @@ SCHEDULES = {"linear": linear_schedule, "agp": agp_schedule}
 
 
 @torch.no_grad()
-def executed_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, nn.Module]]:
-    """Prunable-type layers in the order a forward pass runs them (unused ones are left out)."""
+def executed_layers(model: nn.Module, input_shape: tuple[int, ...] | ExampleInputs) -> list[tuple[str, nn.Module]]:
+    """Prunable-type layers in the order a forward pass runs them (unused ones are left out), on
+    a batch of zeros of ``input_shape`` or on the model's :class:`ExampleInputs`."""
     order: list[tuple[str, nn.Module]] = []
     names = {m: n for n, m in model.named_modules()}
     hooks = [m.register_forward_hook(lambda mod, a, o: order.append((names[mod], mod)))
@@ -101,7 +103,7 @@ def executed_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[tupl
     was_training = model.training
     model.eval()
     try:
-        model(torch.zeros(2, *input_shape))
+        example_for(input_shape, zeros=True)(model)
     finally:
         model.train(was_training)
         for h in hooks:
@@ -109,7 +111,7 @@ def executed_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[tupl
     return list(dict.fromkeys(order))
 
 
-def prunable_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, nn.Module]]:
+def prunable_layers(model: nn.Module, input_shape: tuple[int, ...] | ExampleInputs) -> list[tuple[str, nn.Module]]:
     """Layers whose output channels structured pruning can remove, in forward order, of the
     model as pruning sees it (:func:`split_view`): every executed layer but the output layer;
     in a model with attention, one entry per attention (its ``query`` stands for its heads) and
@@ -123,12 +125,12 @@ def prunable_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[tupl
     return [(n, m) for n, m in layers if id(m) not in skip]
 
 
-def _fixed_width(model: nn.Module, input_shape: tuple[int, ...]) -> list[nn.Module]:
+def _fixed_width(model: nn.Module, input_shape: tuple[int, ...] | ExampleInputs) -> list[nn.Module]:
     """Layers whose output channels are tied to a LayerNorm or an embedding table."""
     residual = residual_modules(model)
     with warnings.catch_warnings(), tracing_stand_ins(model):
         warnings.simplefilter("ignore")
-        graph = tp.DependencyGraph().build_dependency(model, torch.randn(2, *input_shape),
+        graph = tp.DependencyGraph().build_dependency(model, example_for(input_shape), **tracing_options(),
                                                       customized_pruners=pruning_functions(model))
     out = []
     for m in model.modules():
@@ -261,7 +263,7 @@ class StructuredPruner(BaseCompressor):
             ignored += residual_modules(model)
             heads = self._head_options(attention, ratio_dict)
         importance = IMPORTANCES.get(self.importance)()
-        example = torch.randn(2, *input_shape)
+        example = example_for(input_shape)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch-pruning warns about unwrapped parameters it skips
             pruner = _build_pruner(
@@ -316,6 +318,7 @@ class StructuredPruner(BaseCompressor):
         self.removed_ = []
         self.history_ = []
         epochs_run = 0
+        shapes = _output_shapes(model, example)
         for step in range(self.steps):
             if needs_gradients(self.importance):
                 _accumulate_gradients(model, data, example, self.importance)
@@ -328,7 +331,7 @@ class StructuredPruner(BaseCompressor):
                 group.prune()
             for block in attention:
                 block.sync()
-            _check_consistent(model, example)
+            _check_consistent(model, example, shapes)
             model.zero_grad(set_to_none=True)
             self.removed_.append(removed)
             history = retrain.run(model, data, teacher)
@@ -397,24 +400,47 @@ def masked_copy(original: nn.Module, removed: Mapping[str, Sequence[int]]) -> nn
 
 
 @torch.no_grad()
-def _check_consistent(model: nn.Module, example: torch.Tensor) -> None:
-    """The pruned model still runs: a layer whose coupling torch-pruning traced wrongly shows
-    up as a shape mismatch here, not later inside training or export."""
+def _output_shapes(model: nn.Module, example: ExampleInputs) -> dict[str, tuple[int, ...]]:
+    """The shape of every output of the model (flattened: a dict's, a ``ModelOutput``'s)."""
     was_training = model.training
     try:
-        model.eval()(example)
+        return {k: tuple(v.shape) for k, v in flatten_outputs(example(model.eval())).items()}
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def _check_consistent(model: nn.Module, example: ExampleInputs,
+                      shapes: Mapping[str, tuple[int, ...]] | None = None) -> None:
+    """The pruned model still runs, and answers with outputs of the shapes it had (``shapes``):
+    a layer whose coupling torch-pruning traced wrongly shows up as a shape mismatch here, not
+    later inside training or export, and so does a pruned layer whose width is an output's."""
+    was_training = model.training
+    try:
+        got = {k: tuple(v.shape) for k, v in flatten_outputs(example(model.eval())).items()}
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SlimnasError(f"structured pruning left layers of mismatched widths ({first}); torch-pruning "
                            "misread how they connect: list them in prune.ignored") from None
     finally:
         model.train(was_training)
+    for name, shape in (shapes or {}).items():
+        if got.get(name) != shape:
+            raise SlimnasError(f"structured pruning changed the model's output {name!r} from {shape} to "
+                               f"{got.get(name)}: list the layer computing it in prune.ignored")
 
 
-def _build_pruner(model: nn.Module, example: torch.Tensor, **kwargs) -> tp.pruner.BasePruner:
+def tracing_options() -> dict:
+    """How torch-pruning runs the model on its :class:`ExampleInputs` (positional and keyword
+    tensors) and reads its outputs (any structure, flattened: a ``ModelOutput``'s tensors)."""
+    return {"forward_fn": lambda model, example: example(model),
+            "output_transform": lambda out: tuple(flatten_outputs(out).values())}
+
+
+def _build_pruner(model: nn.Module, example: ExampleInputs, **kwargs) -> tp.pruner.BasePruner:
     try:
         with tracing_stand_ins(model):
-            pruner = tp.pruner.BasePruner(model, example, **kwargs)
+            pruner = tp.pruner.BasePruner(model, example, **tracing_options(), **kwargs)
     except (TypeError, ValueError, RuntimeError, AssertionError, KeyError, IndexError) as e:
         raise SlimnasError(
             f"torch-pruning cannot trace this model for structured pruning ({type(e).__name__}: {e}); "
@@ -443,7 +469,7 @@ def _width(module: nn.Module) -> int:
     return module.out_channels
 
 
-def _accumulate_gradients(model: nn.Module, data: DataSplits | None, example: torch.Tensor,
+def _accumulate_gradients(model: nn.Module, data: DataSplits | None, example: ExampleInputs,
                           importance: str) -> None:
     """Loss gradients on training samples, for a criterion that reads them (Taylor)."""
     if data is None:
@@ -455,7 +481,7 @@ def _accumulate_gradients(model: nn.Module, data: DataSplits | None, example: to
     n = min(len(data.y_train), N_GRADIENT_SAMPLES)
     for i in range(0, n, 128):
         xb, yb = data.x_train[i : min(i + 128, n)], data.y_train[i : min(i + 128, n)]
-        loss = F.cross_entropy(model(xb), yb, reduction="sum") / n
+        loss = F.cross_entropy(main_output(model(xb)), yb, reduction="sum") / n
         loss.backward()
     model.train(was_training)
     if not math.isfinite(float(loss.detach())):

@@ -41,6 +41,7 @@ from slimnas.export._onnx import export_proto
 from slimnas.export._proto import fp16_weights, gemm_to_matmul, layer_nodes, lean, size_report
 from slimnas.export._session import ort_session
 from slimnas.measure._latency import OnnxRuntimeLatency
+from slimnas.models._io import ExampleInputs
 from slimnas.models._layers import LowRank
 from slimnas.spaces import Key
 from slimnas.training import evaluate
@@ -54,18 +55,27 @@ AUTO_REPEATS = 50  # ONNX Runtime runs whose median times each int8 file for int
 
 
 class _Calibration:
-    """ONNX Runtime calibration reader over a tensor of samples."""
+    """ONNX Runtime calibration reader over a tensor of samples (the file's one ``input``), or
+    over :class:`ExampleInputs` (every input of the file, by name, in its type)."""
 
-    def __init__(self, x: torch.Tensor, batch_size: int = 64) -> None:
-        self.x = x.detach().cpu().numpy().astype(np.float32)
+    def __init__(self, x: torch.Tensor | ExampleInputs, batch_size: int = 64, proto=None, model=None) -> None:
+        if isinstance(x, ExampleInputs):
+            types = {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)
+                     for i in proto.graph.input} if proto is not None else {}
+            names = x.names(model)  # as export_onnx named the file's inputs
+            self.x = {n: t.detach().cpu().numpy().astype(types.get(n, np.float32))
+                      for n, t in zip(names, x.flat(), strict=True) if n in types}
+        else:
+            self.x = {"input": x.detach().cpu().numpy().astype(np.float32)}
+        self.n = len(next(iter(self.x.values())))
         self.batch_size, self.i = batch_size, 0
 
     def get_next(self):
-        if self.i >= len(self.x):
+        if self.i >= self.n:
             return None
-        batch = self.x[self.i : self.i + self.batch_size]
+        batch = {name: v[self.i : self.i + self.batch_size] for name, v in self.x.items()}
         self.i += self.batch_size
-        return {"input": batch}
+        return batch
 
     def rewind(self) -> None:
         self.i = 0
@@ -73,7 +83,7 @@ class _Calibration:
 
 def quantize_model(
     model: nn.Module,
-    input_shape: tuple[int, ...],
+    input_shape: tuple[int, ...] | ExampleInputs,
     *,
     mode: str = "int8",
     calibration: torch.Tensor | None = None,
@@ -85,8 +95,13 @@ def quantize_model(
     """The model as a lean ONNX file at the given precision (bytes, verified loadable).
 
     Args:
+        input_shape: one sample's shape, or :class:`~slimnas.models._io.ExampleInputs` for a
+            model with several (keyword, integer) inputs or outputs (see
+            :func:`~slimnas.export.export_onnx`).
         mode: default precision, one of ``int8``, ``int8-dynamic``, ``fp16``, ``fp32``.
-        calibration: samples for static int8 activation ranges.
+        calibration: samples for static int8 activation ranges: a tensor of samples of the one
+            input, or :class:`ExampleInputs` feeding every input (by default, a model given
+            example inputs calibrates on them).
         layer_precision: per-module precision (``fp32``, ``fp16``, ``int8``) overriding ``mode``.
         int8_format: how static int8 is written: ``qdq`` (quantize/dequantize pairs the runtime
             fuses) or ``qoperator`` (integer operators such as ``QLinearConv``).
@@ -132,9 +147,11 @@ def quantize_model(
                              op_types_to_quantize=["MatMul", "LSTM"])
             proto = onnx.load(str(dst))
         elif int8_nodes:
+            if calibration is None and isinstance(input_shape, ExampleInputs):
+                calibration = input_shape
             if calibration is None:
                 raise ConfigError("quantize.calibration", "training samples for static int8 calibration")
-            reader = type("Reader", (_Calibration, CalibrationDataReader), {})(calibration)
+            reader = type("Reader", (_Calibration, CalibrationDataReader), {})(calibration, proto=proto, model=model)
             fmt = QuantFormat.QDQ if int8_format == "qdq" else QuantFormat.QOperator
             quantize_static(str(src), str(dst), reader, quant_format=fmt, per_channel=per_channel,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
@@ -315,7 +332,7 @@ class OnnxQuantizer(BaseCompressor):
         if self.mode == "int8-auto":
             return self._fit_auto(model, data, input_shape)
         static = self.mode == "int8" or "int8" in (self.layer_precision or {}).values()
-        if static:
+        if static and not isinstance(input_shape, ExampleInputs):  # example inputs calibrate by themselves
             _require_data(data, "quantize")
         self.onnx_ = self._quantize(model, data, input_shape)
         self.precision_ = self.mode

@@ -18,6 +18,7 @@ import functools
 import logging
 import platform
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -71,15 +72,32 @@ def int8_weight_max() -> int:
     return 64 if int8_saturates() else 127
 
 
+def _random_feed(proto: onnx.ModelProto, n: int, seed: int) -> dict[str, np.ndarray]:
+    """``n`` stand-in samples of every graph input: standard-normal floats, zeros for integer
+    inputs (token id 0 is in every vocabulary) and ones for boolean ones (masks)."""
+    rng, inits, feed = np.random.default_rng(seed), {i.name for i in proto.graph.initializer}, {}
+    for v in proto.graph.input:
+        if v.name in inits:
+            continue
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)
+        shape = (n, *(int(d.dim_value) or 1 for d in v.type.tensor_type.shape.dim[1:]))
+        feed[v.name] = (rng.standard_normal(shape).astype(dtype) if np.issubdtype(dtype, np.floating)
+                        else np.ones(shape, dtype) if dtype == np.bool_ else np.zeros(shape, dtype))
+    return feed
+
+
 def quantize_onnx(model: bytes | str | Path | onnx.ModelProto, *, fmt: str = "qdq",
-                  calibration: np.ndarray | None = None, per_channel: bool = True, seed: int = 0,
+                  calibration: np.ndarray | Mapping[str, np.ndarray] | None = None, per_channel: bool = True,
+                  seed: int = 0,
                   reduce_range: bool | None = None) -> bytes:
     """An fp32 ONNX model converted to int8 in format ``fmt`` (``qdq``, ``qoperator`` or ``dynamic``).
 
     Args:
-        calibration: samples (``(n, *input_shape)``) for the activation ranges of static formats;
-            without them, standard-normal samples stand in, which gives the right kernels and
-            file size (what timing needs) but not a calibrated model (what accuracy needs).
+        calibration: samples (``(n, *input_shape)``) for the activation ranges of static formats,
+            or, for a file with several inputs, samples of each by input name; without them,
+            standard-normal samples stand in (zeros for integer inputs), which gives the right
+            kernels and file size (what timing needs) but not a calibrated model (what accuracy
+            needs).
         reduce_range: weights on a 7-bit grid; ``None``: where :func:`int8_saturates`.
 
     Example:
@@ -114,18 +132,21 @@ def quantize_onnx(model: bytes | str | Path | onnx.ModelProto, *, fmt: str = "qd
                              reduce_range=reduce_range, op_types_to_quantize=["MatMul", "LSTM"])
             return dst.read_bytes()
         onnx.save(proto, str(src))
-        if calibration is None:
+        if calibration is None and len(proto.graph.input) == 1:
             calibration = np.random.default_rng(seed).standard_normal((64, *_input_shape(proto))).astype(np.float32)
-        name = proto.graph.input[0].name
-        batches = [np.asarray(calibration[i : i + 64], dtype=np.float32) for i in range(0, len(calibration), 64)]
+        elif calibration is None:
+            calibration = _random_feed(proto, 64, seed)
+        if not isinstance(calibration, Mapping):
+            calibration = {proto.graph.input[0].name: np.asarray(calibration, dtype=np.float32)}
+        n = len(next(iter(calibration.values())))
+        batches = [{k: np.asarray(v[i : i + 64]) for k, v in calibration.items()} for i in range(0, n, 64)]
 
         class Reader(CalibrationDataReader):
             def __init__(self) -> None:
                 self.it = iter(batches)
 
             def get_next(self):
-                batch = next(self.it, None)
-                return None if batch is None else {name: batch}
+                return next(self.it, None)
 
         quantize_static(str(src), str(dst), Reader(),
                         quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,

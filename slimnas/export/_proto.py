@@ -34,7 +34,8 @@ def layer_nodes(proto: onnx.ModelProto) -> dict[str, str]:
 
 
 def lean(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """Strip what the runtime does not need: doc strings, node names, long tensor names, value info."""
+    """Strip what the runtime does not need: doc strings, node names, long tensor names (not the
+    graph's input and output names), value info."""
     proto = onnx.ModelProto.FromString(proto.SerializeToString())
     g = proto.graph
     proto.doc_string = proto.producer_name = proto.producer_version = proto.domain = ""
@@ -42,9 +43,12 @@ def lean(proto: onnx.ModelProto) -> onnx.ModelProto:
     g.doc_string = ""
     del g.value_info[:]
     names: dict[str, str] = {}
+    inits = {i.name for i in g.initializer}
+    # the file's interface keeps its names: a model's several inputs and outputs are fed and read by them
+    keep = {*KEEP_NAMES, *(v.name for v in g.input if v.name not in inits), *(v.name for v in g.output)}
 
     def short(name: str) -> str:
-        if not name or name in KEEP_NAMES:
+        if not name or name in keep:
             return name
         if name not in names:
             names[name] = _base36(len(names))

@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from slimnas.models._io import ExampleInputs, example_for
+
 
 def count_params(model: nn.Module, *, nonzero: bool = False) -> int:
     """Number of parameters; with ``nonzero``, only those that are not exactly zero."""
@@ -15,8 +17,9 @@ def count_params(model: nn.Module, *, nonzero: bool = False) -> int:
 
 
 @torch.no_grad()
-def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Multiply-accumulates for one sample, from PyTorch's exact FLOP counter (FLOPs / 2).
+def count_macs(model: nn.Module, input_shape: tuple[int, ...] | ExampleInputs) -> int:
+    """Multiply-accumulates for one sample (of a shape, or the first of the model's
+    :class:`~slimnas.models._io.ExampleInputs`), from PyTorch's exact FLOP counter (FLOPs / 2).
 
     Counts matrix products and convolutions (recurrent cells unroll into them); element-wise
     ops such as activations and BatchNorm are not counted, as is usual for MACs. PyTorch's fused
@@ -37,7 +40,7 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     torch.backends.mha.set_fastpath_enabled(False)
     try:
         with FlopCounterMode(display=False) as counter:
-            model(torch.zeros(1, *input_shape, device=device))
+            example_for(input_shape, 1, zeros=True, cut=True).to(device)(model)
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
         model.train(was_training)

@@ -10,6 +10,7 @@ from slimnas.models import (
 from slimnas.models._builder import build_model
 from slimnas.models._cnn import CNNSpec, ConvLayer
 from slimnas.models._elastic import BaseSupernet
+from slimnas.models._io import ExampleInputs, flatten_outputs
 from slimnas.models._mlp import MLPSpec
 from slimnas.models._mobilenet import InvertedBlock, MobileNetSpec
 from slimnas.models._nb201 import NB201Spec
@@ -23,6 +24,7 @@ __all__ = [
     "BaseSupernet",
     "CNNSpec",
     "ConvLayer",
+    "ExampleInputs",
     "InvertedBlock",
     "MLPSpec",
     "MobileNetSpec",
@@ -34,5 +36,6 @@ __all__ = [
     "build_model",
     "check_outputs",
     "cifar_resnet18",
+    "flatten_outputs",
     "mnist1d_paper_cnn",
 ]

@@ -6,12 +6,18 @@ batch of zeros of the data's shape. A raw ``transformers`` model that takes ``in
 (``BertForSequenceClassification``, built from a config) wants integer ids and answers with a
 ``ModelOutput``: :class:`TokenIdsModel` gives it integer ids (clamped into its vocabulary) and
 returns its ``logits``, so probing, training, pruning and ONNX export see one tensor in, one out.
+A model that takes the data's tensor but answers with a dict, a tuple or a ``ModelOutput`` gets
+:class:`MainOutputModel` in the same places (its ``logits``, else its first floating-point output).
+Compression steps themselves take such models without either (``example_inputs``,
+:mod:`slimnas.models._io`); these adapters serve the data path, which feeds one tensor.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from slimnas.models._io import main_output
 
 
 class TokenIdsModel(nn.Module):
@@ -27,6 +33,18 @@ class TokenIdsModel(nn.Module):
         return self.model(input_ids=ids).logits
 
 
+class MainOutputModel(nn.Module):
+    """``main_output(model(x))``: the ``logits`` (else the first floating-point output with a
+    batch axis) of a model answering with a dict, a tuple or a ``ModelOutput``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return main_output(self.model(x))
+
+
 def takes_token_ids(model: nn.Module) -> bool:
     """A ``transformers`` model whose input is ``input_ids`` and whose config names its vocabulary."""
     config = getattr(model, "config", None)
@@ -34,6 +52,25 @@ def takes_token_ids(model: nn.Module) -> bool:
             and type(model).__module__.startswith("transformers."))
 
 
-def as_slimnas_model(model: nn.Module) -> nn.Module:
-    """``model``, or a raw Hugging Face token model wrapped in :class:`TokenIdsModel`."""
-    return TokenIdsModel(model) if takes_token_ids(model) else model
+def as_slimnas_model(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> nn.Module:
+    """``model``, or a raw Hugging Face token model wrapped in :class:`TokenIdsModel`; given the
+    data's ``input_shape``, a model answering it with anything but a tensor (a dict, a
+    ``ModelOutput``) wrapped in :class:`MainOutputModel`."""
+    if takes_token_ids(model):
+        return TokenIdsModel(model)
+    if input_shape is not None and not isinstance(_probe(model, input_shape), (torch.Tensor, type(None))):
+        return MainOutputModel(model)
+    return model
+
+
+@torch.no_grad()
+def _probe(model: nn.Module, input_shape: tuple[int, ...]):
+    """The model's output on a batch of zeros, or ``None`` when it fails (a model that does not
+    take the data is refused in one line later, by ``check_outputs``)."""
+    was_training = model.training
+    try:
+        return model.eval()(torch.zeros(2, *input_shape))
+    except (Exception, SystemExit):  # noqa: BLE001 - the user's model: its failure is reported by check_outputs
+        return None
+    finally:
+        model.train(was_training)

@@ -47,6 +47,7 @@ from slimnas.export import onnx_accuracy
 from slimnas.measure import Budget, one_thread
 from slimnas.measure._profile import load_profile
 from slimnas.models import check_outputs
+from slimnas.models._hf import as_slimnas_model
 from slimnas.spaces import TrainSpec
 from slimnas.strategies import StrategyContext, check_early_stopping, get_strategy
 from slimnas.strategies._early_stopping import early_stopping_rule
@@ -366,6 +367,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     """
     s = AutoSettings(budget=tuple(budget), **options)
     s = dataclasses.replace(s, device=str(resolve_device(s.device)))  # 'auto' becomes what it picks
+    model = as_slimnas_model(model, data.input_shape)  # token ids for a raw Hugging Face model; a dict's logits
     check_outputs(model, data.input_shape, data.n_classes)
     listener = listener or Listener()
     model = copy.deepcopy(model).cpu().eval()
