@@ -21,6 +21,8 @@ def definition_of(resolved: dict[str, Any]) -> dict[str, Any]:
     if strategy.get("options"):  # a strategy's own settings make another search (absent: as before)
         out["strategy"] = {"name": strategy.get("name"), "options": strategy["options"]}
     out["objectives"] = [get_metric(o).name for o in resolved.get("objectives") or []]
+    if resolved.get("task"):  # a task named in the config makes another search (absent: as before)
+        out["task"] = resolved["task"]
     return json.loads(json.dumps(out))
 
 

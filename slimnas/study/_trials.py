@@ -72,7 +72,8 @@ def train(obj, trial: optuna.Trial, model: torch.nn.Module, spec: TrainSpec, *, 
     obj.listener.trial_started(trial.number, spec.epochs)
     fit(model, obj.splits.x_train, obj.splits.y_train, spec, x_val=obj.splits.x_val,
         y_val=obj.splits.y_val, device=obj.device, seed=obj.seed(trial), callbacks=callbacks,
-        **({"augment": obj.splits.augment} if augment else {}))
+        **({"augment": obj.splits.augment} if augment else {}),
+        **({} if obj.splits.is_classification else {"task": obj.splits.task}))
 
 
 def skip(obj, trial: optuna.Trial, metrics: dict) -> list[float]:
