@@ -47,10 +47,12 @@ def task_objectives(task: Task, objectives: Sequence[str]) -> tuple[str, ...]:
     return tuple(objectives)
 
 
-def check_task_plan(task: Task, config: RunConfig, names: Sequence[str], compression: bool) -> None:
-    """Refuse (one line) objectives or budgets on another task's metric, and, for another task
-    than classification, the parts of a search not wired for it yet."""
-    check_task_objectives(task, names)
+def check_task_plan(task: Task, config: RunConfig, names: dict[str, Sequence[str]], compression: bool) -> None:
+    """Refuse (one line) objectives or budgets on another task's metric (``names``: field ->
+    the metric names it holds), and, for another task than classification, the parts of a
+    search not wired for it yet."""
+    for field, metrics in names.items():
+        check_task_objectives(task, metrics, field)
     if is_classification(task):
         return
     if compression:
