@@ -51,7 +51,7 @@ def keys_of(doc) -> set[str]:
 def regression_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("regression")
     out = tmp / "run"
-    r = run_cli("search", config(tmp), "--dataset", "diabetes", "--n-trials", "3", "--budget", "mse<=1e6",
+    r = run_cli("search", config(tmp, task="regression"), "--dataset", "diabetes", "--n-trials", "3", "--budget", "mse<=1e6",
                 "--out", str(out), "--quiet")
     assert r.returncode == 0, r.stderr
     return out, r.stdout
@@ -68,6 +68,7 @@ def test_a_regression_search_scores_r2_and_never_falls_back_to_accuracy(regressi
     assert "val R²" in stdout and "test R²" in stdout and "acc" not in stdout
     info = json.loads((out / "run.json").read_text())
     assert info["task"]["name"] == "regression" and info["n_classes"] == 1
+    assert yaml.safe_load((out / "config.yaml").read_text())["task"] == "regression"  # the config's task: key
     r = run_cli("report", str(out))
     assert r.returncode == 0, r.stderr
     from slimnas.report._runs import best_summary
