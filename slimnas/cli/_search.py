@@ -33,6 +33,7 @@ from slimnas.cli._options import (
 from slimnas.cli._progress import ConsoleListener
 from slimnas.data._registry import dataset_help
 from slimnas.measure import list_metrics
+from slimnas.measure._metric import TASK_METRICS
 from slimnas.report._table import make_console, print_front
 from slimnas.strategies import EARLY_STOPPING, list_strategies
 from slimnas.study import search
@@ -98,8 +99,9 @@ def registry_help() -> dict[str, str]:
     text in every command that takes the option)."""
     return {
         "strategy": f"Search strategy: {', '.join(list_strategies())} [default: tpe, or the config's].",
-        "objectives": f"Metrics to optimise, repeatable or comma-separated: {', '.join(list_metrics())} "
-                      "[default: accuracy,macs (another task: its primary metric and macs), or the config's].",
+        "objectives": f"Metrics to optimise, repeatable or comma-separated: {', '.join(list_metrics())}; a task's "
+                      f"own: {', '.join(sorted(TASK_METRICS))} [default: accuracy,macs (another task: its primary "
+                      "metric and macs), or the config's].",
         "early_stopping": f"Stop weak trials early: {', '.join(EARLY_STOPPING)} [default: {EARLY_STOPPING_DEFAULT}].",
         "dataset": f"The data: {dataset_help()} [default: mnist1d, or the config's].",
     }

@@ -136,7 +136,7 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
         listener: told about the run's progress (the command line renders it); nothing is printed
             otherwise. With ``tensorboard: true`` in the config, a :class:`TensorBoardListener`
             writing to ``<run folder>/tensorboard`` hears it too.
-        **overrides: the CLI's options: ``dataset``, ``strategy``, ``n_trials``, ``epochs``,
+        **overrides: the CLI's options: ``dataset``, ``task``, ``strategy``, ``n_trials``, ``epochs``,
             ``seed``, ``storage``, ``out``, ``name``, ``objectives``, ``budget``,
             ``early_stopping``, ``timeout``, ``device``, ``workers``, ``tensorboard``.
 
