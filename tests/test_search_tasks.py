@@ -1,6 +1,6 @@
-"""Tasks through ``slimnas search``: a regression and a multi-label search end to end from the
-command line (front, report, runs, export), a user's task from a file, and the refusals; nothing
-of a regression run falls back to accuracy."""
+"""Tasks through ``slimnas search``: a regression, a multi-label and a language-model search end to
+end from the command line (front, report, runs, export), a user's task from a file, and the
+refusals; nothing of a regression run falls back to accuracy."""
 
 from __future__ import annotations
 
@@ -198,3 +198,32 @@ def test_a_task_metric_is_measured_on_the_exported_file(tmp_path):
     assert on_file["val_loss"] == pytest.approx(eager["loss"], rel=1e-5)
     with pytest.raises(ConfigError, match="accuracy"):  # a regression run has no accuracy to measure
         evaluate_artifact(Artifact(model, path, splits.input_shape), None, ["accuracy"], splits)
+
+
+def test_a_language_model_search_on_pysource_scores_perplexity_with_a_causal_per_token_head(tmp_path):
+    path = tmp_path / "lm.yaml"
+    path.write_text(yaml.safe_dump({"data": {"dataset": "pysource", "options": {"n": 120, "seq_len": 16}},
+                                    "space": {"family": ["transformer"], "transformer": {
+                                        "depth": 1, "heads": 2, "dim": [8, 16], "mlp_ratio": 2.0}},
+                                    "training": {"epochs": 1, "lr": 0.003, "optimizer": "adam"}}))
+    out = tmp_path / "run"
+    r = run_cli("search", str(path), "--n-trials", "2", "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    pareto = json.loads((out / "pareto.json").read_text())
+    assert pareto["objectives"] == ["perplexity", "macs"]
+    member = pareto["front"][0]
+    assert member["arch"]["per_token"] == "causal" and 1 < member["metrics"]["test_perplexity"] < 200
+    loaded = slimnas.study._load.open_model(out, trial=member["trial"])
+    x = load_dataset("pysource", options={"n": 120, "seq_len": 16}).x_val[:4]
+    with torch.no_grad():
+        y = loaded.model(x)
+        changed = x.clone()
+        changed[..., 10:] = 0  # later tokens do not change earlier predictions
+        assert y.shape == (4, 16, loaded.n_classes) and torch.equal(loaded.model(changed)[:, :10], y[:, :10])
+    np.testing.assert_allclose(predict(out / "trials" / f"{member['trial']:05d}" / "model.onnx", x), y.numpy(),
+                               atol=1e-4)
+
+
+def test_a_per_token_task_needs_a_family_with_a_per_token_head(tmp_path):
+    with pytest.raises(ConfigError, match=r"^space.family: expected transformer for the lm task .*got 'cnn'"):
+        SearchPlan.load(None, dataset="pysource", out=str(tmp_path / "x"))

@@ -40,10 +40,15 @@ def resolve_task(task: Task | str | None, dataset_task: str, dataset: str) -> Ta
 def check_wired(task: Task, kind: str, name: str) -> None:
     """Refuse (one line) a task search and compress are not wired for yet: per-token tasks
     (``tokens``, ``lm``) and detection."""
-    if kind == "text" or task.output_shape(1, (1,)) != (1,):
+    if not (per_token(task) and kind == "text") and not (task.output_shape(1, (1,)) == (1,) and kind != "text"):
         raise ConfigError("task", "a task with one output vector per sample (regression, multilabel or your own "
-                          "such task; per-token and detection tasks are not wired into search yet)",
-                          f"{task.name} on {name}")
+                          "such task) or one per token of text data (lm on pysource; detection is not wired into "
+                          "search yet)", f"{task.name} on {name}")
+
+
+def per_token(task: Task) -> bool:
+    """Whether ``task`` predicts at every position of a sequence (``tokens``, ``lm``)."""
+    return task.output_shape(1, (5,)) == (5, 1)
 
 
 def task_splits(name: str, task: Task, raw: dict, *, kind: str, normalize: str, config: DataConfig) -> DataSplits:
@@ -54,6 +59,8 @@ def task_splits(name: str, task: Task, raw: dict, *, kind: str, normalize: str, 
     if config.augment:
         raise ConfigError("data.augment", f"no augmentation for a {task.name} dataset (not wired in yet)",
                           config.augment)
+    if kind == "text":  # token ids, as the source holds them: (N, 1, L), read by a token-id model
+        return _token_splits(name, task, raw)
     xs = {s: channel_first(np.asarray(raw[s][0], dtype=np.float32)) for s in SPLITS}
     ys = {}
     for s in SPLITS:
@@ -77,3 +84,22 @@ def task_splits(name: str, task: Task, raw: dict, *, kind: str, normalize: str, 
                       x_test=t(np.ascontiguousarray(xs["test"])), y_test=task.encode(ys["test"]),
                       n_classes=task.head_size(ys["train"]), kind=kind,
                       preprocessing=Preprocessing(kind, "", mode, mean, std, input_layout), task=task)
+
+
+def _token_splits(name: str, task: Task, raw: dict) -> DataSplits:
+    """Splits of token ids (``(N, L)`` integers, as ``pysource`` holds them) for a per-token
+    task: the ids as the model's inputs, the vocabulary from the task fitted on the training
+    targets (ids beyond it are clamped by the model's embedding)."""
+    xs = {s: np.asarray(raw[s][0]) for s in SPLITS}
+    for s, x in xs.items():
+        if x.ndim != 2 or x.dtype.kind not in "iu" or (x < 0).any():
+            raise ConfigError("data.dataset", "token ids, integers >= 0 shaped (N, L)", f"{name} x_{s} {x.shape}")
+    ys = {s: task.check_targets(raw[s][1], n=len(xs[s]), input_shape=xs[s].shape[1:], field=f"{name} y_{s}")
+          for s in SPLITS}
+    task.fit(ys["train"])
+    head = task.head_size(ys["train"])
+    t = torch.from_numpy
+    x = {s: t(np.ascontiguousarray(v[:, None, :].astype(np.float32))) for s, v in xs.items()}
+    return DataSplits(name=name, x_train=x["train"], y_train=task.encode(ys["train"]), x_val=x["val"],
+                      y_val=task.encode(ys["val"]), x_test=x["test"], y_test=task.encode(ys["test"]), n_classes=head,
+                      kind="text", vocab_size=head, task=task)

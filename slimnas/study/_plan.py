@@ -86,7 +86,7 @@ class SearchPlan:
         rule = early_stopping_rule(config.strategy.early_stopping, config.strategy.name)
         space = SearchSpace.from_config(config.space, config.training, compression=CompressionSpace.from_config)
         check_task_plan(task, config, {"objectives": objectives, "budget": [b.metric for b in budget],
-                                       "fitness.cost": [cost.name]}, space.compression is not None)
+                                       "fitness.cost": [cost.name]}, space.compression is not None, space.families)
         strategy.check(StrategyContext(space=space, seed=config.seed, n_objectives=len(objectives),
                                        options=dict(config.strategy.options), objectives=objectives))
         if strategy.needs_grid:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from slimnas.config import RunConfig
+from slimnas.data._tasks import per_token
 from slimnas.errors import ConfigError
 from slimnas.measure import list_metrics
 from slimnas.measure._task_metrics import (
@@ -47,7 +48,12 @@ def task_objectives(task: Task, objectives: Sequence[str]) -> tuple[str, ...]:
     return tuple(objectives)
 
 
-def check_task_plan(task: Task, config: RunConfig, names: dict[str, Sequence[str]], compression: bool) -> None:
+#: the families with a per-token head (``per_token`` in their spec), for the per-token tasks
+PER_TOKEN_FAMILIES = ("transformer",)
+
+
+def check_task_plan(task: Task, config: RunConfig, names: dict[str, Sequence[str]], compression: bool,
+                    families: Sequence[str] = ()) -> None:
     """Refuse (one line) objectives or budgets on another task's metric (``names``: field ->
     the metric names it holds), and, for another task than classification, the parts of a
     search not wired for it yet."""
@@ -58,6 +64,10 @@ def check_task_plan(task: Task, config: RunConfig, names: dict[str, Sequence[str
     if compression:
         raise ConfigError("space.compression", f"no compression genes in a search of the {task.name} task "
                           "(compression is wired for classification only so far)")
+    others = [f for f in families if f not in PER_TOKEN_FAMILIES]
+    if per_token(task) and others:
+        raise ConfigError("space.family", f"{', '.join(PER_TOKEN_FAMILIES)} for the {task.name} task (the families "
+                          "with a per-token head)", others[0])
     strategy = get_strategy(config.strategy.name)
     if type(strategy).prepare is not BaseStrategy.prepare or type(strategy).warm_start is not BaseStrategy.warm_start:
         raise ConfigError("strategy.name", f"a strategy that trains each candidate for the {task.name} task (one-shot "

@@ -27,6 +27,7 @@ from slimnas.compress._apply import (
     retrain_steps,
 )
 from slimnas.compress._hardware import MacRounding, choose_mac_rounding
+from slimnas.data._tasks import per_token
 from slimnas.export import export_onnx
 from slimnas.measure import Artifact
 from slimnas.measure._profile import profile_precision
@@ -58,6 +59,9 @@ def sample_candidate(obj, trial: optuna.Trial) -> Candidate:
     vocab = getattr(obj.splits, "vocab_size", None)
     if vocab and getattr(cand.arch, "vocab_size", None) == 0:  # token ids: the data's vocabulary
         cand = dataclasses.replace(cand, arch=dataclasses.replace(cand.arch, vocab_size=vocab))
+    if per_token(obj.splits.task):  # a prediction per position; a language model's sees only the past
+        head = "causal" if obj.splits.task.name == "lm" else "tokens"
+        cand = dataclasses.replace(cand, arch=dataclasses.replace(cand.arch, per_token=head))
     return cand
 
 
