@@ -82,7 +82,7 @@ def test_a_regression_search_scores_r2_and_never_falls_back_to_accuracy(regressi
     titles = [f["layout"]["title"]["text"] for f in front_figures(report).values()]  # R² against each cost
     assert titles and all(t.startswith("R² vs") for t in titles)
     markdown = (out / "report.md").read_text()
-    assert "test R²" in markdown
+    assert "test R²" in markdown and "; task regression;" in markdown
     everything = set()
     for path in [out / "pareto.json", out / "report.json", *out.glob("trials/*/metrics.json")]:
         everything |= keys_of(json.loads(path.read_text()))

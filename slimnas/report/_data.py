@@ -83,6 +83,7 @@ def _run_info(run: RunRecord, trials: list[FrozenTrial]) -> dict:
         "input_shape": shape,
         "n_classes": n_classes,
         "quality": run.quality,
+        "task": (run.info.get("task") or {}).get("name", "classification"),
     }
 
 
