@@ -227,3 +227,15 @@ def test_a_language_model_search_on_pysource_scores_perplexity_with_a_causal_per
 def test_a_per_token_task_needs_a_family_with_a_per_token_head(tmp_path):
     with pytest.raises(ConfigError, match=r"^space.family: expected transformer for the lm task .*got 'cnn'"):
         SearchPlan.load(None, dataset="pysource", out=str(tmp_path / "x"))
+
+
+def test_a_study_started_with_a_task_resumes_only_with_it():
+    from slimnas.study._definition import check_definition, definition_of
+
+    started = definition_of({"data": {"dataset": "diabetes"}, "task": "regression", "objectives": ["r2"]})
+    check_definition(started, dict(started), "s")
+    with pytest.raises(ConfigError, match=r"^task: expected the task study 's' was started with \('regression'\)"):
+        check_definition(started, definition_of({"data": {"dataset": "diabetes"}, "objectives": ["r2"],
+                                                 "task": "mytask.py:build"}), "s")
+    plain = definition_of({"data": {"dataset": "digits"}, "objectives": ["accuracy"]})
+    assert "task" not in plain  # a classification study's definition as it always was

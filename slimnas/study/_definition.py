@@ -37,3 +37,6 @@ def check_definition(stored: dict[str, Any] | None, current: dict[str, Any], stu
                     "epochs": "the epochs", "strategy": "the strategy", "objectives": "the objectives"}[key]
             raise ConfigError(key, f"{what} study {study!r} was started with ({stored[key]!r}); a different search "
                               "needs its own --name or --out", current.get(key))
+    if stored.get("task") is not None and stored["task"] != current.get("task"):  # started with task: / --task
+        raise ConfigError("task", f"the task study {study!r} was started with ({stored['task']!r}); a different "
+                          "search needs its own --name or --out", current.get("task"))
