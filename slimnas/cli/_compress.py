@@ -335,6 +335,9 @@ def compress_command(
     with ConsoleListener(console, live=not quiet) as listener:
         with report_phase(listener, "load", label=f"loading {dataset} and the model {model}") as found:
             data = load_dataset(data_cfg)
+            if not data.is_classification:  # search takes other tasks; compress not yet
+                raise ConfigError("--dataset", "a classification dataset (compress takes no other task yet; "
+                                  "slimnas search does)", f"{dataset} (a {data.task.name} dataset)")
             for note in data.notes:  # what was assumed reading the data (a layout)
                 listener.note(note, level="warning")
             torch.manual_seed(seed)

@@ -84,6 +84,9 @@ DeviceProfile = Annotated[str | None, typer.Option(
                              "(mcu, server-cpu); its runtime, threads and batch time latency, its table predicts "
                              "it, its limits join the budget (compress: --auto) [default: none: latency is measured "
                              "here].")]
+Task = Annotated[str | None, typer.Option(
+    help="What the model is trained to do: classification, regression, multilabel, or path/to/file.py:callable "
+         "returning a slimnas.tasks.Task [default: the dataset's own task, or the config's].")]
 Model = Annotated[str | None, typer.Option(
     help="path/to/file.py:callable or package.module:callable returning the (original) nn.Module.")]
 

@@ -27,6 +27,7 @@ from rich.text import Text
 from slimnas.errors import ConfigError
 from slimnas.measure import get_metric
 from slimnas.measure._format import fmt_count
+from slimnas.measure._metric import TASK_METRICS
 from slimnas.report._explain import sensitivity_table
 from slimnas.study import Listener, estimate_eta
 
@@ -180,6 +181,9 @@ class ConsoleListener(Listener):
         parts = [f"trial {number:>3} {state:<11}"]
         if metrics.get("val_accuracy") is not None and state != "skipped":  # a skipped model was not trained
             parts.append(f"val_acc {metrics['val_accuracy']:.3f}")
+        elif state != "skipped":  # another task: its metrics as measured (val_r2, val_mse, ...)
+            parts += [f"{k} {metrics[k]:.4g}" for k in metrics if k.startswith("val_") and k != "val_loss"
+                      and k.removeprefix("val_") in TASK_METRICS and _number(metrics[k])][:2]
         for key in ("params", "macs", "bytes"):
             if key in metrics:
                 parts.append(f"{key} {fmt_count(metrics[key])}")

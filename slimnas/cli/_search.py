@@ -24,6 +24,7 @@ from slimnas.cli._options import (
     Quiet,
     Seed,
     Strategy,
+    Task,
     Tensorboard,
     Threads,
     Timeout,
@@ -32,6 +33,7 @@ from slimnas.cli._options import (
 from slimnas.cli._progress import ConsoleListener
 from slimnas.data._registry import dataset_help
 from slimnas.measure import list_metrics
+from slimnas.measure._metric import TASK_METRICS
 from slimnas.report._table import make_console, print_front
 from slimnas.strategies import EARLY_STOPPING, list_strategies
 from slimnas.study import search
@@ -40,6 +42,7 @@ from slimnas.study import search
 def search_command(
     config: Annotated[Path | None, typer.Argument(help="YAML config; the built-in default when omitted.")] = None,
     dataset: Dataset = None,
+    task: Task = None,
     strategy: Strategy = None,
     n_trials: NTrials = None,
     epochs: Epochs = None,
@@ -82,6 +85,7 @@ def search_command(
             early_stopping=early_stopping, timeout=timeout, device=device, workers=workers,
             trial_timeout=trial_timeout, label_column=label_column, tensorboard=True if tensorboard else None,
             device_profile=device_profile, threads=threads, amp=True if amp else None, accumulate=accumulate,
+            task=task,
         )
     print_front(result, console)
     if result.interrupted:
@@ -95,8 +99,9 @@ def registry_help() -> dict[str, str]:
     text in every command that takes the option)."""
     return {
         "strategy": f"Search strategy: {', '.join(list_strategies())} [default: tpe, or the config's].",
-        "objectives": f"Metrics to optimise, repeatable or comma-separated: {', '.join(list_metrics())} "
-                      "[default: accuracy,macs, or the config's].",
+        "objectives": f"Metrics to optimise, repeatable or comma-separated: {', '.join(list_metrics())}; a task's "
+                      f"own: {', '.join(sorted(TASK_METRICS))} [default: accuracy,macs (another task: its primary "
+                      "metric and macs), or the config's].",
         "early_stopping": f"Stop weak trials early: {', '.join(EARLY_STOPPING)} [default: {EARLY_STOPPING_DEFAULT}].",
         "dataset": f"The data: {dataset_help()} [default: mnist1d, or the config's].",
     }

@@ -34,6 +34,7 @@ OVERRIDES = {
     "threads": "threads",
     "amp": "training.amp",
     "accumulate": "training.accumulate",
+    "task": "task",
 }
 
 

@@ -114,6 +114,7 @@ class RunConfig:
     skip_infeasible: bool = True  # don't train candidates whose params/MACs already break the budget
     tensorboard: bool = False  # also write TensorBoard event files under <run folder>/tensorboard
     device_profile: str | None = None  # a device profile (YAML path or built-in name) the run targets
+    task: str | None = None  # classification | regression | multilabel | file.py:callable (None: the dataset's own)
     data: DataConfig = field(default_factory=DataConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     fitness: FitnessConfig = field(default_factory=FitnessConfig)
@@ -147,6 +148,8 @@ class RunConfig:
         out["space"], out["training"] = dict(self.space), dict(self.training)
         if self.device_profile is None:
             del out["device_profile"]  # written only when a run targets a device
+        if self.task is None:
+            del out["task"]  # written only when given: the dataset's own task otherwise
         return out
 
 
@@ -253,6 +256,7 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
         "tensorboard": ("true/false", lambda v: isinstance(v, bool)),
         "device_profile": ("a device profile: a YAML path or a built-in name such as 'mcu'",
                            lambda v: v is None or _is_name(v)),
+        "task": ("a task name such as 'regression', or 'path/to/file.py:callable'", lambda v: v is None or _is_name(v)),
     }
     values: dict[str, Any] = {}
     for key, (expected, check) in scalar_checks.items():

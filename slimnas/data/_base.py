@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,8 @@ from slimnas.data._preprocess import (
 )
 from slimnas.data._stream import DiskArray, RowFile
 from slimnas.data._tokenizers import build_tokenizer
+from slimnas.tasks._base import Task
+from slimnas.tasks._classification import Classification
 from slimnas.tasks._classification import check_classes as _check_classes
 from slimnas.tasks._classification import read_labels as _labels
 
@@ -45,6 +47,9 @@ class DataSplits:
         vocab_size, pad_id: text: the token ids' range and the padding id.
         notes: what was assumed reading the source (a 4-D array read as channels-last), one
             line each; the command line shows them as warnings.
+        task: what the model is trained to do (:mod:`slimnas.tasks`), fitted on the training
+            split; the targets are encoded by it (regression's standardised). ``n_classes`` is
+            the head size it gives (classes; regression's target columns; multi-label's labels).
     """
 
     name: str
@@ -61,6 +66,11 @@ class DataSplits:
     vocab_size: int | None = None
     pad_id: int = 0
     notes: tuple[str, ...] = ()
+    task: Task = field(default_factory=Classification)
+
+    @property
+    def is_classification(self) -> bool:
+        return type(self.task) is Classification
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -74,9 +84,11 @@ class DataSplits:
 
     def summary(self) -> str:
         text = f", vocabulary {self.vocab_size}" if self.vocab_size else ""
+        head = f"{self.n_classes} classes" if self.is_classification else \
+            f"task {self.task.name}, {self.n_classes} output{'s' if self.n_classes != 1 else ''}"
         return (
             f"{self.name}: {len(self.y_train)} train / {len(self.y_val)} val / "
-            f"{len(self.y_test)} test, input {self.input_shape}, {self.n_classes} classes{text}"
+            f"{len(self.y_test)} test, input {self.input_shape}, {head}{text}"
         )
 
     def info(self) -> dict[str, Any]:
@@ -88,6 +100,10 @@ class DataSplits:
             out.update(kind=self.kind, vocab_size=self.vocab_size, pad_id=self.pad_id)
         if self.preprocessing is not None and not self.preprocessing.is_identity:
             out.update(kind=self.kind, preprocessing=self.preprocessing.to_dict())
+        if not self.is_classification:  # classification's run folders stay as they were
+            from slimnas.tasks._run import task_record
+
+            out["task"] = task_record(self.task)
         return out
 
 

@@ -72,6 +72,7 @@ def load_dataset(
     seed: int = 0,
     label_column: str = "label",
     standardize: bool | None = None,
+    task: Any = None,
     **options: Any,
 ) -> DataSplits:
     """Load a dataset by registered name, file or folder path, and split it.
@@ -91,6 +92,10 @@ def load_dataset(
             files, per channel for images and sequences, as declared for built-ins), ``layout``,
             ``augment``, ``text_column``, ``tokenizer``, ``stream``, ``num_workers``,
             ``input_layout`` and ``options`` (the dataset's or format's own).
+        task: what the model is trained to do (a :class:`slimnas.tasks.Task`, a task name or
+            ``file.py:callable``); ``None``: the dataset's own task (classification, or the
+            task a built-in dataset such as ``diabetes`` is for). A task dataset's targets are
+            checked by the task, which is fitted on the training split (``splits.task``).
 
     Example:
         >>> splits = load_dataset("digits")
@@ -125,13 +130,20 @@ def load_dataset(
             raise ConfigError("data.stream", "a file or folder to read from disk (built-in datasets load into memory)",
                               True)
         loader = DATASETS.get(name)
-        task = getattr(loader, "task", "classification")
-        if task != "classification":
-            raise ConfigError("data.dataset", "a classification dataset (search and compress take no other task yet)",
-                              f"{name} (a {task} dataset)")
+        dataset_task = getattr(loader, "task", "classification")
+        if dataset_task != "classification":
+            from slimnas.data._tasks import check_wired, resolve_task, task_splits
+
+            resolved = resolve_task(task, dataset_task, name)
+            check_wired(resolved, getattr(loader, "data_kind", None) or "tabular", name)
+            raw = loader(**_options(loader, config.options, f"the {name!r} dataset"))
+            return task_splits(name, resolved, raw, kind=getattr(loader, "data_kind", None) or "tabular",
+                               normalize=getattr(loader, "normalize", "none"), config=config)
         x, y, x_test, y_test = loader(**_options(loader, config.options, f"the {name!r} dataset"))
         kind = getattr(loader, "data_kind", None) or infer_kind(x)
         default = getattr(loader, "normalize", "none")
+    if task is not None:
+        _classification_task(task, name)
     mode = config.normalize if config.normalize != "auto" else default
     if standardize is not None:
         mode = "global" if standardize else "none"
@@ -147,6 +159,20 @@ def load_dataset(
         raise
     except ValueError as e:
         raise ConfigError("data.dataset", "data to train, validate and test on", f"{name}: {e}") from None
+
+
+def _classification_task(task: Any, name: str) -> None:
+    """Refuse (one line) a task that is not classification for a classification dataset."""
+    from slimnas.tasks import TASKS, load_task
+    from slimnas.tasks._classification import Classification
+
+    if isinstance(task, str) and ":" not in task and task in TASKS:
+        task = TASKS.get(task)()
+    elif isinstance(task, str):
+        task = load_task(task)
+    if type(task) is not Classification:
+        raise ConfigError("task", f"classification for the dataset {name!r} (its labels are classes; other tasks take "
+                          "a dataset of their own, such as diabetes or digits-multilabel)", getattr(task, "name", task))
 
 
 def load_task_dataset(name: str, **options: Any) -> tuple[str, dict[str, tuple[Any, Any]]]:

@@ -8,6 +8,7 @@ from slimnas.measure import (
     _machine,  # noqa: F401 (loaded as before)
     _memory,  # noqa: F401 (loaded as before)
     _metrics,  # noqa: F401  (registers the built-in metrics)
+    _task_metrics,  # noqa: F401  (the tasks' metrics: r2, mean_ap, ...)
 )
 from slimnas.measure._counts import count_macs, count_params
 from slimnas.measure._evaluate import Artifact, evaluate_artifact

@@ -98,6 +98,18 @@ class BaseMetric(abc.ABC):
 METRICS: Registry[type[BaseMetric]] = Registry("metric")
 #: names accepted for a metric under another one (``latency`` was the objective's old name)
 ALIASES: dict[str, str] = {}
+#: the metrics of tasks (``r2``, ``mean_ap``, a user task's own), measured on validation data
+#: by the run's task (:mod:`slimnas.measure._task_metrics`); objectives and budgets take them
+#: beside the registered ones, but only a run of that task measures them
+TASK_METRICS: dict[str, type[BaseMetric]] = {}
+
+
+def _known(name: str) -> bool:
+    return name in METRICS or name in TASK_METRICS
+
+
+def _class(name: str) -> type[BaseMetric]:
+    return METRICS.get(name) if name in METRICS or name not in TASK_METRICS else TASK_METRICS[name]
 
 
 def register_metric(name: str, *, aliases: Sequence[str] = ()) -> Callable[[type[BaseMetric]], type[BaseMetric]]:
@@ -128,16 +140,17 @@ def list_metrics() -> list[str]:
 def get_metric(name: str, field: str = "metric") -> BaseMetric:
     """The metric called ``name`` (or one of its aliases)."""
     name = ALIASES.get(name, name)
-    if name not in METRICS:
+    if not _known(name):
         raise ConfigError(field, f"metrics from {list_metrics()}", name)
-    return METRICS.get(name)()
+    return _class(name)()
 
 
 def metric_label(key: str) -> str:
     """A short label for a metrics key, from the metric registry: the metric's own ``label``
     (``val_accuracy`` -> ``val acc``), a test-split twin's (``test_accuracy`` -> ``test acc``),
     else a registered metric's name (with its unit), else the key in words."""
-    labelled = {cls.key or name: cls.label for name, cls in ((n, METRICS.get(n)) for n in METRICS.names()) if cls.label}
+    labelled = {cls.key or name: cls.label for name, cls in [*((n, METRICS.get(n)) for n in METRICS.names()),
+                                                              *TASK_METRICS.items()] if cls.label}
     if key in labelled:
         return labelled[key]
     twin = "val_" + key.removeprefix("test_")
@@ -172,7 +185,7 @@ def parse_objectives(raw, field: str = "objectives") -> tuple[str, ...]:
     if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
         raise ConfigError(field, f"a list of objectives from {list_metrics()}", raw)
     for n in names:
-        if ALIASES.get(n, n) not in METRICS:
+        if not _known(ALIASES.get(n, n)):
             raise ConfigError(field, f"objectives from {list_metrics()}", n)
     canonical = [ALIASES.get(n, n) for n in names]
     if len(set(canonical)) != len(canonical):
@@ -204,12 +217,12 @@ class Budget:
             raise ConfigError(field, "'<metric><=<value>[unit]' such as 'macs<=20000' or 'bytes<=8KB'", text)
         name, op, value, unit = m.group(1).lower(), m.group(2), float(m.group(3)), m.group(4).lower()
         name = ALIASES.get(name, name)
-        if name not in METRICS:
+        if not _known(name):
             raise ConfigError(field, f"a metric from {list_metrics()}", text)
         if unit == "%":
             budget = cls(name, op, value / 100.0, relative=True)
         else:
-            units = METRICS.get(name).units
+            units = _class(name).units
             if unit not in units:
                 raise ConfigError(field, f"a unit from {sorted(u for u in units if u) or ['none']} for {name}", text)
             budget = cls(name, op, value * units[unit])
@@ -225,7 +238,7 @@ class Budget:
 
     @property
     def key(self) -> str:
-        return METRICS.get(self.metric).key
+        return _class(self.metric).key
 
     def violation(self, metrics: dict[str, float]) -> float:
         """<= 0 when met (Optuna's constraint convention), else how far it is missed."""

@@ -17,6 +17,7 @@ from slimnas.measure._metric import (
     measure_metrics,
     register_metric,
 )
+from slimnas.measure._task_metrics import is_classification, validation_scores
 from slimnas.training import evaluate
 
 
@@ -64,6 +65,9 @@ class Accuracy(BaseMetric):
 
     def measure(self, ctx):
         data = _need(ctx, "data", self.name)
+        if not is_classification(getattr(data, "task", None)):
+            raise ConfigError("metric.accuracy", "a classification run (this run's task is "
+                              f"{data.task.name}: its metrics are {', '.join(data.task.metric_names())})")
         if ctx.onnx is not None:
             return onnx_accuracy(ctx.onnx, data.x_val, data.y_val)
         return evaluate(_need(ctx, "model", self.name), data.x_val, data.y_val)["accuracy"]
@@ -76,6 +80,8 @@ class Loss(BaseMetric):
 
     def measure(self, ctx):
         data = _need(ctx, "data", self.name)
+        if not is_classification(getattr(data, "task", None)):
+            return validation_scores(ctx)["val_loss"]
         return evaluate(_need(ctx, "model", self.name), data.x_val, data.y_val)["loss"]
 
 

@@ -58,8 +58,9 @@ class SelfAttention(nn.Module):
     def heads(self) -> int:
         return self.query.out_features // self.head_dim
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(_attend(self.query(x), self.key(x), self.value(x), self.head_dim))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``mask``: added to the attention scores (``-inf`` above the diagonal: causal)."""
+        return self.out(_attend(self.query(x), self.key(x), self.value(x), self.head_dim, mask))
 
 
 class SplitMultiheadAttention(nn.Module):

@@ -39,6 +39,10 @@ class TransformerSpec:
     vocab_size: int = 0  # > 0: inputs are token ids below it (a search on text sets it); 0: values
     patch: int = 1  # steps (or image pixels per side) per token, for value inputs
     dropout: float = 0.0
+    #: "": one output per sample (mean-pooled); "tokens": one per position; "causal": one per
+    #: position, each attending to itself and earlier positions only (a language model). A
+    #: search of a per-token task sets it; arch.json has it only when set.
+    per_token: str = ""
 
 
 class EncoderBlock(nn.Module):
@@ -54,8 +58,8 @@ class EncoderBlock(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.norm1(x)))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.norm1(x), mask))
         return x + self.drop(self.fc2(self.act(self.fc1(self.norm2(x)))))
 
 
@@ -88,6 +92,12 @@ class TransformerNet(nn.Module):
                                       for _ in range(spec.depth)])
         self.norm = nn.LayerNorm(spec.dim)
         self.classifier = nn.Linear(spec.dim, n_classes)
+        if spec.per_token not in ("", "tokens", "causal"):
+            raise ConfigError("space.transformer.per_token", "'', 'tokens' or 'causal'", spec.per_token)
+        self.per_token = spec.per_token
+        if spec.per_token == "causal":  # position i attends to positions <= i
+            mask = torch.full((n_tokens, n_tokens), float("-inf")).triu(1)
+            self.register_buffer("mask", mask, persistent=False)
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         if self.vocab_size > 0:  # ids arrive as numbers (the data are float tensors)
@@ -95,8 +105,14 @@ class TransformerNet(nn.Module):
         return self.embed(x).flatten(2).transpose(1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.blocks(self.tokens(x) + self.pos)
-        return self.classifier(self.norm(h).mean(1))
+        if not self.per_token:
+            h = self.blocks(self.tokens(x) + self.pos)
+            return self.classifier(self.norm(h).mean(1))
+        h = self.tokens(x) + self.pos
+        mask = self.mask if self.per_token == "causal" else None
+        for block in self.blocks:
+            h = block(h, mask)
+        return self.classifier(self.norm(h))  # (N, L, outputs): one prediction per position
 
 
 @register_family("transformer")
@@ -129,6 +145,13 @@ class TransformerFamily(BaseFamily):
 
     def summary(self, spec: TransformerSpec) -> str:
         """``transformer 2x64 h4 mlp2 p1``: depth x token width, heads, MLP ratio, steps per token
-        (``vocab`` and its size for token-id inputs)."""
+        (``vocab`` and its size for token-id inputs), and a per-token head (``causal``)."""
         tokens = f"vocab{spec.vocab_size}" if spec.vocab_size else f"p{spec.patch}"
-        return f"transformer {spec.depth}x{spec.dim} h{spec.heads} mlp{spec.mlp_ratio:g} {tokens}"
+        head = f" {spec.per_token}" if spec.per_token else ""
+        return f"transformer {spec.depth}x{spec.dim} h{spec.heads} mlp{spec.mlp_ratio:g} {tokens}{head}"
+
+    def to_dict(self, spec: TransformerSpec) -> dict:
+        out = super().to_dict(spec)
+        if not out.get("per_token"):  # a pooled head: arch.json as it always was
+            out.pop("per_token", None)
+        return out

@@ -16,12 +16,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 from slimnas.measure import get_metric
 from slimnas.measure._format import fmt_count
+from slimnas.measure._metric import TASK_METRICS
 from slimnas.report._explain import layer_columns, policy_summary, read_policy
 from slimnas.report._progress import progress
 from slimnas.report._table import arch_summary
 from slimnas.study import RunFolder, RunRecord, feasible, open_run, pareto_front
 from slimnas.study._record import damaged_trials
 from slimnas.study._runs import run_status
+from slimnas.tasks._run import quality
 
 #: Optuna's trial states as the report names them (a complete trial that was not trained is ``skipped``)
 STATES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
@@ -80,6 +82,8 @@ def _run_info(run: RunRecord, trials: list[FrozenTrial]) -> dict:
         "dataset": run.config.get("data", {}).get("dataset"),
         "input_shape": shape,
         "n_classes": n_classes,
+        "quality": run.quality,
+        "task": (run.info.get("task") or {}).get("name", "classification"),
     }
 
 
@@ -157,7 +161,9 @@ def table_keys(data: dict, rows: list[dict]) -> list[str]:
     """The metrics keys a table of ``rows`` shows: the standard figures and every objective's
     and budget's, where some row has them."""
     run = data["run"]
-    wanted = [*TABLE_KEYS, *(get_metric(o).key for o in run["objectives"]), *(b["key"] for b in run["budget"])]
+    q = run.get("quality") or quality(None)
+    wanted = [q["key"], q["test_key"], *TABLE_KEYS[2:], *(get_metric(o).key for o in run["objectives"]),
+              *(b["key"] for b in run["budget"])]
     present = {k for r in rows for k in r["metrics"]}
     return [k for k in dict.fromkeys(wanted) if k in present]
 
@@ -167,5 +173,7 @@ def format_value(key: str, value) -> str:
     if value is None:
         return "-"
     if isinstance(value, float) and (key.endswith("accuracy") or key.endswith("_ms") or key == "hypervolume"):
+        return f"{value:.3f}"
+    if isinstance(value, float) and key.split("_", 1)[-1] in TASK_METRICS:  # a task's metric: val_r2, test_mse
         return f"{value:.3f}"
     return fmt_count(value) if isinstance(value, (int, float)) else str(value)

@@ -1,6 +1,7 @@
 """Plotly figures of a report, as plain figure dicts built from the report data alone.
 
-Front plots: validation accuracy against each cost the run measured (MACs, bytes, latency),
+Front plots: validation accuracy (another task: its primary metric, R² or mAP) against each cost
+the run measured (MACs, bytes, latency),
 every trained trial in grey, the front members in colour (trace :data:`FRONT_TRACE`, one point
 per member), the parents of a joint search as baselines, the budget's limits as dashed lines;
 hovering a point shows the trial's architecture, compression and figures. Progress: the best
@@ -15,6 +16,7 @@ import math
 from slimnas.measure import metric_label
 from slimnas.measure._format import fmt_count
 from slimnas.report._data import format_value
+from slimnas.tasks._run import quality
 
 COSTS = ("macs", "bytes", "latency_ms")
 FRONT_TRACE = 1  # index of the front members' trace in every front plot (an infeasible run's closest)
@@ -57,10 +59,10 @@ def legend_below(labels: list[str], width: float, plot_height: int, *, b: int = 
                        "bgcolor": "rgba(255,255,255,0)", "borderwidth": 0}}
 
 
-def hover(row: dict) -> str:
+def hover(row: dict, quality_keys: tuple[str, str] = ("val_accuracy", "test_accuracy")) -> str:
     """What hovering a point shows: trial, architecture, compression, figures."""
     m = row["metrics"]
-    keys = [k for k in ("val_accuracy", "test_accuracy", "params", "macs", "bytes", "latency_ms") if k in m]
+    keys = [k for k in (*quality_keys, "params", "macs", "bytes", "latency_ms") if k in m]
     title = f"trial {row['trial']}" if isinstance(row["trial"], int) else row["trial"]
     lines = [f"<b>{title}</b>", row.get("architecture") or ""]
     if row.get("compression"):
@@ -69,11 +71,14 @@ def hover(row: dict) -> str:
     return "<br>".join(line for line in lines if line)
 
 
-def _scatter(rows: list[dict], cost: str, name: str, color: str, symbol: str = "circle", size: int = 8) -> dict:
-    rows = [r for r in rows if cost in r["metrics"] and "val_accuracy" in r["metrics"]]
+def _scatter(rows: list[dict], cost: str, name: str, color: str, symbol: str = "circle", size: int = 8,
+             q: dict | None = None) -> dict:
+    q = q or quality(None)
+    key = q["key"]
+    rows = [r for r in rows if cost in r["metrics"] and key in r["metrics"]]
     return {"type": "scatter", "mode": "markers", "name": name,
-            "x": [r["metrics"][cost] for r in rows], "y": [r["metrics"]["val_accuracy"] for r in rows],
-            "text": [hover(r) for r in rows], "hovertemplate": "%{text}<extra></extra>",
+            "x": [r["metrics"][cost] for r in rows], "y": [r["metrics"][key] for r in rows],
+            "text": [hover(r, (key, q["test_key"])) for r in rows], "hovertemplate": "%{text}<extra></extra>",
             "marker": {"color": color, "symbol": symbol, "size": size, "line": {"width": 1, "color": "white"}}}
 
 
@@ -85,15 +90,17 @@ def front_figure(data: dict, cost: str, width: float = PAGE_WIDTH) -> dict:
     ``width`` is the width the figure is laid out for (its legend's rows)."""
     front = data["front"]
     shown = front or data["closest"]
+    q = data["run"].get("quality") or quality(None)  # accuracy, or the run's task's primary metric
+    named = "accuracy" if q["key"] == "val_accuracy" else metric_label(q["key"]).removeprefix("val ")
     numbers = {r["trial"] for r in shown}
     trained = [r for r in data["trials"] if r["state"] in ("complete", "pruned") and r["trial"] not in numbers]
-    traces = [_scatter(trained, cost, "trials", GREY, size=6),
-              _scatter(front, cost, f"front ({len(front)})", FRONT, size=10) if front else
-              _scatter(shown, cost, f"closest to the budget ({len(shown)})", CLOSEST, symbol="x", size=10)]
+    traces = [_scatter(trained, cost, "trials", GREY, size=6, q=q),
+              _scatter(front, cost, f"front ({len(front)})", FRONT, size=10, q=q) if front else
+              _scatter(shown, cost, f"closest to the budget ({len(shown)})", CLOSEST, symbol="x", size=10, q=q)]
     base = [{**b, "trial": "uncompressed parent of trials " + ", ".join(map(str, b["trials"]))}
             for b in data["baselines"]]
     if any(cost in b["metrics"] for b in base):
-        traces.append(_scatter(base, cost, "uncompressed parents", BASE, symbol="diamond", size=9))
+        traces.append(_scatter(base, cost, "uncompressed parents", BASE, symbol="diamond", size=9, q=q))
     for t in traces:  # an empty trace draws nothing: no legend entry either
         t["showlegend"] = bool(t["x"])
     shapes, annotations = [], []
@@ -103,7 +110,7 @@ def front_figure(data: dict, cost: str, width: float = PAGE_WIDTH) -> dict:
                            "y0": 0, "y1": 1, "line": {"color": LIMIT, "dash": "dash"}})
             annotations.append({"xref": "x", "yref": "paper", "x": b["limit"], "y": 1, "text": b["text"],
                                 "showarrow": False, "yanchor": "bottom"})
-        elif b["key"] == "val_accuracy":  # a horizontal one
+        elif b["key"] == q["key"]:  # a horizontal one
             shapes.append({"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": b["limit"],
                            "y1": b["limit"], "line": {"color": LIMIT, "dash": "dash"}})
     xs = [x for t in traces for x in t["x"] if x and x > 0] + [s["x0"] for s in shapes if s["xref"] == "x"]
@@ -113,10 +120,10 @@ def front_figure(data: dict, cost: str, width: float = PAGE_WIDTH) -> dict:
             a["x"] = math.log10(a["x"])
     # the legend goes under the plot area: its top left (high accuracy at low cost) is where the front is
     labels = [t["name"] for t in traces if t["showlegend"]]
-    return {"data": traces, "layout": {**LAYOUT, "title": title(f"accuracy vs {metric_label(cost)}"),
+    return {"data": traces, "layout": {**LAYOUT, "title": title(f"{named} vs {metric_label(cost)}"),
                                        **legend_below(labels, width, plot_height=300),
                                        "xaxis": {"title": {"text": metric_label(cost)}, "type": "log" if log else "linear"},
-                                       "yaxis": {"title": {"text": "validation accuracy"}},
+                                       "yaxis": {"title": {"text": f"validation {named}"}},
                                        "shapes": shapes, "annotations": annotations}}
 
 

@@ -65,6 +65,8 @@ def _summary(run: dict) -> str:
     parts = [f"status <b>{html.escape(run['status'])}</b>", f"{run['n_finished']} of {run['n_trials']} trials finished",
              f"objectives {html.escape(', '.join(run['objectives']))}", f"budget {html.escape(budget)}",
              f"data {html.escape(str(run['dataset']))}", f"strategy {html.escape(str(run['strategy']))}"]
+    if run.get("task", "classification") != "classification":
+        parts.insert(4, f"task {html.escape(str(run['task']))}")
     return f'<p class="summary">{" · ".join(parts)}<br>run folder {html.escape(run["folder"])}</p>'
 
 

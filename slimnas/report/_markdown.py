@@ -27,7 +27,9 @@ def render_markdown(data: dict) -> str:
     budget = ", ".join(b["text"] for b in run["budget"]) or "none"
     out = [f"# {run['name']}", "",
            f"Status **{run['status']}**, {run['n_finished']} of {run['n_trials']} trials finished; objectives "
-           f"{', '.join(run['objectives'])}; budget {budget}; data {run['dataset']}; strategy {run['strategy']}; "
+           f"{', '.join(run['objectives'])}; budget {budget}; data {run['dataset']}; "
+           f"{'' if run.get('task', 'classification') == 'classification' else 'task ' + run['task'] + '; '}"
+           f"strategy {run['strategy']}; "
            f"run folder `{run['folder']}`.", "", "## Pareto front", ""]
     if data["front"]:
         tested = "tested once on the test set" if run["tested"] else "validation figures (the search has not ended)"

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from rich.table import Table
 
 from slimnas.measure import get_metric, metric_label
+from slimnas.measure._metric import TASK_METRICS
 
 STATUS_STYLE = {"complete": "green", "running": "cyan", "interrupted": "yellow", "empty": "dim", "unreadable": "red",
                 "damaged": "red"}
@@ -19,7 +20,8 @@ def best_summary(summary) -> str:
             return "none trained (all skipped before training)"
         return "none meets the budget" if summary.n_done else "-"
     m = summary.best["metrics"]
-    acc = next((f"{metric_label(k)} {m[k]:.3f}" for k in ("test_accuracy", "val_accuracy") if k in m), None)
+    tasks = [f"{split}_{o}" for o in summary.objectives if o in TASK_METRICS for split in ("test", "val")][:2]
+    acc = next((f"{metric_label(k)} {m[k]:.3f}" for k in ("test_accuracy", "val_accuracy", *tasks) if k in m), None)
     costs = [o for o in summary.objectives  # a cost, not a loss (fitness folds a cost into one)
              if get_metric(o).direction == "minimize" and get_metric(o).unit != "loss"] or ["macs"]
     cost = get_metric(costs[0])

@@ -9,6 +9,8 @@ from slimnas.measure import get_metric, metric_label
 from slimnas.measure._format import fmt_count
 from slimnas.report._explain import explanation_table, policy_summary, read_policy
 from slimnas.spaces import FAMILIES, arch_from_dict, get_family
+from slimnas.tasks._run import quality as run_quality
+from slimnas.tasks._run import task_record
 
 
 def make_console() -> Console:
@@ -35,10 +37,21 @@ STANDARD_COLUMNS = [(key, metric_label(key), fmt) for key, fmt in (
     ("latency_ms", "{:.3f}"))]
 
 
-def front_columns(metric_names=()) -> list[tuple[str, str, object]]:
+def quality_columns(quality: dict | None) -> list[tuple[str, str, object]]:
+    """The standard columns of a run whose quality figures are ``quality``
+    (:func:`slimnas.tasks._run.quality`; ``None``: accuracy): a regression run's show ``val R²``
+    and ``test R²`` where a classification run's show accuracy."""
+    if quality is None or quality["key"] == "val_accuracy":
+        return list(STANDARD_COLUMNS)
+    metric = get_metric(quality["metric"])
+    return [(quality["key"], metric_label(quality["key"]), metric),
+            (quality["test_key"], metric_label(quality["test_key"]), metric), *STANDARD_COLUMNS[2:]]
+
+
+def front_columns(metric_names=(), quality: dict | None = None) -> list[tuple[str, str, object]]:
     """The standard columns plus one per objective or budget metric they lack (registered
     metrics format their own values)."""
-    cols = list(STANDARD_COLUMNS)
+    cols = quality_columns(quality)
     keys = {c[0] for c in cols}
     for name in metric_names:
         metric = get_metric(name)
@@ -54,11 +67,11 @@ def _cell(value, fmt) -> str:
     return fmt_count(value) if fmt is None else fmt.format(value)  # a format string or a metric
 
 
-def front_table(members, title: str, metric_names=()) -> Table:
+def front_table(members, title: str, metric_names=(), quality: dict | None = None) -> Table:
     table = Table(title=title, title_justify="left")
     policies = {m.trial: read_policy(m.path) for m in members}
     compressed = any(policies.values())
-    columns = front_columns(metric_names)
+    columns = front_columns(metric_names, quality)
     for col in ["trial", "architecture"] + (["compression"] if compressed else []) + [c[1] for c in columns]:
         table.add_column(col, justify="left" if col in ("architecture", "compression") else "right")
     for m in members:
@@ -76,10 +89,12 @@ def print_front(result, console: Console) -> None:
     """Print the front, or (when nothing meets the budget) say so and show the closest models."""
     plan = result.plan
     names = [*plan.objectives, *(b.metric for b in plan.budget)]
+    quality = None if plan.task is None else run_quality(task_record(plan.task))
     if result.front:
         n = len(result.front)
         console.print(front_table(result.front, f"Pareto front ({', '.join(plan.objectives)}), "
-                                                f"{n} model{'s' if n != 1 else ''}, test set evaluated once", names))
+                                                f"{n} model{'s' if n != 1 else ''}, test set evaluated once", names,
+                                    quality))
         for m in result.front:
             doc = read_policy(m.path)
             if doc:
@@ -97,5 +112,5 @@ def print_front(result, console: Console) -> None:
         else:
             console.print(f"[yellow]No model meets the budget {budget} ({n} trained trial{'s' if n != 1 else ''}"
                           f"{'; ' + skipped if skipped else ''}).[/] The closest ones:")
-            console.print(front_table(result.closest, "Closest to the budget", names))
+            console.print(front_table(result.closest, "Closest to the budget", names, quality))
     console.print(f"run folder: {result.run_dir}  (pareto.json, config.yaml, trials/)")

@@ -104,8 +104,11 @@ class ParetoHalvingStopper(Callback):
     """
 
     def __init__(self, trial: optuna.Trial, costs: dict[str, float], *, rule: str, max_epochs: int,
-                 n_startup_trials: int = 5, reduction_factor: int = 3) -> None:
+                 n_startup_trials: int = 5, reduction_factor: int = 3,
+                 watched: tuple[str, str] = ("val_accuracy", "maximize")) -> None:
         self.trial, self.costs, self.rule = trial, costs, rule
+        # the per-epoch quality figure, negated where less is better (the ranking maximises it)
+        self.key, self.sign = watched[0], 1.0 if watched[1] == "maximize" else -1.0
         self.max_epochs, self.n_startup_trials, self.eta = max_epochs, n_startup_trials, reduction_factor
         self.curve: list[float] = []
 
@@ -118,7 +121,7 @@ class ParetoHalvingStopper(Callback):
         return abs(k - round(k)) < 1e-9
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        self.curve.append(float(metrics.get("val_accuracy", 0.0)))
+        self.curve.append(self.sign * float(metrics.get(self.key, 0.0)))
         self.trial.set_user_attr("curve", self.curve)
         if not self._is_rung(epoch):
             return
@@ -144,12 +147,13 @@ class ParetoHalvingStopper(Callback):
 class OptunaReporter(Callback):
     """Reports a per-epoch value to Optuna's pruner (single-objective studies)."""
 
-    def __init__(self, trial: optuna.Trial, value_fn) -> None:
+    def __init__(self, trial: optuna.Trial, value_fn, watched: tuple[str, str] = ("val_accuracy", "maximize")) -> None:
         self.trial, self.value_fn = trial, value_fn
+        self.key = watched[0]
         self.curve: list[float] = []
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        self.curve.append(float(metrics.get("val_accuracy", 0.0)))
+        self.curve.append(float(metrics.get(self.key, 0.0)))
         self.trial.set_user_attr("curve", self.curve)
         self.trial.report(self.value_fn(metrics), epoch)
         if self.trial.should_prune():

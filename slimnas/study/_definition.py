@@ -21,6 +21,8 @@ def definition_of(resolved: dict[str, Any]) -> dict[str, Any]:
     if strategy.get("options"):  # a strategy's own settings make another search (absent: as before)
         out["strategy"] = {"name": strategy.get("name"), "options": strategy["options"]}
     out["objectives"] = [get_metric(o).name for o in resolved.get("objectives") or []]
+    if resolved.get("task"):  # a task named in the config makes another search (absent: as before)
+        out["task"] = resolved["task"]
     return json.loads(json.dumps(out))
 
 
@@ -35,3 +37,6 @@ def check_definition(stored: dict[str, Any] | None, current: dict[str, Any], stu
                     "epochs": "the epochs", "strategy": "the strategy", "objectives": "the objectives"}[key]
             raise ConfigError(key, f"{what} study {study!r} was started with ({stored[key]!r}); a different search "
                               "needs its own --name or --out", current.get(key))
+    if stored.get("task") is not None and stored["task"] != current.get("task"):  # started with task: / --task
+        raise ConfigError("task", f"the task study {study!r} was started with ({stored['task']!r}); a different "
+                          "search needs its own --name or --out", current.get("task"))

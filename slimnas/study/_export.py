@@ -13,6 +13,7 @@ from slimnas.export import ExportResult, export_model, get_export_format
 from slimnas.study._artifacts import MARKER, write_json
 from slimnas.study._load import open_model
 from slimnas.study._runs import is_run
+from slimnas.tasks._run import task_from_record
 
 N_VERIFY = 256  # validation samples every export is checked on
 
@@ -23,7 +24,10 @@ def export_run(path: str | Path, out: str | Path, *, format: str, trial: int | N
     ``model``) to ``out`` in ``format``, and verify the file.
 
     The run's data is loaded to calibrate and verify on real samples; where the folder does
-    not name its data, formats that need no calibration are verified on random inputs.
+    not name its data, formats that need no calibration are verified on random inputs. A run of
+    a task whose exported model outputs something else than what it trains on gets the task's
+    head appended (:meth:`slimnas.tasks.Task.export_head`: regression's values in the targets'
+    units, multi-label's probabilities); a ``state-dict`` export keeps the trained model's weights.
 
     Example:
         >>> export_run("runs/my-study", "model.onnx", format="onnx-int8", trial=17).top1_agreement  # doctest: +SKIP
@@ -38,7 +42,12 @@ def export_run(path: str | Path, out: str | Path, *, format: str, trial: int | N
     splits = loaded.load_data()
     if splits is None and fmt.calibrated:
         raise ConfigError("format", f"a run that names its data ({format} calibrates on its training samples)", format)
-    result = export_model(loaded.model, out, loaded.input_shape, format=format,
+    model = loaded.model
+    if loaded.task is not None and format != "state-dict":  # what the task exports: values in the targets' units, ...
+        head = task_from_record(loaded.task).export_head()
+        if not isinstance(head, nn.Identity):
+            model = nn.Sequential(model, head).eval()
+    result = export_model(model, out, loaded.input_shape, format=format,
                           calibration=None if splits is None else splits.x_train,
                           inputs=None if splits is None else splits.x_val[:N_VERIFY],
                           rebuild=loaded.rebuild, files=loaded.files)

@@ -30,7 +30,7 @@ from slimnas.study._artifacts import RunFolder, read_arch
 from slimnas.study._record import is_search_run, open_run, select_member
 
 #: what ``run.json`` says of the data besides shapes (:meth:`slimnas.data.DataSplits.info`)
-DATA_INFO = ("kind", "vocab_size", "pad_id", "preprocessing")
+DATA_INFO = ("kind", "vocab_size", "pad_id", "preprocessing", "task")
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,9 @@ class LoadedModel:
     files: dict = field(default_factory=dict)
     data: dict | None = None
     preprocessing: dict | None = None
+    #: the run's task as ``run.json`` keeps it (``None``: classification;
+    #: :func:`slimnas.tasks._run.task_from_record` rebuilds it)
+    task: dict | None = None
 
     def load_data(self) -> DataSplits | None:
         """The data the model was trained on; a :class:`ConfigError` when what the folder names
@@ -144,7 +147,7 @@ def _from_search(root: Path, trial: int | None, best, model) -> LoadedModel:
     loaded = _from_folder(folder, model, info=info)
     files = {**loaded.files, INFO: {**loaded.files[INFO], "run": str(root), "trial": trial}}
     return LoadedModel(loaded.model, shape, n_classes, folder, trial, loaded.rebuild, files, run.data_args,
-                       loaded.preprocessing)
+                       loaded.preprocessing, loaded.task)
 
 
 def _trial_metrics(folder: Path) -> dict:
@@ -188,7 +191,7 @@ def _from_folder(root: Path, model, info: dict | None = None) -> LoadedModel:
         raise ConfigError("model", f"the original architecture of {root} (no arch.json or {INFO} says it): pass "
                           "model= (a fresh nn.Module or 'file.py:callable')")
     return LoadedModel(_load_weights(rebuild(), weights), shape, n_classes, weights, None, rebuild, files,
-                       info.get("data"), info.get("preprocessing"))
+                       info.get("data"), info.get("preprocessing"), info.get("task"))
 
 
 def _given(model: nn.Module | str) -> Callable[[], nn.Module]:

@@ -33,6 +33,7 @@ from slimnas.measure import (
     evaluate_artifact,
     get_metric,
 )
+from slimnas.measure._metric import TASK_METRICS
 from slimnas.models import build_model
 from slimnas.strategies import PrepareContext, get_strategy
 from slimnas.strategies._early_stopping import OptunaReporter, ParetoHalvingStopper
@@ -234,9 +235,16 @@ class BaseTrialObjective:
             trial.set_constraint(str(b), float(v))
         trial.set_user_attr("constraints", values)
 
+    #: the validation figure early stopping watches, and whether more is better (a task's primary metric)
+    watched: tuple[str, str] = ("val_accuracy", "maximize")
+
+    def watchable(self, name: str) -> bool:
+        """Whether objective ``name`` is known after every epoch (a task's metrics are)."""
+        return name in WATCHABLE or name in TASK_METRICS
+
     def stops_early(self) -> bool:
         """Whether a rule is set that can stop this study's trials."""
-        return self.early_stopping != "none" and (len(self.objectives) > 1 or self.objectives[0] in WATCHABLE)
+        return self.early_stopping != "none" and (len(self.objectives) > 1 or self.watchable(self.objectives[0]))
 
     def stoppers(self, trial: optuna.Trial, max_epochs: int) -> list[Callback]:
         """Early stopping: Pareto-rank halving for several objectives (its peers ranked with the
@@ -245,10 +253,14 @@ class BaseTrialObjective:
             if self.early_stopping == "none":
                 return []
             costs = {k: trial.user_attrs["costs"][k] for k in ("params", "macs")}
-            return [ParetoHalvingStopper(trial, costs, rule=self.early_stopping, max_epochs=max_epochs)]
+            return [ParetoHalvingStopper(trial, costs, rule=self.early_stopping, max_epochs=max_epochs,
+                                         watched=self.watched)]
         key = self.objectives[0]
-        if key not in WATCHABLE:
+        if not self.watchable(key):
             return []
+        if key in TASK_METRICS:
+            metric_key = get_metric(key).key
+            return [OptunaReporter(trial, lambda m: m[metric_key], watched=self.watched)]
         cost = get_metric(self.settings.get("fitness_cost", "macs")).key
         weight = self.settings.get("fitness_weight", 1e-5)
         costs = trial.user_attrs.get("costs", {})
@@ -257,7 +269,7 @@ class BaseTrialObjective:
             "loss": lambda m: m["val_loss"],
             "fitness": lambda m: m["val_loss"] + weight * costs.get(cost, 0.0),
         }[key]
-        return [OptunaReporter(trial, value_fn)]
+        return [OptunaReporter(trial, value_fn, watched=self.watched)]
 
 
 class SearchObjective(BaseTrialObjective):
@@ -271,6 +283,8 @@ class SearchObjective(BaseTrialObjective):
                          settings=plan.measure_settings, listener=listener)
         self.plan, self.config, self.splits, self.run, self.device = plan, plan.config, splits, run, device
         self.strategy = get_strategy(self.config.strategy.name)
+        primary = splits.task.metric(splits.task.primary)
+        self.watched = (f"val_{primary.name}", primary.direction)
         self.prepared = prepare_context(plan, splits, run, device, self.listener, run_seed=run_seed)
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
@@ -317,8 +331,8 @@ class SearchObjective(BaseTrialObjective):
     def record(self, trial: optuna.Trial, made: Made, metrics: dict, state: str) -> list[float]:
         """Measure the artifact by every metric the study reads (those in ``metrics`` are), write it."""
         self.phase = "measuring the artifact"
-        evaluate_artifact(made.artifact, self.settings, ["loss", "accuracy", "bytes", *self.tracked], self.splits,
-                 known=metrics)
+        evaluate_artifact(made.artifact, self.settings, ["loss", self.splits.task.primary, "bytes", *self.tracked],
+                          self.splits, known=metrics)
         if made.decisions is not None:  # a compressed artifact: its file, policy and compressed weights
             write_artifact(self.run.trial_dir(trial.number), made.artifact, made.decisions)
             trial.set_user_attr("policy", made.artifact.policy.to_dict())

@@ -26,6 +26,8 @@ from slimnas.strategies import StrategyContext, get_strategy
 from slimnas.strategies._early_stopping import early_stopping_rule
 from slimnas.study._definition import definition_of
 from slimnas.study._driver import StudySpec
+from slimnas.study._task import check_task_plan, plan_task, task_objectives
+from slimnas.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -47,13 +49,16 @@ class SearchPlan:
     #: the device the run targets (``device_profile``), and its table's latency predictor
     profile: DeviceProfile | None = field(default=None, compare=False)
     predictor: LatencyPredictor | None = field(default=None, compare=False, repr=False)
+    #: what the models are trained to do (``task:``, or the dataset's own), not yet fitted
+    task: Task | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_config(cls, config: RunConfig) -> SearchPlan:
         """Resolve names (metrics, strategy, early stopping, runtime, families, compressors,
         the device profile) and check the space; raises :class:`ConfigError` naming the first
         wrong field."""
-        objectives = parse_objectives(list(config.objectives))
+        task = plan_task(config)
+        objectives = parse_objectives(list(task_objectives(task, config.objectives)))
         budget = tuple(Budget.parse(b, "budget") for b in config.budget)
         if any(b.relative for b in budget):
             raise ConfigError("budget", "absolute limits for a search (relative '%' budgets need an input model)",
@@ -80,12 +85,14 @@ class SearchPlan:
         strategy = get_strategy(config.strategy.name)
         rule = early_stopping_rule(config.strategy.early_stopping, config.strategy.name)
         space = SearchSpace.from_config(config.space, config.training, compression=CompressionSpace.from_config)
+        check_task_plan(task, config, {"objectives": objectives, "budget": [b.metric for b in budget],
+                                       "fitness.cost": [cost.name]}, space.compression is not None, space.families)
         strategy.check(StrategyContext(space=space, seed=config.seed, n_objectives=len(objectives),
                                        options=dict(config.strategy.options), objectives=objectives))
         if strategy.needs_grid:
             space.grid()  # a space grid search cannot enumerate is refused now, not after set-up
         return cls(config=config, space=space, objectives=objectives, budget=budget, early_stopping=rule,
-                   profile=profile, predictor=predictor)
+                   profile=profile, predictor=predictor, task=task)
 
     @classmethod
     def load(cls, config: str | Path | RunConfig | None = None, /, **overrides: Any) -> SearchPlan:

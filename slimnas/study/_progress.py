@@ -37,8 +37,9 @@ def hypervolume_scales(rows: Sequence[dict], objectives: Sequence[str], budget: 
         limits = [b.limit for b in budget if b.key == metric.key and b.op in ("<=", "<") and not b.relative]
         if metric.direction == "minimize":
             reference = min(limits) if limits else max(values, default=1.0)
-        else:
-            reference = 1.0 if metric.unit == "fraction" else max(values, default=1.0)
+        else:  # a fraction, or a task's metric with a best value (R², mAP: 1): 1 - v is its distance to it
+            high = getattr(getattr(metric, "task_metric", None), "high", math.inf)
+            reference = 1.0 if metric.unit == "fraction" else high if math.isfinite(high) else max(values, default=1.0)
         out[name] = {"key": metric.key, "direction": metric.direction, "reference": float(reference) or 1.0}
     return out
 

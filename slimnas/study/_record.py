@@ -49,6 +49,14 @@ class RunRecord:
         return tuple(Budget.parse(b) for b in self.config.get("budget") or ())
 
     @property
+    def quality(self) -> dict[str, str]:
+        """The figures that stand for a model's quality in this run (``val_accuracy``, or its
+        task's primary metric: ``val_r2``; see :func:`slimnas.tasks._run.quality`)."""
+        from slimnas.tasks._run import quality
+
+        return quality(self.info.get("task"))
+
+    @property
     def n_trials(self) -> int:
         return int(self.config["n_trials"])
 
@@ -75,7 +83,8 @@ class RunRecord:
         d = self.config.get("data", {})
         return {"name": d.get("dataset", "mnist1d"), "val_fraction": d.get("val_fraction", 0.2),
                 "test_fraction": d.get("test_fraction", 0.2), "seed": d.get("seed", 0),
-                "label_column": d.get("label_column", "label"), **{k: d[k] for k in DATA_EXTRAS if k in d}}
+                "label_column": d.get("label_column", "label"), **{k: d[k] for k in DATA_EXTRAS if k in d},
+                **({"task": self.config["task"]} if self.config.get("task") else {})}
 
     def data(self) -> DataSplits:
         return load_dataset(**self.data_args)
@@ -97,7 +106,13 @@ def open_run(folder: str | Path) -> RunRecord:
         raise ConfigError("run", "a search run folder (with config.yaml)", str(root))
     pareto_path = root / "pareto.json"
     pareto = read_json(pareto_path, PARETO_SHAPE, _is_pareto) if pareto_path.is_file() else None
-    return RunRecord(root, read_run_config(root / "config.yaml"), pareto, read_run_info(root))
+    info = read_run_info(root)
+    if isinstance(info.get("task"), dict) and "spec" in info["task"]:  # a user's task: its metrics by name
+        from slimnas.measure._task_metrics import register_task_metrics
+        from slimnas.tasks._run import task_from_record
+
+        register_task_metrics(task_from_record(info["task"]))
+    return RunRecord(root, read_run_config(root / "config.yaml"), pareto, info)
 
 
 PARETO_SHAPE = "a JSON object whose 'front' lists members ({\"trial\": n, \"metrics\": {...}})"

@@ -23,6 +23,7 @@ from slimnas.errors import ConfigError, SlimnasError
 from slimnas.export import onnx_accuracy
 from slimnas.export._info import write_run_info
 from slimnas.measure._latency import runtime_for
+from slimnas.measure._task_metrics import task_scores
 from slimnas.spaces import get_family, list_families
 from slimnas.strategies import BaseStrategy, get_strategy
 from slimnas.study._after import AfterStudy
@@ -105,7 +106,7 @@ def resolve_device(name: str) -> torch.device:
 
 def load_splits(plan: SearchPlan) -> DataSplits:
     """The plan's data, checked against its families (what kinds of data they take) and layout."""
-    splits = load_dataset(plan.config.data)
+    splits = load_dataset(plan.config.data, task=plan.task if plan.config.task is not None else None)
     for family in plan.space.families:
         kinds = get_family(family).data_kinds
         if splits.kind and splits.kind not in kinds:
@@ -135,7 +136,7 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
         listener: told about the run's progress (the command line renders it); nothing is printed
             otherwise. With ``tensorboard: true`` in the config, a :class:`TensorBoardListener`
             writing to ``<run folder>/tensorboard`` hears it too.
-        **overrides: the CLI's options: ``dataset``, ``strategy``, ``n_trials``, ``epochs``,
+        **overrides: the CLI's options: ``dataset``, ``task``, ``strategy``, ``n_trials``, ``epochs``,
             ``seed``, ``storage``, ``out``, ``name``, ``objectives``, ``budget``,
             ``early_stopping``, ``timeout``, ``device``, ``workers``, ``tensorboard``.
 
@@ -433,8 +434,12 @@ class SearchAfter(AfterStudy):
 
     def test(self, trial, stored: dict) -> FrontMember:
         run, splits = self.run_folder, self.splits
-        if "test_accuracy" not in stored:  # the test set is touched once, on the deployable file
+        if splits.is_classification and "test_accuracy" not in stored:  # the test set is touched once, on the deployable file
             stored["test_accuracy"] = onnx_accuracy(run.onnx_path(trial.number), splits.x_test, splits.y_test)
+            run.write_metrics(trial.number, stored)
+        elif not splits.is_classification and f"test_{splits.task.primary}" not in stored:  # every metric of the task
+            scores = task_scores(splits.task, None, run.onnx_path(trial.number), splits.x_test, splits.y_test)
+            stored.update({f"test_{k}": float(v) for k, v in scores.items()})
             run.write_metrics(trial.number, stored)
         remeasure = self.plan.predictor is not None and "latency_ms" in self.plan.tracked
         if remeasure and "measured_latency_ms" not in stored:  # predicted during the search: timed now

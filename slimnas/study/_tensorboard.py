@@ -87,7 +87,9 @@ class TensorBoardListener(Listener):
     def epoch_ended(self, number: int, epoch: int, metrics: dict[str, float]) -> None:
         with self.lock:
             writer = self._trial_writer(number)
-            for key, tag in EPOCH_TAGS.items():
+            tags = {**EPOCH_TAGS, **{k: f"val/{k.removeprefix('val_')}" for k in metrics  # another task's: val/r2
+                                     if k.startswith("val_") and k not in EPOCH_TAGS}}
+            for key, tag in tags.items():
                 if _finite(metrics.get(key)):
                     writer.add_scalar(tag, metrics[key], epoch)
 

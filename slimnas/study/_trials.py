@@ -27,6 +27,7 @@ from slimnas.compress._apply import (
     retrain_steps,
 )
 from slimnas.compress._hardware import MacRounding, choose_mac_rounding
+from slimnas.data._tasks import per_token
 from slimnas.export import export_onnx
 from slimnas.measure import Artifact
 from slimnas.measure._profile import profile_precision
@@ -58,6 +59,9 @@ def sample_candidate(obj, trial: optuna.Trial) -> Candidate:
     vocab = getattr(obj.splits, "vocab_size", None)
     if vocab and getattr(cand.arch, "vocab_size", None) == 0:  # token ids: the data's vocabulary
         cand = dataclasses.replace(cand, arch=dataclasses.replace(cand.arch, vocab_size=vocab))
+    if per_token(obj.splits.task):  # a prediction per position; a language model's sees only the past
+        head = "causal" if obj.splits.task.name == "lm" else "tokens"
+        cand = dataclasses.replace(cand, arch=dataclasses.replace(cand.arch, per_token=head))
     return cand
 
 
@@ -72,7 +76,8 @@ def train(obj, trial: optuna.Trial, model: torch.nn.Module, spec: TrainSpec, *, 
     obj.listener.trial_started(trial.number, spec.epochs)
     fit(model, obj.splits.x_train, obj.splits.y_train, spec, x_val=obj.splits.x_val,
         y_val=obj.splits.y_val, device=obj.device, seed=obj.seed(trial), callbacks=callbacks,
-        **({"augment": obj.splits.augment} if augment else {}))
+        **({"augment": obj.splits.augment} if augment else {}),
+        **({} if obj.splits.is_classification else {"task": obj.splits.task}))
 
 
 def skip(obj, trial: optuna.Trial, metrics: dict) -> list[float]:

@@ -6,8 +6,9 @@ Built in: ``classification`` (slimnas's behaviour so far), ``regression``, ``mul
 ``path/to/file.py:callable`` returning a :class:`Task` (:func:`load_task`); every registered task
 passes :func:`slimnas.testing.check_task`.
 
-Not yet used by search, compress or export: today those still train and score classification
-(the docs' "Tasks" page says what is wired in).
+``slimnas search`` trains and scores regression, multi-label, language models (a per-token
+transformer head) and a user's task of one output vector per sample (``--task``, or the
+dataset's own); compress does not yet (the docs' "Tasks" page says what is wired in).
 
 Example:
     >>> task = get_task("regression").fit([[1.0], [3.0]])

@@ -300,10 +300,12 @@ def validate_task(task: Task, *, reserved: Iterable[str] = (), field: str = "tas
         return task  # a built-in: its names are the built-in ones
     builtin = builtin_metric_names()
     for m in metrics:
-        if m.name in reserved and m.name != LOSS.name:
-            taken = "measured by slimnas"
-        elif m.name in builtin and builtin[m.name][1] != m:  # a built-in's metric inherited as it is means the same
+        if m.name in builtin:  # a built-in's metric inherited as it is means the same
+            if builtin[m.name][1] == m:
+                continue
             taken = f"the {builtin[m.name][0]} task's"
+        elif m.name in reserved and m.name != LOSS.name:
+            taken = "measured by slimnas"
         else:
             continue
         raise ConfigError(f"{label}.metrics", f"metric names of its own ({m.name!r} is {taken}: rename it, "

@@ -21,6 +21,7 @@ from torch import nn
 from slimnas.data import Augment, DiskArray
 from slimnas.errors import TrainingDiverged
 from slimnas.spaces import TrainSpec
+from slimnas.tasks._base import Task
 from slimnas.tasks._classification import ClassificationMeter
 from slimnas.tasks._classification import cross_entropy as classification_loss
 
@@ -97,14 +98,16 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> tor
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024) -> dict[str, float]:
-    """Accuracy and mean cross-entropy of ``model`` on ``(x, y)``, in eval mode."""
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024,
+             task: Task | None = None) -> dict[str, float]:
+    """Accuracy and mean cross-entropy of ``model`` on ``(x, y)``, in eval mode; with a
+    ``task``, its metrics (``y``: its encoded targets)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     if isinstance(x, DiskArray):  # batches read from disk: bounded in bytes, not samples
         batch_size = min(batch_size, x.rows_per())
-    meter = ClassificationMeter()
+    meter = ClassificationMeter() if task is None else task.meter()
     for i in range(0, len(y), batch_size):
         xb, yb = x[i : i + batch_size].to(device), y[i : i + batch_size].to(device)
         meter.update(model(xb), yb)
@@ -157,6 +160,7 @@ def fit(
     loss_fn: LossFn = cross_entropy,
     callbacks: Sequence[Callback] = (),
     augment: Augment | None = None,
+    task: Task | None = None,
 ) -> History:
     """Train ``model`` in place with the recipe ``spec`` and return the per-epoch history.
 
@@ -168,6 +172,9 @@ def fit(
         loss_fn: ``loss_fn(logits, y, x)``; distillation passes one that also runs a teacher.
         callbacks: called after every epoch, in order.
         augment: applied to every training batch (``DataSplits.augment``); never to validation.
+        task: what the model learns (``DataSplits.task``, targets encoded by it): its loss
+            trains it (unless ``loss_fn`` is given) and its metrics are the epochs' ``val_*``
+            figures; ``None``: classification.
 
     Example:
         >>> m = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
@@ -176,6 +183,8 @@ def fit(
         2
     """
     n_epochs = spec.epochs if epochs is None else epochs
+    if task is not None and loss_fn is cross_entropy:
+        loss_fn = lambda output, y, x: task.loss(output, y)  # noqa: E731
     device = torch.device(device)
     model.to(device)
     if isinstance(x_train, torch.Tensor):
@@ -198,8 +207,8 @@ def fit(
                 metrics = _epoch_accumulated(model, x_train, y_train, spec, opt, sched, gen, loss_fn, epoch, scaler,
                                              augment)
             if x_val is not None and y_val is not None:
-                val = evaluate(model, x_val, y_val)
-                metrics.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
+                val = evaluate(model, x_val, y_val, task=task)
+                metrics.update({f"val_{k}": v for k, v in val.items()})
         finally:
             _training.active = False
         history.epochs.append(metrics)

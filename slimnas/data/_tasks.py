@@ -1,0 +1,105 @@
+"""Data of another task than classification as :class:`DataSplits`: a built-in dataset of that
+task (``diabetes``, ``digits-multilabel``) read by its loader's own splits, its targets checked
+by the task, the task fitted on the training split only (regression's standardisation) and every
+split's targets encoded as the task's loss takes them."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from slimnas.config import DataConfig
+from slimnas.data._base import DataSplits, channel_first
+from slimnas.data._preprocess import Preprocessing, array_stats, resolve_input_layout
+from slimnas.errors import ConfigError
+from slimnas.tasks import TASKS, Task, load_task
+
+SPLITS = ("train", "val", "test")
+
+
+def resolve_task(task: Task | str | None, dataset_task: str, dataset: str) -> Task:
+    """The task a run of ``dataset`` (whose targets are for ``dataset_task``) trains: ``task``
+    when it takes the dataset's targets, else the dataset's own. A built-in task that is not the
+    dataset's is refused in one line (``--task regression`` on ``digits-multilabel``)."""
+    if task is None:
+        return TASKS.get(dataset_task)()
+    if isinstance(task, str):
+        from slimnas.measure import list_metrics
+
+        task = load_task(task, reserved=list_metrics())
+    own = TASKS.get(dataset_task)
+    builtin = type(task).__module__.startswith("slimnas.tasks.")
+    if builtin and type(task) is not own:
+        raise ConfigError("task", f"the task of the dataset {dataset!r} ({dataset_task}), or a task of your own "
+                          "that takes its targets", f"{task.name} (the {dataset} dataset is a {dataset_task} dataset)")
+    return copy.deepcopy(task)
+
+
+def check_wired(task: Task, kind: str, name: str) -> None:
+    """Refuse (one line) a task search and compress are not wired for yet: per-token tasks
+    (``tokens``, ``lm``) and detection."""
+    if not (per_token(task) and kind == "text") and not (task.output_shape(1, (1,)) == (1,) and kind != "text"):
+        raise ConfigError("task", "a task with one output vector per sample (regression, multilabel or your own "
+                          "such task) or one per token of text data (lm on pysource; detection is not wired into "
+                          "search yet)", f"{task.name} on {name}")
+
+
+def per_token(task: Task) -> bool:
+    """Whether ``task`` predicts at every position of a sequence (``tokens``, ``lm``)."""
+    return task.output_shape(1, (5,)) == (5, 1)
+
+
+def task_splits(name: str, task: Task, raw: dict, *, kind: str, normalize: str, config: DataConfig) -> DataSplits:
+    """:class:`DataSplits` of a task dataset's three splits ``{'train' | 'val' | 'test': (x, y)}``:
+    inputs channel-first and standardised as ``normalize`` says with the training split's
+    statistics; targets checked, the task fitted on the training ones, all encoded."""
+    check_wired(task, kind, name)
+    if config.augment:
+        raise ConfigError("data.augment", f"no augmentation for a {task.name} dataset (not wired in yet)",
+                          config.augment)
+    if kind == "text":  # token ids, as the source holds them: (N, 1, L), read by a token-id model
+        return _token_splits(name, task, raw)
+    xs = {s: channel_first(np.asarray(raw[s][0], dtype=np.float32)) for s in SPLITS}
+    ys = {}
+    for s in SPLITS:
+        ys[s] = task.check_targets(raw[s][1], n=len(xs[s]), input_shape=xs[s].shape[1:], field=f"{name} y_{s}")
+    task.fit(ys["train"])
+    mode = normalize if config.normalize == "auto" else config.normalize
+    mean = std = None
+    if mode == "global":
+        mean = np.full((1,) * (xs["train"].ndim - 1), xs["train"].mean(), np.float32)
+        std = np.full_like(mean, xs["train"].std() or 1.0)
+    elif mode in ("feature", "channel"):
+        mean, std = array_stats(xs["train"], mode)
+    if mean is not None:
+        xs = {s: (x - mean) / std for s, x in xs.items()}
+    input_layout = resolve_input_layout(config.input_layout, kind)
+    if input_layout != "channels_first":
+        raise ConfigError("data.input_layout", f"channels_first for a {task.name} dataset", config.input_layout)
+    t = torch.from_numpy
+    return DataSplits(name=name, x_train=t(np.ascontiguousarray(xs["train"])), y_train=task.encode(ys["train"]),
+                      x_val=t(np.ascontiguousarray(xs["val"])), y_val=task.encode(ys["val"]),
+                      x_test=t(np.ascontiguousarray(xs["test"])), y_test=task.encode(ys["test"]),
+                      n_classes=task.head_size(ys["train"]), kind=kind,
+                      preprocessing=Preprocessing(kind, "", mode, mean, std, input_layout), task=task)
+
+
+def _token_splits(name: str, task: Task, raw: dict) -> DataSplits:
+    """Splits of token ids (``(N, L)`` integers, as ``pysource`` holds them) for a per-token
+    task: the ids as the model's inputs, the vocabulary from the task fitted on the training
+    targets (ids beyond it are clamped by the model's embedding)."""
+    xs = {s: np.asarray(raw[s][0]) for s in SPLITS}
+    for s, x in xs.items():
+        if x.ndim != 2 or x.dtype.kind not in "iu" or (x < 0).any():
+            raise ConfigError("data.dataset", "token ids, integers >= 0 shaped (N, L)", f"{name} x_{s} {x.shape}")
+    ys = {s: task.check_targets(raw[s][1], n=len(xs[s]), input_shape=xs[s].shape[1:], field=f"{name} y_{s}")
+          for s in SPLITS}
+    task.fit(ys["train"])
+    head = task.head_size(ys["train"])
+    t = torch.from_numpy
+    x = {s: t(np.ascontiguousarray(v[:, None, :].astype(np.float32))) for s, v in xs.items()}
+    return DataSplits(name=name, x_train=x["train"], y_train=task.encode(ys["train"]), x_val=x["val"],
+                      y_val=task.encode(ys["val"]), x_test=x["test"], y_test=task.encode(ys["test"]), n_classes=head,
+                      kind="text", vocab_size=head, task=task)
