@@ -86,6 +86,13 @@ class BaseExportFormat(abc.ABC):
     atol: ClassVar[float | None] = 1e-5
     #: smallest top-1 agreement with the eager model allowed (``None``: not checked)
     min_agreement: ClassVar[float | None] = None
+    #: the optional package the format needs (``""``: none beyond slimnas' own)
+    requires: ClassVar[str] = ""
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` (one line naming what to install) when the format cannot be
+        written here, before any model is loaded; the default needs nothing."""
+        return None
 
     @abc.abstractmethod
     def write(self, model: nn.Module, path: Path, ctx: ExportContext) -> None:
@@ -128,7 +135,9 @@ def list_export_formats() -> list[str]:
 def get_export_format(name: str, field: str = "format") -> BaseExportFormat:
     if name not in EXPORT_FORMATS:
         raise ConfigError(field, f"one of {list_export_formats()}", name)
-    return EXPORT_FORMATS.get(name)()
+    fmt = EXPORT_FORMATS.get(name)()
+    fmt.check()
+    return fmt
 
 
 def export_model(
