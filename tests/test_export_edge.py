@@ -49,3 +49,48 @@ def test_a_missing_executorch_is_one_line_and_exit_2(tmp_path):
     lines = [line for line in (r.stdout + r.stderr).splitlines() if line.strip()]
     assert len(lines) == 1 and "executorch package" in lines[0] and "slimnas[edge]" in lines[0], lines
     assert not (tmp_path / "m.pte").exists()
+
+
+def _lut_ops(path):
+    from coremltools.converters.mil.mil import types
+
+    from slimnas.export._coreml import read_program
+
+    spec, program = read_program(path)
+    ops = program.functions["main"].find_ops(op_type="constexpr_lut_to_dense")
+    return spec, program, [(op, types.builtin_to_string(op.indices.dtype), types.builtin_to_string(op.lut.dtype))
+                           for op in ops]
+
+
+def test_core_ml_package_keeps_palettized_weights_as_lookup_tables(tmp_path):
+    pytest.importorskip("coremltools", reason="coremltools not installed (pip install 'slimnas[edge]')")
+    from slimnas.compress._palette import Palettizer
+    from slimnas.export._coreml import WEIGHTS
+
+    model = TINY_MODELS["paper_cnn"]()
+    palettized = Palettizer(bits=4, granularity="channel").fit(model, input_shape=SHAPE).model_
+    plain = export_model(model, tmp_path / "plain.mlpackage", SHAPE, format="coreml")
+    pal = export_model(palettized, tmp_path / "pal.mlpackage", SHAPE, format="coreml")
+    assert not pal.ran and (pal.path / "Manifest.json").is_file()  # a folder; Core ML predicts on macOS only
+    spec, program, luts = _lut_ops(pal.path)
+    assert spec.WhichOneof("Type") == "mlProgram"
+    assert [d.name for d in spec.description.input] == ["input"]
+    assert list(spec.description.input[0].type.multiArrayType.shape) == [1, *SHAPE]
+    # the three layers whose table is smaller than their fp16 weights (25x25x3, 25x25x3, 10x125) hold
+    # 4-bit indices into fp16 tables of the model's own values; the 25x1x5 first layer stays dense fp16
+    assert sorted(tuple(op.outputs[0].shape) for op, _, _ in luts) == [(10, 125), (25, 25, 3), (25, 25, 3)]
+    assert {(i, t) for _, i, t in luts} == {("uint4", "fp16")}
+    weights = {f"p_{n.replace('.', '_')}_to_fp16_palettized": w.detach().numpy()  # coremltools' const names
+               for n, w in palettized.named_parameters() if w.ndim >= 2}
+    for op, _, _ in luts:
+        idx, lut = op.indices.val, op.lut.val
+        rows = idx.reshape(idx.shape[0], -1)
+        decoded = np.take_along_axis(lut.reshape(lut.shape[0], -1), rows, axis=1).reshape(idx.shape)
+        np.testing.assert_array_equal(decoded, weights[op.name].astype(np.float16))
+    # the plain model has no tables; in the palettized file each of those layers' 2 bytes per weight
+    # (fp16) became its packed 4-bit indices plus its tables, and a blob header (64 bytes, aligned) more
+    assert _lut_ops(plain.path)[2] == []
+    dense = 2 * sum(op.indices.val.size for op, _, _ in luts)
+    palette = sum(-(-op.indices.val.size * 4 // 8) + 2 * op.lut.val.size for op, _, _ in luts)
+    extra = (pal.path / WEIGHTS).stat().st_size - ((plain.path / WEIGHTS).stat().st_size - dense)
+    assert palette <= extra <= palette + len(luts) * 128, (palette, extra)

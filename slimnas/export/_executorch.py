@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import os
 import warnings
 from collections.abc import Iterator
@@ -49,7 +50,8 @@ def quiet_native() -> Iterator[None]:
         devnull = os.open(os.devnull, os.O_WRONLY)
         try:
             os.dup2(devnull, 2)
-            yield
+            with contextlib.redirect_stderr(io.StringIO()):  # Python-level writers too (progress bars)
+                yield
         finally:
             os.dup2(saved, 2)
             os.close(saved)
