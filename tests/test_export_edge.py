@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -94,3 +95,50 @@ def test_core_ml_package_keeps_palettized_weights_as_lookup_tables(tmp_path):
     palette = sum(-(-op.indices.val.size * 4 // 8) + 2 * op.lut.val.size for op, _, _ in luts)
     extra = (pal.path / WEIGHTS).stat().st_size - ((plain.path / WEIGHTS).stat().st_size - dense)
     assert palette <= extra <= palette + len(luts) * 128, (palette, extra)
+
+
+def _slimnas(*args, cwd=None):
+    r = subprocess.run([sys.executable, "-m", "slimnas", *map(str, args)], capture_output=True, text=True,
+                       timeout=600, cwd=cwd)
+    return r.returncode, r.stdout, r.stderr
+
+
+@pytest.fixture(scope="module")
+def compressed(tmp_path_factory):
+    """A compress output of the tiny MLP, made from Python (it names no data to calibrate on)."""
+    from slimnas.compress import CompressionPolicy, compress
+
+    out = tmp_path_factory.mktemp("edge") / "c"
+    compress(TINY_MODELS["paper_cnn"](), tiny_data(), CompressionPolicy.of(prune={"ratio": 0.5}), epochs=0, out=out,
+             latency_repeats=3)
+    return out
+
+
+def test_export_all_of_a_device_profile_lists_each_file_with_its_bytes_and_check(compressed, tmp_path):
+    pytest.importorskip("coremltools", reason="coremltools not installed (pip install 'slimnas[edge]')")
+    out = tmp_path / "phone"
+    rc, stdout, stderr = _slimnas("export", compressed, "--model", "slimnas.testing._fixtures:paper_cnn",
+                                  "--device-profile", "phone", "--format", "all", "--out", out)
+    assert rc == 0, stderr
+    rows = {r["format"]: r for r in json.loads((out / "exports.json").read_text())["formats"]}
+    assert list(rows) == ["ort", "executorch", "executorch-int8", "coreml"]  # the phone's formats, in its order
+    for name, suffix in (("ort", ".ort"), ("executorch", ".pte"), ("coreml", ".mlpackage")):
+        row, path = rows[name], out / f"model-{name}{suffix}"
+        assert row["file"] == path.name and path.exists() and path.name in stdout
+        on_disk = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+        assert row["bytes"] == on_disk and f"{on_disk:,}" in stdout  # the bytes shown are the file's
+        if name == "coreml":
+            assert row["max_abs_diff"] is None and row["check"].startswith("not run here")
+        else:
+            assert row["max_abs_diff"] < 1e-4 and row["check"].startswith("max |diff|")
+    # int8 calibrates on the run's training data, which a compress output made from Python does not name
+    assert rows["executorch-int8"]["file"] is None and "names its data" in rows["executorch-int8"]["not_written"]
+    assert not (out / "model-executorch-int8.pte").exists()
+
+
+def test_a_device_profile_refuses_a_format_it_does_not_load(compressed, tmp_path):
+    rc, stdout, stderr = _slimnas("export", compressed, "--model", "slimnas.testing._fixtures:paper_cnn",
+                                  "--device-profile", "mcu", "--format", "executorch", "--out", tmp_path / "m.pte")
+    lines = [line for line in (stdout + stderr).splitlines() if line.strip()]
+    assert rc == 2 and len(lines) == 1, lines
+    assert "--format: expected a format the device profile 'mcu' loads (onnx-int8)" in lines[0]
