@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -10,12 +11,17 @@ import numpy as np
 import pytest
 import torch
 
+from slimnas.config._profile import allowed_precisions, parse_profile, read_profile
+from slimnas.errors import ConfigError
 from slimnas.export import export_model
+from slimnas.measure._profile import check_profile
 from slimnas.testing import SHAPE, TINY_MODELS, tiny_data
 
-pytest.importorskip("executorch", reason="executorch not installed (pip install 'slimnas[edge]')")
+needs_executorch = pytest.mark.skipif(importlib.util.find_spec("executorch") is None,
+                                      reason="executorch not installed (pip install 'slimnas[edge]')")
 
 
+@needs_executorch
 def test_pte_files_run_in_executorch_delegated_to_xnnpack(tmp_path):
     from slimnas.export._executorch import pte_delegates, run_pte
 
@@ -114,6 +120,7 @@ def compressed(tmp_path_factory):
     return out
 
 
+@needs_executorch
 def test_export_all_of_a_device_profile_lists_each_file_with_its_bytes_and_check(compressed, tmp_path):
     pytest.importorskip("coremltools", reason="coremltools not installed (pip install 'slimnas[edge]')")
     out = tmp_path / "phone"
@@ -142,3 +149,33 @@ def test_a_device_profile_refuses_a_format_it_does_not_load(compressed, tmp_path
     lines = [line for line in (stdout + stderr).splitlines() if line.strip()]
     assert rc == 2 and len(lines) == 1, lines
     assert "--format: expected a format the device profile 'mcu' loads (onnx-int8)" in lines[0]
+
+
+def test_profiles_name_the_precisions_and_formats_a_device_runs():
+    mcu, phone = read_profile("mcu"), read_profile("phone")
+    check_profile(phone)  # its names resolve: registered precisions and export formats
+    assert mcu.allowed_precisions == ("int8", "int4") and mcu.formats == ("onnx-int8",)
+    assert {"int8", "palette4"} <= set(phone.allowed_precisions) and "int4" not in phone.allowed_precisions
+    assert phone.formats == ("ort", "executorch", "executorch-int8", "coreml")
+    # a default list is cut to what the device runs; a list the user named is refused, one line
+    assert allowed_precisions(mcu, ("fp32", "int8"), given=False) == ("int8",)
+    assert allowed_precisions(None, ("fp32", "int8")) == ("fp32", "int8")
+    with pytest.raises(ConfigError, match="--precision: expected precisions the device profile 'mcu' runs "
+                                          r"\(int8, int4\), got 'fp32'"):
+        allowed_precisions(mcu, ("fp32", "int8"))
+    with pytest.raises(ConfigError, match="weight_precisions: expected a list from"):
+        check_profile(parse_profile({"name": "x", "weight_precisions": ["int5"]}))
+    with pytest.raises(ConfigError, match="formats: expected export formats from"):
+        check_profile(parse_profile({"name": "x", "formats": ["tflite"]}))
+    # a profile written out reads back with both
+    assert parse_profile(phone.to_dict()).formats == phone.formats
+
+
+def test_compress_auto_on_a_device_refuses_a_precision_it_does_not_run(tmp_path):
+    rc, stdout, stderr = _slimnas("compress", "--model", "slimnas.testing._fixtures:mlp", "--auto", "--budget",
+                                  "bytes<=50%", "--device-profile", "mcu", "--precision", "fp32,int8",
+                                  "--out", tmp_path / "c")
+    lines = [line for line in (stdout + stderr).splitlines() if line.strip()]
+    assert rc == 2 and len(lines) == 1, lines
+    assert "--precision: expected precisions the device profile 'mcu' runs (int8, int4), got 'fp32'" in lines[0]
+    assert not (tmp_path / "c").exists()
