@@ -8,8 +8,8 @@ with the XNNPACK partitioner -> ``to_executorch``) and checked by loading the fi
 ExecuTorch's Python runtime (``executorch.runtime.Runtime``) and running it on the verification
 inputs. The program takes one sample at a time (batch 1, what a phone app runs; ExecuTorch 1.5's
 memory planning bounded a dynamic batch axis below its declared maximum for some models, and a GRU's
-export fixes it anyway); operators XNNPACK has no kernel for (a GRU's loop, for example) stay in the
-file as ExecuTorch's portable CPU kernels.
+export fixes it anyway). A recurrent model's fp32 program runs in ExecuTorch's portable CPU kernels,
+not XNNPACK (its unrolled time steps would each be a partition of their own).
 
 The ``executorch`` package is an optional extra (``pip install 'slimnas[edge]'``); without it,
 choosing the format is one line naming it (:meth:`ExecuTorchFp32.check`).
@@ -93,7 +93,11 @@ def to_pte(model: torch.nn.Module, ctx, *, calibration: torch.Tensor | None = No
                 for i in range(min(len(calibration), N_CALIBRATION)):
                     prepared(torch.as_tensor(np.asarray(calibration[i : i + 1]), dtype=torch.float32))
             program = _program(convert_pt2e(prepared), ctx)
-        lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+        # a recurrent layer is unrolled over the time steps: XNNPACK would take each step's products as a
+        # partition of its own (3x the lowering time of the tiny GRU); fp32 runs them in ExecuTorch's portable
+        # kernels instead (int8 needs XNNPACK: the portable library has no quantize/dequantize kernels)
+        portable = calibration is None and any(isinstance(m, torch.nn.RNNBase) for m in model.modules())
+        lowered = to_edge_transform_and_lower(program, partitioner=[] if portable else [XnnpackPartitioner()])
         return lowered.to_executorch().buffer
 
 
