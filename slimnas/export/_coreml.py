@@ -33,7 +33,7 @@ from slimnas.export._executorch import quiet_native, require
 from slimnas.export._format import BaseExportFormat, register_export_format
 from slimnas.export._onnx import ExportMismatchError
 
-INSTALL = "pip install 'slimnas[edge]' (or: pip install coremltools)"
+INSTALL = "pip install 'slimnas[edge]', or pip install coremltools"
 CORE_ML_BITS = (1, 2, 3, 4, 6, 8)  # the palette sizes Core ML's constexpr_lut_to_dense takes
 WEIGHTS = Path("Data") / "com.apple.CoreML" / "weights" / "weight.bin"
 SPEC = Path("Data") / "com.apple.CoreML" / "model.mlmodel"

@@ -31,7 +31,7 @@ import torch
 from slimnas.errors import ConfigError
 from slimnas.export._format import BaseExportFormat, register_export_format
 
-INSTALL = "pip install 'slimnas[edge]' (or: pip install executorch)"
+INSTALL = "pip install 'slimnas[edge]', or pip install executorch"
 N_CALIBRATION = 256  # samples the int8 format calibrates activation ranges on
 
 
