@@ -54,12 +54,14 @@ from slimnas.compress._quantize import MODES
 from slimnas.compress._speed import latency_summary
 from slimnas.config import DataConfig, parse_config
 from slimnas.config._load import read_yaml
+from slimnas.config._profile import allowed_precisions
 from slimnas.config._schema import MAX_EPOCHS as MAX_RUN_EPOCHS
 from slimnas.config._schema import MAX_SEED, data_to_dict
 from slimnas.data import list_datasets, load_dataset
 from slimnas.errors import ConfigError
 from slimnas.export._info import write_run_info
 from slimnas.measure import RUNTIMES
+from slimnas.measure._profile import load_profile
 from slimnas.models import check_outputs
 from slimnas.models._user import import_model
 from slimnas.report._compress import ROWS, latency_rows
@@ -321,6 +323,14 @@ def compress_command(
                            if v is not None})
         if precision is not None:
             settings["precisions"] = tuple(p.strip() for p in precision.split(","))
+        if device_profile is not None:  # the device's weight precisions bound the per-layer choice (of those
+            # named, or of the run's default for its budget)
+            profile = load_profile(device_profile, "--device-profile")
+            given = precision is not None
+            if given:  # one the device does not run is named as that, first
+                allowed_precisions(profile, settings["precisions"], field="--precision")
+            settings["precisions"] = allowed_precisions(profile, AutoSettings(**settings).precisions,
+                                                        field="--precision", given=given)
         if importance is not None:
             settings["importances"] = tuple(i.strip() for i in importance.split(","))
         AutoSettings(**settings)

@@ -160,6 +160,9 @@ def show_command(
         console.print(p.description, highlight=False)
     console.print(f"runtime {p.runtime}, {p.threads} thread(s), batch {', '.join(map(str, p.batch))}, "
                   f"precisions {', '.join(p.precisions)}; limits: {', '.join(p.limits) or 'none'}", highlight=False)
+    if p.weight_precisions or p.formats:
+        console.print(f"weights at {', '.join(p.allowed_precisions)}; export formats "
+                      f"{', '.join(p.formats) or 'any'}", highlight=False)
     if p.machine:
         console.print(f"measured on {p.machine.get('host', '?')}: {p.machine.get('cpu', '?')}, "
                       f"{p.machine.get('cores', '?')} cores, onnxruntime {p.machine.get('onnxruntime', '?')}",

@@ -81,9 +81,10 @@ Precision = Annotated[list[str] | None, typer.Option(
          "from; device profile, the precisions to time [default: fp32,int8].")]
 DeviceProfile = Annotated[str | None, typer.Option(
     "--device-profile", help="Target a device: a profile YAML (slimnas device profile) or a built-in name "
-                             "(mcu, server-cpu); its runtime, threads and batch time latency, its table predicts "
-                             "it, its limits join the budget (compress: --auto) [default: none: latency is measured "
-                             "here].")]
+                             "(mcu, phone, server-cpu); its runtime, threads and batch time latency, its table predicts "
+                             "it, its limits join the budget, its weight precisions bound the "
+                             "per-layer choice (compress: --auto); export: only the formats it loads [default: none: "
+                             "latency is measured here].")]
 Task = Annotated[str | None, typer.Option(
     help="What the model is trained to do: classification, regression, multilabel, or path/to/file.py:callable "
          "returning a slimnas.tasks.Task [default: the dataset's own task, or the config's].")]

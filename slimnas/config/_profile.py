@@ -3,7 +3,11 @@ limits it imposes (file bytes, RAM), and a latency lookup table measured on it b
 ``slimnas device profile``. Plain values here, read from and written to YAML; the measurement
 layer (:mod:`slimnas.measure`) resolves the names and builds the predictor from the table.
 
-A profile is named by a path to a YAML file or by a built-in name (``mcu``, ``server-cpu``).
+A profile is named by a path to a YAML file or by a built-in name (``mcu``, ``phone``, ``server-cpu``).
+Besides the precisions its latency runtime times, a profile may name the weight precisions the
+target runs (``weight_precisions``: what ``compress --auto``'s allocation may choose per layer,
+:func:`allowed_precisions`) and the export formats it loads (``formats``: what ``slimnas export``
+offers, :func:`allowed_formats`).
 """
 
 from __future__ import annotations
@@ -32,7 +36,23 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
         "threads": 1,
         "batch": [1],
         "precisions": ["int8"],
+        "weight_precisions": ["int8", "int4"],
+        "formats": ["onnx-int8"],  # int4 weights: compress --quantize int4 writes its own ONNX file
         "limits": ["int8_bytes<=256KB", "ram_bytes<=64KB"],
+    },
+    "phone": {
+        "name": "phone",
+        "description": "phone CPU (Android or iOS class): ONNX Runtime Mobile (.ort) or ExecuTorch (.pte, XNNPACK), "
+                       "or Core ML on iOS; batch 1, two threads; fp32, int8 and palettized weights (Core ML keeps "
+                       "the palette in its file). Latency is measured here in ONNX Runtime unless a table measured "
+                       "on the phone is added.",
+        "runtime": DEFAULT_RUNTIME,
+        "threads": 2,
+        "batch": [1],
+        "precisions": ["fp32", "int8"],
+        "weight_precisions": ["fp32", "fp16", "int8", *(f"palette{b}" for b in (1, 2, 3, 4, 6, 8))],
+        "formats": ["ort", "executorch", "executorch-int8", "coreml"],
+        "limits": [],
     },
     "server-cpu": {
         "name": "server-cpu",
@@ -59,6 +79,9 @@ class DeviceProfile:
         precisions: what the device runs (``fp32``, ``fp16``, ``bf16``, ``int8``); an int8-only
             device counts activations as one byte each (``ram_bytes``).
         limits: budgets every run targeting the device adds, such as ``"ram_bytes<=64KB"``.
+        weight_precisions: the precisions the device runs a layer's weights at (``int4``,
+            ``palette4``, ...), what a compression allocation may choose (empty: ``precisions``).
+        formats: the export formats the device loads (empty: any).
         table: latency entries, each ``{"op": group, "cin": n, "cout": n, "ms": {"<batch>/<precision>": ms}}``
             (``group``: the operator without its channels, ``conv1d|40|k5|s2|p1|d1|g1|relu``).
         overhead: per ``"<batch>/<precision>"``: the calibrated per-model terms of the predictor.
@@ -73,6 +96,8 @@ class DeviceProfile:
     batch: tuple[int, ...] = (1,)
     precisions: tuple[str, ...] = ("fp32",)
     limits: tuple[str, ...] = ()
+    weight_precisions: tuple[str, ...] = ()
+    formats: tuple[str, ...] = ()
     description: str = ""
     table: tuple[dict, ...] = field(default=(), hash=False)
     overhead: dict = field(default_factory=dict, hash=False)
@@ -87,6 +112,12 @@ class DeviceProfile:
         return 1 if set(self.precisions) == {"int8"} else 4
 
     @property
+    def allowed_precisions(self) -> tuple[str, ...]:
+        """The precisions a layer's weights may take on the device (``weight_precisions``, else
+        ``precisions``)."""
+        return self.weight_precisions or self.precisions
+
+    @property
     def has_table(self) -> bool:
         return bool(self.table)
 
@@ -97,6 +128,9 @@ class DeviceProfile:
             out["description"] = self.description
         out.update(runtime=self.runtime, threads=self.threads, batch=list(self.batch),
                    precisions=list(self.precisions), limits=list(self.limits))
+        for key in ("weight_precisions", "formats"):
+            if getattr(self, key):
+                out[key] = list(getattr(self, key))
         for key in ("machine", "space", "overhead", "accuracy"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
@@ -168,7 +202,7 @@ def parse_profile(raw: Any, source: str = "") -> DeviceProfile:
     if not isinstance(raw, dict):
         raise ConfigError("profile", "a YAML mapping with name, runtime, threads, batch, precisions", type(raw).__name__)
     known = {"slimnas_profile", "name", "description", "runtime", "threads", "batch", "precisions", "limits",
-             "table", "overhead", "accuracy", "machine", "space"}
+             "weight_precisions", "formats", "table", "overhead", "accuracy", "machine", "space"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"profile.{sorted(unknown)[0]}", f"one of the keys {sorted(known)}")
@@ -196,6 +230,13 @@ def parse_profile(raw: Any, source: str = "") -> DeviceProfile:
     limits = [limits] if isinstance(limits, str) else limits
     if not isinstance(limits, list) or not all(isinstance(b, str) for b in limits):
         raise ConfigError("profile.limits", "a list of budgets such as 'ram_bytes<=64KB'", raw.get("limits"))
+    named = {}
+    for key, example in (("weight_precisions", "int8, int4, palette4"), ("formats", "ort, executorch")):
+        value = raw.get(key) or []
+        value = [value] if isinstance(value, str) else value
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"profile.{key}", f"a list of names such as {example}", raw.get(key))
+        named[key] = tuple(value)  # the names are resolved by slimnas.measure.check_profile
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise ConfigError("profile.description", "a string", description)
@@ -211,9 +252,43 @@ def parse_profile(raw: Any, source: str = "") -> DeviceProfile:
         if raw.get(key) is not None and not isinstance(raw[key], dict):
             raise ConfigError(f"profile.{key}", "a mapping", raw[key])
     return DeviceProfile(name=name.strip(), runtime=runtime, threads=threads, batch=tuple(batch),
-                         precisions=tuple(precisions), limits=tuple(limits), description=description,
+                         precisions=tuple(precisions), limits=tuple(limits), description=description, **named,
                          table=tuple(table), overhead=dict(overhead), accuracy=dict(accuracy),
                          machine=dict(raw.get("machine") or {}), space=dict(raw.get("space") or {}), source=source)
+
+
+def allowed_precisions(profile: DeviceProfile | None, candidates: tuple[str, ...] | list[str], *,
+                       field: str = "--precision", given: bool = True) -> tuple[str, ...]:
+    """The ``candidates`` (per-layer precisions) a run targeting ``profile`` may use.
+
+    ``given``: the user named them, so one the device does not run is an error (one line);
+    else (a default list) they are cut to the allowed ones. No profile: ``candidates`` as they are.
+    An empty result is an error too.
+
+    Example:
+        >>> allowed_precisions(read_profile("mcu"), ("fp32", "int8", "int4"), given=False)
+        ('int8', 'int4')
+    """
+    if profile is None:
+        return tuple(candidates)
+    allowed = profile.allowed_precisions
+    if given:
+        for p in candidates:
+            if p not in allowed:
+                raise ConfigError(field, f"precisions the device profile {profile.name!r} runs ({', '.join(allowed)})", p)
+    kept = tuple(p for p in candidates if p in allowed)
+    if not kept:
+        raise ConfigError(field, f"precisions the device profile {profile.name!r} runs ({', '.join(allowed)})",
+                          ",".join(candidates))
+    return kept
+
+
+def allowed_formats(profile: DeviceProfile | None, formats: list[str]) -> list[str]:
+    """The export ``formats`` a device loads (all of them without a profile, or for a profile
+    that names none), in the profile's order."""
+    if profile is None or not profile.formats:
+        return list(formats)
+    return [f for f in profile.formats if f in formats]
 
 
 def list_builtin_profiles() -> list[str]:
@@ -221,7 +296,7 @@ def list_builtin_profiles() -> list[str]:
 
 
 def read_profile(name_or_path: str | Path, field: str = "device_profile") -> DeviceProfile:
-    """A profile by built-in name (``mcu``, ``server-cpu``) or YAML path; one line when it is
+    """A profile by built-in name (``mcu``, ``phone``, ``server-cpu``) or YAML path; one line when it is
     missing, not YAML or not a valid profile."""
     text = str(name_or_path)
     if text in BUILTIN_PROFILES and not Path(text).is_file():

@@ -6,6 +6,8 @@ Export formats plug in with :func:`register_export_format`; :func:`export_model`
 them and verifies the file."""
 
 from slimnas.export import (
+    _coreml,  # noqa: F401 (registers the Core ML .mlpackage export format)
+    _executorch,  # noqa: F401 (registers the ExecuTorch .pte export formats)
     _info,  # noqa: F401 (loaded as before)
     _int8,  # noqa: F401 (loaded as before)
     _layout,  # noqa: F401 (loaded as before)

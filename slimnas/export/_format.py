@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import copy
+import math
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -59,9 +60,15 @@ class ExportResult:
     top1_agreement: float
     n_inputs: int
 
+    @property
+    def ran(self) -> bool:
+        """The file was run and compared (``False``: a format whose runtime does not run here)."""
+        return not math.isnan(self.max_abs_diff)
+
     def to_dict(self) -> dict:
-        return {"path": str(self.path), "format": self.format, "max_abs_diff": self.max_abs_diff,
-                "top1_agreement": self.top1_agreement, "n_inputs": self.n_inputs}
+        return {"path": str(self.path), "format": self.format,
+                "max_abs_diff": self.max_abs_diff if self.ran else None,
+                "top1_agreement": self.top1_agreement if self.ran else None, "n_inputs": self.n_inputs}
 
 
 class BaseExportFormat(abc.ABC):
@@ -86,6 +93,18 @@ class BaseExportFormat(abc.ABC):
     atol: ClassVar[float | None] = 1e-5
     #: smallest top-1 agreement with the eager model allowed (``None``: not checked)
     min_agreement: ClassVar[float | None] = None
+    #: the optional package the format needs (``""``: none beyond slimnas' own)
+    requires: ClassVar[str] = ""
+    #: the file is a folder although its name has a suffix (Core ML's ``.mlpackage``)
+    package: ClassVar[bool] = False
+    #: its runtime runs on this machine; ``False`` (Core ML: macOS/iOS only): :meth:`inspect`
+    #: checks the written file instead of :meth:`run`, and no output difference is reported
+    runs_here: ClassVar[bool] = True
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` (one line naming what to install) when the format cannot be
+        written here, before any model is loaded; the default needs nothing."""
+        return None
 
     @abc.abstractmethod
     def write(self, model: nn.Module, path: Path, ctx: ExportContext) -> None:
@@ -98,6 +117,15 @@ class BaseExportFormat(abc.ABC):
     def outputs(self, path: Path, ctx: ExportContext) -> list[Path]:
         """Every file :meth:`write` writes (removed again when the export fails verification)."""
         return [path]
+
+    @classmethod
+    def writes_folder(cls) -> bool:
+        return not cls.suffix or cls.package
+
+    def inspect(self, path: Path, expected: np.ndarray, ctx: ExportContext) -> None:
+        """For a format that does not run here: raise :class:`ExportMismatchError` when the file
+        written at ``path`` is not a program for outputs like ``expected`` (the eager outputs)."""
+        raise NotImplementedError(f"{self.name} runs here: export_model calls run()")
 
 
 EXPORT_FORMATS: Registry[type[BaseExportFormat]] = Registry("export format")
@@ -121,7 +149,9 @@ def list_export_formats() -> list[str]:
 
 
 def get_export_format(name: str, field: str = "format") -> BaseExportFormat:
-    return EXPORT_FORMATS.get(name, field)()
+    fmt = EXPORT_FORMATS.get(name, field)()
+    fmt.check()
+    return fmt
 
 
 def export_model(
@@ -155,12 +185,12 @@ def export_model(
     if fmt.calibrated and calibration is None:
         raise ConfigError("format", f"training samples to calibrate {format!r} (give the run's data)", format)
     path = Path(path)
-    if fmt.suffix and path.is_dir():
+    if not fmt.writes_folder() and path.is_dir():
         raise ConfigError("out", f"a file path for {format!r} (it writes one file), not a folder", str(path))
-    if not fmt.suffix and path.is_file():
+    if fmt.writes_folder() and path.is_file():
         raise ConfigError("out", f"a folder path for {format!r} (it writes a folder)", str(path))
     ctx = ExportContext(tuple(input_shape), calibration, rebuild or (lambda: _scrambled_copy(model)), dict(files or {}))
-    if not fmt.suffix and path.is_dir():
+    if fmt.writes_folder() and path.is_dir():
         mine = {p.name for p in fmt.outputs(path, ctx)}
         other = sorted(p.name for p in path.iterdir() if p.name not in mine)
         if other:  # the folder is replaced as a whole
@@ -173,6 +203,10 @@ def export_model(
         with inference_copy(model) as work, torch.no_grad():
             expected = work(x).numpy()
             fmt.write(work, target, ctx)
+        if not fmt.runs_here:  # checked by its structure; nothing to compare
+            fmt.inspect(target, expected, ctx)
+            publish(stage, sorted({p.relative_to(stage).parts[0] for p in fmt.outputs(target, ctx)}), path.parent)
+            return ExportResult(path, format, float("nan"), float("nan"), len(x))
         got = np.asarray(fmt.run(target, x, ctx), dtype=np.float64)
         diff = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
         agree = float(np.mean(got.argmax(1) == expected.argmax(1))) if got.shape == expected.shape else 0.0

@@ -80,6 +80,15 @@ def check_profile(profile: DeviceProfile, field: str = "device_profile") -> tupl
     for p in profile.precisions:
         if p not in supported and not (p == "int8" and profile.runtime == OnnxRuntimeInt8Latency.name):
             raise ConfigError(f"{field}.precisions", f"precisions {profile.runtime} runs ({list(supported)})", p)
+    import slimnas.compress  # noqa: F401 (registers the low-bit precisions: int4, palette1-8)
+    from slimnas.export import list_export_formats
+
+    for p in profile.weight_precisions:
+        if p not in precision_names():
+            raise ConfigError(f"{field}.weight_precisions", f"a list from {list(precision_names())}", p)
+    for f in profile.formats:
+        if f not in list_export_formats():
+            raise ConfigError(f"{field}.formats", f"export formats from {list_export_formats()}", f)
     table_of(profile, field)
     return tuple(Budget.parse(b, f"{field}.limits") for b in profile.limits)
 

@@ -47,7 +47,7 @@ def check_export_format(name: str) -> dict:
             model = factory().train()
             before = copy.deepcopy(model)
             path = Path(tmp) / f"{model_name}{cls.suffix}"
-            _stale(path, cls.suffix)
+            _stale(path, cls, fmt)
             result = export_model(model, path, SHAPE, format=name, calibration=data.x_train, inputs=data.x_val,
                                   rebuild=lambda factory=factory: _fresh(factory))
             assert _same_state(model, before) and model.training, f"{name} changed the caller's {model_name}"
@@ -65,6 +65,12 @@ def check_export_format(name: str) -> dict:
     return {"max_abs_diff": diffs}
 
 
+def _content(path: Path) -> bytes:
+    if path.is_file():
+        return path.read_bytes()
+    return b"".join(p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file() and p.name != "Manifest.json")
+
+
 def _fresh(factory) -> torch.nn.Module:
     """The architecture with other weights than the exported model's (the factories are seeded):
     what a rebuild gives before the file's weights load, as :func:`slimnas.export.export_model`
@@ -72,15 +78,17 @@ def _fresh(factory) -> torch.nn.Module:
     return _scrambled_copy(factory())
 
 
-def _stale(path: Path, suffix: str) -> None:
-    """Leave a file of garbage where the export goes (in the folder, for folder formats)."""
-    target = path if suffix else path / "weights.pt"
+def _stale(path: Path, cls, fmt) -> None:
+    """Leave a file of garbage where the export goes (in the folder, as its first file, for
+    folder formats)."""
+    target = path / fmt.outputs(path, ExportContext(SHAPE))[0].name if cls.writes_folder() else path
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(b"stale")
 
 
 def _check_reads_the_file(name: str, fmt, tmp: Path, data) -> None:
-    """A file written from ``mlp`` computes ``mlp``'s outputs, not those of a copy with other weights."""
+    """A file written from ``mlp`` computes ``mlp``'s outputs, not those of a copy with other weights
+    (for a format that does not run here: the files of the two differ, so the weights are in it)."""
     model = TINY_MODELS["mlp"]()
     twin = copy.deepcopy(model)
     with torch.no_grad():
@@ -88,6 +96,13 @@ def _check_reads_the_file(name: str, fmt, tmp: Path, data) -> None:
             p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(7)))
     path = tmp / f"reads{type(fmt).suffix}"
     ctx = ExportContext(SHAPE, calibration=data.x_train, rebuild=lambda: _fresh(TINY_MODELS["mlp"]))
+    if not type(fmt).runs_here:
+        other = tmp / f"twin{type(fmt).suffix}"
+        with torch.no_grad():
+            fmt.write(model.eval(), path, ctx)
+            fmt.write(twin.eval(), other, ctx)
+        assert _content(path) != _content(other), f"{name}: the file does not depend on the model's weights"
+        return
     with torch.no_grad():
         fmt.write(model.eval(), path, ctx)
         got = np.asarray(fmt.run(path, data.x_val, ctx))

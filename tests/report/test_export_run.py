@@ -51,13 +51,16 @@ def test_every_format_reproduces_the_trial(fmt, which, plain_run, joint_run, tmp
     model = slimnas.load(run.run_dir, trial=trial)
     with torch.no_grad():
         expected = model(x).numpy()
+    cls = EXPORT_FORMATS.get(fmt)
+    if not cls.runs_here:  # Core ML predicts on Apple platforms only: its structure was checked
+        assert not result.ran and result.to_dict()["max_abs_diff"] is None
+        return
     got = _run_file(fmt, out, x)
-    if fmt == "onnx-int8":  # int8 changes outputs by design: the class it picks must rarely change
+    if cls.min_agreement is not None:  # int8 changes outputs by design: the class it picks must rarely change
         assert np.mean(got.argmax(1) == expected.argmax(1)) >= 0.9
         assert np.abs(got - expected).max() > 0  # and it is really quantized
     else:
-        tolerance = {"onnx-fp32": 1e-4, "onnx-fp32-rows": 1e-4, "onnx-fp16": 1e-2}.get(fmt, 1e-5) * max(1.0, np.abs(expected).max())
-        np.testing.assert_allclose(got, expected, atol=tolerance)
+        np.testing.assert_allclose(got, expected, atol=cls.atol * max(1.0, np.abs(expected).max()))
     if fmt == "onnx-fp16":
         fp32 = export_run(run.run_dir, tmp_path / "fp32.onnx", format="onnx-fp32", trial=trial).path
         assert out.stat().st_size < fp32.stat().st_size
