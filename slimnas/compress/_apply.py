@@ -177,14 +177,17 @@ def layer_decisions(parent: nn.Module, artifact: CompressedModel) -> list[dict]:
     after = dict(artifact.model.named_modules())
     layers = executed_layers(split_view(parent), shape)  # names as pruning reports them
     names = [n for n, _ in layers]
-    columns = {}
-    for name in list_compressors():
+    columns: dict[str, dict] = {}
+    for name in list_compressors():  # in the order a policy runs them: a later step's value wins
         cls = COMPRESSORS.get(name)
         if cls.layer_column is None:
             continue
+        # several compressors may share a column (int4, palette and quantize all set ``precision``):
+        # an absent one leaves the others' values as they are
+        column = columns.setdefault(cls.layer_column, dict.fromkeys(names, cls.layer_off))
         step = artifact.policy.step(name)
-        columns[cls.layer_column] = (step.build().layer_values(names) if step is not None
-                                     else dict.fromkeys(names, cls.layer_off))
+        if step is not None:
+            column.update(step.build().layer_values(names))
     rows = []
     for name, module in layers:
         new = after.get(name)

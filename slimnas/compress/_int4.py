@@ -66,6 +66,8 @@ class WeightOnlyQuantizer(BaseCompressor):
     order = 90
     retrains = False
     writes_file = True
+    layer_column = "precision"
+    layer_off = "fp32"
     precisions = {"int4": {"bits": 4}, "int2": {"bits": 2}}
     conformance_options = {"bits": 4, "group_size": 16}
 
@@ -143,7 +145,7 @@ class WeightOnlyQuantizer(BaseCompressor):
         return model
 
     def layer_values(self, layers):
-        return {}
+        return {n: f"int{self.bits}" for n in layers if self.layers is None or n in self.layers}
 
     def not_done(self):
         return {n: how.removeprefix("fp32: ") for n, how in getattr(self, "held_", {}).items() if how.startswith("fp32")}

@@ -74,6 +74,8 @@ class Palettizer(BaseCompressor):
     order = 90
     retrains = False
     writes_file = True
+    layer_column = "precision"
+    layer_off = "fp32"
     precisions = {f"palette{b}": {"bits": b} for b in range(1, 9)}
     conformance_options = {"bits": 3, "granularity": "channel"}
 
@@ -120,6 +122,9 @@ class Palettizer(BaseCompressor):
                         "palette_bytes": int(sum(self.weights_[n].n_bytes for n in names if not self.held_[n].startswith("fp32"))),
                         **size_report(self.onnx_)}
         return model
+
+    def layer_values(self, layers):
+        return {n: f"palette{self.bits}" for n in layers if self.layers is None or n in self.layers}
 
     def not_done(self):
         return {n: how.removeprefix("fp32: ") for n, how in getattr(self, "held_", {}).items() if how.startswith("fp32")}
