@@ -245,6 +245,7 @@ def compress_and_measure(
     phase: str = "compress",
     label: str = "compress",
     keep_best: bool = False,
+    refit: Callable[[CompressionPolicy], CompressionPolicy] | None = None,
     **changes,
 ) -> tuple[CompressedModel, dict, list[dict]]:
     """Apply ``policy`` (its MAC ratios fitted to the budget and to ``keep``, see
@@ -253,9 +254,12 @@ def compress_and_measure(
 ``names`` beside its own metrics; ``changes``: settings that differ). ``stoppers(fitted_policy)``
     gives the early-stopping callbacks of the fine-tune (their epochs count on across retraining
     steps). With a ``listener``, the steps are reported as :func:`apply_policy` says, the
-    measurement as a ``measure`` phase; ``keep_best``: see :func:`apply_policy`. Returns ``(artifact, metrics, per-layer decisions)``."""
+    measurement as a ``measure`` phase; ``keep_best``: see :func:`apply_policy`; ``refit``: applied to
+    the fitted policy (per-layer precisions allocated for its pruned sizes). Returns ``(artifact, metrics, per-layer decisions)``."""
     policy = fit_to_macs(parent, policy, splits.input_shape, budget, use_full_budget=use_full_budget, keep=keep,
                          rounding=rounding)
+    if refit is not None:
+        policy = refit(policy)
     callbacks = [RunningEpochs(list(stoppers(policy)))] if stoppers is not None else []
     artifact = apply_policy(parent, policy, splits, teacher=parent, epochs=epochs, seed=seed, device=device,
                             train=train, callbacks=callbacks, listener=listener, phase=phase, label=label,

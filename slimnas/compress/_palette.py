@@ -102,16 +102,21 @@ class Palettizer(BaseCompressor):
                 w.copy_(torch.gather(table, 1, nearest).reshape(w.shape))
         return model.eval()
 
+    def encode(self, model, data, names: list[str]) -> dict[str, LowBitWeight]:
+        """``names``' weights palettized, and ``model``'s weights (changed in place) their table values."""
+        modules = dict(model.named_modules())
+        weights = {}
+        for name in names:
+            lw = palettize(modules[name].weight.detach().cpu().numpy(), self.bits, self.granularity)
+            weights[name] = lw
+            with torch.no_grad():
+                modules[name].weight.copy_(torch.from_numpy(lw.dequantize()))
+        return weights
+
     def _fit(self, model, data, teacher, input_shape):
         self.validate()
         names = weighted_layers(model, self.layers)
-        modules = dict(model.named_modules())
-        self.weights_ = {}
-        for name in names:
-            lw = palettize(modules[name].weight.detach().cpu().numpy(), self.bits, self.granularity)
-            self.weights_[name] = lw
-            with torch.no_grad():
-                modules[name].weight.copy_(torch.from_numpy(lw.dequantize()))
+        self.weights_ = self.encode(model, data, names)
         model = model.eval()
         self.onnx_, self.held_ = lowbit_onnx(model, input_shape, self.weights_, matmul_nbits=False)
         self.storage_bytes_ = len(self.onnx_)  # what is stored is the file
