@@ -5,14 +5,14 @@ per-layer sensitivities, solved as a linear programme).
 
 Sensitivity is measured, not estimated: for every layer and every candidate precision, the file
 with that one layer at that precision (every other layer fp32) is written as it would ship and
-its validation accuracy read in ONNX Runtime; its bytes and its weight bytes (the ``bits``
-metric's numerator, :mod:`slimnas.measure._bits`) against the fp32 file's are what the precision
-saves on that layer. The allocation is the greedy of the Lagrangian relaxation of that integer
-programme: from every layer at its costliest allowed precision, the move (a layer to any cheaper
-precision) that loses the least accuracy per byte saved is taken until every size budget is met;
-then layers are raised again where the budget still has room, most accuracy regained first.
-Costs are additive estimates (one layer's change measured alone); the file written from the
-allocation is measured again, and that measurement is what the budget is checked on.
+its validation accuracy and loss read in ONNX Runtime; its bytes and its weight bytes (the
+``bits`` metric's numerator, :mod:`slimnas.measure._bits`) against the fp32 file's are what the
+precision saves on that layer. The allocation is the greedy of the Lagrangian relaxation of that
+integer programme: from every layer at its costliest allowed precision, the move (a layer to any
+cheaper precision) that adds the least validation loss per byte saved is taken until every size
+budget is met; then layers are raised again where the budget still has room, most loss taken
+back first. Costs are additive estimates (one layer's change measured alone); the file written
+from the allocation is measured again, and that measurement is what the budget is checked on.
 """
 
 from __future__ import annotations
@@ -46,12 +46,14 @@ class PrecisionSensitivity:
     """What each precision costs and saves on each layer alone.
 
     Attributes:
-        baseline: validation accuracy of the fp32 file.
+        baseline: validation accuracy of the fp32 file; ``baseline_loss``: its validation
+            cross-entropy (the allocation weighs precisions by the loss they add: smoother and
+            closer to additive across layers than accuracy on a validation set of a few hundred).
         base_bytes: that file's bytes; ``base_weight_bytes``: its layers' weight bytes;
             ``weights``: their weights (``bits`` of the fp32 file is ``8 x base_weight_bytes / weights``).
         n_weights: each layer's weights.
-        layers: ``layer -> precision -> {"val_accuracy", "bytes", "weight_bytes"}``, the last
-            two the change against the fp32 file (negative: saved).
+        layers: ``layer -> precision -> {"val_accuracy", "val_loss", "bytes", "weight_bytes"}``,
+            the last two the change against the fp32 file (negative: saved).
     """
 
     baseline: float
@@ -60,6 +62,17 @@ class PrecisionSensitivity:
     weights: int
     n_weights: dict[str, int] = field(default_factory=dict)
     layers: dict[str, dict[str, dict]] = field(default_factory=dict)
+    baseline_loss: float | None = None
+
+    def harm(self, layer: str, precision: str) -> float:
+        """What the allocation minimises: the validation loss ``layer`` alone at ``precision``
+        adds (accuracy lost where no loss was measured); never below 0."""
+        if precision == "fp32":
+            return 0.0
+        row = self.layers[layer][precision]
+        if self.baseline_loss is None or "val_loss" not in row:
+            return self.drop(layer, precision)
+        return max(0.0, row["val_loss"] - self.baseline_loss)
 
     def drop(self, layer: str, precision: str) -> float:
         """Validation accuracy lost with ``layer`` alone at ``precision`` (0 at fp32; never below 0)."""
@@ -75,12 +88,14 @@ class PrecisionSensitivity:
         return float(self.layers[layer][precision]["bytes" if metric == "bytes" else "weight_bytes"])
 
     def to_dict(self) -> dict:
-        return {"baseline": self.baseline, "base_bytes": self.base_bytes, "base_weight_bytes": self.base_weight_bytes,
-                "weights": self.weights, "n_weights": self.n_weights, "layers": self.layers}
+        return {"baseline": self.baseline, "baseline_loss": self.baseline_loss, "base_bytes": self.base_bytes,
+                "base_weight_bytes": self.base_weight_bytes, "weights": self.weights, "n_weights": self.n_weights,
+                "layers": self.layers}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> PrecisionSensitivity:
-        return cls(**{k: d[k] for k in ("baseline", "base_bytes", "base_weight_bytes", "weights", "n_weights", "layers")})
+        return cls(**{k: d[k] for k in ("baseline", "base_bytes", "base_weight_bytes", "weights", "n_weights", "layers")},
+                   baseline_loss=d.get("baseline_loss"))
 
 
 def quantized_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[str]:
@@ -88,15 +103,29 @@ def quantized_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[str
     return [n for n, m in executed_layers(split_view(model), input_shape) if isinstance(m, WEIGHTED)]
 
 
-def _file_figures(model: nn.Module, data, layer_precision: dict[str, str]) -> tuple[float, int, int, int]:
-    """``(val accuracy in ONNX Runtime, file bytes, layers' weight bytes, weights)`` of the file
-    the quantize step writes with ``layer_precision``."""
+def _write(model: nn.Module, layer_precision: Mapping[str, str], data, n_calibration: int = 512) -> bytes:
+    """The file the quantize step writes for ``model`` (left as it is) at ``layer_precision``."""
+    import copy
+
     from slimnas.compress._quantize import OnnxQuantizer
 
-    q = OnnxQuantizer(mode="fp32", layer_precision=layer_precision).fit(model, data)
-    layers = layer_bits(q.onnx_)
-    return (float(q.val_accuracy_), len(q.onnx_), sum(lay.weight_bytes for lay in layers),
-            sum(lay.weights for lay in layers))
+    q = OnnxQuantizer(mode="fp32", layer_precision=dict(layer_precision), n_calibration=n_calibration)
+    return q._quantize(copy.deepcopy(model).eval(), data, data.input_shape)
+
+
+def _file_figures(model: nn.Module, data, layer_precision: dict[str, str]) -> tuple[float, float, int, int, int]:
+    """``(val accuracy and val loss in ONNX Runtime, file bytes, layers' weight bytes, weights)``
+    of the file the quantize step writes with ``layer_precision``."""
+    import torch
+
+    from slimnas.export import predict
+
+    onnx = _write(model, layer_precision, data)
+    logits = torch.from_numpy(predict(onnx, data.x_val))
+    y = data.y_val.cpu()
+    layers = layer_bits(onnx)
+    return (float((logits.argmax(1) == y).float().mean()), float(torch.nn.functional.cross_entropy(logits, y)),
+            len(onnx), sum(lay.weight_bytes for lay in layers), sum(lay.weights for lay in layers))
 
 
 def precision_sensitivity(model: nn.Module, data, precisions: Sequence[str], *, layers: Sequence[str] | None = None,
@@ -107,17 +136,18 @@ def precision_sensitivity(model: nn.Module, data, precisions: Sequence[str], *, 
     view = split_view(model)
     names = list(layers) if layers is not None else quantized_layers(model, data.input_shape)
     modules = dict(view.named_modules())
-    acc, size, weight_bytes, weights = _file_figures(view, data, {})
+    acc, loss, size, weight_bytes, weights = _file_figures(view, data, {})
     sens = PrecisionSensitivity(acc, size, weight_bytes, weights,
-                                n_weights={n: int(modules[n].weight.numel()) for n in names})
+                                n_weights={n: int(modules[n].weight.numel()) for n in names}, baseline_loss=loss)
     others = [p for p in dict.fromkeys(precisions) if p != "fp32"]
     with report_phase(listener, "precision", label="precision sensitivity, each layer alone at each precision",
                       total=len(names), unit="layers") as found:
         for i, name in enumerate(names, 1):
             row = {}
             for p in others:
-                a, b, wb, _ = _file_figures(view, data, {name: p})
-                row[p] = {"val_accuracy": round(a, 6), "bytes": b - size, "weight_bytes": wb - weight_bytes}
+                a, lo, b, wb, _ = _file_figures(view, data, {name: p})
+                row[p] = {"val_accuracy": round(a, 6), "val_loss": round(lo, 6), "bytes": b - size,
+                          "weight_bytes": wb - weight_bytes}
             sens.layers[name] = row
             if listener is not None:
                 listener.phase_progress("precision", i, {"layer": name})
@@ -172,7 +202,7 @@ def allocate_precision(sens: PrecisionSensitivity, precisions: Sequence[str], li
 
     def lost(n: str, p: str) -> float:
         bits = 32 + 8 * sens.cost(n, p, "bits") / max(sens.n_weights[n], 1)
-        return sens.drop(n, p) + BITS_PRIOR * max(0.0, 32 - bits) / 32
+        return sens.harm(n, p) + BITS_PRIOR * max(0.0, 32 - bits) / 32
 
     def saving(n: str, old: str, new: str, metric: str) -> float:
         return (sens.cost(n, old, metric) - sens.cost(n, new, metric)) * shares[n]
@@ -212,18 +242,20 @@ def allocate_precision(sens: PrecisionSensitivity, precisions: Sequence[str], li
             choice[best[1]] = best[2]
     reasons = {}
     for n, p in choice.items():
-        figures = {q: {"drop": round(sens.drop(n, q), 4),
+        figures = {q: {"drop": round(sens.drop(n, q), 4), "loss_added": round(sens.harm(n, q), 4),
                        "bits": round(32 + 8 * sens.cost(n, q, "bits") / max(sens.n_weights[n], 1), 3)}
                    for q in allowed}
         if p == costliest:
             why = f"kept at {p}: the budget did not need this layer lower"
         else:
             cheaper = [q for q in allowed if figures[q]["bits"] < figures[p]["bits"]]
-            nxt = min(cheaper, key=lambda q: figures[q]["drop"], default=None)
+            nxt = min(cheaper, key=lambda q: figures[q]["loss_added"], default=None)
             why = (f"{costliest} -> {p} to meet {', '.join(f'{m}<={lim:g}' for m, lim in limits.items())}: "
-                   f"alone at {p} it loses {100 * figures[p]['drop']:.2f} points for "
+                   f"alone at {p} it loses {100 * figures[p]['drop']:.2f} points (adds "
+                   f"{figures[p]['loss_added']:.3f} to the validation loss) for "
                    f"{figures[costliest]['bits'] - figures[p]['bits']:.2f} fewer bits per weight"
-                   + (f" (at {nxt}, the least lossy lower one, {100 * figures[nxt]['drop']:.2f} points)" if nxt else ""))
+                   + (f" (at {nxt}, the least harmful lower one, {100 * figures[nxt]['drop']:.2f} points, "
+                      f"+{figures[nxt]['loss_added']:.3f} loss)" if nxt else ""))
         reasons[n] = {"precision": p, "reason": why, "by_precision": figures}
     t = totals(choice)
     return PrecisionAllocation(choice, met, {k: round(v, 3) for k, v in t.items()}, dict(limits), reasons)
@@ -248,12 +280,7 @@ def file_sizes(model: nn.Module, layer_precision: Mapping[str, str], data) -> di
     """``{"bytes", "bits"}`` of the file the quantize step writes for ``model`` at ``layer_precision``
     (a file's sizes follow from its structure: the weights' values only set a palette's table
     when a layer has fewer distinct values than entries)."""
-    import copy
-
-    from slimnas.compress._quantize import OnnxQuantizer
-
-    q = OnnxQuantizer(mode="fp32", layer_precision=dict(layer_precision), n_calibration=64)
-    onnx = q._quantize(copy.deepcopy(model).eval(), data, data.input_shape)
+    onnx = _write(model, layer_precision, data, n_calibration=64)
     layers = layer_bits(onnx)
     n = sum(lay.weights for lay in layers)
     return {"bytes": len(onnx), "bits": 8.0 * sum(lay.weight_bytes for lay in layers) / max(n, 1)}

@@ -365,6 +365,8 @@ class OnnxQuantizer(BaseCompressor):
                               per_channel=self.per_channel, int8_format=self.int8_format, lowbit=lowbit,
                               held=self.held_)
         self.lowbit_ = {n: precision[n] for n in lowbit}
+        if lowbit:  # what is stored is the file (a cluster step before counted its own encoding)
+            self.storage_bytes_ = len(data)
         return data
 
     def not_done(self):

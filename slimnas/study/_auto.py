@@ -40,7 +40,7 @@ from slimnas.compress._allocate import (
     pruned_model,
 )
 from slimnas.compress._apply import attach_sensitivity, compress_and_measure, layer_decisions
-from slimnas.compress._base import WEIGHTED
+from slimnas.compress._base import WEIGHTED, precision_steps
 from slimnas.compress._bitalloc import (
     MIXED_PRECISIONS,
     PrecisionAllocation,
@@ -55,7 +55,7 @@ from slimnas.compress._prune import executed_layers
 from slimnas.compress._prune_layers import split_view
 from slimnas.compress._speed import slower_warning
 from slimnas.config import DEFAULT_RUNTIME, MeasureSettings, precision_names
-from slimnas.config._names import DEFAULT_PRECISIONS
+from slimnas.config._names import DEFAULT_PRECISIONS, get_precision
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.export import onnx_accuracy
@@ -295,7 +295,15 @@ class AutoObjective(BaseTrialObjective):
         alloc = fit_precision(self.model, pruned, self.mixed, self.auto.precisions, size_limits(self.budget),
                               self.data)
         options = {**policy.options("quantize"), "mode": "fp32", "layer_precision": alloc.precision}
-        return policy.with_step("quantize", options), alloc
+        policy = policy.with_step("quantize", options)
+        # a palettized layer is clustered to its palette's size first: the fine-tune trains the
+        # values its table will hold (the palette then keeps them exactly)
+        steps = precision_steps()
+        palettes = {n: 2 ** get_precision(p).bits for n, p in alloc.precision.items()
+                    if p in steps and steps[p][0] == "palette"}
+        if palettes:
+            policy = policy.with_step("cluster", {"n_clusters": 2, "layer_clusters": palettes})
+        return policy, alloc
 
     def policy(self, trial: optuna.Trial) -> CompressionPolicy:
         s = self.auto

@@ -110,6 +110,10 @@ def test_auto_meets_a_bits_budget_in_the_shipped_file_and_says_why_per_layer(tra
                                                                       "palette4", "palette2"}
     allocation = report["precision_allocation"]
     assert allocation["met"] and allocation["precision"] == chosen
+    # each palettized layer was clustered to its palette's size first, so the fine-tune trained its table
+    palettes = {n: 2 ** int(p.removeprefix("palette")) for n, p in chosen.items() if p.startswith("palette")}
+    cluster = next((s["options"] for s in report["policy"]["steps"] if s["compressor"] == "cluster"), {})
+    assert cluster.get("layer_clusters", {}) == palettes
     assert set(allocation["sensitivity"]["layers"]) == set(chosen)
     policy = json.loads((tmp_path / "policy.json").read_text())
     for row in policy["layers"]:
