@@ -144,3 +144,17 @@ def test_auto_on_the_command_line_meets_a_bytes_budget_with_the_files_real_bytes
     assert report["precision_allocation"]["estimated"]["bytes"] == size  # the allocation's file is the shipped one
     rows = json.loads((out / "policy.json").read_text())["layers"]
     assert all(r["precision"] in ("fp32", "int8", "int4", "palette4", "palette2") and r["precision_reason"] for r in rows)
+
+
+def test_the_joint_search_takes_precisions_below_8_bits_and_a_bits_budget():
+    import pytest
+
+    from slimnas.compress._space import CompressionSpace
+    from slimnas.errors import ConfigError
+    from slimnas.measure import Budget
+
+    space = CompressionSpace.from_config({"precision": ["int8", "int4", "palette4"]})
+    assert space.params["precision"].choices() == ["int8", "int4", "palette4"]
+    with pytest.raises(ConfigError, match="space.compression.precision"):
+        CompressionSpace.from_config({"precision": ["int8", "int3"]})
+    assert Budget.parse("bits<=4.5", "budget").metric == "bits"
