@@ -360,14 +360,14 @@ class OnnxQuantizer(BaseCompressor):
         precision = expand_precision(model, self.layer_precision or {})
         lowbit = encode_lowbit(model, precision, data)
         self.held_ = {}
-        data = quantize_model(model, input_shape, mode=self.mode, calibration=calib,
-                              layer_precision={n: "fp32" if n in lowbit else p for n, p in precision.items()},
-                              per_channel=self.per_channel, int8_format=self.int8_format, lowbit=lowbit,
-                              held=self.held_)
+        written = quantize_model(model, input_shape, mode=self.mode, calibration=calib,
+                                 layer_precision={n: "fp32" if n in lowbit else p for n, p in precision.items()},
+                                 per_channel=self.per_channel, int8_format=self.int8_format, lowbit=lowbit,
+                                 held=self.held_)
         self.lowbit_ = {n: precision[n] for n in lowbit}
         if lowbit:  # what is stored is the file (a cluster step before counted its own encoding)
-            self.storage_bytes_ = len(data)
-        return data
+            self.storage_bytes_ = len(written)
+        return written
 
     def not_done(self):
         """Layers asked for a precision below 8 bits that the file holds at fp32, with why."""

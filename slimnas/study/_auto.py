@@ -439,7 +439,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     if mixed_precision(s.precisions, budgets):
         mixed = precision_sensitivity(model, data, s.precisions, listener=listener)
         first = allocate_precision(mixed, s.precisions, size_limits(budgets))
-        listener.note("unpruned, " + allocation_summary(first))
+        listener.note("unpruned, " + allocation_summary(first, "estimated"))
     objective = AutoObjective(model, data, s, budgets, rule, listener, hardware=hardware, measure=measure,
                               precision=mixed)
     study, interrupted = search_policies(objective, sens, allocated, storage, out, stopping=stopping or "none")
@@ -643,8 +643,8 @@ class AutoAfter(AfterStudy):
                                                        allowed=s.precisions)
             hw_report = {**self.hardware.to_dict(), "precision": precision}
             listener.note(f"precision on the target: {precision['reason']} (int8 format {precision['int8_format']})")
-            if self.choice:
-                hw_report["chosen_out_of_reach"] = self.choice
+        if hw_report is not None and self.choice:
+            hw_report["chosen_out_of_reach"] = self.choice
         return policy, recipe, rows, hw_report
 
     def finetune(self, trial, refined) -> dict:
@@ -732,11 +732,11 @@ def mixed_precision(precisions: Sequence[str], budgets: Sequence[Budget]) -> boo
     return "bits" in limits or ("bytes" in limits and bool(set(precisions) - {"fp32", "int8"}))
 
 
-def allocation_summary(alloc: PrecisionAllocation) -> str:
-    """The allocation in one line: per-layer precisions, the estimated sizes, whether the limits are met."""
+def allocation_summary(alloc: PrecisionAllocation, sizes: str = "its file") -> str:
+    """The allocation in one line: per-layer precisions, the sizes (``sizes``: of what), whether the limits are met."""
     est = ", ".join(f"{m} {alloc.estimated[m]:g} (limit {lim:g})" for m, lim in alloc.limits.items())
     return ("precision per layer under the size budget (by each layer's measured sensitivity): "
-            + ", ".join(f"{n} {p}" for n, p in alloc.precision.items()) + f"; estimated {est}"
+            + ", ".join(f"{n} {p}" for n, p in alloc.precision.items()) + f"; {sizes}: {est}"
             + ("" if alloc.met else "; the budget is out of reach at the lowest precisions allowed"))
 
 
