@@ -125,7 +125,7 @@ def retrain_steps(policy: CompressionPolicy) -> int:
 
 
 #: what :func:`measure_artifact` measures of every artifact, by the metrics' registered rules
-ARTIFACT_METRICS = ("params", "macs", "bytes")
+ARTIFACT_METRICS = ("params", "macs", "bytes", "bits")
 
 
 def measure_artifact(
@@ -140,7 +140,7 @@ def measure_artifact(
 ) -> dict[str, float]:
     """Metrics of the artifact itself, each by its registered rule (:func:`~slimnas.measure.evaluate`):
     ``accuracy`` (validation, of its ONNX file in ONNX Runtime) where ``splits`` has ``val``,
-    ``params``, ``macs``, ``bytes`` and every metric of ``names``; beside them ``test_accuracy``
+    ``params``, ``macs``, ``bytes``, ``bits`` (per weight, of the file) and every metric of ``names``; beside them ``test_accuracy``
     (of the file, where ``splits`` has ``test``), the file's ``weight_bytes`` and
     ``overhead_bytes``, ``storage_bytes`` (clustered encoding, else the file), and ``latency_ms``
     at each batch of ``latency_batches`` as ``latency_ms_b<batch>`` (``latency_ms`` is the first)

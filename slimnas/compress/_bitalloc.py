@@ -180,10 +180,13 @@ def size_limits(budgets) -> dict[str, float]:
 
 
 def allocate_precision(sens: PrecisionSensitivity, precisions: Sequence[str], limits: Mapping[str, float], *,
-                       shares: Mapping[str, float] | None = None) -> PrecisionAllocation:
+                       shares: Mapping[str, float] | None = None,
+                       stated: Mapping[str, float] | None = None) -> PrecisionAllocation:
     """Per-layer precisions among ``precisions`` meeting ``limits`` (``{"bytes": ..., "bits":
-    ...}``) at the least estimated accuracy lost (module docstring). ``shares``: each layer's
-    weights kept by pruning (1 where absent): its costs and savings scale with it."""
+    ...}``) at the least estimated loss added (module docstring). ``shares``: each layer's
+    weights kept by pruning (1 where absent): its costs and savings scale with it. ``stated``:
+    the budget's own limits, where ``limits`` aim lower so that the written file meets them (the
+    reasons name both)."""
     shares = {n: float((shares or {}).get(n, 1.0)) for n in sens.layers}
     allowed = [p for p in dict.fromkeys(precisions) if p == "fp32" or all(p in row for row in sens.layers.values())]
 
@@ -250,7 +253,10 @@ def allocate_precision(sens: PrecisionSensitivity, precisions: Sequence[str], li
         else:
             cheaper = [q for q in allowed if figures[q]["bits"] < figures[p]["bits"]]
             nxt = min(cheaper, key=lambda q: figures[q]["loss_added"], default=None)
-            why = (f"{costliest} -> {p} to meet {', '.join(f'{m}<={lim:g}' for m, lim in limits.items())}: "
+            aim = "" if not stated or dict(stated) == dict(limits) else (
+                f" (aiming at {', '.join(f'{m}<={lim:.4g}' for m, lim in limits.items())} so the written file meets it)")
+            why = (f"{costliest} -> {p} to meet {', '.join(f'{m}<={lim:g}' for m, lim in (stated or limits).items())}"
+                   f"{aim}: "
                    f"alone at {p} it loses {100 * figures[p]['drop']:.2f} points (adds "
                    f"{figures[p]['loss_added']:.3f} to the validation loss) for "
                    f"{figures[costliest]['bits'] - figures[p]['bits']:.2f} fewer bits per weight"
@@ -301,7 +307,7 @@ def fit_precision(parent: nn.Module, pruned: nn.Module, sens: PrecisionSensitivi
         if not miss or not alloc.met:
             break
         target = {m: t - max(0.0, measured[m] - alloc.estimated[m]) if m in miss else t for m, t in target.items()}
-        alloc = allocate_precision(sens, precisions, target, shares=shares)
+        alloc = allocate_precision(sens, precisions, target, shares=shares, stated=limits)
     else:
         measured = file_sizes(pruned, alloc.precision, data)
     alloc.estimated = {k: round(float(v), 3) for k, v in measured.items()}

@@ -14,7 +14,8 @@ int8 with one fp32 scale per output channel of L weights is ``8 + 32 / L`` bits,
 fp32 scale per 32 weights ``4 + 1 = 5``, a 4-bit palette with one 16-entry fp32 table per layer of
 n weights ``4 + 512 / n`` (one table per output channel: ``4 + 512 / L``), fp16 16, fp32 32.
 Biases, batch norms and the activations' quantization parameters are not weights and are not
-counted; a constant several layers' unpacking shares (a shift amount) is counted once.
+counted; a constant several layers' unpacking shares (a shift amount) is counted once; a layer
+whose weight's shape ONNX's shape inference cannot give is left out of both sums.
 """
 
 from __future__ import annotations
@@ -52,6 +53,14 @@ class LayerBits:
         return 8.0 * self.weight_bytes / self.weights if self.weights else 0.0
 
 
+def _tensor_bytes(t: onnx.TensorProto) -> int:
+    """Bytes of a stored tensor's values (its serialized size where numpy cannot read it)."""
+    try:
+        return int(numpy_helper.to_array(t).nbytes)
+    except Exception:  # noqa: BLE001 - a type numpy has no array for: count what the file holds
+        return len(t.SerializeToString())
+
+
 def _load(onnx_file: bytes | str | Path) -> onnx.ModelProto:
     if isinstance(onnx_file, bytes):
         return onnx.ModelProto.FromString(onnx_file)
@@ -62,7 +71,7 @@ def layer_bits(onnx_file: bytes | str | Path) -> list[LayerBits]:
     """Each weighted operator of the file, in graph order (see the module docstring)."""
     proto = _load(onnx_file)
     graph = proto.graph
-    stored: dict[str, int] = {i.name: numpy_helper.to_array(i).nbytes for i in graph.initializer}
+    stored: dict[str, int] = {i.name: _tensor_bytes(i) for i in graph.initializer}
     shapes: dict[str, tuple[int, ...]] = {i.name: tuple(i.dims) for i in graph.initializer}
     producer: dict[str, onnx.NodeProto] = {}
     constant = set(stored)
@@ -72,7 +81,7 @@ def layer_bits(onnx_file: bytes | str | Path) -> list[LayerBits]:
         if node.op_type == "Constant":
             for attr in node.attribute:
                 if attr.type == onnx.AttributeProto.TENSOR:
-                    stored[node.output[0]] = numpy_helper.to_array(attr.t).nbytes
+                    stored[node.output[0]] = _tensor_bytes(attr.t)
                     shapes[node.output[0]] = tuple(attr.t.dims)
                     constant.add(node.output[0])
         elif node.input and all(i in constant for i in node.input if i):
@@ -94,7 +103,10 @@ def layer_bits(onnx_file: bytes | str | Path) -> list[LayerBits]:
         nonlocal inferred
         if name not in shapes:
             if inferred is None:
-                done = onnx.shape_inference.infer_shapes(proto)
+                try:
+                    done = onnx.shape_inference.infer_shapes(proto)
+                except Exception:  # noqa: BLE001 - a graph ONNX cannot infer: its layers go uncounted
+                    done = onnx.ModelProto()
                 inferred = {v.name: tuple(d.dim_value if d.HasField("dim_value") else -1
                                           for d in v.type.tensor_type.shape.dim)
                             for v in done.graph.value_info if v.type.tensor_type.HasField("shape")}

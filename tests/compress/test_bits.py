@@ -115,6 +115,12 @@ def test_auto_meets_a_bits_budget_in_the_shipped_file_and_says_why_per_layer(tra
     cluster = next((s["options"] for s in report["policy"]["steps"] if s["compressor"] == "cluster"), {})
     assert cluster.get("layer_clusters", {}) == palettes
     assert set(allocation["sensitivity"]["layers"]) == set(chosen)
+    from slimnas.report._compress import compress_report_data, render_compress_markdown
+
+    shown = compress_report_data(tmp_path)  # the compress report (slimnas report) says why, per layer
+    assert set(shown["precision_reasons"]) == set(chosen) and "## Why each layer has its precision" in \
+        render_compress_markdown(shown)
+    assert next(r for r in shown["rows"] if r["key"] == "bits")["after"] <= 4.5
     policy = json.loads((tmp_path / "policy.json").read_text())
     for row in policy["layers"]:
         assert row["precision"] == chosen[row["layer"]]
