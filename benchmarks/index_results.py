@@ -76,6 +76,8 @@ CLAIMS: list[tuple[str, str, str]] = [
     ("conv_overhead", "conv-overhead", "the paper CNN's fixed latency: why its latency cannot follow its MACs"),
     ("scaling", "scaling", "two workers against one, and a kill -9 and restart"),
     ("lowbit", "lowbit", "int4/int2 with GPTQ against round-to-nearest, and 4-bit palettization, each file run in ONNX Runtime (MLP, paper CNN)"),
+    ("bit_allocation", "bit-allocation", "mixed precision per layer under 0.6x uniform int8's bytes, within 1 point of fp32 (paper CNN)"),
+    ("archive/bit_allocation_*", "bit-allocation", "the first run (at a893cc6), every figure identical to the rerun"),
     ("archive/scaling_*", "scaling", "an earlier run, replaced by the rerun at 864e684"),
 ]
 

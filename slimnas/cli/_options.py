@@ -73,12 +73,15 @@ NTrials = Annotated[int | None, typer.Option(
 EarlyStopping = Annotated[str | None, typer.Option(
     "--early-stopping", help=f"Stop weak trials early [default: {EARLY_STOPPING_DEFAULT}].")]
 Budget = Annotated[list[str] | None, typer.Option(
-    metavar="BUDGET", help="Hard constraint, repeatable or comma-separated: 'macs<=20000', 'bytes<=8KB'; "
+    metavar="BUDGET", help="Hard constraint, repeatable or comma-separated: 'macs<=20000', 'bytes<=8KB', 'bits<=4.5' "
+                           "(bits per weight of the file); "
                            "compress --auto also takes a share of the input model, 'macs<=50%', and needs one [default: none, "
                            "or the config's].")]
 Precision = Annotated[list[str] | None, typer.Option(
     metavar="PRECISION", help="Precisions, repeatable or comma-separated: compress --auto, the per-layer precisions to choose "
-         "from; device profile, the precisions to time [default: fp32,int8].")]
+         "from (fp32, fp16, int8, int4, int2, palette1..palette8; under a 'bits<=N' budget, or a bytes budget with "
+         "one below int8, each layer's is allocated by its measured sensitivity); device profile, the precisions to "
+         "time [default: fp32,int8; compress --auto under a bits budget: fp32,fp16,int8,int4,palette8,palette4,palette2].")]
 DeviceProfile = Annotated[str | None, typer.Option(
     "--device-profile", help="Target a device: a profile YAML (slimnas device profile) or a built-in name "
                              "(mcu, phone, server-cpu); its runtime, threads and batch time latency, its table predicts "

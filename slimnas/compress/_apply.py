@@ -125,7 +125,7 @@ def retrain_steps(policy: CompressionPolicy) -> int:
 
 
 #: what :func:`measure_artifact` measures of every artifact, by the metrics' registered rules
-ARTIFACT_METRICS = ("params", "macs", "bytes")
+ARTIFACT_METRICS = ("params", "macs", "bytes", "bits")
 
 
 def measure_artifact(
@@ -140,7 +140,7 @@ def measure_artifact(
 ) -> dict[str, float]:
     """Metrics of the artifact itself, each by its registered rule (:func:`~slimnas.measure.evaluate`):
     ``accuracy`` (validation, of its ONNX file in ONNX Runtime) where ``splits`` has ``val``,
-    ``params``, ``macs``, ``bytes`` and every metric of ``names``; beside them ``test_accuracy``
+    ``params``, ``macs``, ``bytes``, ``bits`` (per weight, of the file) and every metric of ``names``; beside them ``test_accuracy``
     (of the file, where ``splits`` has ``test``), the file's ``weight_bytes`` and
     ``overhead_bytes``, ``storage_bytes`` (clustered encoding, else the file), and ``latency_ms``
     at each batch of ``latency_batches`` as ``latency_ms_b<batch>`` (``latency_ms`` is the first)
@@ -177,14 +177,17 @@ def layer_decisions(parent: nn.Module, artifact: CompressedModel) -> list[dict]:
     after = dict(artifact.model.named_modules())
     layers = executed_layers(split_view(parent), shape)  # names as pruning reports them
     names = [n for n, _ in layers]
-    columns = {}
-    for name in list_compressors():
+    columns: dict[str, dict] = {}
+    for name in list_compressors():  # in the order a policy runs them: a later step's value wins
         cls = COMPRESSORS.get(name)
         if cls.layer_column is None:
             continue
+        # several compressors may share a column (int4, palette and quantize all set ``precision``):
+        # an absent one leaves the others' values as they are
+        column = columns.setdefault(cls.layer_column, dict.fromkeys(names, cls.layer_off))
         step = artifact.policy.step(name)
-        columns[cls.layer_column] = (step.build().layer_values(names) if step is not None
-                                     else dict.fromkeys(names, cls.layer_off))
+        if step is not None:
+            column.update(step.build().layer_values(names))
     rows = []
     for name, module in layers:
         new = after.get(name)
@@ -242,6 +245,7 @@ def compress_and_measure(
     phase: str = "compress",
     label: str = "compress",
     keep_best: bool = False,
+    refit: Callable[[CompressionPolicy], CompressionPolicy] | None = None,
     **changes,
 ) -> tuple[CompressedModel, dict, list[dict]]:
     """Apply ``policy`` (its MAC ratios fitted to the budget and to ``keep``, see
@@ -250,9 +254,12 @@ def compress_and_measure(
 ``names`` beside its own metrics; ``changes``: settings that differ). ``stoppers(fitted_policy)``
     gives the early-stopping callbacks of the fine-tune (their epochs count on across retraining
     steps). With a ``listener``, the steps are reported as :func:`apply_policy` says, the
-    measurement as a ``measure`` phase; ``keep_best``: see :func:`apply_policy`. Returns ``(artifact, metrics, per-layer decisions)``."""
+    measurement as a ``measure`` phase; ``keep_best``: see :func:`apply_policy`; ``refit``: applied to
+    the fitted policy (per-layer precisions allocated for its pruned sizes). Returns ``(artifact, metrics, per-layer decisions)``."""
     policy = fit_to_macs(parent, policy, splits.input_shape, budget, use_full_budget=use_full_budget, keep=keep,
                          rounding=rounding)
+    if refit is not None:
+        policy = refit(policy)
     callbacks = [RunningEpochs(list(stoppers(policy)))] if stoppers is not None else []
     artifact = apply_policy(parent, policy, splits, teacher=parent, epochs=epochs, seed=seed, device=device,
                             train=train, callbacks=callbacks, listener=listener, phase=phase, label=label,

@@ -89,7 +89,10 @@ class BaseCompressor(abc.ABC):
     #: that setting's value when a policy has no step of this compressor
     layer_off: ClassVar[Any] = None
     #: precision names this compressor gives ``compress --quantize``, each with its step options
-    #: (``{"int4": {"bits": 4}}``): names come from the registry, not from a list kept by hand
+    #: (``{"int4": {"bits": 4}}``): names come from the registry, not from a list kept by hand; a
+    #: compressor with an ``encode(model, data, names)`` method (returning each named layer's
+    #: :class:`~slimnas.compress._lowbit.LowBitWeight`) also writes them for single layers
+    #: (``quantize.layer_precision``, ``compress --auto --precision``)
     precisions: ClassVar[dict[str, dict[str, Any]]] = {}
     #: genes this compressor adds to a joint search (``space.compression``)
     genes: ClassVar[dict[str, Gene]] = {}
@@ -237,7 +240,8 @@ def register_compressor(name: str) -> Callable[[type[BaseCompressor]], type[Base
         COMPRESSORS.register_class(name)(cls)
         for precision, options in cls.precisions.items():  # one name list: the precision registry
             if precision not in precision_names():
-                register_precision(precision, bits=int(options.get("bits", 0)))
+                # a compressor that encodes chosen layers (``encode``) writes its precision per layer too
+                register_precision(precision, bits=int(options.get("bits", 0)), layer=callable(getattr(cls, "encode", None)))
         return cls
 
     return decorator

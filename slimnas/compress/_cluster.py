@@ -87,6 +87,9 @@ class WeightClusterer(BaseCompressor):
     Args:
         n_clusters: shared values per layer (``k >= 2``).
         layers: module names (every Linear and conv layer by default).
+        layer_clusters: module name -> its own count of shared values (those layers only, then;
+            ``--auto`` clusters each layer it palettizes to the palette's size, so the fine-tune
+            trains the values the file's table holds).
         retrain: fine-tuning of the shared values, assignments fixed.
 
     Learned state: ``model_``, ``codebooks_`` (name -> values), ``indices_`` (name -> int array),
@@ -100,7 +103,7 @@ class WeightClusterer(BaseCompressor):
     """
 
     def __init__(self, n_clusters: int = 16, *, layers: Sequence[str] | None = None,
-                 retrain: Retrain | None = None) -> None:
+                 layer_clusters: dict[str, int] | None = None, retrain: Retrain | None = None) -> None:
         self._store(locals())
 
     order = 30
@@ -126,16 +129,21 @@ class WeightClusterer(BaseCompressor):
     def validate(self) -> None:
         if isinstance(self.n_clusters, bool) or not isinstance(self.n_clusters, int) or self.n_clusters < 2:
             raise ConfigError("cluster.n_clusters", "an integer >= 2", self.n_clusters)
+        for name, k in (self.layer_clusters or {}).items():
+            if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+                raise ConfigError(f"cluster.layer_clusters.{name}", "an integer >= 2", k)
 
     def _fit(self, model, data, teacher, input_shape):
         self.validate()
         modules = dict(model.named_modules())
-        names = weighted_layers(model, self.layers, "cluster.layers")
+        layers = list(self.layer_clusters) if self.layer_clusters is not None else self.layers
+        names = weighted_layers(model, layers, "cluster.layers")
         self.dense_bytes_ = _float_bytes(model)
         self.codebooks_, self.indices_ = {}, {}
         seed = (self.retrain or Retrain()).seed
         for name in names:
-            codebook, idx = kmeans_1d(modules[name].weight.detach().cpu().numpy(), self.n_clusters, seed=seed)
+            k = (self.layer_clusters or {}).get(name, self.n_clusters)
+            codebook, idx = kmeans_1d(modules[name].weight.detach().cpu().numpy(), k, seed=seed)
             parametrize.register_parametrization(modules[name], "weight", _Shared(codebook, idx))
             self.indices_[name] = idx
         history = None
@@ -146,7 +154,7 @@ class WeightClusterer(BaseCompressor):
                 self.codebooks_[name] = modules[name].parametrizations.weight[0].codebook.detach().numpy().copy()
                 parametrize.remove_parametrizations(modules[name], "weight", leave_parametrized=True)
         self.encoded_bytes_ = self.storage_bytes_ = clustered_bytes(model, self.codebooks_, self.indices_)
-        self.report_ = {"n_clusters": self.n_clusters, "encoded_bytes": self.encoded_bytes_,
+        self.report_ = {"n_clusters": self.layer_clusters or self.n_clusters, "encoded_bytes": self.encoded_bytes_,
                         "dense_bytes": self.dense_bytes_, "layers": names,
                         "epochs_run": len(history.epochs) if history else 0}
         return model.eval()

@@ -61,6 +61,8 @@ class WeightOnlyQuantizer(BaseCompressor):
     order = 90
     retrains = False
     writes_file = True
+    layer_column = "precision"
+    layer_off = "fp32"
     precisions = {"int4": {"bits": 4}, "int2": {"bits": 2}}
     conformance_options = {"bits": 4, "group_size": 16}
 
@@ -99,28 +101,35 @@ class WeightOnlyQuantizer(BaseCompressor):
                 w.copy_(q.reshape(w.shape))
         return model.eval()
 
-    def _fit(self, model, data, teacher, input_shape):
-        self.validate()
-        names = weighted_layers(model, self.layers)
+    def encode(self, model, data, names: list[str]) -> dict:
+        """``names``' weights as :class:`~slimnas.compress._lowbit.LowBitWeight` at ``bits`` bits,
+        and ``model``'s weights (changed in place) their dequantized values; ``rounded_`` says
+        which layers GPTQ rounded (calibrated on ``data``'s training samples)."""
         modules = dict(model.named_modules())
         hessians = {}
         if self.rounding == "gptq":
             if data is None:
                 raise ConfigError("int4.rounding", "training samples to calibrate GPTQ (give the data), or 'rtn'", "gptq")
             hessians = input_hessians(model, names, data.x_train[: self.n_calibration])
-        self.weights_ = {}
+        weights = {}
         for name in names:
             w = modules[name].weight.detach().cpu().numpy()
             if name in hessians:
-                self.weights_[name] = gptq_weight(w, hessians[name], self.bits, self.group_size)
+                weights[name] = gptq_weight(w, hessians[name], self.bits, self.group_size)
             else:
-                self.weights_[name] = uniform_codes(w, self.bits, self.group_size)
+                weights[name] = uniform_codes(w, self.bits, self.group_size)
             with torch.no_grad():
-                modules[name].weight.copy_(torch.from_numpy(self.weights_[name].dequantize()))
+                modules[name].weight.copy_(torch.from_numpy(weights[name].dequantize()))
+        self.rounded_ = {n: ("gptq" if n in hessians else "rtn") for n in names}
+        return weights
+
+    def _fit(self, model, data, teacher, input_shape):
+        self.validate()
+        names = weighted_layers(model, self.layers)
+        self.weights_ = self.encode(model, data, names)
         model = model.eval()
         self.onnx_, self.held_ = lowbit_onnx(model, input_shape, self.weights_, accuracy_level=COMPUTE[self.compute])
         self.precision_ = f"int{self.bits}"
-        self.rounded_ = {n: ("gptq" if n in hessians else "rtn") for n in names}
         self.val_accuracy_ = None if data is None else onnx_accuracy(self.onnx_, data.x_val, data.y_val)
         run = [n for n, how in self.held_.items() if how == RUNS_LOW_BIT.format(bits=self.bits)]
         self.report_ = {"bits": self.bits, "group_size": self.group_size, "rounding": self.rounding,
@@ -138,7 +147,7 @@ class WeightOnlyQuantizer(BaseCompressor):
         return model
 
     def layer_values(self, layers):
-        return {}
+        return {n: f"int{self.bits}" for n in layers if self.layers is None or n in self.layers}
 
     def not_done(self):
         return {n: how.removeprefix("fp32: ") for n, how in getattr(self, "held_", {}).items() if how.startswith("fp32")}

@@ -261,6 +261,17 @@ def lowbit_onnx(model: nn.Module, input_shape: tuple[int, ...], weights: dict[st
         unpacked at load (stored at b bits, runs at fp32), or left at fp32 and why.
     """
     proto = export_proto(model, input_shape, verify=False)
+    how = rewrite_lowbit(proto, weights, matmul_nbits=matmul_nbits, accuracy_level=accuracy_level)
+    data = lean(proto).SerializeToString()
+    ort_session(data)  # raises if ONNX Runtime cannot load it
+    return data, how
+
+
+def rewrite_lowbit(proto, weights: dict[str, LowBitWeight], *, matmul_nbits: bool = True,
+                   accuracy_level: int = 0) -> dict[str, str]:
+    """Hold the layers of ``weights`` at their bits in ``proto`` (an exported graph whose node
+    names are the exporter's, changed in place: other layers may already be int8 or fp16);
+    returns ``{layer: how it is held}`` as :func:`lowbit_onnx` does."""
     graph = proto.graph
     nodes = {n.name: n for n in graph.node}
     by_layer = layer_nodes(proto)
@@ -316,8 +327,28 @@ def lowbit_onnx(model: nn.Module, input_shape: tuple[int, ...], weights: dict[st
     graph.initializer.extend(keep + g.inits)
     del graph.node[:]
     graph.node.extend(new_nodes)
-    if any(n.domain == "com.microsoft" for n in graph.node):
+    if any(n.domain == "com.microsoft" for n in graph.node) and not any(
+            o.domain == "com.microsoft" for o in proto.opset_import):
         proto.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    data = lean(proto).SerializeToString()
-    ort_session(data)  # raises if ONNX Runtime cannot load it
-    return data, how
+    return how
+
+
+
+def encode_lowbit(model: nn.Module, layer_precision: dict[str, str], data=None) -> dict[str, LowBitWeight]:
+    """The layers of ``layer_precision`` at a precision below 8 bits (``int4``, ``palette2``: a
+    compressor's declared precision with an ``encode`` method) encoded by that compressor with
+    its precision's options, their weights in ``model`` set to the encoded values (in place);
+    the other layers are left to the caller."""
+    from slimnas.compress._base import COMPRESSORS, precision_steps
+
+    steps = precision_steps()
+    groups: dict[str, list[str]] = {}
+    for name, p in layer_precision.items():
+        if p in steps and callable(getattr(COMPRESSORS.get(steps[p][0]), "encode", None)):
+            groups.setdefault(p, []).append(name)
+    weights: dict[str, LowBitWeight] = {}
+    for p, names in groups.items():
+        compressor, options = steps[p]
+        weights.update(COMPRESSORS.get(compressor)(**options).encode(model, data, names))
+    return weights
+

@@ -72,6 +72,8 @@ class Palettizer(BaseCompressor):
     order = 90
     retrains = False
     writes_file = True
+    layer_column = "precision"
+    layer_off = "fp32"
     precisions = {f"palette{b}": {"bits": b} for b in range(1, 9)}
     conformance_options = {"bits": 3, "granularity": "channel"}
 
@@ -98,16 +100,21 @@ class Palettizer(BaseCompressor):
                 w.copy_(torch.gather(table, 1, nearest).reshape(w.shape))
         return model.eval()
 
+    def encode(self, model, data, names: list[str]) -> dict[str, LowBitWeight]:
+        """``names``' weights palettized, and ``model``'s weights (changed in place) their table values."""
+        modules = dict(model.named_modules())
+        weights = {}
+        for name in names:
+            lw = palettize(modules[name].weight.detach().cpu().numpy(), self.bits, self.granularity)
+            weights[name] = lw
+            with torch.no_grad():
+                modules[name].weight.copy_(torch.from_numpy(lw.dequantize()))
+        return weights
+
     def _fit(self, model, data, teacher, input_shape):
         self.validate()
         names = weighted_layers(model, self.layers)
-        modules = dict(model.named_modules())
-        self.weights_ = {}
-        for name in names:
-            lw = palettize(modules[name].weight.detach().cpu().numpy(), self.bits, self.granularity)
-            self.weights_[name] = lw
-            with torch.no_grad():
-                modules[name].weight.copy_(torch.from_numpy(lw.dequantize()))
+        self.weights_ = self.encode(model, data, names)
         model = model.eval()
         self.onnx_, self.held_ = lowbit_onnx(model, input_shape, self.weights_, matmul_nbits=False)
         self.storage_bytes_ = len(self.onnx_)  # what is stored is the file
@@ -118,6 +125,9 @@ class Palettizer(BaseCompressor):
                         "palette_bytes": int(sum(self.weights_[n].n_bytes for n in names if not self.held_[n].startswith("fp32"))),
                         **size_report(self.onnx_)}
         return model
+
+    def layer_values(self, layers):
+        return {n: f"palette{self.bits}" for n in layers if self.layers is None or n in self.layers}
 
     def not_done(self):
         return {n: how.removeprefix("fp32: ") for n, how in getattr(self, "held_", {}).items() if how.startswith("fp32")}

@@ -30,8 +30,15 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from slimnas.compress._base import BaseCompressor, Gene, _require_data, register_compressor
+from slimnas.compress._base import (
+    BaseCompressor,
+    Gene,
+    _require_data,
+    precision_steps,
+    register_compressor,
+)
 from slimnas.compress._distill import Retrain
+from slimnas.compress._lowbit import encode_lowbit, rewrite_lowbit
 from slimnas.config import precision_names
 from slimnas.config._names import DEFAULT_PRECISIONS, precision_text
 from slimnas.errors import ConfigError
@@ -47,6 +54,9 @@ from slimnas.spaces import Key
 from slimnas.training import evaluate
 
 MODES = ("int8", "int8-dynamic", "int8-auto", "fp16", "fp32")
+#: per-layer precisions ONNX Runtime's quantizer writes; the layer precisions below 8 bits are
+#: encoded by their compressors and written into the same file (:func:`encode_lowbit`)
+RUNTIME_PRECISIONS = ("fp32", "fp16", "int8")
 STATIC_FORMATS = ("qdq", "qoperator")  # how static int8 is written (int8-dynamic is the third format)
 FP32_TOLERANCE = 1e-3  # largest output difference an fp32 file may show against the eager model
 FP16_TOLERANCE = 5e-2
@@ -91,6 +101,8 @@ def quantize_model(
     per_channel: bool = True,
     int8_format: str = "qdq",
     reduce_range: bool | None = None,
+    lowbit: Mapping | None = None,
+    held: dict[str, str] | None = None,
 ) -> bytes:
     """The model as a lean ONNX file at the given precision (bytes, verified loadable).
 
@@ -107,6 +119,10 @@ def quantize_model(
             fuses) or ``qoperator`` (integer operators such as ``QLinearConv``).
         reduce_range: int8 weights on a 7-bit grid; ``None`` (default) does so
             where this machine's integer kernels saturate (:func:`int8_saturates`).
+        lowbit: layer -> :class:`~slimnas.compress._lowbit.LowBitWeight` (the model's weight
+            already set to its values: :func:`~slimnas.compress._lowbit.encode_lowbit`): those
+            layers are held at their bits in the same file (their ``layer_precision`` is fp32);
+            ``held`` (a dict) is filled with how each is held.
     """
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -120,9 +136,11 @@ def quantize_model(
     if int8_format not in STATIC_FORMATS:
         raise ConfigError("quantize.int8_format", f"one of {list(STATIC_FORMATS)}", int8_format)
     layer_precision = dict(layer_precision or {})
+    encoded = precision_steps()  # written from their encoding (lowbit=), not by ONNX Runtime's quantizer
     for name, p in layer_precision.items():
-        if p not in precision_names("layer"):
-            raise ConfigError(f"quantize.layer_precision.{name}", precision_text("layer"), p)
+        if p not in precision_names("layer") or p in encoded:
+            raise ConfigError(f"quantize.layer_precision.{name}", precision_text("layer") + (
+                f" ({p} encoded first and given as lowbit=)" if p in encoded else ""), p)
     proto = export_proto(model, input_shape)
     nodes = layer_nodes(proto)
     unknown = set(layer_precision) - set(nodes)
@@ -164,6 +182,10 @@ def quantize_model(
         inits = {i.name for i in proto.graph.initializer}
         names = {i for node in proto.graph.node if node.name in fp16_nodes for i in node.input if i in inits}
         proto = fp16_weights(proto, names)
+    if lowbit:
+        how = rewrite_lowbit(proto, dict(lowbit))
+        if held is not None:
+            held.update(how)
     data = lean(proto).SerializeToString()
     ort_session(data)  # raises if ONNX Runtime cannot load the result
     return data
@@ -312,7 +334,8 @@ class OnnxQuantizer(BaseCompressor):
     def export_tolerance(self) -> float | None:
         """The largest output difference the file may show against the eager model (``None``:
         int8 changes outputs by design; only top-1 agreement is reported)."""
-        precisions = {self.mode, *(self.layer_precision or {}).values()}
+        # a layer below 8 bits computes with its encoded values, as the eager model does: fp32 arithmetic
+        precisions = {self.mode, *(p if p in RUNTIME_PRECISIONS else "fp32" for p in (self.layer_precision or {}).values())}
         if precisions <= {"fp32"}:
             return FP32_TOLERANCE
         return FP16_TOLERANCE if precisions <= {"fp32", "fp16"} else None
@@ -322,10 +345,38 @@ class OnnxQuantizer(BaseCompressor):
         return {n: (self.layer_precision or {}).get(n, default) for n in layers}
 
     def _quantize(self, model, data, input_shape) -> bytes:
+        """The file; layers at a precision below 8 bits are encoded first (``model``'s weights
+        take their values, in place) and held at their bits in it (``held_`` says how)."""
         calib = None if data is None else data.x_train[: self.n_calibration]
-        return quantize_model(model, input_shape, mode=self.mode, calibration=calib,
-                              layer_precision=expand_precision(model, self.layer_precision or {}),
-                              per_channel=self.per_channel, int8_format=self.int8_format)
+        precision = expand_precision(model, self.layer_precision or {})
+        lowbit = encode_lowbit(model, precision, data)
+        self.held_ = {}
+        written = quantize_model(model, input_shape, mode=self.mode, calibration=calib,
+                                 layer_precision={n: "fp32" if n in lowbit else p for n, p in precision.items()},
+                                 per_channel=self.per_channel, int8_format=self.int8_format, lowbit=lowbit,
+                                 held=self.held_)
+        self.lowbit_ = {n: precision[n] for n in lowbit}
+        if lowbit:  # what is stored is the file (a cluster step before counted its own encoding)
+            self.storage_bytes_ = len(written)
+        return written
+
+    def not_done(self):
+        """Layers asked for a precision below 8 bits that the file holds at fp32, with why."""
+        return {n: how.removeprefix("fp32: ") for n, how in getattr(self, "held_", {}).items() if how.startswith("fp32")}
+
+    def lowbit_report(self) -> dict:
+        """Where the file holds layers below 8 bits: which run there and which are only stored."""
+        held = getattr(self, "held_", {})
+        if not held:
+            return {}
+        run = [n for n, how in held.items() if how.startswith("MatMulNBits")]
+        stored = [n for n, how in held.items() if n not in run and not how.startswith("fp32")]
+        out = {"lowbit_layers": held, "run_at_low_bits": run, "stored_at_low_bits": stored}
+        convs = [n for n in stored if self.lowbit_.get(n, "").startswith("int")]
+        if convs:
+            out["notes"] = [f"{', '.join(convs)} stored below 8 bits but run at fp32 (ONNX Runtime has no low-bit "
+                            "convolution; only Linear layers run as MatMulNBits)"]
+        return out
 
     def _fit(self, model, data, teacher, input_shape):
         _check_mode(self.mode, "quantize.mode")
@@ -350,7 +401,7 @@ class OnnxQuantizer(BaseCompressor):
                 model = self._qat(model, data, teacher, input_shape)
         self.report_ = {"mode": self.mode, "val_accuracy": self.val_accuracy_,
                         "float_val_accuracy": self.float_val_accuracy_, "qat": self.qat_ran_,
-                        "qat_val_accuracy": self.qat_val_accuracy_,
+                        "qat_val_accuracy": self.qat_val_accuracy_, **self.lowbit_report(),
                         **size_report(self.onnx_)}
         return model
 

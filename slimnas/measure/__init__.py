@@ -3,6 +3,7 @@ counts, file bytes, latency on a real runtime. Metrics plug in with :func:`regis
 runtimes with ``RUNTIMES.register``."""
 
 from slimnas.measure import (
+    _bits,  # noqa: F401  (registers the bits metric)
     _bytes,  # noqa: F401 (loaded as before)
     _format,  # noqa: F401 (loaded as before)
     _machine,  # noqa: F401 (loaded as before)

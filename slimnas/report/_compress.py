@@ -27,6 +27,7 @@ ROWS = [
     ("weight_bytes", "  weight payload", "{:,}"),
     ("overhead_bytes", "  format overhead", "{:,}"),
     ("storage_bytes", "storage bytes", "{:,}"),
+    ("bits", "bits per weight (file)", "{:.2f}"),
 ]
 
 
@@ -59,7 +60,8 @@ def compress_report_data(folder: str | Path) -> dict:
         result meets it), ``rows`` (the before/after table: key, label, before, after, ratio),
         ``slower`` (the batches at which the compressed model is slower than its input),
         ``policy`` (its steps), ``card`` (per-layer decisions and sensitivity, as a search's
-        front member's), ``warnings`` and ``checks``.
+        front member's), ``warnings``, ``checks`` and ``precision_reasons`` (``--auto`` under a size
+        budget: layer -> why it has its precision).
     """
     from slimnas import __version__
 
@@ -105,6 +107,8 @@ def compress_report_data(folder: str | Path) -> dict:
         "card": member,
         "warnings": list(report.get("warnings") or []),
         "checks": dict(report.get("checks") or {}),
+        # --auto under a size budget: why each layer has its precision
+        "precision_reasons": {r["layer"]: r["precision_reason"] for r in doc["layers"] if r.get("precision_reason")},
     }
 
 
@@ -175,6 +179,10 @@ def render_compress_html(data: dict) -> str:
     if c["layers"]:
         cols, body = _layer_cells(c)
         parts += ["<h2>Per-layer decisions</h2>", _plot(layers_figure(c), "layers"), _table(cols, body, text_columns=1)]
+    if data.get("precision_reasons"):
+        parts += ["<h2>Why each layer has its precision</h2>",
+                  _table(["layer", "precision: why"], [[k, v] for k, v in data["precision_reasons"].items()],
+                         text_columns=2)]
     if c["sensitivity"]:
         cols, body = _sensitivity_cells(c)
         parts += ["<h2>Sensitivity</h2>",
@@ -207,6 +215,9 @@ def render_compress_markdown(data: dict) -> str:
     out += ["## Policy", "", _steps(data["policy"]), ""]
     if c["layers"]:
         out += ["## Per-layer decisions", "", *_table(*_layer_cells(c))]
+    if data.get("precision_reasons"):
+        out += ["## Why each layer has its precision", "",
+                *(f"- {k}: {v}" for k, v in data["precision_reasons"].items()), ""]
     if c["sensitivity"]:
         out += ["## Sensitivity", "", *_table(*_sensitivity_cells(c))]
     return "\n".join(out)

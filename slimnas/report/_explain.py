@@ -25,10 +25,11 @@ def read_policy(trial_dir: str | Path) -> dict | None:
 def layer_columns(rows: list[dict]) -> list[tuple[str, str, object]]:
     """``(compressor, column, off value)`` of every registered compressor's per-layer setting
     found in ``rows``."""
-    out = []
+    out, seen = [], set()
     for name in list_compressors():
         cls = COMPRESSORS.get(name)
-        if cls.layer_column and any(cls.layer_column in row for row in rows):
+        if cls.layer_column and cls.layer_column not in seen and any(cls.layer_column in row for row in rows):
+            seen.add(cls.layer_column)  # a column several compressors share (precision) is shown once
             out.append((name, cls.layer_column, cls.layer_off))
     return out
 
@@ -49,9 +50,10 @@ def policy_summary(doc: dict | None) -> str:
             parts.append(f"{compressor} {100 * sum(values) / max(len(values), 1):.0f}%")
         elif any(v != off for v in values):
             parts.append(f"{compressor} {sum(v != off for v in values)}")
-    shown = {c for c, _, _ in layer_columns(rows)}
+    shown = {column for _, column, _ in layer_columns(rows)}
     for step in doc["policy"].get("steps", []):
-        if step["compressor"] not in shown:
+        cls = COMPRESSORS.get(step["compressor"]) if step["compressor"] in COMPRESSORS else None
+        if cls is None or cls.layer_column not in shown:
             opts = ", ".join(f"{k} {v}" for k, v in step["options"].items() if not isinstance(v, dict))
             parts.append(f"{step['compressor']} {opts}".strip())
     if doc["policy"].get("distill"):

@@ -32,15 +32,30 @@ from slimnas.compress import (
     measure_artifact,
     quantize_model,
 )
-from slimnas.compress._allocate import allocate_by_sensitivity, mac_limits, pruned_macs
+from slimnas.compress._allocate import (
+    allocate_by_sensitivity,
+    mac_limits,
+    prune_ratios,
+    pruned_macs,
+    pruned_model,
+)
 from slimnas.compress._apply import attach_sensitivity, compress_and_measure, layer_decisions
-from slimnas.compress._base import WEIGHTED
+from slimnas.compress._base import WEIGHTED, precision_steps
+from slimnas.compress._bitalloc import (
+    MIXED_PRECISIONS,
+    PrecisionAllocation,
+    PrecisionSensitivity,
+    allocate_precision,
+    fit_precision,
+    precision_sensitivity,
+    size_limits,
+)
 from slimnas.compress._compress import staged_result
 from slimnas.compress._prune import executed_layers
 from slimnas.compress._prune_layers import split_view
 from slimnas.compress._speed import slower_warning
 from slimnas.config import DEFAULT_RUNTIME, MeasureSettings, precision_names
-from slimnas.config._names import DEFAULT_PRECISIONS
+from slimnas.config._names import DEFAULT_PRECISIONS, get_precision
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.export import onnx_accuracy
@@ -87,7 +102,12 @@ class AutoSettings:
         budget: constraints such as ``"macs<=50%"`` (relative to the input model) or ``"bytes<=8KB"``.
         n_trials: policies to try (the study's total: a resumed study runs the missing ones).
         strategy: any registered strategy that works without a finite grid.
-        precisions, importances: per-layer precisions and pruning criteria to choose from.
+        precisions, importances: per-layer precisions and pruning criteria to choose from
+            (``None``: every precision of ``MIXED_PRECISIONS``, fp32 to 2-bit palettes, under a
+            ``bits`` budget, else fp32 and int8). Under a ``bits`` budget, or a ``bytes`` budget
+            with a precision other than fp32 and int8 to choose from, each layer's precision is
+            allocated, not searched: from each layer's measured sensitivity to each precision,
+            for each candidate's pruned sizes, to meet the size budget (:mod:`slimnas.compress._bitalloc`).
         finetune_epochs: the short distilled fine-tune that ranks candidates.
         final_epochs: the fine-tune the chosen policy gets.
         refine_epochs: before the final fine-tune, the chosen ratios are fine-tuned this long
@@ -116,7 +136,7 @@ class AutoSettings:
     budget: tuple[str, ...]
     n_trials: int = 60
     strategy: str = "tpe"
-    precisions: tuple[str, ...] = DEFAULT_PRECISIONS
+    precisions: tuple[str, ...] | None = None  # None: MIXED_PRECISIONS under a bits budget, else DEFAULT_PRECISIONS
     importances: tuple[str, ...] = ("l1", "taylor")
     finetune_epochs: int = 2
     final_epochs: int = 10
@@ -137,8 +157,10 @@ class AutoSettings:
 
         if not self.budget:
             raise ConfigError("--budget", "at least one budget such as 'macs<=50%'", list(self.budget))
-        for b in self.budget:
-            Budget.parse(b, "--budget")
+        metrics = {Budget.parse(b, "--budget").metric for b in self.budget}
+        if self.precisions is None:
+            mixed = tuple(p for p in MIXED_PRECISIONS if p in precision_names("layer"))
+            object.__setattr__(self, "precisions", mixed if "bits" in metrics else DEFAULT_PRECISIONS)
         for p in self.precisions:
             if p not in precision_names("layer"):
                 raise ConfigError("--precision", f"one of {list(precision_names('layer'))}", p)
@@ -183,6 +205,8 @@ class AutoResult:
     #: the latency change on the measured runtime (:func:`~slimnas.compress.latency_change`)
     latency: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: the per-layer precision allocation under a size budget, with the sensitivities behind it
+    precision: dict | None = None
 
     @property
     def feasible(self) -> bool:
@@ -252,7 +276,7 @@ class AutoObjective(BaseTrialObjective):
 
     def __init__(self, model: nn.Module, data: DataSplits, settings: AutoSettings, budget: tuple[Budget, ...],
                  rule: str, listener: Listener | None = None, hardware: HardwareTarget | None = None, *,
-                 measure: MeasureSettings) -> None:
+                 measure: MeasureSettings, precision: PrecisionSensitivity | None = None) -> None:
         super().__init__(objectives=("accuracy",), budget=budget, early_stopping=rule, listener=listener,
                          settings=measure)  # where latency is timed (runtime, threads, repeats)
         self.model, self.data, self.auto, self.hardware = model, data, settings, hardware
@@ -262,11 +286,31 @@ class AutoObjective(BaseTrialObjective):
         self.layers = [n for n, m in executed_layers(split_view(model), data.input_shape) if isinstance(m, WEIGHTED)]
         # aimed at a device, int8 is decided for the chosen policy by what runs faster there
         self.precisions = list(settings.precisions) if hardware is None else ["fp32"]
+        #: under a size budget the precisions allow meeting, each layer's precision is allocated
+        #: per candidate from this (:meth:`fit_precision`) rather than searched
+        self.mixed = precision
+
+    def fit_precision(self, policy: CompressionPolicy) -> tuple[CompressionPolicy, PrecisionAllocation]:
+        """``policy`` with each layer's precision allocated under the size budget for its pruned sizes."""
+        pruned = pruned_model(self.model, prune_ratios(policy), self.data.input_shape)
+        alloc = fit_precision(self.model, pruned, self.mixed, self.auto.precisions, size_limits(self.budget),
+                              self.data)
+        options = {**policy.options("quantize"), "mode": "fp32", "layer_precision": alloc.precision}
+        policy = policy.with_step("quantize", options)
+        # a palettized layer is clustered to its palette's size first: the fine-tune trains the
+        # values its table will hold (the palette then keeps them exactly)
+        steps = precision_steps()
+        palettes = {n: 2 ** get_precision(p).bits for n, p in alloc.precision.items()
+                    if p in steps and steps[p][0] == "palette"}
+        if palettes:
+            policy = policy.with_step("cluster", {"n_clusters": 2, "layer_clusters": palettes})
+        return policy, alloc
 
     def policy(self, trial: optuna.Trial) -> CompressionPolicy:
         s = self.auto
         ratios = {n: trial.suggest_float(f"prune:{n}", 0.0, MAX_RATIO) for n in self.prunable}
-        precision = {n: trial.suggest_categorical(f"precision:{n}", self.precisions) for n in self.layers}
+        precision = {} if self.mixed else {n: trial.suggest_categorical(f"precision:{n}", self.precisions)
+                                           for n in self.layers}
         importance = trial.suggest_categorical("importance", list(s.importances))
         return CompressionPolicy.of(
             prune={"ratio": 0.0, "importance": importance, "layer_ratios": {n: r for n, r in ratios.items() if r > 0}},
@@ -288,6 +332,7 @@ class AutoObjective(BaseTrialObjective):
                 self.model, policy, self.data, budget=self.budget, epochs=s.finetune_epochs,
                 seed=s.seed * 100_003 + trial_place(trial), device=s.device, settings=self.settings,
                 latency_batch=batch, names=self.tracked, use_full_budget=self.hardware is None, train=s.train,
+                refit=(lambda p: self.fit_precision(p)[0]) if self.mixed else None,
                 stoppers=lambda _: [EpochReporter(self.listener, trial.number), *self.stoppers(trial, s.finetune_epochs)])
         except optuna.TrialPruned:
             curve = trial.user_attrs.get("curve", [])
@@ -392,7 +437,13 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     hardware = None
     if s.hardware_aware is not False:
         hardware = hardware_target(model, data, s, profile, budgets, before, sens, allocated, listener)
-    objective = AutoObjective(model, data, s, budgets, rule, listener, hardware=hardware, measure=measure)
+    mixed = None
+    if mixed_precision(s.precisions, budgets):
+        mixed = precision_sensitivity(model, data, s.precisions, listener=listener)
+        first = allocate_precision(mixed, s.precisions, size_limits(budgets))
+        listener.note("unpruned, " + allocation_summary(first, "estimated"))
+    objective = AutoObjective(model, data, s, budgets, rule, listener, hardware=hardware, measure=measure,
+                              precision=mixed)
     study, interrupted = search_policies(objective, sens, allocated, storage, out, stopping=stopping or "none")
     result = after_auto_study(objective, study, before, sens, out)
     result.interrupted = interrupted
@@ -520,7 +571,8 @@ def search_policies(objective: AutoObjective, sens: SensitivityResult, allocated
         if hardware is not None and hardware.allocation is not None:
             allocated = hardware.allocation.ratios
         with quiet_optuna():
-            for params in warm_starts(sens, objective.prunable, objective.layers, objective.precisions,
+            for params in warm_starts(sens, objective.prunable, [] if objective.mixed else objective.layers,
+                                      objective.precisions,
                                       list(s.importances), allocated):
                 study.enqueue_trial(params, skip_if_exists=True)
     with report_phase(listener, "search", label="searching per-layer policies", total=s.n_trials, unit="trials",
@@ -545,6 +597,7 @@ class AutoAfter(AfterStudy):
         self.s, self.listener, self.hardware = objective.auto, objective.listener, objective.hardware
         self.choice: dict = {}
         self.in_budget = False
+        self.allocation: PrecisionAllocation | None = None
 
     def choose(self, trials):
         front, closest = super().choose(trials)
@@ -580,13 +633,20 @@ class AutoAfter(AfterStudy):
         if policy.finetune_lr > 0:
             recipe = dataclasses.replace(recipe, lr=policy.finetune_lr)
         hw_report = None
-        if self.hardware is not None:
+        if self.objective.mixed is not None:  # allocated under the size budget, as in the trials
+            policy, self.allocation = self.objective.fit_precision(policy)
+            listener.note(allocation_summary(self.allocation))
+        if self.hardware is not None and self.objective.mixed is not None:
+            hw_report = {**self.hardware.to_dict(), "precision": {
+                "reason": "per layer, allocated under the size budget by sensitivity (report.json: precision_allocation)",
+                "int8_format": "qdq"}}
+        elif self.hardware is not None:
             policy, precision = choose_final_precision(self.hardware, model, policy, data, self.budget,
                                                        allowed=s.precisions)
             hw_report = {**self.hardware.to_dict(), "precision": precision}
             listener.note(f"precision on the target: {precision['reason']} (int8 format {precision['int8_format']})")
-            if self.choice:
-                hw_report["chosen_out_of_reach"] = self.choice
+        if hw_report is not None and self.choice:
+            hw_report["chosen_out_of_reach"] = self.choice
         return policy, recipe, rows, hw_report
 
     def finetune(self, trial, refined) -> dict:
@@ -598,7 +658,7 @@ class AutoAfter(AfterStudy):
             settings=measure, names=o.tracked, train=recipe, listener=self.listener,
             phase="finetune", label="final fine-tune", keep_best=True)
         latency = latency_change(self.before, after, runtime=measure.runtime, threads=measure.threads)
-        if latency["slower_at"] and _int8_layers(artifact.policy):
+        if latency["slower_at"] and _int8_layers(artifact.policy) and self.allocation is None:
             if bytes_limit(self.budget) is None:
                 artifact, after, latency, note = _fp32_if_faster(artifact, after, latency, data, measure, o.tracked)
                 decisions = layer_decisions(o.model, artifact) if note.startswith("fp32") else decisions
@@ -617,7 +677,8 @@ class AutoAfter(AfterStudy):
             hw_report["predicted_latency_ms"] = after["predicted_latency_ms"]
         return {"artifact": artifact, "policy": policy, "after": after, "latency": latency, "recipe": recipe,
                 "rows": rows,
-                "hardware": hw_report, "decisions": attach_sensitivity(decisions, self.sens)}
+                "hardware": hw_report, "decisions": with_precision_reasons(attach_sensitivity(decisions, self.sens),
+                                                                           self.allocation)}
 
     def test(self, trial, final: dict) -> dict:
         data = self.objective.data
@@ -630,7 +691,9 @@ class AutoAfter(AfterStudy):
         warnings = [w for w in [slower_warning(f["latency"], self.budget)] if w]  # the command line prints them with its table
         result = AutoResult(f["policy"], self.before, f["after"], f["artifact"], self.study, self.sens,
                             f["decisions"], self.budget, self.out, f["recipe"], f["rows"], trial=best.number,
-                            hardware=f["hardware"], latency=f["latency"], warnings=warnings)
+                            hardware=f["hardware"], latency=f["latency"], warnings=warnings,
+                            precision=None if self.allocation is None else {
+                                **self.allocation.to_dict(), "sensitivity": self.objective.mixed.to_dict()})
         if self.out is not None:
             write_auto(self.out, result, self.listener, self.objective.data)
         return result
@@ -648,7 +711,9 @@ def write_auto(out: Path, result: AutoResult, listener: Listener, data: DataSpli
     budget = [str(b) for b in result.budget]
     with report_phase(listener, "export", label="writing the compressed model and reports", out=str(out)), \
             staged_result(out, data.input_shape, data.n_classes) as stage:  # one unit: old or new, never a mix
-        write_artifact(stage, result.artifact, result.decisions, {"trial": result.trial, "budget": budget})
+        extra = {} if result.precision is None else {"precision_allocation": {
+            k: result.precision[k] for k in ("met", "estimated", "limits")}}
+        write_artifact(stage, result.artifact, result.decisions, {"trial": result.trial, "budget": budget, **extra})
         write_json(stage / "sensitivity.json", result.sensitivity.to_dict())
         n_done = len([t for t in result.study.get_trials(deepcopy=False)
                       if t.state == optuna.trial.TrialState.COMPLETE])
@@ -657,4 +722,34 @@ def write_auto(out: Path, result: AutoResult, listener: Listener, data: DataSpli
                                          "n_trials": n_done, "finetune": result.train.to_dict(),
                                          "refine": result.refine, "policy": result.policy.to_dict(),
                                          "latency_change": result.latency, "warnings": result.warnings,
-                                         **({"hardware": result.hardware} if result.hardware is not None else {})})
+                                         **({"hardware": result.hardware} if result.hardware is not None else {}),
+                                         **({"precision_allocation": result.precision}
+                                            if result.precision is not None else {})})
+
+
+def mixed_precision(precisions: Sequence[str], budgets: Sequence[Budget]) -> bool:
+    """Whether ``--auto`` allocates each layer's precision under a size budget: a ``bits`` budget,
+    or a ``bytes`` budget with a precision other than fp32 and int8 to choose from."""
+    limits = size_limits(budgets)
+    return "bits" in limits or ("bytes" in limits and bool(set(precisions) - {"fp32", "int8"}))
+
+
+def allocation_summary(alloc: PrecisionAllocation, sizes: str = "its file") -> str:
+    """The allocation in one line: per-layer precisions, the sizes (``sizes``: of what), whether the limits are met."""
+    est = ", ".join(f"{m} {alloc.estimated[m]:g} (limit {lim:g})" for m, lim in alloc.limits.items())
+    return ("precision per layer under the size budget (by each layer's measured sensitivity): "
+            + ", ".join(f"{n} {p}" for n, p in alloc.precision.items()) + f"; {sizes}: {est}"
+            + ("" if alloc.met else "; the budget is out of reach at the lowest precisions allowed"))
+
+
+def with_precision_reasons(decisions: list[dict], alloc: PrecisionAllocation | None) -> list[dict]:
+    """Each layer's row with why its precision was chosen and what each precision cost it alone."""
+    if alloc is None:
+        return decisions
+    out = []
+    for row in decisions:
+        why = alloc.reasons.get(row["layer"])
+        out.append({**row, **({"precision_reason": why["reason"], "precision_sensitivity": why["by_precision"]}
+                              if why else {})})
+    return out
+

@@ -206,6 +206,7 @@ def warm_artifact(obj, trial: optuna.Trial, warm: WarmStart, metrics: dict) -> M
     metrics.update(measure_artifact(artifact, splits, splits=("val",), settings=obj.settings,
                                     latency_batches=(obj.settings.latency_batch,)))
     steps = {step.compressor for step in artifact.policy.steps}
-    absent = {COMPRESSORS.get(c).layer_column for c in list_compressors() if c not in steps}
+    absent = ({COMPRESSORS.get(c).layer_column for c in list_compressors() if c not in steps}
+              - {COMPRESSORS.get(c).layer_column for c in steps})  # a column a present step shares
     decisions = [{k: v for k, v in row.items() if k not in absent} for row in layer_decisions(model, artifact)]
     return Made(artifact, decisions, folds)

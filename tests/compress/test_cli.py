@@ -93,7 +93,7 @@ def test_user_mistakes_raise_config_errors(model_files, args, field):
     (["--step", "prune:ratio=2"], "--step"),
     (["--prune", "0.5", "--step", "prune:ratio=0.3"], "--step"),
     (["--auto", "--budget", "macs<=50%", "--strategy", "grid"], "--strategy"),
-    (["--auto", "--budget", "macs<=50%", "--precision", "int4"], "--precision"),
+    (["--auto", "--budget", "macs<=50%", "--precision", "int3"], "--precision"),
     (["--auto", "--budget", "macs<=50%", "--early-stopping", "sometimes"], "--early-stopping"),
     (["--prune", "0.5", "--device", "gpu"], "device"),
     (["--importance", "taylor", "--quantize", "int8"], "--importance"),

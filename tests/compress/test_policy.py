@@ -45,7 +45,7 @@ def test_policy_of_the_earlier_fixed_form_is_read():
     ({"prune": {"layer_ratios": {"0": 1.5}}}, "compression.prune.layer_ratios.0"),
     ({"prune": {"ratio": 0.1, "importance": "magic"}}, "compression.prune.importance"),
     ({"prune": {"ratio": 0.1, "speed": 2}}, "compression.prune.speed"),
-    ({"quantize": {"layer_precision": {"0": "int4"}}}, "compression.quantize.layer_precision.0"),
+    ({"quantize": {"layer_precision": {"0": "int3"}}}, "compression.quantize.layer_precision.0"),
     ({"quantize": {"mode": "bf16"}}, "compression.quantize.mode"),
     ({"lowrank": {"layer_ratios": {"0": 0}}}, "compression.lowrank.layer_ratios.0"),
     ({"cluster": {"n_clusters": 1}}, "compression.cluster.n_clusters"),
