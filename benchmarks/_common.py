@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -42,3 +43,18 @@ def write_results(out: Path, name: str, doc: dict, report: str) -> None:
     (out / f"{name}.json").write_text(json.dumps(doc, indent=2, default=str))
     (out / f"{name}.md").write_text(report)
     print(report)
+
+
+def slimnas_search(config: dict, out: Path, n_trials: int, seed: int) -> dict:
+    """``slimnas search`` on the command line, as a user runs it, with ``config`` written beside
+    ``out`` as YAML; its ``pareto.json``."""
+    import yaml
+
+    path = out.with_suffix(".yaml")
+    path.write_text(yaml.safe_dump(config))
+    cmd = [sys.executable, "-m", "slimnas", "search", str(path), "--n-trials", str(n_trials), "--seed", str(seed),
+           "--out", str(out), "--quiet"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+    return json.loads((out / "pareto.json").read_text())

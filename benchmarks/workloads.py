@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,8 +33,7 @@ from pathlib import Path
 import _workloads_models
 import numpy as np
 import torch
-import yaml
-from _common import REPO, package_state  # benchmarks/ is on sys.path when run as a script
+from _common import package_state, slimnas_search  # benchmarks/ is on sys.path when run as a script
 
 from slimnas.data import load_dataset
 
@@ -53,18 +51,6 @@ TABULAR_SPACE = {
 }
 TABULAR_TRAINING = {"optimizer": ["adam", "adamw"], "lr": {"low": 1e-3, "high": 3e-2, "log": True},
                     "weight_decay": [0.0, 1e-4], "batch_size": [16, 32], "epochs": 60}
-
-
-def slimnas_search(config: dict, out: Path, n_trials: int, seed: int) -> dict:
-    """``slimnas search`` on the command line, as a user runs it; its ``pareto.json``."""
-    path = out.with_suffix(".yaml")
-    path.write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "slimnas", "search", str(path), "--n-trials", str(n_trials), "--seed", str(seed),
-           "--out", str(out), "--quiet"]
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
-    return json.loads((out / "pareto.json").read_text())
 
 
 def best_on_validation(pareto: dict) -> dict:

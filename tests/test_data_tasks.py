@@ -49,6 +49,19 @@ def test_regression_splits_differ_by_seed_and_cover_every_sample_once():
     assert np.unique(np.concatenate([x for x, _ in a.values()]), axis=0).shape[0] == 442
 
 
+@pytest.mark.parametrize("name", ["diabetes", "digits-multilabel"])
+def test_data_seed_picks_a_task_datasets_split_as_it_does_every_other_datasets(name):
+    """``data.seed`` (the seed of the splits) reaches a task dataset's split: search on seed 1 is
+    search on load_task_dataset(seed=1)'s rows; data.options.seed, when given, still decides."""
+    raw = load_task_dataset(name, seed=1)[1]
+    splits = load_dataset(name, seed=1)
+    task = splits.task
+    assert np.array_equal(task.encode(task.check_targets(raw["test"][1])).numpy(), splits.y_test.numpy())
+    assert not np.array_equal(splits.y_test.numpy(), load_dataset(name, seed=0).y_test.numpy())
+    assert np.array_equal(load_dataset(name, seed=0, options={"seed": 1}).y_test.numpy(),
+                          load_dataset(name, seed=5, options={"seed": 1}).y_test.numpy())
+
+
 def test_the_corpus_is_split_by_file_so_test_text_is_unseen():
     root = Path(sysconfig.get_paths()["stdlib"])
     splits = {split_of(p.relative_to(root).as_posix()) for p in stdlib_files()}

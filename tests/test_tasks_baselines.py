@@ -39,3 +39,46 @@ def test_ridge_r2_is_the_test_r2_of_ridge_on_the_same_split(baselines):
 def test_ovr_logistic_map_is_high_on_the_digit_attributes(baselines):
     result = baselines.ovr_logistic_map(seed=0)
     assert result["C"] in baselines.CS and 0.9 < result["test_mean_ap"] <= 1.0
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """benchmarks/tasks.py, imported as its script imports its neighbours (benchmarks/ on the path)."""
+    import sys
+
+    sys.path.insert(0, str(PATH.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("tasks_benchmark", PATH.parent / "tasks.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(PATH.parent))
+    return module
+
+
+def _member(trial, val, test, loss=0.5):
+    return {"trial": trial, "metrics": {"val_r2": val, "test_r2": test, "val_mse": -val, "val_loss": loss}}
+
+
+def test_the_benchmark_keeps_the_best_validation_member_in_the_metrics_direction(bench):
+    front = {"front": [_member(0, 0.40, 0.60), _member(1, 0.50, 0.30), _member(2, 0.50, 0.20, loss=0.4)]}
+    assert bench.best_on_validation(front, "r2", maximize=True)["trial"] == 2  # tie on R²: the lower loss
+    assert bench.best_on_validation(front, "mse", maximize=False)["trial"] == 2  # mse -0.5 is the lowest
+    # the test figure never chooses: trial 0 has the best test R² and is not kept
+    assert bench.best_on_validation({"front": front["front"][:2]}, "r2", maximize=True)["trial"] == 1
+
+
+def test_the_paired_bootstrap_scores_truth_first_on_the_same_rows(bench):
+    y = np.random.default_rng(0).normal(size=200)
+    shrunk = 0.5 * y  # R² 0.75 against y; 'y against it' (arguments swapped) would read about -2
+    draws = bench.paired_bootstrap(r2_score, shrunk, np.zeros_like(y), y, n=200, seed=1)
+    assert draws.mean() == pytest.approx(r2_score(y, shrunk) - r2_score(y, np.zeros_like(y)), abs=0.03)
+    assert np.all(bench.paired_bootstrap(r2_score, shrunk, shrunk, y, n=20) == 0.0)  # the same rows both sides
+    out = bench.interval(draws)
+    assert out["ci95"][0] < draws.mean() < out["ci95"][1] and out["se"] > 0
+
+
+def test_the_benchmark_refuses_a_test_figure_its_onnx_file_does_not_give(bench):
+    bench.same_figure(0.5012, 0.5003, "test R²")
+    with pytest.raises(RuntimeError, match="test R²: the search recorded 0.5, its model.onnx gives 0.45"):
+        bench.same_figure(0.5, 0.45, "test R²")

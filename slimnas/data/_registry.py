@@ -136,7 +136,10 @@ def load_dataset(
 
             resolved = resolve_task(task, dataset_task, name)
             check_wired(resolved, getattr(loader, "data_kind", None) or "tabular", name)
-            raw = loader(**_options(loader, config.options, f"the {name!r} dataset"))
+            kwargs = _options(loader, config.options, f"the {name!r} dataset")
+            if "seed" in inspect.signature(loader).parameters and "seed" not in config.options:
+                kwargs["seed"] = config.seed  # its split seed: data.seed, as for every other dataset
+            raw = loader(**kwargs)
             return task_splits(name, resolved, raw, kind=getattr(loader, "data_kind", None) or "tabular",
                                normalize=getattr(loader, "normalize", "none"), config=config)
         x, y, x_test, y_test = loader(**_options(loader, config.options, f"the {name!r} dataset"))
