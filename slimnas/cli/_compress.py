@@ -50,6 +50,7 @@ from slimnas.compress import (
 )
 from slimnas.compress._base import precision_steps
 from slimnas.compress._compress import MAX_EPOCHS, PATIENCE, train_from_scratch
+from slimnas.compress._quality import check_task_outputs
 from slimnas.compress._quantize import MODES
 from slimnas.compress._speed import latency_summary
 from slimnas.config import DataConfig, parse_config
@@ -62,9 +63,8 @@ from slimnas.errors import ConfigError
 from slimnas.export._info import write_run_info
 from slimnas.measure import RUNTIMES
 from slimnas.measure._profile import load_profile
-from slimnas.models import check_outputs
 from slimnas.models._user import import_model
-from slimnas.report._compress import ROWS, latency_rows
+from slimnas.report._compress import latency_rows, table_rows
 from slimnas.report._explain import explanation_table
 from slimnas.report._table import make_console
 from slimnas.spaces._params import MAX_VALUE
@@ -94,7 +94,7 @@ def render_table(before: dict, after: dict, title: str = "slimnas compress", lat
     for col, justify in [("metric", "left"), ("before", "right"), ("after", "right"), ("after/before", "right")]:
         table.add_column(col, justify=justify)
     batches = sorted(int(k[len("latency_ms_b"):]) for k in after if k.startswith("latency_ms_b") and k in before)
-    for key, label, fmt in ROWS + latency_rows(batches):
+    for key, label, fmt in table_rows(before) + latency_rows(batches):
         if key not in before or key not in after:
             continue
         b, a = before[key], after[key]
@@ -345,15 +345,12 @@ def compress_command(
     with ConsoleListener(console, live=not quiet) as listener:
         with report_phase(listener, "load", label=f"loading {dataset} and the model {model}") as found:
             data = load_dataset(data_cfg)
-            if not data.is_classification:  # search takes other tasks; compress not yet
-                raise ConfigError("--dataset", "a classification dataset (compress takes no other task yet; "
-                                  "slimnas search does)", f"{dataset} (a {data.task.name} dataset)")
             for note in data.notes:  # what was assumed reading the data (a layout)
                 listener.note(note, level="warning")
             torch.manual_seed(seed)
             net, _ = import_model(model, weights)
             try:
-                check_outputs(net, data.input_shape, data.n_classes)
+                check_task_outputs(net, data)
             except ConfigError as e:
                 if input_layout is not None or data.kind == "text":
                     raise
@@ -386,7 +383,9 @@ def compress_command(
         console.print(latency_summary(result.latency), highlight=False)
         for warning in result.warnings:
             console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-        console.print(explanation_table({"layers": result.decisions}, "per-layer decisions and their sensitivity"))
+        q = result.sensitivity.quality
+        console.print(explanation_table({"layers": result.decisions}, "per-layer decisions and their sensitivity",
+                                        ("acc", "accuracy") if q.is_accuracy else (q.metric, q.display)))
         if result.hardware is not None:
             h = result.hardware
             console.print(f"on the target (batch {h['batch']}): latency predicted {h['predicted_latency_ms']:.4f} ms, "

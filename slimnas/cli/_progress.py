@@ -148,7 +148,8 @@ class ConsoleListener(Listener):
             b = info["before"]
             if self.verbose:
                 self.console.print(f"[bold]slimnas compress --auto[/]: {info['data']}; budget "
-                                   f"{', '.join(info['budget'])}; input model: val {b['val_accuracy']:.3f}, "
+                                   f"{', '.join(info['budget'])}; input model: val {_quality_name(info)}"
+                                   f"{b['val_' + info['objectives'][0]]:.3f}, "
                                    f"{b['macs']:,} MACs, {b['bytes']:,} bytes")
             self._track(info, n_done=0, n_total=info["n_total"])
 
@@ -314,3 +315,9 @@ def _label(key: str) -> str:
 
 def _value(key: str, value: float) -> str:
     return f"{value:.3f}" if key.endswith("accuracy") or isinstance(value, float) and abs(value) < 100 else fmt_count(value)
+
+
+def _quality_name(info: dict) -> str:
+    """The quality figure --auto reports before its trials: ``""`` for accuracy, else the task's metric and a space."""
+    name = info["objectives"][0]
+    return "" if name == "accuracy" else f"{name} "

@@ -30,6 +30,23 @@ ROWS = [
 ]
 
 
+def table_rows(before: dict) -> list[tuple[str, str, str]]:
+    """The before/after table's rows for a result whose figures are ``before``: :data:`ROWS`, with
+    another task's metrics (``test_r2``, ``val_mean_ap``, ...; its loss left out) in place of
+    accuracy's."""
+    if "val_accuracy" in before or "test_accuracy" in before:
+        return ROWS
+    from slimnas.measure._metric import TASK_METRICS
+
+    quality = []
+    for split in ("test", "val"):
+        for name, metric in TASK_METRICS.items():
+            if f"{split}_{name}" in before:
+                display = metric.task_metric.display
+                quality.append((f"{split}_{name}", f"{split} {display} (ONNX Runtime)", "{:.4f}"))
+    return quality + ROWS[2:]
+
+
 def latency_rows(batches) -> list[tuple[str, str, str]]:
     """The before/after table's latency rows, one per batch size."""
     return [(f"latency_ms_b{b}", f"latency ms, batch {b}", "{:.4f}") for b in batches]
@@ -71,7 +88,7 @@ def compress_report_data(folder: str | Path) -> dict:
         raise ConfigError("run", "a compress output whose report.json has 'before' and 'after'", str(root / "report.json"))
     before, after = report["before"], report["after"]
     rows = []
-    for key, label, fmt in ROWS + latency_rows((1, 64)):
+    for key, label, fmt in table_rows(before) + latency_rows((1, 64)):
         b, a = before.get(key), after.get(key)
         if isinstance(b, (int, float)) and isinstance(a, (int, float)):
             rows.append({"key": key, "label": label, "before": b, "after": a, "ratio": a / b if b else None,
