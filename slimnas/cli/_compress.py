@@ -371,6 +371,11 @@ def compress_command(
     with ConsoleListener(console, live=not quiet) as listener:
         with report_phase(listener, "load", label=f"loading {dataset} and the model {model}") as found:
             data = load_dataset(data_cfg) if loaded is None else loaded.load_data()
+            if budget:  # a budget on another task's metric (accuracy of a regression): before any training
+                from slimnas.measure import Budget as ParsedBudget
+                from slimnas.measure._task_metrics import check_task_objectives
+
+                check_task_objectives(data.task, [ParsedBudget.parse(b, "--budget").metric for b in budget], "--budget")
             for note in data.notes:  # what was assumed reading the data (a layout)
                 listener.note(note, level="warning")
             torch.manual_seed(seed)

@@ -89,9 +89,12 @@ def explanation_table(doc: dict, title: str, quality: tuple[str, str] = ("acc", 
     return t
 
 
-def sensitivity_table(result, title: str = "Sensitivity: validation accuracy when one layer is pruned") -> Table:
-    """A :class:`slimnas.compress.SensitivityResult` as a table: one row per layer, one column per ratio."""
-    t = Table(title=title)
+def sensitivity_table(result, title: str | None = None) -> Table:
+    """A :class:`slimnas.compress.SensitivityResult` as a table: one row per layer, one column per ratio
+    (validation accuracy, or the task's metric the result measured)."""
+    quality = getattr(result, "quality", None)
+    name = "accuracy" if quality is None or quality.is_accuracy else quality.display
+    t = Table(title=title or f"Sensitivity: validation {name} when one layer is pruned")
     t.add_column("layer")
     for r in result.ratios:
         t.add_column(f"{r:.0%}", justify="right")
