@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -139,3 +140,32 @@ def test_a_tolerance_on_another_tasks_metric_is_refused_in_one_line(nets, tmp_pa
                 "--quiet")
     assert r.returncode == 2 and field in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "o" / "report.json").exists()
+
+
+def test_a_language_model_of_a_search_run_goes_through_auto_to_half_its_macs(tmp_path):
+    """compress --run DIR --trial N: the trial's transformer (per-token causal head), its run's
+    pysource data and lm task; --auto to 50% of its MACs, scored by perplexity."""
+    (tmp_path / "lm.yaml").write_text(
+        "data: {dataset: pysource, options: {n: 200, seq_len: 16}}\n"
+        "space: {family: [transformer], transformer: {depth: [1], heads: [2], dim: [16]}}\n"
+        "training: {epochs: 1, lr: 0.003, optimizer: adam}\n")
+    r = run_cli("search", str(tmp_path / "lm.yaml"), "--n-trials", "1", "--out", str(tmp_path / "run"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "auto"
+    r = run_cli("compress", "--run", str(tmp_path / "run"), "--trial", "0", "--auto", "--budget", "macs<=50%",
+                "--n-trials", "1", "--finetune-epochs", "1", "--final-epochs", "1", "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["feasible"] and report["after"]["macs"] <= 0.5 * report["before"]["macs"]
+    assert report["after"]["val_perplexity"] >= 1 and "test_perplexity" in report["after"]
+    assert json.loads((out / "run.json").read_text())["task"]["name"] == "lm"
+    no_accuracy(out)
+
+
+def test_run_replaces_the_model_and_data_options():
+    from slimnas.cli._compress import check_run_options
+
+    with pytest.raises(ConfigError, match="--dataset"):
+        check_run_options(Path("run"), 0, model=None, dataset="diabetes")
+    with pytest.raises(ConfigError, match="--trial"):
+        check_run_options(Path("run"), None, model=None)
