@@ -109,6 +109,8 @@ def compress_report_data(folder: str | Path) -> dict:
         member["sensitivity"] = {layer: {str(p[0]): p[1] for p in points}
                                  for layer, points in (sens.get("curves") or {}).items()}
     budget = report.get("budget") or []
+    if (root / "sensitivity.json").is_file():  # what the curves measure: accuracy, or the task's metric
+        member["sensitivity_metric"] = _read(root / "sensitivity.json").get("display", "accuracy")
     return {
         "kind": "compress",
         "slimnas": __version__,
@@ -195,8 +197,8 @@ def render_compress_html(data: dict) -> str:
     if c["sensitivity"]:
         cols, body = _sensitivity_cells(c)
         parts += ["<h2>Sensitivity</h2>",
-                  '<p class="note">Validation accuracy of the input model with only this layer pruned by each share, '
-                  "before fine-tuning.</p>", _plot(sensitivity_figure(c), "sensitivity"), _table(cols, body, text_columns=1)]
+                  f'<p class="note">Validation {esc(c.get("sensitivity_metric", "accuracy"))} of the input model '
+                  "with only this layer pruned by each share, before fine-tuning.</p>", _plot(sensitivity_figure(c), "sensitivity"), _table(cols, body, text_columns=1)]
     if data["checks"]:
         parts += ["<h2>Checks</h2>", _table(["check", "value"], [[k.replace("_", " "), f"{v:.3g}" if isinstance(v, float)
                                                                   else v] for k, v in data["checks"].items()],
