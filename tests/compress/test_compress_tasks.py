@@ -169,3 +169,11 @@ def test_run_replaces_the_model_and_data_options():
         check_run_options(Path("run"), 0, model=None, dataset="diabetes")
     with pytest.raises(ConfigError, match="--trial"):
         check_run_options(Path("run"), None, model=None)
+
+
+def test_a_share_of_a_negative_r2_is_refused_as_a_budget():
+    from slimnas.measure import Budget
+
+    assert Budget.parse("r2>=95%", "--budget").resolve({"val_r2": 0.4}).limit == pytest.approx(0.38)
+    with pytest.raises(ConfigError, match="absolute limit on r2"):
+        Budget.parse("r2>=95%", "--budget").resolve({"val_r2": -0.1})
