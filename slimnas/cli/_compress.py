@@ -8,6 +8,7 @@ conflict: nothing is ignored, capped or hard-coded behind the user's back.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,7 @@ import torch
 import typer
 import yaml
 
-from slimnas._files import check_not_interrupted, clean_stale_staging
+from slimnas._files import atomic_write, check_not_interrupted, clean_stale_staging
 from slimnas.cli._options import (
     MAX_THREADS,
     Accumulate,
@@ -50,6 +51,7 @@ from slimnas.compress import (
 )
 from slimnas.compress._base import precision_steps
 from slimnas.compress._compress import MAX_EPOCHS, PATIENCE, train_from_scratch
+from slimnas.compress._quality import check_task_outputs
 from slimnas.compress._quantize import MODES
 from slimnas.compress._speed import latency_summary
 from slimnas.config import DataConfig, parse_config
@@ -62,9 +64,8 @@ from slimnas.errors import ConfigError
 from slimnas.export._info import write_run_info
 from slimnas.measure import RUNTIMES
 from slimnas.measure._profile import load_profile
-from slimnas.models import check_outputs
 from slimnas.models._user import import_model
-from slimnas.report._compress import ROWS, latency_rows
+from slimnas.report._compress import latency_rows, table_rows
 from slimnas.report._explain import explanation_table
 from slimnas.report._table import make_console
 from slimnas.spaces._params import MAX_VALUE
@@ -94,7 +95,7 @@ def render_table(before: dict, after: dict, title: str = "slimnas compress", lat
     for col, justify in [("metric", "left"), ("before", "right"), ("after", "right"), ("after/before", "right")]:
         table.add_column(col, justify=justify)
     batches = sorted(int(k[len("latency_ms_b"):]) for k in after if k.startswith("latency_ms_b") and k in before)
-    for key, label, fmt in ROWS + latency_rows(batches):
+    for key, label, fmt in table_rows(before) + latency_rows(batches):
         if key not in before or key not in after:
             continue
         b, a = before[key], after[key]
@@ -232,6 +233,21 @@ def compress_data_config(dataset: str | None, label_column: str | None, input_la
     return parse_config({"data": raw}).data
 
 
+def check_run_options(run: Path | None, trial: int | None, **given) -> None:
+    """``--run`` takes a trial of a search run in place of the model, its weights and its data:
+    refuse ``--trial`` without it and the options it replaces beside it, in one line."""
+    if run is None:
+        if trial is not None:
+            raise ConfigError("--trial", "--run (the search run whose trial to compress)", trial)
+        return
+    for name, value in given.items():
+        if value is not None:
+            raise ConfigError(_flag(name), "no such option with --run (the trial's model, weights, data and task "
+                              "come from the run)", str(value))
+    if trial is None:
+        raise ConfigError("--trial", f"the trial of {run} to compress (--trial N)")
+
+
 def absolute_model_spec(spec: str) -> str:
     """``file.py:callable`` with the file's absolute path, so the model is found from any folder."""
     target, _, attr = spec.rpartition(":")
@@ -241,6 +257,8 @@ def absolute_model_spec(spec: str) -> str:
 def compress_command(
     ctx: typer.Context,
     model: Model = None,
+    run: Annotated[Path | None, typer.Option("--run", help="a slimnas search run folder: compress one of its trials (--trial N), rebuilt with its weights, data and task (instead of --model, --weights and --dataset)")] = None,
+    trial: Annotated[int | None, typer.Option("--trial", help="with --run: the trial to compress")] = None,
     weights: Annotated[Path | None, typer.Option(help="state dict (torch.save) of the trained model")] = None,
     dataset: Dataset = None,
     label_column: LabelColumn = None,
@@ -284,7 +302,9 @@ def compress_command(
         raise ConfigError("--epochs", f"--finetune-epochs alone (--epochs is its former name; both given: "
                           f"{finetune_epochs} and {epochs})", epochs)
     epochs = finetune_epochs if finetune_epochs is not None else epochs
-    if model is None:
+    check_run_options(run, trial, model=model, weights=weights, dataset=dataset, label_column=label_column,
+                      input_layout=input_layout, data_config=data_config, train_epochs=train_epochs)
+    if model is None and run is None:
         raise ConfigError("--model", "the model to compress: path/to/file.py:callable or package.module:callable")
     # the options shared with search, resolved to compress's defaults (cli/_options.py)
     precision, importance = (",".join(split_list(v)) or None for v in (precision, importance))
@@ -299,7 +319,7 @@ def compress_command(
              "early_stopping": early_stopping, "precision": precision, "importance": importance,
              "train_epochs": train_epochs, "tensorboard": tensorboard, "device_profile": device_profile,
              "hardware_aware": hardware_aware, "timeout": timeout, "distill": distill, "temperature": temperature}
-    check_options(auto, given, weights=weights)  # at the edge, before any model is loaded or trained
+    check_options(auto, given, weights=weights if run is None else run)  # at the edge, before any model is loaded or trained
     check_out(out, auto=auto, overwrite=overwrite)
     temperature = 4.0 if temperature is None else temperature
     for flag, value, high in (("--seed", seed, MAX_SEED), ("--finetune-epochs", epochs, MAX_RUN_EPOCHS),
@@ -339,28 +359,36 @@ def compress_command(
         policy = policy_from_options(prune=prune, importance=importance, lowrank=lowrank, cluster=cluster,
                                      quantize=quantize, steps=step, distill=distill, temperature=temperature)
     console = make_console()
-    data_cfg = compress_data_config(dataset, label_column, input_layout, data_config)
-    dataset = data_cfg.dataset
+    loaded = None
+    if run is not None:  # the trial's model and weights, its run's data and task
+        from slimnas.study._load import open_model
+
+        loaded = open_model(run, trial)
+        dataset, model = loaded.data["name"], f"{run}, trial {trial}"
+    data_cfg = compress_data_config(dataset, label_column, input_layout, data_config) if loaded is None else None
+    dataset = data_cfg.dataset if loaded is None else dataset
     board = TensorBoardListener(out / "tensorboard") if tensorboard else None  # a missing package: one line now
     with ConsoleListener(console, live=not quiet) as listener:
         with report_phase(listener, "load", label=f"loading {dataset} and the model {model}") as found:
-            data = load_dataset(data_cfg)
-            if not data.is_classification:  # search takes other tasks; compress not yet
-                raise ConfigError("--dataset", "a classification dataset (compress takes no other task yet; "
-                                  "slimnas search does)", f"{dataset} (a {data.task.name} dataset)")
+            data = load_dataset(data_cfg) if loaded is None else loaded.load_data()
+            if budget:  # a budget on another task's metric (accuracy of a regression): before any training
+                from slimnas.measure import Budget as ParsedBudget
+                from slimnas.measure._task_metrics import check_task_objectives
+
+                check_task_objectives(data.task, [ParsedBudget.parse(b, "--budget").metric for b in budget], "--budget")
             for note in data.notes:  # what was assumed reading the data (a layout)
                 listener.note(note, level="warning")
             torch.manual_seed(seed)
-            net, _ = import_model(model, weights)
+            net = import_model(model, weights)[0] if loaded is None else loaded.model
             try:
-                check_outputs(net, data.input_shape, data.n_classes)
+                check_task_outputs(net, data)
             except ConfigError as e:
                 if input_layout is not None or data.kind == "text":
                     raise
                 raise ConfigError(e.field, f"{e.expected}; if it takes another layout, say so with --input-layout "
                                   "channels_last or no_channel", e.got) from None
-            found["weights"] = str(weights) if weights is not None else None
-        if weights is None:
+            found["weights"] = str(weights) if weights is not None else (str(loaded.folder) if loaded else None)
+        if weights is None and loaded is None:
             n = TRAIN_EPOCHS if train_epochs is None else train_epochs
             listener.note(f"no --weights: training the model from scratch on {dataset} for {n} epochs first")
             train_from_scratch(net, data, epochs=n, seed=seed, device=device, listener=listener,
@@ -374,11 +402,16 @@ def compress_command(
         else:
             result = compress(net, data, policy, epochs=epochs, seed=seed, out=out, device=device, train=recipe,
                               listener=listener)
-    source = dataset if dataset in list_datasets() else str(Path(dataset).resolve())
-    saved = data_to_dict(data_cfg)
-    saved.pop("dataset")
-    info = {"model": absolute_model_spec(model), "data": {"name": source, **saved}, **data.info(),
-            **({"name": name} if name is not None else {})}
+    if loaded is None:
+        source = dataset if dataset in list_datasets() else str(Path(dataset).resolve())
+        saved = data_to_dict(data_cfg)
+        saved.pop("dataset")
+        info = {"model": absolute_model_spec(model), "data": {"name": source, **saved}, **data.info(),
+                **({"name": name} if name is not None else {})}
+    else:  # the trial's architecture (arch.json) rebuilds the compressed model; run.json names where it came from
+        info = {"data": loaded.data, **data.info(), "source": {"run": str(run.resolve()), "trial": trial},
+                **({"name": name} if name is not None else {})}
+        atomic_write(out / "arch.json", json.dumps(loaded.files["arch.json"], indent=2))
     # run.json: what rebuilds the compressed model later (slimnas.load, slimnas export)
     write_run_info(out, data.input_shape, data.n_classes, **info)
     if auto:
@@ -386,7 +419,9 @@ def compress_command(
         console.print(latency_summary(result.latency), highlight=False)
         for warning in result.warnings:
             console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-        console.print(explanation_table({"layers": result.decisions}, "per-layer decisions and their sensitivity"))
+        q = result.sensitivity.quality
+        console.print(explanation_table({"layers": result.decisions}, "per-layer decisions and their sensitivity",
+                                        ("acc", "accuracy") if q.is_accuracy else (q.metric, q.display)))
         if result.hardware is not None:
             h = result.hardware
             console.print(f"on the target (batch {h['batch']}): latency predicted {h['predicted_latency_ms']:.4f} ms, "

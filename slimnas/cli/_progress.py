@@ -148,7 +148,8 @@ class ConsoleListener(Listener):
             b = info["before"]
             if self.verbose:
                 self.console.print(f"[bold]slimnas compress --auto[/]: {info['data']}; budget "
-                                   f"{', '.join(info['budget'])}; input model: val {b['val_accuracy']:.3f}, "
+                                   f"{', '.join(info['budget'])}; input model: val {_quality_name(info)}"
+                                   f"{b['val_' + info['objectives'][0]]:.3f}, "
                                    f"{b['macs']:,} MACs, {b['bytes']:,} bytes")
             self._track(info, n_done=0, n_total=info["n_total"])
 
@@ -281,8 +282,12 @@ def _detail(info: dict) -> str:
 def _found(info: dict, last_epoch: tuple[int, dict] | None, best: tuple[int, float] | None = None) -> str:
     """What a phase found, in words (a training stopped at a plateau keeps its best epoch)."""
     parts = []
+    task_key = next((k for k in info if k.startswith("val_") and k != "val_loss"
+                     and k.removeprefix("val_") in TASK_METRICS and _number(info[k])), None)
     if _number(info.get("val_accuracy")):
         parts.append(f"val_acc {info['val_accuracy']:.3f}")
+    elif task_key is not None:  # another task's quality figure (val_r2, val_mean_ap, ...)
+        parts.append(f"{task_key} {info[task_key]:.4g}")
     elif info.get("until_plateau") and best is not None and last_epoch is not None:
         parts.append(f"best val_acc {best[1]:.3f} at epoch {best[0]} of {last_epoch[0]} (kept)")
     elif last_epoch is not None and _number(last_epoch[1].get("val_accuracy")):
@@ -314,3 +319,9 @@ def _label(key: str) -> str:
 
 def _value(key: str, value: float) -> str:
     return f"{value:.3f}" if key.endswith("accuracy") or isinstance(value, float) and abs(value) < 100 else fmt_count(value)
+
+
+def _quality_name(info: dict) -> str:
+    """The quality figure --auto reports before its trials: ``""`` for accuracy, else the task's metric and a space."""
+    name = info["objectives"][0]
+    return "" if name == "accuracy" else f"{name} "

@@ -294,7 +294,7 @@ def allocate_by_sensitivity(parent: nn.Module, sens, input_shape, target: int, *
 
     def drop(name: str, r: float) -> float:
         xs = [0.0] + [p[0] for p in curves[name]]
-        ys = [0.0] + [max(0.0, sens.baseline - p[1]) for p in curves[name]]
+        ys = [0.0] + [max(0.0, sens.drop(p[1])) for p in curves[name]]
         return float(np.interp(r, xs, ys))
 
     ratios = dict.fromkeys(curves, 0.0)

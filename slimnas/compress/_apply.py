@@ -15,10 +15,10 @@ from slimnas.compress._allocate import fit_to_macs, prune_ratios, pruned_model
 from slimnas.compress._distill import FINETUNE_SPEC, Retrain
 from slimnas.compress._prune import executed_layers
 from slimnas.compress._prune_layers import split_view
+from slimnas.compress._quality import Quality, test_scores
 from slimnas.compress._quantize import quantize_model
 from slimnas.config import MeasureSettings
 from slimnas.data import DataSplits
-from slimnas.export import onnx_accuracy
 from slimnas.export._proto import size_report
 from slimnas.measure import Artifact, count_macs, count_params, evaluate_artifact
 from slimnas.spaces import TrainSpec
@@ -147,13 +147,14 @@ def measure_artifact(
     on the runtime ``settings`` name (ONNX runtimes time the file, the others the model).
     ``changes``: settings that differ from ``settings`` (``latency_repeats=5``; default 200 repeats)."""
     settings = MeasureSettings.of(settings if settings is not None else MeasureSettings(latency_repeats=200), **changes)
-    first = [*(["accuracy"] if "val" in splits else []), *ARTIFACT_METRICS, *names]
+    quality = Quality.of(getattr(data, "task", None))  # accuracy, or the task's primary metric (all its metrics)
+    first = [*([quality.metric] if "val" in splits else []), *ARTIFACT_METRICS, *names]
     if latency_batches:
         settings = MeasureSettings.of(settings, latency_batch=latency_batches[0])
         first.append("latency_ms")
     metrics = evaluate_artifact(artifact, settings, first, data)
     if "test" in splits:
-        metrics["test_accuracy"] = onnx_accuracy(artifact.onnx, data.x_test, data.y_test)
+        metrics.update(test_scores(data, artifact.onnx))
     sizes = size_report(artifact.onnx)
     metrics.update(weight_bytes=sizes["weight_bytes"], overhead_bytes=sizes["overhead_bytes"])
     metrics["storage_bytes"] = artifact.storage_bytes if artifact.storage_bytes is not None else metrics["bytes"]
@@ -269,7 +270,8 @@ def compress_and_measure(
         artifact.model.cpu()
         metrics = measure_artifact(artifact, splits, splits=eval_splits, latency_batches=(settings.latency_batch,),
                                    settings=settings, names=["loss", *names])
-        found.update(val_accuracy=metrics["val_accuracy"], macs=metrics["macs"], bytes=metrics["bytes"])
+        key = Quality.of(getattr(splits, "task", None)).key
+        found.update({key: metrics[key]}, macs=metrics["macs"], bytes=metrics["bytes"])
     return artifact, metrics, layer_decisions(parent, artifact)
 
 

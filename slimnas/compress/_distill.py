@@ -3,7 +3,10 @@
 Distillation follows Hinton et al. 2015 ("Distilling the Knowledge in a Neural Network"): the
 student matches the teacher's temperature-softened class probabilities, mixed with the usual
 cross-entropy on the labels; the soft term is scaled by ``T**2`` so its gradients keep their size
-as the temperature changes. A model may take several (keyword) inputs and answer with a dict or
+as the temperature changes. Another task distils on its own outputs (:meth:`slimnas.tasks.Task.distill`):
+a regression's mean squared difference to the teacher's values, a multi-label model's binary
+cross-entropy to the teacher's label probabilities, a language model's softened KL per position;
+its own loss replaces the label cross-entropy. A model may take several (keyword) inputs and answer with a dict or
 a ``ModelOutput``: both models' outputs are flattened and the loss reads one of them, the
 ``logits`` (or the first floating-point output) unless ``output_key`` names another.
 """
@@ -19,10 +22,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from slimnas.compress._base import BaseCompressor
+from slimnas.compress._quality import Quality
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError
+from slimnas.measure._task_metrics import is_classification
 from slimnas.models._io import ExampleInputs, main_output
 from slimnas.spaces import TrainSpec
+from slimnas.tasks import Task
 from slimnas.training import Callback, History, fit
 from slimnas.training._trainer import PlateauStop, cross_entropy
 
@@ -37,6 +43,8 @@ class DistillationLoss:
         teacher: the uncompressed model; kept frozen, in eval mode.
         temperature: softening temperature ``T`` (> 0).
         alpha: weight of the soft (teacher) term; ``1 - alpha`` goes to the label cross-entropy.
+        task: what the models are trained for (``DataSplits.task``); ``None`` or classification:
+            Hinton's KL over classes and the label cross-entropy, as always.
         output_key: which flattened output (:func:`~slimnas.models._io.flatten_outputs`) both
             terms read when the models answer with a dict, tuple or ``ModelOutput``; by default
             ``logits``, else the first floating-point output.
@@ -54,7 +62,7 @@ class DistillationLoss:
     """
 
     def __init__(self, teacher: nn.Module, *, temperature: float = 4.0, alpha: float = 0.9,
-                 output_key: str | None = None) -> None:
+                 output_key: str | None = None, task: Task | None = None) -> None:
         if not temperature > 0:
             raise ConfigError("distill.temperature", "a number > 0", temperature)
         if not 0 <= alpha <= 1:
@@ -63,6 +71,7 @@ class DistillationLoss:
         for p in self.teacher.parameters():
             p.requires_grad_(False)
         self.temperature, self.alpha, self.output_key = temperature, alpha, output_key
+        self.task = None if is_classification(task) else task
 
     def __call__(self, logits, y: torch.Tensor, x) -> torch.Tensor:
         t = self.temperature
@@ -71,7 +80,12 @@ class DistillationLoss:
         logits = main_output(logits, self.output_key, "distill.output_key")
         with torch.no_grad():
             taught = main_output(inputs(self.teacher), self.output_key, "distill.output_key")
-            soft_targets = F.log_softmax(taught / t, dim=1)
+            if self.task is not None:
+                taught = taught.detach()
+            else:
+                soft_targets = F.log_softmax(taught / t, dim=1)
+        if self.task is not None:
+            return self.alpha * self.task.distill(logits, taught, t) + (1 - self.alpha) * self.task.loss(logits, y)
         soft = F.kl_div(F.log_softmax(logits / t, dim=1), soft_targets, reduction="batchmean", log_target=True)
         hard = F.cross_entropy(logits, y)
         return self.alpha * t * t * soft + (1 - self.alpha) * hard
@@ -113,10 +127,12 @@ class Retrain:
         if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
             raise ConfigError("retrain.patience", "an integer >= 1 (or none)", self.patience)
 
-    def loss_fn(self, teacher: nn.Module | None):
+    def loss_fn(self, teacher: nn.Module | None, task: Task | None = None):
+        """The training loss: distillation from ``teacher`` when :attr:`distill`, else
+        ``cross_entropy``, which :func:`~slimnas.training.fit` replaces by ``task``'s loss."""
         if self.distill and teacher is not None:
             return DistillationLoss(teacher, temperature=self.temperature, alpha=self.alpha,
-                                    output_key=self.output_key)
+                                    output_key=self.output_key, task=task)
         return cross_entropy
 
     def run(
@@ -135,10 +151,15 @@ class Retrain:
         if data is None:
             raise ConfigError("retrain", "dataset splits to retrain on (or epochs=0)")
         # with patience: stop at a plateau; keep_best alone: never stop early (patience past the end)
-        plateau = [PlateauStop(model, self.patience or n + 1)] if self.patience or self.keep_best else []
+        task = getattr(data, "task", None)
+        task = None if is_classification(task) else task  # classification trains as it always has
+        quality = Quality.of(task)
+        plateau = [PlateauStop(model, self.patience or n + 1, key=quality.key, direction=quality.direction)] \
+            if self.patience or self.keep_best else []
         history = fit(model, data.x_train, data.y_train, self.train, x_val=data.x_val, y_val=data.y_val,
-                      epochs=n, device=self.device, seed=self.seed, loss_fn=self.loss_fn(teacher),
-                      callbacks=(*self.callbacks, *callbacks, *plateau), augment=getattr(data, "augment", None))
+                      epochs=n, device=self.device, seed=self.seed, loss_fn=self.loss_fn(teacher, task),
+                      callbacks=(*self.callbacks, *callbacks, *plateau), augment=getattr(data, "augment", None),
+                      task=task)
         for p in plateau:
             p.restore()
         model.cpu().eval()
@@ -163,6 +184,7 @@ class FineTuner(BaseCompressor):
 
     def _fit(self, model, data, teacher, input_shape):
         history = self.retrain.run(model, data, teacher)
+        key = Quality.of(getattr(data, "task", None)).key
         self.report_ = {"epochs": self.retrain.epochs, "distill": self.retrain.distill,
-                        "val_accuracy": history.last.get("val_accuracy") if history else None}
+                        key: history.last.get(key) if history else None}
         return model

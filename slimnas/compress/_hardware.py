@@ -578,10 +578,11 @@ def sensitivity_cost(sens: SensitivityResult | None) -> Callable[[str, int, int]
         r = 1 - kept / width
         curve = sens.curves.get(name) or []
         xs = [0.0] + [p[0] for p in curve]
-        ys = [0.0] + [max(0.0, sens.baseline - p[1]) for p in curve]
+        ys = [0.0] + [max(0.0, sens.drop(p[1])) for p in curve]
         return float(np.interp(r, xs, ys)) + 1e-3 * r
 
-    cost.accuracy_scale = sens.baseline  # the knee weighs it as a share of the original's accuracy
+    # the knee weighs it as a share of the original's accuracy (a relative drop already is one; R² may be <= 0)
+    cost.accuracy_scale = 1.0 if sens.quality.relative or sens.baseline <= 0 else sens.baseline
     return cost
 
 

@@ -19,8 +19,8 @@ import torch
 from slimnas.compress._base import BaseCompressor, register_compressor, weighted_layers
 from slimnas.compress._gptq import gptq_weight, input_hessians
 from slimnas.compress._lowbit import RUNS_LOW_BIT, lowbit_onnx, uniform_codes
+from slimnas.compress._quality import Quality, file_quality
 from slimnas.errors import ConfigError
-from slimnas.export import onnx_accuracy
 from slimnas.export._proto import size_report
 
 BITS = (2, 4, 8)  # what MatMulNBits runs
@@ -130,11 +130,11 @@ class WeightOnlyQuantizer(BaseCompressor):
         model = model.eval()
         self.onnx_, self.held_ = lowbit_onnx(model, input_shape, self.weights_, accuracy_level=COMPUTE[self.compute])
         self.precision_ = f"int{self.bits}"
-        self.val_accuracy_ = None if data is None else onnx_accuracy(self.onnx_, data.x_val, data.y_val)
+        self.val_accuracy_ = None if data is None else file_quality(data, self.onnx_)
         run = [n for n, how in self.held_.items() if how == RUNS_LOW_BIT.format(bits=self.bits)]
         self.report_ = {"bits": self.bits, "group_size": self.group_size, "rounding": self.rounding,
                         "compute": self.compute,
-                        "val_accuracy": self.val_accuracy_, "layers": self.held_, "rounded": self.rounded_,
+                        Quality.of(getattr(data, "task", None)).key: self.val_accuracy_, "layers": self.held_, "rounded": self.rounded_,
                         "run_at_low_bits": run,
                         "stored_at_low_bits": [n for n, how in self.held_.items() if n not in run and not how.startswith("fp32")],
                         "low_bit_bytes": int(sum(self.weights_[n].n_bytes for n in names

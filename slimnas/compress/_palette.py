@@ -20,8 +20,8 @@ import torch
 from slimnas.compress._base import BaseCompressor, register_compressor, weighted_layers
 from slimnas.compress._cluster import kmeans_1d
 from slimnas.compress._lowbit import LowBitWeight, lowbit_onnx
+from slimnas.compress._quality import Quality, file_quality
 from slimnas.errors import ConfigError
-from slimnas.export import onnx_accuracy
 from slimnas.export._proto import size_report
 
 GRANULARITIES = ("tensor", "channel")
@@ -119,8 +119,8 @@ class Palettizer(BaseCompressor):
         self.onnx_, self.held_ = lowbit_onnx(model, input_shape, self.weights_, matmul_nbits=False)
         self.storage_bytes_ = len(self.onnx_)  # what is stored is the file
         self.precision_ = f"palette{self.bits}"
-        self.val_accuracy_ = None if data is None else onnx_accuracy(self.onnx_, data.x_val, data.y_val)
-        self.report_ = {"bits": self.bits, "granularity": self.granularity, "val_accuracy": self.val_accuracy_,
+        self.val_accuracy_ = None if data is None else file_quality(data, self.onnx_)
+        self.report_ = {"bits": self.bits, "granularity": self.granularity, Quality.of(getattr(data, "task", None)).key: self.val_accuracy_,
                         "layers": self.held_,
                         "palette_bytes": int(sum(self.weights_[n].n_bytes for n in names if not self.held_[n].startswith("fp32"))),
                         **size_report(self.onnx_)}

@@ -39,10 +39,10 @@ from slimnas.compress._base import (
 )
 from slimnas.compress._distill import Retrain
 from slimnas.compress._lowbit import encode_lowbit, rewrite_lowbit
+from slimnas.compress._quality import Quality, file_quality, model_quality
 from slimnas.config import precision_names
 from slimnas.config._names import DEFAULT_PRECISIONS, precision_text
 from slimnas.errors import ConfigError
-from slimnas.export import onnx_accuracy
 from slimnas.export._int8 import _quiet, int8_saturates, int8_weight_max
 from slimnas.export._onnx import export_proto
 from slimnas.export._proto import fp16_weights, gemm_to_matmul, layer_nodes, lean, size_report
@@ -390,23 +390,28 @@ class OnnxQuantizer(BaseCompressor):
         self.qat_ran_, self.qat_val_accuracy_ = False, None
         self.val_accuracy_ = self.float_val_accuracy_ = None
         if data is not None:
-            self.val_accuracy_ = onnx_accuracy(self.onnx_, data.x_val, data.y_val)
-            if isinstance(data.x_val, torch.Tensor):
+            quality = Quality.of(getattr(data, "task", None))
+            self.val_accuracy_ = file_quality(data, self.onnx_, quality=quality)
+            if not quality.is_accuracy:
+                self.float_val_accuracy_ = model_quality(data, model.eval(), quality=quality)
+            elif isinstance(data.x_val, torch.Tensor):
                 with torch.no_grad():
                     self.float_val_accuracy_ = float((model.eval()(data.x_val).argmax(1) == data.y_val).float().mean())
             else:  # read from disk in batches
                 self.float_val_accuracy_ = evaluate(model.eval(), data.x_val, data.y_val)["accuracy"]
-            drop = self.float_val_accuracy_ - self.val_accuracy_
+            drop = quality.worse_by(self.float_val_accuracy_, self.val_accuracy_)
             if static and self.qat is not None and self.qat.epochs > 0 and drop > self.max_drop:
                 model = self._qat(model, data, teacher, input_shape)
-        self.report_ = {"mode": self.mode, "val_accuracy": self.val_accuracy_,
-                        "float_val_accuracy": self.float_val_accuracy_, "qat": self.qat_ran_,
-                        "qat_val_accuracy": self.qat_val_accuracy_, **self.lowbit_report(),
+        key = Quality.of(getattr(data, "task", None)).key  # val_accuracy, or the task's val_<primary>
+        self.report_ = {"mode": self.mode, key: self.val_accuracy_,
+                        f"float_{key}": self.float_val_accuracy_, "qat": self.qat_ran_,
+                        f"qat_{key}": self.qat_val_accuracy_, **self.lowbit_report(),
                         **size_report(self.onnx_)}
         return model
 
     def _fit_auto(self, model, data, input_shape):
         """Both int8 files (static needs data to calibrate), measured; the one that helps kept."""
+        quality = Quality.of(getattr(data, "task", None))
         modes = ["int8-dynamic"] + (["int8"] if data is not None else [])
         files = {mode: quantize_model(model, input_shape, mode=mode,
                                       calibration=None if data is None else data.x_train[: self.n_calibration],
@@ -417,19 +422,25 @@ class OnnxQuantizer(BaseCompressor):
             found[mode] = {"latency_ms": OnnxRuntimeLatency(batch_size=1, repeats=AUTO_REPEATS).measure(blob, input_shape),
                            "bytes": len(blob)}
             if data is not None:
-                found[mode]["val_accuracy"] = onnx_accuracy(blob, data.x_val, data.y_val)
-        best_acc = max(f.get("val_accuracy", 0.0) for f in found.values())
-        eligible = [m for m, f in found.items() if f.get("val_accuracy", 0.0) >= best_acc - self.max_drop]
+                found[mode][quality.key] = file_quality(data, blob, quality=quality)
+        if data is not None:
+            best_acc = quality.best([f[quality.key] for f in found.values()])
+            eligible = [m for m, f in found.items() if quality.worse_by(best_acc, f[quality.key]) <= self.max_drop]
+        else:
+            eligible = list(found)
         chosen = min(eligible, key=lambda m: found[m]["latency_ms"])
         self.onnx_, self.precision_, self.chosen_ = files[chosen], chosen, chosen
         self.qat_ran_, self.qat_val_accuracy_ = False, None
-        self.val_accuracy_ = found[chosen].get("val_accuracy")
+        self.val_accuracy_ = found[chosen].get(quality.key)
         self.float_val_accuracy_ = None
-        if data is not None:
+        if data is not None and not quality.is_accuracy:
+            self.float_val_accuracy_ = model_quality(data, model.eval(), quality=quality)
+        elif data is not None:
             with torch.no_grad():
                 self.float_val_accuracy_ = float((model.eval()(data.x_val).argmax(1) == data.y_val).float().mean())
-        self.report_ = {"mode": self.mode, "chosen": chosen, "candidates": found, "val_accuracy": self.val_accuracy_,
-                        "float_val_accuracy": self.float_val_accuracy_, "qat": False, "qat_val_accuracy": None,
+        key = quality.key
+        self.report_ = {"mode": self.mode, "chosen": chosen, "candidates": found, key: self.val_accuracy_,
+                        f"float_{key}": self.float_val_accuracy_, "qat": False, f"qat_{key}": None,
                         **size_report(self.onnx_)}
         return model
 
@@ -442,8 +453,9 @@ class OnnxQuantizer(BaseCompressor):
             for m in layers:
                 parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
         candidate = self._quantize(tuned, data, input_shape)
-        acc = self.qat_val_accuracy_ = onnx_accuracy(candidate, data.x_val, data.y_val)
-        if acc <= self.val_accuracy_:
+        quality = Quality.of(getattr(data, "task", None))
+        acc = self.qat_val_accuracy_ = file_quality(data, candidate, quality=quality)
+        if not quality.better(acc, self.val_accuracy_):
             return model  # QAT did not help: keep the post-training result
         self.onnx_, self.val_accuracy_, self.qat_ran_ = candidate, acc, True
         return tuned

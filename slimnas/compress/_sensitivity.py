@@ -1,4 +1,5 @@
-"""Sensitivity analysis: validation accuracy versus pruning ratio, one layer at a time.
+"""Sensitivity analysis: validation accuracy (another task: its primary metric, R², mAP,
+perplexity) versus pruning ratio, one layer at a time.
 
 Each prunable layer is pruned alone (no retraining) at each ratio and the validation accuracy
 read off, as in Li et al. 2017 ("Pruning Filters for Efficient ConvNets"); layers whose accuracy
@@ -15,8 +16,9 @@ from torch import nn
 
 from slimnas.compress._base import BaseCompressor, _require_data
 from slimnas.compress._prune import StructuredPruner, prunable_layers
+from slimnas.compress._quality import Quality, model_quality
 from slimnas.measure import count_macs
-from slimnas.training import Listener, evaluate, report_phase
+from slimnas.training import Listener, report_phase
 
 DEFAULT_RATIOS = (0.1, 0.3, 0.5, 0.7, 0.9)
 
@@ -32,19 +34,32 @@ class SensitivityResult:
     baseline_macs: int
     ratios: tuple[float, ...]
     curves: dict[str, list[tuple[float, float, int]]] = field(default_factory=dict)
+    #: what the curves measure: validation accuracy, or another task's primary metric
+    quality: Quality = field(default_factory=Quality)
 
     def to_dict(self) -> dict:
-        return {"baseline": self.baseline, "baseline_macs": self.baseline_macs, "ratios": list(self.ratios),
-                "curves": {k: [list(p) for p in v] for k, v in self.curves.items()}}
+        out = {"baseline": self.baseline, "baseline_macs": self.baseline_macs, "ratios": list(self.ratios),
+               "curves": {k: [list(p) for p in v] for k, v in self.curves.items()}}
+        if not self.quality.is_accuracy:  # classification's sensitivity.json stays as it was
+            out.update(metric=self.quality.metric, direction=self.quality.direction, display=self.quality.display,
+                       relative=self.quality.relative)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> SensitivityResult:
+        quality = Quality(d["metric"], d["direction"], d.get("display", d["metric"]), d.get("relative", False)) \
+            if "metric" in d else Quality()
         return cls(baseline=d["baseline"], baseline_macs=d["baseline_macs"], ratios=tuple(d["ratios"]),
-                   curves={k: [tuple(p) for p in v] for k, v in d["curves"].items()})
+                   curves={k: [tuple(p) for p in v] for k, v in d["curves"].items()}, quality=quality)
+
+    def drop(self, value: float) -> float:
+        """How much worse ``value`` is than the baseline (:meth:`Quality.worse_by`: points of
+        accuracy, R², mAP; the relative change of MSE, perplexity)."""
+        return self.quality.worse_by(self.baseline, value)
 
     def max_ratio(self, layer: str, max_drop: float) -> float:
-        """The largest ratio whose accuracy drop stays within ``max_drop`` (0 if none does)."""
-        ok = [r for r, acc, _ in self.curves[layer] if self.baseline - acc <= max_drop]
+        """The largest ratio whose quality drop stays within ``max_drop`` (0 if none does)."""
+        ok = [r for r, acc, _ in self.curves[layer] if self.drop(acc) <= max_drop]
         return max(ok, default=0.0)
 
 
@@ -69,19 +84,21 @@ def analyze_sensitivity(
     """
     shape = data.input_shape
     names = list(layers) if layers is not None else [n for n, _ in prunable_layers(model, shape)]
-    result = SensitivityResult(baseline=evaluate(model, data.x_val, data.y_val)["accuracy"],
-                               baseline_macs=count_macs(model, shape), ratios=tuple(ratios))
+    quality = Quality.of(getattr(data, "task", None))  # accuracy, or the task's primary metric
+    result = SensitivityResult(baseline=model_quality(data, model, quality=quality),
+                               baseline_macs=count_macs(model, shape), ratios=tuple(ratios), quality=quality)
     with report_phase(listener, "sensitivity", label="sensitivity analysis, each layer pruned alone",
                       total=len(names), unit="layers") as found:
         for i, name in enumerate(names, 1):
-            result.curves[name] = _layer_curve(model, data, name, ratios, importance)
+            result.curves[name] = _layer_curve(model, data, name, ratios, importance, quality)
             if listener is not None:
                 listener.phase_progress("sensitivity", i, {"layer": name})
         found["baseline"] = result.baseline
     return result
 
 
-def _layer_curve(model: nn.Module, data, name: str, ratios: Sequence[float], importance: str) -> list[tuple]:
+def _layer_curve(model: nn.Module, data, name: str, ratios: Sequence[float], importance: str,
+                 quality: Quality) -> list[tuple]:
     shape = data.input_shape
     points = []
     for r in ratios:
@@ -90,7 +107,7 @@ def _layer_curve(model: nn.Module, data, name: str, ratios: Sequence[float], imp
         if after == before:  # nothing could be pruned at this ratio: there is no point to report
             continue
         pruned = pruner.model_
-        points.append((float(r), evaluate(pruned, data.x_val, data.y_val)["accuracy"], count_macs(pruned, shape)))
+        points.append((float(r), model_quality(data, pruned, quality=quality), count_macs(pruned, shape)))
     return points
 
 

@@ -234,7 +234,11 @@ class Budget:
         """An absolute budget: relative limits multiplied by the reference's value."""
         if not self.relative:
             return self
-        return Budget(self.metric, self.op, self.limit * reference[self.key])
+        value = reference[self.key]
+        if value <= 0:  # a share of zero or of a negative figure (an R² below 0) bounds nothing sensible
+            raise ConfigError("--budget", f"an absolute limit on {self.metric} (the input model's is {value:.4g}: a "
+                              f"share of it means nothing; e.g. '{self.metric}{self.op}0.3')", str(self))
+        return Budget(self.metric, self.op, self.limit * value)
 
     @property
     def key(self) -> str:

@@ -31,6 +31,23 @@ ROWS = [
 ]
 
 
+def table_rows(before: dict) -> list[tuple[str, str, str]]:
+    """The before/after table's rows for a result whose figures are ``before``: :data:`ROWS`, with
+    another task's metrics (``test_r2``, ``val_mean_ap``, ...; its loss left out) in place of
+    accuracy's."""
+    if "val_accuracy" in before or "test_accuracy" in before:
+        return ROWS
+    from slimnas.measure._metric import TASK_METRICS
+
+    quality = []
+    for split in ("test", "val"):
+        for name, metric in TASK_METRICS.items():
+            if f"{split}_{name}" in before:
+                display = metric.task_metric.display
+                quality.append((f"{split}_{name}", f"{split} {display} (ONNX Runtime)", "{:.4f}"))
+    return quality + ROWS[2:]
+
+
 def latency_rows(batches) -> list[tuple[str, str, str]]:
     """The before/after table's latency rows, one per batch size."""
     return [(f"latency_ms_b{b}", f"latency ms, batch {b}", "{:.4f}") for b in batches]
@@ -73,7 +90,7 @@ def compress_report_data(folder: str | Path) -> dict:
         raise ConfigError("run", "a compress output whose report.json has 'before' and 'after'", str(root / "report.json"))
     before, after = report["before"], report["after"]
     rows = []
-    for key, label, fmt in ROWS + latency_rows((1, 64)):
+    for key, label, fmt in table_rows(before) + latency_rows((1, 64)):
         b, a = before.get(key), after.get(key)
         if isinstance(b, (int, float)) and isinstance(a, (int, float)):
             rows.append({"key": key, "label": label, "before": b, "after": a, "ratio": a / b if b else None,
@@ -94,6 +111,8 @@ def compress_report_data(folder: str | Path) -> dict:
         member["sensitivity"] = {layer: {str(p[0]): p[1] for p in points}
                                  for layer, points in (sens.get("curves") or {}).items()}
     budget = report.get("budget") or []
+    if (root / "sensitivity.json").is_file():  # what the curves measure: accuracy, or the task's metric
+        member["sensitivity_metric"] = _read(root / "sensitivity.json").get("display", "accuracy")
     return {
         "kind": "compress",
         "slimnas": __version__,
@@ -186,8 +205,8 @@ def render_compress_html(data: dict) -> str:
     if c["sensitivity"]:
         cols, body = _sensitivity_cells(c)
         parts += ["<h2>Sensitivity</h2>",
-                  '<p class="note">Validation accuracy of the input model with only this layer pruned by each share, '
-                  "before fine-tuning.</p>", _plot(sensitivity_figure(c), "sensitivity"), _table(cols, body, text_columns=1)]
+                  f'<p class="note">Validation {esc(c.get("sensitivity_metric", "accuracy"))} of the input model '
+                  "with only this layer pruned by each share, before fine-tuning.</p>", _plot(sensitivity_figure(c), "sensitivity"), _table(cols, body, text_columns=1)]
     if data["checks"]:
         parts += ["<h2>Checks</h2>", _table(["check", "value"], [[k.replace("_", " "), f"{v:.3g}" if isinstance(v, float)
                                                                   else v] for k, v in data["checks"].items()],

@@ -65,8 +65,9 @@ def _fmt(value) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-def explanation_table(doc: dict, title: str) -> Table:
-    """Per layer: width before/after, each compressor's setting, and accuracy when pruned alone."""
+def explanation_table(doc: dict, title: str, quality: tuple[str, str] = ("acc", "accuracy")) -> Table:
+    """Per layer: width before/after, each compressor's setting, and accuracy (``quality``: the
+    column prefix and the name of another task's metric) when pruned alone."""
     rows = doc["layers"]
     columns = [(c, off) for _, c, off in layer_columns(rows)]
     ratios = sorted({r for row in rows for r in row.get("sensitivity", {})}, key=float)
@@ -74,7 +75,7 @@ def explanation_table(doc: dict, title: str) -> Table:
     for col in (*BASE_COLUMNS, *(c for c, _ in columns)):
         t.add_column(col, justify="left" if col == "layer" else "right")
     for r in ratios:
-        t.add_column(f"acc@{float(r):.0%}", justify="right")
+        t.add_column(f"{quality[0]}@{float(r):.0%}", justify="right")
     for row in rows:
         sens = row.get("sensitivity", {})
         kept, width = row["kept"], row["width"]
@@ -84,15 +85,18 @@ def explanation_table(doc: dict, title: str) -> Table:
     notes = ["removed: share of the layer's channels removed (a layer tied to another one by a residual "
              "sum shares its cuts, whatever ratio it was given)"]
     if ratios:
-        notes.append("acc@r: validation accuracy of the parent with only this layer pruned by r, before fine-tuning "
+        notes.append(f"{quality[0]}@r: validation {quality[1]} of the parent with only this layer pruned by r, before fine-tuning "
                      "(- where it could not be pruned that far)")
     t.caption = "\n".join(notes)
     return t
 
 
-def sensitivity_table(result, title: str = "Sensitivity: validation accuracy when one layer is pruned") -> Table:
-    """A :class:`slimnas.compress.SensitivityResult` as a table: one row per layer, one column per ratio."""
-    t = Table(title=title)
+def sensitivity_table(result, title: str | None = None) -> Table:
+    """A :class:`slimnas.compress.SensitivityResult` as a table: one row per layer, one column per ratio
+    (validation accuracy, or the task's metric the result measured)."""
+    quality = getattr(result, "quality", None)
+    name = "accuracy" if quality is None or quality.is_accuracy else quality.display
+    t = Table(title=title or f"Sensitivity: validation {name} when one layer is pruned")
     t.add_column("layer")
     for r in result.ratios:
         t.add_column(f"{r:.0%}", justify="right")

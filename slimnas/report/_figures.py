@@ -190,7 +190,8 @@ def _precision_color(precision: str | None) -> str:
 
 
 def sensitivity_figure(card: dict) -> dict | None:
-    """Validation accuracy with one layer pruned by each ratio, one curve per layer."""
+    """Validation accuracy (another task's metric: ``card['sensitivity_metric']``) with one layer
+    pruned by each ratio, one curve per layer."""
     if not card["sensitivity"]:
         return None
     traces = [{"type": "scatter", "mode": "lines+markers", "name": layer,
@@ -199,4 +200,4 @@ def sensitivity_figure(card: dict) -> dict | None:
     return {"data": traces, "layout": {**LAYOUT, **legend_below(list(card["sensitivity"]), PAGE_WIDTH, plot_height=220),
                                        "title": title(f"{_name(card)}: sensitivity"),
                                        "xaxis": {"title": {"text": "share of the layer pruned"}, "tickformat": ".0%"},
-                                       "yaxis": {"title": {"text": "validation accuracy"}}}}
+                                       "yaxis": {"title": {"text": f"validation {card.get('sensitivity_metric', 'accuracy')}"}}}}

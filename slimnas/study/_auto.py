@@ -53,15 +53,15 @@ from slimnas.compress._bitalloc import (
 from slimnas.compress._compress import staged_result
 from slimnas.compress._prune import executed_layers
 from slimnas.compress._prune_layers import split_view
+from slimnas.compress._quality import Quality, check_task_outputs, test_scores, with_task
 from slimnas.compress._speed import slower_warning
 from slimnas.config import DEFAULT_RUNTIME, MeasureSettings, precision_names
 from slimnas.config._names import DEFAULT_PRECISIONS, get_precision
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
-from slimnas.export import onnx_accuracy
 from slimnas.measure import Budget, one_thread
 from slimnas.measure._profile import load_profile
-from slimnas.models import check_outputs
+from slimnas.measure._task_metrics import check_task_objectives
 from slimnas.models._hf import as_slimnas_model
 from slimnas.spaces import TrainSpec
 from slimnas.strategies import StrategyContext, check_early_stopping, get_strategy
@@ -84,6 +84,7 @@ from slimnas.study._pareto import feasible
 from slimnas.study._progress import progress_rows
 from slimnas.study._resume import keep_setting, resumed_setting
 from slimnas.study._search import resolve_device
+from slimnas.tasks import Task
 from slimnas.training import report_phase
 from slimnas.training._events import PhaseEpochs
 
@@ -248,7 +249,7 @@ def refine_finetune(model: nn.Module, policy: CompressionPolicy, data: DataSplit
     them rank differently after a few epochs than after many (a criterion that keeps what helps
     at once, like Taylor, wins short fine-tunes more often than long ones). ``listener`` hears
     of it as the ``refine`` phase, one step per fine-tune."""
-    rows, best = [], None
+    rows, best, quality = [], None, Quality.of(data.task)
     base_lr = policy.finetune_lr or recipe.lr
     reporter = [PhaseEpochs(listener, "refine", epochs)] if listener is not None else []
     with report_phase(listener, "refine", label="choosing the criterion and fine-tune learning rate",
@@ -258,14 +259,14 @@ def refine_finetune(model: nn.Module, policy: CompressionPolicy, data: DataSplit
                 cand = with_finetune(policy, importance=importance, lr=base_lr * factor)
                 art = apply_policy(model, cand, data, teacher=model, epochs=epochs, seed=seed, device=device,
                                    train=recipe, callbacks=reporter)
-                acc = measure_artifact(art, data, splits=("val",), latency_batches=())["val_accuracy"]
-                rows.append({"importance": importance, "lr": cand.finetune_lr, "epochs": epochs, "val_accuracy": acc})
-                if best is None or acc > best[0]:
+                acc = measure_artifact(art, data, splits=("val",), latency_batches=())[quality.key]
+                rows.append({"importance": importance, "lr": cand.finetune_lr, "epochs": epochs, quality.key: acc})
+                if best is None or quality.better(acc, best[0]):
                     best = (acc, cand)
                 if listener is not None:
                     listener.phase_progress("refine", len(rows), rows[-1])
-        found.update(importance=best[1].options("prune").get("importance"), lr=best[1].finetune_lr,
-                     val_accuracy=best[0])
+        found.update({"importance": best[1].options("prune").get("importance"), "lr": best[1].finetune_lr,
+                      quality.key: best[0]})
     return best[1], rows
 
 
@@ -277,8 +278,10 @@ class AutoObjective(BaseTrialObjective):
     def __init__(self, model: nn.Module, data: DataSplits, settings: AutoSettings, budget: tuple[Budget, ...],
                  rule: str, listener: Listener | None = None, hardware: HardwareTarget | None = None, *,
                  measure: MeasureSettings, precision: PrecisionSensitivity | None = None) -> None:
-        super().__init__(objectives=("accuracy",), budget=budget, early_stopping=rule, listener=listener,
+        self.quality = Quality.of(data.task)  # validation accuracy, or the task's primary metric
+        super().__init__(objectives=(self.quality.metric,), budget=budget, early_stopping=rule, listener=listener,
                          settings=measure)  # where latency is timed (runtime, threads, repeats)
+        self.watched = (self.quality.key, self.quality.direction)
         self.model, self.data, self.auto, self.hardware = model, data, settings, hardware
         self.prunable = objective_layers(model, data)
         # precision genes for the layers quantization acts on (not GRU/LSTM: those stay fp32)
@@ -336,7 +339,7 @@ class AutoObjective(BaseTrialObjective):
                 stoppers=lambda _: [EpochReporter(self.listener, trial.number), *self.stoppers(trial, s.finetune_epochs)])
         except optuna.TrialPruned:
             curve = trial.user_attrs.get("curve", [])
-            self.listener.trial_finished(trial.number, "pruned", {"val_accuracy": curve[-1]} if curve else {},
+            self.listener.trial_finished(trial.number, "pruned", {self.quality.key: curve[-1]} if curve else {},
                                          round(time.perf_counter() - t0, 3))
             raise
         self.recording = True
@@ -347,7 +350,7 @@ class AutoObjective(BaseTrialObjective):
         trial.set_user_attr("policy", artifact.policy.to_dict())
         state = "complete" if feasible(metrics, self.budget) else "over budget"
         self.listener.trial_finished(trial.number, state, metrics, metrics["seconds"])
-        return metrics["val_accuracy"]
+        return metrics[self.quality.key]
 
 
 FLOOR_RATIO = 0.95  # the most a MAC budget's scaling removes from a layer (fit_to_macs)
@@ -392,7 +395,7 @@ def _fp32_if_faster(artifact: CompressedModel, after: dict, latency: dict, data:
 
 def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tuple[str, ...],
                   out: str | Path | None = None, storage: str | None = None, listener: Listener | None = None,
-                  **options) -> AutoResult:
+                  task: str | Task | None = None, **options) -> AutoResult:
     """Search a per-layer policy for ``model`` that meets ``budget`` with the best validation
     accuracy (measured in ONNX Runtime after quantization), then fine-tune it longer.
 
@@ -402,6 +405,12 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
             the compressed weights and the study (resumed when it exists).
         storage: an Optuna storage URL for the study (default: SQLite in ``out``, else in memory).
         listener: told about the run's progress; nothing is printed otherwise.
+        task: what the model is trained for (a name, ``file.py:callable`` or a
+            :class:`~slimnas.tasks.Task`; by default the data's own): the fine-tunes minimise its
+            loss and distil with its term, the search maximises (or minimises) its primary metric
+            (``val_r2``, ``val_mean_ap``, ``val_perplexity``), the sensitivity analysis and its
+            tolerated drops read that metric (points of R² or mAP; the relative change of MSE or
+            perplexity), and a budget may bound it (``"r2>=0.4"``); another task's metric is refused.
         **options: the fields of :class:`AutoSettings` (``n_trials``, ``strategy``,
             ``finetune_epochs``, ``final_epochs``, ...). The caller's model is left as it was.
 
@@ -412,8 +421,10 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     """
     s = AutoSettings(budget=tuple(budget), **options)
     s = dataclasses.replace(s, device=str(resolve_device(s.device)))  # 'auto' becomes what it picks
+    data = with_task(data, task)
+    check_task_objectives(data.task, [Budget.parse(b, "--budget").metric for b in s.budget], "--budget")
     model = as_slimnas_model(model, data.input_shape)  # token ids for a raw Hugging Face model; a dict's logits
-    check_outputs(model, data.input_shape, data.n_classes)
+    check_task_outputs(model, data)
     listener = listener or Listener()
     model = copy.deepcopy(model).cpu().eval()
     out = Path(out) if out is not None else None
@@ -429,7 +440,7 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     profile = load_profile(s.device_profile, "--device-profile") if s.device_profile is not None else None
     measure, before, budgets = measure_input(model, data, s, profile, listener)
     listener.started({"kind": "auto", "data": data.summary(), "budget": [str(b) for b in budgets], "before": before,
-                      "n_total": s.n_trials, "objectives": ["accuracy"]})
+                      "n_total": s.n_trials, "objectives": [Quality.of(data.task).metric]})
     sens = analyze_sensitivity(model, data, ratios=SENSITIVITY_RATIOS, listener=listener)
     listener.sensitivity(sens)
     check_reach(model, data, budgets, before, sens)
@@ -465,7 +476,8 @@ def measure_input(model: nn.Module, data: DataSplits, s: AutoSettings, profile,
         before = measure_artifact(apply_policy(model, CompressionPolicy(), data, epochs=0), data,
                                   splits=("val", "test"), latency_batches=(batch,), settings=measure,
                                   names=[Budget.parse(b, "--budget").metric for b in texts])
-        found.update(val_accuracy=before["val_accuracy"], macs=before["macs"], bytes=before["bytes"])
+        key = Quality.of(data.task).key
+        found.update({key: before[key]}, macs=before["macs"], bytes=before["bytes"])
     budgets = tuple(Budget.parse(b, "--budget").resolve(before) for b in texts)
     if latency_limits(budgets) and min(latency_limits(budgets)) > before["latency_ms"]:
         # under a latency budget the result is never slower than the input model
@@ -561,7 +573,8 @@ def search_policies(objective: AutoObjective, sens: SensitivityResult, allocated
     rule's name, kept with the study so a resume uses the same)."""
     s, listener, hardware = objective.auto, objective.listener, objective.hardware
     spec = StudySpec(name="auto", storage=storage or (f"sqlite:///{out / 'study.db'}" if out is not None else None),
-                     objectives=("accuracy",), strategy=s.strategy, early_stopping=objective.early_stopping,
+                     objectives=(objective.quality.metric,), strategy=s.strategy,
+                     early_stopping=objective.early_stopping,
                      seed=s.seed, max_epochs=max(1, s.finetune_epochs), space=None,
                      n_startup_trials=len(WARM_DROPS) + 2, population_size=max(4, min(20, s.n_trials // 3)),
                      field="--strategy")
@@ -592,7 +605,7 @@ class AutoAfter(AfterStudy):
 
     def __init__(self, objective: AutoObjective, study: optuna.Study, before: dict, sens: SensitivityResult,
                  out: Path | None) -> None:
-        super().__init__(("accuracy",), objective.budget, n_closest=1)
+        super().__init__((objective.quality.metric,), objective.budget, n_closest=1)
         self.objective, self.study, self.before, self.sens, self.out = objective, study, before, sens, out
         self.s, self.listener, self.hardware = objective.auto, objective.listener, objective.hardware
         self.choice: dict = {}
@@ -607,13 +620,16 @@ class AutoAfter(AfterStudy):
         if front:
             return [best], []
         if hardware is not None and hardware.allocation is not None and not hardware.allocation.met:
-            knee, self.choice = knee_choice(trials, self.budget, self.before)
+            q = self.objective.quality
+            knee, self.choice = knee_choice(trials, self.budget, self.before,
+                                            None if q.relative or q.direction != "maximize" else q.key)
             best = knee or best
         if self.choice:
             self.listener.note(f"No policy meets the budget: its latency limit is out of reach by pruning. Kept: "
                                f"trial {best.number}, the best trade at the knee (1% of the latency worth 1% of the "
                                f"accuracy): {self.choice['latency_share']:.0%} of the input model's latency at "
-                               f"{self.choice['val_share']:.0%} of its validation accuracy.", level="warning")
+                               f"{self.choice['val_share']:.0%} of its validation {self.objective.quality.display}.",
+                               level="warning")
         else:
             self.listener.note(f"No policy meets the budget; the closest one (trial {best.number}) follows.",
                                level="warning")
@@ -626,9 +642,10 @@ class AutoAfter(AfterStudy):
         if refine_epochs > 0 and (self.in_budget or self.choice):
             policy, rows = refine_finetune(model, policy, data, importances=s.importances, recipe=recipe,
                                            epochs=refine_epochs, seed=s.seed, device=s.device, listener=listener)
+            q = self.objective.quality
             listener.note("criterion and fine-tune learning rate for the chosen ratios (" f"{refine_epochs}-epoch "
-                          "fine-tunes, validation accuracy): "
-                          + ", ".join(f"{r['importance']} lr {r['lr']:g}: {r['val_accuracy']:.3f}" for r in rows)
+                          f"fine-tunes, validation {q.display}): "
+                          + ", ".join(f"{r['importance']} lr {r['lr']:g}: {r[q.key]:.3f}" for r in rows)
                           + f" -> {policy.options('prune').get('importance')}, lr {policy.finetune_lr:g}")
         if policy.finetune_lr > 0:
             recipe = dataclasses.replace(recipe, lr=policy.finetune_lr)
@@ -682,7 +699,7 @@ class AutoAfter(AfterStudy):
 
     def test(self, trial, final: dict) -> dict:
         data = self.objective.data
-        final["after"]["test_accuracy"] = onnx_accuracy(final["artifact"].onnx, data.x_test, data.y_test)
+        final["after"].update(test_scores(data, final["artifact"].onnx))
         return final
 
     def write(self, front, closest, members) -> AutoResult:

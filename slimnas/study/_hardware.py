@@ -156,16 +156,19 @@ def prepare_target(model: nn.Module, data: DataSplits, *, profile: DeviceProfile
     return target
 
 
-def knee_choice(trials, budgets, before: dict) -> tuple[FrozenTrial | None, dict]:
+def knee_choice(trials, budgets, before: dict, key: str | None = "val_accuracy") -> tuple[FrozenTrial | None, dict]:
     """Where no policy meets the budget because its latency limit is out of reach by pruning,
     the policy with the best trade by the knee's rule (1% of the input model's latency is worth
     1% of its accuracy): the highest ``val_accuracy / before's - latency_ms / before's`` among
     the completed trials that meet every other budget. Candidates under such a budget were all
     fitted to the allocation's knee, so the one that misses the latency limit least (the
     "closest") is the fastest by a few percent of timing noise, whatever it paid in accuracy.
-    ``(None, {})`` where no trial meets the other budgets; else the trial and its figures."""
+    ``(None, {})`` where no trial meets the other budgets; else the trial and its figures. ``key``:
+    the quality figure (another task's ``val_<primary>``; ``None``: one without shares, no knee)."""
     others = [b for b in budgets if b.metric != "latency_ms"]
-    base_acc, base_ms = before.get("val_accuracy") or 0.0, before.get("latency_ms") or 0.0
+    if key is None:  # a task's metric without a points scale (MSE, perplexity): no knee by shares
+        return None, {}
+    base_acc, base_ms = before.get(key) or 0.0, before.get("latency_ms") or 0.0
     if base_acc <= 0 or base_ms <= 0:
         return None, {}
     rows = []
@@ -173,7 +176,7 @@ def knee_choice(trials, budgets, before: dict) -> tuple[FrozenTrial | None, dict
         m = t.user_attrs.get("metrics")
         if t.state != TrialState.COMPLETE or not m or m.get("latency_ms") is None or not feasible(m, others):
             continue
-        acc_share, ms_share = m["val_accuracy"] / base_acc, m["latency_ms"] / base_ms
+        acc_share, ms_share = m[key] / base_acc, m["latency_ms"] / base_ms
         rows.append((acc_share - ms_share, -t.number, t, acc_share, ms_share))
     if not rows:
         return None, {}

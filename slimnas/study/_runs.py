@@ -118,14 +118,29 @@ def _tabular(folder: Path) -> RunSummary:
 def _compress(folder: Path) -> RunSummary:
     report = folder / "report.json"
     best = None
+    objectives = _compress_objectives(folder)
     if report.is_file():
         best = {"trial": None, "metrics": read_json(report, "a JSON object of the compress result (with 'after')",
                                                     lambda d: isinstance(d.get("after", {}), dict)).get("after", {})}
     if not (folder / "study.db").is_file():  # a compress by a given policy: no study
-        return RunSummary(folder.name, folder, "compress", "complete" if best else "empty", best=best)
+        return RunSummary(folder.name, folder, "compress", "complete" if best else "empty", best=best,
+                          objectives=objectives)
     trials = load_study(f"sqlite:///{(folder / 'study.db').resolve()}", "auto").get_trials(deepcopy=False)
     status = "complete" if best else run_status(trials, None, None)
-    return RunSummary(folder.name, folder, "compress", status, sum(t.state in FINISHED for t in trials), None, best)
+    return RunSummary(folder.name, folder, "compress", status, sum(t.state in FINISHED for t in trials), None, best,
+                      objectives=objectives)
+
+
+def _compress_objectives(folder: Path) -> tuple[str, ...]:
+    """What a compress output reports: accuracy and MACs, or its task's primary metric (run.json's)."""
+    from slimnas.export._info import read_run_info
+    from slimnas.tasks._run import quality
+
+    try:
+        task = read_run_info(folder).get("task")
+    except Exception:  # noqa: BLE001 - an unreadable run.json: the summary's default
+        task = None
+    return (quality(task if isinstance(task, dict) else None)["metric"], "macs")
 
 
 def is_run(folder: Path) -> bool:

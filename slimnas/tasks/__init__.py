@@ -8,7 +8,8 @@ passes :func:`slimnas.testing.check_task`.
 
 ``slimnas search`` trains and scores regression, multi-label, language models (a per-token
 transformer head) and a user's task of one output vector per sample (``--task``, or the
-dataset's own); compress does not yet (the docs' "Tasks" page says what is wired in).
+dataset's own); ``slimnas compress`` and ``--auto`` compress them too (the docs' "Tasks" page
+says what is wired in).
 
 Example:
     >>> task = get_task("regression").fit([[1.0], [3.0]])

@@ -169,6 +169,13 @@ class Task(abc.ABC):
         """An accumulator of held-out batches (``update(output, target)``, ``compute()``)."""
         return Meter(self)
 
+    def distill(self, student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+        """The distillation term that pulls a compressed model's training-mode ``student``
+        output towards the uncompressed ``teacher``'s (no gradient): by default the mean squared
+        difference of the outputs (a regression's values; ``temperature`` unused). Tasks whose
+        outputs are scores of classes soften both with ``temperature`` instead."""
+        return torch.nn.functional.mse_loss(student, teacher)
+
     def export_head(self) -> nn.Module:
         """Appended to the model when it is exported (the training outputs to :attr:`exports`)."""
         return nn.Identity()

@@ -60,6 +60,16 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, y)
 
 
+def softened_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Hinton et al.'s soft term: KL divergence of the temperature-softened class probabilities
+    (over the last axis; every other axis is a sample), times ``T**2`` so its gradients keep their
+    size as the temperature changes."""
+    t = temperature
+    s, q = student.reshape(-1, student.shape[-1]), teacher.reshape(-1, teacher.shape[-1])
+    return t * t * F.kl_div(F.log_softmax(s / t, dim=1), F.log_softmax(q / t, dim=1), reduction="batchmean",
+                            log_target=True)
+
+
 class ClassificationMeter(Meter):
     """Sums of the cross-entropy and of correct top-1 predictions over batches."""
 
@@ -124,6 +134,9 @@ class Classification(Task):
 
     def head_size(self, y) -> int:
         return len(np.unique(np.asarray(y))) if self.classes is None else len(self.classes)
+
+    def distill(self, student, teacher, temperature: float) -> torch.Tensor:
+        return softened_kl(student, teacher, temperature)
 
     def loss(self, output, target) -> torch.Tensor:
         return cross_entropy(output, target)

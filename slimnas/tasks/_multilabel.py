@@ -66,6 +66,11 @@ class MultiLabel(Task):
         f1 = float(f1_score(true, (prob >= self.threshold).astype(int), average="micro", zero_division=0))
         return {"mean_ap": mean_ap, "f1": f1, "loss": float(F.binary_cross_entropy_with_logits(output, target.float()))}
 
+    def distill(self, student, teacher, temperature: float) -> torch.Tensor:
+        """Binary cross-entropy to the teacher's (temperature-softened) label probabilities, times ``T**2``."""
+        t = temperature
+        return t * t * F.binary_cross_entropy_with_logits(student / t, torch.sigmoid(teacher / t))
+
     def export_head(self) -> nn.Module:
         return nn.Sigmoid()
 

@@ -83,6 +83,12 @@ class PerToken(Task):
     def loss(self, output, target) -> torch.Tensor:
         return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1), ignore_index=self.pad_label)
 
+    def distill(self, student, teacher, temperature: float) -> torch.Tensor:
+        """Hinton's soft term over each position's scores."""
+        from slimnas.tasks._classification import softened_kl
+
+        return softened_kl(student, teacher, temperature)
+
     def score(self, output, target) -> dict[str, float]:
         meter = self.meter()
         meter.update(output, target)

@@ -25,7 +25,9 @@ def check_task(name: str | Task, seed: int = 0) -> dict:
     2. Its example targets pass its own checks; :meth:`~Task.fit` then :meth:`~Task.state` is
        JSON and rebuilds an equal task (same encoded targets, same scores).
     3. Head sizing is consistent: a perfect output per sample has :meth:`~Task.output_shape`.
-    4. The loss of a tiny batch is a finite scalar, differentiable (gradients reach the output).
+    4. The loss of a tiny batch is a finite scalar, differentiable (gradients reach the output);
+       so is the distillation term (:meth:`~Task.distill`) towards a perfect teacher, which costs
+       no more for the teacher's own output than for a random one.
     5. Every metric lies in its declared range, and a perfect prediction scores strictly better
        than a random one on each, in the metric's direction.
     6. A meter fed the same data in two batches gives the one-batch scores.
@@ -65,6 +67,15 @@ def check_task(name: str | Task, seed: int = 0) -> dict:
     grads = torch.autograd.grad(loss, leaves, allow_unused=True)
     assert any(g is not None and torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads), (
         f"{label}: the loss gives no gradient to the model's output")
+
+    if isinstance(train_out, torch.Tensor) and isinstance(perfect, torch.Tensor):  # what compress distils by
+        soft = task.distill(train_out, perfect.detach(), 4.0)
+        assert isinstance(soft, torch.Tensor) and soft.dim() == 0 and math.isfinite(float(soft.detach())), (
+            f"{label}: the distillation term is not a finite scalar")
+        (grad,) = torch.autograd.grad(soft, [train_out])
+        assert grad is not None and torch.isfinite(grad).all(), f"{label}: the distillation term gives no gradient"
+        assert float(task.distill(perfect, perfect, 4.0)) <= float(soft.detach()) + 1e-6, (
+            f"{label}: distilling a teacher's own output costs more than a random one's")
 
     good = task.score(perfect, target)
     bad = task.score(task.random_output(target, head, seed), target)

@@ -52,17 +52,21 @@ class Callback:
 
 
 class PlateauStop(Callback):
-    """Ends training once validation accuracy has not improved for ``patience`` epochs, keeping
-    the best epoch's weights (:meth:`restore` puts them back): fine-tune until it stops helping."""
+    """Ends training once validation accuracy (or the figure ``key``, better in ``direction``) has
+    not improved for ``patience`` epochs, keeping the best epoch's weights (:meth:`restore` puts
+    them back): fine-tune until it stops helping."""
 
-    def __init__(self, model: nn.Module, patience: int = 3) -> None:
-        self.model, self.patience = model, patience
+    def __init__(self, model: nn.Module, patience: int = 3, *, key: str = "val_accuracy",
+                 direction: str = "maximize") -> None:
+        self.model, self.patience, self.key = model, patience, key
+        self.sign = 1.0 if direction == "maximize" else -1.0
         self.best, self.best_epoch, self.best_state = -math.inf, 0, None
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        acc = metrics.get("val_accuracy")
+        acc = metrics.get(self.key)
         if acc is None:
             return
+        acc = self.sign * acc
         if acc > self.best:
             self.best, self.best_epoch = acc, epoch
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
