@@ -67,6 +67,10 @@ class DataSplits:
     pad_id: int = 0
     notes: tuple[str, ...] = ()
     task: Task = field(default_factory=Classification)
+    #: the user's batches' form where the splits were read from their Datasets / DataLoaders
+    #: (:class:`~slimnas.data._loaders.BatchForm`): a user training step or score function gets
+    #: batches in it; ``None`` otherwise
+    batch_form: Any = None
 
     @property
     def is_classification(self) -> bool:
