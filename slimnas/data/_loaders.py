@@ -206,10 +206,6 @@ def splits_from_loaders(model: nn.Module, train, val, test=None, *, task=None, n
         >>> data.input_shape, data.n_classes
         ((4,), 2)
     """
-    from slimnas.data._base import DataSplits
-    from slimnas.tasks import Task, load_task
-    from slimnas.tasks._classification import Classification
-
     if val is None:
         raise ConfigError("val", "validation data (a Dataset or DataLoader) beside the training data")
     x_tr, y_tr, form = read_loader(train, "train")
@@ -224,6 +220,36 @@ def splits_from_loaders(model: nn.Module, train, val, test=None, *, task=None, n
     if not flatten_outputs(out):
         raise ConfigError("model output", "at least one tensor", type(out).__name__)
     wrapped = PackedInputsModel(model, form) if form.packed else model
+    data = _splits(form, {"train": (x_tr, y_tr), "val": (x_va, y_va), "test": (x_te, y_te)}, task, name,
+                   width=int(main_output(out).shape[-1]))
+    return wrapped, data
+
+
+def search_splits(train, val, test=None, *, task=None, name: str = "your data"):
+    """:class:`DataSplits` for a search from the user's Datasets / DataLoaders: batches of
+    ``(x, y)`` with one float tensor per sample (what the searched families take); the input
+    shape is the first batch's, the kind (tabular, sequence, image) follows its dimensions."""
+    if val is None:
+        raise ConfigError("val", "validation data (a Dataset or DataLoader) beside the training data")
+    x_tr, y_tr, form = read_loader(train, "train")
+    if not form.single:
+        raise ConfigError("train", "(inputs, target) batches with one float tensor of inputs per sample for a "
+                          "search (its families take one tensor)", form.describe())
+    x_va, y_va, _ = read_loader(val, "val", form)
+    x_te, y_te, _ = read_loader(test, "test", form) if test is not None else (x_va, y_va, form)
+    data = _splits(form, {"train": (x_tr, y_tr), "val": (x_va, y_va), "test": (x_te, y_te)}, task, name)
+    data.kind = {1: "tabular", 2: "sequence", 3: "image"}.get(len(form.shapes[0]), "")
+    return data
+
+
+def _splits(form: BatchForm, raw: dict, task, name: str, width: int | None = None):
+    """The splits of ``raw`` (``{split: (x, y)}``) with their targets checked by ``task`` (a
+    Task, a name or ``None``: classification) and encoded. Classification keeps class ids as
+    they are, its head the larger of the model's output ``width`` and the largest id + 1."""
+    from slimnas.data._base import DataSplits
+    from slimnas.tasks import Task, load_task
+    from slimnas.tasks._classification import Classification
+
     if task is None:
         task = Classification()
     elif isinstance(task, str):
@@ -233,9 +259,9 @@ def splits_from_loaders(model: nn.Module, train, val, test=None, *, task=None, n
     if not isinstance(task, Task):
         raise ConfigError("task", "a slimnas.tasks.Task or a task's name", type(task).__name__)
     ys = {s: task.check_targets(y.numpy(), n=len(y), input_shape=form.input_shape, field=f"{s} targets")
-          for s, y in (("train", y_tr), ("val", y_va), ("test", y_te))}
+          for s, (_, y) in raw.items()}
     if isinstance(task, Classification):
-        head = max(int(main_output(out).shape[-1]), int(np.max(ys["train"])) + 1)
+        head = max(width or 0, int(np.max(ys["train"])) + 1)
         enc = {s: torch.as_tensor(np.asarray(y).astype(np.int64)) for s, y in ys.items()}  # class ids as they are
         for s, y in enc.items():
             if len(y) and int(y.max()) >= head:
@@ -244,9 +270,9 @@ def splits_from_loaders(model: nn.Module, train, val, test=None, *, task=None, n
         task.fit(ys["train"])
         head = task.head_size(ys["train"])
         enc = {s: task.encode(y) for s, y in ys.items()}
-    data = DataSplits(name=name, x_train=x_tr, y_train=enc["train"], x_val=x_va, y_val=enc["val"], x_test=x_te,
-                      y_test=enc["test"], n_classes=head, task=task, batch_form=form)
-    return wrapped, data
+    return DataSplits(name=name, x_train=raw["train"][0], y_train=enc["train"], x_val=raw["val"][0],
+                      y_val=enc["val"], x_test=raw["test"][0], y_test=enc["test"], n_classes=head, task=task,
+                      batch_form=form)
 
 
 def _int_ranges(form: BatchForm, xs) -> tuple:
