@@ -58,6 +58,7 @@ from slimnas.config._profile import allowed_precisions
 from slimnas.config._schema import MAX_EPOCHS as MAX_RUN_EPOCHS
 from slimnas.config._schema import MAX_SEED, data_to_dict
 from slimnas.data import list_datasets, load_dataset
+from slimnas.data._loaders import load_data_source, splits_from_loaders, unwrap
 from slimnas.errors import ConfigError
 from slimnas.export._info import write_run_info
 from slimnas.measure import RUNTIMES
@@ -245,6 +246,7 @@ def compress_command(
     dataset: Dataset = None,
     label_column: LabelColumn = None,
     input_layout: Annotated[str | None, typer.Option("--input-layout", help="the layout the model takes: channels_first ((N, C, L), (N, C, H, W)), channels_last ((N, L, C), (N, H, W, C)) or no_channel ((N, L), (N, F)) [default: channels_first]")] = None,
+    data_source: Annotated[str | None, typer.Option("--data", metavar="FILE.py:CALLABLE", help="your own data: a callable returning {'train': ..., 'val': ..., 'test': ...} torch Datasets or DataLoaders (batches of (inputs, target) or dicts with a 'labels' key), in place of --dataset")] = None,
     data_config: Annotated[Path | None, typer.Option("--data-config", help="a YAML file whose data: section (as in a search config) says how to read the data: layout, normalize, augment, tokenizer, stream, ...")] = None,
     prune: Annotated[float | None, typer.Option(help="share of channels structured pruning removes from every layer, in [0, 1)")] = None,
     importance: Annotated[list[str] | None, typer.Option(metavar="CRITERION", help="pruning criterion (l1, l2, taylor, bn_scale, random); with --auto, the candidates, repeatable or comma-separated [default: l1 (--auto: l1,taylor)]")] = None,
@@ -343,15 +345,22 @@ def compress_command(
     dataset = data_cfg.dataset
     board = TensorBoardListener(out / "tensorboard") if tensorboard else None  # a missing package: one line now
     with ConsoleListener(console, live=not quiet) as listener:
-        with report_phase(listener, "load", label=f"loading {dataset} and the model {model}") as found:
-            data = load_dataset(data_cfg)
+        with report_phase(listener, "load", label=f"loading {data_source or dataset} and the model {model}") as found:
+            if data_source is not None:  # the user's Datasets / DataLoaders, read against the model
+                torch.manual_seed(seed)
+                net, _ = import_model(model, weights)
+                net, data = splits_from_loaders(unwrap(net), **load_data_source(data_source), name=data_source)
+                dataset = data_source
+            else:
+                data = load_dataset(data_cfg)
             if not data.is_classification:  # search takes other tasks; compress not yet
                 raise ConfigError("--dataset", "a classification dataset (compress takes no other task yet; "
                                   "slimnas search does)", f"{dataset} (a {data.task.name} dataset)")
             for note in data.notes:  # what was assumed reading the data (a layout)
                 listener.note(note, level="warning")
             torch.manual_seed(seed)
-            net, _ = import_model(model, weights)
+            if data_source is None:
+                net, _ = import_model(model, weights)
             try:
                 check_outputs(net, data.input_shape, data.n_classes)
             except ConfigError as e:

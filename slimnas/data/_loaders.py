@@ -298,3 +298,20 @@ def unwrap(model: nn.Module) -> nn.Module:
     while isinstance(model, (PackedInputsModel, MainOutputModel, TokenIdsModel)):
         model = model.model
     return model
+
+
+def load_data_source(spec: str, field: str = "--data") -> dict:
+    """``{'train', 'val'[, 'test']}`` Datasets or DataLoaders from ``path/to/file.py:callable``
+    (or ``package.module:callable``), called without arguments; anything else is one line."""
+    from slimnas.registry import import_object, user_failure
+
+    factory = import_object(spec, field)
+    try:
+        value = factory()
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's callable failed
+        raise ConfigError(field, "a callable returning {'train': ..., 'val': ..., 'test': ...} without arguments",
+                          f"{spec} ({user_failure(e)})") from None
+    if not isinstance(value, Mapping) or not {"train", "val"} <= set(value) or set(value) - {"train", "val", "test"}:
+        got = sorted(map(str, value)) if isinstance(value, Mapping) else type(value).__name__
+        raise ConfigError(field, "a dict {'train': ..., 'val': ...[, 'test': ...]} of Datasets or DataLoaders", got)
+    return dict(value)
