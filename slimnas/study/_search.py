@@ -105,6 +105,10 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+#: what a search on the user's own Datasets / DataLoaders records as its dataset
+USER_DATA = "user-data"
+
+
 def load_splits(plan: SearchPlan, loaders: dict | None = None) -> DataSplits:
     """The plan's data (or the user's ``loaders``: ``{'train', 'val'[, 'test']}`` Datasets or
     DataLoaders), checked against its families (what kinds of data they take) and layout."""
@@ -150,9 +154,12 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
         >>> [m.metrics["test_accuracy"] for m in result.front]  # doctest: +SKIP
     """
     loaders = {k: overrides.pop(k) for k in ("train", "val", "test") if overrides.get(k) is not None}
-    if loaders:  # the user's Datasets / DataLoaders: the run is named after them, not the default dataset
-        overrides.setdefault("name", "user-data")
+    if loaders:  # the user's Datasets / DataLoaders: the run names them, not the default dataset
+        overrides["dataset"] = overrides.get("dataset") or USER_DATA
     plan = config if isinstance(config, SearchPlan) else SearchPlan.load(config, **overrides)
+    if loaders and plan.config.n_workers > 1:  # worker processes read the data by the config's name
+        raise ConfigError("workers", "1 with train= / val= data (your loaders live in this process only)",
+                          plan.config.n_workers)
     if isinstance(config, SearchPlan) and overrides:
         raise TypeError("pass overrides with a YAML path or None, not with a SearchPlan")
     kept = None
