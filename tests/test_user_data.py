@@ -17,6 +17,7 @@ from slimnas.compress import compress
 from slimnas.data import DataSplits
 from slimnas.data._loaders import splits_from_loaders
 from slimnas.errors import ConfigError
+from slimnas.models import unwrap
 from slimnas.spaces._policy import CompressionPolicy
 
 PRUNE = CompressionPolicy.of(prune={"ratio": 0.5})
@@ -62,7 +63,7 @@ def test_loaders_give_the_same_figures_as_the_same_tensors():
     x, y = _plain()
     ds = torch.utils.data.TensorDataset(x, y)
     loader = torch.utils.data.DataLoader(ds, batch_size=32)
-    via_loaders = compress(_net(), policy=PRUNE, train=loader, val=ds, epochs=1, latency_repeats=3)
+    via_loaders = compress(_net(), PRUNE, train=loader, val=ds, epochs=1, latency_repeats=3)
     splits = DataSplits("t", x, y, x, y, x, y, n_classes=2)
     via_tensors = compress(_net(), splits, PRUNE, epochs=1, latency_repeats=3)
     for key in ("val_accuracy", "test_accuracy", "macs", "params"):
@@ -102,6 +103,9 @@ def test_hf_dict_batches_go_through_the_users_step_and_score(tmp_path):
         assert figures["val_accuracy"] <= 0 and figures["val_accuracy"] == int(figures["val_accuracy"])
     assert res.after["macs"] < res.before["macs"]
     assert (tmp_path / "out" / "model.onnx").is_file()
+    own = unwrap(res.model)  # the Hugging Face model itself, pruned without a wrapper of the user's
+    assert type(own).__name__ == "BertForSequenceClassification"
+    assert own.bert.encoder.layer[0].intermediate.dense.out_features < 32
 
 
 def test_auto_compress_on_dict_loaders():

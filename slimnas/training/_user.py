@@ -176,6 +176,8 @@ def takes_user_data(fn: Callable) -> Callable:
         from slimnas.data._loaders import splits_from_loaders
 
         if train is not None or val is not None or test is not None:
+            if data is not None and not hasattr(data, "x_train"):  # compress(model, policy, train=...)
+                args, data = (data, *args), None
             if data is not None:
                 raise ConfigError("data", "either dataset splits or train= / val= Datasets or DataLoaders, not both")
             if train is None:
@@ -194,4 +196,14 @@ def takes_user_data(fn: Callable) -> Callable:
         with using(user):
             return fn(model, data, *args, **kwargs)
 
+    wrapper.__doc__ = (fn.__doc__ or "") + USER_DATA_DOC
     return wrapper
+
+
+USER_DATA_DOC = """
+    Your own data and training (``slimnas.training._user.takes_user_data``): instead of ``data``,
+    ``train=``, ``val=`` and ``test=`` take torch Datasets or DataLoaders of ``(inputs, target)``
+    or dict batches with a ``labels`` key (``task=``: their task, default classification);
+    ``train_step=(model, batch, optimizer) -> loss`` and ``score_fn=(model, loader) -> dict``
+    (``score_primary=``, ``score_direction=``), when given, do every fine-tune and every score.
+"""
