@@ -167,3 +167,12 @@ def test_cli_data_file(tmp_path):
     assert bad.returncode == 2 and len(err) == 1, bad.stdout + bad.stderr
     assert "pixels" in err[0] and "forward takes" in err[0]
     assert not (tmp_path / "bad").exists()
+
+
+def test_cli_search_data_beside_a_dataset_is_one_line(tmp_path):
+    (tmp_path / "user.py").write_text("def data():\n    return {'train': [], 'val': []}\n")
+    run = subprocess.run([sys.executable, "-m", "slimnas", "search", "--data", "user.py:data", "--dataset", "digits",
+                          "--out", "run", "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert "dataset: expected either a dataset or train= / val= data (--data), not both" in run.stdout + run.stderr
+    assert not (tmp_path / "run").exists()

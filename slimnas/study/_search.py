@@ -155,7 +155,10 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
     """
     loaders = {k: overrides.pop(k) for k in ("train", "val", "test") if overrides.get(k) is not None}
     if loaders:  # the user's Datasets / DataLoaders: the run names them, not the default dataset
-        overrides["dataset"] = overrides.get("dataset") or USER_DATA
+        if overrides.get("dataset"):
+            raise ConfigError("dataset", "either a dataset or train= / val= data (--data), not both",
+                              overrides["dataset"])
+        overrides["dataset"] = USER_DATA
     plan = config if isinstance(config, SearchPlan) else SearchPlan.load(config, **overrides)
     if loaders and plan.config.n_workers > 1:  # worker processes read the data by the config's name
         raise ConfigError("workers", "1 with train= / val= data (your loaders live in this process only)",
