@@ -59,6 +59,11 @@ class _TokenData(torch.utils.data.Dataset):
         return {"input_ids": self.ids[i], "attention_mask": self.mask[i], "labels": self.labels[i]}
 
 
+def data_splits_x(data: _TokenData) -> torch.Tensor:
+    """The packed float rows compress holds for the dict samples (ids, then mask)."""
+    return torch.cat([data.ids, data.mask], dim=1).float()[:4]
+
+
 def test_loaders_give_the_same_figures_as_the_same_tensors():
     x, y = _plain()
     ds = torch.utils.data.TensorDataset(x, y)
@@ -106,6 +111,9 @@ def test_hf_dict_batches_go_through_the_users_step_and_score(tmp_path):
     own = unwrap(res.model)  # the Hugging Face model itself, pruned without a wrapper of the user's
     assert type(own).__name__ == "BertForSequenceClassification"
     assert own.bert.encoder.layer[0].intermediate.dense.out_features < 32
+    back = slimnas.load(tmp_path / "out", model=_bert())  # run.json's batch_form rebuilds the packed model
+    x = data_splits_x(data)
+    assert torch.allclose(back(x), res.model(x), atol=1e-5)
 
 
 def test_auto_compress_on_dict_loaders():

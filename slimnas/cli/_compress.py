@@ -65,6 +65,7 @@ from slimnas.export._info import write_run_info
 from slimnas.measure import RUNTIMES
 from slimnas.measure._profile import load_profile
 from slimnas.models import check_outputs
+from slimnas.models._hf import as_slimnas_model
 from slimnas.models._user import import_model
 from slimnas.report._compress import ROWS, latency_rows
 from slimnas.report._explain import explanation_table
@@ -351,6 +352,7 @@ def compress_command(
                 torch.manual_seed(seed)
                 net, _ = import_model(model, weights)
                 net, data = splits_from_loaders(unwrap(net), **load_data_source(data_source), name=data_source)
+                net = as_slimnas_model(net, data.input_shape)  # a dict / ModelOutput answer: its logits
                 dataset = data_source
             else:
                 data = load_dataset(data_cfg)

@@ -59,6 +59,24 @@ class BatchForm:
     def packed(self) -> bool:
         return not self.single
 
+    def to_dict(self) -> dict:
+        """The form as JSON (``run.json``'s ``batch_form``: what rebuilds the packed model)."""
+        return {"kind": self.kind, "names": list(self.names), "shapes": [list(s) for s in self.shapes],
+                "dtypes": list(self.dtypes), "keyword": self.keyword, "target_key": self.target_key,
+                "dict_output": self.dict_output, "single": self.single,
+                "ranges": [list(r) if r is not None else None for r in self.ranges]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> BatchForm:
+        try:
+            return cls(str(d["kind"]), tuple(map(str, d["names"])), tuple(tuple(map(int, s)) for s in d["shapes"]),
+                       tuple(map(str, d["dtypes"])), bool(d["keyword"]), d.get("target_key"),
+                       bool(d.get("dict_output")), bool(d.get("single")),
+                       tuple(tuple(map(float, r)) if r is not None else None for r in d.get("ranges", [])))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError("run.json batch_form", "the form of the batches the model was compressed on",
+                              f"{type(e).__name__}: {e}") from None
+
     def sizes(self) -> list[int]:
         return [math.prod(s) for s in self.shapes]
 
@@ -287,6 +305,34 @@ def _int_ranges(form: BatchForm, xs) -> tuple:
             ranges.append((float(part.min()), float(part.max())) if part.numel() else None)
         start += size
     return tuple(ranges)
+
+
+def packed_rebuild(rebuild, info: dict):
+    """``rebuild`` (a factory of the user's model) wrapped as the run wrapped it where
+    ``run.json`` records a packed ``batch_form``: what a compressed model's weights load into."""
+    if not isinstance(info.get("batch_form"), dict):
+        return rebuild
+    form = BatchForm.from_dict(info["batch_form"])
+
+    def build() -> nn.Module:
+        from slimnas.models._hf import as_slimnas_model
+
+        return as_slimnas_model(PackedInputsModel(unwrap(rebuild()), form), form.input_shape)
+
+    return build
+
+
+def record_form(out, form: BatchForm | None) -> None:
+    """Add a packed ``batch_form`` to ``out``'s ``run.json`` (a library compress output), so
+    :func:`slimnas.load` rebuilds the model the weights were saved from."""
+    from pathlib import Path
+
+    from slimnas.export._info import read_run_info, write_run_info
+
+    info = read_run_info(out) if out is not None and Path(out).is_dir() else {}
+    if form is None or not form.packed or "input_shape" not in info:
+        return
+    write_run_info(out, info.pop("input_shape"), info.pop("n_classes"), **{**info, "batch_form": form.to_dict()})
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -194,7 +194,12 @@ def takes_user_data(fn: Callable) -> Callable:
             user = UserTraining(train_step, score_fn, score_primary, score_direction,
                                 form=getattr(data, "batch_form", None))
         with using(user):
-            return fn(model, data, *args, **kwargs)
+            result = fn(model, data, *args, **kwargs)
+        if kwargs.get("out") is not None:  # slimnas.load rebuilds a packed model from run.json
+            from slimnas.data._loaders import record_form
+
+            record_form(kwargs["out"], getattr(data, "batch_form", None))
+        return result
 
     wrapper.__doc__ = (fn.__doc__ or "") + USER_DATA_DOC
     return wrapper
