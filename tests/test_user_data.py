@@ -184,3 +184,25 @@ def test_cli_search_data_beside_a_dataset_is_one_line(tmp_path):
     assert run.returncode == 2
     assert "dataset: expected either a dataset or train= / val= data (--data), not both" in run.stdout + run.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_lower_is_better_score_ranks_negated_and_a_bad_one_is_one_line():
+    from slimnas.training import evaluate
+    from slimnas.training._user import UserTraining, using
+
+    x, y = _plain()
+    seen = []
+
+    def err(model, batches):
+        seen.extend(len(b[1]) for b in batches)
+        return {"err": 0.25, "other": 1.0}
+
+    with using(UserTraining(score_fn=err, direction="minimize")):
+        scores = evaluate(_net(), x, y)
+    assert scores["accuracy"] == -0.25 and scores["err"] == 0.25 and sum(seen) == len(y)
+    assert "accuracy" in evaluate(_net(), x, y) and evaluate(_net(), x, y)["accuracy"] != -0.25  # outside: built-in
+    with using(UserTraining(score_fn=lambda m, b: 0.5)), pytest.raises(ConfigError, match="score_fn: expected a "
+                                                                                          "function returning a dict"):
+        evaluate(_net(), x, y)
+    with using(UserTraining(score_fn=err, primary="f1")), pytest.raises(ConfigError, match="score_primary"):
+        evaluate(_net(), x, y)
