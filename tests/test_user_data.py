@@ -116,13 +116,16 @@ def test_hf_dict_batches_go_through_the_users_step_and_score(tmp_path):
     assert torch.allclose(back(x), res.model(x), atol=1e-5)
 
 
-def test_auto_compress_on_dict_loaders():
+def test_auto_compress_on_dict_loaders(tmp_path):
     data = _TokenData(48)
     loader = torch.utils.data.DataLoader(data, batch_size=16)
     res = slimnas.auto_compress(_bert(), train=loader, val=loader, budget=["macs<=70%"], n_trials=1,
-                                finetune_epochs=1, final_epochs=1)
+                                finetune_epochs=1, final_epochs=1, out=tmp_path / "auto")
     assert res.after["macs"] <= 0.7 * res.before["macs"]
     assert 0.0 <= res.after["val_accuracy"] <= 1.0
+    back = slimnas.load(tmp_path / "auto", model=_bert())
+    x = data_splits_x(data)
+    assert torch.allclose(back(x), res.artifact.model(x), atol=1e-5)
 
 
 def test_search_reads_the_input_shape_from_the_first_batch(tmp_path):
@@ -146,7 +149,7 @@ def test_a_batch_the_model_does_not_take_is_one_line():
         splits_from_loaders(_net(), [x[0]], [x[0]])
 
 
-def test_cli_data_file(tmp_path):
+def test_cli_data_file(tmp_path, monkeypatch, capsys):
     (tmp_path / "user.py").write_text(textwrap.dedent("""
         import torch
         from torch import nn
@@ -169,20 +172,26 @@ def test_cli_data_file(tmp_path):
                          "--out", "good"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "good" / "model.onnx").is_file()
-    bad = subprocess.run([*base, "--data", "user.py:other", "--out", "bad"], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=300)
-    err = [line for line in (bad.stdout + bad.stderr).splitlines() if line.startswith("error")]
-    assert bad.returncode == 2 and len(err) == 1, bad.stdout + bad.stderr
+    from slimnas.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:  # in this process: the same command line, no second start-up
+        main([*base[3:], "--data", "user.py:other", "--out", "bad"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert exit_.value.code == 2 and len(err) == 1, err
     assert "pixels" in err[0] and "forward takes" in err[0]
     assert not (tmp_path / "bad").exists()
 
 
-def test_cli_search_data_beside_a_dataset_is_one_line(tmp_path):
+def test_cli_search_data_beside_a_dataset_is_one_line(tmp_path, monkeypatch, capsys):
+    from slimnas.cli import main
+
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "user.py").write_text("def data():\n    return {'train': [], 'val': []}\n")
-    run = subprocess.run([sys.executable, "-m", "slimnas", "search", "--data", "user.py:data", "--dataset", "digits",
-                          "--out", "run", "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 2
-    assert "dataset: expected either a dataset or train= / val= data (--data), not both" in run.stdout + run.stderr
+    with pytest.raises(SystemExit) as exit_:
+        main(["search", "--data", "user.py:data", "--dataset", "digits", "--out", "run", "--quiet"])
+    assert exit_.value.code == 2
+    assert "dataset: expected either a dataset or train= / val= data (--data), not both" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
