@@ -181,6 +181,10 @@ def test_cli_data_file(tmp_path, monkeypatch, capsys):
     assert exit_.value.code == 2 and len(err) == 1, err
     assert "pixels" in err[0] and "forward takes" in err[0]
     assert not (tmp_path / "bad").exists()
+    with pytest.raises(SystemExit) as exit_:
+        main([*base[3:], "--data", "user.py:data", "--dataset", "digits", "--out", "bad"])
+    assert exit_.value.code == 2 and "--dataset reads a dataset" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
 
 def test_cli_search_data_beside_a_dataset_is_one_line(tmp_path, monkeypatch, capsys):

@@ -304,6 +304,12 @@ def compress_command(
              "train_epochs": train_epochs, "tensorboard": tensorboard, "device_profile": device_profile,
              "hardware_aware": hardware_aware, "timeout": timeout, "distill": distill, "temperature": temperature}
     check_options(auto, given, weights=weights)  # at the edge, before any model is loaded or trained
+    if data_source is not None:  # the user's loaders replace every way of reading a dataset
+        clash = [f for f, v in (("--dataset", dataset), ("--label-column", label_column),
+                                ("--input-layout", input_layout), ("--data-config", data_config)) if v is not None]
+        if clash:
+            raise ConfigError("--data", f"your Datasets / DataLoaders alone ({', '.join(clash)} reads a dataset)",
+                              data_source)
     check_out(out, auto=auto, overwrite=overwrite)
     temperature = 4.0 if temperature is None else temperature
     for flag, value, high in (("--seed", seed, MAX_SEED), ("--finetune-epochs", epochs, MAX_RUN_EPOCHS),
