@@ -219,3 +219,11 @@ def test_a_lower_is_better_score_ranks_negated_and_a_bad_one_is_one_line():
         evaluate(_net(), x, y)
     with using(UserTraining(score_fn=err, primary="f1")), pytest.raises(ConfigError, match="score_primary"):
         evaluate(_net(), x, y)
+
+
+def test_search_on_loaders_of_another_task(tmp_path):
+    x, _ = _plain()
+    y = 2 * x[:, 0]  # a regression target
+    train, val = torch.utils.data.TensorDataset(x[:120], y[:120]), torch.utils.data.TensorDataset(x[120:], y[120:])
+    res = slimnas.search(train=train, val=val, task="regression", n_trials=1, epochs=1, out=str(tmp_path / "run"))
+    assert "test_r2" in res.front[0].metrics and "test_accuracy" not in res.front[0].metrics

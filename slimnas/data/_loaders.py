@@ -257,6 +257,9 @@ def search_splits(train, val, test=None, *, task=None, name: str = "your data"):
     x_te, y_te, _ = read_loader(test, "test", form) if test is not None else (x_va, y_va, form)
     data = _splits(form, {"train": (x_tr, y_tr), "val": (x_va, y_va), "test": (x_te, y_te)}, task, name)
     data.kind = {1: "tabular", 2: "sequence", 3: "image"}.get(len(form.shapes[0]), "")
+    from slimnas.data._tasks import check_wired
+
+    check_wired(data.task, data.kind, name)  # a task search is not wired for: one line
     return data
 
 
