@@ -23,6 +23,7 @@ from slimnas.cli._options import (
     Amp,
     Budget,
     Dataset,
+    DataSource,
     Device,
     DeviceProfile,
     EarlyStopping,
@@ -60,10 +61,12 @@ from slimnas.config._profile import allowed_precisions
 from slimnas.config._schema import MAX_EPOCHS as MAX_RUN_EPOCHS
 from slimnas.config._schema import MAX_SEED, data_to_dict
 from slimnas.data import list_datasets, load_dataset
+from slimnas.data._loaders import load_data_source, splits_from_loaders, unwrap
 from slimnas.errors import ConfigError
 from slimnas.export._info import write_run_info
 from slimnas.measure import RUNTIMES
 from slimnas.measure._profile import load_profile
+from slimnas.models._hf import as_slimnas_model
 from slimnas.models._user import import_model
 from slimnas.report._compress import latency_rows, table_rows
 from slimnas.report._explain import explanation_table
@@ -263,6 +266,7 @@ def compress_command(
     dataset: Dataset = None,
     label_column: LabelColumn = None,
     input_layout: Annotated[str | None, typer.Option("--input-layout", help="the layout the model takes: channels_first ((N, C, L), (N, C, H, W)), channels_last ((N, L, C), (N, H, W, C)) or no_channel ((N, L), (N, F)) [default: channels_first]")] = None,
+    data_source: DataSource = None,
     data_config: Annotated[Path | None, typer.Option("--data-config", help="a YAML file whose data: section (as in a search config) says how to read the data: layout, normalize, augment, tokenizer, stream, ...")] = None,
     prune: Annotated[float | None, typer.Option(help="share of channels structured pruning removes from every layer, in [0, 1)")] = None,
     importance: Annotated[list[str] | None, typer.Option(metavar="CRITERION", help="pruning criterion (l1, l2, taylor, bn_scale, random); with --auto, the candidates, repeatable or comma-separated [default: l1 (--auto: l1,taylor)]")] = None,
@@ -320,6 +324,12 @@ def compress_command(
              "train_epochs": train_epochs, "tensorboard": tensorboard, "device_profile": device_profile,
              "hardware_aware": hardware_aware, "timeout": timeout, "distill": distill, "temperature": temperature}
     check_options(auto, given, weights=weights if run is None else run)  # at the edge, before any model is loaded or trained
+    if data_source is not None:  # the user's loaders replace every way of reading a dataset
+        clash = [f for f, v in (("--dataset", dataset), ("--label-column", label_column), ("--input-layout", input_layout),
+                                ("--data-config", data_config), ("--run", run)) if v is not None]
+        if clash:
+            raise ConfigError("--data", f"your Datasets / DataLoaders alone ({', '.join(clash)} reads a dataset)",
+                              data_source)
     check_out(out, auto=auto, overwrite=overwrite)
     temperature = 4.0 if temperature is None else temperature
     for flag, value, high in (("--seed", seed, MAX_SEED), ("--finetune-epochs", epochs, MAX_RUN_EPOCHS),
@@ -369,8 +379,15 @@ def compress_command(
     dataset = data_cfg.dataset if loaded is None else dataset
     board = TensorBoardListener(out / "tensorboard") if tensorboard else None  # a missing package: one line now
     with ConsoleListener(console, live=not quiet) as listener:
-        with report_phase(listener, "load", label=f"loading {dataset} and the model {model}") as found:
-            data = load_dataset(data_cfg) if loaded is None else loaded.load_data()
+        with report_phase(listener, "load", label=f"loading {data_source or dataset} and the model {model}") as found:
+            if data_source is not None:  # the user's Datasets / DataLoaders, read against the model
+                torch.manual_seed(seed)
+                net, _ = import_model(model, weights)
+                net, data = splits_from_loaders(unwrap(net), **load_data_source(data_source), name=data_source)
+                net = as_slimnas_model(net, data.input_shape)  # a dict / ModelOutput answer: its logits
+                dataset = data_source
+            else:
+                data = load_dataset(data_cfg) if loaded is None else loaded.load_data()
             if budget:  # a budget on another task's metric (accuracy of a regression): before any training
                 from slimnas.measure import Budget as ParsedBudget
                 from slimnas.measure._task_metrics import check_task_objectives
@@ -379,7 +396,8 @@ def compress_command(
             for note in data.notes:  # what was assumed reading the data (a layout)
                 listener.note(note, level="warning")
             torch.manual_seed(seed)
-            net = import_model(model, weights)[0] if loaded is None else loaded.model
+            if data_source is None:
+                net = import_model(model, weights)[0] if loaded is None else loaded.model
             try:
                 check_task_outputs(net, data)
             except ConfigError as e:

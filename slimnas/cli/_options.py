@@ -37,6 +37,8 @@ EARLY_STOPPING_DEFAULT = "none, the strategy's own rule (hyperband for bohb), or
 
 Dataset = Annotated[str | None, typer.Option(
     help="The data: a dataset name, a .csv/.npz file or a folder [default: mnist1d, or the config's].")]
+DataSource = Annotated[str | None, typer.Option(
+    "--data", metavar="FILE.py:CALLABLE", help="Your own data: a callable returning {'train': ..., 'val': ..., 'test': ...} torch Datasets or DataLoaders (batches of (inputs, target) or dicts with a 'labels' key), in place of --dataset [default: none].")]
 LabelColumn = Annotated[str | None, typer.Option(
     "--label-column", help="Label column of a .csv data file [default: label].")]
 Seed = Annotated[int | None, typer.Option(

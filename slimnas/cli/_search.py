@@ -13,6 +13,7 @@ from slimnas.cli._options import (
     Amp,
     Budget,
     Dataset,
+    DataSource,
     Device,
     DeviceProfile,
     EarlyStopping,
@@ -31,6 +32,7 @@ from slimnas.cli._options import (
     split_list,
 )
 from slimnas.cli._progress import ConsoleListener
+from slimnas.data._loaders import load_data_source
 from slimnas.data._registry import dataset_help
 from slimnas.measure import list_metrics
 from slimnas.measure._metric import TASK_METRICS
@@ -42,6 +44,7 @@ from slimnas.study import search
 def search_command(
     config: Annotated[Path | None, typer.Argument(help="YAML config; the built-in default when omitted.")] = None,
     dataset: Dataset = None,
+    data_source: DataSource = None,
     task: Task = None,
     strategy: Strategy = None,
     n_trials: NTrials = None,
@@ -85,7 +88,7 @@ def search_command(
             early_stopping=early_stopping, timeout=timeout, device=device, workers=workers,
             trial_timeout=trial_timeout, label_column=label_column, tensorboard=True if tensorboard else None,
             device_profile=device_profile, threads=threads, amp=True if amp else None, accumulate=accumulate,
-            task=task,
+            task=task, **(load_data_source(data_source) if data_source is not None else {}),
         )
     print_front(result, console)
     if result.interrupted:

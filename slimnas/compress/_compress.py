@@ -36,6 +36,7 @@ from slimnas.spaces._policy import CompressionPolicy
 from slimnas.tasks import Task
 from slimnas.training import Listener, fit, report_phase
 from slimnas.training._events import PhaseEpochs
+from slimnas.training._user import takes_user_data
 
 MAX_EPOCHS = 30  # cap of a fine-tune that runs until validation accuracy stops improving
 PATIENCE = 3  # epochs without a better validation accuracy that end such a fine-tune
@@ -66,6 +67,7 @@ class CompressResult:
                 "checks": self.checks, "latency_change": self.latency, "warnings": self.warnings}
 
 
+@takes_user_data  # train= / val= / test= Datasets or DataLoaders, train_step=, score_fn= (slimnas.training._user)
 def compress(
     model: nn.Module,
     data: DataSplits,

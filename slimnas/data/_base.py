@@ -67,6 +67,10 @@ class DataSplits:
     pad_id: int = 0
     notes: tuple[str, ...] = ()
     task: Task = field(default_factory=Classification)
+    #: the user's batches' form where the splits were read from their Datasets / DataLoaders
+    #: (:class:`~slimnas.data._loaders.BatchForm`): a user training step or score function gets
+    #: batches in it; ``None`` otherwise
+    batch_form: Any = None
 
     @property
     def is_classification(self) -> bool:
@@ -100,6 +104,8 @@ class DataSplits:
             out.update(kind=self.kind, vocab_size=self.vocab_size, pad_id=self.pad_id)
         if self.preprocessing is not None and not self.preprocessing.is_identity:
             out.update(kind=self.kind, preprocessing=self.preprocessing.to_dict())
+        if self.batch_form is not None and self.batch_form.packed:  # the user's loaders: how inputs were packed
+            out["batch_form"] = self.batch_form.to_dict()
         if not self.is_classification:  # classification's run folders stay as they were
             from slimnas.tasks._run import task_record
 

@@ -87,6 +87,7 @@ from slimnas.study._search import resolve_device
 from slimnas.tasks import Task
 from slimnas.training import report_phase
 from slimnas.training._events import PhaseEpochs
+from slimnas.training._user import takes_user_data
 
 MAX_RATIO = 0.9
 WARM_DROPS = (0.01, 0.03, 0.1)  # accuracy drops that seed the sensitivity-guided starting policies
@@ -393,6 +394,7 @@ def _fp32_if_faster(artifact: CompressedModel, after: dict, latency: dict, data:
                                       "of the same weights is slower still")
 
 
+@takes_user_data  # train= / val= / test= Datasets or DataLoaders, train_step=, score_fn= (slimnas.training._user)
 def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tuple[str, ...],
                   out: str | Path | None = None, storage: str | None = None, listener: Listener | None = None,
                   task: str | Task | None = None, **options) -> AutoResult:

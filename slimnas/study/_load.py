@@ -20,6 +20,7 @@ from torch import nn
 
 from slimnas._files import check_not_interrupted, load_weights, read_json
 from slimnas.data import DataSplits, load_dataset
+from slimnas.data._loaders import packed_rebuild
 from slimnas.errors import ConfigError, DamagedFileError
 from slimnas.export._info import INFO, read_run_info
 from slimnas.export._structure import load_compressed
@@ -190,6 +191,7 @@ def _from_folder(root: Path, model, info: dict | None = None) -> LoadedModel:
     else:
         raise ConfigError("model", f"the original architecture of {root} (no arch.json or {INFO} says it): pass "
                           "model= (a fresh nn.Module or 'file.py:callable')")
+    rebuild = packed_rebuild(rebuild, info)  # a model compressed on the user's loaders: wrapped as it was
     return LoadedModel(_load_weights(rebuild(), weights), shape, n_classes, weights, None, rebuild, files,
                        info.get("data"), info.get("preprocessing"), info.get("task"))
 

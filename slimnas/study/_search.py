@@ -19,6 +19,7 @@ import torch
 from slimnas.config import MeasureSettings, RunConfig
 from slimnas.config._load import read_yaml
 from slimnas.data import DataSplits, load_dataset
+from slimnas.data._loaders import search_splits
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.export import onnx_accuracy
 from slimnas.export._info import write_run_info
@@ -104,9 +105,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_splits(plan: SearchPlan) -> DataSplits:
-    """The plan's data, checked against its families (what kinds of data they take) and layout."""
-    splits = load_dataset(plan.config.data, task=plan.task if plan.config.task is not None else None)
+#: what a search on the user's own Datasets / DataLoaders records as its dataset
+USER_DATA = "user-data"
+
+
+def load_splits(plan: SearchPlan, loaders: dict | None = None) -> DataSplits:
+    """The plan's data (or the user's ``loaders``: ``{'train', 'val'[, 'test']}`` Datasets or
+    DataLoaders), checked against its families (what kinds of data they take) and layout."""
+    task = plan.task if plan.config.task is not None else None
+    splits = load_dataset(plan.config.data, task=task) if not loaders else search_splits(**loaders, task=task)
     for family in plan.space.families:
         kinds = get_family(family).data_kinds
         if splits.kind and splits.kind not in kinds:
@@ -138,13 +145,24 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
             writing to ``<run folder>/tensorboard`` hears it too.
         **overrides: the CLI's options: ``dataset``, ``task``, ``strategy``, ``n_trials``, ``epochs``,
             ``seed``, ``storage``, ``out``, ``name``, ``objectives``, ``budget``,
-            ``early_stopping``, ``timeout``, ``device``, ``workers``, ``tensorboard``.
+            ``early_stopping``, ``timeout``, ``device``, ``workers``, ``tensorboard``; ``train``,
+            ``val`` and ``test``: your own Datasets or DataLoaders of ``(x, y)`` batches (one float
+            tensor per sample) in place of ``dataset``.
 
     Example:
         >>> result = slimnas.search(dataset="digits", n_trials=4, epochs=1)  # doctest: +SKIP
         >>> [m.metrics["test_accuracy"] for m in result.front]  # doctest: +SKIP
     """
+    loaders = {k: overrides.pop(k) for k in ("train", "val", "test") if overrides.get(k) is not None}
+    if loaders:  # the user's Datasets / DataLoaders: the run names them, not the default dataset
+        if overrides.get("dataset"):
+            raise ConfigError("dataset", "either a dataset or train= / val= data (--data), not both",
+                              overrides["dataset"])
+        overrides["dataset"] = USER_DATA
     plan = config if isinstance(config, SearchPlan) else SearchPlan.load(config, **overrides)
+    if loaders and plan.config.n_workers > 1:  # worker processes read the data by the config's name
+        raise ConfigError("workers", "1 with train= / val= data (your loaders live in this process only)",
+                          plan.config.n_workers)
     if isinstance(config, SearchPlan) and overrides:
         raise TypeError("pass overrides with a YAML path or None, not with a SearchPlan")
     kept = None
@@ -158,7 +176,7 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
         listener.note(f"resuming with the run's own budget {', '.join(kept)} (from its config.yaml; "
                       "give --budget to change it)", level="warning")
     device = resolve_device(cfg.device)
-    splits = load_splits(plan)  # the data is checked before anything is written
+    splits = load_splits(plan, loaders)  # the data is checked before anything is written
     run = RunFolder(cfg.run_dir)
     board = TensorBoardListener(run.root / "tensorboard") if cfg.tensorboard else None
     if board is not None:

@@ -24,6 +24,7 @@ from slimnas.spaces import TrainSpec
 from slimnas.tasks._base import Task
 from slimnas.tasks._classification import ClassificationMeter
 from slimnas.tasks._classification import cross_entropy as classification_loss
+from slimnas.training._user import active as active_user
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -105,7 +106,11 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> tor
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024,
              task: Task | None = None) -> dict[str, float]:
     """Accuracy and mean cross-entropy of ``model`` on ``(x, y)``, in eval mode; with a
-    ``task``, its metrics (``y``: its encoded targets)."""
+    ``task``, its metrics (``y``: its encoded targets); with a user score function in use
+    (:mod:`slimnas.training._user`), its scores."""
+    user = active_user()
+    if user is not None and user.score_fn is not None:
+        return user.score(model, x, y)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -202,10 +207,13 @@ def fit(
     history = History()
     amp = spec.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if amp else None
+    user = active_user()
     for epoch in range(1, n_epochs + 1):
         try:
             _training.active = True
-            if spec.accumulate == 1 and scaler is None:
+            if user is not None and user.train_step is not None:  # the user's own step on each batch
+                metrics = _epoch_user(model, x_train, y_train, spec, opt, sched, gen, epoch, augment, user)
+            elif spec.accumulate == 1 and scaler is None:
                 metrics = _epoch(model, x_train, y_train, spec, opt, sched, gen, loss_fn, epoch, augment)
             else:
                 metrics = _epoch_accumulated(model, x_train, y_train, spec, opt, sched, gen, loss_fn, epoch, scaler,
@@ -243,6 +251,22 @@ def _epoch(model, x_train, y_train, spec: TrainSpec, opt, sched, gen, loss_fn: L
         if sched is not None:
             sched.step()
         total += float(loss.detach()) * len(idx)
+    return {"epoch": epoch, "train_loss": total / n}
+
+
+def _epoch_user(model, x_train, y_train, spec: TrainSpec, opt, sched, gen, epoch: int, augment, user) -> dict:
+    """One pass over the shuffled training data, each batch through the user's training step
+    (which steps the optimizer itself); the epoch's mean training loss as the step reports it."""
+    model.train()
+    n = len(y_train)
+    perm = torch.randperm(n, generator=gen).to(y_train.device)
+    total = 0.0
+    for idx, xb, yb in _batches(x_train, y_train, perm, spec.batch_size):
+        if augment is not None:
+            xb = augment(xb, gen)
+        total += user.step(model, xb, yb, opt) * len(idx)
+        if sched is not None:
+            sched.step()
     return {"epoch": epoch, "train_loss": total / n}
 
 
