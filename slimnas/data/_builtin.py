@@ -9,7 +9,7 @@ Names are stable (configs and saved runs refer to them):
 - ``text``: procedurally generated review sentences, 8 classes, tokenised (``(L,)`` token ids);
 - ``wine``, ``breast-cancer``: scikit-learn's tabular sets, standardised per feature.
 
-For the other tasks (``slimnas.tasks``; not yet taken by search and compress):
+For the other tasks (``slimnas.tasks``; searched and compressed as their task says):
 
 - ``diabetes``: scikit-learn's diabetes regression set (10 features, one target);
 - ``digits-multilabel``: the digits with 6 attributes of each digit as labels (multi-label);
