@@ -75,8 +75,9 @@ PUBLISHED = {
 }
 #: White, Nolen & Savani 2020: local search reaches CIFAR-100's optimum after 127 architectures on average
 WHITE_LOCAL_CIFAR100 = 127
-#: Optuna's GP sampler costs ~0.1-0.5 s of CPU a trial (see the results): fewer seeds and evaluations
-SLOW = {"gp": {"n": 100}}
+#: Optuna's GP sampler costs ~0.1-0.5 s of CPU a trial (see the results), ehvi's Gaussian processes
+#: ~10-50 ms: fewer evaluations with one objective (ehvi is meant for several)
+SLOW = {"gp": {"n": 100}, "ehvi": {"n": 100}}
 SLOW_MO = {"gp": {"seeds": 3, "n": 100}}
 #: on a table these propose exactly what another strategy does (bohb: tpe, as a table has no learning
 #: curves for Hyperband; cmaes: random, its fallback for categorical genes): a few seeds show it

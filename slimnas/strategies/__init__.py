@@ -5,6 +5,7 @@ weak trials. Strategies plug in with :func:`register_strategy`."""
 from slimnas.strategies import (
     _darts,  # noqa: F401  (registers darts)
     _darts_net,  # noqa: F401 (loaded as before)
+    _ehvi,  # noqa: F401 (registers ehvi)
     _evolution,  # noqa: F401 (loaded as before)
     _genes,  # noqa: F401 (loaded as before)
     _local,  # noqa: F401 (loaded as before)
