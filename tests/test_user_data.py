@@ -14,10 +14,9 @@ from torch import nn
 
 import slimnas
 from slimnas.compress import compress
-from slimnas.data import DataSplits
+from slimnas.data import DataSplits, unwrap
 from slimnas.data._loaders import splits_from_loaders
 from slimnas.errors import ConfigError
-from slimnas.models import unwrap
 from slimnas.spaces._policy import CompressionPolicy
 
 PRUNE = CompressionPolicy.of(prune={"ratio": 0.5})

@@ -83,7 +83,7 @@ Precision = Annotated[list[str] | None, typer.Option(
     metavar="PRECISION", help="Precisions, repeatable or comma-separated: compress --auto, the per-layer precisions to choose "
          "from (fp32, fp16, int8, int4, int2, palette1..palette8; under a 'bits<=N' budget, or a bytes budget with "
          "one below int8, each layer's is allocated by its measured sensitivity); device profile, the precisions to "
-         "time [default: fp32,int8; compress --auto under a bits budget: fp32,fp16,int8,int4,palette8,palette4,palette2].")]
+         "time [default: fp32,int8; under a bits budget fp32,fp16,int8,int4,palette8,palette4,palette2].")]
 DeviceProfile = Annotated[str | None, typer.Option(
     "--device-profile", help="Target a device: a profile YAML (slimnas device profile) or a built-in name "
                              "(mcu, phone, server-cpu); its runtime, threads and batch time latency, its table predicts "

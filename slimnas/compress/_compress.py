@@ -22,6 +22,7 @@ from slimnas.compress._base import COMPRESSORS
 from slimnas.compress._quality import Quality, check_task_outputs, with_task
 from slimnas.compress._quantize import FP32_TOLERANCE, quantize_model
 from slimnas.compress._speed import latency_change, slower_warning
+from slimnas.compress._user_data import takes_user_data
 from slimnas.config import MeasureSettings
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
@@ -36,7 +37,6 @@ from slimnas.spaces._policy import CompressionPolicy
 from slimnas.tasks import Task
 from slimnas.training import Listener, fit, report_phase
 from slimnas.training._events import PhaseEpochs
-from slimnas.training._user import takes_user_data
 
 MAX_EPOCHS = 30  # cap of a fine-tune that runs until validation accuracy stops improving
 PATIENCE = 3  # epochs without a better validation accuracy that end such a fine-tune
@@ -67,7 +67,7 @@ class CompressResult:
                 "checks": self.checks, "latency_change": self.latency, "warnings": self.warnings}
 
 
-@takes_user_data  # train= / val= / test= Datasets or DataLoaders, train_step=, score_fn= (slimnas.training._user)
+@takes_user_data  # train= / val= / test= Datasets or DataLoaders, train_step=, score_fn= (slimnas.compress._user_data)
 def compress(
     model: nn.Module,
     data: DataSplits,

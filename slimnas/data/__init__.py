@@ -15,6 +15,7 @@ from slimnas.data import _builtin, _folders  # noqa: F401  (registers the built-
 from slimnas.data._augment import Augment
 from slimnas.data._base import DataSplits
 from slimnas.data._formats import FORMATS, BaseFormat, register_format
+from slimnas.data._loaders import unwrap
 from slimnas.data._preprocess import Preprocessing
 from slimnas.data._registry import (
     DATASETS,
@@ -27,6 +28,7 @@ from slimnas.data._stream import DiskArray, RowFile
 from slimnas.data._tokenizers import TOKENIZERS, BaseTokenizer, list_tokenizers, register_tokenizer
 
 __all__ = [
+    "unwrap",
     "DATASETS",
     "FORMATS",
     "TOKENIZERS",

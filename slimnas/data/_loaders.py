@@ -269,14 +269,13 @@ def _splits(form: BatchForm, raw: dict, task, name: str, width: int | None = Non
     they are, its head the larger of the model's output ``width`` and the largest id + 1."""
     from slimnas.data._base import DataSplits
     from slimnas.tasks import Task, load_task
+    from slimnas.tasks._base import measured_metric_names
     from slimnas.tasks._classification import Classification
 
     if task is None:
         task = Classification()
     elif isinstance(task, str):
-        from slimnas.measure import list_metrics
-
-        task = load_task(task, reserved=list_metrics())
+        task = load_task(task, reserved=measured_metric_names())
     if not isinstance(task, Task):
         raise ConfigError("task", "a slimnas.tasks.Task or a task's name", type(task).__name__)
     ys = {s: task.check_targets(y.numpy(), n=len(y), input_shape=form.input_shape, field=f"{s} targets")
@@ -323,19 +322,6 @@ def packed_rebuild(rebuild, info: dict):
         return as_slimnas_model(PackedInputsModel(unwrap(rebuild()), form), form.input_shape)
 
     return build
-
-
-def record_form(out, form: BatchForm | None) -> None:
-    """Add a packed ``batch_form`` to ``out``'s ``run.json`` (a library compress output), so
-    :func:`slimnas.load` rebuilds the model the weights were saved from."""
-    from pathlib import Path
-
-    from slimnas.export._info import read_run_info, write_run_info
-
-    info = read_run_info(out) if out is not None and Path(out).is_dir() else {}
-    if form is None or not form.packed or "input_shape" not in info:
-        return
-    write_run_info(out, info.pop("input_shape"), info.pop("n_classes"), **{**info, "batch_form": form.to_dict()})
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -15,6 +15,7 @@ from slimnas.data._base import DataSplits, channel_first
 from slimnas.data._preprocess import Preprocessing, array_stats, resolve_input_layout
 from slimnas.errors import ConfigError
 from slimnas.tasks import TASKS, Task, load_task
+from slimnas.tasks._base import measured_metric_names
 
 SPLITS = ("train", "val", "test")
 
@@ -26,9 +27,7 @@ def resolve_task(task: Task | str | None, dataset_task: str, dataset: str) -> Ta
     if task is None:
         return TASKS.get(dataset_task)()
     if isinstance(task, str):
-        from slimnas.measure import list_metrics
-
-        task = load_task(task, reserved=list_metrics())
+        task = load_task(task, reserved=measured_metric_names())
     own = TASKS.get(dataset_task)
     builtin = type(task).__module__.startswith("slimnas.tasks.")
     if builtin and type(task) is not own:

@@ -43,7 +43,7 @@ def predict(model: str | Path | bytes, x: torch.Tensor, *, batch_size: int = 102
 def onnx_accuracy(model: str | Path | bytes, x: torch.Tensor, y: torch.Tensor) -> float:
     """Top-1 accuracy of the ONNX model, run in ONNX Runtime; with a user score function in
     use (:mod:`slimnas.training._user`), its primary score of the file instead."""
-    from slimnas.training._user import onnx_score
+    from slimnas.export._user_score import onnx_score
 
     user = onnx_score(model, x, y)
     if user is not None:

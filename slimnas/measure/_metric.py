@@ -22,6 +22,7 @@ from slimnas.config import MeasureSettings
 from slimnas.errors import ConfigError
 from slimnas.measure._format import fmt_count
 from slimnas.registry import Registry
+from slimnas.tasks._base import MEASURED_NAMES
 
 COUNT_UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}
 BYTE_UNITS = {"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "kib": 1024, "mib": 1024**2}
@@ -135,6 +136,9 @@ def register_metric(name: str, *, aliases: Sequence[str] = ()) -> Callable[[type
 
 def list_metrics() -> list[str]:
     return METRICS.names()
+
+
+MEASURED_NAMES.append(list_metrics)  # the task layer names them (a task metric must not take one)
 
 
 def get_metric(name: str, field: str = "metric") -> BaseMetric:

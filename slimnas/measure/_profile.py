@@ -80,7 +80,8 @@ def check_profile(profile: DeviceProfile, field: str = "device_profile") -> tupl
     for p in profile.precisions:
         if p not in supported and not (p == "int8" and profile.runtime == OnnxRuntimeInt8Latency.name):
             raise ConfigError(f"{field}.precisions", f"precisions {profile.runtime} runs ({list(supported)})", p)
-    import slimnas.compress  # noqa: F401 (registers the low-bit precisions: int4, palette1-8)
+    # the low-bit precisions (int4, palette1-8) are registered by their compressors, which
+    # importing slimnas loads
     from slimnas.export import list_export_formats
 
     for p in profile.weight_precisions:

@@ -2,7 +2,6 @@
 factories, once-for-all supernets of the CNN and MLP families, reference models, and users' own
 models."""
 
-from slimnas.data._loaders import unwrap
 from slimnas.models import (
     _attention,  # noqa: F401 (loaded as before)
     _layers,  # noqa: F401 (loaded as before)
@@ -39,5 +38,4 @@ __all__ = [
     "cifar_resnet18",
     "flatten_outputs",
     "mnist1d_paper_cnn",
-    "unwrap",
 ]

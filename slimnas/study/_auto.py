@@ -55,6 +55,7 @@ from slimnas.compress._prune import executed_layers
 from slimnas.compress._prune_layers import split_view
 from slimnas.compress._quality import Quality, check_task_outputs, test_scores, with_task
 from slimnas.compress._speed import slower_warning
+from slimnas.compress._user_data import takes_user_data
 from slimnas.config import DEFAULT_RUNTIME, MeasureSettings, precision_names
 from slimnas.config._names import DEFAULT_PRECISIONS, get_precision
 from slimnas.data import DataSplits
@@ -87,7 +88,6 @@ from slimnas.study._search import resolve_device
 from slimnas.tasks import Task
 from slimnas.training import report_phase
 from slimnas.training._events import PhaseEpochs
-from slimnas.training._user import takes_user_data
 
 MAX_RATIO = 0.9
 WARM_DROPS = (0.01, 0.03, 0.1)  # accuracy drops that seed the sensitivity-guided starting policies
@@ -394,7 +394,7 @@ def _fp32_if_faster(artifact: CompressedModel, after: dict, latency: dict, data:
                                       "of the same weights is slower still")
 
 
-@takes_user_data  # train= / val= / test= Datasets or DataLoaders, train_step=, score_fn= (slimnas.training._user)
+@takes_user_data  # train= / val= / test= Datasets or DataLoaders, train_step=, score_fn= (slimnas.compress._user_data)
 def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tuple[str, ...],
                   out: str | Path | None = None, storage: str | None = None, listener: Listener | None = None,
                   task: str | Task | None = None, **options) -> AutoResult:

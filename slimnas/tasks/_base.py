@@ -258,6 +258,16 @@ def builtin_metric_names() -> dict[str, tuple[str, TaskMetric]]:
     return out
 
 
+#: listers of the metric names slimnas measures beside a task's own (``macs``, ``latency_ms``):
+#: the metric registry, a layer above, adds its own, so a layer below it can name them too
+MEASURED_NAMES: list = []
+
+
+def measured_metric_names() -> list[str]:
+    """The metric names slimnas measures (its metric registry's, once that is imported)."""
+    return [name for lister in MEASURED_NAMES for name in lister()]
+
+
 def load_task(spec: str | Task, *, reserved: Iterable[str] = (), field: str = "task") -> Task:
     """The task ``spec`` names: a registered name (``regression``), a :class:`Task`, or a user's
     ``path/to/file.py:callable`` / ``package.module:callable`` returning one, checked by

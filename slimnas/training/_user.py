@@ -20,15 +20,12 @@ and :func:`~slimnas.training.evaluate` use in this thread, and ONNX Runtime scor
 
 from __future__ import annotations
 
-import functools
-import inspect
 import math
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -117,98 +114,3 @@ def using(user: UserTraining | None) -> Iterator[None]:
         yield
     finally:
         _state.user = before
-
-
-class _Outputs(dict):
-    """A dict of outputs read like a Hugging Face ``ModelOutput``: ``out.logits``, ``out[0]``."""
-
-    def __getattr__(self, name: str):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __getitem__(self, key):
-        return list(self.values())[key] if isinstance(key, int) else super().__getitem__(key)
-
-
-class OnnxModule(nn.Module):
-    """An exported ONNX file run in ONNX Runtime, called as the user's model is (the user's batch
-    inputs in; its main output out, as ``.logits`` where the user's model answers with a dict):
-    what a score function gets to score the file itself."""
-
-    def __init__(self, onnx, form=None) -> None:
-        super().__init__()
-        from slimnas.export._session import ort_session
-
-        self.session, self.form = ort_session(onnx), form
-        first = self.session.get_inputs()[0]
-        self.input_name = first.name
-        self.dtype = np.int64 if first.type == "tensor(int64)" else np.float32
-
-    def forward(self, *args, **kwargs):
-        from slimnas.models._io import ExampleInputs
-
-        x = self.form.pack(ExampleInputs(tuple(args), kwargs)) if self.form is not None else args[0]
-        out = torch.from_numpy(self.session.run(None, {self.input_name: x.detach().cpu().numpy().astype(self.dtype)})[0])
-        return _Outputs(logits=out) if self.form is not None and self.form.dict_output else out
-
-
-def onnx_score(onnx, x: torch.Tensor, y: torch.Tensor) -> float | None:
-    """The active score function's primary score (higher is better) of the ONNX file on
-    ``(x, y)``, or ``None`` without one."""
-    user = active()
-    if user is None or user.score_fn is None:
-        return None
-    return user.score(OnnxModule(onnx, user.form), x, y)["accuracy"]
-
-
-def takes_user_data(fn: Callable) -> Callable:
-    """Let ``fn(model, data, ...)`` (``compress``, ``auto_compress``) take the user's data and
-    training instead of ``data``: ``train=`` / ``val=`` / ``test=`` Datasets or DataLoaders (read
-    by :func:`~slimnas.data._loaders.splits_from_loaders`, with ``task=``), ``train_step=``,
-    ``score_fn=``, ``score_primary=`` and ``score_direction=`` (:class:`UserTraining`)."""
-    takes_task = "task" in inspect.signature(fn).parameters
-
-    @functools.wraps(fn)
-    def wrapper(model, data=None, *args, train=None, val=None, test=None, task=None, train_step=None,
-                score_fn=None, score_primary=None, score_direction="maximize", **kwargs):
-        from slimnas.data._loaders import splits_from_loaders
-
-        if train is not None or val is not None or test is not None:
-            if data is not None and not hasattr(data, "x_train"):  # compress(model, policy, train=...)
-                args, data = (data, *args), None
-            if data is not None:
-                raise ConfigError("data", "either dataset splits or train= / val= Datasets or DataLoaders, not both")
-            if train is None:
-                raise ConfigError("train", "training data (a Dataset or DataLoader) beside val=")
-            model, data = splits_from_loaders(model, train, val, test, task=task)
-        elif data is None:
-            raise ConfigError("data", "dataset splits, or train= and val= Datasets or DataLoaders")
-        elif task is not None:
-            if not takes_task:
-                raise ConfigError("task", "train= / val= data to go with it (or splits carrying their task)", task)
-            kwargs["task"] = task
-        user = None
-        if train_step is not None or score_fn is not None:
-            user = UserTraining(train_step, score_fn, score_primary, score_direction,
-                                form=getattr(data, "batch_form", None))
-        with using(user):
-            result = fn(model, data, *args, **kwargs)
-        if kwargs.get("out") is not None:  # slimnas.load rebuilds a packed model from run.json
-            from slimnas.data._loaders import record_form
-
-            record_form(kwargs["out"], getattr(data, "batch_form", None))
-        return result
-
-    wrapper.__doc__ = (fn.__doc__ or "") + USER_DATA_DOC
-    return wrapper
-
-
-USER_DATA_DOC = """
-    Your own data and training (``slimnas.training._user.takes_user_data``): instead of ``data``,
-    ``train=``, ``val=`` and ``test=`` take torch Datasets or DataLoaders of ``(inputs, target)``
-    or dict batches with a ``labels`` key (``task=``: their task, default classification);
-    ``train_step=(model, batch, optimizer) -> loss`` and ``score_fn=(model, loader) -> dict``
-    (``score_primary=``, ``score_direction=``), when given, do every fine-tune and every score.
-"""
