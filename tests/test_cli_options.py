@@ -19,7 +19,7 @@ from slimnas.cli import build_cli, main
 TRAINING = {"amp", "accumulate", "threads", "device", "seed"}
 # options whose absence means "not used" (a step not taken, a file not given): no default to show
 NO_DEFAULT = {"model", "weights", "data_config", "input_layout", "prune", "lowrank", "cluster", "quantize", "step",
-              "trial", "best", "config", "storage"}
+              "trial", "best", "config", "storage", "run"}
 RUN = {"name", "timeout", "out", "budget", "n_trials", "strategy", "early_stopping", "dataset", "label_column",
        "device_profile", "tensorboard", "quiet"}
 

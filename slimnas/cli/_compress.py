@@ -39,6 +39,7 @@ from slimnas.cli._options import (
     Tensorboard,
     Threads,
     Timeout,
+    Trial,
     split_list,
 )
 from slimnas.cli._progress import ConsoleListener
@@ -261,7 +262,7 @@ def compress_command(
     ctx: typer.Context,
     model: Model = None,
     run: Annotated[Path | None, typer.Option("--run", help="a slimnas search run folder: compress one of its trials (--trial N), rebuilt with its weights, data and task (instead of --model, --weights and --dataset)")] = None,
-    trial: Annotated[int | None, typer.Option("--trial", help="with --run: the trial to compress")] = None,
+    trial: Trial = None,
     weights: Annotated[Path | None, typer.Option(help="state dict (torch.save) of the trained model")] = None,
     dataset: Dataset = None,
     label_column: LabelColumn = None,

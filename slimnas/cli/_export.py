@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from slimnas._files import clean_stale_staging, write_json
-from slimnas.cli._options import DeviceProfile, Model, Out, as_options, split_list
+from slimnas.cli._options import DeviceProfile, Model, Out, Trial, as_options, split_list
 from slimnas.config._profile import allowed_formats
 from slimnas.errors import ConfigError
 from slimnas.export import (
@@ -31,7 +31,7 @@ def export_command(
     run: Annotated[Path, typer.Argument(help="A search run folder, a trial's folder, a compress output or a state-dict export.")],
     out: Out = None,
     format: Annotated[str, typer.Option("--format", help="Export format, several comma-separated, or 'all' (every format, or the --device-profile's); with more than one, --out is a folder that gets model-<format><suffix> each.")] = "onnx-fp32",
-    trial: Annotated[int | None, typer.Option(help="Trial number, in a search run folder.")] = None,
+    trial: Trial = None,
     best: Annotated[list[str] | None, typer.Option(help="Instead of --trial: the front member with the best objectives among those meeting this budget, e.g. 'latency_ms<=0.2' (repeatable or comma-separated; '' for the best of the front).")] = None,
     model: Model = None,
     device_profile: DeviceProfile = None,

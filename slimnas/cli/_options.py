@@ -93,6 +93,8 @@ DeviceProfile = Annotated[str | None, typer.Option(
 Task = Annotated[str | None, typer.Option(
     help="What the model is trained to do: classification, regression, multilabel, or path/to/file.py:callable "
          "returning a slimnas.tasks.Task [default: the dataset's own task, or the config's].")]
+Trial = Annotated[int | None, typer.Option(
+    help="Trial number, in a search run folder (compress: with --run, the trial to compress).")]
 Model = Annotated[str | None, typer.Option(
     help="path/to/file.py:callable or package.module:callable returning the (original) nn.Module.")]
 
