@@ -153,7 +153,9 @@ def shared_run(postgres_url, tmp_path_factory, tiny_space):
     root = tmp_path_factory.mktemp("pg")
     cfg = root / "config.yaml"
     cfg.write_text(yaml.safe_dump({
-        "data": {"dataset": "digits"}, "space": tiny_space, "training": {"epochs": 1, "lr": 0.01, "optimizer": "adam"},
+        # trials long enough (15 epochs, about a second) that the two processes' trials overlap even
+        # when one of them starts a second later (at 1 epoch one process could run all six first)
+        "data": {"dataset": "digits"}, "space": tiny_space, "training": {"epochs": 15, "lr": 0.01, "optimizer": "adam"},
         "storage": postgres_url, "name": STUDY, "n_trials": N_TRIALS,
     }))
     out = root / "run"
