@@ -58,3 +58,29 @@ def slimnas_search(config: dict, out: Path, n_trials: int, seed: int) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
     return json.loads((out / "pareto.json").read_text())
+
+
+def run_sections(stem: str, sections: list[str], registry: dict, args, result: dict, markdown, t0: float) -> dict:
+    """Run the benchmark sections named in ``sections`` (functions ``registry[name](args, work)``
+    returning a dict with its ``checks``) in order, each in its own temporary folder, and write
+    ``<args.out>/<stem>[_<sections>][_quick].{json,md}`` as soon as each ends; print the report."""
+    import json
+    import tempfile
+    import time
+
+    stem += ("" if sections == list(registry) else "_" + "_".join(sections)) + ("_quick" if args.quick else "")
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in sections:  # each section's figures are written as soon as it ends
+            work = Path(tmp) / name
+            work.mkdir()
+            started = time.time()
+            section = registry[name](args, work)
+            result["sections"][name] = section
+            result["checks"].update({f"{name}: {k}": v for k, v in section["checks"].items()})
+            result["section_seconds"][name] = round(time.time() - started, 1)
+            result["seconds"] = round(time.time() - t0, 1)
+            (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2, default=str))
+            (args.out / f"{stem}.md").write_text(markdown(result))
+    print(markdown(result))
+    return result

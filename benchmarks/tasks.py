@@ -26,9 +26,7 @@ Usage: ``python benchmarks/tasks.py [--sections regression,multilabel] [--quick]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +35,11 @@ import _tasks_baselines
 import numpy as np
 import torch
 import yaml
-from _common import package_state, slimnas_search  # benchmarks/ is on sys.path when run as a script
+from _common import (  # benchmarks/ is on sys.path when run as a script
+    package_state,
+    run_sections,
+    slimnas_search,
+)
 
 from slimnas.data import load_dataset
 from slimnas.export._session import predict
@@ -309,22 +311,7 @@ def main(argv: list[str] | None = None) -> dict:
     command = "python benchmarks/tasks.py " + " ".join(argv if argv is not None else sys.argv[1:])
     result: dict = {"package": package_state(), "command": command.strip(), "quick": args.quick,
                     "settings": vars(args), "sections": {}, "checks": {}, "section_seconds": {}}
-    stem = "tasks" + ("" if sections == list(SECTIONS) else "_" + "_".join(sections)) + ("_quick" if args.quick else "")
-    args.out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in sections:  # each section's figures are written as soon as it ends
-            work = Path(tmp) / name
-            work.mkdir()
-            started = time.time()
-            section = SECTIONS[name](args, work)
-            result["sections"][name] = section
-            result["checks"].update({f"{name}: {k}": v for k, v in section["checks"].items()})
-            result["section_seconds"][name] = round(time.time() - started, 1)
-            result["seconds"] = round(time.time() - t0, 1)
-            (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2, default=str))
-            (args.out / f"{stem}.md").write_text(markdown(result))
-    print(markdown(result))
-    return result
+    return run_sections("tasks", sections, SECTIONS, args, result, markdown, t0)
 
 
 if __name__ == "__main__":

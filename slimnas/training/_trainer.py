@@ -211,10 +211,9 @@ def fit(
     for epoch in range(1, n_epochs + 1):
         try:
             _training.active = True
-            if user is not None and user.train_step is not None:  # the user's own step on each batch
-                metrics = _epoch_user(model, x_train, y_train, spec, opt, sched, gen, epoch, augment, user)
-            elif spec.accumulate == 1 and scaler is None:
-                metrics = _epoch(model, x_train, y_train, spec, opt, sched, gen, loss_fn, epoch, augment)
+            own = user if user is not None and user.train_step is not None else None  # the user's step per batch
+            if own is not None or (spec.accumulate == 1 and scaler is None):
+                metrics = _epoch(model, x_train, y_train, spec, opt, sched, gen, loss_fn, epoch, augment, own)
             else:
                 metrics = _epoch_accumulated(model, x_train, y_train, spec, opt, sched, gen, loss_fn, epoch, scaler,
                                              augment)
@@ -235,8 +234,10 @@ def fit(
 
 
 def _epoch(model, x_train, y_train, spec: TrainSpec, opt, sched, gen, loss_fn: LossFn, epoch: int,
-           augment: Augment | None = None) -> dict[str, float]:
-    """One pass over the shuffled training data; the epoch's mean training loss."""
+           augment: Augment | None = None, user=None) -> dict[str, float]:
+    """One pass over the shuffled training data; the epoch's mean training loss. With ``user``
+    (the user's training step, which steps the optimizer itself), each batch goes through it and
+    the loss is the one it reports."""
     model.train()
     n = len(y_train)
     perm = torch.randperm(n, generator=gen).to(y_train.device)
@@ -244,27 +245,14 @@ def _epoch(model, x_train, y_train, spec: TrainSpec, opt, sched, gen, loss_fn: L
     for idx, xb, yb in _batches(x_train, y_train, perm, spec.batch_size):
         if augment is not None:
             xb = augment(xb, gen)
-        loss = loss_fn(model(xb), yb, xb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if sched is not None:
-            sched.step()
-        total += float(loss.detach()) * len(idx)
-    return {"epoch": epoch, "train_loss": total / n}
-
-
-def _epoch_user(model, x_train, y_train, spec: TrainSpec, opt, sched, gen, epoch: int, augment, user) -> dict:
-    """One pass over the shuffled training data, each batch through the user's training step
-    (which steps the optimizer itself); the epoch's mean training loss as the step reports it."""
-    model.train()
-    n = len(y_train)
-    perm = torch.randperm(n, generator=gen).to(y_train.device)
-    total = 0.0
-    for idx, xb, yb in _batches(x_train, y_train, perm, spec.batch_size):
-        if augment is not None:
-            xb = augment(xb, gen)
-        total += user.step(model, xb, yb, opt) * len(idx)
+        if user is not None:
+            total += user.step(model, xb, yb, opt) * len(idx)
+        else:
+            loss = loss_fn(model(xb), yb, xb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
         if sched is not None:
             sched.step()
     return {"epoch": epoch, "train_loss": total / n}

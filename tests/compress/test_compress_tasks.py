@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from test_search_tasks import keys_of  # every key and string of a JSON document
 
 from slimnas.compress import CompressionPolicy, compress
 from slimnas.compress._distill import DistillationLoss
@@ -35,15 +36,6 @@ def multilabel():
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "slimnas", *args], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
-
-
-def keys_of(doc) -> set[str]:
-    """Every key and string anywhere in a JSON document."""
-    if isinstance(doc, dict):
-        return set(doc) | set().union(*(keys_of(v) for v in doc.values())) if doc else set()
-    if isinstance(doc, list):
-        return set().union(*(keys_of(v) for v in doc)) if doc else set()
-    return {doc} if isinstance(doc, str) else set()
 
 
 def no_accuracy(folder) -> None:
