@@ -258,10 +258,11 @@ def test_a_process_killed_mid_trial_leaves_no_trial_running_once_the_others_fini
     """The report: three processes on one study, one killed with kill -9: the others finished the
     study and the killed one's trial stayed RUNNING (17 COMPLETE + 1 RUNNING for 16 trials). The
     last process to finish fails it, and re-runs its candidate while the study is short."""
-    # 16 trials, as the report had, of 20 epochs each: with 4 trials, or 3 epochs, one process could
+    # 16 trials, as the report had, of 60 epochs each: with 4 trials, or 3 epochs, one process could
     # finish the study under load before the other had entered a trial, and the two were never seen
-    # inside trials at once
-    cfg = tiny_config(training={"epochs": 20, "lr": 0.01, "optimizer": "adam"}, storage=postgres_url, name="killed",
+    # inside trials at once; at 20 epochs the victim's trial could complete between being seen
+    # running and the kill landing
+    cfg = tiny_config(training={"epochs": 60, "lr": 0.01, "optimizer": "adam"}, storage=postgres_url, name="killed",
                       n_trials=16)
     out = tmp_path / "k"
     cmd = _cli("search", str(cfg), "--out", str(out), "--quiet")
