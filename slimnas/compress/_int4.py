@@ -18,7 +18,7 @@ import torch
 
 from slimnas.compress._base import BaseCompressor, register_compressor, weighted_layers
 from slimnas.compress._gptq import gptq_weight, input_hessians
-from slimnas.compress._lowbit import RUNS_LOW_BIT, lowbit_onnx, uniform_codes
+from slimnas.compress._lowbit import RUNS_LOW_BIT, LowBitLayers, lowbit_onnx, uniform_codes
 from slimnas.compress._quality import Quality, file_quality
 from slimnas.errors import ConfigError
 from slimnas.export._proto import size_report
@@ -30,7 +30,7 @@ EXPORT_TOLERANCE = 1e-3  # the file computes with the same b-bit values in fp32
 
 
 @register_compressor("int4")
-class WeightOnlyQuantizer(BaseCompressor):
+class WeightOnlyQuantizer(LowBitLayers, BaseCompressor):
     """Quantize Linear and convolution weights to ``bits``-bit integers, activations left fp32.
 
     Args:
@@ -59,6 +59,7 @@ class WeightOnlyQuantizer(BaseCompressor):
         self._store(locals())
 
     order = 90
+    precision_family = "int"  # its layers are int{bits}
     retrains = False
     writes_file = True
     layer_column = "precision"
@@ -146,13 +147,4 @@ class WeightOnlyQuantizer(BaseCompressor):
                                      f"has no low-bit convolution; only Linear layers run as MatMulNBits)"]
         return model
 
-    def layer_values(self, layers):
-        return {n: f"int{self.bits}" for n in layers if self.layers is None or n in self.layers}
-
-    def not_done(self):
-        return {n: how.removeprefix("fp32: ") for n, how in getattr(self, "held_", {}).items() if how.startswith("fp32")}
-
-    def did_nothing(self):
-        held = getattr(self, "held_", {})
-        return bool(held) and all(how.startswith("fp32") for how in held.values())
 

@@ -352,3 +352,21 @@ def encode_lowbit(model: nn.Module, layer_precision: dict[str, str], data=None) 
         weights.update(COMPRESSORS.get(compressor)(**options).encode(model, data, names))
     return weights
 
+
+class LowBitLayers:
+    """What a low-bit compressor (int4, palettes) says about its layers, from ``held_`` (each
+    layer's "how it is held"; ``fp32: <why>`` where it stayed fp32) and ``precision_family``
+    (``int``, ``palette``) with ``bits``: the precision it gives each layer, the layers it left
+    alone and why, and whether it left them all."""
+
+    precision_family = ""
+
+    def layer_values(self, layers):
+        return {n: f"{self.precision_family}{self.bits}" for n in layers if self.layers is None or n in self.layers}
+
+    def not_done(self):
+        return {n: how.removeprefix("fp32: ") for n, how in getattr(self, "held_", {}).items() if how.startswith("fp32")}
+
+    def did_nothing(self):
+        held = getattr(self, "held_", {})
+        return bool(held) and all(how.startswith("fp32") for how in held.values())

@@ -19,7 +19,7 @@ import torch
 
 from slimnas.compress._base import BaseCompressor, register_compressor, weighted_layers
 from slimnas.compress._cluster import kmeans_1d
-from slimnas.compress._lowbit import LowBitWeight, lowbit_onnx
+from slimnas.compress._lowbit import LowBitLayers, LowBitWeight, lowbit_onnx
 from slimnas.compress._quality import Quality, file_quality
 from slimnas.errors import ConfigError
 from slimnas.export._proto import size_report
@@ -48,7 +48,7 @@ def palettize(w: np.ndarray, bits: int, granularity: str = "tensor", *, seed: in
 
 
 @register_compressor("palette")
-class Palettizer(BaseCompressor):
+class Palettizer(LowBitLayers, BaseCompressor):
     """Palettize every Linear and convolution layer's weights to ``bits``-bit lookup tables.
 
     Args:
@@ -70,6 +70,7 @@ class Palettizer(BaseCompressor):
         self._store(locals())
 
     order = 90
+    precision_family = "palette"  # its layers are palette{bits}
     retrains = False
     writes_file = True
     layer_column = "precision"
@@ -126,12 +127,3 @@ class Palettizer(BaseCompressor):
                         **size_report(self.onnx_)}
         return model
 
-    def layer_values(self, layers):
-        return {n: f"palette{self.bits}" for n in layers if self.layers is None or n in self.layers}
-
-    def not_done(self):
-        return {n: how.removeprefix("fp32: ") for n, how in getattr(self, "held_", {}).items() if how.startswith("fp32")}
-
-    def did_nothing(self):
-        held = getattr(self, "held_", {})
-        return bool(held) and all(how.startswith("fp32") for how in held.values())
