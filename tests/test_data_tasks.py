@@ -12,14 +12,17 @@ import pytest
 
 from slimnas.data import list_datasets, load_dataset, load_task_dataset
 from slimnas.data._pysource import VOCAB, make_pysource, split_of, stdlib_files
+from slimnas.data._pytags import TAGS, make_pysource_tags, tag_source
 from slimnas.errors import ConfigError
 from slimnas.tasks import get_task
 
-SMALL = {"diabetes": {}, "digits-multilabel": {}, "pysource": {"n": 60, "seq_len": 32}, "boxes64": {"n": 30}}
+SMALL = {"diabetes": {}, "digits-multilabel": {}, "pysource": {"n": 60, "seq_len": 32}, "boxes64": {"n": 30},
+         "pysource-tags": {"n": 60, "seq_len": 32}}
 
 
 @pytest.mark.parametrize("name, task_name", [("diabetes", "regression"), ("digits-multilabel", "multilabel"),
-                                             ("pysource", "lm"), ("boxes64", "detection")])
+                                             ("pysource", "lm"), ("boxes64", "detection"),
+                                             ("pysource-tags", "tokens")])
 def test_each_task_dataset_loads_and_its_targets_pass_the_tasks_checks(name, task_name):
     assert name in list_datasets()
     task_of, splits = load_task_dataset(name, **SMALL[name])
@@ -30,7 +33,7 @@ def test_each_task_dataset_loads_and_its_targets_pass_the_tasks_checks(name, tas
     task.fit(checked["train"])
     head = task.head_size(checked["train"])  # the corpus: the characters it holds, at most the vocabulary
     assert 60 < head <= len(VOCAB) if name == "pysource" else head == {"diabetes": 1, "digits-multilabel": 6,
-                                                                         "boxes64": 4}[name]
+                                                                         "boxes64": 4, "pysource-tags": len(TAGS)}[name]
     again = load_task_dataset(name, **SMALL[name])[1]  # deterministic
     for k in splits:
         np.testing.assert_array_equal(splits[k][0], again[k][0])
@@ -86,3 +89,22 @@ def test_boxes_lie_inside_the_images_and_the_seed_decides_them():
     assert not np.array_equal(a["train"][0], b["train"][0])
     with pytest.raises(ConfigError, match=r"^data.options.n: expected an integer in 10..100,000, got 3$"):
         load_task_dataset("boxes64", n=3)
+
+
+def test_each_character_of_python_source_is_tagged_by_the_class_of_its_token():
+    text = 'def f(x):  # see\n    """doc"""\n    return len(x) + 1.5 \\\n        * g(f"{x}")\n'
+    letters = "_nkbidNsco"  # TAGS' initials: space, newline, keyword, builtin, name (i), definition, ...
+    assert [t[0] for t in TAGS] == ["s", "n", "k", "b", "n", "d", "n", "s", "c", "o"]
+    got = "".join(letters[t] for t in tag_source(text))
+    assert got == "kkk_doioo__cccccn____sssssssssn____kkkkkk_bbboio_o_NNN__n________o_iosssssson", got
+    assert tag_source("def f(:\n") is None  # a file tokenize cannot read is left out
+
+
+def test_the_tagged_corpus_is_the_source_split_by_file_with_every_tag_in_every_split():
+    d = make_pysource_tags(n=300, seq_len=48)
+    assert d["train"][0].shape == d["train"][1].shape == (300, 48) and d["test"][0].shape == (60, 48)
+    for _, y in d.values():  # every tag occurs in each split, and the commonest is far from all
+        counts = np.bincount(y.ravel(), minlength=len(TAGS))
+        assert (counts > 0).all() and counts.max() < 0.5 * y.size
+    train = {"".join(VOCAB[i] for i in row) for row in d["train"][0]}  # other files: few windows alike
+    assert len(train & {"".join(VOCAB[i] for i in row) for row in d["test"][0]}) <= 2

@@ -15,6 +15,8 @@ For the other tasks (``slimnas.tasks``; searched and compressed as their task sa
 - ``digits-multilabel``: the digits with 6 attributes of each digit as labels (multi-label);
 - ``pysource``: a character-level corpus of the Python standard library's source (language
   modelling), split by file;
+- ``pysource-tags``: the same source, each character tagged by its lexical class (sequence
+  labelling), split by file;
 - ``boxes64``: procedurally generated 64x64 images of boxed objects (detection).
 """
 
@@ -28,6 +30,7 @@ import numpy as np
 from slimnas.config._schema import MAX_SEED
 from slimnas.data._boxes import make_boxes
 from slimnas.data._pysource import make_pysource
+from slimnas.data._pytags import make_pysource_tags
 from slimnas.data._registry import register_dataset
 from slimnas.data._shapes import make_shapes
 from slimnas.data._textgen import make_text
@@ -118,7 +121,7 @@ def _cached(make, *args, **kwargs):
 #: generated set stays within memory (shapes32 holds 12 KiB per image, a text sentence far less)
 OPTION_BOUNDS = {"seed": ("int", 0, MAX_SEED), "distractors": ("int", 0, 100), "noise": ("num", 0, 10),
                  "label_noise": ("num", 0, 1), "seq_len": ("int", 8, 4096), "max_objects": ("int", 1, 20)}
-MAX_N = {"shapes32": 100_000, "text": 1_000_000, "pysource": 1_000_000, "boxes64": 100_000}
+MAX_N = {"shapes32": 100_000, "text": 1_000_000, "pysource": 1_000_000, "pysource-tags": 1_000_000, "boxes64": 100_000}
 
 
 def _check_options(dataset: str, **values) -> None:
@@ -182,6 +185,17 @@ def pysource(n: int = 2000, seq_len: int = 64):
     character at each position; ``n`` training windows, a fifth of that each for val and test."""
     _check_options("pysource", n=n, seq_len=seq_len)
     return _cached(make_pysource, n, seq_len)
+
+
+@register_dataset("pysource-tags", kind="text", task="tokens")
+def pysource_tags(n: int = 2000, seq_len: int = 64):
+    """The Python standard library's own source, each character tagged by the lexical class of
+    what it belongs to (keyword, builtin, name, definition, number, string, comment, operator,
+    space, newline: ``slimnas.data._pytags``), split by file into train, val and test:
+    ``(N, seq_len)`` character ids and their tags; ``n`` training windows, a fifth of that each
+    for val and test (fewer where the files run out)."""
+    _check_options("pysource-tags", n=n, seq_len=seq_len)
+    return _cached(make_pysource_tags, n, seq_len)
 
 
 @register_dataset("boxes64", kind="image", task="detection")

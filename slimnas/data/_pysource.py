@@ -48,10 +48,12 @@ def encode_text(text: str) -> np.ndarray:
     return np.where(codes < 128, _LOOKUP[np.minimum(codes, 127)], 0)
 
 
-def make_pysource(n: int = 2000, seq_len: int = 64) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``{'train' | 'val' | 'test': (x, y)}``: ``x`` ``(m, seq_len)`` character ids, ``y`` the next
-    character of each; ``n`` training windows, a fifth of that for validation and for test (fewer
-    where the files run out). Windows are cut in file order, without overlap."""
+def file_windows(arrays, n: int, width: int, per_file: int | None = None) -> dict[str, np.ndarray]:
+    """``{'train' | 'val' | 'test': (m, k, width)}``: windows cut, in file order and without
+    overlap, from each standard library file's ``(k, length)`` arrays (``arrays(text)``, ``None``
+    to skip a file), the file's split deciding the window's; ``n`` training windows, a fifth of
+    that for validation and for test (fewer where the files run out). ``per_file``: at most that
+    many windows of a file, spread evenly through it (more files, each less of the corpus)."""
     root = Path(sysconfig.get_paths()["stdlib"])
     want = {"train": n, "val": max(1, n // 5), "test": max(1, n // 5)}
     windows: dict[str, list[np.ndarray]] = {k: [] for k in want}
@@ -63,17 +65,31 @@ def make_pysource(n: int = 2000, seq_len: int = 64) -> dict[str, tuple[np.ndarra
         if have[split] >= want[split]:
             continue
         try:
-            ids = encode_text(path.read_text(encoding="utf-8"))
+            a = arrays(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError):
             continue
-        m = min(len(ids) // (seq_len + 1), want[split] - have[split])
+        if a is None:
+            continue
+        total = a.shape[1] // width
+        m = min(total, want[split] - have[split], per_file or total)
         if m > 0:
-            windows[split].append(ids[: m * (seq_len + 1)].reshape(m, seq_len + 1))
+            w = a[:, : total * width].reshape(len(a), total, width).transpose(1, 0, 2)
+            windows[split].append(w[:m] if m == total or per_file is None else
+                                  w[np.linspace(0, total - 1, m).round().astype(int)])
             have[split] += m
-    out = {}
     for k, parts in windows.items():
         if not parts:
-            raise ValueError(f"the standard library at {root} holds no {k} text for the pysource corpus")
-        w = np.concatenate(parts)
-        out[k] = (w[:, :-1].copy(), w[:, 1:].copy())
-    return out
+            raise ValueError(f"the standard library at {root} holds no {k} text for the {arrays.__name__} corpus")
+    return {k: np.concatenate(parts) for k, parts in windows.items()}
+
+
+def pysource(text: str) -> np.ndarray:
+    """A file's character ids, ``(1, length)``."""
+    return encode_text(text)[None]
+
+
+def make_pysource(n: int = 2000, seq_len: int = 64) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{'train' | 'val' | 'test': (x, y)}``: ``x`` ``(m, seq_len)`` character ids, ``y`` the next
+    character of each; ``n`` training windows, a fifth of that for validation and for test (fewer
+    where the files run out). Windows are cut in file order, without overlap."""
+    return {k: (w[:, 0, :-1].copy(), w[:, 0, 1:].copy()) for k, w in file_windows(pysource, n, seq_len + 1).items()}

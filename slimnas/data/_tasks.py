@@ -87,8 +87,9 @@ def task_splits(name: str, task: Task, raw: dict, *, kind: str, normalize: str, 
 
 def _token_splits(name: str, task: Task, raw: dict) -> DataSplits:
     """Splits of token ids (``(N, L)`` integers, as ``pysource`` holds them) for a per-token
-    task: the ids as the model's inputs, the vocabulary from the task fitted on the training
-    targets (ids beyond it are clamped by the model's embedding)."""
+    task: the ids as the model's inputs; the vocabulary is the task's, fitted on the training
+    targets, where the inputs are the targets' tokens (a causal task: the next token), else the
+    training inputs' (ids beyond it are clamped by the model's embedding)."""
     xs = {s: np.asarray(raw[s][0]) for s in SPLITS}
     for s, x in xs.items():
         if x.ndim != 2 or x.dtype.kind not in "iu" or (x < 0).any():
@@ -97,8 +98,9 @@ def _token_splits(name: str, task: Task, raw: dict) -> DataSplits:
           for s in SPLITS}
     task.fit(ys["train"])
     head = task.head_size(ys["train"])
+    vocab = head if getattr(task, "causal", False) else int(xs["train"].max()) + 1
     t = torch.from_numpy
     x = {s: t(np.ascontiguousarray(v[:, None, :].astype(np.float32))) for s, v in xs.items()}
     return DataSplits(name=name, x_train=x["train"], y_train=task.encode(ys["train"]), x_val=x["val"],
                       y_val=task.encode(ys["val"]), x_test=x["test"], y_test=task.encode(ys["test"]), n_classes=head,
-                      kind="text", vocab_size=head, task=task)
+                      kind="text", vocab_size=vocab, task=task)

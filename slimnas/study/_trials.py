@@ -60,7 +60,7 @@ def sample_candidate(obj, trial: optuna.Trial) -> Candidate:
     if vocab and getattr(cand.arch, "vocab_size", None) == 0:  # token ids: the data's vocabulary
         cand = dataclasses.replace(cand, arch=dataclasses.replace(cand.arch, vocab_size=vocab))
     if per_token(obj.splits.task):  # a prediction per position; a language model's sees only the past
-        head = "causal" if obj.splits.task.name == "lm" else "tokens"
+        head = "causal" if obj.splits.task.causal else "tokens"
         cand = dataclasses.replace(cand, arch=dataclasses.replace(cand.arch, per_token=head))
     return cand
 

@@ -47,6 +47,7 @@ class LanguageModel(PerToken):
     primary = "perplexity"
     exports = "next-token scores (logits) per position, shape (N, L, V)"
     example_input_shape = (8,)
+    causal = True
 
     def __init__(self, vocab_size: int | None = None, pad_label: int = PAD_LABEL) -> None:
         if vocab_size is not None and (not isinstance(vocab_size, int) or vocab_size < 2):

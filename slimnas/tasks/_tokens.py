@@ -72,6 +72,9 @@ class PerToken(Task):
     per label at every position, cross-entropy over the labelled positions, scored by its meter."""
 
     pad_label: int = PAD_LABEL
+    #: whether a position's prediction may read only that position and the earlier ones (a
+    #: language model's next token), which a searched model's per-token head then does
+    causal: bool = False
 
     def head_size(self, y) -> int:
         y = np.asarray(y)
