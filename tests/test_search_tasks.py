@@ -225,7 +225,7 @@ def test_a_language_model_search_on_pysource_scores_perplexity_with_a_causal_per
 
 
 def test_a_per_token_task_needs_a_family_with_a_per_token_head(tmp_path):
-    with pytest.raises(ConfigError, match=r"^space.family: expected transformer for the lm task .*got 'cnn'"):
+    with pytest.raises(ConfigError, match=r"^space.family: expected cnn, rnn, transformer for the lm task .*got 'mlp'"):
         SearchPlan.load(None, dataset="pysource", out=str(tmp_path / "x"))
 
 

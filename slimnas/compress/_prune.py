@@ -392,6 +392,8 @@ def masked_copy(original: nn.Module, removed: Mapping[str, Sequence[int]]) -> nn
         m, idx = modules[name], torch.tensor(list(idxs), dtype=torch.long)
         if isinstance(m, nn.RNNBase):
             mask_rnn_units(m, idxs)
+        elif isinstance(m, nn.Embedding):  # its channels are its columns
+            m.weight[:, idx] = 0
         else:
             m.weight[idx] = 0
             if m.bias is not None:

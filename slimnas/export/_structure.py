@@ -47,6 +47,9 @@ def describe(module: nn.Module) -> dict | None:
         return {"type": t, "input_size": module.input_size, "hidden_size": module.hidden_size,
                 "num_layers": module.num_layers, "bias": module.bias, "batch_first": module.batch_first,
                 "bidirectional": module.bidirectional}
+    if type(module) is nn.Embedding:  # its width follows the layers it feeds when they are pruned
+        return {"type": "Embedding", "num_embeddings": module.num_embeddings, "embedding_dim": module.embedding_dim,
+                "padding_idx": module.padding_idx}
     if isinstance(module, LowRank):
         return {"type": "LowRank", "n_factors": len(module)}
     if isinstance(module, FusedProjection):  # a fused query/key/value layer, split to prune heads
@@ -69,6 +72,8 @@ def build(desc: dict) -> nn.Module:
         return _BNS[t](**desc)
     if t in _RNNS:
         return _RNNS[t](**desc)
+    if t == "Embedding":
+        return nn.Embedding(**desc)
     if t == "LowRank":
         return LowRank(*[nn.Identity() for _ in range(desc["n_factors"])])
     if t == "SplitMultiheadAttention":

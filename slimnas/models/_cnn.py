@@ -1,13 +1,23 @@
-"""The CNN family: 1-D or 2-D convolutions with optional batch norm, residual skips and pooling."""
+"""The CNN family: 1-D or 2-D convolutions with optional batch norm, residual skips and pooling.
+
+Token ids (text: ``vocab_size > 0``, which a search on text data sets) are embedded first, as
+wide as the first layer's channels (Kim 2014's convolutions over word vectors). A per-token
+head (``per_token``, which a search of a per-token task sets) classifies every position of the
+last layer's features; its layers keep the sequence's length (stride 1, no pooling), and a
+``causal`` one pads each convolution on the left only, so a position reads itself and the
+earlier ones (van den Oord et al. 2016's causal convolutions).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import nn
 
+from slimnas.errors import ConfigError
 from slimnas.models._layers import (
     ACTIVATION_KEY,
     bn_cls,
@@ -16,6 +26,7 @@ from slimnas.models._layers import (
     make_activation,
     pool_cls,
 )
+from slimnas.models._tokens import check_id_inputs, check_per_token, check_sequence_head, embed_ids
 from slimnas.spaces import BaseFamily, Key, register_family
 from slimnas.spaces._params import DROPOUT, layer_count, positive_int
 
@@ -42,15 +53,21 @@ class CNNSpec:
     residual: bool = False  # skip around each layer; a 1x1 projection where the shape changes
     head: str = "gap"  # "gap": global average pooling; "flatten": flatten all positions
     dropout: float = 0.0
+    vocab_size: int = 0  # > 0: inputs are token ids below it, embedded (a search on text sets it)
+    #: "": the pooled head; "tokens" / "causal": one prediction per position (slimnas.models._tokens)
+    per_token: str = ""
 
 
 class ConvBlock(nn.Module):
     """conv -> (BN) -> (+ skip) -> activation -> (pool)."""
 
     def __init__(self, in_ch: int, layer: ConvLayer, ndim: int, *, activation: str, batch_norm: bool,
-                 residual: bool, pool: bool) -> None:
+                 residual: bool, pool: bool, causal: bool = False) -> None:
         super().__init__()
-        pad = layer.dilation * (layer.kernel - 1) // 2
+        reach = layer.dilation * (layer.kernel - 1)
+        pad = 0 if causal else reach // 2
+        # causal: all the padding on the left, so position i reads positions <= i
+        self.shift = nn.ConstantPad1d((reach, 0), 0.0) if causal and reach else nn.Identity()
         self.conv = conv_cls(ndim)(in_ch, layer.channels, layer.kernel, stride=layer.stride, padding=pad,
                                    dilation=layer.dilation, bias=not batch_norm)
         self.bn = bn_cls(ndim)(layer.channels) if batch_norm else nn.Identity()
@@ -67,7 +84,7 @@ class ConvBlock(nn.Module):
         self.pool = pool_cls(layer.pool, ndim)(2) if pool else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.bn(self.conv(x))
+        y = self.bn(self.conv(self.shift(x)))
         if self.shortcut is not None:
             y = y + self.shortcut(x)
         return self.pool(self.act(y))
@@ -76,6 +93,16 @@ class ConvBlock(nn.Module):
 class ConvNet(nn.Module):
     def __init__(self, spec: CNNSpec, input_shape: tuple[int, ...], n_classes: int) -> None:
         super().__init__()
+        self.per_token = check_per_token(spec.per_token, "cnn")
+        self.embed: nn.Embedding | None = None
+        if spec.vocab_size > 0:  # token ids -> (N, channels of the first layer, L)
+            length = check_id_inputs(input_shape, spec.vocab_size, "cnn")
+            self.embed = nn.Embedding(spec.vocab_size, spec.layers[0].channels if spec.layers else 1)
+            input_shape = (self.embed.embedding_dim, length)
+        check_sequence_head(self.per_token, input_shape, "cnn")
+        if self.per_token and any(lay.stride > 1 or lay.pool != "none" for lay in spec.layers):
+            raise ConfigError("space.cnn.stride", "stride 1 and no pooling with a per-token head (the features "
+                              "keep the sequence's length)", [(lay.stride, lay.pool) for lay in spec.layers])
         ndim = conv_ndim(input_shape, "cnn")
         blocks, in_ch, size = [], input_shape[0], min(input_shape[1:])
         for layer in spec.layers:
@@ -83,23 +110,30 @@ class ConvNet(nn.Module):
             pool = layer.pool != "none" and size >= 2
             size = size // 2 if pool else size
             blocks.append(ConvBlock(in_ch, layer, ndim, activation=spec.activation, batch_norm=spec.batch_norm,
-                                    residual=spec.residual, pool=pool))
+                                    residual=spec.residual, pool=pool, causal=self.per_token == "causal"))
             in_ch = layer.channels
         self.features = nn.Sequential(*blocks)
         gap = [nn.AdaptiveAvgPool1d(1) if ndim == 1 else nn.AdaptiveAvgPool2d(1)] if spec.head == "gap" else []
-        self.pool = nn.Sequential(*gap, nn.Flatten())
+        self.pool = nn.Identity() if self.per_token else nn.Sequential(*gap, nn.Flatten())
         with torch.no_grad():
-            n_features = self.pool(self.features(torch.zeros(2, *input_shape))).shape[1]
+            n_features = in_ch if self.per_token else self.pool(self.features(torch.zeros(2, *input_shape))).shape[1]
         self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 else nn.Identity()
         self.classifier = nn.Linear(n_features, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(self.pool(self.features(x))))
+        if self.embed is not None:
+            x = embed_ids(self.embed, x).transpose(1, 2)
+        h = self.features(x)
+        if self.per_token:  # (N, L, outputs): one prediction per position
+            return self.classifier(self.dropout(h.transpose(1, 2)))
+        return self.classifier(self.dropout(self.pool(h)))
 
 
 @register_family("cnn")
 class CNNFamily(BaseFamily):
     spec = CNNSpec
+    data_kinds = ("tabular", "sequence", "image", "text")
+    optional_fields = ("vocab_size", "per_token")  # set for text and per-token tasks only
     keys = {
         "n_layers": layer_count({"low": 2, "high": 5}),
         "channels": positive_int([4, 8, 16, 24, 32]),
@@ -127,15 +161,22 @@ class CNNFamily(BaseFamily):
     def build(self, spec: CNNSpec, input_shape, n_classes) -> nn.Module:
         return ConvNet(spec, tuple(input_shape), n_classes)
 
+    def per_token(self, spec: CNNSpec, mode: str) -> CNNSpec:
+        """A per-token head keeps the sequence's length: every layer at stride 1, unpooled."""
+        layers = tuple(dataclasses.replace(lay, stride=1, pool="none") for lay in spec.layers)
+        return dataclasses.replace(spec, layers=layers, per_token=mode)
+
     def summary(self, spec: CNNSpec) -> str:
         """``cnn 8k5s2-16k3M gap relu bn res``: channels ``k`` kernel, then stride, dilation and
-        pooling where they are not 1 / none; the head, activation, batch norm, residual."""
+        pooling where they are not 1 / none; the head (a per-token one: ``tokens`` or ``causal``),
+        activation, batch norm, residual, and the vocabulary of token-id inputs."""
         layers = "-".join(
             f"{lay.channels}k{lay.kernel}" + (f"s{lay.stride}" if lay.stride > 1 else "")
             + (f"d{lay.dilation}" if lay.dilation > 1 else "") + {"max": "M", "avg": "A"}.get(lay.pool, "")
             for lay in spec.layers
         )
-        flags = [spec.head, spec.activation] + (["bn"] if spec.batch_norm else []) + (["res"] if spec.residual else [])
+        flags = [spec.per_token or spec.head, spec.activation] + (["bn"] if spec.batch_norm else [])
+        flags += (["res"] if spec.residual else []) + ([f"vocab{spec.vocab_size}"] if spec.vocab_size else [])
         return f"cnn {layers} {' '.join(flags)}"
 
     def supernet(self, params, input_shape, n_classes, *, fixed=None, kernel_transform=False,

@@ -22,6 +22,7 @@ from torch import nn
 
 from slimnas.errors import ConfigError
 from slimnas.models._attention import SelfAttention
+from slimnas.models._tokens import check_id_inputs, check_per_token, embed_ids
 from slimnas.spaces import BaseFamily, Key, register_family
 from slimnas.spaces._params import DROPOUT, layer_count, positive_int
 
@@ -70,11 +71,8 @@ class TransformerNet(nn.Module):
             raise ConfigError("space.transformer.heads", f"at most dim ({spec.dim}) heads", spec.heads)
         self.vocab_size = spec.vocab_size
         if spec.vocab_size > 0:
-            if len(input_shape) > 2 or (len(input_shape) == 2 and input_shape[0] != 1):
-                raise ConfigError("space.transformer.vocab_size", "token-id inputs shaped (L,) or (1, L) "
-                                  "(0 for inputs that are values)", f"{spec.vocab_size} with input {input_shape}")
+            n_tokens = check_id_inputs(input_shape, spec.vocab_size, "transformer")
             self.embed: nn.Module = nn.Embedding(spec.vocab_size, spec.dim)
-            n_tokens = input_shape[-1]
         else:
             if len(input_shape) not in (2, 3):
                 raise ConfigError("space.family", "inputs shaped (C, L) or (C, H, W) for 'transformer' "
@@ -92,16 +90,14 @@ class TransformerNet(nn.Module):
                                       for _ in range(spec.depth)])
         self.norm = nn.LayerNorm(spec.dim)
         self.classifier = nn.Linear(spec.dim, n_classes)
-        if spec.per_token not in ("", "tokens", "causal"):
-            raise ConfigError("space.transformer.per_token", "'', 'tokens' or 'causal'", spec.per_token)
-        self.per_token = spec.per_token
+        self.per_token = check_per_token(spec.per_token, "transformer")
         if spec.per_token == "causal":  # position i attends to positions <= i
             mask = torch.full((n_tokens, n_tokens), float("-inf")).triu(1)
             self.register_buffer("mask", mask, persistent=False)
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
-        if self.vocab_size > 0:  # ids arrive as numbers (the data are float tensors)
-            return self.embed(x.flatten(1).clamp(0, self.vocab_size - 1).long())
+        if self.vocab_size > 0:
+            return embed_ids(self.embed, x)
         return self.embed(x).flatten(2).transpose(1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -119,6 +115,7 @@ class TransformerNet(nn.Module):
 class TransformerFamily(BaseFamily):
     spec = TransformerSpec
     data_kinds = ("tabular", "sequence", "image", "text")
+    optional_fields = ("per_token",)  # a pooled head: arch.json as it always was
     keys = {
         "depth": layer_count([1, 2]),
         "heads": positive_int([2, 4]),
@@ -150,8 +147,3 @@ class TransformerFamily(BaseFamily):
         head = f" {spec.per_token}" if spec.per_token else ""
         return f"transformer {spec.depth}x{spec.dim} h{spec.heads} mlp{spec.mlp_ratio:g} {tokens}{head}"
 
-    def to_dict(self, spec: TransformerSpec) -> dict:
-        out = super().to_dict(spec)
-        if not out.get("per_token"):  # a pooled head: arch.json as it always was
-            out.pop("per_token", None)
-        return out

@@ -51,6 +51,9 @@ class BaseFamily(abc.ABC):
     #: kinds of data (:attr:`slimnas.data.DataSplits.kind`) its models take; a search on other
     #: data is refused before anything is trained (text needs token-id models: an embedding)
     data_kinds: ClassVar[tuple[str, ...]] = ("tabular", "sequence", "image")
+    #: spec fields :meth:`to_dict` writes only where they differ from their default (fields a
+    #: search sets for some data only, so the specs of other runs are stored as they always were)
+    optional_fields: ClassVar[tuple[str, ...]] = ()
 
     @abc.abstractmethod
     def sample(self, draw: Draw) -> Any:
@@ -73,6 +76,13 @@ class BaseFamily(abc.ABC):
         ``None`` when the family has none (the ``supernet`` strategy then refuses the space)."""
         return None
 
+    def per_token(self, spec: Any, mode: str) -> Any | None:
+        """``spec`` with a head of one prediction per position, for a per-token task (``mode``:
+        ``tokens``, or ``causal`` where each position reads only itself and the earlier ones),
+        or ``None`` when the family has none. By default a spec with a ``per_token`` field gets
+        ``mode`` there; a family overrides it to change what such a head needs as well."""
+        return dataclasses.replace(spec, per_token=mode) if has_per_token(type(self)) else None
+
     def summary(self, spec: Any) -> str:
         """A short, one-line description of a spec for tables and reports, such as
         ``cnn 8k5s2-16k3 gap relu bn``. The default names the family and its fields; a family
@@ -81,8 +91,14 @@ class BaseFamily(abc.ABC):
         return f"{self.name} {fields}"
 
     def to_dict(self, spec: Any) -> dict:
-        """``{"family": ..., **fields}``, JSON-ready (tuples as lists)."""
-        return {"family": self.name, **json.loads(json.dumps(dataclasses.asdict(spec)))}
+        """``{"family": ..., **fields}``, JSON-ready (tuples as lists), without the
+        :attr:`optional_fields` left at their default."""
+        out = {"family": self.name, **json.loads(json.dumps(dataclasses.asdict(spec)))}
+        defaults = {f.name: f.default for f in dataclasses.fields(spec)}
+        for name in self.optional_fields:
+            if out.get(name) == defaults[name]:
+                out.pop(name)
+        return out
 
     def from_dict(self, d: dict) -> Any:
         """Inverse of :meth:`to_dict` (without the ``family`` key); override for nested specs."""
@@ -96,6 +112,11 @@ def register_family(name: str):
     """Class decorator: register a :class:`BaseFamily` subclass under ``name``."""
 
     return FAMILIES.register_class(name)
+
+
+def has_per_token(family: type[BaseFamily]) -> bool:
+    """Whether ``family``'s models can predict per position (their spec has ``per_token``)."""
+    return "per_token" in {f.name for f in dataclasses.fields(family.spec)}
 
 
 def get_family(name: str) -> BaseFamily:

@@ -15,6 +15,8 @@ from slimnas.measure._task_metrics import (
     is_classification,
     register_task_metrics,
 )
+from slimnas.spaces import FAMILIES, list_families
+from slimnas.spaces._family import has_per_token
 from slimnas.strategies import BaseStrategy, get_strategy
 from slimnas.tasks import TASKS, Task
 from slimnas.tasks._run import load_run_task
@@ -48,8 +50,11 @@ def task_objectives(task: Task, objectives: Sequence[str]) -> tuple[str, ...]:
     return tuple(objectives)
 
 
-#: the families with a per-token head (``per_token`` in their spec), for the per-token tasks
-PER_TOKEN_FAMILIES = ("transformer",)
+def one_shot(strategy: str) -> bool:
+    """Whether the strategy named ``strategy`` trains shared weights (a supernet, DARTS) rather
+    than each candidate."""
+    cls = type(get_strategy(strategy))
+    return cls.prepare is not BaseStrategy.prepare or cls.warm_start is not BaseStrategy.warm_start
 
 
 def check_task_plan(task: Task, config: RunConfig, names: dict[str, Sequence[str]], compression: bool,
@@ -64,11 +69,11 @@ def check_task_plan(task: Task, config: RunConfig, names: dict[str, Sequence[str
     if compression:
         raise ConfigError("space.compression", f"no compression genes in a search of the {task.name} task "
                           "(compression is wired for classification only so far)")
-    others = [f for f in families if f not in PER_TOKEN_FAMILIES]
+    able = [f for f in list_families() if has_per_token(FAMILIES.get(f))]
+    others = [f for f in families if f not in able]
     if per_token(task) and others:
-        raise ConfigError("space.family", f"{', '.join(PER_TOKEN_FAMILIES)} for the {task.name} task (the families "
+        raise ConfigError("space.family", f"{', '.join(able)} for the {task.name} task (the families "
                           "with a per-token head)", others[0])
-    strategy = get_strategy(config.strategy.name)
-    if type(strategy).prepare is not BaseStrategy.prepare or type(strategy).warm_start is not BaseStrategy.warm_start:
+    if one_shot(config.strategy.name):
         raise ConfigError("strategy.name", f"a strategy that trains each candidate for the {task.name} task (one-shot "
                           "strategies are wired for classification only so far)", config.strategy.name)

@@ -31,7 +31,7 @@ from slimnas.data._tasks import per_token
 from slimnas.export import export_onnx
 from slimnas.measure import Artifact
 from slimnas.measure._profile import profile_precision
-from slimnas.spaces import CompressionPolicy, TrainSpec
+from slimnas.spaces import CompressionPolicy, TrainSpec, get_family
 from slimnas.spaces._spec import Candidate
 from slimnas.strategies import WarmStart
 from slimnas.study._events import EpochReporter
@@ -61,7 +61,7 @@ def sample_candidate(obj, trial: optuna.Trial) -> Candidate:
         cand = dataclasses.replace(cand, arch=dataclasses.replace(cand.arch, vocab_size=vocab))
     if per_token(obj.splits.task):  # a prediction per position; a language model's sees only the past
         head = "causal" if obj.splits.task.causal else "tokens"
-        cand = dataclasses.replace(cand, arch=dataclasses.replace(cand.arch, per_token=head))
+        cand = dataclasses.replace(cand, arch=get_family(cand.arch.family).per_token(cand.arch, head))
     return cand
 
 
