@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 import yaml
 
@@ -66,3 +67,41 @@ def test_the_tokens_task_searches_compresses_reports_and_exports_per_token_cnn_a
             eager = model(x).numpy()
         assert eager.shape == (5, 24, 10)  # a score per tag at every position
         np.testing.assert_allclose(predict(tmp_path / f"{folder.name}.onnx", x), eager, atol=1e-4)
+
+
+def test_a_language_model_search_takes_causal_cnn_and_rnn_candidates(tmp_path):
+    """lm on pysource with the CNN and recurrent families: causal heads (a prediction does not
+    read later tokens), scored by perplexity, their ONNX files equal to the eager models."""
+    (tmp_path / "lm.yaml").write_text(yaml.safe_dump({
+        "data": {"dataset": "pysource", "options": {"n": 60, "seq_len": 16}}, "seed": 0,
+        "space": {"family": ["cnn", "rnn"], "cnn": {"n_layers": 2, "channels": [8], "kernel": [3],
+                                                    "dilation": [2], "residual": [True]},
+                  "rnn": {"cell": ["lstm"], "hidden": [8], "n_layers": 1, "bidirectional": [True]}},
+        "training": {"epochs": 1, "lr": 0.01, "optimizer": "adam"}}))
+    res = slimnas.search(tmp_path / "lm.yaml", n_trials=4, out=str(tmp_path / "run"))
+    x = load_dataset("pysource", options={"n": 60, "seq_len": 16}).x_val[:4]
+    later = x.clone()
+    later[..., 10:] = (later[..., 10:] + 1) % 90
+    families = set()
+    for folder in sorted((tmp_path / "run" / "trials").iterdir()):
+        arch = json.loads((folder / "arch.json").read_text())["arch"]
+        families.add(arch["family"])
+        assert arch["per_token"] == "causal" and not arch.get("bidirectional")
+        model = slimnas.load(tmp_path / "run", int(folder.name))
+        with torch.no_grad():
+            y = model(x)
+            assert y.shape[:2] == (4, 16) and torch.equal(model(later)[:, :10], y[:, :10])
+        np.testing.assert_allclose(predict(folder / "model.onnx", x), y.numpy(), atol=1e-4)
+    assert families == {"cnn", "rnn"} and 1 < res.front[0].metrics["test_perplexity"] < 200
+
+
+def test_one_shot_strategies_are_refused_on_text_data(tmp_path):
+    from slimnas.errors import ConfigError
+    from slimnas.study._plan import SearchPlan
+    from slimnas.study._search import load_splits
+
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"data": {"dataset": "text", "options": {"n": 300}},
+                                                     "space": {"family": ["cnn"]}}))
+    plan = SearchPlan.load(tmp_path / "c.yaml", strategy="supernet", out=str(tmp_path / "x"))
+    with pytest.raises(ConfigError, match=r"^strategy.name: expected a strategy that trains each candidate on text"):
+        load_splits(plan)
