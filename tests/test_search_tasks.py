@@ -225,8 +225,10 @@ def test_a_language_model_search_on_pysource_scores_perplexity_with_a_causal_per
 
 
 def test_a_per_token_task_needs_a_family_with_a_per_token_head(tmp_path):
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"space": {"family": ["cnn", "mlp"]}}))
     with pytest.raises(ConfigError, match=r"^space.family: expected cnn, rnn, transformer for the lm task .*got 'mlp'"):
-        SearchPlan.load(None, dataset="pysource", out=str(tmp_path / "x"))
+        SearchPlan.load(tmp_path / "c.yaml", dataset="pysource", out=str(tmp_path / "x"))
+    assert SearchPlan.load(None, dataset="pysource", out=str(tmp_path / "x")).space.families == ("cnn",)
 
 
 def test_a_study_started_with_a_task_resumes_only_with_it():

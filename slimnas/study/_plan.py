@@ -26,7 +26,7 @@ from slimnas.strategies import StrategyContext, get_strategy
 from slimnas.strategies._early_stopping import early_stopping_rule
 from slimnas.study._definition import definition_of
 from slimnas.study._driver import StudySpec
-from slimnas.study._task import check_task_plan, plan_task, task_objectives
+from slimnas.study._task import check_task_plan, plan_task, task_objectives, task_space
 from slimnas.tasks import Task
 
 
@@ -84,7 +84,8 @@ class SearchPlan:
                 "device_profile.runtime" if profile else "measure.runtime")
         strategy = get_strategy(config.strategy.name)
         rule = early_stopping_rule(config.strategy.early_stopping, config.strategy.name)
-        space = SearchSpace.from_config(config.space, config.training, compression=CompressionSpace.from_config)
+        space = SearchSpace.from_config(task_space(task, config.space), config.training,
+                                        compression=CompressionSpace.from_config)
         check_task_plan(task, config, {"objectives": objectives, "budget": [b.metric for b in budget],
                                        "fitness.cost": [cost.name]}, space.compression is not None, space.families)
         strategy.check(StrategyContext(space=space, seed=config.seed, n_objectives=len(objectives),

@@ -17,6 +17,7 @@ from slimnas.measure._task_metrics import (
 )
 from slimnas.spaces import FAMILIES, list_families
 from slimnas.spaces._family import has_per_token
+from slimnas.spaces._space import DEFAULT_FAMILIES
 from slimnas.strategies import BaseStrategy, get_strategy
 from slimnas.tasks import TASKS, Task
 from slimnas.tasks._run import load_run_task
@@ -48,6 +49,14 @@ def task_objectives(task: Task, objectives: Sequence[str]) -> tuple[str, ...]:
     if tuple(objectives) == DEFAULT_OBJECTIVES and "accuracy" not in task.metric_names():
         return tuple(task.primary if o == "accuracy" else o for o in objectives)
     return tuple(objectives)
+
+
+def task_space(task: Task, space: dict) -> dict:
+    """A config's ``space`` section for ``task``: a per-token task's space that names no family
+    searches the default families that have a per-token head."""
+    if not per_token(task) or "family" in space:
+        return space
+    return {**space, "family": [f for f in DEFAULT_FAMILIES if has_per_token(FAMILIES.get(f))]}
 
 
 def one_shot(strategy: str) -> bool:
