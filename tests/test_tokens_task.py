@@ -1,6 +1,7 @@
 """The tokens task end to end from the command line on its built-in dataset, pysource-tags:
 a search of per-token CNN and GRU candidates scored by token F1, `compress --auto` of a trial,
-the report and the exported file, whose tag scores per position equal the eager model's."""
+the report and the exported files, whose tag scores per position equal the eager models'; a
+language-model search of causal CNN and LSTM candidates; one-shot strategies refused on text."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from typer.testing import CliRunner
 
 import slimnas
+from slimnas.cli import build_app
 from slimnas.data import load_dataset
 from slimnas.export import predict
 
@@ -42,7 +45,7 @@ def test_the_tokens_task_searches_compresses_reports_and_exports_per_token_cnn_a
     assert {a["family"] for a in archs} == {"cnn", "rnn"}  # both families, each with a per-token head
     assert all(a["per_token"] == "tokens" and a["vocab_size"] > 90 for a in archs)
     cnn = next(a for a in archs if a["family"] == "cnn")  # the head keeps the length: no stride, no pooling
-    assert all(layer["stride"] == 1 and layer["pool"] == "none" for layer in cnn["layers"])
+    assert all(layer["stride"] == 1 and layer["pool"] == "none" for layer in cnn["layers"]) and cnn["head"] == "gap"
     member = pareto["front"][0]
     assert 0 < member["metrics"]["test_token_f1"] <= 1 and 0 < member["metrics"]["test_token_accuracy"] <= 1
 
@@ -54,14 +57,15 @@ def test_the_tokens_task_searches_compresses_reports_and_exports_per_token_cnn_a
     assert report["feasible"] and report["after"]["macs"] <= 0.6 * report["before"]["macs"]
     assert 0 < report["after"]["val_token_f1"] <= 1 and "test_token_f1" in report["after"]
 
-    r = run_cli("report", str(run))
-    assert r.returncode == 0, r.stderr
+    cli = CliRunner()  # in this process: the same commands, without a Python start each
+    r = cli.invoke(build_app(), ["report", str(run)])
+    assert r.exit_code == 0, r.output
     assert "token F1" in (run / "report.md").read_text()
 
     x = load_dataset("pysource-tags", options=DATA["options"]).x_test[:5]
     for folder, args in ((run, ["--best", ""]), (auto, [])):
-        r = run_cli("export", str(folder), *args, "--out", str(tmp_path / f"{folder.name}.onnx"))
-        assert r.returncode == 0, r.stderr
+        r = cli.invoke(build_app(), ["export", str(folder), *args, "--out", str(tmp_path / f"{folder.name}.onnx")])
+        assert r.exit_code == 0, r.output
         model = slimnas.load(folder) if folder is auto else slimnas.load(folder, best="")
         with torch.no_grad():
             eager = model(x).numpy()

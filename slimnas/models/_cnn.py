@@ -162,9 +162,10 @@ class CNNFamily(BaseFamily):
         return ConvNet(spec, tuple(input_shape), n_classes)
 
     def per_token(self, spec: CNNSpec, mode: str) -> CNNSpec:
-        """A per-token head keeps the sequence's length: every layer at stride 1, unpooled."""
+        """A per-token head keeps the sequence's length: every layer at stride 1, unpooled (and
+        the pooled head's ``head`` at its default, unused)."""
         layers = tuple(dataclasses.replace(lay, stride=1, pool="none") for lay in spec.layers)
-        return dataclasses.replace(spec, layers=layers, per_token=mode)
+        return dataclasses.replace(spec, layers=layers, head="gap", per_token=mode)
 
     def summary(self, spec: CNNSpec) -> str:
         """``cnn 8k5s2-16k3M gap relu bn res``: channels ``k`` kernel, then stride, dilation and
