@@ -128,14 +128,14 @@ def test_palettized_file_holds_packed_indices_plus_tables_and_runs_as_the_eager_
 def test_clustering_then_palette_ships_the_size_clustering_counts():
     model = _mlp_256()
     clustered = WeightClusterer(n_clusters=16).fit(model, input_shape=(1, 40))
-    p = Palettizer(bits=4).fit(clustered.model_, input_shape=(1, 40))
+    p = Palettizer(bits=4, table="fp32").fit(clustered.model_, input_shape=(1, 40))
     for a, b in zip(clustered.model_.parameters(), p.model_.parameters(), strict=True):
         assert torch.equal(a, b)  # the shared values are kept exactly
     assert abs(len(p.onnx_) - clustered.storage_bytes_) <= 0.06 * len(p.onnx_)
     assert len(p.onnx_) < 0.15 * len(quantize_model(model, (1, 40), mode="fp32"))
     policy = policy_from_options(prune=None, importance=None, lowrank=None, cluster=16, quantize=None,
                                  steps=None, distill=False, temperature=4.0)
-    assert [(s.compressor, s.options) for s in policy.steps] == [("cluster", {"n_clusters": 16}), ("palette", {"bits": 4})]
+    assert [(s.compressor, s.options) for s in policy.steps] == [("cluster", {"n_clusters": 16}), ("palette", {"bits": 4, "table": "fp32"})]
 
 
 def test_palette_per_channel_tables_and_folded_batch_norm():
