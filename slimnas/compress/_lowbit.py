@@ -153,8 +153,8 @@ class _Graph:
 
     def const(self, value, dtype=None) -> str:
         value = np.asarray(value, dtype=dtype)
-        key = (value.dtype.str, value.item()) if value.ndim == 0 else None
-        if key in self.scalars:  # one initializer per scalar, shared by every layer's unpacking
+        key = (value.dtype.str, value.shape, value.tobytes()) if value.size <= 4 else None
+        if key in self.scalars:  # one initializer per small constant, shared by every layer's unpacking
             return self.scalars[key]
         name = self.name()
         self.inits.append(numpy_helper.from_array(value, name))

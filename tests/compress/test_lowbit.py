@@ -113,7 +113,7 @@ def test_palettized_file_holds_packed_indices_plus_tables_and_runs_as_the_eager_
     assert not any(i.data_type == onnx.TensorProto.FLOAT and len(i.dims) == 2 for i in proto.graph.initializer)
     n_weights = 40 * 256 + 256 * 256 + 256 * 10
     packed = sum(-(-lw.codes.size * 4 // 8) for lw in p.weights_.values())
-    tables, biases = 3 * 16 * 4, (256 + 256 + 10) * 4
+    tables, biases = 3 * 16 * 2, (256 + 256 + 10) * 4  # fp16 tables
     constants = payload_bytes(proto) - packed - tables - biases
     assert 0 <= constants <= 64 * 3  # the unpacking's shape and index scalars
     assert packed == n_weights // 2
