@@ -13,7 +13,8 @@ The file unpacks the indices and looks them up in the graph (:mod:`slimnas.compr
 ONNX Runtime folds that at load, so the model runs at fp32 speed while the file on disk holds
 ``bits`` per weight plus the tables: the bytes reported are the file's. Weights already
 clustered (a ``cluster`` step before, with at most ``2^bits`` shared values per layer) keep their
-values exactly: k-means with as many clusters as distinct values changes nothing.
+values: k-means with as many clusters as distinct values changes nothing (exactly with
+``table="fp32"``, as ``--cluster K`` writes them; rounded to fp16 with the default fp16 tables).
 """
 
 from __future__ import annotations
@@ -65,17 +66,17 @@ def palettize(w: np.ndarray, bits: int, granularity: str = "tensor", *, group_si
              for i in starts]
     k = max(len(t) for t, _ in found)
     tables = np.stack([np.pad(t, (0, k - len(t)), mode="edge") for t, _ in found]).astype(np.float64)
+    which = np.arange(c) // group  # each row's table
+    exact = all(len(t) == len(np.unique(rows[i : i + group])) for (t, _), i in zip(found, starts, strict=True))
     half = table == "fp16" and bool(np.all(np.abs(tables) <= np.finfo(np.float16).max))
     dtype = np.float16 if half else np.float32
     tables = tables.astype(dtype).astype(np.float64)  # the values the file holds
-    which = np.arange(c) // group  # each row's table
     # each weight to its nearest table value (k-means may stop before its last assignment step;
     # the tables are sorted: the nearest value lies between midpoints)
     codes = np.empty((c, n), np.int64)
     for j, i in enumerate(starts):
         codes[i : i + group] = np.searchsorted((tables[j, 1:] + tables[j, :-1]) / 2, rows[i : i + group])
-    exact = np.array_equal(np.take_along_axis(tables[which], codes, 1), rows)
-    if hessian is not None and not exact:  # (weights already on their tables stay exactly there)
+    if hessian is not None and not exact:  # (weights already on their tables keep them: a cluster step's values)
         codes = _gptq_codes(rows, hessian, tables[which])
         tables = _refit_tables(rows, hessian, tables, codes, which)
         if np.any(np.abs(tables) > np.finfo(np.float16).max):

@@ -93,3 +93,29 @@ def test_palette_options_are_checked():
     for bad in ({"granularity": "block"}, {"group_size": 0}, {"table": "fp8"}, {"clustering": "kmedians"}):
         with pytest.raises(ConfigError, match=f"palette.{next(iter(bad))}"):
             Palettizer(**bad).validate()
+
+
+def test_core_ml_export_holds_a_grouped_palette_as_one_table_per_group():
+    from slimnas.export._coreml import palette_of
+    from slimnas.testing import SHAPE, TINY_MODELS
+
+    model = TINY_MODELS["paper_cnn"]()  # 25-channel convolutions, a 10-output Linear
+    p = Palettizer(bits=4, granularity="group", group_size=5).fit(model, input_shape=SHAPE)
+    # what the Core ML export asks coremltools for (per_grouped_channel, group_size 5): 4-bit
+    # indices into one fp16 table per 5 output channels, smaller than per channel and than fp16
+    assert {n: palette_of(m.weight.detach().numpy()) for n, m in p.model_.named_modules() if n in p.weights_} == {
+        n: ("group", 4, 5) for n in p.weights_}
+    channel = Palettizer(bits=2, granularity="channel").fit(model, input_shape=SHAPE).model_
+    assert palette_of(channel[2].weight.detach().numpy()) == ("channel", 2, 1)
+
+
+def test_clustered_weights_keep_their_shared_values_in_an_fp16_table():
+    from slimnas.compress import WeightClusterer
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 4)).eval()
+    clustered = WeightClusterer(n_clusters=8).fit(model, input_shape=(1, 32)).model_
+    p = Palettizer(bits=3).fit(clustered, _data())  # sensitive: calibrated, but the values are already shared
+    for name in ("1", "3"):
+        shared = dict(clustered.named_modules())[name].weight.detach()
+        assert torch.equal(dict(p.model_.named_modules())[name].weight.detach(), shared.half().float())
