@@ -117,9 +117,9 @@ def _refit_tables(rows: np.ndarray, hessian: np.ndarray, tables: np.ndarray, cod
             part = members[s : s + chunk]
             a = np.zeros((len(part), n, k))
             np.put_along_axis(a, codes[part][:, :, None], 1.0, 2)  # one-hot (rows, L, k)
-            ha = np.einsum("ij,rjk->rik", h, a)
-            m += np.einsum("rik,ril->kl", a, ha)
-            b += np.einsum("rik,ri->k", ha, rows[part].astype(np.float64))
+            ha = np.matmul(h, a)  # (rows, L, k)
+            m += a.reshape(-1, k).T @ ha.reshape(-1, k)
+            b += rows[part].astype(np.float64).reshape(-1) @ ha.reshape(-1, k)
             count += a.sum((0, 1))
         reg = damp * np.maximum(count, 1)
         out[j] = np.linalg.solve(m + np.diag(reg), b + reg * tables[j])
