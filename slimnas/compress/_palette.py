@@ -3,11 +3,14 @@ per tensor, per group of output channels or per output channel, written into the
 bit-packed indices plus the table (Apple coremltools' palettization, its ``per_grouped_channel``
 granularity and fp16 tables included; Han et al. 2016's weight sharing, stored as it is counted).
 
-The k-means is sensitivity-weighted by default (SqueezeLLM, Kim et al. 2024; coremltools'
-sensitive k-means): an error on a weight moves the layer's output by about its square times the
-layer's input second moment at that weight's input (the diagonal of ``H = X^T X`` over
-calibration samples, as GPTQ's Hessian), so each weight counts by that in the clustering, and the
-tables go where the output needs them.
+The clustering is calibrated by default (``clustering="sensitive"``), from the layer's input
+Hessian ``H = X^T X`` over calibration samples (as GPTQ's): the k-means weights each weight by
+``H``'s diagonal at its input (SqueezeLLM, Kim et al. 2024; coremltools' sensitive k-means: an
+error on a weight moves the output by about its square times that), the indices are then chosen
+one input column at a time with GPTQ's error feedback (each column's error spread over the
+columns not yet assigned), and the table values refitted by least squares on the layer's output
+error ``tr(dW H dW^T)`` for those indices. On MNIST-1D this lowers the 4-bit palettes' logit
+error 3.5-4x against plain k-means (``benchmarks/lowbit.py``).
 
 The file unpacks the indices and looks them up in the graph (:mod:`slimnas.compress._lowbit`);
 ONNX Runtime folds that at load, so the model runs at fp32 speed while the file on disk holds
@@ -137,11 +140,12 @@ class Palettizer(LowBitLayers, BaseCompressor):
         group_size: output channels sharing a table when ``granularity="group"``.
         table: the tables' type in the file: ``fp16`` (Core ML's; each value moves by at most
             2^-11 of itself, far below a table's spacing) or ``fp32`` (the values exactly).
-        clustering: ``sensitive`` (k-means weighting each weight by the diagonal of its layer's
-            input Hessian from ``n_calibration`` training samples, as SqueezeLLM and coremltools'
-            sensitive k-means weight by a diagonal Fisher estimate, best of 4 starts; plain
-            k-means with 4 starts where there is no data or the layer's input cannot be taken)
-            or ``kmeans`` (plain k-means from the quantiles, one start).
+        clustering: ``sensitive`` (from the layer's input Hessian over ``n_calibration``
+            training samples: k-means weighting each weight by its diagonal, best of 4 starts,
+            indices by GPTQ's error feedback, tables refitted by least squares; plain k-means
+            with 4 starts where there is no data or the layer's input cannot be taken, such as a
+            grouped convolution) or ``kmeans`` (plain k-means from the quantiles, one start,
+            each weight to its nearest value).
         layers: module names (every Linear and convolution by default).
 
     Learned state: ``model_`` (computing with the table values), ``weights_`` (layer ->
