@@ -51,7 +51,11 @@ LOWBIT = {
     "int2 rtn": (WeightOnlyQuantizer, {"bits": 2, "group_size": 32, "rounding": "rtn"}),
     "int2 gptq": (WeightOnlyQuantizer, {"bits": 2, "group_size": 32, "rounding": "gptq"}),
     "palette4": (Palettizer, {"bits": 4, "granularity": "tensor"}),
+    "palette4 kmeans": (Palettizer, {"bits": 4, "granularity": "tensor", "clustering": "kmeans", "table": "fp32"}),
+    "palette4/g16": (Palettizer, {"bits": 4, "granularity": "group", "group_size": 16}),
+    "palette4/g4": (Palettizer, {"bits": 4, "granularity": "group", "group_size": 4}),
     "palette4/ch": (Palettizer, {"bits": 4, "granularity": "channel"}),
+    "palette4/ch kmeans": (Palettizer, {"bits": 4, "granularity": "channel", "clustering": "kmeans", "table": "fp32"}),
 }
 
 

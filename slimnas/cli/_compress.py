@@ -213,7 +213,7 @@ def policy_from_options(*, prune, importance, lowrank, cluster, quantize, steps,
     clusters = by_name.get("cluster", {}).get("n_clusters")
     writes = any(COMPRESSORS.get(n).writes_file for n in by_name)
     if isinstance(clusters, int) and 2 <= clusters <= 256 and not writes:  # ship what storage counts
-        by_name["palette"] = {"bits": max(1, (clusters - 1).bit_length())}
+        by_name["palette"] = {"bits": max(1, (clusters - 1).bit_length()), "table": "fp32"}  # the shared values exactly
     if not by_name:
         raise ConfigError("compress", "at least one step: --prune, --lowrank, --cluster, --quantize or --step "
                           "(or --auto with a --budget)")

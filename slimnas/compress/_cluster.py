@@ -28,26 +28,42 @@ from slimnas.errors import ConfigError
 from slimnas.spaces import Key
 
 
-def kmeans_1d(values: np.ndarray, k: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def kmeans_1d(values: np.ndarray, k: int, *, seed: int = 0, sample_weight: np.ndarray | None = None,
+              n_init: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """``(codebook, indices)`` of 1-D k-means; at most as many clusters as distinct values.
 
     Initialised at the quantiles of the values (density-based), so that with ``k`` equal to the
     number of distinct values every value is its own centroid and nothing changes.
+
+    Args:
+        sample_weight: each value's weight in the squared error k-means minimises (a
+            sensitivity: the centroids are weighted means), or ``None`` (all 1).
+        n_init: ``> 1``: also ``n_init - 1`` k-means++ starts, the one of lowest (weighted)
+            squared error kept.
     """
     from sklearn.cluster import KMeans
 
     flat = values.reshape(-1).astype(np.float64)
     distinct = np.unique(flat)
     k = min(k, len(distinct))
+    sw = None if sample_weight is None else np.broadcast_to(sample_weight, values.shape).reshape(-1).astype(np.float64)
+    if k == len(distinct):  # every value its own centroid: exactly the values
+        return distinct.astype(np.float32), np.searchsorted(distinct, flat).astype(np.int64).reshape(values.shape)
     init = np.quantile(distinct, np.linspace(0, 1, k), method="nearest").reshape(-1, 1)
+    starts = [dict(init=init, n_init=1)] + ([dict(init="k-means++", n_init=n_init - 1)] if n_init > 1 else [])
+    best = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning when clusters coincide
-        km = KMeans(n_clusters=k, init=init, n_init=1, max_iter=100, random_state=seed).fit(flat.reshape(-1, 1))
-    labels = km.labels_
-    # centroids as plain member means: scikit-learn centres the data first, which leaves
-    # rounding noise (a cluster of zeros gets a centroid of 1e-18)
-    codebook = np.array([flat[labels == j].mean() if (labels == j).any() else c
-                         for j, c in enumerate(km.cluster_centers_.reshape(-1))])
+        for start in starts:
+            km = KMeans(n_clusters=k, max_iter=100, random_state=seed, **start).fit(flat.reshape(-1, 1), sample_weight=sw)
+            if best is None or km.inertia_ < best.inertia_:
+                best = km
+    labels = best.labels_
+    w = None if sw is None else sw + 1e-12 * max(float(sw.mean()), 1e-30)  # a cluster of weight 0 keeps a mean
+    # centroids as plain (weighted) member means: scikit-learn centres the data first, which
+    # leaves rounding noise (a cluster of zeros gets a centroid of 1e-18)
+    codebook = np.array([np.average(flat[labels == j], weights=None if w is None else w[labels == j])
+                         if (labels == j).any() else c for j, c in enumerate(best.cluster_centers_.reshape(-1))])
     order = np.argsort(codebook)
     remap = np.empty_like(order)
     remap[order] = np.arange(k)

@@ -70,27 +70,39 @@ def input_hessians(model: nn.Module, names: list[str], x: torch.Tensor, *, batch
     return {n: (sums[n] / counts[n]).numpy() for n in sums if n not in skipped}
 
 
-def gptq_weight(w: np.ndarray, hessian: np.ndarray, bits: int, block: int, *, damp: float = DAMP) -> LowBitWeight:
-    """``w`` (``(out, ...)``) at ``bits`` bits with one scale per ``block`` columns, rounded by GPTQ."""
-    rows = torch.from_numpy(w.reshape(w.shape[0], -1).astype(np.float64)).clone()
-    c, n = rows.shape
-    block = min(block, n) if block > 0 else n
+def obq_columns(rows: torch.Tensor, hessian: np.ndarray, quantize, *, damp: float = DAMP) -> None:
+    """GPTQ's loop: ``rows`` (``(C, L)`` float64, changed in place) quantized one input column
+    at a time by ``quantize(i, column) -> quantized column``, each column's error spread over the
+    columns not yet quantized through the inverse of the input Hessian ``hessian``."""
+    n = rows.shape[1]
     h = torch.from_numpy(np.array(hessian, dtype=np.float64))
     dead = torch.diag(h) == 0
     h[dead, dead] = 1.0
     rows[:, dead] = 0.0
     h += damp * torch.mean(torch.diag(h)) * torch.eye(n, dtype=torch.float64)
     hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
+    for i in range(n):
+        col = rows[:, i].clone()
+        err = (col - quantize(i, col)) / hinv[i, i]
+        rows[:, i + 1 :] -= err[:, None] * hinv[i, i + 1 :][None, :]
+
+
+def gptq_weight(w: np.ndarray, hessian: np.ndarray, bits: int, block: int, *, damp: float = DAMP) -> LowBitWeight:
+    """``w`` (``(out, ...)``) at ``bits`` bits with one scale per ``block`` columns, rounded by GPTQ."""
+    rows = torch.from_numpy(w.reshape(w.shape[0], -1).astype(np.float64)).clone()
+    c, n = rows.shape
+    block = min(block, n) if block > 0 else n
     half = 2 ** (bits - 1)
     nb = -(-n // block)
     scales = np.ones((c, nb), np.float32)
     q = torch.zeros((c, n), dtype=torch.float64)
-    for i in range(n):
+
+    def rounded(i, col):
         if i % block == 0:
             scales[:, i // block] = block_scales(rows[:, i : i + block].numpy().astype(np.float32), bits, block)[:, 0]
         s = torch.from_numpy(scales[:, i // block].astype(np.float64))
-        col = rows[:, i]
         q[:, i] = torch.clamp(torch.round(col / s), -half, half - 1)
-        err = (col - q[:, i] * s) / hinv[i, i]
-        rows[:, i + 1 :] -= err[:, None] * hinv[i, i + 1 :][None, :]
+        return q[:, i] * s
+
+    obq_columns(rows, hessian, rounded, damp=damp)
     return uniform_weight(q.numpy().astype(np.int64), scales, bits, block, w.shape)

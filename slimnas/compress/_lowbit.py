@@ -5,7 +5,9 @@ plus a lookup table and optional per-block scales (the shared encoding of ``int4
 A layer's weight, as a ``(C, L)`` matrix (one row per output channel), is
 ``value = table[t(c), code] * scale[c, j // block]``: uniform integers have one table of levels
 (``-2^(b-1) .. 2^(b-1)-1``) and a scale per block of ``block`` weights of a row; palettized
-weights have a k-means table per tensor or per output channel and no scales.
+weights have a k-means table per tensor, per group of ``group`` output channels (``t(c) = c //
+group``; 1: per channel) and no scales, the table in fp32 or fp16 (Core ML's lookup tables are
+fp16: the file gathers fp16 values and casts them to fp32).
 
 In the file, each weight is one of:
 
@@ -46,11 +48,13 @@ class LowBitWeight:
 
     Attributes:
         codes: ``(C, L)`` integers in ``[0, 2**bits)``.
-        table: ``(n_tables, k)`` values the codes index; ``n_tables`` is 1 or ``C``.
+        table: ``(n_tables, k)`` values (fp32 or fp16) the codes index; ``n_tables`` is 1 or
+            ``ceil(C / group)``.
         scales: ``(C, ceil(L / block))`` factors per block of a row, or ``None``.
         block: weights of a row per scale.
         shape: the layer's weight shape (``C`` is its first axis).
         uniform: the table is the integer levels (``MatMulNBits`` can run it).
+        group: output channels per table row when there is more than one (1: per channel).
     """
 
     codes: np.ndarray
@@ -60,12 +64,15 @@ class LowBitWeight:
     block: int
     shape: tuple[int, ...]
     uniform: bool = False
+    group: int = 1
+
+    def table_rows(self) -> np.ndarray | int:
+        """Each output channel's table row (``0`` for one table)."""
+        return np.arange(self.codes.shape[0])[:, None] // self.group if len(self.table) > 1 else 0
 
     def dequantize(self) -> np.ndarray:
         """The fp32 weight (in ``shape``) the codes stand for."""
-        c = self.codes.shape[0]
-        rows = np.arange(c)[:, None] if len(self.table) > 1 else 0
-        values = self.table[rows, self.codes].astype(np.float32)
+        values = self.table[self.table_rows(), self.codes].astype(np.float32)
         if self.scales is not None:
             values = values * np.repeat(self.scales, self.block, axis=1)[:, : self.codes.shape[1]]
         return values.astype(np.float32).reshape(self.shape)
@@ -75,7 +82,7 @@ class LowBitWeight:
         factor = factor.astype(np.float32)
         if self.scales is not None:
             return replace(self, scales=(self.scales * factor[:, None]).astype(np.float32))
-        if len(self.table) > 1:
+        if len(self.table) > 1 and self.group == 1 and self.table.dtype == np.float32:
             return replace(self, table=(self.table * factor[:, None]).astype(np.float32))
         return replace(self, scales=factor[:, None].copy(), block=self.codes.shape[1])
 
@@ -83,7 +90,7 @@ class LowBitWeight:
     def n_bytes(self) -> int:
         """Bytes of the encoding: packed codes, table, scales."""
         scales = 0 if self.scales is None else self.scales.size * 4
-        return math.ceil(self.codes.size * self.bits / 8) + self.table.size * 4 + scales
+        return math.ceil(self.codes.size * self.bits / 8) + self.table.nbytes + scales
 
 
 def pack_codes(codes: np.ndarray, bits: int) -> np.ndarray:
@@ -146,8 +153,8 @@ class _Graph:
 
     def const(self, value, dtype=None) -> str:
         value = np.asarray(value, dtype=dtype)
-        key = (value.dtype.str, value.item()) if value.ndim == 0 else None
-        if key in self.scalars:  # one initializer per scalar, shared by every layer's unpacking
+        key = (value.dtype.str, value.shape, value.tobytes()) if value.size <= 4 else None
+        if key in self.scalars:  # one initializer per small constant, shared by every layer's unpacking
             return self.scalars[key]
         name = self.name()
         self.inits.append(numpy_helper.from_array(value, name))
@@ -190,11 +197,15 @@ def _unpack_nodes(g: _Graph, lw: LowBitWeight, output: str, transpose: bool) -> 
         code = g.op("Cast", [code], to=TensorProto.INT64)
     need_pos = len(lw.table) > 1 or lw.scales is not None
     index = g.op("Range", [i64(0), i64(n), i64(1)]) if need_pos else None
-    row = g.op("Div", [index, i64(n_row)]) if need_pos else None
+    row = g.op("Div", [index, i64(n_row)]) if (len(lw.table) > 1 and lw.group == 1) or lw.scales is not None else None
     k = lw.table.shape[1]
     if len(lw.table) > 1:
-        code = g.op("Add", [code, g.op("Mul", [row, i64(k)])])
-    value = g.op("Gather", [g.const(lw.table.reshape(-1).astype(np.float32)), code])
+        table_row = row if lw.group == 1 else g.op("Div", [index, i64(n_row * lw.group)])
+        code = g.op("Add", [code, g.op("Mul", [table_row, i64(k)])])
+    table = lw.table.reshape(-1)
+    value = g.op("Gather", [g.const(table if table.dtype == np.float16 else table.astype(np.float32)), code])
+    if table.dtype == np.float16:
+        value = g.op("Cast", [value], to=TensorProto.FLOAT)
     if lw.scales is not None:
         nb = lw.scales.shape[1]
         col = g.op("Mod", [index, i64(n_row)])

@@ -8,7 +8,8 @@ goes through its TorchScript frontend instead.)
 Palettized weights are carried over: a layer whose weights hold few distinct values (after
 ``compress --quantize paletteN``, or a ``cluster`` step) is written as Core ML's lookup-table
 palettization (``constexpr_lut_to_dense``: packed n-bit indices plus the table, one table per
-tensor or per output channel, whichever the layer's values need and is smaller), so the file on
+tensor, per group of output channels (``palette`` with ``granularity=group``) or per output
+channel, whichever the layer's values need and is smallest), so the file on
 disk keeps the palette's size. The table holds the layer's own values (coremltools' ``unique``
 mode: nothing is re-clustered), rounded to fp16. Core ML's palettes have 1, 2, 3, 4, 6 or 8 bits:
 a 5-bit palette is stored with 6-bit indices, a 7-bit one with 8.
@@ -52,26 +53,27 @@ def _quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def palette_of(w: np.ndarray) -> tuple[str, int] | None:
-    """How Core ML should hold the weight ``w`` (``(out, ...)``): ``("tensor", bits)`` or
-    ``("channel", bits)`` when its distinct values fit a lookup table that makes the layer
-    smaller than fp16, else ``None`` (dense fp16)."""
+def palette_of(w: np.ndarray) -> tuple[str, int, int] | None:
+    """How Core ML should hold the weight ``w`` (``(out, ...)``): ``(granularity, bits,
+    group_size)``, with granularity ``tensor``, ``group`` (one table per ``group_size`` output
+    channels, a divisor of ``out``: a grouped palette) or ``channel``, when its distinct values
+    fit a lookup table that makes the layer smaller than fp16, else ``None`` (dense fp16)."""
     if w.ndim < 2 or w.size < 2:
         return None
     rows = w.reshape(w.shape[0], -1)
+    c = rows.shape[0]
 
     def bits_for(n_values: int) -> int | None:
         return next((b for b in CORE_ML_BITS if n_values <= 1 << b), None)
 
     options = []
-    b = bits_for(len(np.unique(rows)))
-    if b is not None:
-        options.append((w.size * b / 8 + (2 << b), "tensor", b))  # indices + one fp16 table
-    b = bits_for(max(len(np.unique(r)) for r in rows))
-    if b is not None:
-        options.append((w.size * b / 8 + rows.shape[0] * (2 << b), "channel", b))
+    for group in [c] + [g for g in range(c // 2, 1, -1) if c % g == 0] + [1]:
+        b = bits_for(max(len(np.unique(rows[i : i + group])) for i in range(0, c, group)))
+        if b is not None:  # indices + one fp16 table per group
+            granularity = "tensor" if group == c else "channel" if group == 1 else "group"
+            options.append((w.size * b / 8 + c // group * (2 << b), -group, granularity, b, group))
     best = min(options, default=None)
-    return None if best is None or best[0] >= 2 * w.size else (best[1], best[2])
+    return None if best is None or best[0] >= 2 * w.size else best[2:]
 
 
 def to_mlpackage(model: torch.nn.Module, ctx, path: Path) -> dict[str, str]:
@@ -98,11 +100,11 @@ def to_mlpackage(model: torch.nn.Module, ctx, path: Path) -> dict[str, str]:
             value = op.val.val
             found = palette_of(value) if isinstance(value, np.ndarray) else None
             if found is not None:
-                granularity, bits = found
-                held[op.name] = f"palette{bits} per {granularity}"
+                granularity, bits, group = found
+                held[op.name] = f"palette{bits} per {granularity}" + (f" of {group} channels" if granularity == "group" else "")
                 configs[op.name] = OpPalettizerConfig(
                     mode="unique", weight_threshold=0,
-                    **({"granularity": "per_grouped_channel", "group_size": 1} if granularity == "channel" else {}))
+                    **({"granularity": "per_grouped_channel", "group_size": group} if granularity != "tensor" else {}))
         if configs:
             mlmodel = palettize_weights(mlmodel, OptimizationConfig(op_name_configs=configs))
         mlmodel.save(str(path))

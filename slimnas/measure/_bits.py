@@ -11,8 +11,8 @@ bytes, and the layer's bits are ``8 x weight bytes / weights`` (its weight tenso
 ``bits`` is the weighted mean over weights, ``8 x (every layer's weight bytes) / (every layer's
 weights)``, so what a format stores beside the codes is amortised over the weights it serves:
 int8 with one fp32 scale per output channel of L weights is ``8 + 32 / L`` bits, int4 with one
-fp32 scale per 32 weights ``4 + 1 = 5``, a 4-bit palette with one 16-entry fp32 table per layer of
-n weights ``4 + 512 / n`` (one table per output channel: ``4 + 512 / L``), fp16 16, fp32 32.
+fp32 scale per 32 weights ``4 + 1 = 5``, a 4-bit palette with one 16-entry fp16 table per layer of
+n weights ``4 + 256 / n`` (one table per output channel: ``4 + 256 / L``), fp16 16, fp32 32.
 Biases, batch norms and the activations' quantization parameters are not weights and are not
 counted; a constant several layers' unpacking shares (a shift amount) is counted once; a layer
 whose weight's shape ONNX's shape inference cannot give is left out of both sums.

@@ -113,7 +113,7 @@ def test_palettized_file_holds_packed_indices_plus_tables_and_runs_as_the_eager_
     assert not any(i.data_type == onnx.TensorProto.FLOAT and len(i.dims) == 2 for i in proto.graph.initializer)
     n_weights = 40 * 256 + 256 * 256 + 256 * 10
     packed = sum(-(-lw.codes.size * 4 // 8) for lw in p.weights_.values())
-    tables, biases = 3 * 16 * 4, (256 + 256 + 10) * 4
+    tables, biases = 3 * 16 * 2, (256 + 256 + 10) * 4  # fp16 tables
     constants = payload_bytes(proto) - packed - tables - biases
     assert 0 <= constants <= 64 * 3  # the unpacking's shape and index scalars
     assert packed == n_weights // 2
@@ -128,14 +128,14 @@ def test_palettized_file_holds_packed_indices_plus_tables_and_runs_as_the_eager_
 def test_clustering_then_palette_ships_the_size_clustering_counts():
     model = _mlp_256()
     clustered = WeightClusterer(n_clusters=16).fit(model, input_shape=(1, 40))
-    p = Palettizer(bits=4).fit(clustered.model_, input_shape=(1, 40))
+    p = Palettizer(bits=4, table="fp32").fit(clustered.model_, input_shape=(1, 40))
     for a, b in zip(clustered.model_.parameters(), p.model_.parameters(), strict=True):
         assert torch.equal(a, b)  # the shared values are kept exactly
     assert abs(len(p.onnx_) - clustered.storage_bytes_) <= 0.06 * len(p.onnx_)
     assert len(p.onnx_) < 0.15 * len(quantize_model(model, (1, 40), mode="fp32"))
     policy = policy_from_options(prune=None, importance=None, lowrank=None, cluster=16, quantize=None,
                                  steps=None, distill=False, temperature=4.0)
-    assert [(s.compressor, s.options) for s in policy.steps] == [("cluster", {"n_clusters": 16}), ("palette", {"bits": 4})]
+    assert [(s.compressor, s.options) for s in policy.steps] == [("cluster", {"n_clusters": 16}), ("palette", {"bits": 4, "table": "fp32"})]
 
 
 def test_palette_per_channel_tables_and_folded_batch_norm():

@@ -1,0 +1,121 @@
+"""Palettization: grouped fp16 tables in the file as they are counted, and the sensitive clustering."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, numpy_helper
+from torch import nn
+
+from slimnas.compress import Palettizer
+from slimnas.compress._cluster import kmeans_1d
+from slimnas.data._base import make_splits
+from slimnas.errors import ConfigError
+from slimnas.export import predict
+from slimnas.measure._bits import layer_bits
+
+
+def _data(n: int = 200, width: int = 32, seed: int = 0):
+    """Correlated inputs (8 factors mixed into ``width`` features, plus noise), as real features are."""
+    rng = np.random.default_rng(seed)
+    x = (rng.normal(size=(n, 8)) @ rng.normal(size=(8, width)) + 0.3 * rng.normal(size=(n, width))).astype(np.float32)
+    return make_splits("scaled", x, np.arange(n) % 4, None, None, val_fraction=0.2, test_fraction=0.2, seed=seed,
+                       standardize=False)
+
+
+def test_grouped_palette_file_holds_packed_indices_plus_fp16_tables():
+    torch.manual_seed(0)
+    layer = nn.Linear(64, 32).eval()  # 2,048 weights, 32 output channels
+    p = Palettizer(bits=4, granularity="group", group_size=8).fit(layer, input_shape=(64,))
+    lw = p.weights_[""]
+    assert lw.table.shape == (4, 16) and lw.table.dtype == np.float16 and lw.group == 8
+    assert lw.n_bytes == 2048 * 4 // 8 + 4 * 16 * 2  # packed indices + four fp16 tables
+    proto = onnx.ModelProto.FromString(p.onnx_)
+    stored = {numpy_helper.to_array(i).nbytes: i for i in proto.graph.initializer}
+    assert stored[1024].data_type == TensorProto.UINT8 and stored[128].data_type == TensorProto.FLOAT16
+    # the layer's weight bytes in the file: the indices, the tables and the few constants that unpack them
+    (held,) = layer_bits(p.onnx_)
+    assert lw.n_bytes <= held.weight_bytes <= lw.n_bytes + 96, held
+    # each group of 8 channels shares one table of at most 16 values
+    rows = p.model_.weight.detach().reshape(4, 8 * 64)
+    assert all(len(torch.unique(r)) <= 16 for r in rows) and len(torch.unique(p.model_.weight)) > 16
+    assert p.report_["group_size"] == 8 and p.report_["tables"] == ["fp16"]
+
+
+@pytest.mark.parametrize("bits", [3, 4])
+def test_grouped_palette_file_computes_what_the_model_does(bits):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(1, 12, 5), nn.BatchNorm1d(12), nn.ReLU(), nn.Flatten(), nn.Linear(12 * 36, 10))
+    with torch.no_grad():
+        model[1].weight.uniform_(0.5, 2.0)  # a batch norm the exporter folds into the grouped tables' layer
+    model.eval()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 1, 40)).astype(np.float32)
+    data = make_splits("seq", x, np.arange(120) % 10, None, None, val_fraction=0.2, test_fraction=0.2, seed=0,
+                       standardize=False)
+    p = Palettizer(bits=bits, granularity="group", group_size=5).fit(model, data)  # 12 channels: groups 5, 5, 2
+    assert not p.not_done(), p.held_
+    assert p.clustered_ == {"0": "sensitive", "4": "sensitive"}
+    assert p.weights_["0"].table.shape[0] == 3
+    xt = torch.randn(16, 1, 40)
+    with torch.no_grad():
+        want = p.model_(xt).numpy()
+    assert np.abs(predict(p.onnx_, xt) - want).max() < 1e-4
+
+
+def test_sensitive_clustering_moves_a_layers_output_less_than_plain_kmeans():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 4)).eval()
+    layer = model[1]
+    data = _data()
+    x = data.x_train.flatten(1)
+    with torch.no_grad():
+        ref = layer(x)
+
+    def output_error(weight: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float(((x @ weight.T + layer.bias - ref) ** 2).mean())
+
+    # plain k-means on the weights' values, each weight to its nearest table value
+    w = layer.weight.detach().numpy()
+    table, idx = kmeans_1d(w, 8)
+    plain = output_error(torch.from_numpy(table[idx]))
+    p = Palettizer(bits=3, layers=["1"]).fit(model, data)
+    assert p.clustered_ == {"1": "sensitive"}
+    assert output_error(p.model_[1].weight.detach()) < 0.5 * plain
+    old = Palettizer(bits=3, clustering="kmeans", table="fp32", layers=["1"]).fit(model, data)
+    assert output_error(old.model_[1].weight.detach()) == pytest.approx(plain, rel=1e-4)
+
+
+def test_palette_options_are_checked():
+    for bad in ({"granularity": "block"}, {"group_size": 0}, {"table": "fp8"}, {"clustering": "kmedians"}):
+        with pytest.raises(ConfigError, match=f"palette.{next(iter(bad))}"):
+            Palettizer(**bad).validate()
+
+
+def test_core_ml_export_holds_a_grouped_palette_as_one_table_per_group():
+    from slimnas.export._coreml import palette_of
+    from slimnas.testing import SHAPE, TINY_MODELS
+
+    model = TINY_MODELS["paper_cnn"]()  # 25-channel convolutions, a 10-output Linear
+    p = Palettizer(bits=4, granularity="group", group_size=5).fit(model, input_shape=SHAPE)
+    # what the Core ML export asks coremltools for (per_grouped_channel, group_size 5): 4-bit
+    # indices into one fp16 table per 5 output channels, smaller than per channel and than fp16
+    assert {n: palette_of(m.weight.detach().numpy()) for n, m in p.model_.named_modules() if n in p.weights_} == {
+        n: ("group", 4, 5) for n in p.weights_}
+    channel = Palettizer(bits=2, granularity="channel").fit(model, input_shape=SHAPE).model_
+    assert palette_of(channel[2].weight.detach().numpy()) == ("channel", 2, 1)
+
+
+def test_clustered_weights_keep_their_shared_values_in_an_fp16_table():
+    from slimnas.compress import WeightClusterer
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 4)).eval()
+    clustered = WeightClusterer(n_clusters=8).fit(model, input_shape=(1, 32)).model_
+    p = Palettizer(bits=3).fit(clustered, _data())  # sensitive: calibrated, but the values are already shared
+    for name in ("1", "3"):
+        shared = dict(clustered.named_modules())[name].weight.detach()
+        assert torch.equal(dict(p.model_.named_modules())[name].weight.detach(), shared.half().float())
