@@ -8,7 +8,7 @@ import numpy as np
 import optuna
 import pytest
 
-from slimnas.strategies._ehvi import LOCAL_EVERY, EHVISampler, GaussianProcess, expected_hvi
+from slimnas.strategies._ehvi import EHVISampler, GaussianProcess, expected_hvi
 from slimnas.study._pareto import hypervolume_2d
 
 
@@ -82,26 +82,3 @@ def test_tabular_search_completes_and_its_front_never_dominates_the_true_front()
                        for a, c in zip(tf.acc, tf.costs, strict=True)), r["cell"]
     ratio = summary(records, table, objectives)["hypervolume_ratio"]
     assert 0.5 < ratio <= 1.0
-
-
-def test_with_two_objectives_every_fourth_trial_steps_from_the_first_objectives_best():
-    """The front's first-objective end (accuracy, in a search for accuracy x latency) gets local search
-    steps: every LOCAL_EVERY-th trial is an untried one-gene neighbour of the best trial by the first
-    objective; the other trials are EHVI's candidates."""
-    genes = {g: list(range(5)) for g in "abc"}
-    study = optuna.create_study(directions=["minimize", "minimize"], sampler=EHVISampler(seed=0, n_startup_trials=4))
-    study.optimize(lambda t: ((v := [t.suggest_categorical(g, c) for g, c in genes.items()])[0] * 3 - v[1] + v[2],
-                              v[1] + v[2] * 2 - v[0]), n_trials=17)
-    trials = study.trials
-    steps = 0
-    for t in trials[4:]:
-        plan = t.system_attrs["slimnas:ehvi"]
-        if t.number % LOCAL_EVERY:
-            assert plan["centre"] is None
-            continue
-        steps += 1
-        best = min(trials[:t.number], key=lambda s: (s.values[0], s.number))
-        assert plan["centre"] == best.number
-        assert sum(t.params[g] != best.params[g] for g in genes) == 1
-        assert all(t.params != s.params for s in trials[:t.number])
-    assert steps == 4

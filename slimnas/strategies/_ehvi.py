@@ -41,17 +41,8 @@ from scipy.linalg import cho_solve, solve_triangular
 from scipy.special import ndtr
 
 from slimnas.strategies._base import BaseStrategy, StrategyContext, register_strategy
-from slimnas.strategies._genes import (
-    from_unit,
-    in_distribution,
-    neighbour_moves,
-    neighbours,
-    params_key,
-    random_value,
-    to_unit,
-)
+from slimnas.strategies._genes import from_unit, in_distribution, neighbours, random_value, to_unit
 from slimnas.strategies._history import BaseHistorySampler, best_front, completed, signed_values
-from slimnas.strategies._sequenced import position
 
 #: lengthscales (on the share of genes that differ) and noise variances (of the standardised
 #: values) the marginal likelihood picks from
@@ -62,9 +53,6 @@ QUANTILES = 24
 #: random candidates added to the pool on every trial, and the most two-gene moves per front member
 N_RANDOM = 500
 MAX_PAIRS = 240
-#: with several objectives, every LOCAL_EVERY-th trial (by its place in the study) is a local search
-#: step at the first objective's best (:func:`local_step`) instead of the EHVI candidate
-LOCAL_EVERY = 4
 
 
 class GaussianProcess:
@@ -206,10 +194,6 @@ class EHVISampler(BaseHistorySampler):
             span = float(col[ok].max() - col[ok].min()) or 1.0
             col[~ok] = col[ok].max() + 0.1 * span
         rng = self.rng(study, trial, "ehvi")
-        if len(directions) > 1 and LOCAL_EVERY and position(study, trial.number) % LOCAL_EVERY == 0:
-            step = local_step(done, y[:, 0], self.candidate_keys(study, others), rng)
-            if step is not None:
-                return step
         x = np.array([enc.encode(t.params) for t in done])
         incumbents = best_front(done, directions)
         seen = {enc.encode(t.params).tobytes() for t in others if t.state not in (TrialState.COMPLETE,)}
@@ -235,20 +219,6 @@ class EHVISampler(BaseHistorySampler):
             score = expected_gain(mean[:, 0], sd[:, 0], np.array([y[:, 0].min()]))[:, 0]
         best = int(np.argmax(score))
         return {"centre": None, "params": enc.decode(pool[best]), "gain": float(score[best])}
-
-
-def local_step(done: Sequence[FrozenTrial], values: np.ndarray, seen: set[str],
-               rng: np.random.Generator) -> dict | None:
-    """A local search step at one objective's end of the front: an untried candidate one gene
-    away from the best of ``done`` by ``values`` (minimised), or from the next best when every
-    neighbour of the best has been tried; ``None`` when none is left. ``seen``: the
-    :func:`params_key` of every trial."""
-    for i in np.argsort(values, kind="stable"):
-        centre = done[int(i)]
-        moves = [p for _, _, p in neighbour_moves(centre.params, centre.distributions) if params_key(p) not in seen]
-        if moves:
-            return {"centre": centre.number, "params": moves[int(rng.integers(len(moves)))]}
-    return None
 
 
 def gene_space(trials: Sequence[FrozenTrial]) -> dict[str, BaseDistribution]:

@@ -143,15 +143,3 @@ def neighbours(dist: BaseDistribution, value: Any) -> list:
         if new != value and new not in out and in_distribution(dist, new):
             out.append(new)
     return out
-
-
-def neighbour_moves(params: dict, distributions: dict) -> list[tuple[str, Any, dict]]:
-    """Every candidate one move away from ``params``: ``(gene, value, params)`` for each gene in
-    name order (single-valued genes skipped) and each of its :func:`neighbours`."""
-    out = []
-    for gene in sorted(params):
-        dist = distributions[gene]
-        if dist.single():
-            continue
-        out += [(gene, value, {**params, gene: value}) for value in neighbours(dist, params[gene])]
-    return out

@@ -28,7 +28,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from slimnas.strategies._base import BaseStrategy, StrategyContext, register_strategy
-from slimnas.strategies._genes import neighbour_moves, params_key, value_key
+from slimnas.strategies._genes import neighbours, params_key, value_key
 from slimnas.strategies._history import BaseHistorySampler, best_front, completed, signed_values
 
 #: states whose plan counts as tried: evaluated, or being evaluated by another worker
@@ -67,9 +67,14 @@ class LocalSearchSampler(BaseHistorySampler):
         seen = self.candidate_keys(study, in_run)
         moves = []
         for centre in best_front(done, study.directions):
-            for gene, value, params in neighbour_moves(centre.params, centre.distributions):
-                if (centre.number, gene, value_key(value)) not in tried and params_key(params) not in seen:
-                    moves.append((centre.number, gene, value, params))
+            for gene in sorted(centre.params):
+                dist = centre.distributions[gene]
+                if dist.single():
+                    continue
+                for value in neighbours(dist, centre.params[gene]):
+                    params = {**centre.params, gene: value}
+                    if (centre.number, gene, value_key(value)) not in tried and params_key(params) not in seen:
+                        moves.append((centre.number, gene, value, params))
         if not moves:  # a local optimum: every neighbour tried, none better
             return {"run": run + 1, "centre": None}
         rng = self.rng(study, trial, "neighbour")
