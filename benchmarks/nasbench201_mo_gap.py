@@ -70,7 +70,7 @@ def one_run(dataset: str, strategy: str, seed: int, n: int, longer: tuple[int, .
     table = load_table(dataset)
     tf = true_front(table, OBJECTIVES[1])
     every = run_tabular(open_tabular_study(strategy, OBJECTIVES, seed=seed), table, OBJECTIVES, seed=seed,
-                        n_trials=max(n, *longer))
+                        n_trials=max((n, *longer)))
     records = every[:n]
     front = found_front(records, OBJECTIVES[1])
     means = np.array([table.mean_val[table.row(r["cell"])] for r in records])
