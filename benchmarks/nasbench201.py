@@ -147,8 +147,9 @@ def plan(seeds: int, mo_seeds: int, n_min: int, quick: bool, only: set | None = 
             for dataset in DATASETS:
                 until = strategy == "local" and dataset == "cifar100" and len(objectives) == 1 and not quick
                 jobs += [(dataset, strategy, s, objectives, n, until) for s in range(n_seeds)]
-    # one objective first, the slow strategies last: a run cut short has the main figures
-    return sorted(jobs, key=lambda j: (len(j[3]), j[1] in SLOW, j[1], j[0], j[2]))
+    # one objective first, the slow strategies last, seed by seed across the datasets: a run cut
+    # short has the main figures, on every dataset for the seeds it ran
+    return sorted(jobs, key=lambda j: (len(j[3]), j[1] in SLOW, j[1], j[2], j[0]))
 
 
 def exhaustive_ceiling(table, draws: int = 1000) -> dict:

