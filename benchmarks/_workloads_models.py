@@ -175,6 +175,13 @@ def image_section(args, work: Path) -> dict:
 # --- text ----------------------------------------------------------------------------------
 
 
+def text_transformer(data: DataSplits, *, quick: bool = False) -> tuple[TransformerSpec, TrainSpec]:
+    """The text section's Transformer encoder and its training recipe (20 epochs; also
+    ``benchmarks/low_bit.py``'s text model)."""
+    spec = TransformerSpec(depth=2, heads=4, dim=32 if quick else 64, mlp_ratio=4.0, vocab_size=data.vocab_size)
+    return spec, TrainSpec(lr=3e-3, epochs=20, batch_size=64, optimizer="adamw")
+
+
 def text_section(args, work: Path) -> dict:
     t0 = args.t0
     data = load_dataset("text")
@@ -184,10 +191,9 @@ def text_section(args, work: Path) -> dict:
     q = args.quick
     torch.manual_seed(args.seed)
     epochs = 1 if q else args.text_epochs
-    spec = TransformerSpec(depth=2, heads=4, dim=32 if q else 64, mlp_ratio=4.0, vocab_size=data.vocab_size)
+    spec, recipe = text_transformer(data, quick=q)
     net = build_model(spec, shape, data.n_classes)
-    fit(net, data.x_train, data.y_train, TrainSpec(lr=3e-3, epochs=epochs, batch_size=64,
-                                                   optimizer="adamw"), x_val=data.x_val, y_val=data.y_val,
+    fit(net, data.x_train, data.y_train, dataclasses.replace(recipe, epochs=epochs), x_val=data.x_val, y_val=data.y_val,
         seed=args.seed)
     net.eval()
     log(f"Transformer trained: val {evaluate(net, data.x_val, data.y_val)['accuracy']:.3f}", t0)

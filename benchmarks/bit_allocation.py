@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ from slimnas.compress import CompressionPolicy, apply_policy, quantize_model
 from slimnas.compress._bitalloc import MIXED_PRECISIONS, fit_precision, precision_sensitivity
 from slimnas.data import load_dataset
 from slimnas.export import predict
-from slimnas.measure._bits import effective_bits
+from slimnas.measure._bits import effective_bits, layer_bits
 from slimnas.models import mnist1d_paper_cnn
 from slimnas.spaces import TrainSpec
 from slimnas.study import auto_compress
@@ -46,7 +47,39 @@ SHARE = 0.6  # of the int8 file's bytes
 def figures(onnx: bytes, data) -> dict:
     logits = predict(onnx, data.x_test)
     return {"test_accuracy": float((logits.argmax(1) == data.y_test.numpy()).mean()), "bytes": len(onnx),
-            "bits": round(effective_bits(onnx), 4)}
+            "bits": round(effective_bits(onnx), 4),
+            "layer_weight_bytes": sum(layer.weight_bytes for layer in layer_bits(onnx))}  # the rest: graph, biases, ...
+
+
+def mixed_precision_rows(model, data, limit: int, *, seed: int, auto_trials: int, allocated: bool = True,
+                         **auto_options) -> dict:
+    """``allocated`` (each layer's precision under ``limit`` bytes from its measured sensitivity, no
+    retraining; unless ``allocated`` is false) and, with ``auto_trials``, ``auto`` (``compress --auto --budget bytes<=limit``): each
+    a row of :func:`figures` of the file, plus ``on_disk_bytes`` (the file's size as written) and,
+    for ``auto``, the bytes and test accuracy its ``report.json`` shows. Also used by
+    ``benchmarks/low_bit.py``."""
+    rows = {}
+    if allocated:
+        t0 = time.time()
+        sens = precision_sensitivity(model, data, MIXED_PRECISIONS)
+        alloc = fit_precision(model, model, sens, MIXED_PRECISIONS, {"bytes": limit}, data)
+        art = apply_policy(model, CompressionPolicy.of(quantize={"mode": "fp32", "layer_precision": alloc.precision}),
+                           data, epochs=0)
+        rows["allocated"] = {**figures(art.onnx, data), "layer_precision": alloc.precision, "met": alloc.met,
+                             "seconds": round(time.time() - t0, 1),
+                             "reasons": {n: r["reason"] for n, r in alloc.reasons.items()}}
+    if auto_trials:
+        t0 = time.time()
+        with tempfile.TemporaryDirectory() as tmp:
+            res = auto_compress(model, data, budget=[f"bytes<={limit}"], precisions=MIXED_PRECISIONS, out=tmp,
+                                n_trials=auto_trials, seed=seed, **{"latency_repeats": 20, **auto_options})
+            shipped = Path(tmp) / "model.onnx"
+            report = json.loads((Path(tmp) / "report.json").read_text())
+            rows["auto"] = {**figures(shipped.read_bytes(), data), "on_disk_bytes": os.path.getsize(shipped),
+                            "reported_bytes": res.after["bytes"], "report_json_bytes": report["after"]["bytes"],
+                            "reported_test_accuracy": res.after["test_accuracy"], "feasible": res.feasible,
+                            "policy": res.policy.to_dict(), "seconds": round(time.time() - t0, 1)}
+    return rows
 
 
 def run_seed(seed: int, data, epochs: int, auto_trials: int) -> dict:
@@ -58,23 +91,7 @@ def run_seed(seed: int, data, epochs: int, auto_trials: int) -> dict:
     rows = {"fp32": figures(quantize_model(model, shape, mode="fp32"), data),
             "int8": figures(quantize_model(model, shape, mode="int8", calibration=data.x_train[:512]), data)}
     limit = int(SHARE * rows["int8"]["bytes"])
-    t0 = time.time()
-    sens = precision_sensitivity(model, data, MIXED_PRECISIONS)
-    alloc = fit_precision(model, model, sens, MIXED_PRECISIONS, {"bytes": limit}, data)
-    art = apply_policy(model, CompressionPolicy.of(quantize={"mode": "fp32", "layer_precision": alloc.precision}),
-                       data, epochs=0)
-    rows["allocated"] = {**figures(art.onnx, data), "layer_precision": alloc.precision, "met": alloc.met,
-                         "seconds": round(time.time() - t0, 1),
-                         "reasons": {n: r["reason"] for n, r in alloc.reasons.items()}}
-    if auto_trials:
-        t0 = time.time()
-        with tempfile.TemporaryDirectory() as tmp:
-            res = auto_compress(model, data, budget=[f"bytes<={limit}"], precisions=MIXED_PRECISIONS, out=tmp,
-                                n_trials=auto_trials, seed=seed, latency_repeats=20)
-            shipped = (Path(tmp) / "model.onnx").read_bytes()
-        rows["auto"] = {**figures(shipped, data), "reported_bytes": res.after["bytes"],
-                        "reported_test_accuracy": res.after["test_accuracy"], "feasible": res.feasible,
-                        "policy": res.policy.to_dict(), "seconds": round(time.time() - t0, 1)}
+    rows.update(mixed_precision_rows(model, data, limit, seed=seed, auto_trials=auto_trials))
     return {"seed": seed, "limit_bytes": limit, "rows": rows}
 
 

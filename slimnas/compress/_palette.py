@@ -10,7 +10,7 @@ error on a weight moves the output by about its square times that), the indices 
 one input column at a time with GPTQ's error feedback (each column's error spread over the
 columns not yet assigned), and the table values refitted by least squares on the layer's output
 error ``tr(dW H dW^T)`` for those indices. On MNIST-1D this lowers the 4-bit palettes' logit
-error 3.5-4x against plain k-means (``benchmarks/lowbit.py``).
+error 3.5-4x against plain k-means (``benchmarks/low_bit.py``).
 
 The file unpacks the indices and looks them up in the graph (:mod:`slimnas.compress._lowbit`);
 ONNX Runtime folds that at load, so the model runs at fp32 speed while the file on disk holds
