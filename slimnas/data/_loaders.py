@@ -259,7 +259,7 @@ def search_splits(train, val, test=None, *, task=None, name: str = "your data"):
     data.kind = {1: "tabular", 2: "sequence", 3: "image"}.get(len(form.shapes[0]), "")
     from slimnas.data._tasks import check_wired
 
-    check_wired(data.task, data.kind, name)  # a task search is not wired for: one line
+    check_wired(data.task, data.kind, name, search=True)  # a task search is not wired for: one line
     return data
 
 
@@ -328,9 +328,10 @@ def unwrap(model: nn.Module) -> nn.Module:
     """The user's own model inside slimnas's adapters (:class:`PackedInputsModel`, the
     Hugging Face adapters): what a user training step or score function is given, and what a
     compressed result's ``.model`` chain ends in."""
+    from slimnas.models._detector import DetectorModel
     from slimnas.models._hf import MainOutputModel, TokenIdsModel
 
-    while isinstance(model, (PackedInputsModel, MainOutputModel, TokenIdsModel)):
+    while isinstance(model, (PackedInputsModel, MainOutputModel, TokenIdsModel, DetectorModel)):
         model = model.model
     return model
 
