@@ -21,10 +21,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from slimnas.errors import ConfigError
-from slimnas.tasks._base import TargetError, Task, TaskMetric, register_task
+from slimnas.tasks._base import Meter, TargetError, Task, TaskMetric, register_task
 
 EXPECTED = ("the detection task takes, per image, {'boxes': (n, 4) x1, y1, x2, y2 in pixels inside the image, "
             "'labels': (n,) class ids >= 0}")
@@ -71,15 +70,18 @@ def is_detections(out) -> bool:
 
 def pack_outputs(out) -> torch.Tensor:
     """A detector's eval-mode answer as one ``(N, K, 6)`` tensor (``x1, y1, x2, y2, score,
-    label``): batched ``(N, K, ...)`` tensors as they are (traceable: what is exported), a
-    per-image list padded (score 0) or cut to :data:`MAX_DETECTIONS` by score."""
+    label``): batched ``(N, K, ...)`` tensors as they are (traceable: what is exported; rows of
+    score 0 zeroed), a per-image list padded (zeros) or cut to :data:`MAX_DETECTIONS` by score."""
     if isinstance(out, dict):
         boxes, scores, labels = out["boxes"], out["scores"], out["labels"]
         if boxes.dim() != 3 or boxes.shape[-1] != 4 or scores.shape != boxes.shape[:2] or labels.shape != boxes.shape[:2]:
             raise ConfigError("model", "a detector answering with boxes (N, K, 4), scores (N, K) and labels (N, K) "
                               "in eval mode (or torchvision's list of per-image dicts)",
                               f"boxes {tuple(boxes.shape)}, scores {tuple(scores.shape)}, labels {tuple(labels.shape)}")
-        return torch.cat([boxes.float(), scores.float()[..., None], labels.to(boxes.dtype).float()[..., None]], -1)
+        packed = torch.cat([boxes.float(), scores.float()[..., None], labels.float()[..., None]], -1)
+        # rows without a detection (score 0: fewer peaks than K) are zeros, whichever cell a runtime's
+        # top-K picks among equal scores: eager and ONNX files answer alike
+        return packed * (scores > 0).float()[..., None]
     rows = []
     for d in out:
         order = torch.argsort(d["scores"], descending=True)[:MAX_DETECTIONS]
@@ -206,8 +208,8 @@ class Detection(Task):
     def score(self, output, target) -> dict[str, float]:
         return coco_map(output_list(output), target_list(target))
 
-    def export_head(self) -> nn.Module:
-        return DetectionOutputs()
+    def meter(self) -> Meter:
+        return DetectionMeter(self)
 
     def example_targets(self, n: int, seed: int) -> list[dict[str, np.ndarray]]:
         rng = np.random.default_rng(seed)
@@ -249,9 +251,10 @@ class Detection(Task):
                 "an array, not a list of dicts": np.zeros((n, 4))}
 
 
-class DetectionOutputs(nn.Module):
-    """What an exported detector outputs: the packed ``(N, K, 6)`` answer split into
-    ``boxes`` ``(N, K, 4)``, ``scores`` ``(N, K)`` and ``labels`` ``(N, K)`` (int64)."""
+class DetectionMeter(Meter):
+    """Held-out batches of a detector (its own answer, or packed): each batch packed into
+    ``(N, K, 6)`` as it comes, so the batches join whatever form the detector answers in."""
 
-    def forward(self, packed: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"boxes": packed[..., :4], "scores": packed[..., 4], "labels": packed[..., 5].round().long()}
+    def update(self, output, target) -> None:
+        super().update(output if isinstance(output, torch.Tensor) else pack_outputs(output), target)
+

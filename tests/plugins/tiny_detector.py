@@ -51,7 +51,7 @@ class TinyCenterNet(nn.Module):
         mask = torch.zeros(b, 1, h, w, device=heat.device)
         yy, xx = torch.meshgrid(torch.arange(h, device=heat.device), torch.arange(w, device=heat.device), indexing="ij")
         for i, t in enumerate(targets):
-            for box, label in zip(t["boxes"], t["labels"]):
+            for box, label in zip(t["boxes"], t["labels"], strict=True):
                 cx, cy = (box[0] + box[2]) / 2 / self.stride, (box[1] + box[3]) / 2 / self.stride
                 gx, gy = int(cx.clamp(0, w - 1)), int(cy.clamp(0, h - 1))
                 sigma = max(0.5, float(min(box[2] - box[0], box[3] - box[1])) / self.stride / 3)
