@@ -77,6 +77,7 @@ CLAIMS: list[tuple[str, str, str]] = [
     ("conv_overhead", "conv-overhead", "the paper CNN's fixed latency: why its latency cannot follow its MACs"),
     ("scaling", "scaling", "two workers against one, and a kill -9 and restart"),
     ("tasks", "tasks", "regression (diabetes, 5 splits) and multi-label (digits-multilabel) through slimnas search against Ridge and one-vs-rest logistic regression on the same splits, with the gaps' bootstrap intervals"),
+    ("tasks_detection", "tasks-detection", "a user's CenterNet on boxes64 through compress --auto to 50% of its MACs: test mAP@0.5 lost, and its int8 file's boxes against the eager model's"),
     ("lowbit", "lowbit", "int4/int2 with GPTQ against round-to-nearest, and 4-bit palettization, each file run in ONNX Runtime (MLP, paper CNN)"),
     ("bit_allocation", "bit-allocation", "mixed precision per layer under 0.6x uniform int8's bytes, within 1 point of fp32 (paper CNN)"),
     ("archive/bit_allocation_*", "bit-allocation", "the first run (at a893cc6), every figure identical to the rerun"),

@@ -53,8 +53,9 @@ def split_detection_outputs(path: str | Path) -> list[str]:
         helper.make_node("Cast", ["_det_labels_r"], ["labels"], to=TensorProto.INT64),
     ])
     del graph.output[:]
-    graph.output.extend([helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [dims[0], dims[1], 4]),
-                         helper.make_tensor_value_info("scores", TensorProto.FLOAT, dims[:2]),
+    kind = packed.type.tensor_type.elem_type  # float (fp32, int8 files), float16 (fp16 ones)
+    graph.output.extend([helper.make_tensor_value_info("boxes", kind, [dims[0], dims[1], 4]),
+                         helper.make_tensor_value_info("scores", kind, dims[:2]),
                          helper.make_tensor_value_info("labels", TensorProto.INT64, dims[:2])])
     onnx.checker.check_model(model)
     _check(path, model.SerializeToString())
@@ -70,7 +71,8 @@ def _check(path: Path, split: bytes) -> None:
     after = ort.InferenceSession(split, providers=["CPUExecutionProvider"])
     inp = before.get_inputs()[0]
     shape = [2 if not isinstance(d, int) else d for d in inp.shape]
-    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    x = np.random.default_rng(0).random(shape, dtype=np.float32).astype(np.float16 if "float16" in inp.type
+                                                                         else np.float32)
     (packed,) = before.run(None, {inp.name: x})
     boxes, scores, labels = after.run(None, {after.get_inputs()[0].name: x})
     if not (np.array_equal(boxes, packed[..., :4]) and np.array_equal(scores, packed[..., 4])

@@ -79,22 +79,7 @@ def test_auto_halves_a_detectors_macs_speaks_map_and_exports_boxes_scores_labels
     assert np.abs(expected - got).max() < 1e-3
 
 
-def test_a_pruned_int8_detector_keeps_its_heads_whole_and_says_distill_fell_back(tmp_path):
-    out = tmp_path / "prune"
-    r = run_cli("compress", "--model", f"{PLUGIN}:build", "--data-config", str(small_data(tmp_path)), "--prune", "0.5",
-                "--quantize", "int8", "--distill", "--finetune-epochs", "1", "--train-epochs", "1", "--out", str(out),
-                "--quiet")
-    assert r.returncode == 0, r.stderr
-    report = json.loads((out / "report.json").read_text())
-    layers = report["steps"]["prune"]["layers"]
-    assert layers["model.heat.1"] == [4, 4] and layers["model.sides.1"] == [4, 4]  # classes and box sides
-    assert all(after < before for name, (before, after) in layers.items() if not name.endswith(".1"))
-    assert report["after"]["macs"] < 0.5 * report["before"]["macs"]
-    assert not [w for w in report["warnings"] if "left model." in w]  # the heads are outputs, not a failure to prune
-    assert any("no distillation term" in w for w in report["warnings"])
-
-
-def test_the_users_dataset_and_a_torchvision_style_loader_compress_to_int8(tmp_path):
+def test_the_users_loader_prunes_to_int8_with_the_heads_whole_and_distill_falls_back():
     x, y = make_boxes(24, seed=5)
 
     class Boxes(torch.utils.data.Dataset):  # (image, {'boxes', 'labels'}), any number of boxes per image
@@ -104,16 +89,18 @@ def test_the_users_dataset_and_a_torchvision_style_loader_compress_to_int8(tmp_p
         def __getitem__(self, i):
             return torch.from_numpy(x[i]), {k: torch.from_numpy(v) for k, v in y[i].items()}
 
-    loader = torch.utils.data.DataLoader(Boxes(), batch_size=8, collate_fn=lambda b: tuple(zip(*b)))
-    res = compress(build(), CompressionPolicy.of(prune={"ratio": 0.5}, quantize={"mode": "int8"}), train=loader,
-                   val=Boxes(), epochs=1, latency_repeats=3)  # the task follows the targets: detection
-    assert "val_map50" in res.after and res.after["macs"] < res.before["macs"]
-    packed = predict(res.onnx, torch.from_numpy(x))
+    loader = torch.utils.data.DataLoader(Boxes(), batch_size=8, collate_fn=lambda b: tuple(zip(*b, strict=True)))
+    policy = CompressionPolicy.of(prune={"ratio": 0.5}, quantize={"mode": "int8"}, distill=True)
+    res = compress(build(), policy, train=loader, val=Boxes(), epochs=1, latency_repeats=3)  # detection: its targets
+    assert "val_map50" in res.after and res.after["macs"] < 0.5 * res.before["macs"]
+    layers = res.steps["prune"]["layers"]
+    assert layers["model.heat.1"] == [4, 4] and layers["model.sides.1"] == [4, 4]  # classes and box sides
+    assert all(after < before for name, (before, after) in layers.items() if not name.endswith(".1"))
+    assert not [w for w in res.warnings if "left model." in w]  # the heads are outputs, not a failure to prune
+    assert any("no distillation term" in w for w in res.warnings)
+    packed = predict(res.onnx, torch.from_numpy(x))  # the int8 file, in ONNX Runtime
     assert packed.shape == (24, 20, 6) and np.isin(np.round(packed[..., 5]), [0, 1, 2, 3]).all()
-    with torch.no_grad():
-        eager = res.model.eval()(torch.from_numpy(x)).numpy()
-    assert box_agreement(eager, eager) == 1.0
-    assert box_agreement(eager, packed, min_score=float(np.max(eager[..., 4])) + 1) == 1.0  # nothing to find
+    assert ((packed[..., :4] >= 0) & (packed[..., :4] <= 64)).all()
 
 
 def test_box_agreement_matches_label_and_overlap_and_aligned_rows_ignore_tie_order():
@@ -160,8 +147,8 @@ def test_boxes_outside_the_image_and_a_detection_search_are_one_line_exit_2_noth
                 "--out", str(out))
     assert r.returncode == 2, r.stderr
     line = r.stderr.strip()
-    assert "\n" not in line and "train targets[0]: has a box outside the (3, 64, 64)" not in line
-    assert "outside" in line and "'boxes': (n, 4)" in line, line
+    assert "\n" not in line and line.startswith("error: train targets[0]: has a box outside the 64x64 image"), line
+    assert "'boxes': (n, 4)" in line, line
     assert not out.exists()
     s = run_cli("search", "--dataset", "boxes64", "--n-trials", "1", "--out", str(tmp_path / "search"))
     assert s.returncode == 2 and "\n" not in s.stderr.strip() and "no searched detector family" in s.stderr, s.stderr
