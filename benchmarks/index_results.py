@@ -79,6 +79,7 @@ CLAIMS: list[tuple[str, str, str]] = [
     ("tasks", "tasks", "regression (diabetes, 5 splits) and multi-label (digits-multilabel) through slimnas search against Ridge and one-vs-rest logistic regression on the same splits, with the gaps' bootstrap intervals"),
     ("low_bit", "lowbit", "int8, int4/int2 with GPTQ against round-to-nearest, 4-bit palettizations and mixed precision under 0.6x int8's bytes, each file run in ONNX Runtime, its bytes on disk against the bytes reported; the Transformer's int4 latency at batch 1 (paper CNN, text Transformer, MobileNetV2-style, MLP)"),
     ("archive/lowbit_*", "lowbit", "the first run of benchmarks/lowbit.py (MLP and paper CNN only, at 161a97a), superseded by low_bit"),
+    ("tasks_detection", "tasks-detection", "a user's CenterNet on boxes64 through compress --auto to 50% of its MACs: test mAP@0.5 lost, and its int8 file's boxes against the eager model's"),
     ("bit_allocation", "bit-allocation", "mixed precision per layer under 0.6x uniform int8's bytes, within 1 point of fp32 (paper CNN)"),
     ("archive/bit_allocation_*", "bit-allocation", "the first run (at a893cc6), every figure identical to the rerun"),
     ("archive/scaling_*", "scaling", "an earlier run, replaced by the rerun at 864e684"),

@@ -264,9 +264,219 @@ def multilabel_markdown(rows: list[dict], mean: dict, n_trials: int) -> list[str
 
 
 # ---------------------------------------------------------------------------------------------
+# detection
+
+#: the detector a user brings, written as a user writes it (CenterNet, Zhou et al. 2019): a class
+#: heatmap and each cell's distances to its box's sides; in eval mode the heatmap's peaks (3x3
+#: max-pool, no NMS) and the top k as batched boxes, scores and labels; given targets, its losses
+DETECTOR = """
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def block(c_in, c_out, stride=1):
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+
+
+class CenterNet(nn.Module):
+    def __init__(self, n_classes=4, width=16, k=20, stride=4):
+        super().__init__()
+        self.k, self.stride = k, stride
+        self.backbone = nn.Sequential(block(3, width, 2), block(width, 2 * width, 2), block(2 * width, 2 * width))
+        self.heat = nn.Sequential(block(2 * width, width), nn.Conv2d(width, n_classes, 1))
+        self.sides = nn.Sequential(block(2 * width, width), nn.Conv2d(width, 4, 1))
+        self.heat[-1].bias.data.fill_(-2.0)
+
+    def forward(self, images, targets=None):
+        f = self.backbone(images)
+        heat, sides = self.heat(f), self.sides(f)
+        return self.losses(heat, sides, targets) if targets is not None else self.decode(heat, sides)
+
+    def decode(self, heat, sides):
+        b, c, h, w = heat.shape
+        p = heat.sigmoid()
+        peaks = p * (F.max_pool2d(p, 3, 1, 1) == p).float()
+        scores, idx = peaks.flatten(1).topk(self.k)
+        labels = torch.div(idx, h * w, rounding_mode="floor")
+        cell = idx - labels * (h * w)
+        ys = torch.div(cell, w, rounding_mode="floor")
+        xs = cell - ys * w
+        d = sides.flatten(2).gather(2, cell[:, None, :].expand(b, 4, self.k)) * self.stride
+        cx, cy = (xs.float() + 0.5) * self.stride, (ys.float() + 0.5) * self.stride
+        boxes = torch.stack([cx - d[:, 0], cy - d[:, 1], cx + d[:, 2], cy + d[:, 3]], -1).clamp(0, self.stride * w)
+        return {"boxes": boxes, "scores": scores, "labels": labels}
+
+    def losses(self, heat, sides, targets):
+        b, c, h, w = heat.shape
+        gt, dist = torch.zeros_like(heat), torch.zeros_like(sides)
+        mask = torch.zeros(b, 1, h, w)
+        yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        for i, t in enumerate(targets):
+            for box, label in zip(t["boxes"], t["labels"], strict=True):
+                gx = int(((box[0] + box[2]) / 2 / self.stride).clamp(0, w - 1))
+                gy = int(((box[1] + box[3]) / 2 / self.stride).clamp(0, h - 1))
+                sigma = max(0.5, float(min(box[2] - box[0], box[3] - box[1])) / self.stride / 3)
+                gt[i, label] = torch.maximum(gt[i, label], torch.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * sigma**2)))
+                centre = torch.tensor([(gx + 0.5) * self.stride, (gy + 0.5) * self.stride])
+                dist[i, :, gy, gx] = torch.cat([centre - box[:2], box[2:] - centre]) / self.stride
+                mask[i, 0, gy, gx] = 1.0
+        p = heat.sigmoid().clamp(1e-4, 1 - 1e-4)
+        pos = gt.eq(1).float()
+        focal = -(pos * (1 - p) ** 2 * p.log() + (1 - pos) * (1 - gt) ** 4 * p**2 * (1 - p).log()).sum()
+        n = pos.sum().clamp(min=1)
+        return {"heatmap": focal / n, "sides": (F.l1_loss(sides, dist, reduction="none") * mask).sum() / n}
+
+
+def build():
+    torch.manual_seed(0)
+    return CenterNet()
+"""
+
+
+#: the detection section's run: boxes64 images (60/20/20), the user's training epochs, --auto's trials
+#: and fine-tune epochs per trial and at the end (``--quick``: 300 images, 3 epochs, 2 trials of 1 epoch);
+#: sized to run in about 10 minutes on a loaded 2-core machine with OMP_NUM_THREADS=1
+DETECTION = {"n": 1000, "epochs": 15, "trials": 4, "finetune": 2, "final": 8}
+
+
+def train_detector(model, images: np.ndarray, targets: list[dict], epochs: int, seed: int) -> list[float]:
+    """The user's own training loop: Adam, cosine decay, batches of 32, the detector's summed losses."""
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    steps = epochs * ((len(images) + 31) // 32)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    x = torch.from_numpy(images)
+    t = [{"boxes": torch.from_numpy(d["boxes"]), "labels": torch.from_numpy(d["labels"])} for d in targets]
+    losses = []
+    model.train()
+    for epoch in range(epochs):
+        total = 0.0
+        for idx in torch.randperm(len(x), generator=gen).split(32):
+            if len(idx) < 2:
+                continue
+            loss = sum(model(x[idx], [t[i] for i in idx.tolist()]).values())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+        losses.append(round(total / len(x), 4))
+        print(f"detection: epoch {epoch + 1}/{epochs} train loss {losses[-1]}", file=sys.stderr)
+    model.eval()
+    return losses
+
+
+def detection(args: argparse.Namespace, work: Path) -> dict:
+    """A user's detector on ``boxes64`` through ``compress --auto`` to half its MACs, and its int8 file."""
+    import json
+    import subprocess
+
+    import slimnas
+    from slimnas.data import load_task_dataset
+    from slimnas.models._detector import BOX_IOU, BOX_SCORE, box_agreement
+    from slimnas.tasks import get_task
+
+    cfg = {"n": 300, "epochs": 3, "trials": 2, "finetune": 1, "final": 1} if args.quick else DETECTION
+    n, epochs = cfg["n"], cfg["epochs"]
+    (work / "detector.py").write_text(DETECTOR)
+    (work / "data.yaml").write_text(yaml.safe_dump({"data": {"dataset": "boxes64", "options": {"n": n}}}))
+    _, raw = load_task_dataset("boxes64", n=n)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("detector", work / "detector.py")  # the user's file
+    detector = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(detector)
+    t0 = time.time()
+    model = detector.build()
+    losses = train_detector(model, raw["train"][0], raw["train"][1], epochs, args.seed)
+    torch.save(model.state_dict(), work / "detector.pt")
+    train_seconds = round(time.time() - t0, 1)
+    cmd = ["compress", "--model", f"{work / 'detector.py'}:build", "--weights", str(work / "detector.pt"),
+           "--data-config", str(work / "data.yaml"), "--auto", "--budget", "macs<=50%",
+           "--n-trials", str(cfg["trials"]), "--finetune-epochs", str(cfg["finetune"]),
+           "--final-epochs", str(cfg["final"]), "--out", str(work / "auto"), "--quiet"]
+    t1 = time.time()
+    done = subprocess.run([sys.executable, "-m", "slimnas", *cmd], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"slimnas {' '.join(cmd)} failed: {done.stderr[-2000:]}")
+    auto_seconds = round(time.time() - t1, 1)
+    report = json.loads((work / "auto" / "report.json").read_text())
+    before, after = report["before"], report["after"]
+    int8 = work / "detector-int8.onnx"
+    done = subprocess.run([sys.executable, "-m", "slimnas", "export", str(work / "auto"), "--format", "onnx-int8",
+                           "--out", str(int8)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"slimnas export failed: {done.stderr[-2000:]}")
+    # the int8 file in ONNX Runtime against the compressed model in eager mode, on the test images
+    import onnxruntime as ort
+
+    x_test = raw["test"][0]
+    sess = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    boxes, scores, labels = sess.run(None, {sess.get_inputs()[0].name: x_test})
+    got = np.concatenate([boxes, scores[..., None], labels[..., None].astype(np.float32)], -1)
+    eager = slimnas.load(work / "auto")
+    with torch.no_grad():
+        expected = eager.eval()(torch.from_numpy(x_test)).numpy()
+    task = get_task("detection")
+    test_targets = task.encode(task.check_targets(raw["test"][1], input_shape=x_test.shape[1:]))
+    int8_scores = task.score(torch.from_numpy(got), test_targets)
+    eager_scores = task.score(torch.from_numpy(expected), test_targets)
+    match = box_agreement(expected, got)
+    match_all = box_agreement(expected, got, min_score=1e-6)
+    n_boxes = int((expected[..., 4] >= BOX_SCORE).sum())
+    drop = 100 * (before["test_map50"] - after["test_map50"])
+    row = {"n_images": {k: len(raw[k][1]) for k in ("train", "val", "test")}, "train_epochs": epochs,
+           "train_losses": losses, "train_seconds": train_seconds, "auto_seconds": auto_seconds,
+           "command": "slimnas " + " ".join(c if not c.startswith(str(work)) else c.replace(str(work) + "/", "")
+                                            for c in cmd),
+           "before": {k: before[k] for k in ("test_map50", "test_map50_95", "val_map50", "macs", "params", "bytes")},
+           "after": {k: after[k] for k in ("test_map50", "test_map50_95", "val_map50", "macs", "params", "bytes")},
+           "macs_ratio": round(after["macs"] / before["macs"], 4), "test_map50_lost_points": round(drop, 2),
+           "policy": report.get("policy"),
+           "int8": {"outputs": names, "labels_dtype": str(labels.dtype), "test_map50": round(int8_scores["map50"], 4),
+                    "test_map50_95": round(int8_scores["map50_95"], 4),
+                    "eager_test_map50": round(eager_scores["map50"], 4), "bytes": int8.stat().st_size,
+                    "eager_boxes": n_boxes, "min_score": BOX_SCORE, "iou": BOX_IOU,
+                    "boxes_matched": round(match, 4), "every_row_matched": round(match_all, 4)}}
+    checks = {"--auto reaches 50% of the detector's MACs": {"value": row["macs_ratio"], "met": row["macs_ratio"] <= 0.5},
+              "test mAP@0.5 (ONNX files) lost at most 2 points": {"points": -drop, "met": drop <= 2.0},
+              f"the int8 file's boxes match the eager model's (IoU >= {BOX_IOU}, same label) for 95% of them "
+              f"(score >= {BOX_SCORE})": {"value": round(match, 4), "met": match >= 0.95}}
+    return {"title": "Detection: a user's CenterNet on boxes64 through compress --auto to 50% of its MACs",
+            "settings": {**cfg, "seed": args.seed}, "rows": [row], "checks": checks,
+            "markdown": detection_markdown(row)}
+
+
+def detection_markdown(r: dict) -> list[str]:
+    b, a, q = r["before"], r["after"], r["int8"]
+    z = r["n_images"]
+    return [
+        f"A CenterNet-style detector written in the benchmark as a user writes one (class heatmap and box sides, "
+        f"peaks by a 3x3 max-pool, top 20, no NMS; {b['params']:,} parameters), trained by the user's own loop for "
+        f"{r['train_epochs']} epochs on `boxes64` ({z['train']}/{z['val']}/{z['test']} images), then "
+        f"`{r['command']}`. mAP is COCO's (pycocotools) on the test split, of each ONNX file in ONNX Runtime.", "",
+        "| model | MACs | params | test mAP@0.5 | test mAP@0.5:0.95 | val mAP@0.5 |", "|---|---|---|---|---|---|",
+        f"| input | {b['macs']:,} | {b['params']:,} | {b['test_map50']:.4f} | {b['test_map50_95']:.4f} | "
+        f"{b['val_map50']:.4f} |",
+        f"| --auto (macs<=50%) | {a['macs']:,} ({r['macs_ratio']:.2f}x) | {a['params']:,} | {a['test_map50']:.4f} | "
+        f"{a['test_map50_95']:.4f} | {a['val_map50']:.4f} |",
+        f"| its `slimnas export --format onnx-int8` file | | | {q['test_map50']:.4f} | {q['test_map50_95']:.4f} | |",
+        "", f"The int8 file (outputs {', '.join(q['outputs'])}; labels {q['labels_dtype']}; {q['bytes']:,} bytes) "
+        f"against the same compressed model in eager mode on the {z['test']} test images: "
+        f"{100 * q['boxes_matched']:.1f}% of the eager model's {q['eager_boxes']} boxes scoring {q['min_score']} or "
+        f"more are found in the int8 file's answer with the same label and IoU >= {q['iou']} (every one of the 20 "
+        f"rows per image, the lowest scores included: {100 * q['every_row_matched']:.1f}%). Lost test mAP@0.5: "
+        f"{r['test_map50_lost_points']:+.2f} points. Training took {r['train_seconds']} s, --auto {r['auto_seconds']} s.",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
 
 #: section name -> function(args, work_dir) returning {"title", "checks", "markdown", ...}
-SECTIONS: dict[str, Callable[[argparse.Namespace, Path], dict]] = {"regression": regression, "multilabel": multilabel}
+SECTIONS: dict[str, Callable[[argparse.Namespace, Path], dict]] = {"regression": regression, "multilabel": multilabel,
+                                                                    "detection": detection}
 
 
 def markdown(result: dict) -> str:

@@ -269,10 +269,17 @@ def compress_and_measure(
         settings = MeasureSettings.of(settings, **changes)
         artifact.model.cpu()
         metrics = measure_artifact(artifact, splits, splits=eval_splits, latency_batches=(settings.latency_batch,),
-                                   settings=settings, names=["loss", *names])
+                                   settings=settings, names=[*_loss(splits), *names])
         key = Quality.of(getattr(splits, "task", None)).key
         found.update({key: metrics[key]}, macs=metrics["macs"], bytes=metrics["bytes"])
     return artifact, metrics, layer_decisions(parent, artifact)
+
+
+def _loss(splits) -> list[str]:
+    """``['loss']`` where the data's task reports its loss on held-out data (a detector's losses
+    need its training mode and the targets: no ``val_loss``)."""
+    task = getattr(splits, "task", None)
+    return ["loss"] if task is None or "loss" in task.metric_names() or task.name == "classification" else []
 
 
 def pruned_costs(parent: nn.Module, policy: CompressionPolicy, input_shape) -> dict[str, int]:

@@ -150,6 +150,9 @@ def compress(
     warnings = [f"{step} left {layer} as it was: {reason}" for step, layers in art.not_done.items()
                 for layer, reason in layers.items()]
     warnings += [f"{step}: {note}" for step, rep in art.report.items() for note in rep.get("notes", [])]  # a step's own
+    if policy.distill and getattr(data.task, "distills", True) is False:  # a detector's losses need its targets: no teacher term
+        warnings.append(f"distill: the {data.task.name} task has no distillation term; the fine-tunes minimised "
+                        "the model's own losses")
     drop = quality.worse_by(before[quality.key], after[quality.key])
     if drop > max_drop:
         remedies = ["fine-tune longer (--epochs)", *([] if policy.distill else ["distil (--distill)"]), "compress less"]

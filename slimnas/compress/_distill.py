@@ -129,8 +129,9 @@ class Retrain:
 
     def loss_fn(self, teacher: nn.Module | None, task: Task | None = None):
         """The training loss: distillation from ``teacher`` when :attr:`distill`, else
-        ``cross_entropy``, which :func:`~slimnas.training.fit` replaces by ``task``'s loss."""
-        if self.distill and teacher is not None:
+        ``cross_entropy``, which :func:`~slimnas.training.fit` replaces by ``task``'s loss (also
+        with :attr:`distill` for a task without a distillation term: a detector's own losses)."""
+        if self.distill and teacher is not None and (task is None or task.distills):
             return DistillationLoss(teacher, temperature=self.temperature, alpha=self.alpha,
                                     output_key=self.output_key, task=task)
         return cross_entropy

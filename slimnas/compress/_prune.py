@@ -35,10 +35,12 @@ from slimnas.compress._prune_layers import (
 )
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
+from slimnas.models._detector import DetectorModel
 from slimnas.models._heads import attention_blocks
 from slimnas.models._io import ExampleInputs, example_for, flatten_outputs, main_output
 from slimnas.registry import Registry
 from slimnas.spaces import Key
+from slimnas.tasks import Task
 
 #: importance criterion name -> factory of a torch-pruning importance
 IMPORTANCES: Registry = Registry("prune.importance")
@@ -118,6 +120,9 @@ def prunable_layers(model: nn.Module, input_shape: tuple[int, ...] | ExampleInpu
     no layer whose output is the embedding width every block adds to."""
     view = split_view(model)
     layers = executed_layers(view, input_shape)[:-1]
+    if any(isinstance(m, DetectorModel) for m in view.modules()):  # a detector's heads are its outputs' widths
+        heads = {id(m) for m in output_layers(view, example_for(input_shape))}
+        layers = [(n, m) for n, m in layers if id(m) not in heads]
     attention = attention_blocks(view)
     if not attention:
         return layers
@@ -140,6 +145,41 @@ def _fixed_width(model: nn.Module, input_shape: tuple[int, ...] | ExampleInputs)
         if any(dep.target.module in residual for dep, _ in group):
             out.append(m)
     return out
+
+
+def output_layers(model: nn.Module, example: ExampleInputs) -> list[nn.Module]:
+    """The layers whose outputs reach one of the model's outputs without passing through another
+    layer (followed back through autograd's graph from the eval-mode outputs): every head of a
+    detector (its class heatmap, its box sides), whose widths the outputs' shapes are."""
+    produced: dict = {}
+
+    def hook(mod, args, out):
+        if isinstance(out, torch.Tensor) and out.grad_fn is not None:
+            produced[out.grad_fn] = mod
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, PRUNABLE_TYPES)]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            out = example(model)
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    found: list[nn.Module] = []
+    stack = [t.grad_fn for t in flatten_outputs(out).values() if t.grad_fn is not None]
+    seen = set()
+    while stack:
+        fn = stack.pop()
+        if fn in seen:
+            continue
+        seen.add(fn)
+        if fn in produced:
+            found.append(produced[fn])
+            continue
+        stack.extend(f for f, _ in fn.next_functions if f is not None)
+    return list(dict.fromkeys(found))
 
 
 def resolve_modules(model: nn.Module, names: Sequence[str], field: str) -> list[nn.Module]:
@@ -254,7 +294,7 @@ class StructuredPruner(BaseCompressor):
             raise SlimnasError("the model has no Linear, Conv or GRU/LSTM layer to prune")
         self.left_alone_ = {name: f"attention left whole: {why}" for name, why in split_left.items()}
         custom = pruning_functions(model)
-        ignored = self._ignored_layers(model, executed, custom)
+        ignored = self._ignored_layers(model, executed, custom, input_shape)
         before = {n: _width(m) for n, m in executed}
         ratio_dict = self._ratio_dict(model, executed, before, ignored)
         attention = attention_blocks(model)
@@ -282,11 +322,14 @@ class StructuredPruner(BaseCompressor):
             self.report_["heads"] = {names[b.module]: b.heads for b in attention}
         return model.eval()
 
-    def _ignored_layers(self, model, executed, custom) -> list[nn.Module]:
+    def _ignored_layers(self, model, executed, custom, input_shape) -> list[nn.Module]:
         """The layers torch-pruning must leave whole: ``ignored``, the output layer and recurrent
         layers it cannot prune (each recorded in ``left_alone_`` with why)."""
         ignored = resolve_modules(model, list(self.ignored), "prune.ignored")
         ignored.append(executed[-1][1])  # the output layer: its width is the number of classes
+        if any(isinstance(m, DetectorModel) for m in model.modules()):  # a detector's heads: classes, box sides
+            self.heads_ = [m for m in output_layers(model, example_for(input_shape)) if m not in ignored]
+            ignored += self.heads_
         for name, mod in model.named_modules():
             if isinstance(mod, nn.RNNBase) and (rnn_unsupported_reason(mod) is not None  # plain RNN cells
                                                 or isinstance(custom.get(type(mod)), FixedRNNPruningFunc)):
@@ -345,7 +388,8 @@ class StructuredPruner(BaseCompressor):
         tied = {names[m] for m in tied_to_embeddings(model)}
         for name, (b, a) in self.layers_.items():
             target = (self.layer_ratios or {}).get(name, self.ratio)
-            if a == b and target > 0 and name not in self.left_alone_ and name != executed[-1][0]:
+            heads = {names[m] for m in getattr(self, "heads_", ())}
+            if a == b and target > 0 and name not in self.left_alone_ and name != executed[-1][0] and name not in heads:
                 self.left_alone_[name] = (
                     "shares its weights with an embedding table (tied weights)" if name in tied else
                     "keeps the embedding width every Transformer block adds to (heads and MLP neurons are pruned)"
@@ -481,10 +525,22 @@ def _accumulate_gradients(model: nn.Module, data: DataSplits | None, example: Ex
     was_training = model.training
     model.eval()
     n = min(len(data.y_train), N_GRADIENT_SAMPLES)
+    task = getattr(data, "task", None)
+    own = task is not None and type(task).train_output is not Task.train_output  # a detector: its own losses
+    if own:  # which it computes in training mode only: its normalisation statistics are put back after
+        saved = [(b, b.detach().clone()) for b in model.buffers()]
+        model.train()
     for i in range(0, n, 128):
         xb, yb = data.x_train[i : min(i + 128, n)], data.y_train[i : min(i + 128, n)]
-        loss = F.cross_entropy(main_output(model(xb)), yb, reduction="sum") / n
+        if own:
+            loss = task.loss(task.train_output(model, xb, yb), yb) * (len(xb) / n)
+        else:
+            loss = F.cross_entropy(main_output(model(xb)), yb, reduction="sum") / n
         loss.backward()
+    if own:
+        with torch.no_grad():
+            for b, v in saved:
+                b.copy_(v)
     model.train(was_training)
     if not math.isfinite(float(loss.detach())):
         raise SlimnasError(f"the loss is not finite; the {importance!r} importance cannot be computed")

@@ -146,8 +146,34 @@ def _as_loader(value, split: str):
     if isinstance(value, torch.utils.data.DataLoader):
         return value
     if isinstance(value, torch.utils.data.Dataset) or (hasattr(value, "__getitem__") and hasattr(value, "__len__")):
-        return torch.utils.data.DataLoader(value, batch_size=DATASET_BATCH, shuffle=False)
+        return torch.utils.data.DataLoader(value, batch_size=DATASET_BATCH, shuffle=False, collate_fn=_collate)
     raise ConfigError(split, "a torch Dataset or DataLoader", type(value).__name__)
+
+
+def _is_boxes(target) -> bool:
+    """Whether a sample's target is a detection target (a dict of ``boxes`` and ``labels``)."""
+    return isinstance(target, Mapping) and "boxes" in target and "labels" in target
+
+
+def _collate(samples: list):
+    """PyTorch's default collation, except that detection targets (per image a dict of ``boxes``
+    and ``labels``, any number of them) stay a list of dicts beside the stacked images."""
+    from torch.utils.data import default_collate
+
+    if samples and isinstance(samples[0], (tuple, list)) and len(samples[0]) == 2 and _is_boxes(samples[0][1]):
+        return default_collate([s[0] for s in samples]), [s[1] for s in samples]
+    return default_collate(samples)
+
+
+def _detection_batch(first, target):
+    """An ``(images, targets)`` batch of a detection loader as one image tensor and a list of
+    target dicts: torchvision's collation (``tuple(zip(*batch))``) gives tuples of both."""
+    if isinstance(first, (tuple, list)) and len(first) == len(target) and all(
+            isinstance(t, torch.Tensor) for t in first):
+        shapes = {tuple(t.shape) for t in first}
+        if len(shapes) == 1:
+            first = torch.stack(list(first))
+    return first, list(target)
 
 
 def _split_batch(batch, split: str, i: int):
@@ -166,13 +192,15 @@ def _split_batch(batch, split: str, i: int):
         kind, keyword = "dict", True
     elif isinstance(batch, (tuple, list)) and len(batch) == 2:
         first, target = batch
+        if isinstance(target, (tuple, list)) and target and all(_is_boxes(t) for t in target):
+            first, target = _detection_batch(first, target)  # images and per-image dicts of boxes and labels
         inputs = ExampleInputs.of(first, where)
         kind, key, keyword = "pair", None, isinstance(first, Mapping)
     else:
         got = (f"a {type(batch).__name__} of {len(batch)}" if isinstance(batch, (tuple, list))
                else type(batch).__name__)
         raise ConfigError(where, expected, got)
-    if not isinstance(target, torch.Tensor):
+    if not isinstance(target, (torch.Tensor, list)):
         target = torch.as_tensor(np.asarray(target))
     return inputs, target, kind, key, keyword
 
@@ -204,9 +232,13 @@ def read_loader(value, split: str, form: BatchForm | None = None) -> tuple[torch
             if not t.is_floating_point() and t.numel() and int(t.abs().max()) >= EXACT_INT:
                 raise ConfigError(f"{split} batch {i} {name}", f"integers below {EXACT_INT}", int(t.abs().max()))
         xs.append(form.pack(inputs).detach().cpu())
-        ys.append(target.detach().cpu())
+        ys.append(target if isinstance(target, list) else target.detach().cpu())
     if form is None or not xs:
         raise ConfigError(split, "a Dataset or DataLoader that yields at least one batch", "an empty one")
+    if any(isinstance(y, list) for y in ys):  # detection: one dict of boxes and labels per image
+        if not all(isinstance(y, list) for y in ys):
+            raise ConfigError(split, "the same kind of target in every batch", "per-image dicts of boxes in some only")
+        return torch.cat(xs), [t for y in ys for t in y], form
     return torch.cat(xs), torch.cat(ys), form
 
 
@@ -259,7 +291,7 @@ def search_splits(train, val, test=None, *, task=None, name: str = "your data"):
     data.kind = {1: "tabular", 2: "sequence", 3: "image"}.get(len(form.shapes[0]), "")
     from slimnas.data._tasks import check_wired
 
-    check_wired(data.task, data.kind, name)  # a task search is not wired for: one line
+    check_wired(data.task, data.kind, name, search=True)  # a task search is not wired for: one line
     return data
 
 
@@ -268,17 +300,18 @@ def _splits(form: BatchForm, raw: dict, task, name: str, width: int | None = Non
     Task, a name or ``None``: classification) and encoded. Classification keeps class ids as
     they are, its head the larger of the model's output ``width`` and the largest id + 1."""
     from slimnas.data._base import DataSplits
-    from slimnas.tasks import Task, load_task
+    from slimnas.tasks import Task, get_task, load_task
     from slimnas.tasks._base import measured_metric_names
     from slimnas.tasks._classification import Classification
 
-    if task is None:
-        task = Classification()
+    if task is None:  # targets that are per-image dicts of boxes and labels: detection
+        task = get_task("detection") if isinstance(raw["train"][1], list) else Classification()
     elif isinstance(task, str):
         task = load_task(task, reserved=measured_metric_names())
     if not isinstance(task, Task):
         raise ConfigError("task", "a slimnas.tasks.Task or a task's name", type(task).__name__)
-    ys = {s: task.check_targets(y.numpy(), n=len(y), input_shape=form.input_shape, field=f"{s} targets")
+    ys = {s: task.check_targets(y if isinstance(y, list) else y.numpy(), n=len(y), input_shape=form.input_shape,
+                                field=f"{s} targets")
           for s, (_, y) in raw.items()}
     if isinstance(task, Classification):
         head = max(width or 0, int(np.max(ys["train"])) + 1)
@@ -328,9 +361,10 @@ def unwrap(model: nn.Module) -> nn.Module:
     """The user's own model inside slimnas's adapters (:class:`PackedInputsModel`, the
     Hugging Face adapters): what a user training step or score function is given, and what a
     compressed result's ``.model`` chain ends in."""
+    from slimnas.models._detector import DetectorModel
     from slimnas.models._hf import MainOutputModel, TokenIdsModel
 
-    while isinstance(model, (PackedInputsModel, MainOutputModel, TokenIdsModel)):
+    while isinstance(model, (PackedInputsModel, MainOutputModel, TokenIdsModel, DetectorModel)):
         model = model.model
     return model
 

@@ -179,6 +179,10 @@ def verify_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...]
     with inference_copy(model) as work, torch.no_grad():
         expected = work(x).numpy()
     got = ort_session(path).run(None, {"input": x.numpy()})[0]
+    from slimnas.models._detector import aligned_detections, holds_detector
+
+    if holds_detector(model):  # a detector's top-K: rows of equal score in either runtime's order
+        expected, got = aligned_detections(expected, got)
     return _compare(path, expected, got, atol, rtol)
 
 

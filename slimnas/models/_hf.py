@@ -54,12 +54,21 @@ def takes_token_ids(model: nn.Module) -> bool:
 
 def as_slimnas_model(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> nn.Module:
     """``model``, or a raw Hugging Face token model wrapped in :class:`TokenIdsModel`; given the
-    data's ``input_shape``, a model answering it with anything but a tensor (a dict, a
-    ``ModelOutput``) wrapped in :class:`MainOutputModel`."""
+    data's ``input_shape``, a detector (``boxes``, ``scores``, ``labels`` in eval mode) wrapped
+    in :class:`~slimnas.models._detector.DetectorModel`, a model answering with anything else but
+    a tensor (a dict, a ``ModelOutput``) in :class:`MainOutputModel`."""
     if takes_token_ids(model):
         return TokenIdsModel(model)
-    if input_shape is not None and not isinstance(_probe(model, input_shape), (torch.Tensor, type(None))):
-        return MainOutputModel(model)
+    if input_shape is not None:
+        out = _probe(model, input_shape)
+        from slimnas.tasks._detection import is_detections
+
+        if is_detections(out):
+            from slimnas.models._detector import DetectorModel
+
+            return DetectorModel(model)
+        if not isinstance(out, (torch.Tensor, type(None))):
+            return MainOutputModel(model)
     return model
 
 

@@ -428,6 +428,9 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     model = as_slimnas_model(model, data.input_shape)  # token ids for a raw Hugging Face model; a dict's logits
     check_task_outputs(model, data)
     listener = listener or Listener()
+    if s.distill and getattr(data.task, "distills", True) is False:  # a detector's losses need its targets
+        listener.note(f"the {data.task.name} task has no distillation term: the fine-tunes minimise the model's own "
+                      "losses")
     model = copy.deepcopy(model).cpu().eval()
     out = Path(out) if out is not None else None
     storage = storage or (f"sqlite:///{out / 'study.db'}" if out is not None else None)

@@ -10,6 +10,7 @@ from torch import nn
 
 from slimnas.errors import ConfigError
 from slimnas.export import ExportResult, export_model, get_export_format
+from slimnas.models._detector import holds_detector
 from slimnas.study._artifacts import MARKER, write_json
 from slimnas.study._load import open_model
 from slimnas.study._runs import is_run
@@ -51,6 +52,10 @@ def export_run(path: str | Path, out: str | Path, *, format: str, trial: int | N
                           calibration=None if splits is None else splits.x_train,
                           inputs=None if splits is None else splits.x_val[:N_VERIFY],
                           rebuild=loaded.rebuild, files=loaded.files)
+    if holds_detector(model) and format.startswith("onnx") and result.path.suffix == ".onnx":
+        from slimnas.export._detection import split_detection_outputs
+
+        split_detection_outputs(result.path)  # boxes, scores, labels: what a detector's user reads
     if loaded.preprocessing is not None and result.path.is_file():  # a folder export has it in run.json
         write_json(preprocessing_sidecar(result.path), loaded.preprocessing)
     return result

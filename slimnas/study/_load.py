@@ -192,8 +192,26 @@ def _from_folder(root: Path, model, info: dict | None = None) -> LoadedModel:
         raise ConfigError("model", f"the original architecture of {root} (no arch.json or {INFO} says it): pass "
                           "model= (a fresh nn.Module or 'file.py:callable')")
     rebuild = packed_rebuild(rebuild, info)  # a model compressed on the user's loaders: wrapped as it was
+    rebuild = detector_rebuild(rebuild, shape)  # a detector: wrapped as compress wrapped it
     return LoadedModel(_load_weights(rebuild(), weights), shape, n_classes, weights, None, rebuild, files,
                        info.get("data"), info.get("preprocessing"), info.get("task"))
+
+
+def detector_rebuild(rebuild: Callable[[], nn.Module], shape) -> Callable[[], nn.Module]:
+    """``rebuild`` whose detectors come wrapped in :class:`~slimnas.models._detector.DetectorModel`
+    (what compress saved the weights of); other models as they are."""
+    if shape is None:
+        return rebuild
+
+    def build() -> nn.Module:
+        from slimnas.models._detector import DetectorModel
+        from slimnas.models._hf import _probe
+        from slimnas.tasks._detection import is_detections
+
+        model = rebuild()
+        return DetectorModel(model) if is_detections(_probe(model, shape)) else model
+
+    return build
 
 
 def _given(model: nn.Module | str) -> Callable[[], nn.Module]:

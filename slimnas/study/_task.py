@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from slimnas.config import RunConfig
-from slimnas.data._tasks import per_token
+from slimnas.data._tasks import check_wired, is_detection, per_token
 from slimnas.errors import ConfigError
 from slimnas.measure import list_metrics
 from slimnas.measure._task_metrics import (
@@ -75,6 +75,8 @@ def check_task_plan(task: Task, config: RunConfig, names: dict[str, Sequence[str
         check_task_objectives(task, metrics, field)
     if is_classification(task):
         return
+    if is_detection(task):
+        check_wired(task, "image", config.data.dataset, search=True)
     if compression:
         raise ConfigError("space.compression", f"no compression genes in a search of the {task.name} task "
                           "(compression is wired for classification only so far)")

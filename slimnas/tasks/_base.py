@@ -115,6 +115,9 @@ class Task(abc.ABC):
     exports: ClassVar[str] = ""
     #: conformance examples: one sample's input shape (detection's boxes lie in it)
     example_input_shape: ClassVar[tuple[int, ...]] = (4,)
+    #: whether :meth:`distill` pulls a student towards a teacher (detection: no, its fine-tunes
+    #: minimise the detector's own losses even with ``--distill``)
+    distills: ClassVar[bool] = True
 
     def state(self) -> dict[str, Any]:
         """What :meth:`fit` learnt and the options, as JSON values (``type(self)(**state)``
@@ -156,6 +159,11 @@ class Task(abc.ABC):
     def output_shape(self, head: int, input_shape: tuple[int, ...]) -> tuple[int, ...] | None:
         """One sample's output shape for a head of ``head`` (``None``: not one tensor)."""
         return (head,)
+
+    def train_output(self, model: nn.Module, x: torch.Tensor, y: Any) -> Any:
+        """The training-mode output :meth:`loss` reads for a batch ``x`` and its encoded targets
+        ``y``: ``model(x)``; a detector takes the targets too (its losses)."""
+        return model(x)
 
     @abc.abstractmethod
     def loss(self, output: Any, target: Any) -> torch.Tensor:

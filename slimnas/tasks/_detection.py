@@ -1,8 +1,17 @@
 """Object detection: per image, boxes ``(n, 4)`` (``x1, y1, x2, y2`` in pixels) and class ids
 ``(n,)``. The model is the user's, in torchvision's convention: in training mode it takes the
-targets and returns a dict of its losses (summed here), in eval mode it returns per image a dict
-of ``boxes``, ``scores`` and ``labels``. mAP@0.5 and mAP@0.5:0.95 are COCO's, computed by
-pycocotools (``pip install 'slimnas[tasks]'``), never by hand."""
+targets (``model(images, targets)``, a list of ``{'boxes', 'labels'}`` dicts) and returns a dict
+of its losses (summed here); in eval mode it returns ``boxes``, ``scores`` and ``labels``, either
+batched with a fixed number ``K`` per image (``(B, K, 4)``, ``(B, K)``, ``(B, K)``: traceable, so
+prunable and exportable to ONNX) or per image (torchvision's list of dicts). mAP@0.5 and
+mAP@0.5:0.95 are COCO's, computed by pycocotools (``pip install 'slimnas[tasks]'``), never by hand.
+
+So that every stage (the training loop's index slices, the ONNX Runtime measurements, int8
+calibration) handles detection as one tensor in, one tensor out, the targets are encoded as one
+padded tensor ``(N, M, 5)`` (``x1, y1, x2, y2, label``; label ``-1`` pads) and a detector's
+eval-mode answer is packed into ``(N, K, 6)`` (``x1, y1, x2, y2, score, label``) by
+:class:`~slimnas.models._detector.DetectorModel`; a row whose score is not above 0 is padding.
+:func:`target_list` and :func:`output_list` turn them back into per-image dicts."""
 
 from __future__ import annotations
 
@@ -14,10 +23,72 @@ import numpy as np
 import torch
 
 from slimnas.errors import ConfigError
-from slimnas.tasks._base import TargetError, Task, TaskMetric, register_task
+from slimnas.tasks._base import Meter, TargetError, Task, TaskMetric, register_task
 
 EXPECTED = ("the detection task takes, per image, {'boxes': (n, 4) x1, y1, x2, y2 in pixels inside the image, "
             "'labels': (n,) class ids >= 0}")
+
+
+#: detections per image kept from a per-image (torchvision-style) answer: COCO's ``maxDets``
+MAX_DETECTIONS = 100
+
+
+def target_list(y) -> list[dict[str, torch.Tensor]]:
+    """Per-image ``{'boxes': (n, 4), 'labels': (n,)}`` of encoded targets (the padded
+    ``(N, M, 5)`` tensor, padding dropped) or of such a list already."""
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu()
+        return [{"boxes": t[t[:, 4] >= 0, :4], "labels": t[t[:, 4] >= 0, 4].long()} for t in y]
+    return [{"boxes": torch.as_tensor(t["boxes"]).reshape(-1, 4).float(), "labels": torch.as_tensor(t["labels"]).long()}
+            for t in y]
+
+
+def output_list(out) -> list[dict[str, torch.Tensor]]:
+    """Per-image ``{'boxes', 'scores', 'labels'}`` of a detector's eval-mode answer: the packed
+    ``(N, K, 6)`` tensor or batched dict (rows with a score not above 0 dropped as padding), or
+    a per-image list of dicts (kept as it is)."""
+    if isinstance(out, dict):
+        out = pack_outputs(out)
+    if isinstance(out, torch.Tensor):
+        out = out.detach().cpu().float()
+        if out.dim() != 3 or out.shape[-1] != 6:
+            raise ConfigError("model", "a detector answering with boxes (N, K, 4), scores (N, K) and labels (N, K) "
+                              "in eval mode", f"an output shaped {tuple(out.shape)}")
+        return [{"boxes": o[o[:, 4] > 0, :4], "scores": o[o[:, 4] > 0, 4], "labels": o[o[:, 4] > 0, 5].round().long()}
+                for o in out]
+    return [{k: torch.as_tensor(d[k]).detach().cpu() for k in ("boxes", "scores", "labels")} for d in out]
+
+
+def is_detections(out) -> bool:
+    """Whether ``out`` is a detector's eval-mode answer: a dict with ``boxes``, ``scores`` and
+    ``labels``, or a list of such dicts (one per image)."""
+    keys = {"boxes", "scores", "labels"}
+    if isinstance(out, dict):
+        return keys <= set(out)
+    return isinstance(out, (list, tuple)) and bool(out) and all(isinstance(d, dict) and keys <= set(d) for d in out)
+
+
+def pack_outputs(out) -> torch.Tensor:
+    """A detector's eval-mode answer as one ``(N, K, 6)`` tensor (``x1, y1, x2, y2, score,
+    label``): batched ``(N, K, ...)`` tensors as they are (traceable: what is exported; rows of
+    score 0 zeroed), a per-image list padded (zeros) or cut to :data:`MAX_DETECTIONS` by score."""
+    if isinstance(out, dict):
+        boxes, scores, labels = out["boxes"], out["scores"], out["labels"]
+        if boxes.dim() != 3 or boxes.shape[-1] != 4 or scores.shape != boxes.shape[:2] or labels.shape != boxes.shape[:2]:
+            raise ConfigError("model", "a detector answering with boxes (N, K, 4), scores (N, K) and labels (N, K) "
+                              "in eval mode (or torchvision's list of per-image dicts)",
+                              f"boxes {tuple(boxes.shape)}, scores {tuple(scores.shape)}, labels {tuple(labels.shape)}")
+        packed = torch.cat([boxes.float(), scores.float()[..., None], labels.float()[..., None]], -1)
+        # rows without a detection (score 0: fewer peaks than K) are zeros, whichever cell a runtime's
+        # top-K picks among equal scores: eager and ONNX files answer alike
+        return packed * (scores > 0).float()[..., None]
+    rows = []
+    for d in out:
+        order = torch.argsort(d["scores"], descending=True)[:MAX_DETECTIONS]
+        r = torch.cat([d["boxes"][order].float(), d["scores"][order].float()[:, None],
+                       d["labels"][order].float()[:, None]], 1)
+        rows.append(torch.cat([r, r.new_zeros(MAX_DETECTIONS - len(r), 6)]))
+    return torch.stack(rows)
 
 
 def coco_map(output: list[dict], target: list[dict]) -> dict[str, float]:
@@ -65,7 +136,9 @@ class Detection(Task):
                TaskMetric("map50_95", "maximize", "mAP@0.5:0.95", 0.0, 1.0,
                           "COCO mean average precision over IoU 0.5 to 0.95"))
     primary = "map50"
-    exports = "per image: boxes (n, 4), scores (n,), labels (n,)"
+    exports = "boxes (N, K, 4), scores (N, K) and labels (N, K); a score of 0 pads"
+    #: the detector's losses are its own: no distillation term (``--distill`` fine-tunes on them)
+    distills = False
     example_input_shape = (3, 64, 64)
 
     def check_targets(self, y, *, n=None, input_shape=None, field="y") -> list[dict[str, np.ndarray]]:
@@ -102,8 +175,21 @@ class Detection(Task):
             out.append({"boxes": boxes.astype(np.float32), "labels": labels.astype(np.int64)})
         return out
 
-    def encode(self, y) -> list[dict[str, torch.Tensor]]:
-        return [{"boxes": torch.as_tensor(t["boxes"]), "labels": torch.as_tensor(t["labels"])} for t in y]
+    def encode(self, y) -> torch.Tensor:
+        """One padded tensor ``(N, M, 5)``: per image its boxes and label, label ``-1`` where
+        there is no box (``M``: the most boxes of an image, at least 1)."""
+        m = max([len(t["labels"]) for t in y] + [1])
+        out = torch.zeros(len(y), m, 5)
+        out[:, :, 4] = -1
+        for i, t in enumerate(y):
+            k = len(t["labels"])
+            out[i, :k, :4] = torch.as_tensor(np.asarray(t["boxes"], np.float32)).reshape(k, 4)
+            out[i, :k, 4] = torch.as_tensor(np.asarray(t["labels"]), dtype=torch.float32)
+        return out
+
+    def train_output(self, model, x, y):
+        """The detector's losses: ``model(images, targets)`` (in training mode)."""
+        return model(x, [{k: v.to(x.device) for k, v in t.items()} for t in target_list(y)])
 
     def head_size(self, y) -> int:
         labels = [int(np.max(t["labels"])) for t in y if len(t["labels"])]
@@ -120,7 +206,10 @@ class Detection(Task):
         return sum(v.sum() for v in output.values())
 
     def score(self, output, target) -> dict[str, float]:
-        return coco_map(output, target)
+        return coco_map(output_list(output), target_list(target))
+
+    def meter(self) -> Meter:
+        return DetectionMeter(self)
 
     def example_targets(self, n: int, seed: int) -> list[dict[str, np.ndarray]]:
         rng = np.random.default_rng(seed)
@@ -132,18 +221,16 @@ class Detection(Task):
                         "labels": rng.integers(0, 3, k)})
         return out
 
-    def perfect_output(self, target, head: int) -> list[dict[str, torch.Tensor]]:
-        return [{"boxes": t["boxes"].clone(), "scores": torch.ones(len(t["labels"])), "labels": t["labels"].clone()}
-                for t in target]
+    def perfect_output(self, target, head: int) -> torch.Tensor:
+        real = (target[:, :, 4:] >= 0).float()
+        return torch.cat([target[:, :, :4], real, target[:, :, 4:].clamp(min=0)], -1)
 
-    def random_output(self, target, head: int, seed: int) -> list[dict[str, torch.Tensor]]:
+    def random_output(self, target, head: int, seed: int) -> torch.Tensor:
         gen = torch.Generator().manual_seed(seed)
-        out = []
-        for _ in target:
-            xy = 40 * torch.rand(3, 2, generator=gen)
-            out.append({"boxes": torch.cat([xy, xy + 8 + 16 * torch.rand(3, 2, generator=gen)], 1),
-                        "scores": torch.rand(3, generator=gen), "labels": torch.randint(0, head, (3,), generator=gen)})
-        return out
+        n = len(target)
+        xy = 40 * torch.rand(n, 3, 2, generator=gen)
+        return torch.cat([xy, xy + 8 + 16 * torch.rand(n, 3, 2, generator=gen), 0.01 + torch.rand(n, 3, 1, generator=gen),
+                          torch.randint(0, head, (n, 3, 1), generator=gen).float()], -1)
 
     def training_output(self, target, head: int, seed: int) -> dict[str, torch.Tensor]:
         gen = torch.Generator().manual_seed(seed)
@@ -162,3 +249,12 @@ class Detection(Task):
                 "float labels": changed(labels=good[0]["labels"] + 0.5),
                 "boxes of another shape": changed(boxes=good[0]["boxes"][:, :3]),
                 "an array, not a list of dicts": np.zeros((n, 4))}
+
+
+class DetectionMeter(Meter):
+    """Held-out batches of a detector (its own answer, or packed): each batch packed into
+    ``(N, K, 6)`` as it comes, so the batches join whatever form the detector answers in."""
+
+    def update(self, output, target) -> None:
+        super().update(output if isinstance(output, torch.Tensor) else pack_outputs(output), target)
+

@@ -213,10 +213,10 @@ def fit(
             _training.active = True
             own = user if user is not None and user.train_step is not None else None  # the user's step per batch
             if own is not None or (spec.accumulate == 1 and scaler is None):
-                metrics = _epoch(model, x_train, y_train, spec, opt, sched, gen, loss_fn, epoch, augment, own)
+                metrics = _epoch(model, x_train, y_train, spec, opt, sched, gen, loss_fn, epoch, augment, own, task)
             else:
                 metrics = _epoch_accumulated(model, x_train, y_train, spec, opt, sched, gen, loss_fn, epoch, scaler,
-                                             augment)
+                                             augment, task)
             if x_val is not None and y_val is not None:
                 val = evaluate(model, x_val, y_val, task=task)
                 metrics.update({f"val_{k}": v for k, v in val.items()})
@@ -234,7 +234,7 @@ def fit(
 
 
 def _epoch(model, x_train, y_train, spec: TrainSpec, opt, sched, gen, loss_fn: LossFn, epoch: int,
-           augment: Augment | None = None, user=None) -> dict[str, float]:
+           augment: Augment | None = None, user=None, task: Task | None = None) -> dict[str, float]:
     """One pass over the shuffled training data; the epoch's mean training loss. With ``user``
     (the user's training step, which steps the optimizer itself), each batch goes through it and
     the loss is the one it reports."""
@@ -248,7 +248,7 @@ def _epoch(model, x_train, y_train, spec: TrainSpec, opt, sched, gen, loss_fn: L
         if user is not None:
             total += user.step(model, xb, yb, opt) * len(idx)
         else:
-            loss = loss_fn(model(xb), yb, xb)
+            loss = loss_fn(_forward(model, xb, yb, task), yb, xb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -256,6 +256,11 @@ def _epoch(model, x_train, y_train, spec: TrainSpec, opt, sched, gen, loss_fn: L
         if sched is not None:
             sched.step()
     return {"epoch": epoch, "train_loss": total / n}
+
+
+def _forward(model, xb, yb, task: Task | None):
+    """The training-mode output the loss reads: ``model(xb)``, or the task's (a detector's losses)."""
+    return model(xb) if task is None else task.train_output(model, xb, yb)
 
 
 def _batches(x_train, y_train: torch.Tensor, perm: torch.Tensor, batch_size: int):
@@ -273,7 +278,7 @@ def _batches(x_train, y_train: torch.Tensor, perm: torch.Tensor, batch_size: int
 
 
 def _epoch_accumulated(model, x_train, y_train, spec: TrainSpec, opt, sched, gen, loss_fn: LossFn, epoch: int,
-                       scaler, augment: Augment | None = None) -> dict[str, float]:
+                       scaler, augment: Augment | None = None, task: Task | None = None) -> dict[str, float]:
     """One pass with ``spec.accumulate`` micro-batches per optimizer step (each micro-batch's
     mean loss weighted by its share of the step's samples, so the step's gradient is that of
     their union's mean loss), in mixed precision when ``scaler`` is given (CUDA)."""
@@ -290,7 +295,7 @@ def _epoch_accumulated(model, x_train, y_train, spec: TrainSpec, opt, sched, gen
             if augment is not None:
                 xb = augment(xb, gen)
             with torch.autocast("cuda", dtype=torch.float16, enabled=scaler is not None):
-                loss = loss_fn(model(xb), yb, xb)
+                loss = loss_fn(_forward(model, xb, yb, task), yb, xb)
             weighted = loss * (len(idx) / len(chunk))
             (scaler.scale(weighted) if scaler is not None else weighted).backward()
             total += float(loss.detach()) * len(idx)
