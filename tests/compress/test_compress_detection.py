@@ -1,4 +1,4 @@
-"""Detection through ``slimnas compress``: a user's detector (``tests/compress/tiny_detector.py``:
+"""Detection through ``slimnas compress``: a user's detector (``examples/detector.py``:
 batched boxes, scores and labels in eval mode, its losses given targets) on ``boxes64`` through
 ``--auto`` to half its MACs, the report in mAP, an export with boxes/scores/labels outputs; a
 plain prune + int8 whose heads stay whole; the user's own Dataset and a torchvision-style
@@ -16,7 +16,6 @@ import numpy as np
 import onnxruntime as ort
 import torch
 from test_search_tasks import keys_of  # every key and string of a JSON document
-from tiny_detector import build
 
 import slimnas
 from slimnas.compress import CompressionPolicy, compress
@@ -25,7 +24,14 @@ from slimnas.data._boxes import make_boxes
 from slimnas.export import predict
 from slimnas.models._detector import aligned_detections, box_agreement
 
-PLUGIN = Path(__file__).parent / "tiny_detector.py"  # the user's file, as --model reads it
+PLUGIN = Path(__file__).resolve().parents[2] / "examples" / "detector.py"  # the user's file, as --model reads it
+
+
+def build():
+    """The example's detector, imported as ``--model`` imports a user's file."""
+    from slimnas.registry import import_object
+
+    return import_object(f"{PLUGIN}:build", "--model")()
 
 
 def run_cli(*args, cwd=None):
