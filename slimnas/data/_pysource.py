@@ -23,16 +23,24 @@ VOCAB = "\ufffd\n" + "".join(chr(c) for c in range(32, 127))
 _LOOKUP = np.zeros(128, np.int64)  # ASCII code -> id (others: 0)
 _LOOKUP[10] = 1
 _LOOKUP[32:127] = np.arange(2, 97)
-#: folders of the standard library that are not its ordinary source
+#: folders of the standard library that are not its ordinary source (``encodings``: mostly
+#: generated codec tables)
 SKIP = {"test", "tests", "idlelib", "site-packages", "dist-packages", "lib2to3", "turtledemo", "tkinter", "__pycache__",
-        "ensurepip", "venv", "pydoc_data", "__phello__"}
+        "ensurepip", "venv", "pydoc_data", "__phello__", "encodings"}
+#: files that are not source: ``_sysconfigdata_*.py`` is the build's configuration, written when
+#: Python was built (a dictionary of compiler flags and paths, different on every machine)
+SKIP_FILES = ("_sysconfigdata",)
+#: a split's windows come from at least this many files (where it has them): one long file
+#: (``_pydecimal.py``) does not make most of a split
+MIN_FILES = 16
 
 
 def stdlib_files() -> list[Path]:
     """The standard library's ``.py`` files this corpus reads, sorted by relative path."""
     root = Path(sysconfig.get_paths()["stdlib"])
     files = [p for p in root.rglob("*.py")
-             if not any(part in SKIP or part.startswith("config-") for part in p.relative_to(root).parts[:-1])]
+             if not any(part in SKIP or part.startswith("config-") for part in p.relative_to(root).parts[:-1])
+             and not p.name.startswith(SKIP_FILES)]
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
@@ -51,11 +59,13 @@ def encode_text(text: str) -> np.ndarray:
 def make_pysource(n: int = 2000, seq_len: int = 64) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{'train' | 'val' | 'test': (x, y)}``: ``x`` ``(m, seq_len)`` character ids, ``y`` the next
     character of each; ``n`` training windows, a fifth of that for validation and for test (fewer
-    where the files run out). Windows are cut in file order, without overlap."""
+    where the files run out). Windows are cut in file order, without overlap, at most a
+    :data:`MIN_FILES`-th of a split's windows from one file."""
     root = Path(sysconfig.get_paths()["stdlib"])
     want = {"train": n, "val": max(1, n // 5), "test": max(1, n // 5)}
     windows: dict[str, list[np.ndarray]] = {k: [] for k in want}
     have = dict.fromkeys(want, 0)
+    per_file = {k: -(-v // MIN_FILES) for k, v in want.items()}
     for path in stdlib_files():
         if all(have[k] >= want[k] for k in want):
             break
@@ -66,7 +76,7 @@ def make_pysource(n: int = 2000, seq_len: int = 64) -> dict[str, tuple[np.ndarra
             ids = encode_text(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError):
             continue
-        m = min(len(ids) // (seq_len + 1), want[split] - have[split])
+        m = min(len(ids) // (seq_len + 1), want[split] - have[split], per_file[split])
         if m > 0:
             windows[split].append(ids[: m * (seq_len + 1)].reshape(m, seq_len + 1))
             have[split] += m

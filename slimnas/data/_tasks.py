@@ -88,13 +88,16 @@ def task_splits(name: str, task: Task, raw: dict, *, kind: str, normalize: str, 
 def _token_splits(name: str, task: Task, raw: dict) -> DataSplits:
     """Splits of token ids (``(N, L)`` integers, as ``pysource`` holds them) for a per-token
     task: the ids as the model's inputs, the vocabulary from the task fitted on the training
-    targets (ids beyond it are clamped by the model's embedding)."""
+    targets; a language model's covers every id any split holds (a character only held-out text
+    uses still needs its row in the head, or that text's perplexity could not be scored)."""
     xs = {s: np.asarray(raw[s][0]) for s in SPLITS}
     for s, x in xs.items():
         if x.ndim != 2 or x.dtype.kind not in "iu" or (x < 0).any():
             raise ConfigError("data.dataset", "token ids, integers >= 0 shaped (N, L)", f"{name} x_{s} {x.shape}")
     ys = {s: task.check_targets(raw[s][1], n=len(xs[s]), input_shape=xs[s].shape[1:], field=f"{name} y_{s}")
           for s in SPLITS}
+    if getattr(task, "vocab_size", 0) is None:  # lm: the ids' range, not the training text's
+        task.vocab_size = 1 + max(int(v.max()) for v in (*xs.values(), *ys.values()))
     task.fit(ys["train"])
     head = task.head_size(ys["train"])
     t = torch.from_numpy
