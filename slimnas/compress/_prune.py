@@ -471,7 +471,8 @@ def _width(module: nn.Module) -> int:
 
 def _accumulate_gradients(model: nn.Module, data: DataSplits | None, example: ExampleInputs,
                           importance: str) -> None:
-    """Loss gradients on training samples, for a criterion that reads them (Taylor)."""
+    """Gradients of the task's loss (``data.task``: next-token cross-entropy of a language model,
+    MSE of a regressor, ...) on training samples, for a criterion that reads them (Taylor)."""
     if data is None:
         raise ConfigError("prune.importance", f"dataset splits for {importance!r} (it needs loss gradients)",
                           importance)
@@ -479,9 +480,14 @@ def _accumulate_gradients(model: nn.Module, data: DataSplits | None, example: Ex
     was_training = model.training
     model.eval()
     n = min(len(data.y_train), N_GRADIENT_SAMPLES)
+    task = getattr(data, "task", None)
     for i in range(0, n, 128):
         xb, yb = data.x_train[i : min(i + 128, n)], data.y_train[i : min(i + 128, n)]
-        loss = F.cross_entropy(main_output(model(xb)), yb, reduction="sum") / n
+        out = main_output(model(xb))
+        if task is None:
+            loss = F.cross_entropy(out, yb, reduction="sum") / n
+        else:  # the task's mean over the batch, weighted by its share of the n samples
+            loss = task.loss(out, yb) * (len(yb) / n)
         loss.backward()
     model.train(was_training)
     if not math.isfinite(float(loss.detach())):
