@@ -77,6 +77,8 @@ CLAIMS: list[tuple[str, str, str]] = [
     ("conv_overhead", "conv-overhead", "the paper CNN's fixed latency: why its latency cannot follow its MACs"),
     ("scaling", "scaling", "two workers against one, and a kill -9 and restart"),
     ("tasks", "tasks", "regression (diabetes, 5 splits) and multi-label (digits-multilabel) through slimnas search against Ridge and one-vs-rest logistic regression on the same splits, with the gaps' bootstrap intervals"),
+    ("tasks_lm", "tasks-lm", "a character-level decoder on pysource, --auto to 50% of its MACs against uniform pruning with the same fine-tune, test perplexity of each ONNX file"),
+    ("archive/tasks_lm_*", "tasks-lm", "the first run (at e5ba394), with shorter fine-tunes than --auto's own (1 epoch a trial, 6 final)"),
     ("lowbit", "lowbit", "int4/int2 with GPTQ against round-to-nearest, and 4-bit palettization, each file run in ONNX Runtime (MLP, paper CNN)"),
     ("bit_allocation", "bit-allocation", "mixed precision per layer under 0.6x uniform int8's bytes, within 1 point of fp32 (paper CNN)"),
     ("archive/bit_allocation_*", "bit-allocation", "the first run (at a893cc6), every figure identical to the rerun"),
