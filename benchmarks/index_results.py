@@ -78,6 +78,7 @@ CLAIMS: list[tuple[str, str, str]] = [
     ("scaling", "scaling", "two workers against one, and a kill -9 and restart"),
     ("tasks", "tasks", "regression (diabetes, 5 splits) and multi-label (digits-multilabel) through slimnas search against Ridge and one-vs-rest logistic regression on the same splits, with the gaps' bootstrap intervals"),
     ("tasks_lm", "tasks-lm", "a character-level decoder on pysource, --auto to 50% of its MACs against uniform pruning with the same fine-tune, test perplexity of each ONNX file"),
+    ("seeds/tasks_lm_seed*", "tasks-lm", "the same run with --seed 1 (another decoder, auto and fine-tune seed): the spread of the figures"),
     ("archive/tasks_lm_*", "tasks-lm", "the first run (at e5ba394), with shorter fine-tunes than --auto's own (1 epoch a trial, 6 final)"),
     ("lowbit", "lowbit", "int4/int2 with GPTQ against round-to-nearest, and 4-bit palettization, each file run in ONNX Runtime (MLP, paper CNN)"),
     ("bit_allocation", "bit-allocation", "mixed precision per layer under 0.6x uniform int8's bytes, within 1 point of fp32 (paper CNN)"),
