@@ -472,11 +472,153 @@ def detection_markdown(r: dict) -> list[str]:
     ]
 
 
+# lm
+
+
+def ngram_perplexity(data, order: int, split: str = "test", k: float = 0.1) -> float:
+    """Perplexity on ``split`` of a character ``order``-gram model (1: unigram, 2: bigram) counted
+    on the training windows, add-``k`` smoothed: the scale the decoder's figure is read on."""
+    v = data.task.vocab_size
+    x_tr, y_tr = (t.numpy().reshape(len(t), -1).astype(np.int64) for t in (data.x_train, data.y_train))
+    x, y = (t.numpy().reshape(len(t), -1).astype(np.int64) for t in (getattr(data, f"x_{split}"), getattr(data, f"y_{split}")))
+    if order == 1:
+        p = np.bincount(y_tr.ravel(), minlength=v) + k
+        return float(np.exp(-np.log(p[y] / p.sum()).mean()))
+    counts = np.full((v, v), k)
+    np.add.at(counts, (x_tr.ravel(), y_tr.ravel()), 1)
+    return float(np.exp(-np.log((counts / counts.sum(1, keepdims=True))[x, y]).mean()))
+
+
+LM_KEEP = ("val_perplexity", "test_perplexity", "macs", "params", "bytes")
+
+
+def lm(args: argparse.Namespace, work: Path) -> dict:
+    """A character-level decoder trained on ``pysource`` by ``slimnas search``, then ``--auto`` to
+    half its MACs against uniform pruning to the same MACs with the same fine-tune."""
+    from slimnas.compress import (
+        CompressionPolicy,
+        StructuredPruner,
+        apply_policy,
+        list_prunable_layers,
+        measure_artifact,
+        prune_ratios,
+    )
+    from slimnas.measure import count_macs
+    from slimnas.study import auto_compress
+    from slimnas.study._load import open_model
+
+    torch.set_num_threads(1)
+    config = load_config("tasks_lm.yaml", args.quick)
+    if args.quick:
+        config["data"] = {**config["data"], "options": {"n": 300, "seq_len": 32}}
+        config["training"]["epochs"] = 2
+    # --auto's own fine-tunes (2 epochs a trial, 10 for the chosen policy) in a full run
+    n_trials, final_epochs, finetune_epochs = (3, 1, 1) if args.quick else (args.lm_trials, args.lm_final_epochs, 2)
+    t0 = time.time()
+    pareto = slimnas_search(config, work / "decoder", 1, args.seed)  # one candidate: the decoder to compress
+    kept = best_on_validation(pareto, "perplexity", False)
+    train_s = round(time.time() - t0, 1)
+    # what `slimnas compress --run DIR --trial N --auto --budget "macs<=50%" --precision fp32` does
+    loaded = open_model(work / "decoder", kept["trial"])
+    model, data = loaded.model.eval(), loaded.load_data()
+    shape = data.input_shape
+    t1 = time.time()
+    auto = auto_compress(model, data, budget=["macs<=50%"], precisions=("fp32",), n_trials=n_trials,
+                         finetune_epochs=finetune_epochs, final_epochs=final_epochs, seed=args.seed,
+                         latency_repeats=5, out=work / "auto")
+    auto_s = round(time.time() - t1, 1)
+    # uniform: one ratio for every prunable layer, L1 importance, and the final fine-tune auto's
+    # policy got (epochs, recipe, distillation, best epoch by validation). Heads go whole, so one
+    # ratio jumps over 50% of the MACs: the ratios just above and just below it are both fine-tuned
+    prunable = [lay.name for lay in list_prunable_layers(model, shape)]
+    target = int(0.5 * count_macs(model, shape))
+    probes = [(r, count_macs(StructuredPruner(ratio=0.0, layer_ratios=dict.fromkeys(prunable, r))
+                             .fit(model, input_shape=shape).model_, shape)) for r in np.arange(0.05, 0.96, 0.01).round(2)]
+    brackets = {"uniform": max((p for p in probes if p[1] >= target), key=lambda p: p[0]),  # at least 50%
+                "uniform_below": min((p for p in probes if p[1] <= target), key=lambda p: p[0])}  # at most 50%
+    uniform, t2 = {}, time.time()
+    for key, (r, _) in brackets.items():
+        ratios = dict.fromkeys(prunable, float(r))
+        policy = CompressionPolicy.of(prune={"ratio": 0.0, "importance": "l1", "layer_ratios": ratios}, distill=True)
+        torch.manual_seed(args.seed)
+        art = apply_policy(model, policy, data, teacher=model, epochs=final_epochs, train=auto.train, seed=args.seed,
+                           keep_best=True)
+        uniform[key] = {**measure_artifact(art, data, splits=("val", "test"), latency_batches=(1,), latency_repeats=5),
+                        "ratio": float(r)}
+    uniform_s = round(time.time() - t2, 1)
+
+    def row(m: dict) -> dict:
+        return {k: (round(m[k], 4) if isinstance(m[k], float) else m[k]) for k in LM_KEEP}
+
+    before, after = row(auto.before), row(auto.after)
+    uni, below = ({**row(uniform[k]), "ratio": uniform[k]["ratio"]} for k in ("uniform", "uniform_below"))
+    scale = {"unigram": round(ngram_perplexity(data, 1), 3), "bigram": round(ngram_perplexity(data, 2), 3)}
+    ratio_auto = after["test_perplexity"] / before["test_perplexity"]
+    checks = {"auto at <= 50% MACs: test perplexity at most 10% above the unpruned decoder's (value: % above)":
+              {"value": round(100 * (ratio_auto - 1), 2), "met": after["macs"] <= 0.5 * before["macs"] and ratio_auto <= 1.10},
+              "auto's test perplexity below uniform pruning's with the same fine-tune, at as many MACs as "
+              "auto's or more (uniform's nearest ratio at or above 50%)":
+              {"value": round(after["test_perplexity"] - uni["test_perplexity"], 4),
+               "met": after["test_perplexity"] < uni["test_perplexity"] and uni["macs"] >= after["macs"]}}
+    a, t = kept["arch"], kept["train"]
+    result = {"title": "Language modelling: pysource, a decoder compressed by --auto against uniform pruning",
+              "settings": {"config": "benchmarks/configs/tasks_lm.yaml", "data": config["data"],
+                           "training": config["training"], "auto": {"budget": "macs<=50%", "precisions": ["fp32"],
+                           "n_trials": n_trials, "finetune_epochs": finetune_epochs, "final_epochs": final_epochs},
+                           "seed": args.seed},
+              "decoder": {"trial": kept["trial"], "arch": a, "train": t, "sizes": {k: int(len(getattr(data, f"y_{k}")))
+                                                                                   for k in ("train", "val", "test")}},
+              "ngram_test_perplexity": scale, "unpruned": before,
+              "auto": {**after, "ratios": prune_ratios(auto.policy), "importance": auto.policy.options("prune")["importance"],
+                       "finetune_lr": auto.train.lr, "feasible": auto.feasible},
+              "uniform": {**uni, "importance": "l1", "finetune_lr": auto.train.lr},
+              "uniform_below": {**below, "importance": "l1", "finetune_lr": auto.train.lr},
+              "seconds": {"train": train_s, "auto": auto_s, "uniform": uniform_s}, "checks": checks}
+    print(f"lm: unpruned {before['test_perplexity']:.3f}, auto {after['test_perplexity']:.3f} ({after['macs']:,} MACs), "
+          f"uniform {uni['test_perplexity']:.3f} ({uni['macs']:,} MACs), {below['test_perplexity']:.3f} "
+          f"({below['macs']:,} MACs); unigram {scale['unigram']}, bigram "
+          f"{scale['bigram']}; {result['seconds']}", file=sys.stderr)
+    result["markdown"] = lm_markdown(result)
+    return result
+
+
+def lm_markdown(r: dict) -> list[str]:
+    s, d, a = r["settings"], r["decoder"], r["decoder"]["arch"]
+    z = d["sizes"]
+    lines = [
+        f"A character-level decoder (`transformer` {a['depth']}x{a['dim']}, {a['heads']} heads, MLP ratio "
+        f"{a['mlp_ratio']:g}, causal per-token head) trained by `slimnas search` with `{s['config']}` (one candidate, "
+        f"{s['training']['epochs']} epochs) on `pysource` ({s['data']['options']['seq_len']}-character windows of the "
+        f"Python standard library's source, split by file: {z['train']}/{z['val']}/{z['test']} windows train/val/test). "
+        "Then, as `slimnas compress --run DIR --trial N --auto --budget \"macs<=50%\" --precision fp32` does, "
+        f"`auto_compress` ({s['auto']['n_trials']} trials of per-layer ratios and criterion, "
+        f"{s['auto']['final_epochs']}-epoch distilled final fine-tune). Uniform: every prunable layer (attention heads, "
+        "MLP neurons) pruned by one ratio scaled to 50% of the MACs, L1 importance, and the same final fine-tune "
+        "(epochs, learning rate auto chose, distillation from the unpruned decoder, best epoch by validation "
+        "perplexity). Heads are pruned whole, so a single ratio cannot land on 50% of the MACs: the ratio with the "
+        "fewest MACs at or above 50% and the one with the most at or below are both given. Every perplexity is of the model's ONNX file in ONNX Runtime; test is read once per model.", "",
+        "| model | val perplexity | test perplexity | MACs (of the unpruned) | params | bytes | pruning ratios |",
+        "|---|---|---|---|---|---|---|"]
+    base = r["unpruned"]["macs"]
+    for name, key in (("unpruned decoder", "unpruned"), ("--auto, macs<=50%", "auto"),
+                      ("uniform L1, at or above 50% MACs", "uniform"), ("uniform L1, at or below 50% MACs", "uniform_below")):
+        m = r[key]
+        ratios = ", ".join(f"{k.removeprefix('blocks.')} {v:.2f}" for k, v in m.get("ratios", {}).items())
+        ratios = f"all {m['ratio']:.2f}" if "ratio" in m else ratios
+        lines.append(f"| {name} | {m['val_perplexity']:.3f} | {m['test_perplexity']:.3f} | {m['macs']:,} "
+                     f"({100 * m['macs'] / base:.1f}%) | "
+                     f"{m['params']:,} | {m['bytes']:,} | {ratios} |")
+    g = r["ngram_test_perplexity"]
+    lines += ["", f"For scale, test perplexity of character n-grams counted on the training windows (add-0.1): "
+              f"unigram {g['unigram']:.2f}, bigram {g['bigram']:.2f}. Seconds: {r['seconds']}."]
+    return lines
+
+
 # ---------------------------------------------------------------------------------------------
 
 #: section name -> function(args, work_dir) returning {"title", "checks", "markdown", ...}
 SECTIONS: dict[str, Callable[[argparse.Namespace, Path], dict]] = {"regression": regression, "multilabel": multilabel,
-                                                                    "detection": detection}
+                                                                    "lm": lm, "detection": detection}
 
 
 def markdown(result: dict) -> str:
@@ -509,6 +651,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--regression-splits", type=int, default=5, help="diabetes splits (data.seed 0..n-1)")
     parser.add_argument("--multilabel-trials", type=int, default=20, help="search trials per digits-multilabel split")
     parser.add_argument("--multilabel-splits", type=int, default=3, help="digits-multilabel splits")
+    parser.add_argument("--lm-trials", type=int, default=12, help="auto_compress trials of the lm section")
+    parser.add_argument("--lm-final-epochs", type=int, default=10, help="final fine-tune epochs (auto and uniform)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the test rows")
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]

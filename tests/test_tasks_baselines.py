@@ -82,3 +82,15 @@ def test_the_benchmark_refuses_a_test_figure_its_onnx_file_does_not_give(bench):
     bench.same_figure(0.5012, 0.5003, "test R²")
     with pytest.raises(RuntimeError, match="test R²: the search recorded 0.5, its model.onnx gives 0.45"):
         bench.same_figure(0.5, 0.45, "test R²")
+
+
+def test_the_lm_sections_ngram_scale_reads_test_text_by_training_counts(bench):
+    """A corpus where each character fixes the next: the bigram's test perplexity is near 1, the
+    unigram's near the number of characters used (each equally often)."""
+    from slimnas.data._tasks import _token_splits
+    from slimnas.tasks import get_task
+
+    w = (np.arange(30 * 9).reshape(30, 9) % 5) + 1  # 1 2 3 4 5 1 2 ...: ids 1..5, id 0 never used
+    data = _token_splits("ids", get_task("lm"), {s: (w[:, :-1], w[:, 1:]) for s in ("train", "val", "test")})
+    assert bench.ngram_perplexity(data, 2) == pytest.approx(1.0, abs=0.05)
+    assert bench.ngram_perplexity(data, 1) == pytest.approx(5.0, rel=0.02)

@@ -35,6 +35,7 @@ from slimnas.compress._prune_layers import (
 )
 from slimnas.data import DataSplits
 from slimnas.errors import ConfigError, SlimnasError
+from slimnas.measure._task_metrics import is_classification
 from slimnas.models._detector import DetectorModel
 from slimnas.models._heads import attention_blocks
 from slimnas.models._io import ExampleInputs, example_for, flatten_outputs, main_output
@@ -517,7 +518,8 @@ def _width(module: nn.Module) -> int:
 
 def _accumulate_gradients(model: nn.Module, data: DataSplits | None, example: ExampleInputs,
                           importance: str) -> None:
-    """Loss gradients on training samples, for a criterion that reads them (Taylor)."""
+    """Gradients of the task's loss (``data.task``: next-token cross-entropy of a language model,
+    MSE of a regressor, ...) on training samples, for a criterion that reads them (Taylor)."""
     if data is None:
         raise ConfigError("prune.importance", f"dataset splits for {importance!r} (it needs loss gradients)",
                           importance)
@@ -534,8 +536,10 @@ def _accumulate_gradients(model: nn.Module, data: DataSplits | None, example: Ex
         xb, yb = data.x_train[i : min(i + 128, n)], data.y_train[i : min(i + 128, n)]
         if own:
             loss = task.loss(task.train_output(model, xb, yb), yb) * (len(xb) / n)
-        else:
+        elif is_classification(task):
             loss = F.cross_entropy(main_output(model(xb)), yb, reduction="sum") / n
+        else:  # the task's mean over the batch, weighted by its share of the n samples
+            loss = task.loss(main_output(model(xb)), yb) * (len(yb) / n)
         loss.backward()
     if own:
         with torch.no_grad():

@@ -102,14 +102,17 @@ def task_splits(name: str, task: Task, raw: dict, *, kind: str, normalize: str, 
 def _token_splits(name: str, task: Task, raw: dict) -> DataSplits:
     """Splits of token ids (``(N, L)`` integers, as ``pysource`` holds them) for a per-token
     task: the ids as the model's inputs; the vocabulary is the task's, fitted on the training
-    targets, where the inputs are the targets' tokens (a causal task: the next token), else the
-    training inputs' (ids beyond it are clamped by the model's embedding)."""
+    targets, where the inputs are the targets' tokens (a causal task: the next token; a language
+    model's covers every id any split holds, or held-out text with a character of its own could
+    not be scored), else the training inputs' (ids beyond it are clamped by the model's embedding)."""
     xs = {s: np.asarray(raw[s][0]) for s in SPLITS}
     for s, x in xs.items():
         if x.ndim != 2 or x.dtype.kind not in "iu" or (x < 0).any():
             raise ConfigError("data.dataset", "token ids, integers >= 0 shaped (N, L)", f"{name} x_{s} {x.shape}")
     ys = {s: task.check_targets(raw[s][1], n=len(xs[s]), input_shape=xs[s].shape[1:], field=f"{name} y_{s}")
           for s in SPLITS}
+    if getattr(task, "vocab_size", 0) is None:  # lm: the ids' range, not the training text's
+        task.vocab_size = 1 + max(int(v.max()) for v in (*xs.values(), *ys.values()))
     task.fit(ys["train"])
     head = task.head_size(ys["train"])
     vocab = head if getattr(task, "causal", False) else int(xs["train"].max()) + 1

@@ -172,3 +172,22 @@ def test_a_share_of_a_negative_r2_is_refused_as_a_budget():
     assert Budget.parse("r2>=95%", "--budget").resolve({"val_r2": 0.4}).limit == pytest.approx(0.38)
     with pytest.raises(ConfigError, match="absolute limit on r2"):
         Budget.parse("r2>=95%", "--budget").resolve({"val_r2": -0.1})
+
+
+def test_taylor_pruning_of_a_language_model_reads_the_gradients_of_its_own_loss():
+    """Taylor importance of a causal decoder: the gradients come from the next-token loss (a
+    RuntimeError when cross-entropy over (N, V) outputs was applied to its (N, L, V) ones); half
+    the heads and MLP neurons go."""
+    from slimnas.compress import StructuredPruner, list_prunable_layers
+    from slimnas.data._tasks import _token_splits
+    from slimnas.models._transformer import TransformerNet, TransformerSpec
+    from slimnas.tasks import get_task
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randint(0, 8, (40, 13), generator=g).numpy()
+    data = _token_splits("ids", get_task("lm"), {s: (w[:, :-1], w[:, 1:]) for s in ("train", "val", "test")})
+    torch.manual_seed(0)
+    net = TransformerNet(TransformerSpec(depth=1, heads=2, dim=16, vocab_size=8, per_token="causal"), (1, 12), 8)
+    pruned = StructuredPruner(ratio=0.5, importance="taylor").fit(net, data).model_
+    assert pruned(data.x_val[:2]).shape == (2, 12, 8)
+    assert [lay.out_channels for lay in list_prunable_layers(pruned, (1, 12))] == [8, 16]
