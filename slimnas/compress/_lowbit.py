@@ -285,7 +285,7 @@ def rewrite_lowbit(proto, weights: dict[str, LowBitWeight], *, matmul_nbits: boo
     returns ``{layer: how it is held}`` as :func:`lowbit_onnx` does."""
     graph = proto.graph
     nodes = {n.name: n for n in graph.node}
-    by_layer = layer_nodes(proto)
+    by_layer = layer_nodes(proto, embeddings=True)
     inits = {i.name: i for i in graph.initializer}
     users: dict[str, int] = {}
     for node in graph.node:
@@ -297,10 +297,11 @@ def rewrite_lowbit(proto, weights: dict[str, LowBitWeight], *, matmul_nbits: boo
     replaced: dict[int, list] = {}
     for layer, lw in weights.items():
         node = nodes.get(by_layer.get(layer, ""))
-        if node is None or len(node.input) < 2 or node.input[1] not in inits:
+        at = 0 if node is not None and node.op_type == "Gather" else 1  # an embedding's Gather reads its table first
+        if node is None or len(node.input) < 2 or node.input[at] not in inits:
             how[layer] = "fp32: not found as a weighted operator of the ONNX graph"
             continue
-        w = numpy_helper.to_array(inits[node.input[1]])
+        w = numpy_helper.to_array(inits[node.input[at]])
         trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
         transposed = node.op_type == "MatMul" or (node.op_type == "Gemm" and not trans_b)
         rows = (w.T if transposed else w).reshape(lw.shape[0], -1)
@@ -325,7 +326,11 @@ def rewrite_lowbit(proto, weights: dict[str, LowBitWeight], *, matmul_nbits: boo
             drop.add(node.input[1])
             how[layer] = RUNS_LOW_BIT.format(bits=lw.bits)
             continue
-        name = node.input[1]
+        name = node.input[at]
+        if users[name] > 1:  # a table another operator reads too (tied weights): unpacked once, for all
+            if name in drop:
+                how[layer] = STORED_LOW_BIT.format(bits=lw.bits)
+                continue
         _unpack_nodes(g, lw, name, transposed)
         drop.add(name)
         no_kernel = node.op_type == "Conv" and lw.uniform

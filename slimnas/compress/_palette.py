@@ -27,8 +27,9 @@ import math
 
 import numpy as np
 import torch
+from torch import nn
 
-from slimnas.compress._base import BaseCompressor, register_compressor, weighted_layers
+from slimnas.compress._base import WEIGHTED, BaseCompressor, register_compressor
 from slimnas.compress._cluster import kmeans_1d
 from slimnas.compress._gptq import DAMP, input_hessians, obq_columns
 from slimnas.compress._lowbit import LowBitLayers, LowBitWeight, lowbit_onnx
@@ -129,9 +130,23 @@ def _refit_tables(rows: np.ndarray, hessian: np.ndarray, tables: np.ndarray, cod
     return out
 
 
+def palette_layers(model: nn.Module, layers=None) -> list[str]:
+    """The layers a palette acts on: ``layers`` (each a Linear, convolution or embedding; a
+    :class:`ConfigError` otherwise), or every Linear, convolution and ``nn.Embedding``."""
+    modules = dict(model.named_modules())
+    kinds = (*WEIGHTED, nn.Embedding)
+    names = list(layers) if layers is not None else [n for n, m in modules.items() if isinstance(m, kinds)]
+    bad = [n for n in names if not isinstance(modules.get(n), kinds)]
+    if bad:
+        raise ConfigError("layers", "names of Linear, convolution or embedding layers", bad[0])
+    return names
+
+
 @register_compressor("palette")
 class Palettizer(LowBitLayers, BaseCompressor):
-    """Palettize every Linear and convolution layer's weights to ``bits``-bit lookup tables.
+    """Palettize every Linear, convolution and embedding layer's weights to ``bits``-bit lookup
+    tables (an ``nn.Embedding``'s table is unpacked in the file before its ``Gather``; its rows are
+    tokens, clustered by plain k-means: there is no input Hessian of a lookup).
 
     Args:
         bits: 1 to 8 (``--quantize palette4``: 4).
@@ -146,7 +161,7 @@ class Palettizer(LowBitLayers, BaseCompressor):
             with 4 starts where there is no data or the layer's input cannot be taken, such as a
             grouped convolution) or ``kmeans`` (plain k-means from the quantiles, one start,
             each weight to its nearest value).
-        layers: module names (every Linear and convolution by default).
+        layers: module names (every Linear, convolution and embedding by default).
 
     Learned state: ``model_`` (computing with the table values), ``weights_`` (layer ->
     :class:`~slimnas.compress._lowbit.LowBitWeight`), ``onnx_`` (the palettized file), ``precision_``,
@@ -211,7 +226,8 @@ class Palettizer(LowBitLayers, BaseCompressor):
         modules = dict(model.named_modules())
         sensitive = self.clustering == "sensitive"
         hessians = {} if not sensitive or data is None or getattr(data, "x_train", None) is None else \
-            input_hessians(model, names, data.x_train[: self.n_calibration])
+            input_hessians(model, [n for n in names if not isinstance(modules[n], nn.Embedding)],
+                           data.x_train[: self.n_calibration])
         weights = {}
         self.clustered_ = {}
         for name in names:
@@ -227,7 +243,7 @@ class Palettizer(LowBitLayers, BaseCompressor):
 
     def _fit(self, model, data, teacher, input_shape):
         self.validate()
-        names = weighted_layers(model, self.layers)
+        names = palette_layers(model, self.layers)
         self.weights_ = self.encode(model, data, names)
         model = model.eval()
         self.onnx_, self.held_ = lowbit_onnx(model, input_shape, self.weights_, matmul_nbits=False)
