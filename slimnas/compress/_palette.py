@@ -142,6 +142,28 @@ def palette_layers(model: nn.Module, layers=None) -> list[str]:
     return names
 
 
+def round_norm_factors(model: nn.Module, names: list[str]) -> list[str]:
+    """Round to fp16 the per-channel factor ``weight / sqrt(running_var + eps)`` of each batch
+    norm that follows one of the layers ``names`` (the next module, with as many features as the
+    layer has outputs), by moving its ``weight`` by at most 2^-12 of itself; returns the batch
+    norms changed. The exporter folds such a factor into the layer's weight; fp16 factors let
+    the file hold it at fp16 beside fp16 tables, computing exactly what the model does."""
+    modules = list(model.named_modules())
+    changed = []
+    for (name, m), (bn_name, bn) in zip(modules, modules[1:], strict=False):
+        if (name not in names or not isinstance(bn, nn.modules.batchnorm._BatchNorm) or not bn.affine
+                or bn.running_var is None or bn.num_features != m.weight.shape[0]):
+            continue
+        with torch.no_grad():
+            root = torch.sqrt(bn.running_var + bn.eps)
+            factor = bn.weight / root
+            half = factor.half().float()
+            if torch.isfinite(half).all():
+                bn.weight.copy_(half * root)
+                changed.append(bn_name)
+    return changed
+
+
 @register_compressor("palette")
 class Palettizer(LowBitLayers, BaseCompressor):
     """Palettize every Linear, convolution and embedding layer's weights to ``bits``-bit lookup
@@ -245,6 +267,8 @@ class Palettizer(LowBitLayers, BaseCompressor):
         self.validate()
         names = palette_layers(model, self.layers)
         self.weights_ = self.encode(model, data, names)
+        if self.table == "fp16":
+            self.rounded_norms_ = round_norm_factors(model, names)
         model = model.eval()
         self.onnx_, self.held_ = lowbit_onnx(model, input_shape, self.weights_, matmul_nbits=False)
         self.storage_bytes_ = len(self.onnx_)  # what is stored is the file
