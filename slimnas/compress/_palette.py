@@ -227,8 +227,9 @@ class Palettizer(LowBitLayers, BaseCompressor):
         return EXPORT_TOLERANCE
 
     def reference_model(self, original):
-        """The original with each weight replaced by the nearest value of its table, found here
-        (``None`` where the sensitive clustering chose the indices by error feedback, not nearest)."""
+        """The original with each weight replaced by the nearest value of its table, found here,
+        and its batch norms' factors rounded to fp16 as :func:`round_norm_factors` does (``None``
+        where the sensitive clustering chose the indices by error feedback, not nearest)."""
         if "sensitive" in self.clustered_.values():
             return None
         model = copy.deepcopy(original)
@@ -241,6 +242,8 @@ class Palettizer(LowBitLayers, BaseCompressor):
                 table = table.expand(rows.shape[0], -1) if len(table) == 1 else table[torch.arange(rows.shape[0]) // lw.group]
                 nearest = (rows[:, :, None] - table[:, None, :]).abs().argmin(2)
                 w.copy_(torch.gather(table, 1, nearest).reshape(w.shape))
+        if self.table == "fp16":
+            round_norm_factors(model, list(self.weights_))
         return model.eval()
 
     def encode(self, model, data, names: list[str]) -> dict[str, LowBitWeight]:
