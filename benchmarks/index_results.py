@@ -78,6 +78,7 @@ CLAIMS: list[tuple[str, str, str]] = [
     ("scaling", "scaling", "two workers against one, and a kill -9 and restart"),
     ("tasks", "tasks", "regression (diabetes, 5 splits) and multi-label (digits-multilabel) through slimnas search against Ridge and one-vs-rest logistic regression on the same splits, with the gaps' bootstrap intervals"),
     ("low_bit", "lowbit", "int8, int4/int2 with GPTQ against round-to-nearest, 4-bit palettizations and mixed precision under 0.6x int8's bytes, each file run in ONNX Runtime, its bytes on disk against the bytes reported; the Transformer's int4 latency at batch 1 (paper CNN, text Transformer, MobileNetV2-style, MLP)"),
+    ("archive/low_bit_311ef81*", "lowbit", "the low-bit benchmark at 311ef81, before palettes covered embeddings and held folded batch-norm factors at fp16 (4-bit palettes 0.66-0.68x of int8), superseded by low_bit"),
     ("archive/lowbit_*", "lowbit", "the first run of benchmarks/lowbit.py (MLP and paper CNN only, at 161a97a), superseded by low_bit"),
     ("bit_allocation", "bit-allocation", "mixed precision per layer under 0.6x uniform int8's bytes, within 1 point of fp32 (paper CNN)"),
     ("archive/bit_allocation_*", "bit-allocation", "the first run (at a893cc6), every figure identical to the rerun"),
