@@ -78,18 +78,23 @@ class LowBitWeight:
         return values.astype(np.float32).reshape(self.shape)
 
     def times(self, factor: np.ndarray) -> LowBitWeight:
-        """This weight with row ``c`` multiplied by ``factor[c]`` (a folded batch norm)."""
+        """This weight with row ``c`` multiplied by ``factor[c]`` (a folded batch norm): into the
+        scales, an fp32 per-channel table, or one factor per channel, kept at fp16 beside fp16
+        tables (half the bytes; the palettizer rounds the batch norms' factors to fp16 first, so
+        the file still computes what the model does)."""
         factor = factor.astype(np.float32)
         if self.scales is not None:
-            return replace(self, scales=(self.scales * factor[:, None]).astype(np.float32))
+            return replace(self, scales=(self.scales * factor[:, None]).astype(self.scales.dtype))
         if len(self.table) > 1 and self.group == 1 and self.table.dtype == np.float32:
             return replace(self, table=(self.table * factor[:, None]).astype(np.float32))
-        return replace(self, scales=factor[:, None].copy(), block=self.codes.shape[1])
+        # fp16 where the factors are fp16 values up to the exporter's fp32 rounding (the palettizer rounded them)
+        half = self.table.dtype == np.float16 and np.allclose(factor.astype(np.float16), factor, rtol=1e-6, atol=0)
+        return replace(self, scales=factor[:, None].astype(np.float16 if half else np.float32), block=self.codes.shape[1])
 
     @property
     def n_bytes(self) -> int:
         """Bytes of the encoding: packed codes, table, scales."""
-        scales = 0 if self.scales is None else self.scales.size * 4
+        scales = 0 if self.scales is None else self.scales.nbytes
         return math.ceil(self.codes.size * self.bits / 8) + self.table.nbytes + scales
 
 
@@ -169,22 +174,30 @@ class _Graph:
 
 
 def _unpack_nodes(g: _Graph, lw: LowBitWeight, output: str, transpose: bool) -> None:
-    """Nodes that compute the fp32 weight ``output`` from the packed codes, table and scales."""
+    """Nodes that compute the fp32 weight ``output`` from the packed codes, table and scales
+    (few nodes: each costs the file some 20-30 bytes, a small layer's codes not many more)."""
     c, n_row = lw.codes.shape
     n, b = lw.codes.size, lw.bits
     i64 = lambda v: g.const(np.int64(v))  # noqa: E731 - scalar constants
+    need_pos = len(lw.table) > 1 or (lw.scales is not None and lw.scales.shape[1] > 1)
+    # the codes in the weight's shape where no position is computed (a factor per row broadcasts over it)
+    rows_shape = lambda: g.const(np.array(lw.shape, np.int64))  # noqa: E731
     if 8 % b == 0:  # whole codes per byte: shift each byte by every code's offset at once
         per = 8 // b
-        packed = g.const(pack_codes(lw.codes, b))
-        if per > 1:
-            column = g.op("Unsqueeze", [packed, g.const(np.array([1], np.int64))])
+        packed = pack_codes(lw.codes, b)
+        if per > 1:  # stored as a column: the shifts broadcast across it, no Unsqueeze
+            column = g.const(packed.reshape(-1, 1))
             shifted = g.op("BitShift", [column, g.const((np.arange(per) * b).astype(np.uint8))], direction="RIGHT")
-            flat = g.op("Reshape", [g.op("Mod", [shifted, g.const(np.uint8(2**b))]), g.const(np.array([-1], np.int64))])
-            if n % per:
-                flat = g.op("Slice", [flat, g.const(np.array([0], np.int64)), g.const(np.array([n], np.int64))])
+            code = g.op("Mod", [shifted, g.const(np.uint8(2**b))])
+            if n % per or need_pos:
+                code = g.op("Reshape", [code, g.const(np.array([-1], np.int64))])
+                if n % per:
+                    code = g.op("Slice", [code, g.const(np.array([0], np.int64)), g.const(np.array([n], np.int64))])
+            if not need_pos:
+                code = g.op("Reshape", [code, rows_shape()])
         else:
-            flat = packed
-        code = g.op("Cast", [flat], to=TensorProto.INT64)
+            code = g.const(packed if need_pos else packed.reshape(lw.shape))
+        code = g.op("Cast", [code], to=TensorProto.INT64)
     else:  # codes across byte boundaries: two bytes per code
         packed = g.const(np.concatenate([pack_codes(lw.codes, b), np.zeros(1, np.uint8)]))
         pos = g.op("Range", [i64(0), i64(n * b), i64(b)])
@@ -195,9 +208,11 @@ def _unpack_nodes(g: _Graph, lw: LowBitWeight, output: str, transpose: bool) -> 
         word = g.op("Add", [lo, g.op("Mul", [hi, g.const(np.uint32(256))])])
         code = g.op("Mod", [g.op("BitShift", [word, shift], direction="RIGHT"), g.const(np.uint32(2**b))])
         code = g.op("Cast", [code], to=TensorProto.INT64)
-    need_pos = len(lw.table) > 1 or lw.scales is not None
+        if not need_pos:
+            code = g.op("Reshape", [code, rows_shape()])
     index = g.op("Range", [i64(0), i64(n), i64(1)]) if need_pos else None
-    row = g.op("Div", [index, i64(n_row)]) if (len(lw.table) > 1 and lw.group == 1) or lw.scales is not None else None
+    blocks = lw.scales is not None and lw.scales.shape[1] > 1
+    row = g.op("Div", [index, i64(n_row)]) if (len(lw.table) > 1 and lw.group == 1) or blocks else None
     k = lw.table.shape[1]
     if len(lw.table) > 1:
         table_row = row if lw.group == 1 else g.op("Div", [index, i64(n_row * lw.group)])
@@ -206,16 +221,28 @@ def _unpack_nodes(g: _Graph, lw: LowBitWeight, output: str, transpose: bool) -> 
     value = g.op("Gather", [g.const(table if table.dtype == np.float16 else table.astype(np.float32)), code])
     if table.dtype == np.float16:
         value = g.op("Cast", [value], to=TensorProto.FLOAT)
+    final = need_pos  # flat values: the weight's shape still to give
     if lw.scales is not None:
-        nb = lw.scales.shape[1]
-        col = g.op("Mod", [index, i64(n_row)])
-        which = g.op("Add", [g.op("Mul", [row, i64(nb)]), g.op("Div", [col, i64(lw.block)])])
-        value = g.op("Mul", [value, g.op("Gather", [g.const(lw.scales.reshape(-1).astype(np.float32)), which])])
-    shape = g.const(np.array(lw.shape, dtype=np.int64))
+        if blocks:  # one factor per block of a row: gathered per weight
+            nb = lw.scales.shape[1]
+            col = g.op("Mod", [index, i64(n_row)])
+            which = g.op("Add", [g.op("Mul", [row, i64(nb)]), g.op("Div", [col, i64(lw.block)])])
+            factor = g.op("Gather", [g.const(lw.scales.reshape(-1)), which])
+        else:  # one per row: broadcast over the weight's other axes
+            if need_pos:
+                value = g.op("Reshape", [value, rows_shape()])
+            final = False
+            factor = g.const(lw.scales.reshape((c,) + (1,) * (len(lw.shape) - 1)))
+        if lw.scales.dtype != np.float32:
+            factor = g.op("Cast", [factor], to=TensorProto.FLOAT)
+        value = g.op("Mul", [value, factor])
+    if final:
+        value = g.op("Reshape", [value, g.const(np.array(lw.shape, dtype=np.int64))])
     if transpose:  # a MatMul's weight is (in, out): the layer's (out, in) transposed
-        g.op("Transpose", [g.op("Reshape", [value, shape])], output, perm=[1, 0])
-    else:
-        g.op("Reshape", [value, shape], output)
+        g.op("Transpose", [value], output, perm=[1, 0])
+    else:  # the last node computes the weight: it takes the weight's name
+        assert g.nodes[-1].output[0] == value
+        g.nodes[-1].output[0] = output
 
 
 def _matmul_nbits(g: _Graph, lw: LowBitWeight, a: str, output: str, accuracy_level: int = 0) -> None:
@@ -285,7 +312,7 @@ def rewrite_lowbit(proto, weights: dict[str, LowBitWeight], *, matmul_nbits: boo
     returns ``{layer: how it is held}`` as :func:`lowbit_onnx` does."""
     graph = proto.graph
     nodes = {n.name: n for n in graph.node}
-    by_layer = layer_nodes(proto)
+    by_layer = layer_nodes(proto, embeddings=True)
     inits = {i.name: i for i in graph.initializer}
     users: dict[str, int] = {}
     for node in graph.node:
@@ -297,10 +324,11 @@ def rewrite_lowbit(proto, weights: dict[str, LowBitWeight], *, matmul_nbits: boo
     replaced: dict[int, list] = {}
     for layer, lw in weights.items():
         node = nodes.get(by_layer.get(layer, ""))
-        if node is None or len(node.input) < 2 or node.input[1] not in inits:
+        at = 0 if node is not None and node.op_type == "Gather" else 1  # an embedding's Gather reads its table first
+        if node is None or len(node.input) < 2 or node.input[at] not in inits:
             how[layer] = "fp32: not found as a weighted operator of the ONNX graph"
             continue
-        w = numpy_helper.to_array(inits[node.input[1]])
+        w = numpy_helper.to_array(inits[node.input[at]])
         trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
         transposed = node.op_type == "MatMul" or (node.op_type == "Gemm" and not trans_b)
         rows = (w.T if transposed else w).reshape(lw.shape[0], -1)
@@ -325,7 +353,11 @@ def rewrite_lowbit(proto, weights: dict[str, LowBitWeight], *, matmul_nbits: boo
             drop.add(node.input[1])
             how[layer] = RUNS_LOW_BIT.format(bits=lw.bits)
             continue
-        name = node.input[1]
+        name = node.input[at]
+        if users[name] > 1:  # a table another operator reads too (tied weights): unpacked once, for all
+            if name in drop:
+                how[layer] = STORED_LOW_BIT.format(bits=lw.bits)
+                continue
         _unpack_nodes(g, lw, name, transposed)
         drop.add(name)
         no_kernel = node.op_type == "Conv" and lw.uniform

@@ -27,8 +27,9 @@ import math
 
 import numpy as np
 import torch
+from torch import nn
 
-from slimnas.compress._base import BaseCompressor, register_compressor, weighted_layers
+from slimnas.compress._base import WEIGHTED, BaseCompressor, register_compressor
 from slimnas.compress._cluster import kmeans_1d
 from slimnas.compress._gptq import DAMP, input_hessians, obq_columns
 from slimnas.compress._lowbit import LowBitLayers, LowBitWeight, lowbit_onnx
@@ -129,9 +130,45 @@ def _refit_tables(rows: np.ndarray, hessian: np.ndarray, tables: np.ndarray, cod
     return out
 
 
+def palette_layers(model: nn.Module, layers=None) -> list[str]:
+    """The layers a palette acts on: ``layers`` (each a Linear, convolution or embedding; a
+    :class:`ConfigError` otherwise), or every Linear, convolution and ``nn.Embedding``."""
+    modules = dict(model.named_modules())
+    kinds = (*WEIGHTED, nn.Embedding)
+    names = list(layers) if layers is not None else [n for n, m in modules.items() if isinstance(m, kinds)]
+    bad = [n for n in names if not isinstance(modules.get(n), kinds)]
+    if bad:
+        raise ConfigError("layers", "names of Linear, convolution or embedding layers", bad[0])
+    return names
+
+
+def round_norm_factors(model: nn.Module, names: list[str]) -> list[str]:
+    """Round to fp16 the per-channel factor ``weight / sqrt(running_var + eps)`` of each batch
+    norm that follows one of the layers ``names`` (the next module, with as many features as the
+    layer has outputs), by moving its ``weight`` by at most 2^-12 of itself; returns the batch
+    norms changed. The exporter folds such a factor into the layer's weight; fp16 factors let
+    the file hold it at fp16 beside fp16 tables, computing exactly what the model does."""
+    modules = list(model.named_modules())
+    changed = []
+    for (name, m), (bn_name, bn) in zip(modules, modules[1:], strict=False):
+        if (name not in names or not isinstance(bn, nn.modules.batchnorm._BatchNorm) or not bn.affine
+                or bn.running_var is None or bn.num_features != m.weight.shape[0]):
+            continue
+        with torch.no_grad():
+            root = torch.sqrt(bn.running_var + bn.eps)
+            factor = bn.weight / root
+            half = factor.half().float()
+            if torch.isfinite(half).all():
+                bn.weight.copy_(half * root)
+                changed.append(bn_name)
+    return changed
+
+
 @register_compressor("palette")
 class Palettizer(LowBitLayers, BaseCompressor):
-    """Palettize every Linear and convolution layer's weights to ``bits``-bit lookup tables.
+    """Palettize every Linear, convolution and embedding layer's weights to ``bits``-bit lookup
+    tables (an ``nn.Embedding``'s table is unpacked in the file before its ``Gather``; its rows are
+    tokens, clustered by plain k-means: there is no input Hessian of a lookup).
 
     Args:
         bits: 1 to 8 (``--quantize palette4``: 4).
@@ -146,7 +183,7 @@ class Palettizer(LowBitLayers, BaseCompressor):
             with 4 starts where there is no data or the layer's input cannot be taken, such as a
             grouped convolution) or ``kmeans`` (plain k-means from the quantiles, one start,
             each weight to its nearest value).
-        layers: module names (every Linear and convolution by default).
+        layers: module names (every Linear, convolution and embedding by default).
 
     Learned state: ``model_`` (computing with the table values), ``weights_`` (layer ->
     :class:`~slimnas.compress._lowbit.LowBitWeight`), ``onnx_`` (the palettized file), ``precision_``,
@@ -190,8 +227,9 @@ class Palettizer(LowBitLayers, BaseCompressor):
         return EXPORT_TOLERANCE
 
     def reference_model(self, original):
-        """The original with each weight replaced by the nearest value of its table, found here
-        (``None`` where the sensitive clustering chose the indices by error feedback, not nearest)."""
+        """The original with each weight replaced by the nearest value of its table, found here,
+        and its batch norms' factors rounded to fp16 as :func:`round_norm_factors` does (``None``
+        where the sensitive clustering chose the indices by error feedback, not nearest)."""
         if "sensitive" in self.clustered_.values():
             return None
         model = copy.deepcopy(original)
@@ -204,6 +242,8 @@ class Palettizer(LowBitLayers, BaseCompressor):
                 table = table.expand(rows.shape[0], -1) if len(table) == 1 else table[torch.arange(rows.shape[0]) // lw.group]
                 nearest = (rows[:, :, None] - table[:, None, :]).abs().argmin(2)
                 w.copy_(torch.gather(table, 1, nearest).reshape(w.shape))
+        if self.table == "fp16":
+            round_norm_factors(model, list(self.weights_))
         return model.eval()
 
     def encode(self, model, data, names: list[str]) -> dict[str, LowBitWeight]:
@@ -211,7 +251,8 @@ class Palettizer(LowBitLayers, BaseCompressor):
         modules = dict(model.named_modules())
         sensitive = self.clustering == "sensitive"
         hessians = {} if not sensitive or data is None or getattr(data, "x_train", None) is None else \
-            input_hessians(model, names, data.x_train[: self.n_calibration])
+            input_hessians(model, [n for n in names if not isinstance(modules[n], nn.Embedding)],
+                           data.x_train[: self.n_calibration])
         weights = {}
         self.clustered_ = {}
         for name in names:
@@ -227,8 +268,10 @@ class Palettizer(LowBitLayers, BaseCompressor):
 
     def _fit(self, model, data, teacher, input_shape):
         self.validate()
-        names = weighted_layers(model, self.layers)
+        names = palette_layers(model, self.layers)
         self.weights_ = self.encode(model, data, names)
+        if self.table == "fp16":
+            self.rounded_norms_ = round_norm_factors(model, names)
         model = model.eval()
         self.onnx_, self.held_ = lowbit_onnx(model, input_shape, self.weights_, matmul_nbits=False)
         self.storage_bytes_ = len(self.onnx_)  # what is stored is the file

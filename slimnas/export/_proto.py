@@ -15,15 +15,18 @@ from onnx import TensorProto, helper, numpy_helper
 KEEP_NAMES = ("input", "logits")
 
 
-def layer_nodes(proto: onnx.ModelProto) -> dict[str, str]:
-    """Module name -> name of its Conv/Gemm/MatMul node, from the exporter's scope names.
+def layer_nodes(proto: onnx.ModelProto, *, embeddings: bool = False) -> dict[str, str]:
+    """Module name -> name of its Conv/Gemm/MatMul node, from the exporter's scope names (with
+    ``embeddings``, also an ``nn.Embedding``'s ``Gather`` of its stored table).
 
     The TorchScript exporter names nodes by module scope, ``/features/features.0/conv/Conv``
     for ``features.0.conv``: children of containers repeat their parent's name as a prefix.
     """
     out: dict[str, str] = {}
+    stored = {i.name for i in proto.graph.initializer} if embeddings else set()
     for node in proto.graph.node:
-        if node.op_type not in ("Conv", "Gemm", "MatMul") or "/" not in node.name:
+        table = node.op_type == "Gather" and bool(node.input) and node.input[0] in stored
+        if (node.op_type not in ("Conv", "Gemm", "MatMul") and not table) or "/" not in node.name:
             continue
         parts, names, prev = node.name.strip("/").split("/")[:-1], [], None
         for part in parts:

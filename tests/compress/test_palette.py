@@ -119,3 +119,56 @@ def test_clustered_weights_keep_their_shared_values_in_an_fp16_table():
     for name in ("1", "3"):
         shared = dict(clustered.named_modules())[name].weight.detach()
         assert torch.equal(dict(p.model_.named_modules())[name].weight.detach(), shared.half().float())
+
+
+class _Tokens(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(50, 16)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.head(self.embed(x.long().clamp(0, 49)).mean(1))
+
+
+def test_embedding_table_is_palettized_in_the_file_and_unpacked_before_its_gather():
+    torch.manual_seed(0)
+    model = _Tokens().eval()
+    x = torch.randint(0, 50, (40, 7)).float()
+    p = Palettizer(bits=4).fit(model, input_shape=(7,))
+    assert not p.not_done(), p.held_
+    lw = p.weights_["embed"]
+    assert lw.shape == (50, 16) and len(torch.unique(p.model_.embed.weight)) <= 16
+    proto = onnx.ModelProto.FromString(p.onnx_)
+    assert not any(numpy_helper.to_array(i).size == 50 * 16 for i in proto.graph.initializer)  # no fp32 table left
+    # the file computes what the eager model with the palettized table does
+    with torch.no_grad():
+        want = p.model_(x).numpy()
+    np.testing.assert_allclose(predict(p.onnx_, x.numpy()), want, atol=1e-4)
+    # the bits metric charges the Gather its packed indices and table (plus the few unpacking constants)
+    gather = next(b for b in layer_bits(p.onnx_) if b.op == "Gather")
+    assert gather.weights == 800 and lw.n_bytes <= gather.weight_bytes <= lw.n_bytes + 96, gather
+    with pytest.raises(ConfigError, match="embedding"):
+        Palettizer(bits=4, layers=["nope"]).fit(model, input_shape=(7,))
+
+
+def test_folded_batch_norm_factors_are_held_at_fp16_and_the_file_computes_what_the_model_does():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 24, 3), nn.BatchNorm2d(24), nn.ReLU(), nn.Flatten(), nn.Linear(24 * 36, 5))
+    with torch.no_grad():
+        model[1].weight.uniform_(0.5, 2.0)
+        model[1].running_var.uniform_(0.5, 2.0)
+    model.eval()
+    p = Palettizer(bits=4, clustering="kmeans").fit(model, input_shape=(3, 8, 8))
+    assert p.rounded_norms_ == ["1"] and not p.not_done()
+    bn = p.model_[1]
+    factor = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    assert torch.equal(factor.half().float(), factor) or torch.allclose(factor.half().float(), factor, rtol=1e-6, atol=0)
+    proto = onnx.ModelProto.FromString(p.onnx_)
+    halves = [numpy_helper.to_array(i) for i in proto.graph.initializer if i.data_type == TensorProto.FLOAT16]
+    assert sorted(a.size for a in halves) == [16, 16, 24]  # two tables and the conv's 24 factors, fp16
+    assert len(proto.graph.node) <= 7 + 2 * 8  # the model's own nodes and at most 8 per layer to unpack
+    x = torch.randn(8, 3, 8, 8)
+    with torch.no_grad():
+        want = p.model_(x).numpy()
+    np.testing.assert_allclose(predict(p.onnx_, x), want, atol=1e-5, rtol=1e-5)
