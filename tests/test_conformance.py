@@ -20,7 +20,7 @@ from slimnas.compress import (
     register_importance,
 )
 from slimnas.data import FORMATS
-from slimnas.export import EXPORT_FORMATS, list_export_formats
+from slimnas.export import EXPORT_FORMATS
 from slimnas.export._onnx_formats import OnnxFp32
 from slimnas.measure import (
     METRICS,
@@ -32,7 +32,7 @@ from slimnas.measure import (
     measure_metrics,
 )
 from slimnas.spaces import FAMILIES, BaseFamily, Key, list_families
-from slimnas.strategies import STRATEGIES, BaseStrategy, list_strategies
+from slimnas.strategies import STRATEGIES, BaseStrategy
 from slimnas.testing import (
     check_compressor,
     check_data_format,
@@ -43,13 +43,6 @@ from slimnas.testing import (
     check_runtime,
     check_strategy,
 )
-
-
-@pytest.mark.parametrize("name", list_strategies())
-def test_strategy_conformance(name, tmp_path):
-    report = check_strategy(name, tmp_path)
-    expected = "works" if STRATEGIES.get(name).multi_objective else "refused"
-    assert report["multi_objective"] == expected
 
 
 @pytest.mark.parametrize("name", list_compressors())
@@ -78,12 +71,6 @@ def test_runtime_conformance(name):
 @pytest.mark.parametrize("name", FORMATS.names())
 def test_data_format_conformance(name):
     assert {"empty", "not of the format", "truncated"} <= set(check_data_format(name)["refused"])
-
-
-@pytest.mark.parametrize("name", list_export_formats())
-def test_export_format_conformance(name):
-    diffs = check_export_format(name)["max_abs_diff"]
-    assert set(diffs) == {"residual_cnn", "mlp", "gru", "paper_cnn"}
 
 
 @pytest.mark.parametrize("name", list_families())

@@ -3,7 +3,7 @@ studies: evolution's children and ageing, local search's one-gene moves and rest
 policy moving towards rewarded choices, and state that lives in the study's storage (a fresh
 sampler, even one per trial, continues the same sequence). The conformance suite (seeded
 determinism, the space, Ctrl-C, several objectives, two workers) runs over them in
-``test_conformance.py``."""
+``test_conformance_strategies.py``."""
 
 from __future__ import annotations
 
