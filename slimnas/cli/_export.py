@@ -73,7 +73,7 @@ def check_text(result: ExportResult) -> str:
         return "not run here (its runtime runs on Apple platforms only); structure checked"
     text = f"max |diff| {result.max_abs_diff:.2g}"
     if fmt.min_agreement is not None:
-        text += f", top-1 agreement {result.top1_agreement:.1%}"
+        text += f", {result.agreement} agreement {result.top1_agreement:.1%}"
     return text
 
 

@@ -59,6 +59,9 @@ class ExportResult:
     max_abs_diff: float
     top1_agreement: float
     n_inputs: int
+    #: what ``top1_agreement`` counts: ``"top-1"`` (the same top class), or ``"box"`` for a
+    #: detector (the eager model's boxes found again, same label, IoU >= 0.9)
+    agreement: str = "top-1"
 
     @property
     def ran(self) -> bool:
@@ -68,7 +71,8 @@ class ExportResult:
     def to_dict(self) -> dict:
         return {"path": str(self.path), "format": self.format,
                 "max_abs_diff": self.max_abs_diff if self.ran else None,
-                "top1_agreement": self.top1_agreement if self.ran else None, "n_inputs": self.n_inputs}
+                "top1_agreement": self.top1_agreement if self.ran else None, "agreement": self.agreement,
+                "n_inputs": self.n_inputs}
 
 
 class BaseExportFormat(abc.ABC):
@@ -211,7 +215,8 @@ def export_model(
         from slimnas.models._detector import aligned_detections, box_agreement, holds_detector
 
         agree = float(np.mean(got.argmax(1) == expected.argmax(1))) if got.shape == expected.shape else 0.0
-        if holds_detector(work) and got.shape == expected.shape:  # a detector: its own "top-1" and top-K
+        kind = "box" if holds_detector(work) else "top-1"
+        if kind == "box" and got.shape == expected.shape:  # a detector: its own "top-1" and top-K
             agree = box_agreement(expected, got)  # the eager model's boxes found again (same label, IoU >= 0.9)
             expected, got = aligned_detections(expected, got)  # equal scores in either order
         diff = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
@@ -220,14 +225,14 @@ def export_model(
             raise ExportMismatchError(f"{path}: the {format} file's outputs differ from the eager model's by "
                                       f"{diff:.3g} (> {fmt.atol * scale:.3g})")
         if fmt.min_agreement is not None and not agree >= fmt.min_agreement:
-            raise ExportMismatchError(f"{path}: the {format} file agrees with the eager model's top-1 on "
+            raise ExportMismatchError(f"{path}: the {format} file agrees with the eager model's {kind} on "
                                       f"{agree:.1%} of {len(x)} inputs (< {fmt.min_agreement:.0%})")
         publish(stage, sorted({p.relative_to(stage).parts[0] for p in fmt.outputs(target, ctx)}), path.parent)
     except OSError as e:
         raise storage_error(path, e) from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    return ExportResult(path, format, diff, agree, len(x))
+    return ExportResult(path, format, diff, agree, len(x), kind)
 
 
 def _scrambled_copy(model: nn.Module) -> nn.Module:
