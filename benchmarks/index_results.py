@@ -85,7 +85,8 @@ CLAIMS: list[tuple[str, str, str]] = [
     ("seeds/tasks_lm_seed*", "tasks-lm", "the same run with --seed 1 (another decoder, auto and fine-tune seed): the spread of the figures"),
     ("archive/tasks_lm_*", "tasks-lm", "the first run (at e5ba394), with shorter fine-tunes than --auto's own (1 epoch a trial, 6 final)"),
     ("bit_allocation", "bit-allocation", "mixed precision per layer under 0.6x uniform int8's bytes, within 1 point of fp32 (paper CNN)"),
-    ("archive/bit_allocation_*", "bit-allocation", "the first run (at a893cc6), every figure identical to the rerun"),
+    ("archive/bit_allocation_a893cc6*", "bit-allocation", "the first run (at a893cc6), every figure identical to the rerun at dbd35d1"),
+    ("archive/bit_allocation_dbd35d1*", "bit-allocation", "the run at dbd35d1, before palettes' sensitive clustering and fp16 tables (auto 0.579x int8's bytes), superseded"),
     ("archive/scaling_*", "scaling", "an earlier run, replaced by the rerun at 864e684"),
 ]
 
