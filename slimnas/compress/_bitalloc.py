@@ -25,7 +25,10 @@ from torch import nn
 from slimnas.compress._base import WEIGHTED
 from slimnas.compress._prune import executed_layers
 from slimnas.compress._prune_layers import split_view
+from slimnas.compress._quality import Quality
 from slimnas.measure._bits import layer_bits
+from slimnas.measure._task_metrics import task_outputs
+from slimnas.tasks import Task
 from slimnas.training import Listener, report_phase
 
 #: the precisions ``--auto`` chooses among per layer under a bits budget unless ``--precision`` says otherwise
@@ -115,17 +118,26 @@ def _write(model: nn.Module, layer_precision: Mapping[str, str], data, n_calibra
 
 def _file_figures(model: nn.Module, data, layer_precision: dict[str, str]) -> tuple[float, float, int, int, int]:
     """``(val accuracy and val loss in ONNX Runtime, file bytes, layers' weight bytes, weights)``
-    of the file the quantize step writes with ``layer_precision``."""
+    of the file the quantize step writes with ``layer_precision``; for another task than
+    classification, its primary metric (negated where lower is better) and its loss (``None``
+    for a detector, whose losses need its training mode)."""
     import torch
 
     from slimnas.export import predict
 
     onnx = _write(model, layer_precision, data)
+    layers = layer_bits(onnx)
+    sizes = (len(onnx), sum(lay.weight_bytes for lay in layers), sum(lay.weights for lay in layers))
+    quality = Quality.of(getattr(data, "task", None))
+    if not quality.is_accuracy:  # the task's primary metric, signed so that higher is better, and its loss
+        task = data.task
+        out = task_outputs(task, None, onnx, data.x_val)
+        value = quality.sign() * float(task.score(out, data.y_val)[quality.metric])
+        own_losses = type(task).train_output is not Task.train_output  # a detector: no loss without training mode
+        return (value, None if own_losses else float(task.loss(out, data.y_val)), *sizes)
     logits = torch.from_numpy(predict(onnx, data.x_val))
     y = data.y_val.cpu()
-    layers = layer_bits(onnx)
-    return (float((logits.argmax(1) == y).float().mean()), float(torch.nn.functional.cross_entropy(logits, y)),
-            len(onnx), sum(lay.weight_bytes for lay in layers), sum(lay.weights for lay in layers))
+    return (float((logits.argmax(1) == y).float().mean()), float(torch.nn.functional.cross_entropy(logits, y)), *sizes)
 
 
 def precision_sensitivity(model: nn.Module, data, precisions: Sequence[str], *, layers: Sequence[str] | None = None,
@@ -146,8 +158,9 @@ def precision_sensitivity(model: nn.Module, data, precisions: Sequence[str], *, 
             row = {}
             for p in others:
                 a, lo, b, wb, _ = _file_figures(view, data, {name: p})
-                row[p] = {"val_accuracy": round(a, 6), "val_loss": round(lo, 6), "bytes": b - size,
-                          "weight_bytes": wb - weight_bytes}
+                row[p] = {"val_accuracy": round(a, 6), "bytes": b - size, "weight_bytes": wb - weight_bytes}
+                if lo is not None:
+                    row[p]["val_loss"] = round(lo, 6)
             sens.layers[name] = row
             if listener is not None:
                 listener.phase_progress("precision", i, {"layer": name})

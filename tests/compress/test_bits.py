@@ -3,6 +3,8 @@ the shipped file, per-layer mixed precision below 8 bits, and its allocation und
 
 from __future__ import annotations
 
+import pytest
+
 from slimnas.compress import CompressionPolicy, apply_policy
 from slimnas.compress._apply import layer_decisions
 from slimnas.report._explain import policy_summary
@@ -164,3 +166,34 @@ def test_the_joint_search_takes_precisions_below_8_bits_and_a_bits_budget():
     with pytest.raises(ConfigError, match="space.compression.precision"):
         CompressionSpace.from_config({"precision": ["int8", "int3"]})
     assert Budget.parse("bits<=4.5", "budget").metric == "bits"
+
+
+def test_precision_sensitivity_of_a_regressor_reads_its_r2_and_its_loss_not_a_classifiers():
+    """A regressor's layers are ranked by its own metric and loss (R², MSE on the standardised
+    targets), read from each file in ONNX Runtime: top-1 accuracy and cross-entropy of its one
+    output column were what the allocation read before, a constant 0 and a meaningless loss."""
+    import torch
+
+    from slimnas.compress import quantize_model
+    from slimnas.compress._bitalloc import precision_sensitivity
+    from slimnas.data import load_dataset
+    from slimnas.measure._task_metrics import task_outputs
+
+    data = load_dataset("diabetes")
+    torch.manual_seed(0)
+    width = data.x_train[0].numel()
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(width, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(200):
+        opt.zero_grad()
+        data.task.loss(model(data.x_train), data.y_train).backward()
+        opt.step()
+    model.eval()
+    sens = precision_sensitivity(model, data, ["int8", "palette2"])
+    out = task_outputs(data.task, None, quantize_model(model, data.input_shape, mode="fp32"), data.x_val)
+    scores = data.task.score(out, data.y_val)
+    assert 0.2 < sens.baseline == pytest.approx(scores["r2"], abs=1e-5)
+    assert sens.baseline_loss == pytest.approx(float(data.task.loss(out, data.y_val)), rel=1e-4)
+    for row in sens.layers.values():  # palette2 costs R² (and adds loss) on at least one layer
+        assert row["palette2"]["val_loss"] >= sens.baseline_loss - 1e-3
+    assert max(sens.baseline - row["palette2"]["val_accuracy"] for row in sens.layers.values()) > 0.005
