@@ -28,7 +28,6 @@ from slimnas.compress._prune_layers import split_view
 from slimnas.compress._quality import Quality
 from slimnas.measure._bits import layer_bits
 from slimnas.measure._task_metrics import task_outputs
-from slimnas.tasks import Task
 from slimnas.training import Listener, report_phase
 
 #: the precisions ``--auto`` chooses among per layer under a bits budget unless ``--precision`` says otherwise
@@ -133,8 +132,7 @@ def _file_figures(model: nn.Module, data, layer_precision: dict[str, str]) -> tu
         task = data.task
         out = task_outputs(task, None, onnx, data.x_val)
         value = quality.sign() * float(task.score(out, data.y_val)[quality.metric])
-        own_losses = type(task).train_output is not Task.train_output  # a detector: no loss without training mode
-        return (value, None if own_losses else float(task.loss(out, data.y_val)), *sizes)
+        return (value, None if task.own_losses else float(task.loss(out, data.y_val)), *sizes)
     logits = torch.from_numpy(predict(onnx, data.x_val))
     y = data.y_val.cpu()
     return (float((logits.argmax(1) == y).float().mean()), float(torch.nn.functional.cross_entropy(logits, y)), *sizes)

@@ -41,7 +41,6 @@ from slimnas.models._heads import attention_blocks
 from slimnas.models._io import ExampleInputs, example_for, flatten_outputs, main_output
 from slimnas.registry import Registry
 from slimnas.spaces import Key
-from slimnas.tasks import Task
 
 #: importance criterion name -> factory of a torch-pruning importance
 IMPORTANCES: Registry = Registry("prune.importance")
@@ -528,7 +527,7 @@ def _accumulate_gradients(model: nn.Module, data: DataSplits | None, example: Ex
     model.eval()
     n = min(len(data.y_train), N_GRADIENT_SAMPLES)
     task = getattr(data, "task", None)
-    own = task is not None and type(task).train_output is not Task.train_output  # a detector: its own losses
+    own = task is not None and task.own_losses  # a detector: the losses it computes given the targets
     if own:  # which it computes in training mode only: its normalisation statistics are put back after
         saved = [(b, b.detach().clone()) for b in model.buffers()]
         model.train()

@@ -118,6 +118,10 @@ class Task(abc.ABC):
     #: whether :meth:`distill` pulls a student towards a teacher (detection: no, its fine-tunes
     #: minimise the detector's own losses even with ``--distill``)
     distills: ClassVar[bool] = True
+    #: whether :meth:`loss` reads the model's own losses (:meth:`train_output` in training mode,
+    #: given the targets: a detector) rather than its eval outputs, so no loss is scored on
+    #: held-out outputs and gradients of the loss need the model in training mode
+    own_losses: ClassVar[bool] = False
 
     def state(self) -> dict[str, Any]:
         """What :meth:`fit` learnt and the options, as JSON values (``type(self)(**state)``

@@ -139,6 +139,7 @@ class Detection(Task):
     exports = "boxes (N, K, 4), scores (N, K) and labels (N, K); a score of 0 pads"
     #: the detector's losses are its own: no distillation term (``--distill`` fine-tunes on them)
     distills = False
+    own_losses = True  # the losses need the detector's training mode and the targets
     example_input_shape = (3, 64, 64)
 
     def check_targets(self, y, *, n=None, input_shape=None, field="y") -> list[dict[str, np.ndarray]]:
