@@ -13,7 +13,7 @@ import torch
 from slimnas.errors import ConfigError
 from slimnas.export import EXPORT_FORMATS, ExportContext, export_model
 from slimnas.export._format import _scrambled_copy
-from slimnas.testing._fixtures import SHAPE, TINY_MODELS, tiny_data
+from slimnas.testing._fixtures import EXPORT_SHAPES, SHAPE, TINY_MODELS, tiny_data
 
 
 def _same_state(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -27,8 +27,8 @@ def check_export_format(name: str) -> dict:
 
     1. Its declaration is complete: a description, a suffix (``""`` for a folder) and a check
        (``atol`` or ``min_agreement``).
-    2. On a tiny model of every family, :func:`slimnas.export.export_model` writes a file that
-       passes its own verification, on real inputs; the caller's model keeps its weights and
+    2. On a tiny model of every family (at its :data:`~slimnas.testing._fixtures.EXPORT_SHAPES`),
+       :func:`slimnas.export.export_model` writes a file that passes its own verification, on real inputs; the caller's model keeps its weights and
        its training mode.
     3. ``run`` reads what ``write`` wrote: a file written from one model reproduces that model
        and not another one with other weights.
@@ -48,8 +48,9 @@ def check_export_format(name: str) -> dict:
             before = copy.deepcopy(model)
             path = Path(tmp) / f"{model_name}{cls.suffix}"
             _stale(path, cls, fmt)
-            result = export_model(model, path, SHAPE, format=name, calibration=data.x_train, inputs=data.x_val,
-                                  rebuild=lambda factory=factory: _fresh(factory))
+            shape = EXPORT_SHAPES[model_name]
+            result = export_model(model, path, shape, format=name, calibration=data.x_train[..., :shape[-1]],
+                                  inputs=data.x_val[..., :shape[-1]], rebuild=lambda factory=factory: _fresh(factory))
             assert _same_state(model, before) and model.training, f"{name} changed the caller's {model_name}"
             assert result.path == path and path.exists(), f"{name}: nothing written at {path}"
             assert all(p.exists() for p in fmt.outputs(path, ExportContext(SHAPE))), f"{name}: outputs() lists missing files"
