@@ -50,7 +50,7 @@ class CenterNetSpec:
     stages: tuple[DetStage, ...]
     stem: int = 16
     head: int = 16  # the heads' hidden width
-    stride: int = 4  # the heatmap's stride in pixels (the stem's 2, then stages' 2s)
+    stride: int = 4  # the heatmap's stride in pixels, at most (the stem's 2, then each stage's first block's 2)
     k: int = 20  # detections per image: the heatmap's top-K peaks
 
 
