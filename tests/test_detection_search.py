@@ -100,3 +100,30 @@ def test_another_family_on_detection_and_the_detector_family_elsewhere_are_refus
     line = err.getvalue().strip()
     assert e.value.code == 2 and "\n" not in line and line.startswith(f"error: {expected}"), line
     assert not (tmp_path / "run").exists()
+
+
+def test_a_search_on_the_users_detection_loaders_takes_the_task_and_refuses_without_it(tmp_path):
+    """Datasets of (image, {'boxes', 'labels'}) search the detector family with task='detection'
+    (it was a TypeError); without the task, one line says to name it (it was an IndexError)."""
+    from slimnas.data._boxes import make_boxes
+    from slimnas.errors import ConfigError
+
+    class Boxes(torch.utils.data.Dataset):
+        def __init__(self, seed):
+            self.x, self.y = make_boxes(12, seed=seed)
+
+        def __len__(self):
+            return len(self.x)
+
+        def __getitem__(self, i):
+            return torch.from_numpy(self.x[i]), {k: torch.from_numpy(v) for k, v in self.y[i].items()}
+
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump({"space": {"centernet": {"n_stages": 1, "width": 8,
+                                                                                  "stem": 8, "head": 8, "kernel": 3}}}))
+    res = slimnas.search(tmp_path / "space.yaml", train=Boxes(1), val=Boxes(2), task="detection", n_trials=1,
+                         epochs=1, out=str(tmp_path / "run"))
+    assert res.front[0].candidate["arch"]["family"] == "centernet" and "test_map50" in res.front[0].metrics
+    with pytest.raises(ConfigError, match=r"^task: expected --task detection .* got 'no task, for detection targets'$"):
+        slimnas.search(tmp_path / "space.yaml", train=Boxes(1), val=Boxes(2), n_trials=1, epochs=1,
+                       out=str(tmp_path / "other"))
+    assert not (tmp_path / "other").exists()
