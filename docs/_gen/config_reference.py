@@ -137,7 +137,8 @@ def render() -> str:
         family = get_family(fam)
         kinds = ", ".join(family.data_kinds)
         doc = (inspect.getdoc(family.spec) or "").split("\n\n")[0].replace("\n", " ")
-        out += [f"### `space.{fam}`", "", f"{doc} Data: {kinds}.", ""]
+        tasks = f" Task: {', '.join(family.tasks)} only." if family.tasks else ""
+        out += [f"### `space.{fam}`", "", f"{doc} Data: {kinds}.{tasks}", ""]
         out += _keys_table(FAMILIES.get(fam).keys, f"space.{fam}.") + [""]
     out += ["### `space.compression`", "",
             "Genes of a joint architecture x compression search: each registered compressor's, then the",

@@ -291,7 +291,7 @@ def search_splits(train, val, test=None, *, task=None, name: str = "your data"):
     data.kind = {1: "tabular", 2: "sequence", 3: "image"}.get(len(form.shapes[0]), "")
     from slimnas.data._tasks import check_wired
 
-    check_wired(data.task, data.kind, name, search=True)  # a task search is not wired for: one line
+    check_wired(data.task, data.kind, name)  # a task search is not wired for: one line
     return data
 
 

@@ -36,20 +36,18 @@ def resolve_task(task: Task | str | None, dataset_task: str, dataset: str) -> Ta
     return copy.deepcopy(task)
 
 
-def check_wired(task: Task, kind: str, name: str, *, search: bool = False) -> None:
+def check_wired(task: Task, kind: str, name: str) -> None:
     """Refuse (one line) a task search and compress are not wired for yet: per-token tasks
-    (``tokens``, ``lm``) on other data than text; detection on other data than images, and in a
-    search (``search``: no searched detector family yet)."""
+    (``tokens``, ``lm``) on other data than text; detection on other data than images."""
     if is_detection(task):
-        if kind == "image" and not search:
+        if kind == "image":
             return
-        raise ConfigError("task", "detection on images compressed with your own detector (slimnas compress "
-                          "--model file.py:build; no searched detector family yet)",
-                          f"{task.name} on {name}" + (" in a search" if search else f" ({kind or 'not image'} data)"))
+        raise ConfigError("task", "detection on images (a search of the centernet family, or slimnas compress "
+                          "--model file.py:build with your own detector)", f"{task.name} on {name} ({kind or 'not image'} data)")
     if not (per_token(task) and kind == "text") and not (task.output_shape(1, (1,)) == (1,) and kind != "text"):
         raise ConfigError("task", "a task with one output vector per sample (regression, multilabel or your own "
-                          "such task) or one per token of text data (lm on pysource; detection is not wired into "
-                          "search yet)", f"{task.name} on {name}")
+                          "such task), one per token of text data (lm on pysource) or detection on "
+                          "images", f"{task.name} on {name}")
 
 
 def is_detection(task: Task) -> bool:

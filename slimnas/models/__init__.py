@@ -8,6 +8,7 @@ from slimnas.models import (
     _supernets,  # noqa: F401 (loaded as before)
 )
 from slimnas.models._builder import build_model
+from slimnas.models._centernet import CenterNetSpec, DetStage
 from slimnas.models._cnn import CNNSpec, ConvLayer
 from slimnas.models._elastic import BaseSupernet
 from slimnas.models._io import ExampleInputs, flatten_outputs
@@ -23,7 +24,9 @@ from slimnas.models._user import check_outputs
 __all__ = [
     "BaseSupernet",
     "CNNSpec",
+    "CenterNetSpec",
     "ConvLayer",
+    "DetStage",
     "ExampleInputs",
     "InvertedBlock",
     "MLPSpec",

@@ -54,6 +54,10 @@ class BaseFamily(abc.ABC):
     #: spec fields :meth:`to_dict` writes only where they differ from their default (fields a
     #: search sets for some data only, so the specs of other runs are stored as they always were)
     optional_fields: ClassVar[tuple[str, ...]] = ()
+    #: the tasks this family is made for alone (``("detection",)``: its models answer with boxes
+    #: and train on the task's losses); empty: any task of one output vector per sample (and per
+    #: position where its spec has ``per_token``)
+    tasks: ClassVar[tuple[str, ...]] = ()
 
     @abc.abstractmethod
     def sample(self, draw: Draw) -> Any:

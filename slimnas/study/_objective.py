@@ -331,7 +331,9 @@ class SearchObjective(BaseTrialObjective):
     def record(self, trial: optuna.Trial, made: Made, metrics: dict, state: str) -> list[float]:
         """Measure the artifact by every metric the study reads (those in ``metrics`` are), write it."""
         self.phase = "measuring the artifact"
-        evaluate_artifact(made.artifact, self.settings, ["loss", self.splits.task.primary, "bytes", *self.tracked],
+        task = self.splits.task  # a detector's loss is its own, given the targets: none on held-out outputs
+        loss = [] if task.own_losses and "loss" not in task.metric_names() else ["loss"]
+        evaluate_artifact(made.artifact, self.settings, [*loss, task.primary, "bytes", *self.tracked],
                           self.splits, known=metrics)
         if made.decisions is not None:  # a compressed artifact: its file, policy and compressed weights
             write_artifact(self.run.trial_dir(trial.number), made.artifact, made.decisions)

@@ -115,6 +115,10 @@ def load_splits(plan: SearchPlan, loaders: dict | None = None) -> DataSplits:
     DataLoaders), checked against its families (what kinds of data they take) and layout."""
     task = plan.task if plan.config.task is not None else None
     splits = load_dataset(plan.config.data, task=task) if not loaders else search_splits(**loaders, task=task)
+    if task is None and splits.task.name != plan.task.name:  # the user's targets say another task (boxes)
+        raise ConfigError("task", f"--task {splits.task.name} (task: in a config) for data of {splits.task.name} "
+                          "targets (a search picks its objectives and families from the task before it reads "
+                          "the data)", f"no task, for {splits.task.name} targets")
     for family in plan.space.families:
         kinds = get_family(family).data_kinds
         if splits.kind and splits.kind not in kinds:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from slimnas.config import RunConfig
-from slimnas.data._tasks import check_wired, is_detection, per_token
+from slimnas.data._tasks import per_token
 from slimnas.errors import ConfigError
 from slimnas.measure import list_metrics
 from slimnas.measure._task_metrics import (
@@ -52,11 +52,27 @@ def task_objectives(task: Task, objectives: Sequence[str]) -> tuple[str, ...]:
 
 
 def task_space(task: Task, space: dict) -> dict:
-    """A config's ``space`` section for ``task``: a per-token task's space that names no family
-    searches the default families that have a per-token head."""
-    if not per_token(task) or "family" in space:
+    """A config's ``space`` section for ``task``: a space that names no family searches the
+    families made for the task where there are such (detection: ``centernet``), a per-token
+    task's the default families that have a per-token head, any other task's the defaults."""
+    if "family" in space:
         return space
-    return {**space, "family": [f for f in DEFAULT_FAMILIES if has_per_token(FAMILIES.get(f))]}
+    made = made_for(task)
+    if made:
+        return {**space, "family": made}
+    if per_token(task):
+        return {**space, "family": [f for f in DEFAULT_FAMILIES if has_per_token(FAMILIES.get(f))]}
+    return space
+
+
+def made_for(task: Task) -> list[str]:
+    """The families made for ``task`` alone (:attr:`~slimnas.spaces.BaseFamily.tasks`): the
+    ``centernet`` family for detection (a task of one's own built on it included); none for
+    the tasks any family takes."""
+    from slimnas.data._tasks import is_detection
+
+    names = {task.name, *(["detection"] if is_detection(task) else [])}
+    return [f for f in list_families() if names & set(FAMILIES.get(f).tasks)]
 
 
 def one_shot(strategy: str) -> bool:
@@ -70,13 +86,12 @@ def check_task_plan(task: Task, config: RunConfig, names: dict[str, Sequence[str
                     families: Sequence[str] = ()) -> None:
     """Refuse (one line) objectives or budgets on another task's metric (``names``: field ->
     the metric names it holds), and, for another task than classification, the parts of a
-    search not wired for it yet."""
+    search not wired for it yet; a family made for other tasks."""
+    check_task_plan_family(task, families)
     for field, metrics in names.items():
         check_task_objectives(task, metrics, field)
     if is_classification(task):
         return
-    if is_detection(task):
-        check_wired(task, "image", config.data.dataset, search=True)
     if compression:
         raise ConfigError("space.compression", f"no compression genes in a search of the {task.name} task "
                           "(compression is wired for classification only so far)")
@@ -88,3 +103,19 @@ def check_task_plan(task: Task, config: RunConfig, names: dict[str, Sequence[str
     if one_shot(config.strategy.name):
         raise ConfigError("strategy.name", f"a strategy that trains each candidate for the {task.name} task (one-shot "
                           "strategies are wired for classification only so far)", config.strategy.name)
+
+
+def check_task_plan_family(task: Task, families: Sequence[str]) -> None:
+    """Refuse (one line) a family made for other tasks (``centernet`` on classification), and on
+    a task families are made for (detection), any other family."""
+    made = made_for(task)
+    if made:
+        wrong = [f for f in families if f not in made]
+        if wrong:
+            raise ConfigError("space.family", f"{', '.join(made)} for the {task.name} task (the families that "
+                              "answer with its outputs)", wrong[0])
+        return
+    wrong = [f for f in families if FAMILIES.get(f).tasks]
+    if wrong:
+        raise ConfigError("space.family", f"a family for the {task.name} task ({wrong[0]} is made for the "
+                          f"{', '.join(FAMILIES.get(wrong[0]).tasks)} task)", wrong[0])

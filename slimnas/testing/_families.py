@@ -20,6 +20,8 @@ from slimnas.spaces._family import arch_to_dict
 #: (data kind, built-in dataset, its options): the first kind a family takes picks its data
 DATA_FOR_KIND = (("image", "digits", {}), ("tabular", "wine", {}), ("sequence", "mnist1d", {}),
                  ("text", "text", {"n": 300}))
+#: task -> (built-in dataset, its options): the data of a family made for a task alone (``tasks``)
+DATA_FOR_TASK = {"detection": ("boxes64", {"n": 30})}
 
 
 def check_family(name: str, workdir: str | Path | None = None) -> dict:
@@ -31,7 +33,9 @@ def check_family(name: str, workdir: str | Path | None = None) -> dict:
     2. A spec sampled from its default keys by a real Optuna trial round-trips through JSON
        (``to_dict`` / ``from_dict``).
     3. The spec builds a model whose output is ``(batch, n_classes)`` on a built-in dataset of a
-       kind the family takes.
+       kind the family takes (a family made for a task alone, :attr:`~slimnas.spaces.BaseFamily.tasks`:
+       on that task's built-in dataset, an output the task scores), and whose training-mode
+       output gives the task's loss, a finite scalar with gradients.
     4. ``summary`` describes the spec in one non-empty line, and the report's ``arch_summary``
        gives the same line from the stored dict.
     5. ``slimnas.search`` runs one trial of the family (one epoch) to a front, the terminal front
@@ -55,6 +59,9 @@ def check_family(name: str, workdir: str | Path | None = None) -> dict:
     assert family.keys and all(isinstance(k, Key) for k in family.keys.values()), f"{name}: keys are not Keys"
     kind, dataset, options = next(((k, d, o) for k, d, o in DATA_FOR_KIND if k in family.data_kinds), (None,) * 3)
     assert kind is not None, f"{name}: data_kinds {family.data_kinds!r} name no built-in kind of data"
+    if family.tasks:
+        assert family.tasks[0] in DATA_FOR_TASK, f"{name}: tasks {family.tasks!r} name no task with a built-in dataset"
+        dataset, options = DATA_FOR_TASK[family.tasks[0]]
 
     space = SearchSpace.from_config({"family": name})
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
@@ -63,14 +70,24 @@ def check_family(name: str, workdir: str | Path | None = None) -> dict:
     stored = json.loads(json.dumps(arch_to_dict(spec)))
     assert stored["family"] == name and arch_from_dict(stored) == spec, f"{name}: the spec does not round-trip"
 
-    splits = load_dataset(dataset, **options)
+    splits = load_dataset(dataset, options=options)
     if kind == "text":  # token-id models take the vocabulary's size, as a search sets it
         spec = dataclasses.replace(spec, vocab_size=splits.vocab_size)
     torch.manual_seed(0)
     model = build_model(spec, splits.input_shape, splits.n_classes).eval()
     with torch.no_grad():
         out = model(splits.x_train[:2])
-    assert tuple(out.shape) == (2, splits.n_classes), f"{name}: output shape {tuple(out.shape)}"
+    task = splits.task
+    if family.tasks:  # an output the task scores, whatever its shape (a detector's packed boxes)
+        scores = task.score(out, splits.y_train[:2])
+        assert set(scores) >= {m.name for m in task.metrics if m.name != "loss"}, f"{name}: scored {scores}"
+    else:
+        assert tuple(out.shape) == (2, splits.n_classes), f"{name}: output shape {tuple(out.shape)}"
+    model.train()
+    loss = task.loss(task.train_output(model, splits.x_train[:2], splits.y_train[:2]), splits.y_train[:2])
+    loss.backward()
+    assert loss.dim() == 0 and torch.isfinite(loss), f"{name}: training loss {loss}"
+    model.eval()
 
     summary = family.summary(spec)
     assert isinstance(summary, str) and summary.strip() and "\n" not in summary, f"{name}: summary {summary!r}"
