@@ -70,11 +70,15 @@ def check_task_plan(task: Task, config: RunConfig, names: dict[str, Sequence[str
                     families: Sequence[str] = ()) -> None:
     """Refuse (one line) objectives or budgets on another task's metric (``names``: field ->
     the metric names it holds), and, for another task than classification, the parts of a
-    search not wired for it yet."""
+    search not wired for it yet (detection; compression genes; one-shot strategies on a
+    per-token task: they train with the task's loss and score with its metrics otherwise)."""
     for field, metrics in names.items():
         check_task_objectives(task, metrics, field)
     if is_classification(task):
         return
+    if is_detection(task) and one_shot(config.strategy.name):
+        raise ConfigError("strategy.name", f"a strategy that trains each candidate for the {task.name} task (the "
+                          "supernet and darts have no detector supernet)", config.strategy.name)
     if is_detection(task):
         check_wired(task, "image", config.data.dataset, search=True)
     if compression:
@@ -85,6 +89,7 @@ def check_task_plan(task: Task, config: RunConfig, names: dict[str, Sequence[str
     if per_token(task) and others:
         raise ConfigError("space.family", f"{', '.join(able)} for the {task.name} task (the families "
                           "with a per-token head)", others[0])
-    if one_shot(config.strategy.name):
-        raise ConfigError("strategy.name", f"a strategy that trains each candidate for the {task.name} task (one-shot "
-                          "strategies are wired for classification only so far)", config.strategy.name)
+    if per_token(task) and one_shot(config.strategy.name):
+        raise ConfigError("strategy.name", f"a strategy that trains each candidate for the {task.name} task (the "
+                          "supernet and darts have no per-token supernet: their cnn and mlp supernets give one "
+                          "output per sample)", config.strategy.name)
