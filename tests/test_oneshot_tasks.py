@@ -6,6 +6,8 @@ per-token tasks and detection are refused in one line."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import numpy as np
@@ -15,6 +17,7 @@ import torch
 import yaml
 
 import slimnas
+from slimnas.cli import main
 from slimnas.data import load_dataset
 from slimnas.errors import ConfigError
 from slimnas.export import predict
@@ -83,6 +86,23 @@ def test_supernet_searches_a_regression_by_its_mse_lowest_first(tmp_path):
     check_best_exports(run, tmp_path)
 
 
+def test_supernet_sizes_a_multilabel_head_and_predicts_a_budget_on_another_of_its_metrics(tmp_path):
+    options = {**SUPERNET, "epochs": 1, "n_pairs": 10, "search_trials": 12, "max_candidates": 1, "n_candidates": 1}
+    result = slimnas.search(write_config(tmp_path, "supernet", options, MLP, dataset="digits-multilabel",
+                                         objectives=("mean_ap", "macs"), budget=["f1>=0.01"]),
+                            n_trials=1, seed=0, out=str(tmp_path / "run"))
+    run = result.run_dir
+    ckpt = torch.load(next((run / "supernet").glob("mlp-*.pt")), weights_only=True)["model"]
+    n_labels = json.loads((run / "run.json").read_text())["n_classes"]
+    assert n_labels > 1 and all(v.shape[0] == n_labels for k, v in ckpt.items() if k.startswith("heads."))
+    report = json.loads((run / "supernet" / "report.json").read_text())
+    assert report["predictor"]["metric"] == "mean_ap" and report["predictor"]["direction"] == "maximize"
+    (candidate,) = stored_candidates(result.study)["candidates"]
+    assert {"val_mean_ap", "val_f1"} <= set(candidate["predicted"])  # the budget's metric predicted too
+    m = result.study.trials[0].user_attrs["metrics"]
+    assert m["supernet_candidate"] == 0 and 0 < m["inherited_val_mean_ap"] <= 1 and 0 < m["val_mean_ap"] <= 1
+
+
 def test_candidates_of_each_depth_are_the_lowest_predicted_mse_where_mse_is_minimised():
     from slimnas.strategies._subnets import Point
 
@@ -113,6 +133,11 @@ def test_one_shot_strategies_refuse_a_per_token_task_in_one_line(tmp_path, datas
     with pytest.raises(ConfigError, match=r"^strategy.name: expected a strategy that trains each candidate for the "
                                           r"(tokens|lm) task \(the supernet and darts have no per-token supernet"):
         SearchPlan.load(cfg, out=str(tmp_path / "x"))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as e:
+        main(["search", cfg, "--out", str(tmp_path / "run")])
+    assert e.value.code == 2 and "no per-token supernet" in err.getvalue()
+    assert len(err.getvalue().strip().splitlines()) == 1 and not (tmp_path / "run").exists()
 
 
 def test_one_shot_strategies_refuse_detection_and_regression_folds_in_one_line(tmp_path):
