@@ -15,6 +15,7 @@ import optuna
 import pytest
 import torch
 import yaml
+from test_search_tasks import USER_TASK
 
 import slimnas
 from slimnas.cli import main
@@ -101,6 +102,18 @@ def test_supernet_sizes_a_multilabel_head_and_predicts_a_budget_on_another_of_it
     assert {"val_mean_ap", "val_f1"} <= set(candidate["predicted"])  # the budget's metric predicted too
     m = result.study.trials[0].user_attrs["metrics"]
     assert m["supernet_candidate"] == 0 and 0 < m["inherited_val_mean_ap"] <= 1 and 0 < m["val_mean_ap"] <= 1
+
+
+def test_supernet_searches_a_users_task_from_a_file_by_its_own_metric(tmp_path):
+    (tmp_path / "mytask.py").write_text(USER_TASK)  # Huber, minimised, on diabetes
+    options = {**SUPERNET, "epochs": 1, "n_pairs": 10, "search_trials": 12, "max_candidates": 1, "n_candidates": 1}
+    result = slimnas.search(write_config(tmp_path, "supernet", options, MLP, objectives=(),
+                                         task=f"{tmp_path / 'mytask.py'}:build"),
+                            n_trials=1, seed=0, out=str(tmp_path / "run"))
+    report = json.loads((result.run_dir / "supernet" / "report.json").read_text())
+    assert report["predictor"]["metric"] == "huber" and report["predictor"]["direction"] == "minimize"
+    m = result.study.trials[0].user_attrs["metrics"]
+    assert {"inherited_val_huber", "predicted_val_huber", "val_huber"} <= set(m)
 
 
 def test_candidates_of_each_depth_are_the_lowest_predicted_mse_where_mse_is_minimised():
