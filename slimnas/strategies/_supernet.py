@@ -20,6 +20,11 @@ family with its inherited weights is fine-tuned briefly, quantized as its precis
 exported and measured like any other trial, in the same study and front. Trials past the
 candidates continue with the search strategy itself, which trains its candidates from scratch.
 Without a prepared supernet (a study driven by other code) the sampler is that strategy alone.
+
+Another task than classification (``data.task``: regression, multi-label, a user's task of one
+output vector per sample) trains the supernet with its loss, measures every metric of the task on
+the pairs (in the task's units) and predicts the first of its metrics among the objectives
+(:func:`predicted_quality`), which the search ranks by that metric's direction.
 """
 
 from __future__ import annotations
