@@ -48,6 +48,7 @@ from slimnas.compress import CompressionPolicy
 from slimnas.compress._fakequant import simulate_quantized
 from slimnas.compress._quality import Quality, model_quality
 from slimnas.config import precision_names
+from slimnas.data._tasks import per_token
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.measure import get_metric, list_metrics
 from slimnas.measure._metric import TASK_METRICS
@@ -84,6 +85,8 @@ from slimnas.training._supernet import SCHEDULES, SupernetTraining, train_supern
 STUDY_KEY, PLAN_KEY = "slimnas:supernet", "slimnas:supernet-plan"
 #: objectives the predictor cannot stand in for
 DATA_METRICS = ("loss", "fitness")
+#: the families whose supernet takes token ids and has a per-token head (text data, tokens, lm)
+TOKEN_FAMILIES = ("cnn",)
 
 
 def _is_int(v: Any, low: int = 0) -> bool:
@@ -420,10 +423,17 @@ class SupernetStrategy(BaseStrategy):
     # -- before the trials ------------------------------------------------------------------
 
     def _nets(self, ctx: PrepareContext, opts: SupernetOptions) -> dict:
-        data = ctx.data
+        data, task = ctx.data, own_task(ctx.data)
+        mode = ("causal" if task.causal else "tokens") if task is not None and per_token(task) else ""
+        vocab = getattr(data, "vocab_size", None) or 0
+        tokens = {"vocab_size": vocab, "per_token": mode} if vocab or mode else {}  # token ids, a head per position
+        for f in ctx.space.families:
+            if tokens and f not in TOKEN_FAMILIES:
+                raise ConfigError("space.family", f"{', '.join(TOKEN_FAMILIES)} for {self.name!r} on token ids or a "
+                                  "per-token task (the families whose supernet embeds ids and predicts per token)", f)
         return {f: get_family(f).supernet(ctx.space.params[f], data.input_shape, data.n_classes,
                                           fixed=opts.fixed.get(f), kernel_transform=opts.kernel_transform,
-                                          field=f"strategy.options.fixed.{f}")
+                                          field=f"strategy.options.fixed.{f}", **tokens)
                 for f in ctx.space.families}
 
     def keys(self, ctx: PrepareContext, opts: SupernetOptions) -> dict[str, str]:

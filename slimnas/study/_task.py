@@ -90,6 +90,19 @@ def check_task_plan(task: Task, config: RunConfig, names: dict[str, Sequence[str
         raise ConfigError("space.family", f"{', '.join(able)} for the {task.name} task (the families "
                           "with a per-token head)", others[0])
     if per_token(task) and one_shot(config.strategy.name):
-        raise ConfigError("strategy.name", f"a strategy that trains each candidate for the {task.name} task (the "
-                          "supernet and darts have no per-token supernet: their cnn and mlp supernets give one "
-                          "output per sample)", config.strategy.name)
+        check_token_one_shot(config.strategy.name, families, f"the {task.name} task")
+
+
+def check_token_one_shot(strategy: str, families: Sequence[str], what: str) -> None:
+    """Refuse (one line) a one-shot strategy that cannot search ``what`` (token ids, a per-token
+    task): DARTS relaxes a CNN of values with one output per sample; the supernet takes them
+    with the families of :data:`~slimnas.strategies._supernet.TOKEN_FAMILIES` only."""
+    from slimnas.strategies._supernet import TOKEN_FAMILIES
+
+    if strategy != "supernet":
+        raise ConfigError("strategy.name", f"supernet or a strategy that trains each candidate for {what} ({strategy} "
+                          "has no supernet of token ids or per-token heads)", strategy)
+    others = [f for f in families if f not in TOKEN_FAMILIES]
+    if others:
+        raise ConfigError("space.family", f"{', '.join(TOKEN_FAMILIES)} for the supernet strategy on {what} (the "
+                          "families whose supernet embeds token ids and predicts per token)", others[0])
