@@ -1,7 +1,7 @@
 """The tokens task end to end from the command line on its built-in dataset, pysource-tags:
 a search of per-token CNN and GRU candidates scored by token F1, `compress --auto` of a trial,
 the report and the exported files, whose tag scores per position equal the eager models'; a
-language-model search of causal CNN and LSTM candidates; one-shot strategies refused on text."""
+language-model search of causal CNN and LSTM candidates; DARTS refused on text."""
 
 from __future__ import annotations
 
@@ -99,13 +99,14 @@ def test_a_language_model_search_takes_causal_cnn_and_rnn_candidates(tmp_path):
     assert families == {"cnn", "rnn"} and 1 < res.front[0].metrics["test_perplexity"] < 200
 
 
-def test_one_shot_strategies_are_refused_on_text_data(tmp_path):
+def test_darts_is_refused_on_text_data(tmp_path):
     from slimnas.errors import ConfigError
     from slimnas.study._plan import SearchPlan
     from slimnas.study._search import load_splits
 
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({"data": {"dataset": "text", "options": {"n": 300}},
                                                      "space": {"family": ["cnn"]}}))
-    plan = SearchPlan.load(tmp_path / "c.yaml", strategy="supernet", out=str(tmp_path / "x"))
-    with pytest.raises(ConfigError, match=r"^strategy.name: expected a strategy that trains each candidate on text"):
+    plan = SearchPlan.load(tmp_path / "c.yaml", strategy="darts", out=str(tmp_path / "x"))
+    with pytest.raises(ConfigError, match=r"^strategy.name: expected supernet or a strategy that trains each "
+                                          r"candidate for text data \(darts has no supernet of token ids"):
         load_splits(plan)

@@ -30,12 +30,13 @@ class Quality:
     relative: bool = False
 
     @classmethod
-    def of(cls, task: Task | None) -> Quality:
+    def of(cls, task: Task | None, metric: str | None = None) -> Quality:
+        """``task``'s quality: its primary metric, or its metric named ``metric``."""
         from slimnas.measure._task_metrics import is_classification
 
         if is_classification(task):
             return cls()
-        m = task.metric(task.primary)
+        m = task.metric(metric or task.primary)
         return cls(m.name, m.direction, m.display, relative=not (m.direction == "maximize" and m.high == 1.0))
 
     @property

@@ -181,11 +181,11 @@ class CNNFamily(BaseFamily):
         return f"cnn {layers} {' '.join(flags)}"
 
     def supernet(self, params, input_shape, n_classes, *, fixed=None, kernel_transform=False,
-                 field="strategy.options.fixed"):
+                 field="strategy.options.fixed", vocab_size=0, per_token=""):
         from slimnas.models._supernets import cnn_supernet  # the supernet module builds on this one
 
         return cnn_supernet(params, tuple(input_shape), n_classes, fixed=fixed, kernel_transform=kernel_transform,
-                            field=field)
+                            field=field, vocab_size=vocab_size, per_token=per_token)
 
     def from_dict(self, d: dict) -> CNNSpec:
         return CNNSpec(**{**d, "layers": tuple(ConvLayer(**layer) for layer in d["layers"])})

@@ -59,7 +59,7 @@ class ElasticLinear(nn.Module):
         self.weight, self.bias = nn.Parameter(ref.weight.detach().clone()), nn.Parameter(ref.bias.detach().clone())
 
     def forward(self, x: torch.Tensor, out_features: int) -> torch.Tensor:
-        return F.linear(x, self.weight[:out_features, : x.shape[1]], self.bias[:out_features])
+        return F.linear(x, self.weight[:out_features, : x.shape[-1]], self.bias[:out_features])
 
 
 class ElasticConv(nn.Module):
@@ -69,10 +69,10 @@ class ElasticConv(nn.Module):
     to the identity, so it starts as the plain centre crop)."""
 
     def __init__(self, max_in: int, max_out: int, kernels: Sequence[int], ndim: int, *, stride: int = 1,
-                 dilation: int = 1, bias: bool = True, transform: bool = False) -> None:
+                 dilation: int = 1, bias: bool = True, transform: bool = False, causal: bool = False) -> None:
         super().__init__()
         self.kernels = tuple(sorted(set(int(k) for k in kernels), reverse=True))
-        self.ndim, self.stride, self.dilation = ndim, stride, dilation
+        self.ndim, self.stride, self.dilation, self.causal = ndim, stride, dilation, causal
         k = self.kernels[0]
         ref = (nn.Conv1d if ndim == 1 else nn.Conv2d)(max_in, max_out, k, bias=bias)
         self.weight = nn.Parameter(ref.weight.detach().clone())
@@ -98,9 +98,11 @@ class ElasticConv(nn.Module):
     def forward(self, x: torch.Tensor, out_c: int, kernel: int) -> torch.Tensor:
         w = self.weight_for(out_c, x.shape[1], kernel)
         b = self.bias[:out_c] if self.bias is not None else None
-        pad = self.dilation * (kernel - 1) // 2
+        reach = self.dilation * (kernel - 1)
         conv = F.conv1d if self.ndim == 1 else F.conv2d
-        return conv(x, w, b, stride=self.stride, padding=pad, dilation=self.dilation)
+        if self.causal:  # all the padding on the left (as ConvBlock's causal convolution)
+            return conv(F.pad(x, (reach, 0)), w, b, stride=self.stride, dilation=self.dilation)
+        return conv(x, w, b, stride=self.stride, padding=reach // 2, dilation=self.dilation)
 
 
 def param_choices(param: Param, field: str) -> list:

@@ -37,6 +37,7 @@ from slimnas.models._elastic import (
 )
 from slimnas.models._layers import conv_ndim, make_activation, pool_cls
 from slimnas.models._mlp import MLP, MLPSpec
+from slimnas.models._tokens import check_id_inputs, embed_ids
 from slimnas.spaces import Param
 
 #: default CNN skeleton: stride while the sequence (or the smaller image side) keeps this many positions
@@ -73,11 +74,12 @@ class ElasticConvBlock(nn.Module):
     :class:`~slimnas.models.ConvBlock`)."""
 
     def __init__(self, max_in: int, max_out: int, kernels: list[int], ndim: int, *, stride: int, dilation: int,
-                 activation: str, batch_norm: bool, residual: bool, pool: str | None, transform: bool) -> None:
+                 activation: str, batch_norm: bool, residual: bool, pool: str | None, transform: bool,
+                 causal: bool = False) -> None:
         super().__init__()
         self.stride = stride
         self.conv = ElasticConv(max_in, max_out, kernels, ndim, stride=stride, dilation=dilation,
-                                bias=not batch_norm, transform=transform)
+                                bias=not batch_norm, transform=transform, causal=causal)
         self.bn = ElasticBatchNorm(max_out) if batch_norm else None
         self.proj = ElasticConv(max_in, max_out, [1], ndim, stride=stride, bias=not batch_norm) if residual else None
         self.proj_bn = ElasticBatchNorm(max_out) if residual and batch_norm else None
@@ -106,6 +108,11 @@ class ElasticCNN(BaseSupernet):
             dilations, pooling, activation, batch norm, skips, head and dropout every
             sub-network shares (its widths and kernels are ignored).
         kernel_transform: OFA's learned transform from a kernel to the next smaller one.
+        vocab_size: token-id inputs (``(1, L)``) looked up in an embedding as wide as the largest
+            first layer (a sub-network reads its first ``channels_0`` columns, as
+            :class:`~slimnas.models.ConvNet` embeds into its first layer's width); 0: values.
+        per_token: ``tokens`` / ``causal`` (left-padded convolutions): one prediction per position
+            (the skeleton's ``per_token``, at stride 1 and unpooled); "": one per sample.
 
     Example:
         >>> net = cnn_supernet({"n_layers": Param(values=(2, 3)), "channels": Param(values=(4, 8)),
@@ -119,10 +126,16 @@ class ElasticCNN(BaseSupernet):
     def __init__(self, *, depths: list[int], widths: list[int], kernels: list[int], skeleton: CNNSpec,
                  input_shape: tuple[int, ...], n_classes: int, kernel_transform: bool = False) -> None:
         super().__init__()
-        ndim = conv_ndim(input_shape, "cnn")
         self.depths, self.widths, self.kernels = sorted(depths), sorted(widths), sorted(kernels)
         self.skeleton, self.input_shape, self.n_classes = skeleton, tuple(input_shape), n_classes
         n, w = max(self.depths), max(self.widths)
+        self.per_token = skeleton.per_token
+        self.embed: nn.Embedding | None = None
+        if skeleton.vocab_size > 0:  # token ids -> (N, the first layer's width, L)
+            length = check_id_inputs(self.input_shape, skeleton.vocab_size, "cnn")
+            self.embed = nn.Embedding(skeleton.vocab_size, w)
+            input_shape = (w, length)
+        ndim = conv_ndim(input_shape, "cnn")
         blocks, in_ch, size = [], input_shape[0], min(input_shape[1:])
         for layer in skeleton.layers[:n]:
             size = (size - 1) // layer.stride + 1
@@ -131,7 +144,7 @@ class ElasticCNN(BaseSupernet):
             blocks.append(ElasticConvBlock(in_ch, w, self.kernels, ndim, stride=layer.stride, dilation=layer.dilation,
                                            activation=skeleton.activation, batch_norm=skeleton.batch_norm,
                                            residual=skeleton.residual, pool=layer.pool if pool else None,
-                                           transform=kernel_transform))
+                                           transform=kernel_transform, causal=self.per_token == "causal"))
             in_ch = w
         self.blocks = nn.ModuleList(blocks)
         gap = [nn.AdaptiveAvgPool1d(1) if ndim == 1 else nn.AdaptiveAvgPool2d(1)] if skeleton.head == "gap" else []
@@ -140,11 +153,17 @@ class ElasticCNN(BaseSupernet):
         self.positions = self._positions()
         self.heads = nn.ModuleDict({str(d): ElasticLinear(w * self.positions[d], n_classes) for d in self.depths})
 
+    def _stem(self, x: torch.Tensor, spec: CNNSpec) -> torch.Tensor:
+        """The first block's input: ``x``, or its token ids embedded into the first layer's width."""
+        if self.embed is None:
+            return x
+        return embed_ids(self.embed, x)[:, :, : spec.layers[0].channels].transpose(1, 2)
+
     @torch.no_grad()
     def _positions(self) -> dict[int, int]:
         """Features per channel after ``d`` layers (1 with a GAP head); and, in
         ``conv_positions``, the output positions of each layer's convolution."""
-        out, x = {}, torch.zeros(2, *self.input_shape)
+        out, x = {}, self._stem(torch.zeros(2, *self.input_shape), self.largest())
         self.conv_positions: list[int] = []
         was = self.training
         self.eval()
@@ -152,7 +171,7 @@ class ElasticCNN(BaseSupernet):
             y = block.conv(x, max(self.widths), max(self.kernels))
             self.conv_positions.append(int(np.prod(y.shape[2:])))
             x = block(x, max(self.widths), max(self.kernels))
-            out[i] = int(self.pool(x).shape[1]) // x.shape[1]
+            out[i] = 1 if self.per_token else int(self.pool(x).shape[1]) // x.shape[1]
         self.train(was)
         return out
 
@@ -160,13 +179,16 @@ class ElasticCNN(BaseSupernet):
         """Multiply-accumulates per sample of sub-network ``spec``, counted from its shapes (what
         :func:`slimnas.measure.count_macs` finds on its plain model, without building it)."""
         total, in_c, ndim = 0, self.input_shape[0], len(self.input_shape) - 1
+        if self.embed is not None:
+            in_c, ndim = spec.layers[0].channels, 1
         for i, layer in enumerate(spec.layers):
             c = layer.channels
             total += self.conv_positions[i] * c * in_c * layer.kernel**ndim
             if spec.residual and not (in_c == c and layer.stride == 1):
                 total += self.conv_positions[i] * c * in_c  # the 1x1 projection
             in_c = c
-        return total + in_c * self.positions[len(spec.layers)] * self.n_classes
+        per_sample = self.conv_positions[len(spec.layers) - 1] if self.per_token else self.positions[len(spec.layers)]
+        return total + in_c * per_sample * self.n_classes
 
     @property
     def choices(self) -> dict[str, list]:
@@ -204,8 +226,11 @@ class ElasticCNN(BaseSupernet):
         return spec == self.compose([c.channels for c in spec.layers], [c.kernel for c in spec.layers])
 
     def run(self, x: torch.Tensor, spec: CNNSpec) -> torch.Tensor:
+        x = self._stem(x, spec)
         for block, layer in zip(self.blocks, spec.layers, strict=False):
             x = block(x, layer.channels, layer.kernel)
+        if self.per_token:  # (N, L, outputs): one prediction per position
+            return self.heads[str(len(spec.layers))](self.dropout(x.transpose(1, 2)), self.n_classes)
         return self.heads[str(len(spec.layers))](self.dropout(self.pool(x)), self.n_classes)
 
     @torch.no_grad()
@@ -214,6 +239,9 @@ class ElasticCNN(BaseSupernet):
             raise ValueError(f"not a sub-network of this cnn supernet: {spec!r}")
         plain = ConvNet(spec, self.input_shape, self.n_classes)
         in_c = self.input_shape[0]
+        if self.embed is not None:
+            in_c = spec.layers[0].channels
+            plain.embed.weight.copy_(self.embed.weight[:, :in_c])
         for block, target, layer in zip(self.blocks, plain.features, spec.layers, strict=False):
             c = layer.channels
             target.conv.weight.copy_(block.conv.weight_for(c, in_c, layer.kernel))
@@ -285,6 +313,11 @@ class ElasticCNN(BaseSupernet):
                 p = self.positions[i + 1]
                 cols = (perm[:, None] * p + torch.arange(p)[None, :]).reshape(-1)
                 permute_(head.weight, cols, 1)
+        if self.embed is not None and 0 in perms:  # the embedding's columns are the first layer's inputs:
+            permute_(self.embed.weight, perms[0], 1)  # moved with them, as a residual first layer adds them
+            for conv in (self.blocks[0].conv, self.blocks[0].proj):
+                if conv is not None:
+                    permute_(conv.weight, perms[0], 1)
 
     def genes(self, spec: CNNSpec) -> dict[str, Any]:
         out: dict[str, Any] = {"n_layers": len(spec.layers)}
@@ -457,8 +490,10 @@ def _default_strides(choices: list[int], n: int, size: int, pools: list[str]) ->
 
 def cnn_supernet(params: dict[str, Param], input_shape: tuple[int, ...], n_classes: int, *,
                  fixed: dict | None = None, kernel_transform: bool = False,
-                 field: str = "strategy.options.fixed") -> ElasticCNN:
-    """The supernet of a CNN space (``space.cnn``'s parameters), skeleton as the module says."""
+                 field: str = "strategy.options.fixed", vocab_size: int = 0, per_token: str = "") -> ElasticCNN:
+    """The supernet of a CNN space (``space.cnn``'s parameters), skeleton as the module says;
+    ``vocab_size`` and ``per_token`` as :class:`ElasticCNN` takes them (a per-token skeleton has
+    every stride 1 and no pooling, as :meth:`~slimnas.models.CNNFamily.per_token` makes them)."""
     fixed = dict(fixed or {})
     _check_fixed(fixed, [k for k in params if k not in CNN_ELASTIC], field)
     depths = param_choices(params["n_layers"], "space.cnn.n_layers")
@@ -468,15 +503,19 @@ def cnn_supernet(params: dict[str, Param], input_shape: tuple[int, ...], n_class
     pools = fixed_layers(params, fixed, "pool", field, n) or [fixed_value(params, {}, "pool", field)] * n
     dilations = fixed_layers(params, fixed, "dilation", field, n) or [fixed_value(params, {}, "dilation", field)] * n
     strides = fixed_layers(params, fixed, "stride", field, n)
+    if per_token:
+        strides, pools = [1] * n, ["none"] * n
     if strides is None:
-        strides = _default_strides(param_choices(params["stride"], "space.cnn.stride"), n, min(input_shape[1:]), pools)
+        length = input_shape[-1] if vocab_size else min(input_shape[1:])  # token ids: (L,) or (1, L)
+        strides = _default_strides(param_choices(params["stride"], "space.cnn.stride"), n, length, pools)
     layers = tuple(ConvLayer(channels=max(widths), kernel=max(kernels), stride=int(s), dilation=int(d), pool=p)
                    for s, d, p in zip(strides, dilations, pools, strict=True))
     skeleton = CNNSpec(layers=layers, activation=fixed_value(params, fixed, "activation", field),
                        batch_norm=fixed_value(params, fixed, "batch_norm", field, default=True),
                        residual=fixed_value(params, fixed, "residual", field),
-                       head=fixed_value(params, fixed, "head", field, default="gap"),
-                       dropout=float(fixed_value(params, fixed, "dropout", field)))
+                       head="gap" if per_token else fixed_value(params, fixed, "head", field, default="gap"),
+                       dropout=float(fixed_value(params, fixed, "dropout", field)), vocab_size=vocab_size,
+                       per_token=per_token)
     return ElasticCNN(depths=depths, widths=widths, kernels=kernels, skeleton=skeleton, input_shape=input_shape,
                       n_classes=n_classes, kernel_transform=kernel_transform)
 

@@ -49,6 +49,7 @@ from slimnas.strategies._darts_net import CnnChoices, DartsSupernet, param_optio
 from slimnas.strategies._evolution import RegularizedEvolutionSampler
 from slimnas.strategies._oneshot import BaseOneShotStrategy, OneShotContext, stored_result
 from slimnas.strategies._sequenced import position
+from slimnas.strategies._subnets import own_task
 
 STATE_KEY = "slimnas:darts-search"
 PENALTIES = ("macs", "latency_ms", "none")
@@ -190,10 +191,17 @@ def _weight_optimizer(net: DartsSupernet, recipe: TrainSpec, steps: int):
     return opt, sched
 
 
-def _train_weights(net, x, y, idx, opt, sched) -> float:
+def _loss(net, x: torch.Tensor, y: torch.Tensor, task) -> torch.Tensor:
+    """The training loss of a batch: cross-entropy, or the task's own (``task``: not ``None``)."""
+    if task is None:
+        return F.cross_entropy(net(x), y)
+    return task.loss(task.train_output(net, x, y), y)
+
+
+def _train_weights(net, x, y, idx, opt, sched, task=None) -> float:
     for p in net.arch_parameters():
         p.requires_grad_(False)
-    loss = F.cross_entropy(net(x[idx]), y[idx])
+    loss = _loss(net, x[idx], y[idx], task)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -210,7 +218,10 @@ def run_darts(net: DartsSupernet, data, recipe: TrainSpec, settings: DartsSettin
     """Train ``net``'s weights for the warm-up, then, for each penalty weight, search its
     architecture weights (bilevel, first order) from the warmed-up weights. Returns one entry per
     penalty weight: the softmax weights, the supernet's validation accuracy, the expected MACs
-    and the seconds it took (the net is left with the last weight's state)."""
+    and the seconds it took (the net is left with the last weight's state). For another task than
+    classification (``data.task``) both levels descend the task's loss, and the supernet is scored
+    by the task's primary metric (``supernet_val_<metric>``, in its units)."""
+    task = own_task(data)
     device = torch.device(device)
     net.to(device)
     x_tr, y_tr = data.x_train.to(device), data.y_train.to(device)
@@ -225,7 +236,7 @@ def run_darts(net: DartsSupernet, data, recipe: TrainSpec, settings: DartsSettin
         opt, sched = _weight_optimizer(net, recipe, steps * settings.warmup_epochs)
         for _ in range(settings.warmup_epochs):
             for idx in _batches(len(y_tr), batch, gen):
-                _train_weights(net, x_tr, y_tr, idx, opt, sched)
+                _train_weights(net, x_tr, y_tr, idx, opt, sched, task)
         note(f"darts: supernet warmed up for {settings.warmup_epochs} epochs ({time.perf_counter() - t0:.0f} s)")
     warm = copy.deepcopy(net.state_dict())
     out = []
@@ -241,7 +252,7 @@ def run_darts(net: DartsSupernet, data, recipe: TrainSpec, settings: DartsSettin
                 vidx = val_batches[k % len(val_batches)]
                 for p in net.weight_parameters():
                     p.requires_grad_(False)
-                loss = F.cross_entropy(net(x_va[vidx]), y_va[vidx])
+                loss = _loss(net, x_va[vidx], y_va[vidx], task)
                 if cost is not None and weight > 0:
                     loss = loss + weight * cost(net) / reference
                 if math.isfinite(mac_limit) and settings.budget_weight > 0:
@@ -251,18 +262,23 @@ def run_darts(net: DartsSupernet, data, recipe: TrainSpec, settings: DartsSettin
                 arch_opt.step()
                 for p in net.weight_parameters():
                     p.requires_grad_(True)
-                _train_weights(net, x_tr, y_tr, idx, opt, sched)
+                _train_weights(net, x_tr, y_tr, idx, opt, sched, task)
         net.eval()
         with torch.no_grad():
-            val_acc = float((net(x_va).argmax(1) == y_va).float().mean())
+            if task is None:
+                name, val_acc = "accuracy", float((net(x_va).argmax(1) == y_va).float().mean())
+            else:
+                name = task.primary
+                val_acc = float(task.score(net(x_va).cpu(), y_va.cpu())[name])
             probs = {k: [round(float(p), 6) for p in F.softmax(a, 0)] for k, a in net.alphas.items()}
             selection = net.selection()
             e_macs = float(net.expected_macs())
         net.train()
         out.append({"penalty_weight": float(weight), "probs": probs, "selection": selection,
-                    "supernet_val_accuracy": round(val_acc, 6), "expected_macs": round(e_macs, 1),
+                    f"supernet_val_{name}": round(val_acc, 6), "expected_macs": round(e_macs, 1),
                     "seconds": round(time.perf_counter() - t1, 1)})
-        note(f"darts: penalty weight {weight:g}: supernet val acc {val_acc:.3f}, expected MACs {e_macs:,.0f} "
+        shown = "acc" if task is None else task.metric(name).display
+        note(f"darts: penalty weight {weight:g}: supernet val {shown} {val_acc:.3f}, expected MACs {e_macs:,.0f} "
              f"({time.perf_counter() - t1:.0f} s)")
     return out
 

@@ -27,9 +27,10 @@ import torch
 
 from slimnas.compress import quantize_model
 from slimnas.compress._fakequant import simulate_quantized
+from slimnas.compress._quality import Quality, file_quality, model_quality
 from slimnas.config import MeasureSettings
-from slimnas.export import onnx_accuracy
 from slimnas.measure import Artifact, Budget, evaluate_artifact, get_metric
+from slimnas.measure._task_metrics import is_classification
 from slimnas.models import build_model
 from slimnas.spaces._family import arch_to_dict
 from slimnas.strategies._base import StrategyContext, make_sampler
@@ -106,20 +107,34 @@ def inherited_model(net, point: Point, data, n_recal: int) -> torch.nn.Module:
     return plain.eval()
 
 
+def own_task(data):
+    """The data's task where it is not classification (``None``: classification, scored by
+    top-1 accuracy as always)."""
+    task = getattr(data, "task", None)
+    return None if is_classification(task) else task
+
+
 @torch.no_grad()
-def measure_point(net, point: Point, data, n_recal: int) -> float:
-    """Validation accuracy of ``point`` with inherited weights (int8 slots simulated)."""
+def point_scores(net, point: Point, data, n_recal: int) -> dict[str, float]:
+    """Validation scores of ``point`` with inherited weights (int8 slots simulated): accuracy
+    and loss, or every metric of the data's task (in the task's own units)."""
     plain = inherited_model(net, point, data, n_recal)
     precision = layer_precision(net, point)
     if any(p == "int8" for p in precision.values()):
         plain = simulate_quantized(plain, precision, data.x_train[:N_CALIBRATION])
-    return float(evaluate(plain, data.x_val, data.y_val)["accuracy"])
+    return {k: float(v) for k, v in evaluate(plain, data.x_val, data.y_val, task=own_task(data)).items()}
+
+
+def measure_point(net, point: Point, data, n_recal: int) -> float:
+    """Validation accuracy of ``point`` with inherited weights (int8 slots simulated)."""
+    return point_scores(net, point, data, n_recal)["accuracy"]
 
 
 def measure_pairs(nets: dict, precisions: Sequence[str], data, *, n_pairs: int, n_recal: int, seed: int,
                   draws: dict | None = None, on_pair: Callable[[int], None] | None = None) -> list[dict]:
     """``n_pairs`` measured (point -> validation accuracy) pairs of distinct points drawn from
-    ``seed`` (see :func:`random_point`)."""
+    ``seed`` (see :func:`random_point`); for another task than classification, every metric of
+    the task as ``val_<name>``."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7919]))
     pairs, seen = [], set()
     tries = 0
@@ -129,9 +144,11 @@ def measure_pairs(nets: dict, precisions: Sequence[str], data, *, n_pairs: int, 
         if point.key() in seen:
             continue
         seen.add(point.key())
-        acc = measure_point(nets[point.family], point, data, n_recal)
+        scores = point_scores(nets[point.family], point, data, n_recal)
+        measured = {"val_accuracy": scores["accuracy"]} if own_task(data) is None else \
+            {f"val_{k}": v for k, v in scores.items()}
         pairs.append({"family": point.family, "arch": arch_to_dict(point.spec), "precision": list(point.precision),
-                      "val_accuracy": acc})
+                      **measured})
         if on_pair is not None:
             on_pair(len(pairs))
     return pairs
@@ -169,11 +186,12 @@ class PointCosts:
 def search_points(nets: dict, precisions: Sequence[str], predict: Callable[[list[Point]], np.ndarray],
                   costs: PointCosts, *, objectives: Sequence[str], budget: Sequence[Budget], strategy: str,
                   n_trials: int, seed: int, population_size: int, field: str = "strategy.options.search",
-                  ) -> list[tuple[Point, dict]]:
+                  key: str = "val_accuracy") -> list[tuple[Point, dict]]:
     """Search points with the registered strategy ``strategy`` on an in-memory study: each
     trial is scored by ``predict`` (accuracy) and ``costs`` (everything else), budgets as
     constraints. Returns every feasible point evaluated with its metrics (predicted accuracy as
-    ``val_accuracy``)."""
+    ``val_accuracy``). ``predict`` returns one figure per point, stored under ``key`` (another
+    task's metric: ``val_mse``), or ``{key: figures}`` of several predicted metrics."""
     directions = [get_metric(o).direction for o in objectives]
     ctx = StrategyContext(space=None, seed=seed, n_objectives=len(directions), n_startup_trials=population_size,
                           population_size=population_size)
@@ -197,7 +215,9 @@ def search_points(nets: dict, precisions: Sequence[str], predict: Callable[[list
         else:
             precision = (precisions[0],) * n_slots
         point = Point(family, spec, precision)
-        metrics = {**costs(point), "val_accuracy": float(predict([point])[0])}
+        predicted = predict([point])
+        predicted = predicted if isinstance(predicted, dict) else {key: predicted}
+        metrics = {**costs(point), **{k: float(v[0]) for k, v in predicted.items()}}
         violations = [b.violation(metrics) for b in budget]
         for b, v in zip(budget, violations, strict=True):
             trial.set_constraint(str(b), float(v))
@@ -218,7 +238,7 @@ def search_points(nets: dict, precisions: Sequence[str], predict: Callable[[list
 
 
 def choose(points: list[tuple[Point, dict]], objectives: Sequence[str], n_candidates: int, *,
-           limit: int = 64, per_depth: bool = False) -> list[tuple[Point, dict]]:
+           limit: int = 64, per_depth: bool = False, quality: str | None = None) -> list[tuple[Point, dict]]:
     """Candidates to fine-tune, in the order trials take them: the first ``n_candidates`` spread
     evenly across the predicted front (by the first cost objective; both ends included), then
     the rest of the front and the next layers, farthest from those taken first; at most ``limit``.
@@ -226,14 +246,15 @@ def choose(points: list[tuple[Point, dict]], objectives: Sequence[str], n_candid
     ``per_depth``: the first ``n_candidates`` start with the predicted most accurate point of each
     family and depth that the front lacks (the spread takes the places left, at least 2).
     Inherited weights under-rate deep, narrow sub-networks, which a fine-tune recovers; without
-    this, a predicted front of shallow sub-networks never fine-tunes a deeper one."""
+    this, a predicted front of shallow sub-networks never fine-tunes a deeper one. ``quality``:
+    the objective those are best on (default the first maximised one; ``mse`` is minimised)."""
     if not points:
         return []
     signed = np.array([[m[get_metric(o).key] * (-1 if get_metric(o).direction == "maximize" else 1)
                         for o in objectives] for _, m in points], dtype=float)
     rank = nondominated_rank(signed)
     cost_col = next((j for j, o in enumerate(objectives) if get_metric(o).direction == "minimize"), None)
-    order = _depth_tops(points, signed, rank, objectives) if per_depth else []
+    order = _depth_tops(points, signed, rank, objectives, quality) if per_depth else []
     n_candidates = max(min(2, n_candidates), n_candidates - len(order))
     for r in np.unique(rank):
         layer = [int(i) for i in np.flatnonzero(rank == r) if int(i) not in order]
@@ -255,9 +276,11 @@ def choose(points: list[tuple[Point, dict]], objectives: Sequence[str], n_candid
 
 
 def _depth_tops(points: list[tuple[Point, dict]], signed: np.ndarray, rank: np.ndarray,
-                objectives: Sequence[str]) -> list[int]:
-    """Per (family, depth) missing from the front: its point best on the first maximised objective."""
-    col = next((j for j, o in enumerate(objectives) if get_metric(o).direction == "maximize"), None)
+                objectives: Sequence[str], quality: str | None = None) -> list[int]:
+    """Per (family, depth) missing from the front: its point best on ``quality`` (default the first
+    maximised objective); ``signed`` is lower-is-better, whatever the direction."""
+    col = next((j for j, o in enumerate(objectives) if (o == quality if quality else
+                                                          get_metric(o).direction == "maximize")), None)
     if col is None:
         return []
     groups: dict[tuple[str, int], list[int]] = {}
@@ -280,9 +303,11 @@ def _farthest_first(candidates: list[int], taken: list[int], cost: np.ndarray) -
     return out
 
 
-def int8_check(nets: dict, points: list[Point], data, *, n_recal: int) -> list[dict]:
+def int8_check(nets: dict, points: list[Point], data, *, n_recal: int, quality: Quality | None = None) -> list[dict]:
     """The simulated int8 accuracy of ``points`` (inherited weights) against the accuracy of the
-    ONNX file ONNX Runtime runs, quantized with the same per-layer precision."""
+    ONNX file ONNX Runtime runs, quantized with the same per-layer precision (``quality``: the
+    figure compared, by default accuracy or the data's task's primary metric)."""
+    quality = quality or Quality.of(own_task(data))
     out = []
     for point in points:
         net = nets[point.family]
@@ -290,9 +315,9 @@ def int8_check(nets: dict, points: list[Point], data, *, n_recal: int) -> list[d
         plain = inherited_model(net, point, data, n_recal)
         precision = layer_precision(net, point)
         calibration = data.x_train[:N_CALIBRATION]
-        simulated = float(evaluate(simulate_quantized(plain, precision, calibration), data.x_val, data.y_val)["accuracy"])
+        simulated = float(model_quality(data, simulate_quantized(plain, precision, calibration), quality=quality))
         onnx = quantize_model(plain, data.input_shape, mode="fp32", calibration=calibration, layer_precision=precision)
-        real = float(onnx_accuracy(onnx, data.x_val, data.y_val))
+        real = float(file_quality(data, onnx, quality=quality))
         out.append({"arch": arch_to_dict(point.spec), "precision": list(point.precision), "simulated": simulated,
                     "onnxruntime": real, "seconds": round(time.perf_counter() - t0, 3)})
     return out

@@ -20,6 +20,11 @@ family with its inherited weights is fine-tuned briefly, quantized as its precis
 exported and measured like any other trial, in the same study and front. Trials past the
 candidates continue with the search strategy itself, which trains its candidates from scratch.
 Without a prepared supernet (a study driven by other code) the sampler is that strategy alone.
+
+Another task than classification (``data.task``: regression, multi-label, a user's task of one
+output vector per sample) trains the supernet with its loss, measures every metric of the task on
+the pairs (in the task's units) and predicts the first of its metrics among the objectives
+(:func:`predicted_quality`), which the search ranks by that metric's direction.
 """
 
 from __future__ import annotations
@@ -41,9 +46,12 @@ from optuna.trial import FrozenTrial
 
 from slimnas.compress import CompressionPolicy
 from slimnas.compress._fakequant import simulate_quantized
+from slimnas.compress._quality import Quality, model_quality
 from slimnas.config import precision_names
+from slimnas.data._tasks import per_token
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.measure import get_metric, list_metrics
+from slimnas.measure._metric import TASK_METRICS
 from slimnas.models._elastic import ELASTIC
 from slimnas.spaces import TRAINING_KEYS, TrainSpec, arch_from_dict, get_family
 from slimnas.strategies._base import (
@@ -67,6 +75,7 @@ from slimnas.strategies._subnets import (
     int8_check,
     measure_pairs,
     measured_on_file,
+    own_task,
     search_points,
 )
 from slimnas.training import Callback, evaluate, fit
@@ -76,6 +85,8 @@ from slimnas.training._supernet import SCHEDULES, SupernetTraining, train_supern
 STUDY_KEY, PLAN_KEY = "slimnas:supernet", "slimnas:supernet-plan"
 #: objectives the predictor cannot stand in for
 DATA_METRICS = ("loss", "fitness")
+#: the families whose supernet takes token ids and has a per-token head (text data, tokens, lm)
+TOKEN_FAMILIES = ("cnn",)
 
 
 def _is_int(v: Any, low: int = 0) -> bool:
@@ -238,10 +249,27 @@ class SupernetOptions:
         return dataclasses.replace(self, precision=searched_precisions(objectives, budget))
 
 
+def is_quality(name: str) -> bool:
+    """Whether the objective or budget metric ``name`` is a model's quality that the predictor
+    estimates (accuracy, a task's metric such as ``r2`` or ``mse``) rather than a cost."""
+    metric = get_metric(name)
+    return metric.key == "val_accuracy" or metric.name in TASK_METRICS
+
+
+def predicted_quality(task, objectives) -> Quality:
+    """The figure the accuracy predictor estimates: accuracy for classification (``task``
+    ``None``), else the first of ``objectives`` that is the task's metric (its primary where
+    none is), in the task's units and with its direction (an ``mse`` is ranked lowest first)."""
+    if task is None:
+        return Quality()
+    named = [get_metric(o).name for o in objectives if is_quality(o)]
+    return Quality.of(task, named[0] if named else None)
+
+
 def searched_precisions(objectives, budget) -> tuple[str, ...]:
     """fp32 and int8 where a cost among ``objectives`` and ``budget`` is measured past the plain
     model (on its exported file: ``bytes``, latency), else fp32 alone."""
-    costs = [n for n in (*objectives, *(b.metric for b in budget)) if get_metric(n).key != "val_accuracy"]
+    costs = [n for n in (*objectives, *(b.metric for b in budget)) if not is_quality(n)]
     return precision_names("simulated") if measured_on_file(costs) else ("fp32",)
 
 
@@ -385,18 +413,27 @@ class SupernetStrategy(BaseStrategy):
             raise ConfigError(f"strategy.options.fixed.{sorted(unknown)[0]}", f"a family of the space {list(ctx.space.families)}")
         for name in ctx.objectives:
             if get_metric(name).name in DATA_METRICS:
-                raise ConfigError("objectives", f"accuracy and cost metrics for {self.name!r} (its predictor "
-                                  f"estimates accuracy only; {[m for m in list_metrics() if m not in DATA_METRICS]})", name)
-        if ctx.objectives and "accuracy" not in [get_metric(o).name for o in ctx.objectives]:
-            raise ConfigError("objectives", f"accuracy among the objectives for {self.name!r}", list(ctx.objectives))
+                raise ConfigError("objectives", f"accuracy (or the task's metrics) and cost metrics for {self.name!r} "
+                                  "(its predictor estimates accuracy only; "
+                                  f"{[m for m in list_metrics() if m not in DATA_METRICS]})", name)
+        if ctx.objectives and not any(is_quality(o) for o in ctx.objectives):
+            raise ConfigError("objectives", f"accuracy (or the task's metric, such as r2) among the objectives for "
+                              f"{self.name!r}", list(ctx.objectives))
 
     # -- before the trials ------------------------------------------------------------------
 
     def _nets(self, ctx: PrepareContext, opts: SupernetOptions) -> dict:
-        data = ctx.data
+        data, task = ctx.data, own_task(ctx.data)
+        mode = ("causal" if task.causal else "tokens") if task is not None and per_token(task) else ""
+        vocab = getattr(data, "vocab_size", None) or 0
+        tokens = {"vocab_size": vocab, "per_token": mode} if vocab or mode else {}  # token ids, a head per position
+        for f in ctx.space.families:
+            if tokens and f not in TOKEN_FAMILIES:
+                raise ConfigError("space.family", f"{', '.join(TOKEN_FAMILIES)} for {self.name!r} on token ids or a "
+                                  "per-token task (the families whose supernet embeds ids and predicts per token)", f)
         return {f: get_family(f).supernet(ctx.space.params[f], data.input_shape, data.n_classes,
                                           fixed=opts.fixed.get(f), kernel_transform=opts.kernel_transform,
-                                          field=f"strategy.options.fixed.{f}")
+                                          field=f"strategy.options.fixed.{f}", **tokens)
                 for f in ctx.space.families}
 
     def keys(self, ctx: PrepareContext, opts: SupernetOptions) -> dict[str, str]:
@@ -445,7 +482,8 @@ class SupernetStrategy(BaseStrategy):
                                      seed=ctx.seed * 1_000_003 + i, device=ctx.device, state_path=partial,
                                      callbacks=[_Progress(ctx.note, family, opts.epochs)],
                                      sample=None if limits is None else within(net, *limits,
-                                                                               by_depth=opts.balance_depth))
+                                                                               by_depth=opts.balance_depth),
+                                     task=own_task(ctx.data))
             net.cpu()
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             torch.save({"model": net.state_dict(), "family": family, "key": key, "options": opts.to_dict()}, tmp)
@@ -485,6 +523,10 @@ class SupernetStrategy(BaseStrategy):
 
     def prepare(self, study: optuna.Study, ctx: PrepareContext) -> dict:
         opts = self.options(ctx)
+        task = own_task(ctx.data)
+        if task is not None and opts.holdout_folds > 1:
+            raise ConfigError("strategy.options.holdout_folds", f"1 for the {task.name} task (the folds are "
+                              "stratified by class and averaged as accuracy: classification only)", opts.holdout_folds)
         keys = self.keys(ctx, opts)
         done = stored_candidates(study)
         if done is not None and done.get("key") == keys["candidates"]:
@@ -522,23 +564,31 @@ class SupernetStrategy(BaseStrategy):
         encode = Encoder(nets, precisions)
         points = [Point(p["family"], arch_from_dict(p["arch"]), tuple(p["precision"])) for p in pairs]
         x = np.array([encode(p) for p in points])
-        y = np.array([p["val_accuracy"] for p in pairs])
+        quality = predicted_quality(task, ctx.objectives)
+        y = np.array([p[quality.key] for p in pairs])  # the task's own units; the objective's direction ranks them
         scores = {kind: held_out_scores(x, y, kind=kind, holdout=opts.holdout, seed=ctx.seed) for kind in PREDICTORS}
-        predictor = AccuracyPredictor(kind=opts.predictor, seed=ctx.seed).fit(x, y)
+        predictors = {quality.key: AccuracyPredictor(kind=opts.predictor, seed=ctx.seed).fit(x, y)}
+        for b in ctx.budget:  # a budget on another of the task's metrics (r2 searched, mse<=3000): predicted too
+            if is_quality(b.metric) and b.key not in predictors:
+                predictors[b.key] = AccuracyPredictor(kind=opts.predictor, seed=ctx.seed).fit(
+                    x, np.array([p[b.key] for p in pairs]))
         timings["predictor_s"] = round(time.perf_counter() - t2, 2)
         held = scores[opts.predictor]
-        ctx.note(f"supernet: {opts.predictor} predictor on {len(y)} pairs, held-out rank correlation "
-                 f"{held['spearman']:.3f} (Spearman), {held['kendall']:.3f} (Kendall)")
+        ctx.note(f"supernet: {opts.predictor} predictor{'' if task is None else ' of ' + quality.key} on {len(y)} "
+                 f"pairs, held-out rank correlation {held['spearman']:.3f} (Spearman), {held['kendall']:.3f} (Kendall)")
+
+        def predict(pts: list[Point]) -> dict:
+            z = np.array([encode(p) for p in pts])
+            return {k: p.predict(z) for k, p in predictors.items()}
 
         t3 = time.perf_counter()
-        cost_names = [m for m in dict.fromkeys([*ctx.objectives, *(b.metric for b in ctx.budget)])
-                      if get_metric(m).key != "val_accuracy"]
+        cost_names = [m for m in dict.fromkeys([*ctx.objectives, *(b.metric for b in ctx.budget)]) if not is_quality(m)]
         costs = PointCosts(nets, cost_names, data, ctx.measure_settings)
-        found = search_points(nets, precisions, lambda pts: predictor.predict(np.array([encode(p) for p in pts])),
-                              costs, objectives=ctx.objectives, budget=ctx.budget, strategy=opts.search,
-                              n_trials=opts.search_trials, seed=ctx.seed, population_size=opts.population_size)
+        found = search_points(nets, precisions, predict, costs, objectives=ctx.objectives, budget=ctx.budget,
+                              strategy=opts.search, n_trials=opts.search_trials, seed=ctx.seed,
+                              population_size=opts.population_size, key=quality.key)
         chosen = choose(found, ctx.objectives, opts.n_candidates, limit=max(opts.max_candidates, opts.n_candidates),
-                        per_depth=opts.per_depth)
+                        per_depth=opts.per_depth, quality=None if task is None else quality.metric)
         timings["search_s"] = round(time.perf_counter() - t3, 2)
         if not chosen:
             ctx.note("supernet: no sub-network meets the budget; the trials go to the search strategy alone")
@@ -549,12 +599,13 @@ class SupernetStrategy(BaseStrategy):
         quantized = [p for p, _ in chosen if "int8" in p.precision][: opts.int8_checks]
         if not quantized and "int8" in precisions:  # none chosen: check the simulation on measured pairs
             quantized = [p for p in points if "int8" in p.precision][: opts.int8_checks]
-        checks = int8_check(nets, quantized, data, n_recal=opts.recal_samples)
+        checks = int8_check(nets, quantized, data, n_recal=opts.recal_samples, quality=quality)
         timings["int8_check_s"] = round(time.perf_counter() - t4, 2)
         report = {"options": opts.to_dict(), "recipe": dataclasses.asdict(recipe), "supernets": trained,
                   **({"fold_supernets": folds} if folds else {}),
                   "skeletons": {f: _skeleton(net) for f, net in nets.items()}, "n_pairs": len(pairs),
-                  "predictor": {"kind": opts.predictor, "held_out": scores},
+                  "predictor": {"kind": opts.predictor, "held_out": scores,
+                                **({} if task is None else {"metric": quality.metric, "direction": quality.direction})},
                   "search": {"strategy": opts.search, "trials": opts.search_trials, "feasible": len(found),
                              "candidates": len(candidates)},
                   "int8_check": checks, "timings": timings}
@@ -597,14 +648,15 @@ class SupernetStrategy(BaseStrategy):
         net = self._net(ctx, opts, record["family"])
         point = Point(record["family"], spec, tuple(record["slots"]))
         model = inherited_model(net, point, ctx.data, opts.recal_samples)
-        inherited = float(evaluate(model, ctx.data.x_val, ctx.data.y_val)["accuracy"])
+        quality = predicted_quality(own_task(ctx.data), ctx.objectives)
+        inherited = float(model_quality(ctx.data, model, quality=quality))
         train = dataclasses.replace(candidate.train, lr=candidate.train.lr * opts.finetune_lr,
                                     epochs=opts.finetune_epochs, warmup=opts.finetune_warmup)
         policy = None
         if any(p != "fp32" for p in record["precision"].values()):
             policy = CompressionPolicy.of(quantize={"mode": "fp32", "layer_precision": record["precision"]})
-        info = {"supernet_candidate": plan["candidate"], "inherited_val_accuracy": inherited,
-                "predicted_val_accuracy": record["predicted"].get("val_accuracy"),
+        info = {"supernet_candidate": plan["candidate"], f"inherited_{quality.key}": inherited,
+                f"predicted_{quality.key}": record["predicted"].get(quality.key),
                 "finetune_epochs": opts.finetune_epochs, "precision": "/".join(record["slots"])}
         if opts.finetune_warmup:
             info["finetune_warmup"] = opts.finetune_warmup

@@ -48,7 +48,7 @@ from slimnas.study._plan import SearchPlan
 from slimnas.study._progress import progress_rows
 from slimnas.study._record import DAMAGED, damaged_trials, load_study
 from slimnas.study._sizes import check_space_size
-from slimnas.study._task import one_shot
+from slimnas.study._task import check_token_one_shot, one_shot
 from slimnas.study._tensorboard import TensorBoardListener
 
 
@@ -127,9 +127,8 @@ def load_splits(plan: SearchPlan, loaders: dict | None = None) -> DataSplits:
                      else "no registered family takes it")
             raise ConfigError("space.family", f"families that take {splits.kind} data ({family!r} takes "
                               f"{', '.join(kinds)}; {which})", family)
-    if splits.kind == "text" and one_shot(plan.config.strategy.name):  # their nets take values, not token ids
-        raise ConfigError("strategy.name", "a strategy that trains each candidate on text data (one-shot "
-                          "strategies are wired for values, not token ids)", plan.config.strategy.name)
+    if splits.kind == "text" and one_shot(plan.config.strategy.name):  # token ids: the supernet's cnn alone
+        check_token_one_shot(plan.config.strategy.name, plan.space.families, "text data")
     if splits.preprocessing is not None and splits.preprocessing.input_layout != "channels_first":
         raise ConfigError("data.input_layout", "channels_first in a search (slimnas's families take channels "
                           "first; the option is for compress's own models)", plan.config.data.input_layout)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from slimnas.config import RunConfig
-from slimnas.data._tasks import per_token
+from slimnas.data._tasks import is_detection, per_token
 from slimnas.errors import ConfigError
 from slimnas.measure import list_metrics
 from slimnas.measure._task_metrics import (
@@ -86,12 +86,17 @@ def check_task_plan(task: Task, config: RunConfig, names: dict[str, Sequence[str
                     families: Sequence[str] = ()) -> None:
     """Refuse (one line) objectives or budgets on another task's metric (``names``: field ->
     the metric names it holds), and, for another task than classification, the parts of a
-    search not wired for it yet; a family made for other tasks."""
+    search not wired for it yet (compression genes; one-shot strategies on detection or a
+    per-token task: they train with the task's loss and score with its metrics otherwise); a
+    family made for other tasks."""
     check_task_plan_family(task, families)
     for field, metrics in names.items():
         check_task_objectives(task, metrics, field)
     if is_classification(task):
         return
+    if is_detection(task) and one_shot(config.strategy.name):
+        raise ConfigError("strategy.name", f"a strategy that trains each candidate for the {task.name} task (the "
+                          "supernet and darts have no detector supernet)", config.strategy.name)
     if compression:
         raise ConfigError("space.compression", f"no compression genes in a search of the {task.name} task "
                           "(compression is wired for classification only so far)")
@@ -100,9 +105,8 @@ def check_task_plan(task: Task, config: RunConfig, names: dict[str, Sequence[str
     if per_token(task) and others:
         raise ConfigError("space.family", f"{', '.join(able)} for the {task.name} task (the families "
                           "with a per-token head)", others[0])
-    if one_shot(config.strategy.name):
-        raise ConfigError("strategy.name", f"a strategy that trains each candidate for the {task.name} task (one-shot "
-                          "strategies are wired for classification only so far)", config.strategy.name)
+    if per_token(task) and one_shot(config.strategy.name):
+        check_token_one_shot(config.strategy.name, families, f"the {task.name} task")
 
 
 def check_task_plan_family(task: Task, families: Sequence[str]) -> None:
@@ -119,3 +123,18 @@ def check_task_plan_family(task: Task, families: Sequence[str]) -> None:
     if wrong:
         raise ConfigError("space.family", f"a family for the {task.name} task ({wrong[0]} is made for the "
                           f"{', '.join(FAMILIES.get(wrong[0]).tasks)} task)", wrong[0])
+
+
+def check_token_one_shot(strategy: str, families: Sequence[str], what: str) -> None:
+    """Refuse (one line) a one-shot strategy that cannot search ``what`` (token ids, a per-token
+    task): DARTS relaxes a CNN of values with one output per sample; the supernet takes them
+    with the families of :data:`~slimnas.strategies._supernet.TOKEN_FAMILIES` only."""
+    from slimnas.strategies._supernet import TOKEN_FAMILIES
+
+    if strategy != "supernet":
+        raise ConfigError("strategy.name", f"supernet or a strategy that trains each candidate for {what} ({strategy} "
+                          "has no supernet of token ids or per-token heads)", strategy)
+    others = [f for f in families if f not in TOKEN_FAMILIES]
+    if others:
+        raise ConfigError("space.family", f"{', '.join(TOKEN_FAMILIES)} for the supernet strategy on {what} (the "
+                          "families whose supernet embeds token ids and predicts per token)", others[0])

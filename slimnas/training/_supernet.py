@@ -29,6 +29,7 @@ from torch import nn
 
 from slimnas.errors import TrainingDiverged
 from slimnas.spaces import TrainSpec
+from slimnas.tasks import Task
 from slimnas.training._trainer import Callback, History, make_optimizer
 
 SCHEDULES = ("sandwich", "progressive")
@@ -130,6 +131,7 @@ def train_supernet(
     state_path: str | Path | None = None,
     on_phase: Callable[[str, int], None] | None = None,
     sample: Callable[[np.random.Generator, tuple[str, ...]], object] | None = None,
+    task: Task | None = None,
 ) -> History:
     """Train ``supernet`` (a :class:`slimnas.models.BaseSupernet`) in place.
 
@@ -142,6 +144,10 @@ def train_supernet(
         on_phase: told when a phase starts (its name and first epoch).
         sample: draws the random sub-networks of a step, ``sample(rng, dims)`` (default the
             supernet's uniform ``sample``; a search under a MAC budget draws inside it).
+        task: what the supernet learns (``DataSplits.task``, ``y_train`` encoded by it): its
+            loss trains the largest sub-network (and the others without ``distill``), its
+            :meth:`~slimnas.tasks.Task.distill` pulls the others towards the largest one's
+            outputs; ``None``: classification (cross-entropy, softened KL divergence).
 
     Raises:
         TrainingDiverged: the loss became NaN or infinite.
@@ -175,7 +181,7 @@ def train_supernet(
             on_phase(phase, epoch)
         gen, rng = epoch_rng(seed, epoch)
         loss = _epoch(supernet, x_train, y_train, recipe.batch_size, opt, sched, gen, rng, dims, config,
-                      sample or supernet.sample)
+                      sample or supernet.sample, task)
         if not math.isfinite(loss):
             raise TrainingDiverged(epoch, loss)
         metrics = {"epoch": epoch, "train_loss": loss, "phase": phase, "seconds": round(time.perf_counter() - t0, 3)}
@@ -194,7 +200,7 @@ def train_supernet(
 
 
 def _epoch(supernet, x, y, batch_size: int, opt, sched, gen: torch.Generator, rng: np.random.Generator,
-           dims: tuple[str, ...], cfg: SupernetTraining, sample) -> float:
+           dims: tuple[str, ...], cfg: SupernetTraining, sample, task: Task | None = None) -> float:
     supernet.train()
     n = len(y)
     perm = torch.randperm(n, generator=gen).to(x.device)
@@ -206,8 +212,8 @@ def _epoch(supernet, x, y, batch_size: int, opt, sched, gen: torch.Generator, rn
         xb, yb = x[idx], y[idx]
         opt.zero_grad(set_to_none=True)
         supernet.set_active(supernet.largest())
-        logits = supernet(xb)
-        loss = F.cross_entropy(logits, yb)
+        logits = supernet(xb) if task is None else task.train_output(supernet, xb, yb)
+        loss = F.cross_entropy(logits, yb) if task is None else task.loss(logits, yb)
         loss.backward()
         total += float(loss.detach()) * len(idx)
         if dims:
@@ -215,8 +221,11 @@ def _epoch(supernet, x, y, batch_size: int, opt, sched, gen: torch.Generator, rn
             subnets = [supernet.smallest(dims), *(sample(rng, dims) for _ in range(cfg.n_random))]
             for spec in subnets:
                 supernet.set_active(spec)
-                out = supernet(xb)
-                sub = _kd_loss(out, teacher, cfg.temperature) if cfg.distill else F.cross_entropy(out, yb)
+                out = supernet(xb) if task is None else task.train_output(supernet, xb, yb)
+                if task is not None:
+                    sub = task.distill(out, teacher, cfg.temperature) if cfg.distill else task.loss(out, yb)
+                else:
+                    sub = _kd_loss(out, teacher, cfg.temperature) if cfg.distill else F.cross_entropy(out, yb)
                 sub.backward()
         opt.step()
         if sched is not None:
