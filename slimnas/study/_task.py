@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from slimnas.compress._distill import no_distillation_note
 from slimnas.config import RunConfig
 from slimnas.data._tasks import check_wired, is_detection, per_token
 from slimnas.errors import ConfigError
@@ -77,9 +78,10 @@ def check_task_plan(task: Task, config: RunConfig, names: dict[str, Sequence[str
         return
     if is_detection(task):
         check_wired(task, "image", config.data.dataset, search=True)
-    if compression:
-        raise ConfigError("space.compression", f"no compression genes in a search of the {task.name} task "
-                          "(compression is wired for classification only so far)")
+        if compression:
+            raise ConfigError("space.compression", "no compression genes in a search of the detection task (genes "
+                              "are wired into the search for every other task; compress a detector with slimnas "
+                              "compress)")
     able = [f for f in list_families() if has_per_token(FAMILIES.get(f))]
     others = [f for f in families if f not in able]
     if per_token(task) and others:
@@ -88,3 +90,12 @@ def check_task_plan(task: Task, config: RunConfig, names: dict[str, Sequence[str
     if one_shot(config.strategy.name):
         raise ConfigError("strategy.name", f"a strategy that trains each candidate for the {task.name} task (one-shot "
                           "strategies are wired for classification only so far)", config.strategy.name)
+
+
+def compression_notes(plan, task: Task) -> list[str]:
+    """What a search with compression genes says once about its task: distillation asked of a
+    task without a distillation term (its fine-tunes minimise the task's own loss, as
+    ``compress --distill`` does)."""
+    comp = plan.space.compression
+    note = no_distillation_note(task)
+    return [note] if comp is not None and note and True in comp.params["distill"].choices() else []

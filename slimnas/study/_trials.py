@@ -27,6 +27,7 @@ from slimnas.compress._apply import (
     retrain_steps,
 )
 from slimnas.compress._hardware import MacRounding, choose_mac_rounding
+from slimnas.compress._quality import Quality, model_quality
 from slimnas.data._tasks import per_token
 from slimnas.export import export_onnx
 from slimnas.measure import Artifact
@@ -37,7 +38,6 @@ from slimnas.strategies import WarmStart
 from slimnas.study._events import EpochReporter
 from slimnas.study._joint import cached_parent
 from slimnas.training import Callback, fit
-from slimnas.training import evaluate as evaluate_model
 
 
 @dataclass
@@ -135,7 +135,8 @@ def compressed_artifact(obj, trial: optuna.Trial, cand: Candidate, model: torch.
     splits, policy, costs = obj.splits, cand.compression, dict(trial.user_attrs["costs"])
     parent, reused = cached_parent(obj.run.root / "parents", cand, model,
                                    lambda m: train(obj, trial, m, cand.train, early_stopping=False))
-    parent_metrics = {"parent_val_accuracy": evaluate_model(parent, splits.x_val, splits.y_val)["accuracy"],
+    quality = Quality.of(splits.task)  # accuracy, or the task's primary metric (parent_val_r2, parent_val_perplexity)
+    parent_metrics = {f"parent_{quality.key}": model_quality(splits, parent, quality=quality),
                       "parent_params": costs["params"], "parent_macs": costs["macs"], "parent_reused": reused}
     epochs = obj.plan.space.compression.value("finetune_epochs")
     use_full_budget = "macs" not in obj.objectives
