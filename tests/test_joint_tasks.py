@@ -71,7 +71,7 @@ def test_a_regression_search_with_compression_genes_is_scored_by_r2(tmp_path):
 
 def test_a_language_model_search_with_int8_genes_is_scored_by_perplexity(tmp_path):
     data = {"dataset": "pysource", "options": {"n": 60, "seq_len": 16}}
-    res = search(tmp_path, data, {"family": ["cnn"], "cnn": {"n_layers": 2, "channels": [8, 16], "kernel": [3]}},
+    res = search(tmp_path, data, {"family": ["cnn"], "cnn": {"n_layers": 1, "channels": [8, 16], "kernel": [3]}},
                  {"precision": ["int8"], "lowrank": [0.5, 1.0]})
     assert res.study.directions == [optuna.study.StudyDirection.MINIMIZE] * 2
     stored = check_trials(res, "val_perplexity")

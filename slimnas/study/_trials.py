@@ -51,17 +51,21 @@ class Made:
 
 
 def sample_candidate(obj, trial: optuna.Trial) -> Candidate:
-    """The trial's candidate, with the config's epochs and the data's vocabulary."""
+    """The trial's candidate, with the config's epochs and the data's vocabulary (and head),
+    which its compression genes are placed on."""
+    vocab, task = getattr(obj.splits, "vocab_size", None), obj.splits.task
+
+    def built(arch):
+        if vocab and getattr(arch, "vocab_size", None) == 0:  # token ids: the data's vocabulary
+            arch = dataclasses.replace(arch, vocab_size=vocab)
+        if per_token(task):  # a prediction per position; a language model's sees only the past
+            arch = get_family(arch.family).per_token(arch, "causal" if task.causal else "tokens")
+        return arch
+
     cand = obj.plan.space.sample(trial, tie_layers=obj.config.strategy.name == "grid",
-                                  input_shape=obj.splits.input_shape, n_classes=obj.splits.n_classes)
+                                  input_shape=obj.splits.input_shape, n_classes=obj.splits.n_classes, adapt=built)
     if obj.config.epochs is not None:
         cand = dataclasses.replace(cand, train=dataclasses.replace(cand.train, epochs=obj.config.epochs))
-    vocab = getattr(obj.splits, "vocab_size", None)
-    if vocab and getattr(cand.arch, "vocab_size", None) == 0:  # token ids: the data's vocabulary
-        cand = dataclasses.replace(cand, arch=dataclasses.replace(cand.arch, vocab_size=vocab))
-    if per_token(obj.splits.task):  # a prediction per position; a language model's sees only the past
-        head = "causal" if obj.splits.task.causal else "tokens"
-        cand = dataclasses.replace(cand, arch=get_family(cand.arch.family).per_token(cand.arch, head))
     return cand
 
 
