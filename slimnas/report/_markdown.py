@@ -61,7 +61,7 @@ def render_markdown(data: dict) -> str:
             named = card.get("sensitivity_metric", "accuracy")
             out += [f"Sensitivity (validation {named} with only this layer pruned):", "",
                     *_table(["layer", *(f"{float(r):.0%}" for r in ratios)],
-                            [[layer, *(f"{curve[r]:.3f}" if r in curve else "-" for r in ratios)]
+                            [[layer, *(format_value("val_accuracy", curve.get(r)) for r in ratios)]  # 3 decimals
                              for layer, curve in card["sensitivity"].items()])]
     if data["baselines"]:
         keys = [(data["run"].get("quality") or {}).get("key", "val_accuracy"), "params", "macs"]
