@@ -222,7 +222,7 @@ def test_darts_and_the_supernet_of_other_families_refuse_a_per_token_task_in_one
 
 
 def test_one_shot_strategies_refuse_detection_and_regression_folds_in_one_line(tmp_path):
-    cfg = write_config(tmp_path, "supernet", {}, {"family": ["cnn"]}, dataset="boxes64", objectives=())
+    cfg = write_config(tmp_path, "supernet", {}, {"family": ["centernet"]}, dataset="boxes64", objectives=())
     with pytest.raises(ConfigError, match=r"^strategy.name: expected a strategy that trains each candidate for the "
                                           r"detection task \(the supernet and darts have no detector supernet\)"):
         SearchPlan.load(cfg, out=str(tmp_path / "x"))

@@ -70,7 +70,7 @@ from slimnas.measure._profile import load_profile
 from slimnas.models._hf import as_slimnas_model
 from slimnas.models._user import import_model
 from slimnas.report._compress import latency_rows, table_rows
-from slimnas.report._explain import explanation_table
+from slimnas.report._explain import explanation_table, sensitivity_names
 from slimnas.report._table import make_console
 from slimnas.spaces._params import MAX_VALUE
 from slimnas.study import ListenerGroup, TensorBoardListener, auto_compress
@@ -438,9 +438,8 @@ def compress_command(
         console.print(latency_summary(result.latency), highlight=False)
         for warning in result.warnings:
             console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-        q = result.sensitivity.quality
         console.print(explanation_table({"layers": result.decisions}, "per-layer decisions and their sensitivity",
-                                        ("acc", "accuracy") if q.is_accuracy else (q.metric, q.display)))
+                                        sensitivity_names(result.sensitivity.quality)))
         if result.hardware is not None:
             h = result.hardware
             console.print(f"on the target (batch {h['batch']}): latency predicted {h['predicted_latency_ms']:.4f} ms, "

@@ -36,6 +36,15 @@ from slimnas.training._trainer import PlateauStop, cross_entropy
 FINETUNE_SPEC = TrainSpec(optimizer="adam", lr=3e-3, batch_size=128, epochs=1, schedule="cosine")
 
 
+def no_distillation_note(task: Task | None) -> str | None:
+    """What is said once when distillation is asked of a task without a distillation term
+    (:attr:`~slimnas.tasks.Task.distills` false: a detector's losses need its targets); ``None``
+    for the others."""
+    if task is None or getattr(task, "distills", True):
+        return None
+    return f"the {task.name} task has no distillation term: the fine-tunes minimise the model's own losses"
+
+
 class DistillationLoss:
     """``loss_fn(logits, y, x)`` for :func:`slimnas.training.fit` that also runs a teacher.
 

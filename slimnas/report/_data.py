@@ -14,7 +14,7 @@ from pathlib import Path
 
 from optuna.trial import FrozenTrial, TrialState
 
-from slimnas.measure import get_metric
+from slimnas.measure import get_metric, metric_label
 from slimnas.measure._format import fmt_count
 from slimnas.measure._metric import TASK_METRICS
 from slimnas.report._explain import layer_columns, policy_summary, read_policy
@@ -60,8 +60,8 @@ def report_data(folder: str | Path) -> dict:
         "front": front,
         "closest": closest,
         "progress": progress(rows, run.objectives, run.budget),
-        "cards": [card(m, RunFolder(run.root).trial_dir(m["trial"])) for m in front],
-        "baselines": baselines(rows),
+        "cards": [card(m, RunFolder(run.root).trial_dir(m["trial"]), run.quality) for m in front],
+        "baselines": baselines(rows, run.quality["key"]),
     }
 
 
@@ -124,10 +124,11 @@ def _member(m: dict, row: dict) -> dict:
             "metrics": _numbers(m["metrics"])}
 
 
-def card(member: dict, trial_dir: Path) -> dict:
+def card(member: dict, trial_dir: Path, q: dict | None = None) -> dict:
     """A front member's card: its architecture and figures, and from ``policy.json`` the
     compression summary, one row per layer (width, kept, every compressor's per-layer setting)
-    and the sensitivity curves (validation accuracy with only that layer pruned by a ratio)."""
+    and the sensitivity curves (validation accuracy with only that layer pruned by a ratio; of
+    another task, ``q``'s primary metric, named as ``sensitivity_metric``)."""
     doc = read_policy(trial_dir)
     rows = doc["layers"] if doc else []
     columns = [column for _, column, _ in layer_columns(rows)]
@@ -135,20 +136,22 @@ def card(member: dict, trial_dir: Path) -> dict:
                **{c: r[c] for c in columns if c in r}} for r in rows]
     sensitivity = {r["layer"]: {str(k): v for k, v in sorted(r["sensitivity"].items(), key=lambda kv: float(kv[0]))}
                    for r in rows if r.get("sensitivity")}
+    named = {} if q is None or q["key"] == "val_accuracy" else \
+        {"sensitivity_metric": metric_label(q["key"]).removeprefix("val ")}  # R², perplexity
     return {**member, "compression": policy_summary(doc) if doc else None, "columns": columns, "layers": layers,
-            "sensitivity": sensitivity}
+            "sensitivity": sensitivity, **named}
 
 
-def baselines(rows: list[dict]) -> list[dict]:
+def baselines(rows: list[dict], key: str = "val_accuracy") -> list[dict]:
     """The trained, uncompressed parents a joint search compressed, one per architecture: what
-    compression is measured against."""
+    compression is measured against (``key``: the run's quality figure, ``val_r2`` for a regression)."""
     out: dict[str, dict] = {}
     for r in rows:
         m = r["metrics"]
-        if "parent_val_accuracy" not in m or r["architecture"] is None:
+        if f"parent_{key}" not in m or r["architecture"] is None:
             continue
         b = out.setdefault(r["architecture"], {"architecture": r["architecture"], "trials": [], "metrics": {
-            "val_accuracy": m["parent_val_accuracy"], "params": m.get("parent_params"), "macs": m.get("parent_macs")}})
+            key: m[f"parent_{key}"], "params": m.get("parent_params"), "macs": m.get("parent_macs")}})
         b["trials"].append(r["trial"])
     return list(out.values())
 

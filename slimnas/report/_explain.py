@@ -65,6 +65,12 @@ def _fmt(value) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
+def sensitivity_names(quality) -> tuple[str, str]:
+    """The column prefix and metric name of :func:`explanation_table` for a
+    :class:`~slimnas.compress._quality.Quality`: ``("acc", "accuracy")`` or ``("r2", "R²")``."""
+    return ("acc", "accuracy") if quality.is_accuracy else (quality.metric, quality.display)
+
+
 def explanation_table(doc: dict, title: str, quality: tuple[str, str] = ("acc", "accuracy")) -> Table:
     """Per layer: width before/after, each compressor's setting, and accuracy (``quality``: the
     column prefix and the name of another task's metric) when pruned alone."""

@@ -120,7 +120,7 @@ def render_html(data: dict) -> str:
     if data["cards"]:
         parts += ["<h2>Front members</h2>", *(_card(data, c) for c in data["cards"])]
     if data["baselines"]:
-        keys = ["val_accuracy", "params", "macs"]
+        keys = [(data["run"].get("quality") or {}).get("key", "val_accuracy"), "params", "macs"]
         parts += ["<h2>Baselines</h2>", '<p class="note">The trained, uncompressed parents the search compressed.</p>',
                   _table(["architecture", "trials", *map(metric_label, keys)],
                          [[b["architecture"], ", ".join(map(str, b["trials"])),

@@ -58,12 +58,13 @@ def render_markdown(data: dict) -> str:
                                    for r in card["layers"]])]
         if card["sensitivity"]:
             ratios = sorted({r for curve in card["sensitivity"].values() for r in curve}, key=float)
-            out += ["Sensitivity (validation accuracy with only this layer pruned):", "",
+            named = card.get("sensitivity_metric", "accuracy")
+            out += [f"Sensitivity (validation {named} with only this layer pruned):", "",
                     *_table(["layer", *(f"{float(r):.0%}" for r in ratios)],
-                            [[layer, *(format_value("val_accuracy", curve.get(r)) for r in ratios)]
+                            [[layer, *(format_value("val_accuracy", curve.get(r)) for r in ratios)]  # 3 decimals
                              for layer, curve in card["sensitivity"].items()])]
     if data["baselines"]:
-        keys = ["val_accuracy", "params", "macs"]
+        keys = [(data["run"].get("quality") or {}).get("key", "val_accuracy"), "params", "macs"]
         out += ["## Baselines", "", *_table(["architecture", "trials", *map(metric_label, keys)],
                                             [[b["architecture"], ", ".join(map(str, b["trials"])),
                                               *(format_value(k, b["metrics"].get(k)) for k in keys)]

@@ -5,9 +5,15 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from slimnas.compress._quality import Quality
 from slimnas.measure import get_metric, metric_label
 from slimnas.measure._format import fmt_count
-from slimnas.report._explain import explanation_table, policy_summary, read_policy
+from slimnas.report._explain import (
+    explanation_table,
+    policy_summary,
+    read_policy,
+    sensitivity_names,
+)
 from slimnas.spaces import FAMILIES, arch_from_dict, get_family
 from slimnas.tasks._run import quality as run_quality
 from slimnas.tasks._run import task_record
@@ -98,7 +104,8 @@ def print_front(result, console: Console) -> None:
         for m in result.front:
             doc = read_policy(m.path)
             if doc:
-                console.print(explanation_table(doc, f"trial {m.trial}: per-layer decisions ({m.path / 'policy.json'})"))
+                console.print(explanation_table(doc, f"trial {m.trial}: per-layer decisions ({m.path / 'policy.json'})",
+                                                sensitivity_names(Quality.of(plan.task))))
     else:
         from slimnas.study._pareto import is_skipped
 

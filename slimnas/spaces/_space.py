@@ -102,11 +102,14 @@ class SearchSpace:
         return space, {k: p.to_config() for k, p in self.training.items()}
 
     def sample(self, trial: optuna.Trial, *, tie_layers: bool = False, input_shape: tuple[int, ...] | None = None,
-               n_classes: int | None = None) -> Candidate:
+               n_classes: int | None = None, adapt: Callable[[Any], Any] | None = None) -> Candidate:
         """Ask ``trial`` for one candidate (define-by-run); compression genes need the data's
-        ``input_shape`` and ``n_classes`` to place per-layer genes."""
+        ``input_shape`` and ``n_classes`` to place per-layer genes, and the architecture as it is
+        built: ``adapt`` gives it from the sampled one (the data's vocabulary, a per-token head)."""
         family = self.families[0] if len(self.families) == 1 else trial.suggest_categorical("arch.family", list(self.families))
         arch = sample_arch(family, self.params[family], trial, tie_layers=tie_layers)
+        if adapt is not None:
+            arch = adapt(arch)
         compression, keep = None, 0.0
         if self.compression is not None:
             compression, keep = self.compression.sample(trial, arch, input_shape, n_classes)

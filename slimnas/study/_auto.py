@@ -51,6 +51,7 @@ from slimnas.compress._bitalloc import (
     size_limits,
 )
 from slimnas.compress._compress import staged_result
+from slimnas.compress._distill import no_distillation_note
 from slimnas.compress._prune import executed_layers
 from slimnas.compress._prune_layers import split_view
 from slimnas.compress._quality import Quality, check_task_outputs, test_scores, with_task
@@ -428,9 +429,8 @@ def auto_compress(model: nn.Module, data: DataSplits, *, budget: list[str] | tup
     model = as_slimnas_model(model, data.input_shape)  # token ids for a raw Hugging Face model; a dict's logits
     check_task_outputs(model, data)
     listener = listener or Listener()
-    if s.distill and getattr(data.task, "distills", True) is False:  # a detector's losses need its targets
-        listener.note(f"the {data.task.name} task has no distillation term: the fine-tunes minimise the model's own "
-                      "losses")
+    if s.distill and (note := no_distillation_note(data.task)):  # a detector's losses need its targets
+        listener.note(note)
     model = copy.deepcopy(model).cpu().eval()
     out = Path(out) if out is not None else None
     storage = storage or (f"sqlite:///{out / 'study.db'}" if out is not None else None)

@@ -16,6 +16,7 @@ from torch import nn
 
 from slimnas.compress import CompressedModel, CompressionPolicy, analyze_sensitivity
 from slimnas.compress._apply import attach_sensitivity, compress_and_measure
+from slimnas.compress._quality import Quality
 from slimnas.data import DataSplits
 from slimnas.export._structure import save_compressed
 from slimnas.measure._metric import signed
@@ -79,8 +80,8 @@ def final_finetune(plan, run: RunFolder, trial, splits: DataSplits, device: str 
     )
     sens = analyze_sensitivity(parent, splits, ratios=SENSITIVITY_RATIOS)
     write_artifact(run.trial_dir(trial.number), artifact, attach_sensitivity(decisions, sens))
-    out = {**stored, **metrics, "final": True, "final_epochs": epochs,
-           "search_val_accuracy": stored.get("val_accuracy")}
+    key = Quality.of(splits.task).key  # val_accuracy, or the task's primary metric (val_r2, val_perplexity)
+    out = {**stored, **metrics, "final": True, "final_epochs": epochs, f"search_{key}": stored.get(key)}
     run.write_metrics(trial.number, out)
     return out
 

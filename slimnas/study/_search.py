@@ -48,7 +48,7 @@ from slimnas.study._plan import SearchPlan
 from slimnas.study._progress import progress_rows
 from slimnas.study._record import DAMAGED, damaged_trials, load_study
 from slimnas.study._sizes import check_space_size
-from slimnas.study._task import check_token_one_shot, one_shot
+from slimnas.study._task import check_token_one_shot, compression_notes, one_shot
 from slimnas.study._tensorboard import TensorBoardListener
 
 
@@ -190,6 +190,8 @@ def search(config: str | Path | RunConfig | SearchPlan | None = None, /, *, list
         listener = ListenerGroup(listener, board)
     for note in splits.notes:  # what was assumed reading the data (a layout)
         listener.note(note, level="warning")
+    for note in compression_notes(plan, splits.task):  # a task without a distillation term
+        listener.note(note)
     try:
         with storage_errors(cfg.storage_url):
             return _search(plan, run, splits, device, listener)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from slimnas.compress._distill import no_distillation_note
 from slimnas.config import RunConfig
 from slimnas.data._tasks import is_detection, per_token
 from slimnas.errors import ConfigError
@@ -97,9 +98,10 @@ def check_task_plan(task: Task, config: RunConfig, names: dict[str, Sequence[str
     if is_detection(task) and one_shot(config.strategy.name):
         raise ConfigError("strategy.name", f"a strategy that trains each candidate for the {task.name} task (the "
                           "supernet and darts have no detector supernet)", config.strategy.name)
-    if compression:
-        raise ConfigError("space.compression", f"no compression genes in a search of the {task.name} task "
-                          "(compression is wired for classification only so far)")
+    if is_detection(task) and compression:
+        raise ConfigError("space.compression", "no compression genes in a search of the detection task (genes "
+                          "are wired into the search for every other task; compress a detector with slimnas "
+                          "compress)")
     able = [f for f in list_families() if has_per_token(FAMILIES.get(f))]
     others = [f for f in families if f not in able]
     if per_token(task) and others:
@@ -138,3 +140,12 @@ def check_token_one_shot(strategy: str, families: Sequence[str], what: str) -> N
     if others:
         raise ConfigError("space.family", f"{', '.join(TOKEN_FAMILIES)} for the supernet strategy on {what} (the "
                           "families whose supernet embeds token ids and predicts per token)", others[0])
+
+
+def compression_notes(plan, task: Task) -> list[str]:
+    """What a search with compression genes says once about its task: distillation asked of a
+    task without a distillation term (its fine-tunes minimise the task's own loss, as
+    ``compress --distill`` does)."""
+    comp = plan.space.compression
+    note = no_distillation_note(task)
+    return [note] if comp is not None and note and True in comp.params["distill"].choices() else []

@@ -27,6 +27,7 @@ from slimnas.compress._apply import (
     retrain_steps,
 )
 from slimnas.compress._hardware import MacRounding, choose_mac_rounding
+from slimnas.compress._quality import Quality, model_quality
 from slimnas.data._tasks import per_token
 from slimnas.export import export_onnx
 from slimnas.measure import Artifact
@@ -37,7 +38,6 @@ from slimnas.strategies import WarmStart
 from slimnas.study._events import EpochReporter
 from slimnas.study._joint import cached_parent
 from slimnas.training import Callback, fit
-from slimnas.training import evaluate as evaluate_model
 
 
 @dataclass
@@ -51,17 +51,21 @@ class Made:
 
 
 def sample_candidate(obj, trial: optuna.Trial) -> Candidate:
-    """The trial's candidate, with the config's epochs and the data's vocabulary."""
+    """The trial's candidate, with the config's epochs and the data's vocabulary (and head),
+    which its compression genes are placed on."""
+    vocab, task = getattr(obj.splits, "vocab_size", None), obj.splits.task
+
+    def built(arch):
+        if vocab and getattr(arch, "vocab_size", None) == 0:  # token ids: the data's vocabulary
+            arch = dataclasses.replace(arch, vocab_size=vocab)
+        if per_token(task):  # a prediction per position; a language model's sees only the past
+            arch = get_family(arch.family).per_token(arch, "causal" if task.causal else "tokens")
+        return arch
+
     cand = obj.plan.space.sample(trial, tie_layers=obj.config.strategy.name == "grid",
-                                  input_shape=obj.splits.input_shape, n_classes=obj.splits.n_classes)
+                                  input_shape=obj.splits.input_shape, n_classes=obj.splits.n_classes, adapt=built)
     if obj.config.epochs is not None:
         cand = dataclasses.replace(cand, train=dataclasses.replace(cand.train, epochs=obj.config.epochs))
-    vocab = getattr(obj.splits, "vocab_size", None)
-    if vocab and getattr(cand.arch, "vocab_size", None) == 0:  # token ids: the data's vocabulary
-        cand = dataclasses.replace(cand, arch=dataclasses.replace(cand.arch, vocab_size=vocab))
-    if per_token(obj.splits.task):  # a prediction per position; a language model's sees only the past
-        head = "causal" if obj.splits.task.causal else "tokens"
-        cand = dataclasses.replace(cand, arch=get_family(cand.arch.family).per_token(cand.arch, head))
     return cand
 
 
@@ -135,7 +139,8 @@ def compressed_artifact(obj, trial: optuna.Trial, cand: Candidate, model: torch.
     splits, policy, costs = obj.splits, cand.compression, dict(trial.user_attrs["costs"])
     parent, reused = cached_parent(obj.run.root / "parents", cand, model,
                                    lambda m: train(obj, trial, m, cand.train, early_stopping=False))
-    parent_metrics = {"parent_val_accuracy": evaluate_model(parent, splits.x_val, splits.y_val)["accuracy"],
+    quality = Quality.of(splits.task)  # accuracy, or the task's primary metric (parent_val_r2, parent_val_perplexity)
+    parent_metrics = {f"parent_{quality.key}": model_quality(splits, parent, quality=quality),
                       "parent_params": costs["params"], "parent_macs": costs["macs"], "parent_reused": reused}
     epochs = obj.plan.space.compression.value("finetune_epochs")
     use_full_budget = "macs" not in obj.objectives
