@@ -36,10 +36,10 @@ def test_bits_are_read_from_the_file_with_scales_and_tables_amortised():
     files = {"fp32": quantize_model(layer, (64,), mode="fp32"), "fp16": quantize_model(layer, (64,), mode="fp16"),
              # 4-bit codes (512 bytes) + one fp32 scale per 32 weights (128 bytes): 5 bits, not 4
              "int4": WeightOnlyQuantizer(bits=4, group_size=32).fit(layer, input_shape=(64,)).onnx_,
-             # 4-bit codes + one 16-entry fp16 table (32 bytes) + the constants that unpack them in the
-             # graph (its shape, shift amounts, a mask: 19 bytes): 4.25 bits and 0.15 more
+             # 4-bit codes (ONNX's UINT4, in the weight's shape: no unpacking constants) + one 16-entry
+             # fp16 table (32 bytes): 4.25 bits
              "palette4": Palettizer(bits=4).fit(layer, input_shape=(64,)).onnx_}
-    want = {"fp32": 32.0, "fp16": 16.0, "int4": 5.0, "palette4": 4.25 + 8 * 19 / 1024}
+    want = {"fp32": 32.0, "fp16": 16.0, "int4": 5.0, "palette4": 4.25}
     assert {k: effective_bits(f) for k, f in files.items()} == want
     assert [(lay.op, lay.weights) for lay in layer_bits(files["int4"])] == [("MatMulNBits", 1024)]
     budget = Budget.parse("bits<=4.8")
