@@ -197,3 +197,21 @@ def test_precision_sensitivity_of_a_regressor_reads_its_r2_and_its_loss_not_a_cl
     for row in sens.layers.values():  # palette2 costs R² (and adds loss) on at least one layer
         assert row["palette2"]["val_loss"] >= sens.baseline_loss - 1e-3
     assert max(sens.baseline - row["palette2"]["val_accuracy"] for row in sens.layers.values()) > 0.005
+
+
+def test_int8_layers_and_a_uint4_palette_share_one_opset_21_file(trained_cnn, data):
+    import numpy as np
+    import onnx
+    import torch
+
+    from slimnas.export import predict
+
+    mixed = {"2": "int8", "4": "palette4"}
+    art = apply_policy(trained_cnn, CompressionPolicy.of(quantize={"mode": "fp32", "layer_precision": mixed}), data,
+                       epochs=0)
+    proto = onnx.ModelProto.FromString(art.onnx)
+    assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [21]  # converted after int8
+    assert any(i.data_type == onnx.TensorProto.UINT4 for i in proto.graph.initializer)
+    assert any(n.op_type == "DequantizeLinear" for n in proto.graph.node)
+    with torch.no_grad():  # only the int8 activations differ from the eager model with the encoded weights
+        assert np.mean(predict(art.onnx, data.x_val).argmax(1) == art.model(data.x_val).argmax(1).numpy()) > 0.95
