@@ -81,14 +81,27 @@ def _base36(i: int) -> str:
             return "w" + s
 
 
+#: ONNX's sub-byte tensor types -> bits per element (stored packed: two 4-bit values per byte)
+PACKED_BITS = {TensorProto.UINT4: 4, TensorProto.INT4: 4, TensorProto.FLOAT4E2M1: 4}
+
+
+def tensor_nbytes(t: onnx.TensorProto) -> int:
+    """Bytes of a stored tensor's values: a sub-byte type's packed bytes (numpy reads one byte per
+    4-bit element), any other type's array bytes."""
+    bits = PACKED_BITS.get(t.data_type)
+    if bits is not None:
+        return -(-int(np.prod(t.dims, dtype=np.int64)) * bits // 8)
+    return int(numpy_helper.to_array(t).nbytes)
+
+
 def payload_bytes(proto: onnx.ModelProto) -> int:
     """Bytes of the tensors stored in the file (initializers and constants): the weight payload."""
-    total = sum(numpy_helper.to_array(t).nbytes for t in proto.graph.initializer)
+    total = sum(tensor_nbytes(t) for t in proto.graph.initializer)
     for node in proto.graph.node:
         if node.op_type == "Constant":
             for attr in node.attribute:
                 if attr.type == onnx.AttributeProto.TENSOR:
-                    total += numpy_helper.to_array(attr.t).nbytes
+                    total += tensor_nbytes(attr.t)
     return int(total)
 
 

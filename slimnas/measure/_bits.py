@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from slimnas.errors import ConfigError
+from slimnas.export._proto import tensor_nbytes
 from slimnas.measure._metric import PLAIN_UNITS, BaseMetric, register_metric
 
 #: op type -> (inputs holding the weight's values, inputs holding what goes with them: scales, zero points)
@@ -56,7 +56,7 @@ class LayerBits:
 def _tensor_bytes(t: onnx.TensorProto) -> int:
     """Bytes of a stored tensor's values (its serialized size where numpy cannot read it)."""
     try:
-        return int(numpy_helper.to_array(t).nbytes)
+        return tensor_nbytes(t)
     except Exception:  # noqa: BLE001 - a type numpy has no array for: count what the file holds
         return len(t.SerializeToString())
 

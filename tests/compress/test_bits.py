@@ -36,10 +36,10 @@ def test_bits_are_read_from_the_file_with_scales_and_tables_amortised():
     files = {"fp32": quantize_model(layer, (64,), mode="fp32"), "fp16": quantize_model(layer, (64,), mode="fp16"),
              # 4-bit codes (512 bytes) + one fp32 scale per 32 weights (128 bytes): 5 bits, not 4
              "int4": WeightOnlyQuantizer(bits=4, group_size=32).fit(layer, input_shape=(64,)).onnx_,
-             # 4-bit codes + one 16-entry fp16 table (32 bytes) + the constants that unpack them in the
-             # graph (its shape, shift amounts, a mask: 19 bytes): 4.25 bits and 0.15 more
+             # 4-bit codes (ONNX's UINT4, in the weight's shape: no unpacking constants) + one 16-entry
+             # fp16 table (32 bytes): 4.25 bits
              "palette4": Palettizer(bits=4).fit(layer, input_shape=(64,)).onnx_}
-    want = {"fp32": 32.0, "fp16": 16.0, "int4": 5.0, "palette4": 4.25 + 8 * 19 / 1024}
+    want = {"fp32": 32.0, "fp16": 16.0, "int4": 5.0, "palette4": 4.25}
     assert {k: effective_bits(f) for k, f in files.items()} == want
     assert [(lay.op, lay.weights) for lay in layer_bits(files["int4"])] == [("MatMulNBits", 1024)]
     budget = Budget.parse("bits<=4.8")
@@ -197,3 +197,21 @@ def test_precision_sensitivity_of_a_regressor_reads_its_r2_and_its_loss_not_a_cl
     for row in sens.layers.values():  # palette2 costs R² (and adds loss) on at least one layer
         assert row["palette2"]["val_loss"] >= sens.baseline_loss - 1e-3
     assert max(sens.baseline - row["palette2"]["val_accuracy"] for row in sens.layers.values()) > 0.005
+
+
+def test_int8_layers_and_a_uint4_palette_share_one_opset_21_file(trained_cnn, data):
+    import numpy as np
+    import onnx
+    import torch
+
+    from slimnas.export import predict
+
+    mixed = {"2": "int8", "4": "palette4"}
+    art = apply_policy(trained_cnn, CompressionPolicy.of(quantize={"mode": "fp32", "layer_precision": mixed}), data,
+                       epochs=0)
+    proto = onnx.ModelProto.FromString(art.onnx)
+    assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [21]  # converted after int8
+    assert any(i.data_type == onnx.TensorProto.UINT4 for i in proto.graph.initializer)
+    assert any(n.op_type == "DequantizeLinear" for n in proto.graph.node)
+    with torch.no_grad():  # only the int8 activations differ from the eager model with the encoded weights
+        assert np.mean(predict(art.onnx, data.x_val).argmax(1) == art.model(data.x_val).argmax(1).numpy()) > 0.95

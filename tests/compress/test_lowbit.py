@@ -56,9 +56,8 @@ def test_int4_convolution_is_stored_at_4_bits_and_says_it_runs_at_fp32():
     with torch.no_grad():
         want = q.reference_model(model)(x).numpy()  # batch norm in eager, folded into the file's weight
     assert np.abs(predict(q.onnx_, x) - want).max() < 1e-4
-    conv = next(i for i in onnx.ModelProto.FromString(q.onnx_).graph.initializer if i.data_type == onnx.TensorProto.UINT8
-                and i.dims[0] == 16 * 5 // 2)
-    assert conv is not None  # 80 weights at 4 bits, not 320 fp32 bytes
+    conv = next(i for i in onnx.ModelProto.FromString(q.onnx_).graph.initializer if i.data_type == onnx.TensorProto.UINT4)
+    assert tuple(conv.dims) == (16, 1, 5) and len(conv.raw_data) == 40  # 80 weights at 4 bits, not 320 fp32 bytes
 
 
 def test_codes_pack_at_their_bits_and_unpack_back():

@@ -14,6 +14,7 @@ from slimnas.compress._cluster import kmeans_1d
 from slimnas.data._base import make_splits
 from slimnas.errors import ConfigError
 from slimnas.export import predict
+from slimnas.export._proto import tensor_nbytes
 from slimnas.measure._bits import layer_bits
 
 
@@ -33,8 +34,9 @@ def test_grouped_palette_file_holds_packed_indices_plus_fp16_tables():
     assert lw.table.shape == (4, 16) and lw.table.dtype == np.float16 and lw.group == 8
     assert lw.n_bytes == 2048 * 4 // 8 + 4 * 16 * 2  # packed indices + four fp16 tables
     proto = onnx.ModelProto.FromString(p.onnx_)
-    stored = {numpy_helper.to_array(i).nbytes: i for i in proto.graph.initializer}
-    assert stored[1024].data_type == TensorProto.UINT8 and stored[128].data_type == TensorProto.FLOAT16
+    stored = {tensor_nbytes(i): i for i in proto.graph.initializer}
+    assert stored[1024].data_type == TensorProto.UINT4 and stored[128].data_type == TensorProto.FLOAT16
+    assert tuple(stored[1024].dims) == (4, 8 * 64)  # one row of codes per table
     # the layer's weight bytes in the file: the indices, the tables and the few constants that unpack them
     (held,) = layer_bits(p.onnx_)
     assert lw.n_bytes <= held.weight_bytes <= lw.n_bytes + 96, held
@@ -140,7 +142,8 @@ def test_embedding_table_is_palettized_in_the_file_and_unpacked_before_its_gathe
     lw = p.weights_["embed"]
     assert lw.shape == (50, 16) and len(torch.unique(p.model_.embed.weight)) <= 16
     proto = onnx.ModelProto.FromString(p.onnx_)
-    assert not any(numpy_helper.to_array(i).size == 50 * 16 for i in proto.graph.initializer)  # no fp32 table left
+    assert not any(numpy_helper.to_array(i).size == 50 * 16 for i in proto.graph.initializer
+                   if i.data_type == TensorProto.FLOAT)  # no fp32 table left
     # the file computes what the eager model with the palettized table does
     with torch.no_grad():
         want = p.model_(x).numpy()
@@ -172,3 +175,56 @@ def test_folded_batch_norm_factors_are_held_at_fp16_and_the_file_computes_what_t
     with torch.no_grad():
         want = p.model_(x).numpy()
     np.testing.assert_allclose(predict(p.onnx_, x), want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("granularity", "group_size"), [("tensor", 16), ("group", 8), ("group", 5), ("channel", 16)])
+def test_4_bit_codes_are_held_as_uint4_and_unpacked_in_a_few_nodes_computing_the_reference(granularity, group_size):
+    from slimnas.compress import quantize_model
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 24, 3), nn.BatchNorm2d(24), nn.ReLU(), nn.Flatten(), nn.Linear(24 * 36, 5))
+    with torch.no_grad():
+        model[1].weight.uniform_(0.5, 2.0)
+        model[1].running_var.uniform_(0.5, 2.0)
+    model.eval()
+    p = Palettizer(bits=4, granularity=granularity, group_size=group_size, clustering="kmeans").fit(
+        model, input_shape=(3, 8, 8))
+    assert not p.not_done(), p.held_
+    fp32 = quantize_model(model, (3, 8, 8), mode="fp32")
+    proto, plain = onnx.ModelProto.FromString(p.onnx_), onnx.ModelProto.FromString(fp32)
+    # each layer's codes: one UINT4 tensor, two codes a byte, no unpacking constants beside them
+    codes = sorted(tensor_nbytes(i) for i in proto.graph.initializer if i.data_type == TensorProto.UINT4)
+    assert codes == [24 * 27 // 2, 5 * 864 // 2]
+    # the layers' weight bytes: codes, tables, the convolution's 24 fp16 batch norm factors and at most
+    # 64 bytes of unpacking constants (a shape, range scalars)
+    conv, linear = layer_bits(p.onnx_)
+    assert linear.weight_bytes == p.weights_["4"].n_bytes
+    assert 0 <= conv.weight_bytes - p.weights_["0"].n_bytes - 24 * 2 <= 64, conv
+    # unpacking, both layers: Cast the codes, Gather (GatherElements from a table per group, and a Reshape
+    # to the weight's shape), Cast the fp16 values; for the convolution also Cast and Mul its factors; a
+    # last, smaller group gathers its rows' tables (3 nodes). The opset 13 unpacking took 14 to 24 nodes
+    ragged = granularity == "group" and 24 % group_size != 0
+    unpack = len(proto.graph.node) - len(plain.graph.node)
+    assert unpack <= 9 + 3 * ragged, unpack
+    # the file's bytes beside the layers' weights: at most 300-500 above the fp32 file's (528-901 before)
+    rest = [len(f) - sum(lay.weight_bytes for lay in layer_bits(f)) for f in (p.onnx_, fp32)]
+    assert rest[0] - rest[1] <= (300 if granularity == "tensor" else 500 if ragged else 400), rest
+    x = torch.randn(8, 3, 8, 8)
+    with torch.no_grad():
+        want = p.reference_model(model)(x).numpy()
+    np.testing.assert_allclose(predict(p.onnx_, x), want, atol=1e-5, rtol=1e-5)
+
+
+def test_a_runtime_without_uint4_gets_the_opset_13_unpacking_computing_the_same(monkeypatch):
+    from slimnas.compress import _lowbit
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(1, 8, 5), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 36, 10)).eval()
+    new = Palettizer(bits=4, clustering="kmeans").fit(model, input_shape=(1, 40))
+    monkeypatch.setattr(_lowbit, "runtime_takes_uint4", lambda: False)
+    old = Palettizer(bits=4, clustering="kmeans").fit(model, input_shape=(1, 40))
+    opsets = [onnx.ModelProto.FromString(p.onnx_).opset_import[0].version for p in (new, old)]
+    assert opsets == [21, 17] and len(new.onnx_) < len(old.onnx_)
+    assert not any(i.data_type == TensorProto.UINT4 for i in onnx.ModelProto.FromString(old.onnx_).graph.initializer)
+    x = torch.randn(8, 1, 40)
+    assert np.array_equal(predict(new.onnx_, x), predict(old.onnx_, x))
