@@ -129,3 +129,50 @@ def test_a_language_models_vocabulary_covers_ids_only_held_out_text_uses():
     assert splits.task.vocab_size == splits.n_classes == splits.vocab_size == 8
     logits = torch.zeros(4, 8, 8)
     assert splits.task.score(logits, splits.y_test)["perplexity"] == pytest.approx(8.0)
+
+
+def _regression_rows(n: int = 120) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 4)).astype(np.float32)
+    return x, (x @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.1 * rng.normal(size=n) + 50.0).astype(np.float32)
+
+
+def test_a_csv_or_npz_file_of_another_task_is_read_by_that_task(tmp_path):
+    """A user's .csv / .npz of regression targets (or several 0/1 columns for multi-label) is
+    split by data.seed and read by the named task: targets standardised from the training
+    split for regression, not taken for class ids (it was refused: 'its labels are classes')."""
+    import pandas as pd
+
+    x, y = _regression_rows()
+    frame = pd.DataFrame(x, columns=["a", "b", "c", "d"]).assign(price=y)
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    data = load_dataset(str(tmp_path / "r.csv"), label_column="price", task="regression", seed=3)
+    assert data.task.name == "regression" and data.input_shape == (1, 4)
+    assert (len(data.x_train), len(data.x_val), len(data.x_test)) == (77, 19, 24)
+    # standardised with the training split's statistics, and back in the file's units on the way out
+    assert abs(float(data.y_train.mean())) < 1e-5
+    assert abs(float(data.task.decode(data.y_test).mean()) - 50.0) < 2.0
+    np.savez(tmp_path / "r.npz", x=x, y=y)
+    again = load_dataset(str(tmp_path / "r.npz"), task="regression", seed=3)
+    assert np.allclose(again.x_test.numpy(), data.x_test.numpy())  # the same rows, whatever the file format
+
+    labels = (x[:, :3] > 0).astype(np.float32)
+    frame = pd.DataFrame(x, columns=["a", "b", "c", "d"]).assign(l1=labels[:, 0], l2=labels[:, 1], l3=labels[:, 2])
+    frame.to_csv(tmp_path / "m.csv", index=False)
+    multi = load_dataset(str(tmp_path / "m.csv"), label_column="l1,l2,l3", task="multilabel")
+    assert multi.n_classes == 3 and multi.input_shape == (1, 4) and tuple(multi.y_train.shape[1:]) == (3,)
+
+
+def test_a_task_file_with_bad_targets_or_columns_is_one_line(tmp_path):
+    import pandas as pd
+
+    x, y = _regression_rows(40)
+    pd.DataFrame(x, columns=["a", "b", "c", "d"]).assign(price=y).to_csv(tmp_path / "r.csv", index=False)
+    with pytest.raises(ConfigError, match=r"^data.label_column: expected a column of r.csv, or several joined by commas"):
+        load_dataset(str(tmp_path / "r.csv"), label_column="price,cost", task="regression")
+    y[3] = np.nan
+    np.savez(tmp_path / "nan.npz", x=x, y=y)
+    with pytest.raises(ConfigError, match="NaN|finite"):
+        load_dataset(str(tmp_path / "nan.npz"), task="regression")
+    with pytest.raises(ConfigError, match=r"^data.stream: expected false or auto for a regression file"):
+        load_dataset(str(tmp_path / "r.csv"), label_column="price", task="regression", stream=True)

@@ -40,7 +40,7 @@ Dataset = Annotated[str | None, typer.Option(
 DataSource = Annotated[str | None, typer.Option(
     "--data", metavar="FILE.py:CALLABLE", help="Your own data: a callable returning {'train': ..., 'val': ..., 'test': ...} torch Datasets or DataLoaders (batches of (inputs, target) or dicts with a 'labels' key), in place of --dataset [default: none].")]
 LabelColumn = Annotated[str | None, typer.Option(
-    "--label-column", help="Label column of a .csv data file [default: label].")]
+    "--label-column", help="Label column of a .csv data file, or several joined by commas (multi-label, several regression targets) [default: label].")]
 Seed = Annotated[int | None, typer.Option(
     help="Seed of everything drawn at random: architectures, policies, initialisation, data order [default: 0, "
          "or the config's].")]

@@ -39,7 +39,7 @@ class DataConfig:
     val_fraction: float = 0.2  # carved from the training data; every search decision uses it
     test_fraction: float = 0.2  # only for sources without a test split
     seed: int = 0  # seed of the splits (kept fixed across searches)
-    label_column: str = "label"  # CSV label column (CLI --label-column)
+    label_column: str = "label"  # CSV label column, or several joined by commas (CLI --label-column)
     layout: str | None = None  # 4-D arrays in a file: nchw | nhwc (None: nchw, a clearly NHWC array refused)
     normalize: str = "auto"  # auto | feature | channel | global | none (statistics from the training split)
     augment: dict = field(default_factory=dict, hash=False)  # training batches only: crop, flip, shift, noise

@@ -160,17 +160,26 @@ class CsvFormat(BaseFormat):
             raise ConfigError("data.dataset", "a .csv with a header and data rows", f"{path}: {e}") from None
         if frame.empty:
             raise ConfigError("data.dataset", "a .csv with a header and data rows", str(path))
-        if label_column not in frame.columns:
+        # several target columns (a regression of several values, multi-label 0/1 columns): "a,b,c"
+        names = [label_column] if label_column in frame.columns else [c.strip() for c in label_column.split(",")]
+        if any(c not in frame.columns for c in names):
             columns = list(frame.columns)
-            raise ConfigError("data.label_column", f"a column of {path.name} (it has {len(columns)}: {columns}; "
-                              "set data.label_column or --label-column)", label_column)
-        features = frame.drop(columns=[label_column])
-        labels = frame[label_column]
-        if labels.isna().any():
+            raise ConfigError("data.label_column", f"a column of {path.name}, or several joined by commas (it has "
+                              f"{len(columns)}: {columns}; set data.label_column or --label-column)", label_column)
+        features = frame.drop(columns=names)
+        labels = frame[names[0]] if len(names) == 1 else frame[names]
+        empty = labels.isna().to_numpy().reshape(len(frame), -1).any(axis=1)
+        if empty.any():
             raise ConfigError("data.dataset", "a label in every row of the label column", f"{path}: column "
-                              f"{label_column!r} is empty in {int(labels.isna().sum())} rows (first: data row "
-                              f"{int(np.flatnonzero(labels.isna().to_numpy())[0]) + 1})")
-        y = labels.to_numpy() if pd.api.types.is_numeric_dtype(labels) else labels.astype(str).to_numpy(dtype=str)
+                              f"{label_column!r} is empty in {int(empty.sum())} rows (first: data row "
+                              f"{int(np.flatnonzero(empty)[0]) + 1})")
+        if len(names) > 1:
+            bad = [c for c in names if not pd.api.types.is_numeric_dtype(frame[c])]
+            if bad:
+                raise ConfigError("data.label_column", "numeric columns where several hold the targets", bad[0])
+            y = labels.to_numpy(dtype=np.float32)
+        else:
+            y = labels.to_numpy() if pd.api.types.is_numeric_dtype(labels) else labels.astype(str).to_numpy(dtype=str)
         if text_column is not None:
             if text_column not in features.columns:
                 raise ConfigError("data.text_column", f"a column of {path.name} besides the label (it has "

@@ -3,6 +3,8 @@ format)."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import inspect
 import math
 import os
@@ -118,6 +120,17 @@ def load_dataset(
         if not path.exists():
             what = f"an existing {'/'.join(file_suffixes())} file" if fmt.suffixes else "an existing folder"
             raise ConfigError("data.dataset", what, name)
+        file_task = _file_task(task, name)
+        if file_task is not None:  # another task than classification: the file's targets are the task's
+            from slimnas.data._tasks import file_task_splits
+
+            if config.stream is True:
+                raise ConfigError("data.stream", f"false or auto for a {file_task.name} file (its rows load into "
+                                  "memory)", True)
+            rows = _read(fmt, path, dataclasses.replace(config, stream=False))
+            kind = infer_kind(rows[0])
+            return file_task_splits(name, file_task, rows, kind=kind,
+                                    normalize=FILE_NORMALIZE[kind] if fmt.standardize else "none", config=config)
         x, y, x_test, y_test = _read(fmt, path, config)
         kind = infer_kind(x)
         default = FILE_NORMALIZE[kind] if fmt.standardize else "none"
@@ -162,6 +175,22 @@ def load_dataset(
         raise
     except ValueError as e:
         raise ConfigError("data.dataset", "data to train, validate and test on", f"{name}: {e}") from None
+
+
+def _file_task(task: Any, name: str) -> Any:
+    """The task ``task`` names for the data file ``name`` when it is another task than
+    classification (its targets are then read and checked by the task); ``None`` for
+    classification, the file's task when none is named."""
+    from slimnas.tasks import Task, load_task
+    from slimnas.tasks._base import measured_metric_names
+    from slimnas.tasks._classification import Classification
+
+    if task is None:
+        return None
+    resolved = load_task(task, reserved=measured_metric_names()) if isinstance(task, str) else task
+    if not isinstance(resolved, Task):
+        raise ConfigError("task", "a slimnas.tasks.Task or a task's name", type(task).__name__)
+    return None if type(resolved) is Classification else copy.deepcopy(resolved)
 
 
 def _classification_task(task: Any, name: str) -> None:

@@ -97,6 +97,29 @@ def task_splits(name: str, task: Task, raw: dict, *, kind: str, normalize: str, 
                       preprocessing=Preprocessing(kind, "", mode, mean, std, input_layout), task=task)
 
 
+def file_task_splits(name: str, task: Task, rows: tuple, *, kind: str, normalize: str,
+                     config: DataConfig) -> DataSplits:
+    """:class:`DataSplits` of a data file's rows ``(x, y, x_test, y_test)`` (``.npz``, ``.csv``, a
+    folder of ``x.npy``/``y.npy``) for ``task``: split at random, seeded by ``data.seed``
+    (``data.test_fraction`` of the rows for test unless the file holds its own test split, then
+    ``data.val_fraction`` of the rest for validation), then read as a built-in task dataset."""
+    x, y, x_test, y_test = (None if a is None else np.asarray(a) for a in rows)
+    rng = np.random.default_rng(config.seed)
+    if x_test is None:
+        order = rng.permutation(len(x))
+        n_test = int(round(len(x) * config.test_fraction))
+        x_test, y_test, x, y = x[order[:n_test]], y[order[:n_test]], x[order[n_test:]], y[order[n_test:]]
+    order = rng.permutation(len(x))
+    n_val = int(round(len(x) * config.val_fraction))
+    raw = {"train": (x[order[n_val:]], y[order[n_val:]]), "val": (x[order[:n_val]], y[order[:n_val]]),
+           "test": (x_test, y_test)}
+    empty = [s for s in SPLITS if len(raw[s][0]) == 0]
+    if empty:
+        raise ConfigError("data.dataset", "rows for training, validation and test (data.val_fraction and "
+                          "data.test_fraction of them)", f"{name}: {len(x) + len(x_test)} rows, none for {empty[0]}")
+    return task_splits(name, task, raw, kind=kind, normalize=normalize, config=config)
+
+
 def _token_splits(name: str, task: Task, raw: dict) -> DataSplits:
     """Splits of token ids (``(N, L)`` integers, as ``pysource`` holds them) for a per-token
     task: the ids as the model's inputs; the vocabulary is the task's, fitted on the training
