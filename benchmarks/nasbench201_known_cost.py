@@ -169,6 +169,8 @@ def main() -> None:
     ap.add_argument("--original", default="", help="comma-separated: also run these under the original protocol")
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--seeds", type=int, default=30)
+    ap.add_argument("--seed-from", type=int, default=0, help="run only seeds from this one on (the report covers "
+                    "every seed below --seeds found in --log): a second invocation on the same log shares the work")
     ap.add_argument("--evaluations", type=int, default=300)
     ap.add_argument("--processes", type=int, default=1)
     ap.add_argument("--log", type=Path, default=Path("/tmp/nasbench201_known_cost.jsonl"),
@@ -185,7 +187,7 @@ def main() -> None:
     wanted = {key({"dataset": j[0], "strategy": j[1], "protocol": j[2], "seed": j[3]}) for j in jobs}
     runs = [r for r in done if key(r) in wanted and r["n"] >= args.evaluations]
     have = {key(r) for r in runs}
-    todo = [j for j in jobs if (j[0], j[1], j[2], j[3]) not in have]
+    todo = [j for j in jobs if (j[0], j[1], j[2], j[3]) not in have and j[3] >= args.seed_from]
     with contextlib.ExitStack() as stack, args.log.open("a") as log:
         results = (stack.enter_context(mp.get_context("fork").Pool(args.processes)).imap_unordered(one_run, todo)
                    if args.processes > 1 else map(one_run, todo))
