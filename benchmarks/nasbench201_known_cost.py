@@ -177,15 +177,21 @@ def main() -> None:
                     help="each run's result, appended as it ends; runs found there are not run again")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--note", action="append", default=[], help="a note for the results file (repeatable)")
+    ap.add_argument("--measured-at", help="the commit the logged searches ran at, when this invocation only reports")
     args = ap.parse_args()
     package, t0 = package_state(), time.perf_counter()
+    written_at = commit_label(package)
+    if args.measured_at:
+        package = {"commit": args.measured_at, "slimnas_dirty": False, "date": package["date"]}
     datasets = [d for d in args.datasets.split(",") if d]
     jobs = [(d, s, p, seed, args.evaluations) for seed in range(args.seeds) for d in datasets
             for p, names in (("known-cost", args.strategies), ("original", args.original))
             for s in names.split(",") if s]
     done = [json.loads(line) for line in args.log.read_text().splitlines()] if args.log.is_file() else []
     wanted = {key({"dataset": j[0], "strategy": j[1], "protocol": j[2], "seed": j[3]}) for j in jobs}
-    runs = [r for r in done if key(r) in wanted and r["n"] >= args.evaluations]
+    # one run per (dataset, strategy, protocol, seed): two invocations may both have logged one
+    runs = list({key(r): r for r in done if key(r) in wanted and r["n"] >= args.evaluations}.values())
     have = {key(r) for r in runs}
     todo = [j for j in jobs if (j[0], j[1], j[2], j[3]) not in have and j[3] >= args.seed_from]
     with contextlib.ExitStack() as stack, args.log.open("a") as log:
@@ -205,7 +211,9 @@ def main() -> None:
            "evaluations": args.evaluations, "processes": args.processes, "rows": rows, "original": orig,
            "wall_minutes": (time.perf_counter() - t0) / 60, "bands_ms": [f"{lo:g}-{hi:g}" for lo, hi in pairwise(BANDS)]}
     doc["checks"] = checks(rows, orig)
-    doc["notes"] = [
+    doc["notes"] = [*args.note,
+        *([f"The searches ran at {args.measured_at} (see --log); this file was written from their log at {written_at}."]
+          if args.measured_at else []),
         "The known-cost protocol gives the strategy information the original does not: every cell's latency "
         "without spending an evaluation on it. It is what a real slimnas search has (latency and size measured "
         "on the untrained candidate); it is not the protocol of the published NAS-Bench-201 figures, so its "
