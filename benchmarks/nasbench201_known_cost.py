@@ -108,7 +108,8 @@ def markdown(doc: dict) -> str:
     bands = [f"{lo:g}-{hi:g} ms" for lo, hi in pairwise(BANDS)]
     lines = ["# NAS-Bench-201 accuracy x latency with the latency known before evaluation", "",
              f"Measured at commit {commit_label(doc['package'])} on {doc['date']}; command `{doc['command']}`; "
-             f"{doc['wall_minutes']:.1f} min wall-clock ({doc['processes']} process(es) on a shared 2-core machine).", "",
+             f"{doc['wall_minutes']:.1f} min wall-clock of this invocation ({doc['processes']} process(es) on a shared "
+             "2-core machine; runs already in its log are read, not re-run: see the notes).", "",
              "Protocols. **known-cost**: the study tells the strategy the table's latency of any cell before it is "
              "evaluated, as a real search can measure latency and size on the untrained model "
              "(`slimnas search --benchmark nasbench201:<dataset> --known-costs`); an evaluation is still one "
