@@ -82,3 +82,43 @@ def test_tabular_search_completes_and_its_front_never_dominates_the_true_front()
                        for a, c in zip(tf.acc, tf.costs, strict=True)), r["cell"]
     ratio = summary(records, table, objectives)["hypervolume_ratio"]
     assert 0.5 < ratio <= 1.0
+
+
+def _toy_cost(params: dict) -> float:
+    """A cost no gene explains (a fixed shuffle of the 100 candidates): only a hook can know it."""
+    return float(np.random.default_rng(7).permutation(100)[10 * params["a"] + params["b"]])
+
+
+def _toy_study(known) -> tuple[optuna.Study, list[dict]]:
+    asked: list[dict] = []
+
+    def hook(params):
+        asked.append(dict(params))
+        return [None, _toy_cost(params)]
+
+    sampler = EHVISampler(seed=0, n_startup_trials=5, known=hook if known else None)
+    study = optuna.create_study(sampler=sampler, directions=["maximize", "minimize"])
+
+    def objective(trial):
+        p = {"a": trial.suggest_categorical("a", list(range(10))), "b": trial.suggest_categorical("b", list(range(10)))}
+        return float(p["a"] + p["b"]), _toy_cost(p)
+
+    study.optimize(objective, n_trials=12)
+    return study, asked
+
+
+def test_a_known_cost_is_read_from_the_hook_and_only_accuracy_is_modelled():
+    """With a hook that knows the cost of any candidate before it is evaluated, ehvi models only
+    the accuracy and reads the cost of untried candidates from the hook, so it goes for the cheap
+    candidates the front lacks at once; without the hook the cost is a guess from the genes (here
+    unpredictable) and it finds them by chance."""
+    study, asked = _toy_study(known=True)
+    plans = [t.system_attrs["slimnas:ehvi"] for t in study.trials[5:]]
+    assert all(p.get("known") == [1] for p in plans)  # the second objective (the cost) was not modelled
+    start = {(t.params["a"], t.params["b"]) for t in study.trials[:5]}  # the random start
+    # every candidate not tried yet was asked for its cost (the pool is the whole small space)
+    assert {(p["a"], p["b"]) for p in asked} == {(a, b) for a in range(10) for b in range(10)} - start
+    costs = sorted(t.values[1] for t in study.trials)
+    assert costs[:3] == [0.0, 1.0, 2.0]  # the three cheapest of the 100 found within 12 trials
+    plain, asked_plain = _toy_study(known=False)
+    assert not asked_plain and sorted(t.values[1] for t in plain.trials)[:3] != [0.0, 1.0, 2.0]

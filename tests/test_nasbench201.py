@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
 import torch
 
@@ -271,3 +272,25 @@ def test_mo_gap_runs_without_longer_and_names_the_costliest_front_cells(monkeypa
     tf = true_front(load_table("imagenet16"), "latency_ms")
     assert cells[0]["cell"] == tf.keys[tf.costs.index(min(tf.costs))]  # the fastest front cell
     assert 0.005 < cells[0]["loss"] < 0.02 and all(c["loss"] >= 0 for c in cells)
+
+
+def test_cli_known_costs_search_reads_latency_before_evaluating(tmp_path, hpo):
+    """``--known-costs``: ehvi reads every cell's latency from the table before evaluating it (as a
+    real search can measure it on the untrained model) and models the accuracy only; the run's
+    front is scored against the true front. Without --benchmark the flag is refused in one line."""
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "slimnas", "search", "--benchmark", "nasbench201:imagenet16",
+                           "--strategy", "ehvi", "--known-costs", "--n-trials", "20", "--objectives",
+                           "val_accuracy,latency_ms", "--out", str(out)], capture_output=True, text=True,
+                          env=_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((out / "tabular.json").read_text())
+    assert doc["known_costs"] is True and doc["summary"]["n_evaluations"] == 20
+    assert 0 < doc["summary"]["hypervolume_ratio"] <= 1 and doc["true_front"]["cost"] == "latency_ms"
+    study = optuna.load_study(study_name=doc["name"], storage=f"sqlite:///{out / 'study.db'}")
+    plans = [t.system_attrs["slimnas:ehvi"] for t in study.trials[5:]]
+    assert plans and all(p.get("known") == [1] for p in plans)  # latency read, not modelled
+    refused = subprocess.run([sys.executable, "-m", "slimnas", "search", "--known-costs"], capture_output=True,
+                             text=True, env=_env(), timeout=120, cwd=tmp_path)
+    assert refused.returncode == 2 and (refused.stdout + refused.stderr).strip().count("\n") == 0
+    assert "--benchmark" in refused.stderr and not (tmp_path / "runs").exists()

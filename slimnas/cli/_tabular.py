@@ -9,7 +9,8 @@ from slimnas.study._tabular import tabular_search
 def tabular_command(console, benchmark: str | None, given: list[str], **options) -> None:
     """Run the tabular search and print what it found against the table's optimum."""
     if benchmark is None:
-        raise ConfigError("sim_seconds", "--benchmark with --sim-seconds (a budget in the table's simulated seconds)")
+        flag = "--known-costs" if options.get("known_costs") and options.get("sim_seconds") is None else "--sim-seconds"
+        raise ConfigError(flag.strip("-").replace("-", "_"), f"--benchmark with {flag} (it applies to a tabular search)")
     if given:
         raise ConfigError("benchmark", f"no {given[0]} with --benchmark (the table is the data, its recipe fixed)",
                           given[0])

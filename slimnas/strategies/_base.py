@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -49,6 +49,12 @@ class StrategyContext:
     options: dict = field(default_factory=dict, hash=False)
     #: the objectives' metric names (empty where the caller does not say)
     objectives: tuple[str, ...] = ()
+    #: objectives known before a candidate is trained (its size, or a latency read from the
+    #: architecture): ``known_objectives(params)`` -> one value per objective, ``None`` where the
+    #: value needs training; ``None``: every objective needs training. A strategy may ask it for
+    #: candidates it has not tried (:class:`~slimnas.strategies._ehvi.EHVISampler` does)
+    known_objectives: Callable[[dict], Sequence[float | None]] | None = field(default=None, hash=False,
+                                                                               compare=False)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,17 @@ expected improvement of a random Tchebycheff scalarisation (ParEGO, Knowles 2006
 every candidate one or two genes away from a member of the front (the incumbent with one
 objective), and random ones; never a candidate tried before.
 
+Objectives known before training (:attr:`StrategyContext.known_objectives`: a candidate's size,
+or a latency read from its architecture) are not modelled: with two objectives, one of them
+known, each candidate's known value is read from the hook and only the other is predicted, so
+the expected gain is exact in the known coordinate (a one-dimensional expected improvement of
+the hypervolume per candidate, computed only for the candidates whose bound, with the prior's
+spread, passes the best gain). The candidates are then the whole space when it is a small
+categorical one (at most :data:`WHOLE_SPACE`), else the usual pool with :data:`N_RANDOM_KNOWN`
+random ones; their costs are cheap to know, and the pool keeps :data:`N_KNOWN_POOL` of them
+spread evenly over the cost's range (:func:`spread_by_cost`) with the front's neighbours, so the
+search aims at the cost bands where the front lacks accuracy, the rare cheap candidates included.
+
 No state is carried between trials: each trial's plan (the candidate) is derived from the
 study's finished trials and written to the trial (see :mod:`slimnas.strategies._history`), so a
 resumed study and several workers continue the same search.
@@ -30,7 +41,8 @@ resumed study and several workers continue the same search.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import optuna
@@ -53,6 +65,17 @@ QUANTILES = 24
 #: random candidates added to the pool on every trial, and the most two-gene moves per front member
 N_RANDOM = 500
 MAX_PAIRS = 240
+#: with a known objective: the candidates are every untried one of a categorical space of at most
+#: this many, else the usual pool with this many random ones; of them, the pool keeps at most
+#: N_KNOWN_POOL spread evenly over the known cost's range (COST_BINS equal bins), and the front's
+#: neighbours
+WHOLE_SPACE = 20_000
+N_RANDOM_KNOWN = 4000
+N_KNOWN_POOL = 2000
+COST_BINS = 40
+#: the known objectives' values of candidates, per hook (a cache, not state: a hook answers the
+#: same for the same candidate), by the genes' names and the candidate's codes
+_KNOWN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class GaussianProcess:
@@ -142,7 +165,7 @@ def expected_hvi(mean: np.ndarray, sd: np.ndarray, front: np.ndarray, reference:
         >>> g = expected_hvi(np.array([[0.0, 0.0], [2.0, 2.0], [5.0, 5.0]]), np.full((3, 2), 1e-6),
         ...                  front, (4.0, 4.0))
         >>> [round(float(v), 3) for v in g]  # the gain of (0, 0), of (2, 2), of a dominated point
-        [9.0, 1.0, 0.0]
+        [11.0, 1.0, 0.0]
     """
     pts = front[np.argsort(front[:, 1], kind="stable")] if len(front) else np.zeros((0, 2))
     # along the second objective: [-inf, x1), [x1, x2), ..., [xk, ref) with the first objective's
@@ -167,6 +190,8 @@ class EHVISampler(BaseHistorySampler):
     Args:
         seed: with each trial's number, seeds its random candidates and draws.
         n_startup_trials: complete trials drawn at random before the models are fitted.
+        known: the objectives known before training (see
+            :attr:`~slimnas.strategies.StrategyContext.known_objectives`).
 
     Example:
         >>> import optuna
@@ -177,6 +202,44 @@ class EHVISampler(BaseHistorySampler):
     """
 
     plan_key = "slimnas:ehvi"
+
+    def __init__(self, *, seed: int = 0, n_startup_trials: int = 5,
+                 known: Callable[[dict], Sequence[float | None]] | None = None) -> None:
+        super().__init__(seed=seed, n_startup_trials=n_startup_trials)
+        self.known = known
+
+    def known_values(self, enc: Encoding, rows: np.ndarray, directions) -> np.ndarray:
+        """The hook's values of candidates (codes), minimised like :func:`signed_values`; ``nan``
+        where an objective needs training. Each candidate is asked once per hook (each trial has
+        a sampler of its own: the answers are kept with the hook)."""
+        def ask(row: np.ndarray) -> list[float]:
+            given = list(self.known(enc.decode(row)) or [])
+            values = [math.nan if j >= len(given) or given[j] is None else float(given[j])
+                      for j in range(len(directions))]
+            return [-v if d == optuna.study.StudyDirection.MAXIMIZE else v
+                    for v, d in zip(values, directions, strict=True)]
+
+        try:
+            store = _KNOWN.setdefault(self.known, {})
+        except TypeError:  # a hook that cannot be weakly referenced: no cache
+            store = {}
+        sizes = [len(d.choices) if c else 0 for d, c in zip(enc.dists, enc.categorical, strict=True)]
+        if enc.categorical.all() and math.prod(sizes) <= WHOLE_SPACE and (rows >= 0).all():
+            # a small categorical space: the answers in an array indexed by the candidate's place
+            values, asked = store.setdefault((tuple(enc.names), "grid"), (
+                np.zeros((math.prod(sizes), len(directions))), np.zeros(math.prod(sizes), dtype=bool)))
+            idx = np.ravel_multi_index(rows.astype(int).T, sizes)
+            for i in np.unique(idx[~asked[idx]]):
+                values[i], asked[i] = ask(np.array(np.unravel_index(i, sizes), dtype=float)), True
+            return values[idx]
+        cache = store.setdefault(tuple(enc.names), {})
+        out = np.empty((len(rows), len(directions)))
+        for i, row in enumerate(rows):
+            key = row.tobytes()
+            if key not in cache:
+                cache[key] = ask(row)
+            out[i] = cache[key]
+        return out
 
     def plan(self, study: optuna.Study, trial: FrozenTrial, others: list[FrozenTrial], *, enqueued: bool) -> dict:
         done = completed(others)
@@ -198,7 +261,25 @@ class EHVISampler(BaseHistorySampler):
         incumbents = best_front(done, directions)
         seen = {enc.encode(t.params).tobytes() for t in others if t.state not in (TrialState.COMPLETE,)}
         seen |= {row.tobytes() for row in x}
-        pool = candidate_pool(enc, np.array([enc.encode(t.params) for t in incumbents]), rng, seen)
+        centres = np.array([enc.encode(t.params) for t in incumbents])
+        known_cols: list[int] = []
+        if self.known is not None and len(directions) == 2:
+            pool = whole_space(enc, seen)
+            if pool is None:
+                pool = candidate_pool(enc, centres, rng, seen, n_random=N_RANDOM_KNOWN)
+            if len(pool):
+                kv = self.known_values(enc, pool, directions)
+                known_cols = [j for j in range(2) if np.isfinite(kv[:, j]).all()]
+                if len(known_cols) != 1:  # both known: nothing to learn, as without the hook
+                    known_cols = []
+                    pool = candidate_pool(enc, centres, rng, seen)
+                elif len(pool) > N_KNOWN_POOL:  # spread over the known cost, and the front's neighbours
+                    pool = np.unique(np.concatenate([
+                        pool[spread_by_cost(kv[:, known_cols[0]], N_KNOWN_POOL, rng)],
+                        candidate_pool(enc, centres, rng, seen, n_random=0)]), axis=0)
+                    kv = self.known_values(enc, pool, directions)
+        else:
+            pool = candidate_pool(enc, centres, rng, seen)
         if not len(pool):
             return {"centre": None}
         if len(directions) > 2:  # ParEGO: one random Tchebycheff scalarisation per trial
@@ -207,18 +288,63 @@ class EHVISampler(BaseHistorySampler):
             u = (y - lo) / np.where(hi > lo, hi - lo, 1.0)
             y = (np.max(w * u, axis=1) + 0.05 * (w * u).sum(1))[:, None]
         d_fit, d_pool = distances(x, x, enc.categorical), distances(pool, x, enc.categorical)
-        preds = [GaussianProcess(x, enc.categorical, y[:, j], distance=d_fit).predict(pool, distance=d_pool)
-                 for j in range(y.shape[1])]
-        mean = np.stack([p[0] for p in preds], 1)
-        sd = np.maximum(np.stack([p[1] for p in preds], 1), 1e-9)
-        if y.shape[1] == 2:
-            keep = {t.number for t in incumbents}
-            front = np.array([y[i] for i, t in enumerate(done) if t.number in keep])
+        keep = {t.number for t in incumbents}
+        front = np.array([y[i] for i, t in enumerate(done) if t.number in keep])
+        if known_cols:  # one objective known, the other modelled: the gain is exact in the known one
+            k = known_cols[0]
+            u = 1 - k
+            reference = (float(y[:, u].max()), max(float(y[:, k].max()), float(kv[:, k].max())))
+            gp = GaussianProcess(x, enc.categorical, y[:, u], distance=d_fit)
+            score = known_cost_gain(gp, d_pool, kv[:, k], front[:, [u, k]], reference)
+        elif y.shape[1] == 2:
+            preds = [GaussianProcess(x, enc.categorical, y[:, j], distance=d_fit).predict(pool, distance=d_pool)
+                     for j in range(2)]
+            mean = np.stack([p[0] for p in preds], 1)
+            sd = np.maximum(np.stack([p[1] for p in preds], 1), 1e-9)
             score = expected_hvi(mean, sd, front, tuple(y.max(0)))
         else:
-            score = expected_gain(mean[:, 0], sd[:, 0], np.array([y[:, 0].min()]))[:, 0]
+            mean, sd = GaussianProcess(x, enc.categorical, y[:, 0], distance=d_fit).predict(pool, distance=d_pool)
+            score = expected_gain(mean, np.maximum(sd, 1e-9), np.array([y[:, 0].min()]))[:, 0]
         best = int(np.argmax(score))
-        return {"centre": None, "params": enc.decode(pool[best]), "gain": float(score[best])}
+        out = {"centre": None, "params": enc.decode(pool[best]), "gain": float(score[best])}
+        if known_cols:
+            out["known"] = known_cols
+        return out
+
+
+def known_cost_gain(gp: GaussianProcess, distance: np.ndarray, cost: np.ndarray, front: np.ndarray,
+                    reference: tuple[float, float], chunk: int = 1000) -> np.ndarray:
+    """The expected hypervolume gain of candidates whose cost (second objective) is known and
+    whose first objective is ``gp``'s prediction (``distance``: theirs to the fitted rows): exact,
+    a one-dimensional expected improvement per band of the front. The gain grows with the
+    prediction's spread, so it is first bounded with the prior's (the largest) and computed only
+    for the candidates whose bound passes the best gain found (``-inf`` for the others: never
+    the best).
+
+    Example:
+        >>> gp = GaussianProcess(np.array([[0.0], [1.0]]), np.array([True]), np.array([1.0, 2.0]))
+        >>> g = known_cost_gain(gp, np.array([[1.0, 1.0], [1.0, 1.0]]), np.array([0.5, 9.0]),
+        ...                     np.array([[1.0, 1.0], [2.0, 0.8]]), (3.0, 10.0))
+        >>> bool(g[0] > g[1] > 0)  # the cheaper candidate gains more
+        True
+    """
+    mean = np.exp(-distance / gp.lengthscale) @ gp.alpha * gp.scale + gp.mean
+
+    def gain(idx: np.ndarray, sd: np.ndarray) -> np.ndarray:
+        return expected_hvi(np.column_stack([mean[idx], cost[idx]]),
+                            np.column_stack([np.maximum(sd, 1e-9), np.full(len(idx), 1e-9)]), front, reference,
+                            quantiles=1)
+
+    every = np.arange(len(mean))
+    bound = gain(every, np.full(len(mean), math.sqrt(1.0 + gp.noise) * gp.scale))
+    order = np.argsort(-bound, kind="stable")
+    out = np.full(len(mean), -np.inf)
+    for start in range(0, len(order), chunk):
+        idx = order[start:start + chunk]
+        if start and bound[idx[0]] <= out.max():
+            break
+        out[idx] = gain(idx, gp.predict(None, distance=distance[idx])[1])
+    return out
 
 
 def gene_space(trials: Sequence[FrozenTrial]) -> dict[str, BaseDistribution]:
@@ -278,10 +404,43 @@ class Encoding:
         return out
 
 
-def candidate_pool(enc: Encoding, incumbents: np.ndarray, rng: np.random.Generator, seen: set[bytes]) -> np.ndarray:
+def spread_by_cost(cost: np.ndarray, n: int, rng: np.random.Generator, bins: int = COST_BINS) -> np.ndarray:
+    """Indices of about ``n`` of the candidates, as many from each of ``bins`` equal bins of the
+    ``cost`` range (all of a bin that has fewer): the hypervolume is an area along the cost, and a
+    rare cost (the few fastest cells) weighs as much as a common one.
+
+    Example:
+        >>> cost = np.concatenate([np.zeros(2), np.ones(1000)])
+        >>> spread_by_cost(cost, 10, np.random.default_rng(0), bins=2)[:2].tolist()  # both cheap ones kept
+        [0, 1]
+    """
+    span = float(cost.max() - cost.min()) or 1.0
+    which = np.minimum(((cost - cost.min()) / span * bins).astype(int), bins - 1)
+    per = max(1, n // bins)
+    out = []
+    for b in range(bins):
+        members = np.flatnonzero(which == b)
+        out.append(members if len(members) <= per else rng.choice(members, per, replace=False))
+    return np.sort(np.concatenate(out))
+
+
+def whole_space(enc: Encoding, seen: set[bytes]) -> np.ndarray | None:
+    """Every untried candidate (codes) of a categorical space of at most :data:`WHOLE_SPACE`;
+    ``None`` for a larger space or one with a numeric gene."""
+    if not enc.categorical.all():
+        return None
+    sizes = [len(d.choices) for d in enc.dists]
+    if math.prod(sizes) > WHOLE_SPACE:
+        return None
+    grid = np.stack(np.meshgrid(*[np.arange(n, dtype=float) for n in sizes], indexing="ij"), -1).reshape(-1, len(sizes))
+    return grid[[row.tobytes() not in seen for row in grid]]
+
+
+def candidate_pool(enc: Encoding, incumbents: np.ndarray, rng: np.random.Generator, seen: set[bytes], *,
+                   n_random: int = N_RANDOM) -> np.ndarray:
     """Untried candidates (codes): every one a gene away from an incumbent, up to
-    :data:`MAX_PAIRS` two genes away from each, and :data:`N_RANDOM` random ones."""
-    parts = [enc.random(N_RANDOM, rng)]
+    :data:`MAX_PAIRS` two genes away from each, and ``n_random`` random ones."""
+    parts = [enc.random(n_random, rng)]
     for centre in incumbents:
         moves = enc.moves(centre)
         if not moves:
@@ -313,4 +472,4 @@ class EHVIStrategy(BaseStrategy):
                    "largest expected hypervolume improvement (several objectives) or improvement (one)")
 
     def sampler(self, ctx: StrategyContext) -> EHVISampler:
-        return EHVISampler(seed=ctx.seed, n_startup_trials=ctx.n_startup_trials)
+        return EHVISampler(seed=ctx.seed, n_startup_trials=ctx.n_startup_trials, known=ctx.known_objectives)

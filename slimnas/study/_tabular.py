@@ -12,6 +12,13 @@ evaluations (``n_trials``) or simulated seconds (``sim_seconds``: the trial that
 not counted and the run stops). The optimum (the best cell by the table's mean over seeds) and,
 for two objectives, the true Pareto front are computed from the whole table, so a run's regret is
 known. Strategies that train before their trials (one-shot: ``supernet``, ``darts``) do not apply.
+
+Known costs (``known_costs``, ``--known-costs``): in a real search a candidate's size, and its
+latency in the target runtime, can be measured on the untrained model, before the training that
+the accuracy needs. With this option the study tells its strategy the table's cost of any cell
+(:attr:`~slimnas.strategies.StrategyContext.known_objectives`), as a real search could measure
+it; an evaluation is still one accuracy lookup. Strategies that ask for it (``ehvi``) aim at the
+cost bands where the front lacks accuracy; the others search as without it.
 """
 
 from __future__ import annotations
@@ -206,17 +213,36 @@ class SimulatedBudget:
             study.stop()
 
 
+class KnownCosts:
+    """The costs of a cell known before it is trained: ``None`` for the accuracy, the table's
+    figure for latency or size (a :attr:`StrategyContext.known_objectives` hook)."""
+
+    def __init__(self, table: NB201Table, objectives: Sequence[str]) -> None:
+        self.table, self.objectives = table, tuple(objectives)
+        self.space = nb201_space()
+
+    def __call__(self, params: dict) -> list[float | None]:
+        ops = [params.get(f"nb201.{k}") for k in EDGE_KEYS]
+        if any(op not in OPS for op in ops):
+            return [None] * len(self.objectives)
+        r = self.table.row(cell_key(ops))
+        return [None if OBJECTIVES[o] else float(self.table.cost(o)[r]) for o in self.objectives]
+
+
 def open_tabular_study(strategy: str, objectives: Sequence[str], *, seed: int, storage=None,
                        name: str | None = None, options: dict | None = None,
-                       n_startup_trials: int = 5, population_size: int = 20) -> optuna.Study:
+                       n_startup_trials: int = 5, population_size: int = 20,
+                       known_costs: NB201Table | None = None) -> optuna.Study:
     """A study on the NAS-Bench-201 space whose sampler is strategy ``strategy``'s, built as every
-    slimnas search builds it (:func:`slimnas.strategies.make_sampler`)."""
+    slimnas search builds it (:func:`slimnas.strategies.make_sampler`). ``known_costs``: the
+    table whose costs the strategy may read before a cell is evaluated (:class:`KnownCosts`)."""
     if not applies(strategy, len(objectives)):
         raise ConfigError("strategy.name", f"one of {tabular_strategies(len(objectives))} with a benchmark "
                           "(one-shot strategies train before their trials)", strategy)
     ctx = StrategyContext(space=nb201_space(), seed=seed, n_objectives=len(objectives),
                           n_startup_trials=n_startup_trials, population_size=population_size,
-                          options=dict(options or {}), objectives=tuple(objectives))
+                          options=dict(options or {}), objectives=tuple(objectives),
+                          known_objectives=None if known_costs is None else KnownCosts(known_costs, objectives))
     directions = ["maximize" if OBJECTIVES[o] else "minimize" for o in objectives]
     with quiet_optuna():
         sampler = make_sampler(strategy, ctx)
@@ -369,7 +395,8 @@ class TabularResult:
 def tabular_search(benchmark: str, *, strategy: str | None = None, n_trials: int | None = None,
                    sim_seconds: float | None = None, seed: int | None = None,
                    objectives: str | Sequence[str] | None = None, storage: str | None = None,
-                   out: str | Path | None = None, name: str | None = None) -> TabularResult:
+                   out: str | Path | None = None, name: str | None = None,
+                   known_costs: bool = False) -> TabularResult:
     """Run (or resume) a search on NAS-Bench-201's table and write its run folder: the study
     (SQLite by default) and ``tabular.json``, which ``slimnas report`` turns into the regret view.
 
@@ -378,6 +405,7 @@ def tabular_search(benchmark: str, *, strategy: str | None = None, n_trials: int
         n_trials: evaluations (default 100, or up to the whole space with ``sim_seconds``).
         sim_seconds: a budget in simulated training seconds (the table's training times).
         objectives: ``val_accuracy``, optionally then ``latency_ms`` or ``params``.
+        known_costs: the strategy may read any cell's cost before evaluating it (:class:`KnownCosts`).
 
     Example:
         >>> tabular_search("nasbench201:cifar10", strategy="evolution", n_trials=100).summary["regret"]  # doctest: +SKIP
@@ -393,15 +421,15 @@ def tabular_search(benchmark: str, *, strategy: str | None = None, n_trials: int
         raise ConfigError("sim_seconds", "a number of simulated seconds > 0", sim_seconds)
     n_trials = n_trials or (len(OPS) ** len(EDGE_KEYS) if sim_seconds else 100)
     table = load_table(dataset)
-    name = name or f"nb201-{dataset}-{strategy}-{'-'.join(objectives)}-s{seed}"
+    name = name or f"nb201-{dataset}-{strategy}-{'-'.join(objectives)}-s{seed}{'-known' if known_costs else ''}"
     run = RunFolder(Path(out) if out is not None else Path("runs") / name)
     run.check_claim(name)
     url = storage or f"sqlite:///{(run.root / 'study.db').resolve()}"
     # the folder claimed atomically, as a search's (two runs started at once: the second is refused)
-    study = run.open_claimed(name, url, lambda: open_tabular_study(strategy, objectives, seed=seed, storage=url,
-                                                                   name=name))
+    study = run.open_claimed(name, url, lambda: open_tabular_study(
+        strategy, objectives, seed=seed, storage=url, name=name, known_costs=table if known_costs else None))
     definition = {"benchmark": f"nasbench201:{dataset}", "strategy": strategy, "seed": seed,
-                  "objectives": list(objectives)}
+                  "objectives": list(objectives), **({"known_costs": True} if known_costs else {})}
     stored = study.user_attrs.get("tabular")
     if stored is not None and stored != definition:
         raise ConfigError("benchmark", f"the settings study {name!r} was created with, {stored} "
