@@ -256,6 +256,30 @@ RACER = textwrap.dedent("""
 """)
 
 
+def test_a_folder_made_here_but_claimed_first_by_another_search_is_left_to_it(tmp_path, monkeypatch):
+    """The loser of the race made the folder (its mkdir came first) but the other search claimed
+    it first: the loser's refusal removed the whole folder, the winner's marker and study.db with
+    it (the winner then failed with 'unable to open database file')."""
+    from slimnas.study._artifacts import RunFolder
+
+    root = tmp_path / "run"
+    real_claim = RunFolder.claim
+
+    def other_claims_first(self, study, storage):  # between this search's mkdir and its claim
+        real_claim(RunFolder(root), "study-b", "sqlite:///b")
+        (root / "study.db").write_text("study-b's")
+        return real_claim(self, study, storage)
+
+    monkeypatch.setattr(RunFolder, "claim", other_claims_first)
+    with pytest.raises(SlimnasError, match="holds study 'study-b'"):
+        RunFolder(root).open_claimed("study-a", "sqlite:///a", lambda: None)
+    assert RunFolder(root).owner() == "study-b" and (root / "study.db").read_text() == "study-b's"
+    monkeypatch.setattr(RunFolder, "claim", real_claim)
+    with pytest.raises(RuntimeError):  # a set-up that fails before any claim leaves no empty folder behind
+        RunFolder(tmp_path / "fresh").open_claimed("study-a", "sqlite:///a", lambda: (_ for _ in ()).throw(RuntimeError))
+    assert not (tmp_path / "fresh").exists()
+
+
 def test_two_searches_started_at_once_on_one_folder_one_is_refused(tmp_path):
     """Defect A: both passed the ownership check and shared one study.db and trials/00000."""
     barrier, out = tmp_path / "go", tmp_path / "run"

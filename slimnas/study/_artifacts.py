@@ -3,6 +3,7 @@ by one study (``slimnas-run.json`` says which), written atomically."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -119,16 +120,20 @@ class RunFolder:
 
     def open_claimed(self, study: str, storage: str, open_study: Callable[[], T]) -> T:
         """Create the folder, claim it for ``study`` atomically (:meth:`claim`) and open the study
-        with ``open_study()``; where that fails, what this call created or claimed is removed."""
+        with ``open_study()``; where that fails, what this call created or claimed is removed (a
+        folder this call created but another search claimed first is that search's: left as it is)."""
         created, claimed = self.create(), False
         try:
             claimed = self.claim(study, storage)
             return open_study()
         except BaseException:
-            if created:
+            if claimed and created:
                 self.remove_if_created()
             elif claimed:
                 self.marker_path.unlink(missing_ok=True)
+            elif created:  # another search started at once may have claimed the folder this call made
+                with contextlib.suppress(OSError):
+                    self.root.rmdir()  # only while empty: never the other search's marker or study
             raise
 
     def claim(self, study: str, storage: str) -> bool:
