@@ -27,12 +27,11 @@ or a latency read from its architecture) are not modelled: with two objectives, 
 known, each candidate's known value is read from the hook and only the other is predicted, so
 the expected gain is exact in the known coordinate (a one-dimensional expected improvement of
 the hypervolume per candidate, computed only for the candidates whose bound, with the prior's
-spread, passes the best gain). The candidates are then every untried one of a small categorical
-space (at most :data:`WHOLE_SPACE`: NAS-Bench-201's 15,625 cells), all scored; else the usual
-pool with :data:`N_RANDOM_KNOWN` random ones, whose costs are cheap to know, of which the pool
-keeps :data:`N_KNOWN_POOL` spread evenly over the cost's range (:func:`spread_by_cost`) with the
-front's neighbours, so the search aims at the cost bands where the front lacks accuracy, the
-rare cheap candidates included.
+spread, passes the best gain). The candidates are then the whole space when it is a small
+categorical one (at most :data:`WHOLE_SPACE`), else the usual pool with :data:`N_RANDOM_KNOWN`
+random ones; their costs are cheap to know, and the pool keeps :data:`N_KNOWN_POOL` of them
+spread evenly over the cost's range (:func:`spread_by_cost`) with the front's neighbours, so the
+search aims at the cost bands where the front lacks accuracy, the rare cheap candidates included.
 
 No state is carried between trials: each trial's plan (the candidate) is derived from the
 study's finished trials and written to the trial (see :mod:`slimnas.strategies._history`), so a
@@ -67,9 +66,9 @@ QUANTILES = 24
 N_RANDOM = 500
 MAX_PAIRS = 240
 #: with a known objective: the candidates are every untried one of a categorical space of at most
-#: this many (all of them scored), else the usual pool with this many random ones, of which the
-#: pool keeps at most N_KNOWN_POOL spread evenly over the known cost's range (COST_BINS equal
-#: bins), and the front's neighbours
+#: this many, else the usual pool with this many random ones; of them, the pool keeps at most
+#: N_KNOWN_POOL spread evenly over the known cost's range (COST_BINS equal bins), and the front's
+#: neighbours
 WHOLE_SPACE = 20_000
 N_RANDOM_KNOWN = 4000
 N_KNOWN_POOL = 2000
@@ -266,8 +265,7 @@ class EHVISampler(BaseHistorySampler):
         known_cols: list[int] = []
         if self.known is not None and len(directions) == 2:
             pool = whole_space(enc, seen)
-            whole = pool is not None  # every untried candidate: none is left out of the acquisition
-            if not whole:
+            if pool is None:
                 pool = candidate_pool(enc, centres, rng, seen, n_random=N_RANDOM_KNOWN)
             if len(pool):
                 kv = self.known_values(enc, pool, directions)
@@ -275,7 +273,7 @@ class EHVISampler(BaseHistorySampler):
                 if len(known_cols) != 1:  # both known: nothing to learn, as without the hook
                     known_cols = []
                     pool = candidate_pool(enc, centres, rng, seen)
-                elif not whole and len(pool) > N_KNOWN_POOL:  # spread over the known cost, and the front's neighbours
+                elif len(pool) > N_KNOWN_POOL:  # spread over the known cost, and the front's neighbours
                     pool = np.unique(np.concatenate([
                         pool[spread_by_cost(kv[:, known_cols[0]], N_KNOWN_POOL, rng)],
                         candidate_pool(enc, centres, rng, seen, n_random=0)]), axis=0)
