@@ -31,6 +31,23 @@ def tiny_space():
     return TINY_SPACE
 
 
+@pytest.fixture(scope="module")
+def mnist1d_cnn():
+    """``(spec, model, data)``: a 3-layer CNN trained 4 epochs on MNIST-1D, in eval mode (the
+    model --auto compresses in test_joint.py and test_joint_hardware.py)."""
+    from slimnas.data import load_dataset
+    from slimnas.models import CNNSpec, ConvLayer, build_model
+    from slimnas.spaces import TrainSpec
+    from slimnas.training import fit
+
+    data = load_dataset("mnist1d")
+    torch.manual_seed(0)
+    spec = CNNSpec(layers=(ConvLayer(16, 5, 2), ConvLayer(16, 3, 2), ConvLayer(16, 3, 2)), head="flatten")
+    model = build_model(spec, data.input_shape, data.n_classes)
+    fit(model, data.x_train, data.y_train, TrainSpec(epochs=4, lr=0.01))
+    return spec, model.eval(), data
+
+
 CONV_NET = """
 import torch
 

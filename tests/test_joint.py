@@ -16,11 +16,9 @@ from slimnas.export import structure
 from slimnas.export._session import ort_session
 from slimnas.export._structure import load_compressed
 from slimnas.measure import count_macs
-from slimnas.models import CNNSpec, ConvLayer, build_model
-from slimnas.spaces import TrainSpec
+from slimnas.models import build_model
 from slimnas.spaces._spec import Candidate
 from slimnas.study import auto_compress
-from slimnas.training import fit
 
 JOINT = {
     "data": {"dataset": "digits"},
@@ -72,18 +70,8 @@ def test_joint_trials_reuse_trained_parents(joint_run):
     assert len(parents) <= 2 and sum(reused) == len(trials) - len(parents)
 
 
-@pytest.fixture(scope="module")
-def trained_cnn():
-    data = load_dataset("mnist1d")
-    torch.manual_seed(0)
-    spec = CNNSpec(layers=(ConvLayer(16, 5, 2), ConvLayer(16, 3, 2), ConvLayer(16, 3, 2)), head="flatten")
-    model = build_model(spec, data.input_shape, data.n_classes)
-    fit(model, data.x_train, data.y_train, TrainSpec(epochs=4, lr=0.01))
-    return spec, model.eval(), data
-
-
-def test_auto_meets_a_mac_budget_and_the_policy_reproduces_the_structure(tmp_path, trained_cnn):
-    spec, model, data = trained_cnn
+def test_auto_meets_a_mac_budget_and_the_policy_reproduces_the_structure(tmp_path, mnist1d_cnn):
+    spec, model, data = mnist1d_cnn
     res = auto_compress(model, data, budget=["macs<=40%"], n_trials=3, finetune_epochs=1, final_epochs=1,
                         out=tmp_path / "auto", latency_repeats=5)
     base = count_macs(model, data.input_shape)
@@ -104,8 +92,8 @@ def test_auto_meets_a_mac_budget_and_the_policy_reproduces_the_structure(tmp_pat
     assert (onnx_out.argmax(1) == saved(x).detach().numpy().argmax(1)).mean() >= 0.8
 
 
-def test_auto_refuses_a_missing_budget(trained_cnn):
-    _, model, data = trained_cnn
+def test_auto_refuses_a_missing_budget(mnist1d_cnn):
+    _, model, data = mnist1d_cnn
     with pytest.raises(slimnas.ConfigError, match="--budget"):
         auto_compress(model, data, budget=[], n_trials=1)
 
@@ -140,11 +128,11 @@ def test_cli_auto_writes_report_and_policy(tmp_path):
     assert bad.returncode == 2 and bad.stderr.startswith("error: --budget:")
 
 
-def test_sensitivity_allocation_and_fill_use_the_mac_budget(trained_cnn):
+def test_sensitivity_allocation_and_fill_use_the_mac_budget(mnist1d_cnn):
     from slimnas.compress import analyze_sensitivity, fill_to_macs, scale_to_macs
     from slimnas.compress._allocate import allocate_by_sensitivity, pruned_macs
 
-    _, model, data = trained_cnn
+    _, model, data = mnist1d_cnn
     shape = data.input_shape
     target = int(0.5 * count_macs(model, shape))
     sens = analyze_sensitivity(model, data, ratios=(0.3, 0.6, 0.9))
@@ -159,12 +147,12 @@ def test_sensitivity_allocation_and_fill_use_the_mac_budget(trained_cnn):
 
 
 @pytest.mark.parametrize("keep", [0.3, 0.7])
-def test_keep_macs_sets_the_level_and_the_ratios_only_the_shape(trained_cnn, keep):
+def test_keep_macs_sets_the_level_and_the_ratios_only_the_shape(mnist1d_cnn, keep):
     from slimnas.compress import list_prunable_layers, prune_ratios
     from slimnas.compress._allocate import fit_to_macs, pruned_macs
     from slimnas.measure import Budget
 
-    _, model, data = trained_cnn
+    _, model, data = mnist1d_cnn
     shape = data.input_shape
     base = count_macs(model, shape)
     names = [lay.name for lay in list_prunable_layers(model, shape)]
@@ -198,12 +186,12 @@ def test_keep_macs_gene_is_sampled_and_stored_with_the_candidate():
                                 compression=CompressionSpace.from_config)
 
 
-def test_fine_tune_epochs_count_on_across_retraining_steps(trained_cnn):
+def test_fine_tune_epochs_count_on_across_retraining_steps(mnist1d_cnn):
     from slimnas.compress import list_prunable_layers
     from slimnas.compress._apply import compress_and_measure
     from slimnas.training import Callback
 
-    _, model, data = trained_cnn
+    _, model, data = mnist1d_cnn
     first = list_prunable_layers(model, data.input_shape)[0].name
     seen: list[int] = []
 
@@ -218,8 +206,8 @@ def test_fine_tune_epochs_count_on_across_retraining_steps(trained_cnn):
     assert seen == [1, 2, 3, 4]
 
 
-def test_auto_stops_ranking_fine_tunes_that_fall_behind(trained_cnn):
-    _, model, data = trained_cnn
+def test_auto_stops_ranking_fine_tunes_that_fall_behind(mnist1d_cnn):
+    _, model, data = mnist1d_cnn
     res = auto_compress(model, data, budget=["macs<=50%"], n_trials=12, strategy="random", finetune_epochs=3,
                         final_epochs=1, early_stopping="median", latency_repeats=2)
     states = [t.state for t in res.study.trials]
@@ -254,8 +242,8 @@ def test_joint_search_with_keep_macs_and_early_stopped_fine_tunes(tmp_path):
             assert m["macs"] <= min(2500, keep * m["parent_macs"])
 
 
-def test_auto_refines_criterion_and_learning_rate_on_validation_data(tmp_path, trained_cnn):
-    _, model, data = trained_cnn
+def test_auto_refines_criterion_and_learning_rate_on_validation_data(tmp_path, mnist1d_cnn):
+    _, model, data = mnist1d_cnn
     res = auto_compress(model, data, budget=["macs<=50%"], n_trials=2, finetune_epochs=1, final_epochs=3,
                         importances=("l1", "taylor"), out=tmp_path / "auto", latency_repeats=2)
     rows = res.refine
@@ -268,13 +256,13 @@ def test_auto_refines_criterion_and_learning_rate_on_validation_data(tmp_path, t
     assert res.feasible
 
 
-def test_policy_finetune_lr_overrides_the_recipe_and_is_a_gene(trained_cnn):
+def test_policy_finetune_lr_overrides_the_recipe_and_is_a_gene(mnist1d_cnn):
     import dataclasses
 
     from slimnas.compress import FINETUNE_SPEC, list_prunable_layers
     from slimnas.spaces import SearchSpace
 
-    _, model, data = trained_cnn
+    _, model, data = mnist1d_cnn
     first = list_prunable_layers(model, data.input_shape)[0].name
     base = CompressionPolicy.of(prune={"ratio": 0.0, "layer_ratios": {first: 0.5}})
     via_policy = apply_policy(model, dataclasses.replace(base, finetune_lr=0.02), data, epochs=1, seed=3).model

@@ -8,31 +8,16 @@ import subprocess
 import sys
 
 import pytest
-import torch
 import yaml
 
 from slimnas.compress import CompressionPolicy
-from slimnas.data import load_dataset
-from slimnas.models import CNNSpec, ConvLayer, build_model
-from slimnas.spaces import TrainSpec
 from slimnas.study import Listener, auto_compress
-from slimnas.training import fit
 
 
-@pytest.fixture(scope="module")
-def trained_cnn():
-    data = load_dataset("mnist1d")
-    torch.manual_seed(0)
-    spec = CNNSpec(layers=(ConvLayer(16, 5, 2), ConvLayer(16, 3, 2), ConvLayer(16, 3, 2)), head="flatten")
-    model = build_model(spec, data.input_shape, data.n_classes)
-    fit(model, data.x_train, data.y_train, TrainSpec(epochs=4, lr=0.01))
-    return spec, model.eval(), data
-
-
-def test_auto_on_this_machine_times_its_latency_allocation(tmp_path, trained_cnn):
+def test_auto_on_this_machine_times_its_latency_allocation(tmp_path, mnist1d_cnn):
     """With a latency budget and no profile, the target is this machine: the allocation that
     warm-starts the search is timed here as a file, and the report keeps what was timed."""
-    _, model, data = trained_cnn
+    _, model, data = mnist1d_cnn
     auto_compress(model, data, budget=["latency_ms<=60%"], n_trials=2, finetune_epochs=1, final_epochs=1,
                   hardware_aware=True, out=tmp_path / "auto", latency_repeats=5)
     alloc = json.loads((tmp_path / "auto" / "report.json").read_text())["hardware"]["allocation"]
@@ -43,7 +28,7 @@ def test_auto_on_this_machine_times_its_latency_allocation(tmp_path, trained_cnn
     assert kept["widths"] == alloc["widths"]
 
 
-def test_auto_times_latency_on_the_device_profiles_runtime(tmp_path, trained_cnn):
+def test_auto_times_latency_on_the_device_profiles_runtime(tmp_path, mnist1d_cnn):
     """A device profile says where the model runs: --auto times the input model, every policy
     and the final model on the profile's runtime, at its batch and threads (not ONNX Runtime at
     its defaults, where a relative latency budget would be judged on another runtime than the
@@ -51,7 +36,7 @@ def test_auto_times_latency_on_the_device_profiles_runtime(tmp_path, trained_cnn
     from slimnas.measure import RUNTIMES
     from slimnas.measure._latency import TorchLatency
 
-    _, model, data = trained_cnn
+    _, model, data = mnist1d_cnn
     timed = []
 
     class Recorded(TorchLatency):
@@ -81,10 +66,10 @@ def test_auto_times_latency_on_the_device_profiles_runtime(tmp_path, trained_cnn
     assert set(precision["layer_precision"].values()) == {"fp32"} and "int8 is not among" in precision["reason"]
 
 
-def test_auto_on_an_int8_only_device_quantizes_every_layer(tmp_path, trained_cnn):
+def test_auto_on_an_int8_only_device_quantizes_every_layer(tmp_path, mnist1d_cnn):
     """The built-in microcontroller profile runs int8 only: the final model is int8 in every
     weighted layer, whatever whole-file timing here says of fp32."""
-    _, model, data = trained_cnn
+    _, model, data = mnist1d_cnn
     res = auto_compress(model, data, budget=["macs<=60%"], device_profile="mcu", n_trials=2, finetune_epochs=1,
                         final_epochs=1, refine_epochs=0, out=tmp_path / "auto", latency_repeats=5)
     precision = json.loads((tmp_path / "auto" / "report.json").read_text())["hardware"]["precision"]
@@ -103,11 +88,11 @@ class Notes(Listener):
         self.lines.append(text)
 
 
-def test_auto_under_a_latency_budget_out_of_reach_stops_at_the_knee(tmp_path, trained_cnn):
+def test_auto_under_a_latency_budget_out_of_reach_stops_at_the_knee(tmp_path, mnist1d_cnn):
     """5% of the latency is out of reach by pruning: the allocation says so, gives the floor, and
     keeps more channels than the most pruned allocation would; of the policies (none meets the
     budget) the one kept is the best trade by the knee's rule, not the fastest."""
-    _, model, data = trained_cnn
+    _, model, data = mnist1d_cnn
     notes = Notes()
     res = auto_compress(model, data, budget=["latency_ms<=5%"], n_trials=3, finetune_epochs=1, final_epochs=1,
                         hardware_aware=True, out=tmp_path / "auto", latency_repeats=5, listener=notes)
@@ -128,13 +113,13 @@ def test_auto_under_a_latency_budget_out_of_reach_stops_at_the_knee(tmp_path, tr
     assert any("best trade at the knee" in n for n in notes.lines)
 
 
-def test_auto_under_a_mac_budget_on_this_machine_chooses_a_rounding_and_keeps_the_budget(tmp_path, trained_cnn):
+def test_auto_under_a_mac_budget_on_this_machine_chooses_a_rounding_and_keeps_the_budget(tmp_path, mnist1d_cnn):
     """``--hardware-aware`` under a MAC budget: each rounding's allocation at the budget is
     predicted (and the best timed) here; every trial's channel counts use the rounding kept and
     stay within the budget."""
     from slimnas.compress import list_prunable_layers, prune_ratios, pruned_model
 
-    _, model, data = trained_cnn
+    _, model, data = mnist1d_cnn
     notes = Notes()
     res = auto_compress(model, data, budget=["macs<=50%"], n_trials=3, finetune_epochs=1, final_epochs=1,
                         hardware_aware=True, out=tmp_path / "auto", latency_repeats=5, listener=notes)

@@ -158,7 +158,7 @@ def load_dataset(
         x, y, x_test, y_test = loader(**_options(loader, config.options, f"the {name!r} dataset"))
         kind = getattr(loader, "data_kind", None) or infer_kind(x)
         default = getattr(loader, "normalize", "none")
-    if task is not None:
+    if task is not None and fmt is None:  # a file's task was resolved above
         _classification_task(task, name)
     mode = config.normalize if config.normalize != "auto" else default
     if standardize is not None:
@@ -178,9 +178,9 @@ def load_dataset(
 
 
 def _file_task(task: Any, name: str) -> Any:
-    """The task ``task`` names for the data file ``name`` when it is another task than
-    classification (its targets are then read and checked by the task); ``None`` for
-    classification, the file's task when none is named."""
+    """The task ``task`` names for the data of ``name`` when it is another task than
+    classification (a data file's targets are then read and checked by it); ``None`` for
+    classification, the data's own task when none is named."""
     from slimnas.tasks import Task, load_task
     from slimnas.tasks._base import measured_metric_names
     from slimnas.tasks._classification import Classification
@@ -195,16 +195,10 @@ def _file_task(task: Any, name: str) -> Any:
 
 def _classification_task(task: Any, name: str) -> None:
     """Refuse (one line) a task that is not classification for a classification dataset."""
-    from slimnas.tasks import TASKS, load_task
-    from slimnas.tasks._classification import Classification
-
-    if isinstance(task, str) and ":" not in task and task in TASKS:
-        task = TASKS.get(task)()
-    elif isinstance(task, str):
-        task = load_task(task)
-    if type(task) is not Classification:
+    other = _file_task(task, name)
+    if other is not None:
         raise ConfigError("task", f"classification for the dataset {name!r} (its labels are classes; other tasks take "
-                          "a dataset of their own, such as diabetes or digits-multilabel)", getattr(task, "name", task))
+                          "a dataset of their own, such as diabetes or digits-multilabel)", other.name)
 
 
 def load_task_dataset(name: str, **options: Any) -> tuple[str, dict[str, tuple[Any, Any]]]:

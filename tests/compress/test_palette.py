@@ -155,13 +155,18 @@ def test_embedding_table_is_palettized_in_the_file_and_unpacked_before_its_gathe
         Palettizer(bits=4, layers=["nope"]).fit(model, input_shape=(7,))
 
 
-def test_folded_batch_norm_factors_are_held_at_fp16_and_the_file_computes_what_the_model_does():
+def _conv_bn_linear() -> nn.Module:
+    """A convolution with a batch norm whose folded factors are far from 1, then a Linear (eval mode)."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 24, 3), nn.BatchNorm2d(24), nn.ReLU(), nn.Flatten(), nn.Linear(24 * 36, 5))
     with torch.no_grad():
         model[1].weight.uniform_(0.5, 2.0)
         model[1].running_var.uniform_(0.5, 2.0)
-    model.eval()
+    return model.eval()
+
+
+def test_folded_batch_norm_factors_are_held_at_fp16_and_the_file_computes_what_the_model_does():
+    model = _conv_bn_linear()
     p = Palettizer(bits=4, clustering="kmeans").fit(model, input_shape=(3, 8, 8))
     assert p.rounded_norms_ == ["1"] and not p.not_done()
     bn = p.model_[1]
@@ -181,12 +186,7 @@ def test_folded_batch_norm_factors_are_held_at_fp16_and_the_file_computes_what_t
 def test_4_bit_codes_are_held_as_uint4_and_unpacked_in_a_few_nodes_computing_the_reference(granularity, group_size):
     from slimnas.compress import quantize_model
 
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 24, 3), nn.BatchNorm2d(24), nn.ReLU(), nn.Flatten(), nn.Linear(24 * 36, 5))
-    with torch.no_grad():
-        model[1].weight.uniform_(0.5, 2.0)
-        model[1].running_var.uniform_(0.5, 2.0)
-    model.eval()
+    model = _conv_bn_linear()
     p = Palettizer(bits=4, granularity=granularity, group_size=group_size, clustering="kmeans").fit(
         model, input_shape=(3, 8, 8))
     assert not p.not_done(), p.held_
