@@ -226,8 +226,13 @@ def test_a_language_model_search_on_pysource_scores_perplexity_with_a_causal_per
 
 def test_a_per_token_task_needs_a_family_with_a_per_token_head(tmp_path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({"space": {"family": ["cnn", "mlp"]}}))
-    with pytest.raises(ConfigError, match=r"^space.family: expected cnn, rnn, transformer for the lm task .*got 'mlp'"):
+    with pytest.raises(ConfigError, match=r"^space.family: expected cnn, mobilenet, resnet, rnn, transformer for the lm "
+                                          r"task \(the families with a per-token head; mlp has none: an MLP per "
+                                          r"position reads no context, .*\), got 'mlp'$"):
         SearchPlan.load(tmp_path / "c.yaml", dataset="pysource", out=str(tmp_path / "x"))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"space": {"family": ["nb201"]}}))
+    with pytest.raises(ConfigError, match=r"; nb201 has none: its NAS-Bench-201 skeleton halves the input twice"):
+        SearchPlan.load(tmp_path / "c.yaml", dataset="pysource-tags", out=str(tmp_path / "x"))
     assert SearchPlan.load(None, dataset="pysource", out=str(tmp_path / "x")).space.families == ("cnn",)
 
 

@@ -1,7 +1,8 @@
 """The tokens task end to end from the command line on its built-in dataset, pysource-tags:
 a search of per-token CNN and GRU candidates scored by token F1, `compress --auto` of a trial,
 the report and the exported files, whose tag scores per position equal the eager models'; a
-language-model search of causal CNN and LSTM candidates; DARTS refused on text."""
+language-model search of causal CNN and LSTM candidates; a tokens search of ResNets and a
+language-model one of MobileNets, pruned and int8; DARTS refused on text."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import slimnas
 from slimnas.cli import build_app
 from slimnas.data import load_dataset
 from slimnas.export import predict
+from slimnas.study._export import export_run
 
 DATA = {"dataset": "pysource-tags", "options": {"n": 120, "seq_len": 24}}
 
@@ -110,3 +112,45 @@ def test_darts_is_refused_on_text_data(tmp_path):
     with pytest.raises(ConfigError, match=r"^strategy.name: expected supernet or a strategy that trains each "
                                           r"candidate for text data \(darts has no supernet of token ids"):
         load_splits(plan)
+
+
+@pytest.mark.parametrize("family, data, space", [
+    ("resnet", DATA, {"n_stages": 2, "blocks": [1], "width": [8], "stride": [2], "stem": [8]}),
+    ("mobilenet", {"dataset": "pysource", "options": {"n": 60, "seq_len": 16}},
+     {"n_blocks": 2, "width": [8], "expand": [2], "kernel": [3, 5], "stride": [2], "se": [True], "stem": [8]}),
+])
+def test_the_residual_and_inverted_residual_families_search_per_token_tasks_to_int8_files(tmp_path, family, data,
+                                                                                           space):
+    """A tokens search of resnet candidates and a language-model search of mobilenet ones, with
+    pruning and int8 genes: per-token heads at stride 1 (a causal one without squeeze-and-excitation,
+    its predictions blind to later tokens), the deployed int8 file scoring what its trial reported,
+    the fp32 export equal to the eager model."""
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "data": data, "seed": 0, "space": {"family": [family], family: space, "compression": {
+            "prune": {"low": 0.25, "high": 0.5}, "precision": ["int8"], "finetune_epochs": 1, "final_epochs": 1}},
+        "training": {"epochs": 1, "lr": 0.01, "optimizer": "adam"}}))
+    res = slimnas.search(tmp_path / "c.yaml", n_trials=1, out=str(tmp_path / "run"))
+    pareto = json.loads((res.run_dir / "pareto.json").read_text())
+    member = pareto["front"][0]
+    arch, metric = member["arch"], pareto["objectives"][0]
+    causal = data["dataset"] == "pysource"
+    assert arch["family"] == family and arch["per_token"] == ("causal" if causal else "tokens")
+    assert [b["stride"] for b in arch.get("stages", arch.get("blocks"))] == [1, 1] and arch["vocab_size"] > 90
+    assert family == "resnet" or [b["se"] for b in arch["blocks"]] == [False, False]
+    stored = json.loads((res.run_dir / "trials" / f"{member['trial']:05d}" / "metrics.json").read_text())
+    assert stored["macs"] < stored["parent_macs"]  # pruned, the head still one prediction per position
+    splits = load_dataset(data["dataset"], options=data["options"])
+    logits = predict(res.run_dir / "trials" / f"{member['trial']:05d}" / "model.onnx", splits.x_test)
+    assert logits.shape[:2] == tuple(splits.x_test.shape[::2])  # a prediction per position
+    reported = member["metrics"][f"test_{metric}"]
+    assert splits.task.score(torch.from_numpy(logits), splits.y_test)[metric] == pytest.approx(reported, rel=1e-4)
+
+    export_run(res.run_dir, tmp_path / "m.onnx", format="onnx-fp32", best="")
+    model = slimnas.load(res.run_dir, best="")
+    x = splits.x_test[:6]
+    later = x.clone()
+    later[..., 10:] = (later[..., 10:] + 1) % 90  # other tokens from position 10 on
+    with torch.no_grad():
+        eager, changed = model(x), model(later)
+    assert torch.equal(changed[:, :10], eager[:, :10]) == causal
+    np.testing.assert_allclose(predict(tmp_path / "m.onnx", x), eager.numpy(), atol=1e-4)

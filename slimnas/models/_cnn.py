@@ -17,7 +17,6 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from slimnas.errors import ConfigError
 from slimnas.models._layers import (
     ACTIVATION_KEY,
     bn_cls,
@@ -26,7 +25,7 @@ from slimnas.models._layers import (
     make_activation,
     pool_cls,
 )
-from slimnas.models._tokens import check_id_inputs, check_per_token, check_sequence_head, embed_ids
+from slimnas.models._tokens import check_length_kept, embed_channels, sequence_padding, token_inputs
 from slimnas.spaces import BaseFamily, Key, register_family
 from slimnas.spaces._params import DROPOUT, layer_count, positive_int
 
@@ -64,10 +63,7 @@ class ConvBlock(nn.Module):
     def __init__(self, in_ch: int, layer: ConvLayer, ndim: int, *, activation: str, batch_norm: bool,
                  residual: bool, pool: bool, causal: bool = False) -> None:
         super().__init__()
-        reach = layer.dilation * (layer.kernel - 1)
-        pad = 0 if causal else reach // 2
-        # causal: all the padding on the left, so position i reads positions <= i
-        self.shift = nn.ConstantPad1d((reach, 0), 0.0) if causal and reach else nn.Identity()
+        self.shift, pad = sequence_padding(layer.kernel, layer.dilation, causal)  # causal: padded on the left
         self.conv = conv_cls(ndim)(in_ch, layer.channels, layer.kernel, stride=layer.stride, padding=pad,
                                    dilation=layer.dilation, bias=not batch_norm)
         self.bn = bn_cls(ndim)(layer.channels) if batch_norm else nn.Identity()
@@ -93,16 +89,11 @@ class ConvBlock(nn.Module):
 class ConvNet(nn.Module):
     def __init__(self, spec: CNNSpec, input_shape: tuple[int, ...], n_classes: int) -> None:
         super().__init__()
-        self.per_token = check_per_token(spec.per_token, "cnn")
-        self.embed: nn.Embedding | None = None
-        if spec.vocab_size > 0:  # token ids -> (N, channels of the first layer, L)
-            length = check_id_inputs(input_shape, spec.vocab_size, "cnn")
-            self.embed = nn.Embedding(spec.vocab_size, spec.layers[0].channels if spec.layers else 1)
-            input_shape = (self.embed.embedding_dim, length)
-        check_sequence_head(self.per_token, input_shape, "cnn")
-        if self.per_token and any(lay.stride > 1 or lay.pool != "none" for lay in spec.layers):
-            raise ConfigError("space.cnn.stride", "stride 1 and no pooling with a per-token head (the features "
-                              "keep the sequence's length)", [(lay.stride, lay.pool) for lay in spec.layers])
+        # token ids -> (N, channels of the first layer, L)
+        self.per_token, self.embed, input_shape = token_inputs(
+            spec, input_shape, spec.layers[0].channels if spec.layers else 1, "cnn")
+        check_length_kept(self.per_token, any(lay.stride > 1 or lay.pool != "none" for lay in spec.layers),
+                          "space.cnn.stride", [(lay.stride, lay.pool) for lay in spec.layers])
         ndim = conv_ndim(input_shape, "cnn")
         blocks, in_ch, size = [], input_shape[0], min(input_shape[1:])
         for layer in spec.layers:
@@ -121,9 +112,7 @@ class ConvNet(nn.Module):
         self.classifier = nn.Linear(n_features, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.embed is not None:
-            x = embed_ids(self.embed, x).transpose(1, 2)
-        h = self.features(x)
+        h = self.features(embed_channels(self.embed, x))
         if self.per_token:  # (N, L, outputs): one prediction per position
             return self.classifier(self.dropout(h.transpose(1, 2)))
         return self.classifier(self.dropout(self.pool(h)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from slimnas.errors import ConfigError
+from slimnas.models._tokens import Positions
 from slimnas.spaces import Key
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -56,8 +57,11 @@ class LowRank(nn.Sequential):
     structures can be rebuilt and per-layer settings reach every factor)."""
 
 
-def pooled_head(ndim: int, dropout: float, in_ch: int, n_classes: int) -> tuple[nn.Module, nn.Module, nn.Linear]:
+def pooled_head(ndim: int, dropout: float, in_ch: int, n_classes: int,
+                per_token: bool = False) -> tuple[nn.Module, nn.Module, nn.Linear]:
     """Global average pooling (1-D or 2-D) with flatten, optional dropout, and the classifier:
-    the head the residual and inverted-residual families share."""
-    pool = nn.Sequential(nn.AdaptiveAvgPool1d(1) if ndim == 1 else nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    the head the residual and inverted-residual families share. ``per_token``: no pooling, the
+    features turned to ``(N, L, C)`` so the classifier predicts at every position."""
+    pool = Positions() if per_token else nn.Sequential(
+        nn.AdaptiveAvgPool1d(1) if ndim == 1 else nn.AdaptiveAvgPool2d(1), nn.Flatten())
     return pool, (nn.Dropout(dropout) if dropout > 0 else nn.Identity()), nn.Linear(in_ch, n_classes)

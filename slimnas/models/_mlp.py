@@ -49,6 +49,8 @@ class MLP(nn.Module):
 @register_family("mlp")
 class MLPFamily(BaseFamily):
     spec = MLPSpec
+    no_per_token = ("an MLP per position reads no context, one over the flattened sequence reads later "
+                    "tokens and fixes the length")
     keys = {
         "n_layers": layer_count({"low": 1, "high": 3}),
         "width": positive_int([16, 32, 64, 128]),

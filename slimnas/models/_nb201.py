@@ -143,6 +143,8 @@ class NB201Family(BaseFamily):
         "cells": positive_int([1, 2]),
     }
     data_kinds = ("sequence", "image")
+    no_per_token = ("its NAS-Bench-201 skeleton halves the input twice (stride-2 reductions) and takes no "
+                    "token ids; without them it is not the tabulated space")
 
     def sample(self, draw) -> NB201Spec:
         return NB201Spec(ops=tuple(draw(k) for k in EDGE_KEYS), width=draw("width"), cells=draw("cells"))

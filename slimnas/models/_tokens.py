@@ -47,3 +47,51 @@ def check_sequence_head(per_token: str, input_shape: tuple[int, ...], family: st
     if per_token and len(input_shape) > 2:
         raise ConfigError(f"space.{family}.per_token", "a pooled head ('') for inputs with more than one "
                           "sequence axis", f"{per_token!r} with input {input_shape}")
+
+
+def token_inputs(spec, input_shape: tuple[int, ...], width: int,
+                 family: str) -> tuple[str, nn.Embedding | None, tuple[int, ...]]:
+    """What a convolutional family reads, from its spec's ``per_token`` and ``vocab_size``:
+    ``(per_token, embed, input_shape)``, with token ids (``vocab_size > 0``) embedded ``width``
+    wide (``embed``, else ``None``) and ``input_shape`` the ``(width, L)`` that the convolutions
+    then see; a per-token head on inputs with more than one sequence axis is refused in one line."""
+    mode = check_per_token(spec.per_token, family)
+    embed = None
+    if spec.vocab_size > 0:  # token ids -> (N, width, L)
+        length = check_id_inputs(input_shape, spec.vocab_size, family)
+        embed = nn.Embedding(spec.vocab_size, width)
+        input_shape = (width, length)
+    check_sequence_head(mode, input_shape, family)
+    return mode, embed, input_shape
+
+
+def embed_channels(embed: nn.Embedding | None, x: torch.Tensor) -> torch.Tensor:
+    """``x`` as convolutions take it: token ids embedded to ``(N, dim, L)``; values as they are."""
+    return x if embed is None else embed_ids(embed, x).transpose(1, 2)
+
+
+def check_length_kept(per_token: str, shortened: bool, field: str, got) -> None:
+    """A per-token head needs features as long as the sequence: refuse (a one-line
+    :class:`ConfigError` naming ``field``, ``got`` the strides and poolings) a ``shortened`` one."""
+    if per_token and shortened:
+        raise ConfigError(field, "stride 1 and no pooling with a per-token head (the features keep the "
+                          "sequence's length)", got)
+
+
+def sequence_padding(kernel: int, dilation: int = 1, causal: bool = False) -> tuple[nn.Module, int]:
+    """``(shift, padding)`` for a 1-D convolution that keeps the length: no shift and the
+    padding split on both sides, or, ``causal``, all of it on the left (``shift``, a zero pad
+    before the convolution; its own ``padding`` then 0), so position ``t`` reads positions
+    ``<= t`` only (van den Oord et al. 2016's causal convolutions)."""
+    reach = dilation * (kernel - 1)
+    if causal:
+        return (nn.ConstantPad1d((reach, 0), 0.0) if reach else nn.Identity()), 0
+    return nn.Identity(), reach // 2
+
+
+class Positions(nn.Module):
+    """A per-token head's "pooling": features ``(N, C, L)`` to ``(N, L, C)``, so the classifier
+    gives one prediction per position."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(1, 2)

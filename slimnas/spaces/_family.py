@@ -58,6 +58,9 @@ class BaseFamily(abc.ABC):
     #: and train on the task's losses); empty: any task of one output vector per sample (and per
     #: position where its spec has ``per_token``)
     tasks: ClassVar[tuple[str, ...]] = ()
+    #: why the family has no per-token head (its spec no ``per_token`` field), said where a
+    #: per-token task refuses it; empty: nothing said beyond the families that have one
+    no_per_token: ClassVar[str] = ""
 
     @abc.abstractmethod
     def sample(self, draw: Draw) -> Any:

@@ -105,8 +105,9 @@ def check_task_plan(task: Task, config: RunConfig, names: dict[str, Sequence[str
     able = [f for f in list_families() if has_per_token(FAMILIES.get(f))]
     others = [f for f in families if f not in able]
     if per_token(task) and others:
-        raise ConfigError("space.family", f"{', '.join(able)} for the {task.name} task (the families "
-                          "with a per-token head)", others[0])
+        why = FAMILIES.get(others[0]).no_per_token
+        raise ConfigError("space.family", f"{', '.join(able)} for the {task.name} task (the families with a "
+                          f"per-token head{f'; {others[0]} has none: {why}' if why else ''})", others[0])
     if per_token(task) and one_shot(config.strategy.name):
         check_token_one_shot(config.strategy.name, families, f"the {task.name} task")
 

@@ -1,4 +1,4 @@
-"""Per-token heads of the CNN and recurrent families (one prediction per position, ``tokens`` or
+"""Per-token heads of the CNN, recurrent, residual and inverted-residual families (one prediction per position, ``tokens`` or
 ``causal``) on token ids: a causal one does not read later positions, structured pruning gives
 what the original computes with the removed channels zeroed, and the pruned model's ONNX file
 outputs what it does in eager mode."""
@@ -15,7 +15,16 @@ from slimnas.errors import ConfigError
 from slimnas.export import export_onnx, predict
 from slimnas.export._structure import load_compressed, save_compressed
 from slimnas.measure import count_macs, count_params
-from slimnas.models import CNNSpec, ConvLayer, RNNSpec, build_model
+from slimnas.models import (
+    CNNSpec,
+    ConvLayer,
+    InvertedBlock,
+    MobileNetSpec,
+    ResNetSpec,
+    ResStage,
+    RNNSpec,
+    build_model,
+)
 from slimnas.spaces import get_family
 
 VOCAB, LENGTH, TAGS = 40, 16, 7
@@ -23,6 +32,10 @@ SPECS = {
     "cnn": CNNSpec(layers=(ConvLayer(16, 5, stride=2, pool="max"), ConvLayer(16, 3, dilation=2)), residual=True,
                    vocab_size=VOCAB),
     "rnn": RNNSpec(cell="gru", hidden=12, n_layers=2, bidirectional=True, vocab_size=VOCAB),
+    # strided as a classifier would be: the per-token head sets every stride to 1
+    "resnet": ResNetSpec(stages=(ResStage(16, 1, 2), ResStage(24, 1, 2)), stem=16, vocab_size=VOCAB),
+    "mobilenet": MobileNetSpec(blocks=(InvertedBlock(16, 2, 5, stride=2, se=True), InvertedBlock(16, 2, 3)),
+                               stem=16, vocab_size=VOCAB),
 }
 
 
@@ -41,8 +54,7 @@ def _model(family: str, mode: str) -> nn.Module:
     return model
 
 
-@pytest.mark.parametrize("family, mode", [("cnn", "tokens"), ("cnn", "causal"), ("rnn", "tokens"),
-                                          ("rnn", "causal")])
+@pytest.mark.parametrize("family, mode", [(f, m) for f in SPECS for m in ("tokens", "causal")])
 def test_a_per_token_model_is_pruned_and_its_onnx_file_outputs_what_it_does(tmp_path, family, mode):
     original = _model(family, mode)
     x = _ids()
@@ -59,6 +71,9 @@ def test_a_per_token_model_is_pruned_and_its_onnx_file_outputs_what_it_does(tmp_
     assert count_params(p.model_) < count_params(original)
     if family == "cnn":  # the embedding is as wide as the residual sum it feeds
         assert p.model_.embed.embedding_dim == p.model_.features[0].conv.out_channels < 16
+    if family in ("resnet", "mobilenet"):  # the last block narrower, the head one score per tag still
+        assert p.model_.classifier.in_features < {"resnet": 24, "mobilenet": 16}[family]
+        assert p.model_.classifier.out_features == TAGS
     assert count_macs(p.model_, (1, LENGTH)) < count_macs(original, (1, LENGTH))
     with torch.no_grad():
         got, expected = p.model_(x), p.reference_model(original)(x)
@@ -79,6 +94,17 @@ def test_a_per_token_head_keeps_the_length_and_a_causal_one_reads_one_direction(
     assert get_family("rnn").per_token(SPECS["rnn"], "tokens").bidirectional
     assert not get_family("rnn").per_token(SPECS["rnn"], "causal").bidirectional
     assert "per_token" not in get_family("cnn").to_dict(SPECS["cnn"])  # arch.json as before when unset
+    resnet = get_family("resnet").per_token(SPECS["resnet"], "causal")
+    assert get_family("resnet").summary(resnet) == "resnet stem16 16x1-24x1 relu causal vocab40"
+    assert {"per_token", "vocab_size"}.isdisjoint(get_family("resnet").to_dict(ResNetSpec(stages=(ResStage(8),))))
+    mobile = get_family("mobilenet")  # squeeze-and-excitation pools the whole sequence: kept for tokens alone
+    assert [b.se for b in mobile.per_token(SPECS["mobilenet"], "tokens").blocks] == [True, False]
+    assert mobile.summary(mobile.per_token(SPECS["mobilenet"], "causal")) == "mobilenet stem16 16e2k5-16e2k3 relu6 " \
+                                                                            "causal vocab40"
+    with pytest.raises(ConfigError, match=r"^space.resnet.stride: expected stride 1 and no pooling"):
+        build_model(ResNetSpec(stages=SPECS["resnet"].stages, vocab_size=VOCAB, per_token="tokens"), (1, LENGTH), TAGS)
+    with pytest.raises(ConfigError, match=r"^space.mobilenet.se: expected false with a causal head"):
+        build_model(MobileNetSpec(blocks=(InvertedBlock(8, se=True),), per_token="causal"), (4, LENGTH), TAGS)
     assert get_family("mlp").per_token(get_family("mlp").spec(widths=(8,)), "tokens") is None
     with pytest.raises(ConfigError, match=r"^space.cnn.stride: expected stride 1 and no pooling"):
         build_model(SPECS["cnn"].__class__(**{**SPECS["cnn"].__dict__, "per_token": "tokens"}), (1, LENGTH), TAGS)
