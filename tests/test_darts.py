@@ -176,3 +176,44 @@ def test_mac_range_of_a_joint_search_is_the_budget_stretched_by_compression():
     space = SearchSpace.from_config({"family": "cnn", "compression": {"keep_macs": {"low": 0.25, "high": 1.0}}},
                                     compression=CompressionSpace.from_config)
     assert mac_range((Budget.parse("macs<=1000"),), space) == (0.0, 4000)
+
+
+@pytest.mark.parametrize("choices, mode", [(CHOICES, ""), (CHOICES, "tokens"), (POOLED, "causal")],
+                         ids=["text", "tokens", "causal"])
+def test_a_token_supernet_at_one_hot_weights_is_the_familys_token_cnn(choices, mode):
+    """Token ids embedded as wide as the first layer's width mixture; per token: stride 1, no
+    pooling, a prediction per position (causal: smaller kernels are the largest's last taps, and
+    no position reads a later one, at any weights); at one-hot weights the family's own network
+    with the inherited weights, its MACs exact."""
+    torch.manual_seed(0)
+    shape, vocab = (1, 20), 30
+
+    def ids(n: int) -> torch.Tensor:
+        return torch.randint(0, vocab, (n, *shape)).float()
+
+    net = DartsSupernet(choices, shape, 5, vocab_size=vocab, per_token=mode)
+    assert mode == "" or not {"stride_0", "pool_0", "head"} & set(net.alphas)  # the per-token head fixes them
+    with torch.no_grad():
+        for _ in range(3):
+            net(ids(16))
+    net.eval()
+    x = ids(4)
+    if mode == "causal":
+        with torch.no_grad():
+            for alpha in net.alphas.values():
+                alpha.normal_()  # soft weights: every kernel, dilation and width mixed
+            later = x.clone()
+            later[..., 12:] = (later[..., 12:] + 1) % vocab
+            y = net(x)
+            assert torch.equal(net(later)[:, :12], y[:, :12]) and not torch.equal(net(later), y)
+    rng = random.Random(0)
+    for _ in range(10):
+        selection = {k: rng.randrange(len(a)) for k, a in net.alphas.items()}
+        net.set_one_hot(selection)
+        spec, kept = net.discretise(selection)
+        assert spec.vocab_size == vocab and spec.per_token == mode
+        model = net.inherit(build_model(spec, shape, 5).eval(), spec, kept)
+        with torch.no_grad():
+            got = net(x)
+            assert got.shape == ((4, 20, 5) if mode else (4, 5)) and torch.allclose(got, model(x), atol=1e-5), spec
+            assert float(net.expected_macs()) == pytest.approx(count_macs(model, shape)), spec

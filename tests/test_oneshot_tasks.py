@@ -3,8 +3,8 @@ pairs, predictor, predicted front and warm-started trials) and DARTS search a re
 own loss and metric, a lower-is-better MSE ranked the right way round, every figure in the
 targets' units, the best trial chosen by the metric's direction and its file run in ONNX Runtime;
 the supernet's CNN embeds token ids and predicts per token (a language model by perplexity);
-DARTS on a per-token task, the supernet of other families there, and detection are refused in
-one line."""
+DARTS searches a language model with the CNN's embedding and causal head; the supernet of other
+families on a per-token task, and detection, are refused in one line."""
 
 from __future__ import annotations
 
@@ -206,11 +206,35 @@ def test_supernet_searches_a_language_model_by_perplexity_lowest_first(tmp_path)
     np.testing.assert_allclose(predict(run / "trials" / f"{loaded.trial:05d}" / "model.onnx", x), eager, atol=1e-4)
 
 
-def test_darts_and_the_supernet_of_other_families_refuse_a_per_token_task_in_one_line(tmp_path):
-    cfg = write_config(tmp_path, "darts", {}, {"family": ["cnn"]}, dataset="pysource", objectives=())
-    with pytest.raises(ConfigError, match=r"^strategy.name: expected supernet or a strategy that trains each candidate "
-                                          r"for the lm task \(darts has no supernet of token ids or per-token heads\)"):
-        SearchPlan.load(cfg, out=str(tmp_path / "x"))
+def test_darts_searches_a_language_model_with_the_cnns_embedding_and_causal_head(tmp_path):
+    """DARTS on the lm task: the relaxed CNN embeds the ids and predicts at every position from
+    the earlier ones, scored by perplexity; its proposal is the family's causal per-token CNN (a
+    space's stride and pooling set aside), trained as any trial, its file equal to the eager model."""
+    space = {"family": ["cnn"], "cnn": {"n_layers": [1, 2], "channels": [8], "kernel": [3, 5], "stride": [2],
+                                        "pool": ["max"]}}
+    data = {"dataset": "pysource", "options": {"n": 60, "seq_len": 16}}
+    result = slimnas.search(write_config(tmp_path, "darts", {**DARTS, "penalty_weights": [0.0]}, space,
+                                         dataset="pysource", objectives=(), data=data),
+                            n_trials=1, seed=0, out=str(tmp_path / "run"))
+    stored = stored_result(result.study, STATE_KEY)
+    assert 1 < stored["runs"][0]["supernet_val_perplexity"] < 200
+    arch = stored["proposals"][0]["arch"]
+    assert arch["per_token"] == "causal" and arch["vocab_size"] > 90 and arch["head"] == "gap"
+    assert all(layer["stride"] == 1 and layer["pool"] == "none" for layer in arch["layers"])
+    trial = result.study.trials[0]
+    assert trial.system_attrs["slimnas:darts"]["proposal"] == 0 and trial.user_attrs["candidate"]["arch"] == arch
+    assert 1 < trial.user_attrs["metrics"]["val_perplexity"] < 200
+    model = slimnas.load(result.run_dir, 0)
+    x = load_dataset(slimnas.config.DataConfig(**data)).x_val[:4]
+    later = x.clone()
+    later[..., 10:] = (later[..., 10:] + 1) % 90
+    with torch.no_grad():
+        y = model(x)
+        assert y.shape[:2] == (4, 16) and torch.equal(model(later)[:, :10], y[:, :10])
+    np.testing.assert_allclose(predict(result.run_dir / "trials" / "00000" / "model.onnx", x), y.numpy(), atol=1e-4)
+
+
+def test_the_supernet_of_other_families_refuses_a_per_token_task_in_one_line(tmp_path):
     cfg = write_config(tmp_path, "supernet", {}, {"family": ["cnn", "rnn"]}, dataset="pysource-tags", objectives=())
     with pytest.raises(ConfigError, match=r"^space.family: expected cnn for the supernet strategy on the tokens task"):
         SearchPlan.load(cfg, out=str(tmp_path / "x"))

@@ -2,7 +2,7 @@
 a search of per-token CNN and GRU candidates scored by token F1, `compress --auto` of a trial,
 the report and the exported files, whose tag scores per position equal the eager models'; a
 language-model search of causal CNN and LSTM candidates; a tokens search of ResNets and a
-language-model one of MobileNets, pruned and int8; DARTS refused on text."""
+language-model one of MobileNets, pruned and int8; DARTS on text."""
 
 from __future__ import annotations
 
@@ -101,17 +101,21 @@ def test_a_language_model_search_takes_causal_cnn_and_rnn_candidates(tmp_path):
     assert families == {"cnn", "rnn"} and 1 < res.front[0].metrics["test_perplexity"] < 200
 
 
-def test_darts_is_refused_on_text_data(tmp_path):
+def test_darts_takes_text_data_and_another_one_shot_strategy_is_refused(tmp_path):
+    """DARTS relaxes the CNN with its embedding (tests/test_darts.py checks its token supernets);
+    a one-shot strategy without token supernets is refused in one line."""
     from slimnas.errors import ConfigError
     from slimnas.study._plan import SearchPlan
     from slimnas.study._search import load_splits
+    from slimnas.study._task import check_token_one_shot
 
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({"data": {"dataset": "text", "options": {"n": 300}},
                                                      "space": {"family": ["cnn"]}}))
     plan = SearchPlan.load(tmp_path / "c.yaml", strategy="darts", out=str(tmp_path / "x"))
-    with pytest.raises(ConfigError, match=r"^strategy.name: expected supernet or a strategy that trains each "
-                                          r"candidate for text data \(darts has no supernet of token ids"):
-        load_splits(plan)
+    assert load_splits(plan).vocab_size > 2
+    with pytest.raises(ConfigError, match=r"^strategy.name: expected supernet, darts or a strategy that trains each "
+                                          r"candidate for text data \(mine has no supernet of token ids"):
+        check_token_one_shot("mine", ["cnn"], "text data")
 
 
 @pytest.mark.parametrize("family, data, space", [

@@ -49,7 +49,7 @@ from slimnas.strategies._darts_net import CnnChoices, DartsSupernet, param_optio
 from slimnas.strategies._evolution import RegularizedEvolutionSampler
 from slimnas.strategies._oneshot import BaseOneShotStrategy, OneShotContext, stored_result
 from slimnas.strategies._sequenced import position
-from slimnas.strategies._subnets import own_task
+from slimnas.strategies._subnets import own_task, token_heads
 
 STATE_KEY = "slimnas:darts-search"
 PENALTIES = ("macs", "latency_ms", "none")
@@ -121,12 +121,19 @@ def spec_params(spec: CNNSpec, space) -> dict[str, Any]:
         if not params[key].is_fixed:
             out[name] = value
 
+    # a per-token spec's stride, pooling and head are the per-token head's: any value of the
+    # space's serves (the search sets them so), its first (or central) one is taken
+    unused = ("stride", "pool", "head") if spec.per_token else ()
+
+    def value(key: str, v: Any) -> Any:
+        return central_value(params[key]) if key in unused else v
+
     put("cnn.n_layers", "n_layers", len(spec.layers))
     for j, layer in enumerate(spec.layers):
         for key in ("channels", "kernel", "stride", "dilation", "pool"):
-            put(f"cnn.{key}_{j}", key, getattr(layer, key))
+            put(f"cnn.{key}_{j}", key, value(key, getattr(layer, key)))
     for key in ("activation", "batch_norm", "residual", "head", "dropout"):
-        put(f"cnn.{key}", key, getattr(spec, key))
+        put(f"cnn.{key}", key, value(key, getattr(spec, key)))
     for key, p in space.training.items():
         if not p.is_fixed:
             out[f"train.{key}"] = central_value(p)
@@ -378,7 +385,7 @@ class DartsStrategy(BaseOneShotStrategy):
         space, data = ctx.space, ctx.data
         choices = CnnChoices.from_params(space.params["cnn"])
         torch.manual_seed(ctx.seed)
-        net = DartsSupernet(choices, data.input_shape, data.n_classes)
+        net = DartsSupernet(choices, data.input_shape, data.n_classes, **token_heads(data))
         low, high = mac_range(ctx.budget, space)
         cost, reference = None, 1.0
         if settings.penalty == "macs":

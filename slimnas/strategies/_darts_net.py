@@ -20,6 +20,13 @@ mixed operations are those of a chain:
   same shape are mixed. The head reads each map (a ``flatten`` head has a classifier per shape).
 - activation, head (``gap`` / ``flatten``) and dilation are softmax mixtures too.
 
+Token ids (``vocab_size``, text data) are embedded as wide as the widest layer, the embedding's
+columns masked by the first layer's width mixture (the CNN family embeds into its first layer's
+width). A per-token head (``per_token``, a per-token task) fixes stride 1, no pooling and the
+``gap`` head (the family's per-token CNN has them) and classifies every position; a ``causal``
+one pads every convolution on the left only, a smaller kernel being the largest one's last taps
+(so a position reads itself and the earlier ones, as the family's causal convolutions do).
+
 At one-hot weights the supernet computes the discrete network the weights select (checked
 against the family's own builder with inherited weights), and :meth:`DartsSupernet.expected_macs`
 is its exact MAC count; under soft weights it is the MACs expected under the softmax
@@ -29,6 +36,7 @@ searched (batch norm is used when the space allows it, dropout takes its smalles
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -40,6 +48,7 @@ from torch import nn
 
 from slimnas.models import CNNSpec, ConvLayer
 from slimnas.models._layers import make_activation
+from slimnas.models._tokens import check_id_inputs, check_per_token, embed_ids
 
 #: a numeric range of the space becomes at most this many options of the relaxation
 MAX_OPTIONS = 8
@@ -127,6 +136,8 @@ class DartsSupernet(nn.Module):
         choices: the options of every choice.
         input_shape: one sample's shape, ``(C, L)`` or ``(C, H, W)``.
         n_classes: outputs.
+        vocab_size: > 0: the inputs are token ids below it, ``(1, L)``, embedded.
+        per_token: ``tokens`` / ``causal``: one prediction per position (stride 1, unpooled).
 
     Example:
         >>> net = DartsSupernet(CnnChoices(depths=(1, 2), kernel=(3, 5), channels=(4, 8), stride=(1, 2),
@@ -136,20 +147,30 @@ class DartsSupernet(nn.Module):
         torch.Size([2, 3])
     """
 
-    def __init__(self, choices: CnnChoices, input_shape: tuple[int, ...], n_classes: int) -> None:
+    def __init__(self, choices: CnnChoices, input_shape: tuple[int, ...], n_classes: int, *, vocab_size: int = 0,
+                 per_token: str = "") -> None:
         super().__init__()
+        self.per_token, self.vocab_size = check_per_token(per_token, "cnn"), vocab_size
+        if per_token:  # the family's per-token CNN: stride 1, unpooled, its head's key unused
+            choices = dataclasses.replace(choices, stride=(1,), pool=("none",), head=("gap",))
         self.choices, self.input_shape, self.n_classes = choices, tuple(input_shape), n_classes
-        self.ndim = len(self.input_shape) - 1
-        if self.ndim not in (1, 2):
-            raise ValueError(f"the CNN relaxation takes inputs shaped (C, L) or (C, H, W), got {input_shape}")
-        self.spatial: Shape = tuple(self.input_shape[1:])
         c = choices
-        conv = nn.Conv1d if self.ndim == 1 else nn.Conv2d
-        bn = nn.BatchNorm1d if self.ndim == 1 else nn.BatchNorm2d
         width, k = max(c.channels), max(c.kernel)
         self.width = width
+        self.embed: nn.Embedding | None = None
+        shape = self.input_shape
+        if vocab_size > 0:  # token ids -> (N, width, L), masked to the first layer's width
+            shape = (width, check_id_inputs(shape, vocab_size, "cnn"))
+            self.embed = nn.Embedding(vocab_size, width)
+        self.ndim = len(shape) - 1
+        if self.ndim not in (1, 2) or (per_token and self.ndim != 1):
+            raise ValueError(f"the CNN relaxation takes inputs shaped (C, L) or (C, H, W) (a per-token one (C, L)), "
+                             f"got {input_shape}")
+        self.spatial: Shape = tuple(shape[1:])
+        conv = nn.Conv1d if self.ndim == 1 else nn.Conv2d
+        bn = nn.BatchNorm1d if self.ndim == 1 else nn.BatchNorm2d
         self.convs, self.bns, self.projs = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
-        in_ch = self.input_shape[0]
+        in_ch = shape[0]
         for _ in range(c.n_max):
             self.convs.append(conv(in_ch, width, k, bias=not c.batch_norm))
             self.bns.append(bn(width) if c.batch_norm else nn.Identity())
@@ -168,7 +189,7 @@ class DartsSupernet(nn.Module):
         # kernel masks: the centred k-wide part of the largest kernel
         masks = torch.zeros(len(c.kernel), *[k] * self.ndim)
         for i, kk in enumerate(c.kernel):
-            lo = (k - kk) // 2
+            lo = self._kernel_start(kk)
             masks[(i, *[slice(lo, lo + kk)] * self.ndim)] = 1.0
         self.register_buffer("kernel_masks", masks, persistent=False)
         cmask = torch.tensor([[1.0 if j < w else 0.0 for j in range(width)] for w in c.channels])
@@ -183,6 +204,19 @@ class DartsSupernet(nn.Module):
         for name in GLOBAL_CHOICES:
             if len(getattr(c, name)) > 1:
                 self.alphas[name] = nn.Parameter(torch.zeros(len(getattr(c, name))))
+
+    def _kernel_start(self, kernel: int) -> int:
+        """Where a ``kernel``-wide kernel starts in the largest one: centred, or (causal) its
+        last taps, those that read the latest positions."""
+        k = max(self.choices.kernel)
+        return k - kernel if self.per_token == "causal" else (k - kernel) // 2
+
+    def _input_widths(self, zero: torch.Tensor) -> dict[int, torch.Tensor]:
+        """The distribution of the first layer's input width: the input's channels, or the
+        embedding's width (the first layer's own)."""
+        if self.embed is None:
+            return {self.input_shape[0]: zero + 1.0}
+        return {w: p for w, p in zip(self.choices.channels, self.probs("channels", 0), strict=True)}
 
     @staticmethod
     def _key(shape: Shape) -> str:
@@ -245,7 +279,10 @@ class DartsSupernet(nn.Module):
         out = 0.0
         fn = F.conv1d if self.ndim == 1 else F.conv2d
         for pd, d in zip(self.probs("dilation", i), c.dilation, strict=True):
-            out = out + pd * fn(h, weight, bias, padding=d * (k - 1) // 2, dilation=d)
+            if self.per_token == "causal":  # all the padding on the left
+                out = out + pd * fn(F.pad(h, (d * (k - 1), 0)), weight, bias, dilation=d)
+            else:
+                out = out + pd * fn(h, weight, bias, padding=d * (k - 1) // 2, dilation=d)
         return self.bns[i](out)
 
     def _pool(self, y: torch.Tensor, kind: str) -> torch.Tensor:
@@ -258,9 +295,13 @@ class DartsSupernet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.choices
         zero = torch.zeros((), device=x.device)
+        if self.embed is not None:  # the ids' vectors, as wide as the first layer's width mixture
+            p_w = self.probs("channels", 0)
+            mask = (p_w[:, None] * self.channel_masks).sum(0).view(1, -1, 1)
+            x = embed_ids(self.embed, x).transpose(1, 2) * mask
         states: dict[Shape, torch.Tensor] = {self.spatial: x}
         mass: dict[Shape, torch.Tensor] = {self.spatial: zero + 1.0}
-        in_dist = {self.input_shape[0]: zero + 1.0}  # the input's width, as a distribution
+        in_dist = self._input_widths(zero)  # the input's width, as a distribution
         p_res = self.probs("residual")[c.residual.index(True)] if True in c.residual else None
         p_act = self.probs("activation")
         for i in range(c.n_max):
@@ -268,6 +309,8 @@ class DartsSupernet(nn.Module):
             p_w = self.probs("channels", i)
             mask = (p_w[:, None] * self.channel_masks).sum(0).view(1, -1, *[1] * self.ndim)
             same = sum((in_dist.get(w, 0.0) * p for w, p in zip(c.channels, p_w, strict=True)), zero)
+            if i == 0 and self.embed is not None:  # the embedding is as wide as the first layer
+                same = zero + 1.0
             incoming: dict[Shape, list] = defaultdict(list)
             for shape, h in states.items():
                 if p_depth[1] > 0:
@@ -312,6 +355,9 @@ class DartsSupernet(nn.Module):
         p_head = self.probs("head")
         out = 0.0
         for shape, h in states.items():
+            if self.per_token:  # (N, L, outputs): every position's features classified
+                out = out + mass[shape] * self.gap_head(h.transpose(1, 2))
+                continue
             logits = 0.0
             for p, kind in zip(p_head, c.head, strict=True):
                 if kind == "gap":
@@ -333,7 +379,7 @@ class DartsSupernet(nn.Module):
         widths = torch.tensor(c.channels, dtype=torch.float32, device=dev)
         k_area = torch.tensor([k**self.ndim for k in c.kernel], dtype=torch.float32, device=dev)
         mass: dict[Shape, torch.Tensor] = {self.spatial: zero + 1.0}
-        in_dist = {self.input_shape[0]: zero + 1.0}
+        in_dist = self._input_widths(zero)
         p_res = self.probs("residual")[c.residual.index(True)] if True in c.residual else zero
         total = zero
         for i in range(c.n_max):
@@ -343,6 +389,11 @@ class DartsSupernet(nn.Module):
             e_k = (self.probs("kernel", i) * k_area).sum()
             # E[c_in c_out] over pairs of equal widths: those take the identity shortcut at stride 1
             e_same = sum((in_dist.get(w, 0.0) * p * w * w for w, p in zip(c.channels, p_w, strict=True)), zero)
+            if i == 0 and self.embed is not None:  # the embedding is the first layer's width: E[c^2] both
+                e_same = (p_w * widths**2).sum()
+                e_in_out = e_same
+            else:
+                e_in_out = e_in * e_out
             new_mass: dict[Shape, torch.Tensor] = defaultdict(lambda: zero)
             for shape, m in mass.items():
                 new_mass[shape] = new_mass[shape] + m * p_depth[1]
@@ -350,8 +401,8 @@ class DartsSupernet(nn.Module):
                     out_shape = _strided(shape, st)
                     pos = math.prod(out_shape)
                     w = m * p_depth[0] * p_st
-                    total = total + w * pos * e_in * e_out * e_k
-                    total = total + w * p_res * pos * (e_in * e_out - (e_same if st == 1 else 0.0))
+                    total = total + w * pos * e_in_out * e_k
+                    total = total + w * p_res * pos * (e_in_out - (e_same if st == 1 else 0.0))
                     for p_pool, kind in zip(self.probs("pool", i), c.pool, strict=True):
                         key = _pooled(out_shape, kind)
                         new_mass[key] = new_mass[key] + w * p_pool
@@ -360,7 +411,8 @@ class DartsSupernet(nn.Module):
         e_last = sum(p * w for w, p in in_dist.items())
         for shape, m in mass.items():
             for p, kind in zip(self.probs("head"), c.head, strict=True):
-                features = e_last if kind == "gap" else e_last * math.prod(shape)
+                # per token: the classifier at every position
+                features = e_last if kind == "gap" and not self.per_token else e_last * math.prod(shape)
                 total = total + m * p * features * self.n_classes
         return total
 
@@ -396,19 +448,21 @@ class DartsSupernet(nn.Module):
                                  dilation=pick("dilation", i), pool=pick("pool", i)) for i in kept)
         residual = pick("residual") if "residual" in self.alphas else c.residual[0]
         spec = CNNSpec(layers=layers, activation=pick("activation"), batch_norm=c.batch_norm, residual=residual,
-                       head=pick("head"), dropout=c.dropout)
+                       head=pick("head"), dropout=c.dropout, vocab_size=self.vocab_size, per_token=self.per_token)
         return spec, kept
 
     @torch.no_grad()
     def inherit(self, model: nn.Module, spec: CNNSpec, layers: list[int]) -> nn.Module:
         """Copy the supernet's weights into ``model`` (the family's build of ``spec``, whose
-        layer ``j`` is supernet layer ``layers[j]``): centred kernels, leading channels."""
-        c = self.choices
-        k = max(c.kernel)
+        layer ``j`` is supernet layer ``layers[j]``): centred kernels (causal: the last taps),
+        leading channels."""
         in_ch = self.input_shape[0]
+        if self.embed is not None:  # the embedding's leading columns, the first layer's width
+            in_ch = spec.layers[0].channels
+            model.embed.weight.copy_(self.embed.weight[:, :in_ch])
         for j, (i, layer) in enumerate(zip(layers, spec.layers, strict=True)):
             block = model.features[j]
-            lo = (k - layer.kernel) // 2
+            lo = self._kernel_start(layer.kernel)
             w = self.convs[i].weight[(slice(0, layer.channels), slice(0, in_ch),
                                       *[slice(lo, lo + layer.kernel)] * self.ndim)]
             block.conv.weight.copy_(w)
@@ -424,7 +478,7 @@ class DartsSupernet(nn.Module):
                 if spec.batch_norm:
                     _copy_bn(block.shortcut[1], src[1], layer.channels)
             in_ch = layer.channels
-        if spec.head == "gap":
+        if spec.head == "gap" or self.per_token:
             model.classifier.weight.copy_(self.gap_head.weight[:, :in_ch])
             model.classifier.bias.copy_(self.gap_head.bias)
         else:

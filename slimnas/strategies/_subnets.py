@@ -114,6 +114,18 @@ def own_task(data):
     return None if is_classification(task) else task
 
 
+def token_heads(data) -> dict:
+    """What a one-shot supernet of the data takes beyond its shape: ``{'vocab_size', 'per_token'}``
+    for token ids (text data) or a per-token task (``tokens``, or ``causal`` for a language
+    model), else ``{}``."""
+    from slimnas.data._tasks import per_token
+
+    task = own_task(data)
+    mode = ("causal" if task.causal else "tokens") if task is not None and per_token(task) else ""
+    vocab = getattr(data, "vocab_size", None) or 0
+    return {"vocab_size": vocab, "per_token": mode} if vocab or mode else {}
+
+
 @torch.no_grad()
 def point_scores(net, point: Point, data, n_recal: int) -> dict[str, float]:
     """Validation scores of ``point`` with inherited weights (int8 slots simulated): accuracy

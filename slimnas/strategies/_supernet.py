@@ -48,7 +48,6 @@ from slimnas.compress import CompressionPolicy
 from slimnas.compress._fakequant import simulate_quantized
 from slimnas.compress._quality import Quality, model_quality
 from slimnas.config import precision_names
-from slimnas.data._tasks import per_token
 from slimnas.errors import ConfigError, SlimnasError
 from slimnas.measure import get_metric, list_metrics
 from slimnas.measure._metric import TASK_METRICS
@@ -77,6 +76,7 @@ from slimnas.strategies._subnets import (
     measured_on_file,
     own_task,
     search_points,
+    token_heads,
 )
 from slimnas.training import Callback, evaluate, fit
 from slimnas.training._supernet import SCHEDULES, SupernetTraining, train_supernet
@@ -423,10 +423,7 @@ class SupernetStrategy(BaseStrategy):
     # -- before the trials ------------------------------------------------------------------
 
     def _nets(self, ctx: PrepareContext, opts: SupernetOptions) -> dict:
-        data, task = ctx.data, own_task(ctx.data)
-        mode = ("causal" if task.causal else "tokens") if task is not None and per_token(task) else ""
-        vocab = getattr(data, "vocab_size", None) or 0
-        tokens = {"vocab_size": vocab, "per_token": mode} if vocab or mode else {}  # token ids, a head per position
+        data, tokens = ctx.data, token_heads(ctx.data)  # token ids, a head per position
         for f in ctx.space.families:
             if tokens and f not in TOKEN_FAMILIES:
                 raise ConfigError("space.family", f"{', '.join(TOKEN_FAMILIES)} for {self.name!r} on token ids or a "

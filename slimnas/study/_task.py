@@ -130,13 +130,16 @@ def check_task_plan_family(task: Task, families: Sequence[str]) -> None:
 
 def check_token_one_shot(strategy: str, families: Sequence[str], what: str) -> None:
     """Refuse (one line) a one-shot strategy that cannot search ``what`` (token ids, a per-token
-    task): DARTS relaxes a CNN of values with one output per sample; the supernet takes them
-    with the families of :data:`~slimnas.strategies._supernet.TOKEN_FAMILIES` only."""
+    task): DARTS relaxes the CNN family's choices with its embedding and per-token head (the
+    space's other families are its evolution's, trained each); the supernet takes them with the
+    families of :data:`~slimnas.strategies._supernet.TOKEN_FAMILIES` only; no other."""
     from slimnas.strategies._supernet import TOKEN_FAMILIES
 
+    if strategy == "darts":
+        return
     if strategy != "supernet":
-        raise ConfigError("strategy.name", f"supernet or a strategy that trains each candidate for {what} ({strategy} "
-                          "has no supernet of token ids or per-token heads)", strategy)
+        raise ConfigError("strategy.name", f"supernet, darts or a strategy that trains each candidate for {what} "
+                          f"({strategy} has no supernet of token ids or per-token heads)", strategy)
     others = [f for f in families if f not in TOKEN_FAMILIES]
     if others:
         raise ConfigError("space.family", f"{', '.join(TOKEN_FAMILIES)} for the supernet strategy on {what} (the "
