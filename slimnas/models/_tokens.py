@@ -5,7 +5,9 @@ float input every slimnas file takes), shaped ``(L,)`` or ``(1, L)``, and are lo
 embedding table (:func:`embed_ids`). A per-token head (``per_token`` in a family's spec, which a
 search of a per-token task sets, :meth:`slimnas.spaces.BaseFamily.per_token`) gives one
 prediction per position: ``tokens`` from the whole sequence, ``causal`` from that position and
-the earlier ones only (a language model).
+the earlier ones only (a language model). The convolutional families (cnn, resnet, mobilenet)
+read their inputs through :func:`token_inputs` and :func:`embed_channels`, keep the length
+(:func:`check_length_kept`) and pad causally (:func:`sequence_padding`) with the same helpers.
 """
 
 from __future__ import annotations
@@ -79,9 +81,9 @@ def check_length_kept(per_token: str, shortened: bool, field: str, got) -> None:
 
 
 def sequence_padding(kernel: int, dilation: int = 1, causal: bool = False) -> tuple[nn.Module, int]:
-    """``(shift, padding)`` for a 1-D convolution that keeps the length: no shift and the
-    padding split on both sides, or, ``causal``, all of it on the left (``shift``, a zero pad
-    before the convolution; its own ``padding`` then 0), so position ``t`` reads positions
+    """``(shift, padding)`` for a convolution that keeps the size: no shift and the padding split
+    on both sides (1-D or 2-D), or, ``causal`` (1-D), all of it on the left (``shift``, a zero
+    pad before the convolution; its own ``padding`` then 0), so position ``t`` reads positions
     ``<= t`` only (van den Oord et al. 2016's causal convolutions)."""
     reach = dilation * (kernel - 1)
     if causal:
