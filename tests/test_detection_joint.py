@@ -84,3 +84,67 @@ def test_a_detection_search_with_compression_genes_is_scored_by_map(tmp_path):
         eager = model.eval()(torch.from_numpy(x_test)).numpy()
     expected, got = aligned_detections(eager, packed(sess, x_test))
     assert (expected[..., 4] > 0).any() and np.abs(expected - got).max() < 1e-3
+
+
+def test_the_centernet_supernet_runs_each_sub_network_as_its_extracted_detector():
+    """Outputs and MACs of the extracted plain detector are the supernet's at that sub-network,
+    and sorting the channels leaves the largest one's answer as it was."""
+    from slimnas.measure import count_macs
+    from slimnas.spaces import SearchSpace, get_family
+
+    space = SearchSpace.from_config({"family": ["centernet"], "centernet": {
+        "n_stages": [1, 2], "width": [8, 12], "blocks": [1, 2], "stem": 8, "head": 8, "kernel": [3, 5], "k": 10}})
+    net = get_family("centernet").supernet(space.params["centernet"], (3, 32, 32), 4, fixed={"blocks": [1, 2]})
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 32, 32)
+    net.train()(x)  # batch-norm statistics of their own
+    net.eval()
+    before = net(x)
+    net.sort_channels()
+    assert torch.allclose(net(x), before, atol=1e-5)
+    rng = np.random.default_rng(0)
+    for spec in [net.smallest(), net.largest(), *(net.sample(rng) for _ in range(3))]:
+        plain = net.extract(spec)
+        assert isinstance(plain, DetectorModel) and [s.blocks for s in spec.stages] == [1, 2][: len(spec.stages)]
+        assert torch.equal(net.set_active(spec)(x), plain(x))
+        assert net.macs(spec) == count_macs(plain, (3, 32, 32))
+        names = dict(plain.named_modules())
+        assert all(n in names for group in net.layer_groups(spec) for n in group)
+
+
+def test_a_supernet_search_of_detectors_predicts_and_ranks_by_map(tmp_path):
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({
+        "data": DATA, "seed": 0, "training": {**TRAINING, "epochs": 1},
+        "space": {"centernet": {**SPACE["centernet"], "n_stages": [1, 2], "kernel": [3, 5]}},
+        "strategy": {"name": "supernet", "options": {"epochs": 4, "n_pairs": 10, "search_trials": 24,
+                                                     "population_size": 8, "n_candidates": 2, "max_candidates": 2,
+                                                     "finetune_epochs": 1}}}))
+    run = tmp_path / "run"
+    res = slimnas.search(tmp_path / "s.yaml", n_trials=2, out=str(run))
+    report = json.loads((run / "supernet" / "report.json").read_text())
+    assert report["predictor"]["metric"] == "map50" and report["predictor"]["direction"] == "maximize"
+    pairs = json.loads(next((run / "supernet").glob("pairs-*.json")).read_text())
+    assert all(0 <= p["val_map50"] <= 1 and "val_map50_95" in p and "val_accuracy" not in p for p in pairs)
+    assert max(p["val_map50"] for p in pairs) > 0  # the sub-networks find objects with inherited weights
+    ckpt = torch.load(next((run / "supernet").glob("centernet-*.pt")), weights_only=True)["model"]
+    assert ckpt["heat.1.out.weight"].shape[0] == 4 and ckpt["sides.2.out.weight"].shape[0] == 4  # heads whole
+    candidates = report["candidates"]
+    front = sorted((c["predicted"]["macs"], c["predicted"]["val_map50"]) for c in candidates)
+    assert len(front) == 2 and front[0][1] < front[1][1]  # a higher mAP costs more MACs (maximised)
+    for t in res.study.trials:  # the candidates, fine-tuned from inherited weights, scored by mAP
+        m = t.user_attrs["metrics"]
+        assert m["supernet_candidate"] == t.number and 0 <= m["inherited_val_map50"] <= 1 and 0 <= m["val_map50"] <= 1
+        assert m["predicted_val_map50"] == candidates[t.number]["predicted"]["val_map50"]
+        assert t.user_attrs["candidate"]["arch"] == candidates[t.number]["spec"]
+        assert not [k for k in m if "accuracy" in k]
+
+    onnx = tmp_path / "best.onnx"
+    r = CliRunner().invoke(build_app(), ["export", str(run), "--best", "", "--out", str(onnx)])
+    assert r.exit_code == 0, r.output
+    sess = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    assert [o.name for o in sess.get_outputs()] == ["boxes", "scores", "labels"]
+    x_test = load_dataset("boxes64", options=DATA["options"]).x_test.numpy()
+    with torch.no_grad():
+        eager = slimnas.load(run, best="").eval()(torch.from_numpy(x_test)).numpy()
+    expected, got = aligned_detections(eager, packed(sess, x_test))
+    assert (expected[..., 4] > 0).any() and np.abs(expected - got).max() < 1e-3

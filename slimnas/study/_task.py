@@ -95,9 +95,10 @@ def check_task_plan(task: Task, config: RunConfig, names: dict[str, Sequence[str
         check_task_objectives(task, metrics, field)
     if is_classification(task):
         return
-    if is_detection(task) and one_shot(config.strategy.name):
-        raise ConfigError("strategy.name", f"a strategy that trains each candidate for the {task.name} task (the "
-                          "supernet and darts have no detector supernet)", config.strategy.name)
+    if is_detection(task) and one_shot(config.strategy.name) and config.strategy.name != "supernet":
+        raise ConfigError("strategy.name", f"supernet or a strategy that trains each candidate for the {task.name} "
+                          f"task ({config.strategy.name} relaxes a classifier's CNN: no heatmap, box-sides heads nor "
+                          "top-K detections)", config.strategy.name)
     able = [f for f in list_families() if has_per_token(FAMILIES.get(f))]
     others = [f for f in families if f not in able]
     if per_token(task) and others:
