@@ -116,9 +116,9 @@ def test_a_supernet_search_of_detectors_predicts_and_ranks_by_map(tmp_path):
     (tmp_path / "s.yaml").write_text(yaml.safe_dump({
         "data": DATA, "seed": 0, "training": {**TRAINING, "epochs": 1},
         "space": {"centernet": {**SPACE["centernet"], "n_stages": [1, 2], "kernel": [3, 5]}},
-        "strategy": {"name": "supernet", "options": {"epochs": 4, "n_pairs": 10, "search_trials": 24,
-                                                     "population_size": 8, "n_candidates": 2, "max_candidates": 2,
-                                                     "finetune_epochs": 1}}}))
+        "strategy": {"name": "supernet", "options": {"precision": ["fp32", "int8"], "int8_checks": 1, "epochs": 4,
+                                                     "n_pairs": 10, "search_trials": 24, "population_size": 8,
+                                                     "n_candidates": 2, "max_candidates": 2, "finetune_epochs": 1}}}))
     run = tmp_path / "run"
     res = slimnas.search(tmp_path / "s.yaml", n_trials=2, out=str(run))
     report = json.loads((run / "supernet" / "report.json").read_text())
@@ -128,6 +128,8 @@ def test_a_supernet_search_of_detectors_predicts_and_ranks_by_map(tmp_path):
     assert max(p["val_map50"] for p in pairs) > 0  # the sub-networks find objects with inherited weights
     ckpt = torch.load(next((run / "supernet").glob("centernet-*.pt")), weights_only=True)["model"]
     assert ckpt["heat.1.out.weight"].shape[0] == 4 and ckpt["sides.2.out.weight"].shape[0] == 4  # heads whole
+    checks = report["int8_check"]  # int8 sub-networks simulated as ONNX Runtime detects with them
+    assert checks and all(c["simulated"] == pytest.approx(c["onnxruntime"], abs=0.02) for c in checks), checks
     candidates = report["candidates"]
     front = sorted((c["predicted"]["macs"], c["predicted"]["val_map50"]) for c in candidates)
     assert len(front) == 2 and front[0][1] < front[1][1]  # a higher mAP costs more MACs (maximised)
