@@ -111,8 +111,8 @@ class SupernetOptions:
             keeps mostly the shallow sub-networks (deep ones fit only when narrow), so the deep,
             narrow ones train least and their inherited accuracy under-rates them.
         fixed: per family, the values of the genes the supernet does not make elastic
-            (``{cnn: {stride: [1, 2, 2, 2, 1], dropout: 0.1}}``); see
-            :mod:`slimnas.models` for the defaults.
+            (``{cnn: {stride: [1, 2, 2, 2, 1], dropout: 0.1}}``, ``{centernet: {blocks: [1, 2],
+            head: 16}}``); see :mod:`slimnas.models` for the defaults.
         n_pairs: measured (sub-network, precision) -> accuracy pairs the predictor learns from.
         predictor: ``mlp`` (APQ's) or ``ridge``; ``holdout``: share of pairs that score it.
         precision: per-layer precisions searched (``[fp32]``: none). By default (``None``) fp32
