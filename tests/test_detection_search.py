@@ -90,9 +90,7 @@ def test_a_detection_search_reports_map_exports_boxes_and_its_trials_compress(tm
 @pytest.mark.parametrize("space, dataset, expected", [
     ({"family": ["cnn", "centernet"]}, "boxes64", "space.family: expected centernet for the detection task"),
     ({"family": "centernet"}, "digits", "space.family: expected a family for the classification task (centernet is "
-                                        "made for the detection task)"),
-    ({"family": "centernet", "compression": {"prune": {"low": 0.0, "high": 0.5}}}, "boxes64",
-     "space.compression: expected no compression genes in a search of the detection task")])
+                                        "made for the detection task)")])
 def test_another_family_on_detection_and_the_detector_family_elsewhere_are_refused(tmp_path, space, dataset, expected):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({"data": {"dataset": dataset, "options": {"n": 30}
                                                               if dataset == "boxes64" else {}}, "space": space}))

@@ -4,7 +4,7 @@ own loss and metric, a lower-is-better MSE ranked the right way round, every fig
 targets' units, the best trial chosen by the metric's direction and its file run in ONNX Runtime;
 the supernet's CNN embeds token ids and predicts per token (a language model by perplexity);
 DARTS searches a language model with the CNN's embedding and causal head; the supernet of other
-families on a per-token task, and detection, are refused in one line."""
+families on a per-token task, and DARTS on detection, are refused in one line."""
 
 from __future__ import annotations
 
@@ -246,9 +246,10 @@ def test_the_supernet_of_other_families_refuses_a_per_token_task_in_one_line(tmp
 
 
 def test_one_shot_strategies_refuse_detection_and_regression_folds_in_one_line(tmp_path):
-    cfg = write_config(tmp_path, "supernet", {}, {"family": ["centernet"]}, dataset="boxes64", objectives=())
-    with pytest.raises(ConfigError, match=r"^strategy.name: expected a strategy that trains each candidate for the "
-                                          r"detection task \(the supernet and darts have no detector supernet\)"):
+    cfg = write_config(tmp_path, "darts", {}, {"family": ["centernet"]}, dataset="boxes64", objectives=())
+    with pytest.raises(ConfigError, match=r"^strategy.name: expected supernet or a strategy that trains each candidate "
+                                          r"for the detection task \(darts relaxes a classifier's CNN: no heatmap, "
+                                          r"box-sides heads nor top-K detections\), got 'darts'$"):
         SearchPlan.load(cfg, out=str(tmp_path / "x"))
     cfg = write_config(tmp_path, "supernet", {**SUPERNET, "holdout_folds": 2}, MLP)
     with pytest.raises(ConfigError, match=r"^strategy.options.holdout_folds: expected 1 for the regression task"):

@@ -169,6 +169,15 @@ class CenterNetFamily(BaseFamily):
     def build(self, spec: CenterNetSpec, input_shape, n_classes) -> nn.Module:
         return DetectorModel(CenterNet(spec, tuple(input_shape), n_classes))
 
+    def supernet(self, params, input_shape, n_classes, *, fixed=None, kernel_transform=False,
+                 field="strategy.options.fixed"):
+        from slimnas.models._centernet_supernet import (
+            centernet_supernet,  # it builds on this module
+        )
+
+        return centernet_supernet(params, tuple(input_shape), n_classes, fixed=fixed,
+                                  kernel_transform=kernel_transform, field=field)
+
     def summary(self, spec: CenterNetSpec) -> str:
         """``centernet stem16 16x1k3-32x2k5 head32 s4 top20``: the stem's width, each stage's
         width x blocks and kernel, the heads' width, the heatmap's stride and K."""

@@ -24,7 +24,9 @@ Without a prepared supernet (a study driven by other code) the sampler is that s
 Another task than classification (``data.task``: regression, multi-label, a user's task of one
 output vector per sample) trains the supernet with its loss, measures every metric of the task on
 the pairs (in the task's units) and predicts the first of its metrics among the objectives
-(:func:`predicted_quality`), which the search ranks by that metric's direction.
+(:func:`predicted_quality`), which the search ranks by that metric's direction. Detection
+(the ``centernet`` family's supernet, heads kept whole) trains every sub-network on the detector's
+own losses (the task has no distillation term) and predicts ``map50``, highest first.
 """
 
 from __future__ import annotations
@@ -109,8 +111,8 @@ class SupernetOptions:
             keeps mostly the shallow sub-networks (deep ones fit only when narrow), so the deep,
             narrow ones train least and their inherited accuracy under-rates them.
         fixed: per family, the values of the genes the supernet does not make elastic
-            (``{cnn: {stride: [1, 2, 2, 2, 1], dropout: 0.1}}``); see
-            :mod:`slimnas.models` for the defaults.
+            (``{cnn: {stride: [1, 2, 2, 2, 1], dropout: 0.1}}``, ``{centernet: {blocks: [1, 2],
+            head: 16}}``); see :mod:`slimnas.models` for the defaults.
         n_pairs: measured (sub-network, precision) -> accuracy pairs the predictor learns from.
         predictor: ``mlp`` (APQ's) or ``ridge``; ``holdout``: share of pairs that score it.
         precision: per-layer precisions searched (``[fp32]``: none). By default (``None``) fp32
@@ -404,10 +406,13 @@ class SupernetStrategy(BaseStrategy):
                               "per-layer precision itself: strategy.options.precision)")
         for family in ctx.space.families:
             # built once on a stand-in input, so a wrong skeleton is refused before anything runs
-            net = get_family(family).supernet(ctx.space.params[family], (1, 64), 2, fixed=opts.fixed.get(family),
-                                              field=f"strategy.options.fixed.{family}")
+            fam = get_family(family)
+            stand_in = (3, 16, 16) if fam.data_kinds == ("image",) else (1, 64)  # centernet: images alone
+            net = fam.supernet(ctx.space.params[family], stand_in, 2, fixed=opts.fixed.get(family),
+                               field=f"strategy.options.fixed.{family}")
             if net is None:
-                raise ConfigError("space.family", f"families with a supernet for {self.name!r} (cnn, mlp)", family)
+                raise ConfigError("space.family", f"families with a supernet for {self.name!r} (cnn, mlp, centernet)",
+                                  family)
         unknown = set(opts.fixed) - set(ctx.space.families)
         if unknown:
             raise ConfigError(f"strategy.options.fixed.{sorted(unknown)[0]}", f"a family of the space {list(ctx.space.families)}")
@@ -468,8 +473,10 @@ class SupernetStrategy(BaseStrategy):
                 continue
             if not train:
                 raise SlimnasError(f"the supernet checkpoint {path} is missing (the run folder changed?)")
-            ctx.note(f"supernet ({family}): training {opts.epochs} epochs ({opts.schedule} rule, "
-                     f"{'in-place distillation' if opts.distill else 'labels'}) -> {path}")
+            task = own_task(ctx.data)
+            taught = ("in-place distillation" if opts.distill and (task is None or task.distills) else
+                      "labels" if task is None or task.distills else "the task's own losses")  # detection: its losses
+            ctx.note(f"supernet ({family}): training {opts.epochs} epochs ({opts.schedule} rule, {taught}) -> {path}")
             torch.manual_seed(ctx.seed * 1_000_003 + i)
             net = self._nets(ctx, opts)[family]  # initialised under the seed
             nets[family] = net

@@ -87,7 +87,7 @@ class SearchPlan:
         space = SearchSpace.from_config(task_space(task, config.space), config.training,
                                         compression=CompressionSpace.from_config)
         check_task_plan(task, config, {"objectives": objectives, "budget": [b.metric for b in budget],
-                                       "fitness.cost": [cost.name]}, space.compression is not None, space.families)
+                                       "fitness.cost": [cost.name]}, space.families)
         strategy.check(StrategyContext(space=space, seed=config.seed, n_objectives=len(objectives),
                                        options=dict(config.strategy.options), objectives=objectives))
         if strategy.needs_grid:

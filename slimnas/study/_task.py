@@ -83,25 +83,22 @@ def one_shot(strategy: str) -> bool:
     return cls.prepare is not BaseStrategy.prepare or cls.warm_start is not BaseStrategy.warm_start
 
 
-def check_task_plan(task: Task, config: RunConfig, names: dict[str, Sequence[str]], compression: bool,
+def check_task_plan(task: Task, config: RunConfig, names: dict[str, Sequence[str]],
                     families: Sequence[str] = ()) -> None:
     """Refuse (one line) objectives or budgets on another task's metric (``names``: field ->
     the metric names it holds), and, for another task than classification, the parts of a
-    search not wired for it yet (compression genes; one-shot strategies on detection or a
-    per-token task: they train with the task's loss and score with its metrics otherwise); a
-    family made for other tasks."""
+    search not wired for it yet (DARTS on detection; on a per-token task, a family without a
+    per-token head and the supernet of other families than the cnn); a family made for other
+    tasks."""
     check_task_plan_family(task, families)
     for field, metrics in names.items():
         check_task_objectives(task, metrics, field)
     if is_classification(task):
         return
-    if is_detection(task) and one_shot(config.strategy.name):
-        raise ConfigError("strategy.name", f"a strategy that trains each candidate for the {task.name} task (the "
-                          "supernet and darts have no detector supernet)", config.strategy.name)
-    if is_detection(task) and compression:
-        raise ConfigError("space.compression", "no compression genes in a search of the detection task (genes "
-                          "are wired into the search for every other task; compress a detector with slimnas "
-                          "compress)")
+    if is_detection(task) and one_shot(config.strategy.name) and config.strategy.name != "supernet":
+        raise ConfigError("strategy.name", f"supernet or a strategy that trains each candidate for the {task.name} "
+                          f"task ({config.strategy.name} relaxes a classifier's CNN: no heatmap, box-sides heads nor "
+                          "top-K detections)", config.strategy.name)
     able = [f for f in list_families() if has_per_token(FAMILIES.get(f))]
     others = [f for f in families if f not in able]
     if per_token(task) and others:

@@ -217,13 +217,14 @@ def _epoch(supernet, x, y, batch_size: int, opt, sched, gen: torch.Generator, rn
         loss.backward()
         total += float(loss.detach()) * len(idx)
         if dims:
-            teacher = logits.detach()
+            distill = cfg.distill and (task is None or task.distills)  # a detector learns from its own losses
+            teacher = logits.detach() if distill else None
             subnets = [supernet.smallest(dims), *(sample(rng, dims) for _ in range(cfg.n_random))]
             for spec in subnets:
                 supernet.set_active(spec)
                 out = supernet(xb) if task is None else task.train_output(supernet, xb, yb)
                 if task is not None:
-                    sub = task.distill(out, teacher, cfg.temperature) if cfg.distill else task.loss(out, yb)
+                    sub = task.distill(out, teacher, cfg.temperature) if distill else task.loss(out, yb)
                 else:
                     sub = _kd_loss(out, teacher, cfg.temperature) if cfg.distill else F.cross_entropy(out, yb)
                 sub.backward()
