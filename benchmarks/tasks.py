@@ -431,6 +431,47 @@ def ngram_perplexity(data, order: int, split: str = "test", k: float = 0.1) -> f
 LM_KEEP = ("val_perplexity", "test_perplexity", "macs", "params", "bytes")
 
 
+def uniform_at_macs(model, shape, target: int, steps: int = 14) -> dict:
+    """Uniform pruning at ``target`` MACs: one ratio ``q`` for the MLP neurons (and any other
+    channel layer) of every block, and for each attention the whole head count nearest to
+    ``q`` of its heads (heads go whole: one ratio for both kinds jumps over most MAC levels);
+    ``q`` is the largest that leaves at least ``target`` MACs (bisection within each head
+    count; the head count whose level lands closest above ``target`` is kept). Returns the
+    per-layer ratios (pruning's names), ``q``, the heads removed per attention and the MACs."""
+    from slimnas.compress import StructuredPruner, list_prunable_layers
+    from slimnas.compress._allocate import pruned_macs
+
+    heads = StructuredPruner(ratio=0.0).fit(model, input_shape=shape).report_.get("heads", {})
+    prunable = [lay.name for lay in list_prunable_layers(model, shape)]
+    attention = {n: next(h for a, h in heads.items() if n.startswith(a + ".")) for n in prunable
+                 if any(n.startswith(a + ".") for a in heads)}
+    n_heads = max(attention.values(), default=1)
+
+    def ratios(q: float) -> dict[str, float]:
+        # k of h heads: pruning's head ratio rounds ratio * heads up, so (k - 0.5) / h removes exactly k
+        out = {n: (round(q * h) - 0.5) / h for n, h in attention.items() if round(q * h) > 0}
+        return {**out, **{n: q for n in prunable if n not in attention and q > 0}}
+
+    best = None
+    for k in range(n_heads):  # the ratios q whose nearest head count (of the most heads) is k
+        lo, hi = max(0.0, (k - 0.5) / n_heads), min(0.95, (k + 0.5) / n_heads - 1e-9)
+        if lo > hi or pruned_macs(model, ratios(lo), shape) < target:
+            continue
+        if pruned_macs(model, ratios(hi), shape) >= target:
+            lo = hi
+        else:
+            for _ in range(steps):  # the largest q with at least target MACs
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if pruned_macs(model, ratios(mid), shape) >= target else (lo, mid)
+        macs = pruned_macs(model, ratios(lo), shape)
+        if best is None or macs < best["macs"]:
+            best = {"ratios": ratios(lo), "q": round(lo, 4), "macs": int(macs),
+                    "heads_removed": {n: round(lo * h) for n, h in attention.items()}}
+    if best is None:
+        raise ValueError(f"uniform pruning cannot keep {target:,} MACs")
+    return best
+
+
 def lm(args: argparse.Namespace, work: Path) -> dict:
     """A character-level decoder trained on ``pysource`` by ``slimnas search``, then ``--auto`` to
     half its MACs against uniform pruning to the same MACs with the same fine-tune."""
@@ -466,37 +507,42 @@ def lm(args: argparse.Namespace, work: Path) -> dict:
                          finetune_epochs=finetune_epochs, final_epochs=final_epochs, seed=args.seed,
                          latency_repeats=5, out=work / "auto")
     auto_s = round(time.time() - t1, 1)
-    # uniform: one ratio for every prunable layer, L1 importance, and the final fine-tune auto's
-    # policy got (epochs, recipe, distillation, best epoch by validation). Heads go whole, so one
-    # ratio jumps over 50% of the MACs: the ratios just above and just below it are both fine-tuned
+    # uniform: L1 importance and the final fine-tune auto's policy got (epochs, recipe,
+    # distillation, best epoch by validation). At auto's MACs: one ratio for the MLP neurons, the
+    # nearest whole head count for the heads (uniform_at_macs). Heads go whole, so one ratio for
+    # every layer jumps over 50% of the MACs: the ratios just above and just below are extra rows
     prunable = [lay.name for lay in list_prunable_layers(model, shape)]
     target = int(0.5 * count_macs(model, shape))
     probes = [(r, count_macs(StructuredPruner(ratio=0.0, layer_ratios=dict.fromkeys(prunable, r))
                              .fit(model, input_shape=shape).model_, shape)) for r in np.arange(0.05, 0.96, 0.01).round(2)]
-    brackets = {"uniform": max((p for p in probes if p[1] >= target), key=lambda p: p[0]),  # at least 50%
-                "uniform_below": min((p for p in probes if p[1] <= target), key=lambda p: p[0])}  # at most 50%
+    same = uniform_at_macs(model, shape, int(auto.after["macs"]))
+    brackets = {"uniform": (same["q"], same["ratios"]),
+                **{key: (r, dict.fromkeys(prunable, float(r))) for key, (r, _) in {
+                    "uniform_above": max((p for p in probes if p[1] >= target), key=lambda p: p[0]),  # at least 50%
+                    "uniform_below": min((p for p in probes if p[1] <= target), key=lambda p: p[0])}.items()}}
     uniform, t2 = {}, time.time()
-    for key, (r, _) in brackets.items():
-        ratios = dict.fromkeys(prunable, float(r))
+    for key, (r, ratios) in brackets.items():
         policy = CompressionPolicy.of(prune={"ratio": 0.0, "importance": "l1", "layer_ratios": ratios}, distill=True)
         torch.manual_seed(args.seed)
         art = apply_policy(model, policy, data, teacher=model, epochs=final_epochs, train=auto.train, seed=args.seed,
                            keep_best=True)
         uniform[key] = {**measure_artifact(art, data, splits=("val", "test"), latency_batches=(1,), latency_repeats=5),
-                        "ratio": float(r)}
+                        "ratio": float(r), **({"heads_removed": same["heads_removed"]} if key == "uniform" else {})}
     uniform_s = round(time.time() - t2, 1)
 
     def row(m: dict) -> dict:
         return {k: (round(m[k], 4) if isinstance(m[k], float) else m[k]) for k in LM_KEEP}
 
     before, after = row(auto.before), row(auto.after)
-    uni, below = ({**row(uniform[k]), "ratio": uniform[k]["ratio"]} for k in ("uniform", "uniform_below"))
+    uni, above, below = ({**row(uniform[k]), "ratio": uniform[k]["ratio"]} for k in ("uniform", "uniform_above",
+                                                                                         "uniform_below"))
+    uni["heads_removed"] = uniform["uniform"]["heads_removed"]
     scale = {"unigram": round(ngram_perplexity(data, 1), 3), "bigram": round(ngram_perplexity(data, 2), 3)}
     ratio_auto = after["test_perplexity"] / before["test_perplexity"]
     checks = {"auto at <= 50% MACs: test perplexity at most 10% above the unpruned decoder's (value: % above)":
               {"value": round(100 * (ratio_auto - 1), 2), "met": after["macs"] <= 0.5 * before["macs"] and ratio_auto <= 1.10},
               "auto's test perplexity below uniform pruning's with the same fine-tune, at as many MACs as "
-              "auto's or more (uniform's nearest ratio at or above 50%)":
+              "auto's or more (uniform: one MLP ratio and the nearest whole head count, at auto's MACs)":
               {"value": round(after["test_perplexity"] - uni["test_perplexity"], 4),
                "met": after["test_perplexity"] < uni["test_perplexity"] and uni["macs"] >= after["macs"]}}
     a, t = kept["arch"], kept["train"]
@@ -511,10 +557,12 @@ def lm(args: argparse.Namespace, work: Path) -> dict:
               "auto": {**after, "ratios": prune_ratios(auto.policy), "importance": auto.policy.options("prune")["importance"],
                        "finetune_lr": auto.train.lr, "feasible": auto.feasible},
               "uniform": {**uni, "importance": "l1", "finetune_lr": auto.train.lr},
+              "uniform_above": {**above, "importance": "l1", "finetune_lr": auto.train.lr},
               "uniform_below": {**below, "importance": "l1", "finetune_lr": auto.train.lr},
               "seconds": {"train": train_s, "auto": auto_s, "uniform": uniform_s}, "checks": checks}
     print(f"lm: unpruned {before['test_perplexity']:.3f}, auto {after['test_perplexity']:.3f} ({after['macs']:,} MACs), "
-          f"uniform {uni['test_perplexity']:.3f} ({uni['macs']:,} MACs), {below['test_perplexity']:.3f} "
+          f"uniform {uni['test_perplexity']:.3f} ({uni['macs']:,} MACs), {above['test_perplexity']:.3f} "
+          f"({above['macs']:,} MACs), {below['test_perplexity']:.3f} "
           f"({below['macs']:,} MACs); unigram {scale['unigram']}, bigram "
           f"{scale['bigram']}; {result['seconds']}", file=sys.stderr)
     result["markdown"] = lm_markdown(result)
@@ -531,19 +579,29 @@ def lm_markdown(r: dict) -> list[str]:
         f"Python standard library's source, split by file: {z['train']}/{z['val']}/{z['test']} windows train/val/test). "
         "Then, as `slimnas compress --run DIR --trial N --auto --budget \"macs<=50%\" --precision fp32` does, "
         f"`auto_compress` ({s['auto']['n_trials']} trials of per-layer ratios and criterion, "
-        f"{s['auto']['final_epochs']}-epoch distilled final fine-tune). Uniform: every prunable layer (attention heads, "
-        "MLP neurons) pruned by one ratio scaled to 50% of the MACs, L1 importance, and the same final fine-tune "
+        f"{s['auto']['final_epochs']}-epoch distilled final fine-tune). Uniform: L1 importance and the same final fine-tune "
         "(epochs, learning rate auto chose, distillation from the unpruned decoder, best epoch by validation "
-        "perplexity). Heads are pruned whole, so a single ratio cannot land on 50% of the MACs: the ratio with the "
-        "fewest MACs at or above 50% and the one with the most at or below are both given. Every perplexity is of the model's ONNX file in ONNX Runtime; test is read once per model.", "",
+        "perplexity). Heads are pruned whole, so one ratio for every layer cannot land on auto's MACs; the rule for "
+        "uniform at auto's MACs: one ratio q for the MLP neurons of every block, and in every attention the whole "
+        "head count nearest to q of its heads; q is the largest ratio that leaves at least auto's MACs (never fewer "
+        "MACs than auto's; a step of q is one neuron per block, about 0.3% of the MACs). One ratio for every layer, "
+        "heads included (the ratio with the fewest MACs at or above 50% and the one with the most at or below), "
+        "gives the two extra rows; no perplexity is interpolated between them. Every perplexity is of the model's ONNX file in ONNX Runtime; test is read once per model.", "",
         "| model | val perplexity | test perplexity | MACs (of the unpruned) | params | bytes | pruning ratios |",
         "|---|---|---|---|---|---|---|"]
     base = r["unpruned"]["macs"]
     for name, key in (("unpruned decoder", "unpruned"), ("--auto, macs<=50%", "auto"),
-                      ("uniform L1, at or above 50% MACs", "uniform"), ("uniform L1, at or below 50% MACs", "uniform_below")):
+                      ("uniform L1 at auto's MACs", "uniform"),
+                      ("uniform L1, one ratio for every layer, at or above 50% MACs", "uniform_above"),
+                      ("uniform L1, one ratio for every layer, at or below 50% MACs", "uniform_below")):
+        if key not in r:  # results from before the uniform row at auto's MACs
+            continue
         m = r[key]
         ratios = ", ".join(f"{k.removeprefix('blocks.')} {v:.2f}" for k, v in m.get("ratios", {}).items())
         ratios = f"all {m['ratio']:.2f}" if "ratio" in m else ratios
+        if "heads_removed" in m:
+            heads = sorted(set(m["heads_removed"].values()))
+            ratios = f"MLP neurons {m['ratio']:.3f}, heads removed {'/'.join(map(str, heads))} of {r['decoder']['arch']['heads']}"
         lines.append(f"| {name} | {m['val_perplexity']:.3f} | {m['test_perplexity']:.3f} | {m['macs']:,} "
                      f"({100 * m['macs'] / base:.1f}%) | "
                      f"{m['params']:,} | {m['bytes']:,} | {ratios} |")

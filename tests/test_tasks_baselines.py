@@ -94,3 +94,23 @@ def test_the_lm_sections_ngram_scale_reads_test_text_by_training_counts(bench):
     data = _token_splits("ids", get_task("lm"), {s: (w[:, :-1], w[:, 1:]) for s in ("train", "val", "test")})
     assert bench.ngram_perplexity(data, 2) == pytest.approx(1.0, abs=0.05)
     assert bench.ngram_perplexity(data, 1) == pytest.approx(5.0, rel=0.02)
+
+
+def test_the_lm_sections_uniform_row_keeps_at_least_autos_macs_with_whole_heads(bench):
+    """Uniform at another policy's MACs: one MLP ratio, the nearest whole head count of it in
+    every attention, never fewer MACs than the target and within one neuron per block of it
+    (one ratio for every layer would jump over it: heads go whole)."""
+    from slimnas.compress._allocate import pruned_macs
+    from slimnas.measure import count_macs
+    from slimnas.models._transformer import TransformerNet, TransformerSpec
+
+    model = TransformerNet(TransformerSpec(depth=2, heads=4, dim=16, mlp_ratio=2.0, vocab_size=12, per_token="causal"),
+                           (8,), 12).eval()
+    full = count_macs(model, (8,))
+    step = 2 * 2 * 16 * 8  # one MLP neuron in each of 2 blocks: its fc1 and fc2 MACs over 8 positions
+    for share in (0.5, 0.3):
+        target = int(share * full)
+        u = bench.uniform_at_macs(model, (8,), target)
+        assert target <= u["macs"] <= target + step and u["macs"] == pruned_macs(model, u["ratios"], (8,))
+        assert set(u["heads_removed"].values()) == {round(u["q"] * 4)}  # the same whole heads in each block
+        assert u["ratios"]["blocks.0.fc1"] == u["ratios"]["blocks.1.fc1"] == pytest.approx(u["q"], abs=1e-4)

@@ -160,6 +160,16 @@ def head_ratio(ratio: float, heads: int) -> float:
     return 0.0 if n <= 0 else (n - 0.01) / heads
 
 
+def attention_heads(model: nn.Module) -> dict[str, int]:
+    """Each attention's head count, keyed by the name pruning takes its ratio under (its query
+    projection in :func:`split_view`, as :func:`~slimnas.compress.list_prunable_layers` names it)."""
+    from slimnas.models._heads import attention_blocks
+
+    view = split_view(model)
+    names = {m: n for n, m in view.named_modules()}
+    return {names[b.query]: b.heads for b in attention_blocks(view)}
+
+
 def residual_modules(model: nn.Module) -> list[nn.Module]:
     """What holds a Transformer's embedding width: its LayerNorms and embedding tables, and
     layers that share an embedding table's weights (a language model's tied output layer)."""

@@ -53,7 +53,7 @@ from slimnas.compress._bitalloc import (
 from slimnas.compress._compress import staged_result
 from slimnas.compress._distill import no_distillation_note
 from slimnas.compress._prune import executed_layers
-from slimnas.compress._prune_layers import split_view
+from slimnas.compress._prune_layers import attention_heads, split_view
 from slimnas.compress._quality import Quality, check_task_outputs, test_scores, with_task
 from slimnas.compress._speed import slower_warning
 from slimnas.compress._user_data import takes_user_data
@@ -286,6 +286,7 @@ class AutoObjective(BaseTrialObjective):
         self.watched = (self.quality.key, self.quality.direction)
         self.model, self.data, self.auto, self.hardware = model, data, settings, hardware
         self.prunable = objective_layers(model, data)
+        self.heads = attention_heads(model)  # attention (its query's name) -> heads: they go whole
         # precision genes for the layers quantization acts on (not GRU/LSTM: those stay fp32)
         # (named as pruning names them: split attention projections, GPT-2's Conv1D as Linear)
         self.layers = [n for n, m in executed_layers(split_view(model), data.input_shape) if isinstance(m, WEIGHTED)]
@@ -314,6 +315,10 @@ class AutoObjective(BaseTrialObjective):
     def policy(self, trial: optuna.Trial) -> CompressionPolicy:
         s = self.auto
         ratios = {n: trial.suggest_float(f"prune:{n}", 0.0, MAX_RATIO) for n in self.prunable}
+        # a ratio removes ratio x heads rounded up (at least one head for any ratio > 0, and the
+        # MAC budget's scaling keeps it > 0): one asking for less than half a head removes none,
+        # so a trial can keep every head of an attention (with 4 heads: below 0.125)
+        ratios = {n: 0.0 if n in self.heads and r * self.heads[n] < 0.5 else r for n, r in ratios.items()}
         precision = {} if self.mixed else {n: trial.suggest_categorical(f"precision:{n}", self.precisions)
                                            for n in self.layers}
         importance = trial.suggest_categorical("importance", list(s.importances))

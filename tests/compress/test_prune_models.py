@@ -154,3 +154,31 @@ def test_compressed_torch_encoder_written_and_reloaded(tmp_path):
     again = load_compressed(TorchEncoder(), tmp_path / "compressed")
     x = _tokens(length=40)
     torch.testing.assert_close(again(x), res.model(x))
+
+
+def test_an_auto_trial_can_keep_every_head_of_an_attention():
+    """Heads go whole and a ratio removes ratio x heads rounded up, so --auto's sampled ratio
+    (never exactly 0) used to remove a head of every attention in every trial: a ratio asking for
+    less than half a head now removes none; half a head or more still removes one, MLP ratios as
+    sampled."""
+    import numpy as np
+    from optuna.trial import FixedTrial
+
+    from slimnas.config import MeasureSettings
+    from slimnas.data._base import make_splits
+    from slimnas.study._auto import AutoObjective, AutoSettings
+
+    torch.manual_seed(0)
+    model = build_model(TransformerSpec(depth=2, heads=4, dim=16, vocab_size=VOCAB), (1, 12), 10).eval()
+    rng = np.random.default_rng(0)
+    data = make_splits("tokens", rng.integers(0, VOCAB, (40, 1, 12)).astype(np.float32), np.arange(40) % 10,
+                       None, None, val_fraction=0.25, test_fraction=0.2, seed=0, standardize=False)
+    objective = AutoObjective(model, data, AutoSettings(budget=["macs<=60%"]), (), "none", measure=MeasureSettings())
+    genes = {"prune:blocks.0.attn.query": 0.1, "prune:blocks.0.fc1": 0.1, "prune:blocks.1.attn.query": 0.13,
+             "prune:blocks.1.fc1": 0.3, "importance": "l1"}
+    genes.update({f"precision:{n}": "fp32" for n in objective.layers})
+    ratios = objective.policy(FixedTrial(genes)).options("prune")["layer_ratios"]
+    assert ratios == {"blocks.0.fc1": 0.1, "blocks.1.attn.query": 0.13, "blocks.1.fc1": 0.3}
+    pruned = StructuredPruner(ratio=0.0, layer_ratios=ratios).fit(model, input_shape=(1, 12)).model_
+    assert [b.attn.heads for b in pruned.blocks] == [4, 3]
+    assert objective.heads == {"blocks.0.attn.query": 4, "blocks.1.attn.query": 4}
