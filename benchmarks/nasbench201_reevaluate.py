@@ -214,6 +214,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--no-write", action="store_true", help="print only")
     ap.add_argument("--note", action="append", default=[], help="a note for the results file (repeatable)")
+    ap.add_argument("--measured-at", help="the commit the logged searches ran at, when this invocation only reports")
+    ap.add_argument("--wall-minutes", type=float, help="with --measured-at: the wall-clock the searches took")
     args = ap.parse_args()
     seeds = range(args.seed_from, args.seed_from + args.seeds)
     datasets, strategies = args.datasets.split(","), args.strategies.split(",")
@@ -228,8 +230,12 @@ def main() -> None:
     have = {key(r) for r in done}
     wanted = {key(j) for j in jobs + verify_jobs}
     runs = [r for r in done if key(r) in wanted]
-    todo = [j for j in jobs + verify_jobs if key(j) not in have]
+    # the cheap single-objective runs first, then ehvi's two-objective ones, gp (~0.1 s a trial) last
+    todo = sorted((j for j in jobs + verify_jobs if key(j) not in have),
+                  key=lambda j: (j[4] == 0, j[2] == "gp", j[0] == "mo"))
     package = package_state()
+    if args.measured_at:
+        package = {"commit": args.measured_at, "slimnas_dirty": False, "date": package["date"]}
     t0 = time.perf_counter()
     with contextlib.ExitStack() as stack, args.log.open("a") as log:
         pool = stack.enter_context(mp.get_context("fork").Pool(args.processes)) if args.processes > 1 else None
@@ -240,7 +246,7 @@ def main() -> None:
             log.flush()
             if i % 25 == 0:
                 print(f"{i}/{len(todo)} runs, {time.perf_counter() - t0:.0f} s", flush=True)
-    wall = time.perf_counter() - t0
+    wall = 60 * args.wall_minutes if args.wall_minutes is not None else time.perf_counter() - t0
     optima = {d: load_table(d).optimum for d in DATASETS}
     base = baseline(args.baseline_log, seeds)
     main_runs = [r for r in runs if r["kind"] == "mo" or r["k"] in ks]  # --ks 0: without, as a row
