@@ -133,14 +133,18 @@ def aggregate(runs: list[dict], base: dict, optima: dict) -> dict:
 
 def checks(agg: dict, optima: dict) -> list[dict]:
     out = []
-    for d in DATASETS:
-        rows = [r for r in agg["so"] if r["dataset"] == d and r["seeds"] >= 30]
-        if rows:
-            b = min(rows, key=lambda r: r["gap_median"])
-            out.append({"check": f"best strategy's median within {NEAR} of the optimum at 100 evaluations "
-                                 f"(re-evaluations included), {d}", "met": b["gap_median"] <= NEAR + 1e-9,
-                        "figures": f"{b['strategy']} --reevaluate {b['k']}: median {b['at_100']['median']:.2f} vs "
-                                   f"optimum {optima[d]:.2f} (gap {b['gap_median']:.2f})"})
+    # the best strategy: the (strategy, K) whose worst dataset's median gap at 100 evaluations is least
+    rows = {(r["strategy"], r["k"], r["dataset"]): r for r in agg["so"] if r["seeds"] >= 30 and r["k"] > 0}
+    pairs = {(s, k) for s, k, _ in rows if all((s, k, d) in rows for d in DATASETS)}
+    if pairs:
+        s, k = min(sorted(pairs), key=lambda p: max(rows[(*p, d)]["gap_median"] for d in DATASETS))
+        for d in DATASETS:
+            b = rows[(s, k, d)]
+            out.append({"check": f"best strategy ({s} --reevaluate {k}) median within {NEAR} of the optimum at 100 "
+                                 f"evaluations (re-evaluations included), {d}", "met": b["gap_median"] <= NEAR + 1e-9,
+                        "figures": f"median {b['at_100']['median']:.2f} vs optimum {optima[d]:.2f} (gap "
+                                   f"{b['gap_median']:.2f}); without re-evaluation, same seeds: "
+                                   f"{fmt(b['without'])}"})
     for r in agg["mo"]:
         if r["seeds"] >= 30 and "hv_300" in r:
             out.append({"check": f"accuracy x latency, {r['strategy']} known-cost --reevaluate {r['k']}, median "
@@ -214,6 +218,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--no-write", action="store_true", help="print only")
     ap.add_argument("--note", action="append", default=[], help="a note for the results file (repeatable)")
+    ap.add_argument("--report-only", action="store_true", help="write the results from --log, running nothing")
     ap.add_argument("--measured-at", help="the commit the logged searches ran at, when this invocation only reports")
     ap.add_argument("--wall-minutes", type=float, help="with --measured-at: the wall-clock the searches took")
     args = ap.parse_args()
@@ -231,7 +236,7 @@ def main() -> None:
     wanted = {key(j) for j in jobs + verify_jobs}
     runs = [r for r in done if key(r) in wanted]
     # the cheap single-objective runs first, then ehvi's two-objective ones, gp (~0.1 s a trial) last
-    todo = sorted((j for j in jobs + verify_jobs if key(j) not in have),
+    todo = [] if args.report_only else sorted((j for j in jobs + verify_jobs if key(j) not in have),
                   key=lambda j: (j[4] == 0, j[2] == "gp", j[0] == "mo"))
     package = package_state()
     if args.measured_at:
