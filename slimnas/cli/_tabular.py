@@ -19,9 +19,12 @@ def tabular_command(console, benchmark: str | None, given: list[str], **options)
     console.print(f"{result.study.study_name}: {s['n_evaluations']} evaluations, "
                   f"{s['sim_seconds']:,.0f} simulated seconds", highlight=False)
     if "best_cell" in s:
-        console.print(f"best cell {s['best_cell']}: seen {s['best_seen']:.2f}, table mean {s['best_mean']:.2f}; "
+        read = f" (mean of {s['best_seeds_read']} seeds read)" if "best_seeds_read" in s else ""
+        console.print(f"best cell {s['best_cell']}: seen {s['best_seen']:.2f}{read}, table mean {s['best_mean']:.2f}; "
                       f"optimum {s['optimum']:.2f} (cell {s['optimum_cell']}), regret {s['regret']:.2f}",
                       highlight=False)
+    if "reevaluations" in s:
+        console.print(f"{s['reevaluations']} of the evaluations re-evaluated a cell on another seed", highlight=False)
     if "hypervolume_ratio" in s:
         console.print(f"hypervolume of the found front: {100 * s['hypervolume_ratio']:.2f}% of the true front's",
                       highlight=False)

@@ -35,6 +35,7 @@ OVERRIDES = {
     "amp": "training.amp",
     "accumulate": "training.accumulate",
     "task": "task",
+    "reevaluate": "reevaluate",
 }
 
 

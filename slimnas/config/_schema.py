@@ -115,6 +115,7 @@ class RunConfig:
     tensorboard: bool = False  # also write TensorBoard event files under <run folder>/tensorboard
     device_profile: str | None = None  # a device profile (YAML path or built-in name) the run targets
     task: str | None = None  # classification | regression | multilabel | file.py:callable (None: the dataset's own)
+    reevaluate: int = 0  # re-evaluate the K leading candidates on other seeds, best chosen on means (--benchmark only for now)
     data: DataConfig = field(default_factory=DataConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     fitness: FitnessConfig = field(default_factory=FitnessConfig)
@@ -150,6 +151,8 @@ class RunConfig:
             del out["device_profile"]  # written only when a run targets a device
         if self.task is None:
             del out["task"]  # written only when given: the dataset's own task otherwise
+        if not self.reevaluate:
+            del out["reevaluate"]  # written only when set
         return out
 
 
@@ -257,6 +260,7 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
         "device_profile": ("a device profile: a YAML path or a built-in name such as 'mcu'",
                            lambda v: v is None or _is_name(v)),
         "task": ("a task name such as 'regression', or 'path/to/file.py:callable'", lambda v: v is None or _is_name(v)),
+        "reevaluate": _int_in(0, MAX_TRIALS),
     }
     values: dict[str, Any] = {}
     for key, (expected, check) in scalar_checks.items():

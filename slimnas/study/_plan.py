@@ -57,6 +57,9 @@ class SearchPlan:
         """Resolve names (metrics, strategy, early stopping, runtime, families, compressors,
         the device profile) and check the space; raises :class:`ConfigError` naming the first
         wrong field."""
+        if config.reevaluate:
+            raise ConfigError("reevaluate", "0 in a training search (re-evaluating candidates on other seeds "
+                              "applies to --benchmark searches for now)", config.reevaluate)
         task = plan_task(config)
         objectives = parse_objectives(list(task_objectives(task, config.objectives)))
         budget = tuple(Budget.parse(b, "budget") for b in config.budget)

