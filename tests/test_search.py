@@ -214,7 +214,8 @@ def test_two_workers_share_one_study(tmp_path, tiny_config):
     assert json.loads((tmp_path / "w" / "pareto.json").read_text())["n_trials"] == len(done)
 
 
-def test_search_on_a_device_profile_predicts_latency_from_its_table_and_remeasures_the_front(tmp_path, tiny_config):
+def test_search_on_a_device_profile_predicts_latency_from_its_table_and_remeasures_the_front(tmp_path, tiny_config,
+                                                                                             cli_here):
     """The user's steps: a profile measured with ``slimnas device profile`` on the search's space,
     then ``slimnas search --device-profile``: each trial's latency is the table's prediction for
     its model (known before training: over the budget, not trained), and the front is timed here."""
@@ -226,12 +227,12 @@ def test_search_on_a_device_profile_predicts_latency_from_its_table_and_remeasur
 
     config = tiny_config()
     prof = tmp_path / "edge.yaml"
-    r = run_cli("device", "profile", "--config", str(config), "--precision", "fp32", "--repeats", "5", "--n-calibration", "3",
+    r = cli_here("device", "profile", "--config", str(config), "--precision", "fp32", "--repeats", "5", "--n-calibration", "3",
                 "--n-check", "3", "--out", str(prof))
     assert r.returncode == 0, r.stderr
     limit = 0.008
     out = tmp_path / "run"
-    r = run_cli("search", str(config), "--device-profile", str(prof), "--objectives", "accuracy,latency_ms",
+    r = cli_here("search", str(config), "--device-profile", str(prof), "--objectives", "accuracy,latency_ms",
                 "--budget", f"latency_ms<={limit}", "--n-trials", "6", "--seed", "0", "--out", str(out), "--quiet")
     assert r.returncode == 0, r.stderr
     predictor = profile_predictor(read_profile(prof))
