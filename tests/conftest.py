@@ -78,3 +78,24 @@ def tiny_config(tmp_path):
         path.write_text(yaml.safe_dump(cfg))
         return path
     return make
+
+
+@pytest.fixture
+def cli_here(capsys):
+    """``slimnas ARGS`` run in this process, as a ``CompletedProcess`` (``returncode``, ``stdout``,
+    ``stderr``): for the checks that need no process of their own (each ``python -m slimnas``
+    spends seconds importing PyTorch; every command keeps a real subprocess test elsewhere)."""
+    import subprocess
+
+    from slimnas.cli import main
+
+    def run(*args):
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out.out, out.err)
+    return run

@@ -143,9 +143,10 @@ def test_export_all_of_a_device_profile_lists_each_file_with_its_bytes_and_check
     assert not (out / "model-executorch-int8.pte").exists()
 
 
-def test_a_device_profile_refuses_a_format_it_does_not_load(compressed, tmp_path):
-    rc, stdout, stderr = _slimnas("export", compressed, "--model", "slimnas.testing._fixtures:paper_cnn",
-                                  "--device-profile", "mcu", "--format", "executorch", "--out", tmp_path / "m.pte")
+def test_a_device_profile_refuses_a_format_it_does_not_load(compressed, tmp_path, cli_here):
+    r = cli_here("export", compressed, "--model", "slimnas.testing._fixtures:paper_cnn",
+                 "--device-profile", "mcu", "--format", "executorch", "--out", tmp_path / "m.pte")
+    rc, stdout, stderr = r.returncode, r.stdout, r.stderr
     lines = [line for line in (stdout + stderr).splitlines() if line.strip()]
     assert rc == 2 and len(lines) == 1, lines
     assert "--format: expected a format the device profile 'mcu' loads (onnx-int8)" in lines[0]

@@ -349,16 +349,15 @@ def test_an_alias_bomb_is_refused_by_the_command_in_seconds(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_a_regression_target_is_refused_as_not_classification(tmp_path):
+def test_a_regression_target_is_refused_as_not_classification(tmp_path, cli_here):
     """scikit-learn's diabetes data (its targets are whole numbers from 25 to 346) trained as 214
     classes and exited 0; now the command says the task is classification and what labels are."""
     from sklearn.datasets import load_diabetes
 
     x, y = load_diabetes(return_X_y=True)
     np.savez(tmp_path / "diabetes.npz", x=x, y=y)
-    r = subprocess.run([sys.executable, "-m", "slimnas", "search", "--dataset", str(tmp_path / "diabetes.npz"),
-                        "--n-trials", "1", "--epochs", "1", "--out", str(tmp_path / "run")],
-                       capture_output=True, text=True, timeout=120)
+    r = cli_here("search", "--dataset", str(tmp_path / "diabetes.npz"), "--n-trials", "1", "--epochs", "1",
+                 "--out", str(tmp_path / "run"))
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "214 distinct numbers for 353 samples" in r.stderr or "214 distinct numbers for 442 samples" in r.stderr
     assert "the task is classification: labels must be class ids, integers 0..K-1" in r.stderr

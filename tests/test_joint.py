@@ -98,7 +98,7 @@ def test_auto_refuses_a_missing_budget(mnist1d_cnn):
         auto_compress(model, data, budget=[], n_trials=1)
 
 
-def test_cli_auto_writes_report_and_policy(tmp_path):
+def test_cli_auto_writes_report_and_policy(tmp_path, cli_here, monkeypatch):
     import subprocess
     import sys
 
@@ -122,9 +122,8 @@ def test_cli_auto_writes_report_and_policy(tmp_path):
     lines = r.stdout.splitlines()
     at = [next((i for i, ln in enumerate(lines) if ln.startswith(p)), None) for p in phases]
     assert None not in at and at == sorted(at) and at[0] == 0, (at, r.stdout)
-    bad = subprocess.run([sys.executable, "-m", "slimnas", "compress", "--model", "mynet.py:build", "--auto",
-                          "--budget", "macs<=half", "--out", str(tmp_path / "b")], capture_output=True, text=True,
-                         cwd=tmp_path, timeout=600)
+    monkeypatch.chdir(tmp_path)
+    bad = cli_here("compress", "--model", "mynet.py:build", "--auto", "--budget", "macs<=half", "--out", tmp_path / "b")
     assert bad.returncode == 2 and bad.stderr.startswith("error: --budget:")
 
 

@@ -40,6 +40,18 @@ def test_auto_times_latency_on_the_device_profiles_runtime(tmp_path, mnist1d_cnn
     timed = []
 
     class Recorded(TorchLatency):
+        # what the runtime is given is checked, not how precisely it times: a few calls each, on one
+        # thread (two would contend with the other test worker for the machine's cores)
+        def __init__(self, **kw):
+            super().__init__(**{**kw, "warmup": 2, "repeats": 3, "min_time_ms": 0.0})
+
+        def prepare(self, model, input_shape):
+            threads, self.threads = self.threads, 1
+            try:
+                return super().prepare(model, input_shape)
+            finally:
+                self.threads = threads
+
         def measure_stats(self, model, input_shape):  # what the latency metric times with
             timed.append((self.batch_size, self.threads))
             return super().measure_stats(model, input_shape)

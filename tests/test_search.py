@@ -73,9 +73,9 @@ def test_budget_filters_the_front(tmp_path, tiny_config):
     assert all(t.user_attrs["constraints"][0] > 0 for t in over)
 
 
-def test_no_model_fits_reports_the_closest(tmp_path, tiny_config):
+def test_no_model_fits_reports_the_closest(tmp_path, tiny_config, cli_here):
     # skip_infeasible off: the candidates over the budget are trained (a skipped one is never "closest")
-    r = run_cli("search", str(tiny_config(skip_infeasible=False)), "--n-trials", "2", "--budget", "params<=5", "--out",
+    r = cli_here("search", str(tiny_config(skip_infeasible=False)), "--n-trials", "2", "--budget", "params<=5", "--out",
                 str(tmp_path / "n"), "--quiet")
     assert r.returncode == 0, r.stderr
     assert "No model meets the budget" in r.stdout
@@ -135,27 +135,27 @@ def test_multi_objective_early_stopping_prunes(tmp_path, tiny_config):
         (["--n-trials", "0"], "n_trials"),
     ],
 )
-def test_bad_input_exits_2_with_the_field(tmp_path, args, field):
-    r = run_cli("search", "--out", str(tmp_path / "x"), *args)
+def test_bad_input_exits_2_with_the_field(tmp_path, args, field, cli_here):
+    r = cli_here("search", "--out", str(tmp_path / "x"), *args)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {field}:"), r.stderr
     assert "Traceback" not in r.stderr
 
 
-def test_bad_yaml_exits_2(tmp_path):
+def test_bad_yaml_exits_2(tmp_path, cli_here):
     p = tmp_path / "c.yaml"
     p.write_text("space:\n  family: [cnn\n")
     r = run_cli("search", str(p), "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and r.stderr.startswith("error: config: expected valid YAML")
-    r = run_cli("search", str(tmp_path / "missing.yaml"))
+    r = cli_here("search", str(tmp_path / "missing.yaml"))
     assert r.returncode == 2 and "existing YAML file" in r.stderr
 
 
-def test_changed_objectives_on_resume_is_an_error_and_keeps_trials(tmp_path, tiny_config):
+def test_changed_objectives_on_resume_is_an_error_and_keeps_trials(tmp_path, tiny_config, cli_here):
     cfg = tiny_config()
     slimnas.search(cfg, n_trials=1, out=str(tmp_path / "r"))
-    r = run_cli("search", str(cfg), "--n-trials", "2", "--out", str(tmp_path / "r"), "--objectives", "accuracy,params")
+    r = cli_here("search", str(cfg), "--n-trials", "2", "--out", str(tmp_path / "r"), "--objectives", "accuracy,params")
     assert r.returncode == 2 and r.stderr.startswith("error: objectives:")
     assert (tmp_path / "r" / "trials" / "00000" / "weights.pt").is_file()
 
@@ -214,7 +214,8 @@ def test_two_workers_share_one_study(tmp_path, tiny_config):
     assert json.loads((tmp_path / "w" / "pareto.json").read_text())["n_trials"] == len(done)
 
 
-def test_search_on_a_device_profile_predicts_latency_from_its_table_and_remeasures_the_front(tmp_path, tiny_config):
+def test_search_on_a_device_profile_predicts_latency_from_its_table_and_remeasures_the_front(tmp_path, tiny_config,
+                                                                                             cli_here):
     """The user's steps: a profile measured with ``slimnas device profile`` on the search's space,
     then ``slimnas search --device-profile``: each trial's latency is the table's prediction for
     its model (known before training: over the budget, not trained), and the front is timed here."""
@@ -226,12 +227,12 @@ def test_search_on_a_device_profile_predicts_latency_from_its_table_and_remeasur
 
     config = tiny_config()
     prof = tmp_path / "edge.yaml"
-    r = run_cli("device", "profile", "--config", str(config), "--precision", "fp32", "--repeats", "5", "--n-calibration", "3",
+    r = cli_here("device", "profile", "--config", str(config), "--precision", "fp32", "--repeats", "5", "--n-calibration", "3",
                 "--n-check", "3", "--out", str(prof))
     assert r.returncode == 0, r.stderr
     limit = 0.008
     out = tmp_path / "run"
-    r = run_cli("search", str(config), "--device-profile", str(prof), "--objectives", "accuracy,latency_ms",
+    r = cli_here("search", str(config), "--device-profile", str(prof), "--objectives", "accuracy,latency_ms",
                 "--budget", f"latency_ms<={limit}", "--n-trials", "6", "--seed", "0", "--out", str(out), "--quiet")
     assert r.returncode == 0, r.stderr
     predictor = profile_predictor(read_profile(prof))

@@ -57,7 +57,7 @@ def regression_run(tmp_path_factory):
     return out, r.stdout
 
 
-def test_a_regression_search_scores_r2_and_never_falls_back_to_accuracy(regression_run, tmp_path):
+def test_a_regression_search_scores_r2_and_never_falls_back_to_accuracy(regression_run, tmp_path, cli_here):
     out, stdout = regression_run
     pareto = json.loads((out / "pareto.json").read_text())
     assert pareto["objectives"] == ["r2", "macs"] and pareto["budget"] == ["mse<=1000000"] and pareto["front"]
@@ -69,7 +69,7 @@ def test_a_regression_search_scores_r2_and_never_falls_back_to_accuracy(regressi
     info = json.loads((out / "run.json").read_text())
     assert info["task"]["name"] == "regression" and info["n_classes"] == 1
     assert yaml.safe_load((out / "config.yaml").read_text())["task"] == "regression"  # the config's task: key
-    r = run_cli("report", str(out))
+    r = cli_here("report", str(out))
     assert r.returncode == 0, r.stderr
     from slimnas.report._runs import best_summary
     from slimnas.study._runs import summarize_run
@@ -90,9 +90,9 @@ def test_a_regression_search_scores_r2_and_never_falls_back_to_accuracy(regressi
     assert "acc" not in markdown.replace("accept", "")
 
 
-def test_export_best_of_a_regression_run_outputs_the_targets_units(regression_run, tmp_path):
+def test_export_best_of_a_regression_run_outputs_the_targets_units(regression_run, tmp_path, cli_here):
     out, _ = regression_run
-    r = run_cli("export", str(out), "--best", "mse<=1e7", "--out", str(tmp_path / "m.onnx"))
+    r = cli_here("export", str(out), "--best", "mse<=1e7", "--out", str(tmp_path / "m.onnx"))
     assert r.returncode == 0, r.stderr
     loaded = slimnas.study._load.open_model(out, best="mse<=1e7")
     task = task_from_record(loaded.task)
@@ -104,9 +104,9 @@ def test_export_best_of_a_regression_run_outputs_the_targets_units(regression_ru
     assert 20 < onnx.mean() < 300  # diabetes progression scores, not standardised values
 
 
-def test_a_multilabel_search_scores_mean_average_precision(tmp_path):
+def test_a_multilabel_search_scores_mean_average_precision(tmp_path, cli_here):
     out = tmp_path / "run"
-    r = run_cli("search", config(tmp_path), "--dataset", "digits-multilabel", "--n-trials", "2", "--out", str(out),
+    r = cli_here("search", config(tmp_path), "--dataset", "digits-multilabel", "--n-trials", "2", "--out", str(out),
                 "--quiet")
     assert r.returncode == 0, r.stderr
     pareto = json.loads((out / "pareto.json").read_text())
@@ -177,8 +177,8 @@ def test_a_task_that_contradicts_the_data_or_another_tasks_metric_is_one_line(tm
     assert str(e.value).startswith(message) and "\n" not in str(e.value), str(e.value)
 
 
-def test_the_cli_refuses_a_contradicting_task_in_one_line_exit_2(tmp_path):
-    r = run_cli("search", "--dataset", "digits-multilabel", "--task", "regression", "--out", str(tmp_path / "x"))
+def test_the_cli_refuses_a_contradicting_task_in_one_line_exit_2(tmp_path, cli_here):
+    r = cli_here("search", "--dataset", "digits-multilabel", "--task", "regression", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "digits-multilabel" in r.stderr and "multilabel" in r.stderr
     assert not (tmp_path / "x").exists()
