@@ -14,6 +14,7 @@ import optuna
 import pytest
 import torch
 import yaml
+from test_detection_search import reported_and_exported_by_map
 from typer.testing import CliRunner
 
 import slimnas
@@ -64,19 +65,7 @@ def test_a_detection_search_with_compression_genes_is_scored_by_map(tmp_path):
         assert {d["precision"] for d in layers.values()} == {"int8"}
         assert all(0 <= v <= 1 for v in layers["model.backbone.0.0"]["sensitivity"].values())  # mAP, pruned alone
 
-    cli = CliRunner()
-    r = cli.invoke(build_app(), ["report", str(run)])
-    assert r.exit_code == 0, r.output
-    text = (run / "report.md").read_text()
-    assert "mAP@0.5" in text and "accuracy" not in text
-    r = cli.invoke(build_app(), ["runs", "--root", str(tmp_path / "runs")])
-    assert r.exit_code == 0 and "test mAP@0.5" in " ".join(r.output.split()), r.output
-
-    onnx = tmp_path / "best.onnx"
-    r = cli.invoke(build_app(), ["export", str(run), "--best", "", "--out", str(onnx)])
-    assert r.exit_code == 0, r.output
-    sess = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
-    assert [o.name for o in sess.get_outputs()] == ["boxes", "scores", "labels"]
+    sess = reported_and_exported_by_map(run, tmp_path / "runs", tmp_path / "best.onnx")
     model = slimnas.load(run, best="")
     assert isinstance(model, DetectorModel)
     assert sum(p.numel() for p in model.parameters()) < max(m["parent_params"] for m in stored)  # pruned

@@ -38,6 +38,23 @@ def run_cli(*args):
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
+
+def reported_and_exported_by_map(run, root, onnx) -> ort.InferenceSession:
+    """``slimnas report``, ``runs`` and ``export --best`` on a detection search's ``run`` (in
+    this process: the same commands, without a Python start each): the report and the runs
+    table speak mAP, and the exported file answers with boxes, scores and labels (its session)."""
+    cli = CliRunner()
+    r = cli.invoke(build_app(), ["report", str(run)])
+    assert r.exit_code == 0, r.output
+    assert "mAP@0.5" in (run / "report.md").read_text() and "accuracy" not in (run / "report.md").read_text()
+    r = cli.invoke(build_app(), ["runs", "--root", str(root)])
+    assert r.exit_code == 0 and "test mAP@0.5" in " ".join(r.output.split()), r.output
+    r = cli.invoke(build_app(), ["export", str(run), "--best", "", "--out", str(onnx)])
+    assert r.exit_code == 0, r.output
+    sess = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    assert [o.name for o in sess.get_outputs()] == ["boxes", "scores", "labels"]
+    return sess
+
 def test_a_detection_search_reports_map_exports_boxes_and_its_trials_compress(tmp_path):
     (tmp_path / "det.yaml").write_text(yaml.safe_dump({
         "data": DATA, "seed": 0, "space": SPACE,
@@ -54,18 +71,7 @@ def test_a_detection_search_reports_map_exports_boxes_and_its_trials_compress(tm
         assert 0.0 <= member["metrics"][key] <= 1.0, key
     assert not [k for k in keys_of(pareto) if "accuracy" in k or k == "val_loss"]
 
-    cli = CliRunner()  # in this process: the same commands, without a Python start each
-    r = cli.invoke(build_app(), ["report", str(run)])
-    assert r.exit_code == 0, r.output
-    assert "mAP@0.5" in (run / "report.md").read_text() and "accuracy" not in (run / "report.md").read_text()
-    r = cli.invoke(build_app(), ["runs", "--root", str(tmp_path / "runs")])
-    assert r.exit_code == 0 and "test mAP@0.5" in " ".join(r.output.split()), r.output
-
-    onnx = tmp_path / "best.onnx"
-    r = cli.invoke(build_app(), ["export", str(run), "--best", "", "--out", str(onnx)])
-    assert r.exit_code == 0, r.output
-    sess = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
-    assert [o.name for o in sess.get_outputs()] == ["boxes", "scores", "labels"]
+    sess = reported_and_exported_by_map(run, tmp_path / "runs", tmp_path / "best.onnx")
     x = load_dataset("boxes64", options=DATA["options"]).x_val.numpy()
     boxes, scores, labels = sess.run(None, {"input": x})
     assert boxes.shape == (len(x), 10, 4) and scores.shape == labels.shape == (len(x), 10) and labels.dtype == np.int64
@@ -78,7 +84,7 @@ def test_a_detection_search_reports_map_exports_boxes_and_its_trials_compress(tm
     assert (expected[..., 4] > 0).any() and np.abs(expected - got).max() < 1e-3
 
     out = tmp_path / "pruned"
-    r = cli.invoke(build_app(), ["compress", "--run", str(run), "--trial", str(member["trial"]), "--prune", "0.5",
+    r = CliRunner().invoke(build_app(), ["compress", "--run", str(run), "--trial", str(member["trial"]), "--prune", "0.5",
                                  "--finetune-epochs", "1", "--out", str(out), "--quiet"])
     assert r.exit_code == 0, r.output
     report = json.loads((out / "report.json").read_text())

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,7 +28,6 @@ from slimnas.errors import ConfigError
 from slimnas.models._centernet import HEAT_PRIOR, CenterNet, CenterNetSpec, DetStage, decode, losses
 from slimnas.models._detector import DetectorModel
 from slimnas.models._elastic import (
-    ELASTIC,
     BaseSupernet,
     ElasticBatchNorm,
     ElasticConv,
@@ -40,7 +38,7 @@ from slimnas.models._elastic import (
     param_choices,
     permute_,
 )
-from slimnas.models._supernets import _check_fixed, _copy_bn, _depth, _permute_bn
+from slimnas.models._supernets import DepthWidthKernel, _check_fixed, _copy_bn, _permute_bn
 from slimnas.spaces import Param
 from slimnas.tasks._detection import pack_outputs
 
@@ -72,7 +70,7 @@ class _Head(nn.Module):
         return self.out(self.block(x, self.out.in_channels, 3))
 
 
-class ElasticCenterNet(BaseSupernet):
+class ElasticCenterNet(DepthWidthKernel, BaseSupernet):
     """Every sub-network of a CenterNet space: elastic depth (stages), per-stage width and kernel.
 
     Args:
@@ -117,34 +115,11 @@ class ElasticCenterNet(BaseSupernet):
         for head in self.heat.values():
             nn.init.constant_(head.out.bias, HEAT_PRIOR)
 
-    @property
-    def choices(self) -> dict[str, list]:
-        return {"depth": list(self.depths), "width": list(self.widths), "kernel": list(self.kernels)}
-
     def compose(self, widths: Sequence[int], kernels: Sequence[int] | None = None) -> CenterNetSpec:
         kernels = [max(self.kernels)] * len(widths) if kernels is None else kernels
         stages = tuple(replace(sk, width=int(c), kernel=int(k))
                        for sk, c, k in zip(self.skeleton.stages, widths, kernels, strict=False))
         return replace(self.skeleton, stages=stages)
-
-    def largest(self) -> CenterNetSpec:
-        n = max(self.depths)
-        return self.compose([max(self.widths)] * n, [max(self.kernels)] * n)
-
-    def smallest(self, dims: Sequence[str] = ELASTIC) -> CenterNetSpec:
-        n = min(self.depths) if "depth" in dims else max(self.depths)
-        w = min(self.widths) if "width" in dims else max(self.widths)
-        k = min(self.kernels) if "kernel" in dims else max(self.kernels)
-        return self.compose([w] * n, [k] * n)
-
-    def sample(self, rng: np.random.Generator, dims: Sequence[str] = ELASTIC,
-               depth: int | None = None) -> CenterNetSpec:
-        n = _depth(self.depths, rng, dims, depth)
-        widths = ([self.widths[int(i)] for i in rng.integers(len(self.widths), size=n)] if "width" in dims
-                  else [max(self.widths)] * n)
-        kernels = ([self.kernels[int(i)] for i in rng.integers(len(self.kernels), size=n)] if "kernel" in dims
-                   else [max(self.kernels)] * n)
-        return self.compose(widths, kernels)
 
     def contains(self, spec: Any) -> bool:
         if not isinstance(spec, CenterNetSpec) or len(spec.stages) not in self.depths:

@@ -99,7 +99,39 @@ class ElasticConvBlock(nn.Module):
         return self.pool(self.act(y))
 
 
-class ElasticCNN(BaseSupernet):
+class DepthWidthKernel:
+    """The choices, extremes and samples of a supernet whose sub-networks are a depth, a width
+    and a kernel size per layer (or stage): ``depths``, ``widths``, ``kernels`` and
+    ``compose(widths, kernels)`` (the spec of those choices) come from the supernet."""
+
+    depths: Sequence[int]
+    widths: Sequence[int]
+    kernels: Sequence[int]
+
+    @property
+    def choices(self) -> dict[str, list]:
+        return {"depth": list(self.depths), "width": list(self.widths), "kernel": list(self.kernels)}
+
+    def largest(self) -> Any:
+        n = max(self.depths)
+        return self.compose([max(self.widths)] * n, [max(self.kernels)] * n)
+
+    def smallest(self, dims: Sequence[str] = ELASTIC) -> Any:
+        n = min(self.depths) if "depth" in dims else max(self.depths)
+        w = min(self.widths) if "width" in dims else max(self.widths)
+        k = min(self.kernels) if "kernel" in dims else max(self.kernels)
+        return self.compose([w] * n, [k] * n)
+
+    def sample(self, rng: np.random.Generator, dims: Sequence[str] = ELASTIC, depth: int | None = None) -> Any:
+        n = _depth(self.depths, rng, dims, depth)
+        widths = ([self.widths[int(i)] for i in rng.integers(len(self.widths), size=n)] if "width" in dims
+                  else [max(self.widths)] * n)
+        kernels = ([self.kernels[int(i)] for i in rng.integers(len(self.kernels), size=n)] if "kernel" in dims
+                   else [max(self.kernels)] * n)
+        return self.compose(widths, kernels)
+
+
+class ElasticCNN(DepthWidthKernel, BaseSupernet):
     """Every sub-network of a CNN space: elastic depth, per-layer width and kernel size.
 
     Args:
@@ -190,33 +222,11 @@ class ElasticCNN(BaseSupernet):
         per_sample = self.conv_positions[len(spec.layers) - 1] if self.per_token else self.positions[len(spec.layers)]
         return total + in_c * per_sample * self.n_classes
 
-    @property
-    def choices(self) -> dict[str, list]:
-        return {"depth": list(self.depths), "width": list(self.widths), "kernel": list(self.kernels)}
-
     def compose(self, widths: Sequence[int], kernels: Sequence[int] | None = None) -> CNNSpec:
         kernels = [max(self.kernels)] * len(widths) if kernels is None else kernels
         layers = tuple(replace(sk, channels=int(c), kernel=int(k))
                        for sk, c, k in zip(self.skeleton.layers, widths, kernels, strict=False))
         return replace(self.skeleton, layers=layers)
-
-    def largest(self) -> CNNSpec:
-        n = max(self.depths)
-        return self.compose([max(self.widths)] * n, [max(self.kernels)] * n)
-
-    def smallest(self, dims: Sequence[str] = ELASTIC) -> CNNSpec:
-        n = min(self.depths) if "depth" in dims else max(self.depths)
-        w = min(self.widths) if "width" in dims else max(self.widths)
-        k = min(self.kernels) if "kernel" in dims else max(self.kernels)
-        return self.compose([w] * n, [k] * n)
-
-    def sample(self, rng: np.random.Generator, dims: Sequence[str] = ELASTIC, depth: int | None = None) -> CNNSpec:
-        n = _depth(self.depths, rng, dims, depth)
-        widths = ([self.widths[int(i)] for i in rng.integers(len(self.widths), size=n)] if "width" in dims
-                  else [max(self.widths)] * n)
-        kernels = ([self.kernels[int(i)] for i in rng.integers(len(self.kernels), size=n)] if "kernel" in dims
-                   else [max(self.kernels)] * n)
-        return self.compose(widths, kernels)
 
     def contains(self, spec: Any) -> bool:
         if not isinstance(spec, CNNSpec) or len(spec.layers) not in self.depths:
