@@ -10,7 +10,6 @@ import json
 import numpy as np
 import optuna
 import pytest
-import scipy.stats
 import torch
 import yaml
 
@@ -200,6 +199,8 @@ def test_predictor_fits_and_ranks_held_out_pairs():
         assert scores["n_test"] == 60 and scores["spearman"] > 0.9 and scores["kendall"] > 0.7
         pred = AccuracyPredictor(kind=kind).fit(x[:200], y[:200]).predict(x[200:])
         assert pred.shape == (100,) and spearman(pred, y[200:]) > 0.9
+    import scipy.stats  # here, not at collection: half a second of imports for every test process
+
     a, b = rng.normal(size=40), rng.normal(size=40)
     assert spearman(a, b) == pytest.approx(scipy.stats.spearmanr(a, b).statistic)
     assert kendall(a, b) == pytest.approx(scipy.stats.kendalltau(a, b).statistic)

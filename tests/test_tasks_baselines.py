@@ -8,10 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.linear_model import Ridge
-from sklearn.metrics import r2_score
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from slimnas.data import load_task_dataset
 
@@ -27,6 +23,12 @@ def baselines():
 
 
 def test_ridge_r2_is_the_test_r2_of_ridge_on_the_same_split(baselines):
+    # scikit-learn imported here, not at collection: a second of imports for every test process
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import r2_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     result = baselines.ridge_r2(seed=2)
     _, s = load_task_dataset("diabetes", seed=2)
     x = [s[k][0] for k in ("train", "val")]
@@ -69,6 +71,8 @@ def test_the_benchmark_keeps_the_best_validation_member_in_the_metrics_direction
 
 
 def test_the_paired_bootstrap_scores_truth_first_on_the_same_rows(bench):
+    from sklearn.metrics import r2_score
+
     y = np.random.default_rng(0).normal(size=200)
     shrunk = 0.5 * y  # R² 0.75 against y; 'y against it' (arguments swapped) would read about -2
     draws = bench.paired_bootstrap(r2_score, shrunk, np.zeros_like(y), y, n=200, seed=1)
