@@ -6,9 +6,6 @@ task's metric is refused; nothing of these outputs falls back to accuracy."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -33,9 +30,6 @@ def multilabel():
 '''
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "slimnas", *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def no_accuracy(folder) -> None:
@@ -52,9 +46,9 @@ def nets(tmp_path_factory):
     return folder / "nets.py"
 
 
-def test_auto_on_a_regression_meets_its_mac_budget_and_reports_r2(nets, tmp_path):
+def test_auto_on_a_regression_meets_its_mac_budget_and_reports_r2(nets, tmp_path, cli_here):
     out = tmp_path / "auto"
-    r = run_cli("compress", "--model", f"{nets}:reg", "--dataset", "diabetes", "--auto", "--budget", "macs<=50%",
+    r = cli_here("compress", "--model", f"{nets}:reg", "--dataset", "diabetes", "--auto", "--budget", "macs<=50%",
                 "--n-trials", "2", "--finetune-epochs", "1", "--final-epochs", "1", "--train-epochs", "3",
                 "--out", str(out), "--quiet")
     assert r.returncode == 0, r.stderr
@@ -70,9 +64,9 @@ def test_auto_on_a_regression_meets_its_mac_budget_and_reports_r2(nets, tmp_path
     assert "val R²" in r.stdout and "r2@" in r.stdout and "accuracy" not in r.stdout
 
 
-def test_a_pruned_multilabel_model_reports_mean_average_precision(nets, tmp_path):
+def test_a_pruned_multilabel_model_reports_mean_average_precision(nets, tmp_path, cli_here):
     out = tmp_path / "prune"
-    r = run_cli("compress", "--model", f"{nets}:multilabel", "--dataset", "digits-multilabel", "--prune", "0.5",
+    r = cli_here("compress", "--model", f"{nets}:multilabel", "--dataset", "digits-multilabel", "--prune", "0.5",
                 "--distill", "--finetune-epochs", "1", "--train-epochs", "2", "--out", str(out), "--quiet")
     assert r.returncode == 0, r.stderr
     report = json.loads((out / "report.json").read_text())
@@ -130,24 +124,24 @@ def test_the_library_takes_task_and_refuses_another_tasks_data():
     (["--dataset", "diabetes", "--auto", "--budget", "macs<=50%", "--budget", "accuracy>=0.9"], "--budget"),
     (["--dataset", "diabetes", "--prune", "0.5", "--trial", "3"], "--trial"),
 ])
-def test_a_tolerance_on_another_tasks_metric_is_refused_in_one_line(nets, tmp_path, args, field):
-    r = run_cli("compress", "--model", f"{nets}:reg", *args, "--train-epochs", "1", "--out", str(tmp_path / "o"),
+def test_a_tolerance_on_another_tasks_metric_is_refused_in_one_line(nets, tmp_path, args, field, cli_here):
+    r = cli_here("compress", "--model", f"{nets}:reg", *args, "--train-epochs", "1", "--out", str(tmp_path / "o"),
                 "--quiet")
     assert r.returncode == 2 and field in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "o" / "report.json").exists()
 
 
-def test_a_language_model_of_a_search_run_goes_through_auto_to_half_its_macs(tmp_path):
+def test_a_language_model_of_a_search_run_goes_through_auto_to_half_its_macs(tmp_path, cli_here):
     """compress --run DIR --trial N: the trial's transformer (per-token causal head), its run's
     pysource data and lm task; --auto to 50% of its MACs, scored by perplexity."""
     (tmp_path / "lm.yaml").write_text(
         "data: {dataset: pysource, options: {n: 200, seq_len: 16}}\n"
         "space: {family: [transformer], transformer: {depth: [1], heads: [2], dim: [16]}}\n"
         "training: {epochs: 1, lr: 0.003, optimizer: adam}\n")
-    r = run_cli("search", str(tmp_path / "lm.yaml"), "--n-trials", "1", "--out", str(tmp_path / "run"), "--quiet")
+    r = cli_here("search", str(tmp_path / "lm.yaml"), "--n-trials", "1", "--out", str(tmp_path / "run"), "--quiet")
     assert r.returncode == 0, r.stderr
     out = tmp_path / "auto"
-    r = run_cli("compress", "--run", str(tmp_path / "run"), "--trial", "0", "--auto", "--budget", "macs<=50%",
+    r = cli_here("compress", "--run", str(tmp_path / "run"), "--trial", "0", "--auto", "--budget", "macs<=50%",
                 "--n-trials", "1", "--finetune-epochs", "1", "--final-epochs", "1", "--out", str(out), "--quiet")
     assert r.returncode == 0, r.stderr
     report = json.loads((out / "report.json").read_text())
