@@ -200,14 +200,14 @@ def test_a_task_metric_is_measured_on_the_exported_file(tmp_path):
         evaluate_artifact(Artifact(model, path, splits.input_shape), None, ["accuracy"], splits)
 
 
-def test_a_language_model_search_on_pysource_scores_perplexity_with_a_causal_per_token_head(tmp_path):
+def test_a_language_model_search_on_pysource_scores_perplexity_with_a_causal_per_token_head(tmp_path, cli_here):
     path = tmp_path / "lm.yaml"
     path.write_text(yaml.safe_dump({"data": {"dataset": "pysource", "options": {"n": 120, "seq_len": 16}},
                                     "space": {"family": ["transformer"], "transformer": {
                                         "depth": 1, "heads": 2, "dim": [8, 16], "mlp_ratio": 2.0}},
                                     "training": {"epochs": 1, "lr": 0.003, "optimizer": "adam"}}))
     out = tmp_path / "run"
-    r = run_cli("search", str(path), "--n-trials", "2", "--out", str(out), "--quiet")
+    r = cli_here("search", str(path), "--n-trials", "2", "--out", str(out), "--quiet")
     assert r.returncode == 0, r.stderr
     pareto = json.loads((out / "pareto.json").read_text())
     assert pareto["objectives"] == ["perplexity", "macs"]

@@ -8,9 +8,6 @@ tests/test_detection_search.py.)"""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,20 +32,15 @@ def build():
     return import_object(f"{PLUGIN}:build", "--model")()
 
 
-def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "slimnas", *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=cwd)
-
-
 def small_data(folder: Path, n: int = 40) -> Path:
     path = folder / "data.yaml"
     path.write_text(f"data: {{dataset: boxes64, options: {{n: {n}}}}}\n")
     return path
 
 
-def test_auto_halves_a_detectors_macs_speaks_map_and_exports_boxes_scores_labels(tmp_path):
+def test_auto_halves_a_detectors_macs_speaks_map_and_exports_boxes_scores_labels(tmp_path, cli_here):
     out = tmp_path / "auto"
-    r = run_cli("compress", "--model", f"{PLUGIN}:build", "--data-config", str(small_data(tmp_path)), "--auto",
+    r = cli_here("compress", "--model", f"{PLUGIN}:build", "--data-config", str(small_data(tmp_path)), "--auto",
                 "--budget", "macs<=50%", "--n-trials", "2", "--finetune-epochs", "1", "--final-epochs", "1",
                 "--train-epochs", "1", "--out", str(out), "--quiet")
     assert r.returncode == 0, r.stderr
@@ -65,13 +57,13 @@ def test_auto_halves_a_detectors_macs_speaks_map_and_exports_boxes_scores_labels
     assert "mAP@0.5" in r.stdout and "accuracy" not in r.stdout
     assert "no distillation term" in r.stdout + r.stderr  # --auto distils by default: said, not silently dropped
 
-    assert run_cli("report", str(out)).returncode == 0
+    assert cli_here("report", str(out)).returncode == 0
     assert "mAP@0.5" in (out / "report.md").read_text()
 
     files = {}
     for fmt in ("onnx-fp32", "onnx-int8"):
         files[fmt] = tmp_path / f"{fmt}.onnx"
-        e = run_cli("export", str(out), "--format", fmt, "--out", str(files[fmt]))
+        e = cli_here("export", str(out), "--format", fmt, "--out", str(files[fmt]))
         assert e.returncode == 0, e.stderr
         said = " ".join(e.stdout.split())  # the check in words, however the console wrapped it
         assert "top-1" not in said and ("box agreement" in said) == (fmt == "onnx-int8"), said
@@ -148,10 +140,10 @@ def loaders():
 '''
 
 
-def test_boxes_outside_the_image_are_one_line_exit_2_nothing_written(tmp_path):
+def test_boxes_outside_the_image_are_one_line_exit_2_nothing_written(tmp_path, cli_here):
     (tmp_path / "bad.py").write_text(BAD)
     out = tmp_path / "out"
-    r = run_cli("compress", "--model", f"{PLUGIN}:build", "--data", f"{tmp_path / 'bad.py'}:loaders", "--prune", "0.5",
+    r = cli_here("compress", "--model", f"{PLUGIN}:build", "--data", f"{tmp_path / 'bad.py'}:loaders", "--prune", "0.5",
                 "--out", str(out))
     assert r.returncode == 2, r.stderr
     line = r.stderr.strip()
