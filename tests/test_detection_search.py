@@ -10,9 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import onnxruntime as ort
@@ -33,11 +30,6 @@ SPACE = {"centernet": {"n_stages": [1, 2], "width": [8], "blocks": 1, "stem": [8
                        "k": 10}}
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "slimnas", *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-
-
 
 def reported_and_exported_by_map(run, root, onnx) -> ort.InferenceSession:
     """``slimnas report``, ``runs`` and ``export --best`` on a detection search's ``run`` (in
@@ -55,12 +47,12 @@ def reported_and_exported_by_map(run, root, onnx) -> ort.InferenceSession:
     assert [o.name for o in sess.get_outputs()] == ["boxes", "scores", "labels"]
     return sess
 
-def test_a_detection_search_reports_map_exports_boxes_and_its_trials_compress(tmp_path):
+def test_a_detection_search_reports_map_exports_boxes_and_its_trials_compress(tmp_path, cli_here):
     (tmp_path / "det.yaml").write_text(yaml.safe_dump({
         "data": DATA, "seed": 0, "space": SPACE,
         "training": {"epochs": 1, "lr": 0.01, "optimizer": "adam", "batch_size": [16]}}))
     run = tmp_path / "runs" / "det"
-    r = run_cli("search", str(tmp_path / "det.yaml"), "--n-trials", "2", "--out", str(run), "--quiet")
+    r = cli_here("search", str(tmp_path / "det.yaml"), "--n-trials", "2", "--out", str(run), "--quiet")
     assert r.returncode == 0, r.stderr
     pareto = json.loads((run / "pareto.json").read_text())
     assert pareto["objectives"] == ["map50", "macs"]

@@ -172,10 +172,10 @@ def test_profiles_name_the_precisions_and_formats_a_device_runs():
     assert parse_profile(phone.to_dict()).formats == phone.formats
 
 
-def test_compress_auto_on_a_device_refuses_a_precision_it_does_not_run(tmp_path):
-    rc, stdout, stderr = _slimnas("compress", "--model", "slimnas.testing._fixtures:mlp", "--auto", "--budget",
-                                  "bytes<=50%", "--device-profile", "mcu", "--precision", "fp32,int8",
-                                  "--out", tmp_path / "c")
+def test_compress_auto_on_a_device_refuses_a_precision_it_does_not_run(tmp_path, cli_here):
+    r = cli_here("compress", "--model", "slimnas.testing._fixtures:mlp", "--auto", "--budget", "bytes<=50%",
+                 "--device-profile", "mcu", "--precision", "fp32,int8", "--out", tmp_path / "c")
+    rc, stdout, stderr = r.returncode, r.stdout, r.stderr
     lines = [line for line in (stdout + stderr).splitlines() if line.strip()]
     assert rc == 2 and len(lines) == 1, lines
     assert "--precision: expected precisions the device profile 'mcu' runs (int8, int4), got 'fp32'" in lines[0]

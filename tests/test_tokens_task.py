@@ -7,9 +7,6 @@ language-model one of MobileNets, pruned and int8; DARTS on text."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -26,12 +23,7 @@ from slimnas.study._export import export_run
 DATA = {"dataset": "pysource-tags", "options": {"n": 120, "seq_len": 24}}
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "slimnas", *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-
-
-def test_the_tokens_task_searches_compresses_reports_and_exports_per_token_cnn_and_rnn_models(tmp_path):
+def test_the_tokens_task_searches_compresses_reports_and_exports_per_token_cnn_and_rnn_models(tmp_path, cli_here):
     (tmp_path / "tags.yaml").write_text(yaml.safe_dump({
         "data": DATA, "seed": 0,
         "space": {"family": ["cnn", "rnn"], "cnn": {"n_layers": 2, "channels": [8, 16], "kernel": [3, 5],
@@ -39,7 +31,7 @@ def test_the_tokens_task_searches_compresses_reports_and_exports_per_token_cnn_a
                   "rnn": {"cell": ["gru"], "hidden": [8], "n_layers": 1, "bidirectional": [True]}},
         "training": {"epochs": 1, "lr": 0.01, "optimizer": "adam"}}))
     run = tmp_path / "run"
-    r = run_cli("search", str(tmp_path / "tags.yaml"), "--n-trials", "4", "--out", str(run), "--quiet")
+    r = cli_here("search", str(tmp_path / "tags.yaml"), "--n-trials", "4", "--out", str(run), "--quiet")
     assert r.returncode == 0, r.stderr
     pareto = json.loads((run / "pareto.json").read_text())
     assert pareto["objectives"] == ["token_f1", "macs"]
@@ -52,7 +44,7 @@ def test_the_tokens_task_searches_compresses_reports_and_exports_per_token_cnn_a
     assert 0 < member["metrics"]["test_token_f1"] <= 1 and 0 < member["metrics"]["test_token_accuracy"] <= 1
 
     auto = tmp_path / "auto"
-    r = run_cli("compress", "--run", str(run), "--trial", str(member["trial"]), "--auto", "--budget", "macs<=60%",
+    r = cli_here("compress", "--run", str(run), "--trial", str(member["trial"]), "--auto", "--budget", "macs<=60%",
                 "--n-trials", "1", "--finetune-epochs", "1", "--final-epochs", "1", "--out", str(auto), "--quiet")
     assert r.returncode == 0, r.stderr
     report = json.loads((auto / "report.json").read_text())
