@@ -7,8 +7,6 @@ allocation is checked with a deterministic table (its latency is a function of t
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -147,10 +145,10 @@ def test_profile_with_unknown_runtime_or_limit_is_refused():
         check_profile(DeviceProfile(name="x", limits=("banana<=3",)))
 
 
-def test_device_show_of_a_bad_profile_is_one_line_and_exit_2(tmp_path):
+def test_device_show_of_a_bad_profile_is_one_line_and_exit_2(tmp_path, cli_here):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nthreads: -1\n")
-    r = subprocess.run([sys.executable, "-m", "slimnas", "device", "show", str(bad)], capture_output=True, text=True)
+    r = cli_here("device", "show", bad)  # the device command's own process: test_cli_options.py
     assert r.returncode == 2
     assert "profile.threads" in r.stderr + r.stdout and "Traceback" not in r.stderr
 

@@ -4,8 +4,6 @@ test_joint.py, so the two test workers share the slowest --auto runs)."""
 
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -154,17 +152,17 @@ def test_auto_under_a_mac_budget_on_this_machine_chooses_a_rounding_and_keeps_th
         assert all(w % r == 0 or w == original[n] or original[n] <= r for n, w in kept.items())
 
 
-def test_cli_auto_hardware_aware_targets_this_machine_under_a_mac_budget(tmp_path):
+def test_cli_auto_hardware_aware_targets_this_machine_under_a_mac_budget(tmp_path, cli_here, monkeypatch):
 
     (tmp_path / "mynet.py").write_text(
         "import torch\n"
         "def build():\n"
         "    return torch.nn.Sequential(torch.nn.Conv1d(1, 32, 5, 2, 2), torch.nn.ReLU(), torch.nn.Conv1d(32, 32, 3, 2, 1),\n"
         "                               torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(320, 10))\n")
-    r = subprocess.run([sys.executable, "-m", "slimnas", "compress", "--model", "mynet.py:build", "--train-epochs", "2",
-                        "--auto", "--hardware-aware", "--budget", "macs<=50%", "--n-trials", "1", "--epochs", "1",
-                        "--final-epochs", "1", "--out", str(tmp_path / "o")],
-                       capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    monkeypatch.chdir(tmp_path)
+    r = cli_here("compress", "--model", "mynet.py:build", "--train-epochs", "2", "--auto", "--hardware-aware",
+                 "--budget", "macs<=50%", "--n-trials", "1", "--epochs", "1", "--final-epochs", "1",
+                 "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     hw = report["hardware"]
