@@ -212,6 +212,60 @@ def fit_to_macs(parent: nn.Module, policy: CompressionPolicy, input_shape: tuple
     return with_prune_ratios(policy, scaled)
 
 
+def uniform_at_macs(parent: nn.Module, input_shape, target: int, *, at_least: bool = False,
+                    steps: int = 14) -> dict | None:
+    """Uniform pruning at ``target`` MACs where attention heads go whole: the same share of
+    every attention's heads, and one ratio ``q`` for every other prunable layer (MLP neurons,
+    channels). One ratio for every layer jumps over most MAC levels (a 4-head attention moves in
+    quarters), so for each whole head count k (of the most heads; each attention removes the
+    nearest count to that share of its own) ``q`` is solved by bisection: the smallest that
+    leaves at most ``target`` MACs (``at_least``: the largest that leaves at least ``target``).
+    The most uniform of these is kept: ``q`` nearest to k's share of the heads. Returns
+    ``{"ratios"`` (pruning's names), ``"q"``, ``"heads_removed"`` (per attention), ``"macs"}``,
+    or ``None`` where ``parent`` has no attention or no head count reaches ``target``."""
+    heads = StructuredPruner(ratio=0.0).fit(parent, input_shape=input_shape).report_.get("heads", {})
+    prunable = [lay.name for lay in list_prunable_layers(parent, input_shape)]
+    attention = {n: next(h for a, h in heads.items() if n.startswith(a + ".")) for n in prunable
+                 if any(n.startswith(a + ".") for a in heads)}
+    if not attention:
+        return None
+    n_heads = max(attention.values())
+
+    def ratios(k: int, q: float) -> dict[str, float]:
+        # j of h heads: pruning's head ratio rounds ratio * heads up, so (j - 0.5) / h removes
+        # exactly j (and a MAC budget's rescaling of it by up to half a head either way keeps j)
+        removed = {n: round(k / n_heads * h) for n, h in attention.items()}
+        out = {n: (j - 0.5) / attention[n] for n, j in removed.items() if j > 0}
+        return {**out, **{n: q for n in prunable if n not in attention and q > 0}}
+
+    def fits(k: int, q: float) -> bool:
+        macs = pruned_macs(parent, ratios(k, q), input_shape)
+        return macs >= target if at_least else macs <= target
+
+    best = None
+    for k in range(n_heads):
+        lo, hi = 0.0, MAX_RATIO
+        if not fits(k, lo if at_least else hi):
+            continue
+        if fits(k, hi if at_least else lo):
+            q = hi if at_least else lo
+        else:
+            for _ in range(steps):  # the q at target: the fitting end moves in
+                mid = (lo + hi) / 2
+                if fits(k, mid) == at_least:
+                    lo = mid
+                else:
+                    hi = mid
+            q = lo if at_least else hi
+        if best is None or abs(q - k / n_heads) < abs(best["q"] - best["k"] / n_heads):
+            best = {"k": k, "q": q, "ratios": ratios(k, q)}
+    if best is None:
+        return None
+    k, q = best["k"], best["q"]
+    return {"ratios": best["ratios"], "q": round(q, 4), "macs": int(pruned_macs(parent, best["ratios"], input_shape)),
+            "heads_removed": {n: round(k / n_heads * h) for n, h in attention.items()}}
+
+
 def kept_channels(ratio: float, width: int) -> int:
     return width - removed(ratio, width)
 
