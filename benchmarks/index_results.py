@@ -87,6 +87,8 @@ CLAIMS: list[tuple[str, str, str]] = [
     ("tasks_detection", "tasks-detection", "a user's CenterNet on boxes64 through compress --auto to 50% of its MACs: test mAP@0.5 lost, and its int8 file's boxes against the eager model's"),
     ("tasks_lm", "tasks-lm", "a character-level decoder on pysource, --auto to 50% of its MACs against uniform pruning with the same fine-tune, test perplexity of each ONNX file"),
     ("seeds/tasks_lm_seed*", "tasks-lm", "the same run with --seed 1 (another decoder, auto and fine-tune seed): the spread of the figures"),
+    ("archive/tasks_lm_826b082", "tasks-lm", "seed 0 at 826b082, before --auto's uniform warm start kept whole heads (its rescaled 0.5 removed 3 of 4 heads, so uniform's shape was never tried): auto 7.811 (+8.6%), uniform at its MACs 7.764"),
+    ("archive/tasks_lm_seed1_826b082", "tasks-lm", "--seed 1 at 826b082, superseded the same way: auto 8.007 (+11.4%), uniform at its MACs 8.075"),
     ("archive/tasks_lm_d9c91b9", "tasks-lm", "seed 0 at d9c91b9, before --auto could keep every head of an attention: auto 7.857 (its ratio 0.014 removed one of block 0's 4 heads), uniform at its MACs 7.764"),
     ("archive/tasks_lm_7499127", "tasks-lm", "the run at 7499127, superseded: uniform only at one ratio for every layer (53.5% / 39.0% of the MACs, not auto's 49.9%): auto 7.857, uniform 7.752 / 8.284"),
     ("archive/tasks_lm_seed1_7499127", "tasks-lm", "--seed 1 at 7499127, superseded the same way: auto 8.007, uniform 7.911 at 53.5% / 8.768 at 39.0%"),
