@@ -83,3 +83,36 @@ def test_a_model_without_attention_keeps_one_ratio_for_every_layer_as_its_unifor
 
     starts = warm_starts(Flat(), ["0", "2"], [], ["fp32"], ["l1"], uniform=None)
     assert starts[-1] == {"prune:0": 0.5, "prune:2": 0.5, "importance": "l1"}
+
+
+def test_uniform_at_macs_bisects_the_head_counts_and_finds_the_most_uniform(monkeypatch):
+    """An 8-head model: ``q`` is solved for about log2(8) + 2 head counts, not all 8, and the
+    one kept is the head count whose ``q`` is nearest its share of the heads over every count."""
+    from slimnas.compress import _allocate
+    from slimnas.models._transformer import TransformerNet, TransformerSpec
+
+    model = TransformerNet(TransformerSpec(depth=1, heads=8, dim=16, mlp_ratio=4.0, vocab_size=12, per_token="causal"),
+                           (8,), 12).eval()
+    full, real = count_macs(model, (8,)), _allocate.pruned_macs
+    target, heads_tried = int(0.5 * full), set()
+
+    def spy(parent, ratios, shape):
+        heads_tried.add(round(ratios.get("blocks.0.attn.query", 0.0) * 8 + 0.5))
+        return real(parent, ratios, shape)
+
+    with monkeypatch.context() as m:
+        m.setattr(_allocate, "pruned_macs", spy)
+        u = uniform_at_macs(model, (8,), target)
+    assert len(heads_tried) <= 5, heads_tried
+    every = {}  # every head count's q at the target, solved alone
+    for k in range(8):
+        ratios = {"blocks.0.attn.query": (k - 0.5) / 8} if k else {}
+        if real(model, {**ratios, "blocks.0.fc1": 0.95}, (8,)) > target:
+            continue
+        lo, hi = 0.0, 0.95
+        for _ in range(14):
+            mid = (lo + hi) / 2
+            lo, hi = (lo, mid) if real(model, {**ratios, "blocks.0.fc1": mid}, (8,)) <= target else (mid, hi)
+        every[k] = hi if real(model, {**ratios, "blocks.0.fc1": 0.0}, (8,)) > target else 0.0
+    most_uniform = min(every, key=lambda k: abs(every[k] - k / 8))
+    assert u["heads_removed"] == {"blocks.0.attn.query": most_uniform} and u["macs"] <= target

@@ -11,6 +11,7 @@ again and again, and counting a recurrent layer's MACs takes most of a second.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from weakref import WeakKeyDictionary
@@ -220,7 +221,9 @@ def uniform_at_macs(parent: nn.Module, input_shape, target: int, *, at_least: bo
     quarters), so for each whole head count k (of the most heads; each attention removes the
     nearest count to that share of its own) ``q`` is solved by bisection: the smallest that
     leaves at most ``target`` MACs (``at_least``: the largest that leaves at least ``target``).
-    The most uniform of these is kept: ``q`` nearest to k's share of the heads. Returns
+    The most uniform of these is kept: ``q`` nearest to k's share of the heads. ``q`` falls as k
+    rises while k's share rises, so the head counts are bisected too (a 12-head model solves
+    ``q`` for about 4 of them, not 12). Returns
     ``{"ratios"`` (pruning's names), ``"q"``, ``"heads_removed"`` (per attention), ``"macs"}``,
     or ``None`` where ``parent`` has no attention or no head count reaches ``target``."""
     heads = StructuredPruner(ratio=0.0).fit(parent, input_shape=input_shape).report_.get("heads", {})
@@ -242,27 +245,43 @@ def uniform_at_macs(parent: nn.Module, input_shape, target: int, *, at_least: bo
         macs = pruned_macs(parent, ratios(k, q), input_shape)
         return macs >= target if at_least else macs <= target
 
-    best = None
-    for k in range(n_heads):
+    def solve(k: int) -> float:
+        """``q`` at ``target`` with k heads (of the most) removed; +inf where even the most
+        pruning leaves too many MACs, -inf where even none leaves too few (``at_least``)."""
         lo, hi = 0.0, MAX_RATIO
         if not fits(k, lo if at_least else hi):
-            continue
+            return -math.inf if at_least else math.inf
         if fits(k, hi if at_least else lo):
-            q = hi if at_least else lo
-        else:
-            for _ in range(steps):  # the q at target: the fitting end moves in
-                mid = (lo + hi) / 2
-                if fits(k, mid) == at_least:
-                    lo = mid
-                else:
-                    hi = mid
-            q = lo if at_least else hi
-        if best is None or abs(q - k / n_heads) < abs(best["q"] - best["k"] / n_heads):
-            best = {"k": k, "q": q, "ratios": ratios(k, q)}
-    if best is None:
+            return hi if at_least else lo
+        for _ in range(steps):  # the q at target: the fitting end moves in
+            mid = (lo + hi) / 2
+            if fits(k, mid) == at_least:
+                lo = mid
+            else:
+                hi = mid
+        return lo if at_least else hi
+
+    solved: dict[int, float] = {}
+
+    def gap(k: int) -> float:  # q's distance above k's share of the heads: falls as k rises
+        if k not in solved:
+            solved[k] = solve(k)
+        return solved[k] - k / n_heads
+
+    lo, hi = 0, n_heads - 1  # the last head count whose q is at or above its share, and the next
+    if gap(lo) < 0:
+        hi = lo
+    elif gap(hi) >= 0:
+        lo = hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if gap(mid) >= 0 else (lo, mid)
+    candidates = [k for k in sorted({lo, hi}) if math.isfinite(solved[k])]
+    if not candidates:
         return None
-    k, q = best["k"], best["q"]
-    return {"ratios": best["ratios"], "q": round(q, 4), "macs": int(pruned_macs(parent, best["ratios"], input_shape)),
+    k = min(candidates, key=lambda k: abs(gap(k)))  # the more uniform of the two
+    best = ratios(k, solved[k])
+    return {"ratios": best, "q": round(solved[k], 4), "macs": int(pruned_macs(parent, best, input_shape)),
             "heads_removed": {n: round(k / n_heads * h) for n, h in attention.items()}}
 
 
