@@ -86,6 +86,7 @@ CLAIMS: list[tuple[str, str, str]] = [
     ("archive/lowbit_*", "lowbit", "the first run of benchmarks/lowbit.py (MLP and paper CNN only, at 161a97a), superseded by low_bit"),
     ("tasks_detection", "tasks-detection", "a user's CenterNet on boxes64 through compress --auto to 50% of its MACs: test mAP@0.5 lost, and its int8 file's boxes against the eager model's"),
     ("tasks_lm", "tasks-lm", "a character-level decoder on pysource, --auto to 50% of its MACs against uniform pruning with the same fine-tune, test perplexity of each ONNX file"),
+    ("seeds/tasks_lm_final20_seed*", "tasks-lm", "the same run with --lm-final-epochs 20 (auto's final fine-tune and uniform's, both twice as long): how far the 10-epoch default leaves both rows from the unpruned decoder"),
     ("seeds/tasks_lm_seed*", "tasks-lm", "the same run with --seed 1 (another decoder, auto and fine-tune seed): the spread of the figures"),
     ("archive/tasks_lm_826b082", "tasks-lm", "seed 0 at 826b082, before --auto's uniform warm start kept whole heads (its rescaled 0.5 removed 3 of 4 heads, so uniform's shape was never tried): auto 7.811 (+8.6%), uniform at its MACs 7.764"),
     ("archive/tasks_lm_seed1_826b082", "tasks-lm", "--seed 1 at 826b082, superseded the same way: auto 8.007 (+11.4%), uniform at its MACs 8.075"),
