@@ -432,41 +432,14 @@ LM_KEEP = ("val_perplexity", "test_perplexity", "macs", "params", "bytes")
 
 
 def uniform_at_macs(model, shape, target: int, steps: int = 14) -> dict:
-    """Uniform pruning at ``target`` MACs: one ratio ``q`` for the MLP neurons (and any other
-    channel layer) of every block, and for each attention the whole head count nearest to
-    ``q`` of its heads (heads go whole: one ratio for both kinds jumps over most MAC levels);
-    ``q`` is the largest that leaves at least ``target`` MACs (bisection within each head
-    count; the head count whose level lands closest above ``target`` is kept). Returns the
-    per-layer ratios (pruning's names), ``q``, the heads removed per attention and the MACs."""
-    from slimnas.compress import StructuredPruner, list_prunable_layers
-    from slimnas.compress._allocate import pruned_macs
+    """Uniform pruning at ``target`` MACs, never fewer (the package's rule, --auto's whole-head
+    uniform warm start on the other side of the budget): one ratio ``q`` for the MLP neurons
+    (and any other channel layer) of every block, and for each attention the whole head count
+    nearest to ``q`` of its heads; ``q`` the largest that leaves at least ``target`` MACs.
+    Returns the per-layer ratios (pruning's names), ``q``, the heads removed per attention and the MACs."""
+    from slimnas.compress._allocate import uniform_at_macs as uniform
 
-    heads = StructuredPruner(ratio=0.0).fit(model, input_shape=shape).report_.get("heads", {})
-    prunable = [lay.name for lay in list_prunable_layers(model, shape)]
-    attention = {n: next(h for a, h in heads.items() if n.startswith(a + ".")) for n in prunable
-                 if any(n.startswith(a + ".") for a in heads)}
-    n_heads = max(attention.values(), default=1)
-
-    def ratios(q: float) -> dict[str, float]:
-        # k of h heads: pruning's head ratio rounds ratio * heads up, so (k - 0.5) / h removes exactly k
-        out = {n: (round(q * h) - 0.5) / h for n, h in attention.items() if round(q * h) > 0}
-        return {**out, **{n: q for n in prunable if n not in attention and q > 0}}
-
-    best = None
-    for k in range(n_heads):  # the ratios q whose nearest head count (of the most heads) is k
-        lo, hi = max(0.0, (k - 0.5) / n_heads), min(0.95, (k + 0.5) / n_heads - 1e-9)
-        if lo > hi or pruned_macs(model, ratios(lo), shape) < target:
-            continue
-        if pruned_macs(model, ratios(hi), shape) >= target:
-            lo = hi
-        else:
-            for _ in range(steps):  # the largest q with at least target MACs
-                mid = (lo + hi) / 2
-                lo, hi = (mid, hi) if pruned_macs(model, ratios(mid), shape) >= target else (lo, mid)
-        macs = pruned_macs(model, ratios(lo), shape)
-        if best is None or macs < best["macs"]:
-            best = {"ratios": ratios(lo), "q": round(lo, 4), "macs": int(macs),
-                    "heads_removed": {n: round(lo * h) for n, h in attention.items()}}
+    best = uniform(model, shape, target, at_least=True, steps=steps)
     if best is None:
         raise ValueError(f"uniform pruning cannot keep {target:,} MACs")
     return best

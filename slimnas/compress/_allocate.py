@@ -11,6 +11,7 @@ again and again, and counting a recurrent layer's MACs takes most of a second.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from weakref import WeakKeyDictionary
@@ -210,6 +211,78 @@ def fit_to_macs(parent: nn.Module, policy: CompressionPolicy, input_shape: tuple
         rounded = round_to_macs(parent, scaled, input_shape, target, rounding) if rounding > 1 else None
         scaled = rounded if rounded is not None else fill_to_macs(parent, scaled, input_shape, target)
     return with_prune_ratios(policy, scaled)
+
+
+def uniform_at_macs(parent: nn.Module, input_shape, target: int, *, at_least: bool = False,
+                    steps: int = 14) -> dict | None:
+    """Uniform pruning at ``target`` MACs where attention heads go whole: the same share of
+    every attention's heads, and one ratio ``q`` for every other prunable layer (MLP neurons,
+    channels). One ratio for every layer jumps over most MAC levels (a 4-head attention moves in
+    quarters), so for each whole head count k (of the most heads; each attention removes the
+    nearest count to that share of its own) ``q`` is solved by bisection: the smallest that
+    leaves at most ``target`` MACs (``at_least``: the largest that leaves at least ``target``).
+    The most uniform of these is kept: ``q`` nearest to k's share of the heads. ``q`` falls as k
+    rises while k's share rises, so the head counts are bisected too (a 12-head model solves
+    ``q`` for about 4 of them, not 12). Returns
+    ``{"ratios"`` (pruning's names), ``"q"``, ``"heads_removed"`` (per attention), ``"macs"}``,
+    or ``None`` where ``parent`` has no attention or no head count reaches ``target``."""
+    heads = StructuredPruner(ratio=0.0).fit(parent, input_shape=input_shape).report_.get("heads", {})
+    prunable = [lay.name for lay in list_prunable_layers(parent, input_shape)]
+    attention = {n: next(h for a, h in heads.items() if n.startswith(a + ".")) for n in prunable
+                 if any(n.startswith(a + ".") for a in heads)}
+    if not attention:
+        return None
+    n_heads = max(attention.values())
+
+    def ratios(k: int, q: float) -> dict[str, float]:
+        # j of h heads: pruning's head ratio rounds ratio * heads up, so (j - 0.5) / h removes
+        # exactly j (and a MAC budget's rescaling of it by up to half a head either way keeps j)
+        removed = {n: round(k / n_heads * h) for n, h in attention.items()}
+        out = {n: (j - 0.5) / attention[n] for n, j in removed.items() if j > 0}
+        return {**out, **{n: q for n in prunable if n not in attention and q > 0}}
+
+    def fits(k: int, q: float) -> bool:
+        macs = pruned_macs(parent, ratios(k, q), input_shape)
+        return macs >= target if at_least else macs <= target
+
+    def solve(k: int) -> float:
+        """``q`` at ``target`` with k heads (of the most) removed; +inf where even the most
+        pruning leaves too many MACs, -inf where even none leaves too few (``at_least``)."""
+        lo, hi = 0.0, MAX_RATIO
+        if not fits(k, lo if at_least else hi):
+            return -math.inf if at_least else math.inf
+        if fits(k, hi if at_least else lo):
+            return hi if at_least else lo
+        for _ in range(steps):  # the q at target: the fitting end moves in
+            mid = (lo + hi) / 2
+            if fits(k, mid) == at_least:
+                lo = mid
+            else:
+                hi = mid
+        return lo if at_least else hi
+
+    solved: dict[int, float] = {}
+
+    def gap(k: int) -> float:  # q's distance above k's share of the heads: falls as k rises
+        if k not in solved:
+            solved[k] = solve(k)
+        return solved[k] - k / n_heads
+
+    lo, hi = 0, n_heads - 1  # the last head count whose q is at or above its share, and the next
+    if gap(lo) < 0:
+        hi = lo
+    elif gap(hi) >= 0:
+        lo = hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if gap(mid) >= 0 else (lo, mid)
+    candidates = [k for k in sorted({lo, hi}) if math.isfinite(solved[k])]
+    if not candidates:
+        return None
+    k = min(candidates, key=lambda k: abs(gap(k)))  # the more uniform of the two
+    best = ratios(k, solved[k])
+    return {"ratios": best, "q": round(solved[k], 4), "macs": int(pruned_macs(parent, best, input_shape)),
+            "heads_removed": {n: round(k / n_heads * h) for n, h in attention.items()}}
 
 
 def kept_channels(ratio: float, width: int) -> int:

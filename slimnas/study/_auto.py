@@ -38,6 +38,7 @@ from slimnas.compress._allocate import (
     prune_ratios,
     pruned_macs,
     pruned_model,
+    uniform_at_macs,
 )
 from slimnas.compress._apply import attach_sensitivity, compress_and_measure, layer_decisions
 from slimnas.compress._base import WEIGHTED, precision_steps
@@ -217,10 +218,13 @@ class AutoResult:
 
 
 def warm_starts(sens: SensitivityResult, prunable: list[str], layers: list[str], precisions: list[str],
-                importances: list[str], allocated: dict[str, float] | None = None) -> list[dict]:
+                importances: list[str], allocated: dict[str, float] | None = None,
+                uniform: dict[str, float] | None = None) -> list[dict]:
     """Starting points: the sensitivity-guided allocation to the MAC target (when there is
     one); for each tolerated accuracy drop, every layer pruned as far as it stays within that
-    drop alone (the ratio shape; the MAC budget sets the level); and a uniform policy."""
+    drop alone (the ratio shape; the MAC budget sets the level); and a uniform policy: one
+    ratio for every layer, or ``uniform``'s ratios where given (a model with attention:
+    :func:`uniform_start`)."""
     cheapest = "int8" if "int8" in precisions else precisions[0]
     points = []
     if allocated:
@@ -228,12 +232,26 @@ def warm_starts(sens: SensitivityResult, prunable: list[str], layers: list[str],
     for drop in WARM_DROPS:
         ratios = {n: min(MAX_RATIO, sens.max_ratio(n, drop)) for n in prunable}
         points.append({**{f"prune:{n}": r for n, r in ratios.items()}})
-    points.append({f"prune:{n}": 0.5 for n in prunable})
+    points.append({f"prune:{n}": 0.5 if uniform is None else uniform.get(n, 0.0) for n in prunable})
     out = []
     for p in points:
         p.update({f"precision:{n}": cheapest for n in layers}, importance=importances[0])
         out.append(p)
     return out
+
+
+def uniform_start(model: nn.Module, input_shape, budget: Sequence[Budget]) -> dict[str, float] | None:
+    """The uniform warm start's ratios for a model with attention under a MAC budget: whole
+    heads, the same share of every attention's heads, and one ratio for every other layer
+    solved so the MACs just fit (:func:`~slimnas.compress._allocate.uniform_at_macs`). One
+    ratio for every layer, rescaled to the budget, cannot land there: heads go whole, and a
+    ratio a hair above half removes 3 of 4 heads. ``None`` without attention or a MAC limit
+    (the uniform start stays one ratio for every layer)."""
+    limits = mac_limits(budget)
+    if not limits or not attention_heads(model):
+        return None
+    found = uniform_at_macs(model, input_shape, int(min(limits)))
+    return None if found is None else found["ratios"]
 
 
 def with_finetune(policy: CompressionPolicy, *, importance: str, lr: float) -> CompressionPolicy:
@@ -594,9 +612,10 @@ def search_policies(objective: AutoObjective, sens: SensitivityResult, allocated
         if hardware is not None and hardware.allocation is not None:
             allocated = hardware.allocation.ratios
         with quiet_optuna():
+            uniform = uniform_start(objective.model, objective.data.input_shape, objective.budget)
             for params in warm_starts(sens, objective.prunable, [] if objective.mixed else objective.layers,
                                       objective.precisions,
-                                      list(s.importances), allocated):
+                                      list(s.importances), allocated, uniform):
                 study.enqueue_trial(params, skip_if_exists=True)
     with report_phase(listener, "search", label="searching per-layer policies", total=s.n_trials, unit="trials",
                       done=n_finished(study), trials=progress_rows(study, objective.budget)) as found:
