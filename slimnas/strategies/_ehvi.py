@@ -6,12 +6,12 @@ Each objective's observed values are modelled by a Gaussian process on the trial
 kernel is ``exp(-distance / lengthscale)``, the distance the share of genes that differ (a
 categorical gene) or their gap on the unit range (a numeric one), so every combination of genes
 interacts. Where categorical genes share one choice set (a cell's edges, a chain's layers), the
-kernel is multiplied by ``exp(-counts / lengthscale')``, ``counts`` how far apart two candidates
-are in how many of those genes take each choice (:func:`count_distances`): the number of
-convolutions of a cell tells its accuracy wherever they sit, which the mismatches alone learn
-one placement at a time. The lengthscales and the observation noise are chosen by marginal
-likelihood from small grids on every trial (``lengthscale'`` may be infinite: the counts left
-out). The model predicts a candidate's *observation*, noise included: a
+kernel is half that and half ``exp(-counts / lengthscale')``, ``counts`` how far apart two
+candidates are in how many of those genes take each choice (:func:`count_distances`): the
+number of convolutions of a cell tells much of its accuracy wherever they sit, which the
+mismatches alone learn one placement at a time. The lengthscales and the observation noise are
+chosen by marginal likelihood from small grids on every trial (``lengthscale'`` may be
+infinite: the counts left out). The model predicts a candidate's *observation*, noise included: a
 cell's measured latency or single-seed accuracy scatters around what its genes explain (on
 NAS-Bench-201 the fast end of the accuracy x latency front is made of cells measured a few
 milliseconds faster than their operations predict), so a candidate whose predicted figures sit
@@ -65,8 +65,11 @@ from slimnas.strategies._history import BaseHistorySampler, best_front, complete
 #: values) the marginal likelihood picks from
 LENGTHSCALES = (0.08, 0.17, 0.33, 0.67)
 NOISES = (1e-3, 1e-2, 0.05, 0.2)
-#: the lengthscales of further kernel components (inf: left out)
-EXTRA_LENGTHSCALES = (math.inf, 0.25, 0.5, 1.0, 2.0, 4.0)
+#: the choice counts' part of the kernel (see :class:`GaussianProcess`): its weight, its
+#: lengthscales (inf: left out), and the genes' lengthscales added once the counts are in (inf:
+#: the genes' part constant)
+COUNT_WEIGHT = 0.5
+COUNT_LENGTHSCALES = (math.inf, 0.25, 0.5, 1.0, 2.0, 4.0)
 LONG_LENGTHSCALES = (1.33, math.inf)
 #: Gauss-Hermite nodes over the second objective's predictive Gaussian (the two-objective gain)
 QUANTILES = 24
@@ -94,11 +97,13 @@ class GaussianProcess:
     standardised, and the lengthscale and noise are the pair of :data:`LENGTHSCALES` x
     :data:`NOISES` with the largest marginal likelihood.
 
-    ``distance`` may also stack several distances (components, first axis; the first one the
-    genes'): the kernel is then ``exp(-sum_c d_c / lengthscale_c)``, each further component's
-    lengthscale from :data:`EXTRA_LENGTHSCALES` (``inf``: the component left out) by marginal
-    likelihood, one component at a time after the genes', then the genes' again (now up to
-    :data:`LONG_LENGTHSCALES`: the other components may explain what the genes did).
+    ``distance`` may also stack a second distance after the genes' (:func:`kernel_distances`:
+    the choice counts'): the kernel is then ``(1 - w) exp(-d / lengthscale) + w exp(-d' /
+    lengthscale')``, ``w`` = :data:`COUNT_WEIGHT`, so a candidate correlates with those of the same
+    counts wherever its genes sit, and still more with those of the same genes. ``lengthscale'``
+    is chosen from :data:`COUNT_LENGTHSCALES` (``inf``: the counts left out, the kernel as with one
+    distance) with the genes' kept, then the genes' again, from :data:`LENGTHSCALES` and
+    :data:`LONG_LENGTHSCALES`.
 
     Example:
         >>> x = np.array([[0, 0], [0, 1], [1, 1], [2, 2]], float); kinds = np.array([True, True])
@@ -115,11 +120,13 @@ class GaussianProcess:
         z = (y - self.mean) / self.scale
         d = distances(x, x, categorical) if distance is None else distance
         d = d[None] if d.ndim == 2 else d
+        if len(d) > 2:
+            raise ValueError(f"distance: the genes' and at most the counts' (got {len(d)} stacked)")
         eye = np.eye(len(z))
 
         def fit(scales: tuple[float, ...], noises=NOISES):
             best = None
-            k0 = np.exp(-sum(dc / ell for dc, ell in zip(d, scales, strict=True) if math.isfinite(ell)))
+            k0 = self._kernel(d, scales)
             for noise in noises:
                 try:
                     chol = np.linalg.cholesky(k0 + noise * eye)
@@ -136,21 +143,27 @@ class GaussianProcess:
             return b if b is not None and (best is None or b[0] > best[0]) else best
 
         best = None
-        for ell in LENGTHSCALES:  # the genes' lengthscale alone, then each further one in turn
-            best = better(best, (ell, *[math.inf] * (len(d) - 1)))
-        for c in range(1, len(d)):
-            for ell in EXTRA_LENGTHSCALES:
-                best = better(best, tuple(ell if i == c else v for i, v in enumerate(best[1])))
-        if len(d) > 1 and any(math.isfinite(ell) for ell in best[1][1:]):  # the genes' again
-            for ell in (*LENGTHSCALES, *LONG_LENGTHSCALES):
-                best = better(best, (ell, *best[1][1:]))
+        for ell in LENGTHSCALES:  # the genes' lengthscale alone, then the counts', then the genes' again
+            best = better(best, (ell, math.inf)[:len(d)])
+        if len(d) > 1:
+            for ell in COUNT_LENGTHSCALES:
+                best = better(best, (best[1][0], ell))
+            if math.isfinite(best[1][1]):
+                for ell in (*LENGTHSCALES, *LONG_LENGTHSCALES):
+                    best = better(best, (ell, best[1][1]))
         _, self.lengthscales, self.noise, self.chol, self.alpha = best
         self.lengthscale = self.lengthscales[0]
 
+    @staticmethod
+    def _kernel(d: np.ndarray, scales: tuple[float, ...]) -> np.ndarray:
+        genes = np.exp(-d[0] / scales[0]) if math.isfinite(scales[0]) else np.ones(d[0].shape)
+        if len(d) < 2 or not math.isfinite(scales[1]):
+            return genes
+        return (1 - COUNT_WEIGHT) * genes + COUNT_WEIGHT * np.exp(-d[1] / scales[1])
+
     def kernel(self, distance: np.ndarray) -> np.ndarray:
-        """The kernel of the distances (one component, or stacked as when fitted)."""
-        d = distance[None] if distance.ndim == 2 else distance
-        return np.exp(-sum(dc / ell for dc, ell in zip(d, self.lengthscales, strict=False) if math.isfinite(ell)))
+        """The kernel of the distances (the genes', or stacked with the counts' as when fitted)."""
+        return self._kernel(distance[None] if distance.ndim == 2 else distance, self.lengthscales)
 
     def predict(self, x: np.ndarray, *, distance: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The predictive mean and standard deviation of an observation (noise included);
