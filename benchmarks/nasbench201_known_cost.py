@@ -222,7 +222,9 @@ def main() -> None:
         "ehvi under known-cost reads the latency of every untried cell of the 15,625, keeps 2,000 of them spread "
         "evenly over the latency range (40 equal bins, all of a bin with fewer; slimnas.strategies._ehvi."
         "spread_by_cost) and the front's one- and two-gene neighbours, and takes the one of largest exact expected "
-        "hypervolume gain; its Gaussian process models the single-seed accuracy only.",
+        "hypervolume gain; its Gaussian process models the single-seed accuracy only, its kernel half on the "
+        "genes' mismatches and half on how many of the six edges take each operation (genes that share a choice "
+        "set; slimnas.strategies._ehvi.count_distances), each lengthscale by marginal likelihood.",
         "Wall-clock and CPU seconds are from a 2-core machine shared with other jobs: compare them within this file only."]
     text = markdown(doc)
     if not args.no_write:

@@ -7,8 +7,16 @@ from __future__ import annotations
 import numpy as np
 import optuna
 import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from slimnas.strategies._ehvi import EHVISampler, GaussianProcess, expected_hvi
+from slimnas.strategies._ehvi import (
+    EHVISampler,
+    Encoding,
+    GaussianProcess,
+    distances,
+    expected_hvi,
+    kernel_distances,
+)
 from slimnas.study._pareto import hypervolume_2d
 
 
@@ -122,3 +130,29 @@ def test_a_known_cost_is_read_from_the_hook_and_only_accuracy_is_modelled():
     assert costs[:3] == [0.0, 1.0, 2.0]  # the three cheapest of the 100 found within 12 trials
     plain, asked_plain = _toy_study(known=False)
     assert not asked_plain and sorted(t.values[1] for t in plain.trials)[:3] != [0.0, 1.0, 2.0]
+
+
+def test_genes_sharing_a_choice_set_are_also_compared_by_their_choice_counts():
+    """Where genes share a choice set (a chain's layers, a cell's edges), the process also sees
+    how many genes take each choice: a figure that depends on such counts (the number of
+    convolutions) is predicted much better than by the genes' mismatches alone, the counts'
+    lengthscale chosen by marginal likelihood; genes with choice sets of their own give the plain
+    distance."""
+    enc = Encoding({f"e{i}": CategoricalDistribution(["none", "skip", "conv1", "conv3"]) for i in range(12)}
+                   | {"width": FloatDistribution(0.0, 1.0)})
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.integers(4, size=(200, 12)), rng.uniform(size=200)])
+    y = 3.0 * (x[:, :12] == 3).sum(1) + (x[:, :12] == 2).sum(1) + 2.0 * (x[:, 0] == 0) + rng.normal(0, 0.3, 200)
+    train, test = slice(0, 60), slice(60, 200)
+    stacked = kernel_distances(enc, x, x)
+    assert stacked.shape == (2, 200, 200)
+    np.testing.assert_allclose(stacked[0], distances(x, x, enc.categorical))
+    with_counts = GaussianProcess(x[train], enc.categorical, y[train], distance=stacked[:, train, train])
+    plain = GaussianProcess(x[train], enc.categorical, y[train], distance=stacked[0, train, train])
+    assert np.isfinite(with_counts.lengthscales[1])  # the counts were taken into the kernel
+    err = [np.sqrt(np.mean((gp.predict(None, distance=d)[0] - y[test]) ** 2))
+           for gp, d in ((with_counts, stacked[:, test, train]), (plain, stacked[0, test, train]))]
+    assert err[0] < 0.7 * err[1]
+    own = Encoding({"a": CategoricalDistribution([1, 2]), "b": CategoricalDistribution([3, 4, 5])})
+    rows = np.array([[0, 1], [1, 2]], float)
+    np.testing.assert_allclose(kernel_distances(own, rows, rows), distances(rows, rows, own.categorical))

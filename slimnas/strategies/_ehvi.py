@@ -5,8 +5,13 @@ BO-style multi-objective NAS.
 Each objective's observed values are modelled by a Gaussian process on the trials' genes: the
 kernel is ``exp(-distance / lengthscale)``, the distance the share of genes that differ (a
 categorical gene) or their gap on the unit range (a numeric one), so every combination of genes
-interacts. The lengthscale and the observation noise are chosen by marginal likelihood from a
-small grid on every trial. The model predicts a candidate's *observation*, noise included: a
+interacts. Where categorical genes share one choice set (a cell's edges, a chain's layers), the
+kernel is half that and half ``exp(-counts / lengthscale')``, ``counts`` how far apart two
+candidates are in how many of those genes take each choice (:func:`count_distances`): the
+number of convolutions of a cell tells much of its accuracy wherever they sit, which the
+mismatches alone learn one placement at a time. The lengthscales and the observation noise are
+chosen by marginal likelihood from small grids on every trial (``lengthscale'`` may be
+infinite: the counts left out). The model predicts a candidate's *observation*, noise included: a
 cell's measured latency or single-seed accuracy scatters around what its genes explain (on
 NAS-Bench-201 the fast end of the accuracy x latency front is made of cells measured a few
 milliseconds faster than their operations predict), so a candidate whose predicted figures sit
@@ -60,6 +65,12 @@ from slimnas.strategies._history import BaseHistorySampler, best_front, complete
 #: values) the marginal likelihood picks from
 LENGTHSCALES = (0.08, 0.17, 0.33, 0.67)
 NOISES = (1e-3, 1e-2, 0.05, 0.2)
+#: the choice counts' part of the kernel (see :class:`GaussianProcess`): its weight, its
+#: lengthscales (inf: left out), and the genes' lengthscales added once the counts are in (inf:
+#: the genes' part constant)
+COUNT_WEIGHT = 0.5
+COUNT_LENGTHSCALES = (math.inf, 0.25, 0.5, 1.0, 2.0, 4.0)
+LONG_LENGTHSCALES = (1.33, math.inf)
 #: Gauss-Hermite nodes over the second objective's predictive Gaussian (the two-objective gain)
 QUANTILES = 24
 #: random candidates added to the pool on every trial, and the most two-gene moves per front member
@@ -86,6 +97,14 @@ class GaussianProcess:
     standardised, and the lengthscale and noise are the pair of :data:`LENGTHSCALES` x
     :data:`NOISES` with the largest marginal likelihood.
 
+    ``distance`` may also stack a second distance after the genes' (:func:`kernel_distances`:
+    the choice counts'): the kernel is then ``(1 - w) exp(-d / lengthscale) + w exp(-d' /
+    lengthscale')``, ``w`` = :data:`COUNT_WEIGHT`, so a candidate correlates with those of the same
+    counts wherever its genes sit, and still more with those of the same genes. ``lengthscale'``
+    is chosen from :data:`COUNT_LENGTHSCALES` (``inf``: the counts left out, the kernel as with one
+    distance) with the genes' kept, then the genes' again, from :data:`LENGTHSCALES` and
+    :data:`LONG_LENGTHSCALES`.
+
     Example:
         >>> x = np.array([[0, 0], [0, 1], [1, 1], [2, 2]], float); kinds = np.array([True, True])
         >>> gp = GaussianProcess(x, kinds, np.array([0.0, 1.0, 2.0, 5.0]))
@@ -100,11 +119,15 @@ class GaussianProcess:
         self.mean, self.scale = float(y.mean()), float(y.std()) or 1.0
         z = (y - self.mean) / self.scale
         d = distances(x, x, categorical) if distance is None else distance
-        best = None
+        d = d[None] if d.ndim == 2 else d
+        if len(d) > 2:
+            raise ValueError(f"distance: the genes' and at most the counts' (got {len(d)} stacked)")
         eye = np.eye(len(z))
-        for ell in LENGTHSCALES:
-            k0 = np.exp(-d / ell)
-            for noise in NOISES:
+
+        def fit(scales: tuple[float, ...], noises=NOISES):
+            best = None
+            k0 = self._kernel(d, scales)
+            for noise in noises:
                 try:
                     chol = np.linalg.cholesky(k0 + noise * eye)
                 except np.linalg.LinAlgError:
@@ -112,14 +135,41 @@ class GaussianProcess:
                 alpha = cho_solve((chol, True), z)
                 loglik = -0.5 * float(z @ alpha) - float(np.log(np.diag(chol)).sum())
                 if best is None or loglik > best[0]:
-                    best = (loglik, ell, noise, chol, alpha)
-        _, self.lengthscale, self.noise, self.chol, self.alpha = best
+                    best = (loglik, scales, noise, chol, alpha)
+            return best
+
+        def better(best, scales, noises=NOISES):
+            b = fit(scales, noises) if any(math.isfinite(ell) for ell in scales) else None
+            return b if b is not None and (best is None or b[0] > best[0]) else best
+
+        best = None
+        for ell in LENGTHSCALES:  # the genes' lengthscale alone, then the counts', then the genes' again
+            best = better(best, (ell, math.inf)[:len(d)])
+        if len(d) > 1:
+            for ell in COUNT_LENGTHSCALES:
+                best = better(best, (best[1][0], ell))
+            if math.isfinite(best[1][1]):
+                for ell in (*LENGTHSCALES, *LONG_LENGTHSCALES):
+                    best = better(best, (ell, best[1][1]))
+        _, self.lengthscales, self.noise, self.chol, self.alpha = best
+        self.lengthscale = self.lengthscales[0]
+
+    @staticmethod
+    def _kernel(d: np.ndarray, scales: tuple[float, ...]) -> np.ndarray:
+        genes = np.exp(-d[0] / scales[0]) if math.isfinite(scales[0]) else np.ones(d[0].shape)
+        if len(d) < 2 or not math.isfinite(scales[1]):
+            return genes
+        return (1 - COUNT_WEIGHT) * genes + COUNT_WEIGHT * np.exp(-d[1] / scales[1])
+
+    def kernel(self, distance: np.ndarray) -> np.ndarray:
+        """The kernel of the distances (the genes', or stacked with the counts' as when fitted)."""
+        return self._kernel(distance[None] if distance.ndim == 2 else distance, self.lengthscales)
 
     def predict(self, x: np.ndarray, *, distance: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The predictive mean and standard deviation of an observation (noise included);
         ``distance``: :func:`distances` of ``x`` to the fitted rows, when computed already."""
         d = distances(x, self.x, self.categorical) if distance is None else distance
-        k = np.exp(-d / self.lengthscale)
+        k = self.kernel(d)
         v = solve_triangular(self.chol, k.T, lower=True, check_finite=False)
         var = np.clip(1.0 - (v * v).sum(0), 0.0, None) + self.noise
         return k @ self.alpha * self.scale + self.mean, np.sqrt(var) * self.scale
@@ -143,6 +193,47 @@ def distances(a: np.ndarray, b: np.ndarray, categorical: np.ndarray) -> np.ndarr
     for g in np.flatnonzero(~categorical):
         total += np.minimum(np.abs(a[:, g][:, None] - b[:, g][None, :]), 1.0)
     return total / len(categorical)
+
+
+def kernel_distances(enc: Encoding, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The distances :class:`GaussianProcess` is fitted on: the genes' (:func:`distances`), and
+    stacked after them the choice counts' (:func:`count_distances`) where genes share a choice set."""
+    d = distances(a, b, enc.categorical)
+    if not shared_choice_groups(enc):
+        return d
+    return np.stack([d, count_distances(enc, a, b)])
+
+
+def shared_choice_groups(enc: Encoding) -> list[list[int]]:
+    """The categorical genes that share one choice set, in groups of two or more."""
+    groups: dict[tuple, list[int]] = {}
+    for g, (dist, cat) in enumerate(zip(enc.dists, enc.categorical, strict=True)):
+        if cat:
+            groups.setdefault(tuple(map(repr, dist.choices)), []).append(g)
+    return [gs for gs in groups.values() if len(gs) > 1]
+
+
+def count_distances(enc: Encoding, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """How far apart rows of ``a`` and ``b`` are in how many genes take each choice, among
+    categorical genes that share one choice set (the edges of a cell, the layers of a chain):
+    half the L1 gap of the counts over the group's size, averaged over such groups; zeros where
+    no two genes share a choice set."""
+    groups = shared_choice_groups(enc)
+    if not groups:
+        return np.zeros((len(a), len(b)))
+
+    def steps(m: np.ndarray) -> np.ndarray:
+        # [how many genes take choice c > t], t < the group's size, weighted: two rows' counts of a
+        # choice differ by the number of such steps that differ (a square distance of 0/1 features)
+        out = []
+        for genes in groups:
+            counts = np.stack([(m[:, genes] == c).sum(1) for c in range(len(enc.dists[genes[0]].choices))], 1)
+            out.append((counts[:, :, None] > np.arange(len(genes))).reshape(len(m), -1) / math.sqrt(2 * len(genes)))
+        return np.concatenate(out, 1)
+
+    sa, sb = steps(a), steps(b)
+    total = (sa * sa).sum(1)[:, None] + (sb * sb).sum(1)[None, :] - 2 * sa @ sb.T
+    return np.maximum(total, 0.0) / len(groups)
 
 
 def expected_gain(mean: np.ndarray, sd: np.ndarray, levels: np.ndarray) -> np.ndarray:
@@ -287,7 +378,7 @@ class EHVISampler(BaseHistorySampler):
             w = rng.dirichlet(np.ones(y.shape[1]))
             u = (y - lo) / np.where(hi > lo, hi - lo, 1.0)
             y = (np.max(w * u, axis=1) + 0.05 * (w * u).sum(1))[:, None]
-        d_fit, d_pool = distances(x, x, enc.categorical), distances(pool, x, enc.categorical)
+        d_fit, d_pool = kernel_distances(enc, x, x), kernel_distances(enc, pool, x)
         keep = {t.number for t in incumbents}
         front = np.array([y[i] for i, t in enumerate(done) if t.number in keep])
         if known_cols:  # one objective known, the other modelled: the gain is exact in the known one
@@ -328,7 +419,7 @@ def known_cost_gain(gp: GaussianProcess, distance: np.ndarray, cost: np.ndarray,
         >>> bool(g[0] > g[1] > 0)  # the cheaper candidate gains more
         True
     """
-    mean = np.exp(-distance / gp.lengthscale) @ gp.alpha * gp.scale + gp.mean
+    mean = gp.kernel(distance) @ gp.alpha * gp.scale + gp.mean
 
     def gain(idx: np.ndarray, sd: np.ndarray) -> np.ndarray:
         return expected_hvi(np.column_stack([mean[idx], cost[idx]]),
@@ -343,7 +434,7 @@ def known_cost_gain(gp: GaussianProcess, distance: np.ndarray, cost: np.ndarray,
         idx = order[start:start + chunk]
         if start and bound[idx[0]] <= out.max():
             break
-        out[idx] = gain(idx, gp.predict(None, distance=distance[idx])[1])
+        out[idx] = gain(idx, gp.predict(None, distance=distance[..., idx, :])[1])
     return out
 
 
