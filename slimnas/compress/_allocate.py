@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from slimnas.compress._prune import StructuredPruner, prunable_layers
-from slimnas.compress._prune_layers import split_view
+from slimnas.compress._prune_layers import attention_heads, split_view
 from slimnas.errors import ConfigError
 from slimnas.measure import count_macs
 from slimnas.models._io import ExampleInputs, example_for
@@ -226,10 +226,8 @@ def uniform_at_macs(parent: nn.Module, input_shape, target: int, *, at_least: bo
     ``q`` for about 4 of them, not 12). Returns
     ``{"ratios"`` (pruning's names), ``"q"``, ``"heads_removed"`` (per attention), ``"macs"}``,
     or ``None`` where ``parent`` has no attention or no head count reaches ``target``."""
-    heads = StructuredPruner(ratio=0.0).fit(parent, input_shape=input_shape).report_.get("heads", {})
     prunable = [lay.name for lay in list_prunable_layers(parent, input_shape)]
-    attention = {n: next(h for a, h in heads.items() if n.startswith(a + ".")) for n in prunable
-                 if any(n.startswith(a + ".") for a in heads)}
+    attention = {n: h for n, h in attention_heads(parent).items() if n in prunable}
     if not attention:
         return None
     n_heads = max(attention.values())
