@@ -223,6 +223,13 @@ def checks(result: dict) -> dict:
     return out
 
 
+def refine_epochs(result: dict) -> int:
+    """The refinement's epochs as run (its rows record them; a third of the final epochs before
+    --auto's horizon became half of them)."""
+    rows = [e["targets"][t]["auto"].get("refine") for e in result["models"].values() for t in e["targets"]]
+    return next((r[0]["epochs"] for r in rows if r), result["settings"]["final_epochs"] // 2)
+
+
 def markdown(result: dict) -> str:
     s = result["settings"]
     lines = [
@@ -233,7 +240,7 @@ def markdown(result: dict) -> str:
         f"auto: `auto_compress(budget=['macs<=X%'], precisions=('fp32',), n_trials={s['n_trials']}, "
         f"finetune_epochs={s['search_epochs']})`, which also spends n_trials x {s['search_epochs']} short "
         "distilled fine-tunes (stopped early when they fall behind) ranking candidates on validation data, then "
-        f"fine-tunes the chosen ratios {s['final_epochs'] // 3} epochs with each criterion (l1, taylor) and each "
+        f"fine-tunes the chosen ratios {refine_epochs(result)} epochs with each criterion (l1, taylor) and each "
         "learning rate (3e-3, 9e-3) and keeps the best on validation data for the final fine-tune. Accuracies "
         "from ONNX Runtime; test data is never used to choose anything.", "",
     ]

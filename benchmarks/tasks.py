@@ -476,9 +476,10 @@ def lm(args: argparse.Namespace, work: Path) -> dict:
     model, data = loaded.model.eval(), loaded.load_data()
     shape = data.input_shape
     t1 = time.time()
+    # --lm-refine-epochs (benchmark-only): the refinement's horizon; None: the package's own rule
     auto = auto_compress(model, data, budget=["macs<=50%"], precisions=("fp32",), n_trials=n_trials,
                          finetune_epochs=finetune_epochs, final_epochs=final_epochs, seed=args.seed,
-                         latency_repeats=5, out=work / "auto")
+                         refine_epochs=args.lm_refine_epochs, latency_repeats=5, out=work / "auto")
     auto_s = round(time.time() - t1, 1)
     # uniform: L1 importance and the final fine-tune auto's policy got (epochs, recipe,
     # distillation, best epoch by validation). At auto's MACs: one ratio for the MLP neurons, the
@@ -522,13 +523,15 @@ def lm(args: argparse.Namespace, work: Path) -> dict:
     result = {"title": "Language modelling: pysource, a decoder compressed by --auto against uniform pruning",
               "settings": {"config": "benchmarks/configs/tasks_lm.yaml", "data": config["data"],
                            "training": config["training"], "auto": {"budget": "macs<=50%", "precisions": ["fp32"],
-                           "n_trials": n_trials, "finetune_epochs": finetune_epochs, "final_epochs": final_epochs},
+                           "n_trials": n_trials, "finetune_epochs": finetune_epochs, "final_epochs": final_epochs,
+                           "refine_epochs": args.lm_refine_epochs},
                            "seed": args.seed},
               "decoder": {"trial": kept["trial"], "arch": a, "train": t, "sizes": {k: int(len(getattr(data, f"y_{k}")))
                                                                                    for k in ("train", "val", "test")}},
               "ngram_test_perplexity": scale, "unpruned": before,
               "auto": {**after, "ratios": prune_ratios(auto.policy), "importance": auto.policy.options("prune")["importance"],
-                       "finetune_lr": auto.train.lr, "feasible": auto.feasible},
+                       "finetune_lr": auto.train.lr, "feasible": auto.feasible,
+                       "refine": auto.refine},  # the refinement's fine-tunes: criterion, lr, epochs, val perplexity
               "uniform": {**uni, "importance": "l1", "finetune_lr": auto.train.lr},
               "uniform_above": {**above, "importance": "l1", "finetune_lr": auto.train.lr},
               "uniform_below": {**below, "importance": "l1", "finetune_lr": auto.train.lr},
@@ -623,6 +626,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--multilabel-splits", type=int, default=3, help="digits-multilabel splits")
     parser.add_argument("--lm-trials", type=int, default=12, help="auto_compress trials of the lm section")
     parser.add_argument("--lm-final-epochs", type=int, default=10, help="final fine-tune epochs (auto and uniform)")
+    parser.add_argument("--lm-refine-epochs", type=int, default=None,
+                        help="benchmark-only: the lm section's --auto refinement epochs (default: the package's rule)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the test rows")
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
