@@ -581,6 +581,12 @@ def lm_markdown(r: dict) -> list[str]:
         lines.append(f"| {name} | {m['val_perplexity']:.3f} | {m['test_perplexity']:.3f} | {m['macs']:,} "
                      f"({100 * m['macs'] / base:.1f}%) | "
                      f"{m['params']:,} | {m['bytes']:,} | {ratios} |")
+    refine = r["auto"].get("refine")
+    if refine:  # results from before the rows were kept have none
+        lines += ["", f"--auto's refinement of the chosen ratios ({refine[0]['epochs']}-epoch fine-tunes, validation "
+                  "perplexity; the best's criterion and learning rate go to the final fine-tune, and its learning "
+                  "rate to uniform's): " + ", ".join(f"{x['importance']} lr {x['lr']:g}: {x['val_perplexity']:.3f}"
+                                                      for x in refine) + "."]
     g = r["ngram_test_perplexity"]
     lines += ["", f"For scale, test perplexity of character n-grams counted on the training windows (add-0.1): "
               f"unigram {g['unigram']:.2f}, bigram {g['bigram']:.2f}. Seconds: {r['seconds']}."]
