@@ -243,7 +243,7 @@ def test_joint_search_with_keep_macs_and_early_stopped_fine_tunes(tmp_path):
 
 def test_auto_refines_criterion_and_learning_rate_on_validation_data(tmp_path, mnist1d_cnn):
     _, model, data = mnist1d_cnn
-    # the refinement lasts half the final fine-tune (a third, 2 // 3 = 0, left it out here)
+    # the refinement lasts half the final fine-tune: 1 epoch here (a third of 2 epochs was none)
     res = auto_compress(model, data, budget=["macs<=50%"], n_trials=2, finetune_epochs=1, final_epochs=2,
                         importances=("l1", "taylor"), out=tmp_path / "auto", latency_repeats=2)
     rows = res.refine
