@@ -58,6 +58,7 @@ CLAIMS: list[tuple[str, str, str]] = [
     ("joint_vs_sequential_seed1", "joint-vs-sequential", "the same, seed 1"),
     ("route_equivalence", "joint-vs-sequential", "the joint and supernet routes trial by trial against eb89a9d, before the one candidate pipeline: the restructure left their figures unchanged"),
     ("seeds/joint_vs_sequential_3objectives*", "joint-vs-sequential", "bytes as a third objective does not help the accurate end"),
+    ("archive/joint_vs_sequential_9163445*", "joint-vs-sequential", "the runs at 9163445 (seeds 0 and 1), when --auto's refinement in the sequential route lasted a third of its 20 final epochs; the reruns with half read within a point (the supernet route's figures unchanged)"),
     ("archive/joint_vs_sequential_*", "joint-vs-sequential", "earlier runs of the benchmark (2853cb3, 606f8f7, db34bf3) and a 32-candidate variant not kept"),
     ("supernet_mnist1d", "supernet-mnist1d", "the supernet route with 2-fold scoring, seed 0"),
     ("seeds/supernet_mnist1d_seed*", "supernet-mnist1d", "the supernet route with 2-fold scoring, seeds 1-7 (the table's right column)"),
