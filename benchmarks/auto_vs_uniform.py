@@ -224,10 +224,13 @@ def checks(result: dict) -> dict:
 
 
 def refine_epochs(result: dict) -> int:
-    """The refinement's epochs as run (its rows record them; a third of the final epochs before
-    --auto's horizon became half of them)."""
+    """The refinement's epochs as run (its rows record them), else the package's rule for the
+    run's final epochs."""
+    from slimnas.study._auto import AutoSettings
+
     rows = [e["targets"][t]["auto"].get("refine") for e in result["models"].values() for t in e["targets"]]
-    return next((r[0]["epochs"] for r in rows if r), result["settings"]["final_epochs"] // 2)
+    fallback = AutoSettings(budget=("macs<=50%",), final_epochs=result["settings"]["final_epochs"]).refine_horizon
+    return next((r[0]["epochs"] for r in rows if r), fallback)
 
 
 def markdown(result: dict) -> str:
