@@ -327,6 +327,21 @@ def test_mac_rounding_is_kept_only_where_the_runtime_rewards_it():
     # timed here and not faster: not kept, whatever the table says
     vetoed = choose_mac_rounding(model, SHAPE, picky, ratios, target, batch=64, measure=lambda widths: 0.5)
     assert vetoed.rounding == 1 and vetoed.measured == {"unrounded": 0.5, "rounded": 0.5}
+    # timed faster only in proportion to the MACs it gave up: smaller, not faster per MAC, not kept
+    from slimnas.compress import widths_to_ratios
+    from slimnas.compress._allocate import pruned_macs
+
+    original = {lay.name: lay.out_channels for lay in list_prunable_layers(model, SHAPE)}
+
+    def by_macs(widths, per_mac: float = 1.0) -> float:
+        return per_mac * pruned_macs(model, widths_to_ratios(widths, original), SHAPE) / count_macs(model, SHAPE)
+
+    assert kept["macs"] < 0.97 * plain["macs"]  # so the old rule (3% faster, whatever the MACs) kept it
+    smaller = choose_mac_rounding(model, SHAPE, picky, ratios, target, batch=64, measure=by_macs)
+    assert smaller.rounding == 1 and "the MACs: not kept" in smaller.reason
+    faster = choose_mac_rounding(model, SHAPE, picky, ratios, target, batch=64,
+                                 measure=lambda w: by_macs(w, 1.0 if w == plain["widths"] else 0.9))
+    assert faster.rounding == chosen.rounding
 
 
 def test_sensitivity_cost_keeps_the_latency_allocation_off_layers_whose_accuracy_falls():

@@ -157,15 +157,17 @@ def choose_precision(model: nn.Module, input_shape: tuple[int, ...], *, predicto
         data = quantize_model(model, input_shape, mode="fp32", calibration=calib, layer_precision=candidate,
                               int8_format=fmt)
         fp32 = quantize_model(model, input_shape, mode="fp32")
-        ms_q = np.median([time_file(data, input_shape, batch=batch, threads=threads, repeats=repeats)["median_ms"]
-                          for _ in range(2)])
-        ms_f = np.median([time_file(fp32, input_shape, batch=batch, threads=threads, repeats=repeats)["median_ms"]
-                          for _ in range(2)])
-        measured.update(chosen_ms=float(ms_q), fp32_file_ms=float(ms_f))
-        if ms_q >= ms_f * (1 - SPEED_MARGIN) and not needed:
+        # interleaved rounds, each read as a ratio, so a change in the machine's load hits both files alike
+        rounds = [(time_file(data, input_shape, batch=batch, threads=threads, repeats=repeats // 2)["median_ms"],
+                   time_file(fp32, input_shape, batch=batch, threads=threads, repeats=repeats // 2)["median_ms"])
+                  for _ in range(4)]
+        ms_q, ms_f = (float(np.median(v)) for v in zip(*rounds, strict=True))
+        share = float(np.median([q / f for q, f in rounds]))
+        measured.update(chosen_ms=ms_q, fp32_file_ms=ms_f, int8_share=round(share, 4))
+        if share >= 1 - SPEED_MARGIN and not needed:
             candidate = dict.fromkeys(names, "fp32")
             reason += ": int8 not faster as a whole file, kept fp32"
-        elif needed and ms_q >= ms_f * (1 - SPEED_MARGIN):
+        elif needed and share >= 1 - SPEED_MARGIN:
             candidate = {n: ("int8" if n in needed else "fp32") for n in names}
             reason += ": int8 only where the byte budget needs it"
         else:
