@@ -87,6 +87,7 @@ CLAIMS: list[tuple[str, str, str]] = [
     ("scaling", "scaling", "two workers against one, and a kill -9 and restart"),
     ("tasks", "tasks", "regression (diabetes, 5 splits) and multi-label (digits-multilabel) through slimnas search against Ridge and one-vs-rest logistic regression on the same splits, with the gaps' bootstrap intervals"),
     ("low_bit", "lowbit", "int8, int4/int2 with GPTQ against round-to-nearest, 4-bit palettizations and mixed precision under 0.6x int8's bytes, each file run in ONNX Runtime, its bytes on disk against the bytes reported; the Transformer's int4 latency at batch 1 (paper CNN, text Transformer, MobileNetV2-style, MLP)"),
+    ("archive/low_bit_36df1eb*", "lowbit", "the low-bit benchmark at 36df1eb, before --auto's refinement became half the final fine-tune (mixed precision: the Transformer 0.587x, the MobileNet 0.28 points from fp32), superseded by low_bit"),
     ("archive/low_bit_311ef81*", "lowbit", "the low-bit benchmark at 311ef81, before palettes covered embeddings and held folded batch-norm factors at fp16 (4-bit palettes 0.66-0.68x of int8), superseded by low_bit"),
     ("archive/low_bit_f26227c*", "lowbit", "the low-bit benchmark at f26227c, before 4-bit codes were ONNX's UINT4 type (MobileNetV2 palette4 0.567x, paper CNN 0.604x of int8: 8-16 unpacking nodes a layer), superseded by low_bit"),
     ("archive/lowbit_*", "lowbit", "the first run of benchmarks/lowbit.py (MLP and paper CNN only, at 161a97a), superseded by low_bit"),
