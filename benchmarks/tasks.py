@@ -445,6 +445,48 @@ def uniform_at_macs(model, shape, target: int, steps: int = 14) -> dict:
     return best
 
 
+def test_window_files(data, n: int, seq_len: int) -> np.ndarray:
+    """Each ``pysource`` test window's source file (a CRC-32 of the file's text), the windows cut
+    as the dataset cuts them (checked against ``data``'s): a test split of 800 windows is some
+    16-20 files, and windows of one file rise and fall together."""
+    import zlib
+
+    from slimnas.data._pysource import MIN_FILES, encode_text, file_windows
+
+    def tagged(text: str) -> np.ndarray:
+        ids = encode_text(text)
+        return np.stack([ids, np.full(len(ids), zlib.crc32(text.encode()))])
+
+    w = file_windows(tagged, n, seq_len + 1, min_files=MIN_FILES)["test"]
+    if not np.array_equal(w[:, 0, :-1], np.asarray(data.x_test).reshape(len(data.x_test), -1)):
+        raise RuntimeError("the test windows cut here are not the dataset's: cannot group them by file")
+    return w[:, 1, 0]
+
+
+def window_nll(onnx, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each window's summed next-token cross-entropy (nats) from the ONNX file in ONNX Runtime."""
+    logits = torch.from_numpy(predict(onnx, torch.as_tensor(x))).float()
+    return torch.nn.functional.cross_entropy(logits.transpose(1, 2), torch.as_tensor(y), reduction="none").sum(1).double().numpy()
+
+
+def file_bootstrap(nll: dict[str, np.ndarray], files: np.ndarray, tokens: int, n: int = 1000, seed: int = 0) -> dict:
+    """Paired bootstrap over the test split's source files (the same resampled files for every
+    model): the 95% interval of auto's test perplexity minus uniform's and of auto's percent above
+    the unpruned decoder's, with the perplexities recomputed from ``nll`` (checked by the caller)."""
+    ids, group = np.unique(files, return_inverse=True)
+    sums = {k: np.bincount(group, weights=v, minlength=len(ids)) for k, v in nll.items()}
+    count = np.bincount(group, minlength=len(ids)) * tokens
+    rng = np.random.default_rng(seed)
+    gap, above = np.empty(n), np.empty(n)
+    for b in range(n):
+        pick = np.bincount(rng.integers(0, len(ids), len(ids)), minlength=len(ids))
+        ppl = {k: float(np.exp((pick * v).sum() / (pick * count).sum())) for k, v in sums.items()}
+        gap[b], above[b] = ppl["auto"] - ppl["uniform"], 100 * (ppl["auto"] / ppl["unpruned"] - 1)
+    return {"files": len(ids), "resamples": n, "auto_minus_uniform": interval(gap), "auto_percent_above_unpruned":
+            interval(above), "auto_below_uniform_share": round(float((gap < 0).mean()), 3),
+            "auto_within_10_share": round(float((above <= 10).mean()), 3)}
+
+
 def lm(args: argparse.Namespace, work: Path) -> dict:
     """A character-level decoder trained on ``pysource`` by ``slimnas search``, then ``--auto`` to
     half its MACs against uniform pruning to the same MACs with the same fine-tune."""
@@ -455,6 +497,7 @@ def lm(args: argparse.Namespace, work: Path) -> dict:
         list_prunable_layers,
         measure_artifact,
         prune_ratios,
+        quantize_model,
     )
     from slimnas.measure import count_macs
     from slimnas.study import auto_compress
@@ -495,6 +538,7 @@ def lm(args: argparse.Namespace, work: Path) -> dict:
                     "uniform_above": max((p for p in probes if p[1] >= target), key=lambda p: p[0]),  # at least 50%
                     "uniform_below": min((p for p in probes if p[1] <= target), key=lambda p: p[0])}.items()}}
     uniform, t2 = {}, time.time()
+    files = {"unpruned": quantize_model(model, shape, mode="fp32"), "auto": auto.artifact.onnx}
     for key, (r, ratios) in brackets.items():
         policy = CompressionPolicy.of(prune={"ratio": 0.0, "importance": "l1", "layer_ratios": ratios}, distill=True)
         torch.manual_seed(args.seed)
@@ -502,7 +546,16 @@ def lm(args: argparse.Namespace, work: Path) -> dict:
                            keep_best=True)
         uniform[key] = {**measure_artifact(art, data, splits=("val", "test"), latency_batches=(1,), latency_repeats=5),
                         "ratio": float(r), **({"heads_removed": same["heads_removed"]} if key == "uniform" else {})}
+        files[key] = art.onnx
     uniform_s = round(time.time() - t2, 1)
+    # the test split's sampling error of the two targets: a paired bootstrap over its source files
+    x_test, y_test = np.asarray(data.x_test), np.asarray(data.y_test)
+    nll = {k: window_nll(files[k], x_test, y_test) for k in ("unpruned", "auto", "uniform")}
+    for k, m in (("unpruned", auto.before), ("auto", auto.after), ("uniform", uniform["uniform"])):
+        same_figure(m["test_perplexity"], float(np.exp(nll[k].sum() / y_test.size)), f"lm {k} test perplexity")
+    opts = config["data"]["options"]
+    spread = file_bootstrap(nll, test_window_files(data, opts["n"], opts["seq_len"]), y_test.shape[1],
+                            n=args.bootstrap, seed=args.seed)
 
     def row(m: dict) -> dict:
         return {k: (round(m[k], 4) if isinstance(m[k], float) else m[k]) for k in LM_KEEP}
@@ -535,6 +588,7 @@ def lm(args: argparse.Namespace, work: Path) -> dict:
               "uniform": {**uni, "importance": "l1", "finetune_lr": auto.train.lr},
               "uniform_above": {**above, "importance": "l1", "finetune_lr": auto.train.lr},
               "uniform_below": {**below, "importance": "l1", "finetune_lr": auto.train.lr},
+              "test_bootstrap": spread,
               "seconds": {"train": train_s, "auto": auto_s, "uniform": uniform_s}, "checks": checks}
     print(f"lm: unpruned {before['test_perplexity']:.3f}, auto {after['test_perplexity']:.3f} ({after['macs']:,} MACs), "
           f"uniform {uni['test_perplexity']:.3f} ({uni['macs']:,} MACs), {above['test_perplexity']:.3f} "
@@ -587,6 +641,15 @@ def lm_markdown(r: dict) -> list[str]:
                   "perplexity; the best's criterion and learning rate go to the final fine-tune, and its learning "
                   "rate to uniform's): " + ", ".join(f"{x['importance']} lr {x['lr']:g}: {x['val_perplexity']:.3f}"
                                                       for x in refine) + "."]
+    b = r.get("test_bootstrap")
+    if b:  # results from before the bootstrap have none
+        gap, above = b["auto_minus_uniform"], b["auto_percent_above_unpruned"]
+        lines += ["", f"The test split's sampling error (a paired bootstrap over its {b['files']} source files, "
+                  f"{b['resamples']} resamples, every model on the same files): auto minus uniform "
+                  f"{gap['ci95'][0]:+.3f} to {gap['ci95'][1]:+.3f} (95%; auto below in "
+                  f"{100 * b['auto_below_uniform_share']:.0f}% of resamples); auto's percent above the unpruned "
+                  f"decoder {above['ci95'][0]:+.2f} to {above['ci95'][1]:+.2f} (within 10% in "
+                  f"{100 * b['auto_within_10_share']:.0f}%)."]
     g = r["ngram_test_perplexity"]
     lines += ["", f"For scale, test perplexity of character n-grams counted on the training windows (add-0.1): "
               f"unigram {g['unigram']:.2f}, bigram {g['bigram']:.2f}. Seconds: {r['seconds']}."]

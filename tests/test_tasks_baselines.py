@@ -118,3 +118,40 @@ def test_the_lm_sections_uniform_row_keeps_at_least_autos_macs_with_whole_heads(
         assert target <= u["macs"] <= target + step and u["macs"] == pruned_macs(model, u["ratios"], (8,))
         assert set(u["heads_removed"].values()) == {round(u["q"] * 4)}  # the same whole heads in each block
         assert u["ratios"]["blocks.0.fc1"] == u["ratios"]["blocks.1.fc1"] == pytest.approx(u["q"], abs=1e-4)
+
+
+def test_the_lm_sections_bootstrap_resamples_whole_files_the_same_for_every_model(bench):
+    """The test split's sampling error of auto against uniform: files, not windows, are drawn
+    (windows of one file rise and fall together), the same files for every model."""
+    files = np.repeat([7, 3, 9], [4, 2, 6])  # three files, their windows in file order
+    one = np.full(12, 8.0)  # 8 tokens a window, 1 nat each
+    nll = {"unpruned": 0.9 * one, "uniform": one, "auto": one - 0.4}
+    out = bench.file_bootstrap(nll, files, tokens=8, n=200, seed=1)
+    assert out["files"] == 3 and out["auto_below_uniform_share"] == 1.0 and out["auto_within_10_share"] == 1.0
+    above = 100 * (np.exp(0.95) / np.exp(0.9) - 1)  # every file alike: every draw gives the whole split's figure
+    assert out["auto_percent_above_unpruned"]["ci95"] == pytest.approx([above, above], abs=1e-3)
+    assert out["auto_minus_uniform"]["ci95"][1] == pytest.approx(np.exp(0.95) - np.exp(1.0), abs=1e-3)
+    # auto better on file 3, worse on file 9 by as much per token: either side, by which files are drawn
+    mixed = {**nll, "auto": one + np.where(files == 3, -0.6, 0.0) + np.where(files == 9, 0.2, 0.0)}
+    out = bench.file_bootstrap(mixed, files, tokens=8, n=400, seed=1)
+    assert 0.1 < out["auto_below_uniform_share"] < 0.9
+    assert out["auto_minus_uniform"]["ci95"][0] < 0 < out["auto_minus_uniform"]["ci95"][1]
+    # one file: every draw is the whole split, however its windows disagree with each other
+    assert bench.file_bootstrap(mixed, np.zeros(12), tokens=8, n=50)["auto_minus_uniform"]["se"] == 0.0
+
+
+def test_the_lm_sections_window_loss_is_the_onnx_files_cross_entropy(bench):
+    import torch
+
+    from slimnas.compress import quantize_model
+    from slimnas.models._transformer import TransformerNet, TransformerSpec
+
+    torch.manual_seed(0)
+    model = TransformerNet(TransformerSpec(depth=1, heads=2, dim=16, mlp_ratio=2.0, vocab_size=12, per_token="causal"),
+                           (8,), 12).eval()
+    x = torch.randint(0, 12, (5, 8))
+    y = torch.randint(0, 12, (5, 8))
+    got = bench.window_nll(quantize_model(model, (8,), mode="fp32"), x.numpy(), y.numpy())
+    with torch.no_grad():
+        want = torch.nn.functional.cross_entropy(model(x).transpose(1, 2), y, reduction="none").sum(1)
+    assert got.shape == (5,) and np.allclose(got, want.numpy(), atol=1e-4)
