@@ -522,7 +522,8 @@ def lm(args: argparse.Namespace, work: Path) -> dict:
     # --lm-refine-epochs (benchmark-only): the refinement's horizon; None: the package's own rule
     auto = auto_compress(model, data, budget=["macs<=50%"], precisions=("fp32",), n_trials=n_trials,
                          finetune_epochs=finetune_epochs, final_epochs=final_epochs, seed=args.seed,
-                         refine_epochs=args.lm_refine_epochs, latency_repeats=5, out=work / "auto")
+                         refine_epochs=args.lm_refine_epochs, refine_top=args.lm_refine_top, latency_repeats=5,
+                         out=work / "auto")
     auto_s = round(time.time() - t1, 1)
     # uniform: L1 importance and the final fine-tune auto's policy got (epochs, recipe,
     # distillation, best epoch by validation). At auto's MACs: one ratio for the MLP neurons, the
@@ -577,7 +578,7 @@ def lm(args: argparse.Namespace, work: Path) -> dict:
               "settings": {"config": "benchmarks/configs/tasks_lm.yaml", "data": config["data"],
                            "training": config["training"], "auto": {"budget": "macs<=50%", "precisions": ["fp32"],
                            "n_trials": n_trials, "finetune_epochs": finetune_epochs, "final_epochs": final_epochs,
-                           "refine_epochs": args.lm_refine_epochs},
+                           "refine_epochs": args.lm_refine_epochs, "refine_top": args.lm_refine_top},
                            "seed": args.seed},
               "decoder": {"trial": kept["trial"], "arch": a, "train": t, "sizes": {k: int(len(getattr(data, f"y_{k}")))
                                                                                    for k in ("train", "val", "test")}},
@@ -637,10 +638,16 @@ def lm_markdown(r: dict) -> list[str]:
                      f"{m['params']:,} | {m['bytes']:,} | {ratios} |")
     refine = r["auto"].get("refine")
     if refine:  # results from before the rows were kept have none
+        several = len({x.get("trial") for x in refine}) > 1  # refine_top > 1: the best trials' shapes
+
+        def which(x: dict) -> str:
+            return f"trial {x['trial']} " if several else ""
+
         lines += ["", f"--auto's refinement of the chosen ratios ({refine[0]['epochs']}-epoch fine-tunes, validation "
-                  "perplexity; the best's criterion and learning rate go to the final fine-tune, and its learning "
-                  "rate to uniform's): " + ", ".join(f"{x['importance']} lr {x['lr']:g}: {x['val_perplexity']:.3f}"
-                                                      for x in refine) + "."]
+                  "perplexity; the best's " + ("shape, " if several else "") + "criterion and learning rate go to the "
+                  "final fine-tune, and its learning rate to uniform's): "
+                  + ", ".join(f"{which(x)}{x['importance']} lr {x['lr']:g}: {x['val_perplexity']:.3f}"
+                              for x in refine) + "."]
     b = r.get("test_bootstrap")
     if b:  # results from before the bootstrap have none
         gap, above = b["auto_minus_uniform"], b["auto_percent_above_unpruned"]
@@ -697,6 +704,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--lm-final-epochs", type=int, default=10, help="final fine-tune epochs (auto and uniform)")
     parser.add_argument("--lm-refine-epochs", type=int, default=None,
                         help="benchmark-only: the lm section's --auto refinement epochs (default: the package's rule)")
+    parser.add_argument("--lm-refine-top", type=int, default=1,
+                        help="the lm section's --auto refine_top: how many of the best trials' shapes its refinement "
+                             "fine-tunes (default: the package's, 1)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the test rows")
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]

@@ -254,6 +254,32 @@ def test_auto_refines_criterion_and_learning_rate_on_validation_data(tmp_path, m
     report = json.loads((tmp_path / "auto" / "report.json").read_text())
     assert report["finetune"]["lr"] == res.train.lr and report["refine"] == rows
     assert res.feasible
+    assert {r["trial"] for r in rows} == {res.trial}  # refine_top 1: the chosen trial alone
+
+
+def test_auto_refine_top_fine_tunes_the_best_distinct_shapes_and_keeps_the_best_on_validation(tmp_path, mnist1d_cnn):
+    from slimnas.compress import prune_ratios, pruned_model
+
+    _, model, data = mnist1d_cnn
+    res = auto_compress(model, data, budget=["macs<=50%"], n_trials=4, strategy="random", finetune_epochs=1,
+                        final_epochs=2, importances=("l1",), refine_top=3, out=tmp_path / "auto", latency_repeats=2,
+                        hardware_aware=False)
+    rows, q = res.refine, "val_accuracy"
+    trials = list(dict.fromkeys(r["trial"] for r in rows))
+    assert len(trials) == 3 and len(rows) == 6  # three trials x one criterion x two learning rates
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{tmp_path / 'auto' / 'study.db'}")
+    by_number = {t.number: t for t in study.trials}
+    shapes = [tuple(tuple(w.shape) for w in pruned_model(model, prune_ratios(CompressionPolicy.from_dict(
+        by_number[n].user_attrs["policy"])), data.input_shape).parameters()) for n in trials]
+    assert len(set(shapes)) == 3  # distinct channel counts
+    values = [by_number[n].values[0] for n in trials]
+    assert values[0] == max(values) and values == sorted(values, reverse=True)  # best first, in the study's order
+    best = max(rows, key=lambda r: r[q])
+    kept = prune_ratios(res.policy)
+    assert kept == prune_ratios(CompressionPolicy.from_dict(by_number[best["trial"]].user_attrs["policy"]))
+    assert res.train.lr == best["lr"]
+    with pytest.raises(slimnas.ConfigError, match="--refine-top"):
+        auto_compress(model, data, budget=["macs<=50%"], n_trials=1, refine_top=0)
 
 
 def test_auto_refine_horizon_is_half_the_final_finetune_unless_given():
