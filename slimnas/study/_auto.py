@@ -124,7 +124,9 @@ class AutoSettings:
             fine-tunes, which can rank shapes differently from longer ones: on the pysource
             decoder (benchmarks/tasks.py --sections lm) 3 took two seeds whose chosen shape ended
             0.13 perplexity above uniform pruning's to within 0.01 of it (both then kept the
-            uniform shape), at three times the refinement's cost. 1: the chosen trial alone.
+            uniform shape), at three times the refinement's cost. 1: the chosen trial alone. The
+            result's ``trial`` stays the study's best; its ``refine`` rows name the trial each
+            fine-tune started from, and the kept one is the best of them.
         early_stopping: ``median``, ``hyperband`` or ``none`` (the strategy's own: hyperband for
             BOHB): stops a ranking fine-tune whose validation accuracy falls behind the other
             trials' at the same epoch. ``None``: what a resumed study was started with (``median``
@@ -699,6 +701,7 @@ class AutoAfter(AfterStudy):
                 if best is None or q.better(top, best[0]):
                     best = (top, found, t.number)
             policy = best[1]
+
             def trial_of(number: int) -> str:  # named only where several trials were refined
                 return f"trial {number} " if s.refine_top > 1 else ""
 
@@ -744,8 +747,11 @@ class AutoAfter(AfterStudy):
 
         seen, out = {widths(trial)}, []
         for t in sorted(ok, key=lambda t: (sign * t.values[0], t.number)):
-            if len(out) < self.s.refine_top - 1 and widths(t) not in seen:
-                seen.add(widths(t))
+            if len(out) == self.s.refine_top - 1:
+                break
+            counts = widths(t)
+            if counts not in seen:
+                seen.add(counts)
                 out.append(t)
         return out
 
