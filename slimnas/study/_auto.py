@@ -284,12 +284,13 @@ def with_finetune(policy: CompressionPolicy, *, importance: str, lr: float) -> C
 def refine_finetune(model: nn.Module, policy: CompressionPolicy, data: DataSplits, *, importances: tuple[str, ...],
                     recipe: TrainSpec, epochs: int, seed: int, device: str,
                     lr_factors: tuple[float, ...] = REFINE_LR_FACTORS,
-                    listener: Listener | None = None) -> tuple[CompressionPolicy, list[dict]]:
+                    listener: Listener | None = None) -> tuple[CompressionPolicy, list[dict], float]:
     """Choose the criterion and the fine-tune learning rate for the chosen ratios with a
     medium-length fine-tune, on validation data: which channels to keep and how hard to retrain
     them rank differently after a few epochs than after many (a criterion that keeps what helps
     at once, like Taylor, wins short fine-tunes more often than long ones). ``listener`` hears
-    of it as the ``refine`` phase, one step per fine-tune."""
+    of it as the ``refine`` phase, one step per fine-tune. Returns the best policy, every
+    fine-tune's row and the best one's validation figure."""
     rows, best, quality = [], None, Quality.of(data.task)
     base_lr = policy.finetune_lr or recipe.lr
     reporter = [PhaseEpochs(listener, "refine", epochs)] if listener is not None else []
@@ -308,7 +309,7 @@ def refine_finetune(model: nn.Module, policy: CompressionPolicy, data: DataSplit
                     listener.phase_progress("refine", len(rows), rows[-1])
         found.update({"importance": best[1].options("prune").get("importance"), "lr": best[1].finetune_lr,
                       quality.key: best[0]})
-    return best[1], rows
+    return best[1], rows, best[0]
 
 
 class AutoObjective(BaseTrialObjective):
@@ -692,12 +693,10 @@ class AutoAfter(AfterStudy):
         if refine_epochs > 0 and (self.in_budget or self.choice):
             q, best = self.objective.quality, None
             for t in [trial, *self.runners_up(trial)]:
-                found, tried = refine_finetune(model, CompressionPolicy.from_dict(t.user_attrs["policy"]), data,
+                found, tried, top = refine_finetune(model, CompressionPolicy.from_dict(t.user_attrs["policy"]), data,
                                                importances=s.importances, recipe=recipe, epochs=refine_epochs,
                                                seed=s.seed, device=s.device, listener=listener)
                 rows += [{**r, "trial": t.number} for r in tried]
-                top = [r[q.key] for r in tried if r["lr"] == found.finetune_lr
-                       and r["importance"] == found.options("prune").get("importance")][0]
                 if best is None or q.better(top, best[0]):
                     best = (top, found, t.number)
             policy = best[1]
